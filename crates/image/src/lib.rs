@@ -1,1 +1,138 @@
-//! placeholder
+//! Berth's image store: content-addressed blobs, references, manifests, layer snapshots, and
+//! `docker load` / `save` / `import` archives, with Docker's semantics.
+//!
+//! Everything here is blocking; the daemon calls it from `tokio::task::spawn_blocking`.
+
+pub mod archive;
+pub mod config;
+pub mod content;
+pub mod digest;
+pub mod error;
+pub mod import;
+pub mod layer;
+pub mod manifest;
+pub mod reference;
+pub mod snapshot;
+pub mod store;
+pub mod timefmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use reference::Reference;
+pub use store::ImageStore;
+
+/// An image as the store knows it; also its on-disk record (`images/<id hex>.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Image {
+    /// Image ID: the digest of the config blob.
+    pub id: Digest,
+    /// The parsed config (its exact bytes stay in the blob store).
+    pub config: ImageConfig,
+    /// Tags pointing at this image, sorted.
+    pub repo_tags: Vec<Reference>,
+    /// `repo@sha256:…` digests (empty after load/import, like Docker).
+    pub repo_digests: Vec<String>,
+    /// Digest of the manifest `save` writes for this image.
+    pub manifest_digest: Digest,
+    /// Layers, bottom first.
+    pub layers: Vec<Layer>,
+    /// Docker's `Size`: the sum of the layers' unpacked sizes.
+    pub size: u64,
+    /// When this store got the image (Go RFC3339Nano).
+    pub loaded_at: String,
+    /// When a tag was last added to it.
+    pub last_tag_time: Option<String>,
+}
+
+/// One layer of an image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Chain ID (identifies the snapshot).
+    pub chain_id: Digest,
+    /// Digest of the blob as stored (maybe compressed).
+    pub blob: Digest,
+    /// Media type of the blob.
+    pub media_type: String,
+    /// Size of the blob in bytes.
+    pub blob_size: u64,
+    /// Docker's layer size: the sum of the sizes of its non-directory entries.
+    pub size: u64,
+}
+
+/// Progress reported while loading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadProgress {
+    /// Bytes of a layer read so far.
+    Layer {
+        /// Short ID shown to the user (12 hex).
+        id: String,
+        /// Bytes read.
+        current: u64,
+        /// Total bytes.
+        total: u64,
+    },
+}
+
+/// An image created or updated by `load`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedImage {
+    /// Image ID.
+    pub id: Digest,
+    /// Tags the archive gave it.
+    pub tags: Vec<Reference>,
+}
+
+/// Options of `docker import`.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Optional `repo[:tag]` to tag the image with.
+    pub repo_tag: Option<String>,
+    /// Dockerfile instructions to apply (`--change`).
+    pub changes: Vec<String>,
+    /// Commit message (`--message`); empty gives Docker's "Imported from -".
+    pub message: String,
+    /// OS of the image (default `linux`).
+    pub platform_os: Option<String>,
+    /// Architecture of the image (default `amd64`).
+    pub platform_arch: Option<String>,
+}
+
+/// A line of `docker rmi` / `docker image prune` output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteItem {
+    /// A tag was removed (familiar reference).
+    Untagged(String),
+    /// An image or layer was deleted (`sha256:…`).
+    Deleted(String),
+}
+
+/// What `prune` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Untagged/deleted items, in order.
+    pub deleted: Vec<DeleteItem>,
+    /// Bytes freed.
+    pub space_reclaimed: u64,
+}
+
+/// A row of `docker history`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryItem {
+    /// Image ID on the top row, `<missing>` on the others.
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// The build command.
+    pub created_by: String,
+    /// Familiar tags (top row only).
+    pub tags: Vec<String>,
+    /// Size of the layer the step made (0 for empty layers).
+    pub size: u64,
+    /// Comment.
+    pub comment: String,
+}

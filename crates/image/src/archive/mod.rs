@@ -1,0 +1,4 @@
+//! `docker save` / `docker load` archives.
+
+pub mod load;
+pub mod save;
