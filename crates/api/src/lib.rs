@@ -1,1 +1,15 @@
-//! placeholder
+//! Berth's Docker Engine API server: HTTP/1.1 on a unix socket, Docker's paths, version negotiation,
+//! `{"message": …}` errors and stream framing. Handlers parse requests and call the engine; nothing here
+//! decides anything about images or containers.
+
+mod body;
+mod error;
+mod query;
+mod router;
+mod routes;
+mod server;
+mod version;
+
+pub use error::ApiError;
+pub use server::serve;
+pub use version::ApiVersion;

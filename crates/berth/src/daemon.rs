@@ -1,10 +1,187 @@
-//! `berth daemon`: opens the engine on its data root and serves the Docker Engine API.
+//! `berth daemon`: takes the data root's lock, opens the engine, and serves the Docker Engine API on a unix
+//! socket until SIGTERM or SIGINT.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use rustix::fs::{flock, FlockOperation};
 
 /// Flags of `berth daemon`, named as dockerd names them.
 #[derive(Debug, clap::Args)]
-pub struct DaemonArgs {}
+pub struct DaemonArgs {
+    /// Daemon socket to listen on (unix:///path)
+    #[arg(short = 'H', long = "host", value_name = "unix:///PATH")]
+    host: Vec<String>,
+    /// Root directory of persistent Berth state
+    #[arg(long, default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// Root directory for execution state files
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Path to use for the daemon PID file (default: EXEC_ROOT/berth.pid)
+    #[arg(short = 'p', long)]
+    pidfile: Option<PathBuf>,
+    /// Set the logging level ("debug"|"info"|"warn"|"error")
+    #[arg(short = 'l', long, default_value = "info")]
+    log_level: String,
+    /// Log as JSON lines instead of text
+    #[arg(long)]
+    log_json: bool,
+}
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(_args: DaemonArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_level, args.log_json);
+    let sockets: Vec<PathBuf> = if args.host.is_empty() {
+        vec![args.exec_root.join("berth.sock")]
+    } else {
+        args.host.iter().map(|h| socket_path(h)).collect::<anyhow::Result<_>>()?
+    };
+    std::fs::create_dir_all(&args.data_root)
+        .with_context(|| format!("creating data root {}", args.data_root.display()))?;
+    std::fs::create_dir_all(&args.exec_root)
+        .with_context(|| format!("creating exec root {}", args.exec_root.display()))?;
+    // The lock, not the pidfile, says whether a daemon runs: a crashed daemon's stale pidfile never blocks.
+    let _lock = lock_data_root(&args.data_root)?;
+    let pidfile = args
+        .pidfile
+        .clone()
+        .unwrap_or_else(|| args.exec_root.join("berth.pid"));
+    write_pidfile(&pidfile)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(serve(&args, &sockets));
+    for s in &sockets {
+        let _ = std::fs::remove_file(s);
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    tracing::info!("daemon stopped");
+    result
+}
+
+async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
+    let config = engine::EngineConfig {
+        data_root: args.data_root.clone(),
+        exec_root: args.exec_root.clone(),
+    };
+    let engine = tokio::task::spawn_blocking(move || engine::Engine::open(config))
+        .await?
+        .context("opening the engine")?;
+    let engine = Arc::new(engine);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    for path in sockets {
+        let listener = bind(path)?;
+        tracing::info!(socket = %path.display(), "API listening");
+        let mut stop = stop_rx.clone();
+        servers.push(tokio::spawn(api::serve(
+            listener,
+            Arc::clone(&engine),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        )));
+    }
+    tracing::info!(version = engine::VERSION, data_root = %args.data_root.display(), "daemon started");
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for s in servers {
+        s.await??;
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+/// `unix:///run/berth/berth.sock` → `/run/berth/berth.sock`; other schemes are refused for now.
+fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
+    match host.strip_prefix("unix://") {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        _ if host.starts_with('/') => Ok(PathBuf::from(host)),
+        _ => bail!("invalid host {host:?}: only unix:///PATH sockets are supported"),
+    }
+}
+
+fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // We hold the data-root lock, so a socket file left here belongs to a dead daemon.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing stale {}", path.display())),
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("listening on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Takes an exclusive lock on `DATA_ROOT/berth.lock` for the daemon's lifetime.
+fn lock_data_root(data_root: &Path) -> anyhow::Result<File> {
+    let path = data_root.join("berth.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        let holder = holder.trim();
+        bail!(
+            "another berth daemon is already using data root {}{}",
+            data_root.display(),
+            if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
+        );
+    }
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+fn write_pidfile(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("pid.tmp");
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing pidfile {}", path.display()))
+}
+
+fn init_logging(level: &str, json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

@@ -1,1 +1,77 @@
-//! placeholder
+//! Berth's daemon core. The engine owns every store and the event bus and carries out each operation the API
+//! asks for; it knows nothing of HTTP. Data flows down (`api → engine → image | runtime | network`) and events
+//! flow back up through [`Events`].
+
+mod error;
+pub mod events;
+pub mod filters;
+mod host;
+mod images;
+mod system;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use error::{Error, Result};
+pub use events::{Event, Events};
+pub use filters::Filters;
+pub use host::HostInfo;
+pub use images::{parse_timestamp, ImageListOptions, ImportRequest, LoadedImage};
+pub use system::{API_VERSION, MIN_API_VERSION, VERSION};
+
+/// Where the engine keeps its state; the daemon fills it from its flags.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Persistent state (`--data-root`, default `/var/lib/berth`).
+    pub data_root: PathBuf,
+    /// Runtime state that dies with a reboot (`--exec-root`, default `/run/berth`).
+    pub exec_root: PathBuf,
+}
+
+/// The daemon core, shared by every API connection.
+pub struct Engine {
+    config: EngineConfig,
+    images: Arc<image::ImageStore>,
+    events: Events,
+    host: HostInfo,
+    id: String,
+}
+
+impl Engine {
+    /// Opens every store under the data root, recovering from an interrupted previous run.
+    pub fn open(config: EngineConfig) -> Result<Engine> {
+        for dir in [&config.data_root, &config.exec_root] {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::System(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let images = image::ImageStore::open(config.data_root.join("image"))?;
+        let id = system::engine_id(&config.data_root)?;
+        Ok(Engine {
+            images: Arc::new(images),
+            events: Events::default(),
+            host: HostInfo::probe(),
+            config,
+            id,
+        })
+    }
+
+    /// The event bus, for `/events`.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Runs blocking store work on tokio's blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&image::ImageStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = Arc::clone(&self.images);
+        tokio::task::spawn_blocking(move || f(&store)).await?
+    }
+}

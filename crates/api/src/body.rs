@@ -1,0 +1,200 @@
+//! Response bodies (JSON, text, streams) and the bridges between hyper's async bodies and the engine's
+//! blocking readers and writers.
+
+use std::io::{self, Read, Write};
+
+use bytes::Bytes;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, BodyStream, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+
+/// Every response body the server sends.
+pub type Body = BoxBody<Bytes, io::Error>;
+
+/// Size of the chunks streamed between blocking work and the connection.
+const CHUNK: usize = 1 << 20;
+
+/// A body holding `bytes`.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A 200 response with a JSON body.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Response<Body> {
+    json_status(StatusCode::OK, value)
+}
+
+/// A response with a JSON body and the given status.
+pub fn json_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(mut v) => {
+            v.push(b'\n');
+            with_type(status, "application/json", full(v))
+        }
+        Err(e) => error_response(&ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding response: {e}"),
+        )),
+    }
+}
+
+/// A response with the given status, content type and body.
+pub fn with_type(status: StatusCode, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// An empty response (204 and the like).
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+/// Docker's error body: `{"message": "…"}`.
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let body = serde_json::json!({ "message": e.message });
+    let mut v = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+    v.push(b'\n');
+    with_type(e.status, "application/json", full(v))
+}
+
+/// Sending half of a streamed body; chunks go to the client as they are sent.
+#[derive(Clone)]
+pub struct StreamSender(mpsc::Sender<io::Result<Bytes>>);
+
+/// Creates a streamed body and the sender that feeds it.
+pub fn channel() -> (StreamSender, Body) {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    let s = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let body = BodyExt::boxed(StreamBody::new(s.map_ok(Frame::data)));
+    (StreamSender(tx), body)
+}
+
+impl StreamSender {
+    /// Sends a chunk from async code; false once the client has gone.
+    pub async fn send(&self, bytes: Bytes) -> bool {
+        self.0.send(Ok(bytes)).await.is_ok()
+    }
+
+    /// Completes when the client has gone away.
+    pub async fn closed(&self) {
+        self.0.closed().await
+    }
+
+    /// Sends a chunk from a blocking thread; false once the client has gone.
+    pub fn blocking_send(&self, bytes: Bytes) -> bool {
+        self.0.blocking_send(Ok(bytes)).is_ok()
+    }
+
+    /// Ends the stream with an error, which aborts the response mid-body.
+    pub fn blocking_fail(&self, e: io::Error) {
+        let _ = self.0.blocking_send(Err(e));
+    }
+}
+
+/// A blocking writer that streams into a response body in large chunks.
+pub struct ChannelWriter {
+    sender: StreamSender,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    /// Wraps a sender.
+    pub fn new(sender: StreamSender) -> ChannelWriter {
+        ChannelWriter {
+            sender,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.len() >= CHUNK && self.buf.is_empty() {
+            self.send(Bytes::copy_from_slice(data))?;
+            return Ok(data.len());
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.send(Bytes::from(chunk))
+    }
+}
+
+impl ChannelWriter {
+    fn send(&self, b: Bytes) -> io::Result<()> {
+        if self.sender.blocking_send(b) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "client closed the connection",
+            ))
+        }
+    }
+}
+
+/// A blocking reader over a request body, for engine operations that consume a stream (load, import).
+/// Must be read from a blocking thread: it waits for the connection task to deliver chunks.
+pub fn blocking_reader(body: Incoming) -> impl Read + Send + 'static {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    tokio::spawn(async move {
+        let mut frames = BodyStream::new(body);
+        while let Some(frame) = frames.next().await {
+            let item = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => Ok(d),
+                    Err(_) => continue,
+                },
+                Err(e) => Err(io::Error::other(e)),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    ChannelReader {
+        rx,
+        current: Bytes::new(),
+    }
+}
+
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}

@@ -1,0 +1,138 @@
+//! Maps a request to its handler. Docker's paths embed image names that contain slashes
+//! (`/images/fixture/webapp:1.0/json`), so routing is by prefix and last segment rather than a pattern table.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine::Engine;
+use http::{header, HeaderValue, Method, Request, Response};
+use hyper::body::Incoming;
+
+use crate::body::{error_response, Body};
+use crate::error::{ApiError, ApiResult};
+use crate::query::Query;
+use crate::routes;
+use crate::version::{self, ApiVersion};
+
+/// What every handler gets besides the body.
+pub struct Ctx {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The API version the client asked for.
+    pub version: ApiVersion,
+    /// Query parameters.
+    pub query: Query,
+}
+
+/// Answers one request; never fails (errors become Docker's error responses).
+pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = match dispatch(engine, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::error!(%method, %path, status = e.status.as_u16(), error = %e.message, "request failed");
+            }
+            error_response(&e)
+        }
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(engine::API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    if let Ok(v) = HeaderValue::from_str(&format!("Berth/{} (linux)", engine::VERSION)) {
+        h.insert(header::SERVER, v);
+    }
+    resp
+}
+
+async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+    let raw_path = percent_decode(req.uri().path())?;
+    let (version, path) = version::split(&raw_path)?;
+    let path = path.trim_end_matches('/').to_owned();
+    let ctx = Ctx {
+        engine,
+        version,
+        query: Query::parse(req.uri().query()),
+    };
+    let method = req.method().clone();
+    let m = &method;
+    match path.as_str() {
+        "/_ping" if m == Method::GET || m == Method::HEAD => Ok(routes::system::ping(m)),
+        "/version" if m == Method::GET => Ok(routes::system::version(&ctx)),
+        "/info" if m == Method::GET => routes::system::info(&ctx).await,
+        "/events" if m == Method::GET => routes::system::events(&ctx).await,
+        "/system/df" if m == Method::GET => routes::system::df(&ctx).await,
+        "/images/json" if m == Method::GET => routes::images::list(&ctx).await,
+        "/images/create" if m == Method::POST => routes::images::create(&ctx, req).await,
+        "/images/load" if m == Method::POST => routes::images::load(&ctx, req).await,
+        "/images/get" if m == Method::GET => {
+            let names = ctx.query.all("names");
+            routes::images::save(&ctx, names).await
+        }
+        "/images/prune" if m == Method::POST => routes::images::prune(&ctx).await,
+        "/images/search" => Err(not_implemented("searching a registry")),
+        p if p.starts_with("/images/") => image_route(&ctx, m, &p["/images/".len()..]).await,
+        p if routes::unsupported::is_swarm_or_plugin(p) => {
+            Err(routes::unsupported::error(p))
+        }
+        _ => Err(ApiError::page_not_found()),
+    }
+}
+
+/// `/images/{name}[/action]`; the name itself may hold slashes.
+async fn image_route(ctx: &Ctx, m: &Method, rest: &str) -> ApiResult<Response<Body>> {
+    if m == Method::DELETE {
+        return routes::images::remove(ctx, rest).await;
+    }
+    let (name, action) = rest.rsplit_once('/').ok_or_else(ApiError::page_not_found)?;
+    match (action, m) {
+        ("json", &Method::GET) => routes::images::inspect(ctx, name).await,
+        ("history", &Method::GET) => routes::images::history(ctx, name).await,
+        ("tag", &Method::POST) => routes::images::tag(ctx, name).await,
+        ("get", &Method::GET) => routes::images::save(ctx, vec![name.to_owned()]).await,
+        ("push", &Method::POST) => Err(not_implemented("pushing to a registry")),
+        _ => Err(ApiError::page_not_found()),
+    }
+}
+
+fn not_implemented(what: &str) -> ApiError {
+    ApiError::new(
+        http::StatusCode::NOT_IMPLEMENTED,
+        format!("{what} is not supported by Berth yet"),
+    )
+}
+
+/// Decodes `%XX` escapes in a path (clients escape some characters of image names).
+fn percent_decode(path: &str) -> ApiResult<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| ApiError::bad_request("path is not valid UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_escapes_in_paths_are_decoded() {
+        assert_eq!(percent_decode("/images/a%2Fb%3A1/json").unwrap(), "/images/a/b:1/json");
+        assert_eq!(percent_decode("/images/x%").unwrap(), "/images/x%");
+    }
+}

@@ -1,0 +1,208 @@
+//! `/images/…`: list, inspect, history, tag, remove, prune, load, save and import.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use engine::{Engine, Filters, ImageListOptions, ImportRequest};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::body::{self, blocking_reader, json, json_status, Body, ChannelWriter, StreamSender};
+use crate::error::{ApiError, ApiResult};
+use crate::router::Ctx;
+
+/// `GET /images/json`.
+pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let opts = ImageListOptions {
+        all: ctx.query.bool("all"),
+        filters: Filters::parse(ctx.query.get("filters"))?,
+    };
+    let mut images = ctx.engine.list_images(opts).await?;
+    if ctx.version.before(44) {
+        for img in &mut images {
+            img.virtual_size = Some(img.size);
+        }
+    }
+    Ok(json(&images))
+}
+
+/// `GET /images/{name}/json`.
+pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let mut img = ctx.engine.inspect_image(name).await?;
+    if ctx.version.before(44) {
+        img.virtual_size = img.size;
+    }
+    Ok(json(&img))
+}
+
+/// `GET /images/{name}/history`.
+pub async fn history(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    Ok(json(&ctx.engine.image_history(name).await?))
+}
+
+/// `POST /images/{name}/tag?repo=…&tag=…`: 201 on success.
+pub async fn tag(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let repo = ctx.query.get("repo").unwrap_or("");
+    ctx.engine
+        .tag_image(name, repo, ctx.query.get("tag"))
+        .await?;
+    Ok(body::empty(StatusCode::CREATED))
+}
+
+/// `DELETE /images/{name}?force=…&noprune=…`.
+pub async fn remove(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let items = ctx
+        .engine
+        .remove_image(name, ctx.query.bool("force"), ctx.query.bool("noprune"))
+        .await?;
+    Ok(json(&items))
+}
+
+/// `POST /images/prune?filters=…`.
+pub async fn prune(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let filters = Filters::parse(ctx.query.get("filters"))?;
+    Ok(json(&ctx.engine.prune_images(filters).await?))
+}
+
+/// `POST /images/load?quiet=…`: a JSON-lines progress stream; errors come inside the 200.
+pub async fn load(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+    let quiet = ctx.query.bool("quiet");
+    let mut archive = blocking_reader(req.into_body());
+    let (tx, body) = body::channel();
+    let engine = Arc::clone(&ctx.engine);
+    tokio::task::spawn_blocking(move || {
+        let mut last_sent: Option<(String, Instant)> = None;
+        let mut progress = |p: image::LoadProgress| {
+            let image::LoadProgress::Layer { id, current, total } = p;
+            let due = match &last_sent {
+                Some((last_id, at)) => {
+                    *last_id != id || current >= total || at.elapsed() > Duration::from_millis(100)
+                }
+                None => true,
+            };
+            if quiet || !due {
+                return;
+            }
+            send_line(
+                &tx,
+                &json!({
+                    "status": "Loading layer",
+                    "progressDetail": { "current": current, "total": total },
+                    "id": id,
+                }),
+            );
+            last_sent = Some((id, Instant::now()));
+        };
+        match engine.load_images(&mut archive, &mut progress) {
+            Ok(images) => {
+                for img in images {
+                    if img.tags.is_empty() {
+                        send_stream(&tx, &format!("Loaded image ID: {}\n", img.id));
+                    }
+                    for t in img.tags {
+                        send_stream(&tx, &format!("Loaded image: {t}\n"));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "load failed");
+                send_error(&tx, &e.to_string());
+            }
+        }
+        // Drain what the client still sends so it sees our answer instead of a broken pipe.
+        let _ = std::io::copy(&mut archive, &mut std::io::sink());
+    });
+    Ok(body::with_type(StatusCode::OK, "application/json", body))
+}
+
+/// `GET /images/get?names=…` and `GET /images/{name}/get`: a tar stream of the images.
+pub async fn save(ctx: &Ctx, names: Vec<String>) -> ApiResult<Response<Body>> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no images specified"));
+    }
+    // Resolve first, so a wrong name gets a 404 instead of a cut stream.
+    for n in &names {
+        ctx.engine.inspect_image(n).await?;
+    }
+    let (tx, body) = body::channel();
+    let engine: Arc<Engine> = Arc::clone(&ctx.engine);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter::new(tx.clone());
+        let result = engine
+            .save_images(&names, &mut out)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|()| std::io::Write::flush(&mut out));
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "save failed");
+            tx.blocking_fail(e);
+        }
+    });
+    Ok(body::with_type(StatusCode::OK, "application/x-tar", body))
+}
+
+/// `POST /images/create`: `fromSrc=-` imports the request body; pulling is not there yet.
+pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+    match ctx.query.get("fromSrc") {
+        Some("-") => {}
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "importing from a URL is not supported by Berth yet",
+            ))
+        }
+        None => {
+            let image = ctx.query.get("fromImage").unwrap_or("");
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("pulling {image} from a registry is not supported by Berth yet"),
+            ));
+        }
+    }
+    let request = ImportRequest {
+        repo: ctx.query.get("repo").map(str::to_owned),
+        tag: ctx.query.get("tag").map(str::to_owned),
+        changes: ctx.query.all("changes"),
+        message: ctx.query.get("message").map(str::to_owned),
+        platform: ctx.query.get("platform").map(str::to_owned),
+    };
+    let mut rootfs = blocking_reader(req.into_body());
+    let engine = Arc::clone(&ctx.engine);
+    let result = tokio::task::spawn_blocking(move || {
+        let r = engine.import_image(&mut rootfs, request);
+        let _ = std::io::copy(&mut rootfs, &mut std::io::sink());
+        r
+    })
+    .await
+    .map_err(engine::Error::from)?;
+    match result {
+        Ok(id) => {
+            let mut line = serde_json::to_vec(&json!({ "status": id })).unwrap_or_default();
+            line.extend_from_slice(b"\r\n");
+            Ok(body::with_type(StatusCode::OK, "application/json", body::full(line)))
+        }
+        Err(e @ engine::Error::System(_)) => Err(e.into()),
+        Err(e) => Ok(json_status(
+            StatusCode::OK,
+            &json!({ "errorDetail": { "message": e.to_string() }, "error": e.to_string() }),
+        )),
+    }
+}
+
+fn send_line(tx: &StreamSender, value: &serde_json::Value) {
+    let mut v = serde_json::to_vec(value).unwrap_or_default();
+    v.extend_from_slice(b"\r\n");
+    tx.blocking_send(Bytes::from(v));
+}
+
+fn send_stream(tx: &StreamSender, text: &str) {
+    send_line(tx, &json!({ "stream": text }));
+}
+
+fn send_error(tx: &StreamSender, message: &str) {
+    send_line(
+        tx,
+        &json!({ "errorDetail": { "message": message }, "error": message }),
+    );
+}

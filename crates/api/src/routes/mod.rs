@@ -1,0 +1,5 @@
+//! Route handlers, one module per area of the API.
+
+pub mod images;
+pub mod system;
+pub mod unsupported;

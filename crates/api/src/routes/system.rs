@@ -1,0 +1,114 @@
+//! `/_ping`, `/version`, `/info`, `/events` and `/system/df`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use engine::{parse_timestamp, Filters};
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::body::{self, full, json, Body};
+use crate::error::ApiResult;
+use crate::router::Ctx;
+
+/// `GET|HEAD /_ping`: "OK" plus the headers clients negotiate with.
+pub fn ping(method: &Method) -> Response<Body> {
+    let text = if method == Method::HEAD { "" } else { "OK" };
+    let mut r = body::with_type(StatusCode::OK, "text/plain; charset=utf-8", full(text));
+    let h = r.headers_mut();
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    h.insert("Swarm", HeaderValue::from_static("inactive"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if method == Method::HEAD {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    r
+}
+
+/// `GET /version`.
+pub fn version(ctx: &Ctx) -> Response<Body> {
+    json(&ctx.engine.version())
+}
+
+/// `GET /info`.
+pub async fn info(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    Ok(json(&ctx.engine.info().await?))
+}
+
+/// `GET /system/df`.
+pub async fn df(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let mut usage = ctx.engine.disk_usage().await?;
+    if !ctx.version.before(44) {
+        return Ok(json(&usage));
+    }
+    for img in usage.images.iter_mut().flatten() {
+        img.virtual_size = Some(img.size);
+    }
+    Ok(json(&usage))
+}
+
+/// `GET /events`: past events since `since`, then live ones until `until` (or until the client leaves),
+/// one JSON object per line, filtered by `filters`.
+pub async fn events(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let filters = Filters::parse(ctx.query.get("filters"))?;
+    let stamp = |key: &str| {
+        ctx.query
+            .get(key)
+            .filter(|s| !s.is_empty())
+            .map(parse_timestamp)
+            .transpose()
+    };
+    let since = stamp("since")?;
+    let until = stamp("until")?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let (past, mut live) = ctx.engine.events().subscribe(since);
+    let (tx, body) = body::channel();
+    tokio::spawn(async move {
+        let encode = |e: &engine::Event| {
+            let mut v = serde_json::to_vec(e).unwrap_or_default();
+            v.push(b'\n');
+            Bytes::from(v)
+        };
+        for e in past.iter().filter(|e| until.is_none_or(|u| e.time_nano <= u)) {
+            if e.matches(&filters) && !tx.send(encode(e)).await {
+                return;
+            }
+        }
+        let deadline = match until {
+            Some(u) if u <= now => return,
+            Some(u) => Some(tokio::time::Instant::now() + Duration::from_nanos((u - now) as u64)),
+            None => None,
+        };
+        loop {
+            let next = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout_at(d, live.recv()).await.ok(),
+                    None => Some(live.recv().await),
+                }
+            };
+            let next = tokio::select! {
+                () = tx.closed() => return,
+                n = next => n,
+            };
+            match next {
+                None | Some(Err(RecvError::Closed)) => return,
+                Some(Err(RecvError::Lagged(n))) => {
+                    tracing::warn!(missed = n, "events subscriber fell behind");
+                }
+                Some(Ok(e)) => {
+                    if e.matches(&filters) && !tx.send(encode(&e)).await {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(body::with_type(StatusCode::OK, "application/json", body))
+}

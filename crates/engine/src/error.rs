@@ -1,0 +1,45 @@
+//! The engine's error type: what failed, in words a Docker user recognises, and the class the API maps to a status.
+
+/// Every way an engine operation can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The named object does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed or names something invalid (400).
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// The operation conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The feature exists in Docker but not (yet) in Berth (501).
+    #[error("{0}")]
+    NotImplemented(String),
+    /// Anything else: the daemon's own failure (500).
+    #[error("{0}")]
+    System(String),
+}
+
+/// The engine's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<image::Error> for Error {
+    fn from(e: image::Error) -> Self {
+        use image::Error as E;
+        match e {
+            E::NotFound(_) => Error::NotFound(e.to_string()),
+            E::InvalidReference(_) => Error::InvalidParameter(e.to_string()),
+            E::Conflict(_) => Error::Conflict(format!("conflict: {e}")),
+            E::InvalidArchive(_) | E::UnsafePath { .. } | E::DigestMismatch { .. } => {
+                Error::InvalidParameter(e.to_string())
+            }
+            _ => Error::System(e.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Error::System(format!("internal task failed: {e}"))
+    }
+}

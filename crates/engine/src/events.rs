@@ -1,0 +1,189 @@
+//! The event bus: every action the engine takes is published here, kept in a bounded history for `since`
+//! queries, and broadcast to live `/events` subscribers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::filters::Filters;
+
+/// How many past events are kept for `since` (dockerd keeps 256).
+const HISTORY: usize = 1024;
+
+/// One event, serialised as Docker's `EventMessage` (with the legacy `status`/`id`/`from` fields that
+/// older clients and docker-py still read).
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Legacy copy of `Action`.
+    pub status: String,
+    /// Legacy copy of `Actor.ID`.
+    pub id: String,
+    /// Legacy: the image a container came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Object type: `image`, `container`, `network`, `volume`, `daemon`.
+    #[serde(rename = "Type")]
+    pub typ: &'static str,
+    /// What happened: `tag`, `untag`, `delete`, `load`, `import`, `save`, …
+    #[serde(rename = "Action")]
+    pub action: String,
+    /// The object and its attributes.
+    #[serde(rename = "Actor")]
+    pub actor: Actor,
+    /// Always `local` (no swarm).
+    pub scope: &'static str,
+    /// Unix seconds.
+    pub time: i64,
+    /// Unix nanoseconds.
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+/// The object an event is about.
+#[derive(Debug, Clone, Serialize)]
+pub struct Actor {
+    /// Object ID (an image ID, a container ID, …).
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Name, labels and other details.
+    #[serde(rename = "Attributes")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Event {
+    /// A new event stamped with the current time.
+    pub fn new(
+        typ: &'static str,
+        action: &str,
+        id: &str,
+        attributes: BTreeMap<String, String>,
+    ) -> Event {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        Event {
+            status: action.to_owned(),
+            id: id.to_owned(),
+            from: None,
+            typ,
+            action: action.to_owned(),
+            actor: Actor {
+                id: id.to_owned(),
+                attributes,
+            },
+            scope: "local",
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
+        }
+    }
+
+    /// Whether this event passes the `/events` filters (type, event/action, image, container, label, scope).
+    pub fn matches(&self, filters: &Filters) -> bool {
+        let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
+            let values = filters.get(key);
+            values.is_empty() || values.iter().any(|v| pred(v))
+        };
+        let attr = |k: &str| self.actor.attributes.get(k).map(String::as_str);
+        any("type", &|v| v == self.typ)
+            && any("event", &|v| v == self.action || self.action.starts_with(&format!("{v}:")))
+            && any("scope", &|v| v == self.scope)
+            && any("image", &|v| {
+                self.typ == "image"
+                    && (self.actor.id == v
+                        || self.actor.id.trim_start_matches("sha256:").starts_with(v)
+                        || attr("name") == Some(v))
+                    || attr("image") == Some(v)
+            })
+            && any("container", &|v| {
+                self.typ == "container" && (self.actor.id.starts_with(v) || attr("name") == Some(v))
+            })
+            && filters.labels_match("label", |k| attr(k))
+    }
+}
+
+/// Publisher and history of events; owned by the engine, read by the API.
+pub struct Events {
+    history: Mutex<VecDeque<Event>>,
+    live: broadcast::Sender<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+            live: broadcast::channel(HISTORY).0,
+        }
+    }
+}
+
+impl Events {
+    /// Records and broadcasts an event.
+    pub fn publish(&self, event: Event) {
+        tracing::debug!(typ = event.typ, action = %event.action, id = %event.actor.id, "event");
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(event.clone());
+        // Subscribe happens under the same lock, so no event falls between the history and the live feed.
+        let _ = self.live.send(event);
+    }
+
+    /// Past events at or after `since_nanos` (none when `None`) and a receiver for every later one.
+    pub fn subscribe(&self, since_nanos: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let past = match since_nanos {
+            Some(since) => history
+                .iter()
+                .filter(|e| e.time_nano >= since)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        (past, self.live.subscribe())
+    }
+
+    /// Number of live subscribers (for `info`'s NEventsListener).
+    pub fn listeners(&self) -> usize {
+        self.live.receiver_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag_event() -> Event {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_owned(), "busybox:latest".to_owned());
+        Event::new("image", "tag", "sha256:abc", attrs)
+    }
+
+    #[test]
+    fn history_returns_events_since_and_live_gets_later_ones() {
+        let bus = Events::default();
+        bus.publish(tag_event());
+        let (past, mut rx) = bus.subscribe(Some(0));
+        assert_eq!(past.len(), 1);
+        bus.publish(tag_event());
+        assert_eq!(rx.try_recv().map(|e| e.action).ok().as_deref(), Some("tag"));
+        let (none, _) = bus.subscribe(None);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn filters_select_by_type_action_and_image_name() {
+        let e = tag_event();
+        let f = |s: &str| Filters::parse(Some(s)).unwrap();
+        assert!(e.matches(&f(r#"{"type":["image"]}"#)));
+        assert!(!e.matches(&f(r#"{"type":["container"]}"#)));
+        assert!(e.matches(&f(r#"{"event":["tag","untag"]}"#)));
+        assert!(!e.matches(&f(r#"{"event":["delete"]}"#)));
+        assert!(e.matches(&f(r#"{"image":["busybox:latest"]}"#)));
+        assert!(!e.matches(&f(r#"{"image":["other"]}"#)));
+    }
+}

@@ -1,0 +1,106 @@
+//! Facts about the host that `info` and `version` report: kernel, OS, CPUs, memory, cgroup layout.
+
+use std::path::Path;
+
+/// What the daemon learned about its host at start.
+#[derive(Debug, Clone)]
+pub struct HostInfo {
+    /// `uname -r`.
+    pub kernel_version: String,
+    /// PRETTY_NAME from os-release.
+    pub operating_system: String,
+    /// VERSION_ID from os-release.
+    pub os_version: String,
+    /// `uname -m`.
+    pub architecture: String,
+    /// Go's name for the architecture (`amd64`), as image configs and `version` use it.
+    pub go_arch: &'static str,
+    /// Online CPUs.
+    pub ncpu: usize,
+    /// Physical memory in bytes.
+    pub mem_total: u64,
+    /// The host's name.
+    pub hostname: String,
+    /// `1` on a v1 or hybrid cgroup layout, `2` on a pure unified one.
+    pub cgroup_version: &'static str,
+}
+
+impl HostInfo {
+    /// Reads the host's facts; missing files give empty strings, never an error.
+    pub fn probe() -> HostInfo {
+        let uts = rustix::system::uname();
+        let os_release = std::fs::read_to_string("/etc/os-release")
+            .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+            .unwrap_or_default();
+        let field = |key: &str| {
+            os_release
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(|v| v.trim_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let architecture = uts.machine().to_string_lossy().into_owned();
+        HostInfo {
+            kernel_version: uts.release().to_string_lossy().into_owned(),
+            operating_system: field("PRETTY_NAME"),
+            os_version: field("VERSION_ID"),
+            go_arch: go_arch(&architecture),
+            architecture,
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            mem_total: mem_total(),
+            hostname: uts.nodename().to_string_lossy().into_owned(),
+            cgroup_version: cgroup_version(Path::new("/sys/fs/cgroup")),
+        }
+    }
+}
+
+/// Maps `uname -m` to Go's GOARCH names, which image configs and the API use.
+pub fn go_arch(machine: &str) -> &'static str {
+    match machine {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "armv7l" | "armv6l" => "arm",
+        "i686" | "i386" => "386",
+        "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        _ => "unknown",
+    }
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// A pure v2 host mounts cgroup2 itself at the cgroup root; a hybrid one mounts tmpfs there.
+fn cgroup_version(root: &Path) -> &'static str {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    match rustix::fs::statfs(root) {
+        Ok(st) if st.f_type as i64 == CGROUP2_SUPER_MAGIC => "2",
+        _ => "1",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_reads_real_figures() {
+        let h = HostInfo::probe();
+        assert!(!h.kernel_version.is_empty());
+        assert!(h.ncpu >= 1);
+        assert!(h.mem_total > 0);
+        assert_eq!(go_arch("x86_64"), "amd64");
+    }
+}
