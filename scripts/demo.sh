@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: build Berth, start `berth daemon` on a private root, make a busybox image
+# locally from Debian's busybox-static (no registry), and use it through the berth CLI and the real docker CLI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! dpkg -s busybox-static >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+fi
+cargo build -p berth
+berth=$PWD/target/debug/berth
+
+work=$(mktemp -d /tmp/berth-demo.XXXXXX)
+sock=unix://$work/berth.sock
+"$berth" daemon --data-root "$work/data" --exec-root "$work/exec" -H "$sock" 2>"$work/daemon.log" &
+daemon=$!
+trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 100); do [ -S "$work/berth.sock" ] && break; sleep 0.05; done
+
+echo "== a busybox rootfs from Debian's busybox-static, imported as busybox:latest"
+mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp"
+cp /bin/busybox "$work/rootfs/bin/busybox"
+for applet in $(/bin/busybox --list); do ln -sf busybox "$work/rootfs/bin/$applet"; done
+echo 'root:x:0:0:root:/root:/bin/sh' >"$work/rootfs/etc/passwd"
+tar -C "$work/rootfs" -c . | "$berth" -H "$sock" import -c 'CMD ["sh"]' - busybox:latest
+
+echo "== berth images"
+"$berth" -H "$sock" images
+echo "== berth image inspect"
+"$berth" -H "$sock" image inspect busybox --format '{{.Id}} {{json .Config.Cmd}} {{.Size}}'
+echo "== save | load round trip"
+"$berth" -H "$sock" save busybox | "$berth" -H "$sock" load
+if [ -x /usr/local/bin/docker ]; then
+    echo "== the real docker CLI against berth"
+    DOCKER_HOST=$sock /usr/local/bin/docker version --format 'Server: {{.Server.Platform.Name}} {{.Server.Version}} (API {{.Server.APIVersion}})'
+    DOCKER_HOST=$sock /usr/local/bin/docker images
+fi
+echo "== done (containers come with the runtime and containers issues)"

@@ -1,0 +1,176 @@
+//! The API foundation: ping, version negotiation, info, errors, events, and the routes Berth refuses.
+
+mod common;
+
+use common::Daemon;
+
+#[test]
+fn ping_answers_ok_with_negotiation_headers() {
+    let d = Daemon::start();
+    let r = d.request("GET", "/_ping", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "OK");
+    assert_eq!(r.header("Api-Version"), Some("1.50"));
+    assert_eq!(r.header("Ostype"), Some("linux"));
+    assert_eq!(r.header("Docker-Experimental"), Some("false"));
+    assert_eq!(r.header("Builder-Version"), Some("1"));
+    assert_eq!(r.header("Cache-Control"), Some("no-cache, no-store, must-revalidate"));
+    assert_eq!(r.header("Pragma"), Some("no-cache"));
+}
+
+#[test]
+fn head_ping_has_the_headers_and_no_body() {
+    let d = Daemon::start();
+    let r = d.request("HEAD", "/v1.41/_ping", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Api-Version"), Some("1.50"));
+    assert!(r.body.is_empty());
+}
+
+#[test]
+fn versioned_and_unversioned_paths_are_both_served() {
+    let d = Daemon::start();
+    for path in ["/version", "/v1.24/version", "/v1.41/version", "/v1.50/version"] {
+        let v = d.get_json(path);
+        assert_eq!(v["ApiVersion"], "1.50", "{path}");
+        assert_eq!(v["MinAPIVersion"], "1.24");
+        assert_eq!(v["Components"][0]["Name"], "Engine");
+        assert_eq!(v["Components"][0]["Details"]["ApiVersion"], "1.50");
+    }
+}
+
+#[test]
+fn too_old_api_version_is_refused_with_dockers_message() {
+    let d = Daemon::start();
+    let r = d.request("GET", "/v1.23/version", &[]);
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["message"],
+        "client version 1.23 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"
+    );
+    let r = d.request("GET", "/v1.51/info", &[]);
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn info_reports_real_figures() {
+    let d = Daemon::start();
+    let info = d.get_json("/info");
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    assert_eq!(info["NCPU"].as_u64(), Some(cpus));
+    assert!(info["MemTotal"].as_u64().unwrap() > 0);
+    assert_eq!(info["Images"].as_u64(), Some(0));
+    assert_eq!(info["Containers"].as_u64(), Some(0));
+    assert_eq!(info["DockerRootDir"], d.data_root().display().to_string());
+    assert_eq!(info["CgroupDriver"], "cgroupfs");
+    assert!(matches!(info["CgroupVersion"].as_str(), Some("1") | Some("2")));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(info["KernelVersion"], kernel.trim());
+    assert_eq!(info["OSType"], "linux");
+    assert!(!info["ID"].as_str().unwrap().is_empty());
+    d.load_fixture();
+    assert_eq!(d.get_json("/info")["Images"].as_u64(), Some(1));
+}
+
+#[test]
+fn engine_id_survives_a_restart() {
+    let mut d = Daemon::start();
+    let id = d.get_json("/info")["ID"].clone();
+    d.stop();
+    d.spawn();
+    assert_eq!(d.get_json("/info")["ID"], id);
+}
+
+#[test]
+fn unknown_routes_are_404_page_not_found() {
+    let d = Daemon::start();
+    let r = d.request("GET", "/nonsense", &[]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "page not found");
+}
+
+#[test]
+fn swarm_and_plugin_routes_answer_503_with_a_message() {
+    let d = Daemon::start();
+    for path in ["/swarm", "/services", "/nodes", "/tasks", "/secrets", "/configs", "/plugins"] {
+        let r = d.request("GET", &format!("/v1.50{path}"), &[]);
+        assert_eq!(r.status, 503, "{path}");
+        assert!(!r.json()["message"].as_str().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn missing_image_is_404_with_dockers_message() {
+    let d = Daemon::start();
+    let r = d.request("GET", "/images/nosuch:1/json", &[]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "No such image: nosuch:1");
+}
+
+#[test]
+fn events_report_image_actions_with_since_until_and_filters() {
+    let d = Daemon::start();
+    d.load_fixture();
+    let r = d.request("POST", "/images/fixture/webapp:1.0/tag?repo=mine&tag=v2", &[]);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let r = d.request("GET", &format!("/events?since=0&until={until}"), &[]);
+    assert_eq!(r.status, 200);
+    let events = r.json_lines();
+    let actions: Vec<&str> = events.iter().filter_map(|e| e["Action"].as_str()).collect();
+    assert!(actions.contains(&"load"), "{actions:?}");
+    assert!(actions.contains(&"tag"), "{actions:?}");
+    let tag = events.iter().find(|e| e["Action"] == "tag").unwrap();
+    assert_eq!(tag["Type"], "image");
+    assert_eq!(tag["Actor"]["Attributes"]["name"], "mine:v2");
+    assert_eq!(
+        tag["Actor"]["ID"],
+        "sha256:577d8034c8e21de40e24ea4b7edef267879a8020c636d9def665075be53de13a"
+    );
+    let filtered = d.request(
+        "GET",
+        &format!("/events?since=0&until={until}&filters=%7B%22event%22%3A%5B%22tag%22%5D%7D"),
+        &[],
+    );
+    let only: Vec<serde_json::Value> = filtered.json_lines();
+    assert!(!only.is_empty());
+    assert!(only.iter().all(|e| e["Action"] == "tag"));
+}
+
+#[test]
+fn live_events_stream_as_they_happen() {
+    use std::io::{BufRead, BufReader, Write};
+    let d = Daemon::start();
+    d.load_fixture();
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    s.write_all(b"GET /v1.50/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.contains("200"), "{line}");
+    // Headers arrive before any event: the CLI waits for them.
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+    }
+    let tag = d.request("POST", "/images/fixture/webapp:1.0/tag?repo=live", &[]);
+    assert_eq!(tag.status, 201);
+    let mut seen = String::new();
+    for _ in 0..4 {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        seen.push_str(&line);
+        if seen.contains("\"tag\"") {
+            break;
+        }
+    }
+    assert!(seen.contains("live:latest"), "{seen}");
+}

@@ -1,0 +1,379 @@
+//! Shared harness for Berth's end-to-end tests: a daemon on a temporary root and socket, a minimal HTTP
+//! client for the API, and locally made test images (no registry needed).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `berth` binary under test.
+pub fn berth_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// The shared reference data and fixtures (`../shared` next to the repository).
+pub fn shared_dir() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for candidate in [repo.join("../shared"), repo.join("shared")] {
+        if candidate.join("fixtures").is_dir() {
+            return candidate;
+        }
+    }
+    panic!("cannot find shared/ next to the repository");
+}
+
+/// The dockerd-made `docker save` fixture.
+pub fn webapp_fixture() -> PathBuf {
+    shared_dir().join("fixtures/dockerd-webapp/webapp-docker-save.tar")
+}
+
+/// A running `berth daemon` with its own data root, exec root and socket; killed and cleaned on drop.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts a daemon and waits until it answers `/_ping`.
+    pub fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("tempdir");
+        let mut d = Daemon { dir, child: None };
+        d.spawn();
+        d
+    }
+
+    /// Data root of this daemon.
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Exec root of this daemon.
+    pub fn exec_root(&self) -> PathBuf {
+        self.dir.path().join("exec")
+    }
+
+    /// Socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
+    }
+
+    /// `unix://…` form of the socket, for `-H` and `DOCKER_HOST`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// Daemon arguments for this root.
+    pub fn daemon_command(&self) -> Command {
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg("daemon")
+            .arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .arg("-H")
+            .arg(self.host())
+            .env("BERTH_LOG", "debug");
+        cmd
+    }
+
+    /// Starts the daemon process (again, after a `kill`).
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .expect("log file");
+        let child = self
+            .daemon_command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berth daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.try_request("GET", "/_ping", &[]) {
+                if r.status == 200 {
+                    return;
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!("daemon exited early ({status}): {}", self.log());
+                }
+            }
+            assert!(Instant::now() < deadline, "daemon did not come up: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILLs the daemon (simulating a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERMs the daemon and waits for it; returns its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("daemon running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().expect("wait daemon")
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Runs `berth -H <socket> ARGS…`.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_stdin(args, None)
+    }
+
+    /// Runs `berth -H <socket> ARGS…` with `stdin` fed from a file.
+    pub fn berth_stdin(&self, args: &[&str], stdin: Option<&Path>) -> Output {
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg("-H").arg(self.host()).args(args);
+        run_with_stdin(cmd, stdin)
+    }
+
+    /// Runs the real docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_stdin(args, None)
+    }
+
+    /// Runs the real docker CLI with `stdin` fed from a file.
+    pub fn docker_stdin(&self, args: &[&str], stdin: Option<&Path>) -> Output {
+        let mut cmd = Command::new(docker_bin());
+        cmd.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION");
+        run_with_stdin(cmd, stdin)
+    }
+
+    /// One HTTP request to the API; panics if the daemon cannot be reached.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> HttpResponse {
+        self.try_request(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log()))
+    }
+
+    /// One HTTP request to the API.
+    pub fn try_request(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<HttpResponse> {
+        http_request(&self.socket(), method, path, &[], body)
+    }
+
+    /// A request whose body is streamed from a file.
+    pub fn request_file(&self, method: &str, path: &str, file: &Path) -> HttpResponse {
+        let body = std::fs::read(file).expect("read request body");
+        self.request(method, path, &body)
+    }
+
+    /// GET and parse JSON.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = self.request("GET", path, &[]);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.json()
+    }
+
+    /// Loads the webapp fixture through the API and returns the stream's text.
+    pub fn load_fixture(&self) -> String {
+        let r = self.request_file("POST", "/images/load?quiet=1", &webapp_fixture());
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        assert!(text.contains("Loaded image: fixture/webapp:1.0"), "{text}");
+        text
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+        // Keep the root when a test failed, to read its log; tempdir cleanup otherwise.
+        if std::thread::panicking() {
+            eprintln!("--- daemon log ({}) ---\n{}", self.dir.path().display(), self.log());
+        }
+    }
+}
+
+/// The real docker CLI.
+pub fn docker_bin() -> PathBuf {
+    PathBuf::from(std::env::var("BERTH_TEST_DOCKER").unwrap_or_else(|_| "/usr/local/bin/docker".into()))
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: Option<&Path>) -> Output {
+    match stdin {
+        Some(p) => cmd.stdin(std::fs::File::open(p).expect("open stdin file")),
+        None => cmd.stdin(Stdio::null()),
+    };
+    cmd.output().expect("run command")
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Body as JSON lines (progress and event streams).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .collect()
+    }
+}
+
+/// A minimal HTTP/1.1 client over a unix socket (Connection: close; chunked responses decoded).
+pub fn http_request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let mut body = Vec::new();
+    if method == "HEAD" {
+        return Ok(HttpResponse { status, headers, body });
+    }
+    if chunked {
+        loop {
+            line.clear();
+            r.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim(), 16)
+                .map_err(|_| std::io::Error::other(format!("bad chunk size {line:?}")))?;
+            if size == 0 {
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            r.read_exact(&mut body[start..])?;
+            line.clear();
+            r.read_line(&mut line)?;
+        }
+    } else {
+        r.read_to_end(&mut body)?;
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Whether a command exists on PATH (for tests that need skopeo, umoci, python's docker SDK).
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd} >/dev/null 2>&1"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Writes a busybox rootfs tar (from Debian's busybox-static) to `dest`, with applet links for `sh`, `echo`,
+/// `ls`, `cat`, `true`, and the usual top-level directories.
+pub fn busybox_rootfs_tar(dest: &Path) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("busybox-static is required: apt-get install busybox-static");
+    let file = std::fs::File::create(dest).expect("create rootfs tar");
+    let mut b = tar::Builder::new(file);
+    for dir in ["bin", "etc", "tmp", "root", "proc", "sys", "dev"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(if dir == "tmp" { 0o1777 } else { 0o755 });
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        b.append_data(&mut h, format!("{dir}/"), std::io::empty()).expect("dir");
+    }
+    b.append_path_with_name(busybox, "bin/busybox").expect("busybox");
+    for applet in ["sh", "echo", "ls", "cat", "true", "sleep", "httpd", "id"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_mtime(1_700_000_000);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox").expect("link");
+    }
+    let mut h = tar::Header::new_gnu();
+    let passwd = b"root:x:0:0:root:/root:/bin/sh\n";
+    h.set_size(passwd.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "etc/passwd", &passwd[..]).expect("passwd");
+    b.finish().expect("finish tar");
+}
+pub mod archive;
