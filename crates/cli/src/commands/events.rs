@@ -5,7 +5,8 @@ use hyper::Method;
 
 use crate::client::{filters_json, query, Client, JsonStream, ReqBody};
 use crate::error::CliError;
-use crate::format::template::{go_json, Renderer};
+use crate::format::json_indent::compact;
+use crate::format::template::Renderer;
 use crate::output::print;
 
 /// Flags of `events`.
@@ -64,9 +65,10 @@ pub async fn run(client: &Client, args: EventsArgs) -> Result<(), CliError> {
         .await?;
     let mut stream = JsonStream::new(resp);
     while let Some(item) = stream.next().await {
-        let (value, _raw) = item?;
+        let (value, raw) = item?;
         let line = if json_lines {
-            go_json(&value)
+            // The daemon's own bytes keep Docker's field order (status, id, from, Type, …).
+            compact(&raw)
         } else if let Some(r) = &renderer {
             r.render(&value)?
         } else {

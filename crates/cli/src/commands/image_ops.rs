@@ -311,7 +311,12 @@ pub async fn history(client: &Client, args: HistoryArgs) -> Result<(), CliError>
         Format::parse(args.format.as_deref(), HISTORY_TABLE)?
     };
     let rows = history_rows(&items, args.human, !args.no_trunc);
-    print(&format.render(&rows, &HISTORY_HEADERS)?)
+    let mut headers = HISTORY_HEADERS;
+    if !args.human {
+        // Docker titles the column by what it shows: absolute dates when not human.
+        headers[1] = ("CreatedSince", "CREATED AT");
+    }
+    print(&format.render(&rows, &headers)?)
 }
 
 /// Template data for each history entry, as Docker computes it.

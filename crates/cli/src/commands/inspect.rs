@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::path_escape;
 use crate::client::Client;
 use crate::error::CliError;
-use crate::format::json_indent::indent;
+use crate::format::json_indent::{compact, indent};
 use crate::format::template::Renderer;
 use crate::output::print;
 
@@ -52,14 +52,8 @@ impl ObjectKind {
 /// Inspects images.
 pub async fn image_inspect(client: &Client, args: ImageInspectArgs) -> Result<(), CliError> {
     let format = args.format.clone();
-    inspect_all(
-        client,
-        &args.images,
-        &[ObjectKind::Image],
-        format.as_deref(),
-        |name| format!("No such image: {name}"),
-    )
-    .await
+    // Docker's `image inspect` reports the daemon's own not-found error, not a generic one.
+    inspect_all(client, &args.images, &[ObjectKind::Image], format.as_deref(), None).await
 }
 
 /// Inspects any object; tries each kind in turn (containers will come first once they exist).
@@ -72,10 +66,7 @@ pub async fn inspect(client: &Client, args: InspectArgs) -> Result<(), CliError>
             )));
         }
     };
-    inspect_all(client, &args.names, kinds, args.format.as_deref(), |name| {
-        format!("No such object: {name}")
-    })
-    .await
+    inspect_all(client, &args.names, kinds, args.format.as_deref(), Some("object")).await
 }
 
 async fn inspect_all(
@@ -83,14 +74,17 @@ async fn inspect_all(
     names: &[String],
     kinds: &[ObjectKind],
     format: Option<&str>,
-    not_found: impl Fn(&str) -> String,
+    generic_not_found: Option<&str>,
 ) -> Result<(), CliError> {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for name in names {
         match lookup(client, name, kinds).await {
-            Ok(Some(raw)) => found.push(raw),
-            Ok(None) => errors.push(format!("Error: {}", not_found(name))),
+            Ok(raw) => found.push(raw),
+            Err(e @ CliError::Daemon { status: 404, .. }) => match generic_not_found {
+                Some(what) => errors.push(format!("Error: No such {what}: {name}")),
+                None => errors.push(e.to_string()),
+            },
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -104,20 +98,20 @@ async fn inspect_all(
     }
 }
 
-/// The raw JSON of the first kind of object named `name`, or `None` if no kind has it.
-async fn lookup(
-    client: &Client,
-    name: &str,
-    kinds: &[ObjectKind],
-) -> Result<Option<Bytes>, CliError> {
+/// The raw JSON of the first kind of object named `name`; the last kind's 404 if none has it.
+async fn lookup(client: &Client, name: &str, kinds: &[ObjectKind]) -> Result<Bytes, CliError> {
+    let mut last = CliError::Daemon {
+        status: 404,
+        message: format!("No such object: {name}"),
+    };
     for kind in kinds {
         match client.get_bytes(&kind.path(name)).await {
-            Ok(raw) => return Ok(Some(raw)),
-            Err(CliError::Daemon { status: 404, .. }) => continue,
+            Ok(raw) => return Ok(raw),
+            Err(e @ CliError::Daemon { status: 404, .. }) => last = e,
             Err(e) => return Err(e),
         }
     }
-    Ok(None)
+    Err(last)
 }
 
 /// Renders inspected objects: a 4-space indented JSON array by default, else the template per object.
@@ -138,12 +132,12 @@ pub fn render(raws: &[Bytes], format: Option<&str>) -> Result<String, CliError> 
         array.push(b']');
         return Ok(format!("{}\n", indent(&array, "    ")));
     }
-    let template = if format == "json" {
-        "{{json .}}"
-    } else {
-        format
-    };
-    let renderer = Renderer::new(template)?;
+    if format == "json" {
+        // Docker prints the objects as one compact JSON array, in the daemon's field order.
+        let parts: Vec<String> = raws.iter().map(|r| compact(r)).collect();
+        return Ok(format!("[{}]\n", parts.join(",")));
+    }
+    let renderer = Renderer::new(format)?;
     let mut out = String::new();
     for raw in raws {
         let value: serde_json::Value =
@@ -164,6 +158,15 @@ mod tests {
         assert_eq!(
             render(&[raw], None).unwrap(),
             "[\n    {\n        \"Id\": \"sha256:ab\",\n        \"RepoTags\": [\n            \"a:1\"\n        ]\n    }\n]\n"
+        );
+    }
+
+    #[test]
+    fn json_format_prints_compact_array_in_daemon_order() {
+        let raw = Bytes::from_static(b"{\"Id\": \"a b\",\n \"A\": [1, 2]}\n");
+        assert_eq!(
+            render(&[raw.clone(), raw], Some("json")).unwrap(),
+            "[{\"Id\":\"a b\",\"A\":[1,2]},{\"Id\":\"a b\",\"A\":[1,2]}]\n"
         );
     }
 

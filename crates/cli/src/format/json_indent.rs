@@ -1,4 +1,4 @@
-//! Re-indents raw JSON the way Go's `json.Indent` does, keeping key order and string escapes untouched.
+//! Re-indents (or compacts) raw JSON the way Go's `json.Indent` does, keeping key order and string escapes untouched.
 //!
 //! `docker inspect` prints the daemon's JSON bytes re-indented, not re-encoded, so doing the same keeps
 //! field order and escapes identical to Docker's output.
@@ -64,6 +64,29 @@ pub fn indent(raw: &[u8], indent: &str) -> String {
                 out.extend_from_slice(b": ");
             }
             _ => out.push(b),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Removes the whitespace between JSON tokens, leaving strings untouched.
+pub fn compact(raw: &[u8]) -> String {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in raw {
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if !b.is_ascii_whitespace() {
+            in_string = b == b'"';
+            out.push(b);
         }
     }
     String::from_utf8_lossy(&out).into_owned()
