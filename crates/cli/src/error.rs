@@ -32,7 +32,7 @@ pub enum CliError {
     /// A `--format` template failed to parse or run.
     #[error("{0}")]
     Template(String),
-    /// A usage error found after flag parsing (exit status 125 in Docker... but reported as 1 here when noted).
+    /// A usage error found after flag parsing (exit status 125, as Docker).
     #[error("{0}")]
     Usage(String),
     /// A message Docker prints with an `Error: ` prefix (`Error: No such image: x`).
@@ -53,8 +53,46 @@ impl CliError {
     }
 }
 
+/// An OS error as Go words it ("no such file or directory"): Rust's text, lower-cased, without "(os error N)".
+pub fn os_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => text.as_str(),
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError::Io(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_are_worded_like_go() {
+        let e = std::io::Error::from_raw_os_error(2);
+        assert_eq!(os_error_text(&e), "no such file or directory");
+    }
+
+    #[test]
+    fn connect_error_names_the_host_and_usage_errors_exit_125() {
+        let e = CliError::Connect {
+            host: "unix:///run/berth/berth.sock".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Cannot connect to the Berth daemon at unix:///run/berth/berth.sock. Is the berth daemon running?"
+        );
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(CliError::Usage("x".into()).exit_code(), 125);
     }
 }

@@ -138,13 +138,79 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
     }
 }
 
-/// Prints a clap parse failure and returns Docker's status for it: 0 for `--help`/`--version`
-/// output, 125 for a flag or argument error (clap itself would exit 2).
+/// Prints a clap parse failure and returns Docker's status for it (clap itself would exit 2):
+/// 0 for `--help`/`--version` output, 1 for a wrong number of arguments (Docker's "requires at least
+/// 1 argument"), 125 for an unknown or invalid flag.
 pub fn exit_for_parse_error(err: &clap::Error) -> ExitCode {
     let _ = err.print();
-    if err.use_stderr() {
-        ExitCode::from(125)
-    } else {
-        ExitCode::SUCCESS
+    ExitCode::from(parse_error_status(err))
+}
+
+/// The status [`exit_for_parse_error`] returns for `err`, for callers that print errors themselves.
+pub fn parse_error_status(err: &clap::Error) -> u8 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !err.use_stderr() {
+        return 0;
+    }
+    match err.kind() {
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::TooFewValues
+        | ErrorKind::WrongNumberOfValues => 1,
+        ErrorKind::UnknownArgument => match err.get(ContextKind::InvalidArg) {
+            // An extra positional argument is an argument-count error in Docker, not a flag error.
+            Some(ContextValue::String(arg)) if !arg.starts_with('-') => 1,
+            _ => 125,
+        },
+        _ => 125,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(name = "berth")]
+    struct Top {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[command(subcommand)]
+        cmd: Command,
+    }
+
+    fn status(args: &[&str]) -> u8 {
+        match Top::try_parse_from(args) {
+            Ok(_) => 255,
+            Err(e) => parse_error_status(&e),
+        }
+    }
+
+    #[test]
+    fn unknown_flag_exits_125_like_docker() {
+        assert_eq!(status(&["berth", "images", "--bogus"]), 125);
+    }
+
+    #[test]
+    fn missing_or_extra_arguments_exit_1_like_docker() {
+        assert_eq!(status(&["berth", "rmi"]), 1);
+        assert_eq!(status(&["berth", "tag", "a", "b", "c"]), 1);
+    }
+
+    #[test]
+    fn help_exits_0() {
+        assert_eq!(status(&["berth", "images", "--help"]), 0);
+    }
+
+    #[test]
+    fn host_defaults_to_berth_socket_and_history_human_takes_equals_value() {
+        let top = Top::try_parse_from(["berth", "history", "-H=false", "img"]).unwrap();
+        assert_eq!(top.global.host, DEFAULT_HOST);
+        match top.cmd {
+            Command::History(h) => assert!(!h.human),
+            _ => panic!("parsed as another command"),
+        }
+        let top = Top::try_parse_from(["berth", "-H", "unix:///x.sock", "image", "list"]).unwrap();
+        assert_eq!(top.global.host, "unix:///x.sock");
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::progress;
 use super::{path_escape, rfc3339, short_id, split_tag};
 use crate::client::{filters_json, query, read_all, Client, JsonStream, ReqBody};
-use crate::error::CliError;
+use crate::error::{os_error_text, CliError};
 use crate::format::duration::ago;
 use crate::format::size::{human_size, human_size_4};
 use crate::format::template::Format;
@@ -119,9 +119,23 @@ pub async fn save(client: &Client, args: SaveArgs) -> Result<(), CliError> {
     use http_body_util::BodyExt;
     use std::io::Write;
     if args.output.is_none() && stdout_is_terminal() {
-        return Err(CliError::Prefixed(
+        return Err(CliError::Io(
             "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
         ));
+    }
+    if let Some(path) = &args.output {
+        // Docker checks the directory before asking the daemon for the archive.
+        let dir = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if let Err(e) = std::fs::metadata(dir) {
+            return Err(CliError::Io(format!(
+                "failed to save image: invalid output path: stat {}: {}",
+                dir.display(),
+                os_error_text(&e)
+            )));
+        }
     }
     let names: Vec<(&str, &str)> = args.images.iter().map(|n| ("names", n.as_str())).collect();
     let resp = client
@@ -165,12 +179,13 @@ pub struct LoadArgs {
 /// Sends a tar archive to the daemon and shows what it loaded.
 pub async fn load(client: &Client, args: LoadArgs) -> Result<(), CliError> {
     let body = match &args.input {
-        Some(path) => {
-            ReqBody::from_reader(File::open(path).map_err(|e| CliError::Io(e.to_string()))?)
-        }
+        Some(path) => ReqBody::from_reader(
+            File::open(path)
+                .map_err(|e| CliError::Io(format!("open {path}: {}", os_error_text(&e))))?,
+        ),
         None => {
             if stdin_is_terminal() {
-                return Err(CliError::Prefixed(
+                return Err(CliError::Io(
                     "requested load from stdin, but stdin is empty".into(),
                 ));
             }
@@ -229,13 +244,8 @@ pub async fn import(client: &Client, args: ImportArgs) -> Result<(), CliError> {
     } else if args.source == "-" {
         (ReqBody::from_reader(std::io::stdin()), "-")
     } else {
-        let file = File::open(&args.source).map_err(|e| {
-            CliError::Io(format!(
-                "open {}: {}",
-                args.source,
-                e.kind().to_string().to_lowercase()
-            ))
-        })?;
+        let file = File::open(&args.source)
+            .map_err(|e| CliError::Io(format!("open {}: {}", args.source, os_error_text(&e))))?;
         (ReqBody::from_reader(file), "-")
     };
     let mut params: Vec<(&str, &str)> = vec![("fromSrc", from_src)];

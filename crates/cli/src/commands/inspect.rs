@@ -53,7 +53,14 @@ impl ObjectKind {
 pub async fn image_inspect(client: &Client, args: ImageInspectArgs) -> Result<(), CliError> {
     let format = args.format.clone();
     // Docker's `image inspect` reports the daemon's own not-found error, not a generic one.
-    inspect_all(client, &args.images, &[ObjectKind::Image], format.as_deref(), None).await
+    inspect_all(
+        client,
+        &args.images,
+        &[ObjectKind::Image],
+        format.as_deref(),
+        None,
+    )
+    .await
 }
 
 /// Inspects any object; tries each kind in turn (containers will come first once they exist).
@@ -66,7 +73,14 @@ pub async fn inspect(client: &Client, args: InspectArgs) -> Result<(), CliError>
             )));
         }
     };
-    inspect_all(client, &args.names, kinds, args.format.as_deref(), Some("object")).await
+    inspect_all(
+        client,
+        &args.names,
+        kinds,
+        args.format.as_deref(),
+        Some("object"),
+    )
+    .await
 }
 
 async fn inspect_all(
