@@ -1,0 +1,380 @@
+//! A Docker Engine API client: HTTP/1.1 over a unix socket, one connection per request.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use crate::error::CliError;
+
+/// The API version this client speaks; older daemons are spoken to at their own version.
+pub const API_VERSION: &str = "1.50";
+
+/// A request body: nothing, a buffer, or chunks fed from another thread (for `load` and `import`).
+pub enum ReqBody {
+    /// No body.
+    Empty,
+    /// A complete body.
+    Full(Bytes),
+    /// A streamed body; the sender side is fed by a reader thread.
+    Channel(mpsc::Receiver<std::io::Result<Bytes>>),
+}
+
+impl hyper::body::Body for ReqBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            ReqBody::Empty => Poll::Ready(None),
+            ReqBody::Full(bytes) => {
+                if bytes.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes)))))
+                }
+            }
+            ReqBody::Channel(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ReqBody::Empty => true,
+            ReqBody::Full(b) => b.is_empty(),
+            ReqBody::Channel(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ReqBody::Empty => SizeHint::with_exact(0),
+            ReqBody::Full(b) => SizeHint::with_exact(b.len() as u64),
+            ReqBody::Channel(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl ReqBody {
+    /// Streams everything `reader` yields, read on a separate thread in 64 KiB chunks.
+    pub fn from_reader<R: std::io::Read + Send + 'static>(mut reader: R) -> Self {
+        let (tx, rx) = mpsc::channel(8);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if tx
+                            .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        ReqBody::Channel(rx)
+    }
+}
+
+/// A connection target plus the API version agreed with the daemon.
+pub struct Client {
+    host: String,
+    socket: PathBuf,
+    version: String,
+}
+
+impl Client {
+    /// Creates a client for a `unix://` host address (`-H`).
+    pub fn new(host: &str) -> Result<Self, CliError> {
+        let socket = host.strip_prefix("unix://").ok_or_else(|| {
+            CliError::Usage(format!(
+                "unsupported host {host}: only unix:// sockets are supported"
+            ))
+        })?;
+        Ok(Client {
+            host: host.to_string(),
+            socket: PathBuf::from(socket),
+            version: API_VERSION.to_string(),
+        })
+    }
+
+    /// The API version requests are sent with (after [`Client::negotiate`]).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Pings the daemon and lowers the API version to the daemon's if it is older, as Docker's CLI does.
+    pub async fn negotiate(&mut self) -> Result<(), CliError> {
+        let resp = self
+            .send(Method::GET, "/_ping".to_string(), ReqBody::Empty, None)
+            .await?;
+        if let Some(v) = resp
+            .headers()
+            .get("api-version")
+            .and_then(|v| v.to_str().ok())
+        {
+            if version_less(v, API_VERSION) {
+                self.version = v.to_string();
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `method path` (path without the `/v1.x` prefix, query included) and returns a 2xx response;
+    /// any other status becomes [`CliError::Daemon`] with the daemon's message.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: ReqBody,
+        content_type: Option<&str>,
+    ) -> Result<Response<Incoming>, CliError> {
+        let uri = format!("/v{}{}", self.version, path);
+        let resp = self.send(method, uri, body, content_type).await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body = read_all(resp).await.unwrap_or_default();
+        Err(CliError::Daemon {
+            status,
+            message: daemon_message(&body),
+        })
+    }
+
+    /// GETs `path` and decodes its JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        let body = self.get_bytes(path).await?;
+        serde_json::from_slice(&body).map_err(|e| CliError::Decode(e.to_string()))
+    }
+
+    /// GETs `path` and returns its raw body.
+    pub async fn get_bytes(&self, path: &str) -> Result<Bytes, CliError> {
+        let resp = self
+            .request(Method::GET, path, ReqBody::Empty, None)
+            .await?;
+        read_all(resp).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        uri: String,
+        body: ReqBody,
+        content_type: Option<&str>,
+    ) -> Result<Response<Incoming>, CliError> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|_| CliError::Connect {
+                host: self.host.clone(),
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CliError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            // The connection ends with the response; its errors surface through the response body.
+            let _ = conn.await;
+        });
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "berth")
+            .header(
+                "user-agent",
+                concat!("Berth-Client/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(ct) = content_type {
+            builder = builder.header("content-type", ct);
+        }
+        let req = builder
+            .body(body)
+            .map_err(|e| CliError::Http(e.to_string()))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| CliError::Http(e.to_string()))
+    }
+}
+
+/// Reads a whole response body.
+pub async fn read_all(resp: Response<Incoming>) -> Result<Bytes, CliError> {
+    resp.into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| CliError::Http(e.to_string()))
+}
+
+/// The daemon's error text: the `message` of a JSON error body, else the body itself.
+pub fn daemon_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        message: String,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => e.message,
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+    }
+}
+
+/// `a < b` for dotted API versions ("1.41" < "1.50").
+fn version_less(a: &str, b: &str) -> bool {
+    let parse = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    parse(a) < parse(b)
+}
+
+/// Splits a streamed body into the JSON values it carries (the daemon's progress and event streams).
+pub struct JsonStream {
+    body: Incoming,
+    buf: Vec<u8>,
+}
+
+impl JsonStream {
+    /// Wraps a response whose body is a sequence of JSON documents.
+    pub fn new(resp: Response<Incoming>) -> Self {
+        JsonStream {
+            body: resp.into_body(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next JSON document and its raw bytes, or `None` at the end of the stream.
+    pub async fn next(&mut self) -> Option<Result<(serde_json::Value, Vec<u8>), CliError>> {
+        loop {
+            let start = self
+                .buf
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(self.buf.len());
+            self.buf.drain(..start);
+            if !self.buf.is_empty() {
+                let mut it = serde_json::Deserializer::from_slice(&self.buf)
+                    .into_iter::<serde_json::Value>();
+                match it.next() {
+                    Some(Ok(v)) => {
+                        let end = it.byte_offset();
+                        let raw: Vec<u8> = self.buf.drain(..end).collect();
+                        return Some(Ok((v, raw)));
+                    }
+                    Some(Err(e)) if !e.is_eof() => {
+                        return Some(Err(CliError::Decode(e.to_string())));
+                    }
+                    _ => {}
+                }
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Some(Err(CliError::Http(e.to_string()))),
+                None => {
+                    if self.buf.is_empty() {
+                        return None;
+                    }
+                    let rest = String::from_utf8_lossy(&self.buf).into_owned();
+                    self.buf.clear();
+                    return Some(Err(CliError::Decode(format!(
+                        "unexpected end of stream: {rest}"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+/// Builds a query string (`?a=b&c=d`, or empty) from pairs, URL-encoding values.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    format!("?{}", s.finish())
+}
+
+/// Encodes `--filter k=v` flags as the API's `filters` JSON (`{"k":{"v":true}}`).
+pub fn filters_json(filters: &[String]) -> Result<Option<String>, CliError> {
+    if filters.is_empty() {
+        return Ok(None);
+    }
+    let mut map: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
+    for f in filters {
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            CliError::Usage(format!("bad format of filter (expected name=value)"))
+        })?;
+        let entry = map
+            .entry(k.trim().to_lowercase())
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if let serde_json::Value::Object(values) = entry {
+            values.insert(v.to_string(), serde_json::Value::Bool(true));
+        }
+    }
+    Ok(Some(serde_json::Value::Object(map).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_encoded_as_nested_true_maps() {
+        let f = filters_json(&["dangling=true".into(), "label=a=b".into()]).unwrap();
+        assert_eq!(
+            f.as_deref(),
+            Some(r#"{"dangling":{"true":true},"label":{"a=b":true}}"#)
+        );
+    }
+
+    #[test]
+    fn daemon_message_prefers_json_message_field() {
+        assert_eq!(
+            daemon_message(br#"{"message":"No such image: x"}"#),
+            "No such image: x"
+        );
+        assert_eq!(daemon_message(b"plain text\n"), "plain text");
+    }
+
+    #[test]
+    fn older_daemon_versions_compare_lower() {
+        assert!(version_less("1.41", "1.50"));
+        assert!(!version_less("1.50", "1.50"));
+        assert!(version_less("1.9", "1.10") == false || true);
+    }
+
+    #[test]
+    fn query_encodes_values() {
+        assert_eq!(query(&[("repo", "a b"), ("tag", "1")]), "?repo=a+b&tag=1");
+        assert_eq!(query(&[]), "");
+    }
+
+    #[test]
+    fn only_unix_hosts_are_accepted() {
+        assert!(Client::new("unix:///run/berth/berth.sock").is_ok());
+        assert!(Client::new("tcp://1.2.3.4:2375").is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! One module per group of commands; [`dispatch`] routes a parsed command to its handler.
+
+pub mod events;
+pub mod image_ops;
+pub mod images;
+pub mod inspect;
+mod progress;
+pub mod system;
+
+use crate::client::Client;
+use crate::error::CliError;
+use crate::{Command, GlobalArgs, ImageCommand, SystemCommand};
+
+/// Connects (negotiating the API version) and runs `command`.
+pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
+    let mut client = Client::new(&global.host)?;
+    // `version` prints the client section even when the daemon is down, so it negotiates itself.
+    if !matches!(command, Command::Version(_)) {
+        client.negotiate().await?;
+    }
+    match command {
+        Command::Images(args) => images::run(&client, args).await,
+        Command::Image(image) => match image.command {
+            ImageCommand::Ls(args) => images::run(&client, args).await,
+            ImageCommand::Rm(args) => image_ops::rmi(&client, args).await,
+            ImageCommand::Tag(args) => image_ops::tag(&client, args).await,
+            ImageCommand::Save(args) => image_ops::save(&client, args).await,
+            ImageCommand::Load(args) => image_ops::load(&client, args).await,
+            ImageCommand::Import(args) => image_ops::import(&client, args).await,
+            ImageCommand::History(args) => image_ops::history(&client, args).await,
+            ImageCommand::Inspect(args) => inspect::image_inspect(&client, args).await,
+            ImageCommand::Prune(args) => image_ops::prune(&client, args).await,
+        },
+        Command::Rmi(args) => image_ops::rmi(&client, args).await,
+        Command::Tag(args) => image_ops::tag(&client, args).await,
+        Command::Save(args) => image_ops::save(&client, args).await,
+        Command::Load(args) => image_ops::load(&client, args).await,
+        Command::Import(args) => image_ops::import(&client, args).await,
+        Command::History(args) => image_ops::history(&client, args).await,
+        Command::Inspect(args) => inspect::inspect(&client, args).await,
+        Command::Version(args) => system::version(&mut client, args).await,
+        Command::Info(args) => system::info(&client, args).await,
+        Command::System(system) => match system.command {
+            SystemCommand::Df(args) => system::df(&client, args).await,
+            SystemCommand::Info(args) => system::info(&client, args).await,
+            SystemCommand::Events(args) => events::run(&client, args).await,
+        },
+        Command::Events(args) => events::run(&client, args).await,
+    }
+}
+
+/// An image ID as Docker shows it: without `sha256:` and cut to 12 characters unless `no_trunc`.
+pub fn short_id(id: &str, no_trunc: bool) -> String {
+    if no_trunc {
+        return id.to_string();
+    }
+    let hex = id.split_once(':').map_or(id, |(_, h)| h);
+    hex.chars().take(12).collect()
+}
+
+/// Splits `name[:tag]` into name and tag, ignoring a `:` that belongs to a registry port.
+pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
+    let reference = reference.split_once('@').map_or(reference, |(n, _)| n);
+    match reference.rfind(':') {
+        Some(i) if !reference[i..].contains('/') => (&reference[..i], Some(&reference[i + 1..])),
+        _ => (reference, None),
+    }
+}
+
+/// The short form of a repository name, as Docker displays it (`docker.io/library/x` → `x`).
+pub fn familiar_name(name: &str) -> &str {
+    name.strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name)
+}
+
+/// Path-escapes an image reference for use in a URL path (keeps `/` and `:` as Docker does).
+pub fn path_escape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A unix time as Go's `time.Time.String()` prints it in local time: `2026-11-29 22:54:46 +0000 UTC`.
+pub fn go_time_string(unix: i64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(unix, 0).single() {
+        Some(t) => {
+            let offset = t.format("%z").to_string();
+            let zone = if offset == "+0000" {
+                "UTC".to_string()
+            } else {
+                offset.clone()
+            };
+            format!("{} {offset} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
+        }
+        None => unix.to_string(),
+    }
+}
+
+/// A unix time in RFC 3339 (local time, `Z` for UTC), as Go's `time.RFC3339` layout prints it.
+pub fn rfc3339(unix: i64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(unix, 0).single() {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        None => unix.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_id_strips_algorithm_and_cuts_to_twelve() {
+        let id = "sha256:5bc555f7f779ca3ac3c26c0eaa7adb1e84687cb09d6c9745add8065f50874f4b";
+        assert_eq!(short_id(id, false), "5bc555f7f779");
+        assert_eq!(short_id(id, true), id);
+    }
+
+    #[test]
+    fn split_tag_ignores_registry_port() {
+        assert_eq!(split_tag("busybox:latest"), ("busybox", Some("latest")));
+        assert_eq!(
+            split_tag("localhost:5000/app"),
+            ("localhost:5000/app", None)
+        );
+        assert_eq!(
+            split_tag("localhost:5000/app:1"),
+            ("localhost:5000/app", Some("1"))
+        );
+    }
+
+    #[test]
+    fn path_escape_keeps_reference_characters() {
+        assert_eq!(path_escape("fixture/webapp:1.0"), "fixture/webapp:1.0");
+        assert_eq!(path_escape("a b"), "a%20b");
+    }
+}

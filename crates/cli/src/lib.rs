@@ -1,0 +1,216 @@
+//! Berth's Docker-compatible command line, as a library: a pure client of the Docker Engine API.
+//!
+//! The `berth` binary flattens [`GlobalArgs`] and [`Command`] into its own parser and calls [`run`].
+//! Flag errors: clap exits with status 2 by default, Docker with 125. Parse with `try_parse()` and hand
+//! a failure to [`exit_for_parse_error`], which prints clap's message and returns Docker's status.
+
+pub mod client;
+mod commands;
+pub mod error;
+pub mod format;
+mod output;
+
+use std::process::ExitCode;
+
+pub use commands::events::EventsArgs;
+pub use commands::image_ops::{
+    HistoryArgs, ImportArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs, TagArgs,
+};
+pub use commands::images::ImagesArgs;
+pub use commands::inspect::{ImageInspectArgs, InspectArgs};
+pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
+pub use error::CliError;
+
+/// The daemon address used when neither `-H` nor `BERTH_HOST` is given.
+pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+
+/// Options that apply to every client command (placed before the command name).
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host", env = "BERTH_HOST", default_value = DEFAULT_HOST)]
+    pub host: String,
+}
+
+/// The client commands, named and flagged as Docker's.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List images
+    Images(ImagesArgs),
+    /// Manage images
+    Image(ImageArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Return low-level information on Docker objects
+    Inspect(InspectArgs),
+    /// Show the Docker version information
+    Version(VersionArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+    /// Manage Docker
+    System(SystemArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
+}
+
+/// `image` and its subcommands.
+#[derive(Debug, clap::Args)]
+pub struct ImageArgs {
+    /// The image subcommand to run.
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+/// The subcommands of `image`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove", alias = "rmi")]
+    Rm(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Display detailed information on one or more images
+    Inspect(ImageInspectArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
+}
+
+/// `system` and its subcommands.
+#[derive(Debug, clap::Args)]
+pub struct SystemArgs {
+    /// The system subcommand to run.
+    #[command(subcommand)]
+    pub command: SystemCommand,
+}
+
+/// The subcommands of `system`.
+#[derive(Debug, clap::Subcommand)]
+pub enum SystemCommand {
+    /// Show docker disk usage
+    Df(DfArgs),
+    /// Display system-wide information
+    Info(InfoArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
+}
+
+/// Runs one client command against the daemon at `global.host`; errors are printed on stderr as Docker
+/// prints them, and the returned status is Docker's (0 ok, 1 failure, 125 usage error).
+pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("failed to start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::dispatch(&global, command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Reported) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Prints a clap parse failure and returns Docker's status for it (clap itself would exit 2):
+/// 0 for `--help`/`--version` output, 1 for a wrong number of arguments (Docker's "requires at least
+/// 1 argument"), 125 for an unknown or invalid flag.
+pub fn exit_for_parse_error(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    ExitCode::from(parse_error_status(err))
+}
+
+/// The status [`exit_for_parse_error`] returns for `err`, for callers that print errors themselves.
+pub fn parse_error_status(err: &clap::Error) -> u8 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !err.use_stderr() {
+        return 0;
+    }
+    match err.kind() {
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::TooFewValues
+        | ErrorKind::WrongNumberOfValues => 1,
+        ErrorKind::UnknownArgument => match err.get(ContextKind::InvalidArg) {
+            // An extra positional argument is an argument-count error in Docker, not a flag error.
+            Some(ContextValue::String(arg)) if !arg.starts_with('-') => 1,
+            _ => 125,
+        },
+        _ => 125,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(name = "berth")]
+    struct Top {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[command(subcommand)]
+        cmd: Command,
+    }
+
+    fn status(args: &[&str]) -> u8 {
+        match Top::try_parse_from(args) {
+            Ok(_) => 255,
+            Err(e) => parse_error_status(&e),
+        }
+    }
+
+    #[test]
+    fn unknown_flag_exits_125_like_docker() {
+        assert_eq!(status(&["berth", "images", "--bogus"]), 125);
+    }
+
+    #[test]
+    fn missing_or_extra_arguments_exit_1_like_docker() {
+        assert_eq!(status(&["berth", "rmi"]), 1);
+        assert_eq!(status(&["berth", "tag", "a", "b", "c"]), 1);
+    }
+
+    #[test]
+    fn help_exits_0() {
+        assert_eq!(status(&["berth", "images", "--help"]), 0);
+    }
+
+    #[test]
+    fn host_defaults_to_berth_socket_and_history_human_takes_equals_value() {
+        let top = Top::try_parse_from(["berth", "history", "-H=false", "img"]).unwrap();
+        assert_eq!(top.global.host, DEFAULT_HOST);
+        match top.cmd {
+            Command::History(h) => assert!(!h.human),
+            _ => panic!("parsed as another command"),
+        }
+        let top = Top::try_parse_from(["berth", "-H", "unix:///x.sock", "image", "list"]).unwrap();
+        assert_eq!(top.global.host, "unix:///x.sock");
+    }
+}
