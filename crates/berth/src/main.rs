@@ -1,11 +1,40 @@
-//! `berth`: the Docker-compatible CLI, and `berth daemon`, the engine behind it.
+//! `berth`: the Docker-compatible CLI (crate `cli`), and `berth daemon`, the engine behind it.
 
-mod cli;
 mod daemon;
 
 use clap::Parser;
 
+/// The whole command line: the client's global flags, and either `daemon` or a client command.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about = "A Docker-compatible container engine")]
+struct Top {
+    #[command(flatten)]
+    global: cli::GlobalArgs,
+    #[command(subcommand)]
+    command: TopCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TopCommand {
+    /// Run the Berth daemon
+    Daemon(daemon::DaemonArgs),
+    #[command(flatten)]
+    Cli(cli::Command),
+}
+
 fn main() -> std::process::ExitCode {
-    let args = cli::Cli::parse();
-    cli::run(args)
+    let top = match Top::try_parse() {
+        Ok(t) => t,
+        Err(e) => return cli::exit_for_parse_error(&e),
+    };
+    match top.command {
+        TopCommand::Daemon(args) => match daemon::run(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("berth daemon: {e:#}");
+                std::process::ExitCode::from(1)
+            }
+        },
+        TopCommand::Cli(cmd) => cli::run(top.global, cmd),
+    }
 }
