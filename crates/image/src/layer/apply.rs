@@ -529,3 +529,191 @@ fn remove_tree(dir: &OwnedFd, name: &[u8]) -> rustix::io::Result<()> {
     }
     rustix::fs::unlinkat(dir, os(name), AtFlags::REMOVEDIR)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::error::IoContext;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+    /// An entry of a test tar: name bytes are written raw into the header so `..` and `/abs` survive.
+    pub(crate) enum E<'a> {
+        Dir(&'a str),
+        File(&'a str, &'a [u8]),
+        Symlink(&'a str, &'a str),
+        Hardlink(&'a str, &'a str),
+        Char(&'a str),
+    }
+
+    pub(crate) fn build_tar(entries: &[E<'_>]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let mut h = tar::Header::new_gnu();
+            let (name, kind, data, link): (&str, EntryType, &[u8], Option<&str>) = match e {
+                E::Dir(n) => (n, EntryType::Directory, b"", None),
+                E::File(n, d) => (n, EntryType::Regular, d, None),
+                E::Symlink(n, t) => (n, EntryType::Symlink, b"", Some(t)),
+                E::Hardlink(n, t) => (n, EntryType::Link, b"", Some(t)),
+                E::Char(n) => (n, EntryType::Char, b"", None),
+            };
+            if let Some(gnu) = h.as_gnu_mut() {
+                gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+                if let Some(t) = link {
+                    gnu.linkname[..t.len()].copy_from_slice(t.as_bytes());
+                }
+            }
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(if kind == EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            h.set_cksum();
+            b.append(&h, &data[..]).ok();
+        }
+        b.into_inner().unwrap_or_default()
+    }
+
+    struct Sandbox {
+        _dir: tempfile::TempDir,
+        root: std::path::PathBuf,
+        outside: std::path::PathBuf,
+    }
+
+    /// `<tmp>/a/b/root` is the layer root; `<tmp>/sentinel` must stay empty.
+    fn sandbox() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let root = dir.path().join("a/b/root");
+        let outside = dir.path().join("sentinel");
+        std::fs::create_dir_all(&root).ok();
+        std::fs::create_dir_all(&outside).ok();
+        Sandbox {
+            _dir: dir,
+            root,
+            outside,
+        }
+    }
+
+    fn nothing_outside(s: &Sandbox) {
+        assert_eq!(
+            std::fs::read_dir(&s.outside).map(|d| d.count()).ok(),
+            Some(0),
+            "sentinel dir was written"
+        );
+        let parent = s
+            .root
+            .parent()
+            .map(|p| std::fs::read_dir(p).map(|d| d.count()).ok());
+        assert_eq!(parent, Some(Some(1)), "something appeared next to the root");
+    }
+
+    fn assert_unsafe(r: Result<ApplyStats>) {
+        match r {
+            Err(Error::UnsafePath { .. }) => {}
+            other => panic!("expected UnsafePath, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn apply_rejects_parent_dir_entry() {
+        let s = sandbox();
+        assert_unsafe(apply_layer(
+            &s.root,
+            &build_tar(&[E::File("../escape", b"x")])[..],
+        ));
+        assert_unsafe(apply_layer(
+            &s.root,
+            &build_tar(&[E::File("ok/../../../sentinel/x", b"x")])[..],
+        ));
+        nothing_outside(&s);
+    }
+
+    #[test]
+    fn apply_rejects_absolute_entry() {
+        let s = sandbox();
+        let abs = format!("{}/x", s.outside.display());
+        assert_unsafe(apply_layer(&s.root, &build_tar(&[E::File(&abs, b"x")])[..]));
+        nothing_outside(&s);
+    }
+
+    #[test]
+    fn apply_rejects_symlink_climbing_above_root() {
+        let s = sandbox();
+        assert_unsafe(apply_layer(
+            &s.root,
+            &build_tar(&[E::Symlink("a", "../../..")])[..],
+        ));
+        assert_unsafe(apply_layer(
+            &s.root,
+            &build_tar(&[E::Dir("d"), E::Symlink("d/a", "../../x")])[..],
+        ));
+        nothing_outside(&s);
+    }
+
+    #[test]
+    fn apply_refuses_to_write_through_symlink() {
+        let s = sandbox();
+        let target = s.outside.display().to_string();
+        let tar = build_tar(&[E::Symlink("evil", &target), E::File("evil/x", b"pwned")]);
+        assert_unsafe(apply_layer(&s.root, &tar[..]));
+        // A relative in-layer symlink to a directory is also not traversed.
+        let tar = build_tar(&[E::Dir("d"), E::Symlink("l", "d"), E::File("l/x", b"x")]);
+        assert_unsafe(apply_layer(&s.root, &tar[..]));
+        nothing_outside(&s);
+    }
+
+    #[test]
+    fn apply_rejects_hardlink_escaping_or_unknown() {
+        let s = sandbox();
+        assert_unsafe(apply_layer(
+            &s.root,
+            &build_tar(&[E::Hardlink("pw", "../../etc/passwd")])[..],
+        ));
+        assert_unsafe(apply_layer(
+            &s.root,
+            &build_tar(&[E::Hardlink("pw", "/etc/passwd")])[..],
+        ));
+        nothing_outside(&s);
+        assert!(!s.root.join("pw").exists());
+    }
+
+    #[test]
+    fn apply_rejects_char_device() {
+        let s = sandbox();
+        assert_unsafe(apply_layer(&s.root, &build_tar(&[E::Char("dev/kmsg")])[..]));
+        nothing_outside(&s);
+    }
+
+    #[test]
+    fn apply_handles_dot_paths_replacement_and_size() -> Result<()> {
+        let s = sandbox();
+        let tar = build_tar(&[
+            E::Dir("./a/"),
+            E::File("./a/f", b"12345"),
+            E::File("a/f", b"123"),
+            E::Hardlink("a/h", "a/f"),
+            E::Symlink("a/s", "/abs/target"),
+            E::File("implicit/dir/file", b"1"),
+            E::File("a/.wh.gone", b""),
+        ]);
+        let stats = apply_layer(&s.root, &tar[..])?;
+        // 3 (replaced file) + 0 (hard link) + 11 (symlink target) + 1; the first 5-byte version counts too,
+        // matching Docker's per-entry sum.
+        assert_eq!(stats.size, 5 + 3 + 11 + 1);
+        assert_eq!(
+            std::fs::read(s.root.join("a/f")).ok().as_deref(),
+            Some(&b"123"[..])
+        );
+        let m = std::fs::metadata(s.root.join("a")).ctx("stat", "a")?;
+        assert_eq!(m.mtime(), 1_700_000_000);
+        assert_eq!(m.permissions().mode() & 0o7777, 0o755);
+        let wh = std::fs::symlink_metadata(s.root.join("a/gone")).ctx("stat", "wh")?;
+        assert!(wh.file_type().is_char_device());
+        nothing_outside(&s);
+        Ok(())
+    }
+}
