@@ -514,3 +514,398 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     }
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::load::tests::load_fixture;
+    use crate::layer::apply::tests::{build_tar, E};
+
+    fn tmp() -> Result<tempfile::TempDir> {
+        tempfile::tempdir().ctx("tempdir", "/tmp")
+    }
+
+    /// A legacy docker-save archive of one image with the given layers; `diff_ids` overrides the config's.
+    fn legacy_archive(layers: &[Vec<u8>], diff_ids: Option<Vec<Digest>>, tag: &str) -> Vec<u8> {
+        let diff_ids = diff_ids.unwrap_or_else(|| layers.iter().map(|l| Digest::of(l)).collect());
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+            "config": {"Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "test"}],
+        });
+        let config = serde_json::to_vec(&config).unwrap_or_default();
+        let config_id = Digest::of(&config);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8]| {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, data).ok();
+        };
+        let mut paths = Vec::new();
+        for (i, l) in layers.iter().enumerate() {
+            let p = format!("{i:064}/layer.tar");
+            add(&p, l);
+            paths.push(p);
+        }
+        add(&format!("{}.json", config_id.hex()), &config);
+        let manifest = serde_json::json!([{"Config": format!("{}.json", config_id.hex()), "RepoTags": [tag], "Layers": paths}]);
+        add(
+            "manifest.json",
+            &serde_json::to_vec(&manifest).unwrap_or_default(),
+        );
+        b.into_inner().unwrap_or_default()
+    }
+
+    fn count(dir: &Path) -> usize {
+        fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    }
+
+    fn assert_empty_store(root: &Path) {
+        assert_eq!(count(&root.join("images")), 0, "image records");
+        assert_eq!(count(&root.join("blobs/sha256")), 0, "blobs");
+        assert_eq!(count(&root.join("snapshots")), 0, "snapshots");
+        assert_eq!(count(&root.join("ingest")), 0, "ingest");
+    }
+
+    #[test]
+    fn load_rejects_layer_with_parent_dir_entry() -> Result<()> {
+        let dir = tmp()?;
+        let root = dir.path().join("image");
+        let store = ImageStore::open(&root)?;
+        let layer = build_tar(&[E::File("../../sentinel", b"x")]);
+        let arch = legacy_archive(&[layer], None, "evil:1");
+        let err = store.load(&mut &arch[..], &mut |_| {});
+        assert!(matches!(err, Err(Error::UnsafePath { .. })), "{err:?}");
+        assert!(!dir.path().join("sentinel").exists());
+        assert!(store.list()?.is_empty());
+        assert_empty_store(&root);
+        Ok(())
+    }
+
+    #[test]
+    fn load_rejects_legacy_layer_with_digest_mismatch() -> Result<()> {
+        let dir = tmp()?;
+        let store = ImageStore::open(dir.path())?;
+        let layer = build_tar(&[E::File("a", b"x")]);
+        let arch = legacy_archive(&[layer], Some(vec![Digest::of(b"not the layer")]), "bad:1");
+        let err = store.load(&mut &arch[..], &mut |_| {});
+        assert!(matches!(err, Err(Error::DigestMismatch { .. })), "{err:?}");
+        assert!(matches!(store.get("bad:1"), Err(Error::NotFound(_))));
+        assert_empty_store(dir.path());
+        Ok(())
+    }
+
+    #[test]
+    fn load_rejects_oci_blob_not_matching_its_name() -> Result<()> {
+        let dir = tmp()?;
+        let store = ImageStore::open(dir.path())?;
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let name = format!("blobs/sha256/{}", Digest::of(b"other").hex());
+        b.append_data(&mut h, name, &b"hello"[..])
+            .ctx("tar", "test")?;
+        let arch = b.into_inner().ctx("tar", "test")?;
+        let err = store.load(&mut &arch[..], &mut |_| {});
+        assert!(matches!(err, Err(Error::DigestMismatch { .. })), "{err:?}");
+        assert_empty_store(dir.path());
+        Ok(())
+    }
+
+    #[test]
+    fn save_then_load_round_trips_ids_and_manifest() -> Result<()> {
+        let dir = tmp()?;
+        let a = ImageStore::open(dir.path().join("a"))?;
+        if load_fixture(&a)?.is_none() {
+            return Ok(());
+        }
+        let orig = a.get("fixture/webapp:1.0")?;
+        let mut out = Vec::new();
+        a.save(&["fixture/webapp:1.0".to_string()], &mut out)?;
+        let mut names = Vec::new();
+        let mut ar = tar::Archive::new(&out[..]);
+        for e in ar.entries().ctx("tar", "saved")? {
+            let e = e.ctx("tar", "saved")?;
+            names.push(String::from_utf8_lossy(&e.path_bytes()).into_owned());
+        }
+        for want in ["index.json", "manifest.json", "oci-layout", "repositories"] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
+        }
+        let b = ImageStore::open(dir.path().join("b"))?;
+        let loaded = b.load(&mut &out[..], &mut |_| {})?;
+        assert_eq!(loaded.len(), 1);
+        let copy = b.get("fixture/webapp:1.0")?;
+        assert_eq!(copy.id, orig.id);
+        assert_eq!(copy.manifest_digest, orig.manifest_digest);
+        assert_eq!(copy.layers, orig.layers);
+        assert_eq!(copy.size, orig.size);
+        // Saving by ID writes it untagged.
+        let mut out2 = Vec::new();
+        a.save(&[orig.id.short().to_string()], &mut out2)?;
+        let c = ImageStore::open(dir.path().join("c"))?;
+        let loaded = c.load(&mut &out2[..], &mut |_| {})?;
+        assert!(loaded[0].tags.is_empty());
+        assert!(c.get(orig.id.as_str())?.repo_tags.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn import_applies_changes_and_tags() -> Result<()> {
+        let dir = tmp()?;
+        let store = ImageStore::open(dir.path())?;
+        let rootfs = build_tar(&[E::Dir("bin"), E::File("bin/hello", b"hi there")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &rootfs).ctx("gzip", "test")?;
+        let gz = gz.finish().ctx("gzip", "test")?;
+        let opts = ImportOptions {
+            repo_tag: Some("imported/thing:v1".into()),
+            changes: vec![
+                "CMD echo hi".into(),
+                r#"ENTRYPOINT ["/bin/hello"]"#.into(),
+                "ENV A=1 B=\"two words\"".into(),
+                "ENV C three four".into(),
+                "WORKDIR /srv".into(),
+                "USER 1000:1000".into(),
+                "EXPOSE 80 443/udp".into(),
+                "LABEL org.x=y".into(),
+                "VOLUME /data /logs".into(),
+                "STOPSIGNAL SIGTERM".into(),
+            ],
+            message: String::new(),
+            platform_os: None,
+            platform_arch: None,
+        };
+        let img = store.import(&mut &gz[..], &opts)?;
+        assert_eq!(img.layers.len(), 1);
+        assert_eq!(img.layers[0].diff_id, Digest::of(&rootfs));
+        assert_eq!(img.layers[0].blob, Digest::of(&rootfs));
+        assert_eq!(img.size, 8);
+        assert_eq!(img.config.comment.as_deref(), Some("Imported from -"));
+        assert_eq!(img.config.architecture, "amd64");
+        let c = img.config.config.clone().unwrap_or_default();
+        assert_eq!(
+            c.cmd,
+            Some(vec!["/bin/sh".into(), "-c".into(), "echo hi".into()])
+        );
+        assert_eq!(c.entrypoint, Some(vec!["/bin/hello".into()]));
+        assert_eq!(
+            c.env,
+            Some(vec![
+                "A=1".into(),
+                "B=two words".into(),
+                "C=three four".into()
+            ])
+        );
+        assert_eq!(c.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(c.user.as_deref(), Some("1000:1000"));
+        assert_eq!(
+            c.exposed_ports.map(|p| p.into_keys().collect::<Vec<_>>()),
+            Some(vec!["443/udp".into(), "80/tcp".into()])
+        );
+        assert_eq!(c.volumes.map(|p| p.len()), Some(2));
+        assert_eq!(c.stop_signal.as_deref(), Some("SIGTERM"));
+        assert_eq!(store.get("imported/thing:v1")?.id, img.id);
+        assert!(store.layer_dirs(&img)[0].join("bin/hello").is_file());
+        // The config blob's digest is the ID.
+        assert_eq!(Digest::of(&store.content.read(&img.id)?), img.id);
+        let bad = ImportOptions {
+            changes: vec!["RUN rm -rf /".into()],
+            ..ImportOptions::default()
+        };
+        let err = store.import(&mut &rootfs[..], &bad).map(|_| ());
+        assert_eq!(
+            err.map_err(|e| e.to_string()),
+            Err("run is not a valid change command".to_string())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn tag_remove_and_prune_follow_docker() -> Result<()> {
+        let dir = tmp()?;
+        let store = ImageStore::open(dir.path())?;
+        if load_fixture(&store)?.is_none() {
+            return Ok(());
+        }
+        let id = store.get("fixture/webapp:1.0")?.id;
+        let (img, r) = store.tag("fixture/webapp:1.0", "fixture/webapp")?;
+        assert_eq!(r.to_string(), "docker.io/fixture/webapp:latest");
+        assert_eq!(img.repo_tags.len(), 2);
+        assert!(img.last_tag_time.is_some());
+        // By ID with two tags and no force: conflict.
+        let err = store.remove(id.short(), false, false);
+        assert_eq!(
+            err.map_err(|e| e.to_string()),
+            Err(format!(
+                "unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                id.short()
+            ))
+        );
+        // By one tag: untag only.
+        assert_eq!(
+            store.remove("fixture/webapp:latest", false, false)?,
+            vec![DeleteItem::Untagged("fixture/webapp:latest".into())]
+        );
+        assert_eq!(store.get(id.as_str())?.repo_tags.len(), 1);
+        assert!(
+            matches!(store.remove("nope:1", false, false), Err(Error::NotFound(ref s)) if s == "nope:1")
+        );
+        // Last tag: untag and delete image plus its five snapshots.
+        let items = store.remove("fixture/webapp:1.0", false, false)?;
+        assert_eq!(items[0], DeleteItem::Untagged("fixture/webapp:1.0".into()));
+        assert_eq!(items[1], DeleteItem::Deleted(id.to_string()));
+        assert_eq!(items.len(), 2 + 5);
+        assert!(store.list()?.is_empty());
+        assert_empty_store(dir.path());
+
+        // Prune: dangling only by default, everything with `all`, `keep` vetoes.
+        load_fixture(&store)?;
+        let rootfs = build_tar(&[E::File("f", b"1")]);
+        let dangling = store.import(&mut &rootfs[..], &ImportOptions::default())?;
+        let r = store.prune(false, &|_| false)?;
+        assert_eq!(
+            r.deleted,
+            vec![
+                DeleteItem::Deleted(dangling.id.to_string()),
+                DeleteItem::Deleted(dangling.layers[0].chain_id.to_string())
+            ]
+        );
+        assert_eq!(r.space_reclaimed, 1);
+        assert_eq!(store.list()?.len(), 1);
+        let r = store.prune(true, &|_| true)?;
+        assert!(r.deleted.is_empty());
+        let r = store.prune(true, &|_| false)?;
+        assert_eq!(r.space_reclaimed, 1_986_084);
+        assert!(store.list()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn tag_moves_between_images_and_rejects_bad_names() -> Result<()> {
+        let dir = tmp()?;
+        let store = ImageStore::open(dir.path())?;
+        let a = store.import(
+            &mut &build_tar(&[E::File("a", b"1")])[..],
+            &ImportOptions::default(),
+        )?;
+        let b = store.import(
+            &mut &build_tar(&[E::File("b", b"2")])[..],
+            &ImportOptions::default(),
+        )?;
+        store.tag(a.id.as_str(), "x")?;
+        store.tag(b.id.as_str(), "x:latest")?;
+        assert!(store.get(a.id.as_str())?.repo_tags.is_empty());
+        assert_eq!(store.get("x")?.id, b.id);
+        assert!(matches!(
+            store.tag("x", "Bad"),
+            Err(Error::InvalidReference(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn open_cleans_leftovers_of_interrupted_load() -> Result<()> {
+        let dir = tmp()?;
+        let root = dir.path();
+        {
+            let store = ImageStore::open(root)?;
+            // A committed blob and snapshot no record references, plus in-flight temp state.
+            let blob = store.content.write(b"orphan layer")?;
+            let snap = store.snapshots.begin()?;
+            fs::write(snap.fs().join("f"), b"x").ctx("write", "snap")?;
+            snap.commit(
+                &store.snapshots,
+                &blob,
+                &crate::snapshot::SnapshotMeta {
+                    diff_id: blob.clone(),
+                    size: 1,
+                },
+            )?;
+            let pending = store.snapshots.begin()?;
+            std::mem::forget(pending); // as if the process died mid-extraction
+            let w = store.content.writer()?;
+            std::mem::forget(w);
+            fs::write(root.join("images/.tmp-123"), b"{").ctx("write", "tmp record")?;
+        }
+        assert!(count(&root.join("snapshots")) >= 2);
+        let store = ImageStore::open(root)?;
+        assert!(store.list()?.is_empty());
+        assert_empty_store(root);
+        Ok(())
+    }
+
+    #[test]
+    fn interrupted_load_in_child_process_leaves_nothing_after_open() -> Result<()> {
+        // SIGKILL a child mid-load (its archive reader never ends), then reopen the store.
+        let dir = tmp()?;
+        let root = dir.path().to_path_buf();
+        // SAFETY: the child only runs the store code below and exits with `_exit`; the test binary's
+        // other threads are not touched by the child (it never takes locks they might hold before exec-less
+        // work besides allocation, which is acceptable in a test child that is killed anyway).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let r = std::panic::catch_unwind(|| {
+                if let Ok(store) = ImageStore::open(&root) {
+                    let layer = build_tar(&[E::File("big", &vec![7u8; 1 << 20])]);
+                    let arch = legacy_archive(&[layer], None, "slow:1");
+                    let mut slow = Stall { data: arch, pos: 0 };
+                    let _ = store.load(&mut slow, &mut |_| {});
+                }
+            });
+            let _ = r;
+            // SAFETY: terminating the forked child without running the parent's atexit handlers.
+            unsafe { libc::_exit(0) };
+        }
+        assert!(pid > 0, "fork failed");
+        // Wait until the child has started writing.
+        for _ in 0..200 {
+            if count(&root.join("ingest")) > 0 || count(&root.join("snapshots")) > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // SAFETY: pid is our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        assert!(
+            count(&root.join("ingest")) + count(&root.join("snapshots")) > 0,
+            "child never started"
+        );
+        let store = ImageStore::open(&root)?;
+        assert!(store.list()?.is_empty());
+        assert_empty_store(&root);
+        Ok(())
+    }
+
+    /// A reader that returns its data and then blocks forever (a client that stopped sending).
+    struct Stall {
+        data: Vec<u8>,
+        pos: usize,
+    }
+
+    impl Read for Stall {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            // Stop just before the end so the load is mid-stream when killed.
+            let limit = self.data.len().saturating_sub(4096);
+            if self.pos >= limit {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(60));
+                }
+            }
+            let n = buf.len().min(limit - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+}

@@ -568,7 +568,7 @@ pub(crate) fn store_oci_manifest(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     use std::path::Path;
