@@ -1,1 +1,223 @@
-//! TODO
+//! Content-addressed blob store: `blobs/sha256/<hex>`, written through `ingest/` and renamed into place
+//! only once the content hashes to the expected digest.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{is_hex64, Digest, HashingWriter};
+use crate::error::{Error, IoContext, Result};
+
+/// The blob store under a root directory.
+#[derive(Clone, Debug)]
+pub struct ContentStore {
+    blobs: PathBuf,
+    ingest: PathBuf,
+}
+
+impl ContentStore {
+    /// Opens (creating) the blob store under `root` (`root/blobs/sha256`, `root/ingest`).
+    pub fn open(root: &Path) -> Result<ContentStore> {
+        let blobs = root.join("blobs").join("sha256");
+        let ingest = root.join("ingest");
+        fs::create_dir_all(&blobs).ctx("create", &blobs)?;
+        fs::create_dir_all(&ingest).ctx("create", &ingest)?;
+        Ok(ContentStore { blobs, ingest })
+    }
+
+    /// Path of a committed blob.
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.blobs.join(digest.hex())
+    }
+
+    /// True when the blob is present.
+    pub fn exists(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Size of a committed blob.
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        let p = self.path(digest);
+        Ok(fs::metadata(&p).ctx("stat", &p)?.len())
+    }
+
+    /// Opens a committed blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        let p = self.path(digest);
+        File::open(&p).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::NotFound(format!("blob {digest}"))
+            } else {
+                Error::io("open", &p, e)
+            }
+        })
+    }
+
+    /// Reads a whole (small) blob.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut v)
+            .ctx("read", self.path(digest))?;
+        Ok(v)
+    }
+
+    /// Stores `data`, returning its digest.
+    pub fn write(&self, data: &[u8]) -> Result<Digest> {
+        let mut w = self.writer()?;
+        w.write_all(data).ctx("write", &w.path)?;
+        Ok(w.commit(None)?.0)
+    }
+
+    /// Starts a new blob in the ingest area.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let path = self.ingest.join(unique_name("ingest"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .ctx("create", &path)?;
+        Ok(BlobWriter {
+            inner: Some(HashingWriter::new(file)),
+            path,
+            blobs: self.blobs.clone(),
+        })
+    }
+
+    /// Deletes a blob (missing is fine).
+    pub fn delete(&self, digest: &Digest) -> Result<()> {
+        let p = self.path(digest);
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io("remove", &p, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every committed blob; stray files that are not digests are removed.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.blobs).ctx("read dir", &self.blobs)? {
+            let e = e.ctx("read dir", &self.blobs)?;
+            let name = e.file_name();
+            match name
+                .to_str()
+                .filter(|n| is_hex64(n))
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
+                Some(d) => out.push(d),
+                None => {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes everything in the ingest area (interrupted writes).
+    pub fn clean_ingest(&self) -> Result<()> {
+        for e in fs::read_dir(&self.ingest).ctx("read dir", &self.ingest)? {
+            let p = e.ctx("read dir", &self.ingest)?.path();
+            fs::remove_file(&p).ctx("remove", &p)?;
+        }
+        Ok(())
+    }
+}
+
+/// A blob being written: hashed as it goes, removed on drop unless committed.
+pub struct BlobWriter {
+    inner: Option<HashingWriter<File>>,
+    path: PathBuf,
+    blobs: PathBuf,
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.inner.as_ref().map_or(0, HashingWriter::written)
+    }
+
+    /// Fsyncs, checks the digest against `expected` (if any) and renames the blob into place.
+    /// Returns the digest and size.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let Some(inner) = self.inner.take() else {
+            return Err(Error::InvalidArgument(
+                "blob writer already finished".into(),
+            ));
+        };
+        let (file, digest, size) = inner.finish();
+        if let Some(exp) = expected {
+            if *exp != digest {
+                let _ = fs::remove_file(&self.path);
+                return Err(Error::DigestMismatch {
+                    what: format!("blob {exp}"),
+                    expected: exp.to_string(),
+                    actual: digest.to_string(),
+                });
+            }
+        }
+        file.sync_all().ctx("fsync", &self.path)?;
+        drop(file);
+        let dest = self.blobs.join(digest.hex());
+        fs::rename(&self.path, &dest).ctx("rename", &dest)?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("blob writer finished")),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A name unique within this host for temp files: prefix, pid, a counter and the clock.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_writer_refuses_mismatched_digest_and_leaves_nothing() -> Result<()> {
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let cs = ContentStore::open(dir.path())?;
+        let mut w = cs.writer()?;
+        w.write_all(b"hello").ctx("write", "blob")?;
+        let wrong = Digest::of(b"other");
+        assert!(matches!(
+            w.commit(Some(&wrong)),
+            Err(Error::DigestMismatch { .. })
+        ));
+        assert!(!cs.exists(&wrong));
+        assert_eq!(
+            fs::read_dir(dir.path().join("ingest"))
+                .map(|d| d.count())
+                .ok(),
+            Some(0)
+        );
+        let d = cs.write(b"hello")?;
+        assert_eq!(cs.read(&d)?, b"hello");
+        Ok(())
+    }
+}

@@ -1,1 +1,171 @@
-//! TODO
+//! Unpacked layers ("snapshots") keyed by chain ID: `snapshots/<chain hex>/fs` is an overlayfs lower
+//! dir, `snapshots/<chain hex>/meta.json` its diff ID and size. A snapshot is built in
+//! `snapshots/tmp-*` and renamed into place whole, so a crash never leaves a half-unpacked one visible.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::unique_name;
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Error, IoContext, Result};
+use crate::layer::apply::{apply_layer, ApplyStats};
+use crate::layer::compress::{decompress, Compression, BUF_SIZE};
+
+const TMP_PREFIX: &str = "tmp";
+const META: &str = "meta.json";
+
+/// What a committed snapshot records about its layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// Digest of the uncompressed layer tar.
+    pub diff_id: Digest,
+    /// Docker's layer size.
+    pub size: u64,
+}
+
+/// The snapshot directory of a store.
+#[derive(Clone, Debug)]
+pub struct Snapshots {
+    dir: PathBuf,
+}
+
+impl Snapshots {
+    /// Opens (creating) `root/snapshots`.
+    pub fn open(root: &Path) -> Result<Snapshots> {
+        let dir = root.join("snapshots");
+        fs::create_dir_all(&dir).ctx("create", &dir)?;
+        Ok(Snapshots { dir })
+    }
+
+    /// Directory of a snapshot.
+    pub fn path(&self, chain_id: &Digest) -> PathBuf {
+        self.dir.join(chain_id.hex())
+    }
+
+    /// The overlay lower dir of a snapshot.
+    pub fn fs_path(&self, chain_id: &Digest) -> PathBuf {
+        self.path(chain_id).join("fs")
+    }
+
+    /// The metadata of a committed snapshot, `None` if absent.
+    pub fn meta(&self, chain_id: &Digest) -> Option<SnapshotMeta> {
+        let data = fs::read(self.path(chain_id).join(META)).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    /// Starts a snapshot in a temp dir.
+    pub fn begin(&self) -> Result<PendingSnapshot> {
+        let dir = self.dir.join(unique_name(TMP_PREFIX));
+        let fs_dir = dir.join("fs");
+        fs::create_dir_all(&fs_dir).ctx("create", &fs_dir)?;
+        Ok(PendingSnapshot {
+            dir,
+            committed: false,
+        })
+    }
+
+    /// Unpacks a (maybe compressed) layer blob read from `blob` into a new pending snapshot.
+    /// Returns the snapshot, its compression, and the layer's diff ID and stats.
+    pub fn unpack(
+        &self,
+        blob: impl Read,
+    ) -> Result<(PendingSnapshot, Compression, Digest, ApplyStats)> {
+        let snap = self.begin()?;
+        let (c, reader) = decompress(std::io::BufReader::with_capacity(BUF_SIZE, blob))
+            .map_err(|e| Error::InvalidArchive(format!("reading layer: {e}")))?;
+        let mut hashing = HashingReader::new(reader);
+        let stats = apply_layer(&snap.fs(), &mut hashing)?;
+        // The tar reader stops at the end-of-archive blocks; the diff ID covers every byte.
+        std::io::copy(&mut hashing, &mut std::io::sink())
+            .map_err(|e| Error::InvalidArchive(format!("reading layer: {e}")))?;
+        let (diff_id, _) = hashing.finish();
+        Ok((snap, c, diff_id, stats))
+    }
+
+    /// Deletes a snapshot: renamed to a temp name first so it vanishes atomically.
+    pub fn remove(&self, chain_id: &Digest) -> Result<()> {
+        let p = self.path(chain_id);
+        if !p.exists() {
+            return Ok(());
+        }
+        let tmp = self.dir.join(unique_name(TMP_PREFIX));
+        fs::rename(&p, &tmp).ctx("rename", &p)?;
+        fs::remove_dir_all(&tmp).ctx("remove", &tmp)
+    }
+
+    /// Chain IDs of committed snapshots; removes temp dirs and anything else that is not a snapshot.
+    pub fn list_and_clean(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).ctx("read dir", &self.dir)? {
+            let e = e.ctx("read dir", &self.dir)?;
+            let name = e.file_name();
+            let chain = name.to_str().and_then(|n| Digest::from_hex(n).ok());
+            match chain {
+                Some(c) if self.meta(&c).is_some() => out.push(c),
+                _ => remove_any(&e.path())?,
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn remove_any(p: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(p).ctx("stat", p)?;
+    if meta.is_dir() {
+        fs::remove_dir_all(p).ctx("remove", p)
+    } else {
+        fs::remove_file(p).ctx("remove", p)
+    }
+}
+
+/// A snapshot being built; removed on drop unless committed.
+#[derive(Debug)]
+pub struct PendingSnapshot {
+    dir: PathBuf,
+    committed: bool,
+}
+
+impl PendingSnapshot {
+    /// Where the layer is extracted.
+    pub fn fs(&self) -> PathBuf {
+        self.dir.join("fs")
+    }
+
+    /// Writes the metadata, syncs the filesystem and renames the snapshot into place under `chain_id`.
+    /// If that snapshot already exists (same layer unpacked by someone else) this one is discarded.
+    pub fn commit(
+        mut self,
+        snapshots: &Snapshots,
+        chain_id: &Digest,
+        meta: &SnapshotMeta,
+    ) -> Result<()> {
+        let dest = snapshots.path(chain_id);
+        if snapshots.meta(chain_id).is_some() {
+            return Ok(());
+        }
+        if dest.exists() {
+            remove_any(&dest)?;
+        }
+        let meta_path = self.dir.join(META);
+        let data = serde_json::to_vec(meta).map_err(|e| Error::json("snapshot meta", e))?;
+        fs::write(&meta_path, data).ctx("write", &meta_path)?;
+        // One syncfs instead of an fsync per extracted file: the rename below must not reach the disk
+        // before the contents do.
+        let fd = fs::File::open(&self.dir).ctx("open", &self.dir)?;
+        rustix::fs::syncfs(&fd).map_err(|e| Error::io("syncfs", &self.dir, e.into()))?;
+        fs::rename(&self.dir, &dest).ctx("rename", &dest)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for PendingSnapshot {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}

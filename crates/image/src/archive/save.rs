@@ -1,1 +1,189 @@
-//! TODO
+//! `docker save`: writes the layout Docker ≥ 25 writes — OCI `index.json`, `oci-layout` and
+//! `blobs/sha256/*`, plus the legacy `manifest.json` and `repositories` — as one tar stream.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read, Write};
+
+use serde_json::json;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layer::compress::BUF_SIZE;
+use crate::manifest::{self, Descriptor, Index};
+use crate::reference::Reference;
+use crate::store::ImageStore;
+use crate::Image;
+
+/// Writes the archive for `names` to `out`.
+pub(crate) fn save(store: &ImageStore, names: &[String], out: &mut dyn Write) -> Result<()> {
+    // Resolve everything first so a bad name fails before any byte is written.
+    let mut images: Vec<(Image, Vec<Reference>)> = Vec::new();
+    for n in names {
+        let (img, r) = store.resolve(n)?;
+        let pos = match images.iter().position(|(i, _)| i.id == img.id) {
+            Some(p) => p,
+            None => {
+                images.push((img, Vec::new()));
+                images.len() - 1
+            }
+        };
+        if let Some(r) = r {
+            if !images[pos].1.contains(&r) {
+                images[pos].1.push(r);
+            }
+        }
+    }
+    // Hold the GC lock shared so no blob disappears mid-stream.
+    let _gc = store
+        .gc_lock
+        .read()
+        .map_err(|_| Error::Conflict("image store lock poisoned".into()))?;
+    let mut tar = tar::Builder::new(io::BufWriter::with_capacity(BUF_SIZE, out));
+    tar.mode(tar::HeaderMode::Deterministic);
+    let err = |e: io::Error| Error::io("write", "archive", e);
+    dir(&mut tar, "blobs/").map_err(err)?;
+    dir(&mut tar, "blobs/sha256/").map_err(err)?;
+    let mut written = BTreeSet::new();
+    let mut buf = vec![0u8; BUF_SIZE];
+    for (img, _) in &images {
+        for d in crate::store::blobs_of(img) {
+            if written.insert(d.clone()) {
+                write_blob(store, &mut tar, &d, &mut buf)?;
+            }
+        }
+    }
+    let mut index = Index {
+        schema_version: 2,
+        media_type: Some(manifest::OCI_INDEX.into()),
+        manifests: Vec::new(),
+        annotations: None,
+    };
+    let mut legacy = Vec::new();
+    let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (img, tags) in &images {
+        let size = store.content.size(&img.manifest_digest)?;
+        let media_type = store
+            .content
+            .read(&img.manifest_digest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v.get("mediaType")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| manifest::OCI_MANIFEST.to_string());
+        let desc = |ann: Option<BTreeMap<String, String>>| Descriptor {
+            media_type: media_type.clone(),
+            digest: img.manifest_digest.clone(),
+            size,
+            annotations: ann,
+            platform: None,
+        };
+        if tags.is_empty() {
+            index.manifests.push(desc(None));
+        }
+        for t in tags {
+            let mut ann = BTreeMap::new();
+            ann.insert(manifest::ANNOTATION_IMAGE_NAME.to_string(), t.to_string());
+            if let Some(tag) = t.tag() {
+                ann.insert(manifest::ANNOTATION_REF_NAME.to_string(), tag.to_string());
+                if let Some(top) = img.layers.last() {
+                    repositories
+                        .entry(t.familiar_name())
+                        .or_default()
+                        .insert(tag.to_string(), top.diff_id.hex().to_string());
+                }
+            }
+            index.manifests.push(desc(Some(ann)));
+        }
+        legacy.push(json!({
+            "Config": blob_path(&img.id),
+            "RepoTags": tags.iter().map(Reference::familiar).collect::<Vec<_>>(),
+            "Layers": img.layers.iter().map(|l| blob_path(&l.blob)).collect::<Vec<_>>(),
+        }));
+    }
+    file(&mut tar, "index.json", &to_json(&index)?).map_err(err)?;
+    file(&mut tar, "manifest.json", &to_json(&legacy)?).map_err(err)?;
+    file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(err)?;
+    if !repositories.is_empty() {
+        file(&mut tar, "repositories", &to_json(&repositories)?).map_err(err)?;
+    }
+    tar.into_inner().and_then(|mut w| w.flush()).map_err(err)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::json("archive metadata", e))
+}
+
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h
+}
+
+fn dir<W: Write>(tar: &mut tar::Builder<W>, path: &str) -> io::Result<()> {
+    let mut h = header(tar::EntryType::Directory, 0, 0o755);
+    tar.append_data(&mut h, path, io::empty())
+}
+
+fn file<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> io::Result<()> {
+    let mut h = header(tar::EntryType::Regular, data.len() as u64, 0o644);
+    tar.append_data(&mut h, path, data)
+}
+
+fn write_blob<W: Write>(
+    store: &ImageStore,
+    tar: &mut tar::Builder<W>,
+    d: &Digest,
+    buf: &mut [u8],
+) -> Result<()> {
+    let f = store.content.open_blob(d)?;
+    let size = f
+        .metadata()
+        .map_err(|e| Error::io("stat", store.content.path(d), e))?
+        .len();
+    let mut h = header(tar::EntryType::Regular, size, 0o644);
+    // `append_data` copies with a small buffer; a big-buffered reader keeps syscalls few.
+    let reader = BigRead {
+        inner: f,
+        buf,
+        pos: 0,
+        len: 0,
+    };
+    tar.append_data(&mut h, blob_path(d), reader)
+        .map_err(|e| Error::io("write", store.content.path(d), e))
+}
+
+/// A reader with a caller-provided large buffer.
+struct BigRead<'a, R> {
+    inner: R,
+    buf: &'a mut [u8],
+    pos: usize,
+    len: usize,
+}
+
+impl<R: Read> Read for BigRead<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.len {
+            self.len = self.inner.read(self.buf)?;
+            self.pos = 0;
+            if self.len == 0 {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
