@@ -49,7 +49,7 @@ pub const HEADERS: [(&str, &str); 11] = [
     ("Containers", "CONTAINERS"),
     ("SharedSize", "SHARED SIZE"),
     ("UniqueSize", "UNIQUE SIZE"),
-    ("VirtualSize", "VIRTUAL SIZE"),
+    ("VirtualSize", "SIZE"),
 ];
 
 const DEFAULT_TABLE: &str = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
