@@ -200,6 +200,37 @@ mod tests {
         assert_eq!(status(&["berth", "tag", "a", "b", "c"]), 1);
     }
 
+    /// The shape the `berth` binary uses: client commands flattened next to `daemon`.
+    #[derive(Parser)]
+    #[command(name = "berth")]
+    struct BinaryTop {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[command(subcommand)]
+        cmd: BinaryCmd,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum BinaryCmd {
+        Daemon,
+        #[command(flatten)]
+        Cli(Command),
+    }
+
+    #[test]
+    fn commands_flatten_into_the_binary_next_to_daemon() {
+        use clap::CommandFactory;
+        BinaryTop::command().debug_assert();
+        let top =
+            BinaryTop::try_parse_from(["berth", "-H", "unix:///s", "rmi", "-f", "a", "b"]).unwrap();
+        assert_eq!(top.global.host, "unix:///s");
+        assert!(
+            matches!(top.cmd, BinaryCmd::Cli(Command::Rmi(ref r)) if r.force && r.images.len() == 2)
+        );
+        let top = BinaryTop::try_parse_from(["berth", "daemon"]).unwrap();
+        assert!(matches!(top.cmd, BinaryCmd::Daemon));
+    }
+
     #[test]
     fn help_exits_0() {
         assert_eq!(status(&["berth", "images", "--help"]), 0);
