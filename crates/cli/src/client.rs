@@ -262,26 +262,10 @@ impl JsonStream {
     /// The next JSON document and its raw bytes, or `None` at the end of the stream.
     pub async fn next(&mut self) -> Option<Result<(serde_json::Value, Vec<u8>), CliError>> {
         loop {
-            let start = self
-                .buf
-                .iter()
-                .position(|b| !b.is_ascii_whitespace())
-                .unwrap_or(self.buf.len());
-            self.buf.drain(..start);
-            if !self.buf.is_empty() {
-                let mut it = serde_json::Deserializer::from_slice(&self.buf)
-                    .into_iter::<serde_json::Value>();
-                match it.next() {
-                    Some(Ok(v)) => {
-                        let end = it.byte_offset();
-                        let raw: Vec<u8> = self.buf.drain(..end).collect();
-                        return Some(Ok((v, raw)));
-                    }
-                    Some(Err(e)) if !e.is_eof() => {
-                        return Some(Err(CliError::Decode(e.to_string())));
-                    }
-                    _ => {}
-                }
+            match split_next(&mut self.buf) {
+                Ok(Some(doc)) => return Some(Ok(doc)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
             }
             match self.body.frame().await {
                 Some(Ok(frame)) => {
@@ -291,7 +275,7 @@ impl JsonStream {
                 }
                 Some(Err(e)) => return Some(Err(CliError::Http(e.to_string()))),
                 None => {
-                    if self.buf.is_empty() {
+                    if self.buf.iter().all(u8::is_ascii_whitespace) {
                         return None;
                     }
                     let rest = String::from_utf8_lossy(&self.buf).into_owned();
@@ -302,6 +286,28 @@ impl JsonStream {
                 }
             }
         }
+    }
+}
+
+/// Takes the first complete JSON document off the front of `buf`; `Ok(None)` if more bytes are needed.
+fn split_next(buf: &mut Vec<u8>) -> Result<Option<(serde_json::Value, Vec<u8>)>, CliError> {
+    let start = buf
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(buf.len());
+    buf.drain(..start);
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let mut it = serde_json::Deserializer::from_slice(buf).into_iter::<serde_json::Value>();
+    match it.next() {
+        Some(Ok(v)) => {
+            let end = it.byte_offset();
+            let raw: Vec<u8> = buf.drain(..end).collect();
+            Ok(Some((v, raw)))
+        }
+        Some(Err(e)) if !e.is_eof() => Err(CliError::Decode(e.to_string())),
+        _ => Ok(None),
     }
 }
 
@@ -325,7 +331,7 @@ pub fn filters_json(filters: &[String]) -> Result<Option<String>, CliError> {
     let mut map: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
     for f in filters {
         let (k, v) = f.split_once('=').ok_or_else(|| {
-            CliError::Usage(format!("bad format of filter (expected name=value)"))
+            CliError::Usage("bad format of filter (expected name=value)".to_string())
         })?;
         let entry = map
             .entry(k.trim().to_lowercase())
@@ -363,7 +369,27 @@ mod tests {
     fn older_daemon_versions_compare_lower() {
         assert!(version_less("1.41", "1.50"));
         assert!(!version_less("1.50", "1.50"));
-        assert!(version_less("1.9", "1.10") == false || true);
+        assert!(version_less("1.9", "1.10"));
+    }
+
+    #[test]
+    fn stream_splitter_waits_for_complete_documents_across_chunks() {
+        let mut buf = br#"{"stream":"Loaded image: a:1\n"}"#.to_vec();
+        buf.extend_from_slice(b"\r\n{\"status\":\"Loa");
+        let (first, raw) = split_next(&mut buf).unwrap().unwrap();
+        assert_eq!(first["stream"], "Loaded image: a:1\n");
+        assert!(raw.starts_with(b"{"));
+        assert!(split_next(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(b"ding\"}");
+        let (second, _) = split_next(&mut buf).unwrap().unwrap();
+        assert_eq!(second["status"], "Loading");
+        assert!(split_next(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn stream_splitter_rejects_garbage() {
+        let mut buf = b"}{".to_vec();
+        assert!(split_next(&mut buf).is_err());
     }
 
     #[test]

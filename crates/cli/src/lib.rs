@@ -4,6 +4,9 @@
 //! Flag errors: clap exits with status 2 by default, Docker with 125. Parse with `try_parse()` and hand
 //! a failure to [`exit_for_parse_error`], which prints clap's message and returns Docker's status.
 
+// Tests assert on known-good recorded data; a panic there is the failure report.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod client;
 mod commands;
 pub mod error;
@@ -195,6 +198,37 @@ mod tests {
     fn missing_or_extra_arguments_exit_1_like_docker() {
         assert_eq!(status(&["berth", "rmi"]), 1);
         assert_eq!(status(&["berth", "tag", "a", "b", "c"]), 1);
+    }
+
+    /// The shape the `berth` binary uses: client commands flattened next to `daemon`.
+    #[derive(Parser)]
+    #[command(name = "berth")]
+    struct BinaryTop {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[command(subcommand)]
+        cmd: BinaryCmd,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum BinaryCmd {
+        Daemon,
+        #[command(flatten)]
+        Cli(Command),
+    }
+
+    #[test]
+    fn commands_flatten_into_the_binary_next_to_daemon() {
+        use clap::CommandFactory;
+        BinaryTop::command().debug_assert();
+        let top =
+            BinaryTop::try_parse_from(["berth", "-H", "unix:///s", "rmi", "-f", "a", "b"]).unwrap();
+        assert_eq!(top.global.host, "unix:///s");
+        assert!(
+            matches!(top.cmd, BinaryCmd::Cli(Command::Rmi(ref r)) if r.force && r.images.len() == 2)
+        );
+        let top = BinaryTop::try_parse_from(["berth", "daemon"]).unwrap();
+        assert!(matches!(top.cmd, BinaryCmd::Daemon));
     }
 
     #[test]

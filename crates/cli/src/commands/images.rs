@@ -49,7 +49,7 @@ pub const HEADERS: [(&str, &str); 11] = [
     ("Containers", "CONTAINERS"),
     ("SharedSize", "SHARED SIZE"),
     ("UniqueSize", "UNIQUE SIZE"),
-    ("VirtualSize", "VIRTUAL SIZE"),
+    ("VirtualSize", "SIZE"),
 ];
 
 const DEFAULT_TABLE: &str = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
@@ -90,7 +90,7 @@ pub async fn run(client: &Client, args: ImagesArgs) -> Result<(), CliError> {
 
 /// Orders images as Docker lists them: most recently created first.
 pub fn sort_newest_first(images: &mut [ImageSummary]) {
-    images.sort_by(|a, b| b.created.cmp(&a.created));
+    images.sort_by_key(|i| std::cmp::Reverse(i.created));
 }
 
 /// Expands images into Docker's rows (one per repository tag, digest rows when asked) as template data.

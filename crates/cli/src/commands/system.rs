@@ -518,6 +518,11 @@ fn df_verbose(u: &SystemDataUsageResponse) -> String {
     let mut t = String::from(
         "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS\n",
     );
+    // Docker's verbose view has one row per image, named by its first tag only.
+    for image in &mut images {
+        image.repo_tags.truncate(1);
+        image.repo_digests.clear();
+    }
     for row in super::images::rows(&images, false, true) {
         let f = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         t.push_str(&format!(
@@ -551,7 +556,12 @@ fn df_verbose(u: &SystemDataUsageResponse) -> String {
             .map(|c| c.size.unwrap_or(0))
             .sum::<i64>() as f64,
     ));
-    out.push_str("\n\nCACHE ID\tCACHE TYPE\tSIZE\tCREATED\tLAST USED\tUSAGE\tSHARED\n");
+    out.push_str("\n\n");
+    out.push_str(&align(
+        "CACHE ID\tCACHE TYPE\tSIZE\tCREATED\tLAST USED\tUSAGE\tSHARED\n",
+        10,
+        3,
+    ));
     out
 }
 

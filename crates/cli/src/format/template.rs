@@ -87,7 +87,7 @@ impl Renderer {
         let mut template = Template::default();
         template.add_funcs(&FUNCS);
         template
-            .parse(source.as_str())
+            .parse(go_print_fields(&source))
             .map_err(|e| CliError::Template(format!("template parsing error: {e}")))?;
         Ok(Renderer { source, template })
     }
@@ -111,6 +111,73 @@ impl Renderer {
             map.insert(field, serde_json::Value::String(title));
         }
         self.render(&serde_json::Value::Object(map))
+    }
+}
+
+/// Wraps bare field actions (`{{.Config.Cmd}}`) in `goprint`, so lists and maps print as Go prints
+/// them (`[sh]`, `map[a:b]`) rather than as gtmpl's debug form.
+fn go_print_fields(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + 16);
+    let mut rest = source;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let inner = &after[..close];
+        let (lead, body) = match inner.strip_prefix("- ") {
+            Some(b) => ("- ", b),
+            None => ("", inner),
+        };
+        let (body, trail) = match body.strip_suffix(" -") {
+            Some(b) => (b, " -"),
+            None => (body, ""),
+        };
+        let field = body.trim();
+        let is_field = field.starts_with('.')
+            && field
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        if is_field {
+            out.push_str(&format!("{{{{{lead}goprint {field}{trail}}}}}"));
+        } else {
+            out.push_str(&rest[open..open + 2 + close + 2]);
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Go's `%v` for template values: `[a b]` for lists, `map[k:v]` (sorted keys) for maps, `<nil>` for nil.
+fn go_value_text(value: &Value) -> String {
+    match value {
+        Value::Nil => "<nil>".to_string(),
+        Value::NoValue => "<no value>".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items.iter().map(go_value_text).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Object(map) | Value::Map(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{k}:{}", map.get(*k).map(go_value_text).unwrap_or_default()))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn goprint(args: &[Value]) -> Result<Value, FuncError> {
+    match args {
+        [value] => Ok(Value::String(go_value_text(value))),
+        _ => Err(FuncError::ExactlyXArgs("goprint".to_string(), 1)),
     }
 }
 
@@ -189,7 +256,8 @@ pub fn go_json(value: &serde_json::Value) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-const FUNCS: [(&str, Func); 8] = [
+const FUNCS: [(&str, Func); 9] = [
+    ("goprint", goprint),
     ("json", json_func),
     ("upper", upper),
     ("lower", lower),
@@ -335,6 +403,15 @@ mod tests {
             f.render(&items, &HEADERS).unwrap(),
             "{\"ID\":\"x\",\"Tag\":\"\\u003cnone\\u003e\"}\n"
         );
+    }
+
+    #[test]
+    fn bare_fields_print_lists_and_maps_as_go_does() {
+        let r = Renderer::new("{{.Cmd}} {{ .Labels }} {{.Nil}} {{- .Name -}} !").unwrap();
+        let out = r
+            .render(&json!({"Cmd": ["sh", "-c"], "Labels": {"b": "2", "a": "1"}, "Nil": null, "Name": "x"}))
+            .unwrap();
+        assert_eq!(out, "[sh -c] map[a:1 b:2] <nil>x!");
     }
 
     #[test]
