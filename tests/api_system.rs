@@ -14,7 +14,10 @@ fn ping_answers_ok_with_negotiation_headers() {
     assert_eq!(r.header("Ostype"), Some("linux"));
     assert_eq!(r.header("Docker-Experimental"), Some("false"));
     assert_eq!(r.header("Builder-Version"), Some("1"));
-    assert_eq!(r.header("Cache-Control"), Some("no-cache, no-store, must-revalidate"));
+    assert_eq!(
+        r.header("Cache-Control"),
+        Some("no-cache, no-store, must-revalidate")
+    );
     assert_eq!(r.header("Pragma"), Some("no-cache"));
 }
 
@@ -30,7 +33,12 @@ fn head_ping_has_the_headers_and_no_body() {
 #[test]
 fn versioned_and_unversioned_paths_are_both_served() {
     let d = Daemon::start();
-    for path in ["/version", "/v1.24/version", "/v1.41/version", "/v1.50/version"] {
+    for path in [
+        "/version",
+        "/v1.24/version",
+        "/v1.41/version",
+        "/v1.50/version",
+    ] {
         let v = d.get_json(path);
         assert_eq!(v["ApiVersion"], "1.50", "{path}");
         assert_eq!(v["MinAPIVersion"], "1.24");
@@ -63,7 +71,10 @@ fn info_reports_real_figures() {
     assert_eq!(info["Containers"].as_u64(), Some(0));
     assert_eq!(info["DockerRootDir"], d.data_root().display().to_string());
     assert_eq!(info["CgroupDriver"], "cgroupfs");
-    assert!(matches!(info["CgroupVersion"].as_str(), Some("1") | Some("2")));
+    assert!(matches!(
+        info["CgroupVersion"].as_str(),
+        Some("1") | Some("2")
+    ));
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     assert_eq!(info["KernelVersion"], kernel.trim());
     assert_eq!(info["OSType"], "linux");
@@ -92,7 +103,15 @@ fn unknown_routes_are_404_page_not_found() {
 #[test]
 fn swarm_and_plugin_routes_answer_503_with_a_message() {
     let d = Daemon::start();
-    for path in ["/swarm", "/services", "/nodes", "/tasks", "/secrets", "/configs", "/plugins"] {
+    for path in [
+        "/swarm",
+        "/services",
+        "/nodes",
+        "/tasks",
+        "/secrets",
+        "/configs",
+        "/plugins",
+    ] {
         let r = d.request("GET", &format!("/v1.50{path}"), &[]);
         assert_eq!(r.status, 503, "{path}");
         assert!(!r.json()["message"].as_str().unwrap().is_empty());
@@ -111,7 +130,11 @@ fn missing_image_is_404_with_dockers_message() {
 fn events_report_image_actions_with_since_until_and_filters() {
     let d = Daemon::start();
     d.load_fixture();
-    let r = d.request("POST", "/images/fixture/webapp:1.0/tag?repo=mine&tag=v2", &[]);
+    let r = d.request(
+        "POST",
+        "/images/fixture/webapp:1.0/tag?repo=mine&tag=v2",
+        &[],
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let until = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -147,8 +170,10 @@ fn live_events_stream_as_they_happen() {
     let d = Daemon::start();
     d.load_fixture();
     let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
-    s.write_all(b"GET /v1.50/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(b"GET /v1.50/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).unwrap();

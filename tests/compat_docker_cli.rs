@@ -33,7 +33,10 @@ fn docker_version_shows_the_berth_engine() {
     let d = Daemon::start();
     let out = ok(&d.docker(&["version"]));
     assert!(out.contains("Server: Berth Engine"), "{out}");
-    assert!(out.contains("API version:      1.50 (minimum version 1.24)"), "{out}");
+    assert!(
+        out.contains("API version:      1.50 (minimum version 1.24)"),
+        "{out}"
+    );
     let v = ok(&d.docker(&["version", "--format", "{{.Server.APIVersion}}"]));
     assert_eq!(v.trim(), "1.50");
 }
@@ -46,7 +49,10 @@ fn docker_info_reads_berths_figures() {
     let d = Daemon::start();
     let out = ok(&d.docker(&["info"]));
     assert!(out.contains(" Images: 0"), "{out}");
-    assert!(out.contains(&format!(" Docker Root Dir: {}", d.data_root().display())), "{out}");
+    assert!(
+        out.contains(&format!(" Docker Root Dir: {}", d.data_root().display())),
+        "{out}"
+    );
     assert!(out.contains(" Cgroup Driver: cgroupfs"), "{out}");
 }
 
@@ -61,12 +67,23 @@ fn docker_load_then_inspect_matches_dockerd() {
     let got: serde_json::Value =
         serde_json::from_str(&ok(&d.docker(&["image", "inspect", "fixture/webapp:1.0"]))).unwrap();
     let want: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(shared_dir().join("fixtures/dockerd-webapp/webapp-image-inspect.json")).unwrap(),
+        &std::fs::read(shared_dir().join("fixtures/dockerd-webapp/webapp-image-inspect.json"))
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(got[0]["Id"], want[0]["Id"]);
     assert_eq!(got[0]["RootFS"]["Layers"], want[0]["RootFS"]["Layers"]);
-    for f in ["Env", "Cmd", "Entrypoint", "ExposedPorts", "Volumes", "User", "WorkingDir", "Healthcheck", "Labels"] {
+    for f in [
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "ExposedPorts",
+        "Volumes",
+        "User",
+        "WorkingDir",
+        "Healthcheck",
+        "Labels",
+    ] {
         assert_eq!(got[0]["Config"][f], want[0]["Config"][f], "Config.{f}");
     }
     let id = ok(&d.docker(&["image", "inspect", "-f", "{{.Id}}", "fixture/webapp:1.0"]));
@@ -79,7 +96,12 @@ fn docker_images_history_tag_rmi() {
         return;
     }
     let d = Daemon::start();
-    ok(&d.docker(&["load", "-q", "-i", common::webapp_fixture().to_str().unwrap()]));
+    ok(&d.docker(&[
+        "load",
+        "-q",
+        "-i",
+        common::webapp_fixture().to_str().unwrap(),
+    ]));
     let images = ok(&d.docker(&["images"]));
     let mut lines = images.lines();
     assert_eq!(
@@ -92,7 +114,10 @@ fn docker_images_history_tag_rmi() {
 
     let history = ok(&d.docker(&["history", "fixture/webapp:1.0"]));
     assert!(history.starts_with("IMAGE          CREATED"), "{history}");
-    assert!(history.lines().nth(1).unwrap().starts_with("577d8034c8e2"), "{history}");
+    assert!(
+        history.lines().nth(1).unwrap().starts_with("577d8034c8e2"),
+        "{history}"
+    );
     assert!(history.contains("<missing>"));
 
     ok(&d.docker(&["tag", "fixture/webapp:1.0", "mine/app:2"]));
@@ -106,7 +131,10 @@ fn docker_images_history_tag_rmi() {
     let out = ok(&d.docker(&["rmi", "mine/app:2"]));
     assert_eq!(out.trim(), "Untagged: mine/app:2");
     let out = ok(&d.docker(&["rmi", "fixture/webapp:1.0"]));
-    assert!(out.starts_with("Untagged: fixture/webapp:1.0\nDeleted: sha256:577d8034c8e2"), "{out}");
+    assert!(
+        out.starts_with("Untagged: fixture/webapp:1.0\nDeleted: sha256:577d8034c8e2"),
+        "{out}"
+    );
     let out = d.docker(&["rmi", "fixture/webapp:1.0"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
@@ -120,13 +148,26 @@ fn docker_save_pipe_load_keeps_ids() {
         return;
     }
     let a = Daemon::start();
-    ok(&a.docker(&["load", "-q", "-i", common::webapp_fixture().to_str().unwrap()]));
+    ok(&a.docker(&[
+        "load",
+        "-q",
+        "-i",
+        common::webapp_fixture().to_str().unwrap(),
+    ]));
     let file = a.dir.path().join("saved.tar");
     ok(&a.docker(&["save", "-o", file.to_str().unwrap(), "fixture/webapp:1.0"]));
     let b = Daemon::start();
     let out = ok(&b.docker_stdin(&["load"], Some(&file)));
     assert!(out.contains("Loaded image: fixture/webapp:1.0"), "{out}");
-    let ids = |d: &Daemon| ok(&d.docker(&["image", "inspect", "-f", "{{.Id}} {{.RootFS.Layers}}", "fixture/webapp:1.0"]));
+    let ids = |d: &Daemon| {
+        ok(&d.docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Id}} {{.RootFS.Layers}}",
+            "fixture/webapp:1.0",
+        ]))
+    };
     assert_eq!(ids(&a), ids(&b));
 }
 
@@ -138,9 +179,26 @@ fn docker_import_with_changes() {
     let d = Daemon::start();
     let tar = d.dir.path().join("rootfs.tar");
     common::busybox_rootfs_tar(&tar);
-    let out = ok(&d.docker_stdin(&["import", "-c", r#"CMD ["sh"]"#, "-c", "ENV A=1", "-", "busybox:latest"], Some(&tar)));
+    let out = ok(&d.docker_stdin(
+        &[
+            "import",
+            "-c",
+            r#"CMD ["sh"]"#,
+            "-c",
+            "ENV A=1",
+            "-",
+            "busybox:latest",
+        ],
+        Some(&tar),
+    ));
     assert!(out.trim().starts_with("sha256:"), "{out}");
-    let cfg = ok(&d.docker(&["image", "inspect", "-f", "{{json .Config.Cmd}} {{json .Config.Env}}", "busybox"]));
+    let cfg = ok(&d.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Cmd}} {{json .Config.Env}}",
+        "busybox",
+    ]));
     assert_eq!(cfg.trim(), r#"["sh"] ["A=1"]"#);
     let images = ok(&d.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
     assert_eq!(images.trim(), "busybox:latest");
@@ -152,9 +210,18 @@ fn docker_system_df_and_image_prune() {
         return;
     }
     let d = Daemon::start();
-    ok(&d.docker(&["load", "-q", "-i", common::webapp_fixture().to_str().unwrap()]));
+    ok(&d.docker(&[
+        "load",
+        "-q",
+        "-i",
+        common::webapp_fixture().to_str().unwrap(),
+    ]));
     let df = ok(&d.docker(&["system", "df"]));
-    assert!(df.lines().any(|l| l.starts_with("Images") && l.contains("1.986MB")), "{df}");
+    assert!(
+        df.lines()
+            .any(|l| l.starts_with("Images") && l.contains("1.986MB")),
+        "{df}"
+    );
     ok(&d.docker(&["tag", "fixture/webapp:1.0", "x:1"]));
     ok(&d.docker(&["rmi", "fixture/webapp:1.0"]));
     let out = ok(&d.docker(&["image", "prune", "-a", "-f"]));

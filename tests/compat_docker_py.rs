@@ -9,13 +9,16 @@ use common::Daemon;
 
 #[test]
 fn docker_py_images_list_get_load_save_tag_remove() {
-    let probe = Command::new("python3").args(["-c", "import docker"]).status();
+    let probe = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status();
     if !probe.map(|s| s.success()).unwrap_or(false) {
         eprintln!("SKIP: the docker Python SDK is not installed (pip install docker)");
         return;
     }
     let d = Daemon::start();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat/docker_py_images.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/compat/docker_py_images.py");
     let out = Command::new("python3")
         .arg(script)
         .env("DOCKER_HOST", d.host())

@@ -57,15 +57,32 @@ fn sigkill_during_load_leaves_nothing_half_made() {
         let store = d.data_root().join("image");
         match images.as_array().unwrap().len() {
             0 => {
-                assert_eq!(count_entries(&store.join("blobs/sha256")), 0, "cut at {fraction}: blobs left");
-                assert_eq!(count_entries(&store.join("snapshots")), 0, "cut at {fraction}: snapshots left");
-                assert_eq!(count_entries(&store.join("ingest")), 0, "cut at {fraction}: ingest left");
+                assert_eq!(
+                    count_entries(&store.join("blobs/sha256")),
+                    0,
+                    "cut at {fraction}: blobs left"
+                );
+                assert_eq!(
+                    count_entries(&store.join("snapshots")),
+                    0,
+                    "cut at {fraction}: snapshots left"
+                );
+                assert_eq!(
+                    count_entries(&store.join("ingest")),
+                    0,
+                    "cut at {fraction}: ingest left"
+                );
             }
             1 => {
                 // The load finished before the kill: then it must be whole.
                 let img = d.get_json("/images/crash:1/json");
                 assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 3);
-                for dir in img["GraphDriver"]["Data"]["LowerDir"].as_str().unwrap_or("").split(':').filter(|s| !s.is_empty()) {
+                for dir in img["GraphDriver"]["Data"]["LowerDir"]
+                    .as_str()
+                    .unwrap_or("")
+                    .split(':')
+                    .filter(|s| !s.is_empty())
+                {
                     assert!(Path::new(dir).is_dir(), "{dir}");
                 }
             }

@@ -15,7 +15,10 @@ fn second_daemon_on_the_same_root_fails_clearly() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("another berth daemon is already using data root"), "{err}");
+    assert!(
+        err.contains("another berth daemon is already using data root"),
+        "{err}"
+    );
     // The first daemon is untouched.
     assert_eq!(d.request("GET", "/_ping", &[]).status, 200);
 }

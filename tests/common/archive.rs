@@ -20,14 +20,18 @@ pub enum Entry<'a> {
 /// `sha256:<hex>` of `data`.
 pub fn sha256(data: &[u8]) -> String {
     let d = Sha256::digest(data);
-    format!("sha256:{}", d.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "sha256:{}",
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 /// A header whose name bytes are written raw (so `..` and absolute names get through).
 fn header(name: &str, kind: tar::EntryType, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_old();
+    assert!(name.len() < 100, "test entry name too long: {name}");
+    let mut h = tar::Header::new_ustar();
     {
-        let raw = h.as_old_mut();
+        let raw = h.as_ustar_mut().expect("ustar header");
         raw.name = [0; 100];
         raw.name[..name.len()].copy_from_slice(name.as_bytes());
     }
@@ -41,7 +45,7 @@ fn header(name: &str, kind: tar::EntryType, size: u64) -> tar::Header {
 }
 
 fn set_link(h: &mut tar::Header, target: &str) {
-    let raw = h.as_old_mut();
+    let raw = h.as_ustar_mut().expect("ustar header");
     raw.linkname = [0; 100];
     raw.linkname[..target.len()].copy_from_slice(target.as_bytes());
 }
@@ -93,7 +97,9 @@ pub fn legacy_archive(tag: &str, layers: &[Vec<u8>]) -> Vec<u8> {
     });
     let config = serde_json::to_vec(&config).unwrap();
     let config_name = format!("{}.json", &sha256(&config)[7..]);
-    let layer_names: Vec<String> = (0..layers.len()).map(|i| format!("layer{i}/layer.tar")).collect();
+    let layer_names: Vec<String> = (0..layers.len())
+        .map(|i| format!("layer{i}/layer.tar"))
+        .collect();
     let manifest = serde_json::to_vec(&serde_json::json!([{
         "Config": config_name,
         "RepoTags": [tag],
@@ -107,6 +113,8 @@ pub fn legacy_archive(tag: &str, layers: &[Vec<u8>]) -> Vec<u8> {
         h.set_mode(0o644);
         h.set_mtime(1_700_000_000);
         h.set_entry_type(tar::EntryType::Regular);
+        h.set_uid(0);
+        h.set_gid(0);
         b.append_data(&mut h, name, data).unwrap();
     };
     for (name, data) in layer_names.iter().zip(layers) {

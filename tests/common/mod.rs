@@ -109,7 +109,11 @@ impl Daemon {
                     panic!("daemon exited early ({status}): {}", self.log());
                 }
             }
-            assert!(Instant::now() < deadline, "daemon did not come up: {}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -171,7 +175,12 @@ impl Daemon {
     }
 
     /// One HTTP request to the API.
-    pub fn try_request(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<HttpResponse> {
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
         http_request(&self.socket(), method, path, &[], body)
     }
 
@@ -203,14 +212,20 @@ impl Drop for Daemon {
         self.kill();
         // Keep the root when a test failed, to read its log; tempdir cleanup otherwise.
         if std::thread::panicking() {
-            eprintln!("--- daemon log ({}) ---\n{}", self.dir.path().display(), self.log());
+            eprintln!(
+                "--- daemon log ({}) ---\n{}",
+                self.dir.path().display(),
+                self.log()
+            );
         }
     }
 }
 
 /// The real docker CLI.
 pub fn docker_bin() -> PathBuf {
-    PathBuf::from(std::env::var("BERTH_TEST_DOCKER").unwrap_or_else(|_| "/usr/local/bin/docker".into()))
+    PathBuf::from(
+        std::env::var("BERTH_TEST_DOCKER").unwrap_or_else(|_| "/usr/local/bin/docker".into()),
+    )
 }
 
 fn run_with_stdin(mut cmd: Command, stdin: Option<&Path>) -> Output {
@@ -304,7 +319,11 @@ pub fn http_request(
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     let mut body = Vec::new();
     if method == "HEAD" {
-        return Ok(HttpResponse { status, headers, body });
+        return Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        });
     }
     if chunked {
         loop {
@@ -355,25 +374,35 @@ pub fn busybox_rootfs_tar(dest: &Path) {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
         h.set_mode(if dir == "tmp" { 0o1777 } else { 0o755 });
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_size(0);
         h.set_mtime(1_700_000_000);
-        b.append_data(&mut h, format!("{dir}/"), std::io::empty()).expect("dir");
+        b.append_data(&mut h, format!("{dir}/"), std::io::empty())
+            .expect("dir");
     }
-    b.append_path_with_name(busybox, "bin/busybox").expect("busybox");
+    b.append_path_with_name(busybox, "bin/busybox")
+        .expect("busybox");
     for applet in ["sh", "echo", "ls", "cat", "true", "sleep", "httpd", "id"] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
         h.set_mode(0o777);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_mtime(1_700_000_000);
-        b.append_link(&mut h, format!("bin/{applet}"), "busybox").expect("link");
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .expect("link");
     }
     let mut h = tar::Header::new_gnu();
     let passwd = b"root:x:0:0:root:/root:/bin/sh\n";
     h.set_size(passwd.len() as u64);
     h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_mtime(1_700_000_000);
-    b.append_data(&mut h, "etc/passwd", &passwd[..]).expect("passwd");
+    b.append_data(&mut h, "etc/passwd", &passwd[..])
+        .expect("passwd");
     b.finish().expect("finish tar");
 }
 pub mod archive;

@@ -23,7 +23,7 @@ assert [img.id for img in loaded] == [WEBAPP_ID], loaded
 img = client.images.get("fixture/webapp:1.0")
 assert img.id == WEBAPP_ID
 assert img.tags == ["fixture/webapp:1.0"], img.tags
-assert img.short_id == "sha256:577d8034c8", img.short_id
+assert img.short_id == "sha256:577d8034c8e2", img.short_id
 assert img.labels == {"org.example.purpose": "berth developer fixture"}, img.labels
 assert len(img.attrs["RootFS"]["Layers"]) == 5
 hist = img.history()

@@ -21,7 +21,9 @@ const CHUNK: usize = 1 << 20;
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A 200 response with a JSON body.
@@ -74,7 +76,9 @@ pub struct StreamSender(mpsc::Sender<io::Result<Bytes>>);
 /// Creates a streamed body and the sender that feeds it.
 pub fn channel() -> (StreamSender, Body) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
-    let s = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let s = stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     let body = BodyExt::boxed(StreamBody::new(s.map_ok(Frame::data)));
     (StreamSender(tx), body)
 }

@@ -76,9 +76,7 @@ async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Resp
         "/images/prune" if m == Method::POST => routes::images::prune(&ctx).await,
         "/images/search" => Err(not_implemented("searching a registry")),
         p if p.starts_with("/images/") => image_route(&ctx, m, &p["/images/".len()..]).await,
-        p if routes::unsupported::is_swarm_or_plugin(p) => {
-            Err(routes::unsupported::error(p))
-        }
+        p if routes::unsupported::is_swarm_or_plugin(p) => Err(routes::unsupported::error(p)),
         _ => Err(ApiError::page_not_found()),
     }
 }
@@ -132,7 +130,10 @@ mod tests {
 
     #[test]
     fn percent_escapes_in_paths_are_decoded() {
-        assert_eq!(percent_decode("/images/a%2Fb%3A1/json").unwrap(), "/images/a/b:1/json");
+        assert_eq!(
+            percent_decode("/images/a%2Fb%3A1/json").unwrap(),
+            "/images/a/b:1/json"
+        );
         assert_eq!(percent_decode("/images/x%").unwrap(), "/images/x%");
     }
 }

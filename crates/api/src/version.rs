@@ -51,8 +51,12 @@ pub fn split(path: &str) -> Result<(ApiVersion, &str), ApiError> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // `/version`, `/volumes`: not a version prefix at all.
+        return Ok((ApiVersion::current(), path));
+    }
     let Some(version) = ApiVersion::parse(v) else {
-        // Not a version prefix (dockerd's router simply has no such route).
+        // Digits and dots but not `1.NN` (dockerd's router has no such route).
         return Err(ApiError::page_not_found());
     };
     if version < ApiVersion::minimum() {
@@ -79,6 +83,12 @@ mod tests {
         let (v, p) = split("/images/json").unwrap();
         assert_eq!(v, ApiVersion::current());
         assert_eq!(p, "/images/json");
+    }
+
+    #[test]
+    fn paths_starting_with_v_are_not_versions() {
+        assert_eq!(split("/version").unwrap().1, "/version");
+        assert_eq!(split("/volumes/x").unwrap().1, "/volumes/x");
     }
 
     #[test]

@@ -39,7 +39,10 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let sockets: Vec<PathBuf> = if args.host.is_empty() {
         vec![args.exec_root.join("berth.sock")]
     } else {
-        args.host.iter().map(|h| socket_path(h)).collect::<anyhow::Result<_>>()?
+        args.host
+            .iter()
+            .map(|h| socket_path(h))
+            .collect::<anyhow::Result<_>>()?
     };
     std::fs::create_dir_all(&args.data_root)
         .with_context(|| format!("creating data root {}", args.data_root.display()))?;
@@ -153,7 +156,11 @@ fn lock_data_root(data_root: &Path) -> anyhow::Result<File> {
         bail!(
             "another berth daemon is already using data root {}{}",
             data_root.display(),
-            if holder.is_empty() { String::new() } else { format!(" (pid {holder})") }
+            if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            }
         );
     }
     file.set_len(0)?;

@@ -6,7 +6,11 @@ use clap::Parser;
 
 /// The whole command line: the client's global flags, and either `daemon` or a client command.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about = "A Docker-compatible container engine")]
+#[command(
+    name = "berth",
+    version,
+    about = "A Docker-compatible container engine"
+)]
 struct Top {
     #[command(flatten)]
     global: cli::GlobalArgs,

@@ -30,9 +30,13 @@ impl From<image::Error> for Error {
             E::NotFound(_) => Error::NotFound(e.to_string()),
             E::InvalidReference(_) => Error::InvalidParameter(e.to_string()),
             E::Conflict(_) => Error::Conflict(format!("conflict: {e}")),
-            E::InvalidArchive(_) | E::UnsafePath { .. } | E::DigestMismatch { .. } => {
-                Error::InvalidParameter(e.to_string())
-            }
+            E::InvalidArchive(_)
+            | E::UnsafePath { .. }
+            | E::DigestMismatch { .. }
+            | E::InvalidChange(_)
+            | E::InvalidArgument(_)
+            | E::Json { .. } => Error::InvalidParameter(e.to_string()),
+            E::Unsupported(_) => Error::NotImplemented(e.to_string()),
             _ => Error::System(e.to_string()),
         }
     }

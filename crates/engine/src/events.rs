@@ -89,7 +89,9 @@ impl Event {
         };
         let attr = |k: &str| self.actor.attributes.get(k).map(String::as_str);
         any("type", &|v| v == self.typ)
-            && any("event", &|v| v == self.action || self.action.starts_with(&format!("{v}:")))
+            && any("event", &|v| {
+                v == self.action || self.action.starts_with(&format!("{v}:"))
+            })
             && any("scope", &|v| v == self.scope)
             && any("image", &|v| {
                 self.typ == "image"

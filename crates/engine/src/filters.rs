@@ -20,7 +20,9 @@ impl Filters {
         let value: serde_json::Value = serde_json::from_str(raw)
             .map_err(|e| Error::InvalidParameter(format!("invalid filter: {e}")))?;
         let serde_json::Value::Object(map) = value else {
-            return Err(Error::InvalidParameter("invalid filter: not a JSON object".into()));
+            return Err(Error::InvalidParameter(
+                "invalid filter: not a JSON object".into(),
+            ));
         };
         let mut out = BTreeMap::new();
         for (key, v) in map {

@@ -62,8 +62,16 @@ impl Engine {
                 .ok_or_else(|| Error::NotFound(format!("No such image: {name}")))?;
             Ok(created_unix(img))
         };
-        let before = f.get("before").iter().map(|n| created_of(n)).collect::<Result<Vec<_>>>()?;
-        let since = f.get("since").iter().map(|n| created_of(n)).collect::<Result<Vec<_>>>()?;
+        let before = f
+            .get("before")
+            .iter()
+            .map(|n| created_of(n))
+            .collect::<Result<Vec<_>>>()?;
+        let since = f
+            .get("since")
+            .iter()
+            .map(|n| created_of(n))
+            .collect::<Result<Vec<_>>>()?;
         let until = f
             .get("until")
             .iter()

@@ -41,9 +41,8 @@ impl Engine {
     /// Opens every store under the data root, recovering from an interrupted previous run.
     pub fn open(config: EngineConfig) -> Result<Engine> {
         for dir in [&config.data_root, &config.exec_root] {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::System(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::System(format!("cannot create {}: {e}", dir.display())))?;
         }
         let images = image::ImageStore::open(config.data_root.join("image"))?;
         let id = system::engine_id(&config.data_root)?;

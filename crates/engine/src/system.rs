@@ -156,9 +156,7 @@ impl Engine {
 
     /// `GET /system/df`: images (containers, volumes and build cache come with their subsystems).
     pub async fn disk_usage(&self) -> Result<SystemDataUsageResponse> {
-        let mut images = self
-            .list_images(crate::ImageListOptions::default())
-            .await?;
+        let mut images = self.list_images(crate::ImageListOptions::default()).await?;
         for img in &mut images {
             img.containers = 0;
             img.shared_size = 0;

@@ -9,7 +9,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::body::{self, blocking_reader, json, json_status, Body, ChannelWriter, StreamSender};
+use crate::body::{self, blocking_reader, json, Body, ChannelWriter, StreamSender};
 use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
 
@@ -176,18 +176,15 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Bod
     })
     .await
     .map_err(engine::Error::from)?;
-    match result {
-        Ok(id) => {
-            let mut line = serde_json::to_vec(&json!({ "status": id })).unwrap_or_default();
-            line.extend_from_slice(b"\r\n");
-            Ok(body::with_type(StatusCode::OK, "application/json", body::full(line)))
-        }
-        Err(e @ engine::Error::System(_)) => Err(e.into()),
-        Err(e) => Ok(json_status(
-            StatusCode::OK,
-            &json!({ "errorDetail": { "message": e.to_string() }, "error": e.to_string() }),
-        )),
-    }
+    // Nothing has been sent yet, so a failure gets a real status (400 for a bad change), as dockerd does.
+    let id = result?;
+    let mut line = serde_json::to_vec(&json!({ "status": id })).unwrap_or_default();
+    line.extend_from_slice(b"\r\n");
+    Ok(body::with_type(
+        StatusCode::OK,
+        "application/json",
+        body::full(line),
+    ))
 }
 
 fn send_line(tx: &StreamSender, value: &serde_json::Value) {

@@ -76,7 +76,10 @@ pub async fn events(ctx: &Ctx) -> ApiResult<Response<Body>> {
             v.push(b'\n');
             Bytes::from(v)
         };
-        for e in past.iter().filter(|e| until.is_none_or(|u| e.time_nano <= u)) {
+        for e in past
+            .iter()
+            .filter(|e| until.is_none_or(|u| e.time_nano <= u))
+        {
             if e.matches(&filters) && !tx.send(encode(e)).await {
                 return;
             }

@@ -6,13 +6,21 @@ use http::StatusCode;
 use crate::error::ApiError;
 
 const SWARM: &[&str] = &[
-    "/swarm", "/services", "/nodes", "/tasks", "/secrets", "/configs",
+    "/swarm",
+    "/services",
+    "/nodes",
+    "/tasks",
+    "/secrets",
+    "/configs",
 ];
 
 /// Whether `path` belongs to swarm mode or the plugin system.
 pub fn is_swarm_or_plugin(path: &str) -> bool {
     SWARM.iter().chain(&["/plugins"]).any(|p| {
-        path == *p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+        path == *p
+            || path
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('/'))
     })
 }
 
