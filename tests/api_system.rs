@@ -1,5 +1,7 @@
 //! The API foundation: ping, version negotiation, info, errors, events, and the routes Berth refuses.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Daemon;

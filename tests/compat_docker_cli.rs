@@ -1,5 +1,7 @@
 //! The real docker CLI (`/usr/local/bin/docker`, 28.x, API 1.50) against `berth daemon`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{shared_dir, Daemon};

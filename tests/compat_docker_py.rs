@@ -1,6 +1,8 @@
 //! docker-py (the Docker SDK for Python) against `berth daemon`; the checks live in
 //! `tests/compat/docker_py_images.py`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Command;

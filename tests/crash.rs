@@ -1,6 +1,8 @@
 //! Crash safety: a daemon SIGKILLed at any point of a load leaves no half image, and the next start removes
 //! the leftovers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "common/mod.rs"]
 mod common;
 

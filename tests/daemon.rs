@@ -1,5 +1,7 @@
 //! `berth daemon` as a process: one daemon per data root, restarts after crashes, clean shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::Daemon;

@@ -1,6 +1,8 @@
 //! Hostile archives sent to `POST /images/load`: every one is refused with a clear error, no image appears,
 //! and nothing is written outside the store.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "common/mod.rs"]
 mod common;
 

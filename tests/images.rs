@@ -1,5 +1,7 @@
 //! Image API end to end: load, inspect, history, tag, remove, prune, save, import and disk usage.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{shared_dir, Daemon};

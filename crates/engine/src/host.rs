@@ -86,7 +86,9 @@ fn mem_total() -> u64 {
 fn cgroup_version(root: &Path) -> &'static str {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     match rustix::fs::statfs(root) {
-        Ok(st) if st.f_type as i64 == CGROUP2_SUPER_MAGIC => "2",
+        Ok(st) if st.f_type as i64 /* f_type is i64 here, u32 on some arches */ == CGROUP2_SUPER_MAGIC => {
+            "2"
+        }
         _ => "1",
     }
 }

@@ -182,7 +182,9 @@ impl Engine {
 /// The file system type under the data root, in Docker's words (`extfs`, `xfs`, `tmpfs`, …).
 fn backing_fs(path: &Path) -> String {
     let magic = rustix::fs::statfs(path)
-        .map(|s| s.f_type as i64)
+        .map(
+            |s| s.f_type as i64, /* f_type is i64 here, u32 on some arches */
+        )
         .unwrap_or(0);
     match magic {
         0xEF53 => "extfs",
