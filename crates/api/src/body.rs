@@ -33,7 +33,7 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Response<Body> {
 
 /// A response with a JSON body and the given status.
 pub fn json_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
-    match serde_json::to_vec(value) {
+    match crate::json::to_vec(value) {
         Ok(mut v) => {
             v.push(b'\n');
             with_type(status, "application/json", full(v))

@@ -4,6 +4,7 @@
 
 mod body;
 mod error;
+mod json;
 mod query;
 mod router;
 mod routes;

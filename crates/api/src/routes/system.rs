@@ -72,7 +72,7 @@ pub async fn events(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let (tx, body) = body::channel();
     tokio::spawn(async move {
         let encode = |e: &engine::Event| {
-            let mut v = serde_json::to_vec(e).unwrap_or_default();
+            let mut v = crate::json::to_vec(e).unwrap_or_default();
             v.push(b'\n');
             Bytes::from(v)
         };

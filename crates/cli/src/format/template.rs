@@ -247,13 +247,31 @@ fn from_gtmpl(value: &Value) -> serde_json::Value {
 
 /// Encodes JSON compactly as Go's `encoding/json` does: `<`, `>`, `&` escaped as `\u003c`, `\u003e`, `\u0026`.
 pub fn go_json(value: &serde_json::Value) -> String {
-    let s = serde_json::to_string(value).unwrap_or_default();
+    let s = serde_json::to_string(&sorted(value)).unwrap_or_default();
     // These characters can only occur inside strings, so replacing them keeps the JSON valid.
     s.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
         .replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029")
+}
+
+/// A copy of `value` with every object's keys sorted, as Go's encoder writes maps.
+fn sorted(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(o) => {
+            let mut entries: Vec<_> = o.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 const FUNCS: [(&str, Func); 9] = [
