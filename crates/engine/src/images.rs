@@ -289,8 +289,9 @@ impl Engine {
         items
             .into_iter()
             .map(|item| {
+                // dockerd names the image by its ID in untag and delete events, not by the tag.
                 match &item {
-                    DeleteItem::Untagged(r) => self.image_event("untag", img, r),
+                    DeleteItem::Untagged(_) => self.image_event("untag", img, &img.id.to_string()),
                     DeleteItem::Deleted(id) if *id == img.id.to_string() => {
                         self.image_event("delete", img, id)
                     }
