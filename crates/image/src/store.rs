@@ -842,45 +842,51 @@ mod tests {
         Ok(())
     }
 
+    const CHILD_ENV: &str = "BERTH_IMAGE_TEST_CRASH_ROOT";
+
+    /// Runs only inside the child of the crash test: starts a load whose input never ends.
+    #[test]
+    fn crash_child_helper() {
+        let Some(root) = std::env::var_os(CHILD_ENV) else {
+            return;
+        };
+        if let Ok(store) = ImageStore::open(PathBuf::from(root)) {
+            let layer = build_tar(&[E::File("big", &vec![7u8; 1 << 20])]);
+            let arch = legacy_archive(&[layer], None, "slow:1");
+            let mut slow = Stall { data: arch, pos: 0 };
+            let _ = store.load(&mut slow, &mut |_| {});
+        }
+    }
+
     #[test]
     fn interrupted_load_in_child_process_leaves_nothing_after_open() -> Result<()> {
-        // SIGKILL a child mid-load (its archive reader never ends), then reopen the store.
+        // Re-run this test binary as a child that loads forever, SIGKILL it mid-load, reopen the store.
         let dir = tmp()?;
         let root = dir.path().to_path_buf();
-        // SAFETY: the child only runs the store code below and exits with `_exit`; the test binary's
-        // other threads are not touched by the child (it never takes locks they might hold before exec-less
-        // work besides allocation, which is acceptable in a test child that is killed anyway).
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let r = std::panic::catch_unwind(|| {
-                if let Ok(store) = ImageStore::open(&root) {
-                    let layer = build_tar(&[E::File("big", &vec![7u8; 1 << 20])]);
-                    let arch = legacy_archive(&[layer], None, "slow:1");
-                    let mut slow = Stall { data: arch, pos: 0 };
-                    let _ = store.load(&mut slow, &mut |_| {});
-                }
-            });
-            let _ = r;
-            // SAFETY: terminating the forked child without running the parent's atexit handlers.
-            unsafe { libc::_exit(0) };
-        }
-        assert!(pid > 0, "fork failed");
-        // Wait until the child has started writing.
-        for _ in 0..200 {
+        let exe = std::env::current_exe().ctx("current exe", "self")?;
+        let mut child = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "store::tests::crash_child_helper",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &root)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ctx("spawn", "test child")?;
+        let mut started = false;
+        for _ in 0..500 {
             if count(&root.join("ingest")) > 0 || count(&root.join("snapshots")) > 0 {
+                started = true;
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        // SAFETY: pid is our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-        assert!(
-            count(&root.join("ingest")) + count(&root.join("snapshots")) > 0,
-            "child never started"
-        );
+        // Give it a moment to be well inside the stream.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        child.kill().ctx("kill", "test child")?;
+        child.wait().ctx("wait", "test child")?;
+        assert!(started, "child never started loading");
         let store = ImageStore::open(&root)?;
         assert!(store.list()?.is_empty());
         assert_empty_store(&root);

@@ -644,7 +644,7 @@ pub(crate) mod tests {
         assert!(!l4.join("etc/demo/.wh.drop.conf").exists());
         // Opaque dir → xattr.
         let opq = rustix::fs::getxattr(
-            &l4.join("srv/app/old"),
+            l4.join("srv/app/old"),
             "trusted.overlay.opaque",
             &mut [0u8; 4],
         );

@@ -573,7 +573,7 @@ pub(crate) mod tests {
             h.set_gid(0);
             h.set_mtime(1_700_000_000);
             h.set_cksum();
-            b.append(&h, &data[..]).ok();
+            b.append(&h, data).ok();
         }
         b.into_inner().unwrap_or_default()
     }
