@@ -81,6 +81,16 @@ impl ImageStore {
                 }
             }
         }
+        // Temp files of interrupted record writes (`write_atomic`).
+        for e in fs::read_dir(&root).ctx("read dir", &root)? {
+            let p = e.ctx("read dir", &root)?.path();
+            if p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".tmp-"))
+            {
+                fs::remove_file(&p).ctx("remove", &p)?;
+            }
+        }
         let refs_path = root.join(REFS_FILE);
         if let Ok(data) = fs::read(&refs_path) {
             let refs: BTreeMap<String, Digest> = serde_json::from_slice(&data)

@@ -686,4 +686,68 @@ pub(crate) mod tests {
         assert_eq!(store.get("fixture/webapp:1.0")?.id.as_str(), WEBAPP_ID);
         Ok(())
     }
+
+    fn oci_blob(files: &mut Vec<(String, Vec<u8>)>, data: Vec<u8>) -> (Digest, u64) {
+        let d = Digest::of(&data);
+        let len = data.len() as u64;
+        files.push((format!("blobs/sha256/{}", d.hex()), data));
+        (d, len)
+    }
+
+    #[test]
+    fn load_oci_index_picks_linux_amd64_and_names_from_annotation() -> Result<()> {
+        use crate::layer::apply::tests::{build_tar, E};
+        use serde_json::json;
+        let mut files = Vec::new();
+        let layer = build_tar(&[E::File("amd64", b"yes")]);
+        let (ld, ll) = oci_blob(&mut files, layer.clone());
+        let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [ld]}});
+        let (cd, cl) = oci_blob(&mut files, serde_json::to_vec(&config).unwrap_or_default());
+        let m = json!({"schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+            "config": {"mediaType": manifest::OCI_CONFIG, "digest": cd, "size": cl},
+            "layers": [{"mediaType": manifest::OCI_LAYER, "digest": ld, "size": ll}]});
+        let (md, ml) = oci_blob(&mut files, serde_json::to_vec(&m).unwrap_or_default());
+        // The arm64 manifest's blobs are absent, as in a single-platform save of a multi-platform image.
+        let arm = Digest::of(b"arm64 manifest not included");
+        let nested = json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": [
+            {"mediaType": manifest::OCI_MANIFEST, "digest": arm, "size": 10, "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": manifest::OCI_MANIFEST, "digest": md, "size": ml, "platform": {"architecture": "amd64", "os": "linux"}}]});
+        let (nd, nl) = oci_blob(&mut files, serde_json::to_vec(&nested).unwrap_or_default());
+        let index = json!({"schemaVersion": 2, "manifests": [{"mediaType": manifest::OCI_INDEX, "digest": nd, "size": nl,
+            "annotations": {"io.containerd.image.name": "docker.io/library/multi:1", "org.opencontainers.image.ref.name": "1"}}]});
+        files.push((
+            "index.json".into(),
+            serde_json::to_vec(&index).unwrap_or_default(),
+        ));
+        files.push((
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ));
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in &files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, &data[..]).ctx("tar", "test")?;
+        }
+        let arch = b.into_inner().ctx("tar", "test")?;
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let store = ImageStore::open(dir.path())?;
+        let loaded = store.load(&mut &arch[..], &mut |_| {})?;
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].id, cd);
+        assert_eq!(
+            loaded[0]
+                .tags
+                .iter()
+                .map(|t| t.familiar())
+                .collect::<Vec<_>>(),
+            ["multi:1"]
+        );
+        let img = store.get("multi:1")?;
+        assert_eq!(img.manifest_digest, md);
+        assert!(store.layer_dirs(&img)[0].join("amd64").is_file());
+        Ok(())
+    }
 }
