@@ -412,6 +412,12 @@ impl ImageStore {
     }
 }
 
+// The engine shares one store across threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ImageStore>();
+};
+
 fn poisoned() -> Error {
     Error::Conflict("image store lock poisoned by a panic".into())
 }

@@ -130,7 +130,21 @@ impl Extractor {
         let comps = clean_components(&raw_path)?;
         let kind = entry.header().entry_type();
         let Some((&leaf, parent)) = comps.split_last() else {
-            // `./` itself: the snapshot root keeps its own attributes.
+            // `./` itself: the layer's root directory takes the entry's owner, mode and mtime.
+            if kind == EntryType::Directory {
+                let header = entry.header();
+                let mode =
+                    Mode::from_bits_truncate(header.mode().map_err(|e| bad_tar(&e))? & 0o7777);
+                let (uid, gid) = ids(
+                    header.uid().map_err(|e| bad_tar(&e))?,
+                    header.gid().map_err(|e| bad_tar(&e))?,
+                    &shown,
+                )?;
+                let mtime = i64::try_from(header.mtime().map_err(|e| bad_tar(&e))?).unwrap_or(0);
+                let xattrs = pax_xattrs(entry)?;
+                set_owner_mode_xattrs(&self.root, uid, gid, mode, &xattrs, &raw_path)?;
+                self.dirs.push((Vec::new(), mtime));
+            }
             return Ok(());
         };
         let rel = join(&comps);
@@ -368,6 +382,10 @@ impl Extractor {
     /// Sets directories' mtimes, deepest last-listed first, now that their contents are in place.
     fn finish_dirs(&mut self) {
         for (rel, mtime) in self.dirs.iter().rev() {
+            if rel.is_empty() {
+                let _ = rustix::fs::futimens(&self.root, &times(*mtime));
+                continue;
+            }
             // A directory replaced later by a symlink or removed fails to open: nothing to do then.
             if let Ok(fd) =
                 rustix::fs::openat2(&self.root, os(rel), dir_flags(), Mode::empty(), beneath())
