@@ -124,11 +124,10 @@ impl ImageStore {
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<Vec<LoadedImage>> {
         let res = crate::archive::load::load(self, archive, progress);
-        if res.is_err() {
-            // Blobs and snapshots of a failed load are referenced by nothing: drop them now.
-            if let Err(e) = self.collect_garbage() {
-                tracing::warn!(error = %e, "cleaning up after a failed load");
-            }
+        // Blobs and snapshots of a failed load, and blobs of a successful one that no image uses
+        // (other platforms' manifests, attestations), are referenced by nothing: drop them now.
+        if let Err(e) = self.collect_garbage() {
+            tracing::warn!(error = %e, "cleaning up after a load");
         }
         res
     }
