@@ -324,4 +324,38 @@ mod tests {
         }
         Ok(())
     }
+
+    #[test]
+    fn load_reads_skopeo_docker_archive_with_symlinked_layers() -> Result<()> {
+        if !have("skopeo") {
+            eprintln!("skipping: skopeo is not installed");
+            return Ok(());
+        }
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/dockerd-webapp/webapp-docker-save.tar");
+        if !fixture.is_file() {
+            eprintln!("skipping: no fixture");
+            return Ok(());
+        }
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let out = dir.path().join("sk.tar");
+        run(Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("docker-archive:{}", fixture.display()))
+            .arg(format!(
+                "docker-archive:{}:fixture/webapp:2.0",
+                out.display()
+            )))?;
+        let store = ImageStore::open(dir.path().join("store"))?;
+        let mut f = std::fs::File::open(&out).ctx("open", &out)?;
+        let loaded = store.load(&mut f, &mut |_| {})?;
+        assert_eq!(loaded.len(), 1);
+        let img = store.get("fixture/webapp:2.0")?;
+        assert_eq!(
+            img.id.as_str(),
+            "sha256:577d8034c8e21de40e24ea4b7edef267879a8020c636d9def665075be53de13a"
+        );
+        assert_eq!(img.size, 1_986_084);
+        Ok(())
+    }
 }
