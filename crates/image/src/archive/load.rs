@@ -10,7 +10,7 @@ use std::io::{self, BufReader, Cursor, Read, Write};
 use std::time::SystemTime;
 
 use crate::config::ImageConfig;
-use crate::content::BlobWriter;
+use crate::content::BackgroundBlobWriter;
 use crate::digest::{is_hex64, Digest};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::compress::{read_up_to, Compression, BUF_SIZE};
@@ -214,7 +214,7 @@ fn ingest_file(
             .take(12)
             .collect(),
     };
-    let mut writer = store.content.writer()?;
+    let mut writer = store.content.writer()?.in_background()?;
     let mut head = vec![0u8; 512];
     let n = read_up_to(entry, &mut head).map_err(|e| archive_err(&e))?;
     head.truncate(n);
@@ -233,15 +233,7 @@ fn ingest_file(
     };
     let unpacked = if looks_like_layer {
         let mut reader = Cursor::new(head).chain(&mut tee);
-        let res = store
-            .snapshots
-            .unpack(&mut reader)
-            .map(|(snap, compression, diff_id, stats)| Unpacked {
-                snap,
-                compression,
-                diff_id,
-                size: stats.size,
-            });
+        let res = store.snapshots.unpack_skip_plain_hash(&mut reader);
         // Whatever the unpack did not read (tar padding, or everything after a failure) still belongs to the blob.
         io::copy(&mut reader, &mut io::sink()).map_err(|e| archive_err(&e))?;
         Some(res)
@@ -250,7 +242,16 @@ fn ingest_file(
         None
     };
     tee.finish();
-    let (digest, _) = writer.commit(expected.as_ref())?;
+    let (digest, _) = writer.finish()?.commit(expected.as_ref())?;
+    // An uncompressed layer's diff ID is its blob digest.
+    let unpacked = unpacked.map(|res| {
+        res.map(|(snap, compression, diff_id, stats)| Unpacked {
+            snap,
+            compression,
+            diff_id: diff_id.unwrap_or_else(|| digest.clone()),
+            size: stats.size,
+        })
+    });
     if let Some(res) = unpacked {
         if let Ok(u) = &res {
             staged
@@ -266,7 +267,7 @@ fn ingest_file(
 /// Copies what is read into the blob writer and reports progress.
 struct Tee<'a> {
     inner: &'a mut dyn Read,
-    out: &'a mut BlobWriter,
+    out: &'a mut BackgroundBlobWriter,
     progress: &'a mut dyn FnMut(LoadProgress),
     id: String,
     total: u64,
