@@ -194,34 +194,6 @@ pub(crate) fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blob_writer_refuses_mismatched_digest_and_leaves_nothing() -> Result<()> {
-        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
-        let cs = ContentStore::open(dir.path())?;
-        let mut w = cs.writer()?;
-        w.write_all(b"hello").ctx("write", "blob")?;
-        let wrong = Digest::of(b"other");
-        assert!(matches!(
-            w.commit(Some(&wrong)),
-            Err(Error::DigestMismatch { .. })
-        ));
-        assert!(!cs.exists(&wrong));
-        assert_eq!(
-            fs::read_dir(dir.path().join("ingest"))
-                .map(|d| d.count())
-                .ok(),
-            Some(0)
-        );
-        let d = cs.write(b"hello")?;
-        assert_eq!(cs.read(&d)?, b"hello");
-        Ok(())
-    }
-}
-
 /// A [`BlobWriter`] driven from a helper thread: the caller's bytes are batched into large chunks and
 /// hashed and written there, so a load's blob copy overlaps with unpacking the same bytes.
 pub struct BackgroundBlobWriter {
@@ -322,5 +294,33 @@ impl Drop for BackgroundBlobWriter {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_writer_refuses_mismatched_digest_and_leaves_nothing() -> Result<()> {
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let cs = ContentStore::open(dir.path())?;
+        let mut w = cs.writer()?;
+        w.write_all(b"hello").ctx("write", "blob")?;
+        let wrong = Digest::of(b"other");
+        assert!(matches!(
+            w.commit(Some(&wrong)),
+            Err(Error::DigestMismatch { .. })
+        ));
+        assert!(!cs.exists(&wrong));
+        assert_eq!(
+            fs::read_dir(dir.path().join("ingest"))
+                .map(|d| d.count())
+                .ok(),
+            Some(0)
+        );
+        let d = cs.write(b"hello")?;
+        assert_eq!(cs.read(&d)?, b"hello");
+        Ok(())
     }
 }
