@@ -804,6 +804,36 @@ mod tests {
     }
 
     #[test]
+    fn remove_deletes_only_snapshots_no_other_image_shares() -> Result<()> {
+        let dir = tmp()?;
+        let store = ImageStore::open(dir.path())?;
+        let rootfs = build_tar(&[E::File("shared", b"12345")]);
+        let opts = |m: &str| ImportOptions {
+            message: m.into(),
+            ..ImportOptions::default()
+        };
+        let a = store.import(&mut &rootfs[..], &opts("a"))?;
+        let b = store.import(&mut &rootfs[..], &opts("b"))?;
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.layers[0].chain_id, b.layers[0].chain_id);
+        assert_eq!(count(&dir.path().join("snapshots")), 1);
+        assert_eq!(
+            store.remove(a.id.as_str(), false, false)?,
+            vec![DeleteItem::Deleted(a.id.to_string())]
+        );
+        assert!(store.layer_dirs(&b)[0].join("shared").is_file());
+        assert_eq!(
+            store.remove(&b.id.short()[..8], false, false)?,
+            vec![
+                DeleteItem::Deleted(b.id.to_string()),
+                DeleteItem::Deleted(b.layers[0].chain_id.to_string())
+            ]
+        );
+        assert_empty_store(dir.path());
+        Ok(())
+    }
+
+    #[test]
     fn tag_moves_between_images_and_rejects_bad_names() -> Result<()> {
         let dir = tmp()?;
         let store = ImageStore::open(dir.path())?;
