@@ -194,6 +194,109 @@ pub(crate) fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
 
+/// A [`BlobWriter`] driven from a helper thread: the caller's bytes are batched into large chunks and
+/// hashed and written there, so a load's blob copy overlaps with unpacking the same bytes.
+pub struct BackgroundBlobWriter {
+    current: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    handle: Option<std::thread::JoinHandle<io::Result<BlobWriter>>>,
+}
+
+impl BlobWriter {
+    /// Moves the writer to a helper thread.
+    pub fn in_background(self) -> Result<BackgroundBlobWriter> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (spare_tx, spare) = std::sync::mpsc::channel();
+        let mut w = self;
+        let handle = std::thread::Builder::new()
+            .name("blob-writer".into())
+            .spawn(move || {
+                for chunk in rx {
+                    w.write_all(&chunk)?;
+                    let _ = spare_tx.send(chunk);
+                }
+                Ok(w)
+            })
+            .map_err(|e| Error::io("spawn", "blob writer thread", e))?;
+        Ok(BackgroundBlobWriter {
+            current: Vec::with_capacity(CHUNK),
+            tx: Some(tx),
+            spare,
+            handle: Some(handle),
+        })
+    }
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl BackgroundBlobWriter {
+    fn send_current(&mut self) -> io::Result<()> {
+        let next = match self.spare.try_recv() {
+            Ok(mut v) => {
+                v.clear();
+                v
+            }
+            Err(_) => Vec::with_capacity(CHUNK),
+        };
+        let chunk = std::mem::replace(&mut self.current, next);
+        match &self.tx {
+            Some(tx) => tx
+                .send(chunk)
+                .map_err(|_| io::Error::other("blob writer thread stopped")),
+            None => Err(io::Error::other("blob writer finished")),
+        }
+    }
+
+    /// Flushes the last chunk, waits for the thread and returns the writer, ready to commit.
+    pub fn finish(mut self) -> Result<BlobWriter> {
+        let sent = if self.current.is_empty() {
+            Ok(())
+        } else {
+            self.send_current()
+        };
+        self.tx = None;
+        let joined = match self.handle.take() {
+            Some(h) => h
+                .join()
+                .map_err(|_| Error::Conflict("blob writer thread panicked".into()))?,
+            None => {
+                return Err(Error::InvalidArgument(
+                    "blob writer already finished".into(),
+                ))
+            }
+        };
+        let w = joined.map_err(|e| Error::io("write", "blob", e))?;
+        sent.map_err(|e| Error::io("write", "blob", e))?;
+        Ok(w)
+    }
+}
+
+impl Write for BackgroundBlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.current.len();
+        let n = buf.len().min(room);
+        self.current.extend_from_slice(&buf[..n]);
+        if self.current.len() >= CHUNK {
+            self.send_current()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BackgroundBlobWriter {
+    fn drop(&mut self) {
+        // Stop the thread; its BlobWriter then removes the ingest file.
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,24 @@
 //! `docker load` / `save` / `import` archives, with Docker's semantics.
 //!
 //! Everything here is blocking; the daemon calls it from `tokio::task::spawn_blocking`.
+//!
+//! # On-disk layout (under the store root, e.g. `<data-root>/image`)
+//!
+//! - `blobs/sha256/<hex>`: content (configs, manifests, layer blobs exactly as received). Written into
+//!   `ingest/` while hashed, fsynced, and renamed into place only when the digest is right.
+//! - `snapshots/<chain-id hex>/fs`: an unpacked layer in overlayfs diff form (whiteouts are 0/0 char
+//!   devices, opaque dirs carry `trusted.overlay.opaque=y`); `snapshots/<chain-id hex>/meta.json` holds
+//!   its diff ID and size. Built in `snapshots/tmp-*`, synced, renamed whole.
+//! - `images/<id hex>.json`: one [`Image`] record per image; `repositories.json`: full reference → ID.
+//!   Written temp + fsync + rename, records after their content, references last.
+//!
+//! [`ImageStore::open`] removes what an interrupted operation leaves (ingest files, temp snapshots,
+//! temp records, blobs and snapshots no record references), so a crash never leaves a visible
+//! half-made image.
+//!
+//! Layer extraction ([`layer::apply`]) resolves every parent with `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS)` and creates leaves with `*at` calls, so hostile layers cannot write outside
+//! their snapshot.
 
 pub mod archive;
 pub mod config;

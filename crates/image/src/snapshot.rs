@@ -73,16 +73,41 @@ impl Snapshots {
         &self,
         blob: impl Read,
     ) -> Result<(PendingSnapshot, Compression, Digest, ApplyStats)> {
+        let (snap, c, diff_id, stats) = self.unpack_inner(blob, true)?;
+        let diff_id =
+            diff_id.ok_or_else(|| Error::InvalidArgument("diff ID not computed".into()))?;
+        Ok((snap, c, diff_id, stats))
+    }
+
+    /// Like [`Snapshots::unpack`], but leaves the diff ID of an uncompressed layer to the caller
+    /// (`None`): it equals the blob digest the caller is computing anyway.
+    pub fn unpack_skip_plain_hash(
+        &self,
+        blob: impl Read,
+    ) -> Result<(PendingSnapshot, Compression, Option<Digest>, ApplyStats)> {
+        self.unpack_inner(blob, false)
+    }
+
+    fn unpack_inner(
+        &self,
+        blob: impl Read,
+        hash_plain: bool,
+    ) -> Result<(PendingSnapshot, Compression, Option<Digest>, ApplyStats)> {
         let snap = self.begin()?;
-        let (c, reader) = decompress(std::io::BufReader::with_capacity(BUF_SIZE, blob))
+        let (c, mut reader) = decompress(std::io::BufReader::with_capacity(BUF_SIZE, blob))
             .map_err(|e| Error::InvalidArchive(format!("reading layer: {e}")))?;
+        let read_err = |e: std::io::Error| Error::InvalidArchive(format!("reading layer: {e}"));
+        if c == Compression::None && !hash_plain {
+            let stats = apply_layer(&snap.fs(), &mut reader)?;
+            std::io::copy(&mut reader, &mut std::io::sink()).map_err(read_err)?;
+            return Ok((snap, c, None, stats));
+        }
         let mut hashing = HashingReader::new(reader);
         let stats = apply_layer(&snap.fs(), &mut hashing)?;
         // The tar reader stops at the end-of-archive blocks; the diff ID covers every byte.
-        std::io::copy(&mut hashing, &mut std::io::sink())
-            .map_err(|e| Error::InvalidArchive(format!("reading layer: {e}")))?;
+        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(read_err)?;
         let (diff_id, _) = hashing.finish();
-        Ok((snap, c, diff_id, stats))
+        Ok((snap, c, Some(diff_id), stats))
     }
 
     /// Deletes a snapshot: renamed to a temp name first so it vanishes atomically.

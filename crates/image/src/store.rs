@@ -81,6 +81,16 @@ impl ImageStore {
                 }
             }
         }
+        // Temp files of interrupted record writes (`write_atomic`).
+        for e in fs::read_dir(&root).ctx("read dir", &root)? {
+            let p = e.ctx("read dir", &root)?.path();
+            if p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".tmp-"))
+            {
+                fs::remove_file(&p).ctx("remove", &p)?;
+            }
+        }
         let refs_path = root.join(REFS_FILE);
         if let Ok(data) = fs::read(&refs_path) {
             let refs: BTreeMap<String, Digest> = serde_json::from_slice(&data)
@@ -114,11 +124,10 @@ impl ImageStore {
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<Vec<LoadedImage>> {
         let res = crate::archive::load::load(self, archive, progress);
-        if res.is_err() {
-            // Blobs and snapshots of a failed load are referenced by nothing: drop them now.
-            if let Err(e) = self.collect_garbage() {
-                tracing::warn!(error = %e, "cleaning up after a failed load");
-            }
+        // Blobs and snapshots of a failed load, and blobs of a successful one that no image uses
+        // (other platforms' manifests, attestations), are referenced by nothing: drop them now.
+        if let Err(e) = self.collect_garbage() {
+            tracing::warn!(error = %e, "cleaning up after a load");
         }
         res
     }
@@ -401,6 +410,12 @@ impl ImageStore {
         Ok((st.images[&id].clone(), r))
     }
 }
+
+// The engine shares one store across threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ImageStore>();
+};
 
 fn poisoned() -> Error {
     Error::Conflict("image store lock poisoned by a panic".into())
@@ -789,6 +804,36 @@ mod tests {
     }
 
     #[test]
+    fn remove_deletes_only_snapshots_no_other_image_shares() -> Result<()> {
+        let dir = tmp()?;
+        let store = ImageStore::open(dir.path())?;
+        let rootfs = build_tar(&[E::File("shared", b"12345")]);
+        let opts = |m: &str| ImportOptions {
+            message: m.into(),
+            ..ImportOptions::default()
+        };
+        let a = store.import(&mut &rootfs[..], &opts("a"))?;
+        let b = store.import(&mut &rootfs[..], &opts("b"))?;
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.layers[0].chain_id, b.layers[0].chain_id);
+        assert_eq!(count(&dir.path().join("snapshots")), 1);
+        assert_eq!(
+            store.remove(a.id.as_str(), false, false)?,
+            vec![DeleteItem::Deleted(a.id.to_string())]
+        );
+        assert!(store.layer_dirs(&b)[0].join("shared").is_file());
+        assert_eq!(
+            store.remove(&b.id.short()[..8], false, false)?,
+            vec![
+                DeleteItem::Deleted(b.id.to_string()),
+                DeleteItem::Deleted(b.layers[0].chain_id.to_string())
+            ]
+        );
+        assert_empty_store(dir.path());
+        Ok(())
+    }
+
+    #[test]
     fn tag_moves_between_images_and_rejects_bad_names() -> Result<()> {
         let dir = tmp()?;
         let store = ImageStore::open(dir.path())?;
@@ -842,45 +887,51 @@ mod tests {
         Ok(())
     }
 
+    const CHILD_ENV: &str = "BERTH_IMAGE_TEST_CRASH_ROOT";
+
+    /// Runs only inside the child of the crash test: starts a load whose input never ends.
+    #[test]
+    fn crash_child_helper() {
+        let Some(root) = std::env::var_os(CHILD_ENV) else {
+            return;
+        };
+        if let Ok(store) = ImageStore::open(PathBuf::from(root)) {
+            let layer = build_tar(&[E::File("big", &vec![7u8; 1 << 20])]);
+            let arch = legacy_archive(&[layer], None, "slow:1");
+            let mut slow = Stall { data: arch, pos: 0 };
+            let _ = store.load(&mut slow, &mut |_| {});
+        }
+    }
+
     #[test]
     fn interrupted_load_in_child_process_leaves_nothing_after_open() -> Result<()> {
-        // SIGKILL a child mid-load (its archive reader never ends), then reopen the store.
+        // Re-run this test binary as a child that loads forever, SIGKILL it mid-load, reopen the store.
         let dir = tmp()?;
         let root = dir.path().to_path_buf();
-        // SAFETY: the child only runs the store code below and exits with `_exit`; the test binary's
-        // other threads are not touched by the child (it never takes locks they might hold before exec-less
-        // work besides allocation, which is acceptable in a test child that is killed anyway).
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let r = std::panic::catch_unwind(|| {
-                if let Ok(store) = ImageStore::open(&root) {
-                    let layer = build_tar(&[E::File("big", &vec![7u8; 1 << 20])]);
-                    let arch = legacy_archive(&[layer], None, "slow:1");
-                    let mut slow = Stall { data: arch, pos: 0 };
-                    let _ = store.load(&mut slow, &mut |_| {});
-                }
-            });
-            let _ = r;
-            // SAFETY: terminating the forked child without running the parent's atexit handlers.
-            unsafe { libc::_exit(0) };
-        }
-        assert!(pid > 0, "fork failed");
-        // Wait until the child has started writing.
-        for _ in 0..200 {
+        let exe = std::env::current_exe().ctx("current exe", "self")?;
+        let mut child = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "store::tests::crash_child_helper",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &root)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ctx("spawn", "test child")?;
+        let mut started = false;
+        for _ in 0..500 {
             if count(&root.join("ingest")) > 0 || count(&root.join("snapshots")) > 0 {
+                started = true;
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        // SAFETY: pid is our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-        assert!(
-            count(&root.join("ingest")) + count(&root.join("snapshots")) > 0,
-            "child never started"
-        );
+        // Give it a moment to be well inside the stream.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        child.kill().ctx("kill", "test child")?;
+        child.wait().ctx("wait", "test child")?;
+        assert!(started, "child never started loading");
         let store = ImageStore::open(&root)?;
         assert!(store.list()?.is_empty());
         assert_empty_store(&root);

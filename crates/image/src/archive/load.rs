@@ -10,7 +10,7 @@ use std::io::{self, BufReader, Cursor, Read, Write};
 use std::time::SystemTime;
 
 use crate::config::ImageConfig;
-use crate::content::BlobWriter;
+use crate::content::BackgroundBlobWriter;
 use crate::digest::{is_hex64, Digest};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::compress::{read_up_to, Compression, BUF_SIZE};
@@ -214,7 +214,7 @@ fn ingest_file(
             .take(12)
             .collect(),
     };
-    let mut writer = store.content.writer()?;
+    let mut writer = store.content.writer()?.in_background()?;
     let mut head = vec![0u8; 512];
     let n = read_up_to(entry, &mut head).map_err(|e| archive_err(&e))?;
     head.truncate(n);
@@ -233,15 +233,7 @@ fn ingest_file(
     };
     let unpacked = if looks_like_layer {
         let mut reader = Cursor::new(head).chain(&mut tee);
-        let res = store
-            .snapshots
-            .unpack(&mut reader)
-            .map(|(snap, compression, diff_id, stats)| Unpacked {
-                snap,
-                compression,
-                diff_id,
-                size: stats.size,
-            });
+        let res = store.snapshots.unpack_skip_plain_hash(&mut reader);
         // Whatever the unpack did not read (tar padding, or everything after a failure) still belongs to the blob.
         io::copy(&mut reader, &mut io::sink()).map_err(|e| archive_err(&e))?;
         Some(res)
@@ -250,7 +242,16 @@ fn ingest_file(
         None
     };
     tee.finish();
-    let (digest, _) = writer.commit(expected.as_ref())?;
+    let (digest, _) = writer.finish()?.commit(expected.as_ref())?;
+    // An uncompressed layer's diff ID is its blob digest.
+    let unpacked = unpacked.map(|res| {
+        res.map(|(snap, compression, diff_id, stats)| Unpacked {
+            snap,
+            compression,
+            diff_id: diff_id.unwrap_or_else(|| digest.clone()),
+            size: stats.size,
+        })
+    });
     if let Some(res) = unpacked {
         if let Ok(u) = &res {
             staged
@@ -266,7 +267,7 @@ fn ingest_file(
 /// Copies what is read into the blob writer and reports progress.
 struct Tee<'a> {
     inner: &'a mut dyn Read,
-    out: &'a mut BlobWriter,
+    out: &'a mut BackgroundBlobWriter,
     progress: &'a mut dyn FnMut(LoadProgress),
     id: String,
     total: u64,
@@ -644,7 +645,7 @@ pub(crate) mod tests {
         assert!(!l4.join("etc/demo/.wh.drop.conf").exists());
         // Opaque dir → xattr.
         let opq = rustix::fs::getxattr(
-            &l4.join("srv/app/old"),
+            l4.join("srv/app/old"),
             "trusted.overlay.opaque",
             &mut [0u8; 4],
         );
@@ -684,6 +685,70 @@ pub(crate) mod tests {
         drop(store);
         let store = ImageStore::open(dir.path())?;
         assert_eq!(store.get("fixture/webapp:1.0")?.id.as_str(), WEBAPP_ID);
+        Ok(())
+    }
+
+    fn oci_blob(files: &mut Vec<(String, Vec<u8>)>, data: Vec<u8>) -> (Digest, u64) {
+        let d = Digest::of(&data);
+        let len = data.len() as u64;
+        files.push((format!("blobs/sha256/{}", d.hex()), data));
+        (d, len)
+    }
+
+    #[test]
+    fn load_oci_index_picks_linux_amd64_and_names_from_annotation() -> Result<()> {
+        use crate::layer::apply::tests::{build_tar, E};
+        use serde_json::json;
+        let mut files = Vec::new();
+        let layer = build_tar(&[E::File("amd64", b"yes")]);
+        let (ld, ll) = oci_blob(&mut files, layer.clone());
+        let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [ld]}});
+        let (cd, cl) = oci_blob(&mut files, serde_json::to_vec(&config).unwrap_or_default());
+        let m = json!({"schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+            "config": {"mediaType": manifest::OCI_CONFIG, "digest": cd, "size": cl},
+            "layers": [{"mediaType": manifest::OCI_LAYER, "digest": ld, "size": ll}]});
+        let (md, ml) = oci_blob(&mut files, serde_json::to_vec(&m).unwrap_or_default());
+        // The arm64 manifest's blobs are absent, as in a single-platform save of a multi-platform image.
+        let arm = Digest::of(b"arm64 manifest not included");
+        let nested = json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": [
+            {"mediaType": manifest::OCI_MANIFEST, "digest": arm, "size": 10, "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": manifest::OCI_MANIFEST, "digest": md, "size": ml, "platform": {"architecture": "amd64", "os": "linux"}}]});
+        let (nd, nl) = oci_blob(&mut files, serde_json::to_vec(&nested).unwrap_or_default());
+        let index = json!({"schemaVersion": 2, "manifests": [{"mediaType": manifest::OCI_INDEX, "digest": nd, "size": nl,
+            "annotations": {"io.containerd.image.name": "docker.io/library/multi:1", "org.opencontainers.image.ref.name": "1"}}]});
+        files.push((
+            "index.json".into(),
+            serde_json::to_vec(&index).unwrap_or_default(),
+        ));
+        files.push((
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ));
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in &files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, &data[..]).ctx("tar", "test")?;
+        }
+        let arch = b.into_inner().ctx("tar", "test")?;
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let store = ImageStore::open(dir.path())?;
+        let loaded = store.load(&mut &arch[..], &mut |_| {})?;
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].id, cd);
+        assert_eq!(
+            loaded[0]
+                .tags
+                .iter()
+                .map(|t| t.familiar())
+                .collect::<Vec<_>>(),
+            ["multi:1"]
+        );
+        let img = store.get("multi:1")?;
+        assert_eq!(img.manifest_digest, md);
+        assert!(store.layer_dirs(&img)[0].join("amd64").is_file());
         Ok(())
     }
 }

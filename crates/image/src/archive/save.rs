@@ -187,3 +187,175 @@ impl<R: Read> Read for BigRead<'_, R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::IoContext;
+    use std::path::Path;
+    use std::process::Command;
+
+    fn have(tool: &str) -> bool {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    fn run(cmd: &mut Command) -> Result<String> {
+        let out = cmd.output().ctx("run", format!("{cmd:?}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(text)
+    }
+
+    #[test]
+    fn saved_archive_is_readable_by_skopeo_and_umoci() -> Result<()> {
+        if !have("skopeo") || !have("umoci") {
+            eprintln!("skipping: skopeo and umoci are not both installed");
+            return Ok(());
+        }
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let store = ImageStore::open(dir.path().join("store"))?;
+        if crate::archive::load::tests::load_fixture(&store)?.is_none() {
+            return Ok(());
+        }
+        let img = store.get("fixture/webapp:1.0")?;
+        let tar_path = dir.path().join("saved.tar");
+        let mut f = std::fs::File::create(&tar_path).ctx("create", &tar_path)?;
+        store.save(&["fixture/webapp:1.0".into()], &mut f)?;
+        drop(f);
+
+        let inspect = run(Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("docker-archive:{}", tar_path.display())))?;
+        assert!(inspect.contains(img.layers[0].blob.as_str()), "{inspect}");
+
+        let layout = dir.path().join("layout");
+        std::fs::create_dir(&layout).ctx("mkdir", &layout)?;
+        let mut a = tar::Archive::new(std::fs::File::open(&tar_path).ctx("open", &tar_path)?);
+        a.unpack(&layout).ctx("unpack", &layout)?;
+        let inspect = run(Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}:1.0", layout.display())))?;
+        assert!(inspect.contains(img.layers[4].blob.as_str()), "{inspect}");
+        let raw = run(Command::new("skopeo")
+            .arg("inspect")
+            .arg("--raw")
+            .arg(format!("oci:{}:1.0", layout.display())))?;
+        assert_eq!(crate::Digest::of(raw.as_bytes()), img.manifest_digest);
+
+        let ls = run(Command::new("umoci").arg("ls").arg("--layout").arg(&layout))?;
+        assert!(ls.lines().any(|l| l.trim() == "1.0"), "{ls}");
+        let bundle = dir.path().join("bundle");
+        run(Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:1.0", layout.display()))
+            .arg(&bundle))?;
+        assert!(Path::new(&bundle)
+            .join("rootfs/srv/app/site/index.html")
+            .is_file());
+        Ok(())
+    }
+
+    #[test]
+    fn load_reads_oci_archives_with_gzip_and_zstd_layers_from_skopeo() -> Result<()> {
+        if !have("skopeo") {
+            eprintln!("skipping: skopeo is not installed");
+            return Ok(());
+        }
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/dockerd-webapp/webapp-docker-save.tar");
+        if !fixture.is_file() {
+            eprintln!("skipping: no fixture");
+            return Ok(());
+        }
+        for format in ["gzip", "zstd"] {
+            let out = dir.path().join(format!("{format}.tar"));
+            run(Command::new("skopeo")
+                .args([
+                    "copy",
+                    "-q",
+                    "--dest-compress",
+                    "--dest-compress-format",
+                    format,
+                ])
+                .arg(format!("docker-archive:{}", fixture.display()))
+                .arg(format!("oci-archive:{}:latest", out.display())))?;
+            let store = ImageStore::open(dir.path().join(format!("store-{format}")))?;
+            let mut f = std::fs::File::open(&out).ctx("open", &out)?;
+            let loaded = store.load(&mut f, &mut |_| {})?;
+            assert_eq!(loaded.len(), 1);
+            // skopeo's ref.name is a bare tag: Docker leaves such images untagged.
+            assert!(loaded[0].tags.is_empty());
+            let img = store.get(loaded[0].id.as_str())?;
+            // skopeo rewrites the config as an OCI config (new ID) but the layers' diff IDs stay.
+            assert_eq!(img.layers.len(), 5);
+            assert_eq!(
+                img.layers[4].diff_id.as_str(),
+                "sha256:b06be275141595759dbdc4534e48f104fd651a19fa0df44a406b68130795006c"
+            );
+            assert_eq!(img.size, 1_986_084);
+            let want = if format == "gzip" {
+                crate::manifest::OCI_LAYER_GZIP
+            } else {
+                crate::manifest::OCI_LAYER_ZSTD
+            };
+            assert!(
+                img.layers.iter().all(|l| l.media_type == want),
+                "{:?}",
+                img.layers
+            );
+            // And back out: the saved archive round-trips through a fresh store.
+            let mut saved = Vec::new();
+            store.save(&[img.id.to_string()], &mut saved)?;
+            let again = ImageStore::open(dir.path().join(format!("again-{format}")))?;
+            let l2 = again.load(&mut &saved[..], &mut |_| {})?;
+            assert_eq!(
+                again.get(l2[0].id.as_str())?.manifest_digest,
+                img.manifest_digest
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn load_reads_skopeo_docker_archive_with_symlinked_layers() -> Result<()> {
+        if !have("skopeo") {
+            eprintln!("skipping: skopeo is not installed");
+            return Ok(());
+        }
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/dockerd-webapp/webapp-docker-save.tar");
+        if !fixture.is_file() {
+            eprintln!("skipping: no fixture");
+            return Ok(());
+        }
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let out = dir.path().join("sk.tar");
+        run(Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("docker-archive:{}", fixture.display()))
+            .arg(format!(
+                "docker-archive:{}:fixture/webapp:2.0",
+                out.display()
+            )))?;
+        let store = ImageStore::open(dir.path().join("store"))?;
+        let mut f = std::fs::File::open(&out).ctx("open", &out)?;
+        let loaded = store.load(&mut f, &mut |_| {})?;
+        assert_eq!(loaded.len(), 1);
+        let img = store.get("fixture/webapp:2.0")?;
+        assert_eq!(
+            img.id.as_str(),
+            "sha256:577d8034c8e21de40e24ea4b7edef267879a8020c636d9def665075be53de13a"
+        );
+        assert_eq!(img.size, 1_986_084);
+        Ok(())
+    }
+}

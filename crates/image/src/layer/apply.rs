@@ -130,7 +130,16 @@ impl Extractor {
         let comps = clean_components(&raw_path)?;
         let kind = entry.header().entry_type();
         let Some((&leaf, parent)) = comps.split_last() else {
-            // `./` itself: the snapshot root keeps its own attributes.
+            // `./` itself: the layer's root directory takes the entry's owner, mode and mtime.
+            if kind == EntryType::Directory {
+                let header = entry.header();
+                let mode = Mode::from_bits_truncate(header.mode().unwrap_or(0) & 0o7777);
+                let (uid, gid) = ids(header.uid().unwrap_or(0), header.gid().unwrap_or(0), &shown)?;
+                let mtime = i64::try_from(header.mtime().unwrap_or(0)).unwrap_or(0);
+                let xattrs = pax_xattrs(entry)?;
+                set_owner_mode_xattrs(&self.root, uid, gid, mode, &xattrs, &raw_path)?;
+                self.dirs.push((Vec::new(), mtime));
+            }
             return Ok(());
         };
         let rel = join(&comps);
@@ -158,12 +167,13 @@ impl Extractor {
             .map_err(|e| errno_to_io(&raw_path, "create whiteout", e));
         }
 
+        // Empty numeric fields read as 0, as Go's archive/tar (and so Docker) reads them.
         let header = entry.header();
-        let mode = Mode::from_bits_truncate(header.mode().map_err(|e| bad_tar(&e))? & 0o7777);
-        let uid = header.uid().map_err(|e| bad_tar(&e))?;
-        let gid = header.gid().map_err(|e| bad_tar(&e))?;
+        let mode = Mode::from_bits_truncate(header.mode().unwrap_or(0) & 0o7777);
+        let uid = header.uid().unwrap_or(0);
+        let gid = header.gid().unwrap_or(0);
         let (uid, gid) = ids(uid, gid, &shown)?;
-        let mtime = i64::try_from(header.mtime().map_err(|e| bad_tar(&e))?).unwrap_or(0);
+        let mtime = i64::try_from(header.mtime().unwrap_or(0)).unwrap_or(0);
         let xattrs = pax_xattrs(entry)?;
 
         match kind {
@@ -368,6 +378,10 @@ impl Extractor {
     /// Sets directories' mtimes, deepest last-listed first, now that their contents are in place.
     fn finish_dirs(&mut self) {
         for (rel, mtime) in self.dirs.iter().rev() {
+            if rel.is_empty() {
+                let _ = rustix::fs::futimens(&self.root, &times(*mtime));
+                continue;
+            }
             // A directory replaced later by a symlink or removed fails to open: nothing to do then.
             if let Ok(fd) =
                 rustix::fs::openat2(&self.root, os(rel), dir_flags(), Mode::empty(), beneath())
@@ -573,7 +587,7 @@ pub(crate) mod tests {
             h.set_gid(0);
             h.set_mtime(1_700_000_000);
             h.set_cksum();
-            b.append(&h, &data[..]).ok();
+            b.append(&h, data).ok();
         }
         b.into_inner().unwrap_or_default()
     }
@@ -713,6 +727,48 @@ pub(crate) mod tests {
         assert_eq!(m.permissions().mode() & 0o7777, 0o755);
         let wh = std::fs::symlink_metadata(s.root.join("a/gone")).ctx("stat", "wh")?;
         assert!(wh.file_type().is_char_device());
+        nothing_outside(&s);
+        Ok(())
+    }
+
+    #[test]
+    fn apply_preserves_owner_setuid_xattrs_and_fifos() -> Result<()> {
+        let s = sandbox();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("SCHILY.xattr.user.berth", &b"yes"[..])])
+            .ctx("tar", "test")?;
+        let mut h = tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_mode(0o4755);
+        h.set_uid(1000);
+        h.set_gid(1001);
+        h.set_mtime(1_600_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, "bin/suid", &b"#!"[..])
+            .ctx("tar", "test")?;
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(EntryType::Fifo);
+        h.set_size(0);
+        h.set_mode(0o640);
+        h.set_cksum();
+        b.append_data(&mut h, "run/fifo", std::io::empty())
+            .ctx("tar", "test")?;
+        let tar = b.into_inner().ctx("tar", "test")?;
+        apply_layer(&s.root, &tar[..])?;
+        let m = std::fs::symlink_metadata(s.root.join("bin/suid")).ctx("stat", "suid")?;
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777, m.mtime()),
+            (1000, 1001, 0o4755, 1_600_000_000)
+        );
+        let mut buf = [0u8; 8];
+        let n = rustix::fs::getxattr(s.root.join("bin/suid"), "user.berth", &mut buf).ok();
+        // tmpfs without user xattrs drops them (with a warning), like Docker.
+        if let Some(n) = n {
+            assert_eq!(&buf[..n], b"yes");
+        }
+        let f = std::fs::symlink_metadata(s.root.join("run/fifo")).ctx("stat", "fifo")?;
+        assert!(f.file_type().is_fifo());
+        assert_eq!(f.mode() & 0o7777, 0o640);
         nothing_outside(&s);
         Ok(())
     }
