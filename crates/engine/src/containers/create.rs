@@ -1,0 +1,356 @@
+//! `POST /containers/create`: Docker's config merged with the image's defaults, validated, recorded.
+//! Every field the docker CLI can send is either honoured or refused with a 400 naming it.
+
+use std::collections::HashMap;
+
+use bollard_stubs::models::{
+    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig, HostConfigLogConfig,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+
+use super::names;
+use super::record::{Container, State};
+use crate::error::{Error, Result};
+use crate::Engine;
+
+/// A create request as the API received it.
+#[derive(Debug, Default)]
+pub struct CreateRequest {
+    /// `?name=`.
+    pub name: Option<String>,
+    /// The JSON body.
+    pub body: ContainerCreateBody,
+}
+
+impl Engine {
+    /// Creates a container (no process yet) and returns its ID.
+    pub async fn create_container(&self, req: CreateRequest) -> Result<ContainerCreateResponse> {
+        let body = req.body;
+        let image_name = body
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| Error::InvalidParameter("config cannot be empty in order to create a container".into()))?;
+        let image = {
+            let n = image_name.clone();
+            self.blocking(move |s| Ok(s.get(&n)?)).await?
+        };
+        let mut host = body.host_config.clone().unwrap_or_default();
+        validate_host_config(&host)?;
+        fill_host_defaults(&mut host);
+        let warnings = Vec::new();
+        let (config, path, args) = merge_config(&body, &image.config.config.clone().unwrap_or_default(), &image_name)?;
+        if host.memory.unwrap_or(0) > 0 && host.memory.unwrap_or(0) < 6 * 1024 * 1024 {
+            return Err(Error::InvalidParameter(
+                "Minimum memory limit allowed is 6MB".into(),
+            ));
+        }
+        let id = random_id()?;
+        let name = match req.name.filter(|n| !n.is_empty()) {
+            Some(n) => names::validate(&n)?,
+            None => self.fresh_name()?,
+        };
+        let mut config = config;
+        if config.hostname.as_deref().unwrap_or("").is_empty() {
+            config.hostname = Some(id[..12].to_owned());
+        }
+        let record = Container {
+            id: id.clone(),
+            name,
+            created: image::timefmt::rfc3339_nano(std::time::SystemTime::now()),
+            image_id: image.id.to_string(),
+            config,
+            host_config: host,
+            path,
+            args,
+            state: State::default(),
+            restart_count: 0,
+            mounts: Vec::new(),
+        };
+        self.containers.insert(record.clone())?;
+        self.container_event("create", &record);
+        Ok(ContainerCreateResponse { id, warnings })
+    }
+
+    fn fresh_name(&self) -> Result<String> {
+        for attempt in 0..16 {
+            let mut bytes = [0u8; 8];
+            fill_random(&mut bytes)?;
+            let name = names::generate(u64::from_le_bytes(bytes), attempt);
+            if !self.containers.name_taken(&name) {
+                return Ok(name);
+            }
+        }
+        Err(Error::System("could not generate a unique container name".into()))
+    }
+}
+
+/// The image's defaults under the request's values, as dockerd merges them; returns the config Docker
+/// shows, and the process's path and arguments.
+fn merge_config(
+    body: &ContainerCreateBody,
+    img: &image::ContainerConfig,
+    image_name: &str,
+) -> Result<(ContainerConfig, String, Vec<String>)> {
+    let mut env: Vec<String> = img.env.clone().unwrap_or_default();
+    for e in body.env.iter().flatten() {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|old| old.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    let entrypoint = match &body.entrypoint {
+        Some(ep) => Some(ep.clone()).filter(|e| !e.is_empty() && !(e.len() == 1 && e[0].is_empty())),
+        None => img.entrypoint.clone(),
+    };
+    // A new entrypoint drops the image's CMD, as in Docker.
+    let cmd = match (&body.cmd, &body.entrypoint) {
+        (Some(c), _) if !c.is_empty() => Some(c.clone()),
+        (_, Some(_)) => None,
+        _ => img.cmd.clone(),
+    };
+    let mut argv: Vec<String> = entrypoint.clone().unwrap_or_default();
+    argv.extend(cmd.clone().unwrap_or_default());
+    if argv.is_empty() {
+        return Err(Error::InvalidParameter("no command specified".into()));
+    }
+    let path = argv.remove(0);
+    let mut labels: HashMap<String, String> = img.labels.clone().map(|l| l.into_iter().collect()).unwrap_or_default();
+    labels.extend(body.labels.clone().unwrap_or_default());
+    let mut exposed: Vec<String> = img.exposed_ports.clone().map(|p| p.into_keys().collect()).unwrap_or_default();
+    for p in body.exposed_ports.iter().flatten() {
+        if !exposed.contains(p) {
+            exposed.push(p.clone());
+        }
+    }
+    exposed.sort();
+    let mut volumes: Vec<String> = img.volumes.clone().map(|v| v.into_keys().collect()).unwrap_or_default();
+    for v in body.volumes.iter().flatten() {
+        if !volumes.contains(v) {
+            volumes.push(v.clone());
+        }
+    }
+    let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
+    let healthcheck = body.healthcheck.clone().or_else(|| {
+        img.healthcheck
+            .as_ref()
+            .and_then(|h| serde_json::to_value(h).ok())
+            .and_then(|v| serde_json::from_value(v).ok())
+    });
+    let config = ContainerConfig {
+        hostname: body.hostname.clone(),
+        domainname: Some(body.domainname.clone().unwrap_or_default()),
+        user: Some(nonempty(&body.user).or_else(|| img.user.clone()).unwrap_or_default()),
+        attach_stdin: Some(body.attach_stdin.unwrap_or(false)),
+        attach_stdout: Some(body.attach_stdout.unwrap_or(false)),
+        attach_stderr: Some(body.attach_stderr.unwrap_or(false)),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        tty: Some(body.tty.unwrap_or(false)),
+        open_stdin: Some(body.open_stdin.unwrap_or(false)),
+        stdin_once: Some(body.stdin_once.unwrap_or(false)),
+        env: (!env.is_empty()).then_some(env),
+        cmd,
+        healthcheck,
+        args_escaped: body.args_escaped,
+        image: Some(image_name.to_owned()),
+        volumes: (!volumes.is_empty()).then_some(volumes),
+        working_dir: Some(nonempty(&body.working_dir).or_else(|| img.working_dir.clone()).unwrap_or_default()),
+        entrypoint,
+        network_disabled: body.network_disabled,
+        mac_address: None,
+        on_build: None,
+        labels: Some(labels),
+        stop_signal: nonempty(&body.stop_signal).or_else(|| img.stop_signal.clone()),
+        stop_timeout: body.stop_timeout,
+        shell: body.shell.clone(),
+    };
+    Ok((config, path, argv))
+}
+
+/// Refuses what Berth cannot honour yet, naming the option, instead of silently ignoring it.
+fn validate_host_config(h: &HostConfig) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(Error::InvalidParameter(format!(
+            "{what} is not supported by Berth yet"
+        )))
+    };
+    let some_vec = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v: &Vec<_>| !v.is_empty());
+    if some_vec(&h.binds) || h.mounts.as_ref().is_some_and(|m| !m.is_empty()) {
+        return refuse("volumes and bind mounts (-v, --mount)");
+    }
+    if some_vec(&h.volumes_from) {
+        return refuse("--volumes-from");
+    }
+    if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports == Some(true) {
+        return refuse("publishing ports (-p, -P)");
+    }
+    if some_vec(&h.links) {
+        return refuse("--link");
+    }
+    if some_vec(&h.devices) || some_vec(&h.device_requests) || some_vec(&h.device_cgroup_rules) {
+        return refuse("--device, --gpus and --device-cgroup-rule");
+    }
+    if h.init == Some(true) {
+        return refuse("--init");
+    }
+    match h.network_mode.as_deref() {
+        None | Some("") | Some("default") | Some("bridge") | Some("none") | Some("host") => {}
+        Some(other) => return refuse(&format!("network mode {other:?}")),
+    }
+    for (what, mode) in [("--pid", &h.pid_mode), ("--ipc", &h.ipc_mode), ("--uts", &h.uts_mode)] {
+        match mode.as_deref() {
+            None | Some("") | Some("host") | Some("private") | Some("shareable") => {}
+            Some(other) => return refuse(&format!("{what} {other}")),
+        }
+    }
+    if h.userns_mode.as_deref().is_some_and(|m| !m.is_empty()) {
+        return refuse("--userns");
+    }
+    if let Some(RestartPolicy { name: Some(n), .. }) = &h.restart_policy {
+        if !matches!(n, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
+            return refuse("restart policies other than \"no\"");
+        }
+    }
+    if let Some(HostConfigLogConfig { typ: Some(t), .. }) = &h.log_config {
+        if !t.is_empty() && t != "json-file" {
+            return refuse(&format!("log driver {t:?}"));
+        }
+    }
+    if h.storage_opt.as_ref().is_some_and(|s| !s.is_empty()) {
+        return refuse("--storage-opt");
+    }
+    if h.volume_driver.as_deref().is_some_and(|d| !d.is_empty()) {
+        return refuse("--volume-driver");
+    }
+    if h.cpu_realtime_period.unwrap_or(0) != 0 || h.cpu_realtime_runtime.unwrap_or(0) != 0 {
+        return refuse("real-time CPU scheduling");
+    }
+    for opt in h.security_opt.iter().flatten() {
+        let ok = opt == "no-new-privileges"
+            || opt.starts_with("no-new-privileges=")
+            || opt.starts_with("no-new-privileges:")
+            || opt == "seccomp=unconfined"
+            || opt == "seccomp:unconfined"
+            || opt == "apparmor=unconfined"
+            || opt == "label=disable";
+        if !ok {
+            return refuse(&format!("--security-opt {opt}"));
+        }
+    }
+    match h.runtime.as_deref() {
+        None | Some("") | Some("berth") | Some("runc") => {}
+        Some(other) => return Err(Error::InvalidParameter(format!("unknown or invalid runtime name: {other}"))),
+    }
+    Ok(())
+}
+
+/// Docker's defaults for what the client left out (inspect shows them).
+fn fill_host_defaults(h: &mut HostConfig) {
+    if h.network_mode.as_deref().is_none_or(str::is_empty) {
+        h.network_mode = Some("default".into());
+    }
+    if h.log_config.as_ref().and_then(|l| l.typ.as_deref()).is_none_or(str::is_empty) {
+        h.log_config = Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(h.log_config.as_ref().and_then(|l| l.config.clone()).unwrap_or_default()),
+        });
+    }
+    if h.restart_policy.is_none() {
+        h.restart_policy = Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: Some(0),
+        });
+    }
+    if h.shm_size.unwrap_or(0) == 0 {
+        h.shm_size = Some(64 * 1024 * 1024);
+    }
+    if h.ipc_mode.as_deref().is_none_or(str::is_empty) {
+        h.ipc_mode = Some("private".into());
+    }
+    if h.runtime.as_deref().is_none_or(str::is_empty) {
+        h.runtime = Some("berth".into());
+    }
+    if h.masked_paths.is_none() {
+        h.masked_paths = Some(super::spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect());
+    }
+    if h.readonly_paths.is_none() {
+        h.readonly_paths = Some(super::spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect());
+    }
+    h.auto_remove.get_or_insert(false);
+    h.privileged.get_or_insert(false);
+    h.readonly_rootfs.get_or_insert(false);
+}
+
+/// 64 random hex digits, as Docker's IDs.
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    fill_random(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn fill_random(buf: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .map_err(|e| Error::System(format!("reading /dev/urandom: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image_cfg() -> image::ContainerConfig {
+        serde_json::from_value(serde_json::json!({
+            "Env": ["PATH=/bin", "A=1"],
+            "Cmd": ["httpd", "-f"],
+            "Entrypoint": ["/bin/sh", "-c"],
+            "WorkingDir": "/srv",
+            "User": "app",
+            "Labels": {"x": "1"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn request_values_override_image_defaults() {
+        let body = ContainerCreateBody {
+            env: Some(vec!["A=2".into(), "B=3".into()]),
+            cmd: Some(vec!["echo hi".into()]),
+            labels: Some([("y".to_owned(), "2".to_owned())].into()),
+            ..Default::default()
+        };
+        let (cfg, path, args) = merge_config(&body, &image_cfg(), "img").unwrap();
+        assert_eq!(cfg.env.unwrap(), ["PATH=/bin", "A=2", "B=3"]);
+        assert_eq!(path, "/bin/sh");
+        assert_eq!(args, ["-c", "echo hi"]);
+        assert_eq!(cfg.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(cfg.user.as_deref(), Some("app"));
+        assert_eq!(cfg.labels.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_new_entrypoint_drops_the_image_cmd() {
+        let body = ContainerCreateBody {
+            entrypoint: Some(vec!["true".into()]),
+            ..Default::default()
+        };
+        let (cfg, path, args) = merge_config(&body, &image_cfg(), "img").unwrap();
+        assert_eq!(path, "true");
+        assert!(args.is_empty());
+        assert!(cfg.cmd.is_none());
+    }
+
+    #[test]
+    fn unsupported_options_are_refused_by_name() {
+        let h = HostConfig {
+            binds: Some(vec!["/a:/b".into()]),
+            ..Default::default()
+        };
+        let e = validate_host_config(&h).unwrap_err().to_string();
+        assert!(e.contains("bind mounts"), "{e}");
+        let h = HostConfig {
+            network_mode: Some("container:x".into()),
+            ..Default::default()
+        };
+        assert!(validate_host_config(&h).is_err());
+    }
+}

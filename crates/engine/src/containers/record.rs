@@ -1,0 +1,143 @@
+//! A container's persistent record and its lifecycle state, written atomically to
+//! `DATA_ROOT/containers/<id>/container.json` on every change.
+
+use std::path::Path;
+
+use bollard_stubs::models::{ContainerConfig, HostConfig, MountPoint};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Go's zero time, which dockerd prints for times that have not happened.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Docker's container states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made but never started.
+    Created,
+    /// Its process runs.
+    Running,
+    /// Frozen.
+    Paused,
+    /// Waiting to be restarted by its policy.
+    Restarting,
+    /// Being deleted.
+    Removing,
+    /// Its process ended.
+    Exited,
+    /// Failed to be removed; only removal is possible.
+    Dead,
+}
+
+impl Status {
+    /// The word dockerd uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+/// What `State` in `docker inspect` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    /// The lifecycle state.
+    pub status: Status,
+    /// The init's pid on the host while running, else 0.
+    pub pid: i64,
+    /// The last exit code.
+    pub exit_code: i64,
+    /// The last start error, if any.
+    pub error: String,
+    /// When it last started.
+    pub started_at: String,
+    /// When it last stopped.
+    pub finished_at: String,
+    /// Whether the kernel's OOM killer ended it.
+    pub oom_killed: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            oom_killed: false,
+        }
+    }
+}
+
+/// Everything Berth keeps about one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Container {
+    /// 64 hex digits.
+    pub id: String,
+    /// Unique name, without Docker's leading `/`.
+    pub name: String,
+    /// RFC 3339 with nanoseconds.
+    pub created: String,
+    /// The image ID (`sha256:…`).
+    pub image_id: String,
+    /// The container's config as Docker shows it (image defaults merged in).
+    pub config: ContainerConfig,
+    /// Host-side settings as the client sent them (with Docker's defaults filled).
+    pub host_config: HostConfig,
+    /// The executable (`Path` in inspect).
+    pub path: String,
+    /// Its arguments (`Args`).
+    pub args: Vec<String>,
+    /// Lifecycle state.
+    pub state: State,
+    /// How many times the restart policy restarted it.
+    pub restart_count: i64,
+    /// Mounts as inspect shows them.
+    pub mounts: Vec<MountPoint>,
+}
+
+impl Container {
+    /// Writes the record with temp + fsync + rename, so a crash leaves the old or the new one.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let data = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::System(format!("encoding container {}: {e}", self.id)))?;
+        write_atomic(&dir.join("container.json"), &data)
+    }
+
+    /// Reads a record written by [`Container::save`].
+    pub fn load(dir: &Path) -> Result<Container> {
+        let path = dir.join("container.json");
+        let data = std::fs::read(&path)
+            .map_err(|e| Error::System(format!("reading {}: {e}", path.display())))?;
+        serde_json::from_slice(&data)
+            .map_err(|e| Error::System(format!("parsing {}: {e}", path.display())))
+    }
+
+    /// The 12-hex short ID.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+/// Writes `data` to `path` atomically (temp file, fsync, rename).
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| Error::System(format!("writing {}: {e}", path.display())))
+}

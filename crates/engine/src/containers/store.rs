@@ -1,0 +1,164 @@
+//! The in-memory index of containers (by ID and by name) over their records on disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::record::Container;
+use crate::error::{Error, Result};
+
+/// All containers, indexed; every change is written to the record before it is visible here.
+pub struct Store {
+    root: PathBuf,
+    inner: Mutex<Index>,
+}
+
+#[derive(Default)]
+struct Index {
+    by_id: BTreeMap<String, Container>,
+    names: HashMap<String, String>,
+}
+
+impl Store {
+    /// Loads every record under `root` (`DATA_ROOT/containers`). A directory without a readable record is
+    /// what a crash during create leaves: it is removed.
+    pub fn open(root: PathBuf) -> Result<Store> {
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Error::System(format!("creating {}: {e}", root.display())))?;
+        let mut index = Index::default();
+        let entries = std::fs::read_dir(&root)
+            .map_err(|e| Error::System(format!("reading {}: {e}", root.display())))?;
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            match Container::load(&dir) {
+                Ok(c) => {
+                    index.names.insert(c.name.clone(), c.id.clone());
+                    index.by_id.insert(c.id.clone(), c);
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "removing half-made container directory");
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+        }
+        Ok(Store {
+            root,
+            inner: Mutex::new(index),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory of a container's record and writable layer.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Resolves what a user typed: a full ID, a name (with or without `/`), or a unique ID prefix.
+    pub fn resolve(&self, name_or_id: &str) -> Result<Container> {
+        let idx = self.lock();
+        let not_found = || Error::NotFound(format!("No such container: {name_or_id}"));
+        if name_or_id.is_empty() {
+            return Err(not_found());
+        }
+        if let Some(c) = idx.by_id.get(name_or_id) {
+            return Ok(c.clone());
+        }
+        let bare = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if let Some(c) = idx.names.get(bare).and_then(|id| idx.by_id.get(id)) {
+            return Ok(c.clone());
+        }
+        let mut matches = idx.by_id.range(name_or_id.to_owned()..).take_while(|(id, _)| id.starts_with(name_or_id));
+        match (matches.next(), matches.next()) {
+            (Some((_, c)), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(Error::InvalidParameter(format!(
+                "multiple IDs found with provided prefix: {name_or_id}"
+            ))),
+            (None, _) => Err(not_found()),
+        }
+    }
+
+    /// Adds a new container; its name must be free.
+    pub fn insert(&self, c: Container) -> Result<()> {
+        let mut idx = self.lock();
+        if let Some(holder) = idx.names.get(&c.name) {
+            return Err(name_conflict(&c.name, holder));
+        }
+        let dir = self.root.join(&c.id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::System(format!("creating {}: {e}", dir.display())))?;
+        c.save(&dir)?;
+        idx.names.insert(c.name.clone(), c.id.clone());
+        idx.by_id.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// Changes a container and persists it; returns the new record.
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        let mut idx = self.lock();
+        let c = idx
+            .by_id
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
+        let mut next = c.clone();
+        f(&mut next);
+        next.save(&self.root.join(id))?;
+        *c = next.clone();
+        Ok(next)
+    }
+
+    /// Renames a container.
+    pub fn rename(&self, id: &str, new_name: &str) -> Result<Container> {
+        let mut idx = self.lock();
+        if let Some(holder) = idx.names.get(new_name) {
+            return Err(name_conflict(new_name, holder));
+        }
+        let c = idx
+            .by_id
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
+        let old = c.name.clone();
+        let mut next = c.clone();
+        next.name = new_name.to_owned();
+        next.save(&self.root.join(id))?;
+        *c = next.clone();
+        idx.names.remove(&old);
+        idx.names.insert(new_name.to_owned(), id.to_owned());
+        Ok(next)
+    }
+
+    /// Forgets a container and deletes its directory.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let mut idx = self.lock();
+        if let Some(c) = idx.by_id.remove(id) {
+            idx.names.remove(&c.name);
+        }
+        remove_dir(&self.root.join(id))
+    }
+
+    /// Every container.
+    pub fn list(&self) -> Vec<Container> {
+        self.lock().by_id.values().cloned().collect()
+    }
+
+    /// Whether a name is taken.
+    pub fn name_taken(&self, name: &str) -> bool {
+        self.lock().names.contains_key(name)
+    }
+}
+
+fn name_conflict(name: &str, holder: &str) -> Error {
+    Error::Conflict(format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+    ))
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::System(format!("removing {}: {e}", dir.display()))),
+    }
+}
