@@ -22,6 +22,8 @@ struct Top {
 enum TopCommand {
     /// Run the Berth daemon
     Daemon(daemon::DaemonArgs),
+    /// Run OCI bundles with the built-in runtime
+    Runtime(runtime::cli::RuntimeArgs),
     #[command(flatten)]
     Cli(cli::Command),
 }
@@ -39,6 +41,7 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(1)
             }
         },
+        TopCommand::Runtime(args) => std::process::ExitCode::from(runtime::cli::run(args) as u8),
         TopCommand::Cli(cmd) => cli::run(top.global, cmd),
     }
 }

@@ -1,0 +1,129 @@
+//! `berth runtime ...`: the built-in runtime as a command, runc-style.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use crate::container::{Container, CreateOptions, Stdio};
+use crate::error::Error;
+use crate::spec::Bundle;
+
+/// Arguments of `berth runtime`.
+#[derive(Debug, clap::Args)]
+pub struct RuntimeArgs {
+    #[command(subcommand)]
+    command: RuntimeCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RuntimeCommand {
+    /// Run an OCI bundle in the foreground and exit with the container's exit code
+    Run {
+        /// The bundle directory (holding config.json)
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// Directory for cached seccomp programs [default: $BERTH_SECCOMP_CACHE or /run/berth/seccomp]
+        #[arg(long)]
+        seccomp_cache: Option<PathBuf>,
+        /// Do not create a cgroup for the container
+        #[arg(long)]
+        no_cgroups: bool,
+        /// The container id
+        id: String,
+    },
+}
+
+/// The init's pid, for the signal handler (0: none yet).
+static INIT_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = INIT_PID.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe; `pid` is our child.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Forwards the signals a foreground runner gets (Ctrl-C, `kill`) to the container's init.
+fn forward_signals(pid: libc::pid_t) {
+    INIT_PID.store(pid, Ordering::Relaxed);
+    for sig in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
+        // SAFETY: an all-zero sigaction is valid; we fill the handler and flags.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = forward as *const () as libc::sighandler_t;
+        sa.sa_flags = libc::SA_RESTART;
+        // SAFETY: `sa` is initialised and `forward` only calls async-signal-safe kill.
+        unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) };
+    }
+}
+
+/// Runs `berth runtime ...`; returns the process exit code.
+pub fn run(args: RuntimeArgs) -> i32 {
+    match args.command {
+        RuntimeCommand::Run {
+            bundle,
+            seccomp_cache,
+            no_cgroups,
+            id,
+        } => {
+            let opts = CreateOptions {
+                seccomp_cache,
+                no_cgroups,
+            };
+            run_bundle(&bundle, &id, &opts)
+        }
+    }
+}
+
+fn run_bundle(bundle: &std::path::Path, id: &str, opts: &CreateOptions) -> i32 {
+    let b = match Bundle::load(bundle) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("berth runtime: {e}");
+            return 1;
+        }
+    };
+    let mut c = match Container::create(id, &b, Stdio::default(), opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth runtime: create {id}: {e}");
+            return 1;
+        }
+    };
+    forward_signals(c.pid());
+    let started = c.start();
+    let status = c.wait();
+    INIT_PID.store(0, Ordering::Relaxed);
+    let code = match (&started, status) {
+        (Err(e @ Error::Exec { .. }), _) => {
+            eprintln!("berth runtime: {e}");
+            match status_code(c.wait()) {
+                Some(code) => code,
+                None => 127,
+            }
+        }
+        (Err(e), _) => {
+            eprintln!("berth runtime: start {id}: {e}");
+            1
+        }
+        (Ok(()), Ok(s)) => s.code(),
+        (Ok(()), Err(e)) => {
+            eprintln!("berth runtime: wait {id}: {e}");
+            1
+        }
+    };
+    if let Err(e) = c.delete() {
+        eprintln!("berth runtime: delete {id}: {e}");
+    }
+    code
+}
+
+fn status_code(s: crate::Result<crate::ExitStatus>) -> Option<i32> {
+    s.ok().map(|s| s.code())
+}

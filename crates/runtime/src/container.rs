@@ -1,0 +1,356 @@
+//! A container's lifecycle: create (clone the init, set up cgroups and id maps, let the init
+//! build the container up to the exec), start (let it exec), wait, kill, delete.
+//!
+//! The runner must be single-threaded when [`Container::create`] clones (the `berth runtime`
+//! command is; the daemon runs containers through a shim process for this reason): the init is
+//! a fork-like clone that only makes system calls on data prepared before the clone.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use crate::cgroups::{self, Cgroup};
+use crate::error::{Error, Result};
+use crate::init::{Failure, InitContext, Stage};
+use crate::namespaces::{self, NamespacePlan};
+use crate::process::ProcessPlan;
+use crate::rootfs::{CgroupMount, RootfsPlan};
+use crate::seccomp::{self, Program};
+use crate::spec::Bundle;
+use crate::sys;
+
+/// The container's standard streams; `None` inherits the runner's.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    /// Becomes fd 0.
+    pub stdin: Option<OwnedFd>,
+    /// Becomes fd 1.
+    pub stdout: Option<OwnedFd>,
+    /// Becomes fd 2.
+    pub stderr: Option<OwnedFd>,
+}
+
+/// How the container's init ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// exit(code).
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell's convention (and runc's): the exit code, or 128 + the signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// Knobs of [`Container::create`] that are not in the spec.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Where compiled seccomp programs are cached (default [`seccomp::default_cache_dir`]).
+    pub seccomp_cache: Option<PathBuf>,
+    /// Skip cgroup setup entirely (for runners without a writable cgroupfs).
+    pub no_cgroups: bool,
+}
+
+/// A created or running container.
+#[derive(Debug)]
+pub struct Container {
+    id: String,
+    pid: libc::pid_t,
+    cgroup: Option<Cgroup>,
+    report_r: OwnedFd,
+    start_w: Option<OwnedFd>,
+    program: String,
+    exited: Option<ExitStatus>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid 2-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Error::last_os("pipe2"));
+    }
+    // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+impl Container {
+    /// Creates the container `id` from a loaded bundle: everything up to the exec of the
+    /// process is done when this returns (the init then waits for [`Container::start`]).
+    pub fn create(
+        id: &str,
+        bundle: &Bundle,
+        stdio: Stdio,
+        opts: &CreateOptions,
+    ) -> Result<Container> {
+        let spec = &bundle.spec;
+        let linux = spec.linux().as_ref();
+        let ns: NamespacePlan = namespaces::plan(linux)?;
+        if !ns.has_mount_ns() {
+            return Err(Error::InvalidSpec("a mount namespace is required".into()));
+        }
+        let cgroup = if opts.no_cgroups {
+            None
+        } else {
+            let path = cgroups::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+            let cg = Cgroup::open(&path)?;
+            if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+                if let Err(e) = cg.apply(res) {
+                    let _ = cg.remove();
+                    return Err(e);
+                }
+            }
+            Some(cg)
+        };
+        let result = Self::create_in(id, bundle, stdio, opts, &ns, cgroup.as_ref());
+        match result {
+            Ok((pid, report_r, start_w, program)) => Ok(Container {
+                id: id.to_string(),
+                pid,
+                cgroup,
+                report_r,
+                start_w: Some(start_w),
+                program,
+                exited: None,
+            }),
+            Err(e) => {
+                if let Some(cg) = &cgroup {
+                    let _ = cg.remove();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn create_in(
+        id: &str,
+        bundle: &Bundle,
+        stdio: Stdio,
+        opts: &CreateOptions,
+        ns: &NamespacePlan,
+        cgroup: Option<&Cgroup>,
+    ) -> Result<(libc::pid_t, OwnedFd, OwnedFd, String)> {
+        let _ = id;
+        let spec = &bundle.spec;
+        let view = cgroup.map_or(CgroupMount::V1(Vec::new()), Cgroup::mount_view);
+        let rootfs =
+            RootfsPlan::prepare(spec, &bundle.rootfs, &bundle.dir, ns.new_userns(), &view)?;
+        let process = ProcessPlan::prepare(spec)?;
+        let program: Option<Program> =
+            match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+                Some(s) => {
+                    let dir = opts
+                        .seccomp_cache
+                        .clone()
+                        .unwrap_or_else(seccomp::default_cache_dir);
+                    Some(seccomp::compile_cached(s, &dir)?.0)
+                }
+                None => None,
+            };
+        let (sync_r, sync_w) = pipe()?;
+        let (report_r, report_w) = pipe()?;
+        let (start_r, start_w) = pipe()?;
+        let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let ctx = InitContext {
+            ns,
+            rootfs: &rootfs,
+            process: &process,
+            seccomp: program.as_ref(),
+            sync_r: sync_r.as_raw_fd(),
+            report_w: report_w.as_raw_fd(),
+            start_r: start_r.as_raw_fd(),
+            stdio: [raw(&stdio.stdin), raw(&stdio.stdout), raw(&stdio.stderr)],
+        };
+        namespaces::join_pid_for_children(ns)?;
+        let flags = ns.clone_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+        // SAFETY: a fork-like clone (no new stack: the child runs on a copy of ours). The
+        // runner is single-threaded, and the child only runs `init::run`, which makes system
+        // calls on memory prepared above and never returns.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+        if pid < 0 {
+            return Err(Error::last_os("clone"));
+        }
+        if pid == 0 {
+            crate::init::run(&ctx);
+        }
+        let pid = pid as libc::pid_t;
+        drop((sync_r, report_w, start_r, stdio));
+        let released = (|| -> Result<()> {
+            if let Some(cg) = cgroup {
+                cg.add_task(pid)?;
+            }
+            namespaces::write_id_maps(pid, ns)?;
+            sys::write_all(sync_w.as_raw_fd(), b"1").map_err(|e| Error::Syscall {
+                call: "release init",
+                source: std::io::Error::from_raw_os_error(e),
+            })
+        })();
+        drop(sync_w);
+        let outcome = released.and_then(|()| read_report(&report_r));
+        match outcome {
+            Ok(Some(f)) if f.stage == Stage::Ready => {
+                Ok((pid, report_r, start_w, process.program.clone()))
+            }
+            other => {
+                // SAFETY: plain kill of our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = wait_pid(pid);
+                Err(match other {
+                    Err(e) => e,
+                    Ok(Some(f)) => failure_error(f, &rootfs, &process),
+                    Ok(None) => Error::Init {
+                        stage: "init",
+                        detail: String::new(),
+                        source: std::io::Error::other("exited during setup"),
+                    },
+                })
+            }
+        }
+    }
+
+    /// Lets the init exec the process. Fails (with [`Error::Exec`]) if the exec fails; the
+    /// init has then exited 127 (not found) or 126 (not executable), as a shell would.
+    pub fn start(&mut self) -> Result<()> {
+        let Some(w) = self.start_w.take() else {
+            return Err(Error::InvalidSpec(format!(
+                "container {} already started",
+                self.id
+            )));
+        };
+        sys::write_all(w.as_raw_fd(), b"1").map_err(|e| Error::Syscall {
+            call: "start init",
+            source: std::io::Error::from_raw_os_error(e),
+        })?;
+        drop(w);
+        match read_report(&self.report_r)? {
+            None => Ok(()),
+            Some(f) if f.stage == Stage::Exec => Err(Error::Exec {
+                program: self.program.clone(),
+                source: std::io::Error::from_raw_os_error(f.errno),
+            }),
+            Some(f) => Err(Error::Init {
+                stage: f.stage.describe(),
+                detail: String::new(),
+                source: std::io::Error::from_raw_os_error(f.errno),
+            }),
+        }
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The init's pid, in the runner's PID namespace.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// The container's cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        self.cgroup.as_ref()
+    }
+
+    /// Waits for the init to exit (reaping it) and returns how it ended.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        if let Some(s) = self.exited {
+            return Ok(s);
+        }
+        let s = wait_pid(self.pid)?;
+        self.exited = Some(s);
+        Ok(s)
+    }
+
+    /// Sends a signal to the init.
+    pub fn kill(&self, sig: i32) -> Result<()> {
+        if self.exited.is_some() {
+            return Err(Error::Syscall {
+                call: "kill",
+                source: std::io::Error::from_raw_os_error(libc::ESRCH),
+            });
+        }
+        // SAFETY: kill with a pid of our own (unreaped) child.
+        if unsafe { libc::kill(self.pid, sig) } < 0 {
+            return Err(Error::last_os("kill"));
+        }
+        Ok(())
+    }
+
+    /// Removes what the container leaves behind (its cgroup). Kills and reaps the init if it
+    /// is still running.
+    pub fn delete(mut self) -> Result<()> {
+        if self.exited.is_none() {
+            let _ = self.kill(libc::SIGKILL);
+            self.wait()?;
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.remove()?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads one report: `None` on EOF (the init exec'd or died), else the message.
+fn read_report(fd: &OwnedFd) -> Result<Option<Failure>> {
+    let mut buf = [0u8; 12];
+    let n = sys::read_full(fd.as_raw_fd(), &mut buf).map_err(|e| Error::Syscall {
+        call: "read init report",
+        source: std::io::Error::from_raw_os_error(e),
+    })?;
+    match n {
+        0 => Ok(None),
+        12 => Failure::decode(&buf)
+            .map(Some)
+            .ok_or_else(|| Error::Syscall {
+                call: "read init report",
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "bad stage"),
+            }),
+        _ => Err(Error::Syscall {
+            call: "read init report",
+            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short report"),
+        }),
+    }
+}
+
+fn failure_error(f: Failure, rootfs: &RootfsPlan, process: &ProcessPlan) -> Error {
+    let detail = match f.stage {
+        Stage::Mount | Stage::Mask | Stage::Readonly | Stage::Device => {
+            format!(" {}", rootfs.path_name(f.stage, f.index))
+        }
+        Stage::Sysctl => format!(" {}", process.sysctl_name(f.index)),
+        _ => String::new(),
+    };
+    Error::Init {
+        stage: f.stage.describe(),
+        detail,
+        source: std::io::Error::from_raw_os_error(f.errno),
+    }
+}
+
+fn wait_pid(pid: libc::pid_t) -> Result<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(Error::Syscall {
+                call: "waitpid",
+                source: e,
+            });
+        }
+    }
+    Ok(if libc::WIFSIGNALED(status) {
+        ExitStatus::Signaled(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Exited(libc::WEXITSTATUS(status))
+    })
+}

@@ -1,0 +1,89 @@
+//! The runtime's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading, creating, running or cleaning up a container.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `config.json` could not be read or parsed.
+    #[error("load spec {path}: {source}")]
+    Spec {
+        /// The file that failed.
+        path: PathBuf,
+        /// Why.
+        source: oci_spec::OciSpecError,
+    },
+    /// The spec is well-formed but asks for something this runtime cannot do.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// A file or directory operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// The operation ("open", "write", "mkdir"...).
+        what: &'static str,
+        /// The path it was done on.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A system call failed in the runner (not in the container's init).
+    #[error("{call}: {source}")]
+    Syscall {
+        /// The call, with its subject where useful.
+        call: &'static str,
+        /// The errno.
+        source: io::Error,
+    },
+    /// Setting up the container's init failed before it could exec the process.
+    #[error("container init: {stage}{detail}: {source}")]
+    Init {
+        /// The step that failed.
+        stage: &'static str,
+        /// The object it failed on (e.g. " /proc"), or empty.
+        detail: String,
+        /// The errno.
+        source: io::Error,
+    },
+    /// The process could not be executed (exit codes 126/127 follow from this).
+    #[error("exec {program}: {source}")]
+    Exec {
+        /// `args[0]`.
+        program: String,
+        /// The errno of the last attempt.
+        source: io::Error,
+    },
+    /// Compiling or loading a seccomp filter failed.
+    #[error("seccomp: {0}")]
+    Seccomp(String),
+    /// A cgroup operation failed.
+    #[error("cgroup {path}: {source}")]
+    Cgroup {
+        /// The cgroup file or directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// The runtime's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the operation and path it happened on.
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps the current errno of a failed system call.
+    pub(crate) fn last_os(call: &'static str) -> Self {
+        Error::Syscall {
+            call,
+            source: io::Error::last_os_error(),
+        }
+    }
+}

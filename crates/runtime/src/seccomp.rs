@@ -1,0 +1,671 @@
+//! seccomp: the OCI `linux.seccomp` section compiled to a classic BPF program in pure Rust
+//! (`seccompiler`), cached on disk by content hash, and installed right before `execve`.
+//!
+//! Architectures: the filter checks the native architecture (x86_64) only. A syscall made
+//! through another ABI (i386 `int 0x80`, or x32, whose numbers carry bit 30) gets the profile's
+//! default action. runc with libseccomp instead filters those ABIs too when the spec lists them
+//! as `architectures`; a 32-bit binary in a container therefore runs under runc and fails under
+//! Berth. This is deliberate for now: one arch keeps the program short and the rules simple.
+//!
+//! Rules with different actions are compiled as one `seccompiler` filter per action, and the
+//! filters are chained: where a filter would return "no match", it jumps to the next filter
+//! instead, and the last one falls through to the default action. Filters are ordered by the
+//! first appearance of their action in the spec, so for a syscall named under two actions
+//! the earlier rule wins.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompBuilder, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
+};
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch,
+};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::syscall_table;
+
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JEQ_K: u16 = 0x15;
+const BPF_JMP_JGE_K: u16 = 0x35;
+const BPF_JMP_JA: u16 = 0x05;
+const BPF_RET_K: u16 = 0x06;
+/// A return value no real rule uses (SECCOMP_RET_TRACE with data 0xbe7): marks "no match" in a
+/// per-action sub-filter, to be rewritten into a jump to the next sub-filter.
+const NO_MATCH: u32 = 0x7ff0_0be7;
+/// Bump when the program layout changes, so old cache entries are not reused.
+const CACHE_FORMAT: &[u8] = b"berth-seccomp-v1\n";
+
+/// One classic BPF instruction (`struct sock_filter`, same layout as the kernel's).
+pub type Insn = seccompiler::sock_filter;
+
+/// A compiled seccomp program, ready to install with `SECCOMP_SET_MODE_FILTER`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// The BPF instructions.
+    pub filter: Vec<Insn>,
+    /// `SECCOMP_FILTER_FLAG_*` bits from the spec's `flags`.
+    pub flags: u32,
+}
+
+impl Program {
+    /// Installs the program on the calling thread. Needs `no_new_privs` or `CAP_SYS_ADMIN`.
+    /// Async-signal-safe: makes one system call and does not allocate.
+    pub fn install(&self) -> std::io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: self.filter.len() as u16,
+            filter: self.filter.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `Insn` is `#[repr(C)]` with the kernel's `sock_filter` layout; `prog` points at
+        // `self.filter`, which outlives the call, and the kernel copies the program.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CACHE_FORMAT.len() + 4 + self.filter.len() * 8);
+        out.extend_from_slice(CACHE_FORMAT);
+        out.extend_from_slice(&self.flags.to_le_bytes());
+        for i in &self.filter {
+            out.extend_from_slice(&i.code.to_le_bytes());
+            out.push(i.jt);
+            out.push(i.jf);
+            out.extend_from_slice(&i.k.to_le_bytes());
+        }
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Program> {
+        let rest = bytes.strip_prefix(CACHE_FORMAT)?;
+        let flags = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+        let body = rest.get(4..)?;
+        if body.is_empty() || body.len() % 8 != 0 || body.len() / 8 > 4096 {
+            return None;
+        }
+        let filter = body
+            .chunks_exact(8)
+            .map(|c| Insn {
+                code: u16::from_le_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Some(Program { filter, flags })
+    }
+}
+
+fn stmt(code: u16, k: u32) -> Insn {
+    Insn {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> Insn {
+    Insn { code, jt, jf, k }
+}
+
+/// Looks up an x86_64 system call number by name.
+pub fn syscall_number(name: &str) -> Option<u32> {
+    syscall_table::X86_64
+        .binary_search_by(|(n, _)| n.cmp(&name))
+        .ok()
+        .map(|i| syscall_table::X86_64[i].1)
+}
+
+/// The kernel's return value for an OCI action (`errno` for ERRNO and TRACE).
+fn action_value(action: LinuxSeccompAction, errno: Option<u32>) -> Result<u32> {
+    let data = |default: u32| errno.unwrap_or(default) & 0xffff;
+    Ok(match action {
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => 0,
+        LinuxSeccompAction::ScmpActKillProcess => 0x8000_0000,
+        LinuxSeccompAction::ScmpActTrap => 0x0003_0000,
+        LinuxSeccompAction::ScmpActErrno => 0x0005_0000 | data(libc::EPERM as u32),
+        LinuxSeccompAction::ScmpActTrace => 0x7ff0_0000 | data(libc::EPERM as u32),
+        LinuxSeccompAction::ScmpActLog => 0x7ffc_0000,
+        LinuxSeccompAction::ScmpActAllow => 0x7fff_0000,
+        LinuxSeccompAction::ScmpActNotify => {
+            return Err(Error::Seccomp(
+                "SCMP_ACT_NOTIFY is not supported (no seccomp agent)".into(),
+            ))
+        }
+    })
+}
+
+fn seccompiler_action(value: u32) -> SeccompAction {
+    match value & 0xffff_0000 {
+        0x8000_0000 => SeccompAction::KillProcess,
+        0x0003_0000 => SeccompAction::Trap,
+        0x0005_0000 => SeccompAction::Errno(value & 0xffff),
+        0x7ff0_0000 => SeccompAction::Trace(value & 0xffff),
+        0x7ffc_0000 => SeccompAction::Log,
+        0x7fff_0000 => SeccompAction::Allow,
+        _ => SeccompAction::KillThread,
+    }
+}
+
+fn condition(arg: &LinuxSeccompArg) -> Result<SeccompCondition> {
+    let op = match arg.op() {
+        LinuxSeccompOperator::ScmpCmpNe => SeccompCmpOp::Ne,
+        LinuxSeccompOperator::ScmpCmpLt => SeccompCmpOp::Lt,
+        LinuxSeccompOperator::ScmpCmpLe => SeccompCmpOp::Le,
+        LinuxSeccompOperator::ScmpCmpEq => SeccompCmpOp::Eq,
+        LinuxSeccompOperator::ScmpCmpGe => SeccompCmpOp::Ge,
+        LinuxSeccompOperator::ScmpCmpGt => SeccompCmpOp::Gt,
+        // libseccomp: `value` is the mask, `valueTwo` the value the masked argument must equal.
+        LinuxSeccompOperator::ScmpCmpMaskedEq => SeccompCmpOp::MaskedEq(arg.value()),
+    };
+    let value = match arg.op() {
+        LinuxSeccompOperator::ScmpCmpMaskedEq => arg.value_two().unwrap_or(0),
+        _ => arg.value(),
+    };
+    let index = u8::try_from(arg.index())
+        .map_err(|_| Error::Seccomp(format!("argument index {} out of range", arg.index())))?;
+    // Arguments are compared as 64-bit values, as libseccomp does.
+    SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value)
+        .map_err(|e| Error::Seccomp(format!("argument {}: {e}", arg.index())))
+}
+
+/// The rules of one syscall entry: all its conditions ANDed, except that several conditions on
+/// the same argument are ORed (one rule each), which is how runc hands them to libseccomp.
+fn rules_for(call: &LinuxSyscall) -> Result<Vec<SeccompRule>> {
+    let args = call.args().as_deref().unwrap_or(&[]);
+    if args.is_empty() {
+        return Ok(Vec::new());
+    }
+    let same_index = args.len() > 1 && args.iter().all(|a| a.index() == args[0].index());
+    let mk = |conds: Vec<SeccompCondition>| {
+        SeccompRule::new(conds).map_err(|e| Error::Seccomp(format!("rule: {e}")))
+    };
+    if same_index {
+        args.iter().map(|a| mk(vec![condition(a)?])).collect()
+    } else {
+        Ok(vec![mk(args
+            .iter()
+            .map(condition)
+            .collect::<Result<_>>()?)?])
+    }
+}
+
+/// One sub-filter: the syscalls that get one action. `None` means "unconditionally".
+type Group = BTreeMap<i64, Option<Vec<SeccompRule>>>;
+
+/// Compiles an OCI seccomp section into a BPF program for x86_64 (see the module docs).
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
+    let default = action_value(seccomp.default_action(), seccomp.default_errno_ret())?;
+    let mut groups: Vec<(u32, Group)> = Vec::new();
+    for call in seccomp.syscalls().as_deref().unwrap_or(&[]) {
+        let action = action_value(call.action(), call.errno_ret())?;
+        if action == default {
+            continue; // libseccomp refuses such rules; runc skips them.
+        }
+        if action == NO_MATCH {
+            return Err(Error::Seccomp(
+                "SCMP_ACT_TRACE with errnoRet 3047 is reserved".into(),
+            ));
+        }
+        let rules = rules_for(call)?;
+        let gi = match groups.iter().position(|(a, _)| *a == action) {
+            Some(i) => i,
+            None => {
+                groups.push((action, Group::new()));
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[gi].1;
+        for name in call.names() {
+            // Unknown names (other arches, newer kernels) are skipped, as runc does.
+            let Some(nr) = syscall_number(name) else {
+                continue;
+            };
+            let entry = group
+                .entry(i64::from(nr))
+                .or_insert_with(|| Some(Vec::new()));
+            match (entry.as_mut(), rules.is_empty()) {
+                (Some(list), false) => list.extend(rules.iter().cloned()),
+                _ => *entry = None,
+            }
+        }
+    }
+
+    let mut prog = vec![
+        stmt(BPF_LD_W_ABS, 4), // seccomp_data.arch
+        jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(BPF_RET_K, default),
+        stmt(BPF_LD_W_ABS, 0), // seccomp_data.nr
+        jump(BPF_JMP_JGE_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(BPF_RET_K, default),
+    ];
+    for (action, group) in groups {
+        let rules: BTreeMap<i64, Vec<SeccompRule>> = group
+            .into_iter()
+            .map(|(nr, r)| (nr, r.unwrap_or_default()))
+            .collect();
+        if rules.is_empty() {
+            continue;
+        }
+        let filter = SeccompFilter::new(
+            rules,
+            seccompiler_action(NO_MATCH),
+            seccompiler_action(action),
+            TargetArch::x86_64,
+        )
+        .map_err(|e| Error::Seccomp(e.to_string()))?;
+        let bpf: seccompiler::BpfProgram = filter
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| Error::Seccomp(e.to_string()))?;
+        // Drop seccompiler's own arch check (3 instructions); ours above covers every group.
+        let body = bpf.get(3..).unwrap_or(&[]);
+        let len = body.len();
+        for (i, ins) in body.iter().enumerate() {
+            if ins.code == BPF_RET_K && ins.k == NO_MATCH {
+                prog.push(stmt(BPF_JMP_JA, (len - i - 1) as u32));
+            } else {
+                prog.push(jump(ins.code, ins.k, ins.jt, ins.jf));
+            }
+        }
+    }
+    prog.push(stmt(BPF_RET_K, default));
+    if prog.len() > 4096 {
+        return Err(Error::Seccomp(format!(
+            "program too long: {} instructions",
+            prog.len()
+        )));
+    }
+    let mut flags = 0;
+    for f in seccomp.flags().as_deref().unwrap_or(&[]) {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+            }
+        } as u32;
+    }
+    Ok(Program {
+        filter: prog,
+        flags,
+    })
+}
+
+/// The directory for cached programs: `$BERTH_SECCOMP_CACHE`, else `/run/berth/seccomp`.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("BERTH_SECCOMP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/berth/seccomp"))
+}
+
+/// The cache key of a seccomp section: sha256 of the format version and its JSON form.
+pub fn cache_key(seccomp: &LinuxSeccomp) -> Result<String> {
+    let json = serde_json::to_vec(seccomp).map_err(|e| Error::Seccomp(e.to_string()))?;
+    let mut h = Sha256::new();
+    h.update(CACHE_FORMAT);
+    h.update(&json);
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Whether [`compile_cached`] found the program in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded from `<dir>/<sha256>.bpf`; nothing was compiled.
+    Hit,
+    /// Compiled, and written to the cache.
+    Compiled,
+    /// Compiled; the cache could not be written (the reason is logged).
+    CompiledUncached,
+}
+
+/// Returns the program for `seccomp`, from `dir/<sha256>.bpf` if present, else compiles it and
+/// stores it there (atomically, via a temp file and rename). A corrupt entry is recompiled.
+pub fn compile_cached(seccomp: &LinuxSeccomp, dir: &Path) -> Result<(Program, CacheOutcome)> {
+    let key = cache_key(seccomp)?;
+    let path = dir.join(format!("{key}.bpf"));
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Some(p) = Program::from_bytes(&bytes) {
+            return Ok((p, CacheOutcome::Hit));
+        }
+    }
+    let prog = compile(seccomp)?;
+    let stored = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile_in(dir)?;
+        tmp.1.write_all(&prog.to_bytes())?;
+        tmp.1.sync_data().ok();
+        std::fs::rename(&tmp.0, &path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp.0);
+        })
+    })();
+    match stored {
+        Ok(()) => Ok((prog, CacheOutcome::Compiled)),
+        Err(e) => {
+            eprintln!("berth runtime: seccomp cache {}: {e}", path.display());
+            Ok((prog, CacheOutcome::CompiledUncached))
+        }
+    }
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let path = dir.join(format!(".tmp-{}-{}", std::process::id(), nanos()));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    Ok((path, f))
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Docker's default profile, as shipped by moby (Apache-2.0), embedded as data.
+const DOCKER_DEFAULT_JSON: &str = include_str!("seccomp-default.json");
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerProfile {
+    default_action: LinuxSeccompAction,
+    #[serde(default)]
+    default_errno_ret: Option<u32>,
+    #[serde(default)]
+    arch_map: Vec<DockerArchMap>,
+    #[serde(default)]
+    syscalls: Vec<DockerSyscall>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerArchMap {
+    architecture: oci_spec::runtime::Arch,
+    #[serde(default)]
+    sub_architectures: Option<Vec<oci_spec::runtime::Arch>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerSyscall {
+    #[serde(default)]
+    names: Vec<String>,
+    action: LinuxSeccompAction,
+    #[serde(default)]
+    errno_ret: Option<u32>,
+    #[serde(default)]
+    args: Option<Vec<LinuxSeccompArg>>,
+    #[serde(default)]
+    includes: DockerFilter,
+    #[serde(default)]
+    excludes: DockerFilter,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct DockerFilter {
+    #[serde(default)]
+    caps: Option<Vec<String>>,
+    #[serde(default)]
+    arches: Option<Vec<String>>,
+    #[serde(default)]
+    min_kernel: Option<String>,
+}
+
+/// The running kernel's (major, minor) version, from `uname`.
+pub fn kernel_version() -> (u32, u32) {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    parse_version(&release).unwrap_or((0, 0))
+}
+
+fn parse_version(s: &str) -> Option<(u32, u32)> {
+    let mut it = s.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Evaluates Docker's default seccomp profile into an OCI `linux.seccomp` section the way the
+/// Docker engine does: keeps the rules whose `includes` (all listed caps in `caps`, arch in the
+/// list, kernel at least `minKernel`) hold and whose `excludes` (any listed cap, arch) do not.
+/// `caps` are the container's bounding capabilities (`CAP_SYS_ADMIN`...); `arch` is Go's
+/// name for the architecture (`amd64`, `arm64`), as in the profile.
+pub fn docker_default_profile(caps: &[String], arch: &str) -> Result<LinuxSeccomp> {
+    evaluate_docker_profile(DOCKER_DEFAULT_JSON, caps, arch, kernel_version())
+}
+
+fn go_arch_to_seccomp(arch: &str) -> Option<oci_spec::runtime::Arch> {
+    use oci_spec::runtime::Arch;
+    Some(match arch {
+        "amd64" => Arch::ScmpArchX86_64,
+        "386" => Arch::ScmpArchX86,
+        "arm64" => Arch::ScmpArchAarch64,
+        "arm" => Arch::ScmpArchArm,
+        "riscv64" => Arch::ScmpArchRiscv64,
+        "s390x" => Arch::ScmpArchS390x,
+        "ppc64le" => Arch::ScmpArchPpc64le,
+        _ => return None,
+    })
+}
+
+fn evaluate_docker_profile(
+    json: &str,
+    caps: &[String],
+    arch: &str,
+    kernel: (u32, u32),
+) -> Result<LinuxSeccomp> {
+    let profile: DockerProfile =
+        serde_json::from_str(json).map_err(|e| Error::Seccomp(format!("profile: {e}")))?;
+    let native = go_arch_to_seccomp(arch);
+    let mut arches = Vec::new();
+    for m in &profile.arch_map {
+        if Some(m.architecture) == native {
+            arches.push(m.architecture);
+            arches.extend(m.sub_architectures.iter().flatten().copied());
+        }
+    }
+    let has_cap = |c: &String| caps.iter().any(|x| x == c);
+    let mut out = Vec::new();
+    for call in &profile.syscalls {
+        let inc = &call.includes;
+        let exc = &call.excludes;
+        if exc
+            .arches
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|x| x == arch))
+            || exc.caps.as_ref().is_some_and(|c| c.iter().any(has_cap))
+        {
+            continue;
+        }
+        if inc
+            .arches
+            .as_ref()
+            .is_some_and(|a| !a.is_empty() && !a.iter().any(|x| x == arch))
+            || inc.caps.as_ref().is_some_and(|c| !c.iter().all(has_cap))
+        {
+            continue;
+        }
+        if let Some(min) = inc.min_kernel.as_deref().and_then(parse_version) {
+            if kernel < min {
+                continue;
+            }
+        }
+        let mut b = LinuxSyscallBuilder::default()
+            .names(call.names.clone())
+            .action(call.action);
+        if let Some(e) = call.errno_ret {
+            b = b.errno_ret(e);
+        }
+        if let Some(a) = &call.args {
+            b = b.args(a.clone());
+        }
+        out.push(b.build().map_err(|e| Error::Seccomp(e.to_string()))?);
+    }
+    let mut b = LinuxSeccompBuilder::default()
+        .default_action(profile.default_action)
+        .architectures(arches)
+        .syscalls(out);
+    if let Some(e) = profile.default_errno_ret {
+        b = b.default_errno_ret(e);
+    }
+    b.build().map_err(|e| Error::Seccomp(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn names(s: &LinuxSeccomp) -> Vec<String> {
+        s.syscalls()
+            .iter()
+            .flatten()
+            .filter(|c| c.action() == LinuxSeccompAction::ScmpActAllow)
+            .flat_map(|c| c.names().clone())
+            .collect()
+    }
+
+    #[test]
+    fn syscall_table_is_sorted_and_knows_common_calls() {
+        assert!(syscall_table::X86_64.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(syscall_number("read"), Some(0));
+        assert_eq!(syscall_number("clone3"), Some(435));
+        assert_eq!(syscall_number("no_such_call"), None);
+    }
+
+    #[test]
+    fn docker_profile_includes_cap_gated_calls_only_with_the_cap() {
+        let without = docker_default_profile(&caps(&["CAP_CHOWN"]), "amd64").unwrap();
+        let with = docker_default_profile(&caps(&["CAP_SYS_ADMIN"]), "amd64").unwrap();
+        assert!(!names(&without).iter().any(|n| n == "mount"));
+        assert!(names(&with).iter().any(|n| n == "mount"));
+        // clone3 is ENOSYS without CAP_SYS_ADMIN so that libc falls back to clone.
+        let clone3 = without
+            .syscalls()
+            .iter()
+            .flatten()
+            .find(|c| c.names().iter().any(|n| n == "clone3"))
+            .unwrap();
+        assert_eq!(clone3.action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(clone3.errno_ret(), Some(libc::ENOSYS as u32));
+        assert!(names(&with).iter().any(|n| n == "clone3"));
+    }
+
+    #[test]
+    fn docker_profile_filters_by_arch_and_kernel() {
+        let amd = evaluate_docker_profile(DOCKER_DEFAULT_JSON, &[], "amd64", (6, 1)).unwrap();
+        assert!(names(&amd).iter().any(|n| n == "arch_prctl"));
+        assert!(!names(&amd).iter().any(|n| n == "riscv_flush_icache"));
+        use oci_spec::runtime::Arch;
+        assert_eq!(
+            amd.architectures().clone().unwrap(),
+            vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32]
+        );
+        let old = evaluate_docker_profile(DOCKER_DEFAULT_JSON, &[], "amd64", (4, 4)).unwrap();
+        assert!(!names(&old).iter().any(|n| n == "ptrace"));
+        assert!(names(&amd).iter().any(|n| n == "ptrace"));
+    }
+
+    /// Runs a BPF program on a fake `seccomp_data`, as the kernel would.
+    fn run(p: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+        let mut data = vec![0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_ne_bytes());
+        data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + i * 8..24 + i * 8].copy_from_slice(&a.to_ne_bytes());
+        }
+        let (mut acc, mut pc) = (0u32, 0usize);
+        loop {
+            let ins = &p.filter[pc];
+            pc += 1;
+            match ins.code {
+                0x20 => {
+                    let o = ins.k as usize;
+                    acc = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
+                }
+                0x06 => return ins.k,
+                0x05 => pc += ins.k as usize,
+                0x15 | 0x35 | 0x25 | 0x45 => {
+                    let t = match ins.code {
+                        0x15 => acc == ins.k,
+                        0x35 => acc >= ins.k,
+                        0x25 => acc > ins.k,
+                        _ => acc & ins.k != 0,
+                    };
+                    pc += if t { ins.jt } else { ins.jf } as usize;
+                }
+                0x54 => acc &= ins.k,
+                c => panic!("opcode {c:#x} not in the test interpreter"),
+            }
+        }
+    }
+
+    #[test]
+    fn compiled_docker_profile_allows_denies_and_checks_args() {
+        let s = docker_default_profile(&caps(&["CAP_CHOWN"]), "amd64").unwrap();
+        let p = compile(&s).unwrap();
+        let nr = |n| syscall_number(n).unwrap();
+        let a = AUDIT_ARCH_X86_64;
+        assert_eq!(run(&p, a, nr("read"), [0; 6]), 0x7fff_0000);
+        assert_eq!(run(&p, a, nr("mount"), [0; 6]), 0x0005_0001); // EPERM
+        assert_eq!(
+            run(&p, a, nr("clone3"), [0; 6]),
+            0x0005_0000 | libc::ENOSYS as u32
+        );
+        // personality(0) allowed, personality(5) denied.
+        assert_eq!(run(&p, a, nr("personality"), [0; 6]), 0x7fff_0000);
+        assert_eq!(
+            run(&p, a, nr("personality"), [5, 0, 0, 0, 0, 0]),
+            0x0005_0001
+        );
+        // clone without namespace flags allowed; with CLONE_NEWNS denied.
+        assert_eq!(run(&p, a, nr("clone"), [0x11, 0, 0, 0, 0, 0]), 0x7fff_0000);
+        let newns = libc::CLONE_NEWNS as u64;
+        assert_eq!(run(&p, a, nr("clone"), [newns, 0, 0, 0, 0, 0]), 0x0005_0001);
+        // socket(AF_VSOCK=40) denied, AF_INET allowed.
+        assert_eq!(run(&p, a, nr("socket"), [2, 0, 0, 0, 0, 0]), 0x7fff_0000);
+        assert_eq!(run(&p, a, nr("socket"), [40, 0, 0, 0, 0, 0]), 0x0005_0001);
+        // Other ABIs get the default action.
+        assert_eq!(run(&p, 0x4000_0003, 3, [0; 6]), 0x0005_0001);
+        assert_eq!(run(&p, a, X32_SYSCALL_BIT | 0, [0; 6]), 0x0005_0001);
+    }
+
+    #[test]
+    fn cache_stores_then_hits_and_survives_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = docker_default_profile(&[], "amd64").unwrap();
+        let (p1, o1) = compile_cached(&s, dir.path()).unwrap();
+        let (p2, o2) = compile_cached(&s, dir.path()).unwrap();
+        assert_eq!((o1, o2), (CacheOutcome::Compiled, CacheOutcome::Hit));
+        assert_eq!(p1, p2);
+        let file = dir.path().join(format!("{}.bpf", cache_key(&s).unwrap()));
+        std::fs::write(&file, b"junk").unwrap();
+        let (p3, o3) = compile_cached(&s, dir.path()).unwrap();
+        assert_eq!(o3, CacheOutcome::Compiled);
+        assert_eq!(p3, p1);
+    }
+}

@@ -1,0 +1,285 @@
+//! Async-signal-safe system call helpers for the container's init between `clone` and
+//! `execve`: no allocation, no locks, errors as raw errno values.
+
+use std::ffi::{c_char, c_ulong, CStr};
+use std::os::fd::RawFd;
+
+/// An errno, as reported by the init to the runner.
+pub(crate) type Errno = i32;
+
+/// The calling thread's errno.
+pub(crate) fn errno() -> Errno {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// Turns a libc return value into `Ok` or the errno.
+pub(crate) fn check(rc: libc::c_long) -> Result<libc::c_long, Errno> {
+    if rc < 0 {
+        Err(errno())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Maximum path length handled without allocation.
+pub(crate) const PATH_MAX: usize = 4096;
+
+/// A NUL-terminated path built on the stack.
+pub(crate) struct StackPath {
+    buf: [u8; PATH_MAX],
+    len: usize,
+}
+
+impl StackPath {
+    /// An empty path.
+    pub(crate) fn new() -> Self {
+        StackPath {
+            buf: [0; PATH_MAX],
+            len: 0,
+        }
+    }
+
+    /// Appends bytes; fails with ENAMETOOLONG rather than truncating.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<(), Errno> {
+        if self.len + bytes.len() + 1 > PATH_MAX {
+            return Err(libc::ENAMETOOLONG);
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        self.buf[self.len] = 0;
+        Ok(())
+    }
+
+    /// Appends a decimal number.
+    pub(crate) fn push_u64(&mut self, mut n: u64) -> Result<(), Errno> {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..])
+    }
+
+    /// The path as a C string pointer (always NUL-terminated).
+    pub(crate) fn as_ptr(&self) -> *const c_char {
+        self.buf.as_ptr() as *const c_char
+    }
+
+    /// `/proc/self/fd/N`, the magic link through which a mount can target an `O_PATH` fd.
+    pub(crate) fn fd_link(fd: RawFd) -> Result<Self, Errno> {
+        let mut p = Self::new();
+        p.push(b"/proc/self/fd/")?;
+        p.push_u64(fd as u64)?;
+        Ok(p)
+    }
+}
+
+/// `struct open_how` for openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// Opens `path` as if `root` were `/`: `..` and symlinks cannot leave `root`.
+pub(crate) fn open_in_root(root: RawFd, path: *const c_char, flags: i32) -> Result<RawFd, Errno> {
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            path,
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    check(rc).map(|fd| fd as RawFd)
+}
+
+/// Closes a file descriptor, ignoring errors (nothing useful can be done about them).
+pub(crate) fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd` and does not use it afterwards.
+    unsafe { libc::close(fd) };
+}
+
+/// Creates `path` (absolute, inside `root`) and its missing parents, without following any
+/// symlink out of `root`; the last component is a file when `file` is set. Returns an
+/// `O_PATH` fd of the result.
+pub(crate) fn mkdir_all_in_root(root: RawFd, path: &CStr, file: bool) -> Result<RawFd, Errno> {
+    let bytes = path.to_bytes();
+    let mut end = 0;
+    while end < bytes.len() {
+        // Next component boundary.
+        let mut next = end + 1;
+        while next < bytes.len() && bytes[next] != b'/' {
+            next += 1;
+        }
+        let comp = &bytes[end..next];
+        let comp = comp.strip_prefix(b"/").unwrap_or(comp);
+        end = next;
+        if comp.is_empty() || comp == b"." {
+            continue;
+        }
+        let mut prefix = StackPath::new();
+        prefix.push(&bytes[..end])?;
+        match open_in_root(root, prefix.as_ptr(), libc::O_PATH) {
+            Ok(fd) => {
+                close(fd);
+                continue;
+            }
+            Err(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        let mut parent = StackPath::new();
+        parent.push(&bytes[..end - comp.len()])?;
+        if bytes[..end - comp.len()].is_empty() {
+            parent.push(b"/")?;
+        }
+        let pfd = open_in_root(root, parent.as_ptr(), libc::O_PATH | libc::O_DIRECTORY)?;
+        let mut name = StackPath::new();
+        name.push(comp)?;
+        let last = end >= bytes.len();
+        let rc = if last && file {
+            // SAFETY: `pfd` is an open directory fd and `name` is NUL-terminated.
+            let fd = unsafe {
+                libc::openat(
+                    pfd,
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0o644,
+                )
+            };
+            if fd >= 0 {
+                close(fd);
+            }
+            fd
+        } else {
+            // SAFETY: as above.
+            unsafe { libc::mkdirat(pfd, name.as_ptr(), 0o755) }
+        };
+        let err = if rc < 0 { errno() } else { 0 };
+        close(pfd);
+        if rc < 0 && err != libc::EEXIST {
+            return Err(err);
+        }
+    }
+    let flags = if file {
+        libc::O_PATH
+    } else {
+        libc::O_PATH | libc::O_DIRECTORY
+    };
+    open_in_root(root, path.as_ptr(), flags)
+}
+
+/// mount(2) with optional C strings.
+pub(crate) fn mount(
+    source: Option<&CStr>,
+    target: *const c_char,
+    fstype: Option<&CStr>,
+    flags: c_ulong,
+    data: Option<&CStr>,
+) -> Result<(), Errno> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: every pointer is null or a NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::mount(
+            p(source),
+            target,
+            p(fstype),
+            flags,
+            p(data).cast::<libc::c_void>(),
+        )
+    };
+    check(rc.into()).map(|_| ())
+}
+
+/// The mount flags (`MS_NOSUID`...) of the mount holding `path`, from statvfs(3); a bind
+/// remount must repeat the flags it cannot clear (locked ones, in a user namespace).
+pub(crate) fn mount_flags_of(path: *const c_char) -> Result<c_ulong, Errno> {
+    // SAFETY: an all-zero statvfs is a valid value to be overwritten.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is a valid out-pointer.
+    check(unsafe { libc::statvfs(path, &mut st) }.into())?;
+    let f = st.f_flag as c_ulong;
+    let mut out = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if f & st_flag as c_ulong != 0 {
+            out |= ms_flag;
+        }
+    }
+    Ok(out)
+}
+
+/// Writes all of `buf` to `fd`.
+pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is a valid readable slice of the given length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or EOF; returns the number of bytes read.
+pub(crate) fn read_full(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: the destination is the unfilled tail of `buf`.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    Ok(got)
+}
+
+/// Opens `path` for writing and writes `data` (for /proc and /sys files).
+pub(crate) fn write_file(path: *const c_char, data: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `path` is NUL-terminated.
+    let fd = unsafe { libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let r = write_all(fd, data);
+    close(fd);
+    r
+}
