@@ -39,6 +39,7 @@ impl From<engine::Error> for ApiError {
             E::InvalidParameter(_) => StatusCode::BAD_REQUEST,
             E::Conflict(_) => StatusCode::CONFLICT,
             E::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            E::NotModified => StatusCode::NOT_MODIFIED,
             E::System(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -75,8 +75,37 @@ async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Resp
         }
         "/images/prune" if m == Method::POST => routes::images::prune(&ctx).await,
         "/images/search" => Err(not_implemented("searching a registry")),
+        "/containers/create" if m == Method::POST => routes::containers::create(&ctx, req).await,
+        "/containers/json" if m == Method::GET => routes::containers::list(&ctx).await,
+        p if p.starts_with("/containers/") => {
+            let rest = p["/containers/".len()..].to_owned();
+            container_route(&ctx, req, &rest).await
+        }
         p if p.starts_with("/images/") => image_route(&ctx, m, &p["/images/".len()..]).await,
         p if routes::unsupported::is_swarm_or_plugin(p) => Err(routes::unsupported::error(p)),
+        _ => Err(ApiError::page_not_found()),
+    }
+}
+
+/// `/containers/{id}[/action]`.
+async fn container_route(ctx: &Ctx, req: Request<Incoming>, rest: &str) -> ApiResult<Response<Body>> {
+    use routes::containers as c;
+    let m = req.method().clone();
+    let (name, action) = match rest.split_once('/') {
+        Some((n, a)) => (n, a),
+        None => (rest, ""),
+    };
+    match (action, &m) {
+        ("", &Method::DELETE) => c::remove(ctx, name).await,
+        ("json", &Method::GET) => c::inspect(ctx, name).await,
+        ("start", &Method::POST) => c::start(ctx, name).await,
+        ("stop", &Method::POST) => c::stop(ctx, name).await,
+        ("restart", &Method::POST) => c::restart(ctx, name).await,
+        ("kill", &Method::POST) => c::kill(ctx, name).await,
+        ("wait", &Method::POST) => c::wait(ctx, name).await,
+        ("rename", &Method::POST) => c::rename(ctx, name).await,
+        ("logs", &Method::GET) => c::logs(ctx, name).await,
+        ("attach", &Method::POST) => c::attach(ctx, req, name).await,
         _ => Err(ApiError::page_not_found()),
     }
 }

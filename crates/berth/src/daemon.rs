@@ -79,6 +79,7 @@ async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
         .await?
         .context("opening the engine")?;
     let engine = Arc::new(engine);
+    engine.recover().await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     for path in sockets {

@@ -24,6 +24,9 @@ enum TopCommand {
     Daemon(daemon::DaemonArgs),
     /// Run OCI bundles with the built-in runtime
     Runtime(runtime::cli::RuntimeArgs),
+    /// Supervise one container (started by the daemon)
+    #[command(hide = true)]
+    Shim(shim::ShimArgs),
     #[command(flatten)]
     Cli(cli::Command),
 }
@@ -41,6 +44,7 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(1)
             }
         },
+        TopCommand::Shim(args) => shim::run(args),
         TopCommand::Runtime(args) => std::process::ExitCode::from(runtime::cli::run(args) as u8),
         TopCommand::Cli(cmd) => cli::run(top.global, cmd),
     }

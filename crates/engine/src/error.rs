@@ -12,6 +12,9 @@ pub enum Error {
     /// The operation conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// Nothing to do: already in the requested state (304).
+    #[error("")]
+    NotModified,
     /// The feature exists in Docker but not (yet) in Berth (501).
     #[error("{0}")]
     NotImplemented(String),

@@ -83,7 +83,7 @@ fn mem_total() -> u64 {
 }
 
 /// A pure v2 host mounts cgroup2 itself at the cgroup root; a hybrid one mounts tmpfs there.
-fn cgroup_version(root: &Path) -> &'static str {
+pub(crate) fn cgroup_version(root: &Path) -> &'static str {
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     match rustix::fs::statfs(root) {
         Ok(st) if st.f_type as i64 /* f_type is i64 here, u32 on some arches */ == CGROUP2_SUPER_MAGIC => {

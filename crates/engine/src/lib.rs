@@ -2,6 +2,7 @@
 //! asks for; it knows nothing of HTTP. Data flows down (`api → engine → image | runtime | network`) and events
 //! flow back up through [`Events`].
 
+pub mod containers;
 mod error;
 pub mod events;
 pub mod filters;
@@ -9,8 +10,9 @@ mod host;
 mod images;
 mod system;
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use error::{Error, Result};
 pub use events::{Event, Events};
@@ -32,9 +34,14 @@ pub struct EngineConfig {
 pub struct Engine {
     config: EngineConfig,
     images: Arc<image::ImageStore>,
+    containers: containers::store::Store,
+    hubs: Mutex<HashMap<String, Arc<containers::hub::Hub>>>,
+    starting: Mutex<HashSet<String>>,
+    states: tokio::sync::broadcast::Sender<containers::StateChange>,
     events: Events,
     host: HostInfo,
     id: String,
+    exe: PathBuf,
 }
 
 impl Engine {
@@ -45,9 +52,18 @@ impl Engine {
                 .map_err(|e| Error::System(format!("cannot create {}: {e}", dir.display())))?;
         }
         let images = image::ImageStore::open(config.data_root.join("image"))?;
+        let containers = containers::store::Store::open(config.data_root.join("containers"))?;
         let id = system::engine_id(&config.data_root)?;
+        // The shim is this same binary; resolve it once, before anything can replace the file.
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::System(format!("finding the berth binary: {e}")))?;
         Ok(Engine {
             images: Arc::new(images),
+            containers,
+            hubs: Mutex::new(HashMap::new()),
+            starting: Mutex::new(HashSet::new()),
+            states: tokio::sync::broadcast::channel(1024).0,
+            exe,
             events: Events::default(),
             host: HostInfo::probe(),
             config,

@@ -173,7 +173,9 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
             "{what} is not supported by Berth yet"
         )))
     };
-    let some_vec = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v: &Vec<_>| !v.is_empty());
+    fn some_vec<T>(v: &Option<Vec<T>>) -> bool {
+        v.as_ref().is_some_and(|v| !v.is_empty())
+    }
     if some_vec(&h.binds) || h.mounts.as_ref().is_some_and(|m| !m.is_empty()) {
         return refuse("volumes and bind mounts (-v, --mount)");
     }

@@ -1,0 +1,283 @@
+//! `/containers/…`: create, list, inspect, start, stop, restart, kill, wait, rename, remove, logs and the
+//! hijacked attach stream.
+
+use bytes::Bytes;
+use engine::containers::{parse_signal, ContainerListOptions, CreateRequest, LogOptions, WaitCondition};
+use engine::{parse_timestamp, Filters};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::body::{self, json, json_status, Body};
+use crate::error::{ApiError, ApiResult};
+use crate::router::Ctx;
+
+/// `POST /containers/create?name=…`.
+pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))?;
+    let req = CreateRequest {
+        name: ctx.query.get("name").map(str::to_owned),
+        body,
+    };
+    let created = ctx.engine.create_container(req).await?;
+    Ok(json_status(StatusCode::CREATED, &created))
+}
+
+/// `GET /containers/json`.
+pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let opts = ContainerListOptions {
+        all: ctx.query.bool("all"),
+        limit: ctx.query.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|l| *l > 0).map(|l| l as usize),
+        filters: Filters::parse(ctx.query.get("filters"))?,
+    };
+    Ok(json(&ctx.engine.list_containers(opts).await?))
+}
+
+/// `GET /containers/{id}/json`.
+pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    Ok(json(&ctx.engine.inspect_container(name).await?))
+}
+
+/// `POST /containers/{id}/start`: 204, or 304 when already running.
+pub async fn start(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    not_modified_ok(ctx.engine.start_container(name).await)
+}
+
+/// `POST /containers/{id}/stop?signal=…&t=…`.
+pub async fn stop(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let t = timeout(ctx)?;
+    not_modified_ok(ctx.engine.stop_container(name, ctx.query.get("signal"), t).await)
+}
+
+/// `POST /containers/{id}/restart?signal=…&t=…`.
+pub async fn restart(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let t = timeout(ctx)?;
+    ctx.engine.restart_container(name, ctx.query.get("signal"), t).await?;
+    Ok(body::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/kill?signal=…`.
+pub async fn kill(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    if let Some(s) = ctx.query.get("signal").filter(|s| !s.is_empty()) {
+        parse_signal(s)?;
+    }
+    ctx.engine.kill_container(name, ctx.query.get("signal")).await?;
+    Ok(body::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/rename?name=…`.
+pub async fn rename(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let new_name = ctx.query.get("name").unwrap_or("");
+    ctx.engine.rename_container(name, new_name).await?;
+    Ok(body::empty(StatusCode::NO_CONTENT))
+}
+
+/// `DELETE /containers/{id}?force=…&v=…`.
+pub async fn remove(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    ctx.engine.remove_container(name, ctx.query.bool("force")).await?;
+    Ok(body::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/wait?condition=…`: the headers go out at once (the docker CLI starts the container
+/// only after it has them); the body follows at the exit.
+pub async fn wait(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let condition = WaitCondition::parse(ctx.query.get("condition"))?;
+    let done = ctx.engine.wait_container(name, condition).await?;
+    let (tx, body) = body::channel();
+    tokio::spawn(async move {
+        let value = match done.await {
+            Ok(code) => serde_json::json!({"StatusCode": code, "Error": null}),
+            Err(e) => serde_json::json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
+        };
+        let mut v = serde_json::to_vec(&value).unwrap_or_default();
+        v.push(b'\n');
+        tx.send(Bytes::from(v)).await;
+    });
+    Ok(body::with_type(StatusCode::OK, "application/json", body))
+}
+
+/// `GET /containers/{id}/logs`.
+pub async fn logs(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let q = &ctx.query;
+    let stamp = |k: &str| q.get(k).filter(|s| !s.is_empty() && *s != "0").map(parse_timestamp).transpose();
+    let opts = LogOptions {
+        stdout: q.bool("stdout"),
+        stderr: q.bool("stderr"),
+        follow: q.bool("follow"),
+        since: stamp("since")?,
+        until: stamp("until")?,
+        timestamps: q.bool("timestamps"),
+        tail: q.get("tail").filter(|t| *t != "all").and_then(|t| t.parse().ok()),
+    };
+    let (tty, mut frames) = ctx.engine.container_logs(name, opts).await?;
+    let (tx, body) = body::channel();
+    tokio::spawn(async move {
+        while let Some(f) = frames.recv().await {
+            if !tx.send(encode(tty, f.stream, &f.data)).await {
+                return;
+            }
+        }
+    });
+    Ok(body::with_type(StatusCode::OK, stream_type(tty), body))
+}
+
+/// `POST /containers/{id}/attach`: hijacks the connection (`Upgrade: tcp` → 101) and carries the container's
+/// output (and input) until the output ends.
+pub async fn attach(ctx: &Ctx, mut req: Request<Incoming>, name: &str) -> ApiResult<Response<Body>> {
+    let q = &ctx.query;
+    let upgrading = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !upgrading {
+        return Err(ApiError::bad_request("attach needs a hijacked connection (Upgrade: tcp)"));
+    }
+    let target = ctx.engine.attach_target(name).await?;
+    let want_stdin = q.bool("stdin");
+    let want_stdout = q.bool("stdout");
+    let want_stderr = q.bool("stderr");
+    let stream = q.bool("stream");
+    let replay_logs = q.bool("logs");
+    let tty = target.tty;
+    let mut logs = if replay_logs {
+        let opts = LogOptions {
+            stdout: want_stdout,
+            stderr: want_stderr,
+            ..Default::default()
+        };
+        if want_stdout || want_stderr {
+            Some(ctx.engine.container_logs(&target.container.id, opts).await?.1)
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    ctx.engine.attach_event(&target.container);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let mut sub = target.subscription;
+    let stdin = if want_stdin { target.stdin } else { None };
+    let stdin_once = target.stdin_once;
+    tokio::spawn(async move {
+        let io = match upgrade.await {
+            Ok(io) => TokioIo::new(io),
+            Err(e) => {
+                tracing::debug!(error = %e, "attach upgrade failed");
+                return;
+            }
+        };
+        let (mut rd, mut wr) = tokio::io::split(io);
+        if let Some(logs) = logs.as_mut() {
+            while let Some(f) = logs.recv().await {
+                if wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !stream {
+            let _ = wr.shutdown().await;
+            return;
+        }
+        // Input: client bytes to the container's stdin; the client's EOF ends stdin (with StdinOnce).
+        if let Some(stdin) = stdin {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if stdin.send(Some(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                if stdin_once {
+                    let _ = stdin.send(None).await;
+                }
+            });
+        }
+        let wants = |s: u8| (s == 1 && want_stdout) || (s == 2 && want_stderr);
+        loop {
+            tokio::select! {
+                frame = sub.output.recv() => match frame {
+                    Ok(f) => {
+                        if wants(f.stream) && wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "attached client fell behind");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                changed = sub.closed.changed() => {
+                    if changed.is_err() || *sub.closed.borrow() {
+                        // Drain what was published before the close.
+                        while let Ok(f) = sub.output.try_recv() {
+                            if wants(f.stream) && wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
+                                return;
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+    });
+    let mut resp = body::with_type(StatusCode::SWITCHING_PROTOCOLS, stream_type(tty), body::full(Bytes::new()));
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    resp.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    Ok(resp)
+}
+
+/// Docker's stream content types (API ≥ 1.42).
+fn stream_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+/// Raw bytes with a TTY; otherwise Docker's 8-byte frame header (stream, 0, 0, 0, big-endian length).
+fn encode(tty: bool, stream: u8, data: &[u8]) -> Bytes {
+    if tty {
+        return Bytes::copy_from_slice(data);
+    }
+    let mut v = Vec::with_capacity(8 + data.len());
+    v.extend_from_slice(&[stream, 0, 0, 0]);
+    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    v.extend_from_slice(data);
+    Bytes::from(v)
+}
+
+fn timeout(ctx: &Ctx) -> ApiResult<Option<i64>> {
+    match ctx.query.get("t").filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}"))),
+    }
+}
+
+fn not_modified_ok(r: engine::Result<()>) -> ApiResult<Response<Body>> {
+    match r {
+        Ok(()) => Ok(body::empty(StatusCode::NO_CONTENT)),
+        Err(engine::Error::NotModified) => Ok(body::empty(StatusCode::NOT_MODIFIED)),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,635 @@
+//! Start, stop, kill, wait, restart, rename and remove; the exit monitor; and recovery after a daemon restart
+//! (live restore: running containers keep running under their shims and are found again).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use super::etc::EtcPaths;
+use super::hub::Hub;
+use super::record::{Container, Status};
+use super::rootfs::Layout;
+use super::{shim_client, spec, user, StateChange};
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::Engine;
+
+/// The default log size bound when the client gives none (Docker's json-file is unbounded; Berth is not).
+const DEFAULT_LOG_MAX_SIZE: u64 = 10 * 1024 * 1024;
+const DEFAULT_LOG_MAX_FILES: u32 = 3;
+
+/// What `POST /containers/{id}/wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Returns at once if the container is not running, else at its exit.
+    NotRunning,
+    /// The next exit, even if it is not running now.
+    NextExit,
+    /// Its removal.
+    Removed,
+}
+
+impl WaitCondition {
+    /// Parses the `condition` parameter.
+    pub fn parse(s: Option<&str>) -> Result<WaitCondition> {
+        match s.unwrap_or("") {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::InvalidParameter(format!("invalid condition: {other:?}"))),
+        }
+    }
+}
+
+impl Engine {
+    /// The exec-root directory of a container: its bundle, shim socket and exit record.
+    pub(crate) fn state_dir(&self, id: &str) -> PathBuf {
+        self.config.exec_root.join("containers").join(id)
+    }
+
+    fn shim_socket(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join(shim::protocol::SOCKET)
+    }
+
+    /// The output hub of a container, made on first use (an attach may come before the start).
+    pub(crate) fn hub(&self, id: &str) -> Arc<Hub> {
+        let mut hubs = self.hubs.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(hubs.entry(id.to_owned()).or_default())
+    }
+
+    /// Forgets the container's hub; `close` also ends its subscribers (on removal). After an exit the hub is
+    /// only forgotten: the shim pump closes it once the last output has been published.
+    fn drop_hub(&self, id: &str, close: bool) {
+        let mut hubs = self.hubs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = hubs.remove(id) {
+            if close {
+                h.close();
+            }
+        }
+    }
+
+    /// What an attach needs: the container's ID, whether it has a TTY, whether it takes stdin, and its hub
+    /// (subscribe before answering, so no output falls between).
+    pub async fn attach_target(&self, name: &str) -> Result<AttachTarget> {
+        let c = self.containers.resolve(name)?;
+        let hub = self.hub(&c.id);
+        let stdin = if c.config.open_stdin == Some(true) { hub.stdin().await } else { None };
+        Ok(AttachTarget {
+            tty: c.config.tty == Some(true),
+            stdin_once: c.config.stdin_once == Some(true),
+            subscription: hub.subscribe(),
+            stdin,
+            container: c.clone(),
+        })
+    }
+
+    /// Publishes the `attach` event.
+    pub fn attach_event(&self, c: &Container) {
+        self.container_event("attach", c);
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<()> {
+        let c = self.containers.resolve(name)?;
+        match c.state.status {
+            Status::Running | Status::Paused | Status::Restarting => return Err(Error::NotModified),
+            Status::Removing | Status::Dead => {
+                return Err(Error::Conflict(format!(
+                    "cannot start container {}: it is being removed",
+                    c.short_id()
+                )))
+            }
+            Status::Created | Status::Exited => {}
+        }
+        {
+            let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+            if !starting.insert(c.id.clone()) {
+                return Err(Error::NotModified);
+            }
+        }
+        let result = self.start_inner(&c).await;
+        self.starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&c.id);
+        result
+    }
+
+    async fn start_inner(self: &Arc<Self>, c: &Container) -> Result<()> {
+        let id = c.id.clone();
+        let dir = self.containers.dir(&id);
+        let state_dir = self.state_dir(&id);
+        let bundle = {
+            let engine = Arc::clone(self);
+            let c = c.clone();
+            let dir = dir.clone();
+            let state_dir = state_dir.clone();
+            tokio::task::spawn_blocking(move || engine.prepare(&c, &dir, &state_dir)).await??
+        };
+        let log_path = dir.join(format!("{id}-json.log"));
+        let (max_size, max_files) = log_limits(c);
+        let stdin = c.config.open_stdin == Some(true);
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg("shim")
+            .arg("--id")
+            .arg(&id)
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .arg("--log-path")
+            .arg(&log_path)
+            .arg("--log-max-size")
+            .arg(max_size.to_string())
+            .arg("--log-max-files")
+            .arg(max_files.to_string())
+            .arg("--seccomp-cache")
+            .arg(self.config.exec_root.join("seccomp"));
+        if stdin {
+            cmd.arg("--stdin");
+        }
+        let shim_log = std::fs::File::create(state_dir.join("shim.log"))
+            .map_err(|e| Error::System(format!("creating the shim's log: {e}")))?;
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(shim_log);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::System(format!("starting the shim: {e}")))?;
+        let ready = match child.stdout.take() {
+            Some(out) => {
+                use tokio::io::AsyncBufReadExt;
+                let mut line = String::new();
+                let _ = tokio::io::BufReader::new(out).read_line(&mut line).await;
+                line
+            }
+            None => String::new(),
+        };
+        // The shim detaches into its own session; reap it whenever it ends while we live.
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        let pid: i64 = match ready.trim_end().split_once(' ') {
+            Some(("ok", pid)) => pid.parse().unwrap_or(0),
+            _ => {
+                let msg = ready.trim_end().strip_prefix("err ").unwrap_or("the shim failed to start").to_owned();
+                self.unmount_quietly(&id).await;
+                let _ = self.containers.update(&id, |c| c.state.error = msg.clone());
+                return Err(Error::System(msg));
+            }
+        };
+        let sock = self.shim_socket(&id);
+        shim_client::attach(&sock, self.hub(&id), stdin).await?;
+        if let Err(msg) = shim_client::ok_command(&sock, "start").await {
+            // The process could not be executed: the init exits 126/127; Docker leaves the container
+            // "created" with that exit code and the error.
+            let code = if msg.contains("permission denied") { 126 } else { 127 };
+            let _ = shim_client::wait(&sock).await;
+            self.unmount_quietly(&id).await;
+            self.drop_hub(&id, false);
+            let _ = self.containers.update(&id, |c| {
+                c.state.exit_code = code;
+                c.state.error = msg.clone();
+            });
+            return Err(Error::InvalidParameter(msg));
+        }
+        let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
+        let c = self.containers.update(&id, |c| {
+            c.state.status = Status::Running;
+            c.state.pid = pid;
+            c.state.started_at = now.clone();
+            c.state.error.clear();
+            c.state.oom_killed = false;
+        })?;
+        let _ = self.states.send(StateChange::Started(id.clone()));
+        self.container_event("start", &c);
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.monitor(id, sock).await });
+        Ok(())
+    }
+
+    /// Mounts the rootfs, writes the /etc files and the OCI bundle; returns the bundle directory.
+    fn prepare(&self, c: &Container, dir: &Path, state_dir: &Path) -> Result<PathBuf> {
+        let img = self.images.get(&c.image_id)?;
+        let layers = self.images.layer_dirs(&img);
+        let layout = Layout::new(dir);
+        layout.mount(&layers)?;
+        let result = (|| {
+            let etc = EtcPaths::new(dir);
+            let hostname = c.config.hostname.clone().unwrap_or_default();
+            etc.write(&hostname, &c.host_config)?;
+            let group_add = c.host_config.group_add.clone().unwrap_or_default();
+            let user = user::resolve(&layout.merged, c.config.user.as_deref().unwrap_or(""), &group_add)?;
+            let files = spec::EtcFiles {
+                hostname: &etc.hostname,
+                hosts: &etc.hosts,
+                resolv_conf: &etc.resolv_conf,
+            };
+            let spec = spec::build(c, &layout.merged, &user, &files, None, self.host.go_arch)?;
+            let _ = std::fs::remove_dir_all(state_dir);
+            std::fs::create_dir_all(state_dir)
+                .map_err(|e| Error::System(format!("creating {}: {e}", state_dir.display())))?;
+            let data = serde_json::to_vec_pretty(&spec)
+                .map_err(|e| Error::System(format!("encoding the OCI spec: {e}")))?;
+            std::fs::write(state_dir.join("config.json"), data)
+                .map_err(|e| Error::System(format!("writing the OCI spec: {e}")))?;
+            Ok(state_dir.to_owned())
+        })();
+        if result.is_err() {
+            let _ = layout.unmount();
+        }
+        result
+    }
+
+    async fn unmount_quietly(&self, id: &str) {
+        let layout = Layout::new(&self.containers.dir(id));
+        let _ = tokio::task::spawn_blocking(move || layout.unmount()).await;
+    }
+
+    /// Waits for the container's exit through its shim and records it.
+    pub(crate) async fn monitor(self: Arc<Self>, id: String, sock: PathBuf) {
+        let (code, oom) = match shim_client::wait(&sock).await {
+            Ok(r) => r,
+            Err(_) => self.exit_record(&id).unwrap_or((255, false)),
+        };
+        self.on_exit(&id, code, oom).await;
+    }
+
+    fn exit_record(&self, id: &str) -> Option<(i64, bool)> {
+        let data = std::fs::read(self.state_dir(id).join(shim::protocol::EXIT_FILE)).ok()?;
+        let r: shim::protocol::ExitRecord = serde_json::from_slice(&data).ok()?;
+        Some((i64::from(r.exit_code), r.oom_killed))
+    }
+
+    async fn on_exit(self: &Arc<Self>, id: &str, code: i64, oom: bool) {
+        let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
+        let c = match self.containers.update(id, |c| {
+            c.state.status = Status::Exited;
+            c.state.pid = 0;
+            c.state.exit_code = code;
+            c.state.oom_killed = oom;
+            c.state.finished_at = now.clone();
+        }) {
+            Ok(c) => c,
+            Err(_) => return,
+        };
+        self.unmount_quietly(id).await;
+        self.drop_hub(id, false);
+        let _ = std::fs::remove_dir_all(self.state_dir(id));
+        if oom {
+            self.container_event("oom", &c);
+        }
+        let mut attrs = BTreeMap::new();
+        attrs.insert("exitCode".to_owned(), code.to_string());
+        self.container_event_with("die", &c, attrs);
+        let _ = self.states.send(StateChange::Exited(id.to_owned(), code));
+        if c.host_config.auto_remove == Some(true) {
+            if let Err(e) = self.remove_stopped(&c).await {
+                tracing::warn!(id, error = %e, "auto-remove failed");
+            }
+        }
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
+    pub async fn stop_container(self: &Arc<Self>, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        let c = self.containers.resolve(name)?;
+        if c.state.status != Status::Running && c.state.status != Status::Paused {
+            return Err(Error::NotModified);
+        }
+        let sig_name = signal
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .or_else(|| c.config.stop_signal.clone())
+            .unwrap_or_else(|| "SIGTERM".into());
+        let sig = parse_signal(&sig_name)?;
+        let timeout = timeout.or(c.config.stop_timeout).unwrap_or(10);
+        let mut states = self.states.subscribe();
+        self.signal(&c, sig).await?;
+        let exited = if timeout < 0 {
+            wait_exit(&mut states, &c.id, None).await
+        } else {
+            wait_exit(&mut states, &c.id, Some(Duration::from_secs(timeout as u64))).await
+        };
+        if !exited && self.is_running(&c.id) {
+            self.signal(&c, libc::SIGKILL).await?;
+            wait_exit(&mut states, &c.id, Some(Duration::from_secs(30))).await;
+        }
+        let c = self.containers.resolve(&c.id).unwrap_or(c);
+        self.container_event("stop", &c);
+        Ok(())
+    }
+
+    fn is_running(&self, id: &str) -> bool {
+        self.containers
+            .resolve(id)
+            .map(|c| matches!(c.state.status, Status::Running | Status::Paused))
+            .unwrap_or(false)
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill_container(self: &Arc<Self>, name: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.containers.resolve(name)?;
+        if c.state.status != Status::Running && c.state.status != Status::Paused {
+            return Err(Error::Conflict(format!(
+                "cannot kill container: {name}: container {} is not running",
+                c.id
+            )));
+        }
+        let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
+        self.signal(&c, sig).await
+    }
+
+    async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("signal".to_owned(), sig.to_string());
+        self.container_event_with("kill", c, attrs);
+        match shim_client::ok_command(&self.shim_socket(&c.id), &format!("kill {sig}")).await {
+            Ok(()) => Ok(()),
+            // Already gone: the monitor records the exit.
+            Err(e) if e.contains("No such process") || e.contains("ESRCH") || e.contains("connecting") => Ok(()),
+            Err(e) => Err(Error::System(format!("cannot kill container {}: {e}", c.id))),
+        }
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart_container(self: &Arc<Self>, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        match self.stop_container(name, signal, timeout).await {
+            Ok(()) | Err(Error::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        self.start_container(name).await?;
+        let c = self.containers.resolve(name)?;
+        self.container_event("restart", &c);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/wait`: checks the container now (404 before any header), then returns the
+    /// future that completes with the exit code.
+    pub async fn wait_container(
+        self: &Arc<Self>,
+        name: &str,
+        condition: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = Result<i64>> + Send + 'static> {
+        let mut states = self.states.subscribe();
+        let c = self.containers.resolve(name)?;
+        let id = c.id.clone();
+        let running = matches!(c.state.status, Status::Running | Status::Paused | Status::Restarting)
+            || self.starting.lock().unwrap_or_else(|p| p.into_inner()).contains(&id);
+        let immediate = condition == WaitCondition::NotRunning && !running;
+        let last = c.state.exit_code;
+        Ok(async move {
+            if immediate {
+                return Ok(last);
+            }
+            let mut code = last;
+            loop {
+                match states.recv().await {
+                    Ok(StateChange::Exited(i, c)) if i == id => {
+                        code = c;
+                        if condition != WaitCondition::Removed {
+                            return Ok(c);
+                        }
+                    }
+                    Ok(StateChange::Removed(i)) if i == id => return Ok(code),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(Error::System("the daemon is shutting down".into()))
+                    }
+                }
+            }
+        })
+    }
+
+    /// `POST /containers/{id}/rename?name=…`.
+    pub async fn rename_container(&self, name: &str, new_name: &str) -> Result<()> {
+        let c = self.containers.resolve(name)?;
+        let new_name = super::names::validate(new_name)?;
+        if new_name == c.name {
+            return Err(Error::InvalidParameter(format!(
+                "Renaming a container with the same name as its current name"
+            )));
+        }
+        let renamed = self.containers.rename(&c.id, &new_name)?;
+        let mut attrs = BTreeMap::new();
+        attrs.insert("oldName".to_owned(), format!("/{}", c.name));
+        self.container_event_with("rename", &renamed, attrs);
+        Ok(())
+    }
+
+    /// `DELETE /containers/{id}?force=…`.
+    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+        let c = self.containers.resolve(name)?;
+        if matches!(c.state.status, Status::Running | Status::Paused | Status::Restarting) {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    c.name
+                )));
+            }
+            let mut states = self.states.subscribe();
+            self.signal(&c, libc::SIGKILL).await?;
+            wait_exit(&mut states, &c.id, Some(Duration::from_secs(30))).await;
+        }
+        let c = self.containers.resolve(&c.id)?;
+        if c.host_config.auto_remove == Some(true) && c.state.status == Status::Exited {
+            // The monitor may be removing it already; removal is idempotent below.
+        }
+        self.remove_stopped(&c).await
+    }
+
+    async fn remove_stopped(self: &Arc<Self>, c: &Container) -> Result<()> {
+        let _ = self.containers.update(&c.id, |c| c.state.status = Status::Removing);
+        self.unmount_quietly(&c.id).await;
+        let _ = std::fs::remove_dir_all(self.state_dir(&c.id));
+        let store_id = c.id.clone();
+        let engine = Arc::clone(self);
+        tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
+        self.drop_hub(&c.id, true);
+        self.container_event("destroy", c);
+        let _ = self.states.send(StateChange::Removed(c.id.clone()));
+        Ok(())
+    }
+
+    /// Finds the containers that were running when the daemon last stopped: those whose shim still answers
+    /// are watched again (live restore); the others are recorded as exited with what their shim left.
+    pub async fn recover(self: &Arc<Self>) {
+        for c in self.containers.list() {
+            if !matches!(c.state.status, Status::Running | Status::Paused | Status::Restarting | Status::Removing) {
+                continue;
+            }
+            if c.state.status == Status::Removing {
+                let _ = self.remove_stopped(&c).await;
+                continue;
+            }
+            let sock = self.shim_socket(&c.id);
+            if tokio::net::UnixStream::connect(&sock).await.is_ok() {
+                tracing::info!(id = %c.id, "container still running: reconnecting");
+                if let Err(e) = shim_client::attach(&sock, self.hub(&c.id), false).await {
+                    tracing::warn!(id = %c.id, error = %e, "reattaching output failed");
+                }
+                let engine = Arc::clone(self);
+                tokio::spawn(async move { engine.monitor(c.id.clone(), sock).await });
+            } else {
+                let (code, oom) = self.exit_record(&c.id).unwrap_or((255, false));
+                tracing::info!(id = %c.id, code, "container exited while the daemon was down");
+                self.on_exit(&c.id, code, oom).await;
+            }
+        }
+    }
+
+    /// Publishes a container event (Actor attributes: name, image and the container's labels).
+    pub(crate) fn container_event(&self, action: &str, c: &Container) {
+        self.container_event_with(action, c, BTreeMap::new());
+    }
+
+    fn container_event_with(&self, action: &str, c: &Container, extra: BTreeMap<String, String>) {
+        let mut attrs: BTreeMap<String, String> = c
+            .config
+            .labels
+            .clone()
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default();
+        attrs.insert("name".into(), c.name.clone());
+        let image = c.config.image.clone().unwrap_or_default();
+        attrs.insert("image".into(), image.clone());
+        attrs.extend(extra);
+        let mut e = Event::new("container", action, &c.id, attrs);
+        e.from = Some(image);
+        self.events.publish(e);
+    }
+}
+
+/// A container to attach to, with its output already subscribed.
+pub struct AttachTarget {
+    /// The container.
+    pub container: Container,
+    /// Raw stream (TTY) or multiplexed frames.
+    pub tty: bool,
+    /// Close the container's stdin when this client's input ends.
+    pub stdin_once: bool,
+    /// The output.
+    pub subscription: super::hub::Subscription,
+    /// Where client input goes (`None` for containers without `-i`).
+    pub stdin: Option<tokio::sync::mpsc::Sender<Option<bytes::Bytes>>>,
+}
+
+/// Waits for `id`'s exit on the state channel; false on timeout.
+async fn wait_exit(states: &mut broadcast::Receiver<StateChange>, id: &str, limit: Option<Duration>) -> bool {
+    let fut = async {
+        loop {
+            match states.recv().await {
+                Ok(StateChange::Exited(i, _)) | Ok(StateChange::Removed(i)) if i == id => return true,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    };
+    match limit {
+        Some(d) => tokio::time::timeout(d, fut).await.unwrap_or(false),
+        None => fut.await,
+    }
+}
+
+/// `--log-opt max-size=10m max-file=3`, with Berth's bounded defaults.
+fn log_limits(c: &Container) -> (u64, u32) {
+    let opts = c
+        .host_config
+        .log_config
+        .as_ref()
+        .and_then(|l| l.config.clone())
+        .unwrap_or_default();
+    let size = opts
+        .get("max-size")
+        .and_then(|s| parse_size(s))
+        .unwrap_or(DEFAULT_LOG_MAX_SIZE);
+    let files = opts
+        .get("max-file")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_LOG_MAX_FILES);
+    (size, files)
+}
+
+/// Docker's `RAMInBytes`: `10m`, `1g`, `512k`, `100` (binary units).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.trim_end_matches('b');
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: f64 = num.parse().ok()?;
+    Some((n * mult as f64) as u64)
+}
+
+/// A signal by name (`SIGTERM`, `TERM`, `term`) or number (`15`).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let sig = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return Err(Error::InvalidParameter(format!("Invalid signal: {s}"))),
+    };
+    Ok(sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_by_name_and_number() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert!(parse_signal("SIGNOPE").is_err());
+    }
+
+    #[test]
+    fn sizes_use_binary_units() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("x"), None);
+    }
+}

@@ -1,0 +1,242 @@
+//! `GET /containers/{id}/logs`: the json-file log read back (rotated files first), filtered by stream, time
+//! and tail, optionally followed while the container runs.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::hub::Frame;
+use super::record::Status;
+use crate::error::{Error, Result};
+use crate::Engine;
+
+/// What `docker logs` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Include stdout.
+    pub stdout: bool,
+    /// Include stderr.
+    pub stderr: bool,
+    /// Keep streaming new output while the container runs.
+    pub follow: bool,
+    /// Only entries at or after (unix nanoseconds).
+    pub since: Option<i64>,
+    /// Only entries before (unix nanoseconds).
+    pub until: Option<i64>,
+    /// Prefix each line with its time.
+    pub timestamps: bool,
+    /// Only the last N lines.
+    pub tail: Option<usize>,
+}
+
+struct Entry {
+    stream: u8,
+    time: i64,
+    time_text: String,
+    log: String,
+}
+
+impl Engine {
+    /// Streams a container's logs; returns whether it has a TTY (raw stream) and the frames.
+    pub async fn container_logs(self: &Arc<Self>, name: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<Frame>)> {
+        let c = self.containers.resolve(name)?;
+        if c.host_config.log_config.as_ref().and_then(|l| l.typ.as_deref()).is_some_and(|t| t != "json-file") {
+            return Err(Error::InvalidParameter(
+                "configured logging driver does not support reading".into(),
+            ));
+        }
+        if !opts.stdout && !opts.stderr {
+            return Err(Error::InvalidParameter("You must choose at least one stream".into()));
+        }
+        let path = self.containers.dir(&c.id).join(format!("{}-json.log", c.id));
+        let (tx, rx) = mpsc::channel(256);
+        let engine = Arc::clone(self);
+        let id = c.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let alive = || {
+                engine
+                    .containers
+                    .resolve(&id)
+                    .map(|c| matches!(c.state.status, Status::Running | Status::Paused | Status::Restarting))
+                    .unwrap_or(false)
+            };
+            stream_logs(&path, &opts, &tx, &alive);
+        });
+        Ok((c.config.tty == Some(true), rx))
+    }
+}
+
+fn stream_logs(path: &Path, opts: &LogOptions, tx: &mpsc::Sender<Frame>, alive: &dyn Fn() -> bool) {
+    let mut entries = Vec::new();
+    for file in log_files(path) {
+        if let Ok(f) = std::fs::File::open(&file) {
+            for line in BufReader::new(f).lines().map_while(std::result::Result::ok) {
+                if let Some(e) = parse(&line) {
+                    entries.push(e);
+                }
+            }
+        }
+    }
+    let mut selected: Vec<&Entry> = entries.iter().filter(|e| wanted(e, opts)).collect();
+    if let Some(n) = opts.tail {
+        let skip = selected.len().saturating_sub(n);
+        selected.drain(..skip);
+    }
+    for e in selected {
+        if !send(tx, e, opts) {
+            return;
+        }
+    }
+    if !opts.follow {
+        return;
+    }
+    // Follow the current file from its end: new complete lines as they come, until the container stops.
+    let Ok(mut f) = std::fs::File::open(path) else { return };
+    let mut pos = f.seek(SeekFrom::End(0)).unwrap_or(0);
+    let mut ino = inode(path);
+    let mut pending = String::new();
+    loop {
+        let running = alive();
+        let mut reader = BufReader::new(&f);
+        let _ = reader.seek(SeekFrom::Start(pos));
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    pos += n as u64;
+                    pending.push_str(&line);
+                    if pending.ends_with('\n') {
+                        if let Some(e) = parse(pending.trim_end()) {
+                            if wanted(&e, opts) && !send(tx, &e, opts) {
+                                return;
+                            }
+                        }
+                        pending.clear();
+                    }
+                }
+            }
+        }
+        if !running {
+            return;
+        }
+        if tx.is_closed() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let now_ino = inode(path);
+        if now_ino != ino {
+            // Rotated: the old file is complete; continue with the new one from its start.
+            match std::fs::File::open(path) {
+                Ok(nf) => {
+                    f = nf;
+                    pos = 0;
+                    ino = now_ino;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
+}
+
+/// The log and its rotated predecessors, oldest first.
+fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
+    for i in 1..100 {
+        let p = PathBuf::from(format!("{}.{i}", path.display()));
+        if !p.exists() {
+            break;
+        }
+        rotated.push((i, p));
+    }
+    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    files.push(path.to_owned());
+    files
+}
+
+fn parse(line: &str) -> Option<Entry> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let stream = match v["stream"].as_str()? {
+        "stderr" => 2,
+        _ => 1,
+    };
+    let time_text = v["time"].as_str().unwrap_or("").to_owned();
+    let time = image::timefmt::parse(&time_text)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    Some(Entry {
+        stream,
+        time,
+        time_text,
+        log: v["log"].as_str().unwrap_or("").to_owned(),
+    })
+}
+
+fn wanted(e: &Entry, o: &LogOptions) -> bool {
+    ((e.stream == 1 && o.stdout) || (e.stream == 2 && o.stderr))
+        && o.since.is_none_or(|s| e.time >= s)
+        && o.until.is_none_or(|u| e.time < u)
+}
+
+fn send(tx: &mpsc::Sender<Frame>, e: &Entry, o: &LogOptions) -> bool {
+    let text = if o.timestamps {
+        format!("{} {}", fixed_nanos(&e.time_text), e.log)
+    } else {
+        e.log.clone()
+    };
+    tx.blocking_send(Frame {
+        stream: e.stream,
+        data: Bytes::from(text),
+    })
+    .is_ok()
+}
+
+/// Docker prints log times with exactly nine fractional digits.
+fn fixed_nanos(t: &str) -> String {
+    let Some(base) = t.strip_suffix('Z') else { return t.to_owned() };
+    let (secs, frac) = base.split_once('.').unwrap_or((base, ""));
+    format!("{secs}.{:0<9}Z", frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_times_get_nine_digits() {
+        assert_eq!(fixed_nanos("2026-11-29T22:22:42.5455Z"), "2026-11-29T22:22:42.545500000Z");
+        assert_eq!(fixed_nanos("2026-11-29T22:22:42Z"), "2026-11-29T22:22:42.000000000Z");
+    }
+
+    #[test]
+    fn tail_and_streams_select_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x-json.log");
+        let mut text = String::new();
+        for i in 0..5 {
+            text.push_str(&format!("{{\"log\":\"out {i}\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-29T22:22:4{i}Z\"}}\n"));
+            text.push_str(&format!("{{\"log\":\"err {i}\\n\",\"stream\":\"stderr\",\"time\":\"2026-11-29T22:22:4{i}.5Z\"}}\n"));
+        }
+        std::fs::write(&p, text).unwrap();
+        let (tx, mut rx) = mpsc::channel(100);
+        let opts = LogOptions { stdout: true, stderr: false, tail: Some(2), ..Default::default() };
+        stream_logs(&p, &opts, &tx, &|| false);
+        drop(tx);
+        let mut got = Vec::new();
+        while let Ok(f) = rx.try_recv() {
+            got.push(String::from_utf8(f.data.to_vec()).unwrap());
+        }
+        assert_eq!(got, ["out 3\n", "out 4\n"]);
+    }
+}

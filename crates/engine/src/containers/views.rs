@@ -1,0 +1,230 @@
+//! `GET /containers/json` and `GET /containers/{id}/json`: records shown in Docker's shapes.
+
+use std::collections::HashMap;
+
+use bollard_stubs::models::{
+    ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
+    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, DriverData,
+    NetworkSettings,
+};
+
+use super::etc::EtcPaths;
+use super::record::{Container, Status};
+use super::rootfs::Layout;
+use crate::error::Result;
+use crate::filters::Filters;
+use crate::Engine;
+
+/// What `GET /containers/json` asks for.
+#[derive(Debug, Default)]
+pub struct ContainerListOptions {
+    /// Include stopped containers.
+    pub all: bool,
+    /// Only the last N created (implies all).
+    pub limit: Option<usize>,
+    /// `filters`.
+    pub filters: Filters,
+}
+
+impl Engine {
+    /// `GET /containers/json`.
+    pub async fn list_containers(&self, opts: ContainerListOptions) -> Result<Vec<ContainerSummary>> {
+        let f = &opts.filters;
+        f.validate(&[
+            "id", "name", "status", "label", "ancestor", "exited", "before", "since", "volume", "network",
+            "health", "is-task", "publish", "expose",
+        ])?;
+        let mut list = self.containers.list();
+        list.sort_by(|a, b| b.created.cmp(&a.created));
+        let created_of = |name: &str| self.containers.resolve(name).map(|c| c.created);
+        let before = f.get("before").iter().map(|n| created_of(n)).collect::<Result<Vec<_>>>()?;
+        let since = f.get("since").iter().map(|n| created_of(n)).collect::<Result<Vec<_>>>()?;
+        let all = opts.all || opts.limit.is_some() || !f.get("status").is_empty() || !f.get("exited").is_empty();
+        let images = self.all_images().await.unwrap_or_default();
+        let ancestor_ids: Vec<String> = f
+            .get("ancestor")
+            .iter()
+            .filter_map(|a| self.images.get(a).ok().map(|i| i.id.to_string()))
+            .collect();
+        let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
+            let v = f.get(key);
+            v.is_empty() || v.iter().any(|x| pred(x))
+        };
+        let mut out: Vec<ContainerSummary> = list
+            .iter()
+            .filter(|c| all || c.state.status == Status::Running || c.state.status == Status::Paused)
+            .filter(|c| any("id", &|v| c.id.starts_with(v)))
+            .filter(|c| any("name", &|v| c.name.contains(v.trim_start_matches('/'))))
+            .filter(|c| any("status", &|v| v == c.state.status.as_str()))
+            .filter(|c| any("exited", &|v| c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code)))
+            .filter(|c| f.get("ancestor").is_empty() || ancestor_ids.contains(&c.image_id))
+            .filter(|c| f.labels_match("label", |k| c.config.labels.as_ref().and_then(|l| l.get(k)).map(String::as_str)))
+            .filter(|c| before.iter().all(|b| c.created < *b))
+            .filter(|c| since.iter().all(|s| c.created > *s))
+            .map(|c| self.summary(c, &images))
+            .collect();
+        if let Some(n) = opts.limit.filter(|n| *n > 0) {
+            out.truncate(n);
+        }
+        Ok(out)
+    }
+
+    fn summary(&self, c: &Container, _images: &[image::Image]) -> ContainerSummary {
+        let state = match c.state.status {
+            Status::Created => ContainerSummaryStateEnum::CREATED,
+            Status::Running => ContainerSummaryStateEnum::RUNNING,
+            Status::Paused => ContainerSummaryStateEnum::PAUSED,
+            Status::Restarting => ContainerSummaryStateEnum::RESTARTING,
+            Status::Removing => ContainerSummaryStateEnum::REMOVING,
+            Status::Exited => ContainerSummaryStateEnum::EXITED,
+            Status::Dead => ContainerSummaryStateEnum::DEAD,
+        };
+        ContainerSummary {
+            id: Some(c.id.clone()),
+            names: Some(vec![format!("/{}", c.name)]),
+            image: c.config.image.clone(),
+            image_id: Some(c.image_id.clone()),
+            command: Some(command_line(c)),
+            created: Some(image::timefmt::unix_seconds(&c.created)),
+            ports: Some(vec![]),
+            labels: Some(c.config.labels.clone().unwrap_or_default()),
+            state: Some(state),
+            status: Some(status_text(c)),
+            host_config: Some(ContainerSummaryHostConfig {
+                network_mode: c.host_config.network_mode.clone(),
+                annotations: None,
+            }),
+            network_settings: Some(ContainerSummaryNetworkSettings {
+                networks: Some(HashMap::new()),
+            }),
+            mounts: Some(c.mounts.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub async fn inspect_container(&self, name: &str) -> Result<ContainerInspectResponse> {
+        let c = self.containers.resolve(name)?;
+        let dir = self.containers.dir(&c.id);
+        let etc = EtcPaths::new(&dir);
+        let layout = Layout::new(&dir);
+        let lower = self
+            .images
+            .get(&c.image_id)
+            .map(|i| self.images.layer_dirs(&i))
+            .unwrap_or_default();
+        let mut data = HashMap::new();
+        let lower: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
+        data.insert("LowerDir".to_owned(), lower.join(":"));
+        data.insert("MergedDir".to_owned(), layout.merged.display().to_string());
+        data.insert("UpperDir".to_owned(), layout.upper.display().to_string());
+        data.insert("WorkDir".to_owned(), layout.work.display().to_string());
+        let status = match c.state.status {
+            Status::Created => ContainerStateStatusEnum::CREATED,
+            Status::Running => ContainerStateStatusEnum::RUNNING,
+            Status::Paused => ContainerStateStatusEnum::PAUSED,
+            Status::Restarting => ContainerStateStatusEnum::RESTARTING,
+            Status::Removing => ContainerStateStatusEnum::REMOVING,
+            Status::Exited => ContainerStateStatusEnum::EXITED,
+            Status::Dead => ContainerStateStatusEnum::DEAD,
+        };
+        Ok(ContainerInspectResponse {
+            id: Some(c.id.clone()),
+            created: Some(c.created.clone()),
+            path: Some(c.path.clone()),
+            args: Some(c.args.clone()),
+            state: Some(ContainerState {
+                status: Some(status),
+                running: Some(matches!(c.state.status, Status::Running | Status::Paused)),
+                paused: Some(c.state.status == Status::Paused),
+                restarting: Some(c.state.status == Status::Restarting),
+                oom_killed: Some(c.state.oom_killed),
+                dead: Some(c.state.status == Status::Dead),
+                pid: Some(c.state.pid),
+                exit_code: Some(c.state.exit_code),
+                error: Some(c.state.error.clone()),
+                started_at: Some(c.state.started_at.clone()),
+                finished_at: Some(c.state.finished_at.clone()),
+                health: None,
+            }),
+            image: Some(c.image_id.clone()),
+            resolv_conf_path: Some(etc.resolv_conf.display().to_string()),
+            hostname_path: Some(etc.hostname.display().to_string()),
+            hosts_path: Some(etc.hosts.display().to_string()),
+            log_path: Some(dir.join(format!("{}-json.log", c.id)).display().to_string()),
+            name: Some(format!("/{}", c.name)),
+            restart_count: Some(c.restart_count),
+            driver: Some("overlayfs".into()),
+            platform: Some("linux".into()),
+            mount_label: Some(String::new()),
+            process_label: Some(String::new()),
+            app_armor_profile: Some(String::new()),
+            exec_ids: None,
+            host_config: Some(c.host_config.clone()),
+            graph_driver: Some(DriverData {
+                name: "overlayfs".into(),
+                data,
+            }),
+            mounts: Some(c.mounts.clone()),
+            config: Some(c.config.clone()),
+            network_settings: Some(NetworkSettings {
+                sandbox_id: Some(String::new()),
+                sandbox_key: Some(String::new()),
+                ports: Some(HashMap::new()),
+                networks: Some(HashMap::new()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+}
+
+/// `Command` in `docker ps`: the path and arguments, those with spaces in single quotes (as dockerd does).
+fn command_line(c: &Container) -> String {
+    let mut s = c.path.clone();
+    for a in &c.args {
+        s.push(' ');
+        if a.contains(' ') {
+            s.push_str(&format!("'{a}'"));
+        } else {
+            s.push_str(a);
+        }
+    }
+    s
+}
+
+/// `Status` in `docker ps`: "Up 5 minutes", "Exited (0) 2 seconds ago", "Created".
+fn status_text(c: &Container) -> String {
+    let since = |t: &str| {
+        let secs = (chrono::Utc::now().timestamp() - image::timefmt::unix_seconds(t)).max(0);
+        human_duration(secs)
+    };
+    match c.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", since(&c.state.started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(&c.state.started_at)),
+        Status::Restarting => format!("Restarting ({}) {} ago", c.state.exit_code, since(&c.state.finished_at)),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Exited => format!("Exited ({}) {} ago", c.state.exit_code, since(&c.state.finished_at)),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+/// Docker's `units.HumanDuration` for whole seconds.
+pub fn human_duration(secs: i64) -> String {
+    let minutes = secs / 60;
+    let hours = minutes / 60;
+    match secs {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    }
+}

@@ -1,0 +1,197 @@
+//! Docker's json-file log driver: one JSON object per line (`{"log":…,"stream":…,"time":…}`), split at
+//! newlines and at 16 KiB, rotated at `max_size` into at most `max_files` files (`NAME`, `NAME.1`, …).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// dockerd splits lines longer than this into several entries.
+const MAX_LINE: usize = 16 * 1024;
+
+/// Writes a container's output as json-file logs.
+pub struct JsonLog {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_size: u64,
+    max_files: u32,
+    partial: [Vec<u8>; 2],
+}
+
+/// Which stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// fd 1.
+    Stdout = 0,
+    /// fd 2.
+    Stderr = 1,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+impl JsonLog {
+    /// Opens (appending) the log at `path`; `max_size` 0 means unbounded.
+    pub fn open(path: &Path, max_size: u64, max_files: u32) -> std::io::Result<JsonLog> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(JsonLog {
+            path: path.to_owned(),
+            file,
+            size,
+            max_size,
+            max_files: max_files.max(1),
+            partial: [Vec::new(), Vec::new()],
+        })
+    }
+
+    /// Logs a chunk of output; complete lines are written, a trailing partial line waits for more.
+    pub fn write(&mut self, stream: Stream, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let buf = &mut self.partial[stream as usize];
+            let room = MAX_LINE - buf.len();
+            let (take, complete) = match data.iter().position(|&b| b == b'\n') {
+                Some(i) if i < room => (i + 1, true),
+                _ if data.len() >= room => (room, true),
+                _ => (data.len(), false),
+            };
+            buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if complete {
+                let line = std::mem::take(&mut self.partial[stream as usize]);
+                self.entry(stream, &line)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes out partial lines (at the end of the container's output).
+    pub fn flush_partial(&mut self) -> std::io::Result<()> {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let line = std::mem::take(&mut self.partial[stream as usize]);
+            if !line.is_empty() {
+                self.entry(stream, &line)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, stream: Stream, line: &[u8]) -> std::io::Result<()> {
+        let record = serde_json::json!({
+            "log": String::from_utf8_lossy(line),
+            "stream": stream.name(),
+            "time": now(),
+        });
+        let mut bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        if self.max_size > 0 && self.size > 0 && self.size + bytes.len() as u64 > self.max_size {
+            self.rotate()?;
+        }
+        self.file.write_all(&bytes)?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let name = |i: u32| {
+            if i == 0 {
+                self.path.clone()
+            } else {
+                PathBuf::from(format!("{}.{i}", self.path.display()))
+            }
+        };
+        if self.max_files <= 1 {
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(name(self.max_files - 1));
+        for i in (0..self.max_files - 1).rev() {
+            let _ = std::fs::rename(name(i), name(i + 1));
+        }
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// Now, as Go's RFC 3339 with nanoseconds (trailing zeros trimmed), like dockerd's log times.
+pub fn now() -> String {
+    let t = chrono::Utc::now();
+    let base = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let nanos = t.timestamp_subsec_nanos();
+    if nanos == 0 {
+        return format!("{base}Z");
+    }
+    let frac = format!("{nanos:09}");
+    format!("{base}.{}Z", frac.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_split_at_newlines_and_partial_lines_wait() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c-json.log");
+        let mut log = JsonLog::open(&p, 0, 1).unwrap();
+        log.write(Stream::Stdout, b"hello\nwor").unwrap();
+        log.write(Stream::Stderr, b"oops\n").unwrap();
+        log.write(Stream::Stdout, b"ld\n").unwrap();
+        log.write(Stream::Stdout, b"tail").unwrap();
+        log.flush_partial().unwrap();
+        let l = lines(&p);
+        assert_eq!(l.len(), 4);
+        assert_eq!(l[0]["log"], "hello\n");
+        assert_eq!(l[1]["stream"], "stderr");
+        assert_eq!(l[2]["log"], "world\n");
+        assert_eq!(l[3]["log"], "tail");
+        assert!(l[0]["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn long_lines_split_at_16k() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c-json.log");
+        let mut log = JsonLog::open(&p, 0, 1).unwrap();
+        log.write(Stream::Stdout, &vec![b'x'; 40 * 1024]).unwrap();
+        log.flush_partial().unwrap();
+        let l = lines(&p);
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0]["log"].as_str().unwrap().len(), 16 * 1024);
+    }
+
+    #[test]
+    fn rotation_keeps_at_most_max_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c-json.log");
+        let mut log = JsonLog::open(&p, 1000, 3).unwrap();
+        for i in 0..200 {
+            log.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
+        }
+        assert!(p.exists());
+        assert!(d.path().join("c-json.log.1").exists());
+        assert!(d.path().join("c-json.log.2").exists());
+        assert!(!d.path().join("c-json.log.3").exists());
+        for f in ["c-json.log", "c-json.log.1", "c-json.log.2"] {
+            assert!(std::fs::metadata(d.path().join(f)).unwrap().len() <= 1000);
+        }
+        let last = lines(&p);
+        assert_eq!(last.last().unwrap()["log"], "line 199\n");
+    }
+}

@@ -1,0 +1,44 @@
+//! The shim's control protocol on `STATE_DIR/shim.sock`: a client sends one text command per line and reads
+//! one reply line.
+//!
+//! - `attach [stdin] [stdout] [stderr]` → `ok`; the connection then carries the container's output as
+//!   Docker's multiplexed frames (`[stream, 0, 0, 0, len_be32] payload`, stream 1 = stdout, 2 = stderr) and,
+//!   with `stdin`, the bytes the client sends become the container's stdin (EOF closes it). The connection
+//!   ends when the container's output does.
+//! - `start` → `ok` or `err MESSAGE` (the process could not be executed; MESSAGE says why).
+//! - `wait` → `exit CODE OOM` once the container's init has exited (at once if it already has).
+//! - `kill SIGNAL` → `ok` or `err MESSAGE`.
+//!
+//! The shim also writes `exit.json` ([`ExitRecord`]) in its state dir when the container exits, so a daemon
+//! that was down at the time learns the outcome on restart.
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the control socket in the state dir.
+pub const SOCKET: &str = "shim.sock";
+/// Name of the exit record in the state dir.
+pub const EXIT_FILE: &str = "exit.json";
+/// Name of the file holding the container init's host pid.
+pub const PID_FILE: &str = "init.pid";
+
+/// How a container ended, as recorded by its shim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// Exit code, or 128 + signal.
+    pub exit_code: i32,
+    /// Whether the OOM killer ended it.
+    pub oom_killed: bool,
+    /// RFC 3339 time of the exit.
+    pub finished_at: String,
+}
+
+/// Docker's stream numbers in multiplexed frames.
+pub const STDOUT: u8 = 1;
+/// Stderr's stream number.
+pub const STDERR: u8 = 2;
+
+/// One multiplexed frame header for `len` bytes of `stream`.
+pub fn frame_header(stream: u8, len: usize) -> [u8; 8] {
+    let l = (len as u32).to_be_bytes();
+    [stream, 0, 0, 0, l[0], l[1], l[2], l[3]]
+}

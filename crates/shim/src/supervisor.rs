@@ -1,0 +1,528 @@
+//! The shim's single-threaded poll loop: container output to the log and to attached clients, client
+//! commands, and the init's exit (through a pidfd).
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use runtime::{Container, CreateOptions, ExitStatus, Stdio};
+
+use crate::logfile::{JsonLog, Stream};
+use crate::protocol::{self, ExitRecord};
+
+/// Flags of `berth shim` (the daemon passes them; not meant for people).
+#[derive(Debug, clap::Args)]
+pub struct ShimArgs {
+    /// Container ID.
+    #[arg(long)]
+    pub id: String,
+    /// OCI bundle directory (config.json).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Directory for the socket, pid and exit files.
+    #[arg(long)]
+    pub state_dir: PathBuf,
+    /// json-file log path.
+    #[arg(long)]
+    pub log_path: PathBuf,
+    /// Rotate the log at this size (bytes; 0 = never).
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub log_max_size: u64,
+    /// Keep at most this many log files.
+    #[arg(long, default_value_t = 3)]
+    pub log_max_files: u32,
+    /// Give the container a stdin pipe (`-i`).
+    #[arg(long)]
+    pub stdin: bool,
+    /// Where compiled seccomp filters are cached.
+    #[arg(long)]
+    pub seccomp_cache: Option<PathBuf>,
+}
+
+/// A client whose output buffer grows past this is too slow and is dropped (the log still has everything).
+const MAX_CLIENT_BUFFER: usize = 16 << 20;
+/// How long output may keep flowing after the init exits (a process outside the pid namespace could hold
+/// the pipes open forever).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+enum Mode {
+    Command,
+    Attach { stdout: bool, stderr: bool, stdin: bool },
+}
+
+struct Client {
+    stream: UnixStream,
+    mode: Mode,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    waiting: bool,
+    read_closed: bool,
+    dead: bool,
+}
+
+pub(crate) fn run(args: ShimArgs) -> ExitCode {
+    let mut ready = std::io::stdout();
+    match setup(&args) {
+        Ok(mut s) => {
+            let _ = writeln!(ready, "ok {}", s.container.pid());
+            let _ = ready.flush();
+            detach_stdout();
+            s.serve();
+            let id = s.args.id.clone();
+            // Removes the cgroup (the init is reaped, so nothing is left in it but stragglers, killed).
+            if let Err(e) = s.container.delete() {
+                eprintln!("shim {id}: removing container: {e}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = writeln!(ready, "err {}", e.replace('\n', " "));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Points fd 1 at /dev/null once the daemon has read the ready line, so a daemon that goes away cannot
+/// make a later write fail.
+fn detach_stdout() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto fd 1, which this process owns; `null` stays open for the call.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    }
+}
+
+struct Shim {
+    args: ShimArgs,
+    container: Container,
+    listener: UnixListener,
+    clients: Vec<Client>,
+    out: [Option<OwnedFd>; 2],
+    stdin_w: Option<OwnedFd>,
+    stdin_buf: Vec<u8>,
+    pidfd: Option<OwnedFd>,
+    log: JsonLog,
+    exited: Option<(ExitStatus, Instant)>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn nonblocking(fd: impl AsFd) {
+    let _ = rustix::io::ioctl_fionbio(fd, true);
+}
+
+fn setup(args: &ShimArgs) -> Result<Shim, String> {
+    // Our own session: signals to the daemon's process group do not reach us or the container.
+    let _ = rustix::process::setsid();
+    std::fs::create_dir_all(&args.state_dir).map_err(|e| format!("creating state dir: {e}"))?;
+    let log = JsonLog::open(&args.log_path, args.log_max_size, args.log_max_files)
+        .map_err(|e| format!("opening log {}: {e}", args.log_path.display()))?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (stdin_r, stdin_w) = if args.stdin {
+        let (r, w) = pipe()?;
+        (Some(r), Some(w))
+    } else {
+        let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        (Some(OwnedFd::from(null)), None)
+    };
+    let bundle = runtime::spec::Bundle::load(&args.bundle).map_err(|e| e.to_string())?;
+    let opts = CreateOptions {
+        seccomp_cache: args.seccomp_cache.clone(),
+        no_cgroups: false,
+    };
+    let stdio = Stdio {
+        stdin: stdin_r,
+        stdout: Some(out_w),
+        stderr: Some(err_w),
+    };
+    let container = Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?;
+    let pid = container.pid();
+    let pidfd = rustix::process::Pid::from_raw(pid)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    write_file(&args.state_dir.join(protocol::PID_FILE), format!("{pid}\n").as_bytes())
+        .map_err(|e| format!("writing pid file: {e}"))?;
+    let sock = args.state_dir.join(protocol::SOCKET);
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("socket: {e}"))?;
+    nonblocking(&out_r);
+    nonblocking(&err_r);
+    if let Some(w) = &stdin_w {
+        nonblocking(w);
+    }
+    Ok(Shim {
+        args: ShimArgs {
+            id: args.id.clone(),
+            bundle: args.bundle.clone(),
+            state_dir: args.state_dir.clone(),
+            log_path: args.log_path.clone(),
+            log_max_size: args.log_max_size,
+            log_max_files: args.log_max_files,
+            stdin: args.stdin,
+            seccomp_cache: args.seccomp_cache.clone(),
+        },
+        container,
+        listener,
+        clients: Vec::new(),
+        out: [Some(out_r), Some(err_r)],
+        stdin_w,
+        stdin_buf: Vec::new(),
+        pidfd,
+        log,
+        exited: None,
+    })
+}
+
+fn write_file(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Shim {
+    fn serve(&mut self) {
+        loop {
+            if let Some((_, at)) = self.exited {
+                let drained = self.out.iter().all(Option::is_none);
+                if drained || at.elapsed() > DRAIN_AFTER_EXIT {
+                    break;
+                }
+            }
+            if self.pidfd.is_none() && self.exited.is_none() {
+                // No pidfd (very old kernel): poll for the exit instead.
+                self.check_exit_without_pidfd();
+            }
+            self.poll_once();
+        }
+        self.finish();
+    }
+
+    fn poll_once(&mut self) {
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        let mut push = |fd: RawFd, events: i16| {
+            fds.push(libc::pollfd { fd, events, revents: 0 });
+        };
+        push(self.listener.as_raw_fd(), libc::POLLIN);
+        for fd in &self.out {
+            push(fd.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
+        }
+        push(self.pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
+        let stdin_events = if self.stdin_buf.is_empty() { 0 } else { libc::POLLOUT };
+        push(self.stdin_w.as_ref().map_or(-1, |f| f.as_raw_fd()), stdin_events);
+        for c in &self.clients {
+            let mut ev = if c.read_closed { 0 } else { libc::POLLIN };
+            if !c.outbuf.is_empty() {
+                ev |= libc::POLLOUT;
+            }
+            push(c.stream.as_raw_fd(), ev);
+        }
+        let timeout = if self.exited.is_some() || self.pidfd.is_none() { 100 } else { -1 };
+        // SAFETY: `fds` is a valid array of pollfd structs for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            return; // EINTR
+        }
+        if fds[0].revents != 0 {
+            self.accept();
+        }
+        for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
+            if fds[1 + i].revents != 0 {
+                self.read_output(i, stream);
+            }
+        }
+        if fds[3].revents != 0 && self.exited.is_none() {
+            self.reap();
+        }
+        if fds[4].revents != 0 {
+            self.flush_stdin();
+        }
+        let client_fds: Vec<i16> = fds[5..].iter().map(|f| f.revents).collect();
+        for (i, revents) in client_fds.into_iter().enumerate() {
+            if i >= self.clients.len() {
+                break;
+            }
+            if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                self.read_client(i);
+            }
+            if revents & libc::POLLOUT != 0 {
+                flush_client(&mut self.clients[i]);
+            }
+        }
+        self.clients.retain(|c| !c.dead);
+    }
+
+    fn accept(&mut self) {
+        while let Ok((stream, _)) = self.listener.accept() {
+            let _ = stream.set_nonblocking(true);
+            self.clients.push(Client {
+                stream,
+                mode: Mode::Command,
+                inbuf: Vec::new(),
+                outbuf: Vec::new(),
+                waiting: false,
+                read_closed: false,
+                dead: false,
+            });
+        }
+    }
+
+    fn read_output(&mut self, i: usize, stream: Stream) {
+        let Some(fd) = self.out[i].as_ref() else { return };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => {
+                    self.out[i] = None;
+                    return;
+                }
+                Ok(n) => {
+                    let data = &buf[..n];
+                    if let Err(e) = self.log.write(stream, data) {
+                        eprintln!("shim {}: writing log: {e}", self.args.id);
+                    }
+                    let id = if stream == Stream::Stdout { protocol::STDOUT } else { protocol::STDERR };
+                    for c in &mut self.clients {
+                        let wants = match c.mode {
+                            Mode::Attach { stdout, stderr, .. } => {
+                                (stream == Stream::Stdout && stdout) || (stream == Stream::Stderr && stderr)
+                            }
+                            Mode::Command => false,
+                        };
+                        if wants && !c.dead {
+                            c.outbuf.extend_from_slice(&protocol::frame_header(id, n));
+                            c.outbuf.extend_from_slice(data);
+                            flush_client(c);
+                            if c.outbuf.len() > MAX_CLIENT_BUFFER {
+                                c.dead = true;
+                            }
+                        }
+                    }
+                }
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
+                Err(_) => {
+                    self.out[i] = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        match self.container.wait() {
+            Ok(status) => {
+                self.exited = Some((status, Instant::now()));
+                self.pidfd = None;
+            }
+            Err(e) => eprintln!("shim {}: wait: {e}", self.args.id),
+        }
+    }
+
+    fn check_exit_without_pidfd(&mut self) {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with WNOHANG; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(self.container.pid(), &mut status, libc::WNOHANG) };
+        if r == self.container.pid() {
+            let s = if libc::WIFSIGNALED(status) {
+                ExitStatus::Signaled(libc::WTERMSIG(status))
+            } else {
+                ExitStatus::Exited(libc::WEXITSTATUS(status))
+            };
+            self.exited = Some((s, Instant::now()));
+        }
+    }
+
+    fn flush_stdin(&mut self) {
+        let Some(w) = self.stdin_w.as_ref() else {
+            self.stdin_buf.clear();
+            return;
+        };
+        while !self.stdin_buf.is_empty() {
+            match rustix::io::write(w, &self.stdin_buf) {
+                Ok(n) => {
+                    self.stdin_buf.drain(..n);
+                }
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
+                Err(_) => {
+                    self.stdin_buf.clear();
+                    self.stdin_w = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read_client(&mut self, i: usize) {
+        let mut buf = [0u8; 32 * 1024];
+        loop {
+            let r = self.clients[i].stream.read(&mut buf);
+            match r {
+                Ok(0) => {
+                    self.clients[i].read_closed = true;
+                    if let Mode::Attach { stdin: true, .. } = self.clients[i].mode {
+                        // The attached stdin ended: the container sees EOF once what we hold is written.
+                        self.flush_stdin();
+                        if self.stdin_buf.is_empty() {
+                            self.stdin_w = None;
+                        }
+                    }
+                    flush_client(&mut self.clients[i]);
+                    return;
+                }
+                Ok(n) => match self.clients[i].mode {
+                    Mode::Attach { stdin: true, .. } => {
+                        self.stdin_buf.extend_from_slice(&buf[..n]);
+                        self.flush_stdin();
+                    }
+                    Mode::Attach { .. } => {}
+                    Mode::Command => {
+                        self.clients[i].inbuf.extend_from_slice(&buf[..n]);
+                        self.handle_commands(i);
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.clients[i].dead = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_commands(&mut self, i: usize) {
+        while let Some(pos) = self.clients[i].inbuf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.clients[i].inbuf.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&line).trim().to_owned();
+            let mut words = line.split_whitespace();
+            let answer = match words.next() {
+                Some("attach") => {
+                    let flags: Vec<&str> = words.collect();
+                    let rest = self.clients[i].inbuf.split_off(0);
+                    self.clients[i].mode = Mode::Attach {
+                        stdin: flags.contains(&"stdin") && self.args.stdin,
+                        stdout: flags.contains(&"stdout"),
+                        stderr: flags.contains(&"stderr"),
+                    };
+                    reply(&mut self.clients[i], "ok");
+                    if !rest.is_empty() {
+                        self.stdin_buf.extend_from_slice(&rest);
+                        self.flush_stdin();
+                    }
+                    return;
+                }
+                Some("start") => match self.container.start() {
+                    Ok(()) => "ok".to_owned(),
+                    Err(e) => format!("err {}", start_error(&e).replace('\n', " ")),
+                },
+                Some("wait") => {
+                    if let Some((status, _)) = self.exited {
+                        format!("exit {} {}", status.code(), u8::from(self.oom_killed()))
+                    } else {
+                        self.clients[i].waiting = true;
+                        continue;
+                    }
+                }
+                Some("kill") => {
+                    let sig = words.next().and_then(|s| s.parse().ok()).unwrap_or(libc::SIGKILL);
+                    match self.container.kill(sig) {
+                        Ok(()) => "ok".to_owned(),
+                        Err(e) => format!("err {e}"),
+                    }
+                }
+                _ => format!("err unknown command {line:?}"),
+            };
+            reply(&mut self.clients[i], &answer);
+        }
+    }
+
+    /// Whether the OOM killer ended the container. Not known yet: the runtime's cgroup stats do not expose
+    /// the `oom_kill` counter (memory.oom_control on v1, memory.events on v2); until they do this is false.
+    fn oom_killed(&self) -> bool {
+        false
+    }
+
+    /// Records the exit, tells waiters, flushes attached clients, removes the container, and returns.
+    fn finish(&mut self) {
+        let _ = self.log.flush_partial();
+        let Some((status, _)) = self.exited else { return };
+        let oom = self.oom_killed();
+        let record = ExitRecord {
+            exit_code: status.code(),
+            oom_killed: oom,
+            finished_at: crate::logfile::now(),
+        };
+        if let Ok(data) = serde_json::to_vec(&record) {
+            if let Err(e) = write_file(&self.args.state_dir.join(protocol::EXIT_FILE), &data) {
+                eprintln!("shim {}: writing exit record: {e}", self.args.id);
+            }
+        }
+        let line = format!("exit {} {}\n", status.code(), u8::from(oom));
+        for c in &mut self.clients {
+            if c.waiting {
+                c.outbuf.extend_from_slice(line.as_bytes());
+            }
+            let _ = c.stream.set_nonblocking(false);
+            let _ = c.stream.set_write_timeout(Some(Duration::from_secs(5)));
+            let _ = c.stream.write_all(&c.outbuf);
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+        self.clients.clear();
+        let _ = std::fs::remove_file(self.args.state_dir.join(protocol::SOCKET));
+    }
+}
+
+/// Docker's wording for a process that cannot be executed: the docker CLI maps "executable file not
+/// found" and "no such file or directory" to exit code 127, "permission denied" to 126.
+fn start_error(e: &runtime::Error) -> String {
+    match e {
+        runtime::Error::Exec { program, source } => {
+            let why = match source.raw_os_error() {
+                Some(libc::ENOENT) if !program.contains('/') => "executable file not found in $PATH".to_owned(),
+                Some(libc::ENOENT) => format!("stat {program}: no such file or directory"),
+                Some(libc::EACCES) | Some(libc::EPERM) => "permission denied".to_owned(),
+                _ => source.to_string(),
+            };
+            format!("failed to start container process: exec: \"{program}\": {why}")
+        }
+        other => format!("failed to start container process: {other}"),
+    }
+}
+
+fn reply(c: &mut Client, text: &str) {
+    c.outbuf.extend_from_slice(text.as_bytes());
+    c.outbuf.push(b'\n');
+    flush_client(c);
+}
+
+fn flush_client(c: &mut Client) {
+    while !c.outbuf.is_empty() {
+        match c.stream.write(&c.outbuf) {
+            Ok(0) => {
+                c.dead = true;
+                return;
+            }
+            Ok(n) => {
+                c.outbuf.drain(..n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                c.dead = true;
+                return;
+            }
+        }
+    }
+    // A command client that has said all it will and got all its answers is done.
+    if c.outbuf.is_empty() && c.read_closed && !c.waiting && matches!(c.mode, Mode::Command) {
+        c.dead = true;
+    }
+}
