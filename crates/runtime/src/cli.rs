@@ -103,10 +103,7 @@ fn run_bundle(bundle: &std::path::Path, id: &str, opts: &CreateOptions) -> i32 {
     let code = match (&started, status) {
         (Err(e @ Error::Exec { .. }), _) => {
             eprintln!("berth runtime: {e}");
-            match status_code(c.wait()) {
-                Some(code) => code,
-                None => 127,
-            }
+            status_code(c.wait()).unwrap_or(127)
         }
         (Err(e), _) => {
             eprintln!("berth runtime: start {id}: {e}");

@@ -420,11 +420,10 @@ fn set_caps(c: &CapSets) -> std::result::Result<(), Errno> {
         },
     ];
     // SAFETY: header and two data structs, as capset(2) version 3 expects.
-    sys::check(unsafe {
-        libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr())
-    })?;
-    // SAFETY: prctl with integer arguments.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
+    sys::check(rc)?;
     sys::check(
+        // SAFETY: prctl with integer arguments.
         unsafe {
             libc::prctl(
                 libc::PR_CAP_AMBIENT,

@@ -127,7 +127,8 @@ enum Kind {
         remount: Option<c_ulong>,
         file: bool,
     },
-    /// cgroup v1: a tmpfs holding a read-only bind of each hierarchy's container cgroup.
+    /// cgroup v1: a tmpfs holding a bind of each hierarchy's container cgroup (read-only
+    /// when the mount is).
     CgroupV1 {
         flags: c_ulong,
         binds: Vec<(CString, CString)>,
@@ -292,7 +293,6 @@ impl RootfsPlan {
                 ("/proc/self/fd/1", "stdout"),
                 ("/proc/self/fd/2", "stderr"),
                 ("pts/ptmx", "ptmx"),
-                ("/proc/kcore", "core"),
             ] {
                 dev_links.push((cstr(target)?, cstr(name)?));
             }
@@ -352,6 +352,10 @@ impl RootfsPlan {
                 errno,
             }
         };
+        // Device nodes and mount points get exactly the modes asked for; the process's own
+        // umask is set later.
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(0) };
         sys::mount(None, c"/".as_ptr(), None, self.root_propagation, None)
             .map_err(fail(Stage::RootPropagation, 0))?;
         sys::mount(
@@ -417,7 +421,7 @@ impl RootfsPlan {
         Ok(())
     }
 
-    /// Masked paths, read-only paths and a read-only root; after pivot_root and sysctls.
+    /// Read-only paths, masked paths (in runc's order) and a read-only root; after pivot_root and sysctls.
     pub(crate) fn finish(&self) -> std::result::Result<(), Failure> {
         let fail = |stage, index| {
             move |errno| Failure {
@@ -426,14 +430,14 @@ impl RootfsPlan {
                 errno,
             }
         };
-        for (i, p) in self.masked.iter().enumerate() {
-            mask(p).map_err(fail(Stage::Mask, i as u32))?;
-        }
         for (i, p) in self.readonly.iter().enumerate() {
             match bind_readonly(p) {
                 Ok(()) | Err(libc::ENOENT) => {}
                 Err(e) => return Err(fail(Stage::Readonly, i as u32)(e)),
             }
+        }
+        for (i, p) in self.masked.iter().enumerate() {
+            mask(p).map_err(fail(Stage::Mask, i as u32))?;
         }
         if self.root_readonly {
             let flags = sys::mount_flags_of(c"/".as_ptr()).map_err(fail(Stage::RootReadonly, 0))?;
@@ -680,10 +684,7 @@ fn finish_mount(root: RawFd, fd: RawFd, step: &Step) -> std::result::Result<(), 
                     return Err(sys::errno());
                 }
             }
-            if flags & libc::MS_RDONLY != 0 {
-                let f = libc::MS_REMOUNT | base | libc::MS_RDONLY;
-                sys::mount(None, target.as_ptr(), None, f, Some(c"mode=755"))?;
-            }
+            // The tmpfs itself stays writable, as under runc; the hierarchies are read-only.
         }
         _ => {}
     }

@@ -400,9 +400,9 @@ struct DockerProfile {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DockerArchMap {
-    architecture: oci_spec::runtime::Arch,
+    architecture: String,
     #[serde(default)]
-    sub_architectures: Option<Vec<oci_spec::runtime::Arch>>,
+    sub_architectures: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -479,10 +479,15 @@ fn evaluate_docker_profile(
         serde_json::from_str(json).map_err(|e| Error::Seccomp(format!("profile: {e}")))?;
     let native = go_arch_to_seccomp(arch);
     let mut arches = Vec::new();
+    // Names are kept as strings while reading: the profile lists arches (loongarch64...)
+    // that oci-spec has no variant for; only the native one's family is kept.
+    let to_arch = |s: &String| {
+        serde_json::from_value::<oci_spec::runtime::Arch>(serde_json::Value::String(s.clone())).ok()
+    };
     for m in &profile.arch_map {
-        if Some(m.architecture) == native {
-            arches.push(m.architecture);
-            arches.extend(m.sub_architectures.iter().flatten().copied());
+        if native.is_some() && to_arch(&m.architecture) == native {
+            arches.extend(native);
+            arches.extend(m.sub_architectures.iter().flatten().filter_map(to_arch));
         }
     }
     let has_cap = |c: &String| caps.iter().any(|x| x == c);
@@ -592,7 +597,7 @@ mod tests {
 
     /// Runs a BPF program on a fake `seccomp_data`, as the kernel would.
     fn run(p: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-        let mut data = vec![0u8; 64];
+        let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_ne_bytes());
         data[4..8].copy_from_slice(&arch.to_ne_bytes());
         for (i, a) in args.iter().enumerate() {
@@ -651,7 +656,7 @@ mod tests {
         assert_eq!(run(&p, a, nr("socket"), [40, 0, 0, 0, 0, 0]), 0x0005_0001);
         // Other ABIs get the default action.
         assert_eq!(run(&p, 0x4000_0003, 3, [0; 6]), 0x0005_0001);
-        assert_eq!(run(&p, a, X32_SYSCALL_BIT | 0, [0; 6]), 0x0005_0001);
+        assert_eq!(run(&p, a, X32_SYSCALL_BIT, [0; 6]), 0x0005_0001);
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub enum Cgroup {
 /// Whether `/sys/fs/cgroup` is the unified (v2) hierarchy.
 pub fn is_v2() -> bool {
     match rustix::fs::statfs("/sys/fs/cgroup") {
-        Ok(st) => st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64,
+        Ok(st) => st.f_type == libc::CGROUP2_SUPER_MAGIC,
         Err(_) => false,
     }
 }
