@@ -30,6 +30,15 @@ enum RuntimeCommand {
         /// The container id
         id: String,
     },
+    /// Print a config.json with Docker's defaults (capabilities, mounts, masked paths, seccomp)
+    Spec {
+        /// Leave out the seccomp profile
+        #[arg(long)]
+        no_seccomp: bool,
+        /// The process to run
+        #[arg(trailing_var_arg = true, default_value = "sh")]
+        args: Vec<String>,
+    },
 }
 
 /// The init's pid, for the signal handler (0: none yet).
@@ -77,6 +86,34 @@ pub fn run(args: RuntimeArgs) -> i32 {
                 no_cgroups,
             };
             run_bundle(&bundle, &id, &opts)
+        }
+        RuntimeCommand::Spec { no_seccomp, args } => print_spec(no_seccomp, &args),
+    }
+}
+
+fn print_spec(no_seccomp: bool, args: &[String]) -> i32 {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut spec = match crate::spec::docker_default_spec(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("berth runtime: {e}");
+            return 1;
+        }
+    };
+    if no_seccomp {
+        if let Some(mut linux) = spec.linux().clone() {
+            linux.set_seccomp(None);
+            spec.set_linux(Some(linux));
+        }
+    }
+    match serde_json::to_string_pretty(&spec) {
+        Ok(s) => {
+            println!("{s}");
+            0
+        }
+        Err(e) => {
+            eprintln!("berth runtime: {e}");
+            1
         }
     }
 }
