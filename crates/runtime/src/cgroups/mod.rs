@@ -6,6 +6,7 @@
 
 pub mod v1;
 pub mod v2;
+pub mod v2_devices;
 
 use std::path::{Path, PathBuf};
 

@@ -1,14 +1,14 @@
 //! cgroup v2: one directory in the unified hierarchy.
 //!
-//! Device rules (`linux.resources.devices`) are not enforced on v2 yet: v2 needs a
-//! `BPF_PROG_TYPE_CGROUP_DEVICE` program attached to the cgroup, which this backend does not
-//! build yet. [`CgroupV2::apply`] logs that it skipped them. Note that the device nodes the
-//! container can reach are still limited to those created in its `/dev`.
+//! Device rules (`linux.resources.devices`) become an eBPF program attached to the cgroup
+//! (see [`super::v2_devices`]).
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
+use super::v1::DEFAULT_ALLOWED_DEVICES;
+use super::v2_devices::{self, Rule};
 use super::{keyed, nest, read, read_u64, write, Stats};
 use crate::error::{Error, Result};
 
@@ -131,11 +131,15 @@ impl CgroupV2 {
                 &format!("default {}", blkio_to_io_weight(w)),
             )?;
         }
-        if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            eprintln!(
-                "berth runtime: cgroup v2 device rules are not enforced yet (needs a \
-                 BPF_PROG_TYPE_CGROUP_DEVICE program); only the container's /dev limits devices"
+        if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+            // The same list as on v1: the spec's rules, then the devices every container gets.
+            let mut rules: Vec<Rule> = devs.iter().map(Rule::from_oci).collect();
+            rules.extend(
+                DEFAULT_ALLOWED_DEVICES
+                    .iter()
+                    .filter_map(|l| Rule::parse_v1(l, true)),
             );
+            v2_devices::attach(&self.dir, &rules)?;
         }
         Ok(())
     }
