@@ -232,6 +232,7 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    reset_signals();
     wait_byte(ctx.sync_r, Stage::Sync)?;
     sys::close(ctx.sync_r);
     if ctx.ns.new_userns() {
@@ -277,6 +278,24 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         p.install().map_err(|e| seccomp_failure(&e))?;
     }
     Ok(())
+}
+
+/// Gives the process default signal dispositions and an empty mask. Ignored signals survive
+/// execve, and the Rust runtime ignores SIGPIPE in the runner: without this, `yes | head` in a
+/// container would never end.
+fn reset_signals() {
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: installing SIG_DFL is async-signal-safe; invalid numbers just fail.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: an empty set is a valid mask; sigemptyset and sigprocmask are async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
 }
 
 fn seccomp_failure(e: &std::io::Error) -> Failure {

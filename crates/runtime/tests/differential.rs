@@ -139,7 +139,7 @@ fn both(spec: &Spec) -> ((i32, String), (i32, String)) {
 #[test]
 fn status_caps_seccomp_and_no_new_privs_match_runc() {
     require_host!();
-    let probe = "grep -E '^(Cap|Seccomp|NoNewPrivs)' /proc/self/status";
+    let probe = "grep -E '^(Cap|Seccomp|NoNewPrivs|SigBlk|SigIgn)' /proc/self/status";
     let s = spec_with(&["sh", "-c", probe], |_| {});
     let (runc, berth) = both(&s);
     assert_eq!(runc.0, 0, "runc: {}", runc.1);
@@ -387,4 +387,52 @@ fn a_container_killed_by_a_signal_exits_128_plus_the_signal() {
     c.kill(libc::SIGKILL).unwrap();
     assert_eq!(c.wait().unwrap().code(), 137);
     c.delete().unwrap();
+}
+
+#[test]
+fn user_namespace_container_matches_runc() {
+    require_host!();
+    let probe = "exec 2>&1; id; cat /proc/self/uid_map; ls -ln /dev/null; \
+                 grep -E '^Cap(Eff|Bnd)' /proc/self/status; \
+                 grep -E ' /(proc|sys|dev|dev/pts|dev/shm|dev/mqueue|sys/fs/cgroup) ' \
+                 /proc/self/mountinfo | cut -d' ' -f5,6,9-";
+    let s = spec_with(&["sh", "-c", probe], |s| {
+        let mut linux = s.linux().clone().unwrap();
+        let mut ns = linux.namespaces().clone().unwrap();
+        ns.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(oci_spec::runtime::LinuxNamespaceType::User)
+                .build()
+                .unwrap(),
+        );
+        linux.set_namespaces(Some(ns));
+        let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(100_000u32)
+            .size(65_536u32)
+            .build()
+            .unwrap();
+        linux.set_uid_mappings(Some(vec![map]));
+        linux.set_gid_mappings(Some(vec![map]));
+        s.set_linux(Some(linux));
+    });
+    let b = TestBundle::new(&s);
+    // The namespace's root must own the rootfs to create mount points in it.
+    let st = Command::new("chown")
+        .args(["-R", "-h", "100000:100000"])
+        .arg(b.path().join("rootfs"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::set_permissions(
+        b.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let runc = run_runc(&b);
+    let berth = run_berth(&b, cache.path());
+    assert_eq!(runc.0, 0, "runc: {}", runc.1);
+    assert_eq!(berth, runc);
+    assert!(berth.1.contains("0     100000      65536"), "{}", berth.1);
 }
