@@ -436,3 +436,43 @@ fn user_namespace_container_matches_runc() {
     assert_eq!(berth, runc);
     assert!(berth.1.contains("0     100000      65536"), "{}", berth.1);
 }
+
+#[test]
+fn sysctls_oom_score_readonly_root_and_cgroup_limits_match_runc() {
+    require_host!();
+    let v1 = !Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let limits = if v1 {
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max \
+         /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us"
+    } else {
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max"
+    };
+    let probe = format!(
+        "exec 2>&1; cat /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj; \
+         touch /newfile || echo ro-root; {limits}"
+    );
+    let s = spec_with(&["sh", "-c", &probe], |s| {
+        let mut linux = s.linux().clone().unwrap();
+        linux.set_sysctl(Some([("net.ipv4.ip_forward".to_string(), "1".to_string())].into()));
+        let res: oci_spec::runtime::LinuxResources = serde_json::from_value(serde_json::json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {"limit": 67108864},
+            "pids": {"limit": 33},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000}
+        }))
+        .unwrap();
+        linux.set_resources(Some(res));
+        s.set_linux(Some(linux));
+        let mut p = s.process().clone().unwrap();
+        p.set_oom_score_adj(Some(300));
+        s.set_process(Some(p));
+        let mut root = s.root().clone().unwrap();
+        root.set_readonly(Some(true));
+        s.set_root(Some(root));
+    });
+    let (runc, berth) = both(&s);
+    assert_eq!(runc.0, 0, "runc: {}", runc.1);
+    assert_eq!(berth, runc);
+    assert!(berth.1.starts_with("1\n300\n"), "{}", berth.1);
+    assert!(berth.1.contains("ro-root") && berth.1.contains("67108864"), "{}", berth.1);
+}
