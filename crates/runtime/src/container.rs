@@ -162,33 +162,36 @@ impl Container {
             process: &process,
             seccomp: program.as_ref(),
             sync_r: sync_r.as_raw_fd(),
+            cgroup_early: ns.new_cgroupns || rootfs.mounts_cgroup2(),
             report_w: report_w.as_raw_fd(),
             start_r: start_r.as_raw_fd(),
             stdio: [raw(&stdio.stdin), raw(&stdio.stdout), raw(&stdio.stderr)],
         };
         namespaces::join_pid_for_children(ns)?;
-        let flags = ns.clone_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
-        // SAFETY: a fork-like clone (no new stack: the child runs on a copy of ours). The
-        // runner is single-threaded, and the child only runs `init::run`, which makes system
-        // calls on memory prepared above and never returns.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
-        if pid < 0 {
-            return Err(Error::last_os("clone"));
-        }
+        // On v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP): no migration.
+        let cgroup_dir = match cgroup {
+            Some(Cgroup::V2(c)) => std::fs::File::open(&c.dir).ok().map(OwnedFd::from),
+            _ => None,
+        };
+        let (pid, in_cgroup) =
+            clone_init(ns.clone_flags, cgroup_dir.as_ref().map(|f| f.as_raw_fd()))?;
         if pid == 0 {
             crate::init::run(&ctx);
         }
-        let pid = pid as libc::pid_t;
-        drop((sync_r, report_w, start_r, stdio));
-        let released = (|| -> Result<()> {
-            if let Some(cg) = cgroup {
-                cg.add_task(pid)?;
-            }
-            namespaces::write_id_maps(pid, ns)?;
+        drop((sync_r, report_w, start_r, stdio, cgroup_dir));
+        let release = |what: &'static str| {
             sys::write_all(sync_w.as_raw_fd(), b"1").map_err(|e| Error::Syscall {
-                call: "release init",
+                call: what,
                 source: std::io::Error::from_raw_os_error(e),
             })
+        };
+        let released = (|| -> Result<()> {
+            namespaces::write_id_maps(pid, ns)?;
+            release("release init")?;
+            if let (Some(cg), false) = (cgroup, in_cgroup) {
+                cg.add_task(pid)?;
+            }
+            release("release init to its cgroup")
         })();
         drop(sync_w);
         let outcome = released.and_then(|()| read_report(&report_r));
@@ -293,6 +296,60 @@ impl Container {
         }
         Ok(())
     }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Fork-like clone of the init with `ns_flags`, into the cgroup directory `cgroup_dir` when
+/// given and the kernel can (5.7+). Returns (pid, whether it was born in the cgroup); the pid
+/// is 0 in the child.
+fn clone_init(ns_flags: libc::c_int, cgroup_dir: Option<RawFd>) -> Result<(libc::pid_t, bool)> {
+    if let Some(fd) = cgroup_dir {
+        let args = CloneArgs {
+            flags: ns_flags as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: fd as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: as for clone below: no new stack (the child runs on a copy of ours), the
+        // runner is single-threaded and the child only runs `init::run`.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if pid >= 0 {
+            return Ok((pid as libc::pid_t, true));
+        }
+        // Older kernels (ENOSYS, E2BIG, EINVAL): fall back to clone and a cgroup.procs write.
+    }
+    let flags = ns_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a fork-like clone (no new stack: the child runs on a copy of ours). The runner is
+    // single-threaded, and the child only runs `init::run`, which makes system calls on memory
+    // prepared before the clone and never returns.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(Error::last_os("clone"));
+    }
+    Ok((pid as libc::pid_t, false))
 }
 
 /// Reads one report: `None` on EOF (the init exec'd or died), else the message.

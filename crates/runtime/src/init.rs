@@ -175,8 +175,13 @@ pub(crate) struct InitContext<'a> {
     pub rootfs: &'a RootfsPlan,
     pub process: &'a ProcessPlan,
     pub seccomp: Option<&'a Program>,
-    /// Read end: one byte when the runner has set up cgroups and id maps.
+    /// Read end: one byte when the runner has written the id maps, a second one when the init
+    /// is in its cgroup.
     pub sync_r: RawFd,
+    /// Wait for the cgroup before the namespaces and mounts (a cgroup namespace or a cgroup2
+    /// mount needs it); otherwise the mounts overlap with the runner's cgroup join, whose
+    /// first v1 write costs an RCU grace period (~4 ms here).
+    pub cgroup_early: bool,
     /// Write end for [`Failure`] messages (CLOEXEC: EOF at exec means success).
     pub report_w: RawFd,
     /// Read end: one byte when the container should start.
@@ -234,7 +239,6 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
     };
     reset_signals();
     wait_byte(ctx.sync_r, Stage::Sync)?;
-    sys::close(ctx.sync_r);
     if ctx.ns.new_userns() {
         // SAFETY: plain id arguments.
         let rc = unsafe { libc::setresgid(0, 0, 0) };
@@ -244,6 +248,10 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         sys::check(rc.into()).map_err(|e| Failure::new(Stage::UserNsRoot, 1, e))?;
     }
     crate::namespaces::join(ctx.ns).map_err(|(i, e)| Failure::new(Stage::Setns, i, e))?;
+    if ctx.cgroup_early {
+        wait_byte(ctx.sync_r, Stage::Sync)?;
+        sys::close(ctx.sync_r);
+    }
     if ctx.ns.new_cgroupns {
         // SAFETY: unshare with a flag constant.
         let rc = unsafe { libc::unshare(libc::CLONE_NEWCGROUP) };
@@ -263,6 +271,10 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
     ctx.process.write_sysctls()?;
     ctx.rootfs.finish()?;
     ctx.process.prepare_self()?;
+    if !ctx.cgroup_early {
+        wait_byte(ctx.sync_r, Stage::Sync)?;
+        sys::close(ctx.sync_r);
+    }
     let nnp = ctx.process.no_new_privs();
     if let (Some(p), false) = (ctx.seccomp, nnp) {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in before the

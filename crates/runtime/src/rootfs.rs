@@ -319,6 +319,13 @@ impl RootfsPlan {
         })
     }
 
+    /// Whether a mount is a cgroup2 mount (which must happen inside the cgroup namespace).
+    pub fn mounts_cgroup2(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.kind, Kind::Cgroup2 { .. }))
+    }
+
     /// The destination of mount step `i`, for error messages.
     pub fn step_name(&self, i: u32) -> &str {
         self.step_names.get(i as usize).map_or("", |s| s.as_str())

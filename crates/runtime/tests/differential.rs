@@ -453,7 +453,9 @@ fn sysctls_oom_score_readonly_root_and_cgroup_limits_match_runc() {
     );
     let s = spec_with(&["sh", "-c", &probe], |s| {
         let mut linux = s.linux().clone().unwrap();
-        linux.set_sysctl(Some([("net.ipv4.ip_forward".to_string(), "1".to_string())].into()));
+        linux.set_sysctl(Some(
+            [("net.ipv4.ip_forward".to_string(), "1".to_string())].into(),
+        ));
         let res: oci_spec::runtime::LinuxResources = serde_json::from_value(serde_json::json!({
             "devices": [{"allow": false, "access": "rwm"}],
             "memory": {"limit": 67108864},
@@ -474,5 +476,9 @@ fn sysctls_oom_score_readonly_root_and_cgroup_limits_match_runc() {
     assert_eq!(runc.0, 0, "runc: {}", runc.1);
     assert_eq!(berth, runc);
     assert!(berth.1.starts_with("1\n300\n"), "{}", berth.1);
-    assert!(berth.1.contains("ro-root") && berth.1.contains("67108864"), "{}", berth.1);
+    assert!(
+        berth.1.contains("ro-root") && berth.1.contains("67108864"),
+        "{}",
+        berth.1
+    );
 }
