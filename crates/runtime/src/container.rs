@@ -89,6 +89,9 @@ impl Container {
         opts: &CreateOptions,
     ) -> Result<Container> {
         let spec = &bundle.spec;
+        if spec.hooks().is_some() {
+            eprintln!("berth runtime: {id}: OCI hooks are not supported yet; ignoring them");
+        }
         let linux = spec.linux().as_ref();
         let ns: NamespacePlan = namespaces::plan(linux)?;
         if !ns.has_mount_ns() {

@@ -482,3 +482,33 @@ fn sysctls_oom_score_readonly_root_and_cgroup_limits_match_runc() {
         berth.1
     );
 }
+
+#[test]
+fn bind_mounts_of_dirs_and_files_with_ro_and_propagation_match_runc() {
+    require_host!();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("data.txt"), "hello\n").unwrap();
+    let probe = "exec 2>&1; cat /mnt/ro/data.txt /etc/one.txt; touch /mnt/ro/x || echo ro-ok; \
+                 touch /mnt/rw/y && echo rw-ok; \
+                 grep -E ' /(mnt/ro|mnt/rw|etc/one.txt) ' /proc/self/mountinfo | cut -d' ' -f5,6,7,9-";
+    let src = host.path().to_string_lossy().into_owned();
+    let file = format!("{src}/data.txt");
+    let s = spec_with(&["sh", "-c", probe], |s| {
+        let mut mounts = s.mounts().clone().unwrap();
+        let extra: Vec<oci_spec::runtime::Mount> = serde_json::from_value(serde_json::json!([
+            {"destination": "/mnt/ro", "type": "bind", "source": src,
+             "options": ["rbind", "ro", "nosuid", "nodev", "rprivate"]},
+            {"destination": "/mnt/rw", "type": "bind", "source": src,
+             "options": ["bind", "rslave"]},
+            {"destination": "/etc/one.txt", "type": "bind", "source": file,
+             "options": ["rbind", "ro"]}
+        ]))
+        .unwrap();
+        mounts.extend(extra);
+        s.set_mounts(Some(mounts));
+    });
+    let (runc, berth) = both(&s);
+    assert_eq!(runc.0, 0, "runc: {}", runc.1);
+    assert_eq!(berth, runc);
+    assert!(berth.1.contains("ro-ok") && berth.1.contains("rw-ok"), "{}", berth.1);
+}
