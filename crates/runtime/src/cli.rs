@@ -134,7 +134,12 @@ fn run_bundle(bundle: &std::path::Path, id: &str, opts: &CreateOptions) -> i32 {
         }
     };
     forward_signals(c.pid());
+    let console = c.take_console();
     let started = c.start();
+    if let (Some(master), Ok(())) = (&console, &started) {
+        crate::tty::relay(master);
+    }
+    drop(console);
     let status = c.wait();
     INIT_PID.store(0, Ordering::Relaxed);
     let code = match (&started, status) {

@@ -48,6 +48,10 @@ impl ExitStatus {
     }
 }
 
+/// What the runner gets back from a successful create: pid, report pipe, start pipe,
+/// `args[0]`, pty master.
+type Created = (libc::pid_t, OwnedFd, OwnedFd, String, Option<OwnedFd>);
+
 /// Knobs of [`Container::create`] that are not in the spec.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -67,6 +71,7 @@ pub struct Container {
     start_w: Option<OwnedFd>,
     program: String,
     exited: Option<ExitStatus>,
+    console: Option<OwnedFd>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -112,7 +117,7 @@ impl Container {
         };
         let result = Self::create_in(id, bundle, stdio, opts, &ns, cgroup.as_ref());
         match result {
-            Ok((pid, report_r, start_w, program)) => Ok(Container {
+            Ok((pid, report_r, start_w, program, console)) => Ok(Container {
                 id: id.to_string(),
                 pid,
                 cgroup,
@@ -120,6 +125,7 @@ impl Container {
                 start_w: Some(start_w),
                 program,
                 exited: None,
+                console,
             }),
             Err(e) => {
                 if let Some(cg) = &cgroup {
@@ -137,7 +143,7 @@ impl Container {
         opts: &CreateOptions,
         ns: &NamespacePlan,
         cgroup: Option<&Cgroup>,
-    ) -> Result<(libc::pid_t, OwnedFd, OwnedFd, String)> {
+    ) -> Result<Created> {
         let _ = id;
         let spec = &bundle.spec;
         let view = cgroup.map_or(CgroupMount::V1(Vec::new()), Cgroup::mount_view);
@@ -158,6 +164,11 @@ impl Container {
         let (sync_r, sync_w) = pipe()?;
         let (report_r, report_w) = pipe()?;
         let (start_r, start_w) = pipe()?;
+        let console = if process.terminal() {
+            Some(crate::tty::socketpair()?)
+        } else {
+            None
+        };
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
         let ctx = InitContext {
             ns,
@@ -169,6 +180,7 @@ impl Container {
             report_w: report_w.as_raw_fd(),
             start_r: start_r.as_raw_fd(),
             stdio: [raw(&stdio.stdin), raw(&stdio.stdout), raw(&stdio.stderr)],
+            console_w: console.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
         };
         namespaces::join_pid_for_children(ns)?;
         // On v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP): no migration.
@@ -181,6 +193,7 @@ impl Container {
         if pid == 0 {
             crate::init::run(&ctx);
         }
+        let console_r = console.map(|(r, _w)| r);
         drop((sync_r, report_w, start_r, stdio, cgroup_dir));
         let release = |what: &'static str| {
             sys::write_all(sync_w.as_raw_fd(), b"1").map_err(|e| Error::Syscall {
@@ -200,7 +213,20 @@ impl Container {
         let outcome = released.and_then(|()| read_report(&report_r));
         match outcome {
             Ok(Some(f)) if f.stage == Stage::Ready => {
-                Ok((pid, report_r, start_w, process.program.clone()))
+                // The init sent the pty master before reporting ready.
+                let master = match &console_r {
+                    Some(sock) => match crate::tty::recv_master(sock) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            // SAFETY: plain kill of our own child.
+                            unsafe { libc::kill(pid, libc::SIGKILL) };
+                            let _ = wait_pid(pid);
+                            return Err(e);
+                        }
+                    },
+                    None => None,
+                };
+                Ok((pid, report_r, start_w, process.program.clone(), master))
             }
             other => {
                 // SAFETY: plain kill of our own child.
@@ -245,6 +271,12 @@ impl Container {
                 source: std::io::Error::from_raw_os_error(f.errno),
             }),
         }
+    }
+
+    /// Takes the pty master of a container whose process has a terminal; the caller relays
+    /// it (see [`crate::tty::relay`]). `None` without a terminal, or once taken.
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
     }
 
     /// The container id.

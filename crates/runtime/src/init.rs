@@ -62,10 +62,12 @@ pub enum Stage {
     Seccomp,
     /// execve of the process.
     Exec,
+    /// Creating the pty and passing its master to the runner.
+    Console,
 }
 
 impl Stage {
-    const ALL: [Stage; 24] = [
+    const ALL: [Stage; 25] = [
         Stage::Ready,
         Stage::Sync,
         Stage::UserNsRoot,
@@ -90,6 +92,7 @@ impl Stage {
         Stage::NoNewPrivs,
         Stage::Seccomp,
         Stage::Exec,
+        Stage::Console,
     ];
 
     /// Decodes a stage number from the init.
@@ -124,6 +127,7 @@ impl Stage {
             Stage::NoNewPrivs => "set no_new_privs",
             Stage::Seccomp => "install seccomp filter",
             Stage::Exec => "exec",
+            Stage::Console => "set up terminal",
         }
     }
 }
@@ -188,6 +192,8 @@ pub(crate) struct InitContext<'a> {
     pub start_r: RawFd,
     /// Descriptors to become 0, 1, 2 (`-1`: keep the inherited one).
     pub stdio: [RawFd; 3],
+    /// With `process.terminal`: the socket to send the pty master on (else -1).
+    pub console_w: RawFd,
 }
 
 /// Runs the init; never returns.
@@ -261,7 +267,7 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         ctx.process.set_names()?;
     }
     for (i, fd) in ctx.stdio.iter().enumerate() {
-        if *fd >= 0 {
+        if *fd >= 0 && ctx.console_w < 0 {
             // SAFETY: dup2 onto 0..2 of descriptors the runner passed in.
             let rc = unsafe { libc::dup2(*fd, i as RawFd) };
             sys::check(rc.into()).map_err(|e| Failure::new(Stage::Stdio, i as u32, e))?;
@@ -270,6 +276,10 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
     ctx.rootfs.setup()?;
     ctx.process.write_sysctls()?;
     ctx.rootfs.finish()?;
+    if ctx.console_w >= 0 {
+        crate::tty::setup_in_init(ctx.console_w, ctx.process.console_size())?;
+        sys::close(ctx.console_w);
+    }
     ctx.process.prepare_self()?;
     if !ctx.cgroup_early {
         wait_byte(ctx.sync_r, Stage::Sync)?;

@@ -20,6 +20,7 @@ pub mod seccomp;
 pub mod spec;
 mod sys;
 mod syscall_table;
+pub mod tty;
 
 pub use container::{Container, CreateOptions, ExitStatus, Stdio};
 pub use error::{Error, Result};

@@ -510,5 +510,43 @@ fn bind_mounts_of_dirs_and_files_with_ro_and_propagation_match_runc() {
     let (runc, berth) = both(&s);
     assert_eq!(runc.0, 0, "runc: {}", runc.1);
     assert_eq!(berth, runc);
-    assert!(berth.1.contains("ro-ok") && berth.1.contains("rw-ok"), "{}", berth.1);
+    assert!(
+        berth.1.contains("ro-ok") && berth.1.contains("rw-ok"),
+        "{}",
+        berth.1
+    );
+}
+
+#[test]
+fn terminal_gives_the_process_a_pty_of_the_requested_size() {
+    require_host!();
+    let s = spec_with(&["sh", "-c", "tty; stty size; exit 4"], |s| {
+        let mut p = s.process().clone().unwrap();
+        p.set_terminal(Some(true));
+        p.set_console_size(Some(
+            oci_spec::runtime::BoxBuilder::default()
+                .height(30u64)
+                .width(100u64)
+                .build()
+                .unwrap(),
+        ));
+        s.set_process(Some(p));
+    });
+    let b = TestBundle::new(&s);
+    let cache = tempfile::tempdir().unwrap();
+    let bundle = Bundle::load(&b.path()).unwrap();
+    let opts = CreateOptions {
+        seccomp_cache: Some(cache.path().to_path_buf()),
+        no_cgroups: false,
+    };
+    let mut c = Container::create(&unique("tty"), &bundle, Stdio::default(), &opts).unwrap();
+    let master = c.take_console().expect("a pty master");
+    c.start().unwrap();
+    let mut out = Vec::new();
+    // Reading the master ends with EIO once the container's side is closed.
+    let _ = std::fs::File::from(master).read_to_end(&mut out);
+    assert_eq!(c.wait().unwrap().code(), 4);
+    c.delete().unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(out, "/dev/pts/0\r\n30 100\r\n");
 }
