@@ -306,18 +306,46 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
 /// execve, and the Rust runtime ignores SIGPIPE in the runner: without this, `yes | head` in a
 /// container would never end.
 fn reset_signals() {
+    /// The kernel's `struct sigaction` on x86_64 (glibc's `signal()` refuses signals 32 and 33,
+    /// which it reserves, so the raw call is used for all of them).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
     for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: installing SIG_DFL is async-signal-safe; invalid numbers just fail.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
+            // SAFETY: rt_sigaction with a valid action and the kernel's sigset size (8).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            };
         }
     }
-    // SAFETY: an empty set is a valid mask; sigemptyset and sigprocmask are async-signal-safe.
+    let empty: u64 = 0;
+    // SAFETY: rt_sigprocmask with a valid 8-byte set.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
 }
 
 fn seccomp_failure(e: &std::io::Error) -> Failure {

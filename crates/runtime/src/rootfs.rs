@@ -135,7 +135,7 @@ enum Kind {
         links: Vec<(CString, CString)>,
     },
     /// cgroup v2: a cgroup2 mount (the init is already in its cgroup namespace).
-    Cgroup2 { flags: c_ulong },
+    Cgroup2 { source: CString, flags: c_ulong },
 }
 
 #[derive(Debug)]
@@ -551,7 +551,14 @@ fn prepare_mount(m: &Mount, bundle: &Path, cgroup: &CgroupMount) -> Result<Step>
     } else if typ == "cgroup" || typ == "cgroup2" {
         let flags = opts.flags;
         match cgroup {
-            CgroupMount::V2 => Kind::Cgroup2 { flags },
+            CgroupMount::V2 => Kind::Cgroup2 {
+                source: cstr(
+                    m.source()
+                        .as_ref()
+                        .map_or(b"cgroup".as_slice(), |s| s.as_os_str().as_bytes()),
+                )?,
+                flags,
+            },
             CgroupMount::V1(list) => {
                 let base = m.destination();
                 let mut binds = Vec::new();
@@ -618,8 +625,8 @@ fn mount_at(root: RawFd, fd: RawFd, step: &Step) -> std::result::Result<(), sys:
         Kind::Bind { source, flags, .. } => {
             sys::mount(Some(source), target.as_ptr(), None, *flags, None)?
         }
-        Kind::Cgroup2 { flags } => sys::mount(
-            Some(c"cgroup2"),
+        Kind::Cgroup2 { source, flags } => sys::mount(
+            Some(source),
             target.as_ptr(),
             Some(c"cgroup2"),
             *flags,
@@ -648,9 +655,16 @@ fn finish_mount(root: RawFd, fd: RawFd, step: &Step) -> std::result::Result<(), 
             remount: Some(extra),
             ..
         } => {
-            let keep = sys::mount_flags_of(target.as_ptr())?;
-            let f = libc::MS_BIND | libc::MS_REMOUNT | keep | extra;
-            sys::mount(None, target.as_ptr(), None, f, None)?;
+            // The spec's flags alone, as runc does (this may clear the source's nosuid...);
+            // in a user namespace those flags are locked, so retry keeping them.
+            let f = libc::MS_BIND | libc::MS_REMOUNT | extra;
+            match sys::mount(None, target.as_ptr(), None, f, None) {
+                Err(libc::EPERM) => {
+                    let keep = sys::mount_flags_of(target.as_ptr())?;
+                    sys::mount(None, target.as_ptr(), None, f | keep, None)?;
+                }
+                r => r?,
+            }
         }
         Kind::CgroupV1 {
             flags,

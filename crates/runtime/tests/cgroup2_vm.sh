@@ -30,4 +30,7 @@ echo "$OUT"
 for want in '0::/' 33554432 '^20$' '20000 100000' 'cgroup2 cgroup2' 'Seccomp:	2' zero-ok 'tty1x: Operation not permitted' tty1-denied 'exit=7' removed; do
     echo "$OUT" | grep -q -- "$want" || { echo "FAIL: missing $want"; exit 1; }
 done
+# The whole differential suite (runc vs the built-in runtime) on cgroup v2.
+D=$(cargo test -p runtime --test differential --no-run 2>&1 | grep -o 'target/debug/deps/differential-[a-f0-9]*' | head -1)
+"$VM" --add "$D:/d" --add "$(command -v runc)" -- /d --test-threads=1
 echo "cgroup2 VM: ok"
