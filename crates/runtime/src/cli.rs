@@ -6,10 +6,14 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use crate::container::{Container, CreateOptions, Stdio};
 use crate::error::Error;
 use crate::spec::Bundle;
+use crate::state::State;
 
 /// Arguments of `berth runtime`.
 #[derive(Debug, clap::Args)]
 pub struct RuntimeArgs {
+    /// Directory for the state of created containers [default: $BERTH_RUNTIME_ROOT or /run/berth/runtime]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     command: RuntimeCommand,
 }
@@ -27,6 +31,49 @@ enum RuntimeCommand {
         /// Do not create a cgroup for the container
         #[arg(long)]
         no_cgroups: bool,
+        /// The container id
+        id: String,
+    },
+    /// Create a container from a bundle; its process waits for `start`
+    Create {
+        /// The bundle directory (holding config.json)
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// Directory for cached seccomp programs
+        #[arg(long)]
+        seccomp_cache: Option<PathBuf>,
+        /// Do not create a cgroup for the container
+        #[arg(long)]
+        no_cgroups: bool,
+        /// Write the container's pid to this file
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// The container id
+        id: String,
+    },
+    /// Start the process of a created container
+    Start {
+        /// The container id
+        id: String,
+    },
+    /// Print a container's state as JSON
+    State {
+        /// The container id
+        id: String,
+    },
+    /// Send a signal to a container's init (default SIGTERM)
+    Kill {
+        /// The container id
+        id: String,
+        /// Signal name (TERM, SIGKILL) or number
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Delete a stopped container (with --force, kill it first)
+    Delete {
+        /// Kill the container if it is not stopped
+        #[arg(short, long)]
+        force: bool,
         /// The container id
         id: String,
     },
@@ -84,10 +131,64 @@ pub fn run(args: RuntimeArgs) -> i32 {
             let opts = CreateOptions {
                 seccomp_cache,
                 no_cgroups,
+                start_fifo: None,
             };
             run_bundle(&bundle, &id, &opts)
         }
+        RuntimeCommand::Create {
+            bundle,
+            seccomp_cache,
+            no_cgroups,
+            pid_file,
+            id,
+        } => {
+            let root = args.root.unwrap_or_else(crate::state::default_root);
+            let opts = CreateOptions {
+                seccomp_cache,
+                no_cgroups,
+                start_fifo: Some(State::fifo(&root, &id)),
+            };
+            report(crate::lifecycle::create(
+                &root,
+                &bundle,
+                &id,
+                &opts,
+                pid_file.as_deref(),
+            ))
+        }
+        RuntimeCommand::Start { id } => report(crate::lifecycle::start(
+            &args.root.unwrap_or_else(crate::state::default_root),
+            &id,
+        )),
+        RuntimeCommand::State { id } => {
+            let root = args.root.unwrap_or_else(crate::state::default_root);
+            match State::load(&root, &id) {
+                Ok(st) => {
+                    println!("{:#}", st.to_oci_json(&root));
+                    0
+                }
+                Err(e) => report(Err(e)),
+            }
+        }
+        RuntimeCommand::Kill { id, signal } => {
+            let root = args.root.unwrap_or_else(crate::state::default_root);
+            report(crate::lifecycle::kill(&root, &id, &signal))
+        }
+        RuntimeCommand::Delete { force, id } => {
+            let root = args.root.unwrap_or_else(crate::state::default_root);
+            report(crate::lifecycle::delete(&root, &id, force))
+        }
         RuntimeCommand::Spec { no_seccomp, args } => print_spec(no_seccomp, &args),
+    }
+}
+
+fn report(r: crate::Result<()>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth runtime: {e}");
+            1
+        }
     }
 }
 

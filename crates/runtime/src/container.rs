@@ -6,6 +6,7 @@
 //! a fork-like clone that only makes system calls on data prepared before the clone.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use crate::cgroups::{self, Cgroup};
@@ -59,6 +60,9 @@ pub struct CreateOptions {
     pub seccomp_cache: Option<PathBuf>,
     /// Skip cgroup setup entirely (for runners without a writable cgroupfs).
     pub no_cgroups: bool,
+    /// A FIFO the init waits on for `start` instead of a pipe, so that another process can
+    /// start the container (`berth runtime create` then `start`, as runc does).
+    pub start_fifo: Option<PathBuf>,
 }
 
 /// A created or running container.
@@ -163,7 +167,24 @@ impl Container {
             };
         let (sync_r, sync_w) = pipe()?;
         let (report_r, report_w) = pipe()?;
-        let (start_r, start_w) = pipe()?;
+        let (start_r, start_w) = match &opts.start_fifo {
+            None => pipe()?,
+            Some(fifo) => {
+                // The init holds the FIFO read-write, so it never sees EOF when writers come
+                // and go: it blocks until someone writes the start byte.
+                let open = |flags| {
+                    std::fs::OpenOptions::new()
+                        .read(flags & 1 != 0)
+                        .write(true)
+                        .custom_flags(if flags & 1 != 0 { 0 } else { libc::O_NONBLOCK })
+                        .open(fifo)
+                        .map(OwnedFd::from)
+                        .map_err(|e| Error::io("open", fifo, e))
+                };
+                let r = open(1)?;
+                (r, open(0)?)
+            }
+        };
         let console = if process.terminal() {
             Some(crate::tty::socketpair()?)
         } else {

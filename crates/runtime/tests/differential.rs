@@ -107,6 +107,7 @@ fn run_berth(b: &TestBundle, cache: &Path) -> (i32, String) {
     let opts = CreateOptions {
         seccomp_cache: Some(cache.to_path_buf()),
         no_cgroups: false,
+        start_fifo: None,
     };
     let id = unique("berth");
     let mut c = match Container::create(&id, &bundle, stdio, &opts) {
@@ -397,6 +398,7 @@ fn a_container_killed_by_a_signal_exits_128_plus_the_signal() {
     let opts = CreateOptions {
         seccomp_cache: Some(cache.path().to_path_buf()),
         no_cgroups: false,
+        start_fifo: None,
     };
     let mut c = Container::create(&unique("kill"), &bundle, Stdio::default(), &opts).unwrap();
     c.start().unwrap();
@@ -556,6 +558,7 @@ fn terminal_gives_the_process_a_pty_of_the_requested_size() {
     let opts = CreateOptions {
         seccomp_cache: Some(cache.path().to_path_buf()),
         no_cgroups: false,
+        start_fifo: None,
     };
     let mut c = Container::create(&unique("tty"), &bundle, Stdio::default(), &opts).unwrap();
     let master = c.take_console().expect("a pty master");
@@ -589,6 +592,7 @@ fn cgroup_freeze_thaw_stats_and_removal_on_this_host() {
     let opts = CreateOptions {
         seccomp_cache: Some(cache.path().to_path_buf()),
         no_cgroups: false,
+        start_fifo: None,
     };
     let mut c = Container::create(&unique("freeze"), &bundle, Stdio::default(), &opts).unwrap();
     c.start().unwrap();
@@ -616,4 +620,86 @@ fn cgroup_freeze_thaw_stats_and_removal_on_this_host() {
     assert!(dirs.iter().all(|d| d.exists()));
     c.delete().unwrap();
     assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+}
+
+#[test]
+fn create_start_state_kill_delete_across_processes() {
+    require_host!();
+    let berth = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/berth");
+    if !berth.exists() {
+        eprintln!("skipped: build the berth binary first (cargo build -p berth)");
+        return;
+    }
+    let s = spec_with(&["sleep", "30"], |_| {});
+    let b = TestBundle::new(&s);
+    let root = tempfile::tempdir().unwrap();
+    let id = unique("life");
+    let cmd = |args: &[&str]| {
+        let out = Command::new(&berth)
+            .args(["runtime", "--root"])
+            .arg(root.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let status = |id: &str| -> String {
+        let (_, out) = cmd(&["state", id]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["status"].as_str().unwrap_or("").to_string()
+    };
+    // The container's stdio must not be this test's pipes (output() would wait for them).
+    let out = Command::new(&berth)
+        .args(["runtime", "--root"])
+        .arg(root.path())
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(out.success());
+    assert_eq!(status(&id), "created");
+    assert_eq!(
+        cmd(&["create", "--bundle", &b.path().to_string_lossy(), &id]).0,
+        1
+    );
+    assert_eq!(cmd(&["start", &id]).0, 0);
+    assert_eq!(status(&id), "running");
+    let (code, out) = cmd(&["delete", &id]);
+    assert_eq!(code, 1);
+    assert!(out.contains("is not stopped: running"), "{out}");
+    assert_eq!(cmd(&["kill", &id, "KILL"]).0, 0);
+    for _ in 0..100 {
+        if status(&id) == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(status(&id), "stopped");
+    assert_eq!(cmd(&["delete", &id]).0, 0);
+    assert!(!root.path().join(&id).exists());
+    // delete --force on a created container.
+    let id2 = unique("life");
+    Command::new(&berth)
+        .args(["runtime", "--root"])
+        .arg(root.path())
+        .args(["create", "--bundle"])
+        .arg(b.path())
+        .arg(&id2)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status(&id2), "created");
+    assert_eq!(cmd(&["delete", "--force", &id2]).0, 0);
+    assert!(!root.path().join(&id2).exists());
 }

@@ -128,6 +128,14 @@ impl Cgroup {
         }
     }
 
+    /// The cgroup's directories (one per v1 hierarchy, or the v2 one).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match self {
+            Cgroup::V1(c) => c.hierarchies.iter().map(|h| h.dir.clone()).collect(),
+            Cgroup::V2(c) => vec![c.dir.clone()],
+        }
+    }
+
     /// What a `cgroup` mount inside the container shows.
     pub fn mount_view(&self) -> CgroupMount {
         match self {
