@@ -5,6 +5,7 @@
 //! user and groups, capabilities, no_new_privs, seccomp (compiled once and cached), and
 //! cgroups v1 or v2. See `docs/runtime.md` for the process model.
 
+#![deny(missing_docs)]
 // Tests may unwrap: a panic there is a test failure with a message, which is what we want.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
