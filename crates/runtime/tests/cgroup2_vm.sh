@@ -27,7 +27,7 @@ json.dump(c, sys.stdout)' > "$B/config.json"
 OUT=$("$VM" --add target/debug/berth:/usr/local/bin/berth --add "$B:/b" -- \
     sh -c 'berth runtime run --seccomp-cache /tmp/sc --bundle /b vm1; echo "exit=$?"; test -e /sys/fs/cgroup/berth/vm1 && echo leaked || echo removed')
 echo "$OUT"
-for want in '0::/' 33554432 '^20$' '20000 100000' 'cgroup2 cgroup2' 'Seccomp:	2' zero-ok 'tty1x: Operation not permitted' tty1-denied 'exit=7' removed; do
+for want in '0::/' 33554432 '^20$' '20000 100000' '- cgroup2 cgroup ' 'Seccomp:	2' zero-ok 'tty1x: Operation not permitted' tty1-denied 'exit=7' removed; do
     echo "$OUT" | grep -q -- "$want" || { echo "FAIL: missing $want"; exit 1; }
 done
 # The whole differential suite (runc vs the built-in runtime) on cgroup v2.
