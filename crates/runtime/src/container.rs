@@ -98,8 +98,12 @@ impl Container {
         opts: &CreateOptions,
     ) -> Result<Container> {
         let spec = &bundle.spec;
-        if spec.hooks().is_some() {
-            eprintln!("berth runtime: {id}: OCI hooks are not supported yet; ignoring them");
+        let unsupported = crate::spec::unsupported_fields(spec);
+        if !unsupported.is_empty() {
+            eprintln!(
+                "berth runtime: {id}: not supported yet, ignored: {}",
+                unsupported.join(", ")
+            );
         }
         let linux = spec.linux().as_ref();
         let ns: NamespacePlan = namespaces::plan(linux)?;

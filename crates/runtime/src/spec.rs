@@ -71,6 +71,72 @@ pub fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Spec fields this runtime does not apply yet, present in `spec` (logged at create, so that
+/// a silently ignored setting does not go unnoticed).
+pub fn unsupported_fields(spec: &Spec) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if spec.hooks().is_some() {
+        out.push("hooks");
+    }
+    if let Some(p) = spec.process() {
+        if p.io_priority().is_some() {
+            out.push("process.ioPriority");
+        }
+        if p.scheduler().is_some() {
+            out.push("process.scheduler");
+        }
+        if p.exec_cpu_affinity().is_some() {
+            out.push("process.execCPUAffinity");
+        }
+    }
+    if let Some(l) = spec.linux() {
+        let checks = [
+            (l.personality().is_some(), "linux.personality"),
+            (l.intel_rdt().is_some(), "linux.intelRdt"),
+            (l.time_offsets().is_some(), "linux.timeOffsets"),
+            (l.memory_policy().is_some(), "linux.memoryPolicy"),
+            (l.net_devices().is_some(), "linux.netDevices"),
+            (
+                l.mount_label().as_deref().is_some_and(|s| !s.is_empty()),
+                "linux.mountLabel",
+            ),
+        ];
+        out.extend(
+            checks
+                .iter()
+                .filter(|(present, _)| *present)
+                .map(|(_, name)| *name),
+        );
+        if let Some(r) = l.resources() {
+            let checks = [
+                (
+                    r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()),
+                    "resources.hugepageLimits",
+                ),
+                (r.rdma().is_some(), "resources.rdma"),
+                (r.network().is_some(), "resources.network"),
+                (
+                    r.unified().as_ref().is_some_and(|u| !u.is_empty()),
+                    "resources.unified",
+                ),
+                (
+                    r.memory()
+                        .as_ref()
+                        .is_some_and(|m| m.kernel().is_some() || m.kernel_tcp().is_some()),
+                    "resources.memory.kernel",
+                ),
+            ];
+            out.extend(
+                checks
+                    .iter()
+                    .filter(|(present, _)| *present)
+                    .map(|(_, name)| *name),
+            );
+        }
+    }
+    out
+}
+
 /// Docker's default capability set (moby `oci/caps/defaults.go`).
 pub const DOCKER_DEFAULT_CAPS: [&str; 14] = [
     "CAP_CHOWN",
@@ -179,6 +245,16 @@ mod tests {
             .iter()
             .any(|p| p == "/proc/kcore"));
         validate(&s).unwrap();
+    }
+
+    #[test]
+    fn unsupported_fields_are_listed_by_name() {
+        let mut s = docker_default_spec(&["true"]).unwrap();
+        assert!(unsupported_fields(&s).is_empty());
+        let mut l = s.linux().clone().unwrap();
+        l.set_mount_label(Some("system_u:object_r:x".into()));
+        s.set_linux(Some(l));
+        assert_eq!(unsupported_fields(&s), vec!["linux.mountLabel"]);
     }
 
     #[test]

@@ -703,3 +703,61 @@ fn create_start_state_kill_delete_across_processes() {
     assert_eq!(cmd(&["delete", "--force", &id2]).0, 0);
     assert!(!root.path().join(&id2).exists());
 }
+
+/// `major:minor` of a real block device (not loop/ram/zram), if any.
+fn block_device() -> Option<(i64, i64)> {
+    for e in std::fs::read_dir("/sys/block").ok()?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ["loop", "ram", "zram"].iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
+        let (a, b) = dev.trim().split_once(':')?;
+        return Some((a.parse().ok()?, b.parse().ok()?));
+    }
+    None
+}
+
+#[test]
+fn io_throttle_swappiness_and_oom_settings_match_runc() {
+    require_host!();
+    let Some((maj, min)) = block_device() else {
+        eprintln!("skipped: no block device to throttle");
+        return;
+    };
+    let v1 = !Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let probe = if v1 {
+        "cat /sys/fs/cgroup/blkio/blkio.throttle.read_bps_device \
+         /sys/fs/cgroup/blkio/blkio.throttle.write_iops_device \
+         /sys/fs/cgroup/memory/memory.swappiness; grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control"
+    } else {
+        "cat /sys/fs/cgroup/io.max"
+    };
+    let s = spec_with(&["sh", "-c", probe], |s| {
+        let mut linux = s.linux().clone().unwrap();
+        let mut memory = serde_json::json!({"limit": 67108864});
+        if v1 {
+            memory["swappiness"] = 10.into();
+            memory["disableOOMKiller"] = true.into();
+        }
+        let res: oci_spec::runtime::LinuxResources = serde_json::from_value(serde_json::json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": memory,
+            "blockIO": {
+                "throttleReadBpsDevice": [{"major": maj, "minor": min, "rate": 1048576}],
+                "throttleWriteIOPSDevice": [{"major": maj, "minor": min, "rate": 100}]
+            }
+        }))
+        .unwrap();
+        linux.set_resources(Some(res));
+        s.set_linux(Some(linux));
+    });
+    let (runc, berth) = both(&s);
+    assert_eq!(runc.0, 0, "runc: {}", runc.1);
+    assert_eq!(berth, runc);
+    assert!(
+        berth.1.contains(&format!("{maj}:{min} 1048576")) || berth.1.contains("rbps=1048576"),
+        "{}",
+        berth.1
+    );
+}
