@@ -6,10 +6,14 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use crate::container::{Container, CreateOptions, Stdio};
 use crate::error::Error;
 use crate::spec::Bundle;
+use crate::state::State;
 
 /// Arguments of `berth runtime`.
 #[derive(Debug, clap::Args)]
 pub struct RuntimeArgs {
+    /// Directory for the state of created containers [default: $BERTH_RUNTIME_ROOT or /run/berth/runtime]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     command: RuntimeCommand,
 }
@@ -29,6 +33,58 @@ enum RuntimeCommand {
         no_cgroups: bool,
         /// The container id
         id: String,
+    },
+    /// Create a container from a bundle; its process waits for `start`
+    Create {
+        /// The bundle directory (holding config.json)
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// Directory for cached seccomp programs
+        #[arg(long)]
+        seccomp_cache: Option<PathBuf>,
+        /// Do not create a cgroup for the container
+        #[arg(long)]
+        no_cgroups: bool,
+        /// Write the container's pid to this file
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// The container id
+        id: String,
+    },
+    /// Start the process of a created container
+    Start {
+        /// The container id
+        id: String,
+    },
+    /// Print a container's state as JSON
+    State {
+        /// The container id
+        id: String,
+    },
+    /// Send a signal to a container's init (default SIGTERM)
+    Kill {
+        /// The container id
+        id: String,
+        /// Signal name (TERM, SIGKILL) or number
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Delete a stopped container (with --force, kill it first)
+    Delete {
+        /// Kill the container if it is not stopped
+        #[arg(short, long)]
+        force: bool,
+        /// The container id
+        id: String,
+    },
+    /// Print a config.json with Docker's defaults (capabilities, mounts, masked paths, seccomp)
+    Spec {
+        /// Leave out the seccomp profile
+        #[arg(long)]
+        no_seccomp: bool,
+        /// The process to run
+        #[arg(trailing_var_arg = true, default_value = "sh")]
+        args: Vec<String>,
     },
 }
 
@@ -75,8 +131,90 @@ pub fn run(args: RuntimeArgs) -> i32 {
             let opts = CreateOptions {
                 seccomp_cache,
                 no_cgroups,
+                start_fifo: None,
             };
             run_bundle(&bundle, &id, &opts)
+        }
+        RuntimeCommand::Create {
+            bundle,
+            seccomp_cache,
+            no_cgroups,
+            pid_file,
+            id,
+        } => {
+            let root = args.root.unwrap_or_else(crate::state::default_root);
+            let opts = CreateOptions {
+                seccomp_cache,
+                no_cgroups,
+                start_fifo: Some(State::fifo(&root, &id)),
+            };
+            report(crate::lifecycle::create(
+                &root,
+                &bundle,
+                &id,
+                &opts,
+                pid_file.as_deref(),
+            ))
+        }
+        RuntimeCommand::Start { id } => report(crate::lifecycle::start(
+            &args.root.unwrap_or_else(crate::state::default_root),
+            &id,
+        )),
+        RuntimeCommand::State { id } => {
+            let root = args.root.unwrap_or_else(crate::state::default_root);
+            match State::load(&root, &id) {
+                Ok(st) => {
+                    println!("{:#}", st.to_oci_json(&root));
+                    0
+                }
+                Err(e) => report(Err(e)),
+            }
+        }
+        RuntimeCommand::Kill { id, signal } => {
+            let root = args.root.unwrap_or_else(crate::state::default_root);
+            report(crate::lifecycle::kill(&root, &id, &signal))
+        }
+        RuntimeCommand::Delete { force, id } => {
+            let root = args.root.unwrap_or_else(crate::state::default_root);
+            report(crate::lifecycle::delete(&root, &id, force))
+        }
+        RuntimeCommand::Spec { no_seccomp, args } => print_spec(no_seccomp, &args),
+    }
+}
+
+fn report(r: crate::Result<()>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth runtime: {e}");
+            1
+        }
+    }
+}
+
+fn print_spec(no_seccomp: bool, args: &[String]) -> i32 {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut spec = match crate::spec::docker_default_spec(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("berth runtime: {e}");
+            return 1;
+        }
+    };
+    if no_seccomp {
+        if let Some(mut linux) = spec.linux().clone() {
+            linux.set_seccomp(None);
+            spec.set_linux(Some(linux));
+        }
+    }
+    match serde_json::to_string_pretty(&spec) {
+        Ok(s) => {
+            println!("{s}");
+            0
+        }
+        Err(e) => {
+            eprintln!("berth runtime: {e}");
+            1
         }
     }
 }
@@ -97,16 +235,18 @@ fn run_bundle(bundle: &std::path::Path, id: &str, opts: &CreateOptions) -> i32 {
         }
     };
     forward_signals(c.pid());
+    let console = c.take_console();
     let started = c.start();
+    if let (Some(master), Ok(())) = (&console, &started) {
+        crate::tty::relay(master);
+    }
+    drop(console);
     let status = c.wait();
     INIT_PID.store(0, Ordering::Relaxed);
     let code = match (&started, status) {
         (Err(e @ Error::Exec { .. }), _) => {
             eprintln!("berth runtime: {e}");
-            match status_code(c.wait()) {
-                Some(code) => code,
-                None => 127,
-            }
+            status_code(c.wait()).unwrap_or(127)
         }
         (Err(e), _) => {
             eprintln!("berth runtime: start {id}: {e}");

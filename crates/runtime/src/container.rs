@@ -6,6 +6,7 @@
 //! a fork-like clone that only makes system calls on data prepared before the clone.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use crate::cgroups::{self, Cgroup};
@@ -48,6 +49,10 @@ impl ExitStatus {
     }
 }
 
+/// What the runner gets back from a successful create: pid, report pipe, start pipe,
+/// `args[0]`, pty master.
+type Created = (libc::pid_t, OwnedFd, OwnedFd, String, Option<OwnedFd>);
+
 /// Knobs of [`Container::create`] that are not in the spec.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -55,6 +60,9 @@ pub struct CreateOptions {
     pub seccomp_cache: Option<PathBuf>,
     /// Skip cgroup setup entirely (for runners without a writable cgroupfs).
     pub no_cgroups: bool,
+    /// A FIFO the init waits on for `start` instead of a pipe, so that another process can
+    /// start the container (`berth runtime create` then `start`, as runc does).
+    pub start_fifo: Option<PathBuf>,
 }
 
 /// A created or running container.
@@ -67,6 +75,7 @@ pub struct Container {
     start_w: Option<OwnedFd>,
     program: String,
     exited: Option<ExitStatus>,
+    console: Option<OwnedFd>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -89,6 +98,13 @@ impl Container {
         opts: &CreateOptions,
     ) -> Result<Container> {
         let spec = &bundle.spec;
+        let unsupported = crate::spec::unsupported_fields(spec);
+        if !unsupported.is_empty() {
+            eprintln!(
+                "berth runtime: {id}: not supported yet, ignored: {}",
+                unsupported.join(", ")
+            );
+        }
         let linux = spec.linux().as_ref();
         let ns: NamespacePlan = namespaces::plan(linux)?;
         if !ns.has_mount_ns() {
@@ -109,7 +125,7 @@ impl Container {
         };
         let result = Self::create_in(id, bundle, stdio, opts, &ns, cgroup.as_ref());
         match result {
-            Ok((pid, report_r, start_w, program)) => Ok(Container {
+            Ok((pid, report_r, start_w, program, console)) => Ok(Container {
                 id: id.to_string(),
                 pid,
                 cgroup,
@@ -117,6 +133,7 @@ impl Container {
                 start_w: Some(start_w),
                 program,
                 exited: None,
+                console,
             }),
             Err(e) => {
                 if let Some(cg) = &cgroup {
@@ -134,7 +151,7 @@ impl Container {
         opts: &CreateOptions,
         ns: &NamespacePlan,
         cgroup: Option<&Cgroup>,
-    ) -> Result<(libc::pid_t, OwnedFd, OwnedFd, String)> {
+    ) -> Result<Created> {
         let _ = id;
         let spec = &bundle.spec;
         let view = cgroup.map_or(CgroupMount::V1(Vec::new()), Cgroup::mount_view);
@@ -154,7 +171,29 @@ impl Container {
             };
         let (sync_r, sync_w) = pipe()?;
         let (report_r, report_w) = pipe()?;
-        let (start_r, start_w) = pipe()?;
+        let (start_r, start_w) = match &opts.start_fifo {
+            None => pipe()?,
+            Some(fifo) => {
+                // The init holds the FIFO read-write, so it never sees EOF when writers come
+                // and go: it blocks until someone writes the start byte.
+                let open = |flags| {
+                    std::fs::OpenOptions::new()
+                        .read(flags & 1 != 0)
+                        .write(true)
+                        .custom_flags(if flags & 1 != 0 { 0 } else { libc::O_NONBLOCK })
+                        .open(fifo)
+                        .map(OwnedFd::from)
+                        .map_err(|e| Error::io("open", fifo, e))
+                };
+                let r = open(1)?;
+                (r, open(0)?)
+            }
+        };
+        let console = if process.terminal() {
+            Some(crate::tty::socketpair()?)
+        } else {
+            None
+        };
         let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
         let ctx = InitContext {
             ns,
@@ -162,39 +201,57 @@ impl Container {
             process: &process,
             seccomp: program.as_ref(),
             sync_r: sync_r.as_raw_fd(),
+            cgroup_early: ns.new_cgroupns || rootfs.mounts_cgroup2(),
             report_w: report_w.as_raw_fd(),
             start_r: start_r.as_raw_fd(),
             stdio: [raw(&stdio.stdin), raw(&stdio.stdout), raw(&stdio.stderr)],
+            console_w: console.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
         };
         namespaces::join_pid_for_children(ns)?;
-        let flags = ns.clone_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
-        // SAFETY: a fork-like clone (no new stack: the child runs on a copy of ours). The
-        // runner is single-threaded, and the child only runs `init::run`, which makes system
-        // calls on memory prepared above and never returns.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
-        if pid < 0 {
-            return Err(Error::last_os("clone"));
-        }
+        // On v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP): no migration.
+        let cgroup_dir = match cgroup {
+            Some(Cgroup::V2(c)) => std::fs::File::open(&c.dir).ok().map(OwnedFd::from),
+            _ => None,
+        };
+        let (pid, in_cgroup) =
+            clone_init(ns.clone_flags, cgroup_dir.as_ref().map(|f| f.as_raw_fd()))?;
         if pid == 0 {
             crate::init::run(&ctx);
         }
-        let pid = pid as libc::pid_t;
-        drop((sync_r, report_w, start_r, stdio));
-        let released = (|| -> Result<()> {
-            if let Some(cg) = cgroup {
-                cg.add_task(pid)?;
-            }
-            namespaces::write_id_maps(pid, ns)?;
+        let console_r = console.map(|(r, _w)| r);
+        drop((sync_r, report_w, start_r, stdio, cgroup_dir));
+        let release = |what: &'static str| {
             sys::write_all(sync_w.as_raw_fd(), b"1").map_err(|e| Error::Syscall {
-                call: "release init",
+                call: what,
                 source: std::io::Error::from_raw_os_error(e),
             })
+        };
+        let released = (|| -> Result<()> {
+            namespaces::write_id_maps(pid, ns)?;
+            release("release init")?;
+            if let (Some(cg), false) = (cgroup, in_cgroup) {
+                cg.add_task(pid)?;
+            }
+            release("release init to its cgroup")
         })();
         drop(sync_w);
         let outcome = released.and_then(|()| read_report(&report_r));
         match outcome {
             Ok(Some(f)) if f.stage == Stage::Ready => {
-                Ok((pid, report_r, start_w, process.program.clone()))
+                // The init sent the pty master before reporting ready.
+                let master = match &console_r {
+                    Some(sock) => match crate::tty::recv_master(sock) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            // SAFETY: plain kill of our own child.
+                            unsafe { libc::kill(pid, libc::SIGKILL) };
+                            let _ = wait_pid(pid);
+                            return Err(e);
+                        }
+                    },
+                    None => None,
+                };
+                Ok((pid, report_r, start_w, process.program.clone(), master))
             }
             other => {
                 // SAFETY: plain kill of our own child.
@@ -239,6 +296,12 @@ impl Container {
                 source: std::io::Error::from_raw_os_error(f.errno),
             }),
         }
+    }
+
+    /// Takes the pty master of a container whose process has a terminal; the caller relays
+    /// it (see [`crate::tty::relay`]). `None` without a terminal, or once taken.
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
     }
 
     /// The container id.
@@ -293,6 +356,60 @@ impl Container {
         }
         Ok(())
     }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Fork-like clone of the init with `ns_flags`, into the cgroup directory `cgroup_dir` when
+/// given and the kernel can (5.7+). Returns (pid, whether it was born in the cgroup); the pid
+/// is 0 in the child.
+fn clone_init(ns_flags: libc::c_int, cgroup_dir: Option<RawFd>) -> Result<(libc::pid_t, bool)> {
+    if let Some(fd) = cgroup_dir {
+        let args = CloneArgs {
+            flags: ns_flags as u64 | CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: fd as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: as for clone below: no new stack (the child runs on a copy of ours), the
+        // runner is single-threaded and the child only runs `init::run`.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if pid >= 0 {
+            return Ok((pid as libc::pid_t, true));
+        }
+        // Older kernels (ENOSYS, E2BIG, EINVAL): fall back to clone and a cgroup.procs write.
+    }
+    let flags = ns_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a fork-like clone (no new stack: the child runs on a copy of ours). The runner is
+    // single-threaded, and the child only runs `init::run`, which makes system calls on memory
+    // prepared before the clone and never returns.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(Error::last_os("clone"));
+    }
+    Ok((pid as libc::pid_t, false))
 }
 
 /// Reads one report: `None` on EOF (the init exec'd or died), else the message.

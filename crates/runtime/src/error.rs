@@ -17,6 +17,9 @@ pub enum Error {
     /// The spec is well-formed but asks for something this runtime cannot do.
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
+    /// The container is not in a state that allows the operation (exists, running...).
+    #[error("{0}")]
+    State(String),
     /// A file or directory operation failed.
     #[error("{what} {path}: {source}")]
     Io {

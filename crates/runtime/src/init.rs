@@ -62,10 +62,12 @@ pub enum Stage {
     Seccomp,
     /// execve of the process.
     Exec,
+    /// Creating the pty and passing its master to the runner.
+    Console,
 }
 
 impl Stage {
-    const ALL: [Stage; 24] = [
+    const ALL: [Stage; 25] = [
         Stage::Ready,
         Stage::Sync,
         Stage::UserNsRoot,
@@ -90,6 +92,7 @@ impl Stage {
         Stage::NoNewPrivs,
         Stage::Seccomp,
         Stage::Exec,
+        Stage::Console,
     ];
 
     /// Decodes a stage number from the init.
@@ -124,6 +127,7 @@ impl Stage {
             Stage::NoNewPrivs => "set no_new_privs",
             Stage::Seccomp => "install seccomp filter",
             Stage::Exec => "exec",
+            Stage::Console => "set up terminal",
         }
     }
 }
@@ -175,14 +179,21 @@ pub(crate) struct InitContext<'a> {
     pub rootfs: &'a RootfsPlan,
     pub process: &'a ProcessPlan,
     pub seccomp: Option<&'a Program>,
-    /// Read end: one byte when the runner has set up cgroups and id maps.
+    /// Read end: one byte when the runner has written the id maps, a second one when the init
+    /// is in its cgroup.
     pub sync_r: RawFd,
+    /// Wait for the cgroup before the namespaces and mounts (a cgroup namespace or a cgroup2
+    /// mount needs it); otherwise the mounts overlap with the runner's cgroup join, whose
+    /// first v1 write costs an RCU grace period (~4 ms here).
+    pub cgroup_early: bool,
     /// Write end for [`Failure`] messages (CLOEXEC: EOF at exec means success).
     pub report_w: RawFd,
     /// Read end: one byte when the container should start.
     pub start_r: RawFd,
     /// Descriptors to become 0, 1, 2 (`-1`: keep the inherited one).
     pub stdio: [RawFd; 3],
+    /// With `process.terminal`: the socket to send the pty master on (else -1).
+    pub console_w: RawFd,
 }
 
 /// Runs the init; never returns.
@@ -232,8 +243,8 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    reset_signals();
     wait_byte(ctx.sync_r, Stage::Sync)?;
-    sys::close(ctx.sync_r);
     if ctx.ns.new_userns() {
         // SAFETY: plain id arguments.
         let rc = unsafe { libc::setresgid(0, 0, 0) };
@@ -243,6 +254,10 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         sys::check(rc.into()).map_err(|e| Failure::new(Stage::UserNsRoot, 1, e))?;
     }
     crate::namespaces::join(ctx.ns).map_err(|(i, e)| Failure::new(Stage::Setns, i, e))?;
+    if ctx.cgroup_early {
+        wait_byte(ctx.sync_r, Stage::Sync)?;
+        sys::close(ctx.sync_r);
+    }
     if ctx.ns.new_cgroupns {
         // SAFETY: unshare with a flag constant.
         let rc = unsafe { libc::unshare(libc::CLONE_NEWCGROUP) };
@@ -252,7 +267,7 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         ctx.process.set_names()?;
     }
     for (i, fd) in ctx.stdio.iter().enumerate() {
-        if *fd >= 0 {
+        if *fd >= 0 && ctx.console_w < 0 {
             // SAFETY: dup2 onto 0..2 of descriptors the runner passed in.
             let rc = unsafe { libc::dup2(*fd, i as RawFd) };
             sys::check(rc.into()).map_err(|e| Failure::new(Stage::Stdio, i as u32, e))?;
@@ -261,7 +276,15 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
     ctx.rootfs.setup()?;
     ctx.process.write_sysctls()?;
     ctx.rootfs.finish()?;
+    if ctx.console_w >= 0 {
+        crate::tty::setup_in_init(ctx.console_w, ctx.process.console_size())?;
+        sys::close(ctx.console_w);
+    }
     ctx.process.prepare_self()?;
+    if !ctx.cgroup_early {
+        wait_byte(ctx.sync_r, Stage::Sync)?;
+        sys::close(ctx.sync_r);
+    }
     let nnp = ctx.process.no_new_privs();
     if let (Some(p), false) = (ctx.seccomp, nnp) {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in before the
@@ -277,6 +300,52 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         p.install().map_err(|e| seccomp_failure(&e))?;
     }
     Ok(())
+}
+
+/// Gives the process default signal dispositions and an empty mask. Ignored signals survive
+/// execve, and the Rust runtime ignores SIGPIPE in the runner: without this, `yes | head` in a
+/// container would never end.
+fn reset_signals() {
+    /// The kernel's `struct sigaction` on x86_64 (glibc's `signal()` refuses signals 32 and 33,
+    /// which it reserves, so the raw call is used for all of them).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: rt_sigaction with a valid action and the kernel's sigset size (8).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            };
+        }
+    }
+    let empty: u64 = 0;
+    // SAFETY: rt_sigprocmask with a valid 8-byte set.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
 }
 
 fn seccomp_failure(e: &std::io::Error) -> Failure {

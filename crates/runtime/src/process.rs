@@ -99,6 +99,8 @@ pub struct ProcessPlan {
     hostname: Option<CString>,
     domainname: Option<CString>,
     sysctls: Vec<(CString, CString)>,
+    terminal: bool,
+    console_size: Option<(u16, u16)>,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -237,10 +239,27 @@ impl ProcessPlan {
             hostname: spec.hostname().as_deref().map(cstr).transpose()?,
             domainname: spec.domainname().as_deref().map(cstr).transpose()?,
             sysctls,
+            terminal: p.terminal().unwrap_or(false),
+            console_size: p.console_size().map(|b| {
+                (
+                    b.height().min(u16::MAX as u64) as u16,
+                    b.width().min(u16::MAX as u64) as u16,
+                )
+            }),
         };
         plan.argv_ptrs = null_terminated(&plan.argv);
         plan.envp_ptrs = null_terminated(&plan.envp);
         Ok(plan)
+    }
+
+    /// Whether the process gets a pty (`process.terminal`).
+    pub fn terminal(&self) -> bool {
+        self.terminal
+    }
+
+    /// `process.consoleSize` as (rows, columns).
+    pub fn console_size(&self) -> Option<(u16, u16)> {
+        self.console_size
     }
 
     /// Whether no_new_privs is set (then seccomp goes in last, right before exec).
@@ -420,11 +439,10 @@ fn set_caps(c: &CapSets) -> std::result::Result<(), Errno> {
         },
     ];
     // SAFETY: header and two data structs, as capset(2) version 3 expects.
-    sys::check(unsafe {
-        libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr())
-    })?;
-    // SAFETY: prctl with integer arguments.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const CapHeader, data.as_ptr()) };
+    sys::check(rc)?;
     sys::check(
+        // SAFETY: prctl with integer arguments.
         unsafe {
             libc::prctl(
                 libc::PR_CAP_AMBIENT,

@@ -127,14 +127,15 @@ enum Kind {
         remount: Option<c_ulong>,
         file: bool,
     },
-    /// cgroup v1: a tmpfs holding a read-only bind of each hierarchy's container cgroup.
+    /// cgroup v1: a tmpfs holding a bind of each hierarchy's container cgroup (read-only
+    /// when the mount is).
     CgroupV1 {
         flags: c_ulong,
         binds: Vec<(CString, CString)>,
         links: Vec<(CString, CString)>,
     },
     /// cgroup v2: a cgroup2 mount (the init is already in its cgroup namespace).
-    Cgroup2 { flags: c_ulong },
+    Cgroup2 { source: CString, flags: c_ulong },
 }
 
 #[derive(Debug)]
@@ -292,7 +293,6 @@ impl RootfsPlan {
                 ("/proc/self/fd/1", "stdout"),
                 ("/proc/self/fd/2", "stderr"),
                 ("pts/ptmx", "ptmx"),
-                ("/proc/kcore", "core"),
             ] {
                 dev_links.push((cstr(target)?, cstr(name)?));
             }
@@ -317,6 +317,13 @@ impl RootfsPlan {
                 .and_then(|r| r.readonly())
                 .unwrap_or(false),
         })
+    }
+
+    /// Whether a mount is a cgroup2 mount (which must happen inside the cgroup namespace).
+    pub fn mounts_cgroup2(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.kind, Kind::Cgroup2 { .. }))
     }
 
     /// The destination of mount step `i`, for error messages.
@@ -352,6 +359,10 @@ impl RootfsPlan {
                 errno,
             }
         };
+        // Device nodes and mount points get exactly the modes asked for; the process's own
+        // umask is set later.
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(0) };
         sys::mount(None, c"/".as_ptr(), None, self.root_propagation, None)
             .map_err(fail(Stage::RootPropagation, 0))?;
         sys::mount(
@@ -417,7 +428,7 @@ impl RootfsPlan {
         Ok(())
     }
 
-    /// Masked paths, read-only paths and a read-only root; after pivot_root and sysctls.
+    /// Read-only paths, masked paths (in runc's order) and a read-only root; after pivot_root and sysctls.
     pub(crate) fn finish(&self) -> std::result::Result<(), Failure> {
         let fail = |stage, index| {
             move |errno| Failure {
@@ -426,14 +437,14 @@ impl RootfsPlan {
                 errno,
             }
         };
-        for (i, p) in self.masked.iter().enumerate() {
-            mask(p).map_err(fail(Stage::Mask, i as u32))?;
-        }
         for (i, p) in self.readonly.iter().enumerate() {
             match bind_readonly(p) {
                 Ok(()) | Err(libc::ENOENT) => {}
                 Err(e) => return Err(fail(Stage::Readonly, i as u32)(e)),
             }
+        }
+        for (i, p) in self.masked.iter().enumerate() {
+            mask(p).map_err(fail(Stage::Mask, i as u32))?;
         }
         if self.root_readonly {
             let flags = sys::mount_flags_of(c"/".as_ptr()).map_err(fail(Stage::RootReadonly, 0))?;
@@ -540,7 +551,14 @@ fn prepare_mount(m: &Mount, bundle: &Path, cgroup: &CgroupMount) -> Result<Step>
     } else if typ == "cgroup" || typ == "cgroup2" {
         let flags = opts.flags;
         match cgroup {
-            CgroupMount::V2 => Kind::Cgroup2 { flags },
+            CgroupMount::V2 => Kind::Cgroup2 {
+                source: cstr(
+                    m.source()
+                        .as_ref()
+                        .map_or(b"cgroup".as_slice(), |s| s.as_os_str().as_bytes()),
+                )?,
+                flags,
+            },
             CgroupMount::V1(list) => {
                 let base = m.destination();
                 let mut binds = Vec::new();
@@ -607,8 +625,8 @@ fn mount_at(root: RawFd, fd: RawFd, step: &Step) -> std::result::Result<(), sys:
         Kind::Bind { source, flags, .. } => {
             sys::mount(Some(source), target.as_ptr(), None, *flags, None)?
         }
-        Kind::Cgroup2 { flags } => sys::mount(
-            Some(c"cgroup2"),
+        Kind::Cgroup2 { source, flags } => sys::mount(
+            Some(source),
             target.as_ptr(),
             Some(c"cgroup2"),
             *flags,
@@ -637,9 +655,16 @@ fn finish_mount(root: RawFd, fd: RawFd, step: &Step) -> std::result::Result<(), 
             remount: Some(extra),
             ..
         } => {
-            let keep = sys::mount_flags_of(target.as_ptr())?;
-            let f = libc::MS_BIND | libc::MS_REMOUNT | keep | extra;
-            sys::mount(None, target.as_ptr(), None, f, None)?;
+            // The spec's flags alone, as runc does (this may clear the source's nosuid...);
+            // in a user namespace those flags are locked, so retry keeping them.
+            let f = libc::MS_BIND | libc::MS_REMOUNT | extra;
+            match sys::mount(None, target.as_ptr(), None, f, None) {
+                Err(libc::EPERM) => {
+                    let keep = sys::mount_flags_of(target.as_ptr())?;
+                    sys::mount(None, target.as_ptr(), None, f | keep, None)?;
+                }
+                r => r?,
+            }
         }
         Kind::CgroupV1 {
             flags,
@@ -680,10 +705,7 @@ fn finish_mount(root: RawFd, fd: RawFd, step: &Step) -> std::result::Result<(), 
                     return Err(sys::errno());
                 }
             }
-            if flags & libc::MS_RDONLY != 0 {
-                let f = libc::MS_REMOUNT | base | libc::MS_RDONLY;
-                sys::mount(None, target.as_ptr(), None, f, Some(c"mode=755"))?;
-            }
+            // The tmpfs itself stays writable, as under runc; the hierarchies are read-only.
         }
         _ => {}
     }

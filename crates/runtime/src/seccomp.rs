@@ -7,8 +7,9 @@
 //! as `architectures`; a 32-bit binary in a container therefore runs under runc and fails under
 //! Berth. This is deliberate for now: one arch keeps the program short and the rules simple.
 //!
-//! Rules with different actions are compiled as one `seccompiler` filter per action, and the
-//! filters are chained: where a filter would return "no match", it jumps to the next filter
+//! Unconditional rules (most of Docker's profile) are runs of one JEQ per syscall sharing a
+//! RET. Rules with argument conditions are compiled as one `seccompiler` filter per action, and
+//! the filters are chained: where a filter would return "no match", it jumps to the next filter
 //! instead, and the last one falls through to the default action. Filters are ordered by the
 //! first appearance of their action in the spec, so for a syscall named under two actions
 //! the earlier rule wins.
@@ -42,7 +43,9 @@ const BPF_RET_K: u16 = 0x06;
 /// per-action sub-filter, to be rewritten into a jump to the next sub-filter.
 const NO_MATCH: u32 = 0x7ff0_0be7;
 /// Bump when the program layout changes, so old cache entries are not reused.
-const CACHE_FORMAT: &[u8] = b"berth-seccomp-v1\n";
+const CACHE_FORMAT: &[u8] = b"berth-seccomp-v2\n";
+/// JEQs in a row before their shared RET: a conditional jump reaches at most 255 ahead.
+const MAX_JEQ_RUN: usize = 200;
 
 /// One classic BPF instruction (`struct sock_filter`, same layout as the kernel's).
 pub type Insn = seccompiler::sock_filter;
@@ -259,7 +262,21 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         stmt(BPF_RET_K, default),
     ];
     for (action, group) in groups {
-        let rules: BTreeMap<i64, Vec<SeccompRule>> = group
+        let (always, conditional): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|(_, r)| r.is_none());
+        // Unconditional syscalls: one JEQ each, jumping to a shared RET (seccompiler spends
+        // four instructions per syscall; the kernel converts and JITs every instruction at
+        // install time, so a short program starts faster).
+        for chunk in always.chunks(MAX_JEQ_RUN) {
+            prog.push(stmt(BPF_LD_W_ABS, 0)); // seccomp_data.nr
+            let k = chunk.len();
+            for (i, (nr, _)) in chunk.iter().enumerate() {
+                prog.push(jump(BPF_JMP_JEQ_K, *nr as u32, (k - i) as u8, 0));
+            }
+            prog.push(stmt(BPF_JMP_JA, 1));
+            prog.push(stmt(BPF_RET_K, action));
+        }
+        let rules: BTreeMap<i64, Vec<SeccompRule>> = conditional
             .into_iter()
             .map(|(nr, r)| (nr, r.unwrap_or_default()))
             .collect();
@@ -400,9 +417,9 @@ struct DockerProfile {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DockerArchMap {
-    architecture: oci_spec::runtime::Arch,
+    architecture: String,
     #[serde(default)]
-    sub_architectures: Option<Vec<oci_spec::runtime::Arch>>,
+    sub_architectures: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -479,10 +496,15 @@ fn evaluate_docker_profile(
         serde_json::from_str(json).map_err(|e| Error::Seccomp(format!("profile: {e}")))?;
     let native = go_arch_to_seccomp(arch);
     let mut arches = Vec::new();
+    // Names are kept as strings while reading: the profile lists arches (loongarch64...)
+    // that oci-spec has no variant for; only the native one's family is kept.
+    let to_arch = |s: &String| {
+        serde_json::from_value::<oci_spec::runtime::Arch>(serde_json::Value::String(s.clone())).ok()
+    };
     for m in &profile.arch_map {
-        if Some(m.architecture) == native {
-            arches.push(m.architecture);
-            arches.extend(m.sub_architectures.iter().flatten().copied());
+        if native.is_some() && to_arch(&m.architecture) == native {
+            arches.extend(native);
+            arches.extend(m.sub_architectures.iter().flatten().filter_map(to_arch));
         }
     }
     let has_cap = |c: &String| caps.iter().any(|x| x == c);
@@ -592,7 +614,7 @@ mod tests {
 
     /// Runs a BPF program on a fake `seccomp_data`, as the kernel would.
     fn run(p: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-        let mut data = vec![0u8; 64];
+        let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_ne_bytes());
         data[4..8].copy_from_slice(&arch.to_ne_bytes());
         for (i, a) in args.iter().enumerate() {
@@ -651,7 +673,7 @@ mod tests {
         assert_eq!(run(&p, a, nr("socket"), [40, 0, 0, 0, 0, 0]), 0x0005_0001);
         // Other ABIs get the default action.
         assert_eq!(run(&p, 0x4000_0003, 3, [0; 6]), 0x0005_0001);
-        assert_eq!(run(&p, a, X32_SYSCALL_BIT | 0, [0; 6]), 0x0005_0001);
+        assert_eq!(run(&p, a, X32_SYSCALL_BIT, [0; 6]), 0x0005_0001);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod v1;
 pub mod v2;
+pub mod v2_devices;
 
 use std::path::{Path, PathBuf};
 
@@ -47,7 +48,7 @@ pub enum Cgroup {
 /// Whether `/sys/fs/cgroup` is the unified (v2) hierarchy.
 pub fn is_v2() -> bool {
     match rustix::fs::statfs("/sys/fs/cgroup") {
-        Ok(st) => st.f_type as i64 == libc::CGROUP2_SUPER_MAGIC as i64,
+        Ok(st) => st.f_type == libc::CGROUP2_SUPER_MAGIC,
         Err(_) => false,
     }
 }
@@ -124,6 +125,14 @@ impl Cgroup {
         match self {
             Cgroup::V1(c) => c.remove(),
             Cgroup::V2(c) => c.remove(),
+        }
+    }
+
+    /// The cgroup's directories (one per v1 hierarchy, or the v2 one).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match self {
+            Cgroup::V1(c) => c.hierarchies.iter().map(|h| h.dir.clone()).collect(),
+            Cgroup::V2(c) => vec![c.dir.clone()],
         }
     }
 

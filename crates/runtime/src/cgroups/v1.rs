@@ -164,6 +164,14 @@ impl CgroupV1 {
             if let Some(r) = m.reservation() {
                 self.set("memory", "memory.soft_limit_in_bytes", &v1_limit(r))?;
             }
+            if let Some(sw) = m.swappiness() {
+                if sw <= 100 {
+                    self.set("memory", "memory.swappiness", &sw.to_string())?;
+                }
+            }
+            if m.disable_oom_killer() == Some(true) {
+                self.set("memory", "memory.oom_control", "1")?;
+            }
         }
         if let Some(c) = res.cpu() {
             if let Some(s) = c.shares() {
@@ -198,6 +206,37 @@ impl CgroupV1 {
                 _ => "blkio.weight",
             };
             self.set("blkio", file, &w.to_string())?;
+        }
+        if let Some(b) = res.block_io() {
+            for d in b.weight_device().iter().flatten() {
+                if let Some(w) = d.weight() {
+                    let line = format!("{}:{} {w}", d.major(), d.minor());
+                    self.set("blkio", "blkio.weight_device", &line)?;
+                }
+            }
+            for (file, list) in [
+                (
+                    "blkio.throttle.read_bps_device",
+                    b.throttle_read_bps_device(),
+                ),
+                (
+                    "blkio.throttle.write_bps_device",
+                    b.throttle_write_bps_device(),
+                ),
+                (
+                    "blkio.throttle.read_iops_device",
+                    b.throttle_read_iops_device(),
+                ),
+                (
+                    "blkio.throttle.write_iops_device",
+                    b.throttle_write_iops_device(),
+                ),
+            ] {
+                for d in list.iter().flatten() {
+                    let line = format!("{}:{} {}", d.major(), d.minor(), d.rate());
+                    self.set("blkio", file, &line)?;
+                }
+            }
         }
         if let Some(devs) = res.devices() {
             for d in devs {

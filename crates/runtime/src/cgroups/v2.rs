@@ -1,14 +1,14 @@
 //! cgroup v2: one directory in the unified hierarchy.
 //!
-//! Device rules (`linux.resources.devices`) are not enforced on v2 yet: v2 needs a
-//! `BPF_PROG_TYPE_CGROUP_DEVICE` program attached to the cgroup, which this backend does not
-//! build yet. [`CgroupV2::apply`] logs that it skipped them. Note that the device nodes the
-//! container can reach are still limited to those created in its `/dev`.
+//! Device rules (`linux.resources.devices`) become an eBPF program attached to the cgroup
+//! (see [`super::v2_devices`]).
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
+use super::v1::DEFAULT_ALLOWED_DEVICES;
+use super::v2_devices::{self, Rule};
 use super::{keyed, nest, read, read_u64, write, Stats};
 use crate::error::{Error, Result};
 
@@ -125,17 +125,32 @@ impl CgroupV2 {
         if let Some(p) = res.pids() {
             write(&self.file("pids.max"), &limit(p.limit()))?;
         }
-        if let Some(w) = res.block_io().as_ref().and_then(|b| b.weight()) {
-            write(
-                &self.file("io.weight"),
-                &format!("default {}", blkio_to_io_weight(w)),
-            )?;
+        if let Some(b) = res.block_io() {
+            if let Some(w) = b.weight() {
+                write(
+                    &self.file("io.weight"),
+                    &format!("default {}", blkio_to_io_weight(w)),
+                )?;
+            }
+            for d in b.weight_device().iter().flatten() {
+                if let Some(w) = d.weight() {
+                    let line = format!("{}:{} {}", d.major(), d.minor(), blkio_to_io_weight(w));
+                    write(&self.file("io.weight"), &line)?;
+                }
+            }
+            for line in io_max_lines(b) {
+                write(&self.file("io.max"), &line)?;
+            }
         }
-        if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            eprintln!(
-                "berth runtime: cgroup v2 device rules are not enforced yet (needs a \
-                 BPF_PROG_TYPE_CGROUP_DEVICE program); only the container's /dev limits devices"
+        if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+            // The same list as on v1: the spec's rules, then the devices every container gets.
+            let mut rules: Vec<Rule> = devs.iter().map(Rule::from_oci).collect();
+            rules.extend(
+                DEFAULT_ALLOWED_DEVICES
+                    .iter()
+                    .filter_map(|l| Rule::parse_v1(l, true)),
             );
+            v2_devices::attach(&self.dir, &rules)?;
         }
         Ok(())
     }
@@ -185,6 +200,29 @@ impl CgroupV2 {
             }),
         }
     }
+}
+
+/// `io.max` lines ("8:0 rbps=1048576 wiops=100") for the v1-style throttle lists, one per
+/// device, in device order.
+pub fn io_max_lines(b: &oci_spec::runtime::LinuxBlockIo) -> Vec<String> {
+    let mut per_dev: std::collections::BTreeMap<(i64, i64), Vec<String>> = Default::default();
+    for (key, list) in [
+        ("rbps", b.throttle_read_bps_device()),
+        ("wbps", b.throttle_write_bps_device()),
+        ("riops", b.throttle_read_iops_device()),
+        ("wiops", b.throttle_write_iops_device()),
+    ] {
+        for d in list.iter().flatten() {
+            per_dev
+                .entry((d.major(), d.minor()))
+                .or_default()
+                .push(format!("{key}={}", d.rate()));
+        }
+    }
+    per_dev
+        .into_iter()
+        .map(|((maj, min), kv)| format!("{maj}:{min} {}", kv.join(" ")))
+        .collect()
 }
 
 fn limit(v: i64) -> String {
@@ -317,6 +355,20 @@ mod tests {
             (5000, 3000, 2000)
         );
         assert_eq!(s.pids_current, 4);
+    }
+
+    #[test]
+    fn throttle_lists_become_one_io_max_line_per_device() {
+        let b: oci_spec::runtime::LinuxBlockIo = serde_json::from_value(serde_json::json!({
+            "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+            "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 100},
+                                        {"major": 8, "minor": 16, "rate": 5}]
+        }))
+        .unwrap();
+        assert_eq!(
+            io_max_lines(&b),
+            vec!["8:0 rbps=1048576 wiops=100", "8:16 wiops=5"]
+        );
     }
 
     #[test]
