@@ -327,7 +327,7 @@ fn exit_codes_follow_the_process_and_docker_conventions() {
         let cache = tempfile::tempdir().unwrap();
         let (code, out) = run_berth(&b, cache.path());
         assert_eq!(code, want, "{args:?}: {out}");
-        assert!(out.contains("exec "), "{out}");
+        assert!(out.contains("exec: "), "{out}");
     }
 }
 
