@@ -28,14 +28,14 @@ mkbundle "$W/plain" --no-seccomp
 mkbundle "$W/seccomp" ""
 CACHE="$W/cache"
 
+# --prepare is given once per command: only the cold case empties the cache.
 hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$W/r.json" \
-    -n "runc, no seccomp"            "runc run --bundle $W/plain bench-runc" \
-    -n "runc, docker profile"        "runc run --bundle $W/seccomp bench-runc" \
-    -n "berth, no seccomp"           "$BERTH runtime run --seccomp-cache $CACHE --bundle $W/plain bench-berth" \
-    -n "berth, docker profile cold"  --prepare "rm -rf $CACHE" \
-                                     "$BERTH runtime run --seccomp-cache $CACHE --bundle $W/seccomp bench-berth" \
-    -n "berth, docker profile cached" --prepare "true" \
-                                     "$BERTH runtime run --seccomp-cache $CACHE --bundle $W/seccomp bench-berth" \
+    --prepare true --prepare true --prepare true --prepare "rm -rf $CACHE" --prepare true \
+    -n "runc, no seccomp"             "runc run --bundle $W/plain bench-runc" \
+    -n "runc, docker profile"         "runc run --bundle $W/seccomp bench-runc" \
+    -n "berth, no seccomp"            "$BERTH runtime run --seccomp-cache $CACHE --bundle $W/plain bench-berth" \
+    -n "berth, docker profile cold"   "$BERTH runtime run --seccomp-cache $CACHE --bundle $W/seccomp bench-berth" \
+    -n "berth, docker profile cached" "$BERTH runtime run --seccomp-cache $CACHE --bundle $W/seccomp bench-berth" \
     >/dev/null
 
 python3 - "$W/r.json" <<'PY'

@@ -235,7 +235,14 @@ impl Container {
             release("release init to its cgroup")
         })();
         drop(sync_w);
-        let outcome = released.and_then(|()| read_report(&report_r));
+        // If the init failed meanwhile, the release hits a closed pipe: its report says why.
+        let outcome = match released {
+            Ok(()) => read_report(&report_r),
+            Err(e) => match read_report(&report_r) {
+                Ok(Some(f)) if f.stage != Stage::Ready => Ok(Some(f)),
+                _ => Err(e),
+            },
+        };
         match outcome {
             Ok(Some(f)) if f.stage == Stage::Ready => {
                 // The init sent the pty master before reporting ready.

@@ -48,8 +48,9 @@ pub enum Error {
         /// The errno.
         source: io::Error,
     },
-    /// The process could not be executed (exit codes 126/127 follow from this).
-    #[error("exec {program}: {source}")]
+    /// The process could not be executed (exit codes 126/127 follow from this). Worded as
+    /// runc words it, which Docker users see in `docker run` errors.
+    #[error("exec: {program:?}: {}", exec_reason(.program, .source))]
     Exec {
         /// `args[0]`.
         program: String,
@@ -67,6 +68,14 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+}
+
+fn exec_reason(program: &str, e: &io::Error) -> String {
+    if e.raw_os_error() == Some(libc::ENOENT) && !program.contains('/') {
+        "executable file not found in $PATH".to_string()
+    } else {
+        e.to_string()
+    }
 }
 
 /// The runtime's result type.
@@ -88,5 +97,25 @@ impl Error {
             call,
             source: io::Error::last_os_error(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_errors_read_like_runcs() {
+        let e = |p: &str, errno| Error::Exec {
+            program: p.into(),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        assert_eq!(
+            e("nope", libc::ENOENT).to_string(),
+            "exec: \"nope\": executable file not found in $PATH"
+        );
+        assert!(e("/bin/x", libc::EACCES)
+            .to_string()
+            .starts_with("exec: \"/bin/x\": Permission denied"));
     }
 }

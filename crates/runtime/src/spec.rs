@@ -109,10 +109,6 @@ pub fn unsupported_fields(spec: &Spec) -> Vec<&'static str> {
         );
         if let Some(r) = l.resources() {
             let checks = [
-                (
-                    r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()),
-                    "resources.hugepageLimits",
-                ),
                 (r.rdma().is_some(), "resources.rdma"),
                 (r.network().is_some(), "resources.network"),
                 (

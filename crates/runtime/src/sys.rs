@@ -120,9 +120,19 @@ pub(crate) fn close(fd: RawFd) {
 
 /// Creates `path` (absolute, inside `root`) and its missing parents, without following any
 /// symlink out of `root`; the last component is a file when `file` is set. Returns an
-/// `O_PATH` fd of the result.
+/// `O_PATH` fd of the result. A dangling symlink on the way (`/var/run -> /run` before `/run`
+/// exists) gets its target created, resolved inside `root` as well.
 pub(crate) fn mkdir_all_in_root(root: RawFd, path: &CStr, file: bool) -> Result<RawFd, Errno> {
-    let bytes = path.to_bytes();
+    mkdir_all(root, path.to_bytes(), file, 0)
+}
+
+/// How many dangling symlinks one path may lead through (the kernel allows 40 hops in total).
+const MAX_LINK_DEPTH: u32 = 8;
+
+fn mkdir_all(root: RawFd, bytes: &[u8], file: bool, depth: u32) -> Result<RawFd, Errno> {
+    if depth > MAX_LINK_DEPTH {
+        return Err(libc::ELOOP);
+    }
     let mut end = 0;
     while end < bytes.len() {
         // Next component boundary.
@@ -146,9 +156,10 @@ pub(crate) fn mkdir_all_in_root(root: RawFd, path: &CStr, file: bool) -> Result<
             Err(libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
+        let parent_bytes = &bytes[..end - comp.len()];
         let mut parent = StackPath::new();
-        parent.push(&bytes[..end - comp.len()])?;
-        if bytes[..end - comp.len()].is_empty() {
+        parent.push(parent_bytes)?;
+        if parent_bytes.is_empty() {
             parent.push(b"/")?;
         }
         let pfd = open_in_root(root, parent.as_ptr(), libc::O_PATH | libc::O_DIRECTORY)?;
@@ -174,6 +185,31 @@ pub(crate) fn mkdir_all_in_root(root: RawFd, path: &CStr, file: bool) -> Result<
             unsafe { libc::mkdirat(pfd, name.as_ptr(), 0o755) }
         };
         let err = if rc < 0 { errno() } else { 0 };
+        if rc < 0 && (err == libc::EEXIST || err == libc::ELOOP) {
+            // The name exists but does not resolve: a dangling symlink. Create its target,
+            // itself resolved inside `root`, then carry on.
+            let mut link = [0u8; PATH_MAX];
+            // SAFETY: `pfd` is an open directory fd, `name` is NUL-terminated and `link` is a
+            // writable buffer of the given size.
+            let n = unsafe {
+                libc::readlinkat(pfd, name.as_ptr(), link.as_mut_ptr().cast(), link.len())
+            };
+            close(pfd);
+            if n < 0 {
+                return Err(libc::EEXIST);
+            }
+            let link = &link[..n as usize];
+            let mut target = StackPath::new();
+            if !link.starts_with(b"/") {
+                target.push(parent_bytes)?;
+                target.push(b"/")?;
+            }
+            target.push(link)?;
+            let len = target.len;
+            let fd = mkdir_all(root, &target.buf[..len], last && file, depth + 1)?;
+            close(fd);
+            continue;
+        }
         close(pfd);
         if rc < 0 && err != libc::EEXIST {
             return Err(err);
@@ -184,7 +220,9 @@ pub(crate) fn mkdir_all_in_root(root: RawFd, path: &CStr, file: bool) -> Result<
     } else {
         libc::O_PATH | libc::O_DIRECTORY
     };
-    open_in_root(root, path.as_ptr(), flags)
+    let mut full = StackPath::new();
+    full.push(bytes)?;
+    open_in_root(root, full.as_ptr(), flags)
 }
 
 /// mount(2) with optional C strings.

@@ -327,7 +327,7 @@ fn exit_codes_follow_the_process_and_docker_conventions() {
         let cache = tempfile::tempdir().unwrap();
         let (code, out) = run_berth(&b, cache.path());
         assert_eq!(code, want, "{args:?}: {out}");
-        assert!(out.contains("exec "), "{out}");
+        assert!(out.contains("exec: "), "{out}");
     }
 }
 
@@ -759,5 +759,59 @@ fn io_throttle_swappiness_and_oom_settings_match_runc() {
         berth.1.contains(&format!("{maj}:{min} 1048576")) || berth.1.contains("rbps=1048576"),
         "{}",
         berth.1
+    );
+}
+
+#[test]
+fn mount_targets_cannot_escape_the_rootfs_through_symlinks() {
+    require_host!();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("victim");
+    let s = spec_with(
+        &[
+            "sh",
+            "-c",
+            "ls -d /escape/sub && grep ' /escape/sub ' /proc/self/mountinfo | cut -d' ' -f5",
+        ],
+        |s| {
+            let mut mounts = s.mounts().clone().unwrap();
+            mounts.push(
+            serde_json::from_value(serde_json::json!(
+                {"destination": "/escape/sub", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}
+            ))
+            .unwrap(),
+        );
+            s.set_mounts(Some(mounts));
+        },
+    );
+    let b = TestBundle::new(&s);
+    // An absolute symlink in the image pointing at a host path, and a relative one climbing out.
+    std::os::unix::fs::symlink(&target, b.path().join("rootfs/escape")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (code, out) = run_berth(&b, cache.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !target.exists(),
+        "the host path was created through the symlink"
+    );
+    // The symlink was resolved inside the rootfs instead.
+    assert!(b
+        .path()
+        .join("rootfs")
+        .join(target.strip_prefix("/").unwrap())
+        .join("sub")
+        .is_dir());
+
+    std::fs::remove_file(b.path().join("rootfs/escape")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../../../..".to_string() + &target.to_string_lossy(),
+        b.path().join("rootfs/escape"),
+    )
+    .unwrap();
+    let (code, out) = run_berth(&b, cache.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !target.exists(),
+        "the host path was created through a ../ symlink"
     );
 }

@@ -238,6 +238,10 @@ impl CgroupV1 {
                 }
             }
         }
+        for h in res.hugepage_limits().iter().flatten() {
+            let file = format!("hugetlb.{}.limit_in_bytes", h.page_size());
+            self.set("hugetlb", &file, &h.limit().to_string())?;
+        }
         if let Some(devs) = res.devices() {
             for d in devs {
                 let file = if d.allow() {

@@ -142,6 +142,10 @@ impl CgroupV2 {
                 write(&self.file("io.max"), &line)?;
             }
         }
+        for h in res.hugepage_limits().iter().flatten() {
+            let file = format!("hugetlb.{}.max", h.page_size());
+            write(&self.file(&file), &limit(h.limit()))?;
+        }
         if let Some(devs) = res.devices().as_ref().filter(|d| !d.is_empty()) {
             // The same list as on v1: the spec's rules, then the devices every container gets.
             let mut rules: Vec<Rule> = devs.iter().map(Rule::from_oci).collect();
@@ -297,6 +301,12 @@ mod tests {
                     .unwrap(),
             )
             .pids(LinuxPidsBuilder::default().limit(42).build().unwrap())
+            .hugepage_limits(vec![oci_spec::runtime::LinuxHugepageLimitBuilder::default(
+            )
+            .page_size("2MB")
+            .limit(4_194_304i64)
+            .build()
+            .unwrap()])
             .block_io(
                 LinuxBlockIoBuilder::default()
                     .weight(500u16)
@@ -330,6 +340,7 @@ mod tests {
         assert_eq!(r("cpu.max"), "50000 100000");
         assert_eq!(r("cpuset.cpus"), "0");
         assert_eq!(r("pids.max"), "42");
+        assert_eq!(r("hugetlb.2MB.max"), "4194304");
         assert_eq!(
             r("io.weight"),
             format!("default {}", blkio_to_io_weight(500))
