@@ -134,6 +134,7 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
     let opts = CreateOptions {
         seccomp_cache: args.seccomp_cache.clone(),
         no_cgroups: false,
+        start_fifo: None,
     };
     let stdio = Stdio {
         stdin: stdin_r,

@@ -115,6 +115,13 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&c.id);
+        if result.is_err() && c.host_config.auto_remove == Some(true) {
+            // As dockerd: a container started with --rm that cannot start is removed (the docker CLI waits
+            // for that removal before it exits).
+            if let Ok(c) = self.containers.resolve(&c.id) {
+                let _ = self.remove_stopped(&c).await;
+            }
+        }
         result
     }
 
