@@ -209,6 +209,22 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Containers outlive their daemon by design: remove them (and their mounts) while it still runs.
+        if self.child.is_some() {
+            if let Ok(r) = self.try_request("GET", "/containers/json?all=1", &[]) {
+                if let Ok(list) = serde_json::from_slice::<serde_json::Value>(&r.body) {
+                    for c in list.as_array().into_iter().flatten() {
+                        if let Some(id) = c["Id"].as_str() {
+                            let _ = self.try_request(
+                                "DELETE",
+                                &format!("/containers/{id}?force=1"),
+                                &[],
+                            );
+                        }
+                    }
+                }
+            }
+        }
         self.kill();
         // Keep the root when a test failed, to read its log; tempdir cleanup otherwise.
         if std::thread::panicking() {
@@ -383,7 +399,16 @@ pub fn busybox_rootfs_tar(dest: &Path) {
     }
     b.append_path_with_name(busybox, "bin/busybox")
         .expect("busybox");
-    for applet in ["sh", "echo", "ls", "cat", "true", "sleep", "httpd", "id"] {
+    let list = Command::new(busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    let applets: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| *a != "busybox" && !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for applet in &applets {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);

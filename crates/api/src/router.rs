@@ -88,7 +88,11 @@ async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Resp
 }
 
 /// `/containers/{id}[/action]`.
-async fn container_route(ctx: &Ctx, req: Request<Incoming>, rest: &str) -> ApiResult<Response<Body>> {
+async fn container_route(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+    rest: &str,
+) -> ApiResult<Response<Body>> {
     use routes::containers as c;
     let m = req.method().clone();
     let (name, action) = match rest.split_once('/') {

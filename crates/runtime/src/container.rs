@@ -206,6 +206,12 @@ impl Container {
             start_r: start_r.as_raw_fd(),
             stdio: [raw(&stdio.stdin), raw(&stdio.stdout), raw(&stdio.stderr)],
             console_w: console.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
+            runner_fds: [
+                sync_w.as_raw_fd(),
+                report_r.as_raw_fd(),
+                start_w.as_raw_fd(),
+                console.as_ref().map_or(-1, |(r, _)| r.as_raw_fd()),
+            ],
         };
         namespaces::join_pid_for_children(ns)?;
         // On v2 the init is born in its cgroup (clone3 CLONE_INTO_CGROUP): no migration.

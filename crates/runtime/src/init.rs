@@ -194,6 +194,9 @@ pub(crate) struct InitContext<'a> {
     pub stdio: [RawFd; 3],
     /// With `process.terminal`: the socket to send the pty master on (else -1).
     pub console_w: RawFd,
+    /// The runner's ends of the pipes (the clone got copies): closed first, so that the init sees EOF
+    /// — and gives up — if the runner dies before starting it (-1: none).
+    pub runner_fds: [RawFd; 4],
 }
 
 /// Runs the init; never returns.
@@ -233,6 +236,11 @@ fn wait_byte(fd: RawFd, stage: Stage) -> Result<(), Failure> {
 }
 
 fn setup(ctx: &InitContext) -> Result<(), Failure> {
+    for fd in ctx.runner_fds {
+        if fd >= 0 {
+            sys::close(fd);
+        }
+    }
     // Nothing of the runner's but the pipes and stdio may reach the process.
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only marks descriptors.
     unsafe {

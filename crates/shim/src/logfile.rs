@@ -115,7 +115,10 @@ impl JsonLog {
         for i in (0..self.max_files - 1).rev() {
             let _ = std::fs::rename(name(i), name(i + 1));
         }
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.size = 0;
         Ok(())
     }
@@ -182,7 +185,8 @@ mod tests {
         let p = d.path().join("c-json.log");
         let mut log = JsonLog::open(&p, 1000, 3).unwrap();
         for i in 0..200 {
-            log.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
+            log.write(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .unwrap();
         }
         assert!(p.exists());
         assert!(d.path().join("c-json.log.1").exists());

@@ -1,5 +1,5 @@
-//! The shim's control protocol on `STATE_DIR/shim.sock`: a client sends one text command per line and reads
-//! one reply line.
+//! The shim's control protocol on its unix socket (`--socket`): a client sends one text command per line and
+//! reads one reply line.
 //!
 //! - `attach [stdin] [stdout] [stderr]` → `ok`; the connection then carries the container's output as
 //!   Docker's multiplexed frames (`[stream, 0, 0, 0, len_be32] payload`, stream 1 = stdout, 2 = stderr) and,
@@ -14,8 +14,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Name of the control socket in the state dir.
-pub const SOCKET: &str = "shim.sock";
 /// Name of the exit record in the state dir.
 pub const EXIT_FILE: &str = "exit.json";
 /// Name of the file holding the container init's host pid.

@@ -22,9 +22,12 @@ pub struct ShimArgs {
     /// OCI bundle directory (config.json).
     #[arg(long)]
     pub bundle: PathBuf,
-    /// Directory for the socket, pid and exit files.
+    /// Directory for the pid and exit files.
     #[arg(long)]
     pub state_dir: PathBuf,
+    /// The control socket (kept short: unix socket paths are limited to 107 bytes).
+    #[arg(long)]
+    pub socket: PathBuf,
     /// json-file log path.
     #[arg(long)]
     pub log_path: PathBuf,
@@ -50,7 +53,11 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 enum Mode {
     Command,
-    Attach { stdout: bool, stderr: bool, stdin: bool },
+    Attach {
+        stdout: bool,
+        stderr: bool,
+        stdin: bool,
+    },
 }
 
 struct Client {
@@ -141,18 +148,37 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
         stdout: Some(out_w),
         stderr: Some(err_w),
     };
-    let container = Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?;
+    let container =
+        Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?;
     let pid = container.pid();
+    let sock = args.socket.clone();
+    let prepared = (|| -> Result<UnixListener, String> {
+        write_file(
+            &args.state_dir.join(protocol::PID_FILE),
+            format!("{pid}\n").as_bytes(),
+        )
+        .map_err(|e| format!("writing pid file: {e}"))?;
+        if let Some(dir) = sock.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        let _ = std::fs::remove_file(&sock);
+        let listener =
+            UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("socket: {e}"))?;
+        Ok(listener)
+    })();
+    let listener = match prepared {
+        Ok(l) => l,
+        Err(e) => {
+            // Nobody will ever start it: do not leave the init waiting.
+            let _ = container.delete();
+            return Err(e);
+        }
+    };
     let pidfd = rustix::process::Pid::from_raw(pid)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
-    write_file(&args.state_dir.join(protocol::PID_FILE), format!("{pid}\n").as_bytes())
-        .map_err(|e| format!("writing pid file: {e}"))?;
-    let sock = args.state_dir.join(protocol::SOCKET);
-    let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("socket: {e}"))?;
     nonblocking(&out_r);
     nonblocking(&err_r);
     if let Some(w) = &stdin_w {
@@ -163,6 +189,7 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
             id: args.id.clone(),
             bundle: args.bundle.clone(),
             state_dir: args.state_dir.clone(),
+            socket: args.socket.clone(),
             log_path: args.log_path.clone(),
             log_max_size: args.log_max_size,
             log_max_files: args.log_max_files,
@@ -210,15 +237,29 @@ impl Shim {
     fn poll_once(&mut self) {
         let mut fds: Vec<libc::pollfd> = Vec::new();
         let mut push = |fd: RawFd, events: i16| {
-            fds.push(libc::pollfd { fd, events, revents: 0 });
+            fds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
         };
         push(self.listener.as_raw_fd(), libc::POLLIN);
         for fd in &self.out {
             push(fd.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
         }
-        push(self.pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
-        let stdin_events = if self.stdin_buf.is_empty() { 0 } else { libc::POLLOUT };
-        push(self.stdin_w.as_ref().map_or(-1, |f| f.as_raw_fd()), stdin_events);
+        push(
+            self.pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            libc::POLLIN,
+        );
+        let stdin_events = if self.stdin_buf.is_empty() {
+            0
+        } else {
+            libc::POLLOUT
+        };
+        push(
+            self.stdin_w.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            stdin_events,
+        );
         for c in &self.clients {
             let mut ev = if c.read_closed { 0 } else { libc::POLLIN };
             if !c.outbuf.is_empty() {
@@ -226,7 +267,11 @@ impl Shim {
             }
             push(c.stream.as_raw_fd(), ev);
         }
-        let timeout = if self.exited.is_some() || self.pidfd.is_none() { 100 } else { -1 };
+        let timeout = if self.exited.is_some() || self.pidfd.is_none() {
+            100
+        } else {
+            -1
+        };
         // SAFETY: `fds` is a valid array of pollfd structs for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 {
@@ -277,7 +322,9 @@ impl Shim {
     }
 
     fn read_output(&mut self, i: usize, stream: Stream) {
-        let Some(fd) = self.out[i].as_ref() else { return };
+        let Some(fd) = self.out[i].as_ref() else {
+            return;
+        };
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match rustix::io::read(fd, &mut buf) {
@@ -290,11 +337,16 @@ impl Shim {
                     if let Err(e) = self.log.write(stream, data) {
                         eprintln!("shim {}: writing log: {e}", self.args.id);
                     }
-                    let id = if stream == Stream::Stdout { protocol::STDOUT } else { protocol::STDERR };
+                    let id = if stream == Stream::Stdout {
+                        protocol::STDOUT
+                    } else {
+                        protocol::STDERR
+                    };
                     for c in &mut self.clients {
                         let wants = match c.mode {
                             Mode::Attach { stdout, stderr, .. } => {
-                                (stream == Stream::Stdout && stdout) || (stream == Stream::Stderr && stderr)
+                                (stream == Stream::Stdout && stdout)
+                                    || (stream == Stream::Stderr && stderr)
                             }
                             Mode::Command => false,
                         };
@@ -433,7 +485,10 @@ impl Shim {
                     }
                 }
                 Some("kill") => {
-                    let sig = words.next().and_then(|s| s.parse().ok()).unwrap_or(libc::SIGKILL);
+                    let sig = words
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(libc::SIGKILL);
                     match self.container.kill(sig) {
                         Ok(()) => "ok".to_owned(),
                         Err(e) => format!("err {e}"),
@@ -454,7 +509,9 @@ impl Shim {
     /// Records the exit, tells waiters, flushes attached clients, removes the container, and returns.
     fn finish(&mut self) {
         let _ = self.log.flush_partial();
-        let Some((status, _)) = self.exited else { return };
+        let Some((status, _)) = self.exited else {
+            return;
+        };
         let oom = self.oom_killed();
         let record = ExitRecord {
             exit_code: status.code(),
@@ -477,7 +534,7 @@ impl Shim {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
         self.clients.clear();
-        let _ = std::fs::remove_file(self.args.state_dir.join(protocol::SOCKET));
+        let _ = std::fs::remove_file(&self.args.socket);
     }
 }
 
@@ -487,7 +544,9 @@ fn start_error(e: &runtime::Error) -> String {
     match e {
         runtime::Error::Exec { program, source } => {
             let why = match source.raw_os_error() {
-                Some(libc::ENOENT) if !program.contains('/') => "executable file not found in $PATH".to_owned(),
+                Some(libc::ENOENT) if !program.contains('/') => {
+                    "executable file not found in $PATH".to_owned()
+                }
                 Some(libc::ENOENT) => format!("stat {program}: no such file or directory"),
                 Some(libc::EACCES) | Some(libc::EPERM) => "permission denied".to_owned(),
                 _ => source.to_string(),

@@ -2,7 +2,9 @@
 //! hijacked attach stream.
 
 use bytes::Bytes;
-use engine::containers::{parse_signal, ContainerListOptions, CreateRequest, LogOptions, WaitCondition};
+use engine::containers::{
+    parse_signal, ContainerListOptions, CreateRequest, LogOptions, WaitCondition,
+};
 use engine::{parse_timestamp, Filters};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -36,7 +38,12 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Bod
 pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let opts = ContainerListOptions {
         all: ctx.query.bool("all"),
-        limit: ctx.query.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|l| *l > 0).map(|l| l as usize),
+        limit: ctx
+            .query
+            .get("limit")
+            .and_then(|l| l.parse::<i64>().ok())
+            .filter(|l| *l > 0)
+            .map(|l| l as usize),
         filters: Filters::parse(ctx.query.get("filters"))?,
     };
     Ok(json(&ctx.engine.list_containers(opts).await?))
@@ -55,13 +62,19 @@ pub async fn start(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 /// `POST /containers/{id}/stop?signal=…&t=…`.
 pub async fn stop(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     let t = timeout(ctx)?;
-    not_modified_ok(ctx.engine.stop_container(name, ctx.query.get("signal"), t).await)
+    not_modified_ok(
+        ctx.engine
+            .stop_container(name, ctx.query.get("signal"), t)
+            .await,
+    )
 }
 
 /// `POST /containers/{id}/restart?signal=…&t=…`.
 pub async fn restart(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     let t = timeout(ctx)?;
-    ctx.engine.restart_container(name, ctx.query.get("signal"), t).await?;
+    ctx.engine
+        .restart_container(name, ctx.query.get("signal"), t)
+        .await?;
     Ok(body::empty(StatusCode::NO_CONTENT))
 }
 
@@ -70,7 +83,9 @@ pub async fn kill(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     if let Some(s) = ctx.query.get("signal").filter(|s| !s.is_empty()) {
         parse_signal(s)?;
     }
-    ctx.engine.kill_container(name, ctx.query.get("signal")).await?;
+    ctx.engine
+        .kill_container(name, ctx.query.get("signal"))
+        .await?;
     Ok(body::empty(StatusCode::NO_CONTENT))
 }
 
@@ -83,7 +98,9 @@ pub async fn rename(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 
 /// `DELETE /containers/{id}?force=…&v=…`.
 pub async fn remove(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
-    ctx.engine.remove_container(name, ctx.query.bool("force")).await?;
+    ctx.engine
+        .remove_container(name, ctx.query.bool("force"))
+        .await?;
     Ok(body::empty(StatusCode::NO_CONTENT))
 }
 
@@ -108,7 +125,12 @@ pub async fn wait(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 /// `GET /containers/{id}/logs`.
 pub async fn logs(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     let q = &ctx.query;
-    let stamp = |k: &str| q.get(k).filter(|s| !s.is_empty() && *s != "0").map(parse_timestamp).transpose();
+    let stamp = |k: &str| {
+        q.get(k)
+            .filter(|s| !s.is_empty() && *s != "0")
+            .map(parse_timestamp)
+            .transpose()
+    };
     let opts = LogOptions {
         stdout: q.bool("stdout"),
         stderr: q.bool("stderr"),
@@ -116,7 +138,10 @@ pub async fn logs(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
         since: stamp("since")?,
         until: stamp("until")?,
         timestamps: q.bool("timestamps"),
-        tail: q.get("tail").filter(|t| *t != "all").and_then(|t| t.parse().ok()),
+        tail: q
+            .get("tail")
+            .filter(|t| *t != "all")
+            .and_then(|t| t.parse().ok()),
     };
     let (tty, mut frames) = ctx.engine.container_logs(name, opts).await?;
     let (tx, body) = body::channel();
@@ -132,7 +157,11 @@ pub async fn logs(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 
 /// `POST /containers/{id}/attach`: hijacks the connection (`Upgrade: tcp` → 101) and carries the container's
 /// output (and input) until the output ends.
-pub async fn attach(ctx: &Ctx, mut req: Request<Incoming>, name: &str) -> ApiResult<Response<Body>> {
+pub async fn attach(
+    ctx: &Ctx,
+    mut req: Request<Incoming>,
+    name: &str,
+) -> ApiResult<Response<Body>> {
     let q = &ctx.query;
     let upgrading = req
         .headers()
@@ -140,7 +169,9 @@ pub async fn attach(ctx: &Ctx, mut req: Request<Incoming>, name: &str) -> ApiRes
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
     if !upgrading {
-        return Err(ApiError::bad_request("attach needs a hijacked connection (Upgrade: tcp)"));
+        return Err(ApiError::bad_request(
+            "attach needs a hijacked connection (Upgrade: tcp)",
+        ));
     }
     let target = ctx.engine.attach_target(name).await?;
     let want_stdin = q.bool("stdin");
@@ -156,7 +187,12 @@ pub async fn attach(ctx: &Ctx, mut req: Request<Incoming>, name: &str) -> ApiRes
             ..Default::default()
         };
         if want_stdout || want_stderr {
-            Some(ctx.engine.container_logs(&target.container.id, opts).await?.1)
+            Some(
+                ctx.engine
+                    .container_logs(&target.container.id, opts)
+                    .await?
+                    .1,
+            )
         } else {
             None
         }
@@ -196,7 +232,11 @@ pub async fn attach(ctx: &Ctx, mut req: Request<Incoming>, name: &str) -> ApiRes
                     match rd.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if stdin.send(Some(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                            if stdin
+                                .send(Some(Bytes::copy_from_slice(&buf[..n])))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -237,9 +277,15 @@ pub async fn attach(ctx: &Ctx, mut req: Request<Incoming>, name: &str) -> ApiRes
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;
     });
-    let mut resp = body::with_type(StatusCode::SWITCHING_PROTOCOLS, stream_type(tty), body::full(Bytes::new()));
-    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    resp.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    let mut resp = body::with_type(
+        StatusCode::SWITCHING_PROTOCOLS,
+        stream_type(tty),
+        body::full(Bytes::new()),
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    resp.headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     Ok(resp)
 }
 

@@ -30,7 +30,11 @@ impl Engine {
             .image
             .clone()
             .filter(|i| !i.is_empty())
-            .ok_or_else(|| Error::InvalidParameter("config cannot be empty in order to create a container".into()))?;
+            .ok_or_else(|| {
+                Error::InvalidParameter(
+                    "config cannot be empty in order to create a container".into(),
+                )
+            })?;
         let image = {
             let n = image_name.clone();
             self.blocking(move |s| Ok(s.get(&n)?)).await?
@@ -39,7 +43,11 @@ impl Engine {
         validate_host_config(&host)?;
         fill_host_defaults(&mut host);
         let warnings = Vec::new();
-        let (config, path, args) = merge_config(&body, &image.config.config.clone().unwrap_or_default(), &image_name)?;
+        let (config, path, args) = merge_config(
+            &body,
+            &image.config.config.clone().unwrap_or_default(),
+            &image_name,
+        )?;
         if host.memory.unwrap_or(0) > 0 && host.memory.unwrap_or(0) < 6 * 1024 * 1024 {
             return Err(Error::InvalidParameter(
                 "Minimum memory limit allowed is 6MB".into(),
@@ -81,7 +89,9 @@ impl Engine {
                 return Ok(name);
             }
         }
-        Err(Error::System("could not generate a unique container name".into()))
+        Err(Error::System(
+            "could not generate a unique container name".into(),
+        ))
     }
 }
 
@@ -99,7 +109,9 @@ fn merge_config(
         env.push(e.clone());
     }
     let entrypoint = match &body.entrypoint {
-        Some(ep) => Some(ep.clone()).filter(|e| !e.is_empty() && !(e.len() == 1 && e[0].is_empty())),
+        Some(ep) => {
+            Some(ep.clone()).filter(|e| !e.is_empty() && !(e.len() == 1 && e[0].is_empty()))
+        }
         None => img.entrypoint.clone(),
     };
     // A new entrypoint drops the image's CMD, as in Docker.
@@ -114,16 +126,28 @@ fn merge_config(
         return Err(Error::InvalidParameter("no command specified".into()));
     }
     let path = argv.remove(0);
-    let mut labels: HashMap<String, String> = img.labels.clone().map(|l| l.into_iter().collect()).unwrap_or_default();
+    let mut labels: HashMap<String, String> = img
+        .labels
+        .clone()
+        .map(|l| l.into_iter().collect())
+        .unwrap_or_default();
     labels.extend(body.labels.clone().unwrap_or_default());
-    let mut exposed: Vec<String> = img.exposed_ports.clone().map(|p| p.into_keys().collect()).unwrap_or_default();
+    let mut exposed: Vec<String> = img
+        .exposed_ports
+        .clone()
+        .map(|p| p.into_keys().collect())
+        .unwrap_or_default();
     for p in body.exposed_ports.iter().flatten() {
         if !exposed.contains(p) {
             exposed.push(p.clone());
         }
     }
     exposed.sort();
-    let mut volumes: Vec<String> = img.volumes.clone().map(|v| v.into_keys().collect()).unwrap_or_default();
+    let mut volumes: Vec<String> = img
+        .volumes
+        .clone()
+        .map(|v| v.into_keys().collect())
+        .unwrap_or_default();
     for v in body.volumes.iter().flatten() {
         if !volumes.contains(v) {
             volumes.push(v.clone());
@@ -139,7 +163,11 @@ fn merge_config(
     let config = ContainerConfig {
         hostname: body.hostname.clone(),
         domainname: Some(body.domainname.clone().unwrap_or_default()),
-        user: Some(nonempty(&body.user).or_else(|| img.user.clone()).unwrap_or_default()),
+        user: Some(
+            nonempty(&body.user)
+                .or_else(|| img.user.clone())
+                .unwrap_or_default(),
+        ),
         attach_stdin: Some(body.attach_stdin.unwrap_or(false)),
         attach_stdout: Some(body.attach_stdout.unwrap_or(false)),
         attach_stderr: Some(body.attach_stderr.unwrap_or(false)),
@@ -153,7 +181,11 @@ fn merge_config(
         args_escaped: body.args_escaped,
         image: Some(image_name.to_owned()),
         volumes: (!volumes.is_empty()).then_some(volumes),
-        working_dir: Some(nonempty(&body.working_dir).or_else(|| img.working_dir.clone()).unwrap_or_default()),
+        working_dir: Some(
+            nonempty(&body.working_dir)
+                .or_else(|| img.working_dir.clone())
+                .unwrap_or_default(),
+        ),
         entrypoint,
         network_disabled: body.network_disabled,
         mac_address: None,
@@ -182,7 +214,8 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if some_vec(&h.volumes_from) {
         return refuse("--volumes-from");
     }
-    if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports == Some(true) {
+    if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports == Some(true)
+    {
         return refuse("publishing ports (-p, -P)");
     }
     if some_vec(&h.links) {
@@ -198,7 +231,11 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         None | Some("") | Some("default") | Some("bridge") | Some("none") | Some("host") => {}
         Some(other) => return refuse(&format!("network mode {other:?}")),
     }
-    for (what, mode) in [("--pid", &h.pid_mode), ("--ipc", &h.ipc_mode), ("--uts", &h.uts_mode)] {
+    for (what, mode) in [
+        ("--pid", &h.pid_mode),
+        ("--ipc", &h.ipc_mode),
+        ("--uts", &h.uts_mode),
+    ] {
         match mode.as_deref() {
             None | Some("") | Some("host") | Some("private") | Some("shareable") => {}
             Some(other) => return refuse(&format!("{what} {other}")),
@@ -240,7 +277,11 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     }
     match h.runtime.as_deref() {
         None | Some("") | Some("berth") | Some("runc") => {}
-        Some(other) => return Err(Error::InvalidParameter(format!("unknown or invalid runtime name: {other}"))),
+        Some(other) => {
+            return Err(Error::InvalidParameter(format!(
+                "unknown or invalid runtime name: {other}"
+            )))
+        }
     }
     Ok(())
 }
@@ -250,10 +291,19 @@ fn fill_host_defaults(h: &mut HostConfig) {
     if h.network_mode.as_deref().is_none_or(str::is_empty) {
         h.network_mode = Some("default".into());
     }
-    if h.log_config.as_ref().and_then(|l| l.typ.as_deref()).is_none_or(str::is_empty) {
+    if h.log_config
+        .as_ref()
+        .and_then(|l| l.typ.as_deref())
+        .is_none_or(str::is_empty)
+    {
         h.log_config = Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
-            config: Some(h.log_config.as_ref().and_then(|l| l.config.clone()).unwrap_or_default()),
+            config: Some(
+                h.log_config
+                    .as_ref()
+                    .and_then(|l| l.config.clone())
+                    .unwrap_or_default(),
+            ),
         });
     }
     if h.restart_policy.is_none() {
@@ -272,10 +322,20 @@ fn fill_host_defaults(h: &mut HostConfig) {
         h.runtime = Some("berth".into());
     }
     if h.masked_paths.is_none() {
-        h.masked_paths = Some(super::spec::MASKED_PATHS.iter().map(|s| s.to_string()).collect());
+        h.masked_paths = Some(
+            super::spec::MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
     }
     if h.readonly_paths.is_none() {
-        h.readonly_paths = Some(super::spec::READONLY_PATHS.iter().map(|s| s.to_string()).collect());
+        h.readonly_paths = Some(
+            super::spec::READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        );
     }
     h.auto_remove.get_or_insert(false);
     h.privileged.get_or_insert(false);

@@ -110,6 +110,9 @@ mod tests {
             ..Default::default()
         };
         let r = resolv_conf(&h, false);
-        assert_eq!(r, "nameserver 127.0.0.1\nsearch example.test\noptions ndots:2\n");
+        assert_eq!(
+            r,
+            "nameserver 127.0.0.1\nsearch example.test\noptions ndots:2\n"
+        );
     }
 }

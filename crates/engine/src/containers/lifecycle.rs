@@ -39,7 +39,9 @@ impl WaitCondition {
             "" | "not-running" => Ok(WaitCondition::NotRunning),
             "next-exit" => Ok(WaitCondition::NextExit),
             "removed" => Ok(WaitCondition::Removed),
-            other => Err(Error::InvalidParameter(format!("invalid condition: {other:?}"))),
+            other => Err(Error::InvalidParameter(format!(
+                "invalid condition: {other:?}"
+            ))),
         }
     }
 }
@@ -50,8 +52,13 @@ impl Engine {
         self.config.exec_root.join("containers").join(id)
     }
 
+    /// The shim's socket: a short path (`EXEC_ROOT/s/<16 hex>.sock`), since unix socket paths are limited to
+    /// 107 bytes and container IDs alone are 64.
     fn shim_socket(&self, id: &str) -> PathBuf {
-        self.state_dir(id).join(shim::protocol::SOCKET)
+        self.config
+            .exec_root
+            .join("s")
+            .join(format!("{}.sock", &id[..16.min(id.len())]))
     }
 
     /// The output hub of a container, made on first use (an attach may come before the start).
@@ -76,7 +83,11 @@ impl Engine {
     pub async fn attach_target(&self, name: &str) -> Result<AttachTarget> {
         let c = self.containers.resolve(name)?;
         let hub = self.hub(&c.id);
-        let stdin = if c.config.open_stdin == Some(true) { hub.stdin().await } else { None };
+        let stdin = if c.config.open_stdin == Some(true) {
+            hub.stdin().await
+        } else {
+            None
+        };
         Ok(AttachTarget {
             tty: c.config.tty == Some(true),
             stdin_once: c.config.stdin_once == Some(true),
@@ -95,7 +106,9 @@ impl Engine {
     pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.containers.resolve(name)?;
         match c.state.status {
-            Status::Running | Status::Paused | Status::Restarting => return Err(Error::NotModified),
+            Status::Running | Status::Paused | Status::Restarting => {
+                return Err(Error::NotModified)
+            }
             Status::Removing | Status::Dead => {
                 return Err(Error::Conflict(format!(
                     "cannot start container {}: it is being removed",
@@ -147,6 +160,8 @@ impl Engine {
             .arg(&bundle)
             .arg("--state-dir")
             .arg(&state_dir)
+            .arg("--socket")
+            .arg(self.shim_socket(&id))
             .arg("--log-path")
             .arg(&log_path)
             .arg("--log-max-size")
@@ -182,7 +197,11 @@ impl Engine {
         let pid: i64 = match ready.trim_end().split_once(' ') {
             Some(("ok", pid)) => pid.parse().unwrap_or(0),
             _ => {
-                let msg = ready.trim_end().strip_prefix("err ").unwrap_or("the shim failed to start").to_owned();
+                let msg = ready
+                    .trim_end()
+                    .strip_prefix("err ")
+                    .unwrap_or("the shim failed to start")
+                    .to_owned();
                 self.unmount_quietly(&id).await;
                 let _ = self.containers.update(&id, |c| c.state.error = msg.clone());
                 return Err(Error::System(msg));
@@ -193,7 +212,11 @@ impl Engine {
         if let Err(msg) = shim_client::ok_command(&sock, "start").await {
             // The process could not be executed: the init exits 126/127; Docker leaves the container
             // "created" with that exit code and the error.
-            let code = if msg.contains("permission denied") { 126 } else { 127 };
+            let code = if msg.contains("permission denied") {
+                126
+            } else {
+                127
+            };
             let _ = shim_client::wait(&sock).await;
             self.unmount_quietly(&id).await;
             self.drop_hub(&id, false);
@@ -229,7 +252,11 @@ impl Engine {
             let hostname = c.config.hostname.clone().unwrap_or_default();
             etc.write(&hostname, &c.host_config)?;
             let group_add = c.host_config.group_add.clone().unwrap_or_default();
-            let user = user::resolve(&layout.merged, c.config.user.as_deref().unwrap_or(""), &group_add)?;
+            let user = user::resolve(
+                &layout.merged,
+                c.config.user.as_deref().unwrap_or(""),
+                &group_add,
+            )?;
             let files = spec::EtcFiles {
                 hostname: &etc.hostname,
                 hosts: &etc.hosts,
@@ -301,7 +328,12 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, then SIGKILL after the timeout.
-    pub async fn stop_container(self: &Arc<Self>, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    pub async fn stop_container(
+        self: &Arc<Self>,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let c = self.containers.resolve(name)?;
         if c.state.status != Status::Running && c.state.status != Status::Paused {
             return Err(Error::NotModified);
@@ -318,7 +350,12 @@ impl Engine {
         let exited = if timeout < 0 {
             wait_exit(&mut states, &c.id, None).await
         } else {
-            wait_exit(&mut states, &c.id, Some(Duration::from_secs(timeout as u64))).await
+            wait_exit(
+                &mut states,
+                &c.id,
+                Some(Duration::from_secs(timeout as u64)),
+            )
+            .await
         };
         if !exited && self.is_running(&c.id) {
             self.signal(&c, libc::SIGKILL).await?;
@@ -356,13 +393,27 @@ impl Engine {
         match shim_client::ok_command(&self.shim_socket(&c.id), &format!("kill {sig}")).await {
             Ok(()) => Ok(()),
             // Already gone: the monitor records the exit.
-            Err(e) if e.contains("No such process") || e.contains("ESRCH") || e.contains("connecting") => Ok(()),
-            Err(e) => Err(Error::System(format!("cannot kill container {}: {e}", c.id))),
+            Err(e)
+                if e.contains("No such process")
+                    || e.contains("ESRCH")
+                    || e.contains("connecting") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::System(format!(
+                "cannot kill container {}: {e}",
+                c.id
+            ))),
         }
     }
 
     /// `POST /containers/{id}/restart`.
-    pub async fn restart_container(self: &Arc<Self>, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    pub async fn restart_container(
+        self: &Arc<Self>,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         match self.stop_container(name, signal, timeout).await {
             Ok(()) | Err(Error::NotModified) => {}
             Err(e) => return Err(e),
@@ -383,8 +434,14 @@ impl Engine {
         let mut states = self.states.subscribe();
         let c = self.containers.resolve(name)?;
         let id = c.id.clone();
-        let running = matches!(c.state.status, Status::Running | Status::Paused | Status::Restarting)
-            || self.starting.lock().unwrap_or_else(|p| p.into_inner()).contains(&id);
+        let running = matches!(
+            c.state.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) || self
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id);
         let immediate = condition == WaitCondition::NotRunning && !running;
         let last = c.state.exit_code;
         Ok(async move {
@@ -430,7 +487,10 @@ impl Engine {
     /// `DELETE /containers/{id}?force=…`.
     pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
         let c = self.containers.resolve(name)?;
-        if matches!(c.state.status, Status::Running | Status::Paused | Status::Restarting) {
+        if matches!(
+            c.state.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) {
             if !force {
                 return Err(Error::Conflict(format!(
                     "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
@@ -449,7 +509,9 @@ impl Engine {
     }
 
     async fn remove_stopped(self: &Arc<Self>, c: &Container) -> Result<()> {
-        let _ = self.containers.update(&c.id, |c| c.state.status = Status::Removing);
+        let _ = self
+            .containers
+            .update(&c.id, |c| c.state.status = Status::Removing);
         self.unmount_quietly(&c.id).await;
         let _ = std::fs::remove_dir_all(self.state_dir(&c.id));
         let store_id = c.id.clone();
@@ -465,7 +527,10 @@ impl Engine {
     /// are watched again (live restore); the others are recorded as exited with what their shim left.
     pub async fn recover(self: &Arc<Self>) {
         for c in self.containers.list() {
-            if !matches!(c.state.status, Status::Running | Status::Paused | Status::Restarting | Status::Removing) {
+            if !matches!(
+                c.state.status,
+                Status::Running | Status::Paused | Status::Restarting | Status::Removing
+            ) {
                 continue;
             }
             if c.state.status == Status::Removing {
@@ -525,11 +590,17 @@ pub struct AttachTarget {
 }
 
 /// Waits for `id`'s exit on the state channel; false on timeout.
-async fn wait_exit(states: &mut broadcast::Receiver<StateChange>, id: &str, limit: Option<Duration>) -> bool {
+async fn wait_exit(
+    states: &mut broadcast::Receiver<StateChange>,
+    id: &str,
+    limit: Option<Duration>,
+) -> bool {
     let fut = async {
         loop {
             match states.recv().await {
-                Ok(StateChange::Exited(i, _)) | Ok(StateChange::Removed(i)) if i == id => return true,
+                Ok(StateChange::Exited(i, _)) | Ok(StateChange::Removed(i)) if i == id => {
+                    return true
+                }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return false,
             }

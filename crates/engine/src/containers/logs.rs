@@ -42,17 +42,31 @@ struct Entry {
 
 impl Engine {
     /// Streams a container's logs; returns whether it has a TTY (raw stream) and the frames.
-    pub async fn container_logs(self: &Arc<Self>, name: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<Frame>)> {
+    pub async fn container_logs(
+        self: &Arc<Self>,
+        name: &str,
+        opts: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<Frame>)> {
         let c = self.containers.resolve(name)?;
-        if c.host_config.log_config.as_ref().and_then(|l| l.typ.as_deref()).is_some_and(|t| t != "json-file") {
+        if c.host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.typ.as_deref())
+            .is_some_and(|t| t != "json-file")
+        {
             return Err(Error::InvalidParameter(
                 "configured logging driver does not support reading".into(),
             ));
         }
         if !opts.stdout && !opts.stderr {
-            return Err(Error::InvalidParameter("You must choose at least one stream".into()));
+            return Err(Error::InvalidParameter(
+                "You must choose at least one stream".into(),
+            ));
         }
-        let path = self.containers.dir(&c.id).join(format!("{}-json.log", c.id));
+        let path = self
+            .containers
+            .dir(&c.id)
+            .join(format!("{}-json.log", c.id));
         let (tx, rx) = mpsc::channel(256);
         let engine = Arc::clone(self);
         let id = c.id.clone();
@@ -61,7 +75,12 @@ impl Engine {
                 engine
                     .containers
                     .resolve(&id)
-                    .map(|c| matches!(c.state.status, Status::Running | Status::Paused | Status::Restarting))
+                    .map(|c| {
+                        matches!(
+                            c.state.status,
+                            Status::Running | Status::Paused | Status::Restarting
+                        )
+                    })
                     .unwrap_or(false)
             };
             stream_logs(&path, &opts, &tx, &alive);
@@ -95,7 +114,9 @@ fn stream_logs(path: &Path, opts: &LogOptions, tx: &mpsc::Sender<Frame>, alive: 
         return;
     }
     // Follow the current file from its end: new complete lines as they come, until the container stops.
-    let Ok(mut f) = std::fs::File::open(path) else { return };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return;
+    };
     let mut pos = f.seek(SeekFrom::End(0)).unwrap_or(0);
     let mut ino = inode(path);
     let mut pending = String::new();
@@ -204,7 +225,9 @@ fn send(tx: &mpsc::Sender<Frame>, e: &Entry, o: &LogOptions) -> bool {
 
 /// Docker prints log times with exactly nine fractional digits.
 fn fixed_nanos(t: &str) -> String {
-    let Some(base) = t.strip_suffix('Z') else { return t.to_owned() };
+    let Some(base) = t.strip_suffix('Z') else {
+        return t.to_owned();
+    };
     let (secs, frac) = base.split_once('.').unwrap_or((base, ""));
     format!("{secs}.{:0<9}Z", frac)
 }
@@ -215,8 +238,14 @@ mod tests {
 
     #[test]
     fn log_times_get_nine_digits() {
-        assert_eq!(fixed_nanos("2026-11-29T22:22:42.5455Z"), "2026-11-29T22:22:42.545500000Z");
-        assert_eq!(fixed_nanos("2026-11-29T22:22:42Z"), "2026-11-29T22:22:42.000000000Z");
+        assert_eq!(
+            fixed_nanos("2026-11-29T22:22:42.5455Z"),
+            "2026-11-29T22:22:42.545500000Z"
+        );
+        assert_eq!(
+            fixed_nanos("2026-11-29T22:22:42Z"),
+            "2026-11-29T22:22:42.000000000Z"
+        );
     }
 
     #[test]
@@ -230,7 +259,12 @@ mod tests {
         }
         std::fs::write(&p, text).unwrap();
         let (tx, mut rx) = mpsc::channel(100);
-        let opts = LogOptions { stdout: true, stderr: false, tail: Some(2), ..Default::default() };
+        let opts = LogOptions {
+            stdout: true,
+            stderr: false,
+            tail: Some(2),
+            ..Default::default()
+        };
         stream_logs(&p, &opts, &tx, &|| false);
         drop(tx);
         let mut got = Vec::new();

@@ -4,19 +4,19 @@ use crate::error::{Error, Result};
 
 // Berth's own word lists (Docker's idea, our words): an adjective and a pioneer of computing or science.
 const LEFT: &[&str] = &[
-    "amber", "bold", "brave", "bright", "calm", "clever", "cosmic", "crisp", "daring", "eager", "fancy",
-    "gentle", "glad", "golden", "happy", "humble", "jolly", "keen", "kind", "lively", "lucid", "merry",
-    "misty", "nimble", "noble", "patient", "plucky", "polite", "proud", "quick", "quiet", "rapid",
-    "serene", "sharp", "shiny", "silent", "steady", "stoic", "sunny", "swift", "tender", "tidy", "vivid",
-    "warm", "wise", "witty", "zealous",
+    "amber", "bold", "brave", "bright", "calm", "clever", "cosmic", "crisp", "daring", "eager",
+    "fancy", "gentle", "glad", "golden", "happy", "humble", "jolly", "keen", "kind", "lively",
+    "lucid", "merry", "misty", "nimble", "noble", "patient", "plucky", "polite", "proud", "quick",
+    "quiet", "rapid", "serene", "sharp", "shiny", "silent", "steady", "stoic", "sunny", "swift",
+    "tender", "tidy", "vivid", "warm", "wise", "witty", "zealous",
 ];
 
 const RIGHT: &[&str] = &[
-    "babbage", "bell", "boole", "cerf", "curie", "darwin", "dijkstra", "einstein", "euler", "faraday",
-    "fermat", "feynman", "gauss", "goodall", "hamilton", "hopper", "hypatia", "johnson", "kepler",
-    "knuth", "lamarr", "lamport", "liskov", "lovelace", "maxwell", "meitner", "mendel", "newton",
-    "noether", "pascal", "planck", "ritchie", "shannon", "sinoussi", "tesla", "thompson", "torvalds",
-    "turing", "wilkes", "wozniak", "yalow",
+    "babbage", "bell", "boole", "cerf", "curie", "darwin", "dijkstra", "einstein", "euler",
+    "faraday", "fermat", "feynman", "gauss", "goodall", "hamilton", "hopper", "hypatia", "johnson",
+    "kepler", "knuth", "lamarr", "lamport", "liskov", "lovelace", "maxwell", "meitner", "mendel",
+    "newton", "noether", "pascal", "planck", "ritchie", "shannon", "sinoussi", "tesla", "thompson",
+    "torvalds", "turing", "wilkes", "wozniak", "yalow",
 ];
 
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, with an optional leading `/`.
@@ -24,8 +24,8 @@ pub fn validate(name: &str) -> Result<String> {
     let bare = name.strip_prefix('/').unwrap_or(name);
     let mut chars = bare.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = bare.len() >= 2
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let rest_ok =
+        bare.len() >= 2 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if first_ok && rest_ok {
         Ok(bare.to_owned())
     } else {

@@ -28,7 +28,8 @@ impl Layout {
     /// Mounts the overlay; `lower` is topmost first, as overlayfs wants it.
     pub fn mount(&self, lower: &[PathBuf]) -> Result<()> {
         for d in [&self.upper, &self.work, &self.merged] {
-            std::fs::create_dir_all(d).map_err(|e| Error::System(format!("creating {}: {e}", d.display())))?;
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::System(format!("creating {}: {e}", d.display())))?;
         }
         if is_mount_point(&self.merged) {
             return Ok(());
@@ -45,8 +46,14 @@ impl Layout {
         );
         let data = std::ffi::CString::new(data)
             .map_err(|_| Error::System("overlay options contain a NUL byte".into()))?;
-        rustix::mount::mount("overlay", &self.merged, "overlay", rustix::mount::MountFlags::empty(), data.as_c_str())
-            .map_err(|e| Error::System(format!("mounting the container's rootfs (overlay): {e}")))
+        rustix::mount::mount(
+            "overlay",
+            &self.merged,
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            data.as_c_str(),
+        )
+        .map_err(|e| Error::System(format!("mounting the container's rootfs (overlay): {e}")))
     }
 
     /// Unmounts the overlay (lazily, so a straggling process cannot block it).
@@ -65,5 +72,6 @@ fn is_mount_point(path: &Path) -> bool {
         return false;
     };
     let target = path.display().to_string();
-    info.lines().any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
 }

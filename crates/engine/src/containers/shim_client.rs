@@ -10,9 +10,12 @@ use super::hub::{Frame, Hub};
 use crate::error::{Error, Result};
 
 async fn connect(sock: &Path) -> Result<UnixStream> {
-    UnixStream::connect(sock)
-        .await
-        .map_err(|e| Error::System(format!("connecting to the container's shim ({}): {e}", sock.display())))
+    UnixStream::connect(sock).await.map_err(|e| {
+        Error::System(format!(
+            "connecting to the container's shim ({}): {e}",
+            sock.display()
+        ))
+    })
 }
 
 /// Sends one command and returns the reply line.
@@ -28,7 +31,9 @@ pub async fn command(sock: &Path, line: &str) -> Result<String> {
         .await
         .map_err(|e| Error::System(format!("reading the shim's reply: {e}")))?;
     if reply.is_empty() {
-        return Err(Error::System("the container's shim closed the connection".into()));
+        return Err(Error::System(
+            "the container's shim closed the connection".into(),
+        ));
     }
     Ok(reply.trim_end().to_owned())
 }
@@ -48,7 +53,9 @@ pub async fn wait(sock: &Path) -> Result<(i64, bool)> {
     let mut words = reply.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some("exit"), Some(code), oom) => Ok((code.parse().unwrap_or(255), oom == Some("1"))),
-        _ => Err(Error::System(format!("unexpected reply from the shim: {reply}"))),
+        _ => Err(Error::System(format!(
+            "unexpected reply from the shim: {reply}"
+        ))),
     }
 }
 
@@ -57,7 +64,11 @@ pub async fn wait(sock: &Path) -> Result<(i64, bool)> {
 pub async fn attach(sock: &Path, hub: std::sync::Arc<Hub>, stdin: bool) -> Result<()> {
     let s = connect(sock).await?;
     let (read, mut write) = s.into_split();
-    let flags = if stdin { "attach stdin stdout stderr\n" } else { "attach stdout stderr\n" };
+    let flags = if stdin {
+        "attach stdin stdout stderr\n"
+    } else {
+        "attach stdout stderr\n"
+    };
     write
         .write_all(flags.as_bytes())
         .await
@@ -69,11 +80,18 @@ pub async fn attach(sock: &Path, hub: std::sync::Arc<Hub>, stdin: bool) -> Resul
         .await
         .map_err(|e| Error::System(format!("attaching to the shim: {e}")))?;
     if ack.trim_end() != "ok" {
-        return Err(Error::System(format!("the shim refused to attach: {}", ack.trim_end())));
+        return Err(Error::System(format!(
+            "the shim refused to attach: {}",
+            ack.trim_end()
+        )));
     }
     let out_hub = std::sync::Arc::clone(&hub);
     // Without stdin the write half stays with the reader, so the connection lives as long as the output.
-    let (keep, stdin_write) = if stdin { (None, Some(write)) } else { (Some(write), None) };
+    let (keep, stdin_write) = if stdin {
+        (None, Some(write))
+    } else {
+        (Some(write), None)
+    };
     tokio::spawn(async move {
         let _keep = keep;
         let mut header = [0u8; 8];

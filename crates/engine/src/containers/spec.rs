@@ -55,13 +55,46 @@ pub const DEFAULT_CAPS: &[&str] = &[
 
 /// Every capability the kernel knows, by number.
 const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
-    "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
@@ -92,7 +125,10 @@ pub fn build(
 
     let mut env: Vec<String> = c.config.env.clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
     }
     env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
     if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
@@ -145,10 +181,17 @@ pub fn build(
     for (dest, opts) in h.tmpfs.iter().flatten() {
         let mut options = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
         options.extend(opts.split(',').filter(|o| !o.is_empty()).map(str::to_owned));
-        mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}));
+        mounts.push(
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}),
+        );
     }
 
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     match h.network_mode.as_deref() {
         Some("host") => {}
         _ => namespaces.push(match netns {
@@ -180,13 +223,19 @@ pub fn build(
     };
 
     let seccomp_unconfined = privileged
-        || h.security_opt.iter().flatten().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
+        || h.security_opt
+            .iter()
+            .flatten()
+            .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
     let seccomp = if seccomp_unconfined {
         None
     } else {
         let profile = runtime::seccomp::docker_default_profile(&caps, arch)
             .map_err(|e| Error::System(format!("evaluating the default seccomp profile: {e}")))?;
-        Some(serde_json::to_value(profile).map_err(|e| Error::System(format!("seccomp profile: {e}")))?)
+        Some(
+            serde_json::to_value(profile)
+                .map_err(|e| Error::System(format!("seccomp profile: {e}")))?,
+        )
     };
 
     let mut linux = json!({
@@ -228,9 +277,15 @@ pub fn build(
 fn capabilities(h: &HostConfig) -> Result<Vec<String>> {
     let norm = |c: &str| -> Result<String> {
         let up = c.to_ascii_uppercase();
-        let full = if up == "ALL" || up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+        let full = if up == "ALL" || up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        };
         if full != "ALL" && !ALL_CAPS.contains(&full.as_str()) {
-            return Err(Error::InvalidParameter(format!("unknown capability: \"{c}\"")));
+            return Err(Error::InvalidParameter(format!(
+                "unknown capability: \"{c}\""
+            )));
         }
         Ok(full)
     };
@@ -238,8 +293,18 @@ fn capabilities(h: &HostConfig) -> Result<Vec<String>> {
     if h.privileged == Some(true) {
         return Ok(host_caps);
     }
-    let add = h.cap_add.iter().flatten().map(|c| norm(c)).collect::<Result<Vec<_>>>()?;
-    let drop = h.cap_drop.iter().flatten().map(|c| norm(c)).collect::<Result<Vec<_>>>()?;
+    let add = h
+        .cap_add
+        .iter()
+        .flatten()
+        .map(|c| norm(c))
+        .collect::<Result<Vec<_>>>()?;
+    let drop = h
+        .cap_drop
+        .iter()
+        .flatten()
+        .map(|c| norm(c))
+        .collect::<Result<Vec<_>>>()?;
     let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
         host_caps
     } else {
@@ -329,9 +394,7 @@ fn resources(h: &HostConfig) -> Value {
     if let Some(w) = h.blkio_weight.filter(|w| *w > 0) {
         r["blockIO"] = json!({"weight": w});
     }
-    let dev = |kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| {
-        json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access})
-    };
+    let dev = |kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access});
     r["devices"] = if h.privileged == Some(true) {
         json!([{"allow": true, "access": "rwm"}])
     } else {

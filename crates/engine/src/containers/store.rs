@@ -70,7 +70,10 @@ impl Store {
         if let Some(c) = idx.names.get(bare).and_then(|id| idx.by_id.get(id)) {
             return Ok(c.clone());
         }
-        let mut matches = idx.by_id.range(name_or_id.to_owned()..).take_while(|(id, _)| id.starts_with(name_or_id));
+        let mut matches = idx
+            .by_id
+            .range(name_or_id.to_owned()..)
+            .take_while(|(id, _)| id.starts_with(name_or_id));
         match (matches.next(), matches.next()) {
             (Some((_, c)), None) => Ok(c.clone()),
             (Some(_), Some(_)) => Err(Error::InvalidParameter(format!(

@@ -23,15 +23,25 @@ pub struct ResolvedUser {
 pub fn resolve(rootfs: &Path, user: &str, group_add: &[String]) -> Result<ResolvedUser> {
     let passwd = read_in_root(rootfs, "etc/passwd");
     let group = read_in_root(rootfs, "etc/group");
-    let users: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 7).collect();
-    let groups: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 4).collect();
+    let users: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 7)
+        .collect();
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 4)
+        .collect();
 
     let (user_part, group_part) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
     let user_part = if user_part.is_empty() { "0" } else { user_part };
-    let entry = users.iter().find(|f| f[0] == user_part || (user_part.parse::<u32>().is_ok() && f[2] == user_part));
+    let entry = users
+        .iter()
+        .find(|f| f[0] == user_part || (user_part.parse::<u32>().is_ok() && f[2] == user_part));
     let (uid, mut gid, name, home) = match (entry, user_part.parse::<u32>()) {
         (Some(f), _) => (
             f[2].parse().unwrap_or(0),
@@ -50,7 +60,9 @@ pub fn resolve(rootfs: &Path, user: &str, group_add: &[String]) -> Result<Resolv
         gid = match groups.iter().find(|f| f[0] == g) {
             Some(f) => f[2].parse().unwrap_or(0),
             None => g.parse().map_err(|_| {
-                Error::InvalidParameter(format!("unable to find group {g}: no matching entries in group file"))
+                Error::InvalidParameter(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
             })?,
         };
     }
@@ -70,7 +82,9 @@ pub fn resolve(rootfs: &Path, user: &str, group_add: &[String]) -> Result<Resolv
         let id = match groups.iter().find(|f| f[0] == g.as_str()) {
             Some(f) => f[2].parse().unwrap_or(0),
             None => g.parse().map_err(|_| {
-                Error::InvalidParameter(format!("unable to find group {g}: no matching entries in group file"))
+                Error::InvalidParameter(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
             })?,
         };
         if !additional.contains(&id) {
@@ -88,10 +102,20 @@ pub fn resolve(rootfs: &Path, user: &str, group_add: &[String]) -> Result<Resolv
 /// Reads a small file inside `root`; a missing file (or one that escapes via symlinks) reads as empty.
 fn read_in_root(root: &Path, rel: &str) -> String {
     use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
-    let Ok(dir) = rustix::fs::open(root, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
+    let Ok(dir) = rustix::fs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
         return String::new();
     };
-    let Ok(fd) = openat2(&dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT) else {
+    let Ok(fd) = openat2(
+        &dir,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    ) else {
         return String::new();
     };
     let mut s = String::new();
@@ -111,7 +135,11 @@ mod tests {
             "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/srv/app:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\napp:x:1000:\nwheel:x:10:app\nstaff:x:50:\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\napp:x:1000:\nwheel:x:10:app\nstaff:x:50:\n",
+        )
+        .unwrap();
         d
     }
 
@@ -121,11 +149,20 @@ mod tests {
         let root = resolve(r.path(), "", &[]).unwrap();
         assert_eq!((root.uid, root.gid, root.home.as_str()), (0, 0, "/root"));
         let app = resolve(r.path(), "app", &[]).unwrap();
-        assert_eq!((app.uid, app.gid, app.additional_gids.clone()), (1000, 1000, vec![10]));
+        assert_eq!(
+            (app.uid, app.gid, app.additional_gids.clone()),
+            (1000, 1000, vec![10])
+        );
         let num = resolve(r.path(), "4242:staff", &["wheel".into()]).unwrap();
-        assert_eq!((num.uid, num.gid, num.additional_gids), (4242, 50, vec![10]));
+        assert_eq!(
+            (num.uid, num.gid, num.additional_gids),
+            (4242, 50, vec![10])
+        );
         let err = resolve(r.path(), "nobody", &[]).unwrap_err().to_string();
-        assert_eq!(err, "unable to find user nobody: no matching entries in passwd file");
+        assert_eq!(
+            err,
+            "unable to find user nobody: no matching entries in passwd file"
+        );
     }
 
     #[test]
@@ -134,7 +171,8 @@ mod tests {
         std::fs::remove_file(r.path().join("etc/passwd")).unwrap();
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("passwd"), "evil:x:7:7::/:/bin/sh\n").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("passwd"), r.path().join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("passwd"), r.path().join("etc/passwd"))
+            .unwrap();
         assert!(resolve(r.path(), "evil", &[]).is_err());
     }
 }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use bollard_stubs::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum, DriverData,
-    NetworkSettings,
+    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum,
+    DriverData, NetworkSettings,
 };
 
 use super::etc::EtcPaths;
@@ -28,18 +28,32 @@ pub struct ContainerListOptions {
 
 impl Engine {
     /// `GET /containers/json`.
-    pub async fn list_containers(&self, opts: ContainerListOptions) -> Result<Vec<ContainerSummary>> {
+    pub async fn list_containers(
+        &self,
+        opts: ContainerListOptions,
+    ) -> Result<Vec<ContainerSummary>> {
         let f = &opts.filters;
         f.validate(&[
-            "id", "name", "status", "label", "ancestor", "exited", "before", "since", "volume", "network",
-            "health", "is-task", "publish", "expose",
+            "id", "name", "status", "label", "ancestor", "exited", "before", "since", "volume",
+            "network", "health", "is-task", "publish", "expose",
         ])?;
         let mut list = self.containers.list();
         list.sort_by(|a, b| b.created.cmp(&a.created));
         let created_of = |name: &str| self.containers.resolve(name).map(|c| c.created);
-        let before = f.get("before").iter().map(|n| created_of(n)).collect::<Result<Vec<_>>>()?;
-        let since = f.get("since").iter().map(|n| created_of(n)).collect::<Result<Vec<_>>>()?;
-        let all = opts.all || opts.limit.is_some() || !f.get("status").is_empty() || !f.get("exited").is_empty();
+        let before = f
+            .get("before")
+            .iter()
+            .map(|n| created_of(n))
+            .collect::<Result<Vec<_>>>()?;
+        let since = f
+            .get("since")
+            .iter()
+            .map(|n| created_of(n))
+            .collect::<Result<Vec<_>>>()?;
+        let all = opts.all
+            || opts.limit.is_some()
+            || !f.get("status").is_empty()
+            || !f.get("exited").is_empty();
         let images = self.all_images().await.unwrap_or_default();
         let ancestor_ids: Vec<String> = f
             .get("ancestor")
@@ -52,13 +66,27 @@ impl Engine {
         };
         let mut out: Vec<ContainerSummary> = list
             .iter()
-            .filter(|c| all || c.state.status == Status::Running || c.state.status == Status::Paused)
+            .filter(|c| {
+                all || c.state.status == Status::Running || c.state.status == Status::Paused
+            })
             .filter(|c| any("id", &|v| c.id.starts_with(v)))
             .filter(|c| any("name", &|v| c.name.contains(v.trim_start_matches('/'))))
             .filter(|c| any("status", &|v| v == c.state.status.as_str()))
-            .filter(|c| any("exited", &|v| c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code)))
+            .filter(|c| {
+                any("exited", &|v| {
+                    c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code)
+                })
+            })
             .filter(|c| f.get("ancestor").is_empty() || ancestor_ids.contains(&c.image_id))
-            .filter(|c| f.labels_match("label", |k| c.config.labels.as_ref().and_then(|l| l.get(k)).map(String::as_str)))
+            .filter(|c| {
+                f.labels_match("label", |k| {
+                    c.config
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(k))
+                        .map(String::as_str)
+                })
+            })
             .filter(|c| before.iter().all(|b| c.created < *b))
             .filter(|c| since.iter().all(|s| c.created > *s))
             .map(|c| self.summary(c, &images))
@@ -159,7 +187,7 @@ impl Engine {
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
-            exec_ids: None,
+            exec_ids: Some(vec![]),
             host_config: Some(c.host_config.clone()),
             graph_driver: Some(DriverData {
                 name: "overlayfs".into(),
@@ -203,9 +231,17 @@ fn status_text(c: &Container) -> String {
         Status::Created => "Created".into(),
         Status::Running => format!("Up {}", since(&c.state.started_at)),
         Status::Paused => format!("Up {} (Paused)", since(&c.state.started_at)),
-        Status::Restarting => format!("Restarting ({}) {} ago", c.state.exit_code, since(&c.state.finished_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            since(&c.state.finished_at)
+        ),
         Status::Removing => "Removal In Progress".into(),
-        Status::Exited => format!("Exited ({}) {} ago", c.state.exit_code, since(&c.state.finished_at)),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            since(&c.state.finished_at)
+        ),
         Status::Dead => "Dead".into(),
     }
 }

@@ -1,0 +1,338 @@
+//! Containers end to end, driven by the real docker CLI against `berth daemon`: run, exit codes, the
+//! detached lifecycle, logs, wait, kill, rename, rm, stdin, confinement, and live restore.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::Daemon;
+
+fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        out(o),
+        err(o)
+    );
+    out(o)
+}
+
+/// A daemon with `busybox:latest` imported from busybox-static; `None` (with a note) without the docker CLI.
+fn daemon() -> Option<Daemon> {
+    if !common::docker_bin().exists() {
+        eprintln!("SKIP: no docker CLI at {}", common::docker_bin().display());
+        return None;
+    }
+    let d = Daemon::start();
+    let tar = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&tar);
+    ok(&d.docker_stdin(
+        &["import", "-c", r#"CMD ["sh"]"#, "-", "busybox:latest"],
+        Some(&tar),
+    ));
+    Some(d)
+}
+
+#[test]
+fn run_prints_output_and_rm_removes_the_container() {
+    let Some(d) = daemon() else { return };
+    let o = d.docker(&["run", "--rm", "busybox", "echo", "hello"]);
+    assert_eq!(ok(&o), "hello\n");
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+}
+
+#[test]
+fn exit_codes_come_back_as_docker_gives_them() {
+    let Some(d) = daemon() else { return };
+    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+    let o = d.docker(&["run", "--rm", "busybox", "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127), "{}", err(&o));
+    assert!(
+        err(&o).contains("executable file not found in $PATH"),
+        "{}",
+        err(&o)
+    );
+    let o = d.docker(&["run", "--rm", "busybox", "/etc/passwd"]);
+    assert_eq!(o.status.code(), Some(126), "{}", err(&o));
+    assert!(err(&o).contains("permission denied"), "{}", err(&o));
+    let o = d.docker(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert_eq!(
+        ok(&d.docker(&["ps", "-aq"])),
+        "",
+        "failed --rm runs leave nothing"
+    );
+}
+
+#[test]
+fn detached_container_lifecycle() {
+    let Some(d) = daemon() else { return };
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; exec sleep 1000",
+    ]));
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    let ps = ok(&d.docker(&["ps"]));
+    let row = ps.lines().nth(1).unwrap();
+    assert!(row.starts_with(&id[..12]), "{ps}");
+    assert!(row.contains("Up "), "{ps}");
+    assert!(row.ends_with("web"), "{ps}");
+
+    let state = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Running}} {{.State.Pid}} {{.Name}}",
+        "web",
+    ]));
+    let parts: Vec<&str> = state.split_whitespace().collect();
+    assert_eq!(parts[..2], ["running", "true"]);
+    let pid: u32 = parts[2].parse().unwrap();
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the init runs on the host"
+    );
+    assert_eq!(parts[3], "/web");
+
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ok(&d.docker(&["logs", "web"])), "started\n");
+    ok(&d.docker(&["rename", "web", "web2"]));
+    let o = d.docker(&["rm", "web2"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("container is running"), "{}", err(&o));
+
+    ok(&d.docker(&["stop", "-t", "1", "web2"]));
+    let state = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "web2",
+    ]));
+    assert_eq!(
+        state.trim(),
+        "exited 137",
+        "sleep as pid 1 ignores SIGTERM, so stop kills it"
+    );
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let ps = ok(&d.docker(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]));
+    assert!(ps.starts_with("web2 Exited (137)"), "{ps}");
+
+    ok(&d.docker(&["start", "web2"]));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Status}}", "web2"])).trim(),
+        "running"
+    );
+    ok(&d.docker(&["rm", "-f", "web2"]));
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+}
+
+#[test]
+fn wait_and_kill_report_exit_codes() {
+    let Some(d) = daemon() else { return };
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "waiter",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 42",
+    ]));
+    assert_eq!(ok(&d.docker(&["wait", "waiter"])).trim(), "42");
+    // A pid-1 process gets only the signals it handles (as under Docker): this one traps USR1.
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "killer",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&d.docker(&["kill", "-s", "USR1", "killer"]));
+    assert_eq!(ok(&d.docker(&["wait", "killer"])).trim(), "7");
+    let o = d.docker(&["kill", "killer"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("is not running"), "{}", err(&o));
+}
+
+#[test]
+fn stdin_reaches_the_container() {
+    let Some(d) = daemon() else { return };
+    let input = d.dir.path().join("input.txt");
+    std::fs::write(&input, "line one\nline two\n").unwrap();
+    let o = d.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], Some(&input));
+    assert_eq!(ok(&o), "line one\nline two\n");
+}
+
+#[test]
+fn containers_get_dockers_confinement() {
+    let Some(d) = daemon() else { return };
+    let status = ok(&d.docker(&["run", "--rm", "busybox", "cat", "/proc/self/status"]));
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    // Docker's 14 default capabilities.
+    assert_eq!(field("CapEff:"), "00000000a80425fb");
+    assert_eq!(field("CapBnd:"), "00000000a80425fb");
+    assert_eq!(field("Seccomp:"), "2", "the default seccomp profile is on");
+    let privileged = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    ]));
+    assert!(privileged.contains("Seccomp:\t0"), "{privileged}");
+    // Masked paths and the hostname.
+    let o = d.docker(&["run", "--rm", "busybox", "cat", "/proc/kcore"]);
+    assert!(out(&o).is_empty());
+    let host = ok(&d.docker(&[
+        "run", "--rm", "--name", "named", "-h", "myhost", "busybox", "hostname",
+    ]));
+    assert_eq!(host.trim(), "myhost");
+    let mounts = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /x 2>&1; echo $?",
+    ]));
+    assert!(mounts.contains("Read-only file system"), "{mounts}");
+}
+
+#[test]
+fn env_user_and_workdir_are_applied() {
+    let Some(d) = daemon() else { return };
+    let o = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi",
+        "-w",
+        "/tmp/work",
+        "-u",
+        "1234:5678",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd) $(id -u) $(id -g)",
+    ]));
+    assert_eq!(o.trim(), "hi /tmp/work 1234 5678");
+}
+
+#[test]
+fn a_killed_daemon_leaves_containers_running_and_finds_them_again() {
+    let Some(mut d) = daemon() else { return };
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; exec sleep 1000",
+    ]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "quitter",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 5",
+    ]));
+    let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", "survivor"]))
+        .trim()
+        .to_owned();
+    d.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the container outlives the daemon"
+    );
+    d.spawn();
+    let state = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Pid}}",
+        "survivor",
+    ]));
+    assert_eq!(state.trim(), format!("running {pid}"));
+    let quitter = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "quitter",
+    ]));
+    assert_eq!(
+        quitter.trim(),
+        "exited 5",
+        "an exit while the daemon was down is recorded"
+    );
+    assert_eq!(ok(&d.docker(&["logs", "survivor"])), "before\n");
+    ok(&d.docker(&["kill", "survivor"]));
+    assert_eq!(ok(&d.docker(&["wait", "survivor"])).trim(), "137");
+}
+
+#[test]
+fn inspect_has_dockers_shape() {
+    let Some(d) = daemon() else { return };
+    ok(&d.docker(&["create", "--name", "shape", "busybox", "true"]));
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(&d.docker(&["inspect", "shape"]))).unwrap();
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            common::shared_dir()
+                .join("reference/docker-cli-output/api/container-inspect-httpd.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    for k in keys(&want) {
+        assert!(got[0].get(&k).is_some(), "inspect lacks {k}");
+    }
+    for k in keys(&want["State"]) {
+        assert!(got[0]["State"].get(&k).is_some(), "State lacks {k}");
+    }
+    assert_eq!(got[0]["State"]["Status"], "created");
+    assert_eq!(got[0]["State"]["FinishedAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(got[0]["Config"]["Cmd"], serde_json::json!(["true"]));
+    assert_eq!(got[0]["HostConfig"]["LogConfig"]["Type"], "json-file");
+    assert_eq!(got[0]["Name"], "/shape");
+}
