@@ -109,9 +109,7 @@ fn merge_config(
         env.push(e.clone());
     }
     let entrypoint = match &body.entrypoint {
-        Some(ep) => {
-            Some(ep.clone()).filter(|e| !e.is_empty() && !(e.len() == 1 && e[0].is_empty()))
-        }
+        Some(ep) => Some(ep.clone()).filter(|e| !(e.is_empty() || e.len() == 1 && e[0].is_empty())),
         None => img.entrypoint.clone(),
     };
     // A new entrypoint drops the image's CMD, as in Docker.

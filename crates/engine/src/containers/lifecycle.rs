@@ -473,9 +473,9 @@ impl Engine {
         let c = self.containers.resolve(name)?;
         let new_name = super::names::validate(new_name)?;
         if new_name == c.name {
-            return Err(Error::InvalidParameter(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(Error::InvalidParameter(
+                "Renaming a container with the same name as its current name".into(),
+            ));
         }
         let renamed = self.containers.rename(&c.id, &new_name)?;
         let mut attrs = BTreeMap::new();

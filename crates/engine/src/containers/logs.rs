@@ -179,7 +179,7 @@ fn log_files(path: &Path) -> Vec<PathBuf> {
         }
         rotated.push((i, p));
     }
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     files.push(path.to_owned());
     files
