@@ -1,0 +1,15 @@
+//! Docker-compatible bridge networking for Berth.
+//!
+//! One job per module: [`ipam`] hands out subnets and addresses, [`link`] makes bridges and veth
+//! pairs over netlink, [`firewall`] keeps Berth's nftables tables, [`portmap`] parses and allocates
+//! published ports that [`proxy`] serves in userland, [`dns`] answers container names, [`stats`]
+//! reads interface counters, and [`network`] ties them into the object the engine uses.
+
+pub mod error;
+pub mod ipam;
+mod netlink;
+pub mod netns;
+mod state;
+
+pub use error::{Error, Result};
+pub use netns::NetNs;
