@@ -90,6 +90,14 @@ pub enum Error {
         /// The network name.
         network: String,
     },
+    /// The network still has containers attached (Docker's wording).
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    ActiveEndpoints {
+        /// The network's name.
+        name: String,
+        /// The network's ID.
+        id: String,
+    },
     /// A `-p` port specification does not parse (go-connections' wording).
     #[error("{0}")]
     PortSpec(String),

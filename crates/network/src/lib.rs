@@ -6,10 +6,18 @@
 //! reads interface counters, and [`network`] ties them into the object the engine uses.
 
 pub mod error;
+pub mod firewall;
 pub mod ipam;
+pub mod link;
 mod netlink;
 pub mod netns;
+pub mod network;
+pub mod portmap;
+pub mod proxy;
 mod state;
 
 pub use error::{Error, Result};
 pub use netns::NetNs;
+pub use firewall::{Backend, DnatRule, Firewall, NetworkSpec};
+pub use network::{AttachRequest, Endpoint, Network, NetworkOptions, NetworkRecord};
+pub use portmap::{parse_port_spec, PortBinding, PortMapper, PortSpec, Proto};
