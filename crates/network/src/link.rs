@@ -164,6 +164,13 @@ pub fn link_exists(ns: Option<&NetNs>, name: &str) -> Result<bool> {
     Ok(link_index(&mut nl, name)?.is_some())
 }
 
+/// Bring the link `name` in `ns` up (e.g. `lo` of a namespace the caller made).
+pub fn set_link_up(ns: Option<&NetNs>, name: &str) -> Result<()> {
+    let mut nl = Netlink::open(ns)?;
+    let index = require_index(&mut nl, name)?;
+    set_up(&mut nl, index, name)
+}
+
 /// Names of every link in `ns`.
 pub fn link_names(ns: Option<&NetNs>) -> Result<Vec<String>> {
     let mut nl = Netlink::open(ns)?;

@@ -1,0 +1,151 @@
+//! Bridge networking end to end, inside namespaces the tests make (never the host's).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::{netns, network};
+use network::{link, AttachRequest, NetNs};
+
+fn echo_server(ns: &NetNs, addr: SocketAddr) -> std::thread::JoinHandle<()> {
+    let listener = ns.run(move || TcpListener::bind(addr)).unwrap().unwrap();
+    std::thread::spawn(move || {
+        while let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let _ = s.write_all(&buf[..n]);
+            if &buf[..n] == b"quit" {
+                break;
+            }
+        }
+    })
+}
+
+fn talk(ns: &NetNs, addr: SocketAddr, msg: &'static [u8]) -> std::io::Result<Vec<u8>> {
+    ns.run(move || {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(msg)?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out)?;
+        Ok(out)
+    })
+    .unwrap()
+}
+
+#[test]
+fn containers_on_one_bridge_reach_each_other_over_tcp() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = network(&host, dir.path(), "n1", "berth-t1");
+    assert_eq!(net.record().subnet.to_string(), "172.17.0.0/16");
+    let (a, b) = (netns("a"), netns("b"));
+    let ea = net.attach("ctr-a", &a, AttachRequest::default()).unwrap();
+    let eb = net
+        .attach(
+            "ctr-b",
+            &b,
+            AttachRequest {
+                ip: Some(Ipv4Addr::new(172, 17, 0, 77)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(ea.ip, Ipv4Addr::new(172, 17, 0, 2));
+    assert_eq!(eb.ip, Ipv4Addr::new(172, 17, 0, 77));
+    assert_eq!(ea.gateway, Some(Ipv4Addr::new(172, 17, 0, 1)));
+
+    // Inside the container: lo and eth0, a default route via the gateway.
+    let mut names = link::link_names(Some(&a)).unwrap();
+    names.sort();
+    assert_eq!(names, ["eth0", "lo"]);
+    let routes = link::ipv4_routes(Some(&a)).unwrap();
+    assert!(routes.iter().any(|r| r.prefix() == 0), "{routes:?}");
+
+    let addr = SocketAddr::new(ea.ip.into(), 5000);
+    let server = echo_server(&a, addr);
+    assert_eq!(talk(&b, addr, b"hello").unwrap(), b"hello");
+    // The host reaches containers through the bridge too.
+    assert_eq!(talk(&host, addr, b"quit").unwrap(), b"quit");
+    server.join().unwrap();
+
+    net.detach("ctr-a").unwrap();
+    net.detach("ctr-b").unwrap();
+    net.remove().unwrap();
+    assert_eq!(link::link_names(Some(&host)).unwrap(), ["lo"]);
+    assert!(std::fs::read_dir(dir.path().join("networks"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn endpoint_removal_leaves_no_veth_behind() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = network(&host, dir.path(), "n2", "berth-t2");
+    for i in 0..100 {
+        let c = netns("c");
+        let ep = net.attach("ctr", &c, AttachRequest::default()).unwrap();
+        assert_eq!(ep.ip, Ipv4Addr::new(172, 17, 0, 2), "cycle {i}");
+        assert!(link::link_exists(Some(&host), &ep.veth).unwrap());
+        net.detach("ctr").unwrap();
+        assert!(!link::link_exists(Some(&host), &ep.veth).unwrap());
+        assert_eq!(link::link_names(Some(&c)).unwrap(), ["lo"]);
+    }
+    let mut names = link::link_names(Some(&host)).unwrap();
+    names.sort();
+    assert_eq!(names, ["berth-t2", "lo"]);
+    net.remove().unwrap();
+}
+
+#[test]
+fn network_with_endpoints_cannot_be_removed() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = network(&host, dir.path(), "n3", "berth-t3");
+    let c = netns("c");
+    net.attach("ctr", &c, AttachRequest::default()).unwrap();
+    let err = net.attach("ctr", &c, AttachRequest::default()).unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    let loaded = network::Network::load_all(dir.path(), Some(host.clone())).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].record(), net.record());
+    drop(loaded);
+    net.detach("ctr").unwrap();
+    net.remove().unwrap();
+}
+
+#[test]
+fn new_network_skips_subnets_routed_in_the_host_namespace() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    // The first network takes 172.17/16, which is then a connected route of the namespace.
+    let first = network(&host, dir.path(), "n4", "berth-t4a");
+    let second = network::Network::create(
+        dir.path(),
+        Some(host.clone()),
+        common::opts("n5", "n5", &[(network::network::OPT_BRIDGE_NAME, "berth-t4b")]),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(second.record().subnet.to_string(), "172.18.0.0/16");
+    let overlap = network::Network::create(
+        dir.path(),
+        Some(host.clone()),
+        network::NetworkOptions {
+            subnet: Some("172.18.5.0/24".parse().unwrap()),
+            ..common::opts("n6", "n6", &[])
+        },
+        &[first.record().subnet, second.record().subnet],
+    )
+    .unwrap_err();
+    assert_eq!(
+        overlap.to_string(),
+        "Pool overlaps with other one on this address space"
+    );
+    first.remove().unwrap();
+    second.remove().unwrap();
+}
