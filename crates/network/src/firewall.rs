@@ -20,7 +20,8 @@
 //!   chain); Berth does not edit that table itself.
 //! - `bridge berth`: inter-container traffic on one bridge is bridged, not routed, so it never
 //!   reaches the inet forward hook unless `br_netfilter` is loaded; `enable_icc=false` is
-//!   enforced in the bridge family (`meta ibrname`/`obrname`), which needs no kernel module.
+//!   enforced in the bridge family (matching the subnet on both ends), which needs no
+//!   `br_netfilter`.
 //! - `ip berth-nat`: masquerade for each non-internal subnet leaving through another interface,
 //!   and DNAT for published ports. DNAT skips 127.0.0.0/8 destinations: reaching a published
 //!   port on 127.0.0.1 is served by the userland proxy, so Berth never sets `route_localnet`
@@ -112,7 +113,9 @@ pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
     }
 
     s.push_str(&format!("table inet {FILTER_TABLE} {{\n"));
-    s.push_str("  chain forward {\n    type filter hook forward priority filter - 1; policy accept;\n");
+    s.push_str(
+        "  chain forward {\n    type filter hook forward priority filter - 1; policy accept;\n",
+    );
     let all: Vec<String> = networks.iter().map(|n| quote(&n.bridge)).collect();
     for n in networks {
         let b = quote(&n.bridge);
@@ -143,10 +146,12 @@ pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
     s.push_str(&format!("table bridge {BRIDGE_TABLE} {{\n"));
     s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
     for n in networks.iter().filter(|n| !n.icc) {
-        let b = quote(&n.bridge);
+        // Matching the subnet rather than `meta ibrname`: the latter needs nft_meta_bridge,
+        // which not every kernel has; the bridge forward hook only sees frames between two
+        // ports of a bridge, so this never touches traffic to the gateway.
         s.push_str(&format!(
-            "    meta ibrname {b} meta obrname {b} drop comment \"icc off on {}\"\n",
-            n.bridge
+            "    ip saddr {0} ip daddr {0} drop comment \"icc off on {1}\"\n",
+            n.subnet, n.bridge
         ));
     }
     s.push_str("  }\n}\n");
@@ -171,7 +176,9 @@ pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
         ));
     }
     s.push_str("  }\n");
-    s.push_str("  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
     for n in networks.iter().filter(|n| !n.internal) {
         s.push_str(&format!(
             "    ip saddr {} oifname != {} masquerade\n",
@@ -212,23 +219,26 @@ impl Firewall {
             args.join(" ")
         };
         let nft = self.nft.clone();
-        let out = run_in(self.netns.as_deref(), || -> std::io::Result<std::process::Output> {
-            // The child inherits this thread's network namespace.
-            let mut child = Command::new(&nft)
-                .args(args)
-                .stdin(if stdin.is_some() {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                })
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()?;
-            if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-                pipe.write_all(text.as_bytes())?;
-            }
-            child.wait_with_output()
-        })?
+        let out = run_in(
+            self.netns.as_deref(),
+            || -> std::io::Result<std::process::Output> {
+                // The child inherits this thread's network namespace.
+                let mut child = Command::new(&nft)
+                    .args(args)
+                    .stdin(if stdin.is_some() {
+                        Stdio::piped()
+                    } else {
+                        Stdio::null()
+                    })
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()?;
+                if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+                    pipe.write_all(text.as_bytes())?;
+                }
+                child.wait_with_output()
+            },
+        )?
         .map_err(|e| Error::Nft {
             op: op.clone(),
             reason: format!("run {}: {e}", self.nft.display()),
@@ -305,7 +315,7 @@ mod tests {
         assert!(s.contains("iifname \"berth0\" oifname { \"br-int\" } drop"));
         assert!(s.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"));
         assert!(!s.contains("172.18.0.0/16 oifname"));
-        assert!(s.contains("meta ibrname \"br-int\" meta obrname \"br-int\" drop"));
+        assert!(s.contains("ip saddr 172.18.0.0/16 ip daddr 172.18.0.0/16 drop"));
         assert!(s.contains("iifname \"br-int\" drop"));
     }
 

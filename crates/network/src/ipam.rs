@@ -87,9 +87,7 @@ impl Pool {
         }
         let first_host = Ipv4Addr::from(u32::from(subnet.network()) + 1);
         let gateway = gateway.unwrap_or(first_host);
-        if !subnet.contains(gateway)
-            || gateway == subnet.network()
-            || gateway == subnet.broadcast()
+        if !subnet.contains(gateway) || gateway == subnet.network() || gateway == subnet.broadcast()
         {
             return Err(Error::InvalidConfig(format!(
                 "invalid gateway {gateway}: not a host address of subnet {subnet}"
@@ -269,7 +267,8 @@ mod tests {
     fn specific_address_errors_match_docker() {
         let mut p = Pool::new(net("10.9.0.0/24"), None, None).unwrap();
         assert_eq!(
-            p.allocate_specific(Ipv4Addr::new(10, 9, 0, 50), "a").unwrap(),
+            p.allocate_specific(Ipv4Addr::new(10, 9, 0, 50), "a")
+                .unwrap(),
             Ipv4Addr::new(10, 9, 0, 50)
         );
         assert_eq!(
@@ -295,10 +294,22 @@ mod tests {
     #[test]
     fn ip_range_limits_automatic_allocation() {
         let mut p = Pool::new(net("10.9.0.0/16"), None, Some(net("10.9.5.0/30"))).unwrap();
-        assert_eq!(p.allocate_next("a", "n").unwrap(), Ipv4Addr::new(10, 9, 5, 0));
-        assert_eq!(p.allocate_next("b", "n").unwrap(), Ipv4Addr::new(10, 9, 5, 1));
-        assert_eq!(p.allocate_next("c", "n").unwrap(), Ipv4Addr::new(10, 9, 5, 2));
-        assert_eq!(p.allocate_next("d", "n").unwrap(), Ipv4Addr::new(10, 9, 5, 3));
+        assert_eq!(
+            p.allocate_next("a", "n").unwrap(),
+            Ipv4Addr::new(10, 9, 5, 0)
+        );
+        assert_eq!(
+            p.allocate_next("b", "n").unwrap(),
+            Ipv4Addr::new(10, 9, 5, 1)
+        );
+        assert_eq!(
+            p.allocate_next("c", "n").unwrap(),
+            Ipv4Addr::new(10, 9, 5, 2)
+        );
+        assert_eq!(
+            p.allocate_next("d", "n").unwrap(),
+            Ipv4Addr::new(10, 9, 5, 3)
+        );
         assert!(p.allocate_next("e", "n").is_err());
         assert!(Pool::new(net("10.9.0.0/16"), None, Some(net("10.10.0.0/24"))).is_err());
     }
@@ -318,7 +329,10 @@ mod tests {
         let mut store = PoolStore::create(dir.path(), "net1", pool).unwrap();
         let a = store.update(|p| p.allocate_next("ctr-a", "n")).unwrap();
         let loaded = PoolStore::load(dir.path(), "net1").unwrap().unwrap();
-        assert_eq!(loaded.pool.allocated.get(&a).map(String::as_str), Some("ctr-a"));
+        assert_eq!(
+            loaded.pool.allocated.get(&a).map(String::as_str),
+            Some("ctr-a")
+        );
         let mut loaded = loaded;
         assert_eq!(
             loaded.update(|p| p.allocate_next("ctr-b", "n")).unwrap(),

@@ -17,7 +17,7 @@ pub mod proxy;
 mod state;
 
 pub use error::{Error, Result};
-pub use netns::NetNs;
 pub use firewall::{Backend, DnatRule, Firewall, NetworkSpec};
+pub use netns::NetNs;
 pub use network::{AttachRequest, Endpoint, Network, NetworkOptions, NetworkRecord};
 pub use portmap::{parse_port_spec, PortBinding, PortMapper, PortSpec, Proto};

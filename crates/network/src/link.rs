@@ -261,7 +261,9 @@ pub fn ensure_bridge(ns: Option<&NetNs>, name: &str, address: Ipv4Network, mtu: 
     let mut msg = link_by_name_msg(name);
     msg.attributes.push(LinkAttribute::Mtu(mtu));
     msg.attributes
-        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Bridge,
+        )]));
     match nl.ack(
         RouteNetlinkMessage::NewLink(msg),
         NLM_F_CREATE | NLM_F_EXCL,

@@ -44,12 +44,20 @@ impl Netlink {
     }
 
     /// Send a dump request and collect every reply message.
-    pub(crate) fn dump(&mut self, msg: RouteNetlinkMessage, op: &str) -> Result<Vec<RouteNetlinkMessage>> {
+    pub(crate) fn dump(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        op: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         self.exchange(msg, NLM_F_REQUEST | NLM_F_DUMP, op)
     }
 
     /// Send a get request for one object and return its reply messages.
-    pub(crate) fn get(&mut self, msg: RouteNetlinkMessage, op: &str) -> Result<Vec<RouteNetlinkMessage>> {
+    pub(crate) fn get(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        op: &str,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
         self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK, op)
     }
 
@@ -79,19 +87,21 @@ impl Netlink {
             let (data, _) = self.sock.recv_from_full().map_err(netlink_err)?;
             let mut off = 0usize;
             while off + 16 <= data.len() {
-                let len = u32::from_ne_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]])
-                    as usize;
+                let len =
+                    u32::from_ne_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]])
+                        as usize;
                 if len < 16 || off + len > data.len() {
                     return Err(Error::NetlinkDecode {
                         op: op.to_string(),
                         reason: format!("message length {len} at offset {off}"),
                     });
                 }
-                let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..off + len])
-                    .map_err(|e| Error::NetlinkDecode {
-                        op: op.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let parsed =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..off + len])
+                        .map_err(|e| Error::NetlinkDecode {
+                            op: op.to_string(),
+                            reason: e.to_string(),
+                        })?;
                 off += (len + 3) & !3;
                 if parsed.header.sequence_number != seq {
                     continue;

@@ -141,9 +141,9 @@ impl Network {
             }
         };
         let mtu = match opts.driver_options.get(OPT_MTU) {
-            Some(v) => v.parse::<u32>().map_err(|_| {
-                Error::InvalidConfig(format!("invalid value {v:?} for {OPT_MTU}"))
-            })?,
+            Some(v) => v
+                .parse::<u32>()
+                .map_err(|_| Error::InvalidConfig(format!("invalid value {v:?} for {OPT_MTU}")))?,
             None => link::default_route_mtu(host.as_deref())?,
         };
         let bridge = match opts.driver_options.get(OPT_BRIDGE_NAME) {

@@ -282,9 +282,7 @@ impl PortMapper {
                         taken: self.taken.clone(),
                     });
                 }
-                Err(Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::AddrInUse =>
-                {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AddrInUse => {
                     last_err = Some(Error::PortAllocated {
                         addr: docker_addr(host_ip, port),
                     });

@@ -157,7 +157,11 @@ pub fn start_udp(
                                 }
                                 Ok(Err(_)) => break,
                                 Err(_) => {
-                                    let quiet = flow2.last.lock().map(|l| l.elapsed() >= idle).unwrap_or(true);
+                                    let quiet = flow2
+                                        .last
+                                        .lock()
+                                        .map(|l| l.elapsed() >= idle)
+                                        .unwrap_or(true);
                                     if quiet {
                                         break;
                                     }

@@ -1,4 +1,5 @@
 //! Bridge networking end to end, inside namespaces the tests make (never the host's).
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic on setup failure
 
 mod common;
 
@@ -127,7 +128,11 @@ fn new_network_skips_subnets_routed_in_the_host_namespace() {
     let second = network::Network::create(
         dir.path(),
         Some(host.clone()),
-        common::opts("n5", "n5", &[(network::network::OPT_BRIDGE_NAME, "berth-t4b")]),
+        common::opts(
+            "n5",
+            "n5",
+            &[(network::network::OPT_BRIDGE_NAME, "berth-t4b")],
+        ),
         &[],
     )
     .unwrap();

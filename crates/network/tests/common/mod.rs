@@ -1,5 +1,5 @@
 //! Helpers for tests that build a throw-away "host" namespace and "container" namespaces.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
