@@ -15,6 +15,7 @@ pub mod network;
 pub mod portmap;
 pub mod proxy;
 mod state;
+pub mod stats;
 
 pub use error::{Error, Result};
 pub use firewall::{Backend, DnatRule, Firewall, NetworkSpec};

@@ -154,3 +154,27 @@ fn new_network_skips_subnets_routed_in_the_host_namespace() {
     first.remove().unwrap();
     second.remove().unwrap();
 }
+
+#[test]
+fn stats_count_traffic_on_the_container_interface() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = network(&host, dir.path(), "n7", "berth-t7");
+    let (a, b) = (netns("a"), netns("b"));
+    let ea = net.attach("a", &a, AttachRequest::default()).unwrap();
+    net.attach("b", &b, AttachRequest::default()).unwrap();
+    let before = network::stats::interface_stats(&a).unwrap();
+    assert_eq!(before.keys().collect::<Vec<_>>(), ["eth0"]);
+    let addr = SocketAddr::new(ea.ip.into(), 5001);
+    let server = echo_server(&a, addr);
+    assert_eq!(talk(&b, addr, b"quit").unwrap(), b"quit");
+    server.join().unwrap();
+    let after = network::stats::interface_stats(&a).unwrap()["eth0"];
+    assert!(after.rx_packets > before["eth0"].rx_packets);
+    assert!(after.tx_bytes > before["eth0"].tx_bytes);
+    let json = serde_json::to_value(after).unwrap();
+    assert!(json.get("rx_dropped").is_some() && json.get("tx_errors").is_some());
+    net.detach("a").unwrap();
+    net.detach("b").unwrap();
+    net.remove().unwrap();
+}
