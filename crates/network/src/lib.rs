@@ -5,6 +5,7 @@
 //! published ports that [`proxy`] serves in userland, [`dns`] answers container names, [`stats`]
 //! reads interface counters, and [`network`] ties them into the object the engine uses.
 
+pub mod dns;
 pub mod error;
 pub mod firewall;
 pub mod ipam;
