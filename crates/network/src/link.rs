@@ -83,6 +83,24 @@ fn fill_random(buf: &mut [u8]) {
     }
 }
 
+/// Check a name is a valid Linux interface name (1–15 bytes, no `/`, `:` or whitespace, not
+/// `.`/`..`); it also ends up in `/proc/sys` paths, so this guards those too.
+pub fn validate_ifname(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(Error::InvalidConfig(format!(
+            "invalid interface name {name:?}: want 1-15 bytes without '/', ':' or spaces"
+        )));
+    }
+    Ok(())
+}
+
 fn link_by_name_msg(name: &str) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.attributes.push(LinkAttribute::IfName(name.to_string()));
@@ -260,6 +278,10 @@ pub fn ensure_bridge(ns: Option<&NetNs>, name: &str, address: Ipv4Network, mtu: 
     let mut nl = Netlink::open(ns)?;
     let mut msg = link_by_name_msg(name);
     msg.attributes.push(LinkAttribute::Mtu(mtu));
+    // A MAC of its own, or the bridge takes the lowest MAC of its ports and changes it as
+    // containers come and go, breaking the containers' neighbour entries for the gateway.
+    msg.attributes
+        .push(LinkAttribute::Address(random_mac().to_vec()));
     msg.attributes
         .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
             InfoKind::Bridge,
@@ -316,6 +338,9 @@ pub struct VethSpec {
 /// end joins the bridge and comes up; inside, `lo` and the interface come up and the default
 /// route points at the gateway. On failure the host end is deleted, which removes the pair.
 pub fn create_endpoint(host: Option<&NetNs>, container: &NetNs, spec: &VethSpec) -> Result<()> {
+    for name in [&spec.host_name, &spec.container_ifname] {
+        validate_ifname(name)?;
+    }
     let mut nl = Netlink::open(host)?;
     let bridge_index = require_index(&mut nl, &spec.bridge)?;
 
@@ -359,6 +384,12 @@ fn configure_container_side(container: &NetNs, spec: &VethSpec) -> Result<()> {
     let lo = require_index(&mut nl, "lo")?;
     set_up(&mut nl, lo, "lo")?;
     let index = require_index(&mut nl, &spec.container_ifname)?;
+    // Docker 28 announces a new endpoint with an unsolicited ARP, so neighbours that cached a
+    // recycled IP with an old MAC learn the new one; arp_notify makes the kernel send it when
+    // the link comes up. Best effort: a read-only /proc/sys only loses the announcement.
+    let ifname = spec.container_ifname.clone();
+    let _ = container
+        .run(move || std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/arp_notify"), "1"));
     add_address(&mut nl, index, &spec.container_ifname, spec.address)?;
     set_up(&mut nl, index, &spec.container_ifname)?;
     if let Some(gw) = spec.gateway {
@@ -385,6 +416,14 @@ mod tests {
             let m = random_mac();
             assert_eq!(m[0] & 0x01, 0, "multicast bit set in {}", format_mac(&m));
             assert_eq!(m[0] & 0x02, 0x02, "not locally administered");
+        }
+    }
+
+    #[test]
+    fn interface_names_that_escape_proc_paths_are_rejected() {
+        assert!(validate_ifname("eth0").is_ok());
+        for bad in ["", "../../x", "a/b", "sixteen-chars-xx", "..", "a b"] {
+            assert!(validate_ifname(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -150,11 +150,7 @@ impl Network {
             Some(name) => name.clone(),
             None => format!("br-{}", opts.id.get(..12).unwrap_or(&opts.id)),
         };
-        if bridge.is_empty() || bridge.len() > 15 {
-            return Err(Error::InvalidConfig(format!(
-                "invalid bridge name {bridge:?}: must be 1-15 bytes"
-            )));
-        }
+        link::validate_ifname(&bridge)?;
         let record = NetworkRecord {
             id: opts.id.clone(),
             name: opts.name,

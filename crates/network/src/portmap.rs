@@ -191,6 +191,26 @@ pub struct PortBinding {
     taken: Arc<Mutex<HashSet<Key>>>,
 }
 
+impl PortBinding {
+    /// The DNAT rule the firewall adds for this binding, for a container on `bridge`.
+    /// `None` for IPv6 host addresses, which Berth serves through the proxy only.
+    pub fn dnat_rule(&self, bridge: &str) -> Option<crate::firewall::DnatRule> {
+        let host_ip = match self.host_ip {
+            IpAddr::V4(ip) => Some(ip).filter(|ip| !ip.is_unspecified()),
+            IpAddr::V6(ip) if ip.is_unspecified() => None,
+            IpAddr::V6(_) => return None,
+        };
+        Some(crate::firewall::DnatRule {
+            proto: self.proto,
+            host_ip,
+            host_port: self.host_port,
+            container_ip: self.container_ip,
+            container_port: self.container_port,
+            bridge: bridge.to_string(),
+        })
+    }
+}
+
 impl Drop for PortBinding {
     fn drop(&mut self) {
         if let Ok(mut t) = self.taken.lock() {
@@ -230,12 +250,26 @@ impl PortMapper {
         self
     }
 
-    /// Bind every spec for a container at `container_ip` and start its proxy. Must be called
-    /// inside a tokio runtime. All or nothing: on error the bindings made so far are dropped.
-    pub fn publish(&self, specs: &[PortSpec], container_ip: Ipv4Addr) -> Result<Vec<PortBinding>> {
+    /// Bind every spec for the container `endpoint` (Docker prints `name (id)`) at
+    /// `container_ip` and start its proxies. Must be called inside a tokio runtime. All or
+    /// nothing: on error the bindings made so far are dropped, and the error reads as Docker's
+    /// (`driver failed programming external connectivity on endpoint …: Bind for 0.0.0.0:8080
+    /// failed: port is already allocated`).
+    pub fn publish(
+        &self,
+        endpoint: &str,
+        specs: &[PortSpec],
+        container_ip: Ipv4Addr,
+    ) -> Result<Vec<PortBinding>> {
         let mut out = Vec::new();
         for spec in specs {
-            out.push(self.publish_one(spec, container_ip)?);
+            let binding =
+                self.publish_one(spec, container_ip)
+                    .map_err(|e| Error::ExternalConnectivity {
+                        endpoint: endpoint.to_string(),
+                        source: Box::new(e),
+                    })?;
+            out.push(binding);
         }
         Ok(out)
     }

@@ -62,6 +62,11 @@ fn containers_on_one_bridge_reach_each_other_over_tcp() {
     let mut names = link::link_names(Some(&a)).unwrap();
     names.sort();
     assert_eq!(names, ["eth0", "lo"]);
+    let arp_notify = a
+        .run(|| std::fs::read_to_string("/proc/sys/net/ipv4/conf/eth0/arp_notify"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(arp_notify.trim(), "1");
     let routes = link::ipv4_routes(Some(&a)).unwrap();
     assert!(routes.iter().any(|r| r.prefix() == 0), "{routes:?}");
 

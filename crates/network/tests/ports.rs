@@ -50,23 +50,41 @@ async fn published_tcp_port_forwards_through_the_proxy_and_frees_on_drop() {
 
     let mapper = PortMapper::new(Some(host.clone()));
     let bindings = mapper
-        .publish(&parse_port_spec("18080:80").unwrap(), ep.ip)
+        .publish(
+            "web (0123456789ab)",
+            &parse_port_spec("18080:80").unwrap(),
+            ep.ip,
+        )
         .unwrap();
     assert_eq!(bindings[0].host_port, 18080);
+    let rule = bindings[0].dnat_rule("berth-p1").unwrap();
+    assert_eq!(
+        (rule.host_ip, rule.host_port, rule.container_port),
+        (None, 18080, 80)
+    );
     let got = tcp_talk(host.clone(), "127.0.0.1:18080".parse().unwrap()).await;
     assert_eq!(got.unwrap(), b"ping");
 
     let err = mapper
-        .publish(&parse_port_spec("18080:80").unwrap(), ep.ip)
+        .publish(
+            "web (0123456789ab)",
+            &parse_port_spec("18080:80").unwrap(),
+            ep.ip,
+        )
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "Bind for 0.0.0.0:18080 failed: port is already allocated"
+        "driver failed programming external connectivity on endpoint web (0123456789ab): \
+         Bind for 0.0.0.0:18080 failed: port is already allocated"
     );
 
     // An ephemeral port comes from the namespace's ip_local_port_range.
     let eph = mapper
-        .publish(&parse_port_spec("127.0.0.1::80").unwrap(), ep.ip)
+        .publish(
+            "web (0123456789ab)",
+            &parse_port_spec("127.0.0.1::80").unwrap(),
+            ep.ip,
+        )
         .unwrap();
     assert!(eph[0].host_port >= 32768, "{}", eph[0].host_port);
     let addr = SocketAddr::new(eph[0].host_ip, eph[0].host_port);
@@ -75,7 +93,11 @@ async fn published_tcp_port_forwards_through_the_proxy_and_frees_on_drop() {
     drop(bindings);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let again = mapper
-        .publish(&parse_port_spec("18080:80").unwrap(), ep.ip)
+        .publish(
+            "web (0123456789ab)",
+            &parse_port_spec("18080:80").unwrap(),
+            ep.ip,
+        )
         .unwrap();
     drop(again);
     drop(eph);
@@ -93,17 +115,20 @@ async fn port_held_by_another_process_is_reported_as_allocated() {
     let mapper = PortMapper::new(Some(host.clone()));
     let err = mapper
         .publish(
+            "web (0123456789ab)",
             &parse_port_spec("18090:80").unwrap(),
             "172.17.0.2".parse().unwrap(),
         )
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "Bind for 0.0.0.0:18090 failed: port is already allocated"
+        "driver failed programming external connectivity on endpoint web (0123456789ab): \
+         Bind for 0.0.0.0:18090 failed: port is already allocated"
     );
     // A host range skips the busy port.
     let b = mapper
         .publish(
+            "web (0123456789ab)",
             &parse_port_spec("18090-18091:80").unwrap(),
             "172.17.0.2".parse().unwrap(),
         )
@@ -129,7 +154,11 @@ async fn published_udp_port_relays_datagrams_both_ways() {
     });
     let mapper = PortMapper::new(Some(host.clone())).with_udp_idle(Duration::from_secs(2));
     let _b = mapper
-        .publish(&parse_port_spec("127.0.0.1:18053:53/udp").unwrap(), ep.ip)
+        .publish(
+            "web (0123456789ab)",
+            &parse_port_spec("127.0.0.1:18053:53/udp").unwrap(),
+            ep.ip,
+        )
         .unwrap();
     let h = host.clone();
     let reply = tokio::task::spawn_blocking(move || {
