@@ -198,11 +198,21 @@ impl Firewall {
             .iter()
             .map(PathBuf::from)
             .find(|p| p.exists());
-        let Some(nft) = nft else {
-            return Backend::NoFirewall {
+        match nft {
+            Some(nft) => Self::detect_with(nft, netns),
+            None => Backend::NoFirewall {
                 reason: "nft not found".to_string(),
+            },
+        }
+    }
+
+    /// Like [`Firewall::detect`] with an explicit path to the `nft` binary.
+    pub fn detect_with(nft: PathBuf, netns: Option<Arc<NetNs>>) -> Backend {
+        if !nft.exists() {
+            return Backend::NoFirewall {
+                reason: format!("{} not found", nft.display()),
             };
-        };
+        }
         let fw = Firewall { nft, netns };
         match fw.run(&["list", "tables"], None) {
             Ok(_) => Backend::Nftables(fw),

@@ -183,3 +183,21 @@ fn stats_count_traffic_on_the_container_interface() {
     net.detach("b").unwrap();
     net.remove().unwrap();
 }
+
+#[test]
+fn load_all_recreates_a_missing_bridge_from_its_record() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    let net = network(&host, dir.path(), "n8", "berth-t8");
+    let record = net.record().clone();
+    drop(net);
+    // As after a reboot: the record survives, the kernel object does not.
+    link::delete_link(Some(&host), "berth-t8").unwrap();
+    assert!(!link::link_exists(Some(&host), "berth-t8").unwrap());
+    let mut loaded = network::Network::load_all(dir.path(), Some(host.clone())).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].record(), &record);
+    assert!(link::link_exists(Some(&host), "berth-t8").unwrap());
+    loaded.pop().unwrap().remove().unwrap();
+    assert_eq!(link::link_names(Some(&host)).unwrap(), ["lo"]);
+}

@@ -194,3 +194,12 @@ fn internal_network_gives_no_default_route() {
     net.detach("c").unwrap();
     net.remove().unwrap();
 }
+
+#[test]
+fn missing_nft_is_reported_as_no_firewall() {
+    let ns = netns("nofw");
+    match Firewall::detect_with("/nonexistent/nft".into(), Some(ns)) {
+        Backend::NoFirewall { reason } => assert!(reason.contains("not found"), "{reason}"),
+        Backend::Nftables(_) => panic!("a missing nft cannot work"),
+    }
+}
