@@ -225,6 +225,8 @@ impl Server {
         upstreams: Vec<SocketAddr>,
         netns: Option<Arc<NetNs>>,
     ) -> Result<Server> {
+        let rt = crate::proxy::runtime(&format!("dns on {bind}"))?;
+        let _guard = rt.enter();
         let std_sock = run_in(netns.as_deref(), || std::net::UdpSocket::bind(bind))?
             .map_err(|e| Error::io(format!("dns: listen on {bind}"), e))?;
         std_sock
@@ -238,7 +240,7 @@ impl Server {
                 .map_err(|e| Error::io(format!("dns: listen on {bind}"), e))?,
         );
         let upstreams = Arc::new(upstreams);
-        let task = tokio::spawn(async move {
+        let task = rt.spawn(async move {
             let mut forwards = JoinSet::new();
             let mut buf = vec![0u8; 4096];
             loop {

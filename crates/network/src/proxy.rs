@@ -53,6 +53,16 @@ fn socket_in(netns: Option<&NetNs>, ip: IpAddr, ty: SocketType) -> Result<OwnedF
     .map_err(|e| Error::io(format!("create socket for {ip}"), e.into()))
 }
 
+/// The current tokio runtime, or an error instead of tokio's panic when there is none.
+pub(crate) fn runtime(what: &str) -> Result<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().map_err(|e| {
+        Error::io(
+            format!("{what}: no tokio runtime"),
+            std::io::Error::other(e),
+        )
+    })
+}
+
 fn bind_err(addr: SocketAddr) -> impl Fn(std::io::Error) -> Error {
     move |e| Error::io(format!("listen on {addr}"), e)
 }
@@ -64,12 +74,14 @@ pub fn start_tcp(
     target: SocketAddr,
     netns: Option<Arc<NetNs>>,
 ) -> Result<ProxyHandle> {
+    let rt = runtime(&format!("proxy on {bind}"))?;
+    let _guard = rt.enter();
     let fd = socket_in(netns.as_deref(), bind.ip(), SocketType::STREAM)?;
     let sock = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
     sock.set_reuseaddr(true).map_err(bind_err(bind))?;
     sock.bind(bind).map_err(bind_err(bind))?;
     let listener: TcpListener = sock.listen(1024).map_err(bind_err(bind))?;
-    let task = tokio::spawn(async move {
+    let task = rt.spawn(async move {
         let mut conns = JoinSet::new();
         loop {
             tokio::select! {
@@ -111,11 +123,13 @@ pub fn start_udp(
     netns: Option<Arc<NetNs>>,
     idle: Duration,
 ) -> Result<ProxyHandle> {
+    let rt = runtime(&format!("proxy on {bind}"))?;
+    let _guard = rt.enter();
     let fd = socket_in(netns.as_deref(), bind.ip(), SocketType::DGRAM)?;
     let std_sock = std::net::UdpSocket::from(fd);
     rustix::net::bind(&std_sock, &bind).map_err(|e| bind_err(bind)(e.into()))?;
     let front = Arc::new(UdpSocket::from_std(std_sock).map_err(bind_err(bind))?);
-    let task = tokio::spawn(async move {
+    let task = rt.spawn(async move {
         let flows: Arc<Mutex<HashMap<SocketAddr, Arc<Flow>>>> = Arc::default();
         let mut replies = JoinSet::new();
         let mut buf = vec![0u8; 65536];

@@ -182,3 +182,16 @@ async fn published_udp_port_relays_datagrams_both_ways() {
     net.detach("c").unwrap();
     net.remove().unwrap();
 }
+
+#[test]
+fn publishing_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+    let host = netns("host");
+    let err = PortMapper::new(Some(host))
+        .publish(
+            "web",
+            &parse_port_spec("18099:80").unwrap(),
+            "172.17.0.2".parse().unwrap(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("no tokio runtime"), "{err}");
+}
