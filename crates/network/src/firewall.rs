@@ -116,6 +116,15 @@ pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
     s.push_str(
         "  chain forward {\n    type filter hook forward priority filter - 1; policy accept;\n",
     );
+    // Replies and published ports first: a DNAT'ed connection may come from another Berth
+    // bridge (a container reaching a published port via the host's address) and must not be
+    // caught by the isolation rules below.
+    for n in networks.iter().filter(|n| !n.internal) {
+        let b = quote(&n.bridge);
+        s.push_str(&format!(
+            "    oifname {b} ct state established,related accept\n    oifname {b} ct status dnat accept\n"
+        ));
+    }
     let all: Vec<String> = networks.iter().map(|n| quote(&n.bridge)).collect();
     for n in networks {
         let b = quote(&n.bridge);
@@ -136,9 +145,7 @@ pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
         if n.internal {
             s.push_str(&format!("    iifname {b} drop\n    oifname {b} drop\n"));
         } else {
-            s.push_str(&format!(
-                "    oifname {b} ct state established,related accept\n    oifname {b} ct status dnat accept\n    iifname {b} accept\n    oifname {b} drop\n"
-            ));
+            s.push_str(&format!("    iifname {b} accept\n    oifname {b} drop\n"));
         }
     }
     s.push_str("  }\n}\n");

@@ -201,3 +201,39 @@ fn load_all_recreates_a_missing_bridge_from_its_record() {
     loaded.pop().unwrap().remove().unwrap();
     assert_eq!(link::link_names(Some(&host)).unwrap(), ["lo"]);
 }
+
+#[test]
+fn failed_attach_releases_its_address_and_leaves_no_veth() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = network(&host, dir.path(), "n9", "berth-t9");
+    let c = netns("c");
+    net.attach("first", &c, AttachRequest::default()).unwrap();
+    // The same namespace already has an eth0: the kernel refuses the second peer.
+    let err = net
+        .attach("second", &c, AttachRequest::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("create veth"), "{err}");
+    assert_eq!(net.pool().allocated.len(), 1);
+    let mut names = link::link_names(Some(&host)).unwrap();
+    names.retain(|n| n.starts_with("veth"));
+    assert_eq!(names.len(), 1, "{names:?}");
+    // A taken --ip fails before anything is built.
+    let d = netns("d");
+    let taken = net.record().endpoints["first"].ip;
+    let err = net
+        .attach(
+            "third",
+            &d,
+            AttachRequest {
+                ip: Some(taken),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err.to_string(), "Address already in use");
+    assert_eq!(link::link_names(Some(&d)).unwrap(), ["lo"]);
+    net.detach("first").unwrap();
+    assert!(net.pool().allocated.is_empty());
+    net.remove().unwrap();
+}

@@ -203,3 +203,50 @@ fn missing_nft_is_reported_as_no_firewall() {
         Backend::Nftables(_) => panic!("a missing nft cannot work"),
     }
 }
+
+#[test]
+fn published_port_is_dnated_from_another_bridge_without_the_proxy() {
+    let host = netns("host");
+    enable_forwarding(&host);
+    let dir = tempfile::tempdir().unwrap();
+    let mut n1 = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        opts("d1", "d1", &[(OPT_BRIDGE_NAME, "berth-d1")]),
+        &[],
+    )
+    .unwrap();
+    let mut n2 = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        opts("d2", "d2", &[(OPT_BRIDGE_NAME, "berth-d2")]),
+        &[n1.record().subnet],
+    )
+    .unwrap();
+    let (server, client) = (netns("srv"), netns("cli"));
+    let es = n1.attach("srv", &server, AttachRequest::default()).unwrap();
+    n2.attach("cli", &client, AttachRequest::default()).unwrap();
+    serve_once(&server, SocketAddr::new(es.ip.into(), 80));
+    let fw = firewall(&host);
+    let rule = DnatRule {
+        proto: Proto::Tcp,
+        host_ip: None,
+        host_port: 8080,
+        container_ip: es.ip,
+        container_port: 80,
+        bridge: "berth-d1".into(),
+    };
+    fw.reconcile(&[n1.spec(), n2.spec()], &[rule]).unwrap();
+    // The client dials its own gateway (a local address of the host) on the published port;
+    // nothing listens there, so only the DNAT rule can make this work.
+    let published = SocketAddr::new(n2.record().gateway.into(), 8080);
+    assert!(reachable(&client, published));
+    // Direct access to the container across bridges stays blocked.
+    assert!(!reachable(&client, SocketAddr::new(es.ip.into(), 80)));
+    fw.cleanup().unwrap();
+    assert!(!reachable(&client, published));
+    n1.detach("srv").unwrap();
+    n2.detach("cli").unwrap();
+    n1.remove().unwrap();
+    n2.remove().unwrap();
+}
