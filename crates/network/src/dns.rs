@@ -245,7 +245,13 @@ impl Server {
             let mut buf = vec![0u8; 4096];
             loop {
                 let (n, client) = tokio::select! {
-                    r = sock.recv_from(&mut buf) => match r { Ok(v) => v, Err(_) => continue },
+                    r = sock.recv_from(&mut buf) => match r {
+                        Ok(v) => v,
+                        Err(_) => {
+                            tokio::time::sleep(crate::proxy::ERROR_BACKOFF).await;
+                            continue;
+                        }
+                    },
                     Some(_) = forwards.join_next(), if !forwards.is_empty() => continue,
                 };
                 let query = buf[..n].to_vec();

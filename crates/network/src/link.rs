@@ -176,6 +176,33 @@ fn add_default_route(nl: &mut Netlink, index: u32, gateway: Ipv4Addr) -> Result<
     )
 }
 
+/// Add a default route via `gateway` out of the link `ifname` in `ns` (for namespaces the
+/// caller manages, e.g. a test's "host").
+pub fn add_default_route_via(ns: Option<&NetNs>, ifname: &str, gateway: Ipv4Addr) -> Result<()> {
+    let mut nl = Netlink::open(ns)?;
+    let index = require_index(&mut nl, ifname)?;
+    add_default_route(&mut nl, index, gateway)
+}
+
+/// The MTU of the link `name` in `ns`, `None` if there is no such link.
+pub fn link_mtu(ns: Option<&NetNs>, name: &str) -> Result<Option<u32>> {
+    let mut nl = Netlink::open(ns)?;
+    match nl.get(
+        RouteNetlinkMessage::GetLink(link_by_name_msg(name)),
+        &format!("get link {name}"),
+    ) {
+        Ok(msgs) => Ok(msgs.into_iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
+                LinkAttribute::Mtu(mtu) => Some(mtu),
+                _ => None,
+            }),
+            _ => None,
+        })),
+        Err(e) if is_enodev(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether a link named `name` exists in `ns` (the caller's namespace when `None`).
 pub fn link_exists(ns: Option<&NetNs>, name: &str) -> Result<bool> {
     let mut nl = Netlink::open(ns)?;

@@ -20,6 +20,9 @@ use crate::netns::{run_in, NetNs};
 /// How long a UDP flow lives without traffic.
 pub const DEFAULT_UDP_IDLE: Duration = Duration::from_secs(90);
 
+/// Pause after a socket error before trying again.
+pub(crate) const ERROR_BACKOFF: Duration = Duration::from_millis(20);
+
 /// A running proxy; dropping it stops the listener and every relayed connection.
 #[derive(Debug)]
 pub struct ProxyHandle {
@@ -86,7 +89,15 @@ pub fn start_tcp(
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((mut inbound, peer)) = accepted else { continue };
+                    let (mut inbound, peer) = match accepted {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // EMFILE and friends persist; back off instead of spinning.
+                            tracing::warn!(%bind, error = %e, "proxy accept failed");
+                            tokio::time::sleep(ERROR_BACKOFF).await;
+                            continue;
+                        }
+                    };
                     let netns = netns.clone();
                     conns.spawn(async move {
                         let made = tokio::task::spawn_blocking(move || {
@@ -135,7 +146,14 @@ pub fn start_udp(
         let mut buf = vec![0u8; 65536];
         loop {
             let (n, client) = tokio::select! {
-                r = front.recv_from(&mut buf) => match r { Ok(v) => v, Err(_) => continue },
+                r = front.recv_from(&mut buf) => match r {
+                    Ok(v) => v,
+                    Err(_) => {
+                        // ICMP errors surface here and may repeat; back off a little.
+                        tokio::time::sleep(ERROR_BACKOFF).await;
+                        continue;
+                    }
+                },
                 Some(_) = replies.join_next(), if !replies.is_empty() => continue,
             };
             let existing = flows.lock().ok().and_then(|f| f.get(&client).cloned());

@@ -237,3 +237,33 @@ fn failed_attach_releases_its_address_and_leaves_no_veth() {
     assert!(net.pool().allocated.is_empty());
     net.remove().unwrap();
 }
+
+#[test]
+fn bridge_mtu_follows_the_default_route_interface() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    // Without a default route the MTU is Docker's 1500.
+    assert_eq!(link::default_route_mtu(Some(&host)).unwrap(), 1500);
+    // An "uplink" with MTU 1400 carrying the default route.
+    link::ensure_bridge(
+        Some(&host),
+        "uplink0",
+        "10.99.0.1/24".parse().unwrap(),
+        1400,
+    )
+    .unwrap();
+    link::add_default_route_via(Some(&host), "uplink0", Ipv4Addr::new(10, 99, 0, 254)).unwrap();
+    assert_eq!(link::default_route_mtu(Some(&host)).unwrap(), 1400);
+    let mut net = network(&host, dir.path(), "n10", "berth-t10");
+    assert_eq!(net.record().mtu, 1400);
+    let c = netns("c");
+    net.attach("c", &c, AttachRequest::default()).unwrap();
+    assert_eq!(link::link_mtu(Some(&c), "eth0").unwrap(), Some(1400));
+    assert_eq!(
+        link::link_mtu(Some(&host), "berth-t10").unwrap(),
+        Some(1400)
+    );
+    net.detach("c").unwrap();
+    net.remove().unwrap();
+    link::delete_link(Some(&host), "uplink0").unwrap();
+}
