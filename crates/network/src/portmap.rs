@@ -172,6 +172,7 @@ pub struct PortMapper {
     netns: Option<Arc<NetNs>>,
     range: (u16, u16),
     udp_idle: Duration,
+    ipv6: bool,
 }
 
 /// A live published port; dropping it stops its proxy and frees the host port.
@@ -193,11 +194,11 @@ pub struct PortBinding {
 
 impl PortBinding {
     /// The DNAT rule the firewall adds for this binding, for a container on `bridge`.
-    /// `None` for IPv6 host addresses, which Berth serves through the proxy only.
+    /// `None` for IPv6 host addresses (including the `[::]` twin of a wildcard binding), which
+    /// Berth serves through the proxy only.
     pub fn dnat_rule(&self, bridge: &str) -> Option<crate::firewall::DnatRule> {
         let host_ip = match self.host_ip {
             IpAddr::V4(ip) => Some(ip).filter(|ip| !ip.is_unspecified()),
-            IpAddr::V6(ip) if ip.is_unspecified() => None,
             IpAddr::V6(_) => return None,
         };
         Some(crate::firewall::DnatRule {
@@ -223,7 +224,8 @@ fn conflicts(taken: &HashSet<Key>, ip: IpAddr, port: u16, proto: Proto) -> bool 
     taken.iter().any(|(tip, tport, tproto)| {
         *tport == port
             && *tproto == proto
-            && (*tip == ip || tip.is_unspecified() || ip.is_unspecified())
+            && (*tip == ip
+                || (tip.is_ipv4() == ip.is_ipv4() && (tip.is_unspecified() || ip.is_unspecified())))
     })
 }
 
@@ -241,7 +243,15 @@ impl PortMapper {
             netns,
             range,
             udp_idle: proxy::DEFAULT_UDP_IDLE,
+            ipv6: true,
         }
+    }
+
+    /// Whether ports without a host address are also published on `[::]` (default: yes, as
+    /// Docker 28 does where the host has IPv6).
+    pub fn with_ipv6(mut self, ipv6: bool) -> Self {
+        self.ipv6 = ipv6;
+        self
     }
 
     /// Set how long an idle UDP flow is kept (default 90 s).
@@ -261,15 +271,35 @@ impl PortMapper {
         specs: &[PortSpec],
         container_ip: Ipv4Addr,
     ) -> Result<Vec<PortBinding>> {
+        let wrap = |e| Error::ExternalConnectivity {
+            endpoint: endpoint.to_string(),
+            source: Box::new(e),
+        };
         let mut out = Vec::new();
         for spec in specs {
-            let binding =
-                self.publish_one(spec, container_ip)
-                    .map_err(|e| Error::ExternalConnectivity {
-                        endpoint: endpoint.to_string(),
-                        source: Box::new(e),
-                    })?;
-            out.push(binding);
+            let binding = self.publish_one(spec, container_ip).map_err(wrap)?;
+            // Docker 28 publishes a port without a host address on `0.0.0.0` and `[::]`, same
+            // port, proxying IPv6 clients to the container's IPv4 address.
+            if spec.host_ip.is_none() && self.ipv6 {
+                let v6 = PortSpec {
+                    host_ip: Some(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+                    host_ports: (binding.host_port, binding.host_port),
+                    ..*spec
+                };
+                out.push(binding);
+                match self.publish_one(&v6, container_ip) {
+                    Ok(b) => out.push(b),
+                    // No IPv6 in this namespace (disabled or no address family): IPv4 only.
+                    Err(Error::Io { source, .. })
+                        if matches!(
+                            source.raw_os_error(),
+                            Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)
+                        ) => {}
+                    Err(e) => return Err(wrap(e)),
+                }
+            } else {
+                out.push(binding);
+            }
         }
         Ok(out)
     }
@@ -349,6 +379,27 @@ impl PortMapper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcard_conflicts_only_within_its_address_family() {
+        let mut taken = HashSet::new();
+        taken.insert((IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080, Proto::Tcp));
+        let v6any = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+        assert!(!conflicts(&taken, v6any, 8080, Proto::Tcp));
+        assert!(conflicts(
+            &taken,
+            "127.0.0.1".parse().unwrap(),
+            8080,
+            Proto::Tcp
+        ));
+        assert!(!conflicts(
+            &taken,
+            "127.0.0.1".parse().unwrap(),
+            8080,
+            Proto::Udp
+        ));
+        assert!(!conflicts(&taken, "::1".parse().unwrap(), 8081, Proto::Tcp));
+    }
 
     fn one(raw: &str) -> PortSpec {
         let v = parse_port_spec(raw).unwrap();

@@ -46,12 +46,17 @@ fn family(ip: IpAddr) -> AddressFamily {
 /// Make a socket in `netns` (a socket keeps the namespace it was made in).
 fn socket_in(netns: Option<&NetNs>, ip: IpAddr, ty: SocketType) -> Result<OwnedFd> {
     run_in(netns, || {
-        rustix::net::socket_with(
+        let fd = rustix::net::socket_with(
             family(ip),
             ty,
             SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
             None,
-        )
+        )?;
+        if ip.is_ipv6() {
+            // `[::]:8080` must not also claim `0.0.0.0:8080`, which Berth binds separately.
+            rustix::net::sockopt::set_ipv6_v6only(&fd, true)?;
+        }
+        Ok::<_, rustix::io::Errno>(fd)
     })?
     .map_err(|e| Error::io(format!("create socket for {ip}"), e.into()))
 }

@@ -56,7 +56,15 @@ async fn published_tcp_port_forwards_through_the_proxy_and_frees_on_drop() {
             ep.ip,
         )
         .unwrap();
-    assert_eq!(bindings[0].host_port, 18080);
+    // Docker 28 publishes on both 0.0.0.0 and [::], same port.
+    let hosts: Vec<String> = bindings
+        .iter()
+        .map(|b| std::net::SocketAddr::new(b.host_ip, b.host_port).to_string())
+        .collect();
+    assert_eq!(hosts, ["0.0.0.0:18080", "[::]:18080"]);
+    assert!(bindings[1].dnat_rule("berth-p1").is_none());
+    let got6 = tcp_talk(host.clone(), "[::1]:18080".parse().unwrap()).await;
+    assert_eq!(got6.unwrap(), b"ping");
     let rule = bindings[0].dnat_rule("berth-p1").unwrap();
     assert_eq!(
         (rule.host_ip, rule.host_port, rule.container_port),
