@@ -2,8 +2,9 @@
 //! engine keeps per network, forwards everything else to upstream servers.
 //!
 //! Docker listens on 127.0.0.11:53 inside each container's namespace; the engine starts one
-//! [`Server`] there with the container's network's [`Table`]. UDP only for now (TCP queries
-//! and truncation are not handled). Answers carry a TTL of 600 s, as Docker's do; a known
+//! [`Server`] there with the container's network's [`Table`]. It serves UDP and TCP on the same
+//! port; forwarded queries go upstream over UDP (a truncated upstream answer is relayed as is, and
+//! the client retries over TCP, which Berth forwards over UDP again). Answers carry a TTL of 600 s, as Docker's do; a known
 //! name asked for AAAA gets an empty NOERROR answer (IPv4-only networks), like Docker.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -227,63 +228,48 @@ impl Server {
     ) -> Result<Server> {
         let rt = crate::proxy::runtime(&format!("dns on {bind}"))?;
         let _guard = rt.enter();
-        let std_sock = run_in(netns.as_deref(), || std::net::UdpSocket::bind(bind))?
-            .map_err(|e| Error::io(format!("dns: listen on {bind}"), e))?;
-        std_sock
-            .set_nonblocking(true)
-            .map_err(|e| Error::io(format!("dns: listen on {bind}"), e))?;
-        let addr = std_sock
-            .local_addr()
-            .map_err(|e| Error::io(format!("dns: listen on {bind}"), e))?;
-        let sock = Arc::new(
-            UdpSocket::from_std(std_sock)
-                .map_err(|e| Error::io(format!("dns: listen on {bind}"), e))?,
-        );
-        let upstreams = Arc::new(upstreams);
+        let listen_err = |e| Error::io(format!("dns: listen on {bind}"), e);
+        let (udp, tcp) = run_in(netns.as_deref(), || -> std::io::Result<_> {
+            let udp = std::net::UdpSocket::bind(bind)?;
+            // TCP on the same port as UDP (which may have been chosen by the kernel).
+            let tcp = std::net::TcpListener::bind(udp.local_addr()?)?;
+            udp.set_nonblocking(true)?;
+            tcp.set_nonblocking(true)?;
+            Ok((udp, tcp))
+        })?
+        .map_err(listen_err)?;
+        let addr = udp.local_addr().map_err(listen_err)?;
+        let udp = Arc::new(UdpSocket::from_std(udp).map_err(listen_err)?);
+        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(listen_err)?;
+        let ctx = Arc::new(Context {
+            table,
+            upstreams,
+            netns,
+        });
         let task = rt.spawn(async move {
-            let mut forwards = JoinSet::new();
+            let mut jobs = JoinSet::new();
             let mut buf = vec![0u8; 4096];
             loop {
-                let (n, client) = tokio::select! {
-                    r = sock.recv_from(&mut buf) => match r {
-                        Ok(v) => v,
-                        Err(_) => {
-                            tokio::time::sleep(crate::proxy::ERROR_BACKOFF).await;
-                            continue;
+                tokio::select! {
+                    r = udp.recv_from(&mut buf) => match r {
+                        Ok((n, client)) => {
+                            let (query, udp, ctx) = (buf[..n].to_vec(), udp.clone(), ctx.clone());
+                            jobs.spawn(async move {
+                                if let Some(r) = ctx.answer(&query).await {
+                                    let _ = udp.send_to(&r, client).await;
+                                }
+                            });
                         }
+                        Err(_) => tokio::time::sleep(crate::proxy::ERROR_BACKOFF).await,
                     },
-                    Some(_) = forwards.join_next(), if !forwards.is_empty() => continue,
-                };
-                let query = buf[..n].to_vec();
-                match resolve(&table, &query) {
-                    Action::Answer(r) => {
-                        let _ = sock.send_to(&r, client).await;
-                    }
-                    Action::Drop => {}
-                    Action::Forward => {
-                        let (sock, upstreams, netns) =
-                            (sock.clone(), upstreams.clone(), netns.clone());
-                        forwards.spawn(async move {
-                            let answer = forward(&query, &upstreams, netns).await;
-                            let r = match answer {
-                                Some(a) => a,
-                                None => match parse_question(&query) {
-                                    Some(q) => reply(
-                                        &query,
-                                        &q,
-                                        if upstreams.is_empty() {
-                                            RCODE_NXDOMAIN
-                                        } else {
-                                            RCODE_SERVFAIL
-                                        },
-                                        &[],
-                                    ),
-                                    None => return,
-                                },
-                            };
-                            let _ = sock.send_to(&r, client).await;
-                        });
-                    }
+                    r = tcp.accept() => match r {
+                        Ok((stream, _)) => {
+                            let ctx = ctx.clone();
+                            jobs.spawn(async move { serve_tcp(stream, &ctx).await });
+                        }
+                        Err(_) => tokio::time::sleep(crate::proxy::ERROR_BACKOFF).await,
+                    },
+                    Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
                 }
             }
         });
@@ -293,6 +279,58 @@ impl Server {
     /// The address the server listens on (useful when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+}
+
+/// What every query needs: the names, where to forward, which namespace to forward from.
+struct Context {
+    table: Table,
+    upstreams: Vec<SocketAddr>,
+    netns: Option<Arc<NetNs>>,
+}
+
+impl Context {
+    /// The reply to `query`: local, forwarded, or an error reply (NXDOMAIN without upstreams,
+    /// SERVFAIL when they all failed); `None` for garbage, which gets no reply.
+    async fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+        match resolve(&self.table, query) {
+            Action::Answer(r) => Some(r),
+            Action::Drop => None,
+            Action::Forward => {
+                if let Some(a) = forward(query, &self.upstreams, self.netns.clone()).await {
+                    return Some(a);
+                }
+                let q = parse_question(query)?;
+                let rcode = if self.upstreams.is_empty() {
+                    RCODE_NXDOMAIN
+                } else {
+                    RCODE_SERVFAIL
+                };
+                Some(reply(query, &q, rcode, &[]))
+            }
+        }
+    }
+}
+
+/// DNS over TCP: each message is preceded by its 16-bit length (RFC 1035 §4.2.2).
+async fn serve_tcp(mut stream: tokio::net::TcpStream, ctx: &Context) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let idle = tokio::time::timeout(Duration::from_secs(10), stream.read_u16()).await;
+        let Ok(Ok(len)) = idle else { return };
+        let mut query = vec![0u8; usize::from(len)];
+        if stream.read_exact(&mut query).await.is_err() {
+            return;
+        }
+        let Some(r) = ctx.answer(&query).await else {
+            return;
+        };
+        let Ok(rlen) = u16::try_from(r.len()) else {
+            return;
+        };
+        if stream.write_u16(rlen).await.is_err() || stream.write_all(&r).await.is_err() {
+            return;
+        }
     }
 }
 

@@ -63,9 +63,59 @@ async fn container_names_are_answered_and_other_names_forwarded_upstream() {
     })
     .await
     .unwrap();
+    // The same name over TCP, length-prefixed.
+    let ns3 = ns.clone();
+    let over_tcp = tokio::task::spawn_blocking(move || {
+        ns3.run(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let q = query(13, "web", 1);
+            s.write_all(&(q.len() as u16).to_be_bytes()).unwrap();
+            s.write_all(&q).unwrap();
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).unwrap();
+            let mut r = vec![0u8; u16::from_be_bytes(len) as usize];
+            s.read_exact(&mut r).unwrap();
+            r
+        })
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(&over_tcp[..2], &13u16.to_be_bytes());
+    assert!(over_tcp.ends_with(&[172, 17, 0, 5]));
     assert_eq!(&local[..2], &11u16.to_be_bytes());
     assert!(local.ends_with(&[172, 17, 0, 5]));
     assert_eq!(&forwarded[..2], &12u16.to_be_bytes());
     assert!(forwarded.ends_with(b"UPSTREAM"));
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_name_without_upstreams_is_nxdomain() {
+    let ns = common::netns("dns2");
+    let server = Server::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Table::new(),
+        Vec::new(),
+        Some(ns.clone()),
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    let r = tokio::task::spawn_blocking(move || {
+        ns.run(move || {
+            let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            c.send_to(&query(21, "nowhere.invalid", 1), addr).unwrap();
+            let mut buf = [0u8; 512];
+            let n = c.recv(&mut buf).unwrap();
+            buf[..n].to_vec()
+        })
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(&r[..2], &21u16.to_be_bytes());
+    assert_eq!(r[3] & 0x0f, 3, "NXDOMAIN");
 }
