@@ -5,6 +5,8 @@
 //! published ports that [`proxy`] serves in userland, [`dns`] answers container names, [`stats`]
 //! reads interface counters, and [`network`] ties them into the object the engine uses.
 
+#![deny(missing_docs)]
+
 pub mod dns;
 pub mod error;
 pub mod firewall;
