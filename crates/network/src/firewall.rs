@@ -1,0 +1,353 @@
+//! Berth's own nftables tables: NAT, forwarding, isolation between bridges, published ports.
+//!
+//! The whole ruleset is rendered from the list of networks and published ports and applied in
+//! one `nft -f -` transaction (`table …; delete table …; table … { … }`), so reconciling is
+//! idempotent and atomic, and cleanup is deleting the tables. Berth never edits tables it does
+//! not own.
+//!
+//! Why `nft` through stdin rather than netlink: no maintained pure-Rust crate speaks the
+//! nftables netlink protocol at the level of rules and sets (`rustables` and `nftnl` are thin,
+//! unmaintained or need libnftnl); the `nft` tool is the stable interface, and feeding it a
+//! script through stdin keeps every rule readable in one place.
+//!
+//! Three tables:
+//! - `inet berth`: a `forward` base chain at priority `filter - 1`. It accepts Berth's own
+//!   traffic and drops what Docker drops (traffic between different Berth bridges, unsolicited
+//!   inbound to containers, anything leaving or entering an `--internal` network). Note that an
+//!   `accept` here cannot override a `drop` in another table's chain on the same hook (nftables
+//!   evaluates every base chain), so on a host where Docker's iptables `FORWARD` policy is `DROP`
+//!   the engine must still allow Berth's bridges there (Docker's own advice is the `DOCKER-USER`
+//!   chain); Berth does not edit that table itself.
+//! - `bridge berth`: inter-container traffic on one bridge is bridged, not routed, so it never
+//!   reaches the inet forward hook unless `br_netfilter` is loaded; `enable_icc=false` is
+//!   enforced in the bridge family (matching the subnet on both ends), which needs no
+//!   `br_netfilter`.
+//! - `ip berth-nat`: masquerade for each non-internal subnet leaving through another interface,
+//!   and DNAT for published ports. DNAT skips 127.0.0.0/8 destinations: reaching a published
+//!   port on 127.0.0.1 is served by the userland proxy, so Berth never sets `route_localnet`
+//!   (which would expose martian-source risks on every interface of the bridge).
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use ipnetwork::Ipv4Network;
+
+use crate::error::{Error, Result};
+use crate::netns::{run_in, NetNs};
+use crate::portmap::Proto;
+
+/// The inet filter table's name.
+pub const FILTER_TABLE: &str = "berth";
+/// The bridge-family table's name.
+pub const BRIDGE_TABLE: &str = "berth";
+/// The NAT table's name.
+pub const NAT_TABLE: &str = "berth-nat";
+
+/// What the firewall needs to know about one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// The bridge device.
+    pub bridge: String,
+    /// The subnet.
+    pub subnet: Ipv4Network,
+    /// `--internal`: no NAT, no forwarding in or out.
+    pub internal: bool,
+    /// Inter-container traffic allowed on this bridge.
+    pub icc: bool,
+}
+
+/// One published port to DNAT to a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnatRule {
+    /// `tcp` or `udp`.
+    pub proto: Proto,
+    /// The host address bound, `None` for all.
+    pub host_ip: Option<Ipv4Addr>,
+    /// The host port.
+    pub host_port: u16,
+    /// The container's address.
+    pub container_ip: Ipv4Addr,
+    /// The container's port.
+    pub container_port: u16,
+    /// The container's bridge: traffic from that bridge is left to the proxy (hairpin).
+    pub bridge: String,
+}
+
+/// Whether Berth can program a firewall here, for the engine's `info`.
+#[derive(Debug)]
+pub enum Backend {
+    /// `nft` is present and works.
+    Nftables(Firewall),
+    /// No usable `nft`: published ports rely on the userland proxy only, no NAT or isolation.
+    NoFirewall {
+        /// Why (shown by `info`).
+        reason: String,
+    },
+}
+
+/// Berth's nftables tables in one namespace.
+#[derive(Debug, Clone)]
+pub struct Firewall {
+    nft: PathBuf,
+    netns: Option<Arc<NetNs>>,
+}
+
+fn quote(name: &str) -> String {
+    // Interface names cannot contain quotes or spaces, but keep the script well-formed anyway.
+    format!("\"{}\"", name.replace(['"', '\\'], ""))
+}
+
+/// Render the whole ruleset (pure, so it can be tested without a kernel).
+pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
+    let mut s = String::new();
+    // Declaring then deleting makes the script valid whether or not the tables exist.
+    for (fam, name) in [
+        ("inet", FILTER_TABLE),
+        ("bridge", BRIDGE_TABLE),
+        ("ip", NAT_TABLE),
+    ] {
+        s.push_str(&format!("table {fam} {name}\ndelete table {fam} {name}\n"));
+    }
+
+    s.push_str(&format!("table inet {FILTER_TABLE} {{\n"));
+    s.push_str(
+        "  chain forward {\n    type filter hook forward priority filter - 1; policy accept;\n",
+    );
+    // Replies and published ports first: a DNAT'ed connection may come from another Berth
+    // bridge (a container reaching a published port via the host's address) and must not be
+    // caught by the isolation rules below.
+    for n in networks.iter().filter(|n| !n.internal) {
+        let b = quote(&n.bridge);
+        s.push_str(&format!(
+            "    oifname {b} ct state established,related accept\n    oifname {b} ct status dnat accept\n"
+        ));
+    }
+    let all: Vec<String> = networks.iter().map(|n| quote(&n.bridge)).collect();
+    for n in networks {
+        let b = quote(&n.bridge);
+        let others: Vec<&String> = all.iter().filter(|o| **o != b).collect();
+        if !others.is_empty() {
+            let set = others
+                .iter()
+                .map(|o| o.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            s.push_str(&format!(
+                "    iifname {b} oifname {{ {set} }} drop comment \"isolate {}\"\n",
+                n.bridge
+            ));
+        }
+        let icc = if n.icc { "accept" } else { "drop" };
+        s.push_str(&format!("    iifname {b} oifname {b} {icc}\n"));
+        if n.internal {
+            s.push_str(&format!("    iifname {b} drop\n    oifname {b} drop\n"));
+        } else {
+            s.push_str(&format!("    iifname {b} accept\n    oifname {b} drop\n"));
+        }
+    }
+    s.push_str("  }\n}\n");
+
+    s.push_str(&format!("table bridge {BRIDGE_TABLE} {{\n"));
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    for n in networks.iter().filter(|n| !n.icc) {
+        // Matching the subnet rather than `meta ibrname`: the latter needs nft_meta_bridge,
+        // which not every kernel has; the bridge forward hook only sees frames between two
+        // ports of a bridge, so this never touches traffic to the gateway.
+        s.push_str(&format!(
+            "    ip saddr {0} ip daddr {0} drop comment \"icc off on {1}\"\n",
+            n.subnet, n.bridge
+        ));
+    }
+    s.push_str("  }\n}\n");
+
+    s.push_str(&format!("table ip {NAT_TABLE} {{\n"));
+    s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n");
+    s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump publish\n  }\n");
+    s.push_str("  chain publish {\n");
+    for r in dnat {
+        let daddr = r
+            .host_ip
+            .filter(|ip| !ip.is_unspecified())
+            .map(|ip| format!("ip daddr {ip} "))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "    {daddr}iifname != {} {} dport {} dnat to {}:{}\n",
+            quote(&r.bridge),
+            r.proto,
+            r.host_port,
+            r.container_ip,
+            r.container_port
+        ));
+    }
+    s.push_str("  }\n");
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
+    for n in networks.iter().filter(|n| !n.internal) {
+        s.push_str(&format!(
+            "    ip saddr {} oifname != {} masquerade\n",
+            n.subnet,
+            quote(&n.bridge)
+        ));
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+impl Firewall {
+    /// Find `nft` and check it can list rulesets in `netns` (the caller's namespace when
+    /// `None`); if not, say why so the engine can report "no firewall".
+    pub fn detect(netns: Option<Arc<NetNs>>) -> Backend {
+        let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/bin/nft"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists());
+        match nft {
+            Some(nft) => Self::detect_with(nft, netns),
+            None => Backend::NoFirewall {
+                reason: "nft not found".to_string(),
+            },
+        }
+    }
+
+    /// Like [`Firewall::detect`] with an explicit path to the `nft` binary.
+    pub fn detect_with(nft: PathBuf, netns: Option<Arc<NetNs>>) -> Backend {
+        if !nft.exists() {
+            return Backend::NoFirewall {
+                reason: format!("{} not found", nft.display()),
+            };
+        }
+        let fw = Firewall { nft, netns };
+        match fw.run(&["list", "tables"], None) {
+            Ok(_) => Backend::Nftables(fw),
+            Err(e) => Backend::NoFirewall {
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        let op = if stdin.is_some() {
+            "apply ruleset".to_string()
+        } else {
+            args.join(" ")
+        };
+        let nft = self.nft.clone();
+        let out = run_in(
+            self.netns.as_deref(),
+            || -> std::io::Result<std::process::Output> {
+                // The child inherits this thread's network namespace.
+                let mut child = Command::new(&nft)
+                    .args(args)
+                    .stdin(if stdin.is_some() {
+                        Stdio::piped()
+                    } else {
+                        Stdio::null()
+                    })
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()?;
+                if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+                    pipe.write_all(text.as_bytes())?;
+                }
+                child.wait_with_output()
+            },
+        )?
+        .map_err(|e| Error::Nft {
+            op: op.clone(),
+            reason: format!("run {}: {e}", self.nft.display()),
+        })?;
+        if !out.status.success() {
+            return Err(Error::Nft {
+                op,
+                reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Replace Berth's tables with the ruleset for `networks` and `dnat`, atomically.
+    pub fn reconcile(&self, networks: &[NetworkSpec], dnat: &[DnatRule]) -> Result<()> {
+        let script = render(networks, dnat);
+        self.run(&["-f", "-"], Some(&script)).map(|_| ())
+    }
+
+    /// Delete Berth's tables (nothing of anyone else's).
+    pub fn cleanup(&self) -> Result<()> {
+        let mut script = String::new();
+        for (fam, name) in [
+            ("inet", FILTER_TABLE),
+            ("bridge", BRIDGE_TABLE),
+            ("ip", NAT_TABLE),
+        ] {
+            script.push_str(&format!("table {fam} {name}\ndelete table {fam} {name}\n"));
+        }
+        self.run(&["-f", "-"], Some(&script)).map(|_| ())
+    }
+
+    /// `nft -j list table FAMILY NAME`, parsed, for inspection and tests.
+    pub fn list_table(&self, family: &str, name: &str) -> Result<serde_json::Value> {
+        let text = self.run(&["-j", "list", "table", family, name], None)?;
+        serde_json::from_str(&text).map_err(|e| Error::Nft {
+            op: format!("list table {family} {name}"),
+            reason: format!("bad JSON from nft: {e}"),
+        })
+    }
+
+    /// Names of every table in the namespace as `family name`.
+    pub fn tables(&self) -> Result<Vec<String>> {
+        let text = self.run(&["list", "tables"], None)?;
+        Ok(text
+            .lines()
+            .filter_map(|l| l.strip_prefix("table "))
+            .map(str::to_string)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_ruleset_isolates_bridges_and_masquerades_only_external_networks() {
+        let nets = [
+            NetworkSpec {
+                bridge: "berth0".into(),
+                subnet: "172.17.0.0/16".parse().unwrap(),
+                internal: false,
+                icc: true,
+            },
+            NetworkSpec {
+                bridge: "br-int".into(),
+                subnet: "172.18.0.0/16".parse().unwrap(),
+                internal: true,
+                icc: false,
+            },
+        ];
+        let s = render(&nets, &[]);
+        assert!(s.contains("iifname \"berth0\" oifname { \"br-int\" } drop"));
+        assert!(s.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"));
+        assert!(!s.contains("172.18.0.0/16 oifname"));
+        assert!(s.contains("ip saddr 172.18.0.0/16 ip daddr 172.18.0.0/16 drop"));
+        assert!(s.contains("iifname \"br-int\" drop"));
+    }
+
+    #[test]
+    fn dnat_rule_names_host_address_only_when_specific() {
+        let r = |host_ip| DnatRule {
+            proto: Proto::Tcp,
+            host_ip,
+            host_port: 8080,
+            container_ip: Ipv4Addr::new(172, 17, 0, 2),
+            container_port: 80,
+            bridge: "berth0".into(),
+        };
+        let s = render(&[], &[r(None), r(Some(Ipv4Addr::new(10, 0, 0, 1)))]);
+        assert!(s.contains("    iifname != \"berth0\" tcp dport 8080 dnat to 172.17.0.2:80\n"));
+        assert!(s.contains("ip daddr 10.0.0.1 iifname != \"berth0\" tcp dport 8080 dnat to"));
+    }
+}

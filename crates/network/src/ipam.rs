@@ -1,0 +1,344 @@
+//! IP address management: pick a subnet for a new network, hand out and take back addresses.
+//!
+//! Each network's pool is one JSON record (`<state_dir>/ipam/<network_id>.json`), rewritten
+//! atomically on every change so a daemon restart finds the same allocations.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ipnetwork::Ipv4Network;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::state;
+
+/// Docker's default local address pools, in the order Docker tries them: the `/16`s
+/// 172.17–172.31, then 192.168.0.0/16 carved into `/20`s.
+pub fn default_pools() -> Vec<Ipv4Network> {
+    let mut pools = Vec::new();
+    for second in 17u8..=31 {
+        if let Ok(n) = Ipv4Network::new(Ipv4Addr::new(172, second, 0, 0), 16) {
+            pools.push(n);
+        }
+    }
+    for third in (0u16..256).step_by(16) {
+        if let Ok(n) = Ipv4Network::new(Ipv4Addr::new(192, 168, third as u8, 0), 20) {
+            pools.push(n);
+        }
+    }
+    pools
+}
+
+/// Whether two subnets share any address.
+pub fn overlaps(a: Ipv4Network, b: Ipv4Network) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+/// Choose the first default pool that overlaps neither a route of the host (`routes`, the default
+/// route excluded) nor another Berth network (`taken`).
+pub fn select_subnet(routes: &[Ipv4Network], taken: &[Ipv4Network]) -> Result<Ipv4Network> {
+    default_pools()
+        .into_iter()
+        .find(|pool| {
+            !routes
+                .iter()
+                .filter(|r| r.prefix() != 0)
+                .any(|r| overlaps(*pool, *r))
+                && !taken.iter().any(|t| overlaps(*pool, *t))
+        })
+        .ok_or(Error::NoPoolAvailable)
+}
+
+/// The address pool of one network and who holds which address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    /// The network's subnet (`--subnet`).
+    pub subnet: Ipv4Network,
+    /// The gateway, the bridge's own address (`--gateway`, default the first host address).
+    pub gateway: Ipv4Addr,
+    /// The sub-pool addresses are handed out from (`--ip-range`), the whole subnet if `None`.
+    pub ip_range: Option<Ipv4Network>,
+    /// Allocated addresses and their owner (a container ID).
+    pub allocated: BTreeMap<Ipv4Addr, String>,
+}
+
+impl Pool {
+    /// Validate a subnet/gateway/range triple with Docker's rules and make an empty pool.
+    pub fn new(
+        subnet: Ipv4Network,
+        gateway: Option<Ipv4Addr>,
+        ip_range: Option<Ipv4Network>,
+    ) -> Result<Self> {
+        // Docker accepts a subnet written with host bits (10.1.2.3/16) and uses its network.
+        let subnet = Ipv4Network::new(subnet.network(), subnet.prefix())
+            .map_err(|e| Error::InvalidConfig(format!("invalid subnet {subnet}: {e}")))?;
+        if subnet.prefix() > 30 {
+            return Err(Error::InvalidConfig(format!(
+                "invalid subnet {subnet}: too small for a gateway and an endpoint"
+            )));
+        }
+        if let Some(range) = ip_range {
+            if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
+                return Err(Error::InvalidConfig(format!(
+                    "invalid pool request: ip-range {range} is not within subnet {subnet}"
+                )));
+            }
+        }
+        let first_host = Ipv4Addr::from(u32::from(subnet.network()) + 1);
+        let gateway = gateway.unwrap_or(first_host);
+        if !subnet.contains(gateway) || gateway == subnet.network() || gateway == subnet.broadcast()
+        {
+            return Err(Error::InvalidConfig(format!(
+                "invalid gateway {gateway}: not a host address of subnet {subnet}"
+            )));
+        }
+        Ok(Pool {
+            subnet,
+            gateway,
+            ip_range,
+            allocated: BTreeMap::new(),
+        })
+    }
+
+    fn usable(&self, ip: Ipv4Addr) -> bool {
+        self.subnet.contains(ip)
+            && ip != self.subnet.network()
+            && ip != self.subnet.broadcast()
+            && ip != self.gateway
+    }
+
+    /// Allocate the lowest free address of the range (Docker reuses freed addresses first).
+    pub fn allocate_next(&mut self, owner: &str, network_name: &str) -> Result<Ipv4Addr> {
+        let range = self.ip_range.unwrap_or(self.subnet);
+        let start = u32::from(range.network());
+        let end = u32::from(range.broadcast());
+        for n in start..=end {
+            let ip = Ipv4Addr::from(n);
+            if self.usable(ip) && !self.allocated.contains_key(&ip) {
+                self.allocated.insert(ip, owner.to_string());
+                return Ok(ip);
+            }
+        }
+        Err(Error::AddressesExhausted {
+            network: network_name.to_string(),
+            subnet: self.subnet.to_string(),
+        })
+    }
+
+    /// Allocate one given address (`--ip`); it may lie anywhere in the subnet, as in Docker.
+    pub fn allocate_specific(&mut self, ip: Ipv4Addr, owner: &str) -> Result<Ipv4Addr> {
+        if !self.subnet.contains(ip) || ip == self.subnet.network() || ip == self.subnet.broadcast()
+        {
+            return Err(Error::AddressOutOfRange { ip: ip.to_string() });
+        }
+        if ip == self.gateway || self.allocated.contains_key(&ip) {
+            return Err(Error::AddressInUse);
+        }
+        self.allocated.insert(ip, owner.to_string());
+        Ok(ip)
+    }
+
+    /// Give an address back; releasing a free address is not an error.
+    pub fn release(&mut self, ip: Ipv4Addr) {
+        self.allocated.remove(&ip);
+    }
+}
+
+/// A pool together with the record file it lives in.
+#[derive(Debug)]
+pub struct PoolStore {
+    path: PathBuf,
+    /// The pool as last saved.
+    pub pool: Pool,
+}
+
+impl PoolStore {
+    /// Path of the record of `network_id` under `state_dir`.
+    pub fn record_path(state_dir: &Path, network_id: &str) -> PathBuf {
+        state_dir.join("ipam").join(format!("{network_id}.json"))
+    }
+
+    /// Create and save a new record.
+    pub fn create(state_dir: &Path, network_id: &str, pool: Pool) -> Result<Self> {
+        let store = PoolStore {
+            path: Self::record_path(state_dir, network_id),
+            pool,
+        };
+        store.save()?;
+        Ok(store)
+    }
+
+    /// Load an existing record, `None` if there is none.
+    pub fn load(state_dir: &Path, network_id: &str) -> Result<Option<Self>> {
+        let path = Self::record_path(state_dir, network_id);
+        Ok(state::read_json(&path)?.map(|pool| PoolStore { path, pool }))
+    }
+
+    /// Write the record atomically.
+    pub fn save(&self) -> Result<()> {
+        state::write_json(&self.path, &self.pool)
+    }
+
+    /// Run a change on the pool and persist it; on a save failure the change is rolled back.
+    pub fn update<T>(&mut self, f: impl FnOnce(&mut Pool) -> Result<T>) -> Result<T> {
+        let before = self.pool.clone();
+        let out = f(&mut self.pool)?;
+        if let Err(e) = self.save() {
+            self.pool = before;
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    /// Delete the record file.
+    pub fn remove(self) -> Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::State {
+                path: self.path,
+                source,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Network {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn first_default_pool_is_docker0s_subnet() {
+        assert_eq!(select_subnet(&[], &[]).unwrap(), net("172.17.0.0/16"));
+    }
+
+    #[test]
+    fn pool_selection_skips_host_routes_and_other_networks() {
+        let routes = [net("0.0.0.0/0"), net("172.17.5.0/24"), net("10.0.0.0/8")];
+        let taken = [net("172.18.0.0/16")];
+        assert_eq!(
+            select_subnet(&routes, &taken).unwrap(),
+            net("172.19.0.0/16")
+        );
+    }
+
+    #[test]
+    fn pool_selection_falls_back_to_192_168_blocks_then_fails() {
+        let routes = [net("172.16.0.0/12"), net("192.168.0.0/20")];
+        assert_eq!(select_subnet(&routes, &[]).unwrap(), net("192.168.16.0/20"));
+        let all = [net("172.16.0.0/12"), net("192.168.0.0/16")];
+        assert!(matches!(
+            select_subnet(&all, &[]),
+            Err(Error::NoPoolAvailable)
+        ));
+    }
+
+    #[test]
+    fn allocation_skips_network_gateway_and_broadcast_until_exhausted() {
+        let mut p = Pool::new(net("10.9.0.0/29"), None, None).unwrap();
+        assert_eq!(p.gateway, Ipv4Addr::new(10, 9, 0, 1));
+        let got: Vec<_> = (0..5)
+            .map(|i| p.allocate_next(&format!("c{i}"), "n").unwrap())
+            .collect();
+        assert_eq!(got.first(), Some(&Ipv4Addr::new(10, 9, 0, 2)));
+        assert_eq!(got.last(), Some(&Ipv4Addr::new(10, 9, 0, 6)));
+        let err = p.allocate_next("c6", "n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no available IPv4 addresses on this network's address pools: n (10.9.0.0/29)"
+        );
+    }
+
+    #[test]
+    fn released_address_is_reused_first() {
+        let mut p = Pool::new(net("10.9.0.0/24"), None, None).unwrap();
+        let a = p.allocate_next("a", "n").unwrap();
+        let _b = p.allocate_next("b", "n").unwrap();
+        p.release(a);
+        assert_eq!(p.allocate_next("c", "n").unwrap(), a);
+    }
+
+    #[test]
+    fn specific_address_errors_match_docker() {
+        let mut p = Pool::new(net("10.9.0.0/24"), None, None).unwrap();
+        assert_eq!(
+            p.allocate_specific(Ipv4Addr::new(10, 9, 0, 50), "a")
+                .unwrap(),
+            Ipv4Addr::new(10, 9, 0, 50)
+        );
+        assert_eq!(
+            p.allocate_specific(Ipv4Addr::new(10, 9, 0, 50), "b")
+                .unwrap_err()
+                .to_string(),
+            "Address already in use"
+        );
+        assert_eq!(
+            p.allocate_specific(Ipv4Addr::new(10, 9, 0, 1), "b")
+                .unwrap_err()
+                .to_string(),
+            "Address already in use"
+        );
+        assert_eq!(
+            p.allocate_specific(Ipv4Addr::new(10, 10, 0, 5), "b")
+                .unwrap_err()
+                .to_string(),
+            "Invalid address 10.10.0.5: It does not belong to any of this network's subnets"
+        );
+    }
+
+    #[test]
+    fn ip_range_limits_automatic_allocation() {
+        let mut p = Pool::new(net("10.9.0.0/16"), None, Some(net("10.9.5.0/30"))).unwrap();
+        assert_eq!(
+            p.allocate_next("a", "n").unwrap(),
+            Ipv4Addr::new(10, 9, 5, 0)
+        );
+        assert_eq!(
+            p.allocate_next("b", "n").unwrap(),
+            Ipv4Addr::new(10, 9, 5, 1)
+        );
+        assert_eq!(
+            p.allocate_next("c", "n").unwrap(),
+            Ipv4Addr::new(10, 9, 5, 2)
+        );
+        assert_eq!(
+            p.allocate_next("d", "n").unwrap(),
+            Ipv4Addr::new(10, 9, 5, 3)
+        );
+        assert!(p.allocate_next("e", "n").is_err());
+        assert!(Pool::new(net("10.9.0.0/16"), None, Some(net("10.10.0.0/24"))).is_err());
+    }
+
+    #[test]
+    fn gateway_outside_subnet_is_rejected() {
+        assert!(Pool::new(net("10.9.0.0/24"), Some(Ipv4Addr::new(10, 8, 0, 1)), None).is_err());
+        let p = Pool::new(net("10.9.0.7/24"), Some(Ipv4Addr::new(10, 9, 0, 254)), None).unwrap();
+        assert_eq!(p.subnet, net("10.9.0.0/24"));
+        assert_eq!(p.gateway, Ipv4Addr::new(10, 9, 0, 254));
+    }
+
+    #[test]
+    fn allocations_survive_reload_from_the_record_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::new(net("10.9.0.0/24"), None, None).unwrap();
+        let mut store = PoolStore::create(dir.path(), "net1", pool).unwrap();
+        let a = store.update(|p| p.allocate_next("ctr-a", "n")).unwrap();
+        let loaded = PoolStore::load(dir.path(), "net1").unwrap().unwrap();
+        assert_eq!(
+            loaded.pool.allocated.get(&a).map(String::as_str),
+            Some("ctr-a")
+        );
+        let mut loaded = loaded;
+        assert_eq!(
+            loaded.update(|p| p.allocate_next("ctr-b", "n")).unwrap(),
+            Ipv4Addr::new(10, 9, 0, 3)
+        );
+        loaded.remove().unwrap();
+        assert!(PoolStore::load(dir.path(), "net1").unwrap().is_none());
+    }
+}

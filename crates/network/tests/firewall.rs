@@ -1,0 +1,252 @@
+//! Berth's nftables tables, applied inside a namespace the test made.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns may panic on setup failure
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::{enable_forwarding, netns, opts};
+use network::network::{OPT_BRIDGE_NAME, OPT_ENABLE_ICC};
+use network::{AttachRequest, Backend, DnatRule, Firewall, NetNs, Network, Proto};
+
+fn firewall(ns: &std::sync::Arc<NetNs>) -> Firewall {
+    match Firewall::detect(Some(ns.clone())) {
+        Backend::Nftables(fw) => fw,
+        Backend::NoFirewall { reason } => panic!("no nftables: {reason}"),
+    }
+}
+
+fn serve_once(ns: &NetNs, addr: SocketAddr) {
+    let l = ns.run(move || TcpListener::bind(addr)).unwrap().unwrap();
+    std::thread::spawn(move || {
+        while let Ok((mut s, _)) = l.accept() {
+            let _ = s.write_all(b"ok");
+        }
+    });
+}
+
+fn reachable(ns: &NetNs, addr: SocketAddr) -> bool {
+    ns.run(move || -> std::io::Result<Vec<u8>> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(700))?;
+        s.set_read_timeout(Some(Duration::from_millis(700)))?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out)?;
+        Ok(out)
+    })
+    .unwrap()
+    .map(|v| v == b"ok")
+    .unwrap_or(false)
+}
+
+#[test]
+fn reconcile_builds_the_tables_and_cleanup_removes_them() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    let net = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        opts("f1", "f1", &[(OPT_BRIDGE_NAME, "berth-f1")]),
+        &[],
+    )
+    .unwrap();
+    let fw = firewall(&host);
+    let dnat = [DnatRule {
+        proto: Proto::Tcp,
+        host_ip: None,
+        host_port: 8080,
+        container_ip: Ipv4Addr::new(172, 17, 0, 2),
+        container_port: 80,
+        bridge: "berth-f1".into(),
+    }];
+    fw.reconcile(&[net.spec()], &dnat).unwrap();
+    // Reconcile is idempotent: applying twice gives the same tables.
+    let nat1 = fw.list_table("ip", "berth-nat").unwrap();
+    fw.reconcile(&[net.spec()], &dnat).unwrap();
+    let nat2 = fw.list_table("ip", "berth-nat").unwrap();
+    let strip_handles = |v: &serde_json::Value| {
+        let s = v.to_string();
+        regex_free_strip(&s)
+    };
+    assert_eq!(strip_handles(&nat1), strip_handles(&nat2));
+    let nat = nat2.to_string();
+    assert!(nat.contains("\"masquerade\""), "{nat}");
+    assert!(nat.contains("\"dnat\""), "{nat}");
+    assert!(nat.contains("172.17.0.0"), "{nat}");
+    let filter = fw.list_table("inet", "berth").unwrap().to_string();
+    assert!(filter.contains("\"hook\":\"forward\""), "{filter}");
+    let mut tables = fw.tables().unwrap();
+    tables.sort();
+    assert_eq!(tables, ["bridge berth", "inet berth", "ip berth-nat"]);
+
+    fw.cleanup().unwrap();
+    assert!(fw.tables().unwrap().is_empty());
+    net.remove().unwrap();
+}
+
+/// Drop `"handle":N` fields, which change on every apply.
+fn regex_free_strip(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("\"handle\":") {
+        out.push_str(&rest[..i]);
+        rest = rest[i + 9..].trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn different_bridges_are_isolated_once_the_firewall_is_up() {
+    let host = netns("host");
+    enable_forwarding(&host);
+    let dir = tempfile::tempdir().unwrap();
+    let mut n1 = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        opts("i1", "i1", &[(OPT_BRIDGE_NAME, "berth-i1")]),
+        &[],
+    )
+    .unwrap();
+    let mut n2 = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        opts("i2", "i2", &[(OPT_BRIDGE_NAME, "berth-i2")]),
+        &[n1.record().subnet],
+    )
+    .unwrap();
+    let (a, b) = (netns("a"), netns("b"));
+    let _ea = n1.attach("a", &a, AttachRequest::default()).unwrap();
+    let eb = n2.attach("b", &b, AttachRequest::default()).unwrap();
+    let target = SocketAddr::new(eb.ip.into(), 7000);
+    serve_once(&b, target);
+    assert!(
+        reachable(&a, target),
+        "routed path should work without rules"
+    );
+
+    let fw = firewall(&host);
+    fw.reconcile(&[n1.spec(), n2.spec()], &[]).unwrap();
+    assert!(!reachable(&a, target), "bridges must be isolated");
+    fw.cleanup().unwrap();
+    assert!(reachable(&a, target));
+
+    n1.detach("a").unwrap();
+    n2.detach("b").unwrap();
+    n1.remove().unwrap();
+    n2.remove().unwrap();
+}
+
+#[test]
+fn icc_false_blocks_containers_on_the_same_bridge() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        opts(
+            "icc",
+            "icc",
+            &[(OPT_BRIDGE_NAME, "berth-icc"), (OPT_ENABLE_ICC, "false")],
+        ),
+        &[],
+    )
+    .unwrap();
+    let (a, b) = (netns("a"), netns("b"));
+    let _ea = net.attach("a", &a, AttachRequest::default()).unwrap();
+    let eb = net.attach("b", &b, AttachRequest::default()).unwrap();
+    let target = SocketAddr::new(eb.ip.into(), 7001);
+    serve_once(&b, target);
+    assert!(reachable(&a, target));
+    let fw = firewall(&host);
+    fw.reconcile(&[net.spec()], &[]).unwrap();
+    assert!(!reachable(&a, target), "enable_icc=false must block");
+    // The host (gateway) still reaches the container.
+    assert!(reachable(&host, target));
+    fw.cleanup().unwrap();
+    net.detach("a").unwrap();
+    net.detach("b").unwrap();
+    net.remove().unwrap();
+}
+
+#[test]
+fn internal_network_gives_no_default_route() {
+    let host = netns("host");
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        network::NetworkOptions {
+            internal: true,
+            ..opts("int", "int", &[(OPT_BRIDGE_NAME, "berth-int")])
+        },
+        &[],
+    )
+    .unwrap();
+    let c = netns("c");
+    let ep = net.attach("c", &c, AttachRequest::default()).unwrap();
+    assert_eq!(ep.gateway, None);
+    let routes = network::link::ipv4_routes(Some(&c)).unwrap();
+    assert!(routes.iter().all(|r| r.prefix() != 0), "{routes:?}");
+    let rules = network::firewall::render(&[net.spec()], &[]);
+    assert!(!rules.contains("masquerade"));
+    net.detach("c").unwrap();
+    net.remove().unwrap();
+}
+
+#[test]
+fn missing_nft_is_reported_as_no_firewall() {
+    let ns = netns("nofw");
+    match Firewall::detect_with("/nonexistent/nft".into(), Some(ns)) {
+        Backend::NoFirewall { reason } => assert!(reason.contains("not found"), "{reason}"),
+        Backend::Nftables(_) => panic!("a missing nft cannot work"),
+    }
+}
+
+#[test]
+fn published_port_is_dnated_from_another_bridge_without_the_proxy() {
+    let host = netns("host");
+    enable_forwarding(&host);
+    let dir = tempfile::tempdir().unwrap();
+    let mut n1 = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        opts("d1", "d1", &[(OPT_BRIDGE_NAME, "berth-d1")]),
+        &[],
+    )
+    .unwrap();
+    let mut n2 = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        opts("d2", "d2", &[(OPT_BRIDGE_NAME, "berth-d2")]),
+        &[n1.record().subnet],
+    )
+    .unwrap();
+    let (server, client) = (netns("srv"), netns("cli"));
+    let es = n1.attach("srv", &server, AttachRequest::default()).unwrap();
+    n2.attach("cli", &client, AttachRequest::default()).unwrap();
+    serve_once(&server, SocketAddr::new(es.ip.into(), 80));
+    let fw = firewall(&host);
+    let rule = DnatRule {
+        proto: Proto::Tcp,
+        host_ip: None,
+        host_port: 8080,
+        container_ip: es.ip,
+        container_port: 80,
+        bridge: "berth-d1".into(),
+    };
+    fw.reconcile(&[n1.spec(), n2.spec()], &[rule]).unwrap();
+    // The client dials its own gateway (a local address of the host) on the published port;
+    // nothing listens there, so only the DNAT rule can make this work.
+    let published = SocketAddr::new(n2.record().gateway.into(), 8080);
+    assert!(reachable(&client, published));
+    // Direct access to the container across bridges stays blocked.
+    assert!(!reachable(&client, SocketAddr::new(es.ip.into(), 80)));
+    fw.cleanup().unwrap();
+    assert!(!reachable(&client, published));
+    n1.detach("srv").unwrap();
+    n2.detach("cli").unwrap();
+    n1.remove().unwrap();
+    n2.remove().unwrap();
+}
