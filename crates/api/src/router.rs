@@ -110,6 +110,10 @@ async fn container_route(
         ("rename", &Method::POST) => c::rename(ctx, name).await,
         ("logs", &Method::GET) => c::logs(ctx, name).await,
         ("attach", &Method::POST) => c::attach(ctx, req, name).await,
+        ("pause", &Method::POST) => c::pause(ctx, name).await,
+        ("unpause", &Method::POST) => c::unpause(ctx, name).await,
+        ("top", &Method::GET) => c::top(ctx, name).await,
+        ("stats", &Method::GET) => c::stats(ctx, name).await,
         _ => Err(ApiError::page_not_found()),
     }
 }

@@ -327,3 +327,54 @@ fn not_modified_ok(r: engine::Result<()>) -> ApiResult<Response<Body>> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// `POST /containers/{id}/pause`.
+pub async fn pause(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    ctx.engine.pause_container(name).await?;
+    Ok(body::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/unpause`.
+pub async fn unpause(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    ctx.engine.unpause_container(name).await?;
+    Ok(body::empty(StatusCode::NO_CONTENT))
+}
+
+/// `GET /containers/{id}/top?ps_args=…`.
+pub async fn top(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    Ok(json(
+        &ctx.engine
+            .top_container(name, ctx.query.get("ps_args"))
+            .await?,
+    ))
+}
+
+/// `GET /containers/{id}/stats?stream=…&one-shot=…`: one sample at once (the previous one kept for the CPU
+/// delta), or a sample a second while streaming.
+pub async fn stats(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let stream = ctx
+        .query
+        .get("stream")
+        .is_none_or(|_| ctx.query.bool("stream"));
+    let first = ctx.engine.stats_sample(name)?;
+    if !stream {
+        return Ok(json(&first));
+    }
+    let engine = std::sync::Arc::clone(&ctx.engine);
+    let name = name.to_owned();
+    let (tx, body) = body::channel();
+    tokio::spawn(async move {
+        let mut next = Ok(first);
+        loop {
+            let Ok(v) = next else { return };
+            let mut line = serde_json::to_vec(&v).unwrap_or_default();
+            line.push(b'\n');
+            if !tx.send(Bytes::from(line)).await {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            next = engine.stats_sample(&name);
+        }
+    });
+    Ok(body::with_type(StatusCode::OK, "application/json", body))
+}

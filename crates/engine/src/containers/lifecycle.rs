@@ -518,6 +518,7 @@ impl Engine {
         let engine = Arc::clone(self);
         tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
         self.drop_hub(&c.id, true);
+        self.forget_stats(&c.id);
         self.container_event("destroy", c);
         let _ = self.states.send(StateChange::Removed(c.id.clone()));
         Ok(())

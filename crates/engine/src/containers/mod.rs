@@ -11,6 +11,7 @@ pub mod record;
 mod rootfs;
 mod shim_client;
 mod spec;
+pub mod stats;
 pub mod store;
 mod user;
 mod views;

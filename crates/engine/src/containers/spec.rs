@@ -217,10 +217,7 @@ pub fn build(
         namespaces.push(json!({"type": "cgroup"}));
     }
 
-    let cgroups_path = match h.cgroup_parent.as_deref().filter(|p| !p.is_empty()) {
-        Some(parent) => format!("/{}/{}", parent.trim_matches('/'), c.id),
-        None => format!("berth/{}", c.id),
-    };
+    let cgroups_path = cgroups_path(c);
 
     let seccomp_unconfined = privileged
         || h.security_opt
@@ -270,6 +267,20 @@ pub fn build(
         "linux": linux,
     });
     serde_json::from_value(spec).map_err(|e| Error::System(format!("building the OCI spec: {e}")))
+}
+
+/// The container's cgroup: `berth/<id>` under the daemon's own cgroup (the shim inherits it and the runtime
+/// nests relative paths under its caller's), or `/<--cgroup-parent>/<id>`.
+pub fn cgroups_path(c: &Container) -> String {
+    match c
+        .host_config
+        .cgroup_parent
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        Some(parent) => format!("/{}/{}", parent.trim_matches('/'), c.id),
+        None => format!("berth/{}", c.id),
+    }
 }
 
 /// Docker's capability rules: the default set (or every capability with `--privileged`), then `--cap-add`
