@@ -336,3 +336,91 @@ fn inspect_has_dockers_shape() {
     assert_eq!(got[0]["HostConfig"]["LogConfig"]["Type"], "json-file");
     assert_eq!(got[0]["Name"], "/shape");
 }
+
+#[test]
+fn top_stats_pause_and_unpause() {
+    let Some(d) = daemon() else { return };
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do sleep 0.2; done",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    let top = ok(&d.docker(&["top", "busy"]));
+    let mut lines = top.lines();
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    );
+    assert!(
+        top.contains("sh -c while true; do sleep 0.2; done"),
+        "{top}"
+    );
+    let stats = ok(&d.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+        "busy",
+    ]));
+    let parts: Vec<&str> = stats.split_whitespace().collect();
+    assert_eq!(parts[0], "busy");
+    assert!(parts[1].parse::<u32>().unwrap() >= 1, "{stats}");
+    assert!(!parts[2].starts_with("0B"), "memory is accounted: {stats}");
+
+    ok(&d.docker(&["pause", "busy"]));
+    assert_eq!(
+        ok(&d.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Paused}}",
+            "busy"
+        ]))
+        .trim(),
+        "paused true"
+    );
+    let ps = ok(&d.docker(&["ps", "--format", "{{.Status}}"]));
+    assert!(ps.trim().ends_with("(Paused)"), "{ps}");
+    ok(&d.docker(&["unpause", "busy"]));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Status}}", "busy"])).trim(),
+        "running"
+    );
+    let o = d.docker(&["unpause", "busy"]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn events_report_the_container_lifecycle() {
+    let Some(d) = daemon() else { return };
+    let since = chrono_now();
+    ok(&d.docker(&["run", "--rm", "--name", "evented", "busybox", "true"]));
+    let until = chrono_now() + 1;
+    let ev = ok(&d.docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}}",
+    ]));
+    let actions: Vec<&str> = ev.lines().collect();
+    for want in ["create", "attach", "start", "die", "destroy"] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+}
+
+fn chrono_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
