@@ -393,6 +393,10 @@ fn top_stats_pause_and_unpause() {
     );
     let o = d.docker(&["unpause", "busy"]);
     assert!(!o.status.success());
+    // A paused container can be stopped (it is thawed after the signal, as Docker does).
+    ok(&d.docker(&["pause", "busy"]));
+    ok(&d.docker(&["stop", "-t", "1", "busy"]));
+    assert_eq!(ok(&d.docker(&["inspect", "-f", "{{.State.Status}}", "busy"])).trim(), "exited");
 }
 
 #[test]

@@ -390,7 +390,14 @@ impl Engine {
         let mut attrs = BTreeMap::new();
         attrs.insert("signal".to_owned(), sig.to_string());
         self.container_event_with("kill", c, attrs);
-        match shim_client::ok_command(&self.shim_socket(&c.id), &format!("kill {sig}")).await {
+        let sent = shim_client::ok_command(&self.shim_socket(&c.id), &format!("kill {sig}")).await;
+        if c.state.status == Status::Paused && sent.is_ok() {
+            // Frozen tasks only act on a signal once thawed (as dockerd does, thaw after signalling).
+            if let Err(e) = self.thaw(c) {
+                tracing::warn!(id = %c.id, error = %e, "thawing after a signal failed");
+            }
+        }
+        match sent {
             Ok(()) => Ok(()),
             // Already gone: the monitor records the exit.
             Err(e)

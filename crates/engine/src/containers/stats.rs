@@ -31,6 +31,17 @@ impl Engine {
             .map_err(|e| Error::System(format!("container cgroup: {e}")))
     }
 
+    /// Thaws a paused container's cgroup and records it as running again.
+    pub(crate) fn thaw(&self, c: &Container) -> Result<()> {
+        self.cgroup(c)?.thaw().map_err(|e| Error::System(format!("unpausing: {e}")))?;
+        self.containers.update(&c.id, |c| {
+            if c.state.status == Status::Paused {
+                c.state.status = Status::Running;
+            }
+        })?;
+        Ok(())
+    }
+
     fn running(&self, name: &str) -> Result<Container> {
         let c = self.containers.resolve(name)?;
         match c.state.status {
