@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: build Berth, start `berth daemon` on a private root, make a busybox image
-# locally from Debian's busybox-static (no registry), and use it through the berth CLI and the real docker CLI.
+# locally from Debian's busybox-static (no registry), and use it: images through the berth CLI, and a container
+# run from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,5 +35,7 @@ if [ -x /usr/local/bin/docker ]; then
     echo "== the real docker CLI against berth"
     DOCKER_HOST=$sock /usr/local/bin/docker version --format 'Server: {{.Server.Platform.Name}} {{.Server.Version}} (API {{.Server.APIVersion}})'
     DOCKER_HOST=$sock /usr/local/bin/docker images
+    echo "== a container, run by the docker CLI through berth"
+    DOCKER_HOST=$sock /usr/local/bin/docker run --rm busybox sh -c 'echo "hello from a Berth container: $(uname -sr), pid $$"'
 fi
-echo "== done (containers come with the runtime and containers issues)"
+echo "== done"
