@@ -260,7 +260,7 @@ fn a_killed_daemon_leaves_containers_running_and_finds_them_again() {
         "busybox",
         "sh",
         "-c",
-        "echo before; exec sleep 1000",
+        "echo before; sleep 0.7; echo during; exec sleep 1000",
     ]));
     ok(&d.docker(&[
         "run",
@@ -275,6 +275,14 @@ fn a_killed_daemon_leaves_containers_running_and_finds_them_again() {
     let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", "survivor"]))
         .trim()
         .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !ok(&d.docker(&["logs", "survivor"])).starts_with("before\n") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no output before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     d.kill();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
@@ -300,7 +308,8 @@ fn a_killed_daemon_leaves_containers_running_and_finds_them_again() {
         "exited 5",
         "an exit while the daemon was down is recorded"
     );
-    assert_eq!(ok(&d.docker(&["logs", "survivor"])), "before\n");
+    // The shim kept logging while the daemon was gone.
+    assert_eq!(ok(&d.docker(&["logs", "survivor"])), "before\nduring\n");
     ok(&d.docker(&["kill", "survivor"]));
     assert_eq!(ok(&d.docker(&["wait", "survivor"])).trim(), "137");
 }
@@ -396,7 +405,10 @@ fn top_stats_pause_and_unpause() {
     // A paused container can be stopped (it is thawed after the signal, as Docker does).
     ok(&d.docker(&["pause", "busy"]));
     ok(&d.docker(&["stop", "-t", "1", "busy"]));
-    assert_eq!(ok(&d.docker(&["inspect", "-f", "{{.State.Status}}", "busy"])).trim(), "exited");
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Status}}", "busy"])).trim(),
+        "exited"
+    );
 }
 
 #[test]
