@@ -177,6 +177,70 @@ impl Client {
         read_all(resp).await
     }
 
+    /// POSTs a JSON body to `path` and returns the 2xx response.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Response<Incoming>, CliError> {
+        self.request(
+            Method::POST,
+            path,
+            ReqBody::Full(Bytes::from(body.to_string())),
+            Some("application/json"),
+        )
+        .await
+    }
+
+    /// POSTs `path` without a body and returns the 2xx response.
+    pub async fn post(&self, path: &str) -> Result<Response<Incoming>, CliError> {
+        self.request(Method::POST, path, ReqBody::Empty, None).await
+    }
+
+    /// POSTs `path` asking to upgrade the connection to a raw stream (`Upgrade: tcp`), as `attach` does;
+    /// returns the hijacked connection once the daemon answers `101` (or `200`, as older daemons do).
+    pub async fn upgrade(&self, path: &str) -> Result<hyper::upgrade::Upgraded, CliError> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|_| CliError::Connect {
+                host: self.host.clone(),
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CliError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v{}{}", self.version, path))
+            .header("host", "berth")
+            .header(
+                "user-agent",
+                concat!("Berth-Client/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("connection", "Upgrade")
+            .header("upgrade", "tcp")
+            .header("content-type", "text/plain")
+            .body(ReqBody::Empty)
+            .map_err(|e| CliError::Http(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| CliError::Http(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if status != 101 && !resp.status().is_success() {
+            let body = read_all(resp).await.unwrap_or_default();
+            return Err(CliError::Daemon {
+                status,
+                message: daemon_message(&body),
+            });
+        }
+        hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| CliError::Http(e.to_string()))
+    }
+
     async fn send(
         &self,
         method: Method,

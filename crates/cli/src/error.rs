@@ -38,6 +38,12 @@ pub enum CliError {
     /// A message Docker prints with an `Error: ` prefix (`Error: No such image: x`).
     #[error("Error: {0}")]
     Prefixed(String),
+    /// A message printed as is, with the exit status Docker uses for it (`run`'s 125/126/127).
+    #[error("{0}")]
+    WithStatus(String, u8),
+    /// Exit with this status and print nothing (a container's own exit status).
+    #[error("")]
+    Exit(u8),
     /// Failure already printed (for commands that report several errors themselves).
     #[error("")]
     Reported,
@@ -48,6 +54,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 125,
+            CliError::WithStatus(_, status) | CliError::Exit(status) => *status,
             _ => 1,
         }
     }

@@ -15,12 +15,16 @@ mod output;
 
 use std::process::ExitCode;
 
+pub use commands::containers::{
+    ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
+};
 pub use commands::events::EventsArgs;
 pub use commands::image_ops::{
     HistoryArgs, ImportArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs, TagArgs,
 };
 pub use commands::images::ImagesArgs;
-pub use commands::inspect::{ImageInspectArgs, InspectArgs};
+pub use commands::inspect::{ContainerInspectArgs, ImageInspectArgs, InspectArgs};
+pub use commands::run::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
 pub use error::CliError;
 
@@ -64,6 +68,85 @@ pub enum Command {
     System(SystemArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Manage containers
+    Container(ContainerArgs),
+}
+
+/// `container` and its subcommands.
+#[derive(Debug, clap::Args)]
+pub struct ContainerArgs {
+    /// The container subcommand to run.
+    #[command(subcommand)]
+    pub command: ContainerCommand,
+}
+
+/// The subcommands of `container`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// List containers
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(PsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Display detailed information on one or more containers
+    Inspect(ContainerInspectArgs),
 }
 
 /// `image` and its subcommands.
@@ -134,6 +217,7 @@ pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
     match runtime.block_on(commands::dispatch(&global, command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Reported) => ExitCode::from(1),
+        Err(CliError::Exit(status)) => ExitCode::from(status),
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(e.exit_code())

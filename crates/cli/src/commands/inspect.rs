@@ -20,6 +20,20 @@ pub struct ImageInspectArgs {
     pub images: Vec<String>,
 }
 
+/// Flags of `container inspect`.
+#[derive(Debug, clap::Args)]
+pub struct ContainerInspectArgs {
+    /// Format output using a custom template ('json' or a Go template)
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+    /// Containers to inspect
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
 /// Flags of `inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -37,6 +51,10 @@ pub struct InspectArgs {
 /// The kinds of object `inspect` can look up, in the order it tries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
+    /// A container (`GET /containers/{name}/json`).
+    Container,
+    /// A container with its sizes (`?size=1`).
+    ContainerWithSize,
     /// An image (`GET /images/{name}/json`).
     Image,
 }
@@ -44,6 +62,10 @@ pub enum ObjectKind {
 impl ObjectKind {
     fn path(self, name: &str) -> String {
         match self {
+            ObjectKind::Container => format!("/containers/{}/json", path_escape(name)),
+            ObjectKind::ContainerWithSize => {
+                format!("/containers/{}/json?size=1", path_escape(name))
+            }
             ObjectKind::Image => format!("/images/{}/json", path_escape(name)),
         }
     }
@@ -63,10 +85,32 @@ pub async fn image_inspect(client: &Client, args: ImageInspectArgs) -> Result<()
     .await
 }
 
+/// Inspects containers.
+pub async fn container_inspect(
+    client: &Client,
+    args: ContainerInspectArgs,
+) -> Result<(), CliError> {
+    let kind = if args.size {
+        ObjectKind::ContainerWithSize
+    } else {
+        ObjectKind::Container
+    };
+    inspect_all(
+        client,
+        &args.containers,
+        &[kind],
+        args.format.as_deref(),
+        None,
+    )
+    .await
+}
+
 /// Inspects any object; tries each kind in turn (containers will come first once they exist).
 pub async fn inspect(client: &Client, args: InspectArgs) -> Result<(), CliError> {
     let kinds: &[ObjectKind] = match args.kind.as_deref() {
-        None | Some("") | Some("image") => &[ObjectKind::Image],
+        None | Some("") => &[ObjectKind::Container, ObjectKind::Image],
+        Some("image") => &[ObjectKind::Image],
+        Some("container") => &[ObjectKind::Container],
         Some(other) => {
             return Err(CliError::Prefixed(format!(
                 "\"{other}\" is not a valid value for --type"

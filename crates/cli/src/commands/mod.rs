@@ -1,15 +1,17 @@
 //! One module per group of commands; [`dispatch`] routes a parsed command to its handler.
 
+pub mod containers;
 pub mod events;
 pub mod image_ops;
 pub mod images;
 pub mod inspect;
 mod progress;
+pub mod run;
 pub mod system;
 
 use crate::client::Client;
 use crate::error::CliError;
-use crate::{Command, GlobalArgs, ImageCommand, SystemCommand};
+use crate::{Command, ContainerCommand, GlobalArgs, ImageCommand, SystemCommand};
 
 /// Connects (negotiating the API version) and runs `command`.
 pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
@@ -46,6 +48,39 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             SystemCommand::Events(args) => events::run(&client, args).await,
         },
         Command::Events(args) => events::run(&client, args).await,
+        Command::Run(args) => run::run(&client, args).await,
+        Command::Create(args) => run::create(&client, args).await,
+        Command::Start(args) => run::start(&client, args).await,
+        Command::Ps(args) => containers::ps(&client, args).await,
+        Command::Stop(args) => containers::stop(&client, args).await,
+        Command::Kill(args) => containers::kill(&client, args).await,
+        Command::Restart(args) => containers::restart(&client, args).await,
+        Command::Rm(args) => containers::rm(&client, args).await,
+        Command::Wait(args) => containers::wait(&client, args).await,
+        Command::Rename(args) => containers::rename(&client, args).await,
+        Command::Logs(args) => containers::logs(&client, args).await,
+        Command::Pause(args) => containers::pause(&client, args).await,
+        Command::Unpause(args) => containers::unpause(&client, args).await,
+        Command::Top(args) => containers::top(&client, args).await,
+        Command::Stats(args) => containers::stats(&client, args).await,
+        Command::Container(c) => match c.command {
+            ContainerCommand::Run(args) => run::run(&client, args).await,
+            ContainerCommand::Create(args) => run::create(&client, args).await,
+            ContainerCommand::Start(args) => run::start(&client, args).await,
+            ContainerCommand::Ls(args) => containers::ps(&client, args).await,
+            ContainerCommand::Stop(args) => containers::stop(&client, args).await,
+            ContainerCommand::Kill(args) => containers::kill(&client, args).await,
+            ContainerCommand::Restart(args) => containers::restart(&client, args).await,
+            ContainerCommand::Rm(args) => containers::rm(&client, args).await,
+            ContainerCommand::Wait(args) => containers::wait(&client, args).await,
+            ContainerCommand::Rename(args) => containers::rename(&client, args).await,
+            ContainerCommand::Logs(args) => containers::logs(&client, args).await,
+            ContainerCommand::Pause(args) => containers::pause(&client, args).await,
+            ContainerCommand::Unpause(args) => containers::unpause(&client, args).await,
+            ContainerCommand::Top(args) => containers::top(&client, args).await,
+            ContainerCommand::Stats(args) => containers::stats(&client, args).await,
+            ContainerCommand::Inspect(args) => inspect::container_inspect(&client, args).await,
+        },
     }
 }
 

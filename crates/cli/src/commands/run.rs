@@ -1,0 +1,674 @@
+//! `run`, `create` and `start`: building the create request from Docker's flags, attaching to the
+//! container's streams over a hijacked connection, and exiting with the container's status.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::path_escape;
+use crate::client::{query, read_all, Client, JsonStream};
+use crate::error::CliError;
+use crate::output::{print, stdin_is_terminal};
+
+/// The flags `run` and `create` share: what the container is made of.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ContainerOptions {
+    /// Print usage (`-h` is `--hostname` here, as in Docker)
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Automatically remove the container and its associated anonymous volumes when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "list")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "string")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: "<name|uid>[:<group|gid>]")
+    #[arg(short, long, value_name = "string")]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "string")]
+    pub entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long, value_name = "string")]
+    pub hostname: Option<String>,
+    /// Set meta data on a container
+    #[arg(short, long = "label", value_name = "list")]
+    pub label: Vec<String>,
+    /// Connect a container to a network
+    #[arg(long, alias = "net", value_name = "network")]
+    pub network: Option<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities
+    #[arg(long, value_name = "list")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long, value_name = "list")]
+    pub cap_drop: Vec<String>,
+    /// Security Options
+    #[arg(long, value_name = "list")]
+    pub security_opt: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Signal to stop the container
+    #[arg(long, value_name = "string")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long, value_name = "int")]
+    pub stop_timeout: Option<i64>,
+    /// Memory limit
+    #[arg(short, long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<f64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Mount a tmpfs directory
+    #[arg(long, value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "list")]
+    pub dns: Vec<String>,
+    /// Ulimit options
+    #[arg(long, value_name = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// The image, then the command and its arguments
+    #[arg(
+        value_name = "IMAGE [COMMAND] [ARG...]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+/// Flags of `run`.
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    pub detach: bool,
+    /// The container's configuration
+    #[command(flatten)]
+    pub options: ContainerOptions,
+}
+
+/// Flags of `create`.
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct CreateArgs {
+    /// The container's configuration
+    #[command(flatten)]
+    pub options: ContainerOptions,
+}
+
+/// Flags of `start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Containers to start
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// A `run`-style failure: `berth: MESSAGE` and the hint, with `status`.
+fn run_error(message: &str, status: u8) -> CliError {
+    CliError::WithStatus(
+        format!("berth: {message}\n\nRun 'berth run --help' for more information"),
+        status,
+    )
+}
+
+/// Docker's status for a failed start: 126 if the command cannot be run, 127 if it is not found.
+pub fn start_error_status(message: &str) -> u8 {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        127
+    } else if message.contains("permission denied") {
+        126
+    } else {
+        125
+    }
+}
+
+/// Parses a memory size as Docker's `RAMInBytes`: `512m`, `1g`, `1024` (binary multiples).
+pub fn ram_in_bytes(text: &str) -> Option<i64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits_end);
+    let number: f64 = number.parse().ok()?;
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(unit);
+    let factor: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return None,
+    };
+    Some((number * factor) as i64)
+}
+
+/// Parses `--ulimit name=soft[:hard]`.
+fn parse_ulimit(text: &str) -> Result<Value, CliError> {
+    let bad = || CliError::Usage(format!("invalid argument \"{text}\" for \"--ulimit\" flag"));
+    let (name, limits) = text.split_once('=').ok_or_else(bad)?;
+    let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+    let soft: i64 = soft.parse().map_err(|_| bad())?;
+    let hard: i64 = hard.parse().map_err(|_| bad())?;
+    Ok(json!({"Name": name, "Soft": soft, "Hard": hard}))
+}
+
+/// The `POST /containers/create` body for these options (`attach`: whether the client will attach).
+pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliError> {
+    let image = opts.args.first().cloned().unwrap_or_default();
+    let cmd: Vec<String> = opts.args.iter().skip(1).cloned().collect();
+    let mut labels = BTreeMap::new();
+    for l in &opts.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut config = json!({
+        "Image": image,
+        "Tty": opts.tty,
+        "OpenStdin": opts.interactive,
+        "StdinOnce": opts.interactive && attach,
+        "AttachStdin": opts.interactive && attach,
+        "AttachStdout": attach,
+        "AttachStderr": attach,
+        "Env": opts.env.iter().map(|e| expand_env(e)).collect::<Vec<_>>(),
+        "Labels": labels,
+    });
+    if !cmd.is_empty() {
+        config["Cmd"] = json!(cmd);
+    }
+    if let Some(e) = &opts.entrypoint {
+        // Docker sends an empty entrypoint as `[""]` to reset the image's.
+        config["Entrypoint"] = json!([e]);
+    }
+    if let Some(w) = &opts.workdir {
+        config["WorkingDir"] = json!(w);
+    }
+    if let Some(u) = &opts.user {
+        config["User"] = json!(u);
+    }
+    if let Some(h) = &opts.hostname {
+        config["Hostname"] = json!(h);
+    }
+    if let Some(s) = &opts.stop_signal {
+        config["StopSignal"] = json!(s);
+    }
+    if let Some(t) = opts.stop_timeout {
+        config["StopTimeout"] = json!(t);
+    }
+    let mut host = json!({
+        "AutoRemove": opts.rm,
+        "NetworkMode": opts.network.clone().unwrap_or_else(|| "default".to_string()),
+        "Privileged": opts.privileged,
+        "ReadonlyRootfs": opts.read_only,
+    });
+    if !opts.cap_add.is_empty() {
+        host["CapAdd"] = json!(opts.cap_add);
+    }
+    if !opts.cap_drop.is_empty() {
+        host["CapDrop"] = json!(opts.cap_drop);
+    }
+    if !opts.security_opt.is_empty() {
+        host["SecurityOpt"] = json!(opts.security_opt);
+    }
+    if let Some(m) = &opts.memory {
+        let bytes = ram_in_bytes(m).ok_or_else(|| {
+            CliError::Usage(format!(
+                "invalid argument \"{m}\" for \"-m, --memory\" flag: invalid size: '{m}'"
+            ))
+        })?;
+        host["Memory"] = json!(bytes);
+    }
+    if let Some(c) = opts.cpus {
+        host["NanoCpus"] = json!((c * 1e9).round() as i64);
+    }
+    if let Some(p) = opts.pids_limit {
+        host["PidsLimit"] = json!(p);
+    }
+    if !opts.tmpfs.is_empty() {
+        let mut map = serde_json::Map::new();
+        for t in &opts.tmpfs {
+            let (path, options) = t.split_once(':').unwrap_or((t.as_str(), ""));
+            map.insert(path.to_string(), json!(options));
+        }
+        host["Tmpfs"] = Value::Object(map);
+    }
+    if !opts.dns.is_empty() {
+        host["Dns"] = json!(opts.dns);
+    }
+    if !opts.ulimit.is_empty() {
+        let ulimits = opts
+            .ulimit
+            .iter()
+            .map(|u| parse_ulimit(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        host["Ulimits"] = json!(ulimits);
+    }
+    config["HostConfig"] = host;
+    Ok(config)
+}
+
+/// `-e NAME` without a value takes the client's own value (and is dropped if unset), as Docker does.
+fn expand_env(entry: &str) -> String {
+    if entry.contains('=') {
+        return entry.to_string();
+    }
+    match std::env::var(entry) {
+        Ok(v) => format!("{entry}={v}"),
+        Err(_) => entry.to_string(),
+    }
+}
+
+/// Docker's reference normalisation for the "Unable to find image" message: a tag defaults to latest.
+fn with_default_tag(image: &str) -> String {
+    let (_, tag) = super::split_tag(image);
+    if tag.is_some() || image.contains('@') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// Creates the container (pulling the image when missing, as Docker tries to) and returns its ID.
+async fn create_container(
+    client: &Client,
+    opts: &ContainerOptions,
+    attach: bool,
+) -> Result<String, CliError> {
+    let body = create_body(opts, attach)?;
+    let path = match &opts.name {
+        Some(n) => format!("/containers/create{}", query(&[("name", n)])),
+        None => "/containers/create".to_string(),
+    };
+    let resp = match client.post_json(&path, &body).await {
+        Ok(resp) => resp,
+        Err(CliError::Daemon {
+            status: 404,
+            message,
+        }) if message.starts_with("No such image") => {
+            let image = with_default_tag(&opts.args[0]);
+            eprintln!("Unable to find image '{image}' locally");
+            pull(client, &image).await?;
+            client.post_json(&path, &body).await?
+        }
+        Err(e) => return Err(e),
+    };
+    let created: Value = serde_json::from_slice(&read_all(resp).await?)
+        .map_err(|e| CliError::Decode(e.to_string()))?;
+    if let Some(warnings) = created["Warnings"].as_array() {
+        for w in warnings.iter().filter_map(Value::as_str) {
+            eprintln!("WARNING: {w}");
+        }
+    }
+    Ok(created["Id"].as_str().unwrap_or_default().to_string())
+}
+
+/// Pulls `image` (name:tag), quietly apart from errors.
+async fn pull(client: &Client, image: &str) -> Result<(), CliError> {
+    let (name, tag) = super::split_tag(image);
+    let mut params = vec![("fromImage", name)];
+    if let Some(t) = tag {
+        params.push(("tag", t));
+    }
+    let resp = client
+        .post(&format!("/images/create{}", query(&params)))
+        .await?;
+    let mut stream = JsonStream::new(resp);
+    while let Some(doc) = stream.next().await {
+        let (doc, _) = doc?;
+        if let Some(err) = doc["error"].as_str() {
+            return Err(CliError::Stream(err.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a container and prints its ID.
+pub async fn create(client: &Client, args: CreateArgs) -> Result<(), CliError> {
+    let id = create_container(client, &args.options, false)
+        .await
+        .map_err(|e| CliError::WithStatus(format!("{e}"), 125))?;
+    print(&format!("{id}\n"))
+}
+
+/// Runs a container: create, attach, wait, start, copy output, exit with the container's status.
+pub async fn run(client: &Client, args: RunArgs) -> Result<(), CliError> {
+    let opts = &args.options;
+    let attach = !args.detach;
+    if attach && opts.tty && opts.interactive && !stdin_is_terminal() {
+        return Err(CliError::WithStatus(
+            "the input device is not a TTY".to_string(),
+            1,
+        ));
+    }
+    let id = create_container(client, opts, attach)
+        .await
+        .map_err(|e| run_error(&e.to_string(), 125))?;
+    if args.detach {
+        start_container(client, &id)
+            .await
+            .map_err(|e| run_error(&e.to_string(), start_error_status(&e.to_string())))?;
+        return print(&format!("{id}\n"));
+    }
+    let condition = if opts.rm { "removed" } else { "next-exit" };
+    let status = attach_and_start(client, &id, opts.interactive, opts.tty, condition, true).await?;
+    exit_with(status)
+}
+
+/// Attaches to `id`, waits for `condition`, starts it and copies its streams; returns its exit status.
+async fn attach_and_start(
+    client: &Client,
+    id: &str,
+    stdin: bool,
+    tty: bool,
+    condition: &str,
+    run_style: bool,
+) -> Result<i64, CliError> {
+    let mut params = vec![("stream", "1"), ("stdout", "1"), ("stderr", "1")];
+    if stdin {
+        params.push(("stdin", "1"));
+    }
+    let escaped = path_escape(id);
+    let conn = client
+        .upgrade(&format!("/containers/{escaped}/attach{}", query(&params)))
+        .await?;
+    let wait = client
+        .post(&format!(
+            "/containers/{escaped}/wait{}",
+            query(&[("condition", condition)])
+        ))
+        .await?;
+    if let Err(e) = start_container(client, id).await {
+        let message = e.to_string();
+        if run_style {
+            // The container is left as created, as Docker leaves it (and `--rm` removes it daemon-side).
+            return Err(run_error(&message, start_error_status(&message)));
+        }
+        return Err(e);
+    }
+    let io = hyper_util::rt::TokioIo::new(conn);
+    let (mut reader, mut writer) = tokio::io::split(io);
+    if stdin {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut input = std::io::stdin();
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                if writer.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+    }
+    let mut demux = Demux::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if tty {
+            write_stream(1, &buf[..n]);
+        } else {
+            for (stream, data) in demux.feed(&buf[..n]) {
+                write_stream(stream, &data);
+            }
+        }
+    }
+    let body = read_all(wait).await?;
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(msg) = answer["Error"]["Message"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+    {
+        return Err(run_error(msg, 125));
+    }
+    Ok(answer["StatusCode"].as_i64().unwrap_or(0))
+}
+
+/// Writes container output to our stdout (streams 0 and 1) or stderr (2), flushing at once.
+pub fn write_stream(stream: u8, data: &[u8]) {
+    if stream == 2 {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(data);
+        let _ = err.flush();
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(data);
+        let _ = out.flush();
+    }
+}
+
+fn exit_with(status: i64) -> Result<(), CliError> {
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Exit((status & 0xff) as u8))
+    }
+}
+
+async fn start_container(client: &Client, id: &str) -> Result<(), CliError> {
+    client
+        .post(&format!("/containers/{}/start", path_escape(id)))
+        .await
+        .map(|_| ())
+}
+
+/// Starts containers; with `-a`, attaches to the (single) container and exits with its status.
+pub async fn start(client: &Client, args: StartArgs) -> Result<(), CliError> {
+    if args.attach || args.interactive {
+        if args.containers.len() > 1 {
+            return Err(CliError::Prefixed(
+                "you cannot start and attach multiple containers at once".to_string(),
+            ));
+        }
+        let name = &args.containers[0];
+        let info: Value = client
+            .get_json(&format!("/containers/{}/json", path_escape(name)))
+            .await?;
+        let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+        let open_stdin = info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+        let status = attach_and_start(
+            client,
+            name,
+            args.interactive && open_stdin,
+            tty,
+            "next-exit",
+            false,
+        )
+        .await?;
+        return exit_with(status);
+    }
+    let mut errors = Vec::new();
+    for name in &args.containers {
+        match start_container(client, name).await {
+            Ok(()) => print(&format!("{name}\n"))?,
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    eprintln!("{}", errors.join("\n"));
+    Err(CliError::Reported)
+}
+
+/// Splits Docker's multiplexed attach/logs stream (8-byte header: stream, 0, 0, 0, big-endian size).
+#[derive(Default)]
+pub struct Demux {
+    buf: Vec<u8>,
+}
+
+impl Demux {
+    /// Feeds bytes and returns the complete frames they finish, as (stream, payload); 0/1 stdout, 2 stderr.
+    pub fn feed(&mut self, data: &[u8]) -> Vec<(u8, Bytes)> {
+        self.buf.extend_from_slice(data);
+        let mut frames = Vec::new();
+        loop {
+            if self.buf.len() < 8 {
+                break;
+            }
+            let size =
+                u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
+            if self.buf.len() < 8 + size {
+                break;
+            }
+            let stream = self.buf[0];
+            let payload: Vec<u8> = self.buf.drain(..8 + size).skip(8).collect();
+            frames.push((stream, Bytes::from(payload)));
+        }
+        frames
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Top {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn flags_after_the_image_belong_to_the_command() {
+        let top =
+            Top::try_parse_from(["run", "--rm", "-e", "A=1", "busybox", "ls", "-l", "-d"]).unwrap();
+        assert!(top.run.options.rm);
+        assert!(!top.run.detach);
+        assert_eq!(top.run.options.args, ["busybox", "ls", "-l", "-d"]);
+        assert_eq!(top.run.options.env, ["A=1"]);
+    }
+
+    #[test]
+    fn create_body_carries_flags_as_docker_sends_them() {
+        let top = Top::try_parse_from([
+            "run",
+            "-m",
+            "64m",
+            "--cpus",
+            "1.5",
+            "--ulimit",
+            "nofile=10:20",
+            "--tmpfs",
+            "/t:size=1m",
+            "-l",
+            "a=b",
+            "--network",
+            "none",
+            "--cap-drop",
+            "ALL",
+            "--entrypoint",
+            "sh",
+            "busybox",
+            "-c",
+            "true",
+        ])
+        .unwrap();
+        let body = create_body(&top.run.options, true).unwrap();
+        assert_eq!(body["Image"], "busybox");
+        assert_eq!(body["Cmd"], json!(["-c", "true"]));
+        assert_eq!(body["Entrypoint"], json!(["sh"]));
+        assert_eq!(body["Labels"], json!({"a": "b"}));
+        assert_eq!(body["HostConfig"]["Memory"], 64 * 1024 * 1024);
+        assert_eq!(body["HostConfig"]["NanoCpus"], 1_500_000_000i64);
+        assert_eq!(body["HostConfig"]["NetworkMode"], "none");
+        assert_eq!(body["HostConfig"]["CapDrop"], json!(["ALL"]));
+        assert_eq!(body["HostConfig"]["Tmpfs"], json!({"/t": "size=1m"}));
+        assert_eq!(
+            body["HostConfig"]["Ulimits"],
+            json!([{"Name": "nofile", "Soft": 10, "Hard": 20}])
+        );
+        assert_eq!(body["AttachStdout"], true);
+    }
+
+    #[test]
+    fn start_errors_map_to_docker_statuses() {
+        assert_eq!(
+            start_error_status(
+                "failed to start container process: exec: \"x\": executable file not found in $PATH"
+            ),
+            127
+        );
+        assert_eq!(
+            start_error_status("exec: \"/etc/passwd\": permission denied"),
+            126
+        );
+        assert_eq!(start_error_status("something else"), 125);
+    }
+
+    #[test]
+    fn memory_sizes_are_binary_multiples() {
+        assert_eq!(ram_in_bytes("1024"), Some(1024));
+        assert_eq!(ram_in_bytes("1k"), Some(1024));
+        assert_eq!(ram_in_bytes("1.5g"), Some(1610612736));
+        assert_eq!(ram_in_bytes("64MB"), Some(64 << 20));
+        assert_eq!(ram_in_bytes("x"), None);
+    }
+
+    #[test]
+    fn demux_splits_frames_across_chunks() {
+        let mut d = Demux::default();
+        let mut data = vec![1, 0, 0, 0, 0, 0, 0, 3];
+        data.extend_from_slice(b"hi\n");
+        data.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 4, b'e']);
+        let frames = d.feed(&data);
+        assert_eq!(frames, vec![(1, Bytes::from_static(b"hi\n"))]);
+        assert!(d.feed(b"rr").is_empty());
+        assert_eq!(d.feed(b"\n"), vec![(2, Bytes::from_static(b"err\n"))]);
+    }
+}
