@@ -141,8 +141,8 @@ impl Client {
         Ok(())
     }
 
-    /// Sends `method path` (path without the `/v1.x` prefix, query included) and returns a 2xx response;
-    /// any other status becomes [`CliError::Daemon`] with the daemon's message.
+    /// Sends `method path` (path without the `/v1.x` prefix, query included) and returns a response below 400;
+    /// a 4xx/5xx status becomes [`CliError::Daemon`] with the daemon's message.
     pub async fn request(
         &self,
         method: Method,
@@ -152,7 +152,8 @@ impl Client {
     ) -> Result<Response<Incoming>, CliError> {
         let uri = format!("/v{}{}", self.version, path);
         let resp = self.send(method, uri, body, content_type).await?;
-        if resp.status().is_success() {
+        // Docker's client takes any status below 400 as success (`304 Not Modified` from start/stop).
+        if resp.status().as_u16() < 400 {
             return Ok(resp);
         }
         let status = resp.status().as_u16();

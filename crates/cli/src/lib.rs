@@ -69,9 +69,9 @@ pub enum Command {
     /// Get real time events from the server
     Events(EventsArgs),
     /// Create and run a new container from an image
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create a new container
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Start one or more stopped containers
     Start(StartArgs),
     /// List containers
@@ -99,7 +99,7 @@ pub enum Command {
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
     /// Manage containers
-    Container(ContainerArgs),
+    Container(Box<ContainerArgs>),
 }
 
 /// `container` and its subcommands.
@@ -114,9 +114,9 @@ pub struct ContainerArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum ContainerCommand {
     /// Create and run a new container from an image
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create a new container
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Start one or more stopped containers
     Start(StartArgs),
     /// List containers

@@ -520,7 +520,7 @@ pub async fn rename(client: &Client, args: RenameArgs) -> Result<(), CliError> {
     let new_name = args.new_name.trim();
     if new_name.is_empty() || new_name == "/" {
         return Err(CliError::Prefixed(
-            "Error: Neither old nor new names may be empty".to_string(),
+            "Neither old nor new names may be empty".to_string(),
         ));
     }
     let path = format!(
@@ -528,7 +528,16 @@ pub async fn rename(client: &Client, args: RenameArgs) -> Result<(), CliError> {
         path_escape(&args.container),
         query(&[("name", new_name)])
     );
-    client.post(&path).await.map(|_| ())
+    match client.post(&path).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(CliError::Prefixed(format!(
+                "failed to rename container named {}",
+                args.container
+            )))
+        }
+    }
 }
 
 /// Lists a container's processes.

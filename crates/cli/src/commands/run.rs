@@ -344,7 +344,8 @@ async fn create_container(
 /// Pulls `image` (name:tag), quietly apart from errors.
 async fn pull(client: &Client, image: &str) -> Result<(), CliError> {
     let (name, tag) = super::split_tag(image);
-    let mut params = vec![("fromImage", name)];
+    let name = normalize_name(name);
+    let mut params = vec![("fromImage", name.as_str())];
     if let Some(t) = tag {
         params.push(("tag", t));
     }
@@ -359,6 +360,20 @@ async fn pull(client: &Client, image: &str) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// A repository name fully qualified as Docker's reference parser makes it (`busybox` →
+/// `docker.io/library/busybox`).
+pub fn normalize_name(name: &str) -> String {
+    match name.split_once('/') {
+        None => format!("docker.io/library/{name}"),
+        Some((first, _))
+            if !(first.contains('.') || first.contains(':') || first == "localhost") =>
+        {
+            format!("docker.io/{name}")
+        }
+        Some(_) => name.to_string(),
+    }
 }
 
 /// Creates a container and prints its ID.
@@ -649,6 +664,13 @@ mod tests {
             126
         );
         assert_eq!(start_error_status("something else"), 125);
+    }
+
+    #[test]
+    fn pulled_names_are_fully_qualified() {
+        assert_eq!(normalize_name("busybox"), "docker.io/library/busybox");
+        assert_eq!(normalize_name("a/b"), "docker.io/a/b");
+        assert_eq!(normalize_name("localhost:5000/b"), "localhost:5000/b");
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! The `berth` CLI's container commands against `berth daemon`: run, exit codes, the detached
+//! lifecycle (`run -d`, `ps`, `logs`, `stop`, `rm`), compared with the real docker CLI where it is installed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::Daemon;
+
+fn text(out: &std::process::Output) -> (String, String, Option<i32>) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+/// The same result with berth's program name in place of docker's (`docker: …`, `'docker run --help'`).
+fn as_docker(t: (String, String, Option<i32>)) -> (String, String, Option<i32>) {
+    let stderr =
+        t.1.replace("berth: ", "docker: ")
+            .replace("'berth run --help'", "'docker run --help'");
+    (t.0, stderr, t.2)
+}
+
+fn ok(out: &std::process::Output) -> String {
+    let (stdout, stderr, code) = text(out);
+    assert_eq!(code, Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    stdout
+}
+
+/// A daemon with `busybox:latest` imported by `berth import`.
+fn daemon() -> Daemon {
+    let d = Daemon::start();
+    let tar = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&tar);
+    ok(&d.berth_stdin(
+        &["import", "-c", r#"CMD ["sh"]"#, "-", "busybox:latest"],
+        Some(&tar),
+    ));
+    d
+}
+
+fn have_docker() -> bool {
+    common::docker_bin().exists()
+}
+
+#[test]
+fn run_rm_prints_output_and_leaves_nothing_behind() {
+    let d = daemon();
+    let out = d.berth(&["run", "--rm", "busybox", "echo", "hello"]);
+    assert_eq!(ok(&out), "hello\n");
+    assert_eq!(ok(&d.berth(&["ps", "-aq"])), "");
+}
+
+#[test]
+fn run_separates_stdout_from_stderr_and_feeds_stdin() {
+    let d = daemon();
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    let (stdout, stderr, code) = text(&out);
+    assert_eq!(
+        (stdout.as_str(), stderr.as_str(), code),
+        ("out\n", "err\n", Some(0))
+    );
+    let input = d.dir.path().join("input.txt");
+    std::fs::write(&input, "piped\n").unwrap();
+    let out = d.berth_stdin(&["run", "-i", "--rm", "busybox", "cat"], Some(&input));
+    assert_eq!(ok(&out), "piped\n");
+}
+
+#[test]
+fn exit_codes_are_dockers() {
+    let d = daemon();
+    let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = d.berth(&["run", "--rm", "busybox", "nosuchcommand"]);
+    let (_, stderr, code) = text(&out);
+    assert_eq!(code, Some(127), "{stderr}");
+    assert!(stderr.contains("executable file not found"), "{stderr}");
+    let out = d.berth(&["run", "--rm", "busybox", "/etc/passwd"]);
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out).1);
+    let out = d.berth(&["run", "--rm", "nosuchimage"]);
+    let (_, stderr, code) = text(&out);
+    assert_eq!(code, Some(125));
+    assert!(
+        stderr.starts_with("Unable to find image 'nosuchimage:latest' locally\n"),
+        "{stderr}"
+    );
+    let out = d.berth(&["run", "--bogus", "busybox"]);
+    assert_eq!(out.status.code(), Some(125));
+    if have_docker() {
+        for args in [
+            &["run", "--rm", "busybox", "sh", "-c", "echo x; exit 3"][..],
+            &["run", "--rm", "busybox", "nosuchcommand"],
+            &["run", "--rm", "busybox", "/etc/passwd"],
+            &["run", "--rm", "nosuchimage"],
+        ] {
+            assert_eq!(
+                as_docker(text(&d.berth(args))),
+                text(&d.docker(args)),
+                "berth {args:?} differs from docker"
+            );
+        }
+    }
+}
+
+#[test]
+fn detached_lifecycle_run_ps_logs_stop_rm() {
+    let d = daemon();
+    let id = ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; echo warn >&2; exec sleep 300",
+    ]));
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    // The log lines arrive once the shell has run.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = ok(&d.berth(&["logs", "web"]));
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(logs, "started\n");
+    let (_, stderr, _) = text(&d.berth(&["logs", "web"]));
+    assert_eq!(stderr, "warn\n");
+    let ps = ok(&d.berth(&["ps"]));
+    let mut lines = ps.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("CONTAINER ID   IMAGE     COMMAND                  CREATED"),
+        "{ps}"
+    );
+    let row = lines.next().unwrap();
+    assert!(row.starts_with(&id[..12]), "{ps}");
+    assert!(row.contains("\"sh -c 'echo starte…\""), "{ps}");
+    assert!(row.ends_with("web"), "{ps}");
+    assert_eq!(ok(&d.berth(&["ps", "-q"])), format!("{}\n", &id[..12]));
+    if have_docker() {
+        for args in [
+            &["ps"][..],
+            &["ps", "-a", "--no-trunc"],
+            &["ps", "--format", "json"],
+            &[
+                "ps",
+                "-a",
+                "--filter",
+                "name=web",
+                "--format",
+                "{{.Names}} {{.State}}",
+            ],
+            &["logs", "web"],
+            &["logs", "--tail", "1", "web"],
+            &["top", "web"],
+            &["inspect", "-f", "{{.Name}} {{.State.Status}}", "web"],
+            &["stop", "nosuch"],
+            &["rm", "nosuch"],
+        ] {
+            assert_eq!(
+                text(&d.berth(args)),
+                text(&d.docker(args)),
+                "berth {args:?} differs from docker"
+            );
+        }
+    }
+    assert_eq!(ok(&d.berth(&["stop", "-t", "1", "web"])), "web\n");
+    let status = ok(&d.berth(&["ps", "-a", "--format", "{{.Status}}"]));
+    assert!(status.starts_with("Exited ("), "{status}");
+    assert_eq!(ok(&d.berth(&["rm", "web"])), "web\n");
+    assert_eq!(ok(&d.berth(&["ps", "-aq"])), "");
+}
+
+#[test]
+fn create_start_attach_and_wait() {
+    let d = daemon();
+    let id = ok(&d.berth(&[
+        "create",
+        "--name",
+        "c",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi; exit 4",
+    ]));
+    assert_eq!(id.trim().len(), 64);
+    let out = d.berth(&["start", "-a", "c"]);
+    let (stdout, _, code) = text(&out);
+    assert_eq!((stdout.as_str(), code), ("hi\n", Some(4)));
+    assert_eq!(ok(&d.berth(&["wait", "c"])), "4\n");
+    assert_eq!(ok(&d.berth(&["rm", "c"])), "c\n");
+}
