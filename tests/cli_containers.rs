@@ -147,7 +147,7 @@ fn detached_lifecycle_run_ps_logs_stop_rm() {
     );
     let row = lines.next().unwrap();
     assert!(row.starts_with(&id[..12]), "{ps}");
-    assert!(row.contains("\"sh -c 'echo starte…\""), "{ps}");
+    assert!(row.contains("\"sh -c 'echo started…\""), "{ps}");
     assert!(row.ends_with("web"), "{ps}");
     assert_eq!(ok(&d.berth(&["ps", "-q"])), format!("{}\n", &id[..12]));
     if have_docker() {
@@ -190,16 +190,16 @@ fn create_start_attach_and_wait() {
     let id = ok(&d.berth(&[
         "create",
         "--name",
-        "c",
+        "cc",
         "busybox",
         "sh",
         "-c",
         "echo hi; exit 4",
     ]));
     assert_eq!(id.trim().len(), 64);
-    let out = d.berth(&["start", "-a", "c"]);
+    let out = d.berth(&["start", "-a", "cc"]);
     let (stdout, _, code) = text(&out);
     assert_eq!((stdout.as_str(), code), ("hi\n", Some(4)));
-    assert_eq!(ok(&d.berth(&["wait", "c"])), "4\n");
-    assert_eq!(ok(&d.berth(&["rm", "c"])), "c\n");
+    assert_eq!(ok(&d.berth(&["wait", "cc"])), "4\n");
+    assert_eq!(ok(&d.berth(&["rm", "cc"])), "cc\n");
 }

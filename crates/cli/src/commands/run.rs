@@ -378,9 +378,7 @@ pub fn normalize_name(name: &str) -> String {
 
 /// Creates a container and prints its ID.
 pub async fn create(client: &Client, args: CreateArgs) -> Result<(), CliError> {
-    let id = create_container(client, &args.options, false)
-        .await
-        .map_err(|e| CliError::WithStatus(format!("{e}"), 125))?;
+    let id = create_container(client, &args.options, false).await?;
     print(&format!("{id}\n"))
 }
 
@@ -398,10 +396,10 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| run_error(&e.to_string(), 125))?;
     if args.detach {
-        start_container(client, &id)
-            .await
-            .map_err(|e| run_error(&e.to_string(), start_error_status(&e.to_string())))?;
-        return print(&format!("{id}\n"));
+        // Docker prints the ID even when the start fails.
+        let started = start_container(client, &id).await;
+        print(&format!("{id}\n"))?;
+        return started.map_err(|e| run_error(&e.to_string(), start_error_status(&e.to_string())));
     }
     let condition = if opts.rm { "removed" } else { "next-exit" };
     let status = attach_and_start(client, &id, opts.interactive, opts.tty, condition, true).await?;
