@@ -1,7 +1,10 @@
 #!/bin/sh
-# Start latency of `true` in a busybox bundle with Docker's default spec: bare runc vs the
-# built-in runtime (`berth runtime run`), without seccomp and with Docker's default profile
-# (cold: cache emptied before every start; cached: program loaded from the cache).
+# Start latency of `true` in a busybox bundle with Docker's default spec: bare runc, bare crun (when
+# installed) and the built-in runtime (`berth runtime run`), without seccomp and with Docker's default
+# profile (cold: cache emptied before every start; cached: program loaded from the cache).
+# Debian's crun 1.8.1 refuses this host's hybrid cgroup layout, so it runs inside
+# `unshare -m … umount /sys/fs/cgroup/unified` (PERF.md); that wrapper alone is measured too ("crun wrapper")
+# so its cost can be taken off crun's figures.
 # Prints medians, spread and ratios to runc measured in the same run.
 #
 #   bench/runtime_start.sh [RUNS]        (root; needs runc, busybox-static, hyperfine, python3)
@@ -38,6 +41,21 @@ hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$W/r.json" \
     -n "berth, docker profile cached" "$BERTH runtime run --seccomp-cache $CACHE --bundle $W/seccomp bench-berth" \
     >/dev/null
 
+if command -v crun >/dev/null; then
+    wrap="unshare -m --propagation private sh -c"
+    hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$W/c.json" \
+        -n "crun wrapper alone"   "$wrap 'umount /sys/fs/cgroup/unified 2>/dev/null; true'" \
+        -n "crun, no seccomp"     "$wrap 'umount /sys/fs/cgroup/unified 2>/dev/null; exec crun run --bundle $W/plain bench-crun'" \
+        -n "crun, docker profile" "$wrap 'umount /sys/fs/cgroup/unified 2>/dev/null; exec crun run --bundle $W/seccomp bench-crun'" \
+        >/dev/null
+    python3 - "$W/r.json" "$W/c.json" <<'PY2'
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+a["results"] += b["results"]
+json.dump(a, open(sys.argv[1], "w"))
+PY2
+fi
+
 python3 - "$W/r.json" <<'PY'
 import json, statistics, sys
 res = json.load(open(sys.argv[1]))["results"]
@@ -50,6 +68,12 @@ for r in res:
     p10, p90 = t[len(t) // 10], t[(len(t) * 9) // 10]
     m = med[r["command"]]
     print(f"{r['command']:32} {m:7.2f}ms {p10:6.2f}-{p90:6.2f}ms {m / ref:7.2f}x {m / refs:15.2f}x")
+if "crun wrapper alone" in med:
+    w = med["crun wrapper alone"]
+    for k in ("crun, no seccomp", "crun, docker profile"):
+        print(f"{k + ' - wrapper':32} {med[k] - w:7.2f}ms {'':>15} {(med[k] - w) / ref:7.2f}x {(med[k] - w) / refs:15.2f}x")
+    print(f"berth with the docker profile (cached) vs crun without seccomp (wrapper taken off): "
+          f"{med['berth, docker profile cached'] / (med['crun, no seccomp'] - w):.2f}x")
 print(f"seccomp cost: runc +{refs - ref:.2f} ms, berth cold +{med['berth, docker profile cold'] - med['berth, no seccomp']:.2f} ms,"
       f" berth cached +{med['berth, docker profile cached'] - med['berth, no seccomp']:.2f} ms")
 PY
