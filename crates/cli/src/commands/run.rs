@@ -239,12 +239,24 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
         "NetworkMode": opts.network.clone().unwrap_or_else(|| "default".to_string()),
         "Privileged": opts.privileged,
         "ReadonlyRootfs": opts.read_only,
+        // Docker's CLI sends these empty values rather than leaving them out.
+        "BlkioWeightDevice": [],
+        "BlkioDeviceReadBps": [],
+        "BlkioDeviceWriteBps": [],
+        "BlkioDeviceReadIOps": [],
+        "BlkioDeviceWriteIOps": [],
+        "Devices": [],
+        "DnsOptions": [],
+        "DnsSearch": [],
+        "PortBindings": {},
+        "MemorySwappiness": -1,
+        "OomKillDisable": false,
     });
     if !opts.cap_add.is_empty() {
-        host["CapAdd"] = json!(opts.cap_add);
+        host["CapAdd"] = json!(normalize_caps(&opts.cap_add));
     }
     if !opts.cap_drop.is_empty() {
-        host["CapDrop"] = json!(opts.cap_drop);
+        host["CapDrop"] = json!(normalize_caps(&opts.cap_drop));
     }
     if !opts.security_opt.is_empty() {
         host["SecurityOpt"] = json!(opts.security_opt);
@@ -284,6 +296,20 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     }
     config["HostConfig"] = host;
     Ok(config)
+}
+
+/// Capabilities as Docker's CLI sends them: upper-case with the `CAP_` prefix, `ALL` as is.
+pub fn normalize_caps(caps: &[String]) -> Vec<String> {
+    caps.iter()
+        .map(|c| {
+            let upper = c.trim().to_ascii_uppercase();
+            if upper == "ALL" || upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            }
+        })
+        .collect()
 }
 
 /// `-e NAME` without a value takes the client's own value (and is dropped if unset), as Docker does.
@@ -378,7 +404,8 @@ pub fn normalize_name(name: &str) -> String {
 
 /// Creates a container and prints its ID.
 pub async fn create(client: &Client, args: CreateArgs) -> Result<(), CliError> {
-    let id = create_container(client, &args.options, false).await?;
+    // Docker's `create` records stdout/stderr (and stdin with `-i`) as attached, as for a foreground run.
+    let id = create_container(client, &args.options, true).await?;
     print(&format!("{id}\n"))
 }
 
@@ -641,6 +668,7 @@ mod tests {
         assert_eq!(body["HostConfig"]["NanoCpus"], 1_500_000_000i64);
         assert_eq!(body["HostConfig"]["NetworkMode"], "none");
         assert_eq!(body["HostConfig"]["CapDrop"], json!(["ALL"]));
+        assert_eq!(normalize_caps(&["net_admin".into()]), ["CAP_NET_ADMIN"]);
         assert_eq!(body["HostConfig"]["Tmpfs"], json!({"/t": "size=1m"}));
         assert_eq!(
             body["HostConfig"]["Ulimits"],
