@@ -153,9 +153,19 @@ fn detached_lifecycle_run_ps_logs_stop_rm() {
     assert_eq!(ok(&d.berth(&["ps", "-q"])), format!("{}\n", &id[..12]));
     if have_docker() {
         for args in [
-            &["ps"][..],
-            &["ps", "-a", "--no-trunc"],
-            &["ps", "--format", "json"],
+            // CREATED and STATUS are left out: they tick between the two runs.
+            &[
+                "ps",
+                "--format",
+                "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Ports}}\t{{.Names}}",
+            ][..],
+            &[
+                "ps",
+                "-a",
+                "--no-trunc",
+                "--format",
+                "{{.ID}} {{.Command}} {{.Labels}} {{.Networks}} {{.Size}} {{.CreatedAt}}",
+            ],
             &[
                 "ps",
                 "-a",
