@@ -440,3 +440,71 @@ fn chrono_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+#[test]
+fn interactive_tty_echoes_what_is_typed() {
+    let Some(d) = daemon() else { return };
+    if !common::have("tmux") {
+        eprintln!("SKIP: tmux is not installed (apt-get install tmux); .ci/run installs it");
+        return;
+    }
+    let session = format!("berth-tty-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cmd = format!(
+        "DOCKER_HOST={} DOCKER_CONFIG={} {} run -it --rm busybox sh; echo EXITED $?; sleep 30",
+        d.host(),
+        d.dir.path().join("docker-config").display(),
+        common::docker_bin().display()
+    );
+    assert!(tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &cmd
+    ])
+    .status
+    .success());
+    let screen = || {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-t", &session, "-p"]).stdout).into_owned()
+    };
+    let wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = screen();
+            if s.contains(what) {
+                return s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = tmux(&["kill-session", "-t", &session]);
+                panic!("never saw {what:?}:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("/ #");
+    tmux(&[
+        "send-keys",
+        "-t",
+        &session,
+        "echo typed-$((40+2)); stty size",
+        "Enter",
+    ]);
+    let s = wait_for("typed-42");
+    assert!(
+        s.contains("30 100"),
+        "the terminal's size reaches the container:\n{s}"
+    );
+    tmux(&["send-keys", "-t", &session, "exit 4", "Enter"]);
+    wait_for("EXITED 4");
+    let _ = tmux(&["kill-session", "-t", &session]);
+}

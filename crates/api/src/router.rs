@@ -113,6 +113,7 @@ async fn container_route(
         ("pause", &Method::POST) => c::pause(ctx, name).await,
         ("unpause", &Method::POST) => c::unpause(ctx, name).await,
         ("top", &Method::GET) => c::top(ctx, name).await,
+        ("resize", &Method::POST) => c::resize(ctx, name).await,
         ("stats", &Method::GET) => c::stats(ctx, name).await,
         _ => Err(ApiError::page_not_found()),
     }

@@ -8,6 +8,9 @@
 //! - `start` → `ok` or `err MESSAGE` (the process could not be executed; MESSAGE says why).
 //! - `wait` → `exit CODE OOM` once the container's init has exited (at once if it already has).
 //! - `kill SIGNAL` → `ok` or `err MESSAGE`.
+//! - `resize ROWS COLS` → `ok` or `err MESSAGE` (containers with a terminal: the pty's window size).
+//!
+//! With a terminal the pty master carries the container's output (as stream 1) and its input.
 //!
 //! The shim also writes `exit.json` ([`ExitRecord`]) in its state dir when the container exits, so a daemon
 //! that was down at the time learns the outcome on restart.

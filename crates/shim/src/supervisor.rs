@@ -14,7 +14,7 @@ use crate::logfile::{JsonLog, Stream};
 use crate::protocol::{self, ExitRecord};
 
 /// Flags of `berth shim` (the daemon passes them; not meant for people).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ShimArgs {
     /// Container ID.
     #[arg(long)]
@@ -107,6 +107,8 @@ struct Shim {
     listener: UnixListener,
     clients: Vec<Client>,
     out: [Option<OwnedFd>; 2],
+    /// The pty master when the container has a terminal.
+    console: Option<OwnedFd>,
     stdin_w: Option<OwnedFd>,
     stdin_buf: Vec<u8>,
     pidfd: Option<OwnedFd>,
@@ -143,13 +145,26 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
         no_cgroups: false,
         start_fifo: None,
     };
-    let stdio = Stdio {
-        stdin: stdin_r,
-        stdout: Some(out_w),
-        stderr: Some(err_w),
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    // With a terminal all three streams are the pty's slave; the runtime sets that up.
+    let stdio = if terminal {
+        Stdio::default()
+    } else {
+        Stdio {
+            stdin: stdin_r,
+            stdout: Some(out_w),
+            stderr: Some(err_w),
+        }
     };
-    let container =
+    let mut container =
         Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?;
+    // With a terminal the process's stdio is the pty: its master carries output and input alike.
+    let console = container.take_console();
     let pid = container.pid();
     let sock = args.socket.clone();
     let prepared = (|| -> Result<UnixListener, String> {
@@ -179,27 +194,27 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
     };
     let pidfd = rustix::process::Pid::from_raw(pid)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
-    nonblocking(&out_r);
-    nonblocking(&err_r);
+    let (out, stdin_w) = match &console {
+        Some(master) => {
+            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup pty: {e}"));
+            let input = if args.stdin { Some(dup(master)?) } else { None };
+            ([Some(dup(master)?), None], input)
+        }
+        None => ([Some(out_r), Some(err_r)], stdin_w),
+    };
+    for fd in out.iter().flatten() {
+        nonblocking(fd);
+    }
     if let Some(w) = &stdin_w {
         nonblocking(w);
     }
     Ok(Shim {
-        args: ShimArgs {
-            id: args.id.clone(),
-            bundle: args.bundle.clone(),
-            state_dir: args.state_dir.clone(),
-            socket: args.socket.clone(),
-            log_path: args.log_path.clone(),
-            log_max_size: args.log_max_size,
-            log_max_files: args.log_max_files,
-            stdin: args.stdin,
-            seccomp_cache: args.seccomp_cache.clone(),
-        },
+        args: args.clone(),
         container,
         listener,
         clients: Vec::new(),
-        out: [Some(out_r), Some(err_r)],
+        out,
+        console,
         stdin_w,
         stdin_buf: Vec::new(),
         pidfd,
@@ -420,7 +435,9 @@ impl Shim {
             match r {
                 Ok(0) => {
                     self.clients[i].read_closed = true;
-                    if let Mode::Attach { stdin: true, .. } = self.clients[i].mode {
+                    if let (Mode::Attach { stdin: true, .. }, None) =
+                        (&self.clients[i].mode, &self.console)
+                    {
                         // The attached stdin ended: the container sees EOF once what we hold is written.
                         self.flush_stdin();
                         if self.stdin_buf.is_empty() {
@@ -482,6 +499,34 @@ impl Shim {
                     } else {
                         self.clients[i].waiting = true;
                         continue;
+                    }
+                }
+                Some("resize") => {
+                    let mut num = || {
+                        words
+                            .next()
+                            .and_then(|v| v.parse::<u16>().ok())
+                            .unwrap_or(0)
+                    };
+                    let (rows, cols) = (num(), num());
+                    match &self.console {
+                        Some(master) => {
+                            let ws = libc::winsize {
+                                ws_row: rows,
+                                ws_col: cols,
+                                ws_xpixel: 0,
+                                ws_ypixel: 0,
+                            };
+                            // SAFETY: TIOCSWINSZ reads a winsize struct that lives for the call.
+                            let rc =
+                                unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                            if rc == 0 {
+                                "ok".to_owned()
+                            } else {
+                                format!("err resize: {}", std::io::Error::last_os_error())
+                            }
+                        }
+                        None => "err the container has no terminal".to_owned(),
                     }
                 }
                 Some("kill") => {

@@ -378,3 +378,16 @@ pub async fn stats(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     });
     Ok(body::with_type(StatusCode::OK, "application/json", body))
 }
+
+/// `POST /containers/{id}/resize?h=…&w=…`.
+pub async fn resize(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    let dim = |k: &str| -> ApiResult<u16> {
+        let v = ctx.query.get(k).unwrap_or("");
+        v.parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}")))
+    };
+    ctx.engine
+        .resize_container(name, dim("h")?, dim("w")?)
+        .await?;
+    Ok(body::empty(StatusCode::OK))
+}

@@ -414,6 +414,20 @@ impl Engine {
         }
     }
 
+    /// `POST /containers/{id}/resize?h=…&w=…`: the terminal's window size.
+    pub async fn resize_container(&self, name: &str, rows: u16, cols: u16) -> Result<()> {
+        let c = self.containers.resolve(name)?;
+        if !matches!(c.state.status, Status::Running | Status::Paused) {
+            return Err(Error::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        shim_client::ok_command(&self.shim_socket(&c.id), &format!("resize {rows} {cols}"))
+            .await
+            .map_err(|e| Error::InvalidParameter(format!("cannot resize container {}: {e}", c.id)))
+    }
+
     /// `POST /containers/{id}/restart`.
     pub async fn restart_container(
         self: &Arc<Self>,

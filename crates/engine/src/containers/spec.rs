@@ -247,7 +247,14 @@ pub fn build(
         linux["seccomp"] = s;
     }
 
-    let spec = json!({
+    // The docker CLI sends the terminal's size at create (HostConfig.ConsoleSize, [height, width]).
+    let console_size = match h.console_size.as_deref() {
+        Some([rows, cols]) if tty && *rows > 0 && *cols > 0 => {
+            Some(json!({"height": rows, "width": cols}))
+        }
+        _ => None,
+    };
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": tty,
@@ -266,6 +273,9 @@ pub fn build(
         "mounts": mounts,
         "linux": linux,
     });
+    if let Some(size) = console_size {
+        spec["process"]["consoleSize"] = size;
+    }
     serde_json::from_value(spec).map_err(|e| Error::System(format!("building the OCI spec: {e}")))
 }
 
