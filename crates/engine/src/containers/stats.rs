@@ -33,7 +33,9 @@ impl Engine {
 
     /// Thaws a paused container's cgroup and records it as running again.
     pub(crate) fn thaw(&self, c: &Container) -> Result<()> {
-        self.cgroup(c)?.thaw().map_err(|e| Error::System(format!("unpausing: {e}")))?;
+        self.cgroup(c)?
+            .thaw()
+            .map_err(|e| Error::System(format!("unpausing: {e}")))?;
         self.containers.update(&c.id, |c| {
             if c.state.status == Status::Paused {
                 c.state.status = Status::Running;
