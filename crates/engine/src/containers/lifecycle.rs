@@ -257,6 +257,9 @@ impl Engine {
                 c.config.user.as_deref().unwrap_or(""),
                 &group_add,
             )?;
+            if let Some(w) = c.config.working_dir.as_deref().filter(|w| !w.is_empty()) {
+                super::rootfs::ensure_dir_in(&layout.merged, w, user.uid, user.gid)?;
+            }
             let files = spec::EtcFiles {
                 hostname: &etc.hostname,
                 hosts: &etc.hosts,

@@ -75,3 +75,96 @@ fn is_mount_point(path: &Path) -> bool {
     info.lines()
         .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
 }
+
+/// Creates `path` (absolute, as the container sees it) inside `root` with its missing parents, owned by
+/// `uid:gid`, as dockerd creates a missing working directory before the container starts (so it exists even
+/// with `--read-only`). Every step resolves inside `root` (`RESOLVE_IN_ROOT`): symlinks in the image cannot
+/// lead the creation out of it.
+pub fn ensure_dir_in(root: &Path, path: &str, uid: u32, gid: u32) -> Result<()> {
+    use rustix::fs::{mkdirat, openat2, Mode, OFlags, ResolveFlags};
+    let fail =
+        |e: rustix::io::Errno| Error::System(format!("creating the working directory {path}: {e}"));
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail)?;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut prefix = String::new();
+    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        let parent = if prefix.is_empty() {
+            ".".to_owned()
+        } else {
+            prefix.clone()
+        };
+        prefix = format!("{prefix}/{comp}")
+            .trim_start_matches('/')
+            .to_owned();
+        match openat2(
+            &root_fd,
+            prefix.as_str(),
+            flags,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT,
+        ) {
+            Ok(_) => continue,
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        let dir = openat2(
+            &root_fd,
+            parent.as_str(),
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT,
+        )
+        .map_err(fail)?;
+        match mkdirat(&dir, comp, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(fail(e)),
+        }
+        let made = openat2(
+            &dir,
+            comp,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH,
+        )
+        .map_err(fail)?;
+        rustix::fs::fchown(
+            &made,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(fail)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn working_dirs_are_made_inside_the_root_even_through_absolute_symlinks() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("/real", root.path().join("link")).unwrap();
+        ensure_dir_in(root.path(), "/link/work/dir", 1000, 1000).unwrap();
+        let made = root.path().join("real/work/dir");
+        assert!(
+            made.is_dir(),
+            "the absolute symlink resolved inside the root"
+        );
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&made).unwrap().uid(), 1000);
+        // A symlink to a host path that does not exist in the root: refused, and nothing made outside.
+        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
+        assert!(ensure_dir_in(root.path(), "/out/work", 0, 0).is_err());
+        assert!(!outside.path().join("work").exists());
+        ensure_dir_in(root.path(), "/srv/app", 0, 0).unwrap();
+        assert!(root.path().join("srv/app").is_dir());
+    }
+}
