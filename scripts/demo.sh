@@ -29,13 +29,18 @@ echo "== berth images"
 "$berth" -H "$sock" images
 echo "== berth image inspect"
 "$berth" -H "$sock" image inspect busybox --format '{{.Id}} {{json .Config.Cmd}} {{.Size}}'
+echo "== berth run: a container from that image"
+"$berth" -H "$sock" run --rm busybox sh -c 'echo "hello from a Berth container: $(uname -sr), pid $$, $(id)"'
+"$berth" -H "$sock" run -d --name web busybox sh -c 'echo serving; exec sleep 300' >/dev/null
+"$berth" -H "$sock" ps
+"$berth" -H "$sock" logs web
+"$berth" -H "$sock" rm -f web >/dev/null
 echo "== save | load round trip"
 "$berth" -H "$sock" save busybox | "$berth" -H "$sock" load
 if [ -x /usr/local/bin/docker ]; then
     echo "== the real docker CLI against berth"
     DOCKER_HOST=$sock /usr/local/bin/docker version --format 'Server: {{.Server.Platform.Name}} {{.Server.Version}} (API {{.Server.APIVersion}})'
     DOCKER_HOST=$sock /usr/local/bin/docker images
-    echo "== a container, run by the docker CLI through berth"
-    DOCKER_HOST=$sock /usr/local/bin/docker run --rm busybox sh -c 'echo "hello from a Berth container: $(uname -sr), pid $$"'
+    DOCKER_HOST=$sock /usr/local/bin/docker run --rm busybox echo "the docker CLI runs containers through Berth too"
 fi
 echo "== done"

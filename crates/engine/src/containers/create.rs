@@ -274,7 +274,11 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         }
     }
     match h.runtime.as_deref() {
-        None | Some("") | Some("berth") | Some("runc") => {}
+        None | Some("") | Some("berth") => {}
+        // External OCI runtimes through the shim are not wired yet: refuse rather than run the built-in one.
+        Some("runc") | Some("crun") | Some("youki") => {
+            return refuse(&format!("--runtime {}", h.runtime.as_deref().unwrap_or("")))
+        }
         Some(other) => {
             return Err(Error::InvalidParameter(format!(
                 "unknown or invalid runtime name: {other}"
