@@ -29,16 +29,8 @@ fn ok(out: &std::process::Output) -> String {
     stdout
 }
 
-/// A daemon with `busybox:latest` imported by `berth import`.
 fn daemon() -> Daemon {
-    let d = Daemon::start();
-    let tar = d.dir.path().join("rootfs.tar");
-    common::busybox_rootfs_tar(&tar);
-    ok(&d.berth_stdin(
-        &["import", "-c", r#"CMD ["sh"]"#, "-", "busybox:latest"],
-        Some(&tar),
-    ));
-    d
+    Daemon::with_busybox()
 }
 
 fn have_docker() -> bool {

@@ -37,20 +37,8 @@ fn ok(o: &Output) -> String {
     out(o)
 }
 
-/// A daemon with `busybox:latest` imported from busybox-static; `None` (with a note) without the docker CLI.
 fn daemon() -> Option<Daemon> {
-    if !common::docker_bin().exists() {
-        eprintln!("SKIP: no docker CLI at {}", common::docker_bin().display());
-        return None;
-    }
-    let d = Daemon::start();
-    let tar = d.dir.path().join("rootfs.tar");
-    common::busybox_rootfs_tar(&tar);
-    ok(&d.docker_stdin(
-        &["import", "-c", r#"CMD ["sh"]"#, "-", "busybox:latest"],
-        Some(&tar),
-    ));
-    Some(d)
+    common::docker_daemon()
 }
 
 /// `docker run --rm [OPTS…] busybox sh -c SCRIPT`.

@@ -197,6 +197,20 @@ impl Daemon {
         r.json()
     }
 
+    /// A daemon with `busybox:latest` (busybox-static, `CMD ["sh"]`) imported through the API.
+    pub fn with_busybox() -> Daemon {
+        let d = Daemon::start();
+        let tar = d.dir.path().join("rootfs.tar");
+        busybox_rootfs_tar(&tar);
+        let r = d.request_file(
+            "POST",
+            "/images/create?fromSrc=-&repo=busybox&tag=latest&changes=CMD%20%5B%22sh%22%5D",
+            &tar,
+        );
+        assert_eq!(r.status, 200, "importing busybox: {}", r.text());
+        d
+    }
+
     /// Loads the webapp fixture through the API and returns the stream's text.
     pub fn load_fixture(&self) -> String {
         let r = self.request_file("POST", "/images/load?quiet=1", &webapp_fixture());
@@ -235,6 +249,16 @@ impl Drop for Daemon {
             );
         }
     }
+}
+
+/// For tests that drive the real docker CLI: a daemon with busybox, or `None` (printing why) when the CLI is
+/// not installed.
+pub fn docker_daemon() -> Option<Daemon> {
+    if !docker_bin().exists() {
+        eprintln!("SKIP: no docker CLI at {}", docker_bin().display());
+        return None;
+    }
+    Some(Daemon::with_busybox())
 }
 
 /// The real docker CLI.
