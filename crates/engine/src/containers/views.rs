@@ -54,7 +54,6 @@ impl Engine {
             || opts.limit.is_some()
             || !f.get("status").is_empty()
             || !f.get("exited").is_empty();
-        let images = self.all_images().await.unwrap_or_default();
         let ancestor_ids: Vec<String> = f
             .get("ancestor")
             .iter()
@@ -89,7 +88,7 @@ impl Engine {
             })
             .filter(|c| before.iter().all(|b| c.created < *b))
             .filter(|c| since.iter().all(|s| c.created > *s))
-            .map(|c| self.summary(c, &images))
+            .map(|c| self.summary(c))
             .collect();
         if let Some(n) = opts.limit.filter(|n| *n > 0) {
             out.truncate(n);
@@ -97,7 +96,7 @@ impl Engine {
         Ok(out)
     }
 
-    fn summary(&self, c: &Container, _images: &[image::Image]) -> ContainerSummary {
+    fn summary(&self, c: &Container) -> ContainerSummary {
         let state = match c.state.status {
             Status::Created => ContainerSummaryStateEnum::CREATED,
             Status::Running => ContainerSummaryStateEnum::RUNNING,
