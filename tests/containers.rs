@@ -437,8 +437,10 @@ fn interactive_tty_echoes_what_is_typed() {
         return;
     }
     let session = format!("berth-tty-{}", std::process::id());
+    // A tmux server of its own (-L), so no other tmux on the machine is involved.
     let tmux = |args: &[&str]| {
         std::process::Command::new("tmux")
+            .args(["-L", &session])
             .args(args)
             .output()
             .unwrap()
@@ -449,7 +451,7 @@ fn interactive_tty_echoes_what_is_typed() {
         d.dir.path().join("docker-config").display(),
         common::docker_bin().display()
     );
-    assert!(tmux(&[
+    let started = tmux(&[
         "new-session",
         "-d",
         "-s",
@@ -458,10 +460,13 @@ fn interactive_tty_echoes_what_is_typed() {
         "100",
         "-y",
         "30",
-        &cmd
-    ])
-    .status
-    .success());
+        &cmd,
+    ]);
+    assert!(
+        started.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
     let screen = || {
         String::from_utf8_lossy(&tmux(&["capture-pane", "-t", &session, "-p"]).stdout).into_owned()
     };
@@ -473,7 +478,7 @@ fn interactive_tty_echoes_what_is_typed() {
                 return s;
             }
             if std::time::Instant::now() > deadline {
-                let _ = tmux(&["kill-session", "-t", &session]);
+                let _ = tmux(&["kill-server"]);
                 panic!("never saw {what:?}:\n{s}");
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -487,12 +492,102 @@ fn interactive_tty_echoes_what_is_typed() {
         "echo typed-$((40+2)); stty size",
         "Enter",
     ]);
-    let s = wait_for("typed-42");
-    assert!(
-        s.contains("30 100"),
-        "the terminal's size reaches the container:\n{s}"
-    );
+    // The size line comes after the echo: waiting for it means both are on screen.
+    let s = wait_for("30 100");
+    assert!(s.contains("typed-42"), "what was typed ran:\n{s}");
     tmux(&["send-keys", "-t", &session, "exit 4", "Enter"]);
     wait_for("EXITED 4");
-    let _ = tmux(&["kill-session", "-t", &session]);
+    let _ = tmux(&["kill-server"]);
+}
+
+#[test]
+fn bind_mounts_and_tmpfs_mounts() {
+    let Some(d) = daemon() else { return };
+    let host = d.dir.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("in.txt"), "from the host\n").unwrap();
+    let bind = format!("{}:/data", host.display());
+    let o = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in.txt; echo back > /data/out.txt",
+    ]));
+    assert_eq!(o, "from the host\n");
+    assert_eq!(
+        std::fs::read_to_string(host.join("out.txt")).unwrap(),
+        "back\n"
+    );
+
+    let ro = format!("{}:/data:ro", host.display());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &ro,
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /data/nope; echo rc=$?",
+    ]);
+    assert_eq!(out(&o).trim(), "rc=1");
+    assert!(err(&o).contains("Read-only file system"), "{}", err(&o));
+    assert!(!host.join("nope").exists());
+
+    let made = d.dir.path().join("made-by-v");
+    ok(&d.docker(&[
+        "create",
+        "--name",
+        "withbind",
+        "-v",
+        &format!("{}:/m:ro", made.display()),
+        "busybox",
+        "true",
+    ]));
+    assert!(
+        made.is_dir(),
+        "-v creates a missing host directory, as Docker does"
+    );
+    let mounts: serde_json::Value = serde_json::from_str(&ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{json .Mounts}}",
+        "withbind",
+    ])))
+    .unwrap();
+    assert_eq!(mounts[0]["Type"], "bind");
+    assert_eq!(mounts[0]["Destination"], "/m");
+    assert_eq!(mounts[0]["RW"], false);
+    assert_eq!(mounts[0]["Propagation"], "rprivate");
+
+    let missing = format!("type=bind,source={}/nope,target=/x", d.dir.path().display());
+    let o = d.docker(&["run", "--rm", "--mount", &missing, "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("bind source path does not exist"),
+        "{}",
+        err(&o)
+    );
+
+    let o = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=tmpfs,target=/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /scratch ' /proc/mounts",
+    ]));
+    assert!(o.contains("tmpfs /scratch tmpfs"), "{o}");
+    let o = d.docker(&["run", "--rm", "-v", "named:/data", "busybox", "true"]);
+    assert!(
+        err(&o).contains("not supported by Berth yet"),
+        "{}",
+        err(&o)
+    );
 }

@@ -41,6 +41,7 @@ impl Engine {
         };
         let mut host = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host)?;
+        let user_mounts = super::mounts::parse(&host)?;
         fill_host_defaults(&mut host);
         let warnings = Vec::new();
         let (config, path, args) = merge_config(
@@ -73,7 +74,7 @@ impl Engine {
             args,
             state: State::default(),
             restart_count: 0,
-            mounts: Vec::new(),
+            mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
         };
         self.containers.insert(record.clone())?;
         self.container_event("create", &record);
@@ -205,9 +206,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     };
     fn some_vec<T>(v: &Option<Vec<T>>) -> bool {
         v.as_ref().is_some_and(|v| !v.is_empty())
-    }
-    if some_vec(&h.binds) || h.mounts.as_ref().is_some_and(|m| !m.is_empty()) {
-        return refuse("volumes and bind mounts (-v, --mount)");
     }
     if some_vec(&h.volumes_from) {
         return refuse("--volumes-from");
@@ -406,11 +404,11 @@ mod tests {
     #[test]
     fn unsupported_options_are_refused_by_name() {
         let h = HostConfig {
-            binds: Some(vec!["/a:/b".into()]),
+            volumes_from: Some(vec!["other".into()]),
             ..Default::default()
         };
         let e = validate_host_config(&h).unwrap_err().to_string();
-        assert!(e.contains("bind mounts"), "{e}");
+        assert!(e.contains("--volumes-from"), "{e}");
         let h = HostConfig {
             network_mode: Some("container:x".into()),
             ..Default::default()

@@ -265,7 +265,16 @@ impl Engine {
                 hosts: &etc.hosts,
                 resolv_conf: &etc.resolv_conf,
             };
-            let spec = spec::build(c, &layout.merged, &user, &files, None, self.host.go_arch)?;
+            let user_mounts = super::mounts::parse(&c.host_config)?;
+            let spec = spec::build(
+                c,
+                &layout.merged,
+                &user,
+                &files,
+                &user_mounts,
+                None,
+                self.host.go_arch,
+            )?;
             let _ = std::fs::remove_dir_all(state_dir);
             std::fs::create_dir_all(state_dir)
                 .map_err(|e| Error::System(format!("creating {}: {e}", state_dir.display())))?;

@@ -6,6 +6,7 @@ mod etc;
 pub mod hub;
 mod lifecycle;
 mod logs;
+mod mounts;
 mod names;
 pub mod record;
 mod rootfs;

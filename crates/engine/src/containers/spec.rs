@@ -99,6 +99,7 @@ pub fn build(
     rootfs: &Path,
     user: &ResolvedUser,
     etc: &EtcFiles<'_>,
+    user_mounts: &[super::mounts::UserMount],
     netns: Option<&Path>,
     arch: &str,
 ) -> Result<oci_spec::runtime::Spec> {
@@ -163,6 +164,7 @@ pub fn build(
     ] {
         mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
+    mounts.extend(user_mounts.iter().map(|m| m.oci()));
     for (dest, opts) in h.tmpfs.iter().flatten() {
         let mut options = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
         options.extend(opts.split(',').filter(|o| !o.is_empty()).map(str::to_owned));
