@@ -371,6 +371,12 @@ fn top_stats_pause_and_unpause() {
     assert!(!parts[2].starts_with("0B"), "memory is accounted: {stats}");
 
     ok(&d.docker(&["pause", "busy"]));
+    let info = ok(&d.docker(&[
+        "info",
+        "--format",
+        "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}",
+    ]));
+    assert_eq!(info.trim(), "1 0 1 0", "info counts containers by state");
     assert_eq!(
         ok(&d.docker(&[
             "inspect",

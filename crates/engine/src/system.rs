@@ -90,14 +90,21 @@ impl Engine {
     /// `GET /info`, with real figures from the stores and the host.
     pub async fn info(&self) -> Result<SystemInfo> {
         let images = self.all_images().await?;
+        let containers = self.containers.list();
+        let all = containers.len();
+        let count = |st: crate::containers::record::Status| {
+            containers.iter().filter(|c| c.state.status == st).count()
+        };
+        let running = count(crate::containers::record::Status::Running);
+        let paused = count(crate::containers::record::Status::Paused);
         let h = &self.host;
         let backing = backing_fs(&self.config.data_root);
         Ok(SystemInfo {
             id: Some(self.id.clone()),
-            containers: Some(0),
-            containers_running: Some(0),
-            containers_paused: Some(0),
-            containers_stopped: Some(0),
+            containers: Some(all as i64),
+            containers_running: Some(running as i64),
+            containers_paused: Some(paused as i64),
+            containers_stopped: Some((all - running - paused) as i64),
             images: Some(images.len() as i64),
             driver: Some("overlayfs".into()),
             driver_status: Some(vec![
