@@ -377,6 +377,17 @@ fn top_stats_pause_and_unpause() {
         "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}",
     ]));
     assert_eq!(info.trim(), "1 0 1 0", "info counts containers by state");
+    let df = ok(&d.docker(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]));
+    assert!(
+        df.contains("Images 1 1"),
+        "the image in use is active: {df}"
+    );
+    assert!(df.contains("Containers 1 1"), "{df}");
     assert_eq!(
         ok(&d.docker(&[
             "inspect",

@@ -164,8 +164,9 @@ impl Engine {
     /// `GET /system/df`: images (containers, volumes and build cache come with their subsystems).
     pub async fn disk_usage(&self) -> Result<SystemDataUsageResponse> {
         let mut images = self.list_images(crate::ImageListOptions::default()).await?;
+        let containers = self.containers.list();
         for img in &mut images {
-            img.containers = 0;
+            img.containers = containers.iter().filter(|c| c.image_id == img.id).count() as i64;
             img.shared_size = 0;
         }
         let layers_size = self
@@ -179,7 +180,13 @@ impl Engine {
         Ok(SystemDataUsageResponse {
             layers_size: Some(layers_size as i64),
             images: Some(images),
-            containers: Some(vec![]),
+            containers: Some(
+                self.list_containers(crate::containers::ContainerListOptions {
+                    all: true,
+                    ..Default::default()
+                })
+                .await?,
+            ),
             volumes: Some(vec![]),
             build_cache: Some(vec![]),
         })
