@@ -608,3 +608,20 @@ fn bind_mounts_and_tmpfs_mounts() {
         err(&o)
     );
 }
+
+#[test]
+fn container_prune_removes_stopped_containers_only() {
+    let Some(d) = daemon() else { return };
+    ok(&d.docker(&["create", "--name", "made", "busybox", "true"]));
+    ok(&d.docker(&["run", "--name", "ran", "busybox", "true"]));
+    ok(&d.docker(&["run", "-d", "--name", "alive", "busybox", "sleep", "1000"]));
+    ok(&d.docker(&[
+        "create", "--name", "kept", "--label", "keep=yes", "busybox", "true",
+    ]));
+    let out = ok(&d.docker(&["container", "prune", "-f", "--filter", "label!=keep"]));
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    let left = ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"]));
+    let mut left: Vec<&str> = left.lines().collect();
+    left.sort();
+    assert_eq!(left, ["alive", "kept"]);
+}

@@ -77,6 +77,7 @@ async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Resp
         "/images/search" => Err(not_implemented("searching a registry")),
         "/containers/create" if m == Method::POST => routes::containers::create(&ctx, req).await,
         "/containers/json" if m == Method::GET => routes::containers::list(&ctx).await,
+        "/containers/prune" if m == Method::POST => routes::containers::prune(&ctx).await,
         p if p.starts_with("/containers/") => {
             let rest = p["/containers/".len()..].to_owned();
             container_route(&ctx, req, &rest).await

@@ -391,3 +391,9 @@ pub async fn resize(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
         .await?;
     Ok(body::empty(StatusCode::OK))
 }
+
+/// `POST /containers/prune?filters=…`.
+pub async fn prune(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    let filters = Filters::parse(ctx.query.get("filters"))?;
+    Ok(json(&ctx.engine.prune_containers(filters).await?))
+}

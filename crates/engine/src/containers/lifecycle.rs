@@ -725,6 +725,64 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     Ok(sig)
 }
 
+impl Engine {
+    /// `POST /containers/prune`: removes every stopped container (filters `label`, `label!`, `until`).
+    pub async fn prune_containers(
+        self: &Arc<Self>,
+        filters: crate::Filters,
+    ) -> Result<bollard_stubs::models::ContainerPruneResponse> {
+        filters.validate(&["label", "label!", "until"])?;
+        let until = filters
+            .get("until")
+            .iter()
+            .map(|t| crate::parse_timestamp(t))
+            .collect::<Result<Vec<_>>>()?;
+        let mut deleted = Vec::new();
+        for c in self.containers.list() {
+            if !matches!(
+                c.state.status,
+                Status::Created | Status::Exited | Status::Dead
+            ) {
+                continue;
+            }
+            let label = |k: &str| {
+                c.config
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(k))
+                    .map(String::as_str)
+            };
+            if !filters.labels_match("label", label) {
+                continue;
+            }
+            if filters
+                .get("label!")
+                .iter()
+                .any(|l| match l.split_once('=') {
+                    Some((k, v)) => label(k) == Some(v),
+                    None => label(l).is_some(),
+                })
+            {
+                continue;
+            }
+            let created = image::timefmt::parse(&c.created)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            if until.iter().any(|&u| created >= u) {
+                continue;
+            }
+            if self.remove_stopped(&c).await.is_ok() {
+                deleted.push(c.id.clone());
+            }
+        }
+        Ok(bollard_stubs::models::ContainerPruneResponse {
+            containers_deleted: Some(deleted),
+            space_reclaimed: Some(0),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
