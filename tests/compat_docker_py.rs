@@ -9,8 +9,9 @@ use std::process::Command;
 
 use common::Daemon;
 
-#[test]
-fn docker_py_images_list_get_load_save_tag_remove() {
+/// Runs `tests/compat/SCRIPT` with DOCKER_HOST pointing at `d` and `env`; fails with its output.
+/// Skips (saying why) when the docker Python SDK is not installed.
+fn run_script(d: &Daemon, script: &str, env: &[(&str, &std::ffi::OsStr)]) {
     let probe = Command::new("python3")
         .args(["-c", "import docker"])
         .status();
@@ -18,13 +19,13 @@ fn docker_py_images_list_get_load_save_tag_remove() {
         eprintln!("SKIP: the docker Python SDK is not installed (pip install docker)");
         return;
     }
-    let d = Daemon::start();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/compat/docker_py_images.py");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/compat")
+        .join(script);
     let out = Command::new("python3")
-        .arg(script)
+        .arg(path)
         .env("DOCKER_HOST", d.host())
-        .env("FIXTURE", common::webapp_fixture())
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -36,29 +37,24 @@ fn docker_py_images_list_get_load_save_tag_remove() {
 }
 
 #[test]
+fn docker_py_images_list_get_load_save_tag_remove() {
+    let d = Daemon::start();
+    let fixture = common::webapp_fixture();
+    run_script(
+        &d,
+        "docker_py_images.py",
+        &[("FIXTURE", fixture.as_os_str())],
+    );
+}
+
+#[test]
 fn docker_py_containers_run_logs_top_stats_stop_attach_remove() {
-    let probe = Command::new("python3")
-        .args(["-c", "import docker"])
-        .status();
-    if !probe.map(|s| s.success()).unwrap_or(false) {
-        eprintln!("SKIP: the docker Python SDK is not installed (pip install docker)");
-        return;
-    }
     let d = Daemon::start();
     let rootfs = d.dir.path().join("rootfs.tar");
     common::busybox_rootfs_tar(&rootfs);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/compat/docker_py_containers.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .env("DOCKER_HOST", d.host())
-        .env("ROOTFS", &rootfs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_script(
+        &d,
+        "docker_py_containers.py",
+        &[("ROOTFS", rootfs.as_os_str())],
     );
 }

@@ -85,6 +85,24 @@ impl Filters {
         Ok(result)
     }
 
+    /// Timestamps given for `key` (`until=…`), as unix nanoseconds.
+    pub fn times(&self, key: &str) -> Result<Vec<i64>> {
+        self.get(key)
+            .iter()
+            .map(|t| crate::parse_timestamp(t))
+            .collect()
+    }
+
+    /// Whether any `label!=` filter (`key` or `key=value`) matches, which excludes the object.
+    pub fn labels_excluded<'a>(&self, mut labels: impl FnMut(&str) -> Option<&'a str>) -> bool {
+        self.get("label!")
+            .iter()
+            .any(|want| match want.split_once('=') {
+                Some((k, v)) => labels(k) == Some(v),
+                None => labels(want).is_some(),
+            })
+    }
+
     /// Whether `labels` satisfies every `label=` filter (`key` or `key=value`).
     pub fn labels_match<'a>(
         &self,

@@ -72,11 +72,11 @@ impl Engine {
             .iter()
             .map(|n| created_of(n))
             .collect::<Result<Vec<_>>>()?;
-        let until = f
-            .get("until")
-            .iter()
-            .map(|t| parse_timestamp(t).map(|n| n / 1_000_000_000))
-            .collect::<Result<Vec<_>>>()?;
+        let until: Vec<i64> = f
+            .times("until")?
+            .into_iter()
+            .map(|n| n / 1_000_000_000)
+            .collect();
         let mut out: Vec<ImageSummary> = images
             .iter()
             .filter(|img| dangling.is_none_or(|d| d == img.repo_tags.is_empty()))
@@ -172,21 +172,18 @@ impl Engine {
     pub async fn prune_images(&self, filters: Filters) -> Result<ImagePruneResponse> {
         filters.validate(&["dangling", "label", "label!", "until"])?;
         let all = filters.bool("dangling")? == Some(false);
-        let until = filters
-            .get("until")
-            .iter()
-            .map(|t| parse_timestamp(t).map(|n| n / 1_000_000_000))
-            .collect::<Result<Vec<_>>>()?;
+        let until: Vec<i64> = filters
+            .times("until")?
+            .into_iter()
+            .map(|n| n / 1_000_000_000)
+            .collect();
         let f = filters.clone();
         let before = self.blocking(|s| Ok(s.list()?)).await?;
         let report = self
             .blocking(move |s| {
                 let keep = |img: &Image| {
                     !f.labels_match("label", |k| label(img, k))
-                        || f.get("label!").iter().any(|l| match l.split_once('=') {
-                            Some((k, v)) => label(img, k) == Some(v),
-                            None => label(img, l).is_some(),
-                        })
+                        || f.labels_excluded(|k| label(img, k))
                         || until.iter().any(|&t| created_unix(img) >= t)
                 };
                 Ok(s.prune(all, &keep)?)

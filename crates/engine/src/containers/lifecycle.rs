@@ -732,11 +732,7 @@ impl Engine {
         filters: crate::Filters,
     ) -> Result<bollard_stubs::models::ContainerPruneResponse> {
         filters.validate(&["label", "label!", "until"])?;
-        let until = filters
-            .get("until")
-            .iter()
-            .map(|t| crate::parse_timestamp(t))
-            .collect::<Result<Vec<_>>>()?;
+        let until = filters.times("until")?;
         let mut deleted = Vec::new();
         for c in self.containers.list() {
             if !matches!(
@@ -755,14 +751,7 @@ impl Engine {
             if !filters.labels_match("label", label) {
                 continue;
             }
-            if filters
-                .get("label!")
-                .iter()
-                .any(|l| match l.split_once('=') {
-                    Some((k, v)) => label(k) == Some(v),
-                    None => label(l).is_some(),
-                })
-            {
+            if filters.labels_excluded(label) {
                 continue;
             }
             let created = image::timefmt::parse(&c.created)
