@@ -1,9 +1,12 @@
 //! Containers: records and their lifecycle (create, start, stop, kill, wait, remove), logs, the output
 //! hub behind attach, OCI spec generation, and recovery after a daemon restart.
 
+mod archive;
+mod changes;
 mod create;
 mod etc;
 pub mod hub;
+mod inroot;
 mod lifecycle;
 mod logs;
 mod mounts;
@@ -14,9 +17,13 @@ mod shim_client;
 mod spec;
 pub mod stats;
 pub mod store;
+mod tarwrite;
+mod untar;
 mod user;
 mod views;
 
+pub use archive::{ArchiveJob, ExtractRequest, PathStat};
+pub use changes::{Change, ChangeKind};
 pub use create::CreateRequest;
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub use logs::LogOptions;
