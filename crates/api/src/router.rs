@@ -116,6 +116,11 @@ async fn container_route(
         ("top", &Method::GET) => c::top(ctx, name).await,
         ("resize", &Method::POST) => c::resize(ctx, name).await,
         ("stats", &Method::GET) => c::stats(ctx, name).await,
+        ("archive", &Method::HEAD) => routes::archive::head(ctx, name).await,
+        ("archive", &Method::GET) => routes::archive::get(ctx, name).await,
+        ("archive", &Method::PUT) => routes::archive::put(ctx, req, name).await,
+        ("changes", &Method::GET) => routes::archive::changes(ctx, name).await,
+        ("export", &Method::GET) => routes::archive::export(ctx, name).await,
         _ => Err(ApiError::page_not_found()),
     }
 }

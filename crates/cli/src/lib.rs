@@ -15,6 +15,7 @@ mod output;
 
 use std::process::ExitCode;
 
+pub use commands::archive::{CpArgs, DiffArgs, ExportArgs};
 pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
@@ -98,6 +99,12 @@ pub enum Command {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
     /// Manage containers
     Container(Box<ContainerArgs>),
 }
@@ -147,6 +154,12 @@ pub enum ContainerCommand {
     Stats(StatsArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
 }
 
 /// `image` and its subcommands.

@@ -1,5 +1,6 @@
 //! Route handlers, one module per area of the API.
 
+pub mod archive;
 pub mod containers;
 pub mod images;
 pub mod system;

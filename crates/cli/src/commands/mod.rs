@@ -1,5 +1,6 @@
 //! One module per group of commands; [`dispatch`] routes a parsed command to its handler.
 
+pub mod archive;
 pub mod containers;
 pub mod events;
 pub mod image_ops;
@@ -63,6 +64,9 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Unpause(args) => containers::unpause(&client, args).await,
         Command::Top(args) => containers::top(&client, args).await,
         Command::Stats(args) => containers::stats(&client, args).await,
+        Command::Cp(args) => archive::cp(&client, args).await,
+        Command::Diff(args) => archive::diff(&client, args).await,
+        Command::Export(args) => archive::export(&client, args).await,
         Command::Container(c) => match c.command {
             ContainerCommand::Run(args) => run::run(&client, *args).await,
             ContainerCommand::Create(args) => run::create(&client, *args).await,
@@ -80,6 +84,9 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Top(args) => containers::top(&client, args).await,
             ContainerCommand::Stats(args) => containers::stats(&client, args).await,
             ContainerCommand::Inspect(args) => inspect::container_inspect(&client, args).await,
+            ContainerCommand::Cp(args) => archive::cp(&client, args).await,
+            ContainerCommand::Diff(args) => archive::diff(&client, args).await,
+            ContainerCommand::Export(args) => archive::export(&client, args).await,
         },
     }
 }

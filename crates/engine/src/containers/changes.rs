@@ -11,6 +11,24 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
 
+/// Mount points the runtime creates in a container's rootfs for the files and filesystems every container
+/// gets. Docker keeps them in a separate "init" layer below the container's, so `docker diff` never lists
+/// them; Berth's runtime makes them in the upper dir, so they are left out here.
+const INIT_PATHS: &[&str] = &[
+    "/.dockerenv",
+    "/dev",
+    "/dev/console",
+    "/dev/mqueue",
+    "/dev/pts",
+    "/dev/shm",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/mtab",
+    "/etc/resolv.conf",
+    "/proc",
+    "/sys",
+];
+
 /// A change's kind, as the API numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -78,6 +96,9 @@ impl Walker {
                 continue;
             }
             let path = format!("{prefix}/{name}");
+            if INIT_PATHS.contains(&path.as_str()) && self.in_lower(&path).is_none() {
+                continue;
+            }
             let st = match rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(s) => s,
                 Err(Errno::NOENT) => continue,
@@ -108,7 +129,7 @@ impl Walker {
                             && lower.st_size == st.st_size
                             && lower.st_mode == st.st_mode
                             && same_time(&lower, &st);
-                        if same_dir {
+                        if same_dir || (is_dir && only_init_entries(sub.as_ref(), &path)) {
                             None
                         } else {
                             Some(ChangeKind::Modified)
@@ -162,6 +183,26 @@ impl Walker {
         }
         None
     }
+}
+
+/// True when a directory's upper copy holds nothing but init mount points (copied up only to make them).
+fn only_init_entries(dir: Option<&OwnedFd>, path: &str) -> bool {
+    let Some(dir) = dir else { return false };
+    let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
+        return false;
+    };
+    let mut any = false;
+    for ent in entries.flatten() {
+        let n = ent.file_name().to_string_lossy().into_owned();
+        if n == "." || n == ".." {
+            continue;
+        }
+        any = true;
+        if !INIT_PATHS.contains(&format!("{path}/{n}").as_str()) {
+            return false;
+        }
+    }
+    any
 }
 
 fn is_whiteout(st: &Stat) -> bool {
