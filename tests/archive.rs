@@ -56,7 +56,10 @@ fn tar_file(data: &[u8], name: &str) -> Option<Vec<u8>> {
 /// Waits until `path` exists in the container (a detached shell is still setting things up).
 fn wait_for(d: &Daemon, ctr: &str, path: &str) {
     for _ in 0..100 {
-        if d.docker(&["cp", &format!("{ctr}:{path}"), "-"]).status.success() {
+        if d.docker(&["cp", &format!("{ctr}:{path}"), "-"])
+            .status
+            .success()
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -117,7 +120,11 @@ fn cp_copies_files_and_directories_both_ways_on_running_and_stopped_containers()
     std::fs::write(host.join("other/sub"), b"not a dir").unwrap();
     let o = d.docker(&["cp", &h("other/sub"), "run1:/tmp/tree/"]);
     assert!(!o.status.success(), "{}", out(&o));
-    assert!(err(&o).contains("cannot overwrite directory"), "{}", err(&o));
+    assert!(
+        err(&o).contains("cannot overwrite directory"),
+        "{}",
+        err(&o)
+    );
     // A directory over a file is refused by the CLI itself.
     let o = d.docker(&["cp", &h("tree"), "run1:/tmp/hello.txt"]);
     assert!(!o.status.success(), "{}", out(&o));
@@ -240,10 +247,17 @@ fn escape_checks(d: &Daemon, ctr: &str, tag: &str) {
     let o = d.docker(&["cp", &format!("{ctr}:/tmp/{name}"), "-"]);
     assert_eq!(tar_file(&o.stdout, &name).unwrap(), b"payload");
     let o = d.docker(&["cp", &format!("{ctr}:/tmp/{name}-2"), "-"]);
-    assert_eq!(tar_file(&o.stdout, &format!("{name}-2")).unwrap(), b"payload");
+    assert_eq!(
+        tar_file(&o.stdout, &format!("{name}-2")).unwrap(),
+        b"payload"
+    );
 
     // Reads through them get the container's file, not the host's.
-    for p in ["/evil/etc/shadow", "/evil2/etc/shadow", "/evil2/../../etc/shadow"] {
+    for p in [
+        "/evil/etc/shadow",
+        "/evil2/etc/shadow",
+        "/evil2/../../etc/shadow",
+    ] {
         let o = d.docker(&["cp", &format!("{ctr}:{p}"), "-"]);
         assert_eq!(
             tar_file(&o.stdout, "shadow").as_deref(),
@@ -256,7 +270,12 @@ fn escape_checks(d: &Daemon, ctr: &str, tag: &str) {
     let o = d.docker(&["cp", &format!("{ctr}:/evil"), "-"]);
     assert_eq!(tar_names(&o.stdout), ["evil"]);
     let dest = host.join("followed");
-    ok(&d.docker(&["cp", "-L", &format!("{ctr}:/evil3"), &dest.display().to_string()]));
+    ok(&d.docker(&[
+        "cp",
+        "-L",
+        &format!("{ctr}:/evil3"),
+        &dest.display().to_string(),
+    ]));
     assert_eq!(std::fs::read(&dest).unwrap(), b"container shadow\n");
 
     // A hostile tar through the API: `..` above the destination is refused, nothing lands on the host.
@@ -264,7 +283,10 @@ fn escape_checks(d: &Daemon, ctr: &str, tag: &str) {
     let tar = hostile_tar(&[(&escape, tar::EntryType::Regular, b"x", None)]);
     let r = d.request("PUT", &format!("/containers/{ctr}/archive?path=/tmp"), &tar);
     assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.json()["message"].as_str().unwrap().contains("is outside of"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("is outside of"));
     assert!(!Path::new("/tmp").join(format!("{name}-h")).exists());
     // Absolute names, a planted symlink to / written through, and a hard link through /evil all stay
     // inside the container.
@@ -282,7 +304,11 @@ fn escape_checks(d: &Daemon, ctr: &str, tag: &str) {
     assert!(!Path::new(&abs).exists());
     assert!(!Path::new("/tmp").join(format!("{name}-planted")).exists());
     let o = d.docker(&["cp", &format!("{ctr}:/srv/tmp/{name}-abs"), "-"]);
-    assert!(tar_file(&o.stdout, &format!("{name}-abs")).is_some(), "{}", err(&o));
+    assert!(
+        tar_file(&o.stdout, &format!("{name}-abs")).is_some(),
+        "{}",
+        err(&o)
+    );
     let o = d.docker(&["cp", &format!("{ctr}:/tmp/{name}-planted"), "-"]);
     assert_eq!(
         tar_file(&o.stdout, &format!("{name}-planted")).as_deref(),
@@ -407,4 +433,153 @@ fn export_streams_the_containers_filesystem_and_events_are_published() {
     for a in ["export", "archive-path", "extract-to-dir"] {
         assert!(actions.lines().any(|l| l == a), "{a} missing: {actions}");
     }
+}
+
+#[test]
+fn berth_cp_behaves_like_docker_cp() {
+    let Some(d) = common::docker_daemon() else {
+        return;
+    };
+    let host = d.dir.path().join("bhost");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("f.txt"), b"file\n").unwrap();
+    std::fs::write(host.join("tree/a.txt"), b"a\n").unwrap();
+    std::fs::write(host.join("tree/sub/b.txt"), b"b\n").unwrap();
+    let h = |p: &str| host.join(p).display().to_string();
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "bc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 'container shadow' > /etc/shadow && ln -s / /evil && sleep 1000",
+    ]));
+    wait_for(&d, "bc", "/evil");
+
+    // Into the container: a file into a directory, a file to a new name, a directory, its contents.
+    ok(&d.berth(&["cp", &h("f.txt"), "bc:/tmp/"]));
+    ok(&d.berth(&["cp", &h("f.txt"), "bc:/tmp/renamed.txt"]));
+    ok(&d.berth(&["cp", &h("tree"), "bc:/tmp/tree"]));
+    ok(&d.berth(&["cp", &h("tree/."), "bc:/root"]));
+    for (p, want) in [
+        ("/tmp/f.txt", &b"file\n"[..]),
+        ("/tmp/renamed.txt", b"file\n"),
+        ("/tmp/tree/sub/b.txt", b"b\n"),
+        ("/root/a.txt", b"a\n"),
+        ("/root/sub/b.txt", b"b\n"),
+    ] {
+        let o = d.docker(&["cp", &format!("bc:{p}"), "-"]);
+        let leaf = p.rsplit('/').next().unwrap();
+        assert_eq!(tar_file(&o.stdout, leaf).as_deref(), Some(want), "{p}");
+    }
+    // Out of the container, compared with what docker cp makes.
+    for (src, name) in [
+        ("bc:/tmp/tree", "tree"),
+        ("bc:/tmp/tree/.", "contents"),
+        ("bc:/tmp/f.txt", "f"),
+    ] {
+        let by_docker = d.dir.path().join(format!("docker-{name}"));
+        let by_berth = d.dir.path().join(format!("berth-{name}"));
+        ok(&d.docker(&["cp", src, &by_docker.display().to_string()]));
+        ok(&d.berth(&["cp", src, &by_berth.display().to_string()]));
+        let list = |p: &Path| {
+            let o = std::process::Command::new("find")
+                .arg(".")
+                .current_dir(p.parent().unwrap())
+                .arg("-path")
+                .arg(format!("./{}*", p.file_name().unwrap().to_string_lossy()))
+                .output()
+                .unwrap();
+            let mut v: Vec<String> = out(&o)
+                .lines()
+                .map(|l| l.split_once('-').map_or(l, |x| x.1).to_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(list(&by_berth), list(&by_docker), "{src}");
+    }
+    // `-` gives the same tar entries as docker's.
+    let b = d.berth(&["cp", "bc:/tmp/tree", "-"]);
+    let o = d.docker(&["cp", "bc:/tmp/tree", "-"]);
+    assert_eq!(tar_names(&b.stdout), tar_names(&o.stdout));
+    // And `-` as the source extracts a tar from stdin.
+    let tarfile = d.dir.path().join("in.tar");
+    std::fs::write(&tarfile, &o.stdout).unwrap();
+    let b = d.berth_stdin(&["cp", "-", "bc:/srv/"], Some(&tarfile));
+    assert!(!b.status.success(), "/srv does not exist");
+    ok(&d.berth_stdin(&["cp", "-", "bc:/root/"], Some(&tarfile)));
+    let o = d.docker(&["cp", "bc:/root/tree/sub/b.txt", "-"]);
+    assert_eq!(tar_file(&o.stdout, "b.txt").as_deref(), Some(&b"b\n"[..]));
+    // Reads through the container's `/evil -> /` get the container's file.
+    let shadow = d.dir.path().join("shadow");
+    ok(&d.berth(&["cp", "bc:/evil/etc/shadow", &shadow.display().to_string()]));
+    assert_eq!(std::fs::read(&shadow).unwrap(), b"container shadow\n");
+    // Errors as docker prints them.
+    let b = d.berth(&["cp", "bc:/nonexistent", &h("x")]);
+    let o = d.docker(&["cp", "bc:/nonexistent", &h("x")]);
+    assert_eq!(b.status.code(), o.status.code());
+    assert_eq!(err(&b), err(&o));
+    let b = d.berth(&["cp", "bc:/a", "bc:/b"]);
+    let o = d.docker(&["cp", "bc:/a", "bc:/b"]);
+    assert_eq!(err(&b), err(&o));
+}
+
+#[test]
+fn cp_sees_bind_mounts_of_running_containers_and_respects_read_only() {
+    let Some(d) = common::docker_daemon() else {
+        return;
+    };
+    let shared = d.dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("from-host"), b"host data\n").unwrap();
+    let file = d.dir.path().join("f");
+    std::fs::write(&file, b"f\n").unwrap();
+    let f = file.display().to_string();
+    let bind = format!("{}:/data", shared.display());
+    let ro_bind = format!("{}:/ro:ro", shared.display());
+    ok(&d.docker(&[
+        "run", "-d", "--name", "mnt", "-v", &bind, "-v", &ro_bind, "busybox", "sleep", "1000",
+    ]));
+    let o = d.docker(&["cp", "mnt:/data/from-host", "-"]);
+    assert_eq!(
+        tar_file(&o.stdout, "from-host").as_deref(),
+        Some(&b"host data\n"[..])
+    );
+    ok(&d.docker(&["cp", &f, "mnt:/data/"]));
+    assert_eq!(std::fs::read(shared.join("f")).unwrap(), b"f\n");
+    let o = d.docker(&["cp", &f, "mnt:/ro/"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("mounted volume is marked read-only"),
+        "{}",
+        err(&o)
+    );
+    // The container's /proc is not walked.
+    let o = d.docker(&["cp", "mnt:/proc", "-"]);
+    assert_eq!(tar_names(&o.stdout), ["proc/"]);
+    // Stopped, its mounts are not shown: Berth says so rather than showing the rootfs underneath.
+    ok(&d.docker(&["stop", "-t", "0", "mnt"]));
+    let o = d.docker(&["cp", "mnt:/data/from-host", "-"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("not running"), "{}", err(&o));
+
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ro",
+        "--read-only",
+        "busybox",
+        "sleep",
+        "1000",
+    ]));
+    let o = d.docker(&["cp", &f, "ro:/tmp/"]);
+    assert!(!o.status.success());
+    assert_eq!(
+        err(&o).trim(),
+        "Error response from daemon: container rootfs is marked read-only"
+    );
 }

@@ -147,9 +147,7 @@ pub async fn cp(client: &Client, args: CpArgs) -> Result<(), CliError> {
         ((Some(ctr), src), (None, dst)) => {
             from_container(client, ctr, src, dst, args.follow_link, quiet).await
         }
-        ((None, src), (Some(ctr), dst)) => {
-            to_container(client, ctr, src, dst, &args, quiet).await
-        }
+        ((None, src), (Some(ctr), dst)) => to_container(client, ctr, src, dst, &args, quiet).await,
         _ => Err(CliError::Io(
             "must specify at least one container source".into(),
         )),
@@ -321,8 +319,7 @@ fn prepare_copy(
     if dst_exists && src_is_dir {
         return Err(CliError::Io("cannot copy directory".into()));
     }
-    if !dst_exists && !src_is_dir && (dst_path.ends_with('/') || specifies_current_dir(dst_path))
-    {
+    if !dst_exists && !src_is_dir && (dst_path.ends_with('/') || specifies_current_dir(dst_path)) {
         return Err(CliError::Io("no such directory".into()));
     }
     if let Some(r) = src_rebase {
@@ -449,7 +446,10 @@ fn local_destination(path: &str) -> Result<(bool, bool), CliError> {
             match std::fs::metadata(&parent) {
                 Ok(m) if m.is_dir() => Ok((false, false)),
                 Ok(_) => Err(CliError::Io("not a directory".into())),
-                Err(e) => Err(CliError::Io(format!("stat {parent}: {}", os_error_text(&e)))),
+                Err(e) => Err(CliError::Io(format!(
+                    "stat {parent}: {}",
+                    os_error_text(&e)
+                ))),
             }
         }
         Err(e) => Err(CliError::Io(format!("stat {path}: {}", os_error_text(&e)))),
@@ -496,9 +496,7 @@ fn extract_local(
     .map_err(|e| CliError::Io(format!("open {dest}: {}", os_error_text(&e.into()))))?;
     let mut archive = tar::Archive::new(tar);
     let mut dirs: Vec<(String, i64)> = Vec::new();
-    let entries = archive
-        .entries()
-        .map_err(|e| CliError::Io(e.to_string()))?;
+    let entries = archive.entries().map_err(|e| CliError::Io(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| CliError::Io(e.to_string()))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -520,9 +518,8 @@ fn extract_local(
         };
         let kind = entry.header().entry_type();
         let full = format!("{dest}/{}", comps.join("/"));
-        let fail = |op: &str, e: Errno| {
-            CliError::Io(format!("{op} {full}: {}", os_error_text(&e.into())))
-        };
+        let fail =
+            |op: &str, e: Errno| CliError::Io(format!("{op} {full}: {}", os_error_text(&e.into())));
         let dir = open_parent(&root, parent).map_err(|e| fail("mkdir", e))?;
         let mode = Mode::from_bits_truncate(entry.header().mode().unwrap_or(0o644) & 0o7777);
         let mtime = i64::try_from(entry.header().mtime().unwrap_or(0)).unwrap_or(0);
@@ -556,7 +553,11 @@ fn extract_local(
                 let fd = rustix::fs::openat(
                     &dir,
                     leaf.as_str(),
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_bits_truncate(0o600),
                 )
                 .map_err(|e| fail("open", e))?;
@@ -601,7 +602,8 @@ fn extract_local(
                 let (tparent, tleaf) = split_dir_entry(&t);
                 let tdir = rustix::fs::openat2(
                     &root,
-                    tparent.trim_start_matches('/').to_owned() + if tparent == "/" { "." } else { "" },
+                    tparent.trim_start_matches('/').to_owned()
+                        + if tparent == "/" { "." } else { "" },
                     OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                     Mode::empty(),
                     beneath(),
@@ -887,7 +889,13 @@ fn append_local(
     h.set_size(m.len());
     let f = File::open(path)?;
     let size = m.len();
-    put(b, h, &shown, None, f.take(size).chain(io::repeat(0)).take(size))
+    put(
+        b,
+        h,
+        &shown,
+        None,
+        f.take(size).chain(io::repeat(0)).take(size),
+    )
 }
 
 /// Appends an entry with its name written as given (`./x` must stay `./x`); long names go in PAX records.
@@ -933,7 +941,10 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
             _ => return None,
         } as u32)
     };
-    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=' && !b.is_ascii_whitespace()).collect();
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|b| *b != b'=' && !b.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let mut n = 0u32;
@@ -961,11 +972,20 @@ mod tests {
         assert_eq!(split_cp_arg("/abs:x"), (None, "/abs:x"));
         assert_eq!(split_cp_arg("./f:x"), (None, "./f:x"));
         assert_eq!(split_dir_entry("/etc/."), ("/etc".into(), ".".into()));
-        assert_eq!(split_dir_entry("/etc/passwd"), ("/etc".into(), "passwd".into()));
+        assert_eq!(
+            split_dir_entry("/etc/passwd"),
+            ("/etc".into(), "passwd".into())
+        );
         assert_eq!(split_dir_entry("/"), ("/".into(), "/".into()));
         assert_eq!(preserve_trailing("/a/b", "a/b/."), "/a/b/.");
-        assert_eq!(rebase("tree/a", &Some(("tree".into(), "copy".into()))), "copy/a");
-        assert_eq!(rebase("/bin", &Some(("/".into(), "root".into()))), "root/bin");
+        assert_eq!(
+            rebase("tree/a", &Some(("tree".into(), "copy".into()))),
+            "copy/a"
+        );
+        assert_eq!(
+            rebase("/bin", &Some(("/".into(), "root".into()))),
+            "root/bin"
+        );
         assert_eq!(base64_decode("TWFu").unwrap(), b"Man");
         assert_eq!(base64_decode("TWE=").unwrap(), b"Ma");
     }

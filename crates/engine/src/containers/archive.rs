@@ -216,7 +216,10 @@ impl Engine {
         }
         check_writable(c, &resolved)?;
         let chown = if req.copy_uid_gid {
-            let proc_root = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&root.fd));
+            let proc_root = format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&root.fd)
+            );
             let user = super::user::resolve(
                 std::path::Path::new(&proc_root),
                 c.config.user.as_deref().unwrap_or(""),
@@ -299,7 +302,9 @@ impl Engine {
             }),
             Err(e) => {
                 release();
-                Err(Error::System(format!("opening the container's rootfs: {e}")))
+                Err(Error::System(format!(
+                    "opening the container's rootfs: {e}"
+                )))
             }
         }
     }
@@ -343,12 +348,7 @@ fn mount_covering(c: &Container, abs: &str) -> Option<String> {
     c.mounts
         .iter()
         .filter_map(|m| m.destination.clone())
-        .chain(
-            c.host_config
-                .tmpfs
-                .iter()
-                .flat_map(|t| t.keys().cloned()),
-        )
+        .chain(c.host_config.tmpfs.iter().flat_map(|t| t.keys().cloned()))
         .find(|d| under(d))
 }
 
@@ -385,8 +385,11 @@ fn stat_in(
 ) -> Result<(PathStat, OwnedFd, Option<String>)> {
     let abs = inroot::abs_path(path);
     let (dir, leaf) = inroot::split(&abs);
-    let not_found =
-        || Error::NotFound(format!("Could not find the file {path} in container {name}"));
+    let not_found = || {
+        Error::NotFound(format!(
+            "Could not find the file {path} in container {name}"
+        ))
+    };
     let map = |e: Errno| match e {
         Errno::NOENT | Errno::NOTDIR => not_found(),
         e => Error::System(format!("lstat {path}: {e}")),

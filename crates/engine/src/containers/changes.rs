@@ -240,7 +240,7 @@ mod tests {
         std::fs::write(upper.join("etc/new"), b"n").unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &upper.join("gone"),
+            upper.join("gone"),
             FileType::CharacterDevice,
             Mode::empty(),
             0,

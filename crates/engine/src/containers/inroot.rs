@@ -227,7 +227,10 @@ mod tests {
         std::os::unix::fs::symlink("../../../../", r.join("real/evil2")).unwrap();
         std::os::unix::fs::symlink("real/sub", r.join("rel")).unwrap();
         let root = rustix::fs::open(r, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
-        assert_eq!(follow_in_scope(&root, "/evil/etc/shadow").unwrap(), "/etc/shadow");
+        assert_eq!(
+            follow_in_scope(&root, "/evil/etc/shadow").unwrap(),
+            "/etc/shadow"
+        );
         assert_eq!(follow_in_scope(&root, "/real/evil2/tmp").unwrap(), "/tmp");
         assert_eq!(follow_in_scope(&root, "/rel/x").unwrap(), "/real/sub/x");
         // The kernel agrees: /evil/real is the root's /real, not the host's.

@@ -12,20 +12,20 @@ use tar::{EntryType, Header};
 
 /// Filesystems whose contents are the kernel's, not the container's: archived as empty directories.
 const PSEUDO_FS: &[i64] = &[
-    0x9fa0,     // proc
-    0x6265_6572, // sysfs
-    0x0027_e0eb, // cgroup
-    0x6367_7270, // cgroup2
-    0x1cd1,     // devpts
-    0x1980_0202, // mqueue
-    0x7363_6673, // securityfs
-    0x6462_6720, // debugfs
-    0x7472_6163, // tracefs
+    0x9fa0,                // proc
+    0x6265_6572,           // sysfs
+    0x0027_e0eb,           // cgroup
+    0x6367_7270,           // cgroup2
+    0x1cd1,                // devpts
+    0x1980_0202,           // mqueue
+    0x7363_6673,           // securityfs
+    0x6462_6720,           // debugfs
+    0x7472_6163,           // tracefs
     0xcafe_4a11u32 as i64, // bpf
-    0x6165_676c, // pstore
-    0x6265_6570, // configfs
-    0x6573_5543, // fusectl
-    0x4249_4e4d, // binfmt_misc
+    0x6165_676c,           // pstore
+    0x6265_6570,           // configfs
+    0x6573_5543,           // fusectl
+    0x4249_4e4d,           // binfmt_misc
 ];
 
 /// Writes tar entries for files found through fds.
@@ -142,7 +142,9 @@ impl<W: Write> TarWriter<W> {
             };
             self.put(h, &shown, None, io::empty())?;
         }
-        if parent_dev.is_some_and(|d| d != st.st_dev) {
+        // The start of a copy, or a mount point below it: kernel filesystems are not walked (a running
+        // container's /proc holds the same files for every process, and reading some blocks).
+        if parent_dev.is_none_or(|d| d != st.st_dev) {
             if let Ok(fs) = rustix::fs::fstatfs(dir) {
                 if PSEUDO_FS.contains(&(fs.f_type as i64)) {
                     return Ok(());

@@ -185,14 +185,17 @@ impl Extractor<'_> {
                 let fd = rustix::fs::openat(
                     &dir,
                     leaf.as_str(),
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_bits_truncate(0o600),
                 )
                 .map_err(|e| fail("create", e))?;
                 let mut file = std::fs::File::from(fd);
-                io::copy(entry, &mut file).map_err(|e| {
-                    Error::System(format!("writing {full}: {e}"))
-                })?;
+                io::copy(entry, &mut file)
+                    .map_err(|e| Error::System(format!("writing {full}: {e}")))?;
                 let fd = OwnedFd::from(file);
                 rustix::fs::fchown(&fd, owner.0, owner.1).map_err(|e| fail("chown", e))?;
                 rustix::fs::fchmod(&fd, mode).map_err(|e| fail("chmod", e))?;
@@ -201,13 +204,21 @@ impl Extractor<'_> {
             EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| Error::InvalidParameter(format!("symlink {full} has no target")))?
+                    .ok_or_else(|| {
+                        Error::InvalidParameter(format!("symlink {full} has no target"))
+                    })?
                     .into_owned();
                 // Any target is fine: it is only ever resolved inside the container (or IN_ROOT here).
                 rustix::fs::symlinkat(target.as_slice(), &dir, leaf.as_str())
                     .map_err(|e| fail("symlink", e))?;
-                rustix::fs::chownat(&dir, leaf.as_str(), owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| fail("chown", e))?;
+                rustix::fs::chownat(
+                    &dir,
+                    leaf.as_str(),
+                    owner.0,
+                    owner.1,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| fail("chown", e))?;
                 let _ = rustix::fs::utimensat(
                     &dir,
                     leaf.as_str(),
@@ -242,8 +253,14 @@ impl Extractor<'_> {
             EntryType::Fifo => {
                 rustix::fs::mknodat(&dir, leaf.as_str(), FileType::Fifo, mode, 0)
                     .map_err(|e| fail("mkfifo", e))?;
-                rustix::fs::chownat(&dir, leaf.as_str(), owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| fail("chown", e))?;
+                rustix::fs::chownat(
+                    &dir,
+                    leaf.as_str(),
+                    owner.0,
+                    owner.1,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| fail("chown", e))?;
                 rustix::fs::chmodat(&dir, leaf.as_str(), mode, AtFlags::empty())
                     .map_err(|e| fail("chmod", e))?;
             }
@@ -262,7 +279,9 @@ impl Extractor<'_> {
         };
         if let Some((k, fd)) = &self.cached {
             if *k == path {
-                return fd.try_clone().map_err(|e| Error::System(format!("dup: {e}")));
+                return fd
+                    .try_clone()
+                    .map_err(|e| Error::System(format!("dup: {e}")));
             }
         }
         let flags = OFlags::RDONLY | OFlags::DIRECTORY;
@@ -277,7 +296,11 @@ impl Extractor<'_> {
                     match inroot::open(self.root, &sofar, flags) {
                         Ok(fd) => cur = fd,
                         Err(Errno::NOENT) => {
-                            match rustix::fs::mkdirat(&cur, c.as_str(), Mode::from_bits_truncate(0o755)) {
+                            match rustix::fs::mkdirat(
+                                &cur,
+                                c.as_str(),
+                                Mode::from_bits_truncate(0o755),
+                            ) {
                                 Ok(()) | Err(Errno::EXIST) => {}
                                 Err(e) => return Err(fs_error("mkdir", &sofar, e)),
                             }
