@@ -197,6 +197,31 @@ fn cp_stat_header_and_put_speak_the_api() {
         r.json()["message"],
         "Could not find the file /nope in container cc"
     );
+    // copyUIDGID gives entries the container user's ids; without it the tar's own are kept.
+    ok(&d.docker(&["create", "--name", "ug", "--user", "1234:5678", "busybox"]));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o640);
+    h.set_uid(42);
+    h.set_gid(43);
+    h.set_cksum();
+    b.append_data(&mut h, "owned", &b"x"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    for (q, want) in [("copyUIDGID=1", (1234, 5678)), ("copyUIDGID=0", (42, 43))] {
+        let r = d.request(
+            "PUT",
+            &format!("/containers/ug/archive?path=/tmp&{q}"),
+            &tar,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = d.request("GET", "/containers/ug/archive?path=/tmp/owned", &[]);
+        let mut a = tar::Archive::new(&r.body[..]);
+        let e = a.entries().unwrap().next().unwrap().unwrap();
+        let got = (e.header().uid().unwrap(), e.header().gid().unwrap());
+        assert_eq!(got, want, "{q}");
+        assert_eq!(e.header().mode().unwrap(), 0o640);
+    }
     let r = d.request("GET", "/containers/nosuch/archive?path=/", &[]);
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["message"], "No such container: nosuch");

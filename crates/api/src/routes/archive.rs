@@ -1,7 +1,8 @@
 //! `/containers/{id}/archive` (HEAD, GET, PUT: `docker cp`), `/containers/{id}/changes` (`docker diff`) and
 //! `/containers/{id}/export`.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
 
 use engine::containers::{ArchiveJob, ExtractRequest};
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -50,9 +51,33 @@ pub async fn put(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<Res
         no_overwrite_dir_non_dir: ctx.query.bool("noOverwriteDirNonDir"),
         copy_uid_gid: ctx.query.bool("copyUIDGID"),
     };
-    let reader = body::blocking_reader(req.into_body());
-    ctx.engine.container_extract(name, request, reader).await?;
+    let reader = SharedReader(Arc::new(Mutex::new(Box::new(body::blocking_reader(
+        req.into_body(),
+    )))));
+    let rest = reader.clone();
+    let result = ctx.engine.container_extract(name, request, reader).await;
+    // Refusals come before the body is read, and the tar reader stops at the first end-of-archive block
+    // (clients pad further). Read (a bounded amount of) what is left before answering, so the client gets
+    // the answer rather than a broken pipe on its upload, as Go's server does.
+    let _ = tokio::task::spawn_blocking(move || {
+        std::io::copy(&mut rest.take(DRAIN_LIMIT), &mut std::io::sink())
+    })
+    .await;
+    result?;
     Ok(body::empty(StatusCode::OK))
+}
+
+/// How much of a refused upload is read before answering.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// A request body reader that the handler keeps a handle on while the engine reads it.
+#[derive(Clone)]
+struct SharedReader(Arc<Mutex<Box<dyn Read + Send>>>);
+
+impl Read for SharedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).read(buf)
+    }
 }
 
 /// `GET /containers/{id}/changes`.
