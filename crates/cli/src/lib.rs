@@ -12,6 +12,7 @@ mod commands;
 pub mod error;
 pub mod format;
 mod output;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
 pub use commands::events::EventsArgs;
+pub use commands::exec::ExecArgs;
 pub use commands::image_ops::{
     HistoryArgs, ImportArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs, TagArgs,
 };
@@ -98,6 +100,8 @@ pub enum Command {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Manage containers
     Container(Box<ContainerArgs>),
 }
@@ -145,6 +149,8 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
 }

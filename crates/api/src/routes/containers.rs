@@ -290,7 +290,7 @@ pub async fn attach(
 }
 
 /// Docker's stream content types (API ≥ 1.42).
-fn stream_type(tty: bool) -> &'static str {
+pub(crate) fn stream_type(tty: bool) -> &'static str {
     if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -299,7 +299,7 @@ fn stream_type(tty: bool) -> &'static str {
 }
 
 /// Raw bytes with a TTY; otherwise Docker's 8-byte frame header (stream, 0, 0, 0, big-endian length).
-fn encode(tty: bool, stream: u8, data: &[u8]) -> Bytes {
+pub(crate) fn encode(tty: bool, stream: u8, data: &[u8]) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(data);
     }

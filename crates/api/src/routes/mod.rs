@@ -1,6 +1,7 @@
 //! Route handlers, one module per area of the API.
 
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod system;
 pub mod unsupported;

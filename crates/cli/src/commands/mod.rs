@@ -2,6 +2,7 @@
 
 pub mod containers;
 pub mod events;
+pub mod exec;
 pub mod image_ops;
 pub mod images;
 pub mod inspect;
@@ -62,6 +63,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Pause(args) => containers::pause(&client, args).await,
         Command::Unpause(args) => containers::unpause(&client, args).await,
         Command::Top(args) => containers::top(&client, args).await,
+        Command::Exec(args) => exec::exec(&client, args).await,
         Command::Stats(args) => containers::stats(&client, args).await,
         Command::Container(c) => match c.command {
             ContainerCommand::Run(args) => run::run(&client, *args).await,
@@ -78,6 +80,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Pause(args) => containers::pause(&client, args).await,
             ContainerCommand::Unpause(args) => containers::unpause(&client, args).await,
             ContainerCommand::Top(args) => containers::top(&client, args).await,
+            ContainerCommand::Exec(args) => exec::exec(&client, args).await,
             ContainerCommand::Stats(args) => containers::stats(&client, args).await,
             ContainerCommand::Inspect(args) => inspect::container_inspect(&client, args).await,
         },

@@ -343,7 +343,7 @@ fn fill_host_defaults(h: &mut HostConfig) {
 }
 
 /// 64 random hex digits, as Docker's IDs.
-fn random_id() -> Result<String> {
+pub(crate) fn random_id() -> Result<String> {
     let mut bytes = [0u8; 32];
     fill_random(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

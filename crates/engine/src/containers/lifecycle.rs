@@ -54,7 +54,7 @@ impl Engine {
 
     /// The shim's socket: a short path (`EXEC_ROOT/s/<16 hex>.sock`), since unix socket paths are limited to
     /// 107 bytes and container IDs alone are 64.
-    fn shim_socket(&self, id: &str) -> PathBuf {
+    pub(crate) fn shim_socket(&self, id: &str) -> PathBuf {
         self.config
             .exec_root
             .join("s")
@@ -552,6 +552,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
         self.drop_hub(&c.id, true);
         self.forget_stats(&c.id);
+        self.forget_execs(&c.id);
         self.container_event("destroy", c);
         let _ = self.states.send(StateChange::Removed(c.id.clone()));
         Ok(())
@@ -592,7 +593,12 @@ impl Engine {
         self.container_event_with(action, c, BTreeMap::new());
     }
 
-    fn container_event_with(&self, action: &str, c: &Container, extra: BTreeMap<String, String>) {
+    pub(crate) fn container_event_with(
+        &self,
+        action: &str,
+        c: &Container,
+        extra: BTreeMap<String, String>,
+    ) {
         let mut attrs: BTreeMap<String, String> = c
             .config
             .labels

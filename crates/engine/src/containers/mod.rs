@@ -3,6 +3,7 @@
 
 mod create;
 mod etc;
+pub mod exec;
 pub mod hub;
 mod lifecycle;
 mod logs;
@@ -18,6 +19,7 @@ mod user;
 mod views;
 
 pub use create::CreateRequest;
+pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub use logs::LogOptions;
 pub use views::ContainerListOptions;

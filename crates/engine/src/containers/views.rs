@@ -186,7 +186,7 @@ impl Engine {
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
-            exec_ids: Some(vec![]),
+            exec_ids: Some(self.running_execs(&c.id)).filter(|v| !v.is_empty()),
             host_config: Some(c.host_config.clone()),
             graph_driver: Some(DriverData {
                 name: "overlayfs".into(),
