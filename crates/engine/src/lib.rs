@@ -28,7 +28,15 @@ pub struct EngineConfig {
     pub data_root: PathBuf,
     /// Runtime state that dies with a reboot (`--exec-root`, default `/run/berth`).
     pub exec_root: PathBuf,
+    /// External OCI runtimes by name (`runc`, `crun`, `youki` found in PATH, `--add-runtime`); the built-in
+    /// runtime is `berth`.
+    pub runtimes: std::collections::BTreeMap<String, PathBuf>,
+    /// The runtime of containers created without `--runtime` (`--default-runtime`, default `berth`).
+    pub default_runtime: String,
 }
+
+/// The built-in runtime's name (`--runtime berth`).
+pub const BUILTIN_RUNTIME: &str = "berth";
 
 /// The daemon core, shared by every API connection.
 pub struct Engine {

@@ -155,6 +155,26 @@ impl Engine {
             experimental_build: Some(false),
             server_version: Some(VERSION.into()),
             live_restore_enabled: Some(true),
+            runtimes: Some(
+                std::iter::once((crate::BUILTIN_RUNTIME.to_owned(), None))
+                    .chain(
+                        self.config
+                            .runtimes
+                            .iter()
+                            .map(|(n, p)| (n.clone(), Some(p.display().to_string()))),
+                    )
+                    .map(|(n, path)| {
+                        (
+                            n.clone(),
+                            bollard_stubs::models::Runtime {
+                                path: Some(path.unwrap_or(n)),
+                                ..Default::default()
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            default_runtime: Some(self.config.default_runtime.clone()),
             security_options: Some(vec![]),
             warnings: Some(vec![]),
             ..Default::default()

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use runtime::{Container, CreateOptions, ExitStatus, Stdio};
 
+use crate::backend::{Backend, External};
+
 use crate::logfile::{JsonLog, Stream};
 use crate::protocol::{self, ExitRecord};
 
@@ -43,6 +45,9 @@ pub struct ShimArgs {
     /// Where compiled seccomp filters are cached.
     #[arg(long)]
     pub seccomp_cache: Option<PathBuf>,
+    /// Run the container with this OCI runtime binary (runc, crun, youki) instead of the built-in one.
+    #[arg(long)]
+    pub runtime: Option<PathBuf>,
 }
 
 /// A client whose output buffer grows past this is too slow and is dropped (the log still has everything).
@@ -130,7 +135,7 @@ fn detach_stdout() {
 
 struct Shim {
     args: ShimArgs,
-    container: Container,
+    container: Backend,
     listener: UnixListener,
     clients: Vec<Client>,
     out: [Option<OwnedFd>; 2],
@@ -189,8 +194,23 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
             stderr: Some(err_w),
         }
     };
-    let mut container =
-        Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?;
+    let mut container = match &args.runtime {
+        None => Backend::Builtin(
+            Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?,
+        ),
+        Some(binary) => Backend::External(
+            External::create(
+                binary,
+                &args.socket,
+                &args.state_dir,
+                &args.id,
+                &bundle.dir,
+                stdio,
+                terminal,
+            )
+            .map_err(|e| format!("OCI runtime create failed: {e}"))?,
+        ),
+    };
     // With a terminal the process's stdio is the pty: its master carries output and input alike.
     let console = container.take_console();
     let pid = container.pid();
@@ -598,7 +618,7 @@ impl Shim {
                 }
                 Some("start") => match self.container.start() {
                     Ok(()) => "ok".to_owned(),
-                    Err(e) => format!("err {}", start_error(&e).replace('\n', " ")),
+                    Err(e) => format!("err {}", e.replace('\n', " ")),
                 },
                 Some("wait") => {
                     if let Some((status, _)) = self.exited {
@@ -671,12 +691,8 @@ impl Shim {
         }
         let process: oci_spec::runtime::Process =
             serde_json::from_str(json).map_err(|e| format!("exec process: {e}"))?;
-        let mut spec = runtime::spec::Bundle::load(&self.args.bundle)
-            .map_err(|e| e.to_string())?
-            .spec;
         let terminal = process.terminal().unwrap_or(false);
         let cwd = process.cwd().display().to_string();
-        spec.set_process(Some(process));
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let (stdin_r, stdin_w) = if stdin && !terminal {
@@ -695,9 +711,12 @@ impl Shim {
                 stderr: Some(err_w),
             }
         };
-        let started = self
-            .container
-            .exec(&spec, stdio, self.args.seccomp_cache.as_deref());
+        let started = self.container.exec(
+            &self.args.bundle,
+            process,
+            stdio,
+            self.args.seccomp_cache.as_deref(),
+        );
         release_setup_memory();
         let p = started.map_err(|e| exec_error(&e, &cwd))?;
         let (out, stdin_w) = match &p.console {
@@ -877,7 +896,7 @@ impl Shim {
 
 /// Docker's wording for a process that cannot be executed: the docker CLI maps "executable file not
 /// found" and "no such file or directory" to exit code 127, "permission denied" to 126.
-fn start_error(e: &runtime::Error) -> String {
+pub(crate) fn start_error(e: &runtime::Error) -> String {
     match e {
         runtime::Error::Exec { program, source } => {
             let why = match source.raw_os_error() {
@@ -898,6 +917,11 @@ fn start_error(e: &runtime::Error) -> String {
 /// the engine maps "not found" to 127, "permission denied" to 126).
 fn exec_error(e: &runtime::Error, cwd: &str) -> String {
     match e {
+        // An external runtime's own message, without the prefix the engine adds back.
+        runtime::Error::Init { stage, detail, .. } if *stage == "exec" => detail
+            .trim_start_matches("exec failed: ")
+            .trim_start_matches("unable to start container process: ")
+            .to_owned(),
         runtime::Error::Init { stage, source, .. } if *stage == "chdir to cwd" => {
             format!(
                 "chdir to cwd ({cwd:?}) set in config.json failed: {}",

@@ -41,6 +41,12 @@ impl Engine {
         };
         let mut host = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host)?;
+        match host.runtime.as_deref() {
+            None | Some("") => host.runtime = Some(self.config.default_runtime.clone()),
+            Some(name) => {
+                self.runtime_binary(name)?;
+            }
+        }
         let user_mounts = super::mounts::parse(&host)?;
         fill_host_defaults(&mut host);
         let warnings = Vec::new();
@@ -269,18 +275,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
             || opt == "label=disable";
         if !ok {
             return refuse(&format!("--security-opt {opt}"));
-        }
-    }
-    match h.runtime.as_deref() {
-        None | Some("") | Some("berth") => {}
-        // External OCI runtimes through the shim are not wired yet: refuse rather than run the built-in one.
-        Some("runc") | Some("crun") | Some("youki") => {
-            return refuse(&format!("--runtime {}", h.runtime.as_deref().unwrap_or("")))
-        }
-        Some(other) => {
-            return Err(Error::InvalidParameter(format!(
-                "unknown or invalid runtime name: {other}"
-            )))
         }
     }
     Ok(())

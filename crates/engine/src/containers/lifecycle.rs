@@ -61,6 +61,19 @@ impl Engine {
             .join(format!("{}.sock", &id[..16.min(id.len())]))
     }
 
+    /// The binary of an external runtime by name; `None` for the built-in one (`berth`, or no name).
+    pub(crate) fn runtime_binary(&self, name: &str) -> Result<Option<PathBuf>> {
+        if name.is_empty() || name == crate::BUILTIN_RUNTIME {
+            return Ok(None);
+        }
+        match self.config.runtimes.get(name) {
+            Some(p) => Ok(Some(p.clone())),
+            None => Err(Error::InvalidParameter(format!(
+                "unknown or invalid runtime name: {name}"
+            ))),
+        }
+    }
+
     /// The output hub of a container, made on first use (an attach may come before the start).
     pub(crate) fn hub(&self, id: &str) -> Arc<Hub> {
         let mut hubs = self.hubs.lock().unwrap_or_else(|p| p.into_inner());
@@ -172,6 +185,9 @@ impl Engine {
             .arg(self.config.exec_root.join("seccomp"));
         if stdin {
             cmd.arg("--stdin");
+        }
+        if let Some(binary) = self.runtime_binary(c.host_config.runtime.as_deref().unwrap_or(""))? {
+            cmd.arg("--runtime").arg(binary);
         }
         let shim_log = std::fs::File::create(state_dir.join("shim.log"))
             .map_err(|e| Error::System(format!("creating the shim's log: {e}")))?;
