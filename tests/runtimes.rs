@@ -199,3 +199,72 @@ fn an_unknown_default_runtime_stops_the_daemon_at_start() {
     );
     let _ = Daemon::start; // the harness is shared with the other tests
 }
+
+#[test]
+fn an_oom_kill_is_reported_in_state_and_events() {
+    let Some(d) = common::docker_daemon() else {
+        return;
+    };
+    let mut runtimes = vec!["berth"];
+    if have_runc() {
+        runtimes.push("runc");
+    }
+    for rt in runtimes {
+        let name = format!("oom-{rt}");
+        let o = d.docker(&[
+            "run",
+            "--name",
+            &name,
+            "--runtime",
+            rt,
+            "-m",
+            "16m",
+            "--memory-swap",
+            "16m",
+            "busybox",
+            "sh",
+            "-c",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+        ]);
+        assert_eq!(o.status.code(), Some(137), "{rt}: {}", out(&o));
+        assert_eq!(
+            ok(&d.docker(&[
+                "inspect",
+                "-f",
+                "{{.State.OOMKilled}} {{.State.ExitCode}}",
+                &name
+            ]))
+            .trim(),
+            "true 137",
+            "{rt}"
+        );
+        let (since, until) = ((now() - 60).to_string(), (now() + 1).to_string());
+        let ev = ok(&d.docker(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "event=oom",
+            "--filter",
+            &format!("container={name}"),
+            "--format",
+            "{{.Action}}",
+        ]));
+        assert_eq!(ev, "oom\n", "{rt}");
+    }
+    // A container that was not OOM-killed says so.
+    ok(&d.docker(&["run", "--name", "no-oom", "-m", "64m", "busybox", "true"]));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.OOMKilled}}", "no-oom"])).trim(),
+        "false"
+    );
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

@@ -45,6 +45,8 @@ pub struct External {
     pid: libc::pid_t,
     console: Option<OwnedFd>,
     exited: Option<ExitStatus>,
+    /// The container's cgroup as the runtime made it (for the OOM-kill count).
+    cgroup: Option<runtime::cgroups::Cgroup>,
 }
 
 /// How long a runtime command may take before the shim gives up on it.
@@ -115,6 +117,15 @@ impl Backend {
         }
     }
 
+    /// How many processes of the container the OOM killer has killed.
+    pub fn oom_kills(&self) -> u64 {
+        let cg = match self {
+            Backend::Builtin(c) => c.cgroup(),
+            Backend::External(e) => e.cgroup.as_ref(),
+        };
+        cg.and_then(|c| c.stats().ok()).map_or(0, |s| s.oom_kills)
+    }
+
     /// Takes the pty master of a container with a terminal.
     pub fn take_console(&mut self) -> Option<OwnedFd> {
         match self {
@@ -178,6 +189,7 @@ impl External {
             pid: 0,
             console: None,
             exited: None,
+            cgroup: None,
         };
         let pid_file = state_dir.join("runtime-init.pid");
         let _ = std::fs::remove_file(&pid_file);
@@ -201,6 +213,26 @@ impl External {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         e.console = e.run_with_console(&args, Some(stdio), console.as_ref())?;
         e.pid = read_pid(&pid_file)?;
+        // A relative cgroupsPath nests under the caller's cgroup for runc as for the built-in runtime.
+        if let Ok(b) = runtime::spec::Bundle::load(bundle) {
+            let linux = b.spec.linux().as_ref();
+            let path =
+                runtime::cgroups::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+            // Opening creates what is missing: keep it only if the init is in it.
+            if let Ok(cg) = runtime::cgroups::Cgroup::open(&path) {
+                let holds_init = cg.dirs().first().is_some_and(|d| {
+                    std::fs::read_to_string(d.join("cgroup.procs"))
+                        .unwrap_or_default()
+                        .lines()
+                        .any(|l| l.trim() == e.pid.to_string())
+                });
+                if holds_init {
+                    e.cgroup = Some(cg);
+                } else {
+                    let _ = cg.remove();
+                }
+            }
+        }
         Ok(e)
     }
 

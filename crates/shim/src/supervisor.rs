@@ -855,10 +855,10 @@ impl Shim {
         }
     }
 
-    /// Whether the OOM killer ended the container. Not known yet: the runtime's cgroup stats do not expose
-    /// the `oom_kill` counter (memory.oom_control on v1, memory.events on v2); until they do this is false.
+    /// Whether the OOM killer ended the container: it killed a process in the container's cgroup (read
+    /// before the cgroup is removed).
     fn oom_killed(&self) -> bool {
-        false
+        self.container.oom_kills() > 0
     }
 
     /// Records the exit, tells waiters, flushes attached clients, removes the container, and returns.
