@@ -99,7 +99,7 @@ pub async fn rename(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 /// `DELETE /containers/{id}?force=…&v=…`.
 pub async fn remove(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     ctx.engine
-        .remove_container(name, ctx.query.bool("force"))
+        .remove_container(name, ctx.query.bool("force"), ctx.query.bool("v"))
         .await?;
     Ok(body::empty(StatusCode::NO_CONTENT))
 }

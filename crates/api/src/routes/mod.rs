@@ -4,3 +4,4 @@ pub mod containers;
 pub mod images;
 pub mod system;
 pub mod unsupported;
+pub mod volumes;
