@@ -710,3 +710,54 @@ fn berth_volume_commands_print_what_docker_prints() {
     let k = d.docker_stdin(&["volume", "prune"], Some(&no));
     assert_eq!((out(&b), b.status.code()), (out(&k), k.status.code()));
 }
+
+#[test]
+fn references_and_mounts_survive_a_daemon_restart() {
+    let Some(mut d) = daemon() else { return };
+    ok(&d.docker(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "kept",
+    ]));
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "-v",
+        "kept:/k",
+        "-v",
+        "/anon",
+        "busybox",
+        "sh",
+        "-c",
+        "echo alive > /k/x; exec sleep 100",
+    ]))
+    .trim()
+    .to_owned();
+    let data = d.data_root().join("volumes/kept/_data");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !data.join("x").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    d.kill();
+    d.spawn();
+    // The container still runs on its (still mounted) tmpfs volume, and still holds its volumes.
+    assert_eq!(std::fs::read_to_string(data.join("x")).unwrap(), "alive\n");
+    let o = d.docker(&["volume", "rm", "kept"]);
+    assert!(err(&o).contains("volume is in use"), "{}", err(&o));
+    assert_eq!(volume_names(&d).len(), 2);
+    ok(&d.docker(&["rm", "-f", "-v", &id]));
+    assert!(
+        !data.join("x").exists(),
+        "the last user's exit unmounted the tmpfs"
+    );
+    assert_eq!(
+        volume_names(&d),
+        ["kept"],
+        "rm -v took the anonymous volume"
+    );
+    assert_eq!(ok(&d.docker(&["volume", "rm", "kept"])), "kept\n");
+}
