@@ -682,6 +682,20 @@ fn berth_volume_commands_print_what_docker_prints() {
         "vol10",
     ]);
     same(&["volume", "inspect", "missing", "alpha"]);
+    let volumes_section = |o: &std::process::Output| {
+        let text = ok(o);
+        let start = text
+            .find("Local Volumes space usage")
+            .expect("volume section");
+        let end = text.find("Build cache usage").expect("build cache section");
+        text[start..end].to_owned()
+    };
+    let berth_df = volumes_section(&d.berth(&["system", "df", "-v"]));
+    assert_eq!(
+        berth_df,
+        volumes_section(&d.docker(&["system", "df", "-v"]))
+    );
+    assert!(berth_df.contains("vol2"), "{berth_df}");
     same(&["volume", "rm", "vol2"]);
     same(&["volume", "rm", "missing"]);
     same(&["volume", "create", "--name", "a", "b"]);
