@@ -551,12 +551,6 @@ fn bind_mounts_and_tmpfs_mounts() {
         "grep ' /scratch ' /proc/mounts",
     ]));
     assert!(o.contains("tmpfs /scratch tmpfs"), "{o}");
-    let o = d.docker(&["run", "--rm", "-v", "named:/data", "busybox", "true"]);
-    assert!(
-        err(&o).contains("not supported by Berth yet"),
-        "{}",
-        err(&o)
-    );
 }
 
 #[test]

@@ -87,6 +87,18 @@ async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Resp
             let rest = p["/exec/".len()..].to_owned();
             exec_route(&ctx, req, &rest).await
         }
+        "/volumes" if m == Method::GET => routes::volumes::list(&ctx).await,
+        "/volumes/create" if m == Method::POST => routes::volumes::create(&ctx, req).await,
+        "/volumes/prune" if m == Method::POST => routes::volumes::prune(&ctx).await,
+        p if p.starts_with("/volumes/") => {
+            let name = &p["/volumes/".len()..];
+            match *m {
+                Method::GET => routes::volumes::inspect(&ctx, name).await,
+                Method::DELETE => routes::volumes::remove(&ctx, name).await,
+                Method::PUT => Err(routes::volumes::update()),
+                _ => Err(ApiError::page_not_found()),
+            }
+        }
         p if routes::unsupported::is_swarm_or_plugin(p) => Err(routes::unsupported::error(p)),
         _ => Err(ApiError::page_not_found()),
     }

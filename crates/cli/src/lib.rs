@@ -28,6 +28,7 @@ pub use commands::images::ImagesArgs;
 pub use commands::inspect::{ContainerInspectArgs, ImageInspectArgs, InspectArgs};
 pub use commands::run::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
+pub use commands::volumes::{VolumeArgs, VolumeCommand};
 pub use error::CliError;
 
 /// The daemon address used when neither `-H` nor `BERTH_HOST` is given.
@@ -104,6 +105,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Manage containers
     Container(Box<ContainerArgs>),
+    /// Manage volumes
+    Volume(VolumeArgs),
 }
 
 /// `container` and its subcommands.

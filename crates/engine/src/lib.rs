@@ -9,6 +9,7 @@ pub mod filters;
 mod host;
 mod images;
 mod system;
+pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ pub struct Engine {
     config: EngineConfig,
     images: Arc<image::ImageStore>,
     containers: containers::store::Store,
+    volumes: Arc<volumes::store::VolumeStore>,
     hubs: Mutex<HashMap<String, Arc<containers::hub::Hub>>>,
     starting: Mutex<HashSet<String>>,
     execs: containers::exec::Execs,
@@ -63,6 +65,8 @@ impl Engine {
         }
         let images = image::ImageStore::open(config.data_root.join("image"))?;
         let containers = containers::store::Store::open(config.data_root.join("containers"))?;
+        let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?;
+        volumes::rebuild_refs(&volumes, &containers.list());
         let id = system::engine_id(&config.data_root)?;
         // The shim is this same binary; resolve it once, before anything can replace the file.
         let exe = std::env::current_exe()
@@ -70,6 +74,7 @@ impl Engine {
         Ok(Engine {
             images: Arc::new(images),
             containers,
+            volumes: Arc::new(volumes),
             hubs: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashSet::new()),
             execs: Mutex::new(std::collections::BTreeMap::new()),

@@ -181,7 +181,7 @@ impl Engine {
         })
     }
 
-    /// `GET /system/df`: images (containers, volumes and build cache come with their subsystems).
+    /// `GET /system/df`: images, containers and volumes (build cache comes with the builder).
     pub async fn disk_usage(&self) -> Result<SystemDataUsageResponse> {
         let mut images = self.list_images(crate::ImageListOptions::default()).await?;
         let containers = self.containers.list();
@@ -207,7 +207,7 @@ impl Engine {
                 })
                 .await?,
             ),
-            volumes: Some(vec![]),
+            volumes: Some(self.volume_usage().await?),
             build_cache: Some(vec![]),
         })
     }

@@ -5,3 +5,4 @@ pub mod exec;
 pub mod images;
 pub mod system;
 pub mod unsupported;
+pub mod volumes;

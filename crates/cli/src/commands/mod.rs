@@ -9,6 +9,7 @@ pub mod inspect;
 mod progress;
 pub mod run;
 pub mod system;
+pub mod volumes;
 
 use crate::client::Client;
 use crate::error::CliError;
@@ -49,6 +50,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             SystemCommand::Events(args) => events::run(&client, args).await,
         },
         Command::Events(args) => events::run(&client, args).await,
+        Command::Volume(args) => volumes::run(&client, args).await,
         Command::Run(args) => run::run(&client, *args).await,
         Command::Create(args) => run::create(&client, *args).await,
         Command::Start(args) => run::start(&client, args).await,

@@ -83,6 +83,8 @@ impl Engine {
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
         };
         self.containers.insert(record.clone())?;
+        // Volumes (with their `volume create` events) come before the container's `create`, as in Docker.
+        let record = self.setup_container_volumes(record).await?;
         self.container_event("create", &record);
         Ok(ContainerCreateResponse { id, warnings })
     }

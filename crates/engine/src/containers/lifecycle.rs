@@ -145,7 +145,7 @@ impl Engine {
             // As dockerd: a container started with --rm that cannot start is removed (the docker CLI waits
             // for that removal before it exits).
             if let Ok(c) = self.containers.resolve(&c.id) {
-                let _ = self.remove_stopped(&c).await;
+                let _ = self.remove_stopped(&c, true).await;
             }
         }
         result
@@ -281,7 +281,10 @@ impl Engine {
                 hosts: &etc.hosts,
                 resolv_conf: &etc.resolv_conf,
             };
-            let user_mounts = super::mounts::parse(&c.host_config)?;
+            let mut user_mounts = super::mounts::parse(&c.host_config)?;
+            user_mounts.extend(self.mount_container_volumes(c)?);
+            // Shallower destinations first, so that /data is mounted before /data/sub (as dockerd sorts).
+            user_mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
             let spec = spec::build(
                 c,
                 &layout.merged,
@@ -302,6 +305,7 @@ impl Engine {
         })();
         if result.is_err() {
             let _ = layout.unmount();
+            self.unmount_container_volumes(&c.id);
         }
         result
     }
@@ -309,6 +313,7 @@ impl Engine {
     async fn unmount_quietly(&self, id: &str) {
         let layout = Layout::new(&self.containers.dir(id));
         let _ = tokio::task::spawn_blocking(move || layout.unmount()).await;
+        self.unmount_container_volumes(id);
     }
 
     /// Waits for the container's exit through its shim and records it.
@@ -349,7 +354,8 @@ impl Engine {
         self.container_event_with("die", &c, attrs);
         let _ = self.states.send(StateChange::Exited(id.to_owned(), code));
         if c.host_config.auto_remove == Some(true) {
-            if let Err(e) = self.remove_stopped(&c).await {
+            // --rm takes the container's anonymous volumes with it, as in Docker.
+            if let Err(e) = self.remove_stopped(&c, true).await {
                 tracing::warn!(id, error = %e, "auto-remove failed");
             }
         }
@@ -533,8 +539,13 @@ impl Engine {
         Ok(())
     }
 
-    /// `DELETE /containers/{id}?force=…`.
-    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+    /// `DELETE /containers/{id}?force=…&v=…` (`v`: remove its anonymous volumes too).
+    pub async fn remove_container(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<()> {
         let c = self.containers.resolve(name)?;
         if matches!(
             c.state.status,
@@ -554,10 +565,10 @@ impl Engine {
         if c.host_config.auto_remove == Some(true) && c.state.status == Status::Exited {
             // The monitor may be removing it already; removal is idempotent below.
         }
-        self.remove_stopped(&c).await
+        self.remove_stopped(&c, volumes).await
     }
 
-    async fn remove_stopped(self: &Arc<Self>, c: &Container) -> Result<()> {
+    async fn remove_stopped(self: &Arc<Self>, c: &Container, volumes: bool) -> Result<()> {
         let _ = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Removing);
@@ -566,6 +577,7 @@ impl Engine {
         let store_id = c.id.clone();
         let engine = Arc::clone(self);
         tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
+        self.release_container_volumes(c, volumes).await;
         self.drop_hub(&c.id, true);
         self.forget_stats(&c.id);
         self.forget_execs(&c.id);
@@ -585,12 +597,13 @@ impl Engine {
                 continue;
             }
             if c.state.status == Status::Removing {
-                let _ = self.remove_stopped(&c).await;
+                let _ = self.remove_stopped(&c, false).await;
                 continue;
             }
             let sock = self.shim_socket(&c.id);
             if tokio::net::UnixStream::connect(&sock).await.is_ok() {
                 tracing::info!(id = %c.id, "container still running: reconnecting");
+                self.restore_container_volumes(&c);
                 if let Err(e) = shim_client::attach(&sock, self.hub(&c.id), false).await {
                     tracing::warn!(id = %c.id, error = %e, "reattaching output failed");
                 }
@@ -783,7 +796,7 @@ impl Engine {
             if until.iter().any(|&u| created >= u) {
                 continue;
             }
-            if self.remove_stopped(&c).await.is_ok() {
+            if self.remove_stopped(&c, false).await.is_ok() {
                 deleted.push(c.id.clone());
             }
         }
