@@ -31,6 +31,42 @@ pub struct DaemonArgs {
     /// Log as JSON lines instead of text
     #[arg(long)]
     log_json: bool,
+    /// Register an additional OCI runtime (NAME=PATH); runc, crun and youki are found in PATH
+    #[arg(long, value_name = "NAME=PATH")]
+    add_runtime: Vec<String>,
+    /// Default OCI runtime for containers
+    #[arg(long, default_value = engine::BUILTIN_RUNTIME)]
+    default_runtime: String,
+}
+
+/// The external runtimes: runc, crun and youki where PATH has them, then `--add-runtime NAME=PATH`.
+fn runtimes(args: &DaemonArgs) -> anyhow::Result<std::collections::BTreeMap<String, PathBuf>> {
+    let mut map = std::collections::BTreeMap::new();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["runc", "crun", "youki"] {
+        if let Some(p) = std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+        {
+            map.insert(name.to_owned(), p);
+        }
+    }
+    for spec in &args.add_runtime {
+        let Some((name, p)) = spec.split_once('=') else {
+            bail!("--add-runtime {spec}: expected NAME=PATH");
+        };
+        if name == engine::BUILTIN_RUNTIME {
+            bail!("--add-runtime {spec}: {name} is the built-in runtime");
+        }
+        map.insert(name.to_owned(), PathBuf::from(p));
+    }
+    if args.default_runtime != engine::BUILTIN_RUNTIME && !map.contains_key(&args.default_runtime) {
+        bail!(
+            "--default-runtime {}: no such runtime",
+            args.default_runtime
+        );
+    }
+    Ok(map)
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -74,6 +110,8 @@ async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
     let config = engine::EngineConfig {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
+        runtimes: runtimes(args)?,
+        default_runtime: args.default_runtime.clone(),
     };
     let engine = tokio::task::spawn_blocking(move || engine::Engine::open(config))
         .await?

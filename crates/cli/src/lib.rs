@@ -12,6 +12,7 @@ mod commands;
 pub mod error;
 pub mod format;
 mod output;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,7 @@ pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
 pub use commands::events::EventsArgs;
+pub use commands::exec::ExecArgs;
 pub use commands::image_ops::{
     HistoryArgs, ImportArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs, TagArgs,
 };
@@ -27,6 +29,7 @@ pub use commands::images::ImagesArgs;
 pub use commands::inspect::{ContainerInspectArgs, ImageInspectArgs, InspectArgs};
 pub use commands::run::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
+pub use commands::volumes::{VolumeArgs, VolumeCommand};
 pub use error::CliError;
 
 /// The daemon address used when neither `-H` nor `BERTH_HOST` is given.
@@ -99,6 +102,8 @@ pub enum Command {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
     /// Inspect changes to files or directories on a container's filesystem
@@ -107,6 +112,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Manage containers
     Container(Box<ContainerArgs>),
+    /// Manage volumes
+    Volume(VolumeArgs),
 }
 
 /// `container` and its subcommands.
@@ -152,6 +159,8 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
     /// Copy files/folders between a container and the local filesystem

@@ -51,7 +51,36 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
 
 /// `GET /containers/{id}/json`.
 pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
-    Ok(json(&ctx.engine.inspect_container(name).await?))
+    let c = ctx.engine.inspect_container(name).await?;
+    if c.exec_ids.is_some() {
+        return Ok(json(&c));
+    }
+    // Docker shows `"ExecIDs": null` when no exec runs, after AppArmorProfile; the model leaves a None
+    // out. Encoded with Go's map order first, then the key put back in place (the object keeps its order).
+    let internal = |e: serde_json::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding response: {e}"),
+        )
+    };
+    let bytes = crate::json::to_vec(&c).map_err(internal)?;
+    let v: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(internal)?;
+    let mut out = serde_json::Map::new();
+    for (k, val) in v {
+        let after = k == "AppArmorProfile";
+        out.insert(k, val);
+        if after {
+            out.insert("ExecIDs".into(), serde_json::Value::Null);
+        }
+    }
+    let mut bytes = serde_json::to_vec(&out).map_err(internal)?;
+    bytes.push(b'\n');
+    Ok(body::with_type(
+        StatusCode::OK,
+        "application/json",
+        body::full(bytes),
+    ))
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when already running.
@@ -99,7 +128,7 @@ pub async fn rename(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 /// `DELETE /containers/{id}?force=…&v=…`.
 pub async fn remove(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     ctx.engine
-        .remove_container(name, ctx.query.bool("force"))
+        .remove_container(name, ctx.query.bool("force"), ctx.query.bool("v"))
         .await?;
     Ok(body::empty(StatusCode::NO_CONTENT))
 }
@@ -290,7 +319,7 @@ pub async fn attach(
 }
 
 /// Docker's stream content types (API ≥ 1.42).
-fn stream_type(tty: bool) -> &'static str {
+pub(crate) fn stream_type(tty: bool) -> &'static str {
     if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -299,7 +328,7 @@ fn stream_type(tty: bool) -> &'static str {
 }
 
 /// Raw bytes with a TTY; otherwise Docker's 8-byte frame header (stream, 0, 0, 0, big-endian length).
-fn encode(tty: bool, stream: u8, data: &[u8]) -> Bytes {
+pub(crate) fn encode(tty: bool, stream: u8, data: &[u8]) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(data);
     }

@@ -2,6 +2,8 @@
 
 pub mod archive;
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod system;
 pub mod unsupported;
+pub mod volumes;

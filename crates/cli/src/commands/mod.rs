@@ -3,12 +3,14 @@
 pub mod archive;
 pub mod containers;
 pub mod events;
+pub mod exec;
 pub mod image_ops;
 pub mod images;
 pub mod inspect;
 mod progress;
 pub mod run;
 pub mod system;
+pub mod volumes;
 
 use crate::client::Client;
 use crate::error::CliError;
@@ -49,6 +51,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             SystemCommand::Events(args) => events::run(&client, args).await,
         },
         Command::Events(args) => events::run(&client, args).await,
+        Command::Volume(args) => volumes::run(&client, args).await,
         Command::Run(args) => run::run(&client, *args).await,
         Command::Create(args) => run::create(&client, *args).await,
         Command::Start(args) => run::start(&client, args).await,
@@ -63,6 +66,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Pause(args) => containers::pause(&client, args).await,
         Command::Unpause(args) => containers::unpause(&client, args).await,
         Command::Top(args) => containers::top(&client, args).await,
+        Command::Exec(args) => exec::exec(&client, args).await,
         Command::Stats(args) => containers::stats(&client, args).await,
         Command::Cp(args) => archive::cp(&client, args).await,
         Command::Diff(args) => archive::diff(&client, args).await,
@@ -82,6 +86,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Pause(args) => containers::pause(&client, args).await,
             ContainerCommand::Unpause(args) => containers::unpause(&client, args).await,
             ContainerCommand::Top(args) => containers::top(&client, args).await,
+            ContainerCommand::Exec(args) => exec::exec(&client, args).await,
             ContainerCommand::Stats(args) => containers::stats(&client, args).await,
             ContainerCommand::Inspect(args) => inspect::container_inspect(&client, args).await,
             ContainerCommand::Cp(args) => archive::cp(&client, args).await,

@@ -313,7 +313,7 @@ pub fn normalize_caps(caps: &[String]) -> Vec<String> {
 }
 
 /// `-e NAME` without a value takes the client's own value (and is dropped if unset), as Docker does.
-fn expand_env(entry: &str) -> String {
+pub fn expand_env(entry: &str) -> String {
     if entry.contains('=') {
         return entry.to_string();
     }

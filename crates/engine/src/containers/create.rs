@@ -41,6 +41,12 @@ impl Engine {
         };
         let mut host = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host)?;
+        match host.runtime.as_deref() {
+            None | Some("") => host.runtime = Some(self.config.default_runtime.clone()),
+            Some(name) => {
+                self.runtime_binary(name)?;
+            }
+        }
         let user_mounts = super::mounts::parse(&host)?;
         fill_host_defaults(&mut host);
         let warnings = Vec::new();
@@ -77,6 +83,8 @@ impl Engine {
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
         };
         self.containers.insert(record.clone())?;
+        // Volumes (with their `volume create` events) come before the container's `create`, as in Docker.
+        let record = self.setup_container_volumes(record).await?;
         self.container_event("create", &record);
         Ok(ContainerCreateResponse { id, warnings })
     }
@@ -271,18 +279,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
             return refuse(&format!("--security-opt {opt}"));
         }
     }
-    match h.runtime.as_deref() {
-        None | Some("") | Some("berth") => {}
-        // External OCI runtimes through the shim are not wired yet: refuse rather than run the built-in one.
-        Some("runc") | Some("crun") | Some("youki") => {
-            return refuse(&format!("--runtime {}", h.runtime.as_deref().unwrap_or("")))
-        }
-        Some(other) => {
-            return Err(Error::InvalidParameter(format!(
-                "unknown or invalid runtime name: {other}"
-            )))
-        }
-    }
     Ok(())
 }
 
@@ -343,7 +339,7 @@ fn fill_host_defaults(h: &mut HostConfig) {
 }
 
 /// 64 random hex digits, as Docker's IDs.
-fn random_id() -> Result<String> {
+pub(crate) fn random_id() -> Result<String> {
     let mut bytes = [0u8; 32];
     fill_random(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

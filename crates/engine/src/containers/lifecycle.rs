@@ -54,11 +54,24 @@ impl Engine {
 
     /// The shim's socket: a short path (`EXEC_ROOT/s/<16 hex>.sock`), since unix socket paths are limited to
     /// 107 bytes and container IDs alone are 64.
-    fn shim_socket(&self, id: &str) -> PathBuf {
+    pub(crate) fn shim_socket(&self, id: &str) -> PathBuf {
         self.config
             .exec_root
             .join("s")
             .join(format!("{}.sock", &id[..16.min(id.len())]))
+    }
+
+    /// The binary of an external runtime by name; `None` for the built-in one (`berth`, or no name).
+    pub(crate) fn runtime_binary(&self, name: &str) -> Result<Option<PathBuf>> {
+        if name.is_empty() || name == crate::BUILTIN_RUNTIME {
+            return Ok(None);
+        }
+        match self.config.runtimes.get(name) {
+            Some(p) => Ok(Some(p.clone())),
+            None => Err(Error::InvalidParameter(format!(
+                "unknown or invalid runtime name: {name}"
+            ))),
+        }
     }
 
     /// The output hub of a container, made on first use (an attach may come before the start).
@@ -132,7 +145,7 @@ impl Engine {
             // As dockerd: a container started with --rm that cannot start is removed (the docker CLI waits
             // for that removal before it exits).
             if let Ok(c) = self.containers.resolve(&c.id) {
-                let _ = self.remove_stopped(&c).await;
+                let _ = self.remove_stopped(&c, true).await;
             }
         }
         result
@@ -172,6 +185,9 @@ impl Engine {
             .arg(self.config.exec_root.join("seccomp"));
         if stdin {
             cmd.arg("--stdin");
+        }
+        if let Some(binary) = self.runtime_binary(c.host_config.runtime.as_deref().unwrap_or(""))? {
+            cmd.arg("--runtime").arg(binary);
         }
         let shim_log = std::fs::File::create(state_dir.join("shim.log"))
             .map_err(|e| Error::System(format!("creating the shim's log: {e}")))?;
@@ -265,7 +281,10 @@ impl Engine {
                 hosts: &etc.hosts,
                 resolv_conf: &etc.resolv_conf,
             };
-            let user_mounts = super::mounts::parse(&c.host_config)?;
+            let mut user_mounts = super::mounts::parse(&c.host_config)?;
+            user_mounts.extend(self.mount_container_volumes(c)?);
+            // Shallower destinations first, so that /data is mounted before /data/sub (as dockerd sorts).
+            user_mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
             let spec = spec::build(
                 c,
                 &layout.merged,
@@ -286,6 +305,7 @@ impl Engine {
         })();
         if result.is_err() {
             let _ = layout.unmount();
+            self.unmount_container_volumes(&c.id);
         }
         result
     }
@@ -293,6 +313,7 @@ impl Engine {
     async fn unmount_quietly(&self, id: &str) {
         let layout = Layout::new(&self.containers.dir(id));
         let _ = tokio::task::spawn_blocking(move || layout.unmount()).await;
+        self.unmount_container_volumes(id);
     }
 
     /// Waits for the container's exit through its shim and records it.
@@ -333,7 +354,8 @@ impl Engine {
         self.container_event_with("die", &c, attrs);
         let _ = self.states.send(StateChange::Exited(id.to_owned(), code));
         if c.host_config.auto_remove == Some(true) {
-            if let Err(e) = self.remove_stopped(&c).await {
+            // --rm takes the container's anonymous volumes with it, as in Docker.
+            if let Err(e) = self.remove_stopped(&c, true).await {
                 tracing::warn!(id, error = %e, "auto-remove failed");
             }
         }
@@ -517,8 +539,13 @@ impl Engine {
         Ok(())
     }
 
-    /// `DELETE /containers/{id}?force=…`.
-    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+    /// `DELETE /containers/{id}?force=…&v=…` (`v`: remove its anonymous volumes too).
+    pub async fn remove_container(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<()> {
         let c = self.containers.resolve(name)?;
         if matches!(
             c.state.status,
@@ -538,10 +565,10 @@ impl Engine {
         if c.host_config.auto_remove == Some(true) && c.state.status == Status::Exited {
             // The monitor may be removing it already; removal is idempotent below.
         }
-        self.remove_stopped(&c).await
+        self.remove_stopped(&c, volumes).await
     }
 
-    async fn remove_stopped(self: &Arc<Self>, c: &Container) -> Result<()> {
+    async fn remove_stopped(self: &Arc<Self>, c: &Container, volumes: bool) -> Result<()> {
         let _ = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Removing);
@@ -550,8 +577,10 @@ impl Engine {
         let store_id = c.id.clone();
         let engine = Arc::clone(self);
         tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
+        self.release_container_volumes(c, volumes).await;
         self.drop_hub(&c.id, true);
         self.forget_stats(&c.id);
+        self.forget_execs(&c.id);
         self.container_event("destroy", c);
         let _ = self.states.send(StateChange::Removed(c.id.clone()));
         Ok(())
@@ -568,12 +597,13 @@ impl Engine {
                 continue;
             }
             if c.state.status == Status::Removing {
-                let _ = self.remove_stopped(&c).await;
+                let _ = self.remove_stopped(&c, false).await;
                 continue;
             }
             let sock = self.shim_socket(&c.id);
             if tokio::net::UnixStream::connect(&sock).await.is_ok() {
                 tracing::info!(id = %c.id, "container still running: reconnecting");
+                self.restore_container_volumes(&c);
                 if let Err(e) = shim_client::attach(&sock, self.hub(&c.id), false).await {
                     tracing::warn!(id = %c.id, error = %e, "reattaching output failed");
                 }
@@ -592,7 +622,12 @@ impl Engine {
         self.container_event_with(action, c, BTreeMap::new());
     }
 
-    fn container_event_with(&self, action: &str, c: &Container, extra: BTreeMap<String, String>) {
+    pub(crate) fn container_event_with(
+        &self,
+        action: &str,
+        c: &Container,
+        extra: BTreeMap<String, String>,
+    ) {
         let mut attrs: BTreeMap<String, String> = c
             .config
             .labels
@@ -761,7 +796,7 @@ impl Engine {
             if until.iter().any(|&u| created >= u) {
                 continue;
             }
-            if self.remove_stopped(&c).await.is_ok() {
+            if self.remove_stopped(&c, false).await.is_ok() {
                 deleted.push(c.id.clone());
             }
         }

@@ -86,6 +86,19 @@ impl Engine {
                         .map(String::as_str)
                 })
             })
+            .filter(|c| {
+                // A volume by name (or a bind by host path), or any mount by its destination.
+                any("volume", &|v| {
+                    c.mounts.iter().any(|m| {
+                        let key = m
+                            .name
+                            .as_deref()
+                            .filter(|n| !n.is_empty())
+                            .or(m.source.as_deref());
+                        key == Some(v) || m.destination.as_deref() == Some(v)
+                    })
+                })
+            })
             .filter(|c| before.iter().all(|b| c.created < *b))
             .filter(|c| since.iter().all(|s| c.created > *s))
             .map(|c| self.summary(c))
@@ -186,7 +199,7 @@ impl Engine {
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
-            exec_ids: Some(vec![]),
+            exec_ids: Some(self.running_execs(&c.id)).filter(|v| !v.is_empty()),
             host_config: Some(c.host_config.clone()),
             graph_driver: Some(DriverData {
                 name: "overlayfs".into(),
