@@ -132,3 +132,48 @@ fn twenty_containers_survive_a_daemon_kill_and_leave_nothing_after_rm() {
     );
     assert_eq!(cgroups_of(&ids), Vec::<String>::new(), "cgroups left");
 }
+
+#[test]
+fn a_start_whose_record_was_lost_is_found_again_from_its_shim() {
+    let Some(mut d) = common::docker_daemon() else {
+        return;
+    };
+    let id = ok(&d.docker(&["run", "-d", "--name", "lost", "busybox", "sleep", "1000"]))
+        .trim()
+        .to_owned();
+    let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", "lost"]))
+        .trim()
+        .to_owned();
+    d.kill();
+    // As if the daemon died before the (unsynced) record of the start reached the disk.
+    let record = d
+        .data_root()
+        .join("containers")
+        .join(&id)
+        .join("container.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let state = v
+        .as_object_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case("state"))
+        .map(|(_, v)| v)
+        .unwrap();
+    let status_key = state
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("status"))
+        .unwrap()
+        .clone();
+    state[&status_key] = serde_json::json!("created");
+    std::fs::write(&record, serde_json::to_vec(&v).unwrap()).unwrap();
+    d.spawn();
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "lost"])).trim(),
+        format!("running {pid}")
+    );
+    ok(&d.docker(&["kill", "lost"]));
+    assert_eq!(ok(&d.docker(&["wait", "lost"])).trim(), "137");
+}

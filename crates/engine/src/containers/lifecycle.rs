@@ -110,6 +110,32 @@ impl Engine {
         })
     }
 
+    /// A container recorded as created or exited whose shim still answers (the daemon died between the
+    /// shim's start and the record of it): recorded as running with the shim's pid.
+    async fn adopt_started(&self, c: &Container) -> Option<Container> {
+        let sock = self.shim_socket(&c.id);
+        if !sock.exists() || tokio::net::UnixStream::connect(&sock).await.is_err() {
+            return None;
+        }
+        let pid: i64 =
+            std::fs::read_to_string(self.state_dir(&c.id).join(shim::protocol::PID_FILE))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+        tracing::info!(id = %c.id, pid, "found the shim of a start that was not recorded");
+        let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
+        self.containers
+            .update(&c.id, |c| {
+                c.state.status = Status::Running;
+                c.state.pid = pid;
+                if c.state.started_at.is_empty() || c.state.started_at.starts_with("0001") {
+                    c.state.started_at = now.clone();
+                }
+            })
+            .ok()
+    }
+
     /// Publishes the `attach` event.
     pub fn attach_event(&self, c: &Container) {
         self.container_event("attach", c);
@@ -152,6 +178,7 @@ impl Engine {
     }
 
     async fn start_inner(self: &Arc<Self>, c: &Container) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let id = c.id.clone();
         let dir = self.containers.dir(&id);
         let state_dir = self.state_dir(&id);
@@ -162,6 +189,7 @@ impl Engine {
             let state_dir = state_dir.clone();
             tokio::task::spawn_blocking(move || engine.prepare(&c, &dir, &state_dir)).await??
         };
+        let t_prepared = t0.elapsed();
         let log_path = dir.join(format!("{id}-json.log"));
         let (max_size, max_files) = log_limits(c);
         let stdin = c.config.open_stdin == Some(true);
@@ -223,6 +251,7 @@ impl Engine {
                 return Err(Error::System(msg));
             }
         };
+        let t_created = t0.elapsed();
         let sock = self.shim_socket(&id);
         shim_client::attach(&sock, self.hub(&id), stdin).await?;
         if let Err(msg) = shim_client::ok_command(&sock, "start").await {
@@ -242,8 +271,11 @@ impl Engine {
             });
             return Err(Error::InvalidParameter(msg));
         }
+        let t_started = t0.elapsed();
         let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
-        let c = self.containers.update(&id, |c| {
+        // Not synced: if this write is lost in a crash, recovery finds the shim alive and records the start
+        // again (see `recover`).
+        let c = self.containers.update_unsynced(&id, |c| {
             c.state.status = Status::Running;
             c.state.pid = pid;
             c.state.started_at = now.clone();
@@ -251,6 +283,14 @@ impl Engine {
             c.state.oom_killed = false;
         })?;
         let _ = self.states.send(StateChange::Started(id.clone()));
+        tracing::debug!(
+            id = &id[..12],
+            prepare_us = t_prepared.as_micros() as u64,
+            shim_ready_us = (t_created - t_prepared).as_micros() as u64,
+            attach_start_us = (t_started - t_created).as_micros() as u64,
+            record_us = (t0.elapsed() - t_started).as_micros() as u64,
+            "container started"
+        );
         self.container_event("start", &c);
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.monitor(id, sock).await });
@@ -589,7 +629,14 @@ impl Engine {
     /// Finds the containers that were running when the daemon last stopped: those whose shim still answers
     /// are watched again (live restore); the others are recorded as exited with what their shim left.
     pub async fn recover(self: &Arc<Self>) {
-        for c in self.containers.list() {
+        for mut c in self.containers.list() {
+            if matches!(c.state.status, Status::Created | Status::Exited) {
+                // A start whose record was not written before the daemon died: the shim runs the container.
+                match self.adopt_started(&c).await {
+                    Some(updated) => c = updated,
+                    None => continue,
+                }
+            }
             if !matches!(
                 c.state.status,
                 Status::Running | Status::Paused | Status::Restarting | Status::Removing

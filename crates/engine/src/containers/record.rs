@@ -114,6 +114,18 @@ impl Container {
         write_atomic(&dir.join("container.json"), &data)
     }
 
+    /// [`Container::save`] without the fsync: a crash may lose this write (never tear it). For changes
+    /// that recovery can rebuild from the shim (a start: the shim's pid file and socket say it runs).
+    pub fn save_unsynced(&self, dir: &Path) -> Result<()> {
+        let data = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::System(format!("encoding container {}: {e}", self.id)))?;
+        let path = dir.join("container.json");
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &data)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::System(format!("writing {}: {e}", path.display())))
+    }
+
     /// Reads a record written by [`Container::save`].
     pub fn load(dir: &Path) -> Result<Container> {
         let path = dir.join("container.json");
