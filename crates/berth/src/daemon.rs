@@ -69,8 +69,30 @@ fn runtimes(args: &DaemonArgs) -> anyhow::Result<std::collections::BTreeMap<Stri
     Ok(map)
 }
 
+/// Gives freed heap memory back to the kernel every few seconds. A burst of requests (50 containers started
+/// and removed) leaves glibc's per-thread arenas holding megabytes that no allocation uses; the daemon's
+/// resident size should come back to its idle figure afterwards.
+async fn trim_heap_periodically() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory of the allocator's arenas; it is thread-safe.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
+    // Two malloc arenas, not eight per core: tokio's threads take turns, and each arena keeps its own
+    // high-water mark of resident memory.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt before any thread exists; M_ARENA_MAX only bounds how many arenas glibc creates.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     init_logging(&args.log_level, args.log_json);
     let sockets: Vec<PathBuf> = if args.host.is_empty() {
         vec![args.exec_root.join("berth.sock")]
@@ -118,6 +140,7 @@ async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
         .context("opening the engine")?;
     let engine = Arc::new(engine);
     engine.recover().await;
+    tokio::spawn(trim_heap_periodically());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     for path in sockets {

@@ -122,6 +122,38 @@ fn release_setup_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+    release_unused_stack();
+}
+
+/// Gives back the stack pages that setting the container up touched deep below the poll loop's frames:
+/// they would stay resident, and private, for the container's whole life. Pages below the current frame
+/// (minus a generous margin) hold nothing live.
+#[inline(never)]
+fn release_unused_stack() {
+    const MARGIN: usize = 64 * 1024;
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let Some(low) = maps.lines().find(|l| l.ends_with("[stack]")).and_then(|l| {
+        let (range, _) = l.split_once(' ')?;
+        let (lo, hi) = range.split_once('-')?;
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        );
+        (lo <= sp && sp < hi).then_some(lo)
+    }) else {
+        return;
+    };
+    let page = 4096;
+    let top = sp.saturating_sub(MARGIN) & !(page - 1);
+    if top > low {
+        // SAFETY: [low, top) is the part of this thread's stack mapping more than MARGIN below the live
+        // frame; nothing references it, and MADV_DONTNEED just drops the pages (they read back as zeros).
+        unsafe { libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED) };
+    }
 }
 
 /// Points fd 1 at /dev/null once the daemon has read the ready line, so a daemon that goes away cannot
