@@ -208,6 +208,7 @@ fn detached_execs_inspect_and_events() {
     );
     ok(&d.docker(&["unpause", "host"]));
     ok(&d.docker(&["kill", "host"]));
+    ok(&d.docker(&["wait", "host"]));
     let o = d.docker(&["exec", "host", "true"]);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("is not running"),

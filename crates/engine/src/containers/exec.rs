@@ -251,23 +251,20 @@ impl Engine {
                 .map_err(|e| Error::System(format!("encoding the exec process: {e}")))?
         );
         let sock = self.shim_socket(&c.id);
-        let stream = UnixStream::connect(&sock).await.map_err(|e| {
-            Error::System(format!(
-                "connecting to the container's shim ({}): {e}",
-                sock.display()
-            ))
-        })?;
+        // A shim that does not answer is ending with its container (an exit not recorded yet).
+        let gone = |e: std::io::Error| {
+            tracing::debug!(id = %c.id, error = %e, "exec: the shim did not answer");
+            Error::Conflict(format!("container {} is not running", c.id))
+        };
+        let stream = UnixStream::connect(&sock).await.map_err(gone)?;
         let (read, mut write) = stream.into_split();
-        write
-            .write_all(line.as_bytes())
-            .await
-            .map_err(|e| Error::System(format!("talking to the shim: {e}")))?;
+        write.write_all(line.as_bytes()).await.map_err(gone)?;
         let mut reader = BufReader::new(read);
         let mut reply = String::new();
-        reader
-            .read_line(&mut reply)
-            .await
-            .map_err(|e| Error::System(format!("reading the shim's reply: {e}")))?;
+        reader.read_line(&mut reply).await.map_err(gone)?;
+        if reply.is_empty() {
+            return Err(gone(std::io::ErrorKind::UnexpectedEof.into()));
+        }
         let reply = reply.trim_end();
         let pid = match reply.strip_prefix("ok ") {
             Some(pid) => pid.parse::<i64>().unwrap_or(0),
