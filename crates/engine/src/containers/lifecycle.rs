@@ -251,6 +251,7 @@ impl Engine {
             c.state.oom_killed = false;
         })?;
         let _ = self.states.send(StateChange::Started(id.clone()));
+        self.init_health(&id);
         self.container_event("start", &c);
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.monitor(id, sock).await });
@@ -332,6 +333,7 @@ impl Engine {
     }
 
     async fn on_exit(self: &Arc<Self>, id: &str, code: i64, oom: bool) {
+        self.stop_health(id);
         let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
         let c = match self.containers.update(id, |c| {
             c.state.status = Status::Exited;
@@ -606,6 +608,9 @@ impl Engine {
                 self.restore_container_volumes(&c);
                 if let Err(e) = shim_client::attach(&sock, self.hub(&c.id), false).await {
                     tracing::warn!(id = %c.id, error = %e, "reattaching output failed");
+                }
+                if c.state.status == Status::Running {
+                    self.init_health(&c.id);
                 }
                 let engine = Arc::clone(self);
                 tokio::spawn(async move { engine.monitor(c.id.clone(), sock).await });

@@ -4,6 +4,7 @@
 mod create;
 mod etc;
 pub mod exec;
+pub(crate) mod health;
 pub mod hub;
 mod lifecycle;
 mod logs;
@@ -15,6 +16,7 @@ mod shim_client;
 mod spec;
 pub mod stats;
 pub mod store;
+mod top;
 mod user;
 mod views;
 
