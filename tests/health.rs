@@ -390,3 +390,88 @@ fn top_runs_ps_with_the_given_options_and_keeps_the_container_processes() {
     let b = ok(&d.berth(&["top", "topc", "-o", "pid,comm"]));
     assert!(b.contains("sleep"), "{b}");
 }
+
+fn is_running(d: &Daemon, name: &str) -> bool {
+    d.get_json(&format!("/containers/{name}/json"))["State"]["Running"] == true
+}
+
+/// Types the detach keys one at a time, as a user does.
+fn detach(t: &common::Terminal, keys: &[&str]) {
+    for k in keys {
+        t.keys(k);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+#[test]
+fn detach_keys_leave_the_container_running_in_a_real_terminal() {
+    let Some(d) = common::docker_daemon() else {
+        return;
+    };
+    let env = format!(
+        "DOCKER_HOST={} DOCKER_CONFIG={}",
+        d.host(),
+        d.dir.path().join("docker-config").display()
+    );
+    for (i, client) in [
+        format!("{env} {}", common::docker_bin().display()),
+        format!("{} -H {}", common::berth_bin().display(), d.host()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("shell{i}");
+        let Some(t) = common::Terminal::start(&format!("detach{i}"), "sh") else {
+            return;
+        };
+        t.type_line(&format!(
+            "{client} run -it --name {name} busybox sh; echo RUN-EXITED $?"
+        ));
+        t.wait_for("/ #");
+        t.type_line("echo typed-$((40+2)); stty size");
+        let s = t.wait_for("typed-42");
+        assert!(t.wait_for("30 100").contains("typed-42"), "{s}");
+        detach(&t, &["C-p", "C-q"]);
+        t.wait_for("RUN-EXITED 0");
+        assert!(is_running(&d, &name), "detaching stopped the container");
+
+        // Attach again: the same shell; the detach keys end `attach` with Docker's message and status 1.
+        t.type_line(&format!("{client} attach {name}; echo ATTACH-EXITED $?"));
+        std::thread::sleep(Duration::from_millis(500));
+        t.type_line("echo again-$((1+1))");
+        t.wait_for("again-2");
+        detach(&t, &["C-p", "C-q"]);
+        let s = t.wait_for("ATTACH-EXITED 1");
+        assert!(s.contains("read escape sequence"), "{s}");
+        assert!(is_running(&d, &name));
+
+        // Other keys with --detach-keys; Ctrl-P alone then passes through.
+        t.type_line(&format!(
+            "{client} attach --detach-keys ctrl-x,x {name}; echo CUSTOM-EXITED $?"
+        ));
+        std::thread::sleep(Duration::from_millis(500));
+        detach(&t, &["C-p", "C-q"]);
+        t.type_line("echo still-$((2+1))");
+        t.wait_for("still-3");
+        detach(&t, &["C-x", "x"]);
+        t.wait_for("CUSTOM-EXITED 1");
+        assert!(is_running(&d, &name));
+
+        // exec -it detaches the same way; the process goes on.
+        t.type_line(&format!(
+            "{client} exec -it {name} sh -c 'echo in-exec; exec sleep 555'; echo EXEC-EXITED $?"
+        ));
+        t.wait_for("in-exec");
+        detach(&t, &["C-p", "C-q"]);
+        t.wait_for("EXEC-EXITED 1");
+        let top = ok(&d.docker(&["top", &name, "-o", "pid,args"]));
+        assert!(top.contains("sleep 555"), "{top}");
+
+        // The shell still ends the container when it exits.
+        t.type_line(&format!("{client} start -ai {name}; echo START-EXITED $?"));
+        std::thread::sleep(Duration::from_millis(500));
+        t.type_line("exit 5");
+        t.wait_for("START-EXITED 5");
+        assert!(!is_running(&d, &name));
+    }
+}

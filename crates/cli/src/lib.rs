@@ -16,6 +16,7 @@ mod terminal;
 
 use std::process::ExitCode;
 
+pub use commands::attach::AttachArgs;
 pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
@@ -103,6 +104,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Manage containers
     Container(Box<ContainerArgs>),
     /// Manage volumes
@@ -154,6 +157,8 @@ pub enum ContainerCommand {
     Stats(StatsArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
 }

@@ -115,6 +115,11 @@ impl Engine {
         self.container_event("attach", c);
     }
 
+    /// Publishes the `detach` event (the client typed the detach keys).
+    pub fn detach_event(&self, c: &Container) {
+        self.container_event("detach", c);
+    }
+
     /// `POST /containers/{id}/start`.
     pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.containers.resolve(name)?;

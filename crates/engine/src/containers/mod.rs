@@ -5,6 +5,7 @@ mod create;
 mod etc;
 pub mod exec;
 pub(crate) mod health;
+pub mod detach;
 pub mod hub;
 mod lifecycle;
 mod logs;
