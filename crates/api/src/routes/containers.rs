@@ -1,8 +1,8 @@
 //! `/containers/…`: create, list, inspect, start, stop, restart, kill, wait, rename, remove, logs and the
 //! hijacked attach stream.
 
-use engine::containers::detach::EscapeProxy;
 use bytes::Bytes;
+use engine::containers::detach::EscapeProxy;
 use engine::containers::{
     parse_signal, ContainerListOptions, CreateRequest, LogOptions, WaitCondition,
 };
@@ -204,9 +204,8 @@ pub async fn attach(
         ));
     }
     let detach_keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
-        Some(k) => engine::containers::detach::parse_keys(k).map_err(|_| {
-            ApiError::bad_request(format!("Invalid detach keys ({k}) provided"))
-        })?,
+        Some(k) => engine::containers::detach::parse_keys(k)
+            .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({k}) provided")))?,
         None => Vec::new(),
     };
     let target = ctx.engine.attach_target(name).await?;
@@ -278,7 +277,8 @@ pub async fn attach(
                                 Some(e) => e.feed(&buf[..n]),
                                 None => (buf[..n].to_vec(), false),
                             };
-                            if !data.is_empty() && stdin.send(Some(Bytes::from(data))).await.is_err()
+                            if !data.is_empty()
+                                && stdin.send(Some(Bytes::from(data))).await.is_err()
                             {
                                 return;
                             }

@@ -25,7 +25,9 @@ pub struct AttachArgs {
 /// Runs `attach`.
 pub async fn attach(client: &Client, args: AttachArgs) -> Result<(), CliError> {
     let escaped = path_escape(&args.container);
-    let info: Value = client.get_json(&format!("/containers/{escaped}/json")).await?;
+    let info: Value = client
+        .get_json(&format!("/containers/{escaped}/json"))
+        .await?;
     let state = &info["State"];
     if state["Running"] != true {
         return Err(CliError::Io(
@@ -74,7 +76,10 @@ pub async fn attach(client: &Client, args: AttachArgs) -> Result<(), CliError> {
         return Err(CliError::Io(DETACHED.into()));
     }
     let answer: Value = serde_json::from_slice(&read_all(wait).await?).unwrap_or(Value::Null);
-    if let Some(msg) = answer["Error"]["Message"].as_str().filter(|m| !m.is_empty()) {
+    if let Some(msg) = answer["Error"]["Message"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+    {
         return Err(CliError::Io(msg.to_owned()));
     }
     match answer["StatusCode"].as_i64().unwrap_or(0) {

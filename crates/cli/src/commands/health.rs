@@ -70,7 +70,9 @@ impl HealthOptions {
             return Ok(None);
         }
         if retries < 0 {
-            return Err(CliError::Usage("--health-retries cannot be negative".into()));
+            return Err(CliError::Usage(
+                "--health-retries cannot be negative".into(),
+            ));
         }
         let test = if cmd.is_empty() {
             Value::Null

@@ -7,7 +7,6 @@ use std::io::Write;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-
 use super::path_escape;
 use super::session::{Ended, Session};
 use crate::client::{query, read_all, Client, JsonStream};

@@ -81,7 +81,10 @@ mod tests {
     #[test]
     fn keys_parse_as_docker_writes_them() {
         assert_eq!(parse_keys("ctrl-p,ctrl-q").unwrap(), DEFAULT_KEYS);
-        assert_eq!(parse_keys("ctrl-x,a,ctrl-@,ctrl-_").unwrap(), [24, b'a', 0, 31]);
+        assert_eq!(
+            parse_keys("ctrl-x,a,ctrl-@,ctrl-_").unwrap(),
+            [24, b'a', 0, 31]
+        );
         assert_eq!(parse_keys("DEL").unwrap(), [127]);
         assert_eq!(
             parse_keys("ctrl-p,nope").unwrap_err(),

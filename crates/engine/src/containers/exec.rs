@@ -40,7 +40,8 @@ pub struct ExecConfig {
     pub attach_stderr: bool,
     /// `[rows, cols]`.
     pub console_size: Option<Vec<u16>>,
-    /// Detach key sequence.
+    /// Detach key sequence (docker-py spells it `detachKeys`; Go's JSON matches names in any case).
+    #[serde(alias = "detachKeys")]
     pub detach_keys: Option<String>,
     /// Allocate a pty.
     pub tty: bool,

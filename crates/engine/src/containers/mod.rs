@@ -2,10 +2,10 @@
 //! hub behind attach, OCI spec generation, and recovery after a daemon restart.
 
 mod create;
+pub mod detach;
 mod etc;
 pub mod exec;
 pub(crate) mod health;
-pub mod detach;
 pub mod hub;
 mod lifecycle;
 mod logs;
