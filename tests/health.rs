@@ -78,13 +78,29 @@ fn a_passing_check_makes_the_container_healthy_in_inspect_ps_and_events() {
         "sleep",
         "1000",
     ]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "waiting",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1h",
+        "busybox",
+        "sleep",
+        "1000",
+    ]));
     // Until the first probe: starting, with an empty log (a list, not null).
-    let h = health(&d, "fine");
+    let h = health(&d, "waiting");
     assert_eq!(status(&h), "starting", "{h}");
     assert_eq!(h["FailingStreak"], 0);
     assert_eq!(h["Log"], serde_json::json!([]));
-    let ps = ok(&d.docker(&["ps", "--format", "{{.Status}}"]));
-    assert!(ps.contains("(health: starting)"), "{ps}");
+    let ps = ok(&d.docker(&["ps", "--filter", "name=waiting", "--format", "{{.Status}}"]));
+    assert!(ps.trim_end().ends_with("(health: starting)"), "{ps}");
+    assert!(ps_names(&d, "health=starting")
+        .lines()
+        .any(|l| l == "waiting"));
 
     let h = wait_health(&d, "fine", |h| status(h) == "healthy");
     let entry = &h["Log"][0];
@@ -99,11 +115,11 @@ fn a_passing_check_makes_the_container_healthy_in_inspect_ps_and_events() {
     assert_eq!(cfg["Test"][0], "CMD-SHELL");
     assert_eq!(cfg["Interval"], 200_000_000);
 
-    let ps = ok(&d.docker(&["ps", "--format", "{{.Status}}"]));
+    let ps = ok(&d.docker(&["ps", "--filter", "name=fine", "--format", "{{.Status}}"]));
     assert!(ps.trim_end().ends_with("(healthy)"), "{ps}");
     assert_eq!(ps_names(&d, "health=healthy"), "fine\n");
+    assert_eq!(ps_names(&d, "health=starting"), "waiting\n");
     assert_eq!(ps_names(&d, "health=none"), "");
-    assert_eq!(ps_names(&d, "health=starting"), "");
     let bad = d.docker(&["ps", "--filter", "health=great"]);
     assert!(!bad.status.success());
     assert!(
@@ -277,6 +293,48 @@ fn none_and_no_healthcheck_leave_no_health_state_and_bad_values_are_refused() {
     assert_eq!(ps_names(&d, "health=none"), "plain\n");
     let ps = ok(&d.docker(&["ps", "--format", "{{.Status}}"]));
     assert!(!ps.contains('('), "{ps}");
+
+    // The berth CLI sends what the docker CLI sends.
+    let flags = [
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1m30s",
+        "--health-timeout",
+        "2s",
+        "--health-retries",
+        "4",
+        "--health-start-period",
+        "1.5s",
+        "--health-start-interval",
+        "250ms",
+    ];
+    let mut docker_args = vec!["create", "--name", "hc-docker"];
+    docker_args.extend(flags);
+    docker_args.push("busybox");
+    ok(&d.docker(&docker_args));
+    let mut berth_args = vec!["create", "--name", "hc-berth"];
+    berth_args.extend(flags);
+    berth_args.push("busybox");
+    ok(&d.berth(&berth_args));
+    let hc =
+        |n: &str| d.get_json(&format!("/containers/{n}/json"))["Config"]["Healthcheck"].clone();
+    assert_eq!(hc("hc-docker"), hc("hc-berth"));
+    assert_eq!(hc("hc-berth")["StartInterval"], 250_000_000);
+    let e = d.berth(&[
+        "run",
+        "--no-healthcheck",
+        "--health-retries",
+        "2",
+        "busybox",
+    ]);
+    assert_eq!(e.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&e.stderr)
+            .contains("--no-healthcheck conflicts with --health-* options"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
 
     let r = d.request(
         "POST",
