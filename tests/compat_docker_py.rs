@@ -78,3 +78,11 @@ fn docker_py_volumes_create_list_get_remove_prune_and_mount() {
         &[("ROOTFS", rootfs.as_os_str())],
     );
 }
+
+#[test]
+fn docker_py_health_status_filters_and_detach_keys() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(&d, "docker_py_health.py", &[("ROOTFS", rootfs.as_os_str())]);
+}

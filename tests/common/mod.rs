@@ -510,6 +510,11 @@ impl Terminal {
         self.tmux(&["send-keys", "-t", "main", keys, "Enter"]);
     }
 
+    /// Sends tmux key names (`C-p`), without Enter.
+    pub fn keys(&self, keys: &str) {
+        self.tmux(&["send-keys", "-t", "main", keys]);
+    }
+
     /// Waits (15 s at most) until the screen shows `what`; returns the screen.
     pub fn wait_for(&self, what: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -17,6 +17,7 @@ mod terminal;
 use std::process::ExitCode;
 
 pub use commands::archive::{CpArgs, DiffArgs, ExportArgs};
+pub use commands::attach::AttachArgs;
 pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
@@ -110,6 +111,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Manage containers
     Container(Box<ContainerArgs>),
     /// Manage volumes
@@ -161,6 +164,8 @@ pub enum ContainerCommand {
     Stats(StatsArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
     /// Copy files/folders between a container and the local filesystem

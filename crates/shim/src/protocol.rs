@@ -7,7 +7,8 @@
 //!   ends when the container's output does.
 //! - `start` → `ok` or `err MESSAGE` (the process could not be executed; MESSAGE says why).
 //! - `wait` → `exit CODE OOM` once the container's init has exited (at once if it already has).
-//! - `kill SIGNAL` → `ok` or `err MESSAGE`.
+//! - `kill SIGNAL [EXEC_ID]` → `ok` or `err MESSAGE` (the container's init, or a running exec session's
+//!   process).
 //! - `resize ROWS COLS [EXEC_ID]` → `ok` or `err MESSAGE` (the pty's window size: the container's, or an
 //!   exec session's).
 //! - `exec EXEC_ID STDIN JSON` (STDIN `1` or `0`; JSON the OCI process on one line) → `ok PID` or `err

@@ -701,9 +701,28 @@ impl Shim {
                         .next()
                         .and_then(|s| s.parse().ok())
                         .unwrap_or(libc::SIGKILL);
-                    match self.container.kill(sig) {
-                        Ok(()) => "ok".to_owned(),
-                        Err(e) => format!("err {e}"),
+                    match words.next() {
+                        // An exec session's process (a timed-out healthcheck probe): signalled while it
+                        // is unreaped, so its pid cannot have been reused.
+                        Some(exec_id) => match self
+                            .execs
+                            .iter()
+                            .find(|e| e.id == exec_id && e.exited.is_none())
+                        {
+                            Some(e) => {
+                                // SAFETY: kill with the pid of our own child, not yet reaped.
+                                if unsafe { libc::kill(e.pid, sig) } == 0 {
+                                    "ok".to_owned()
+                                } else {
+                                    format!("err kill: {}", std::io::Error::last_os_error())
+                                }
+                            }
+                            None => format!("err no running exec session {exec_id}"),
+                        },
+                        None => match self.container.kill(sig) {
+                            Ok(()) => "ok".to_owned(),
+                            Err(e) => format!("err {e}"),
+                        },
                     }
                 }
                 _ => format!("err unknown command {line:?}"),

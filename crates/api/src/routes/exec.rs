@@ -2,6 +2,7 @@
 //! streamed body when the client does not ask for an upgrade), `POST /exec/{id}/resize`, `GET /exec/{id}/json`.
 
 use bytes::Bytes;
+use engine::containers::detach::EscapeProxy;
 use engine::containers::{ExecConfig, ExecStartConfig};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -58,6 +59,13 @@ pub async fn start(ctx: &Ctx, mut req: Request<Incoming>, id: &str) -> ApiResult
         return Ok(body::empty(StatusCode::OK));
     }
     let tty = start.tty.unwrap_or(inst.config.tty);
+    let detach_keys = inst
+        .config
+        .detach_keys
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .and_then(|k| engine::containers::detach::parse_keys(k).ok())
+        .unwrap_or_default();
     let engine = std::sync::Arc::clone(&ctx.engine);
     let exec_id = inst.id.clone();
     let Some(upgrade) = upgrade else {
@@ -110,14 +118,31 @@ pub async fn start(ctx: &Ctx, mut req: Request<Incoming>, id: &str) -> ApiResult
                 return;
             }
         };
+        let detached = std::sync::Arc::new(tokio::sync::Notify::new());
         if let Some(mut stdin) = io.stdin.take() {
+            // With a TTY, the detach keys end the session (as in dockerd); the process goes on.
+            let detached = std::sync::Arc::clone(&detached);
+            let engine = std::sync::Arc::clone(&engine);
+            let exec_id = exec_id.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
+                let mut escape = tty.then(|| EscapeProxy::new(&detach_keys));
                 loop {
                     match rd.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if stdin.write_all(&buf[..n]).await.is_err() {
+                            let (data, detach) = match escape.as_mut() {
+                                Some(e) => e.feed(&buf[..n]),
+                                None => (buf[..n].to_vec(), false),
+                            };
+                            if stdin.write_all(&data).await.is_err() {
+                                return;
+                            }
+                            if detach {
+                                engine.exec_detached(&exec_id);
+                                detached.notify_one();
+                                // The shim keeps a pty's input open when this side closes: the
+                                // process sees no EOF.
                                 return;
                             }
                         }
@@ -126,9 +151,17 @@ pub async fn start(ctx: &Ctx, mut req: Request<Incoming>, id: &str) -> ApiResult
                 let _ = stdin.shutdown().await;
             });
         }
-        while let Some(f) = io.output.recv().await {
-            if wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
-                return;
+        loop {
+            tokio::select! {
+                f = io.output.recv() => match f {
+                    Some(f) => {
+                        if wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => break,
+                },
+                _ = detached.notified() => break,
             }
         }
         let _ = wr.flush().await;

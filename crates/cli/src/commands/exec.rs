@@ -2,10 +2,9 @@
 //! start it on a hijacked connection (or detached), copy its streams, and exit with its exit code.
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::path_escape;
-use super::run::{expand_env, write_stream, Demux};
+use super::run::expand_env;
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output::stdin_is_terminal;
@@ -120,79 +119,24 @@ pub async fn exec(client: &Client, args: ExecArgs) -> Result<(), CliError> {
     let conn = client
         .upgrade_with(&format!("/exec/{id}/start"), Some(&start))
         .await?;
-    let _raw = if args.tty && args.interactive {
-        crate::terminal::RawMode::enter(0)
-    } else {
-        None
-    };
-    let io = hyper_util::rt::TokioIo::new(conn);
-    let (mut reader, mut writer) = tokio::io::split(io);
-    if args.interactive {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = vec![0u8; 32 * 1024];
-            let mut input = std::io::stdin();
-            loop {
-                match input.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        tokio::spawn(async move {
-            while let Some(chunk) = rx.recv().await {
-                if writer.write_all(&chunk).await.is_err() {
-                    return;
-                }
-            }
-            let _ = writer.shutdown().await;
-        });
+    let ended = super::session::run(
+        client,
+        conn,
+        super::session::Session {
+            stdin: args.interactive,
+            tty: args.tty,
+            detach_keys: args.detach_keys.clone(),
+            resize: Some(format!("/exec/{id}/resize")),
+        },
+    )
+    .await?;
+    if ended == super::session::Ended::Detached {
+        // The docker CLI reports the detach as an error (status 1).
+        return Err(CliError::Io(super::session::DETACHED.to_string()));
     }
-    if args.tty {
-        spawn_resizer(client.clone(), id.clone());
-    }
-    let mut demux = Demux::default();
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if args.tty {
-            write_stream(1, &buf[..n]);
-        } else {
-            for (stream, data) in demux.feed(&buf[..n]) {
-                write_stream(stream, &data);
-            }
-        }
-    }
-    drop(_raw);
     let info: Value = client.get_json(&format!("/exec/{id}/json")).await?;
     match info["ExitCode"].as_i64().unwrap_or(0) {
         0 => Ok(()),
         code => Err(CliError::Exit((code & 0xff) as u8)),
     }
-}
-
-/// Follows the client terminal's size (SIGWINCH) into the exec's pty.
-fn spawn_resizer(client: Client, id: String) {
-    tokio::spawn(async move {
-        let Ok(mut winch) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
-        else {
-            return;
-        };
-        while winch.recv().await.is_some() {
-            if let Some((rows, cols)) = crate::terminal::size(1) {
-                let _ = client
-                    .post(&format!("/exec/{id}/resize?h={rows}&w={cols}"))
-                    .await;
-            }
-        }
-    });
 }

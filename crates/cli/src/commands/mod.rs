@@ -1,14 +1,17 @@
 //! One module per group of commands; [`dispatch`] routes a parsed command to its handler.
 
 pub mod archive;
+pub mod attach;
 pub mod containers;
 pub mod events;
 pub mod exec;
+mod health;
 pub mod image_ops;
 pub mod images;
 pub mod inspect;
 mod progress;
 pub mod run;
+pub mod session;
 pub mod system;
 pub mod volumes;
 
@@ -67,6 +70,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Unpause(args) => containers::unpause(&client, args).await,
         Command::Top(args) => containers::top(&client, args).await,
         Command::Exec(args) => exec::exec(&client, args).await,
+        Command::Attach(args) => attach::attach(&client, args).await,
         Command::Stats(args) => containers::stats(&client, args).await,
         Command::Cp(args) => archive::cp(&client, args).await,
         Command::Diff(args) => archive::diff(&client, args).await,
@@ -75,6 +79,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Run(args) => run::run(&client, *args).await,
             ContainerCommand::Create(args) => run::create(&client, *args).await,
             ContainerCommand::Start(args) => run::start(&client, args).await,
+            ContainerCommand::Attach(args) => attach::attach(&client, args).await,
             ContainerCommand::Ls(args) => containers::ps(&client, args).await,
             ContainerCommand::Stop(args) => containers::stop(&client, args).await,
             ContainerCommand::Kill(args) => containers::kill(&client, args).await,

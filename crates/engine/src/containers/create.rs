@@ -161,12 +161,8 @@ fn merge_config(
         }
     }
     let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
-    let healthcheck = body.healthcheck.clone().or_else(|| {
-        img.healthcheck
-            .as_ref()
-            .and_then(|h| serde_json::to_value(h).ok())
-            .and_then(|v| serde_json::from_value(v).ok())
-    });
+    let healthcheck = super::health::merge(body.healthcheck.clone(), img.healthcheck.as_ref());
+    super::health::validate(healthcheck.as_ref())?;
     let config = ContainerConfig {
         hostname: body.hostname.clone(),
         domainname: Some(body.domainname.clone().unwrap_or_default()),

@@ -40,7 +40,8 @@ pub struct ExecConfig {
     pub attach_stderr: bool,
     /// `[rows, cols]`.
     pub console_size: Option<Vec<u16>>,
-    /// Detach key sequence.
+    /// Detach key sequence (docker-py spells it `detachKeys`; Go's JSON matches names in any case).
+    #[serde(alias = "detachKeys")]
     pub detach_keys: Option<String>,
     /// Allocate a pty.
     pub tty: bool,
@@ -116,6 +117,11 @@ impl Engine {
         check_running(&c)?;
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::InvalidParameter("No exec command specified".into()));
+        }
+        if let Some(k) = config.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+            super::detach::parse_keys(k).map_err(|_| {
+                Error::InvalidParameter(format!("Invalid escape keys ({k}) provided"))
+            })?;
         }
         let id = super::create::random_id()?;
         let action = format!(
@@ -330,6 +336,16 @@ impl Engine {
         super::shim_client::ok_command(&sock, &format!("resize {rows} {cols} {}", inst.id))
             .await
             .map_err(|e| Error::InvalidParameter(format!("resize: {e}")))
+    }
+
+    /// Publishes `exec_detach`: the client typed the detach keys; the process goes on.
+    pub fn exec_detached(&self, exec_id: &str) {
+        let Ok(inst) = self.exec_instance(exec_id) else {
+            return;
+        };
+        if let Ok(c) = self.containers.resolve(&inst.container_id) {
+            self.exec_event("exec_detach", &c, &inst.id, None);
+        }
     }
 
     fn exec_finished(&self, exec_id: &str, c: &Container, code: i64) {

@@ -141,6 +141,11 @@ impl Engine {
         self.container_event("attach", c);
     }
 
+    /// Publishes the `detach` event (the client typed the detach keys).
+    pub fn detach_event(&self, c: &Container) {
+        self.container_event("detach", c);
+    }
+
     /// `POST /containers/{id}/start`.
     pub async fn start_container(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.containers.resolve(name)?;
@@ -291,6 +296,7 @@ impl Engine {
             record_us = (t0.elapsed() - t_started).as_micros() as u64,
             "container started"
         );
+        self.init_health(&id);
         self.container_event("start", &c);
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.monitor(id, sock).await });
@@ -372,6 +378,7 @@ impl Engine {
     }
 
     async fn on_exit(self: &Arc<Self>, id: &str, code: i64, oom: bool) {
+        self.stop_health(id);
         let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
         let c = match self.containers.update(id, |c| {
             c.state.status = Status::Exited;
@@ -653,6 +660,9 @@ impl Engine {
                 self.restore_container_volumes(&c);
                 if let Err(e) = shim_client::attach(&sock, self.hub(&c.id), false).await {
                     tracing::warn!(id = %c.id, error = %e, "reattaching output failed");
+                }
+                if c.state.status == Status::Running {
+                    self.init_health(&c.id);
                 }
                 let engine = Arc::clone(self);
                 tokio::spawn(async move { engine.monitor(c.id.clone(), sock).await });

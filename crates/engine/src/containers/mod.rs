@@ -4,8 +4,10 @@
 mod archive;
 mod changes;
 mod create;
+pub mod detach;
 mod etc;
 pub mod exec;
+pub(crate) mod health;
 pub mod hub;
 mod inroot;
 mod lifecycle;
@@ -20,6 +22,7 @@ pub mod stats;
 pub mod store;
 mod tarwrite;
 mod untar;
+mod top;
 mod user;
 mod views;
 

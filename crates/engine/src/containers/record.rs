@@ -63,6 +63,9 @@ pub struct State {
     pub finished_at: String,
     /// Whether the kernel's OOM killer ended it.
     pub oom_killed: bool,
+    /// The healthcheck's state (`State.Health`), once a container with a healthcheck has started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<bollard_stubs::models::Health>,
 }
 
 impl Default for State {
@@ -75,6 +78,7 @@ impl Default for State {
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
             oom_killed: false,
+            health: None,
         }
     }
 }

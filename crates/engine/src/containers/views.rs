@@ -37,6 +37,13 @@ impl Engine {
             "id", "name", "status", "label", "ancestor", "exited", "before", "since", "volume",
             "network", "health", "is-task", "publish", "expose",
         ])?;
+        for v in f.get("health") {
+            if !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(crate::Error::InvalidParameter(format!(
+                    "Unrecognised filter value for health: {v}"
+                )));
+            }
+        }
         let mut list = self.containers.list();
         list.sort_by(|a, b| b.created.cmp(&a.created));
         let created_of = |name: &str| self.containers.resolve(name).map(|c| c.created);
@@ -76,6 +83,7 @@ impl Engine {
                     c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code)
                 })
             })
+            .filter(|c| any("health", &|v| v == super::health::filter_word(c)))
             .filter(|c| f.get("ancestor").is_empty() || ancestor_ids.contains(&c.image_id))
             .filter(|c| {
                 f.labels_match("label", |k| {
@@ -185,7 +193,7 @@ impl Engine {
                 error: Some(c.state.error.clone()),
                 started_at: Some(c.state.started_at.clone()),
                 finished_at: Some(c.state.finished_at.clone()),
-                health: None,
+                health: super::health::inspect_view(&c),
             }),
             image: Some(c.image_id.clone()),
             resolv_conf_path: Some(etc.resolv_conf.display().to_string()),
@@ -241,7 +249,10 @@ fn status_text(c: &Container) -> String {
     };
     match c.state.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", since(&c.state.started_at)),
+        Status::Running => match super::health::status_suffix(c) {
+            Some(h) => format!("Up {} ({h})", since(&c.state.started_at)),
+            None => format!("Up {}", since(&c.state.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", since(&c.state.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
