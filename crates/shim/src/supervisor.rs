@@ -304,11 +304,14 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
     })
 }
 
+/// Writes a state file atomically (temp + rename: readers never see half of it). Not synced: the state
+/// dir is runtime state under the exec root (a tmpfs in production), meaningless after a reboot, and an
+/// fsync here would sit on every container start's critical path.
 fn write_file(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_all()?;
+    drop(f);
     std::fs::rename(&tmp, path)
 }
 
