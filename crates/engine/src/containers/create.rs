@@ -80,6 +80,7 @@ impl Engine {
             args,
             state: State::default(),
             restart_count: 0,
+            manually_stopped: false,
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
         };
         self.containers.insert(record.clone())?;
@@ -248,11 +249,7 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if h.userns_mode.as_deref().is_some_and(|m| !m.is_empty()) {
         return refuse("--userns");
     }
-    if let Some(RestartPolicy { name: Some(n), .. }) = &h.restart_policy {
-        if !matches!(n, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
-            return refuse("restart policies other than \"no\"");
-        }
-    }
+    super::restart::validate(h.restart_policy.as_ref(), h.auto_remove == Some(true))?;
     if let Some(HostConfigLogConfig { typ: Some(t), .. }) = &h.log_config {
         if !t.is_empty() && t != "json-file" {
             return refuse(&format!("log driver {t:?}"));
@@ -302,7 +299,10 @@ fn fill_host_defaults(h: &mut HostConfig) {
             ),
         });
     }
-    if h.restart_policy.is_none() {
+    if h.restart_policy
+        .as_ref()
+        .is_none_or(|p| p.name.is_none_or(|n| n == RestartPolicyNameEnum::EMPTY))
+    {
         h.restart_policy = Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::NO),
             maximum_retry_count: Some(0),

@@ -10,6 +10,7 @@ mod logs;
 pub(crate) mod mounts;
 mod names;
 pub mod record;
+pub(crate) mod restart;
 pub(crate) mod rootfs;
 mod shim_client;
 mod spec;
@@ -22,6 +23,7 @@ pub use create::CreateRequest;
 pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub use logs::LogOptions;
+pub use restart::check_raw_policy;
 pub use views::ContainerListOptions;
 
 /// A lifecycle change, broadcast to waiters.
