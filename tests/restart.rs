@@ -298,3 +298,131 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+fn cat_in(d: &Daemon, id: &str, files: &[&str]) -> Vec<String> {
+    let mut args = vec!["exec", id, "cat"];
+    args.extend_from_slice(files);
+    ok(&d.docker(&args)).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn update_changes_the_live_cgroup_and_the_record() {
+    let Some(d) = common::docker_daemon() else {
+        return;
+    };
+    let id = run_d(&d, &["-m", "64m", "busybox", "sleep", "1000"]);
+    let mem = "/sys/fs/cgroup/memory/memory.limit_in_bytes";
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").exists();
+    if v1 {
+        assert_eq!(cat_in(&d, &id, &[mem]), ["67108864"]);
+    }
+    // dockerd's rule: memory above the current memory+swap limit needs a new swap limit too.
+    let o = d.docker(&["update", "-m", "256m", &id]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains(&format!("Error response from daemon: Cannot update container {id}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time")),
+        "{}",
+        err(&o)
+    );
+    // The CLI prints each container as it was named.
+    let o = d.docker(&["update", "-m", "100m", "--memory-swap", "300m", &id[..12]]);
+    assert_eq!(ok(&o), format!("{}\n", &id[..12]));
+    assert_eq!(
+        inspect(&d, &id, "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}"),
+        "104857600 314572800"
+    );
+    ok(&d.docker(&[
+        "update",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "20",
+        "--cpu-shares",
+        "512",
+        "--restart",
+        "on-failure:4",
+        &id,
+    ]));
+    assert_eq!(
+        inspect(
+            &d,
+            &id,
+            "{{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpuShares}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        "500000000 20 512 on-failure:4"
+    );
+    if v1 {
+        assert_eq!(
+            cat_in(
+                &d,
+                &id,
+                &[
+                    mem,
+                    "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                    "/sys/fs/cgroup/cpu/cpu.shares",
+                    "/sys/fs/cgroup/pids/pids.max"
+                ]
+            ),
+            ["104857600", "50000", "512", "20"]
+        );
+        // The same file seen from the host, in the container's own cgroup.
+        let host_cg = std::fs::read_to_string(format!("/proc/{}/cgroup", pid_of(&d, &id))).unwrap();
+        let rel = host_cg
+            .lines()
+            .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_owned()))
+            .unwrap();
+        assert!(rel.ends_with(&format!("/berth/{id}")), "{rel}");
+        let host =
+            std::fs::read_to_string(format!("/sys/fs/cgroup/memory{rel}/memory.limit_in_bytes"))
+                .unwrap();
+        assert_eq!(host.trim(), "104857600");
+    }
+    let acts = actions(&d, &id);
+    assert_eq!(
+        acts.iter().filter(|a| *a == "update").count(),
+        2,
+        "{acts:?}"
+    );
+    // CPU period after --cpus is refused, as dockerd refuses it.
+    let o = d.docker(&["update", "--cpu-period", "50000", &id]);
+    assert!(
+        err(&o).contains("CPU Period cannot be updated as NanoCPUs has already been set"),
+        "{}",
+        err(&o)
+    );
+    // A stopped container keeps the update for its next start.
+    ok(&d.docker(&["stop", "-t", "0", &id]));
+    ok(&d.docker(&["update", "--pids-limit", "33", &id]));
+    ok(&d.docker(&["start", &id]));
+    if v1 {
+        assert_eq!(cat_in(&d, &id, &["/sys/fs/cgroup/pids/pids.max"]), ["33"]);
+    }
+    // Errors: no flags, no such container; berth's CLI answers the same.
+    let o = d.docker(&["update", &id]);
+    assert!(
+        err(&o).contains("you must provide one or more flags when using this command"),
+        "{}",
+        err(&o)
+    );
+    let o = d.berth(&["update", &id]);
+    assert!(
+        err(&o).contains("you must provide one or more flags when using this command"),
+        "{}",
+        err(&o)
+    );
+    let o = d.berth(&["update", "--pids-limit", "40", "nosuch", &id]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(out(&o), format!("{id}\n"));
+    assert!(
+        err(&o).contains("Error response from daemon: No such container: nosuch"),
+        "{}",
+        err(&o)
+    );
+    let r = d.request(
+        "POST",
+        &format!("/containers/{id}/update"),
+        br#"{"Memory": 134217728, "MemorySwap": -1}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({"Warnings": []}));
+}

@@ -125,6 +125,25 @@ pub async fn kill(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     Ok(body::empty(StatusCode::NO_CONTENT))
 }
 
+/// `POST /containers/{id}/update`: new resources and restart policy; `{"Warnings": []}`.
+pub async fn update(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<Response<Body>> {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes).map_err(|e| {
+        if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            if let Err(policy) = check_raw_policy(&raw, "/RestartPolicy") {
+                return ApiError::from(policy);
+            }
+        }
+        ApiError::bad_request(format!("invalid JSON in the request body: {e}"))
+    })?;
+    Ok(json(&ctx.engine.update_container(name, body).await?))
+}
+
 /// `POST /containers/{id}/rename?name=…`.
 pub async fn rename(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     let new_name = ctx.query.get("name").unwrap_or("");

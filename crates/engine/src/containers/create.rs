@@ -308,6 +308,15 @@ fn fill_host_defaults(h: &mut HostConfig) {
             maximum_retry_count: Some(0),
         });
     }
+    if h.memory.unwrap_or(0) > 0 && h.memory_swap.unwrap_or(0) == 0 {
+        // As dockerd: memory plus swap defaults to twice the memory, or unlimited where the kernel does
+        // not account swap (`docker update` later checks a new memory limit against it).
+        h.memory_swap = Some(if swap_accounting() {
+            h.memory.unwrap_or(0) * 2
+        } else {
+            -1
+        });
+    }
     if h.shm_size.unwrap_or(0) == 0 {
         h.shm_size = Some(64 * 1024 * 1024);
     }
@@ -336,6 +345,14 @@ fn fill_host_defaults(h: &mut HostConfig) {
     h.auto_remove.get_or_insert(false);
     h.privileged.get_or_insert(false);
     h.readonly_rootfs.get_or_insert(false);
+}
+
+/// Whether the kernel limits swap per cgroup (v1 `memory.memsw.*`, v2 `memory.swap.max`).
+fn swap_accounting() -> bool {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    root.join("memory/memory.memsw.limit_in_bytes").exists()
+        || std::fs::read_to_string(root.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|w| w == "memory"))
 }
 
 /// 64 random hex digits, as Docker's IDs.

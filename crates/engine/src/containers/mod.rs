@@ -16,6 +16,7 @@ mod shim_client;
 mod spec;
 pub mod stats;
 pub mod store;
+mod update;
 mod user;
 mod views;
 
