@@ -93,7 +93,7 @@ pub enum Command {
     /// Rename a container
     Rename(RenameArgs),
     /// Update configuration of one or more containers
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Fetch the logs of a container
     Logs(LogsArgs),
     /// Pause all processes within one or more containers
@@ -146,7 +146,7 @@ pub enum ContainerCommand {
     /// Rename a container
     Rename(RenameArgs),
     /// Update configuration of one or more containers
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Fetch the logs of a container
     Logs(LogsArgs),
     /// Pause all processes within one or more containers
