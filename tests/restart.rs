@@ -426,3 +426,100 @@ fn update_changes_the_live_cgroup_and_the_record() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), serde_json::json!({"Warnings": []}));
 }
+
+fn all(o: &std::process::Output) -> String {
+    format!("{}{}", out(o), err(o))
+}
+
+#[test]
+fn init_runs_as_pid_1_reaps_and_forwards_signals() {
+    let Some(d) = common::docker_daemon() else {
+        return;
+    };
+    let o = ok(&d.docker(&["run", "--rm", "--init", "busybox", "ps", "-o", "pid,args"]));
+    let first = o.lines().nth(1).unwrap_or_default().trim().to_owned();
+    assert_eq!(first, "1 /sbin/docker-init -- ps -o pid,args", "{o}");
+    // The command's status comes back through the init.
+    let o = d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "{}", all(&o));
+    let o = d.docker(&["run", "--rm", "--init", "busybox", "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127), "{}", all(&o));
+
+    // Orphans are reaped by the init; without it, an exec'd sleep as PID 1 leaves them as zombies.
+    let script = "sh -c 'sleep 0.1 &'; exec sleep 100";
+    let with = run_d(&d, &["--init", "busybox", "sh", "-c", script]);
+    let without = run_d(&d, &["busybox", "sh", "-c", script]);
+    assert_eq!(inspect(&d, &with, "{{.HostConfig.Init}}"), "true");
+    assert_eq!(inspect(&d, &with, "{{.Path}}"), "sh");
+    std::thread::sleep(Duration::from_millis(700));
+    let zombies = |id: &str| {
+        out(&d.docker(&[
+            "exec",
+            id,
+            "sh",
+            "-c",
+            "grep -l '^State:.*Z' /proc/[0-9]*/status",
+        ]))
+    };
+    assert_eq!(zombies(&with), "", "the init left a zombie");
+    assert!(
+        !zombies(&without).is_empty(),
+        "control: without --init the orphan stays a zombie"
+    );
+
+    // docker stop: SIGTERM reaches the command through the init at once, and its status is the exit code.
+    let t = Instant::now();
+    ok(&d.docker(&["stop", &with]));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(inspect(&d, &with, "{{.State.ExitCode}}"), "143");
+    // Other signals are forwarded too.
+    let id = run_d(
+        &d,
+        &[
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-usr1; exit 3' USR1; while true; do sleep 0.05; done",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&d.docker(&["kill", "-s", "USR1", &id]));
+    assert_eq!(ok(&d.docker(&["wait", &id])).trim(), "3");
+    assert!(ok(&d.docker(&["logs", &id])).contains("got-usr1"));
+}
+
+#[test]
+fn the_init_binary_is_a_read_only_copy_out_of_the_containers_reach() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(d) = common::docker_daemon() else {
+        return;
+    };
+    let berth = std::fs::metadata(common::berth_bin()).unwrap();
+    let id = run_d(&d, &["--init", "busybox", "sleep", "100"]);
+    let o = d.docker(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "readlink /proc/1/exe; echo x >> /proc/1/exe; echo w1=$?; echo x >> /sbin/docker-init; echo w2=$?; \
+         chmod 777 /sbin/docker-init; echo c=$?; rm -f /sbin/docker-init; echo r=$?",
+    ]);
+    let text = all(&o);
+    assert!(text.starts_with("/sbin/docker-init\n"), "{text}");
+    for probe in ["w1=1", "w2=1", "c=1", "r=1"] {
+        assert!(text.contains(probe), "{probe}: {text}");
+    }
+    assert!(text.contains("Read-only file system"), "{text}");
+    // From the host: PID 1 runs a file that is not the berth binary, read-only for everyone.
+    let pid = pid_of(&d, &id);
+    let exe = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    assert_ne!((exe.dev(), exe.ino()), (berth.dev(), berth.ino()));
+    assert_eq!(exe.mode() & 0o777, 0o555);
+    assert!(
+        exe.len() < berth.len() / 4,
+        "the init is a small program of its own"
+    );
+    let after = std::fs::metadata(common::berth_bin()).unwrap();
+    assert_eq!(after.mtime_nsec(), berth.mtime_nsec());
+}

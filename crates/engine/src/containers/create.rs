@@ -229,9 +229,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if some_vec(&h.devices) || some_vec(&h.device_requests) || some_vec(&h.device_cgroup_rules) {
         return refuse("--device, --gpus and --device-cgroup-rule");
     }
-    if h.init == Some(true) {
-        return refuse("--init");
-    }
     match h.network_mode.as_deref() {
         None | Some("") | Some("default") | Some("bridge") | Some("none") | Some("host") => {}
         Some(other) => return refuse(&format!("network mode {other:?}")),

@@ -286,7 +286,7 @@ impl Engine {
             user_mounts.extend(self.mount_container_volumes(c)?);
             // Shallower destinations first, so that /data is mounted before /data/sub (as dockerd sorts).
             user_mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
-            let spec = spec::build(
+            let mut spec = spec::build(
                 c,
                 &layout.merged,
                 &user,
@@ -295,6 +295,10 @@ impl Engine {
                 None,
                 self.host.go_arch,
             )?;
+            if c.host_config.init == Some(true) {
+                let init = super::init::install(&self.config.exec_root)?;
+                super::init::apply(&mut spec, &init)?;
+            }
             let _ = std::fs::remove_dir_all(state_dir);
             std::fs::create_dir_all(state_dir)
                 .map_err(|e| Error::System(format!("creating {}: {e}", state_dir.display())))?;

@@ -5,6 +5,7 @@ mod create;
 mod etc;
 pub mod exec;
 pub mod hub;
+mod init;
 mod lifecycle;
 mod logs;
 pub(crate) mod mounts;
