@@ -78,3 +78,15 @@ fn docker_py_volumes_create_list_get_remove_prune_and_mount() {
         &[("ROOTFS", rootfs.as_os_str())],
     );
 }
+
+#[test]
+fn docker_py_restart_policy_update_and_init() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(
+        &d,
+        "docker_py_restart.py",
+        &[("ROOTFS", rootfs.as_os_str())],
+    );
+}
