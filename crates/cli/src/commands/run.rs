@@ -82,6 +82,24 @@ pub struct ContainerOptions {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long, value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long, value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long, value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, value_name = "string", default_value = "no")]
+    pub restart: String,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// Mount a tmpfs directory
     #[arg(long, value_name = "list")]
     pub tmpfs: Vec<String>,
@@ -281,6 +299,33 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     if let Some(c) = opts.cpus {
         host["NanoCpus"] = json!((c * 1e9).round() as i64);
     }
+    if let Some(s) = &opts.memory_swap {
+        host["MemorySwap"] = json!(parse_memory_swap(s)?);
+    }
+    if let Some(m) = &opts.memory_reservation {
+        let bytes = ram_in_bytes(m).ok_or_else(|| {
+            CliError::Usage(format!(
+                "invalid argument \"{m}\" for \"--memory-reservation\" flag: invalid size: '{m}'"
+            ))
+        })?;
+        host["MemoryReservation"] = json!(bytes);
+    }
+    if let Some(c) = opts.cpu_shares {
+        host["CpuShares"] = json!(c);
+    }
+    if let Some(c) = &opts.cpuset_cpus {
+        host["CpusetCpus"] = json!(c);
+    }
+    let restart = parse_restart_policy(&opts.restart)?;
+    if opts.rm && restart["Name"] != "no" && restart["Name"] != "" {
+        return Err(CliError::Usage(
+            "conflicting options: cannot specify both --restart and --rm".to_string(),
+        ));
+    }
+    host["RestartPolicy"] = restart;
+    if opts.init {
+        host["Init"] = json!(true);
+    }
     if let Some(p) = opts.pids_limit {
         host["PidsLimit"] = json!(p);
     }
@@ -308,6 +353,41 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     }
     config["HostConfig"] = host;
     Ok(config)
+}
+
+/// `--restart NAME[:COUNT]` as the docker CLI parses it (the daemon checks the name).
+pub fn parse_restart_policy(text: &str) -> Result<Value, CliError> {
+    let (name, count) = match text.split_once(':') {
+        Some(("", _)) => {
+            return Err(CliError::Usage(
+                "invalid restart policy format: no policy provided before colon".to_string(),
+            ))
+        }
+        Some((name, count)) => (name, count),
+        None => (text, ""),
+    };
+    let count: i64 = if count.is_empty() {
+        0
+    } else {
+        count.parse().map_err(|_| {
+            CliError::Usage(
+                "invalid restart policy format: maximum retry count must be an integer".to_string(),
+            )
+        })?
+    };
+    Ok(json!({"Name": name, "MaximumRetryCount": count}))
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+pub fn parse_memory_swap(text: &str) -> Result<i64, CliError> {
+    if text.trim() == "-1" {
+        return Ok(-1);
+    }
+    ram_in_bytes(text).ok_or_else(|| {
+        CliError::Usage(format!(
+            "invalid argument \"{text}\" for \"--memory-swap\" flag: invalid size: '{text}'"
+        ))
+    })
 }
 
 /// Capabilities as Docker's CLI sends them: upper-case with the `CAP_` prefix, `ALL` as is.
