@@ -1006,7 +1006,7 @@ fn create_with_a_console_socket_hands_over_the_pty_master_like_runc() {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
-        let mut child = create.spawn().unwrap();
+        let child = create.spawn().unwrap();
         let (conn, _) = listener.accept().unwrap();
         let master = runtime::tty::recv_master(&OwnedFd::from(conn)).unwrap();
         let out = child.wait_with_output().unwrap();
