@@ -1010,9 +1010,18 @@ fn create_with_a_console_socket_hands_over_the_pty_master_like_runc() {
         let (conn, _) = listener.accept().unwrap();
         let master = runtime::tty::recv_master(&OwnedFd::from(conn)).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut start = Command::new(prog);
-        assert!(start.args(prefix).args(["start", id]).status().unwrap().success());
+        assert!(start
+            .args(prefix)
+            .args(["start", id])
+            .status()
+            .unwrap()
+            .success());
         let mut text = Vec::new();
         let mut f = std::fs::File::from(master);
         let mut buf = [0u8; 4096];
@@ -1034,7 +1043,10 @@ fn create_with_a_console_socket_hands_over_the_pty_master_like_runc() {
     let berth_root = root.path().join("berth").display().to_string();
     let theirs = run(Path::new("runc"), &["--root", &runc_root], &unique("rcon"));
     let ours = run(&berth, &["runtime", "--root", &berth_root], &unique("bcon"));
-    assert!(theirs.contains("/dev/pts/0\r\n33 77\r\ndone"), "runc: {theirs:?}");
+    assert!(
+        theirs.contains("/dev/pts/0\r\n33 77\r\ndone"),
+        "runc: {theirs:?}"
+    );
     assert_eq!(ours, theirs);
     // Without a socket a terminal cannot be handed over: refused, as runc refuses it.
     let out = Command::new(&berth)

@@ -222,9 +222,11 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if some_vec(&h.links) {
         return refuse("--link");
     }
-    if some_vec(&h.devices) || some_vec(&h.device_requests) || some_vec(&h.device_cgroup_rules) {
-        return refuse("--device, --gpus and --device-cgroup-rule");
+    if some_vec(&h.device_requests) {
+        return refuse("--gpus (device requests)");
     }
+    super::devices::from_host_config(h)?;
+    super::devices::cgroup_rules(h)?;
     match h.network_mode.as_deref() {
         None | Some("") | Some("default") | Some("bridge") | Some("none") | Some("host") => {}
         Some(other) => return refuse(&format!("network mode {other:?}")),
