@@ -564,6 +564,17 @@ fn devices_open_only_what_the_device_cgroup_allows() {
         ));
         assert_eq!(o, "a:ed\nopened\n");
     }
+    // --privileged gives the host's device nodes, as Docker does; a default container has none of them.
+    if Path::new("/dev/loop-control").exists() {
+        assert_eq!(
+            ok(&sh(&d, &["--privileged"], "test -c /dev/loop-control && echo present")),
+            "present\n"
+        );
+        assert_eq!(
+            ok(&sh(&d, &[], "test -e /dev/loop-control || echo absent")),
+            "absent\n"
+        );
+    }
     // Only device nodes: a file or a missing path is refused with dockerd's words.
     let o = sh(&d, &["--device", "/etc/passwd"], "true");
     assert!(err(&o).contains(

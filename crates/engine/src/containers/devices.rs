@@ -119,6 +119,34 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) {
     }
 }
 
+/// Every device node of the host's `/dev`, for `--privileged` (as dockerd gives them): not the
+/// runtime's own (`/dev/pts`, `/dev/shm`, `/dev/mqueue`, the console) nor those every container gets.
+pub fn host_devices() -> Vec<Device> {
+    const SKIP_DIRS: [&str; 6] = ["pts", "shm", "mqueue", "fd", ".lxc", ".udev"];
+    const DEFAULTS: [&str; 8] = [
+        "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
+        "/dev/ptmx", "/dev/console",
+    ];
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/dev").into_iter().flatten().flatten() {
+        let p = e.path();
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.is_dir() {
+            let name = e.file_name();
+            if !SKIP_DIRS.contains(&name.to_string_lossy().as_ref()) {
+                walk(&p, &mut |p, m| out.extend(node(p, m, "rwm")));
+            }
+        } else {
+            out.extend(node(&p, &m, "rwm"));
+        }
+    }
+    out.retain(|d| !DEFAULTS.contains(&d.path.as_str()));
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
 /// `--device-cgroup-rule` entries (`c 1:3 rwm`, `a *:* m`) as OCI device cgroup rules.
 pub fn cgroup_rules(h: &HostConfig) -> Result<Vec<Value>> {
     let mut out = Vec::new();

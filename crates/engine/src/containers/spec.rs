@@ -222,7 +222,15 @@ pub fn build(
         )
     };
 
-    let devices = super::devices::from_host_config(h)?;
+    let mut devices = if privileged {
+        super::devices::host_devices()
+    } else {
+        Vec::new()
+    };
+    for d in super::devices::from_host_config(h)? {
+        devices.retain(|x| x.path != d.path);
+        devices.push(d);
+    }
     let mut res = resources(h);
     if let Some(rules) = res["devices"].as_array_mut() {
         rules.extend(devices.iter().map(super::devices::Device::rule));
