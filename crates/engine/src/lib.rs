@@ -8,6 +8,7 @@ pub mod events;
 pub mod filters;
 mod host;
 mod images;
+pub mod networks;
 mod system;
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +29,8 @@ pub struct EngineConfig {
     pub data_root: PathBuf,
     /// Runtime state that dies with a reboot (`--exec-root`, default `/run/berth`).
     pub exec_root: PathBuf,
+    /// The default bridge (`--bridge`, `--bip`).
+    pub network: networks::NetworkConfig,
 }
 
 /// The daemon core, shared by every API connection.
@@ -43,6 +46,7 @@ pub struct Engine {
     host: HostInfo,
     id: String,
     exe: PathBuf,
+    net: Arc<networks::Manager>,
 }
 
 impl Engine {
@@ -55,6 +59,7 @@ impl Engine {
         let images = image::ImageStore::open(config.data_root.join("image"))?;
         let containers = containers::store::Store::open(config.data_root.join("containers"))?;
         let id = system::engine_id(&config.data_root)?;
+        let net = networks::Manager::open(&config.data_root, &config.exec_root, &config.network)?;
         // The shim is this same binary; resolve it once, before anything can replace the file.
         let exe = std::env::current_exe()
             .map_err(|e| Error::System(format!("finding the berth binary: {e}")))?;
@@ -68,6 +73,7 @@ impl Engine {
             exe,
             events: Events::default(),
             host: HostInfo::probe(),
+            net: Arc::new(net),
             config,
             id,
         })

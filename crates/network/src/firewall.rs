@@ -93,6 +93,56 @@ pub enum Backend {
 pub struct Firewall {
     nft: PathBuf,
     netns: Option<Arc<NetNs>>,
+    tables: Tables,
+}
+
+/// The names of the three tables one daemon owns. Two daemons sharing a namespace (each with its
+/// own bridge) must own different tables, since reconciling replaces a table whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    /// The `inet` filter table.
+    pub filter: String,
+    /// The `bridge` family table.
+    pub bridge: String,
+    /// The `ip` NAT table.
+    pub nat: String,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables {
+            filter: FILTER_TABLE.to_string(),
+            bridge: BRIDGE_TABLE.to_string(),
+            nat: NAT_TABLE.to_string(),
+        }
+    }
+}
+
+impl Tables {
+    /// Tables named `berth-SUFFIX` and `berth-SUFFIX-nat` (characters other than ASCII
+    /// alphanumerics, `-` and `_` are dropped, so the name stays a valid nft identifier).
+    pub fn with_suffix(suffix: &str) -> Self {
+        let clean: String = suffix
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        if clean.is_empty() {
+            return Tables::default();
+        }
+        Tables {
+            filter: format!("berth-{clean}"),
+            bridge: format!("berth-{clean}"),
+            nat: format!("berth-{clean}-nat"),
+        }
+    }
+
+    fn all(&self) -> [(&'static str, &str); 3] {
+        [
+            ("inet", self.filter.as_str()),
+            ("bridge", self.bridge.as_str()),
+            ("ip", self.nat.as_str()),
+        ]
+    }
 }
 
 fn quote(name: &str) -> String {
@@ -100,19 +150,21 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace(['"', '\\'], ""))
 }
 
-/// Render the whole ruleset (pure, so it can be tested without a kernel).
+/// Render the whole ruleset with the default table names (pure, so it can be tested without a
+/// kernel).
 pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
+    render_tables(&Tables::default(), networks, dnat)
+}
+
+/// Render the whole ruleset into the tables `t`.
+pub fn render_tables(t: &Tables, networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
     let mut s = String::new();
     // Declaring then deleting makes the script valid whether or not the tables exist.
-    for (fam, name) in [
-        ("inet", FILTER_TABLE),
-        ("bridge", BRIDGE_TABLE),
-        ("ip", NAT_TABLE),
-    ] {
+    for (fam, name) in t.all() {
         s.push_str(&format!("table {fam} {name}\ndelete table {fam} {name}\n"));
     }
 
-    s.push_str(&format!("table inet {FILTER_TABLE} {{\n"));
+    s.push_str(&format!("table inet {} {{\n", t.filter));
     s.push_str(
         "  chain forward {\n    type filter hook forward priority filter - 1; policy accept;\n",
     );
@@ -150,7 +202,7 @@ pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
     }
     s.push_str("  }\n}\n");
 
-    s.push_str(&format!("table bridge {BRIDGE_TABLE} {{\n"));
+    s.push_str(&format!("table bridge {} {{\n", t.bridge));
     s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
     for n in networks.iter().filter(|n| !n.icc) {
         // Matching the subnet rather than `meta ibrname`: the latter needs nft_meta_bridge,
@@ -163,7 +215,7 @@ pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
     }
     s.push_str("  }\n}\n");
 
-    s.push_str(&format!("table ip {NAT_TABLE} {{\n"));
+    s.push_str(&format!("table ip {} {{\n", t.nat));
     s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n");
     s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump publish\n  }\n");
     s.push_str("  chain publish {\n");
@@ -220,7 +272,11 @@ impl Firewall {
                 reason: format!("{} not found", nft.display()),
             };
         }
-        let fw = Firewall { nft, netns };
+        let fw = Firewall {
+            nft,
+            netns,
+            tables: Tables::default(),
+        };
         match fw.run(&["list", "tables"], None) {
             Ok(_) => Backend::Nftables(fw),
             Err(e) => Backend::NoFirewall {
@@ -269,20 +325,27 @@ impl Firewall {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Use the tables `tables` instead of the default ones.
+    pub fn with_tables(mut self, tables: Tables) -> Self {
+        self.tables = tables;
+        self
+    }
+
+    /// The tables this firewall owns.
+    pub fn table_names(&self) -> &Tables {
+        &self.tables
+    }
+
     /// Replace Berth's tables with the ruleset for `networks` and `dnat`, atomically.
     pub fn reconcile(&self, networks: &[NetworkSpec], dnat: &[DnatRule]) -> Result<()> {
-        let script = render(networks, dnat);
+        let script = render_tables(&self.tables, networks, dnat);
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
     }
 
     /// Delete Berth's tables (nothing of anyone else's).
     pub fn cleanup(&self) -> Result<()> {
         let mut script = String::new();
-        for (fam, name) in [
-            ("inet", FILTER_TABLE),
-            ("bridge", BRIDGE_TABLE),
-            ("ip", NAT_TABLE),
-        ] {
+        for (fam, name) in self.tables.all() {
             script.push_str(&format!("table {fam} {name}\ndelete table {fam} {name}\n"));
         }
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
@@ -349,5 +412,18 @@ mod tests {
         let s = render(&[], &[r(None), r(Some(Ipv4Addr::new(10, 0, 0, 1)))]);
         assert!(s.contains("    iifname != \"berth0\" tcp dport 8080 dnat to 172.17.0.2:80\n"));
         assert!(s.contains("ip daddr 10.0.0.1 iifname != \"berth0\" tcp dport 8080 dnat to"));
+    }
+
+    #[test]
+    fn suffixed_tables_keep_two_daemons_apart() {
+        let t = Tables::with_suffix("bt-1/x");
+        assert_eq!(
+            (t.filter.as_str(), t.nat.as_str()),
+            ("berth-bt-1x", "berth-bt-1x-nat")
+        );
+        let s = render_tables(&t, &[], &[]);
+        assert!(s.contains("table inet berth-bt-1x {"));
+        assert!(s.contains("table ip berth-bt-1x-nat {"));
+        assert!(!s.contains("table inet berth {"));
     }
 }

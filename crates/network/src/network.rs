@@ -40,6 +40,12 @@ pub struct NetworkOptions {
     /// Driver options (`-o`), of which the `com.docker.network.bridge.*` and
     /// `com.docker.network.driver.mtu` ones are understood.
     pub driver_options: BTreeMap<String, String>,
+    /// `--label`s, kept for `inspect` and filters.
+    pub labels: BTreeMap<String, String>,
+    /// `--attachable`, kept for `inspect`.
+    pub attachable: bool,
+    /// Creation time (RFC 3339 with nanoseconds), kept for `inspect`.
+    pub created: String,
 }
 
 /// One container's attachment, as recorded and as reported to `inspect`.
@@ -59,6 +65,9 @@ pub struct Endpoint {
     pub veth: String,
     /// The interface name inside the container.
     pub ifname: String,
+    /// The endpoint's ID (64 hex digits), as `inspect` shows it.
+    #[serde(default)]
+    pub endpoint_id: String,
 }
 
 /// Per-attach choices (`--ip`, `--mac-address`, interface name).
@@ -93,6 +102,18 @@ pub struct NetworkRecord {
     pub mtu: u32,
     /// Driver options as given.
     pub driver_options: BTreeMap<String, String>,
+    /// `--ip-range`, if given.
+    #[serde(default)]
+    pub ip_range: Option<Ipv4Network>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `--attachable`.
+    #[serde(default)]
+    pub attachable: bool,
+    /// Creation time (RFC 3339 with nanoseconds).
+    #[serde(default)]
+    pub created: String,
     /// Endpoints by container ID.
     pub endpoints: BTreeMap<String, Endpoint>,
 }
@@ -161,6 +182,10 @@ impl Network {
             icc,
             mtu,
             driver_options: opts.driver_options,
+            ip_range: pool.ip_range,
+            labels: opts.labels,
+            attachable: opts.attachable,
+            created: opts.created,
             endpoints: BTreeMap::new(),
         };
         let gw_net = Ipv4Network::new(record.gateway, record.subnet.prefix())
@@ -211,7 +236,7 @@ impl Network {
                 Some(p) => p,
                 None => {
                     // The pool record is rebuilt from the endpoints if it went missing.
-                    let mut pool = Pool::new(record.subnet, Some(record.gateway), None)?;
+                    let mut pool = Pool::new(record.subnet, Some(record.gateway), record.ip_range)?;
                     for ep in record.endpoints.values() {
                         pool.allocated.insert(ep.ip, ep.container_id.clone());
                     }
@@ -302,6 +327,7 @@ impl Network {
             mac: link::format_mac(&mac),
             veth: spec.host_name,
             ifname: spec.container_ifname,
+            endpoint_id: link::random_hex(32),
         };
         self.record
             .endpoints

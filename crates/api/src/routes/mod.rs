@@ -2,5 +2,6 @@
 
 pub mod containers;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod unsupported;

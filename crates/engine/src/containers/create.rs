@@ -43,6 +43,7 @@ impl Engine {
         validate_host_config(&host)?;
         let user_mounts = super::mounts::parse(&host)?;
         fill_host_defaults(&mut host);
+        let networks = self.net_plan(&body, &host)?;
         let warnings = Vec::new();
         let (config, path, args) = merge_config(
             &body,
@@ -75,6 +76,7 @@ impl Engine {
             state: State::default(),
             restart_count: 0,
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
+            networks,
         };
         self.containers.insert(record.clone())?;
         self.container_event("create", &record);
@@ -210,10 +212,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if some_vec(&h.volumes_from) {
         return refuse("--volumes-from");
     }
-    if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports == Some(true)
-    {
-        return refuse("publishing ports (-p, -P)");
-    }
     if some_vec(&h.links) {
         return refuse("--link");
     }
@@ -223,10 +221,7 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if h.init == Some(true) {
         return refuse("--init");
     }
-    match h.network_mode.as_deref() {
-        None | Some("") | Some("default") | Some("bridge") | Some("none") | Some("host") => {}
-        Some(other) => return refuse(&format!("network mode {other:?}")),
-    }
+    // Network modes (user-defined networks, `container:X`) are checked against the networks at create.
     for (what, mode) in [
         ("--pid", &h.pid_mode),
         ("--ipc", &h.ipc_mode),
@@ -343,7 +338,7 @@ fn fill_host_defaults(h: &mut HostConfig) {
 }
 
 /// 64 random hex digits, as Docker's IDs.
-fn random_id() -> Result<String> {
+pub(crate) fn random_id() -> Result<String> {
     let mut bytes = [0u8; 32];
     fill_random(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -409,10 +404,5 @@ mod tests {
         };
         let e = validate_host_config(&h).unwrap_err().to_string();
         assert!(e.contains("--volumes-from"), "{e}");
-        let h = HostConfig {
-            network_mode: Some("container:x".into()),
-            ..Default::default()
-        };
-        assert!(validate_host_config(&h).is_err());
     }
 }

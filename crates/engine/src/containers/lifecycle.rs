@@ -208,8 +208,24 @@ impl Engine {
             }
         };
         let sock = self.shim_socket(&id);
-        shim_client::attach(&sock, self.hub(&id), stdin).await?;
+        // The namespaces exist and the init waits before exec: give it its network now.
+        if let Err(e) = self.net_start(c, pid).await {
+            let _ = shim_client::ok_command(&sock, &format!("kill {}", libc::SIGKILL)).await;
+            let _ = shim_client::wait(&sock).await;
+            self.unmount_quietly(&id).await;
+            let msg = e.to_string();
+            let _ = self.containers.update(&id, |c| {
+                c.state.exit_code = 128;
+                c.state.error = msg.clone();
+            });
+            return Err(e);
+        }
+        if let Err(e) = shim_client::attach(&sock, self.hub(&id), stdin).await {
+            self.net_stop(&id).await;
+            return Err(e);
+        }
         if let Err(msg) = shim_client::ok_command(&sock, "start").await {
+            self.net_stop(&id).await;
             // The process could not be executed: the init exits 126/127; Docker leaves the container
             // "created" with that exit code and the error.
             let code = if msg.contains("permission denied") {
@@ -266,13 +282,14 @@ impl Engine {
                 resolv_conf: &etc.resolv_conf,
             };
             let user_mounts = super::mounts::parse(&c.host_config)?;
+            let netns = self.joined_netns(c)?;
             let spec = spec::build(
                 c,
                 &layout.merged,
                 &user,
                 &files,
                 &user_mounts,
-                None,
+                netns.as_deref(),
                 self.host.go_arch,
             )?;
             let _ = std::fs::remove_dir_all(state_dir);
@@ -322,6 +339,7 @@ impl Engine {
             Ok(c) => c,
             Err(_) => return,
         };
+        self.net_stop(id).await;
         self.unmount_quietly(id).await;
         self.drop_hub(id, false);
         let _ = std::fs::remove_dir_all(self.state_dir(id));
@@ -545,6 +563,7 @@ impl Engine {
         let _ = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Removing);
+        self.net_stop(&c.id).await;
         self.unmount_quietly(&c.id).await;
         let _ = std::fs::remove_dir_all(self.state_dir(&c.id));
         let store_id = c.id.clone();
@@ -577,6 +596,7 @@ impl Engine {
                 if let Err(e) = shim_client::attach(&sock, self.hub(&c.id), false).await {
                     tracing::warn!(id = %c.id, error = %e, "reattaching output failed");
                 }
+                self.net_restore(&c).await;
                 let engine = Arc::clone(self);
                 tokio::spawn(async move { engine.monitor(c.id.clone(), sock).await });
             } else {
@@ -585,6 +605,7 @@ impl Engine {
                 self.on_exit(&c.id, code, oom).await;
             }
         }
+        self.net_sweep().await;
     }
 
     /// Publishes a container event (Actor attributes: name, image and the container's labels).

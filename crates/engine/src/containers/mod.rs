@@ -17,6 +17,7 @@ pub mod store;
 mod user;
 mod views;
 
+pub(crate) use create::random_id;
 pub use create::CreateRequest;
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub use logs::LogOptions;

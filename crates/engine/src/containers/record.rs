@@ -104,6 +104,9 @@ pub struct Container {
     pub restart_count: i64,
     /// Mounts as inspect shows them.
     pub mounts: Vec<MountPoint>,
+    /// The networks it joins when it runs, by network name (`--network`, `network connect`).
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, crate::networks::Attachment>,
 }
 
 impl Container {
