@@ -164,3 +164,289 @@ fn port_in_use_fails_the_start_with_dockers_error() {
         .count();
     assert_eq!(veths, 1, "{:?}", links(&d));
 }
+
+/// `docker run --rm` on a network with a shell script; returns stdout (the script decides the exit code).
+fn run_on(d: &Daemon, net: &str, script: &str) -> Output {
+    d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        net,
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
+#[test]
+fn containers_on_a_user_network_reach_each_other_by_name_and_alias_only_there() {
+    let Some(d) = daemon() else { return };
+    ok(&d.docker(&["network", "create", "n1"]));
+    ok(&d.docker(&["network", "create", "n2"]));
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web1",
+        "--network",
+        "n1",
+        "--network-alias",
+        "alpha",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    let short = &id.trim()[..12];
+    let get = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc";
+    let out = ok(&run_on(
+        &d,
+        "n1",
+        &format!(
+            "for i in 1 2 3 4 5 6 7 8 9 10; do {get} web1 80 | grep -q hello && break; sleep 0.2; done; \
+             {get} web1 80 | tail -1; {get} alpha 80 | tail -1; nslookup {short} 127.0.0.11 | grep Address | tail -1"
+        ),
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], format!("hello-from-{short}"));
+    assert_eq!(lines[1], lines[0]);
+    assert_eq!(lines[2], "Address: 172.18.0.2");
+    // The container's resolver is the embedded DNS server.
+    let out = ok(&run_on(&d, "n1", "cat /etc/resolv.conf"));
+    assert!(out.starts_with("nameserver 127.0.0.11\n"), "{out}");
+
+    // From another network the names do not resolve (the lookup goes upstream to 127.0.0.1 and fails).
+    let out = run_on(
+        &d,
+        "n2",
+        "nslookup web1 127.0.0.11; nslookup alpha 127.0.0.11",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("172.18.0.2"), "{text}");
+    assert!(text.contains("can't find web1"), "{text}");
+
+    // docker network inspect has Docker's shape and lists the container.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&d.docker(&["network", "inspect", "n1"]))).unwrap();
+    let n = &v[0];
+    let keys: Vec<&str> = n.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "Name",
+            "Id",
+            "Created",
+            "Scope",
+            "Driver",
+            "EnableIPv4",
+            "EnableIPv6",
+            "IPAM",
+            "Internal",
+            "Attachable",
+            "Ingress",
+            "ConfigFrom",
+            "ConfigOnly",
+            "Containers",
+            "Options",
+            "Labels"
+        ]
+    );
+    assert_eq!(n["Driver"], "bridge");
+    assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16");
+    assert_eq!(n["IPAM"]["Config"][0]["Gateway"], "172.18.0.1");
+    let c = &n["Containers"][id.trim()];
+    assert_eq!(c["Name"], "web1");
+    assert_eq!(c["IPv4Address"], "172.18.0.2/16");
+    // A network in use cannot be removed.
+    let out = d.docker(&["network", "rm", "n1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has active endpoints"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn network_connect_and_disconnect_work_on_a_running_container() {
+    let Some(d) = daemon() else { return };
+    ok(&d.docker(&["network", "create", "--subnet", "10.123.0.0/24", "front"]));
+    ok(&d.docker(&["network", "create", "back"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "app",
+        "--network",
+        "back",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    ok(&d.docker(&[
+        "network",
+        "connect",
+        "--alias",
+        "api",
+        "--ip",
+        "10.123.0.50",
+        "front",
+        "app",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&ok(&d.docker(&["inspect", "app"]))).unwrap();
+    let front = &v[0]["NetworkSettings"]["Networks"]["front"];
+    assert_eq!(front["IPAddress"], "10.123.0.50");
+    assert_eq!(front["Aliases"], serde_json::json!(["api"]));
+    let out = ok(&run_on(
+        &d,
+        "front",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc api 80 | grep hello && break; sleep 0.2; done",
+    ));
+    assert!(out.starts_with("hello-from-"), "{out}");
+
+    ok(&d.docker(&["network", "disconnect", "front", "app"]));
+    let v: serde_json::Value = serde_json::from_str(&ok(&d.docker(&["inspect", "app"]))).unwrap();
+    assert!(v[0]["NetworkSettings"]["Networks"].get("front").is_none());
+    let out = run_on(&d, "front", "nslookup api 127.0.0.11");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("10.123.0.50"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = d.docker(&["network", "disconnect", "front", "app"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not connected to network front"));
+    // Only the back network's veth remains for the container.
+    let veths = links(&d)
+        .into_iter()
+        .filter(|l| l.starts_with("veth"))
+        .count();
+    assert_eq!(veths, 1, "{:?}", links(&d));
+    // The events stream shows the network actions (`--until` counts whole seconds).
+    std::thread::sleep(Duration::from_millis(1100));
+    let ev = ok(&d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]));
+    for want in [
+        "create front",
+        "create back",
+        "connect back",
+        "connect front",
+        "disconnect front",
+    ] {
+        assert!(ev.lines().any(|l| l == want), "{want} missing in\n{ev}");
+    }
+}
+
+/// Everything a container's networking leaves in the daemon's namespace and state: veths, IP allocations,
+/// DNAT rules, saved port files.
+fn leftovers(d: &Daemon) -> (Vec<String>, usize, String, usize) {
+    let veths: Vec<String> = links(d)
+        .into_iter()
+        .filter(|l| l.starts_with("veth"))
+        .collect();
+    let mut allocated = 0;
+    for e in std::fs::read_dir(d.data_root().join("network/ipam")).unwrap() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        allocated += v["allocated"].as_object().map_or(0, |m| m.len());
+    }
+    let mut nft = std::process::Command::new("nft");
+    nft.args(["list", "chain", "ip", "berth-nat", "publish"]);
+    d.netns_command(&mut nft);
+    let rules = String::from_utf8_lossy(&nft.output().unwrap().stdout)
+        .lines()
+        .filter(|l| l.contains("dnat"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let files = std::fs::read_dir(d.exec_root().join("network"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    (veths, allocated, rules, files)
+}
+
+#[test]
+fn a_hundred_run_rm_cycles_leave_no_veth_address_or_rule_behind() {
+    let Some(d) = daemon() else { return };
+    for i in 0..100 {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--dns",
+            "127.0.0.1",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "true",
+        ]);
+        assert!(
+            out.status.success(),
+            "cycle {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+    assert_eq!(leftovers(&d), (vec![], 0, String::new(), 0));
+}
+
+#[test]
+fn published_ports_keep_working_across_a_daemon_restart() {
+    let Some(mut d) = daemon() else { return };
+    ok(&d.docker(&["network", "create", "keep"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "keep",
+        "--dns",
+        "127.0.0.1",
+        "-p",
+        "127.0.0.1:8082:80",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    assert!(http_get(&d, "127.0.0.1:8082")
+        .unwrap()
+        .contains("hello-from-"));
+    let before = leftovers(&d);
+    assert_eq!(before.0.len(), 1);
+    d.kill();
+    d.spawn();
+    let body = http_get(&d, "127.0.0.1:8082").unwrap();
+    assert!(body.contains("hello-from-"), "{body}");
+    assert_eq!(
+        ok(&d.docker(&["port", "web"])),
+        "80/tcp -> 127.0.0.1:8082\n"
+    );
+    // Same endpoint, same rule, nothing duplicated.
+    assert_eq!(leftovers(&d), before);
+    // Names still resolve on the network after the restart.
+    let out = ok(&run_on(
+        &d,
+        "keep",
+        "nslookup web 127.0.0.11 | grep Address | tail -1",
+    ));
+    assert_eq!(out.trim(), "Address: 172.18.0.2");
+    ok(&d.docker(&["rm", "-f", "web"]));
+    assert_eq!(leftovers(&d), (vec![], 0, String::new(), 0));
+}

@@ -79,6 +79,9 @@ pub struct AttachRequest {
     pub mac: Option<Mac>,
     /// Interface name inside the container, `eth0` when `None`.
     pub ifname: Option<String>,
+    /// Leave the container's default route alone: a second network joined by a container (only the
+    /// first one, Docker's gateway endpoint, routes by default).
+    pub no_default_route: bool,
 }
 
 /// The persistent description of a network.
@@ -309,7 +312,8 @@ impl Network {
             container_ifname: req.ifname.unwrap_or_else(|| "eth0".to_string()),
             address,
             mac,
-            gateway: (!self.record.internal).then_some(self.record.gateway),
+            gateway: (!self.record.internal && !req.no_default_route)
+                .then_some(self.record.gateway),
             mtu: self.record.mtu,
         };
         if let Err(e) = link::create_endpoint(self.host.as_deref(), netns, &spec) {
@@ -323,7 +327,7 @@ impl Network {
             container_id: container_id.to_string(),
             ip,
             prefix_len: self.record.subnet.prefix(),
-            gateway: spec.gateway,
+            gateway: (!self.record.internal).then_some(self.record.gateway),
             mac: link::format_mac(&mac),
             veth: spec.host_name,
             ifname: spec.container_ifname,

@@ -255,6 +255,8 @@ impl Manager {
                     .map(super::endpoints::parse_mac)
                     .transpose()?,
                 ifname: Some(ifname),
+                // The first network of a container routes; one joined later does not.
+                no_default_route: used > 0,
             },
         )
         .map_err(net_err)?;

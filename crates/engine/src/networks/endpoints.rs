@@ -150,6 +150,7 @@ impl Manager {
                     ip: a.ipv4,
                     mac: a.mac.as_deref().map(parse_mac).transpose()?,
                     ifname: Some(format!("eth{i}")),
+                    no_default_route: i > 0,
                 };
                 let ep = net.attach(&p.id, &netns, req).map_err(net_err)?;
                 attached.push((a.network_id.clone(), name.clone()));
