@@ -450,3 +450,85 @@ fn published_ports_keep_working_across_a_daemon_restart() {
     ok(&d.docker(&["rm", "-f", "web"]));
     assert_eq!(leftovers(&d), (vec![], 0, String::new(), 0));
 }
+
+#[test]
+fn berth_cli_network_and_port_commands_print_what_docker_prints() {
+    let Some(d) = daemon() else { return };
+    let id = ok(&d.berth(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.9.0.0/24",
+        "--gateway",
+        "10.9.0.254",
+        "--label",
+        "a=b",
+        "t1",
+    ]));
+    assert_eq!(id.trim().len(), 64);
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "t1",
+        "--ip",
+        "10.9.0.7",
+        "--network-alias",
+        "w",
+        "--dns",
+        "127.0.0.1",
+        "-p",
+        "8083:80",
+        "-p",
+        "127.0.0.1::81/udp",
+        "--expose",
+        "90",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    for args in [
+        &["network", "ls"][..],
+        &["network", "ls", "--filter", "label=a=b", "-q"],
+        &["network", "inspect", "t1"],
+        &["port", "web"],
+        &["port", "web", "80"],
+        &["ps", "--format", "{{.Ports}} {{.Networks}}"],
+        &[
+            "inspect",
+            "--format",
+            "{{json .NetworkSettings.Networks.t1.IPAddress}}",
+            "web",
+        ],
+    ] {
+        let (b, k) = (d.berth(args), d.docker(args));
+        assert_eq!(ok(&b), ok(&k), "{args:?}");
+    }
+    let out = ok(&d.berth(&["port", "web"]));
+    assert!(out.contains("80/tcp -> 0.0.0.0:8083\n"), "{out}");
+    assert!(out.contains("81/udp -> 127.0.0.1:"), "{out}");
+    assert!(http_get(&d, "127.0.0.1:8083")
+        .unwrap()
+        .contains("hello-from-"));
+    // Through a non-loopback address of the host (the bridge gateway): DNAT in the output hook.
+    assert!(http_get(&d, "10.9.0.254:8083")
+        .unwrap()
+        .contains("hello-from-"));
+    let (b, k) = (
+        d.berth(&["port", "web", "443"]),
+        d.docker(&["port", "web", "443"]),
+    );
+    assert_eq!((b.status.code(), b.stderr), (k.status.code(), k.stderr));
+    ok(&d.berth(&["network", "disconnect", "t1", "web"]));
+    ok(&d.berth(&["network", "connect", "--alias", "again", "t1", "web"]));
+    ok(&d.berth(&["rm", "-f", "web"]));
+    assert_eq!(ok(&d.berth(&["network", "rm", "t1"])), "t1\n");
+    ok(&d.berth(&["network", "create", "unused"]));
+    assert_eq!(
+        ok(&d.berth(&["network", "prune", "-f"])),
+        "Deleted Networks:\nunused\n\n"
+    );
+}

@@ -24,6 +24,7 @@ pub use commands::image_ops::{
 };
 pub use commands::images::ImagesArgs;
 pub use commands::inspect::{ContainerInspectArgs, ImageInspectArgs, InspectArgs};
+pub use commands::network::{NetworkArgs, NetworkCommand, PortArgs};
 pub use commands::run::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
 pub use error::CliError;
@@ -100,6 +101,10 @@ pub enum Command {
     Stats(StatsArgs),
     /// Manage containers
     Container(Box<ContainerArgs>),
+    /// Manage networks
+    Network(NetworkArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
 }
 
 /// `container` and its subcommands.
@@ -147,6 +152,8 @@ pub enum ContainerCommand {
     Stats(StatsArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
 }
 
 /// `image` and its subcommands.

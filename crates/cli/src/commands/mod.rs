@@ -5,6 +5,8 @@ pub mod events;
 pub mod image_ops;
 pub mod images;
 pub mod inspect;
+pub mod network;
+mod ports;
 mod progress;
 pub mod run;
 pub mod system;
@@ -48,6 +50,8 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             SystemCommand::Events(args) => events::run(&client, args).await,
         },
         Command::Events(args) => events::run(&client, args).await,
+        Command::Network(n) => network::run(&client, n.command).await,
+        Command::Port(args) => network::port(&client, args).await,
         Command::Run(args) => run::run(&client, *args).await,
         Command::Create(args) => run::create(&client, *args).await,
         Command::Start(args) => run::start(&client, args).await,
@@ -80,6 +84,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Top(args) => containers::top(&client, args).await,
             ContainerCommand::Stats(args) => containers::stats(&client, args).await,
             ContainerCommand::Inspect(args) => inspect::container_inspect(&client, args).await,
+            ContainerCommand::Port(args) => network::port(&client, args).await,
         },
     }
 }
