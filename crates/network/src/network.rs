@@ -280,8 +280,9 @@ impl Network {
         }
     }
 
+    /// Saves the record after an endpoint change (no fsync: endpoints die with the kernel).
     fn save(&self) -> Result<()> {
-        state::write_json(&record_path(&self.state_dir, &self.record.id), &self.record)
+        state::write_json_volatile(&record_path(&self.state_dir, &self.record.id), &self.record)
     }
 
     /// Attach a container whose network namespace is `netns`: allocate its address, build the

@@ -131,6 +131,7 @@ impl Manager {
     /// Attaches a started container (its init waiting before exec) to its networks, publishes its ports,
     /// starts its DNS server and writes its hosts and resolv.conf entries; all or nothing.
     fn start_blocking(&self, p: StartPlan) -> Result<Vec<(String, String)>> {
+        let t0 = std::time::Instant::now();
         let mut st = self.lock();
         let netns =
             Arc::new(NetNs::open(Path::new(&format!("/proc/{}/ns/net", p.pid))).map_err(net_err)?);
@@ -231,6 +232,10 @@ impl Manager {
             st.reconcile_firewall();
         }
         st.refresh_dns();
+        tracing::debug!(
+            elapsed_us = t0.elapsed().as_micros() as u64,
+            "network attached"
+        );
         Ok(attached)
     }
 }
@@ -387,9 +392,14 @@ impl Engine {
         let net = Arc::clone(&self.net);
         let cid = id.to_owned();
         let detached = tokio::task::spawn_blocking(move || {
+            let t0 = std::time::Instant::now();
             let mut st = net.lock();
             let live = st.live.remove(&cid);
             let detached = st.detach_all(&cid);
+            tracing::debug!(
+                elapsed_us = t0.elapsed().as_micros() as u64,
+                "network released"
+            );
             let _ = std::fs::remove_file(net.ports_file(&cid));
             if live.as_ref().is_some_and(|l| !l.ports.is_empty()) {
                 st.reconcile_firewall();
