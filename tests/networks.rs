@@ -532,3 +532,138 @@ fn berth_cli_network_and_port_commands_print_what_docker_prints() {
         "Deleted Networks:\nunused\n\n"
     );
 }
+
+#[test]
+fn run_options_shape_the_container_network() {
+    let Some(d) = daemon() else { return };
+    // -o bridge name, --internal: no default route inside.
+    ok(&d.docker(&[
+        "network",
+        "create",
+        "--internal",
+        "-o",
+        "com.docker.network.bridge.name=br-inner",
+        "inner",
+    ]));
+    assert!(
+        links(&d).contains(&"br-inner".to_string()),
+        "{:?}",
+        links(&d)
+    );
+    let out = ok(&run_on(
+        &d,
+        "inner",
+        "ip route; echo; ip -o -4 addr show eth0",
+    ));
+    assert!(!out.contains("default"), "{out}");
+    assert!(out.contains("172.18.0.2/16"), "{out}");
+
+    // --add-host (with host-gateway), --hostname, --mac-address, and the container's own line in /etc/hosts.
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--dns",
+        "127.0.0.1",
+        "--hostname",
+        "box",
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "gw:host-gateway",
+        "--mac-address",
+        "02:42:ac:11:00:99",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts; cat /sys/class/net/eth0/address",
+    ]));
+    assert!(out.contains("10.1.2.3\tdb\n"), "{out}");
+    assert!(out.contains("172.17.0.1\tgw\n"), "{out}");
+    assert!(out.contains("172.17.0.2\tbox\n"), "{out}");
+    assert!(out.ends_with("02:42:ac:11:00:99\n"), "{out}");
+
+    // -P publishes every exposed port on an ephemeral host port; docker restart keeps the port working.
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--dns",
+        "127.0.0.1",
+        "--expose",
+        "80",
+        "-P",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    let line = ok(&d.docker(&["port", "pub", "80"]));
+    let host = line.lines().next().unwrap().to_string();
+    let port: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(port >= 1024, "{line}");
+    assert!(http_get(&d, &format!("127.0.0.1:{port}"))
+        .unwrap()
+        .contains("hello-from-"));
+    let stats: serde_json::Value = d.get_json("/containers/pub/stats?stream=false");
+    assert!(
+        stats["networks"]["eth0"]["rx_bytes"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    ok(&d.docker(&["restart", "-t", "0", "pub"]));
+    let line = ok(&d.docker(&["port", "pub", "80"]));
+    let port: u16 = line
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(http_get(&d, &format!("127.0.0.1:{port}"))
+        .unwrap()
+        .contains("hello-from-"));
+
+    // --network container:X shares X's interfaces.
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:pub",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0",
+    ]));
+    let ip = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+        "pub",
+    ]));
+    assert!(out.contains(&format!("{}/16", ip.trim())), "{out} vs {ip}");
+
+    // ls filters.
+    let names = |args: &[&str]| {
+        let mut a = vec!["network", "ls", "--format", "{{.Name}}"];
+        a.extend_from_slice(args);
+        ok(&d.docker(&a))
+    };
+    assert_eq!(names(&["--filter", "type=custom"]), "inner\n");
+    assert_eq!(names(&["--filter", "driver=null"]), "none\n");
+    assert_eq!(names(&["--filter", "dangling=true"]), "inner\n");
+    assert_eq!(names(&["--filter", "name=inn"]), "inner\n");
+    let out = d.docker(&["network", "create", "--subnet", "172.18.5.0/24", "clash"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Pool overlaps"));
+    let r = d.request(
+        "POST",
+        "/containers/create",
+        br#"{"Image":"busybox","HostConfig":{"NetworkMode":"nosuch"}}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["message"].clone()),
+        (404, "network nosuch not found".into())
+    );
+}
