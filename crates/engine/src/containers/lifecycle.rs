@@ -529,6 +529,7 @@ impl Engine {
             ));
         }
         let renamed = self.containers.rename(&c.id, &new_name)?;
+        self.net_renamed(&c.id, &new_name);
         let mut attrs = BTreeMap::new();
         attrs.insert("oldName".to_owned(), format!("/{}", c.name));
         self.container_event_with("rename", &renamed, attrs);

@@ -509,6 +509,15 @@ impl Engine {
         .await;
     }
 
+    /// A running container was renamed: its new name resolves on its networks, the old one no more.
+    pub(crate) fn net_renamed(&self, id: &str, new_name: &str) {
+        let mut st = self.net.lock();
+        if let Some(l) = st.live.get_mut(id) {
+            l.name = new_name.to_owned();
+        }
+        st.refresh_dns();
+    }
+
     /// Publishes a `network` event (`connect`/`disconnect` name the container).
     pub(crate) fn network_event(
         &self,
