@@ -265,7 +265,11 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias_only_there() 
     assert_eq!(c["IPv4Address"], "172.18.0.2/16");
     // A renamed container answers to its new name.
     ok(&d.docker(&["rename", "web1", "web2"]));
-    let out = ok(&run_on(&d, "n1", "nslookup web2 127.0.0.11 | grep Address | tail -1"));
+    let out = ok(&run_on(
+        &d,
+        "n1",
+        "nslookup web2 127.0.0.11 | grep Address | tail -1",
+    ));
     assert_eq!(out.trim(), "Address: 172.18.0.2");
     // A network in use cannot be removed.
     let out = d.docker(&["network", "rm", "n1"]);

@@ -336,10 +336,83 @@ impl Firewall {
         &self.tables
     }
 
-    /// Replace Berth's tables with the ruleset for `networks` and `dnat`, atomically.
+    /// Replace Berth's tables with the ruleset for `networks` and `dnat`, atomically, and open the
+    /// way through a foreign `FORWARD` chain that drops by default (see [`Firewall::open_forward`]).
     pub fn reconcile(&self, networks: &[NetworkSpec], dnat: &[DnatRule]) -> Result<()> {
         let script = render_tables(&self.tables, networks, dnat);
+        self.run(&["-f", "-"], Some(&script))?;
+        self.open_forward(networks)
+    }
+
+    /// The comment marking the rules this firewall adds to other tools' chains.
+    fn marker(&self) -> String {
+        format!("berth:{}", self.tables.filter)
+    }
+
+    /// Docker sets the policy of iptables' `FORWARD` chain (table `ip filter`, iptables-nft) to drop.
+    /// An accept in Berth's own table cannot override that: nftables runs every base chain on the
+    /// hook and any drop wins. So where that chain drops by default, Berth adds accepts for its
+    /// non-internal bridges to it, in `DOCKER-USER` when it exists (Docker's documented place for
+    /// user rules, jumped to first), else at the top of `FORWARD`. The rules carry Berth's marker
+    /// comment and are replaced on every reconcile; isolation still happens in Berth's own chain,
+    /// which runs first. Nothing is touched where no such chain exists or it accepts by default.
+    pub fn open_forward(&self, networks: &[NetworkSpec]) -> Result<()> {
+        let Ok(forward) = self.run(&["-j", "list", "chain", "ip", "filter", "FORWARD"], None)
+        else {
+            return Ok(());
+        };
+        let drops =
+            forward.contains("\"policy\": \"drop\"") || forward.contains("\"policy\":\"drop\"");
+        let chain = if self
+            .run(
+                &["-j", "list", "chain", "ip", "filter", "DOCKER-USER"],
+                None,
+            )
+            .is_ok()
+        {
+            "DOCKER-USER"
+        } else {
+            "FORWARD"
+        };
+        let mut script = self.stale_marked_rules(chain)?;
+        if drops {
+            let marker = self.marker();
+            for n in networks.iter().filter(|n| !n.internal) {
+                let b = quote(&n.bridge);
+                // Inserted at the top, so written in reverse of the order they end up in.
+                script.push_str(&format!(
+                    "insert rule ip filter {chain} oifname {b} ct state established,related accept comment \"{marker}\"\n\
+                     insert rule ip filter {chain} oifname {b} ct status dnat accept comment \"{marker}\"\n\
+                     insert rule ip filter {chain} iifname {b} accept comment \"{marker}\"\n"
+                ));
+            }
+        }
+        if script.is_empty() {
+            return Ok(());
+        }
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
+    }
+
+    /// `delete rule` lines for the rules of `ip filter CHAIN` carrying this firewall's marker.
+    fn stale_marked_rules(&self, chain: &str) -> Result<String> {
+        let Ok(text) = self.run(&["-a", "-j", "list", "chain", "ip", "filter", chain], None) else {
+            return Ok(String::new());
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Nft {
+            op: format!("list chain ip filter {chain}"),
+            reason: format!("bad JSON from nft: {e}"),
+        })?;
+        let marker = self.marker();
+        let mut script = String::new();
+        for item in v["nftables"].as_array().into_iter().flatten() {
+            let rule = &item["rule"];
+            if rule["comment"].as_str() == Some(marker.as_str()) {
+                if let Some(h) = rule["handle"].as_u64() {
+                    script.push_str(&format!("delete rule ip filter {chain} handle {h}\n"));
+                }
+            }
+        }
+        Ok(script)
     }
 
     /// Delete Berth's tables (nothing of anyone else's).
@@ -347,6 +420,9 @@ impl Firewall {
         let mut script = String::new();
         for (fam, name) in self.tables.all() {
             script.push_str(&format!("table {fam} {name}\ndelete table {fam} {name}\n"));
+        }
+        for chain in ["DOCKER-USER", "FORWARD"] {
+            script.push_str(&self.stale_marked_rules(chain)?);
         }
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
     }
