@@ -44,7 +44,13 @@ impl Engine {
         let user_mounts = super::mounts::parse(&host)?;
         fill_host_defaults(&mut host);
         let networks = self.net_plan(&body, &host)?;
-        let warnings = Vec::new();
+        let mut warnings = Vec::new();
+        if host.network_mode.as_deref() == Some("host")
+            && (host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+                || host.publish_all_ports == Some(true))
+        {
+            warnings.push("Published ports are discarded when using host network mode".to_owned());
+        }
         let (config, path, args) = merge_config(
             &body,
             &image.config.config.clone().unwrap_or_default(),
