@@ -332,6 +332,35 @@ fn network_connect_and_disconnect_work_on_a_running_container() {
     );
     let out = d.docker(&["network", "disconnect", "front", "app"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not connected to network front"));
+    // A created container connected before its start joins both networks when it starts.
+    ok(&d.docker(&[
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "back",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sleep",
+        "60",
+    ]));
+    ok(&d.docker(&[
+        "network",
+        "connect",
+        "--ip",
+        "10.123.0.60",
+        "front",
+        "later",
+    ]));
+    ok(&d.docker(&["start", "later"]));
+    let out = ok(&d.docker(&[
+        "inspect", "-f",
+        "{{.NetworkSettings.Networks.front.IPAddress}} {{.NetworkSettings.Networks.back.IPAddress}}",
+        "later",
+    ]));
+    assert_eq!(out, "10.123.0.60 172.18.0.3\n");
+    ok(&d.docker(&["rm", "-f", "later"]));
     // Only the back network's veth remains for the container.
     let veths = links(&d)
         .into_iter()
@@ -673,5 +702,65 @@ fn run_options_shape_the_container_network() {
     assert_eq!(
         (r.status, r.json()["message"].clone()),
         (404, "network nosuch not found".into())
+    );
+}
+
+#[test]
+fn daemon_bridge_and_bip_flags_pick_the_default_network() {
+    if !common::docker_bin().exists() {
+        return;
+    }
+    let mut d = Daemon::start_with(&["--bridge", "br-custom", "--bip", "10.99.0.1/24"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&d.docker(&["network", "inspect", "bridge"]))).unwrap();
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.99.0.0/24");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "10.99.0.1");
+    assert_eq!(
+        v[0]["Options"]["com.docker.network.bridge.name"],
+        "br-custom"
+    );
+    assert!(
+        links(&d).contains(&"br-custom".to_string()),
+        "{:?}",
+        links(&d)
+    );
+    // Its nftables tables are its own (another daemon in the same namespace keeps `berth`).
+    let mut nft = std::process::Command::new("nft");
+    nft.args(["list", "tables"]);
+    d.netns_command(&mut nft);
+    let tables = String::from_utf8_lossy(&nft.output().unwrap().stdout).into_owned();
+    assert!(tables.contains("table ip berth-br-custom-nat"), "{tables}");
+    assert!(!tables.contains("table ip berth-nat"), "{tables}");
+    // Restarted with another --bip and no container on it, the default network follows the flags.
+    d.stop();
+    d.args = vec![
+        "--bridge".into(),
+        "br-custom".into(),
+        "--bip".into(),
+        "10.98.0.1/16".into(),
+    ];
+    d.spawn();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&d.docker(&["network", "inspect", "bridge"]))).unwrap();
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.98.0.0/16");
+    let tar = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&tar);
+    ok(&d.docker_stdin(
+        &["import", "-c", "CMD [\"sh\"]", "-", "busybox"],
+        Some(&tar),
+    ));
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; ip route",
+    ]));
+    assert!(
+        out.contains("10.98.0.2/16") && out.contains("default via 10.98.0.1"),
+        "{out}"
     );
 }

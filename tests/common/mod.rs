@@ -41,11 +41,18 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub netns: std::sync::Arc<network::NetNs>,
+    /// Extra `berth daemon` flags (e.g. `--bridge`, `--bip`), used at every (re)start.
+    pub args: Vec<String>,
 }
 
 impl Daemon {
     /// Starts a daemon and waits until it answers `/_ping`.
     pub fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    /// Starts a daemon with extra flags and waits until it answers `/_ping`.
+    pub fn start_with(args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-test-")
             .tempdir()
@@ -56,6 +63,7 @@ impl Daemon {
             dir,
             child: None,
             netns: std::sync::Arc::new(netns),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         d.spawn();
         d
@@ -115,6 +123,7 @@ impl Daemon {
             .arg(self.exec_root())
             .arg("-H")
             .arg(self.host())
+            .args(&self.args)
             .env("BERTH_LOG", "debug");
         self.netns_command(&mut cmd);
         cmd

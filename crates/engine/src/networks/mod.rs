@@ -105,21 +105,31 @@ impl Manager {
                 .map_err(|e| Error::System(format!("creating {}: {e}", d.display())))?;
         }
         let predefined = load_predefined(&dir)?;
-        let mut nets: BTreeMap<String, Network> = Network::load_all(&dir, None)
-            .map_err(net_err)?
-            .into_iter()
-            .map(|n| (n.record().id.clone(), n))
-            .collect();
+        // Networking that cannot come up (no CAP_NET_ADMIN, no free pool) must not keep the daemon from
+        // serving: say why, and run containers without a default network.
+        let mut nets: BTreeMap<String, Network> = match Network::load_all(&dir, None) {
+            Ok(list) => list
+                .into_iter()
+                .map(|n| (n.record().id.clone(), n))
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "loading the networks failed");
+                BTreeMap::new()
+            }
+        };
         let bridge = cfg.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
         let default_id = if bridge == "none" {
             None
         } else {
-            Some(ensure_default(
-                &dir,
-                &mut nets,
-                &bridge,
-                cfg.bip.as_deref(),
-            )?)
+            match ensure_default(&dir, &mut nets, &bridge, cfg.bip.as_deref()) {
+                Ok(id) => Some(id),
+                // A bad --bip is the user's to fix.
+                Err(Error::InvalidParameter(m)) => return Err(Error::InvalidParameter(m)),
+                Err(e) => {
+                    tracing::error!(error = %e, bridge, "cannot set up the default bridge network: containers get no network");
+                    None
+                }
+            }
         };
         if !nets.is_empty() {
             // Docker turns forwarding on for its bridges; without it nothing leaves a container.
