@@ -764,3 +764,43 @@ fn daemon_bridge_and_bip_flags_pick_the_default_network() {
         "{out}"
     );
 }
+
+#[test]
+fn published_udp_port_reaches_the_container() {
+    let Some(d) = daemon() else { return };
+    ok(&d.docker(&[
+        "run", "-d", "--name", "udp", "--dns", "127.0.0.1", "-p", "127.0.0.1:5353:5353/udp",
+        // busybox's nc has no UDP here: the host's python3, its /usr and /lib mounted read-only.
+        "-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro", "busybox",
+        "/usr/bin/python3", "-u", "-c",
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',5353))\n\
+         while True:\n d,a=s.recvfrom(100)\n print(d.decode().strip())\n s.sendto(b'pong',a)",
+    ]));
+    assert_eq!(
+        ok(&d.docker(&["port", "udp"])),
+        "5353/udp -> 127.0.0.1:5353\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The reply comes back through the proxy's flow for this client.
+        let reply = d.in_netns(|| {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s.send_to(b"ping-udp\n", "127.0.0.1:5353").unwrap();
+            let mut buf = [0u8; 16];
+            s.recv(&mut buf)
+                .map(|n| buf[..n].to_vec())
+                .unwrap_or_default()
+        });
+        if reply == b"pong" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no reply: {}",
+            ok(&d.docker(&["logs", "udp"]))
+        );
+    }
+    assert!(ok(&d.docker(&["logs", "udp"])).contains("ping-udp"));
+}

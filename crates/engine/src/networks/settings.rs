@@ -201,9 +201,16 @@ impl Engine {
             .get(&c.id)
             .map(|l| l.ports.iter().map(Saved::of).collect())
             .unwrap_or_default();
+        // As dockerd: ports are released with the network when the container stops, so only a running
+        // container lists them (exposed ones included).
+        let running = matches!(c.state.status, Status::Running | Status::Paused);
         let exposed = c.config.exposed_ports.clone().unwrap_or_default();
         (
-            ports::summary(&exposed, &saved),
+            if running {
+                ports::summary(&exposed, &saved)
+            } else {
+                Vec::new()
+            },
             s.networks.unwrap_or_default(),
         )
     }
