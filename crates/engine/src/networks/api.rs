@@ -628,12 +628,11 @@ impl Engine {
         };
         let c = match self.containers.resolve(container) {
             Ok(c) => c,
-            Err(e) if force => {
+            Err(_) if force => {
                 // A forced disconnect of a container that no longer exists drops its endpoint.
                 let net = Arc::clone(&self.net);
                 let (cid, nid) = (container.to_owned(), net_id.clone());
                 tokio::task::spawn_blocking(move || net.disconnect_blocking(&cid, &nid)).await??;
-                let _ = e;
                 return Ok(());
             }
             Err(e) => return Err(e),
