@@ -3,10 +3,12 @@
 # imported from Debian's busybox-static), with bare `runc run` of the same rootfs as the reference
 # measured in the same run:
 #   1. `docker run --rm --network none busybox true`: default seccomp profile and seccomp=unconfined,
-#      vs bare `runc run` (no seccomp, and with Docker's default profile from `berth runtime spec`);
+#      and `berth run --rm` (Berth's own CLI), vs bare `runc run` (no seccomp, and with Docker's default
+#      profile from `berth runtime spec`);
 #   2. 50 x `docker run -d busybox sleep 1000` one after another (wall time), `docker ps` with 50 running,
 #      daemon RSS idle and with 50 running, shims' PSS, `docker rm -f` of all 50, and a leak check
-#      (shim processes, mounts under the temp root, container cgroup directories).
+#      (shim processes, mounts under the temp root, container cgroup directories);
+#   3. with them running: `exec … true` and `stats --no-stream` through the docker CLI and the berth CLI.
 # Prints medians, p10-p90 spread, ratios to runc, and a summary with the PERF.md targets.
 #
 #   bench/containers.sh [RUNS] [COUNT]   (root; installs busybox-static, hyperfine, runc if missing)
@@ -139,17 +141,28 @@ hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$T/start.jso
     -n "runc run + docker seccomp profile" "runc --root $T/runc-state run --bundle $T/runc-sc bench-runc" \
     -n "docker run --rm (berth, default seccomp)" "docker run --rm --network none busybox true" \
     -n "docker run --rm (berth, seccomp=unconfined)" "docker run --rm --network none --security-opt seccomp=unconfined busybox true" \
+    -n "berth run --rm (berth CLI, default seccomp)" "$BERTH -H unix://$S run --rm --network none busybox true" \
     >/dev/null
 RSS_AFTER_STARTS=$(rss_kb "$DAEMON_PID")
 LEFT_AFTER_STARTS=$(docker ps -aq | wc -l)
 
-echo "== $COUNT x docker run -d busybox sleep 1000, one after another"
+echo "== $COUNT x docker run -d busybox sleep 1000, one after another (docker CLI), then rm -f"
 t0=$(now)
 for i in $(seq "$COUNT"); do
     IDS+=("$(docker run -d busybox sleep 1000)")
 done
 t1=$(now)
+DOCKER_RUN_D_S=$(echo "$t1 - $t0" | bc)
+docker rm -f "${IDS[@]}" >/dev/null
+
+echo "== $COUNT x berth run -d busybox sleep 1000, one after another (berth CLI)"
+t0=$(now)
+for i in $(seq "$COUNT"); do
+    IDS+=("$("$BERTH" -H "unix://$S" run -d busybox sleep 1000)")
+done
+t1=$(now)
 RUN_D_S=$(echo "$t1 - $t0" | bc)
+IDS=("${IDS[@]:$COUNT}")
 sleep 1
 RUNNING=$(docker ps -q | wc -l)
 RSS_50=$(rss_kb "$DAEMON_PID")
@@ -163,6 +176,14 @@ echo "== docker ps with $RUNNING running: hyperfine --warmup 3 --runs $RUNS"
 hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$T/ps.json" \
     -n "docker ps ($RUNNING running)" "docker ps" >/dev/null
 PS_LINES=$(docker ps | tail -n +2 | wc -l)
+
+echo "== exec and stats with $RUNNING running: hyperfine --warmup 3 --runs $RUNS"
+hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$T/exec.json" \
+    -n "docker exec CTR true" "docker exec ${IDS[0]} true" \
+    -n "berth exec CTR true" "$BERTH -H unix://$S exec ${IDS[0]} true" \
+    -n "docker stats --no-stream CTR" "docker stats --no-stream ${IDS[0]}" \
+    -n "berth stats --no-stream CTR" "$BERTH -H unix://$S stats --no-stream ${IDS[0]}" \
+    >/dev/null
 
 echo "== docker rm -f of all $COUNT"
 t0=$(now)
@@ -185,7 +206,7 @@ left=$(our_cgroups)
 [ "$LEAKS" = 0 ] && echo "nothing left (no container, shim, mount under $T, or cgroup dir)"
 
 echo
-python3 - "$T/start.json" "$T/ps.json" <<PY
+python3 - "$T/start.json" "$T/ps.json" "$T/exec.json" <<PY
 import json, statistics, sys
 def load(p):
     out = {}
@@ -193,7 +214,7 @@ def load(p):
         t = sorted(x * 1000 for x in r["times"])
         out[r["command"]] = (statistics.median(t), t[len(t) // 10], t[(len(t) * 9) // 10])
     return out
-st, ps = load(sys.argv[1]), load(sys.argv[2])
+st, ps, ex = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
 runc = st["runc run (runc spec, no seccomp)"][0]
 runc_sc = st["runc run + docker seccomp profile"][0]
 d_def = st["docker run --rm (berth, default seccomp)"][0]
@@ -201,8 +222,9 @@ d_unc = st["docker run --rm (berth, seccomp=unconfined)"][0]
 print(f"{'start of true (runs=$RUNS)':46} {'median':>9} {'p10-p90':>17} {'vs runc':>8} {'vs runc+prof':>12}")
 for name, (m, p10, p90) in st.items():
     print(f"{name:46} {m:7.2f}ms {p10:7.2f}-{p90:7.2f}ms {m / runc:7.2f}x {m / runc_sc:11.2f}x")
-for name, (m, p10, p90) in ps.items():
+for name, (m, p10, p90) in list(ps.items()) + list(ex.items()):
     print(f"{name:46} {m:7.2f}ms {p10:7.2f}-{p90:7.2f}ms")
+b_run = st["berth run --rm (berth CLI, default seccomp)"][0]
 
 mb = lambda kb: f"{int(kb) / 1024:.1f} MB"
 n = $NSHIMS
@@ -213,14 +235,20 @@ rows = [
     ("  same, seccomp=unconfined", f"{d_unc:.1f} ms", f"runc {runc:.1f} ms", f"{d_unc / runc:.2f}x", "<= 60 ms (docker CLI)"),
     ("  cost of the default seccomp profile", f"{d_def - d_unc:+.1f} ms", f"runc {runc_sc - runc:+.1f} ms", "", "+ <= 1 ms"),
     ("  vs runc with the docker profile", f"{d_def:.1f} ms", f"runc+prof {runc_sc:.1f} ms", f"{d_def / runc_sc:.2f}x", ""),
+    ("berth run --rm --network none busybox true", f"{b_run:.1f} ms", f"runc {runc:.1f} ms", f"{b_run / runc:.2f}x", "<= 20 ms"),
+    ("docker exec CTR true", f"{ex['docker exec CTR true'][0]:.1f} ms", "", "", "<= 15 ms"),
+    ("berth exec CTR true", f"{ex['berth exec CTR true'][0]:.1f} ms", "", "", "<= 15 ms"),
+    ("docker stats --no-stream CTR", f"{ex['docker stats --no-stream CTR'][0]:.1f} ms", "dockerd ~2 s", "", "<= 50 ms"),
+    ("berth stats --no-stream CTR", f"{ex['berth stats --no-stream CTR'][0]:.1f} ms", "", "", "<= 50 ms"),
     ("daemon RSS, idle", mb($RSS_IDLE), "dockerd 76 MB+39 MB (PERF.md)", "", "<= 8 MB"),
     ("daemon RSS after the start runs", mb($RSS_AFTER_STARTS), "", "", ""),
     ("daemon RSS, $RUNNING running", mb($RSS_50), "", "", ""),
     ("daemon RSS after rm -f", mb($RSS_AFTER_RM), "", "", ""),
     ("shims' PSS, sum ($NSHIMS shims)", mb($PSS_SUM), "", "", ""),
     ("shim PSS, mean per container", mb(pss_mean), "dockerd shim 2.65 MB (PERF.md)", "", "<= 0.5 MB"),
-    ("$COUNT x run -d busybox sleep 1000", f"{$RUN_D_S:.2f} s", "dockerd 10.9 s (PERF.md)", "", "<= 1 s"),
+    ("$COUNT x berth run -d busybox sleep 1000", f"{$RUN_D_S:.2f} s", "dockerd 10.9 s (PERF.md)", "", "<= 1 s"),
     ("  per container", f"{$RUN_D_S * 1000 / $COUNT:.1f} ms", "", "", "<= 20 ms"),
+    ("$COUNT x docker run -d (docker CLI)", f"{$DOCKER_RUN_D_S:.2f} s", "", "", ""),
     ("docker ps with $RUNNING running ($PS_LINES listed)", f"{ps_m:.1f} ms", "dockerd 23 ms (PERF.md)", "", "<= 10 ms"),
     ("docker rm -f of $COUNT", f"{$RM_S:.2f} s", "", "", ""),
     ("leaks after rm -f", "none" if $LEAKS == 0 else "SEE ABOVE", "", "", "none"),

@@ -1,5 +1,5 @@
 //! docker-py (the Docker SDK for Python) against `berth daemon`; the checks live in
-//! `tests/compat/docker_py_images.py`.
+//! `tests/compat/docker_py_*.py`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -58,6 +58,34 @@ fn docker_py_containers_run_logs_top_stats_stop_attach_remove() {
         "docker_py_containers.py",
         &[("ROOTFS", rootfs.as_os_str())],
     );
+}
+
+#[test]
+fn docker_py_exec_run_and_low_level_exec_streams() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(&d, "docker_py_exec.py", &[("ROOTFS", rootfs.as_os_str())]);
+}
+
+#[test]
+fn docker_py_volumes_create_list_get_remove_prune_and_mount() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(
+        &d,
+        "docker_py_volumes.py",
+        &[("ROOTFS", rootfs.as_os_str())],
+    );
+}
+
+#[test]
+fn docker_py_health_status_filters_and_detach_keys() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(&d, "docker_py_health.py", &[("ROOTFS", rootfs.as_os_str())]);
 }
 
 #[test]

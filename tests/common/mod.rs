@@ -502,3 +502,82 @@ pub fn busybox_rootfs_tar(dest: &Path) {
     b.finish().expect("finish tar");
 }
 pub mod archive;
+
+/// A terminal for `-it` tests: a detached tmux session on a tmux server of its own (`-L`), so no other
+/// tmux on the machine is involved. `None` (printing why) when tmux is not installed.
+pub struct Terminal {
+    server: String,
+}
+
+impl Terminal {
+    /// Starts `command` (a shell line) in a 100×30 terminal.
+    pub fn start(name: &str, command: &str) -> Option<Terminal> {
+        if !have("tmux") {
+            eprintln!("SKIP: tmux is not installed (apt-get install tmux); .ci/run installs it");
+            return None;
+        }
+        let t = Terminal {
+            server: format!("berth-{name}-{}", std::process::id()),
+        };
+        let started = t.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            command,
+        ]);
+        assert!(
+            started.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        Some(t)
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.server])
+            .args(args)
+            .output()
+            .expect("tmux")
+    }
+
+    /// What the terminal shows.
+    pub fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-t", "main", "-p"]).stdout)
+            .into_owned()
+    }
+
+    /// Types `keys` and Enter.
+    pub fn type_line(&self, keys: &str) {
+        self.tmux(&["send-keys", "-t", "main", keys, "Enter"]);
+    }
+
+    /// Sends tmux key names (`C-p`), without Enter.
+    pub fn keys(&self, keys: &str) {
+        self.tmux(&["send-keys", "-t", "main", keys]);
+    }
+
+    /// Waits (15 s at most) until the screen shows `what`; returns the screen.
+    pub fn wait_for(&self, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "never saw {what:?}:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}

@@ -90,6 +90,22 @@ async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Resp
             let rest = p["/networks/".len()..].to_owned();
             network_route(&ctx, req, &rest).await
         }
+        p if p.starts_with("/exec/") => {
+            let rest = p["/exec/".len()..].to_owned();
+            exec_route(&ctx, req, &rest).await
+        }
+        "/volumes" if m == Method::GET => routes::volumes::list(&ctx).await,
+        "/volumes/create" if m == Method::POST => routes::volumes::create(&ctx, req).await,
+        "/volumes/prune" if m == Method::POST => routes::volumes::prune(&ctx).await,
+        p if p.starts_with("/volumes/") => {
+            let name = &p["/volumes/".len()..];
+            match *m {
+                Method::GET => routes::volumes::inspect(&ctx, name).await,
+                Method::DELETE => routes::volumes::remove(&ctx, name).await,
+                Method::PUT => Err(routes::volumes::update()),
+                _ => Err(ApiError::page_not_found()),
+            }
+        }
         p if routes::unsupported::is_swarm_or_plugin(p) => Err(routes::unsupported::error(p)),
         _ => Err(ApiError::page_not_found()),
     }
@@ -123,6 +139,25 @@ async fn container_route(
         ("top", &Method::GET) => c::top(ctx, name).await,
         ("resize", &Method::POST) => c::resize(ctx, name).await,
         ("stats", &Method::GET) => c::stats(ctx, name).await,
+        ("archive", &Method::HEAD) => routes::archive::head(ctx, name).await,
+        ("archive", &Method::GET) => routes::archive::get(ctx, name).await,
+        ("archive", &Method::PUT) => routes::archive::put(ctx, req, name).await,
+        ("changes", &Method::GET) => routes::archive::changes(ctx, name).await,
+        ("export", &Method::GET) => routes::archive::export(ctx, name).await,
+        ("exec", &Method::POST) => routes::exec::create(ctx, req, name).await,
+        _ => Err(ApiError::page_not_found()),
+    }
+}
+
+/// `/exec/{id}/action`.
+async fn exec_route(ctx: &Ctx, req: Request<Incoming>, rest: &str) -> ApiResult<Response<Body>> {
+    use routes::exec as e;
+    let m = req.method().clone();
+    let (id, action) = rest.split_once('/').ok_or_else(ApiError::page_not_found)?;
+    match (action, &m) {
+        ("start", &Method::POST) => e::start(ctx, req, id).await,
+        ("resize", &Method::POST) => e::resize(ctx, id).await,
+        ("json", &Method::GET) => e::inspect(ctx, id).await,
         _ => Err(ApiError::page_not_found()),
     }
 }

@@ -98,6 +98,7 @@ impl ReqBody {
 }
 
 /// A connection target plus the API version agreed with the daemon.
+#[derive(Clone)]
 pub struct Client {
     host: String,
     socket: PathBuf,
@@ -201,6 +202,15 @@ impl Client {
     /// POSTs `path` asking to upgrade the connection to a raw stream (`Upgrade: tcp`), as `attach` does;
     /// returns the hijacked connection once the daemon answers `101` (or `200`, as older daemons do).
     pub async fn upgrade(&self, path: &str) -> Result<hyper::upgrade::Upgraded, CliError> {
+        self.upgrade_with(path, None).await
+    }
+
+    /// [`Client::upgrade`] with a JSON request body (`exec` start sends one).
+    pub async fn upgrade_with(
+        &self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<hyper::upgrade::Upgraded, CliError> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .map_err(|_| CliError::Connect {
@@ -222,8 +232,18 @@ impl Client {
             )
             .header("connection", "Upgrade")
             .header("upgrade", "tcp")
-            .header("content-type", "text/plain")
-            .body(ReqBody::Empty)
+            .header(
+                "content-type",
+                if body.is_some() {
+                    "application/json"
+                } else {
+                    "text/plain"
+                },
+            )
+            .body(match body {
+                Some(b) => ReqBody::Full(Bytes::from(b.to_string())),
+                None => ReqBody::Empty,
+            })
             .map_err(|e| CliError::Http(e.to_string()))?;
         let resp = sender
             .send_request(req)

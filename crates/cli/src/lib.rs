@@ -12,13 +12,17 @@ mod commands;
 pub mod error;
 pub mod format;
 mod output;
+mod terminal;
 
 use std::process::ExitCode;
 
+pub use commands::archive::{CpArgs, DiffArgs, ExportArgs};
+pub use commands::attach::AttachArgs;
 pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
 pub use commands::events::EventsArgs;
+pub use commands::exec::ExecArgs;
 pub use commands::image_ops::{
     HistoryArgs, ImportArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs, TagArgs,
 };
@@ -27,6 +31,7 @@ pub use commands::inspect::{ContainerInspectArgs, ImageInspectArgs, InspectArgs}
 pub use commands::network::{NetworkArgs, NetworkCommand, PortArgs};
 pub use commands::run::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
+pub use commands::volumes::{VolumeArgs, VolumeCommand};
 pub use error::CliError;
 
 /// The daemon address used when neither `-H` nor `BERTH_HOST` is given.
@@ -99,12 +104,24 @@ pub enum Command {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Manage containers
     Container(Box<ContainerArgs>),
     /// Manage networks
     Network(NetworkArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Manage volumes
+    Volume(VolumeArgs),
 }
 
 /// `container` and its subcommands.
@@ -150,10 +167,20 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
 }
 
 /// `image` and its subcommands.

@@ -100,6 +100,7 @@ impl Event {
                         || attr("name") == Some(v))
                     || attr("image") == Some(v)
             })
+            && any("volume", &|v| self.typ == "volume" && self.actor.id == v)
             && any("container", &|v| {
                 self.typ == "container" && (self.actor.id.starts_with(v) || attr("name") == Some(v))
             })

@@ -10,6 +10,7 @@ mod host;
 mod images;
 pub mod networks;
 mod system;
+pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -31,15 +32,26 @@ pub struct EngineConfig {
     pub exec_root: PathBuf,
     /// The default bridge (`--bridge`, `--bip`).
     pub network: networks::NetworkConfig,
+    /// External OCI runtimes by name (`runc`, `crun`, `youki` found in PATH, `--add-runtime`); the built-in
+    /// runtime is `berth`.
+    pub runtimes: std::collections::BTreeMap<String, PathBuf>,
+    /// The runtime of containers created without `--runtime` (`--default-runtime`, default `berth`).
+    pub default_runtime: String,
 }
+
+/// The built-in runtime's name (`--runtime berth`).
+pub const BUILTIN_RUNTIME: &str = "berth";
 
 /// The daemon core, shared by every API connection.
 pub struct Engine {
     config: EngineConfig,
     images: Arc<image::ImageStore>,
     containers: containers::store::Store,
+    volumes: Arc<volumes::store::VolumeStore>,
     hubs: Mutex<HashMap<String, Arc<containers::hub::Hub>>>,
     starting: Mutex<HashSet<String>>,
+    execs: containers::exec::Execs,
+    health_monitors: containers::health::Monitors,
     stats_samples: containers::stats::Samples,
     states: tokio::sync::broadcast::Sender<containers::StateChange>,
     events: Events,
@@ -58,6 +70,8 @@ impl Engine {
         }
         let images = image::ImageStore::open(config.data_root.join("image"))?;
         let containers = containers::store::Store::open(config.data_root.join("containers"))?;
+        let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?;
+        volumes::rebuild_refs(&volumes, &containers.list());
         let id = system::engine_id(&config.data_root)?;
         let net = networks::Manager::open(&config.data_root, &config.exec_root, &config.network)?;
         // The shim is this same binary; resolve it once, before anything can replace the file.
@@ -66,8 +80,11 @@ impl Engine {
         Ok(Engine {
             images: Arc::new(images),
             containers,
+            volumes: Arc::new(volumes),
             hubs: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashSet::new()),
+            execs: Mutex::new(std::collections::BTreeMap::new()),
+            health_monitors: Mutex::new(HashMap::new()),
             stats_samples: Mutex::new(HashMap::new()),
             states: tokio::sync::broadcast::channel(1024).0,
             exe,

@@ -155,6 +155,26 @@ impl Engine {
             experimental_build: Some(false),
             server_version: Some(VERSION.into()),
             live_restore_enabled: Some(true),
+            runtimes: Some(
+                std::iter::once((crate::BUILTIN_RUNTIME.to_owned(), None))
+                    .chain(
+                        self.config
+                            .runtimes
+                            .iter()
+                            .map(|(n, p)| (n.clone(), Some(p.display().to_string()))),
+                    )
+                    .map(|(n, path)| {
+                        (
+                            n.clone(),
+                            bollard_stubs::models::Runtime {
+                                path: Some(path.unwrap_or(n)),
+                                ..Default::default()
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            default_runtime: Some(self.config.default_runtime.clone()),
             security_options: Some(vec![]),
             firewall_backend: Some(bollard_stubs::models::FirewallInfo {
                 driver: Some(
@@ -184,7 +204,7 @@ impl Engine {
         })
     }
 
-    /// `GET /system/df`: images (containers, volumes and build cache come with their subsystems).
+    /// `GET /system/df`: images, containers and volumes (build cache comes with the builder).
     pub async fn disk_usage(&self) -> Result<SystemDataUsageResponse> {
         let mut images = self.list_images(crate::ImageListOptions::default()).await?;
         let containers = self.containers.list();
@@ -210,7 +230,7 @@ impl Engine {
                 })
                 .await?,
             ),
-            volumes: Some(vec![]),
+            volumes: Some(self.volume_usage().await?),
             build_cache: Some(vec![]),
         })
     }

@@ -56,6 +56,20 @@ enum RuntimeCommand {
         /// The container id
         id: String,
     },
+    /// Run a new process in a running container (runc exec); exits with its exit code
+    Exec {
+        /// A JSON file with the OCI process to run (else the container's, with COMMAND as args)
+        #[arg(short, long)]
+        process: Option<PathBuf>,
+        /// Directory for cached seccomp programs
+        #[arg(long)]
+        seccomp_cache: Option<PathBuf>,
+        /// The container id
+        id: String,
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true)]
+        command: Vec<String>,
+    },
     /// Print a container's state as JSON
     State {
         /// The container id
@@ -160,6 +174,21 @@ pub fn run(args: RuntimeArgs) -> i32 {
             &args.root.unwrap_or_else(crate::state::default_root),
             &id,
         )),
+        RuntimeCommand::Exec {
+            process,
+            seccomp_cache,
+            id,
+            command,
+        } => {
+            let root = args.root.unwrap_or_else(crate::state::default_root);
+            exec_in(
+                &root,
+                &id,
+                process.as_deref(),
+                &command,
+                seccomp_cache.as_deref(),
+            )
+        }
         RuntimeCommand::State { id } => {
             let root = args.root.unwrap_or_else(crate::state::default_root);
             match State::load(&root, &id) {
@@ -262,6 +291,75 @@ fn run_bundle(bundle: &std::path::Path, id: &str, opts: &CreateOptions) -> i32 {
         eprintln!("berth runtime: delete {id}: {e}");
     }
     code
+}
+
+/// `berth runtime exec`: the process runs in the foreground with our stdio (or a relayed pty);
+/// returns its exit code.
+fn exec_in(
+    root: &std::path::Path,
+    id: &str,
+    process: Option<&std::path::Path>,
+    command: &[String],
+    seccomp_cache: Option<&std::path::Path>,
+) -> i32 {
+    let prepared = (|| -> crate::Result<(State, oci_spec::runtime::Spec)> {
+        let st = State::load(root, id)?;
+        if !st.alive() {
+            return Err(Error::State(format!("container {id} is not running")));
+        }
+        let mut spec = Bundle::load(&st.bundle)?.spec;
+        let mut p = match process {
+            Some(path) => {
+                let data = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+                serde_json::from_slice(&data)
+                    .map_err(|e| Error::io("parse", path, std::io::Error::other(e)))?
+            }
+            None => spec.process().clone().unwrap_or_default(),
+        };
+        if !command.is_empty() {
+            p.set_args(Some(command.to_vec()));
+        }
+        spec.set_process(Some(p));
+        Ok((st, spec))
+    })();
+    let (st, spec) = match prepared {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("berth runtime: exec {id}: {e}");
+            return 1;
+        }
+    };
+    let cgroup = if st.cgroup_dirs.is_empty() {
+        None
+    } else {
+        let linux = spec.linux().as_ref();
+        let path = crate::cgroups::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), id);
+        crate::cgroups::Cgroup::open(&path).ok()
+    };
+    let proc = match crate::exec::exec(
+        st.pid,
+        cgroup.as_ref(),
+        &spec,
+        Stdio::default(),
+        seccomp_cache,
+    ) {
+        Ok(p) => p,
+        Err(e @ Error::Exec { .. }) => {
+            eprintln!("berth runtime: {e}");
+            return 127;
+        }
+        Err(e) => {
+            eprintln!("berth runtime: exec {id}: {e}");
+            return 1;
+        }
+    };
+    forward_signals(proc.pid);
+    if let Some(master) = &proc.console {
+        crate::tty::relay(master);
+    }
+    let status = proc.wait();
+    INIT_PID.store(0, Ordering::Relaxed);
+    status_code(status).unwrap_or(1)
 }
 
 fn status_code(s: crate::Result<crate::ExitStatus>) -> Option<i32> {

@@ -78,7 +78,7 @@ pub struct Container {
     console: Option<OwnedFd>,
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` is a valid 2-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -157,7 +157,8 @@ impl Container {
         let view = cgroup.map_or(CgroupMount::V1(Vec::new()), Cgroup::mount_view);
         let rootfs =
             RootfsPlan::prepare(spec, &bundle.rootfs, &bundle.dir, ns.new_userns(), &view)?;
-        let process = ProcessPlan::prepare(spec)?;
+        let mut process = ProcessPlan::prepare(spec)?;
+        process.set_default_home(&bundle.rootfs);
         let program: Option<Program> =
             match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
                 Some(s) => {
@@ -311,6 +312,17 @@ impl Container {
         }
     }
 
+    /// Starts a new process in the running container: `spec` is the container's with the exec's
+    /// process (see [`crate::exec::exec`]).
+    pub fn exec(
+        &self,
+        spec: &oci_spec::runtime::Spec,
+        stdio: Stdio,
+        seccomp_cache: Option<&std::path::Path>,
+    ) -> Result<crate::exec::ExecProcess> {
+        crate::exec::exec(self.pid, self.cgroup.as_ref(), spec, stdio, seccomp_cache)
+    }
+
     /// Takes the pty master of a container whose process has a terminal; the caller relays
     /// it (see [`crate::tty::relay`]). `None` without a terminal, or once taken.
     pub fn take_console(&mut self) -> Option<OwnedFd> {
@@ -392,7 +404,10 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// Fork-like clone of the init with `ns_flags`, into the cgroup directory `cgroup_dir` when
 /// given and the kernel can (5.7+). Returns (pid, whether it was born in the cgroup); the pid
 /// is 0 in the child.
-fn clone_init(ns_flags: libc::c_int, cgroup_dir: Option<RawFd>) -> Result<(libc::pid_t, bool)> {
+pub(crate) fn clone_init(
+    ns_flags: libc::c_int,
+    cgroup_dir: Option<RawFd>,
+) -> Result<(libc::pid_t, bool)> {
     if let Some(fd) = cgroup_dir {
         let args = CloneArgs {
             flags: ns_flags as u64 | CLONE_INTO_CGROUP,
@@ -426,7 +441,7 @@ fn clone_init(ns_flags: libc::c_int, cgroup_dir: Option<RawFd>) -> Result<(libc:
 }
 
 /// Reads one report: `None` on EOF (the init exec'd or died), else the message.
-fn read_report(fd: &OwnedFd) -> Result<Option<Failure>> {
+pub(crate) fn read_report(fd: &OwnedFd) -> Result<Option<Failure>> {
     let mut buf = [0u8; 12];
     let n = sys::read_full(fd.as_raw_fd(), &mut buf).map_err(|e| Error::Syscall {
         call: "read init report",
@@ -462,7 +477,7 @@ fn failure_error(f: Failure, rootfs: &RootfsPlan, process: &ProcessPlan) -> Erro
     }
 }
 
-fn wait_pid(pid: libc::pid_t) -> Result<ExitStatus> {
+pub(crate) fn wait_pid(pid: libc::pid_t) -> Result<ExitStatus> {
     let mut status = 0;
     loop {
         // SAFETY: `status` is a valid out-pointer.

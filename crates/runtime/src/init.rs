@@ -313,7 +313,7 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
 /// Gives the process default signal dispositions and an empty mask. Ignored signals survive
 /// execve, and the Rust runtime ignores SIGPIPE in the runner: without this, `yes | head` in a
 /// container would never end.
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     /// The kernel's `struct sigaction` on x86_64 (glibc's `signal()` refuses signals 32 and 33,
     /// which it reserves, so the raw call is used for all of them).
     #[repr(C)]

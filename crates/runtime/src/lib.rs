@@ -13,6 +13,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod init;
 pub mod lifecycle;
 pub mod namespaces;

@@ -252,6 +252,19 @@ impl ProcessPlan {
         Ok(plan)
     }
 
+    /// Sets `HOME`, when the spec's env lacks it, to the user's home from `/etc/passwd` under
+    /// `root` (read without leaving it), or `/` — as runc does for create and exec alike.
+    pub fn set_default_home(&mut self, root: &std::path::Path) {
+        if self.envp.iter().any(|e| e.as_bytes().starts_with(b"HOME=")) {
+            return;
+        }
+        let home = passwd_home(root, self.uid).unwrap_or_else(|| "/".to_owned());
+        if let Ok(c) = cstr(&format!("HOME={home}")) {
+            self.envp.push(c);
+            self.envp_ptrs = null_terminated(&self.envp);
+        }
+    }
+
     /// Whether the process gets a pty (`process.terminal`).
     pub fn terminal(&self) -> bool {
         self.terminal
@@ -332,6 +345,23 @@ impl ProcessPlan {
         Ok(())
     }
 
+    /// For an exec: oom_score_adj, rlimits and umask. The working directory must exist (as with
+    /// runc exec); [`ProcessPlan::become_user`] enters it.
+    pub(crate) fn prepare_exec_self(&self) -> std::result::Result<(), Failure> {
+        if let Some(v) = &self.oom_score_adj {
+            sys::write_file(c"/proc/self/oom_score_adj".as_ptr(), v.as_bytes())
+                .map_err(|e| Failure::new(Stage::OomScoreAdj, 0, e))?;
+        }
+        for (i, (res, lim)) in self.rlimits.iter().enumerate() {
+            // SAFETY: `lim` is a valid rlimit.
+            let rc = unsafe { libc::setrlimit(*res, lim) };
+            sys::check(rc.into()).map_err(|e| Failure::new(Stage::Rlimit, i as u32, e))?;
+        }
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(self.umask) };
+        Ok(())
+    }
+
     /// Drops the bounding set, switches to the user, sets the capability sets and chdirs.
     pub(crate) fn become_user(&self) -> std::result::Result<(), Failure> {
         let fail = |i| move |e| Failure::new(Stage::User, i, e);
@@ -405,6 +435,23 @@ impl ProcessPlan {
             last
         }
     }
+}
+
+/// The home directory of `uid` in `root`'s `/etc/passwd`, opened with `root` as `/`.
+fn passwd_home(root: &std::path::Path, uid: libc::uid_t) -> Option<String> {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let dir = std::fs::File::open(root).ok()?;
+    let fd = sys::open_in_root(dir.as_raw_fd(), c"/etc/passwd".as_ptr(), libc::O_RDONLY).ok()?;
+    // SAFETY: open_in_root returned a fresh descriptor that nothing else owns.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut text = String::new();
+    f.by_ref().take(1 << 20).read_to_string(&mut text).ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse::<libc::uid_t>().ok() == Some(uid) && !f[5].is_empty())
+            .then(|| f[5].to_owned())
+    })
 }
 
 #[repr(C)]

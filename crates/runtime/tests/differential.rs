@@ -815,3 +815,155 @@ fn mount_targets_cannot_escape_the_rootfs_through_symlinks() {
         "the host path was created through a ../ symlink"
     );
 }
+
+/// A container created and started by a runtime command (`runc` or `berth runtime`), for exec.
+fn started(cmd: &mut dyn FnMut(&[&str]) -> Command, bundle: &Path, id: &str) {
+    let mut c = cmd(&["create", "--bundle", &bundle.to_string_lossy(), id]);
+    let ok = c
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "create {id}");
+    assert!(
+        cmd(&["start", id]).status().unwrap().success(),
+        "start {id}"
+    );
+}
+
+fn output(mut c: Command) -> (i32, String) {
+    let out = c.stdin(std::process::Stdio::null()).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+const NS_PROBE: &str = "for n in ipc mnt net pid uts cgroup; do \
+    [ \"$(readlink /proc/1/ns/$n)\" = \"$(readlink /proc/self/ns/$n)\" ] && echo same-$n; done; \
+    [ \"$(cat /proc/1/cgroup)\" = \"$(cat /proc/self/cgroup)\" ] && echo same-cgroup";
+
+#[test]
+fn exec_joins_the_container_and_sets_its_process_up_like_runc() {
+    require_host!();
+    let berth = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/berth");
+    if !berth.exists() {
+        eprintln!("skipped: build the berth binary first (cargo build -p berth)");
+        return;
+    }
+    let s = spec_with(&["sleep", "60"], |_| {});
+    let b = TestBundle::new(&s);
+    std::fs::create_dir_all(b.path().join("rootfs/tmp/work")).unwrap();
+    // The exec's own process: another user and groups, env, cwd, fewer capabilities, an rlimit.
+    let mut p = s.process().clone().unwrap();
+    p.set_args(Some(
+        [
+            "sh",
+            "-c",
+            "grep -E '^(Cap|Seccomp|NoNewPrivs|Uid|Gid|Groups)' /proc/self/status; pwd; \
+             env | sort; ulimit -n; hostname; ps -o pid,comm | wc -l",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ));
+    p.set_env(Some(vec!["PATH=/bin".into(), "PROBE=exec".into()]));
+    p.set_cwd("/tmp/work".into());
+    p.set_user(
+        UserBuilder::default()
+            .uid(1000u32)
+            .gid(1000u32)
+            .additional_gids(vec![44u32])
+            .build()
+            .unwrap(),
+    );
+    p.set_no_new_privileges(Some(true));
+    p.set_rlimits(Some(vec![PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .soft(321u64)
+        .hard(321u64)
+        .build()
+        .unwrap()]));
+    let mut caps = p.capabilities().clone().unwrap();
+    let few: oci_spec::runtime::Capabilities =
+        [oci_spec::runtime::Capability::Chown].into_iter().collect();
+    caps.set_bounding(Some(few.clone()));
+    caps.set_effective(Some(few.clone()));
+    caps.set_permitted(Some(few));
+    p.set_capabilities(Some(caps));
+    let process = b.path().join("process.json");
+    std::fs::write(&process, serde_json::to_vec(&p).unwrap()).unwrap();
+    let missing_cwd = b.path().join("missing-cwd.json");
+    p.set_cwd("/no/such/dir".into());
+    std::fs::write(&missing_cwd, serde_json::to_vec(&p).unwrap()).unwrap();
+
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut runc = |args: &[&str]| {
+        let mut c = Command::new("runc");
+        c.args(args);
+        c
+    };
+    let berth_root = root.path().to_path_buf();
+    let cache_dir = cache.path().to_path_buf();
+    let berth_bin = berth.clone();
+    let mut ours = move |args: &[&str]| {
+        let mut c = Command::new(&berth_bin);
+        c.args(["runtime", "--root"]).arg(&berth_root).args(args);
+        if args[0] == "exec" {
+            c.arg("--seccomp-cache").arg(&cache_dir);
+        }
+        c
+    };
+    let (rid, bid) = (unique("rexec"), unique("bexec"));
+    started(&mut runc, &b.path(), &rid);
+    started(&mut ours, &b.path(), &bid);
+    let exec = |mut c: Command, file: &Path, id: &str| {
+        c.arg("--process").arg(file).arg(id);
+        output(c)
+    };
+    let r = exec(runc(&["exec"]), &process, &rid);
+    let o = exec(ours(&["exec"]), &process, &bid);
+    let rm = |mut c: Command| {
+        let _ = c.output();
+    };
+    let results = (
+        r,
+        o,
+        exec(runc(&["exec"]), &missing_cwd, &rid).0,
+        exec(ours(&["exec"]), &missing_cwd, &bid).0,
+        output({
+            let mut c = runc(&["exec", &rid, "no-such-program"]);
+            c.arg("x");
+            c
+        })
+        .0,
+        output(ours(&["exec", &bid, "no-such-program"])).0,
+        output(ours(&["exec", &bid, "sh", "-c", "exit 9"])).0,
+        // As root (the container's own process): the same namespaces and cgroup as the init.
+        output(ours(&["exec", &bid, "sh", "-c", NS_PROBE])).1,
+    );
+    rm(runc(&["delete", "--force", &rid]));
+    rm(ours(&["delete", "--force", &bid]));
+    let (r, o, r_cwd, o_cwd, r_missing, o_missing, o_code, ns) = results;
+    assert_eq!(r.0, 0, "runc exec: {}", r.1);
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("HOSTNAME=") && !l.starts_with("PWD=/"))
+            .map(|l| l.to_string() + "\n")
+            .collect::<String>()
+    };
+    assert_eq!(strip(&o.1), strip(&r.1), "exec probe differs from runc");
+    assert_eq!(o.0, 0);
+    for n in ["ipc", "mnt", "net", "pid", "uts", "cgroup"] {
+        assert!(ns.contains(&format!("same-{n}")), "{n}: {ns}");
+    }
+    assert!(ns.contains("same-cgroup"), "{ns}");
+    assert!(o.1.contains("Uid:\t1000\t1000\t1000\t1000"), "{}", o.1);
+    assert!(o.1.contains("\n321\n"), "{}", o.1);
+    // A missing cwd is an error for exec (runc exits 255 there, Berth 1); a missing program is 127.
+    assert_ne!(r_cwd, 0);
+    assert_ne!(o_cwd, 0);
+    assert_ne!(r_missing, 0);
+    assert_eq!(o_missing, 127);
+    assert_eq!(o_code, 9);
+}

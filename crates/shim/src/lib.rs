@@ -3,6 +3,7 @@
 //! exit status and records it. It runs in its own session, so the daemon can die and come back while the
 //! container keeps running (see [`protocol`]).
 
+mod backend;
 mod logfile;
 pub mod protocol;
 mod supervisor;

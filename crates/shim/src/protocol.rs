@@ -7,8 +7,16 @@
 //!   ends when the container's output does.
 //! - `start` → `ok` or `err MESSAGE` (the process could not be executed; MESSAGE says why).
 //! - `wait` → `exit CODE OOM` once the container's init has exited (at once if it already has).
-//! - `kill SIGNAL` → `ok` or `err MESSAGE`.
-//! - `resize ROWS COLS` → `ok` or `err MESSAGE` (containers with a terminal: the pty's window size).
+//! - `kill SIGNAL [EXEC_ID]` → `ok` or `err MESSAGE` (the container's init, or a running exec session's
+//!   process).
+//! - `resize ROWS COLS [EXEC_ID]` → `ok` or `err MESSAGE` (the pty's window size: the container's, or an
+//!   exec session's).
+//! - `exec EXEC_ID STDIN JSON` (STDIN `1` or `0`; JSON the OCI process on one line) → `ok PID` or `err
+//!   MESSAGE`; the process runs in the container (its namespaces, cgroup and seccomp). The connection
+//!   then carries the process's output as multiplexed frames (stream 1 only with a terminal), the
+//!   client's bytes become its stdin (EOF closes it), and last comes a [`CONTROL`] frame `exit CODE`
+//!   once the process has exited and its output is drained; then the shim closes the connection.
+//!   Exec output is not logged. Sessions end (killed) with the container.
 //!
 //! With a terminal the pty master carries the container's output (as stream 1) and its input.
 //!
@@ -37,6 +45,8 @@ pub struct ExitRecord {
 pub const STDOUT: u8 = 1;
 /// Stderr's stream number.
 pub const STDERR: u8 = 2;
+/// A shim-to-engine control frame (not Docker's): `exit CODE` ends an exec session.
+pub const CONTROL: u8 = 0xff;
 
 /// One multiplexed frame header for `len` bytes of `stream`.
 pub fn frame_header(stream: u8, len: usize) -> [u8; 8] {

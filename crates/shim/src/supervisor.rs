@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use runtime::{Container, CreateOptions, ExitStatus, Stdio};
 
+use crate::backend::{Backend, External};
+
 use crate::logfile::{JsonLog, Stream};
 use crate::protocol::{self, ExitRecord};
 
@@ -43,6 +45,9 @@ pub struct ShimArgs {
     /// Where compiled seccomp filters are cached.
     #[arg(long)]
     pub seccomp_cache: Option<PathBuf>,
+    /// Run the container with this OCI runtime binary (runc, crun, youki) instead of the built-in one.
+    #[arg(long)]
+    pub runtime: Option<PathBuf>,
 }
 
 /// A client whose output buffer grows past this is too slow and is dropped (the log still has everything).
@@ -58,6 +63,20 @@ enum Mode {
         stderr: bool,
         stdin: bool,
     },
+    /// The client of an exec session: gets its output, feeds its stdin, and last an exit frame.
+    Exec(String),
+}
+
+/// A process started in the container by `exec`.
+struct ExecSession {
+    id: String,
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    out: [Option<OwnedFd>; 2],
+    console: Option<OwnedFd>,
+    stdin_w: Option<OwnedFd>,
+    stdin_buf: Vec<u8>,
+    exited: Option<(ExitStatus, Instant)>,
 }
 
 struct Client {
@@ -67,6 +86,8 @@ struct Client {
     outbuf: Vec<u8>,
     waiting: bool,
     read_closed: bool,
+    /// Close the connection once the output buffer is written.
+    closing: bool,
     dead: bool,
 }
 
@@ -101,6 +122,38 @@ fn release_setup_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+    release_unused_stack();
+}
+
+/// Gives back the stack pages that setting the container up touched deep below the poll loop's frames:
+/// they would stay resident, and private, for the container's whole life. Pages below the current frame
+/// (minus a generous margin) hold nothing live.
+#[inline(never)]
+fn release_unused_stack() {
+    const MARGIN: usize = 64 * 1024;
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let Some(low) = maps.lines().find(|l| l.ends_with("[stack]")).and_then(|l| {
+        let (range, _) = l.split_once(' ')?;
+        let (lo, hi) = range.split_once('-')?;
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        );
+        (lo <= sp && sp < hi).then_some(lo)
+    }) else {
+        return;
+    };
+    let page = 4096;
+    let top = sp.saturating_sub(MARGIN) & !(page - 1);
+    if top > low {
+        // SAFETY: [low, top) is the part of this thread's stack mapping more than MARGIN below the live
+        // frame; nothing references it, and MADV_DONTNEED just drops the pages (they read back as zeros).
+        unsafe { libc::madvise(low as *mut libc::c_void, top - low, libc::MADV_DONTNEED) };
+    }
 }
 
 /// Points fd 1 at /dev/null once the daemon has read the ready line, so a daemon that goes away cannot
@@ -114,7 +167,7 @@ fn detach_stdout() {
 
 struct Shim {
     args: ShimArgs,
-    container: Container,
+    container: Backend,
     listener: UnixListener,
     clients: Vec<Client>,
     out: [Option<OwnedFd>; 2],
@@ -125,6 +178,7 @@ struct Shim {
     pidfd: Option<OwnedFd>,
     log: JsonLog,
     exited: Option<(ExitStatus, Instant)>,
+    execs: Vec<ExecSession>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -172,8 +226,23 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
             stderr: Some(err_w),
         }
     };
-    let mut container =
-        Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?;
+    let mut container = match &args.runtime {
+        None => Backend::Builtin(
+            Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?,
+        ),
+        Some(binary) => Backend::External(
+            External::create(
+                binary,
+                &args.socket,
+                &args.state_dir,
+                &args.id,
+                &bundle.dir,
+                stdio,
+                terminal,
+            )
+            .map_err(|e| format!("OCI runtime create failed: {e}"))?,
+        ),
+    };
     // With a terminal the process's stdio is the pty: its master carries output and input alike.
     let console = container.take_console();
     let pid = container.pid();
@@ -231,14 +300,18 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
         pidfd,
         log,
         exited: None,
+        execs: Vec::new(),
     })
 }
 
+/// Writes a state file atomically (temp + rename: readers never see half of it). Not synced: the state
+/// dir is runtime state under the exec root (a tmpfs in production), meaningless after a reboot, and an
+/// fsync here would sit on every container start's critical path.
 fn write_file(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
-    f.sync_all()?;
+    drop(f);
     std::fs::rename(&tmp, path)
 }
 
@@ -293,7 +366,29 @@ impl Shim {
             }
             push(c.stream.as_raw_fd(), ev);
         }
-        let timeout = if self.exited.is_some() || self.pidfd.is_none() {
+        let exec_base = 5 + self.clients.len();
+        for e in &self.execs {
+            for fd in &e.out {
+                push(fd.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
+            }
+            let pidfd = if e.exited.is_some() {
+                None
+            } else {
+                e.pidfd.as_ref()
+            };
+            push(pidfd.map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
+            let ev = if e.stdin_buf.is_empty() {
+                0
+            } else {
+                libc::POLLOUT
+            };
+            push(e.stdin_w.as_ref().map_or(-1, |f| f.as_raw_fd()), ev);
+        }
+        let exec_pending = self
+            .execs
+            .iter()
+            .any(|e| e.exited.is_some() || e.pidfd.is_none());
+        let timeout = if self.exited.is_some() || self.pidfd.is_none() || exec_pending {
             100
         } else {
             -1
@@ -317,7 +412,8 @@ impl Shim {
         if fds[4].revents != 0 {
             self.flush_stdin();
         }
-        let client_fds: Vec<i16> = fds[5..].iter().map(|f| f.revents).collect();
+        let exec_fds: Vec<i16> = fds[exec_base..].iter().map(|f| f.revents).collect();
+        let client_fds: Vec<i16> = fds[5..exec_base].iter().map(|f| f.revents).collect();
         for (i, revents) in client_fds.into_iter().enumerate() {
             if i >= self.clients.len() {
                 break;
@@ -329,6 +425,23 @@ impl Shim {
                 flush_client(&mut self.clients[i]);
             }
         }
+        for (i, ev) in exec_fds.chunks(4).enumerate() {
+            if i >= self.execs.len() {
+                break;
+            }
+            for (k, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
+                if ev[k] != 0 {
+                    self.read_exec_output(i, k, stream);
+                }
+            }
+            if ev[2] != 0 {
+                self.reap_exec(i);
+            }
+            if ev[3] != 0 {
+                flush_exec_stdin(&mut self.execs[i]);
+            }
+        }
+        self.finish_execs(false);
         self.clients.retain(|c| !c.dead);
     }
 
@@ -342,6 +455,7 @@ impl Shim {
                 outbuf: Vec::new(),
                 waiting: false,
                 read_closed: false,
+                closing: false,
                 dead: false,
             });
         }
@@ -374,7 +488,7 @@ impl Shim {
                                 (stream == Stream::Stdout && stdout)
                                     || (stream == Stream::Stderr && stderr)
                             }
-                            Mode::Command => false,
+                            Mode::Command | Mode::Exec(_) => false,
                         };
                         if wants && !c.dead {
                             c.outbuf.extend_from_slice(&protocol::frame_header(id, n));
@@ -446,6 +560,15 @@ impl Shim {
             match r {
                 Ok(0) => {
                     self.clients[i].read_closed = true;
+                    if let Mode::Exec(id) = &self.clients[i].mode {
+                        // The client's stdin ended: the process sees EOF once what we hold is written.
+                        if let Some(e) = self.execs.iter_mut().find(|e| &e.id == id) {
+                            flush_exec_stdin(e);
+                            if e.stdin_buf.is_empty() && e.console.is_none() {
+                                e.stdin_w = None;
+                            }
+                        }
+                    }
                     if let (Mode::Attach { stdin: true, .. }, None) =
                         (&self.clients[i].mode, &self.console)
                     {
@@ -464,6 +587,14 @@ impl Shim {
                         self.flush_stdin();
                     }
                     Mode::Attach { .. } => {}
+                    Mode::Exec(ref id) => {
+                        if let Some(e) = self.execs.iter_mut().find(|e| &e.id == id) {
+                            if e.stdin_w.is_some() {
+                                e.stdin_buf.extend_from_slice(&buf[..n]);
+                                flush_exec_stdin(e);
+                            }
+                        }
+                    }
                     Mode::Command => {
                         self.clients[i].inbuf.extend_from_slice(&buf[..n]);
                         self.handle_commands(i);
@@ -500,9 +631,29 @@ impl Shim {
                     }
                     return;
                 }
+                Some("exec") => {
+                    let id = words.next().unwrap_or("").to_owned();
+                    let stdin = words.next() == Some("1");
+                    let json = line.splitn(4, ' ').nth(3).unwrap_or("").to_owned();
+                    match self.start_exec(&id, stdin, &json) {
+                        Ok(pid) => {
+                            let rest = self.clients[i].inbuf.split_off(0);
+                            self.clients[i].mode = Mode::Exec(id.clone());
+                            reply(&mut self.clients[i], &format!("ok {pid}"));
+                            if let Some(e) = self.execs.iter_mut().find(|e| e.id == id) {
+                                if e.stdin_w.is_some() && !rest.is_empty() {
+                                    e.stdin_buf.extend_from_slice(&rest);
+                                    flush_exec_stdin(e);
+                                }
+                            }
+                            return;
+                        }
+                        Err(e) => format!("err {}", e.replace('\n', " ")),
+                    }
+                }
                 Some("start") => match self.container.start() {
                     Ok(()) => "ok".to_owned(),
-                    Err(e) => format!("err {}", start_error(&e).replace('\n', " ")),
+                    Err(e) => format!("err {}", e.replace('\n', " ")),
                 },
                 Some("wait") => {
                     if let Some((status, _)) = self.exited {
@@ -520,7 +671,15 @@ impl Shim {
                             .unwrap_or(0)
                     };
                     let (rows, cols) = (num(), num());
-                    match &self.console {
+                    let console = match words.next() {
+                        Some(id) => self
+                            .execs
+                            .iter()
+                            .find(|e| e.id == id)
+                            .and_then(|e| e.console.as_ref()),
+                        None => self.console.as_ref(),
+                    };
+                    match console {
                         Some(master) => {
                             let ws = libc::winsize {
                                 ws_row: rows,
@@ -537,7 +696,7 @@ impl Shim {
                                 format!("err resize: {}", std::io::Error::last_os_error())
                             }
                         }
-                        None => "err the container has no terminal".to_owned(),
+                        None => "err no terminal to resize".to_owned(),
                     }
                 }
                 Some("kill") => {
@@ -545,9 +704,28 @@ impl Shim {
                         .next()
                         .and_then(|s| s.parse().ok())
                         .unwrap_or(libc::SIGKILL);
-                    match self.container.kill(sig) {
-                        Ok(()) => "ok".to_owned(),
-                        Err(e) => format!("err {e}"),
+                    match words.next() {
+                        // An exec session's process (a timed-out healthcheck probe): signalled while it
+                        // is unreaped, so its pid cannot have been reused.
+                        Some(exec_id) => match self
+                            .execs
+                            .iter()
+                            .find(|e| e.id == exec_id && e.exited.is_none())
+                        {
+                            Some(e) => {
+                                // SAFETY: kill with the pid of our own child, not yet reaped.
+                                if unsafe { libc::kill(e.pid, sig) } == 0 {
+                                    "ok".to_owned()
+                                } else {
+                                    format!("err kill: {}", std::io::Error::last_os_error())
+                                }
+                            }
+                            None => format!("err no running exec session {exec_id}"),
+                        },
+                        None => match self.container.kill(sig) {
+                            Ok(()) => "ok".to_owned(),
+                            Err(e) => format!("err {e}"),
+                        },
                     }
                 }
                 _ => format!("err unknown command {line:?}"),
@@ -556,10 +734,185 @@ impl Shim {
         }
     }
 
-    /// Whether the OOM killer ended the container. Not known yet: the runtime's cgroup stats do not expose
-    /// the `oom_kill` counter (memory.oom_control on v1, memory.events on v2); until they do this is false.
+    /// Starts an exec session: `json` is the OCI process; it runs in the container with the
+    /// bundle's spec otherwise (seccomp, cgroup, namespaces). Returns the process's pid.
+    fn start_exec(&mut self, id: &str, stdin: bool, json: &str) -> Result<libc::pid_t, String> {
+        if id.is_empty() || self.execs.iter().any(|e| e.id == id) {
+            return Err(format!("exec {id:?}: missing or already running"));
+        }
+        if self.exited.is_some() {
+            return Err("the container is not running".into());
+        }
+        let process: oci_spec::runtime::Process =
+            serde_json::from_str(json).map_err(|e| format!("exec process: {e}"))?;
+        let terminal = process.terminal().unwrap_or(false);
+        let cwd = process.cwd().display().to_string();
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (stdin_r, stdin_w) = if stdin && !terminal {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        } else {
+            let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+            (Some(OwnedFd::from(null)), None)
+        };
+        let stdio = if terminal {
+            Stdio::default()
+        } else {
+            Stdio {
+                stdin: stdin_r,
+                stdout: Some(out_w),
+                stderr: Some(err_w),
+            }
+        };
+        let started = self.container.exec(
+            &self.args.bundle,
+            process,
+            stdio,
+            self.args.seccomp_cache.as_deref(),
+        );
+        release_setup_memory();
+        let p = started.map_err(|e| exec_error(&e, &cwd))?;
+        let (out, stdin_w) = match &p.console {
+            Some(master) => {
+                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup pty: {e}"));
+                let input = if stdin { Some(dup(master)?) } else { None };
+                ([Some(dup(master)?), None], input)
+            }
+            None => ([Some(out_r), Some(err_r)], stdin_w),
+        };
+        for fd in out.iter().flatten() {
+            nonblocking(fd);
+        }
+        if let Some(w) = &stdin_w {
+            nonblocking(w);
+        }
+        let pidfd = rustix::process::Pid::from_raw(p.pid).and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        });
+        self.execs.push(ExecSession {
+            id: id.to_owned(),
+            pid: p.pid,
+            pidfd,
+            out,
+            console: p.console,
+            stdin_w,
+            stdin_buf: Vec::new(),
+            exited: None,
+        });
+        Ok(p.pid)
+    }
+
+    fn read_exec_output(&mut self, i: usize, k: usize, stream: Stream) {
+        let e = &mut self.execs[i];
+        let Some(fd) = e.out[k].as_ref() else {
+            return;
+        };
+        let id = if stream == Stream::Stdout {
+            protocol::STDOUT
+        } else {
+            protocol::STDERR
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => {
+                    e.out[k] = None;
+                    return;
+                }
+                Ok(n) => {
+                    for c in &mut self.clients {
+                        if matches!(&c.mode, Mode::Exec(x) if *x == e.id) && !c.dead {
+                            c.outbuf.extend_from_slice(&protocol::frame_header(id, n));
+                            c.outbuf.extend_from_slice(&buf[..n]);
+                            flush_client(c);
+                            if c.outbuf.len() > MAX_CLIENT_BUFFER {
+                                c.dead = true;
+                            }
+                        }
+                    }
+                }
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
+                Err(_) => {
+                    e.out[k] = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn reap_exec(&mut self, i: usize) {
+        let e = &mut self.execs[i];
+        if e.exited.is_some() {
+            return;
+        }
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with WNOHANG; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(e.pid, &mut status, libc::WNOHANG) };
+        if r == e.pid {
+            let s = if libc::WIFSIGNALED(status) {
+                ExitStatus::Signaled(libc::WTERMSIG(status))
+            } else {
+                ExitStatus::Exited(libc::WEXITSTATUS(status))
+            };
+            e.exited = Some((s, Instant::now()));
+            e.pidfd = None;
+        }
+    }
+
+    /// Ends the exec sessions whose process has exited and whose output is drained (or has been
+    /// held open too long by a child): their client gets the exit frame and is closed. With `all`
+    /// (the container is gone), every session ends, its process killed if need be.
+    fn finish_execs(&mut self, all: bool) {
+        for i in 0..self.execs.len() {
+            if self.execs[i].pidfd.is_none() {
+                // No pidfd (very old kernel): poll for the exit.
+                self.reap_exec(i);
+            }
+            if all && self.execs[i].exited.is_none() {
+                let e = &mut self.execs[i];
+                // SAFETY: kill and a blocking waitpid of our own, unreaped child.
+                unsafe { libc::kill(e.pid, libc::SIGKILL) };
+                let mut status = 0;
+                // SAFETY: as above; `status` is a valid out-pointer.
+                unsafe { libc::waitpid(e.pid, &mut status, 0) };
+                e.exited = Some((ExitStatus::Signaled(libc::SIGKILL), Instant::now()));
+            }
+        }
+        let mut k = 0;
+        while k < self.execs.len() {
+            let e = &self.execs[k];
+            let done = match e.exited {
+                Some((_, at)) => {
+                    all || e.out.iter().all(Option::is_none) || at.elapsed() > DRAIN_AFTER_EXIT
+                }
+                None => false,
+            };
+            if !done {
+                k += 1;
+                continue;
+            }
+            let e = self.execs.remove(k);
+            let code = e.exited.map_or(255, |(s, _)| s.code());
+            let payload = format!("exit {code}");
+            for c in &mut self.clients {
+                if matches!(&c.mode, Mode::Exec(x) if *x == e.id) {
+                    c.outbuf.extend_from_slice(&protocol::frame_header(
+                        protocol::CONTROL,
+                        payload.len(),
+                    ));
+                    c.outbuf.extend_from_slice(payload.as_bytes());
+                    c.closing = true;
+                    flush_client(c);
+                }
+            }
+        }
+    }
+
+    /// Whether the OOM killer ended the container: it killed a process in the container's cgroup (read
+    /// before the cgroup is removed).
     fn oom_killed(&self) -> bool {
-        false
+        self.container.oom_kills() > 0
     }
 
     /// Records the exit, tells waiters, flushes attached clients, removes the container, and returns.
@@ -579,6 +932,7 @@ impl Shim {
                 eprintln!("shim {}: writing exit record: {e}", self.args.id);
             }
         }
+        self.finish_execs(true);
         let line = format!("exit {} {}\n", status.code(), u8::from(oom));
         for c in &mut self.clients {
             if c.waiting {
@@ -596,7 +950,7 @@ impl Shim {
 
 /// Docker's wording for a process that cannot be executed: the docker CLI maps "executable file not
 /// found" and "no such file or directory" to exit code 127, "permission denied" to 126.
-fn start_error(e: &runtime::Error) -> String {
+pub(crate) fn start_error(e: &runtime::Error) -> String {
     match e {
         runtime::Error::Exec { program, source } => {
             let why = match source.raw_os_error() {
@@ -610,6 +964,58 @@ fn start_error(e: &runtime::Error) -> String {
             format!("failed to start container process: exec: \"{program}\": {why}")
         }
         other => format!("failed to start container process: {other}"),
+    }
+}
+
+/// An exec that could not start, in the words dockerd passes on from runc (the docker CLI shows them, and
+/// the engine maps "not found" to 127, "permission denied" to 126).
+fn exec_error(e: &runtime::Error, cwd: &str) -> String {
+    match e {
+        // An external runtime's own message, without the prefix the engine adds back.
+        runtime::Error::Init { stage, detail, .. } if *stage == "exec" => detail
+            .trim_start_matches("exec failed: ")
+            .trim_start_matches("unable to start container process: ")
+            .to_owned(),
+        runtime::Error::Init { stage, source, .. } if *stage == "chdir to cwd" => {
+            format!(
+                "chdir to cwd ({cwd:?}) set in config.json failed: {}",
+                go_errno_text(source)
+            )
+        }
+        other => start_error(other)
+            .trim_start_matches("failed to start container process: ")
+            .to_owned(),
+    }
+}
+
+/// An errno as Go prints it ("no such file or directory"), without Rust's "(os error N)".
+fn go_errno_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or("").to_owned();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+fn flush_exec_stdin(e: &mut ExecSession) {
+    let Some(w) = e.stdin_w.as_ref() else {
+        e.stdin_buf.clear();
+        return;
+    };
+    while !e.stdin_buf.is_empty() {
+        match rustix::io::write(w, &e.stdin_buf) {
+            Ok(n) => {
+                e.stdin_buf.drain(..n);
+            }
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
+            Err(_) => {
+                e.stdin_buf.clear();
+                e.stdin_w = None;
+                return;
+            }
+        }
     }
 }
 
@@ -636,6 +1042,11 @@ fn flush_client(c: &mut Client) {
                 return;
             }
         }
+    }
+    if c.outbuf.is_empty() && c.closing {
+        let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        c.dead = true;
+        return;
     }
     // A command client that has said all it will and got all its answers is done.
     if c.outbuf.is_empty() && c.read_closed && !c.waiting && matches!(c.mode, Mode::Command) {

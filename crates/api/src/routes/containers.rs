@@ -2,6 +2,7 @@
 //! hijacked attach stream.
 
 use bytes::Bytes;
+use engine::containers::detach::EscapeProxy;
 use engine::containers::{
     parse_signal, ContainerListOptions, CreateRequest, LogOptions, WaitCondition,
 };
@@ -51,7 +52,36 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
 
 /// `GET /containers/{id}/json`.
 pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
-    Ok(json(&ctx.engine.inspect_container(name).await?))
+    let c = ctx.engine.inspect_container(name).await?;
+    if c.exec_ids.is_some() {
+        return Ok(json(&c));
+    }
+    // Docker shows `"ExecIDs": null` when no exec runs, after AppArmorProfile; the model leaves a None
+    // out. Encoded with Go's map order first, then the key put back in place (the object keeps its order).
+    let internal = |e: serde_json::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding response: {e}"),
+        )
+    };
+    let bytes = crate::json::to_vec(&c).map_err(internal)?;
+    let v: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(internal)?;
+    let mut out = serde_json::Map::new();
+    for (k, val) in v {
+        let after = k == "AppArmorProfile";
+        out.insert(k, val);
+        if after {
+            out.insert("ExecIDs".into(), serde_json::Value::Null);
+        }
+    }
+    let mut bytes = serde_json::to_vec(&out).map_err(internal)?;
+    bytes.push(b'\n');
+    Ok(body::with_type(
+        StatusCode::OK,
+        "application/json",
+        body::full(bytes),
+    ))
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when already running.
@@ -99,7 +129,7 @@ pub async fn rename(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 /// `DELETE /containers/{id}?force=…&v=…`.
 pub async fn remove(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     ctx.engine
-        .remove_container(name, ctx.query.bool("force"))
+        .remove_container(name, ctx.query.bool("force"), ctx.query.bool("v"))
         .await?;
     Ok(body::empty(StatusCode::NO_CONTENT))
 }
@@ -173,6 +203,11 @@ pub async fn attach(
             "attach needs a hijacked connection (Upgrade: tcp)",
         ));
     }
+    let detach_keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(k) => engine::containers::detach::parse_keys(k)
+            .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({k}) provided")))?,
+        None => Vec::new(),
+    };
     let target = ctx.engine.attach_target(name).await?;
     let want_stdin = q.bool("stdin");
     let want_stdout = q.bool("stdout");
@@ -204,6 +239,9 @@ pub async fn attach(
     let mut sub = target.subscription;
     let stdin = if want_stdin { target.stdin } else { None };
     let stdin_once = target.stdin_once;
+    let engine = std::sync::Arc::clone(&ctx.engine);
+    let container = target.container.clone();
+    let detached = std::sync::Arc::new(tokio::sync::Notify::new());
     tokio::spawn(async move {
         let io = match upgrade.await {
             Ok(io) => TokioIo::new(io),
@@ -224,25 +262,37 @@ pub async fn attach(
             let _ = wr.shutdown().await;
             return;
         }
-        // Input: client bytes to the container's stdin; the client's EOF ends stdin (with StdinOnce).
+        // Input: client bytes to the container's stdin; the client's EOF ends stdin (with StdinOnce). With
+        // a TTY, the detach keys end the session instead (as in dockerd), leaving the container's stdin open.
         if let Some(stdin) = stdin {
+            let detached = std::sync::Arc::clone(&detached);
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
+                let mut escape = tty.then(|| EscapeProxy::new(&detach_keys));
                 loop {
                     match rd.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
-                            if stdin
-                                .send(Some(Bytes::copy_from_slice(&buf[..n])))
-                                .await
-                                .is_err()
+                            let (data, detach) = match escape.as_mut() {
+                                Some(e) => e.feed(&buf[..n]),
+                                None => (buf[..n].to_vec(), false),
+                            };
+                            if !data.is_empty()
+                                && stdin.send(Some(Bytes::from(data))).await.is_err()
                             {
+                                return;
+                            }
+                            if detach {
+                                engine.detach_event(&container);
+                                detached.notify_one();
                                 return;
                             }
                         }
                     }
                 }
-                if stdin_once {
+                // As dockerd: with a TTY the client's end of input does not close the container's (the
+                // docker CLI closes its side when the user detaches with the keys it watches itself).
+                if stdin_once && !tty {
                     let _ = stdin.send(None).await;
                 }
             });
@@ -261,6 +311,7 @@ pub async fn attach(
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
+                _ = detached.notified() => break,
                 changed = sub.closed.changed() => {
                     if changed.is_err() || *sub.closed.borrow() {
                         // Drain what was published before the close.
@@ -290,7 +341,7 @@ pub async fn attach(
 }
 
 /// Docker's stream content types (API ≥ 1.42).
-fn stream_type(tty: bool) -> &'static str {
+pub(crate) fn stream_type(tty: bool) -> &'static str {
     if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -299,7 +350,7 @@ fn stream_type(tty: bool) -> &'static str {
 }
 
 /// Raw bytes with a TTY; otherwise Docker's 8-byte frame header (stream, 0, 0, 0, big-endian length).
-fn encode(tty: bool, stream: u8, data: &[u8]) -> Bytes {
+pub(crate) fn encode(tty: bool, stream: u8, data: &[u8]) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(data);
     }

@@ -1,7 +1,10 @@
 //! Route handlers, one module per area of the API.
 
+pub mod archive;
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod system;
 pub mod unsupported;
+pub mod volumes;

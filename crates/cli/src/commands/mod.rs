@@ -1,7 +1,11 @@
 //! One module per group of commands; [`dispatch`] routes a parsed command to its handler.
 
+pub mod archive;
+pub mod attach;
 pub mod containers;
 pub mod events;
+pub mod exec;
+mod health;
 pub mod image_ops;
 pub mod images;
 pub mod inspect;
@@ -9,7 +13,9 @@ pub mod network;
 mod ports;
 mod progress;
 pub mod run;
+pub mod session;
 pub mod system;
+pub mod volumes;
 
 use crate::client::Client;
 use crate::error::CliError;
@@ -52,6 +58,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Events(args) => events::run(&client, args).await,
         Command::Network(n) => network::run(&client, n.command).await,
         Command::Port(args) => network::port(&client, args).await,
+        Command::Volume(args) => volumes::run(&client, args).await,
         Command::Run(args) => run::run(&client, *args).await,
         Command::Create(args) => run::create(&client, *args).await,
         Command::Start(args) => run::start(&client, args).await,
@@ -66,11 +73,17 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Pause(args) => containers::pause(&client, args).await,
         Command::Unpause(args) => containers::unpause(&client, args).await,
         Command::Top(args) => containers::top(&client, args).await,
+        Command::Exec(args) => exec::exec(&client, args).await,
+        Command::Attach(args) => attach::attach(&client, args).await,
         Command::Stats(args) => containers::stats(&client, args).await,
+        Command::Cp(args) => archive::cp(&client, args).await,
+        Command::Diff(args) => archive::diff(&client, args).await,
+        Command::Export(args) => archive::export(&client, args).await,
         Command::Container(c) => match c.command {
             ContainerCommand::Run(args) => run::run(&client, *args).await,
             ContainerCommand::Create(args) => run::create(&client, *args).await,
             ContainerCommand::Start(args) => run::start(&client, args).await,
+            ContainerCommand::Attach(args) => attach::attach(&client, args).await,
             ContainerCommand::Ls(args) => containers::ps(&client, args).await,
             ContainerCommand::Stop(args) => containers::stop(&client, args).await,
             ContainerCommand::Kill(args) => containers::kill(&client, args).await,
@@ -82,9 +95,13 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Pause(args) => containers::pause(&client, args).await,
             ContainerCommand::Unpause(args) => containers::unpause(&client, args).await,
             ContainerCommand::Top(args) => containers::top(&client, args).await,
+            ContainerCommand::Exec(args) => exec::exec(&client, args).await,
             ContainerCommand::Stats(args) => containers::stats(&client, args).await,
             ContainerCommand::Inspect(args) => inspect::container_inspect(&client, args).await,
             ContainerCommand::Port(args) => network::port(&client, args).await,
+            ContainerCommand::Cp(args) => archive::cp(&client, args).await,
+            ContainerCommand::Diff(args) => archive::diff(&client, args).await,
+            ContainerCommand::Export(args) => archive::export(&client, args).await,
         },
     }
 }

@@ -6,9 +6,9 @@ use std::io::Write;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::path_escape;
+use super::session::{Ended, Session};
 use crate::client::{query, read_all, Client, JsonStream};
 use crate::error::CliError;
 use crate::output::{print, stdin_is_terminal};
@@ -118,6 +118,9 @@ pub struct ContainerOptions {
     /// Ulimit options
     #[arg(long, value_name = "ulimit")]
     pub ulimit: Vec<String>,
+    /// Healthcheck flags
+    #[command(flatten)]
+    pub health: super::health::HealthOptions,
     /// The image, then the command and its arguments
     #[arg(
         value_name = "IMAGE [COMMAND] [ARG...]",
@@ -136,6 +139,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     /// The container's configuration
     #[command(flatten)]
     pub options: ContainerOptions,
@@ -159,6 +165,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     /// Containers to start
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
@@ -384,6 +393,9 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
             .collect::<Result<Vec<_>, _>>()?;
         host["Ulimits"] = json!(ulimits);
     }
+    if let Some(h) = opts.health.config()? {
+        config["Healthcheck"] = h;
+    }
     config["HostConfig"] = host;
     Ok(config)
 }
@@ -403,7 +415,7 @@ pub fn normalize_caps(caps: &[String]) -> Vec<String> {
 }
 
 /// `-e NAME` without a value takes the client's own value (and is dropped if unset), as Docker does.
-fn expand_env(entry: &str) -> String {
+pub fn expand_env(entry: &str) -> String {
     if entry.contains('=') {
         return entry.to_string();
     }
@@ -519,22 +531,34 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<(), CliError> {
         return started.map_err(|e| run_error(&e.to_string(), start_error_status(&e.to_string())));
     }
     let condition = if opts.rm { "removed" } else { "next-exit" };
-    let status = attach_and_start(client, &id, opts.interactive, opts.tty, condition, true).await?;
-    exit_with(status)
+    let session = Session {
+        stdin: opts.interactive,
+        tty: opts.tty,
+        detach_keys: args.detach_keys.clone(),
+        resize: Some(format!("/containers/{}/resize", path_escape(&id))),
+    };
+    match attach_and_start(client, &id, session, condition, true).await? {
+        // Detached with the keys: the container runs on, and the docker CLI exits 0.
+        None => Ok(()),
+        Some(status) => exit_with(status),
+    }
 }
 
-/// Attaches to `id`, waits for `condition`, starts it and copies its streams; returns its exit status.
+/// Attaches to `id`, waits for `condition`, starts it and copies its streams; returns its exit status, or
+/// `None` if the user detached.
 async fn attach_and_start(
     client: &Client,
     id: &str,
-    stdin: bool,
-    tty: bool,
+    session: Session,
     condition: &str,
     run_style: bool,
-) -> Result<i64, CliError> {
+) -> Result<Option<i64>, CliError> {
     let mut params = vec![("stream", "1"), ("stdout", "1"), ("stderr", "1")];
-    if stdin {
+    if session.stdin {
         params.push(("stdin", "1"));
+    }
+    if let Some(k) = session.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        params.push(("detachKeys", k));
     }
     let escaped = path_escape(id);
     let conn = client
@@ -554,48 +578,8 @@ async fn attach_and_start(
         }
         return Err(e);
     }
-    let io = hyper_util::rt::TokioIo::new(conn);
-    let (mut reader, mut writer) = tokio::io::split(io);
-    if stdin {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = vec![0u8; 32 * 1024];
-            let mut input = std::io::stdin();
-            loop {
-                match input.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        tokio::spawn(async move {
-            while let Some(chunk) = rx.recv().await {
-                if writer.write_all(&chunk).await.is_err() {
-                    return;
-                }
-            }
-            let _ = writer.shutdown().await;
-        });
-    }
-    let mut demux = Demux::default();
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if tty {
-            write_stream(1, &buf[..n]);
-        } else {
-            for (stream, data) in demux.feed(&buf[..n]) {
-                write_stream(stream, &data);
-            }
-        }
+    if super::session::run(client, conn, session).await? == Ended::Detached {
+        return Ok(None);
     }
     let body = read_all(wait).await?;
     let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -605,7 +589,7 @@ async fn attach_and_start(
     {
         return Err(run_error(msg, 125));
     }
-    Ok(answer["StatusCode"].as_i64().unwrap_or(0))
+    Ok(Some(answer["StatusCode"].as_i64().unwrap_or(0)))
 }
 
 /// Writes container output to our stdout (streams 0 and 1) or stderr (2), flushing at once.
@@ -650,16 +634,16 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<(), CliError> {
             .await?;
         let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
         let open_stdin = info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
-        let status = attach_and_start(
-            client,
-            name,
-            args.interactive && open_stdin,
+        let session = Session {
+            stdin: args.interactive && open_stdin,
             tty,
-            "next-exit",
-            false,
-        )
-        .await?;
-        return exit_with(status);
+            detach_keys: args.detach_keys.clone(),
+            resize: Some(format!("/containers/{}/resize", path_escape(name))),
+        };
+        return match attach_and_start(client, name, session, "next-exit", false).await? {
+            None => Ok(()),
+            Some(status) => exit_with(status),
+        };
     }
     let mut errors = Vec::new();
     for name in &args.containers {

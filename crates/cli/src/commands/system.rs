@@ -546,7 +546,15 @@ fn df_verbose(u: &SystemDataUsageResponse) -> String {
         3,
     ));
     out.push_str("\nLocal Volumes space usage:\n\n");
-    out.push_str(&align("VOLUME NAME\tLINKS\tSIZE\n", 10, 3));
+    let mut vols = String::from("VOLUME NAME\tLINKS\tSIZE\n");
+    for v in u.volumes.as_deref().unwrap_or_default() {
+        let (links, size) = match &v.usage_data {
+            Some(d) => (d.ref_count.to_string(), human_size_4(d.size as f64)),
+            None => ("N/A".to_owned(), "N/A".to_owned()),
+        };
+        vols.push_str(&format!("{}\t{links}\t{size}\n", v.name));
+    }
+    out.push_str(&align(&vols, 10, 3));
     out.push_str("\nBuild cache usage: ");
     out.push_str(&human_size_4(
         u.build_cache

@@ -41,6 +41,12 @@ impl Engine {
         };
         let mut host = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host)?;
+        match host.runtime.as_deref() {
+            None | Some("") => host.runtime = Some(self.config.default_runtime.clone()),
+            Some(name) => {
+                self.runtime_binary(name)?;
+            }
+        }
         let user_mounts = super::mounts::parse(&host)?;
         fill_host_defaults(&mut host);
         let networks = self.net_plan(&body, &host)?;
@@ -85,6 +91,8 @@ impl Engine {
             networks,
         };
         self.containers.insert(record.clone())?;
+        // Volumes (with their `volume create` events) come before the container's `create`, as in Docker.
+        let record = self.setup_container_volumes(record).await?;
         self.container_event("create", &record);
         Ok(ContainerCreateResponse { id, warnings })
     }
@@ -161,12 +169,8 @@ fn merge_config(
         }
     }
     let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
-    let healthcheck = body.healthcheck.clone().or_else(|| {
-        img.healthcheck
-            .as_ref()
-            .and_then(|h| serde_json::to_value(h).ok())
-            .and_then(|v| serde_json::from_value(v).ok())
-    });
+    let healthcheck = super::health::merge(body.healthcheck.clone(), img.healthcheck.as_ref());
+    super::health::validate(healthcheck.as_ref())?;
     let config = ContainerConfig {
         hostname: body.hostname.clone(),
         domainname: Some(body.domainname.clone().unwrap_or_default()),
@@ -270,18 +274,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
             || opt == "label=disable";
         if !ok {
             return refuse(&format!("--security-opt {opt}"));
-        }
-    }
-    match h.runtime.as_deref() {
-        None | Some("") | Some("berth") => {}
-        // External OCI runtimes through the shim are not wired yet: refuse rather than run the built-in one.
-        Some("runc") | Some("crun") | Some("youki") => {
-            return refuse(&format!("--runtime {}", h.runtime.as_deref().unwrap_or("")))
-        }
-        Some(other) => {
-            return Err(Error::InvalidParameter(format!(
-                "unknown or invalid runtime name: {other}"
-            )))
         }
     }
     Ok(())

@@ -54,11 +54,24 @@ impl Engine {
 
     /// The shim's socket: a short path (`EXEC_ROOT/s/<16 hex>.sock`), since unix socket paths are limited to
     /// 107 bytes and container IDs alone are 64.
-    fn shim_socket(&self, id: &str) -> PathBuf {
+    pub(crate) fn shim_socket(&self, id: &str) -> PathBuf {
         self.config
             .exec_root
             .join("s")
             .join(format!("{}.sock", &id[..16.min(id.len())]))
+    }
+
+    /// The binary of an external runtime by name; `None` for the built-in one (`berth`, or no name).
+    pub(crate) fn runtime_binary(&self, name: &str) -> Result<Option<PathBuf>> {
+        if name.is_empty() || name == crate::BUILTIN_RUNTIME {
+            return Ok(None);
+        }
+        match self.config.runtimes.get(name) {
+            Some(p) => Ok(Some(p.clone())),
+            None => Err(Error::InvalidParameter(format!(
+                "unknown or invalid runtime name: {name}"
+            ))),
+        }
     }
 
     /// The output hub of a container, made on first use (an attach may come before the start).
@@ -97,9 +110,40 @@ impl Engine {
         })
     }
 
+    /// A container recorded as created or exited whose shim still answers (the daemon died between the
+    /// shim's start and the record of it): recorded as running with the shim's pid.
+    async fn adopt_started(&self, c: &Container) -> Option<Container> {
+        let sock = self.shim_socket(&c.id);
+        if !sock.exists() || tokio::net::UnixStream::connect(&sock).await.is_err() {
+            return None;
+        }
+        let pid: i64 =
+            std::fs::read_to_string(self.state_dir(&c.id).join(shim::protocol::PID_FILE))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
+        tracing::info!(id = %c.id, pid, "found the shim of a start that was not recorded");
+        let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
+        self.containers
+            .update(&c.id, |c| {
+                c.state.status = Status::Running;
+                c.state.pid = pid;
+                if c.state.started_at.is_empty() || c.state.started_at.starts_with("0001") {
+                    c.state.started_at = now.clone();
+                }
+            })
+            .ok()
+    }
+
     /// Publishes the `attach` event.
     pub fn attach_event(&self, c: &Container) {
         self.container_event("attach", c);
+    }
+
+    /// Publishes the `detach` event (the client typed the detach keys).
+    pub fn detach_event(&self, c: &Container) {
+        self.container_event("detach", c);
     }
 
     /// `POST /containers/{id}/start`.
@@ -132,13 +176,14 @@ impl Engine {
             // As dockerd: a container started with --rm that cannot start is removed (the docker CLI waits
             // for that removal before it exits).
             if let Ok(c) = self.containers.resolve(&c.id) {
-                let _ = self.remove_stopped(&c).await;
+                let _ = self.remove_stopped(&c, true).await;
             }
         }
         result
     }
 
     async fn start_inner(self: &Arc<Self>, c: &Container) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let id = c.id.clone();
         let dir = self.containers.dir(&id);
         let state_dir = self.state_dir(&id);
@@ -149,6 +194,7 @@ impl Engine {
             let state_dir = state_dir.clone();
             tokio::task::spawn_blocking(move || engine.prepare(&c, &dir, &state_dir)).await??
         };
+        let t_prepared = t0.elapsed();
         let log_path = dir.join(format!("{id}-json.log"));
         let (max_size, max_files) = log_limits(c);
         let stdin = c.config.open_stdin == Some(true);
@@ -172,6 +218,9 @@ impl Engine {
             .arg(self.config.exec_root.join("seccomp"));
         if stdin {
             cmd.arg("--stdin");
+        }
+        if let Some(binary) = self.runtime_binary(c.host_config.runtime.as_deref().unwrap_or(""))? {
+            cmd.arg("--runtime").arg(binary);
         }
         let shim_log = std::fs::File::create(state_dir.join("shim.log"))
             .map_err(|e| Error::System(format!("creating the shim's log: {e}")))?;
@@ -207,6 +256,7 @@ impl Engine {
                 return Err(Error::System(msg));
             }
         };
+        let t_created = t0.elapsed();
         let sock = self.shim_socket(&id);
         // The namespaces exist and the init waits before exec: give it its network now.
         if let Err(e) = self.net_start(c, pid).await {
@@ -242,8 +292,11 @@ impl Engine {
             });
             return Err(Error::InvalidParameter(msg));
         }
+        let t_started = t0.elapsed();
         let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
-        let c = self.containers.update(&id, |c| {
+        // Not synced: if this write is lost in a crash, recovery finds the shim alive and records the start
+        // again (see `recover`).
+        let c = self.containers.update_unsynced(&id, |c| {
             c.state.status = Status::Running;
             c.state.pid = pid;
             c.state.started_at = now.clone();
@@ -251,6 +304,15 @@ impl Engine {
             c.state.oom_killed = false;
         })?;
         let _ = self.states.send(StateChange::Started(id.clone()));
+        tracing::debug!(
+            id = &id[..12],
+            prepare_us = t_prepared.as_micros() as u64,
+            shim_ready_us = (t_created - t_prepared).as_micros() as u64,
+            attach_start_us = (t_started - t_created).as_micros() as u64,
+            record_us = (t0.elapsed() - t_started).as_micros() as u64,
+            "container started"
+        );
+        self.init_health(&id);
         self.container_event("start", &c);
         let engine = Arc::clone(self);
         tokio::spawn(async move { engine.monitor(id, sock).await });
@@ -281,7 +343,10 @@ impl Engine {
                 hosts: &etc.hosts,
                 resolv_conf: &etc.resolv_conf,
             };
-            let user_mounts = super::mounts::parse(&c.host_config)?;
+            let mut user_mounts = super::mounts::parse(&c.host_config)?;
+            user_mounts.extend(self.mount_container_volumes(c)?);
+            // Shallower destinations first, so that /data is mounted before /data/sub (as dockerd sorts).
+            user_mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
             let netns = self.joined_netns(c)?;
             let spec = spec::build(
                 c,
@@ -303,6 +368,7 @@ impl Engine {
         })();
         if result.is_err() {
             let _ = layout.unmount();
+            self.unmount_container_volumes(&c.id);
         }
         result
     }
@@ -310,6 +376,7 @@ impl Engine {
     async fn unmount_quietly(&self, id: &str) {
         let layout = Layout::new(&self.containers.dir(id));
         let _ = tokio::task::spawn_blocking(move || layout.unmount()).await;
+        self.unmount_container_volumes(id);
     }
 
     /// Waits for the container's exit through its shim and records it.
@@ -328,6 +395,7 @@ impl Engine {
     }
 
     async fn on_exit(self: &Arc<Self>, id: &str, code: i64, oom: bool) {
+        self.stop_health(id);
         let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
         let c = match self.containers.update(id, |c| {
             c.state.status = Status::Exited;
@@ -351,7 +419,8 @@ impl Engine {
         self.container_event_with("die", &c, attrs);
         let _ = self.states.send(StateChange::Exited(id.to_owned(), code));
         if c.host_config.auto_remove == Some(true) {
-            if let Err(e) = self.remove_stopped(&c).await {
+            // --rm takes the container's anonymous volumes with it, as in Docker.
+            if let Err(e) = self.remove_stopped(&c, true).await {
                 tracing::warn!(id, error = %e, "auto-remove failed");
             }
         }
@@ -536,8 +605,13 @@ impl Engine {
         Ok(())
     }
 
-    /// `DELETE /containers/{id}?force=…`.
-    pub async fn remove_container(self: &Arc<Self>, name: &str, force: bool) -> Result<()> {
+    /// `DELETE /containers/{id}?force=…&v=…` (`v`: remove its anonymous volumes too).
+    pub async fn remove_container(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<()> {
         let c = self.containers.resolve(name)?;
         if matches!(
             c.state.status,
@@ -557,10 +631,10 @@ impl Engine {
         if c.host_config.auto_remove == Some(true) && c.state.status == Status::Exited {
             // The monitor may be removing it already; removal is idempotent below.
         }
-        self.remove_stopped(&c).await
+        self.remove_stopped(&c, volumes).await
     }
 
-    async fn remove_stopped(self: &Arc<Self>, c: &Container) -> Result<()> {
+    async fn remove_stopped(self: &Arc<Self>, c: &Container, volumes: bool) -> Result<()> {
         let _ = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Removing);
@@ -570,8 +644,10 @@ impl Engine {
         let store_id = c.id.clone();
         let engine = Arc::clone(self);
         tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
+        self.release_container_volumes(c, volumes).await;
         self.drop_hub(&c.id, true);
         self.forget_stats(&c.id);
+        self.forget_execs(&c.id);
         self.container_event("destroy", c);
         let _ = self.states.send(StateChange::Removed(c.id.clone()));
         Ok(())
@@ -580,7 +656,14 @@ impl Engine {
     /// Finds the containers that were running when the daemon last stopped: those whose shim still answers
     /// are watched again (live restore); the others are recorded as exited with what their shim left.
     pub async fn recover(self: &Arc<Self>) {
-        for c in self.containers.list() {
+        for mut c in self.containers.list() {
+            if matches!(c.state.status, Status::Created | Status::Exited) {
+                // A start whose record was not written before the daemon died: the shim runs the container.
+                match self.adopt_started(&c).await {
+                    Some(updated) => c = updated,
+                    None => continue,
+                }
+            }
             if !matches!(
                 c.state.status,
                 Status::Running | Status::Paused | Status::Restarting | Status::Removing
@@ -588,16 +671,20 @@ impl Engine {
                 continue;
             }
             if c.state.status == Status::Removing {
-                let _ = self.remove_stopped(&c).await;
+                let _ = self.remove_stopped(&c, false).await;
                 continue;
             }
             let sock = self.shim_socket(&c.id);
             if tokio::net::UnixStream::connect(&sock).await.is_ok() {
                 tracing::info!(id = %c.id, "container still running: reconnecting");
+                self.restore_container_volumes(&c);
                 if let Err(e) = shim_client::attach(&sock, self.hub(&c.id), false).await {
                     tracing::warn!(id = %c.id, error = %e, "reattaching output failed");
                 }
                 self.net_restore(&c).await;
+                if c.state.status == Status::Running {
+                    self.init_health(&c.id);
+                }
                 let engine = Arc::clone(self);
                 tokio::spawn(async move { engine.monitor(c.id.clone(), sock).await });
             } else {
@@ -614,7 +701,12 @@ impl Engine {
         self.container_event_with(action, c, BTreeMap::new());
     }
 
-    fn container_event_with(&self, action: &str, c: &Container, extra: BTreeMap<String, String>) {
+    pub(crate) fn container_event_with(
+        &self,
+        action: &str,
+        c: &Container,
+        extra: BTreeMap<String, String>,
+    ) {
         let mut attrs: BTreeMap<String, String> = c
             .config
             .labels
@@ -783,7 +875,7 @@ impl Engine {
             if until.iter().any(|&u| created >= u) {
                 continue;
             }
-            if self.remove_stopped(&c).await.is_ok() {
+            if self.remove_stopped(&c, false).await.is_ok() {
                 deleted.push(c.id.clone());
             }
         }

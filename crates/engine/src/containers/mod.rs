@@ -1,24 +1,36 @@
 //! Containers: records and their lifecycle (create, start, stop, kill, wait, remove), logs, the output
 //! hub behind attach, OCI spec generation, and recovery after a daemon restart.
 
+mod archive;
+mod changes;
 mod create;
+pub mod detach;
 mod etc;
+pub mod exec;
+pub(crate) mod health;
 pub mod hub;
+mod inroot;
 mod lifecycle;
 mod logs;
-mod mounts;
+pub(crate) mod mounts;
 mod names;
 pub mod record;
-mod rootfs;
+pub(crate) mod rootfs;
 mod shim_client;
 mod spec;
 pub mod stats;
 pub mod store;
+mod tarwrite;
+mod untar;
+mod top;
 mod user;
 mod views;
 
 pub(crate) use create::random_id;
+pub use archive::{ArchiveJob, ExtractRequest, PathStat};
+pub use changes::{Change, ChangeKind};
 pub use create::CreateRequest;
+pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub use logs::LogOptions;
 pub use views::ContainerListOptions;

@@ -1,6 +1,6 @@
 //! Bind mounts and tmpfs mounts from `-v /host:/ctr[:opts]`, `--mount type=bind|tmpfs,…`: parsed and checked
-//! as dockerd does, shown in inspect's `Mounts`, and turned into OCI mounts. Named and anonymous volumes come
-//! with the volume store (not yet).
+//! as dockerd does, shown in inspect's `Mounts`, and turned into OCI mounts. Named and anonymous volumes
+//! (`-v name:/ctr`, `-v /ctr`, `--mount type=volume`) are the volume store's (`crate::volumes`).
 
 use std::path::Path;
 
@@ -28,14 +28,19 @@ pub struct UserMount {
     pub data: String,
 }
 
-/// Parses and checks every mount of a create request. `-v` binds create a missing host directory, as Docker
-/// does; `--mount` binds require it to exist.
+/// Parses and checks the bind and tmpfs mounts of a create request (volumes are skipped). `-v` binds create a
+/// missing host directory, as Docker does; `--mount` binds require it to exist.
 pub fn parse(h: &HostConfig) -> Result<Vec<UserMount>> {
     let mut out: Vec<UserMount> = Vec::new();
     for b in h.binds.iter().flatten() {
-        out.push(parse_bind(b)?);
+        if !crate::volumes::is_volume_bind(b) {
+            out.push(parse_bind(b)?);
+        }
     }
     for m in h.mounts.iter().flatten() {
+        if m.typ == Some(MountTypeEnum::VOLUME) {
+            continue;
+        }
         let target = m.target.clone().unwrap_or_default();
         if !target.starts_with('/') {
             return Err(Error::InvalidParameter(format!(
@@ -87,10 +92,12 @@ pub fn parse(h: &HostConfig) -> Result<Vec<UserMount>> {
                     data: data.join(","),
                 });
             }
-            _ => return Err(Error::InvalidParameter(
-                "named and anonymous volumes (--mount type=volume) are not supported by Berth yet"
-                    .into(),
-            )),
+            _ => {
+                return Err(Error::InvalidParameter(format!(
+                    "mounts of type {:?} are not supported by Berth yet",
+                    m.typ.map(|t| t.to_string()).unwrap_or_default()
+                )))
+            }
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -113,11 +120,6 @@ fn parse_bind(spec: &str) -> Result<UserMount> {
         [s, d, m] => (*s, *d, *m),
         _ => return Err(invalid()),
     };
-    if !source.starts_with('/') {
-        return Err(Error::InvalidParameter(format!(
-            "named volumes (-v {source}:…) are not supported by Berth yet"
-        )));
-    }
     if !destination.starts_with('/') {
         return Err(Error::InvalidParameter(format!(
             "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{destination}' mount path must be absolute"
@@ -216,13 +218,10 @@ mod tests {
         assert_eq!(m[0].mount_point().rw, Some(false));
         assert_eq!(m[0].oci()["options"], json!(["rbind", "ro", "rshared"]));
         let named = HostConfig {
-            binds: Some(vec!["vol:/data".into()]),
+            binds: Some(vec!["vol:/data".into(), "/anonymous".into()]),
             ..Default::default()
         };
-        assert!(parse(&named)
-            .unwrap_err()
-            .to_string()
-            .contains("named volumes"));
+        assert!(parse(&named).unwrap().is_empty(), "volumes are not binds");
         let dup = HostConfig {
             binds: Some(vec!["/tmp:/d".into(), "/tmp:/d/".into()]),
             ..Default::default()

@@ -63,6 +63,9 @@ pub struct State {
     pub finished_at: String,
     /// Whether the kernel's OOM killer ended it.
     pub oom_killed: bool,
+    /// The healthcheck's state (`State.Health`), once a container with a healthcheck has started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<bollard_stubs::models::Health>,
 }
 
 impl Default for State {
@@ -75,6 +78,7 @@ impl Default for State {
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
             oom_killed: false,
+            health: None,
         }
     }
 }
@@ -115,6 +119,18 @@ impl Container {
         let data = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::System(format!("encoding container {}: {e}", self.id)))?;
         write_atomic(&dir.join("container.json"), &data)
+    }
+
+    /// [`Container::save`] without the fsync: a crash may lose this write (never tear it). For changes
+    /// that recovery can rebuild from the shim (a start: the shim's pid file and socket say it runs).
+    pub fn save_unsynced(&self, dir: &Path) -> Result<()> {
+        let data = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::System(format!("encoding container {}: {e}", self.id)))?;
+        let path = dir.join("container.json");
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &data)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::System(format!("writing {}: {e}", path.display())))
     }
 
     /// Reads a record written by [`Container::save`].

@@ -1,9 +1,20 @@
 //! A container's root filesystem: the image's snapshots as overlay lower dirs, with the container's own
 //! upper and work dirs, mounted at `DATA_ROOT/containers/<id>/rootfs` while it runs.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
+
+/// How many archive operations (`cp`, `export`) hold each mounted rootfs, keyed by mount point. Mounting and
+/// unmounting take this lock, so a start racing a `cp` on a stopped container never sees its rootfs unmounted
+/// underneath it, and an exit does not unmount a rootfs a `cp` still reads.
+static USERS: Mutex<Option<HashMap<PathBuf, usize>>> = Mutex::new(None);
+
+fn users() -> MutexGuard<'static, Option<HashMap<PathBuf, usize>>> {
+    USERS.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The directories of one container's writable layer and mount point.
 pub struct Layout {
@@ -27,6 +38,44 @@ impl Layout {
 
     /// Mounts the overlay; `lower` is topmost first, as overlayfs wants it.
     pub fn mount(&self, lower: &[PathBuf]) -> Result<()> {
+        let _held = users();
+        self.mount_locked(lower)
+    }
+
+    /// Mounts the overlay if needed and counts one more archive user of it.
+    pub fn acquire(&self, lower: &[PathBuf]) -> Result<()> {
+        let mut held = users();
+        self.mount_locked(lower)?;
+        *held
+            .get_or_insert_with(HashMap::new)
+            .entry(self.merged.clone())
+            .or_default() += 1;
+        Ok(())
+    }
+
+    /// Ends one archive user; the last one unmounts unless `in_use` says the container needs the mount
+    /// (it is running or starting).
+    pub fn release(&self, in_use: impl FnOnce() -> bool) {
+        let mut held = users();
+        let map = held.get_or_insert_with(HashMap::new);
+        let left = match map.get_mut(&self.merged) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => 0,
+        };
+        if left == 0 {
+            map.remove(&self.merged);
+            if !in_use() {
+                if let Err(e) = self.unmount_locked() {
+                    tracing::warn!(error = %e, "unmounting a rootfs after an archive operation");
+                }
+            }
+        }
+    }
+
+    fn mount_locked(&self, lower: &[PathBuf]) -> Result<()> {
         for d in [&self.upper, &self.work, &self.merged] {
             std::fs::create_dir_all(d)
                 .map_err(|e| Error::System(format!("creating {}: {e}", d.display())))?;
@@ -56,8 +105,20 @@ impl Layout {
         .map_err(|e| Error::System(format!("mounting the container's rootfs (overlay): {e}")))
     }
 
-    /// Unmounts the overlay (lazily, so a straggling process cannot block it).
+    /// Unmounts the overlay (lazily, so a straggling process cannot block it); left mounted while an archive
+    /// operation uses it (its last user unmounts it).
     pub fn unmount(&self) -> Result<()> {
+        let held = users();
+        if held
+            .as_ref()
+            .is_some_and(|m| m.get(&self.merged).is_some_and(|n| *n > 0))
+        {
+            return Ok(());
+        }
+        self.unmount_locked()
+    }
+
+    fn unmount_locked(&self) -> Result<()> {
         if !is_mount_point(&self.merged) {
             return Ok(());
         }

@@ -331,7 +331,7 @@ fn capabilities(h: &HostConfig) -> Result<Vec<String>> {
 }
 
 /// The capabilities in the daemon's own bounding set (what `--privileged` can grant).
-fn host_capabilities() -> Vec<String> {
+pub(crate) fn host_capabilities() -> Vec<String> {
     let mask = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -70,12 +70,13 @@ impl Engine {
         let c = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Paused)?;
+        self.stop_health(&c.id);
         self.container_event("pause", &c);
         Ok(())
     }
 
     /// `POST /containers/{id}/unpause`.
-    pub async fn unpause_container(&self, name: &str) -> Result<()> {
+    pub async fn unpause_container(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.running(name)?;
         if c.state.status != Status::Paused {
             return Err(Error::Conflict(format!("Container {} is not paused", c.id)));
@@ -86,6 +87,7 @@ impl Engine {
         let c = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Running)?;
+        self.resume_health(&c.id);
         self.container_event("unpause", &c);
         Ok(())
     }
@@ -97,12 +99,11 @@ impl Engine {
         name: &str,
         ps_args: Option<&str>,
     ) -> Result<ContainerTopResponse> {
-        let c = self.running(name)?;
-        if let Some(args) = ps_args.filter(|a| !a.is_empty() && *a != "-ef") {
-            return Err(Error::InvalidParameter(format!(
-                "ps options other than -ef are not supported by Berth yet: {args}"
-            )));
+        let custom = ps_args.filter(|a| !a.is_empty() && *a != "-ef");
+        if let Some(args) = custom {
+            super::top::validate_args(args)?;
         }
+        let c = self.running(name)?;
         let init = c.state.pid;
         let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
             return Err(Error::Conflict(format!(
@@ -110,6 +111,11 @@ impl Engine {
                 c.id
             )));
         };
+        if let Some(args) = custom {
+            let top = super::top::ps(args, &super::top::namespace_pids(&ns)).await?;
+            self.container_event("top", &c);
+            return Ok(top);
+        }
         let boot = boot_time();
         let hz = 100u64;
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
@@ -189,6 +195,7 @@ impl Engine {
             ));
         }
         rows.sort_by_key(|r| r.0);
+        self.container_event("top", &c);
         Ok(ContainerTopResponse {
             titles: Some(
                 ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]

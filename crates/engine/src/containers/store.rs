@@ -112,6 +112,32 @@ impl Store {
         Ok(next)
     }
 
+    /// [`Store::update`] persisted without an fsync (see [`Container::save_unsynced`]).
+    pub fn update_unsynced(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        let mut idx = self.lock();
+        let c = idx
+            .by_id
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
+        let mut next = c.clone();
+        f(&mut next);
+        next.save_unsynced(&self.root.join(id))?;
+        *c = next.clone();
+        Ok(next)
+    }
+
+    /// Changes a container in memory only (healthcheck results, as dockerd keeps them: written with the
+    /// next persisted change); returns the new record.
+    pub fn update_in_memory(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        let mut idx = self.lock();
+        let c = idx
+            .by_id
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
+        f(c);
+        Ok(c.clone())
+    }
+
     /// Renames a container.
     pub fn rename(&self, id: &str, new_name: &str) -> Result<Container> {
         let mut idx = self.lock();

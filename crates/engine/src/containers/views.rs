@@ -37,6 +37,13 @@ impl Engine {
             "id", "name", "status", "label", "ancestor", "exited", "before", "since", "volume",
             "network", "health", "is-task", "publish", "expose",
         ])?;
+        for v in f.get("health") {
+            if !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(crate::Error::InvalidParameter(format!(
+                    "Unrecognised filter value for health: {v}"
+                )));
+            }
+        }
         let mut list = self.containers.list();
         list.sort_by(|a, b| b.created.cmp(&a.created));
         let created_of = |name: &str| self.containers.resolve(name).map(|c| c.created);
@@ -76,6 +83,7 @@ impl Engine {
                     c.state.status == Status::Exited && v.parse() == Ok(c.state.exit_code)
                 })
             })
+            .filter(|c| any("health", &|v| v == super::health::filter_word(c)))
             .filter(|c| f.get("ancestor").is_empty() || ancestor_ids.contains(&c.image_id))
             .filter(|c| {
                 f.labels_match("label", |k| {
@@ -84,6 +92,19 @@ impl Engine {
                         .as_ref()
                         .and_then(|l| l.get(k))
                         .map(String::as_str)
+                })
+            })
+            .filter(|c| {
+                // A volume by name (or a bind by host path), or any mount by its destination.
+                any("volume", &|v| {
+                    c.mounts.iter().any(|m| {
+                        let key = m
+                            .name
+                            .as_deref()
+                            .filter(|n| !n.is_empty())
+                            .or(m.source.as_deref());
+                        key == Some(v) || m.destination.as_deref() == Some(v)
+                    })
                 })
             })
             .filter(|c| before.iter().all(|b| c.created < *b))
@@ -173,7 +194,7 @@ impl Engine {
                 error: Some(c.state.error.clone()),
                 started_at: Some(c.state.started_at.clone()),
                 finished_at: Some(c.state.finished_at.clone()),
-                health: None,
+                health: super::health::inspect_view(&c),
             }),
             image: Some(c.image_id.clone()),
             resolv_conf_path: Some(etc.resolv_conf.display().to_string()),
@@ -187,7 +208,7 @@ impl Engine {
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
-            exec_ids: Some(vec![]),
+            exec_ids: Some(self.running_execs(&c.id)).filter(|v| !v.is_empty()),
             host_config: Some(c.host_config.clone()),
             graph_driver: Some(DriverData {
                 name: "overlayfs".into(),
@@ -223,7 +244,10 @@ fn status_text(c: &Container) -> String {
     };
     match c.state.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", since(&c.state.started_at)),
+        Status::Running => match super::health::status_suffix(c) {
+            Some(h) => format!("Up {} ({h})", since(&c.state.started_at)),
+            None => format!("Up {}", since(&c.state.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", since(&c.state.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",

@@ -34,6 +34,9 @@ pub struct Stats {
     pub cpu_user_ns: u64,
     /// Number of tasks.
     pub pids_current: u64,
+    /// Processes the OOM killer has killed in the cgroup (`oom_kill` of memory.oom_control on v1,
+    /// memory.events on v2).
+    pub oom_kills: u64,
 }
 
 /// A container's cgroup, on whichever hierarchy the host runs.

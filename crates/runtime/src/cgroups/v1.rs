@@ -270,6 +270,8 @@ impl CgroupV1 {
             s.memory_cache = keyed(&stat, "total_cache")
                 .or_else(|| keyed(&stat, "cache"))
                 .unwrap_or(0);
+            let oom = read(&d.join("memory.oom_control")).unwrap_or_default();
+            s.oom_kills = keyed(&oom, "oom_kill").unwrap_or(0);
         }
         if let Some(d) = self.dir_of("cpuacct") {
             s.cpu_total_ns = read_u64(&d.join("cpuacct.usage"))?;

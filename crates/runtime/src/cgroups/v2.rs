@@ -172,6 +172,11 @@ impl CgroupV2 {
             cpu_system_ns: keyed(&cpu_stat, "system_usec").unwrap_or(0) * 1000,
             cpu_user_ns: keyed(&cpu_stat, "user_usec").unwrap_or(0) * 1000,
             pids_current: read_u64(&self.file("pids.current")).unwrap_or(0),
+            oom_kills: keyed(
+                &read(&self.file("memory.events")).unwrap_or_default(),
+                "oom_kill",
+            )
+            .unwrap_or(0),
         })
     }
 
@@ -355,12 +360,14 @@ mod tests {
         w("memory.current", "1000\n");
         w("memory.max", "max\n");
         w("memory.stat", "anon 10\nfile 300\n");
+        w("memory.events", "low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\n");
         w("cpu.stat", "usage_usec 5\nuser_usec 3\nsystem_usec 2\n");
         w("pids.current", "4\n");
         let s = cg.stats().unwrap();
         assert_eq!(s.memory_usage, 1000);
         assert_eq!(s.memory_limit, u64::MAX);
         assert_eq!(s.memory_cache, 300);
+        assert_eq!(s.oom_kills, 1);
         assert_eq!(
             (s.cpu_total_ns, s.cpu_user_ns, s.cpu_system_ns),
             (5000, 3000, 2000)

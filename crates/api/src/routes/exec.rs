@@ -1,0 +1,217 @@
+//! Exec instances: `POST /containers/{id}/exec`, `POST /exec/{id}/start` (hijacked like attach, or a plain
+//! streamed body when the client does not ask for an upgrade), `POST /exec/{id}/resize`, `GET /exec/{id}/json`.
+
+use bytes::Bytes;
+use engine::containers::detach::EscapeProxy;
+use engine::containers::{ExecConfig, ExecStartConfig};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::containers::{encode, stream_type};
+use crate::body::{self, json, json_status, Body};
+use crate::error::{ApiError, ApiResult};
+use crate::router::Ctx;
+
+async fn read_json<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+) -> ApiResult<T> {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
+}
+
+/// `POST /containers/{id}/exec` → 201 `{"Id": …}`.
+pub async fn create(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<Response<Body>> {
+    let config: ExecConfig = read_json(req).await?;
+    let id = ctx.engine.create_exec(name, config).await?;
+    Ok(json_status(StatusCode::CREATED, &json!({ "Id": id })))
+}
+
+/// `POST /exec/{id}/start`. As dockerd does, the reply (101, or 200 with a streamed body) goes out before the
+/// process starts: output that came in the same read as the response head would be lost to clients that
+/// read the head through a buffer and the stream from the socket (docker-py).
+pub async fn start(ctx: &Ctx, mut req: Request<Incoming>, id: &str) -> ApiResult<Response<Body>> {
+    let upgrading = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
+    let start: ExecStartConfig = read_json(req).await?;
+    let inst = ctx.engine.check_exec_start(id)?;
+    if start.detach {
+        let io = ctx.engine.start_exec(id, start).await?;
+        if let Some(e) = io.error {
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e));
+        }
+        return Ok(body::empty(StatusCode::OK));
+    }
+    let tty = start.tty.unwrap_or(inst.config.tty);
+    let detach_keys = inst
+        .config
+        .detach_keys
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .and_then(|k| engine::containers::detach::parse_keys(k).ok())
+        .unwrap_or_default();
+    let engine = std::sync::Arc::clone(&ctx.engine);
+    let exec_id = inst.id.clone();
+    let Some(upgrade) = upgrade else {
+        // No hijack: the output as the response body (no stdin).
+        let (tx, out) = body::channel();
+        tokio::spawn(async move {
+            let mut io = match engine.start_exec(&exec_id, start).await {
+                Ok(io) => io,
+                Err(e) => {
+                    let _ = tx.send(encode(tty, 1, format!("{e}\r\n").as_bytes())).await;
+                    return;
+                }
+            };
+            if let Some(e) = io.error {
+                let _ = tx.send(encode(tty, 1, format!("{e}\r\n").as_bytes())).await;
+                return;
+            }
+            while let Some(f) = io.output.recv().await {
+                if !tx.send(encode(tty, f.stream, &f.data)).await {
+                    return;
+                }
+            }
+        });
+        return Ok(body::with_type(StatusCode::OK, stream_type(tty), out));
+    };
+    tokio::spawn(async move {
+        let conn = match upgrade.await {
+            Ok(conn) => TokioIo::new(conn),
+            Err(e) => {
+                tracing::debug!(error = %e, "exec upgrade failed");
+                return;
+            }
+        };
+        let (mut rd, mut wr) = tokio::io::split(conn);
+        let io = engine
+            .start_exec(&exec_id, start)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|io| match io.error {
+                Some(e) => Err(e),
+                None => Ok(io),
+            });
+        let mut io = match io {
+            Ok(io) => io,
+            Err(e) => {
+                let _ = wr
+                    .write_all(&encode(tty, 1, format!("{e}\r\n").as_bytes()))
+                    .await;
+                let _ = wr.shutdown().await;
+                return;
+            }
+        };
+        let detached = std::sync::Arc::new(tokio::sync::Notify::new());
+        if let Some(mut stdin) = io.stdin.take() {
+            // With a TTY, the detach keys end the session (as in dockerd); the process goes on.
+            let detached = std::sync::Arc::clone(&detached);
+            let engine = std::sync::Arc::clone(&engine);
+            let exec_id = exec_id.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                let mut escape = tty.then(|| EscapeProxy::new(&detach_keys));
+                loop {
+                    match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let (data, detach) = match escape.as_mut() {
+                                Some(e) => e.feed(&buf[..n]),
+                                None => (buf[..n].to_vec(), false),
+                            };
+                            if stdin.write_all(&data).await.is_err() {
+                                return;
+                            }
+                            if detach {
+                                engine.exec_detached(&exec_id);
+                                detached.notify_one();
+                                // The shim keeps a pty's input open when this side closes: the
+                                // process sees no EOF.
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = stdin.shutdown().await;
+            });
+        }
+        loop {
+            tokio::select! {
+                f = io.output.recv() => match f {
+                    Some(f) => {
+                        if wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => break,
+                },
+                _ = detached.notified() => break,
+            }
+        }
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+    });
+    let mut resp = body::with_type(
+        StatusCode::SWITCHING_PROTOCOLS,
+        stream_type(tty),
+        body::full(Bytes::new()),
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    resp.headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    Ok(resp)
+}
+
+/// `POST /exec/{id}/resize?h=&w=`.
+pub async fn resize(ctx: &Ctx, id: &str) -> ApiResult<Response<Body>> {
+    let dim = |k: &str| -> ApiResult<u16> {
+        let v = ctx.query.get(k).unwrap_or("");
+        v.parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}")))
+    };
+    ctx.engine.resize_exec(id, dim("h")?, dim("w")?).await?;
+    Ok(body::empty(StatusCode::OK))
+}
+
+/// `GET /exec/{id}/json`.
+pub async fn inspect(ctx: &Ctx, id: &str) -> ApiResult<Response<Body>> {
+    let e = ctx.engine.exec_instance(id)?;
+    let cmd = e.config.cmd.clone().unwrap_or_default();
+    let user = e.config.user.clone().unwrap_or_default();
+    Ok(json(&json!({
+        "ID": e.id,
+        "Running": e.running,
+        "ExitCode": e.exit_code,
+        "ProcessConfig": {
+            "tty": e.config.tty,
+            "entrypoint": cmd.first().cloned().unwrap_or_default(),
+            "arguments": cmd.iter().skip(1).cloned().collect::<Vec<_>>(),
+            "privileged": e.config.privileged,
+            "user": user,
+        },
+        "OpenStdin": e.config.attach_stdin,
+        "OpenStderr": e.config.attach_stderr,
+        "OpenStdout": e.config.attach_stdout,
+        "CanRemove": false,
+        "ContainerID": e.container_id,
+        "DetachKeys": e.config.detach_keys.clone().unwrap_or_default(),
+        "Pid": e.pid,
+    })))
+}

@@ -1,0 +1,215 @@
+//! A hijacked attach or exec session, as the docker CLI runs it: our stdin to the connection and the
+//! connection to our stdout/stderr (raw bytes with a TTY, Docker's multiplexed frames without); with a TTY
+//! on a terminal, the terminal in raw mode, its size followed (SIGWINCH) and the detach keys (Ctrl-P
+//! Ctrl-Q unless `--detach-keys` says otherwise) watched for, which end the session and leave the container
+//! or process running.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::run::{write_stream, Demux};
+use crate::client::Client;
+use crate::error::CliError;
+
+/// Ctrl-P Ctrl-Q.
+const DEFAULT_KEYS: [u8; 2] = [16, 17];
+
+/// What the docker CLI prints (and exits 1 with) when `attach` or `exec` ends on the detach keys.
+pub const DETACHED: &str = "read escape sequence";
+
+/// How a session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The output ended (the process exited, or the daemon closed the stream).
+    Output,
+    /// The user typed the detach keys.
+    Detached,
+}
+
+/// What to copy.
+pub struct Session {
+    /// Send our stdin.
+    pub stdin: bool,
+    /// Raw stream (no frames), raw terminal mode, detach keys.
+    pub tty: bool,
+    /// `--detach-keys` (Docker's syntax; the default sequence when absent or invalid, as the docker CLI).
+    pub detach_keys: Option<String>,
+    /// Where size changes go (`/containers/ID/resize` or `/exec/ID/resize`), with a TTY on a terminal.
+    pub resize: Option<String>,
+}
+
+/// Parses Docker's key syntax (`ctrl-p,ctrl-q`, `a`, `ctrl-@`, `ctrl-[` … `ctrl-_`, `DEL`).
+pub fn parse_keys(spec: &str) -> Option<Vec<u8>> {
+    let mut codes = Vec::new();
+    for key in spec.split(',') {
+        if key.len() == 1 {
+            codes.push(key.as_bytes()[0]);
+            continue;
+        }
+        let code = match key.strip_prefix("ctrl-").map(str::as_bytes) {
+            Some([c @ b'a'..=b'z']) => c - b'a' + 1,
+            Some([c @ (b'@' | b'[' | b'\\' | b']' | b'^' | b'_')]) => c - b'@',
+            _ if key == "DEL" => 127,
+            _ => return None,
+        };
+        codes.push(code);
+    }
+    Some(codes)
+}
+
+/// Watches input for the detach keys; bytes that may start them are held until they are known not to.
+struct Escape {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl Escape {
+    /// Returns the bytes to send, and whether the keys were typed.
+    fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(data.len());
+        for &b in data {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+                continue;
+            }
+            if self.matched > 0 {
+                out.extend_from_slice(&self.keys[..self.matched]);
+                self.matched = 0;
+                if b == self.keys[0] {
+                    self.matched = 1;
+                    continue;
+                }
+            }
+            out.push(b);
+        }
+        (out, false)
+    }
+}
+
+/// Runs the session on `conn` until the output ends or the user detaches.
+pub async fn run(
+    client: &Client,
+    conn: hyper::upgrade::Upgraded,
+    s: Session,
+) -> Result<Ended, CliError> {
+    let terminal = s.tty && crate::output::stdin_is_terminal();
+    let raw = if terminal && s.stdin {
+        crate::terminal::RawMode::enter(0)
+    } else {
+        None
+    };
+    if let (true, Some(path)) = (s.tty, s.resize.clone()) {
+        if crate::terminal::size(1).is_some() {
+            follow_size(client.clone(), path).await;
+        }
+    }
+    let io = hyper_util::rt::TokioIo::new(conn);
+    let (mut reader, mut writer) = tokio::io::split(io);
+    let (detach_tx, mut detached) = tokio::sync::mpsc::channel::<()>(1);
+    if s.stdin {
+        let mut escape = s.tty.then(|| Escape {
+            keys: s
+                .detach_keys
+                .as_deref()
+                .filter(|k| !k.is_empty())
+                .and_then(parse_keys)
+                .filter(|k| !k.is_empty())
+                .unwrap_or_else(|| DEFAULT_KEYS.to_vec()),
+            matched: 0,
+        });
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut input = std::io::stdin();
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                let (data, detach) = match escape.as_mut() {
+                    Some(e) => e.feed(&chunk),
+                    None => (chunk, false),
+                };
+                if !data.is_empty() && writer.write_all(&data).await.is_err() {
+                    return;
+                }
+                if detach {
+                    let _ = detach_tx.send(()).await;
+                    return;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+    }
+    let mut demux = Demux::default();
+    let mut buf = vec![0u8; 32 * 1024];
+    let ended = loop {
+        let n = tokio::select! {
+            r = reader.read(&mut buf) => match r {
+                Ok(0) | Err(_) => break Ended::Output,
+                Ok(n) => n,
+            },
+            Some(()) = detached.recv() => break Ended::Detached,
+        };
+        if s.tty {
+            write_stream(1, &buf[..n]);
+        } else {
+            for (stream, data) in demux.feed(&buf[..n]) {
+                write_stream(stream, &data);
+            }
+        }
+    };
+    drop(raw);
+    Ok(ended)
+}
+
+/// Sends the terminal's size now and at every SIGWINCH.
+async fn follow_size(client: Client, path: String) {
+    let send = |client: Client, path: String| async move {
+        if let Some((rows, cols)) = crate::terminal::size(1) {
+            let _ = client.post(&format!("{path}?h={rows}&w={cols}")).await;
+        }
+    };
+    send(client.clone(), path.clone()).await;
+    tokio::spawn(async move {
+        let Ok(mut winch) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        else {
+            return;
+        };
+        while winch.recv().await.is_some() {
+            send(client.clone(), path.clone()).await;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_and_are_found_across_reads() {
+        assert_eq!(parse_keys("ctrl-p,ctrl-q"), Some(DEFAULT_KEYS.to_vec()));
+        assert_eq!(parse_keys("ctrl-x,y"), Some(vec![24, b'y']));
+        assert_eq!(parse_keys("ctrl-pq"), None);
+        let mut e = Escape {
+            keys: DEFAULT_KEYS.to_vec(),
+            matched: 0,
+        };
+        assert_eq!(e.feed(b"ls\x10"), (b"ls".to_vec(), false));
+        assert_eq!(e.feed(b"x"), (b"\x10x".to_vec(), false));
+        assert_eq!(e.feed(b"\x10"), (Vec::new(), false));
+        assert_eq!(e.feed(b"\x11"), (Vec::new(), true));
+    }
+}

@@ -1,0 +1,424 @@
+//! `docker cp`, `docker diff` and `docker export`: stat, archive and extract paths of a container, list
+//! its changes, and export its filesystem.
+//!
+//! Where the files are read: a running container through `/proc/<pid>/root` (its own mount namespace, so
+//! its bind mounts and tmpfs mounts are seen as the container sees them, as with Docker), after checking
+//! that this root is the container's overlay (a recycled pid cannot point the daemon at another process's
+//! root); a stopped or created one through its overlay rootfs, mounted for the operation and unmounted
+//! after (`rootfs.rs` counts users, so a concurrent start or exit does not pull the mount away). Every
+//! path is then resolved by the kernel inside that root (`inroot.rs`, `untar.rs`).
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
+
+use super::changes::Change;
+use super::inroot;
+use super::record::{Container, Status};
+use super::rootfs::Layout;
+use super::tarwrite::TarWriter;
+use super::untar::{self, ExtractOptions};
+use crate::error::{Error, Result};
+use crate::Engine;
+
+/// What `X-Docker-Container-Path-Stat` describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathStat {
+    /// Base name of the requested path.
+    pub name: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Go's `os.FileMode` bits.
+    pub mode: u32,
+    /// Modification time, RFC 3339 with nanoseconds.
+    pub mtime: String,
+    /// For a symlink, its target resolved inside the container.
+    pub link_target: String,
+}
+
+impl PathStat {
+    /// The header value: base64 of the JSON Docker sends (keys in Go's struct order).
+    pub fn header_value(&self) -> String {
+        let json = format!(
+            "{{\"name\":{},\"size\":{},\"mode\":{},\"mtime\":{},\"linkTarget\":{}}}",
+            serde_json::Value::from(self.name.as_str()),
+            self.size,
+            self.mode,
+            serde_json::Value::from(self.mtime.as_str()),
+            serde_json::Value::from(self.link_target.as_str()),
+        );
+        inroot::base64(json.as_bytes())
+    }
+}
+
+/// Options of `PUT /containers/{id}/archive`.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractRequest {
+    /// The destination directory (`path`).
+    pub path: String,
+    /// `noOverwriteDirNonDir`.
+    pub no_overwrite_dir_non_dir: bool,
+    /// `copyUIDGID`: files take the container user's uid/gid.
+    pub copy_uid_gid: bool,
+}
+
+/// A tar stream still to be written (the rootfs stays held until it has been).
+pub struct ArchiveJob {
+    root: RootGuard,
+    kind: JobKind,
+}
+
+enum JobKind {
+    /// `cp` out: `leaf` of `parent` (or `parent` itself when `leaf` is `None`), entries named from `name`.
+    Path {
+        parent: OwnedFd,
+        leaf: Option<String>,
+        name: String,
+    },
+    /// `export`: the whole root, names relative.
+    Export,
+}
+
+impl ArchiveJob {
+    /// Writes the tar to `w` (blocking).
+    pub fn write_to(self, w: &mut dyn Write) -> Result<()> {
+        let mut tw = TarWriter::new(w);
+        let io = |e: std::io::Error| Error::System(format!("writing the archive: {e}"));
+        match &self.kind {
+            JobKind::Path { parent, leaf, name } => match leaf {
+                Some(leaf) => tw.append_at(parent, leaf, name).map_err(io)?,
+                None => {
+                    let dir = rustix::fs::openat(
+                        parent,
+                        ".",
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| io(e.into()))?;
+                    tw.append_dir(&dir, name, None).map_err(io)?;
+                }
+            },
+            JobKind::Export => {
+                let dir = inroot::open(&self.root.fd, "/", OFlags::RDONLY | OFlags::DIRECTORY)
+                    .map_err(|e| io(e.into()))?;
+                tw.append_dir(&dir, "", None).map_err(io)?;
+            }
+        }
+        tw.finish().map_err(io)?;
+        drop(self.root);
+        Ok(())
+    }
+}
+
+/// A container's root directory fd, with the mount held for as long as it lives.
+struct RootGuard {
+    fd: OwnedFd,
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Drop for RootGuard {
+    fn drop(&mut self) {
+        if let Some(r) = self.release.take() {
+            r();
+        }
+    }
+}
+
+impl Engine {
+    /// `HEAD /containers/{id}/archive?path=…`.
+    pub async fn container_stat_path(self: &Arc<Self>, name: &str, path: &str) -> Result<PathStat> {
+        let c = self.containers.resolve(name)?;
+        let engine = Arc::clone(self);
+        let (name, path) = (name.to_owned(), path.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let root = engine.open_root(&c, true, &path)?;
+            let (stat, _, _) = stat_in(&root, &name, &path)?;
+            Ok(stat)
+        })
+        .await?
+    }
+
+    /// `GET /containers/{id}/archive?path=…`: the stat, and the tar still to be written.
+    pub async fn container_archive(
+        self: &Arc<Self>,
+        name: &str,
+        path: &str,
+    ) -> Result<(PathStat, ArchiveJob)> {
+        let c = self.containers.resolve(name)?;
+        let engine = Arc::clone(self);
+        let (name, path) = (name.to_owned(), path.to_owned());
+        let c2 = c.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let root = engine.open_root(&c2, true, &path)?;
+            let (stat, parent, leaf) = stat_in(&root, &name, &path)?;
+            let abs = inroot::abs_path(&path);
+            let kind = JobKind::Path {
+                parent,
+                leaf,
+                name: inroot::base(&abs),
+            };
+            Ok::<_, Error>((stat, ArchiveJob { root, kind }))
+        })
+        .await??;
+        self.container_event("archive-path", &c);
+        Ok(result)
+    }
+
+    /// `PUT /containers/{id}/archive?path=…`: extracts `tar` into the directory `path`.
+    pub async fn container_extract(
+        self: &Arc<Self>,
+        name: &str,
+        req: ExtractRequest,
+        tar: impl Read + Send + 'static,
+    ) -> Result<()> {
+        let c = self.containers.resolve(name)?;
+        let engine = Arc::clone(self);
+        let name = name.to_owned();
+        let c2 = c.clone();
+        tokio::task::spawn_blocking(move || engine.extract_blocking(&c2, &name, &req, tar))
+            .await??;
+        self.container_event("extract-to-dir", &c);
+        Ok(())
+    }
+
+    fn extract_blocking(
+        self: &Arc<Self>,
+        c: &Container,
+        name: &str,
+        req: &ExtractRequest,
+        tar: impl Read,
+    ) -> Result<()> {
+        let root = self.open_root(c, true, &req.path)?;
+        let abs = inroot::abs_path(&req.path);
+        let not_found = || {
+            Error::NotFound(format!(
+                "Could not find the file {} in container {name}",
+                req.path
+            ))
+        };
+        let resolved = inroot::follow_in_scope(&root.fd, &abs).map_err(|e| match e {
+            Errno::NOENT => not_found(),
+            e => Error::System(format!("resolving {}: {e}", req.path)),
+        })?;
+        let fd = match inroot::open(&root.fd, &resolved, OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Err(not_found()),
+            Err(e) => return Err(Error::System(format!("opening {}: {e}", req.path))),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::System(format!("stat: {e}")))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return Err(Error::InvalidParameter(
+                "extraction point is not a directory".into(),
+            ));
+        }
+        check_writable(c, &resolved)?;
+        let chown = if req.copy_uid_gid {
+            let proc_root = format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&root.fd)
+            );
+            let user = super::user::resolve(
+                std::path::Path::new(&proc_root),
+                c.config.user.as_deref().unwrap_or(""),
+                &[],
+            )?;
+            Some((user.uid, user.gid))
+        } else {
+            None
+        };
+        let opts = ExtractOptions {
+            no_overwrite_dir_non_dir: req.no_overwrite_dir_non_dir,
+            chown,
+        };
+        untar::extract(&root.fd, &resolved, &req.path, tar, &opts)
+    }
+
+    /// `GET /containers/{id}/changes`.
+    pub async fn container_changes(&self, name: &str) -> Result<Vec<Change>> {
+        let c = self.containers.resolve(name)?;
+        let img = self.images.get(&c.image_id)?;
+        let lowers = self.images.layer_dirs(&img);
+        let layout = Layout::new(&self.containers.dir(&c.id));
+        tokio::task::spawn_blocking(move || {
+            super::changes::changes(&layout.upper, &lowers)
+                .map_err(|e| Error::System(format!("reading the container's changes: {e}")))
+        })
+        .await?
+    }
+
+    /// `GET /containers/{id}/export`: the container's filesystem (its rootfs, without its mounts, as Docker).
+    pub async fn container_export(self: &Arc<Self>, name: &str) -> Result<ArchiveJob> {
+        let c = self.containers.resolve(name)?;
+        let engine = Arc::clone(self);
+        let c2 = c.clone();
+        let root = tokio::task::spawn_blocking(move || engine.open_root(&c2, false, "/")).await??;
+        self.container_event("export", &c);
+        Ok(ArchiveJob {
+            root,
+            kind: JobKind::Export,
+        })
+    }
+
+    /// The container's root: its live view when it runs and `live` is asked, else its rootfs, mounted for
+    /// the operation. `path` is refused on a stopped container when it lies under one of its mounts, which
+    /// only a running container shows.
+    fn open_root(self: &Arc<Self>, c: &Container, live: bool, path: &str) -> Result<RootGuard> {
+        let layout = Layout::new(&self.containers.dir(&c.id));
+        let running = matches!(
+            c.state.status,
+            Status::Running | Status::Paused | Status::Restarting
+        );
+        if live && running && c.state.pid > 0 {
+            if let Some(fd) = live_root(c.state.pid, &layout) {
+                return Ok(RootGuard { fd, release: None });
+            }
+        }
+        if live {
+            let abs = inroot::clean_abs(path);
+            if let Some(m) = mount_covering(c, &abs) {
+                return Err(Error::NotImplemented(format!(
+                    "{abs} is in the mount {m} of a container that is not running: Berth shows mounts to cp only while the container runs"
+                )));
+            }
+        }
+        let img = self.images.get(&c.image_id)?;
+        layout.acquire(&self.images.layer_dirs(&img))?;
+        let engine = Arc::clone(self);
+        let id = c.id.clone();
+        let merged = layout.merged.clone();
+        let release: Box<dyn FnOnce() + Send> =
+            Box::new(move || layout.release(|| engine.rootfs_needed(&id)));
+        match rustix::fs::open(
+            &merged,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Ok(RootGuard {
+                fd,
+                release: Some(release),
+            }),
+            Err(e) => {
+                release();
+                Err(Error::System(format!(
+                    "opening the container's rootfs: {e}"
+                )))
+            }
+        }
+    }
+
+    /// Whether the container needs its rootfs mounted (it runs or is starting).
+    fn rootfs_needed(&self, id: &str) -> bool {
+        let starting = self
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id);
+        starting
+            || self.containers.resolve(id).is_ok_and(|c| {
+                matches!(
+                    c.state.status,
+                    Status::Running | Status::Paused | Status::Restarting
+                )
+            })
+    }
+}
+
+/// `/proc/<pid>/root` of a running container, if it really is the container's overlay root.
+fn live_root(pid: i64, layout: &Layout) -> Option<OwnedFd> {
+    let fd = rustix::fs::open(
+        format!("/proc/{pid}/root"),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let live = rustix::fs::fstat(&fd).ok()?;
+    let ours = rustix::fs::stat(&layout.merged).ok()?;
+    (live.st_dev == ours.st_dev && live.st_ino == ours.st_ino).then_some(fd)
+}
+
+/// The destination of the container mount that holds `abs`, if any.
+fn mount_covering(c: &Container, abs: &str) -> Option<String> {
+    let under = |dest: &str| {
+        let d = dest.trim_end_matches('/');
+        !d.is_empty() && (abs == d || abs.starts_with(&format!("{d}/")))
+    };
+    c.mounts
+        .iter()
+        .filter_map(|m| m.destination.clone())
+        .chain(c.host_config.tmpfs.iter().flat_map(|t| t.keys().cloned()))
+        .find(|d| under(d))
+}
+
+/// Docker refuses to write into a read-only rootfs or a read-only mount.
+fn check_writable(c: &Container, abs: &str) -> Result<()> {
+    let under = |dest: &str| {
+        let d = dest.trim_end_matches('/');
+        abs == d || abs.starts_with(&format!("{d}/"))
+    };
+    let mount = c
+        .mounts
+        .iter()
+        .filter(|m| m.destination.as_deref().is_some_and(under))
+        .max_by_key(|m| m.destination.as_deref().map_or(0, str::len));
+    match mount {
+        Some(m) if m.rw == Some(false) => Err(Error::InvalidParameter(
+            "mounted volume is marked read-only".into(),
+        )),
+        Some(_) => Ok(()),
+        None if c.host_config.readonly_rootfs == Some(true) => Err(Error::InvalidParameter(
+            "container rootfs is marked read-only".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Docker's `ResolvePath` + `StatPath`: the parent resolved inside the root, the last component not
+/// followed. Returns the stat, the parent dir and the leaf (`None` when the path names the parent itself:
+/// `/`, `/dir/` or `/dir/.`).
+fn stat_in(
+    root: &RootGuard,
+    name: &str,
+    path: &str,
+) -> Result<(PathStat, OwnedFd, Option<String>)> {
+    let abs = inroot::abs_path(path);
+    let (dir, leaf) = inroot::split(&abs);
+    let not_found = || {
+        Error::NotFound(format!(
+            "Could not find the file {path} in container {name}"
+        ))
+    };
+    let map = |e: Errno| match e {
+        Errno::NOENT | Errno::NOTDIR => not_found(),
+        e => Error::System(format!("lstat {path}: {e}")),
+    };
+    let parent = inroot::open(&root.fd, dir, OFlags::RDONLY | OFlags::DIRECTORY).map_err(map)?;
+    let (st, leaf): (Stat, Option<String>) = if leaf.is_empty() || leaf == "." {
+        (rustix::fs::fstat(&parent).map_err(map)?, None)
+    } else {
+        (
+            rustix::fs::statat(&parent, leaf, AtFlags::SYMLINK_NOFOLLOW).map_err(map)?,
+            Some(leaf.to_owned()),
+        )
+    };
+    let link_target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        inroot::follow_in_scope(&root.fd, &abs).map_err(map)?
+    } else {
+        String::new()
+    };
+    let mtime = std::time::UNIX_EPOCH
+        + std::time::Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
+    Ok((
+        PathStat {
+            name: inroot::base(&abs),
+            size: st.st_size,
+            mode: inroot::go_file_mode(st.st_mode),
+            mtime: image::timefmt::rfc3339_nano(mtime),
+            link_target,
+        },
+        parent,
+        leaf,
+    ))
+}

@@ -1,0 +1,179 @@
+//! Live restore at scale: a SIGKILLed daemon with 20 running containers comes back to all 20 running and
+//! manageable, and removing them leaves no mount, cgroup or shim behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+#[track_caller]
+fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Shim processes of this daemon (their command line names its exec root).
+fn shims(exec_root: &std::path::Path) -> Vec<u32> {
+    let root = exec_root.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(" shim ") && cmd.contains(&root)
+        })
+        .collect()
+}
+
+/// Mount points under `dir`.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let prefix = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Cgroup directories named after any of `ids`, on every hierarchy.
+fn cgroups_of(ids: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if ids.contains(&name) {
+                    found.push(e.path().display().to_string());
+                } else if dir.components().count() < 8 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn twenty_containers_survive_a_daemon_kill_and_leave_nothing_after_rm() {
+    let Some(mut d) = common::docker_daemon() else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = ok(&d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("keep{i:02}"),
+            "busybox",
+            "sh",
+            "-c",
+            &format!("echo hello {i}; exec sleep 1000"),
+        ]));
+        ids.push(id.trim().to_owned());
+    }
+    let pids: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", id]))
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(shims(&d.exec_root()).len(), 20);
+    // The probes below see what they look for while it exists.
+    assert!(cgroups_of(&ids).len() >= 20, "{:?}", cgroups_of(&ids));
+    assert!(mounts_under(d.dir.path()).len() >= 20);
+
+    d.kill();
+    d.spawn();
+
+    let listed = ok(&d.docker(&["ps", "-q", "--no-trunc"]));
+    assert_eq!(listed.lines().count(), 20, "{listed}");
+    for (i, id) in ids.iter().enumerate() {
+        let state = ok(&d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", id]));
+        assert_eq!(state.trim(), format!("running {}", pids[i]), "keep{i:02}");
+    }
+    // Manageable: logs, exec, stats, top, stop, start, kill on the containers found again.
+    assert_eq!(ok(&d.docker(&["logs", "keep07"])), "hello 7\n");
+    assert_eq!(ok(&d.docker(&["exec", "keep08", "echo", "in"])), "in\n");
+    let stats = ok(&d.docker(&["stats", "--no-stream", "--format", "{{.Name}}", "keep09"]));
+    assert_eq!(stats.trim(), "keep09");
+    assert!(ok(&d.docker(&["top", "keep10"])).contains("sleep 1000"));
+    ok(&d.docker(&["stop", "-t", "1", "keep11"]));
+    ok(&d.docker(&["start", "keep11"]));
+    ok(&d.docker(&["kill", "keep12"]));
+    assert_eq!(ok(&d.docker(&["wait", "keep12"])).trim(), "137");
+
+    let mut all = vec!["rm", "-f"];
+    all.extend(ids.iter().map(String::as_str));
+    ok(&d.docker(&all));
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+    // Shims end once their container is gone (give them a moment to exit).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !shims(&d.exec_root()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(shims(&d.exec_root()), Vec::<u32>::new(), "shims left");
+    assert_eq!(
+        mounts_under(d.dir.path()),
+        Vec::<String>::new(),
+        "mounts left"
+    );
+    assert_eq!(cgroups_of(&ids), Vec::<String>::new(), "cgroups left");
+}
+
+#[test]
+fn a_start_whose_record_was_lost_is_found_again_from_its_shim() {
+    let Some(mut d) = common::docker_daemon() else {
+        return;
+    };
+    let id = ok(&d.docker(&["run", "-d", "--name", "lost", "busybox", "sleep", "1000"]))
+        .trim()
+        .to_owned();
+    let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", "lost"]))
+        .trim()
+        .to_owned();
+    d.kill();
+    // As if the daemon died before the (unsynced) record of the start reached the disk.
+    let record = d
+        .data_root()
+        .join("containers")
+        .join(&id)
+        .join("container.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let state = v
+        .as_object_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case("state"))
+        .map(|(_, v)| v)
+        .unwrap();
+    let status_key = state
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("status"))
+        .unwrap()
+        .clone();
+    state[&status_key] = serde_json::json!("created");
+    std::fs::write(&record, serde_json::to_vec(&v).unwrap()).unwrap();
+    d.spawn();
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "lost"])).trim(),
+        format!("running {pid}")
+    );
+    ok(&d.docker(&["kill", "lost"]));
+    assert_eq!(ok(&d.docker(&["wait", "lost"])).trim(), "137");
+}
