@@ -21,14 +21,14 @@ mod spec;
 pub mod stats;
 pub mod store;
 mod tarwrite;
-mod untar;
 mod top;
+mod untar;
 mod user;
 mod views;
 
-pub(crate) use create::random_id;
 pub use archive::{ArchiveJob, ExtractRequest, PathStat};
 pub use changes::{Change, ChangeKind};
+pub(crate) use create::random_id;
 pub use create::CreateRequest;
 pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
