@@ -19,7 +19,8 @@ fn text(out: &std::process::Output) -> (String, String, Option<i32>) {
 fn as_docker(t: (String, String, Option<i32>)) -> (String, String, Option<i32>) {
     let stderr =
         t.1.replace("berth: ", "docker: ")
-            .replace("'berth run --help'", "'docker run --help'");
+            .replace("'berth run --help'", "'docker run --help'")
+            .replace("Usage:  berth run", "Usage:  docker run");
     (t.0, stderr, t.2)
 }
 
@@ -205,4 +206,120 @@ fn create_start_attach_and_wait() {
     assert_eq!((stdout.as_str(), code), ("hi\n", Some(4)));
     assert_eq!(ok(&d.berth(&["wait", "cc"])), "4\n");
     assert_eq!(ok(&d.berth(&["rm", "cc"])), "cc\n");
+}
+
+#[test]
+fn run_mounts_env_files_runtime_and_pull_flags_act_as_dockers() {
+    let d = daemon();
+    if !have_docker() {
+        eprintln!("SKIP: no docker CLI");
+        return;
+    }
+    let host = d.dir.path().join("hostdir");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "from the host\n").unwrap();
+    let env_file = d.dir.path().join("env");
+    std::fs::write(&env_file, "A=1\n# comment\nB=two words\n").unwrap();
+    let h = host.display().to_string();
+    let e = env_file.display().to_string();
+    let bind_ro = format!("{h}:/h:ro");
+    let mount_ro = format!("type=bind,src={h},dst=/h,readonly");
+    let cases: Vec<Vec<&str>> = vec![
+        vec![
+            "run",
+            "--rm",
+            "-v",
+            &bind_ro,
+            "busybox",
+            "sh",
+            "-c",
+            "cat /h/f; touch /h/x",
+        ],
+        vec![
+            "run",
+            "--rm",
+            "--mount",
+            &mount_ro,
+            "busybox",
+            "sh",
+            "-c",
+            "cat /h/f; touch /h/x",
+        ],
+        vec![
+            "run",
+            "--rm",
+            "--mount",
+            "type=tmpfs,dst=/t,tmpfs-size=1m",
+            "busybox",
+            "sh",
+            "-c",
+            "df -k /t | tail -1",
+        ],
+        vec![
+            "run",
+            "--rm",
+            "--env-file",
+            &e,
+            "-e",
+            "B=flag",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A $B",
+        ],
+        vec![
+            "run",
+            "--rm",
+            "-v",
+            "/anon",
+            "busybox",
+            "sh",
+            "-c",
+            "grep -c ' /anon ' /proc/mounts",
+        ],
+        vec!["run", "--rm", "--pull", "never", "busybox", "echo", "local"],
+        vec![
+            "run",
+            "--rm",
+            "--mount",
+            "type=bind,bogus=1,dst=/x",
+            "busybox",
+            "true",
+        ],
+        vec!["run", "--rm", "--pull", "sometimes", "busybox", "true"],
+    ];
+    for args in cases {
+        let ours = as_docker(text(&d.berth(&args)));
+        let theirs = text(&d.docker(&args));
+        assert_eq!(ours, theirs, "{args:?}");
+    }
+    // A named volume written by one container is read by the next, whichever CLI made it.
+    ok(&d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "shared:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /d/x",
+    ]));
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "-v", "shared:/d", "busybox", "cat", "/d/x"])),
+        "kept\n"
+    );
+    if common::have("runc") {
+        assert_eq!(
+            ok(&d.berth(&[
+                "run",
+                "--rm",
+                "--runtime",
+                "runc",
+                "busybox",
+                "echo",
+                "runc"
+            ])),
+            "runc\n"
+        );
+    }
 }

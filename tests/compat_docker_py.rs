@@ -89,6 +89,18 @@ fn docker_py_health_status_filters_and_detach_keys() {
 }
 
 #[test]
+fn docker_py_restart_policy_update_and_init() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(
+        &d,
+        "docker_py_restart.py",
+        &[("ROOTFS", rootfs.as_os_str())],
+    );
+}
+
+#[test]
 fn docker_py_networks_create_get_list_remove_connect_and_ports() {
     let d = Daemon::start();
     let rootfs = d.dir.path().join("rootfs.tar");

@@ -132,6 +132,7 @@ async fn container_route(
         ("kill", &Method::POST) => c::kill(ctx, name).await,
         ("wait", &Method::POST) => c::wait(ctx, name).await,
         ("rename", &Method::POST) => c::rename(ctx, name).await,
+        ("update", &Method::POST) => c::update(ctx, req, name).await,
         ("logs", &Method::GET) => c::logs(ctx, name).await,
         ("attach", &Method::POST) => c::attach(ctx, req, name).await,
         ("pause", &Method::POST) => c::pause(ctx, name).await,

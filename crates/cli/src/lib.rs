@@ -31,6 +31,7 @@ pub use commands::inspect::{ContainerInspectArgs, ImageInspectArgs, InspectArgs}
 pub use commands::network::{NetworkArgs, NetworkCommand, PortArgs};
 pub use commands::run::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
+pub use commands::update::UpdateArgs;
 pub use commands::volumes::{VolumeArgs, VolumeCommand};
 pub use error::CliError;
 
@@ -94,6 +95,8 @@ pub enum Command {
     Wait(ContainersArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Update configuration of one or more containers
+    Update(Box<UpdateArgs>),
     /// Fetch the logs of a container
     Logs(LogsArgs),
     /// Pause all processes within one or more containers
@@ -157,6 +160,8 @@ pub enum ContainerCommand {
     Wait(ContainersArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Update configuration of one or more containers
+    Update(Box<UpdateArgs>),
     /// Fetch the logs of a container
     Logs(LogsArgs),
     /// Pause all processes within one or more containers

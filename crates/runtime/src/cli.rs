@@ -48,6 +48,9 @@ enum RuntimeCommand {
         /// Write the container's pid to this file
         #[arg(long)]
         pid_file: Option<PathBuf>,
+        /// With a terminal: send the pty master to the unix socket at this path (SCM_RIGHTS)
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
         /// The container id
         id: String,
     },
@@ -154,6 +157,7 @@ pub fn run(args: RuntimeArgs) -> i32 {
             seccomp_cache,
             no_cgroups,
             pid_file,
+            console_socket,
             id,
         } => {
             let root = args.root.unwrap_or_else(crate::state::default_root);
@@ -168,6 +172,7 @@ pub fn run(args: RuntimeArgs) -> i32 {
                 &id,
                 &opts,
                 pid_file.as_deref(),
+                console_socket.as_deref(),
             ))
         }
         RuntimeCommand::Start { id } => report(crate::lifecycle::start(

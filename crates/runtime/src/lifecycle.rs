@@ -19,16 +19,33 @@ pub fn create(
     id: &str,
     opts: &CreateOptions,
     pid_file: Option<&Path>,
+    console_socket: Option<&Path>,
 ) -> Result<()> {
     validate_id(id)?;
     let b = Bundle::load(bundle)?;
+    let terminal = b
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && console_socket.is_none() {
+        return Err(Error::InvalidSpec(
+            "cannot allocate tty if the runtime will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && console_socket.is_some() {
+        return Err(Error::InvalidSpec(
+            "cannot use console socket if the runtime will not detach or allocate tty".into(),
+        ));
+    }
     std::fs::create_dir_all(root).map_err(|e| Error::io("mkdir", root, e))?;
     let dir = State::dir(root, id);
     std::fs::create_dir(&dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => Error::State(format!("container {id} already exists")),
         _ => Error::io("mkdir", &dir, e),
     })?;
-    let r = create_in(root, &b, id, opts, pid_file);
+    let r = create_in(root, &b, id, opts, pid_file, console_socket);
     if r.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -41,6 +58,7 @@ fn create_in(
     id: &str,
     opts: &CreateOptions,
     pid_file: Option<&Path>,
+    console_socket: Option<&Path>,
 ) -> Result<()> {
     let fifo = State::fifo(root, id);
     let c_fifo = CString::new(fifo.as_os_str().as_bytes())
@@ -49,7 +67,25 @@ fn create_in(
     if unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) } < 0 {
         return Err(Error::io("mkfifo", &fifo, std::io::Error::last_os_error()));
     }
-    let c = Container::create(id, b, Stdio::default(), opts)?;
+    let mut c = Container::create(id, b, Stdio::default(), opts)?;
+    if let (Some(master), Some(path)) = (c.take_console(), console_socket) {
+        // runc's --console-socket: the caller listens there and gets the pty master.
+        let sent = std::os::unix::net::UnixStream::connect(path)
+            .map_err(|e| Error::io("connect", path, e))
+            .and_then(|sock| {
+                use std::os::fd::AsRawFd;
+                crate::tty::send_fd(sock.as_raw_fd(), master.as_raw_fd()).map_err(|e| {
+                    Error::Syscall {
+                        call: "send console",
+                        source: std::io::Error::from_raw_os_error(e),
+                    }
+                })
+            });
+        if let Err(e) = sent {
+            let _ = c.delete();
+            return Err(e);
+        }
+    }
     let st = State {
         oci_version: "1.0.2".into(),
         id: id.to_string(),

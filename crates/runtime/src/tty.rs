@@ -67,7 +67,7 @@ pub(crate) fn setup_in_init(
 }
 
 /// Sends `fd` with one data byte over a unix socket; allocation-free.
-fn send_fd(sock: RawFd, fd: RawFd) -> std::result::Result<(), sys::Errno> {
+pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> std::result::Result<(), sys::Errno> {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),

@@ -967,3 +967,94 @@ fn exec_joins_the_container_and_sets_its_process_up_like_runc() {
     assert_eq!(o_missing, 127);
     assert_eq!(o_code, 9);
 }
+
+/// `create --console-socket`: the pty master arrives on the socket, the process sees the terminal
+/// with the spec's size once started — under runc and the built-in runtime alike.
+#[test]
+fn create_with_a_console_socket_hands_over_the_pty_master_like_runc() {
+    require_host!();
+    let berth = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/berth");
+    if !berth.exists() {
+        eprintln!("skipped: build the berth binary first (cargo build -p berth)");
+        return;
+    }
+    let s = spec_with(&["sh", "-c", "tty; stty size; echo done"], |s| {
+        let mut p = s.process().clone().unwrap();
+        p.set_terminal(Some(true));
+        p.set_console_size(Some(
+            oci_spec::runtime::BoxBuilder::default()
+                .height(33u64)
+                .width(77u64)
+                .build()
+                .unwrap(),
+        ));
+        s.set_process(Some(p));
+    });
+    let b = TestBundle::new(&s);
+    let root = tempfile::tempdir().unwrap();
+    let run = |prog: &Path, prefix: &[&str], id: &str| -> String {
+        let sock_path = root.path().join(format!("{id}.sock"));
+        let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+        let mut create = Command::new(prog);
+        create
+            .args(prefix)
+            .args(["create", "--bundle"])
+            .arg(b.path())
+            .arg("--console-socket")
+            .arg(&sock_path)
+            .arg(id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let child = create.spawn().unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let master = runtime::tty::recv_master(&OwnedFd::from(conn)).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut start = Command::new(prog);
+        assert!(start
+            .args(prefix)
+            .args(["start", id])
+            .status()
+            .unwrap()
+            .success());
+        let mut text = Vec::new();
+        let mut f = std::fs::File::from(master);
+        let mut buf = [0u8; 4096];
+        // Read until EIO (the slave side closed when the process exited).
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&text).contains("done") {
+                break;
+            }
+        }
+        let mut del = Command::new(prog);
+        let _ = del.args(prefix).args(["delete", "--force", id]).output();
+        String::from_utf8_lossy(&text).into_owned()
+    };
+    let runc_root = root.path().join("runc").display().to_string();
+    let berth_root = root.path().join("berth").display().to_string();
+    let theirs = run(Path::new("runc"), &["--root", &runc_root], &unique("rcon"));
+    let ours = run(&berth, &["runtime", "--root", &berth_root], &unique("bcon"));
+    assert!(
+        theirs.contains("/dev/pts/0\r\n33 77\r\ndone"),
+        "runc: {theirs:?}"
+    );
+    assert_eq!(ours, theirs);
+    // Without a socket a terminal cannot be handed over: refused, as runc refuses it.
+    let out = Command::new(&berth)
+        .args(["runtime", "--root", &berth_root, "create", "--bundle"])
+        .arg(b.path())
+        .arg(unique("nocon"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("console socket"));
+}

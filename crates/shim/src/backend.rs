@@ -32,6 +32,8 @@ pub enum Backend {
     Builtin(Container),
     /// An OCI runtime binary.
     External(External),
+    /// Deleted already (after the exit).
+    Deleted,
 }
 
 /// A container run by an external OCI runtime.
@@ -58,6 +60,7 @@ impl Backend {
         match self {
             Backend::Builtin(c) => c.pid(),
             Backend::External(e) => e.pid,
+            Backend::Deleted => 0,
         }
     }
 
@@ -66,6 +69,7 @@ impl Backend {
         match self {
             Backend::Builtin(c) => c.start().map_err(|e| crate::supervisor::start_error(&e)),
             Backend::External(e) => e.run(&["start", &e.id.clone()], None).map(|_| ()),
+            Backend::Deleted => Err("the container is deleted".into()),
         }
     }
 
@@ -81,6 +85,7 @@ impl Backend {
                 e.exited = Some(s);
                 Ok(s)
             }
+            Backend::Deleted => Err("the container is deleted".into()),
         }
     }
 
@@ -98,6 +103,7 @@ impl Backend {
                 }
                 Ok(())
             }
+            Backend::Deleted => Err("kill: No such process (os error 3)".into()),
         }
     }
 
@@ -114,6 +120,7 @@ impl Backend {
                 }
                 r
             }
+            Backend::Deleted => Ok(()),
         }
     }
 
@@ -122,6 +129,7 @@ impl Backend {
         let cg = match self {
             Backend::Builtin(c) => c.cgroup(),
             Backend::External(e) => e.cgroup.as_ref(),
+            Backend::Deleted => None,
         };
         cg.and_then(|c| c.stats().ok()).map_or(0, |s| s.oom_kills)
     }
@@ -131,6 +139,7 @@ impl Backend {
         match self {
             Backend::Builtin(c) => c.take_console(),
             Backend::External(e) => e.console.take(),
+            Backend::Deleted => None,
         }
     }
 
@@ -157,6 +166,9 @@ impl Backend {
                 detail: msg,
                 source: std::io::Error::other("failed"),
             }),
+            Backend::Deleted => Err(runtime::Error::InvalidSpec(
+                "the container is deleted".into(),
+            )),
         }
     }
 }

@@ -99,11 +99,12 @@ pub(crate) fn run(args: ShimArgs) -> ExitCode {
             let _ = ready.flush();
             detach_stdout();
             release_setup_memory();
+            // Ends after the exit: the container is deleted (its cgroup removed; the init is reaped, so nothing
+            // is left in it but stragglers, killed) before waiters hear of the exit.
             s.serve();
-            let id = s.args.id.clone();
-            // Removes the cgroup (the init is reaped, so nothing is left in it but stragglers, killed).
-            if let Err(e) = s.container.delete() {
-                eprintln!("shim {id}: removing container: {e}");
+            let container = std::mem::replace(&mut s.container, Backend::Deleted);
+            if let Err(e) = container.delete() {
+                eprintln!("shim {}: removing container: {e}", s.args.id);
             }
             ExitCode::SUCCESS
         }
@@ -933,6 +934,12 @@ impl Shim {
             }
         }
         self.finish_execs(true);
+        // Remove the container (its cgroup, an external runtime's state) before anyone hears of the exit:
+        // a `docker rm` that follows must find nothing left.
+        let container = std::mem::replace(&mut self.container, Backend::Deleted);
+        if let Err(e) = container.delete() {
+            eprintln!("shim {}: removing container: {e}", self.args.id);
+        }
         let line = format!("exit {} {}\n", status.code(), u8::from(oom));
         for c in &mut self.clients {
             if c.waiting {

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use engine::containers::detach::EscapeProxy;
 use engine::containers::{
-    parse_signal, ContainerListOptions, CreateRequest, LogOptions, WaitCondition,
+    check_raw_policy, parse_signal, ContainerListOptions, CreateRequest, LogOptions, WaitCondition,
 };
 use engine::{parse_timestamp, Filters};
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -25,8 +25,15 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Bod
         .await
         .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
         .to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))?;
+    let body = serde_json::from_slice(&bytes).map_err(|e| {
+        // An unknown restart policy name fails the model's parse: answer it in dockerd's words.
+        if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            if let Err(policy) = check_raw_policy(&raw, "/HostConfig/RestartPolicy") {
+                return ApiError::from(policy);
+            }
+        }
+        ApiError::bad_request(format!("invalid JSON in the request body: {e}"))
+    })?;
     let req = CreateRequest {
         name: ctx.query.get("name").map(str::to_owned),
         body,
@@ -117,6 +124,25 @@ pub async fn kill(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
         .kill_container(name, ctx.query.get("signal"))
         .await?;
     Ok(body::empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /containers/{id}/update`: new resources and restart policy; `{"Warnings": []}`.
+pub async fn update(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<Response<Body>> {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes).map_err(|e| {
+        if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            if let Err(policy) = check_raw_policy(&raw, "/RestartPolicy") {
+                return ApiError::from(policy);
+            }
+        }
+        ApiError::bad_request(format!("invalid JSON in the request body: {e}"))
+    })?;
+    Ok(json(&ctx.engine.update_container(name, body).await?))
 }
 
 /// `POST /containers/{id}/rename?name=…`.

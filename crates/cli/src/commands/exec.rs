@@ -4,7 +4,6 @@
 use serde_json::{json, Value};
 
 use super::path_escape;
-use super::run::expand_env;
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output::stdin_is_terminal;
@@ -48,18 +47,6 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// Docker's `--env-file` format: `KEY=value` lines, `KEY` alone takes the client's value, `#` comments.
-fn read_env_file(path: &str) -> Result<Vec<String>, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Prefixed(format!("open {path}: {e}")))?;
-    Ok(text
-        .lines()
-        .map(|l| l.trim_start())
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(expand_env)
-        .collect())
-}
-
 /// Runs `exec`.
 pub async fn exec(client: &Client, args: ExecArgs) -> Result<(), CliError> {
     if args.tty && args.interactive && !args.detach && !stdin_is_terminal() {
@@ -68,11 +55,7 @@ pub async fn exec(client: &Client, args: ExecArgs) -> Result<(), CliError> {
             1,
         ));
     }
-    let mut env = Vec::new();
-    for f in &args.env_file {
-        env.extend(read_env_file(f)?);
-    }
-    env.extend(args.env.iter().map(|e| expand_env(e)));
+    let env = super::run::env_list(&args.env_file, &args.env)?;
     let size = if args.tty {
         crate::terminal::size(1)
     } else {

@@ -15,6 +15,7 @@ mod progress;
 pub mod run;
 pub mod session;
 pub mod system;
+pub mod update;
 pub mod volumes;
 
 use crate::client::Client;
@@ -66,6 +67,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Stop(args) => containers::stop(&client, args).await,
         Command::Kill(args) => containers::kill(&client, args).await,
         Command::Restart(args) => containers::restart(&client, args).await,
+        Command::Update(args) => update::update(&client, *args).await,
         Command::Rm(args) => containers::rm(&client, args).await,
         Command::Wait(args) => containers::wait(&client, args).await,
         Command::Rename(args) => containers::rename(&client, args).await,
@@ -88,6 +90,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Stop(args) => containers::stop(&client, args).await,
             ContainerCommand::Kill(args) => containers::kill(&client, args).await,
             ContainerCommand::Restart(args) => containers::restart(&client, args).await,
+            ContainerCommand::Update(args) => update::update(&client, *args).await,
             ContainerCommand::Rm(args) => containers::rm(&client, args).await,
             ContainerCommand::Wait(args) => containers::wait(&client, args).await,
             ContainerCommand::Rename(args) => containers::rename(&client, args).await,

@@ -82,6 +82,24 @@ pub struct ContainerOptions {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long, value_name = "int", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long, value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long, value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long, value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, value_name = "string", default_value = "no")]
+    pub restart: String,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// Mount a tmpfs directory
     #[arg(long, value_name = "list")]
     pub tmpfs: Vec<String>,
@@ -118,6 +136,21 @@ pub struct ContainerOptions {
     /// Ulimit options
     #[arg(long, value_name = "ulimit")]
     pub ulimit: Vec<String>,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long, value_name = "mount")]
+    pub mount: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long, value_name = "list")]
+    pub env_file: Vec<String>,
+    /// Runtime to use for this container
+    #[arg(long, value_name = "string")]
+    pub runtime: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long, value_name = "string", default_value = "missing")]
+    pub pull: String,
     /// Healthcheck flags
     #[command(flatten)]
     pub health: super::health::HealthOptions,
@@ -175,6 +208,16 @@ pub struct StartArgs {
 
 /// A `run`-style failure: `berth: MESSAGE` and the hint, with `status`.
 fn run_error(message: &str, status: u8) -> CliError {
+    if message.starts_with("invalid argument \"") {
+        // A flag value the parser refused: the docker CLI (cobra) prints it with the usage line.
+        return CliError::WithStatus(
+            format!(
+                "{message}\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n\
+                 Run 'berth run --help' for more information"
+            ),
+            status,
+        );
+    }
     CliError::WithStatus(
         format!("berth: {message}\n\nRun 'berth run --help' for more information"),
         status,
@@ -245,7 +288,7 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
         "AttachStdin": opts.interactive && attach,
         "AttachStdout": attach,
         "AttachStderr": attach,
-        "Env": opts.env.iter().map(|e| expand_env(e)).collect::<Vec<_>>(),
+        "Env": env_list(&opts.env_file, &opts.env)?,
         "Labels": labels,
     });
     if !cmd.is_empty() {
@@ -307,6 +350,33 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     }
     if let Some(c) = opts.cpus {
         host["NanoCpus"] = json!((c * 1e9).round() as i64);
+    }
+    if let Some(s) = &opts.memory_swap {
+        host["MemorySwap"] = json!(parse_memory_swap(s)?);
+    }
+    if let Some(m) = &opts.memory_reservation {
+        let bytes = ram_in_bytes(m).ok_or_else(|| {
+            CliError::Usage(format!(
+                "invalid argument \"{m}\" for \"--memory-reservation\" flag: invalid size: '{m}'"
+            ))
+        })?;
+        host["MemoryReservation"] = json!(bytes);
+    }
+    if let Some(c) = opts.cpu_shares {
+        host["CpuShares"] = json!(c);
+    }
+    if let Some(c) = &opts.cpuset_cpus {
+        host["CpusetCpus"] = json!(c);
+    }
+    let restart = parse_restart_policy(&opts.restart)?;
+    if opts.rm && restart["Name"] != "no" && restart["Name"] != "" {
+        return Err(CliError::Usage(
+            "conflicting options: cannot specify both --restart and --rm".to_string(),
+        ));
+    }
+    host["RestartPolicy"] = restart;
+    if opts.init {
+        host["Init"] = json!(true);
     }
     if let Some(p) = opts.pids_limit {
         host["PidsLimit"] = json!(p);
@@ -385,6 +455,25 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
         }
         config["NetworkingConfig"] = json!({"EndpointsConfig": {net: ep}});
     }
+    let (binds, volumes) = parse_volume_flags(&opts.volume)?;
+    if !binds.is_empty() {
+        host["Binds"] = json!(binds);
+    }
+    if !volumes.is_empty() {
+        let map: serde_json::Map<String, Value> =
+            volumes.into_iter().map(|v| (v, json!({}))).collect();
+        config["Volumes"] = Value::Object(map);
+    }
+    if !opts.mount.is_empty() {
+        host["Mounts"] = json!(opts
+            .mount
+            .iter()
+            .map(|m| parse_mount_flag(m))
+            .collect::<Result<Vec<_>, _>>()?);
+    }
+    if let Some(r) = &opts.runtime {
+        host["Runtime"] = json!(r);
+    }
     if !opts.ulimit.is_empty() {
         let ulimits = opts
             .ulimit
@@ -400,6 +489,41 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     Ok(config)
 }
 
+/// `--restart NAME[:COUNT]` as the docker CLI parses it (the daemon checks the name).
+pub fn parse_restart_policy(text: &str) -> Result<Value, CliError> {
+    let (name, count) = match text.split_once(':') {
+        Some(("", _)) => {
+            return Err(CliError::Usage(
+                "invalid restart policy format: no policy provided before colon".to_string(),
+            ))
+        }
+        Some((name, count)) => (name, count),
+        None => (text, ""),
+    };
+    let count: i64 = if count.is_empty() {
+        0
+    } else {
+        count.parse().map_err(|_| {
+            CliError::Usage(
+                "invalid restart policy format: maximum retry count must be an integer".to_string(),
+            )
+        })?
+    };
+    Ok(json!({"Name": name, "MaximumRetryCount": count}))
+}
+
+/// `--memory-swap`: a size, or -1 for unlimited swap.
+pub fn parse_memory_swap(text: &str) -> Result<i64, CliError> {
+    if text.trim() == "-1" {
+        return Ok(-1);
+    }
+    ram_in_bytes(text).ok_or_else(|| {
+        CliError::Usage(format!(
+            "invalid argument \"{text}\" for \"--memory-swap\" flag: invalid size: '{text}'"
+        ))
+    })
+}
+
 /// Capabilities as Docker's CLI sends them: upper-case with the `CAP_` prefix, `ALL` as is.
 pub fn normalize_caps(caps: &[String]) -> Vec<String> {
     caps.iter()
@@ -412,6 +536,168 @@ pub fn normalize_caps(caps: &[String]) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// The environment of `--env-file` files (read first) and `-e` flags, as the docker CLI assembles it.
+pub fn env_list(files: &[String], flags: &[String]) -> Result<Vec<String>, CliError> {
+    let mut env = Vec::new();
+    for f in files {
+        env.extend(read_env_file(f)?);
+    }
+    env.extend(flags.iter().map(|e| expand_env(e)));
+    Ok(env)
+}
+
+/// Docker's `--env-file` format: `KEY=value` lines, `KEY` alone takes the client's value, `#` comments.
+pub fn read_env_file(path: &str) -> Result<Vec<String>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Prefixed(format!("open {path}: {e}")))?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim_start())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(expand_env)
+        .collect())
+}
+
+/// `-v` flags as the docker CLI sends them: with a source (`SRC:DST[:MODE]`, a relative source made
+/// absolute) they go to `HostConfig.Binds`; a lone path is an anonymous volume in `Config.Volumes`.
+fn parse_volume_flags(specs: &[String]) -> Result<(Vec<String>, Vec<String>), CliError> {
+    let (mut binds, mut volumes) = (Vec::new(), Vec::new());
+    for spec in specs {
+        let parts: Vec<&str> = spec.split(':').collect();
+        match parts.len() {
+            1 => {
+                if !spec.starts_with('/') {
+                    return Err(CliError::Usage(format!(
+                        "invalid argument \"{spec}\" for \"-v, --volume\" flag: invalid mount \
+                         config: invalid mount path: '{spec}' mount path must be absolute"
+                    )));
+                }
+                volumes.push(spec.clone());
+            }
+            2 | 3 => {
+                let mut p = parts.clone();
+                let abs;
+                if p[0].starts_with('.') {
+                    let cwd = std::env::current_dir().map_err(CliError::from)?;
+                    abs = cwd.join(p[0]).display().to_string();
+                    p[0] = &abs;
+                }
+                binds.push(p.join(":"));
+            }
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "invalid argument \"{spec}\" for \"-v, --volume\" flag: invalid spec: {spec}: too many colons"
+                )))
+            }
+        }
+    }
+    Ok((binds, volumes))
+}
+
+/// One `--mount` flag (`type=bind|volume|tmpfs,source=…,target=…,readonly,…`) as the docker CLI sends it.
+fn parse_mount_flag(spec: &str) -> Result<Value, CliError> {
+    let bad = |why: String| {
+        CliError::Usage(format!(
+            "invalid argument \"{spec}\" for \"--mount\" flag: {why}"
+        ))
+    };
+    let truthy = |v: Option<&str>, key: &str| -> Result<bool, CliError> {
+        match v.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("1") | Some("true") => Ok(true),
+            Some("0") | Some("false") => Ok(false),
+            Some(other) => Err(bad(format!("invalid value for {key}: {other}"))),
+        }
+    };
+    let mut m = serde_json::Map::new();
+    let mut kind = "volume".to_string();
+    let (mut bind, mut vol, mut tmpfs) = (
+        serde_json::Map::new(),
+        serde_json::Map::new(),
+        serde_json::Map::new(),
+    );
+    let (mut vol_labels, mut vol_opts) = (serde_json::Map::new(), serde_json::Map::new());
+    let mut driver: Option<String> = None;
+    for field in spec.split(',').filter(|f| !f.is_empty()) {
+        let (key, value) = match field.split_once('=') {
+            Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
+            None => (field.to_ascii_lowercase(), None),
+        };
+        let need = || {
+            value.ok_or_else(|| bad(format!("invalid field '{field}' must be a key=value pair")))
+        };
+        match key.as_str() {
+            "type" => kind = need()?.to_string(),
+            "source" | "src" => {
+                m.insert("Source".into(), json!(need()?));
+            }
+            "target" | "destination" | "dst" => {
+                m.insert("Target".into(), json!(need()?));
+            }
+            "readonly" | "ro" => {
+                m.insert("ReadOnly".into(), json!(truthy(value, &key)?));
+            }
+            "consistency" => {
+                m.insert("Consistency".into(), json!(need()?));
+            }
+            "bind-propagation" => {
+                bind.insert("Propagation".into(), json!(need()?));
+            }
+            "bind-nonrecursive" => {
+                bind.insert("NonRecursive".into(), json!(truthy(value, &key)?));
+            }
+            "volume-nocopy" => {
+                vol.insert("NoCopy".into(), json!(truthy(value, &key)?));
+            }
+            "volume-label" => {
+                let (k, v) = need()?.split_once('=').unwrap_or((need()?, ""));
+                vol_labels.insert(k.into(), json!(v));
+            }
+            "volume-driver" => driver = Some(need()?.to_string()),
+            "volume-opt" => {
+                let (k, v) = need()?.split_once('=').ok_or_else(|| {
+                    bad(format!("invalid volume-opt value: {}", value.unwrap_or("")))
+                })?;
+                vol_opts.insert(k.into(), json!(v));
+            }
+            "tmpfs-size" => {
+                let size = ram_in_bytes(need()?)
+                    .ok_or_else(|| bad(format!("invalid tmpfs-size: {}", value.unwrap_or(""))))?;
+                tmpfs.insert("SizeBytes".into(), json!(size));
+            }
+            "tmpfs-mode" => {
+                let mode = u32::from_str_radix(need()?, 8)
+                    .map_err(|_| bad(format!("invalid tmpfs-mode: {}", value.unwrap_or(""))))?;
+                tmpfs.insert("Mode".into(), json!(mode));
+            }
+            _ => return Err(bad(format!("unexpected key '{key}' in '{field}'"))),
+        }
+    }
+    m.insert("Type".into(), json!(kind));
+    if !bind.is_empty() {
+        m.insert("BindOptions".into(), Value::Object(bind));
+    }
+    if !vol_labels.is_empty() {
+        vol.insert("Labels".into(), Value::Object(vol_labels));
+    }
+    if driver.is_some() || !vol_opts.is_empty() {
+        let mut dc = serde_json::Map::new();
+        if let Some(d) = driver {
+            dc.insert("Name".into(), json!(d));
+        }
+        if !vol_opts.is_empty() {
+            dc.insert("Options".into(), Value::Object(vol_opts));
+        }
+        vol.insert("DriverConfig".into(), Value::Object(dc));
+    }
+    if !vol.is_empty() {
+        m.insert("VolumeOptions".into(), Value::Object(vol));
+    }
+    if !tmpfs.is_empty() {
+        m.insert("TmpfsOptions".into(), Value::Object(tmpfs));
+    }
+    Ok(Value::Object(m))
 }
 
 /// `-e NAME` without a value takes the client's own value (and is dropped if unset), as Docker does.
@@ -442,6 +728,15 @@ async fn create_container(
     attach: bool,
 ) -> Result<String, CliError> {
     let body = create_body(opts, attach)?;
+    if !["always", "missing", "never"].contains(&opts.pull.as_str()) {
+        return Err(CliError::Usage(format!(
+            "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
+            opts.pull
+        )));
+    }
+    if opts.pull == "always" {
+        pull(client, &with_default_tag(&opts.args[0])).await?;
+    }
     let path = match &opts.name {
         Some(n) => format!("/containers/create{}", query(&[("name", n)])),
         None => "/containers/create".to_string(),
@@ -451,7 +746,7 @@ async fn create_container(
         Err(CliError::Daemon {
             status: 404,
             message,
-        }) if message.starts_with("No such image") => {
+        }) if message.starts_with("No such image") && opts.pull == "missing" => {
             let image = with_default_tag(&opts.args[0]);
             eprintln!("Unable to find image '{image}' locally");
             pull(client, &image).await?;

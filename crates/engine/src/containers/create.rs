@@ -87,6 +87,7 @@ impl Engine {
             args,
             state: State::default(),
             restart_count: 0,
+            manually_stopped: false,
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
             networks,
         };
@@ -228,9 +229,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if some_vec(&h.devices) || some_vec(&h.device_requests) || some_vec(&h.device_cgroup_rules) {
         return refuse("--device, --gpus and --device-cgroup-rule");
     }
-    if h.init == Some(true) {
-        return refuse("--init");
-    }
     // Network modes (user-defined networks, `container:X`) are checked against the networks at create.
     for (what, mode) in [
         ("--pid", &h.pid_mode),
@@ -245,11 +243,7 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if h.userns_mode.as_deref().is_some_and(|m| !m.is_empty()) {
         return refuse("--userns");
     }
-    if let Some(RestartPolicy { name: Some(n), .. }) = &h.restart_policy {
-        if !matches!(n, RestartPolicyNameEnum::EMPTY | RestartPolicyNameEnum::NO) {
-            return refuse("restart policies other than \"no\"");
-        }
-    }
+    super::restart::validate(h.restart_policy.as_ref(), h.auto_remove == Some(true))?;
     if let Some(HostConfigLogConfig { typ: Some(t), .. }) = &h.log_config {
         if !t.is_empty() && t != "json-file" {
             return refuse(&format!("log driver {t:?}"));
@@ -299,10 +293,22 @@ fn fill_host_defaults(h: &mut HostConfig) {
             ),
         });
     }
-    if h.restart_policy.is_none() {
+    if h.restart_policy
+        .as_ref()
+        .is_none_or(|p| p.name.is_none_or(|n| n == RestartPolicyNameEnum::EMPTY))
+    {
         h.restart_policy = Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::NO),
             maximum_retry_count: Some(0),
+        });
+    }
+    if h.memory.unwrap_or(0) > 0 && h.memory_swap.unwrap_or(0) == 0 {
+        // As dockerd: memory plus swap defaults to twice the memory, or unlimited where the kernel does
+        // not account swap (`docker update` later checks a new memory limit against it).
+        h.memory_swap = Some(if swap_accounting() {
+            h.memory.unwrap_or(0) * 2
+        } else {
+            -1
         });
     }
     if h.shm_size.unwrap_or(0) == 0 {
@@ -333,6 +339,14 @@ fn fill_host_defaults(h: &mut HostConfig) {
     h.auto_remove.get_or_insert(false);
     h.privileged.get_or_insert(false);
     h.readonly_rootfs.get_or_insert(false);
+}
+
+/// Whether the kernel limits swap per cgroup (v1 `memory.memsw.*`, v2 `memory.swap.max`).
+fn swap_accounting() -> bool {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    root.join("memory/memory.memsw.limit_in_bytes").exists()
+        || std::fs::read_to_string(root.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|w| w == "memory"))
 }
 
 /// 64 random hex digits, as Docker's IDs.

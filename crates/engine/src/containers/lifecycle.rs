@@ -161,6 +161,7 @@ impl Engine {
             }
             Status::Created | Status::Exited => {}
         }
+        self.reset_restarts(&c.id)?;
         {
             let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
             if !starting.insert(c.id.clone()) {
@@ -182,7 +183,7 @@ impl Engine {
         result
     }
 
-    async fn start_inner(self: &Arc<Self>, c: &Container) -> Result<()> {
+    pub(crate) async fn start_inner(self: &Arc<Self>, c: &Container) -> Result<()> {
         let t0 = std::time::Instant::now();
         let id = c.id.clone();
         let dir = self.containers.dir(&id);
@@ -348,7 +349,7 @@ impl Engine {
             // Shallower destinations first, so that /data is mounted before /data/sub (as dockerd sorts).
             user_mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
             let netns = self.joined_netns(c)?;
-            let spec = spec::build(
+            let mut spec = spec::build(
                 c,
                 &layout.merged,
                 &user,
@@ -357,6 +358,10 @@ impl Engine {
                 netns.as_deref(),
                 self.host.go_arch,
             )?;
+            if c.host_config.init == Some(true) {
+                let init = super::init::install(&self.config.exec_root)?;
+                super::init::apply(&mut spec, &init)?;
+            }
             let _ = std::fs::remove_dir_all(state_dir);
             std::fs::create_dir_all(state_dir)
                 .map_err(|e| Error::System(format!("creating {}: {e}", state_dir.display())))?;
@@ -397,8 +402,18 @@ impl Engine {
     async fn on_exit(self: &Arc<Self>, id: &str, code: i64, oom: bool) {
         self.stop_health(id);
         let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
+        let restart = self
+            .containers
+            .resolve(id)
+            .ok()
+            .and_then(|c| self.plan_restart(&c, code));
         let c = match self.containers.update(id, |c| {
-            c.state.status = Status::Exited;
+            if restart.is_some() {
+                c.state.status = Status::Restarting;
+                c.restart_count += 1;
+            } else {
+                c.state.status = Status::Exited;
+            }
             c.state.pid = 0;
             c.state.exit_code = code;
             c.state.oom_killed = oom;
@@ -418,7 +433,9 @@ impl Engine {
         attrs.insert("exitCode".to_owned(), code.to_string());
         self.container_event_with("die", &c, attrs);
         let _ = self.states.send(StateChange::Exited(id.to_owned(), code));
-        if c.host_config.auto_remove == Some(true) {
+        if let Some(plan) = restart {
+            self.schedule_restart(id.to_owned(), plan);
+        } else if c.host_config.auto_remove == Some(true) {
             // --rm takes the container's anonymous volumes with it, as in Docker.
             if let Err(e) = self.remove_stopped(&c, true).await {
                 tracing::warn!(id, error = %e, "auto-remove failed");
@@ -433,7 +450,15 @@ impl Engine {
         signal: Option<&str>,
         timeout: Option<i64>,
     ) -> Result<()> {
-        let c = self.containers.resolve(name)?;
+        let mut c = self.containers.resolve(name)?;
+        if c.state.status == Status::Restarting {
+            // Waiting for its restart: cancelling that is the stop (dockerd sends no signal then).
+            c = self.cancel_restarting(&c, libc::SIGKILL).await?;
+            if c.state.status != Status::Running && c.state.status != Status::Paused {
+                self.container_event("stop", &c);
+                return Ok(());
+            }
+        }
         if c.state.status != Status::Running && c.state.status != Status::Paused {
             return Err(Error::NotModified);
         }
@@ -474,7 +499,14 @@ impl Engine {
 
     /// `POST /containers/{id}/kill`.
     pub async fn kill_container(self: &Arc<Self>, name: &str, signal: Option<&str>) -> Result<()> {
-        let c = self.containers.resolve(name)?;
+        let mut c = self.containers.resolve(name)?;
+        if c.state.status == Status::Restarting {
+            let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
+            c = self.cancel_restarting(&c, sig).await?;
+            if c.state.status != Status::Running && c.state.status != Status::Paused {
+                return Ok(());
+            }
+        }
         if c.state.status != Status::Running && c.state.status != Status::Paused {
             return Err(Error::Conflict(format!(
                 "cannot kill container: {name}: container {} is not running",
@@ -486,6 +518,7 @@ impl Engine {
     }
 
     async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
+        self.note_user_signal(c, sig);
         let mut attrs = BTreeMap::new();
         attrs.insert("signal".to_owned(), sig.to_string());
         self.container_event_with("kill", c, attrs);
@@ -612,17 +645,23 @@ impl Engine {
         force: bool,
         volumes: bool,
     ) -> Result<()> {
-        let c = self.containers.resolve(name)?;
+        let mut c = self.containers.resolve(name)?;
         if matches!(
             c.state.status,
             Status::Running | Status::Paused | Status::Restarting
         ) {
             if !force {
                 return Err(Error::Conflict(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    c.name
+                    "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                    c.name,
+                    c.state.status.as_str()
                 )));
             }
+            if c.state.status == Status::Restarting {
+                c = self.cancel_restarting(&c, libc::SIGKILL).await?;
+            }
+        }
+        if matches!(c.state.status, Status::Running | Status::Paused) {
             let mut states = self.states.subscribe();
             self.signal(&c, libc::SIGKILL).await?;
             wait_exit(&mut states, &c.id, Some(Duration::from_secs(30))).await;
@@ -648,6 +687,7 @@ impl Engine {
         self.drop_hub(&c.id, true);
         self.forget_stats(&c.id);
         self.forget_execs(&c.id);
+        self.forget_restarts(&c.id);
         self.container_event("destroy", c);
         let _ = self.states.send(StateChange::Removed(c.id.clone()));
         Ok(())
@@ -687,6 +727,12 @@ impl Engine {
                 }
                 let engine = Arc::clone(self);
                 tokio::spawn(async move { engine.monitor(c.id.clone(), sock).await });
+            } else if c.state.status == Status::Restarting {
+                // It was waiting out its back-off: it stays exited with its code, and the restart
+                // policy below decides (the restart manager did not survive the daemon).
+                let _ = self
+                    .containers
+                    .update(&c.id, |c| c.state.status = Status::Exited);
             } else {
                 let (code, oom) = self.exit_record(&c.id).unwrap_or((255, false));
                 tracing::info!(id = %c.id, code, "container exited while the daemon was down");
@@ -694,6 +740,7 @@ impl Engine {
             }
         }
         self.net_sweep().await;
+        self.restart_on_boot().await;
     }
 
     /// Publishes a container event (Actor attributes: name, image and the container's labels).

@@ -9,12 +9,14 @@ mod etc;
 pub mod exec;
 pub(crate) mod health;
 pub mod hub;
+mod init;
 mod inroot;
 mod lifecycle;
 mod logs;
 pub(crate) mod mounts;
 mod names;
 pub mod record;
+pub(crate) mod restart;
 pub(crate) mod rootfs;
 mod shim_client;
 mod spec;
@@ -23,6 +25,7 @@ pub mod store;
 mod tarwrite;
 mod top;
 mod untar;
+mod update;
 mod user;
 mod views;
 
@@ -33,6 +36,7 @@ pub use create::CreateRequest;
 pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub use logs::LogOptions;
+pub use restart::check_raw_policy;
 pub use views::ContainerListOptions;
 
 /// A lifecycle change, broadcast to waiters.

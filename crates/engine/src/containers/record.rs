@@ -106,6 +106,10 @@ pub struct Container {
     pub state: State,
     /// How many times the restart policy restarted it.
     pub restart_count: i64,
+    /// Stopped or killed by the user since its last start (dockerd's `HasBeenManuallyStopped`, which
+    /// `unless-stopped` honours).
+    #[serde(default)]
+    pub manually_stopped: bool,
     /// Mounts as inspect shows them.
     pub mounts: Vec<MountPoint>,
     /// The networks it joins when it runs, by network name (`--network`, `network connect`).

@@ -349,7 +349,7 @@ pub(crate) fn host_capabilities() -> Vec<String> {
 }
 
 /// `linux.resources` from Docker's resource fields; devices follow Docker's default allow list.
-fn resources(h: &HostConfig) -> Value {
+pub(crate) fn resources(h: &HostConfig) -> Value {
     let mut r = json!({});
     let mut memory = json!({});
     if let Some(m) = h.memory.filter(|m| *m > 0) {

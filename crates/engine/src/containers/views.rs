@@ -73,7 +73,11 @@ impl Engine {
         let mut out: Vec<ContainerSummary> = list
             .iter()
             .filter(|c| {
-                all || c.state.status == Status::Running || c.state.status == Status::Paused
+                // Restarting counts as running, as in dockerd.
+                all || matches!(
+                    c.state.status,
+                    Status::Running | Status::Paused | Status::Restarting
+                )
             })
             .filter(|c| any("id", &|v| c.id.starts_with(v)))
             .filter(|c| any("name", &|v| c.name.contains(v.trim_start_matches('/'))))
@@ -184,7 +188,10 @@ impl Engine {
             args: Some(c.args.clone()),
             state: Some(ContainerState {
                 status: Some(status),
-                running: Some(matches!(c.state.status, Status::Running | Status::Paused)),
+                running: Some(matches!(
+                    c.state.status,
+                    Status::Running | Status::Paused | Status::Restarting
+                )),
                 paused: Some(c.state.status == Status::Paused),
                 restarting: Some(c.state.status == Status::Restarting),
                 oom_killed: Some(c.state.oom_killed),
