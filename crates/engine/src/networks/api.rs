@@ -214,7 +214,14 @@ fn valid_name(name: &str) -> bool {
 
 impl Manager {
     /// Attaches a running container to one more network (`network connect`).
-    fn connect_blocking(&self, cid: &str, cname: &str, pid: i64, a: &Attachment) -> Result<()> {
+    fn connect_blocking(
+        &self,
+        cid: &str,
+        cname: &str,
+        pid: i64,
+        a: &Attachment,
+        resolv: &std::path::Path,
+    ) -> Result<bool> {
         let mut st = self.lock();
         let used = st
             .nets
@@ -273,21 +280,26 @@ impl Manager {
                 aliases: BTreeMap::new(),
             });
         live.aliases.insert(a.network_id.clone(), a.aliases.clone());
+        let mut started_dns = false;
         if !default && live.dns.is_none() {
             match network::dns::Server::start(
                 std::net::SocketAddr::new(std::net::IpAddr::V4(DNS_ADDR), 53),
                 live.table.clone(),
-                Vec::new(),
+                // The container's own servers (its --dns, else the host's), for names not on its networks.
+                super::endpoints::upstreams(resolv),
                 Some(netns),
             ) {
-                Ok(s) => live.dns = Some(s),
+                Ok(s) => {
+                    live.dns = Some(s);
+                    started_dns = true;
+                }
                 Err(e) => {
                     tracing::warn!(container = cid, error = %e, "starting the DNS server failed")
                 }
             }
         }
         st.refresh_dns();
-        Ok(())
+        Ok(started_dns)
     }
 
     fn disconnect_blocking(&self, cid: &str, net_id: &str) -> Result<()> {
@@ -595,8 +607,18 @@ impl Engine {
         if matches!(c.state.status, Status::Running | Status::Paused) {
             let net = Arc::clone(&self.net);
             let (cid, cname, pid, a2) = (c.id.clone(), c.name.clone(), c.state.pid, a.clone());
-            tokio::task::spawn_blocking(move || net.connect_blocking(&cid, &cname, pid, &a2))
-                .await??;
+            let dir = self.containers.dir(&c.id);
+            let resolv = dir.join("resolv.conf");
+            let started_dns = tokio::task::spawn_blocking(move || {
+                net.connect_blocking(&cid, &cname, pid, &a2, &resolv)
+            })
+            .await??;
+            if started_dns {
+                // Its first user-defined network: names resolve through the embedded server from now on.
+                if let Err(e) = super::endpoints::use_embedded_dns(&dir) {
+                    tracing::warn!(id = %c.id, error = %e, "pointing resolv.conf at the embedded DNS server failed");
+                }
+            }
             self.network_event("connect", &net_id, &net_name, Some(&c.id));
         }
         self.containers.update(&c.id, |c| {

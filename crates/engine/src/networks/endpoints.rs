@@ -255,7 +255,7 @@ fn load_ports(path: &Path) -> Vec<Saved> {
 
 /// The servers the embedded DNS server forwards to: the `nameserver`s of the resolv.conf written for the
 /// container (its `--dns`, else the host's), or once rewritten, its `# ExtServers:` line.
-fn upstreams(resolv: &Path) -> Vec<SocketAddr> {
+pub(super) fn upstreams(resolv: &Path) -> Vec<SocketAddr> {
     let text = std::fs::read_to_string(resolv).unwrap_or_default();
     let mut out: Vec<IpAddr> = Vec::new();
     for l in text.lines() {
@@ -299,38 +299,47 @@ fn write_etc(dir: &Path, hostname: &str, ep: &network::Endpoint, dns: bool) -> s
     out.push_str(&format!("{}\t{hostname}\n", ep.ip));
     std::fs::write(&hosts_path, out)?;
     if dns {
-        let resolv_path = dir.join("resolv.conf");
-        let old = std::fs::read_to_string(&resolv_path)?;
-        let ext: Vec<&str> = old
-            .lines()
-            .filter_map(|l| l.strip_prefix("nameserver "))
-            .map(str::trim)
-            .collect();
-        let mut new = format!("nameserver {DNS_ADDR}\n");
-        let mut has_options = false;
-        for l in old.lines() {
-            if l.starts_with("search ") {
-                new.push_str(l);
-                new.push('\n');
-            } else if l.starts_with("options ") {
-                has_options = true;
-                new.push_str(l);
-                new.push('\n');
-            }
-        }
-        if !has_options {
-            new.push_str("options ndots:0\n");
-        }
-        new.push_str(&format!(
-            "\n# ExtServers: [{}]\n",
-            ext.iter()
-                .map(|s| format!("host({s})"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-        std::fs::write(&resolv_path, new)?;
+        use_embedded_dns(dir)?;
     }
     Ok(())
+}
+
+/// Points the container's resolv.conf at the embedded DNS server, keeping its search and options lines and
+/// noting its servers (the DNS server's upstreams) in a `# ExtServers:` line, as dockerd writes it.
+pub(super) fn use_embedded_dns(dir: &Path) -> std::io::Result<()> {
+    let resolv_path = dir.join("resolv.conf");
+    let old = std::fs::read_to_string(&resolv_path)?;
+    if old.starts_with(&format!("nameserver {DNS_ADDR}\n")) {
+        return Ok(());
+    }
+    let ext: Vec<&str> = old
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .map(str::trim)
+        .collect();
+    let mut new = format!("nameserver {DNS_ADDR}\n");
+    let mut has_options = false;
+    for l in old.lines() {
+        if l.starts_with("search ") {
+            new.push_str(l);
+            new.push('\n');
+        } else if l.starts_with("options ") {
+            has_options = true;
+            new.push_str(l);
+            new.push('\n');
+        }
+    }
+    if !has_options {
+        new.push_str("options ndots:0\n");
+    }
+    new.push_str(&format!(
+        "\n# ExtServers: [{}]\n",
+        ext.iter()
+            .map(|s| format!("host({s})"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    std::fs::write(&resolv_path, new)
 }
 
 impl Engine {
