@@ -333,9 +333,25 @@ fn network_connect_and_disconnect_work_on_a_running_container() {
     let out = d.docker(&["network", "disconnect", "front", "app"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not connected to network front"));
     // A container on the default bridge that joins a user network resolves names there from then on.
-    ok(&d.docker(&["run", "-d", "--name", "plain", "--dns", "127.0.0.1", "busybox", "sleep", "60"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sleep",
+        "60",
+    ]));
     ok(&d.docker(&["network", "connect", "back", "plain"]));
-    let out = ok(&d.docker(&["exec", "plain", "sh", "-c", "nslookup app | grep Address | tail -1"]));
+    let out = ok(&d.docker(&[
+        "exec",
+        "plain",
+        "sh",
+        "-c",
+        "nslookup app | grep Address | tail -1",
+    ]));
     assert_eq!(out, "Address: 172.18.0.2\n");
     ok(&d.docker(&["rm", "-f", "plain"]));
     // A created container connected before its start joins both networks when it starts.
