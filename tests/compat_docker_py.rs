@@ -22,12 +22,13 @@ fn run_script(d: &Daemon, script: &str, env: &[(&str, &std::ffi::OsStr)]) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/compat")
         .join(script);
-    let out = Command::new("python3")
-        .arg(path)
+    let mut cmd = Command::new("python3");
+    cmd.arg(path)
         .env("DOCKER_HOST", d.host())
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+        .envs(env.iter().copied());
+    // Inside the daemon's network namespace, so 127.0.0.1 reaches its published ports.
+    d.netns_command(&mut cmd);
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "stdout: {}\nstderr: {}",
@@ -95,6 +96,18 @@ fn docker_py_restart_policy_update_and_init() {
     run_script(
         &d,
         "docker_py_restart.py",
+        &[("ROOTFS", rootfs.as_os_str())],
+    );
+}
+
+#[test]
+fn docker_py_networks_create_get_list_remove_connect_and_ports() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(
+        &d,
+        "docker_py_networks.py",
         &[("ROOTFS", rootfs.as_os_str())],
     );
 }

@@ -31,21 +31,66 @@ pub fn webapp_fixture() -> PathBuf {
 }
 
 /// A running `berth daemon` with its own data root, exec root and socket; killed and cleaned on drop.
+///
+/// Each daemon runs in a network namespace of its own (made by the test, `lo` up, kept for the daemon's
+/// restarts), so its default bridge `berth0`, its 172.17.0.0/16 subnet, its nftables tables and its
+/// published ports never meet those of other test daemons running in parallel or of the host. The API is a
+/// unix socket, which works across network namespaces; published ports are reached from inside the
+/// namespace ([`Daemon::in_netns`], [`Daemon::netns_command`]).
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
+    pub netns: std::sync::Arc<network::NetNs>,
+    /// Extra `berth daemon` flags (e.g. `--bridge`, `--bip`), used at every (re)start.
+    pub args: Vec<String>,
 }
 
 impl Daemon {
     /// Starts a daemon and waits until it answers `/_ping`.
     pub fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    /// Starts a daemon with extra flags and waits until it answers `/_ping`.
+    pub fn start_with(args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-test-")
             .tempdir()
             .expect("tempdir");
-        let mut d = Daemon { dir, child: None };
+        let netns = network::NetNs::new_anonymous("test daemon").expect("network namespace");
+        network::link::set_link_up(Some(&netns), "lo").expect("lo up");
+        let mut d = Daemon {
+            dir,
+            child: None,
+            netns: std::sync::Arc::new(netns),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
         d.spawn();
         d
+    }
+
+    /// Makes `cmd` run inside this daemon's network namespace.
+    pub fn netns_command(&self, cmd: &mut Command) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = self.netns.fd().as_raw_fd();
+        // SAFETY: setns(2) is async-signal-safe, allocation-free, and `fd` stays open in the parent (the
+        // Daemon holds the namespace) until the child has execed.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Runs `f` on a thread inside this daemon's network namespace (to reach its published ports).
+    pub fn in_netns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.netns
+            .run(f)
+            .expect("enter the daemon's network namespace")
     }
 
     /// Data root of this daemon.
@@ -78,7 +123,9 @@ impl Daemon {
             .arg(self.exec_root())
             .arg("-H")
             .arg(self.host())
+            .args(&self.args)
             .env("BERTH_LOG", "debug");
+        self.netns_command(&mut cmd);
         cmd
     }
 

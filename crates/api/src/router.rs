@@ -83,6 +83,13 @@ async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Resp
             container_route(&ctx, req, &rest).await
         }
         p if p.starts_with("/images/") => image_route(&ctx, m, &p["/images/".len()..]).await,
+        "/networks" if m == Method::GET => routes::networks::list(&ctx).await,
+        "/networks/create" if m == Method::POST => routes::networks::create(&ctx, req).await,
+        "/networks/prune" if m == Method::POST => routes::networks::prune(&ctx).await,
+        p if p.starts_with("/networks/") => {
+            let rest = p["/networks/".len()..].to_owned();
+            network_route(&ctx, req, &rest).await
+        }
         p if p.starts_with("/exec/") => {
             let rest = p["/exec/".len()..].to_owned();
             exec_route(&ctx, req, &rest).await
@@ -152,6 +159,20 @@ async fn exec_route(ctx: &Ctx, req: Request<Incoming>, rest: &str) -> ApiResult<
         ("start", &Method::POST) => e::start(ctx, req, id).await,
         ("resize", &Method::POST) => e::resize(ctx, id).await,
         ("json", &Method::GET) => e::inspect(ctx, id).await,
+        _ => Err(ApiError::page_not_found()),
+    }
+}
+
+/// `/networks/{id}[/action]`.
+async fn network_route(ctx: &Ctx, req: Request<Incoming>, rest: &str) -> ApiResult<Response<Body>> {
+    use routes::networks as n;
+    let m = req.method().clone();
+    let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
+    match (action, &m) {
+        ("", &Method::GET) => n::inspect(ctx, name).await,
+        ("", &Method::DELETE) => n::remove(ctx, name).await,
+        ("connect", &Method::POST) => n::connect(ctx, req, name).await,
+        ("disconnect", &Method::POST) => n::disconnect(ctx, req, name).await,
         _ => Err(ApiError::page_not_found()),
     }
 }

@@ -31,6 +31,12 @@ pub struct DaemonArgs {
     /// Log as JSON lines instead of text
     #[arg(long)]
     log_json: bool,
+    /// Bridge device of the default network ("none" for no default network)
+    #[arg(short = 'b', long, value_name = "string")]
+    bridge: Option<String>,
+    /// Address and prefix of the default network's bridge (e.g. 10.99.0.1/24)
+    #[arg(long, value_name = "string")]
+    bip: Option<String>,
     /// Register an additional OCI runtime (NAME=PATH); runc, crun and youki are found in PATH
     #[arg(long, value_name = "NAME=PATH")]
     add_runtime: Vec<String>,
@@ -132,6 +138,10 @@ async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
     let config = engine::EngineConfig {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
+        network: engine::networks::NetworkConfig {
+            bridge: args.bridge.clone(),
+            bip: args.bip.clone(),
+        },
         runtimes: runtimes(args)?,
         default_runtime: args.default_runtime.clone(),
     };

@@ -28,6 +28,7 @@ pub use commands::image_ops::{
 };
 pub use commands::images::ImagesArgs;
 pub use commands::inspect::{ContainerInspectArgs, ImageInspectArgs, InspectArgs};
+pub use commands::network::{NetworkArgs, NetworkCommand, PortArgs};
 pub use commands::run::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
 pub use commands::update::UpdateArgs;
@@ -118,6 +119,10 @@ pub enum Command {
     Attach(AttachArgs),
     /// Manage containers
     Container(Box<ContainerArgs>),
+    /// Manage networks
+    Network(NetworkArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Manage volumes
     Volume(VolumeArgs),
 }
@@ -173,6 +178,8 @@ pub enum ContainerCommand {
     Attach(AttachArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
     /// Inspect changes to files or directories on a container's filesystem

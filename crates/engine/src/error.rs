@@ -9,6 +9,9 @@ pub enum Error {
     /// The request is malformed or names something invalid (400).
     #[error("{0}")]
     InvalidParameter(String),
+    /// The operation is not allowed on this object (403), e.g. removing a pre-defined network.
+    #[error("{0}")]
+    Forbidden(String),
     /// The operation conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),

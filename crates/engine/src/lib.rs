@@ -8,6 +8,7 @@ pub mod events;
 pub mod filters;
 mod host;
 mod images;
+pub mod networks;
 mod system;
 pub mod volumes;
 
@@ -29,6 +30,8 @@ pub struct EngineConfig {
     pub data_root: PathBuf,
     /// Runtime state that dies with a reboot (`--exec-root`, default `/run/berth`).
     pub exec_root: PathBuf,
+    /// The default bridge (`--bridge`, `--bip`).
+    pub network: networks::NetworkConfig,
     /// External OCI runtimes by name (`runc`, `crun`, `youki` found in PATH, `--add-runtime`); the built-in
     /// runtime is `berth`.
     pub runtimes: std::collections::BTreeMap<String, PathBuf>,
@@ -56,6 +59,7 @@ pub struct Engine {
     host: HostInfo,
     id: String,
     exe: PathBuf,
+    net: Arc<networks::Manager>,
 }
 
 impl Engine {
@@ -70,6 +74,7 @@ impl Engine {
         let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?;
         volumes::rebuild_refs(&volumes, &containers.list());
         let id = system::engine_id(&config.data_root)?;
+        let net = networks::Manager::open(&config.data_root, &config.exec_root, &config.network)?;
         // The shim is this same binary; resolve it once, before anything can replace the file.
         let exe = std::env::current_exe()
             .map_err(|e| Error::System(format!("finding the berth binary: {e}")))?;
@@ -87,6 +92,7 @@ impl Engine {
             exe,
             events: Events::default(),
             host: HostInfo::probe(),
+            net: Arc::new(net),
             config,
             id,
         })

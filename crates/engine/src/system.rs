@@ -114,7 +114,7 @@ impl Engine {
             docker_root_dir: Some(self.config.data_root.display().to_string()),
             plugins: Some(PluginsInfo {
                 volume: Some(vec![]),
-                network: Some(vec![]),
+                network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
                 authorization: None,
                 log: Some(vec!["json-file".into()]),
             }),
@@ -176,7 +176,30 @@ impl Engine {
             ),
             default_runtime: Some(self.config.default_runtime.clone()),
             security_options: Some(vec![]),
-            warnings: Some(vec![]),
+            firewall_backend: Some(bollard_stubs::models::FirewallInfo {
+                driver: Some(
+                    if self.net.firewall_missing().is_some() {
+                        "none"
+                    } else {
+                        "nftables"
+                    }
+                    .into(),
+                ),
+                info: self
+                    .net
+                    .firewall_missing()
+                    .map(|r| vec![vec!["Reason".to_owned(), r.to_owned()]]),
+            }),
+            warnings: Some(
+                self.net
+                    .firewall_missing()
+                    .map(|r| {
+                        vec![format!(
+                            "WARNING: no firewall ({r}): published ports are served by the userland proxy only, without NAT or network isolation"
+                        )]
+                    })
+                    .unwrap_or_default(),
+            ),
             ..Default::default()
         })
     }

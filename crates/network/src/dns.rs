@@ -52,6 +52,20 @@ impl Table {
         }
     }
 
+    /// Replace the whole table with `entries` (names and the address they point at), in one
+    /// step so a query never sees it half-built.
+    pub fn replace(&self, entries: &[(Vec<String>, Ipv4Addr)]) {
+        let mut fresh: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+        for (names, ip) in entries {
+            for n in names {
+                fresh.entry(normalise(n)).or_default().insert(*ip);
+            }
+        }
+        if let Ok(mut t) = self.inner.write() {
+            *t = fresh;
+        }
+    }
+
     /// Remove every name that points at `ip` (the container left the network).
     pub fn remove_ip(&self, ip: Ipv4Addr) {
         if let Ok(mut t) = self.inner.write() {

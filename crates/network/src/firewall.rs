@@ -93,6 +93,56 @@ pub enum Backend {
 pub struct Firewall {
     nft: PathBuf,
     netns: Option<Arc<NetNs>>,
+    tables: Tables,
+}
+
+/// The names of the three tables one daemon owns. Two daemons sharing a namespace (each with its
+/// own bridge) must own different tables, since reconciling replaces a table whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    /// The `inet` filter table.
+    pub filter: String,
+    /// The `bridge` family table.
+    pub bridge: String,
+    /// The `ip` NAT table.
+    pub nat: String,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables {
+            filter: FILTER_TABLE.to_string(),
+            bridge: BRIDGE_TABLE.to_string(),
+            nat: NAT_TABLE.to_string(),
+        }
+    }
+}
+
+impl Tables {
+    /// Tables named `berth-SUFFIX` and `berth-SUFFIX-nat` (characters other than ASCII
+    /// alphanumerics, `-` and `_` are dropped, so the name stays a valid nft identifier).
+    pub fn with_suffix(suffix: &str) -> Self {
+        let clean: String = suffix
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        if clean.is_empty() {
+            return Tables::default();
+        }
+        Tables {
+            filter: format!("berth-{clean}"),
+            bridge: format!("berth-{clean}"),
+            nat: format!("berth-{clean}-nat"),
+        }
+    }
+
+    fn all(&self) -> [(&'static str, &str); 3] {
+        [
+            ("inet", self.filter.as_str()),
+            ("bridge", self.bridge.as_str()),
+            ("ip", self.nat.as_str()),
+        ]
+    }
 }
 
 fn quote(name: &str) -> String {
@@ -100,19 +150,21 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace(['"', '\\'], ""))
 }
 
-/// Render the whole ruleset (pure, so it can be tested without a kernel).
+/// Render the whole ruleset with the default table names (pure, so it can be tested without a
+/// kernel).
 pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
+    render_tables(&Tables::default(), networks, dnat)
+}
+
+/// Render the whole ruleset into the tables `t`.
+pub fn render_tables(t: &Tables, networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
     let mut s = String::new();
     // Declaring then deleting makes the script valid whether or not the tables exist.
-    for (fam, name) in [
-        ("inet", FILTER_TABLE),
-        ("bridge", BRIDGE_TABLE),
-        ("ip", NAT_TABLE),
-    ] {
+    for (fam, name) in t.all() {
         s.push_str(&format!("table {fam} {name}\ndelete table {fam} {name}\n"));
     }
 
-    s.push_str(&format!("table inet {FILTER_TABLE} {{\n"));
+    s.push_str(&format!("table inet {} {{\n", t.filter));
     s.push_str(
         "  chain forward {\n    type filter hook forward priority filter - 1; policy accept;\n",
     );
@@ -150,7 +202,7 @@ pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
     }
     s.push_str("  }\n}\n");
 
-    s.push_str(&format!("table bridge {BRIDGE_TABLE} {{\n"));
+    s.push_str(&format!("table bridge {} {{\n", t.bridge));
     s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
     for n in networks.iter().filter(|n| !n.icc) {
         // Matching the subnet rather than `meta ibrname`: the latter needs nft_meta_bridge,
@@ -163,7 +215,7 @@ pub fn render(networks: &[NetworkSpec], dnat: &[DnatRule]) -> String {
     }
     s.push_str("  }\n}\n");
 
-    s.push_str(&format!("table ip {NAT_TABLE} {{\n"));
+    s.push_str(&format!("table ip {} {{\n", t.nat));
     s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n");
     s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump publish\n  }\n");
     s.push_str("  chain publish {\n");
@@ -220,7 +272,11 @@ impl Firewall {
                 reason: format!("{} not found", nft.display()),
             };
         }
-        let fw = Firewall { nft, netns };
+        let fw = Firewall {
+            nft,
+            netns,
+            tables: Tables::default(),
+        };
         match fw.run(&["list", "tables"], None) {
             Ok(_) => Backend::Nftables(fw),
             Err(e) => Backend::NoFirewall {
@@ -269,21 +325,104 @@ impl Firewall {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Replace Berth's tables with the ruleset for `networks` and `dnat`, atomically.
+    /// Use the tables `tables` instead of the default ones.
+    pub fn with_tables(mut self, tables: Tables) -> Self {
+        self.tables = tables;
+        self
+    }
+
+    /// The tables this firewall owns.
+    pub fn table_names(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Replace Berth's tables with the ruleset for `networks` and `dnat`, atomically, and open the
+    /// way through a foreign `FORWARD` chain that drops by default (see [`Firewall::open_forward`]).
     pub fn reconcile(&self, networks: &[NetworkSpec], dnat: &[DnatRule]) -> Result<()> {
-        let script = render(networks, dnat);
+        let script = render_tables(&self.tables, networks, dnat);
+        self.run(&["-f", "-"], Some(&script))?;
+        self.open_forward(networks)
+    }
+
+    /// The comment marking the rules this firewall adds to other tools' chains.
+    fn marker(&self) -> String {
+        format!("berth:{}", self.tables.filter)
+    }
+
+    /// Docker sets the policy of iptables' `FORWARD` chain (table `ip filter`, iptables-nft) to drop.
+    /// An accept in Berth's own table cannot override that: nftables runs every base chain on the
+    /// hook and any drop wins. So where that chain drops by default, Berth adds accepts for its
+    /// non-internal bridges to it, in `DOCKER-USER` when it exists (Docker's documented place for
+    /// user rules, jumped to first), else at the top of `FORWARD`. The rules carry Berth's marker
+    /// comment and are replaced on every reconcile; isolation still happens in Berth's own chain,
+    /// which runs first. Nothing is touched where no such chain exists or it accepts by default.
+    pub fn open_forward(&self, networks: &[NetworkSpec]) -> Result<()> {
+        let Ok(forward) = self.run(&["-j", "list", "chain", "ip", "filter", "FORWARD"], None)
+        else {
+            return Ok(());
+        };
+        let drops =
+            forward.contains("\"policy\": \"drop\"") || forward.contains("\"policy\":\"drop\"");
+        let chain = if self
+            .run(
+                &["-j", "list", "chain", "ip", "filter", "DOCKER-USER"],
+                None,
+            )
+            .is_ok()
+        {
+            "DOCKER-USER"
+        } else {
+            "FORWARD"
+        };
+        let mut script = self.stale_marked_rules(chain)?;
+        if drops {
+            let marker = self.marker();
+            for n in networks.iter().filter(|n| !n.internal) {
+                let b = quote(&n.bridge);
+                // Inserted at the top, so written in reverse of the order they end up in.
+                script.push_str(&format!(
+                    "insert rule ip filter {chain} oifname {b} ct state established,related accept comment \"{marker}\"\n\
+                     insert rule ip filter {chain} oifname {b} ct status dnat accept comment \"{marker}\"\n\
+                     insert rule ip filter {chain} iifname {b} accept comment \"{marker}\"\n"
+                ));
+            }
+        }
+        if script.is_empty() {
+            return Ok(());
+        }
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
+    }
+
+    /// `delete rule` lines for the rules of `ip filter CHAIN` carrying this firewall's marker.
+    fn stale_marked_rules(&self, chain: &str) -> Result<String> {
+        let Ok(text) = self.run(&["-a", "-j", "list", "chain", "ip", "filter", chain], None) else {
+            return Ok(String::new());
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Nft {
+            op: format!("list chain ip filter {chain}"),
+            reason: format!("bad JSON from nft: {e}"),
+        })?;
+        let marker = self.marker();
+        let mut script = String::new();
+        for item in v["nftables"].as_array().into_iter().flatten() {
+            let rule = &item["rule"];
+            if rule["comment"].as_str() == Some(marker.as_str()) {
+                if let Some(h) = rule["handle"].as_u64() {
+                    script.push_str(&format!("delete rule ip filter {chain} handle {h}\n"));
+                }
+            }
+        }
+        Ok(script)
     }
 
     /// Delete Berth's tables (nothing of anyone else's).
     pub fn cleanup(&self) -> Result<()> {
         let mut script = String::new();
-        for (fam, name) in [
-            ("inet", FILTER_TABLE),
-            ("bridge", BRIDGE_TABLE),
-            ("ip", NAT_TABLE),
-        ] {
+        for (fam, name) in self.tables.all() {
             script.push_str(&format!("table {fam} {name}\ndelete table {fam} {name}\n"));
+        }
+        for chain in ["DOCKER-USER", "FORWARD"] {
+            script.push_str(&self.stale_marked_rules(chain)?);
         }
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
     }
@@ -349,5 +488,18 @@ mod tests {
         let s = render(&[], &[r(None), r(Some(Ipv4Addr::new(10, 0, 0, 1)))]);
         assert!(s.contains("    iifname != \"berth0\" tcp dport 8080 dnat to 172.17.0.2:80\n"));
         assert!(s.contains("ip daddr 10.0.0.1 iifname != \"berth0\" tcp dport 8080 dnat to"));
+    }
+
+    #[test]
+    fn suffixed_tables_keep_two_daemons_apart() {
+        let t = Tables::with_suffix("bt-1/x");
+        assert_eq!(
+            (t.filter.as_str(), t.nat.as_str()),
+            ("berth-bt-1x", "berth-bt-1x-nat")
+        );
+        let s = render_tables(&t, &[], &[]);
+        assert!(s.contains("table inet berth-bt-1x {"));
+        assert!(s.contains("table ip berth-bt-1x-nat {"));
+        assert!(!s.contains("table inet berth {"));
     }
 }

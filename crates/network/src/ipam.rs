@@ -180,11 +180,13 @@ impl PoolStore {
         state::write_json(&self.path, &self.pool)
     }
 
-    /// Run a change on the pool and persist it; on a save failure the change is rolled back.
+    /// Run a change on the pool and persist it (without fsync: allocations live as long as the
+    /// kernel's endpoints, see `state::write_json_volatile`); on a save failure the change is rolled
+    /// back.
     pub fn update<T>(&mut self, f: impl FnOnce(&mut Pool) -> Result<T>) -> Result<T> {
         let before = self.pool.clone();
         let out = f(&mut self.pool)?;
-        if let Err(e) = self.save() {
+        if let Err(e) = state::write_json_volatile(&self.path, &self.pool) {
             self.pool = before;
             return Err(e);
         }

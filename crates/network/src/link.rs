@@ -61,6 +61,13 @@ pub fn random_veth_name() -> String {
     format!("veth{:07x}", u32::from_be_bytes(b) & 0x0fff_ffff)
 }
 
+/// `2 * n` random hex digits (endpoint IDs are 64, like Docker's).
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    fill_random(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn fill_random(buf: &mut [u8]) {
     let mut filled = 0;
     while filled < buf.len() {

@@ -40,6 +40,12 @@ pub struct NetworkOptions {
     /// Driver options (`-o`), of which the `com.docker.network.bridge.*` and
     /// `com.docker.network.driver.mtu` ones are understood.
     pub driver_options: BTreeMap<String, String>,
+    /// `--label`s, kept for `inspect` and filters.
+    pub labels: BTreeMap<String, String>,
+    /// `--attachable`, kept for `inspect`.
+    pub attachable: bool,
+    /// Creation time (RFC 3339 with nanoseconds), kept for `inspect`.
+    pub created: String,
 }
 
 /// One container's attachment, as recorded and as reported to `inspect`.
@@ -59,6 +65,9 @@ pub struct Endpoint {
     pub veth: String,
     /// The interface name inside the container.
     pub ifname: String,
+    /// The endpoint's ID (64 hex digits), as `inspect` shows it.
+    #[serde(default)]
+    pub endpoint_id: String,
 }
 
 /// Per-attach choices (`--ip`, `--mac-address`, interface name).
@@ -70,6 +79,9 @@ pub struct AttachRequest {
     pub mac: Option<Mac>,
     /// Interface name inside the container, `eth0` when `None`.
     pub ifname: Option<String>,
+    /// Leave the container's default route alone: a second network joined by a container (only the
+    /// first one, Docker's gateway endpoint, routes by default).
+    pub no_default_route: bool,
 }
 
 /// The persistent description of a network.
@@ -93,6 +105,18 @@ pub struct NetworkRecord {
     pub mtu: u32,
     /// Driver options as given.
     pub driver_options: BTreeMap<String, String>,
+    /// `--ip-range`, if given.
+    #[serde(default)]
+    pub ip_range: Option<Ipv4Network>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `--attachable`.
+    #[serde(default)]
+    pub attachable: bool,
+    /// Creation time (RFC 3339 with nanoseconds).
+    #[serde(default)]
+    pub created: String,
     /// Endpoints by container ID.
     pub endpoints: BTreeMap<String, Endpoint>,
 }
@@ -161,6 +185,10 @@ impl Network {
             icc,
             mtu,
             driver_options: opts.driver_options,
+            ip_range: pool.ip_range,
+            labels: opts.labels,
+            attachable: opts.attachable,
+            created: opts.created,
             endpoints: BTreeMap::new(),
         };
         let gw_net = Ipv4Network::new(record.gateway, record.subnet.prefix())
@@ -211,7 +239,7 @@ impl Network {
                 Some(p) => p,
                 None => {
                     // The pool record is rebuilt from the endpoints if it went missing.
-                    let mut pool = Pool::new(record.subnet, Some(record.gateway), None)?;
+                    let mut pool = Pool::new(record.subnet, Some(record.gateway), record.ip_range)?;
                     for ep in record.endpoints.values() {
                         pool.allocated.insert(ep.ip, ep.container_id.clone());
                     }
@@ -252,8 +280,9 @@ impl Network {
         }
     }
 
+    /// Saves the record after an endpoint change (no fsync: endpoints die with the kernel).
     fn save(&self) -> Result<()> {
-        state::write_json(&record_path(&self.state_dir, &self.record.id), &self.record)
+        state::write_json_volatile(&record_path(&self.state_dir, &self.record.id), &self.record)
     }
 
     /// Attach a container whose network namespace is `netns`: allocate its address, build the
@@ -284,7 +313,8 @@ impl Network {
             container_ifname: req.ifname.unwrap_or_else(|| "eth0".to_string()),
             address,
             mac,
-            gateway: (!self.record.internal).then_some(self.record.gateway),
+            gateway: (!self.record.internal && !req.no_default_route)
+                .then_some(self.record.gateway),
             mtu: self.record.mtu,
         };
         if let Err(e) = link::create_endpoint(self.host.as_deref(), netns, &spec) {
@@ -298,10 +328,11 @@ impl Network {
             container_id: container_id.to_string(),
             ip,
             prefix_len: self.record.subnet.prefix(),
-            gateway: spec.gateway,
+            gateway: (!self.record.internal).then_some(self.record.gateway),
             mac: link::format_mac(&mac),
             veth: spec.host_name,
             ifname: spec.container_ifname,
+            endpoint_id: link::random_hex(32),
         };
         self.record
             .endpoints

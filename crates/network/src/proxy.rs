@@ -20,6 +20,10 @@ use crate::netns::{run_in, NetNs};
 /// How long a UDP flow lives without traffic.
 pub const DEFAULT_UDP_IDLE: Duration = Duration::from_secs(90);
 
+/// Buffer per direction of a proxied TCP connection. tokio's default (8 KiB) costs a syscall pair per
+/// 8 KiB; 64 KiB lifts bulk throughput through the proxy several times over for 128 KiB per connection.
+const TCP_BUFFER: usize = 64 * 1024;
+
 /// Pause after a socket error before trying again.
 pub(crate) const ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -113,7 +117,13 @@ pub fn start_tcp(
                         let out = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
                         match out.connect(target).await {
                             Ok(mut outbound) => {
-                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                                let _ = tokio::io::copy_bidirectional_with_sizes(
+                                    &mut inbound,
+                                    &mut outbound,
+                                    TCP_BUFFER,
+                                    TCP_BUFFER,
+                                )
+                                .await;
                             }
                             Err(e) => tracing::debug!(%peer, %target, error = %e, "proxy connect failed"),
                         }

@@ -10,6 +10,18 @@ use crate::error::{Error, Result};
 
 /// Write `value` as JSON to `path` atomically (temp + fsync + rename + fsync of the directory).
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write(path, value, true)
+}
+
+/// Write `value` atomically (temp + rename) without waiting for the disk: for endpoint changes, whose
+/// kernel objects (veths, addresses in use) die with the kernel anyway. A daemon crash keeps the page
+/// cache, so the record still matches the kernel; after a power loss both are gone. Saves 4 fsyncs
+/// (~10 ms here) on every container start and exit.
+pub(crate) fn write_json_volatile<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write(path, value, false)
+}
+
+fn write<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<()> {
     let state_err = |source| Error::State {
         path: path.to_path_buf(),
         source,
@@ -23,11 +35,15 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut f = fs::File::create(&tmp).map_err(state_err)?;
     f.write_all(&bytes).map_err(state_err)?;
-    f.sync_all().map_err(state_err)?;
+    if durable {
+        f.sync_all().map_err(state_err)?;
+    }
     drop(f);
     fs::rename(&tmp, path).map_err(state_err)?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+    if durable {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }

@@ -250,3 +250,75 @@ fn published_port_is_dnated_from_another_bridge_without_the_proxy() {
     n1.remove().unwrap();
     n2.remove().unwrap();
 }
+
+#[test]
+fn bridges_still_forward_where_dockers_forward_chain_drops() {
+    let host = netns("host");
+    enable_forwarding(&host);
+    let dir = tempfile::tempdir().unwrap();
+    let mut n1 = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        opts("x1", "x1", &[(OPT_BRIDGE_NAME, "berth-x1")]),
+        &[],
+    )
+    .unwrap();
+    let c = netns("c");
+    n1.attach("c", &c, AttachRequest::default()).unwrap();
+    // "Outside": a veth from the host namespace to another namespace, as a machine on the LAN.
+    let outside = netns("outside");
+    let mut lan = Network::create(
+        dir.path(),
+        Some(host.clone()),
+        network::NetworkOptions {
+            subnet: Some("10.200.0.0/24".parse().unwrap()),
+            ..opts("lan", "lan", &[(OPT_BRIDGE_NAME, "lan0")])
+        },
+        &[n1.record().subnet],
+    )
+    .unwrap();
+    let eo = lan
+        .attach("outside", &outside, AttachRequest::default())
+        .unwrap();
+    let target = SocketAddr::new(eo.ip.into(), 7100);
+    serve_once(&outside, target);
+    // What dockerd leaves with iptables-nft: table ip filter, FORWARD policy drop, jumping to DOCKER-USER.
+    let docker = "table ip filter {\n chain DOCKER-USER {\n }\n chain FORWARD {\n  type filter hook forward priority filter; policy drop;\n  jump DOCKER-USER\n }\n}\n";
+    host.run(|| {
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(docker.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    })
+    .unwrap();
+    assert!(!reachable(&c, target), "Docker's FORWARD drop applies");
+    // Berth's firewall knows only its own bridge (lan0 stands for the host's uplink).
+    let fw = firewall(&host);
+    fw.reconcile(&[n1.spec()], &[]).unwrap();
+    assert!(
+        reachable(&c, target),
+        "Berth's bridge must forward despite the drop policy"
+    );
+    let user = fw.list_table("ip", "filter").unwrap().to_string();
+    assert_eq!(user.matches("berth:berth").count(), 3, "{user}");
+    // Reconciling again replaces its rules rather than adding more; cleanup takes them away.
+    fw.reconcile(&[n1.spec()], &[]).unwrap();
+    let user = fw.list_table("ip", "filter").unwrap().to_string();
+    assert_eq!(user.matches("berth:berth").count(), 3, "{user}");
+    fw.cleanup().unwrap();
+    let user = fw.list_table("ip", "filter").unwrap().to_string();
+    assert!(!user.contains("berth:"), "{user}");
+    assert!(!reachable(&c, target));
+    n1.detach("c").unwrap();
+    lan.detach("outside").unwrap();
+    n1.remove().unwrap();
+    lan.remove().unwrap();
+}

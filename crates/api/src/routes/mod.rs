@@ -4,6 +4,7 @@ pub mod archive;
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod system;
 pub mod unsupported;
 pub mod volumes;

@@ -141,27 +141,7 @@ pub fn go_quote(s: &str) -> String {
 
 /// Ports as Docker's `DisplayablePorts` lists them: `ip:public->private/type`, sorted, comma-joined.
 fn display_ports(ports: &[Value]) -> String {
-    let mut out: Vec<String> = ports
-        .iter()
-        .map(|p| {
-            let private = p["PrivatePort"].as_i64().unwrap_or(0);
-            let kind = p["Type"].as_str().unwrap_or("tcp");
-            match (p["IP"].as_str(), p["PublicPort"].as_i64()) {
-                (Some(ip), Some(public)) if public != 0 => {
-                    let ip = if ip.contains(':') {
-                        format!("[{ip}]")
-                    } else {
-                        ip.to_string()
-                    };
-                    format!("{ip}:{public}->{private}/{kind}")
-                }
-                _ => format!("{private}/{kind}"),
-            }
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out.join(", ")
+    super::ports::display_ports(ports)
 }
 
 /// One `ps` row from a `GET /containers/json` entry, as Docker's container formatter fields.

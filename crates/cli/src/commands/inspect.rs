@@ -57,6 +57,8 @@ pub enum ObjectKind {
     ContainerWithSize,
     /// An image (`GET /images/{name}/json`).
     Image,
+    /// A network (`GET /networks/{name}`).
+    Network,
 }
 
 impl ObjectKind {
@@ -67,6 +69,7 @@ impl ObjectKind {
                 format!("/containers/{}/json?size=1", path_escape(name))
             }
             ObjectKind::Image => format!("/images/{}/json", path_escape(name)),
+            ObjectKind::Network => format!("/networks/{}", path_escape(name)),
         }
     }
 }
@@ -108,9 +111,14 @@ pub async fn container_inspect(
 /// Inspects any object; tries each kind in turn (containers will come first once they exist).
 pub async fn inspect(client: &Client, args: InspectArgs) -> Result<(), CliError> {
     let kinds: &[ObjectKind] = match args.kind.as_deref() {
-        None | Some("") => &[ObjectKind::Container, ObjectKind::Image],
+        None | Some("") => &[
+            ObjectKind::Container,
+            ObjectKind::Image,
+            ObjectKind::Network,
+        ],
         Some("image") => &[ObjectKind::Image],
         Some("container") => &[ObjectKind::Container],
+        Some("network") => &[ObjectKind::Network],
         Some(other) => {
             return Err(CliError::Prefixed(format!(
                 "\"{other}\" is not a valid value for --type"
@@ -127,7 +135,7 @@ pub async fn inspect(client: &Client, args: InspectArgs) -> Result<(), CliError>
     .await
 }
 
-async fn inspect_all(
+pub(crate) async fn inspect_all(
     client: &Client,
     names: &[String],
     kinds: &[ObjectKind],

@@ -9,6 +9,8 @@ mod health;
 pub mod image_ops;
 pub mod images;
 pub mod inspect;
+pub mod network;
+mod ports;
 mod progress;
 pub mod run;
 pub mod session;
@@ -55,6 +57,8 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             SystemCommand::Events(args) => events::run(&client, args).await,
         },
         Command::Events(args) => events::run(&client, args).await,
+        Command::Network(n) => network::run(&client, n.command).await,
+        Command::Port(args) => network::port(&client, args).await,
         Command::Volume(args) => volumes::run(&client, args).await,
         Command::Run(args) => run::run(&client, *args).await,
         Command::Create(args) => run::create(&client, *args).await,
@@ -97,6 +101,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Exec(args) => exec::exec(&client, args).await,
             ContainerCommand::Stats(args) => containers::stats(&client, args).await,
             ContainerCommand::Inspect(args) => inspect::container_inspect(&client, args).await,
+            ContainerCommand::Port(args) => network::port(&client, args).await,
             ContainerCommand::Cp(args) => archive::cp(&client, args).await,
             ContainerCommand::Diff(args) => archive::diff(&client, args).await,
             ContainerCommand::Export(args) => archive::export(&client, args).await,

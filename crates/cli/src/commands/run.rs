@@ -106,6 +106,33 @@ pub struct ContainerOptions {
     /// Set custom DNS servers
     #[arg(long, value_name = "list")]
     pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long, value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long, value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long, value_name = "list")]
+    pub add_host: Vec<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "list")]
+    pub expose: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long, value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long, value_name = "string")]
+    pub mac_address: Option<String>,
     /// Ulimit options
     #[arg(long, value_name = "ulimit")]
     pub ulimit: Vec<String>,
@@ -364,6 +391,69 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     }
     if !opts.dns.is_empty() {
         host["Dns"] = json!(opts.dns);
+    }
+    if !opts.dns_search.is_empty() {
+        host["DnsSearch"] = json!(opts.dns_search);
+    }
+    if !opts.dns_option.is_empty() {
+        host["DnsOptions"] = json!(opts.dns_option);
+    }
+    if !opts.add_host.is_empty() {
+        // Docker accepts host=ip too and sends host:ip.
+        let hosts: Vec<String> = opts
+            .add_host
+            .iter()
+            .map(|h| match h.split_once('=') {
+                Some((n, ip)) if !h.contains(':') || h.find('=') < h.find(':') => {
+                    format!("{n}:{ip}")
+                }
+                _ => h.clone(),
+            })
+            .collect();
+        host["ExtraHosts"] = json!(hosts);
+    }
+    let mut exposed = serde_json::Map::new();
+    for e in &opts.expose {
+        let (ports, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
+        let bad = || CliError::Usage(format!("invalid range format for --expose: {e}"));
+        let (a, b): (u16, u16) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        for p in a..=b.max(a) {
+            exposed.insert(format!("{p}/{proto}"), json!({}));
+        }
+    }
+    let mut bindings = serde_json::Map::new();
+    for spec in &opts.publish {
+        for (key, binding) in super::ports::parse_publish(spec).map_err(CliError::Usage)? {
+            exposed.insert(key.clone(), json!({}));
+            let list = bindings.entry(key).or_insert_with(|| json!([]));
+            if let Some(a) = list.as_array_mut() {
+                a.push(binding);
+            }
+        }
+    }
+    if !bindings.is_empty() {
+        host["PortBindings"] = Value::Object(bindings);
+    }
+    if opts.publish_all {
+        host["PublishAllPorts"] = json!(true);
+    }
+    if !exposed.is_empty() {
+        config["ExposedPorts"] = Value::Object(exposed);
+    }
+    if opts.ip.is_some() || !opts.network_alias.is_empty() || opts.mac_address.is_some() {
+        let net = opts
+            .network
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
+        let mut ep = json!({"Aliases": opts.network_alias});
+        if let Some(ip) = &opts.ip {
+            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+        }
+        if let Some(mac) = &opts.mac_address {
+            ep["MacAddress"] = json!(mac);
+        }
+        config["NetworkingConfig"] = json!({"EndpointsConfig": {net: ep}});
     }
     let (binds, volumes) = parse_volume_flags(&opts.volume)?;
     if !binds.is_empty() {

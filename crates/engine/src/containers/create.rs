@@ -49,7 +49,14 @@ impl Engine {
         }
         let user_mounts = super::mounts::parse(&host)?;
         fill_host_defaults(&mut host);
-        let warnings = Vec::new();
+        let networks = self.net_plan(&body, &host)?;
+        let mut warnings = Vec::new();
+        if host.network_mode.as_deref() == Some("host")
+            && (host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+                || host.publish_all_ports == Some(true))
+        {
+            warnings.push("Published ports are discarded when using host network mode".to_owned());
+        }
         let (config, path, args) = merge_config(
             &body,
             &image.config.config.clone().unwrap_or_default(),
@@ -82,6 +89,7 @@ impl Engine {
             restart_count: 0,
             manually_stopped: false,
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
+            networks,
         };
         self.containers.insert(record.clone())?;
         // Volumes (with their `volume create` events) come before the container's `create`, as in Docker.
@@ -215,10 +223,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if some_vec(&h.volumes_from) {
         return refuse("--volumes-from");
     }
-    if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports == Some(true)
-    {
-        return refuse("publishing ports (-p, -P)");
-    }
     if some_vec(&h.links) {
         return refuse("--link");
     }
@@ -227,10 +231,7 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     }
     super::devices::from_host_config(h)?;
     super::devices::cgroup_rules(h)?;
-    match h.network_mode.as_deref() {
-        None | Some("") | Some("default") | Some("bridge") | Some("none") | Some("host") => {}
-        Some(other) => return refuse(&format!("network mode {other:?}")),
-    }
+    // Network modes (user-defined networks, `container:X`) are checked against the networks at create.
     for (what, mode) in [
         ("--pid", &h.pid_mode),
         ("--ipc", &h.ipc_mode),
@@ -417,10 +418,5 @@ mod tests {
         };
         let e = validate_host_config(&h).unwrap_err().to_string();
         assert!(e.contains("--volumes-from"), "{e}");
-        let h = HostConfig {
-            network_mode: Some("container:x".into()),
-            ..Default::default()
-        };
-        assert!(validate_host_config(&h).is_err());
     }
 }

@@ -259,8 +259,24 @@ impl Engine {
         };
         let t_created = t0.elapsed();
         let sock = self.shim_socket(&id);
-        shim_client::attach(&sock, self.hub(&id), stdin).await?;
+        // The namespaces exist and the init waits before exec: give it its network now.
+        if let Err(e) = self.net_start(c, pid).await {
+            let _ = shim_client::ok_command(&sock, &format!("kill {}", libc::SIGKILL)).await;
+            let _ = shim_client::wait(&sock).await;
+            self.unmount_quietly(&id).await;
+            let msg = e.to_string();
+            let _ = self.containers.update(&id, |c| {
+                c.state.exit_code = 128;
+                c.state.error = msg.clone();
+            });
+            return Err(e);
+        }
+        if let Err(e) = shim_client::attach(&sock, self.hub(&id), stdin).await {
+            self.net_stop(&id).await;
+            return Err(e);
+        }
         if let Err(msg) = shim_client::ok_command(&sock, "start").await {
+            self.net_stop(&id).await;
             // The process could not be executed: the init exits 126/127; Docker leaves the container
             // "created" with that exit code and the error.
             let code = if msg.contains("permission denied") {
@@ -332,13 +348,14 @@ impl Engine {
             user_mounts.extend(self.mount_container_volumes(c)?);
             // Shallower destinations first, so that /data is mounted before /data/sub (as dockerd sorts).
             user_mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
+            let netns = self.joined_netns(c)?;
             let mut spec = spec::build(
                 c,
                 &layout.merged,
                 &user,
                 &files,
                 &user_mounts,
-                None,
+                netns.as_deref(),
                 self.host.go_arch,
             )?;
             if c.host_config.init == Some(true) {
@@ -405,6 +422,7 @@ impl Engine {
             Ok(c) => c,
             Err(_) => return,
         };
+        self.net_stop(id).await;
         self.unmount_quietly(id).await;
         self.drop_hub(id, false);
         let _ = std::fs::remove_dir_all(self.state_dir(id));
@@ -613,6 +631,7 @@ impl Engine {
             ));
         }
         let renamed = self.containers.rename(&c.id, &new_name)?;
+        self.net_renamed(&c.id, &new_name);
         let mut attrs = BTreeMap::new();
         attrs.insert("oldName".to_owned(), format!("/{}", c.name));
         self.container_event_with("rename", &renamed, attrs);
@@ -658,6 +677,7 @@ impl Engine {
         let _ = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Removing);
+        self.net_stop(&c.id).await;
         self.unmount_quietly(&c.id).await;
         let _ = std::fs::remove_dir_all(self.state_dir(&c.id));
         let store_id = c.id.clone();
@@ -701,6 +721,7 @@ impl Engine {
                 if let Err(e) = shim_client::attach(&sock, self.hub(&c.id), false).await {
                     tracing::warn!(id = %c.id, error = %e, "reattaching output failed");
                 }
+                self.net_restore(&c).await;
                 if c.state.status == Status::Running {
                     self.init_health(&c.id);
                 }
@@ -718,6 +739,7 @@ impl Engine {
                 self.on_exit(&c.id, code, oom).await;
             }
         }
+        self.net_sweep().await;
         self.restart_on_boot().await;
     }
 

@@ -91,12 +91,30 @@ impl Engine {
 
 fn stream_logs(path: &Path, opts: &LogOptions, tx: &mpsc::Sender<Frame>, alive: &dyn Fn() -> bool) {
     let mut entries = Vec::new();
+    // Where the complete lines of the current file end: following continues from there, so a line written
+    // between this read and the follow loop is neither lost nor sent twice.
+    let mut read_to = 0u64;
+    let mut read_ino = 0;
     for file in log_files(path) {
         if let Ok(f) = std::fs::File::open(&file) {
-            for line in BufReader::new(f).lines().map_while(std::result::Result::ok) {
-                if let Some(e) = parse(&line) {
+            let current = file == path;
+            if current {
+                use std::os::unix::fs::MetadataExt;
+                read_ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
+            }
+            let mut reader = BufReader::new(f);
+            let mut line = String::new();
+            while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                if !line.ends_with('\n') {
+                    break;
+                }
+                if current {
+                    read_to += line.len() as u64;
+                }
+                if let Some(e) = parse(line.trim_end()) {
                     entries.push(e);
                 }
+                line.clear();
             }
         }
     }
@@ -114,11 +132,21 @@ fn stream_logs(path: &Path, opts: &LogOptions, tx: &mpsc::Sender<Frame>, alive: 
         return;
     }
     // Follow the current file from its end: new complete lines as they come, until the container stops.
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return;
+    // The shim may not have made the file yet when a client follows a container that is just starting.
+    let mut f = loop {
+        match std::fs::File::open(path) {
+            Ok(f) => break f,
+            Err(_) if alive() && !tx.is_closed() => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => return,
+        }
     };
-    let mut pos = f.seek(SeekFrom::End(0)).unwrap_or(0);
     let mut ino = inode(path);
+    let mut pos = if ino == read_ino {
+        read_to
+    } else {
+        // Rotated (or created) since the read above: everything in the new file is new.
+        0
+    };
     let mut pending = String::new();
     loop {
         let running = alive();

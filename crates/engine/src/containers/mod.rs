@@ -32,6 +32,7 @@ mod views;
 
 pub use archive::{ArchiveJob, ExtractRequest, PathStat};
 pub use changes::{Change, ChangeKind};
+pub(crate) use create::random_id;
 pub use create::CreateRequest;
 pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};

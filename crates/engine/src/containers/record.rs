@@ -112,6 +112,9 @@ pub struct Container {
     pub manually_stopped: bool,
     /// Mounts as inspect shows them.
     pub mounts: Vec<MountPoint>,
+    /// The networks it joins when it runs, by network name (`--network`, `network connect`).
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, crate::networks::Attachment>,
 }
 
 impl Container {

@@ -276,6 +276,9 @@ impl Engine {
         v["storage_stats"] = json!({});
         v["cpu_stats"] = cpu(&sample, true);
         v["precpu_stats"] = cpu(&prev, true);
+        if let Some(n) = self.net_stats(&c.id) {
+            v["networks"] = n;
+        }
         v["memory_stats"] = json!({
             "usage": s.memory_usage,
             "stats": {"cache": s.memory_cache},

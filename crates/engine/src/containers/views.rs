@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bollard_stubs::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
     ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum,
-    DriverData, NetworkSettings,
+    DriverData,
 };
 
 use super::etc::EtcPaths;
@@ -131,6 +131,7 @@ impl Engine {
             Status::Exited => ContainerSummaryStateEnum::EXITED,
             Status::Dead => ContainerSummaryStateEnum::DEAD,
         };
+        let (ports, networks) = self.summary_network(c);
         ContainerSummary {
             id: Some(c.id.clone()),
             names: Some(vec![format!("/{}", c.name)]),
@@ -138,7 +139,7 @@ impl Engine {
             image_id: Some(c.image_id.clone()),
             command: Some(command_line(c)),
             created: Some(image::timefmt::unix_seconds(&c.created)),
-            ports: Some(vec![]),
+            ports: Some(ports),
             labels: Some(c.config.labels.clone().unwrap_or_default()),
             state: Some(state),
             status: Some(status_text(c)),
@@ -147,7 +148,7 @@ impl Engine {
                 annotations: None,
             }),
             network_settings: Some(ContainerSummaryNetworkSettings {
-                networks: Some(HashMap::new()),
+                networks: Some(networks),
             }),
             mounts: Some(c.mounts.clone()),
             ..Default::default()
@@ -222,13 +223,7 @@ impl Engine {
             }),
             mounts: Some(c.mounts.clone()),
             config: Some(c.config.clone()),
-            network_settings: Some(NetworkSettings {
-                sandbox_id: Some(String::new()),
-                sandbox_key: Some(String::new()),
-                ports: Some(HashMap::new()),
-                networks: Some(HashMap::new()),
-                ..Default::default()
-            }),
+            network_settings: Some(self.network_settings(&c)),
             ..Default::default()
         })
     }

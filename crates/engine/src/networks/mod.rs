@@ -1,0 +1,342 @@
+//! Container networking in the engine: the default `bridge` network and user-defined bridge networks (records
+//! and kernel objects from the `network` crate), the endpoints of running containers, their published ports
+//! (userland proxy plus DNAT), the embedded DNS servers, and Berth's nftables tables.
+//!
+//! All mutable state sits behind one mutex ([`Manager`]); every kernel operation (netlink, `nft`) is blocking
+//! and runs on tokio's blocking pool with that lock held, so reconciling the firewall always sees a
+//! consistent set of networks and published ports.
+
+mod api;
+mod endpoints;
+mod ports;
+mod settings;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use network::firewall::Tables;
+use network::{Backend, Firewall, NetNs, Network, NetworkOptions, PortBinding, PortMapper};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub use api::{ConnectRequest, NetworkCreate};
+
+/// The default bridge device when the daemon is given none (Docker's is `docker0`).
+pub const DEFAULT_BRIDGE: &str = "berth0";
+/// Docker's name for the default network.
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+/// Networking flags of the daemon.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkConfig {
+    /// `--bridge`: the default network's bridge device; `none` for no default network.
+    pub bridge: Option<String>,
+    /// `--bip`: the default bridge's address with prefix (`10.99.0.1/24`).
+    pub bip: Option<String>,
+}
+
+/// What a container asks of one network, kept in its record (by network name) from create on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The network's ID.
+    pub network_id: String,
+    /// `--network-alias` / `--alias`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+    /// `--mac-address`.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// The IDs of the two networks that have no kernel objects (`host`, `none`), kept so they are stable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Predefined {
+    host_id: String,
+    host_created: String,
+    none_id: String,
+    none_created: String,
+}
+
+/// A running container's networking: its namespace, published ports and DNS server.
+struct Live {
+    name: String,
+    netns: Arc<NetNs>,
+    ports: Vec<PortBinding>,
+    /// The bridge the published ports lead to (for the DNAT rules' hairpin exception).
+    port_bridge: Option<String>,
+    dns: Option<network::dns::Server>,
+    table: network::dns::Table,
+    /// Aliases by network ID (for the DNS tables).
+    aliases: BTreeMap<String, Vec<String>>,
+}
+
+struct State {
+    nets: BTreeMap<String, Network>,
+    predefined: Predefined,
+    default_id: Option<String>,
+    firewall: Option<Firewall>,
+    mapper: PortMapper,
+    live: HashMap<String, Live>,
+}
+
+/// The engine's networking state.
+pub struct Manager {
+    state: Mutex<State>,
+    dir: PathBuf,
+    run_dir: PathBuf,
+    /// Why there is no firewall, for `info` and the log.
+    no_firewall: Option<String>,
+}
+
+impl Manager {
+    /// Loads every network under `DATA_ROOT/network`, brings their bridges up, makes (or fixes) the default
+    /// bridge network, and finds the firewall.
+    pub(crate) fn open(data_root: &Path, exec_root: &Path, cfg: &NetworkConfig) -> Result<Manager> {
+        let dir = data_root.join("network");
+        let run_dir = exec_root.join("network");
+        for d in [&dir, &run_dir] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::System(format!("creating {}: {e}", d.display())))?;
+        }
+        let predefined = load_predefined(&dir)?;
+        // Networking that cannot come up (no CAP_NET_ADMIN, no free pool) must not keep the daemon from
+        // serving: say why, and run containers without a default network.
+        let mut nets: BTreeMap<String, Network> = match Network::load_all(&dir, None) {
+            Ok(list) => list
+                .into_iter()
+                .map(|n| (n.record().id.clone(), n))
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "loading the networks failed");
+                BTreeMap::new()
+            }
+        };
+        let bridge = cfg.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
+        let default_id = if bridge == "none" {
+            None
+        } else {
+            match ensure_default(&dir, &mut nets, &bridge, cfg.bip.as_deref()) {
+                Ok(id) => Some(id),
+                // A bad --bip is the user's to fix.
+                Err(Error::InvalidParameter(m)) => return Err(Error::InvalidParameter(m)),
+                Err(e) => {
+                    tracing::error!(error = %e, bridge, "cannot set up the default bridge network: containers get no network");
+                    None
+                }
+            }
+        };
+        if !nets.is_empty() {
+            // Docker turns forwarding on for its bridges; without it nothing leaves a container.
+            if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+                tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
+            }
+        }
+        let tables = if bridge == DEFAULT_BRIDGE || bridge == "none" {
+            Tables::default()
+        } else {
+            Tables::with_suffix(&bridge)
+        };
+        let (firewall, no_firewall) = match Firewall::detect(None) {
+            Backend::Nftables(fw) => (Some(fw.with_tables(tables)), None),
+            Backend::NoFirewall { reason } => {
+                tracing::warn!(%reason, "no firewall: published ports are served by the userland proxy only, without NAT or isolation");
+                (None, Some(reason))
+            }
+        };
+        Ok(Manager {
+            state: Mutex::new(State {
+                nets,
+                predefined,
+                default_id,
+                firewall,
+                mapper: PortMapper::new(None),
+                live: HashMap::new(),
+            }),
+            dir,
+            run_dir,
+            no_firewall,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why published ports have no DNAT and networks no isolation, if so.
+    pub fn firewall_missing(&self) -> Option<&str> {
+        self.no_firewall.as_deref()
+    }
+
+    fn ports_file(&self, container_id: &str) -> PathBuf {
+        self.run_dir.join(format!("{container_id}.json"))
+    }
+}
+
+impl State {
+    /// Rewrites Berth's nftables tables from the networks and published ports; failures are logged (the
+    /// proxy still serves every published port).
+    fn reconcile_firewall(&self) {
+        let Some(fw) = &self.firewall else { return };
+        let specs: Vec<_> = self.nets.values().map(Network::spec).collect();
+        let dnat: Vec<_> = self
+            .live
+            .values()
+            .flat_map(|l| {
+                let bridge = l.port_bridge.clone().unwrap_or_default();
+                l.ports
+                    .iter()
+                    .filter_map(move |p| p.dnat_rule(&bridge))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if let Err(e) = fw.reconcile(&specs, &dnat) {
+            tracing::warn!(error = %e, "reconciling the firewall failed");
+        }
+    }
+
+    /// Finds a network by full ID, name, or unique ID prefix, as Docker does (404 otherwise).
+    fn resolve(&self, name_or_id: &str) -> Result<NetRef> {
+        let p = &self.predefined;
+        for (id, name) in [(&p.host_id, "host"), (&p.none_id, "none")] {
+            if name_or_id == id || name_or_id == name {
+                return Ok(NetRef::Special(name));
+            }
+        }
+        if self.nets.contains_key(name_or_id) {
+            return Ok(NetRef::Bridge(name_or_id.to_owned()));
+        }
+        if let Some(n) = self.nets.values().find(|n| n.record().name == name_or_id) {
+            return Ok(NetRef::Bridge(n.record().id.clone()));
+        }
+        let mut found: Vec<NetRef> = self
+            .nets
+            .keys()
+            .filter(|id| id.starts_with(name_or_id))
+            .map(|id| NetRef::Bridge(id.clone()))
+            .collect();
+        for (id, name) in [(&p.host_id, "host"), (&p.none_id, "none")] {
+            if id.starts_with(name_or_id) {
+                found.push(NetRef::Special(name));
+            }
+        }
+        match found.len() {
+            1 if !name_or_id.is_empty() => Ok(found.remove(0)),
+            n if n > 1 && !name_or_id.is_empty() => Err(Error::InvalidParameter(format!(
+                "network {name_or_id} is ambiguous ({n} matches found on name)"
+            ))),
+            _ => Err(Error::NotFound(format!("network {name_or_id} not found"))),
+        }
+    }
+}
+
+/// A resolved network: a bridge network by ID, or `host`/`none`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NetRef {
+    Bridge(String),
+    Special(&'static str),
+}
+
+/// Maps the network crate's errors to the engine's classes (user mistakes are 400, conflicts 409).
+pub(crate) fn net_err(e: network::Error) -> Error {
+    use network::Error as E;
+    match e {
+        E::InvalidConfig(_) | E::PortSpec(_) | E::AddressOutOfRange { .. } => {
+            Error::InvalidParameter(e.to_string())
+        }
+        E::PoolOverlap | E::NoPoolAvailable => Error::Forbidden(e.to_string()),
+        E::AddressInUse | E::EndpointExists { .. } => Error::Conflict(e.to_string()),
+        E::ActiveEndpoints { .. } => Error::Forbidden(e.to_string()),
+        E::NoSuchEndpoint { .. } => Error::NotFound(e.to_string()),
+        _ => Error::System(e.to_string()),
+    }
+}
+
+fn now() -> String {
+    image::timefmt::rfc3339_nano(std::time::SystemTime::now())
+}
+
+fn load_predefined(dir: &Path) -> Result<Predefined> {
+    let path = dir.join("predefined.json");
+    if let Ok(data) = std::fs::read(&path) {
+        if let Ok(p) = serde_json::from_slice(&data) {
+            return Ok(p);
+        }
+    }
+    let p = Predefined {
+        host_id: crate::containers::random_id()?,
+        host_created: now(),
+        none_id: crate::containers::random_id()?,
+        none_created: now(),
+    };
+    let data = serde_json::to_vec_pretty(&p)
+        .map_err(|e| Error::System(format!("encoding {}: {e}", path.display())))?;
+    crate::containers::record::write_atomic(&path, &data)?;
+    Ok(p)
+}
+
+/// Makes sure the default network exists with the daemon's bridge and `--bip`; a record made with other
+/// flags is replaced when no container uses it (else kept, with a warning).
+fn ensure_default(
+    dir: &Path,
+    nets: &mut BTreeMap<String, Network>,
+    bridge: &str,
+    bip: Option<&str>,
+) -> Result<String> {
+    let bip: Option<ipnetwork::Ipv4Network> = match bip {
+        Some(b) => Some(
+            b.parse()
+                .map_err(|e| Error::InvalidParameter(format!("invalid --bip {b}: {e}")))?,
+        ),
+        None => None,
+    };
+    let existing = nets
+        .values()
+        .find(|n| n.record().name == DEFAULT_NETWORK)
+        .map(|n| n.record().id.clone());
+    if let Some(id) = existing {
+        let rec = nets[&id].record();
+        let same_bip =
+            bip.is_none_or(|b| b.ip() == rec.gateway && b.prefix() == rec.subnet.prefix());
+        if rec.bridge == bridge && same_bip {
+            return Ok(id);
+        }
+        if !rec.endpoints.is_empty() {
+            tracing::warn!(bridge = %rec.bridge, "the default network's bridge or address changed, but containers still use it: keeping it");
+            return Ok(id);
+        }
+        if let Some(old) = nets.remove(&id) {
+            old.remove().map_err(net_err)?;
+        }
+    }
+    let others: Vec<_> = nets.values().map(|n| n.record().subnet).collect();
+    let mut options = BTreeMap::new();
+    for (k, v) in [
+        ("com.docker.network.bridge.default_bridge", "true"),
+        ("com.docker.network.bridge.enable_icc", "true"),
+        ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+        ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+        (network::network::OPT_BRIDGE_NAME, bridge),
+    ] {
+        options.insert(k.to_owned(), v.to_owned());
+    }
+    let opts = NetworkOptions {
+        id: crate::containers::random_id()?,
+        name: DEFAULT_NETWORK.into(),
+        subnet: bip.map(|b| ipnetwork::Ipv4Network::new(b.network(), b.prefix()).unwrap_or(b)),
+        gateway: bip.map(|b| b.ip()),
+        driver_options: options,
+        created: now(),
+        ..Default::default()
+    };
+    let net = Network::create(dir, None, opts, &others).map_err(net_err)?;
+    let id = net.record().id.clone();
+    tracing::info!(bridge, subnet = %net.record().subnet, "default bridge network created");
+    nets.insert(id.clone(), net);
+    Ok(id)
+}
