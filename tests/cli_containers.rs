@@ -323,3 +323,21 @@ fn run_mounts_env_files_runtime_and_pull_flags_act_as_dockers() {
         );
     }
 }
+
+#[test]
+fn stats_without_no_stream_redraws_the_table() {
+    let d = daemon();
+    ok(&d.berth(&["run", "-d", "--name", "live", "busybox", "sleep", "100"]));
+    let out = std::process::Command::new("timeout")
+        .args(["1.4"])
+        .arg(common::berth_bin())
+        .args(["-H", &d.host(), "stats", "live"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames = text.matches("\x1b[H").count();
+    assert!(frames >= 2, "{frames} frames: {text:?}");
+    assert!(text.contains("CONTAINER ID"), "{text:?}");
+    assert!(text.contains("live"), "{text:?}");
+    ok(&d.berth(&["rm", "-f", "live"]));
+}

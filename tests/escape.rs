@@ -538,3 +538,48 @@ fn seccomp_denies_what_dockers_profile_denies() {
         "{text}"
     );
 }
+
+#[test]
+fn devices_open_only_what_the_device_cgroup_allows() {
+    let Some(d) = daemon() else { return };
+    // /dev/loop-control (10:237) is not in Docker's default allow list: a node made with mknod cannot be
+    // opened, unless --device-cgroup-rule allows it (the control) or --device brings it in.
+    let probe = "mknod /dev/lc c 10 237 && : < /dev/lc && echo opened";
+    let denied = sh(&d, &[], probe);
+    assert!(
+        all(&denied).contains("Operation not permitted"),
+        "{}",
+        all(&denied)
+    );
+    assert!(!out(&denied).contains("opened"));
+    assert_eq!(
+        ok(&sh(&d, &["--device-cgroup-rule", "c 10:237 rwm"], probe)),
+        "opened\n"
+    );
+    if Path::new("/dev/loop-control").exists() {
+        let o = ok(&sh(
+            &d,
+            &["--device", "/dev/loop-control:/dev/lctl"],
+            "stat -c '%t:%T' /dev/lctl; : < /dev/lctl && echo opened",
+        ));
+        assert_eq!(o, "a:ed\nopened\n");
+    }
+    // --privileged gives the host's device nodes, as Docker does; a default container has none of them.
+    if Path::new("/dev/loop-control").exists() {
+        assert_eq!(
+            ok(&sh(&d, &["--privileged"], "test -c /dev/loop-control && echo present")),
+            "present\n"
+        );
+        assert_eq!(
+            ok(&sh(&d, &[], "test -e /dev/loop-control || echo absent")),
+            "absent\n"
+        );
+    }
+    // Only device nodes: a file or a missing path is refused with dockerd's words.
+    let o = sh(&d, &["--device", "/etc/passwd"], "true");
+    assert!(err(&o).contains(
+        "error gathering device information while adding custom device \"/etc/passwd\": not a device node"
+    ), "{}", err(&o));
+    let o = sh(&d, &["--device", "/dev/no-such-device"], "true");
+    assert!(err(&o).contains("no such file or directory"), "{}", err(&o));
+}

@@ -736,6 +736,28 @@ const STATS_TABLE: &str = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.M
 
 /// Prints one sample of resource usage per container (streaming is not supported yet: `--no-stream`).
 pub async fn stats(client: &Client, args: StatsArgs) -> Result<(), CliError> {
+    if args.no_stream {
+        return print(&stats_table(client, &args).await?);
+    }
+    // The live view, drawn as the docker CLI draws it: twice a second the cursor goes home, each line is
+    // written over the old one and its end cleared, and whatever was below is cleared (the container list is
+    // followed when no container was named), until interrupted.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let table = stats_table(client, &args).await?;
+        let mut frame = String::from("\x1b[H");
+        for line in table.lines() {
+            frame.push_str(line);
+            frame.push_str(" \x1b[K\n");
+        }
+        frame.push_str("\x1b[J");
+        print(&frame)?;
+    }
+}
+
+/// One table of `stats` for the named containers (or the running ones, or all with `-a`).
+async fn stats_table(client: &Client, args: &StatsArgs) -> Result<String, CliError> {
     let names: Vec<String> = if args.containers.is_empty() {
         let path = if args.all {
             "/containers/json?all=1"
@@ -763,7 +785,7 @@ pub async fn stats(client: &Client, args: StatsArgs) -> Result<(), CliError> {
         eprintln!("{}", errors.join("\n"));
         return Err(CliError::Reported);
     }
-    print(&format.render(&rows, &STATS_HEADERS)?)
+    format.render(&rows, &STATS_HEADERS)
 }
 
 #[cfg(test)]

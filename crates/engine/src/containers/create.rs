@@ -226,9 +226,11 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if some_vec(&h.links) {
         return refuse("--link");
     }
-    if some_vec(&h.devices) || some_vec(&h.device_requests) || some_vec(&h.device_cgroup_rules) {
-        return refuse("--device, --gpus and --device-cgroup-rule");
+    if some_vec(&h.device_requests) {
+        return refuse("--gpus (device requests)");
     }
+    super::devices::from_host_config(h)?;
+    super::devices::cgroup_rules(h)?;
     // Network modes (user-defined networks, `container:X`) are checked against the networks at create.
     for (what, mode) in [
         ("--pid", &h.pid_mode),

@@ -5,6 +5,7 @@ mod archive;
 mod changes;
 mod create;
 pub mod detach;
+mod devices;
 mod etc;
 pub mod exec;
 pub(crate) mod health;

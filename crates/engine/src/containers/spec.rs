@@ -222,10 +222,25 @@ pub fn build(
         )
     };
 
+    let mut devices = if privileged {
+        super::devices::host_devices()
+    } else {
+        Vec::new()
+    };
+    for d in super::devices::from_host_config(h)? {
+        devices.retain(|x| x.path != d.path);
+        devices.push(d);
+    }
+    let mut res = resources(h);
+    if let Some(rules) = res["devices"].as_array_mut() {
+        rules.extend(devices.iter().map(super::devices::Device::rule));
+        rules.extend(super::devices::cgroup_rules(h)?);
+    }
     let mut linux = json!({
         "namespaces": namespaces,
         "cgroupsPath": cgroups_path,
-        "resources": resources(h),
+        "resources": res,
+        "devices": devices.iter().map(super::devices::Device::oci).collect::<Vec<_>>(),
         "sysctl": h.sysctls.clone().unwrap_or_default(),
         "maskedPaths": if privileged { vec![] } else { h.masked_paths.clone().unwrap_or_default() },
         "readonlyPaths": if privileged { vec![] } else { h.readonly_paths.clone().unwrap_or_default() },
