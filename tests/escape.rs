@@ -567,7 +567,11 @@ fn devices_open_only_what_the_device_cgroup_allows() {
     // --privileged gives the host's device nodes, as Docker does; a default container has none of them.
     if Path::new("/dev/loop-control").exists() {
         assert_eq!(
-            ok(&sh(&d, &["--privileged"], "test -c /dev/loop-control && echo present")),
+            ok(&sh(
+                &d,
+                &["--privileged"],
+                "test -c /dev/loop-control && echo present"
+            )),
             "present\n"
         );
         assert_eq!(

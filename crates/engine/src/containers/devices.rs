@@ -124,8 +124,14 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) {
 pub fn host_devices() -> Vec<Device> {
     const SKIP_DIRS: [&str; 6] = ["pts", "shm", "mqueue", "fd", ".lxc", ".udev"];
     const DEFAULTS: [&str; 8] = [
-        "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
-        "/dev/ptmx", "/dev/console",
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/ptmx",
+        "/dev/console",
     ];
     let mut out = Vec::new();
     for e in std::fs::read_dir("/dev").into_iter().flatten().flatten() {

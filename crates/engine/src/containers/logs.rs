@@ -70,6 +70,12 @@ impl Engine {
         let (tx, rx) = mpsc::channel(256);
         let engine = Arc::clone(self);
         let id = c.id.clone();
+        // Open the files now, while the request is handled: a client may remove the container before it
+        // reads the stream (docker-py's `run(remove=True)` does), and an open file keeps its data.
+        let files: Vec<(PathBuf, std::fs::File)> = log_files(&path)
+            .into_iter()
+            .filter_map(|p| std::fs::File::open(&p).ok().map(|f| (p, f)))
+            .collect();
         tokio::task::spawn_blocking(move || {
             let alive = || {
                 engine
@@ -83,39 +89,45 @@ impl Engine {
                     })
                     .unwrap_or(false)
             };
-            stream_logs(&path, &opts, &tx, &alive);
+            stream_logs(&path, files, &opts, &tx, &alive);
         });
         Ok((c.config.tty == Some(true), rx))
     }
 }
 
-fn stream_logs(path: &Path, opts: &LogOptions, tx: &mpsc::Sender<Frame>, alive: &dyn Fn() -> bool) {
+fn stream_logs(
+    path: &Path,
+    files: Vec<(PathBuf, std::fs::File)>,
+    opts: &LogOptions,
+    tx: &mpsc::Sender<Frame>,
+    alive: &dyn Fn() -> bool,
+) {
     let mut entries = Vec::new();
     // Where the complete lines of the current file end: following continues from there, so a line written
     // between this read and the follow loop is neither lost nor sent twice.
     let mut read_to = 0u64;
     let mut read_ino = 0;
-    for file in log_files(path) {
-        if let Ok(f) = std::fs::File::open(&file) {
-            let current = file == path;
+    let mut current_file = None;
+    for (file, f) in files {
+        let current = file == path;
+        if current {
+            use std::os::unix::fs::MetadataExt;
+            read_ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
+            current_file = f.try_clone().ok();
+        }
+        let mut reader = BufReader::new(f);
+        let mut line = String::new();
+        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            if !line.ends_with('\n') {
+                break;
+            }
             if current {
-                use std::os::unix::fs::MetadataExt;
-                read_ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
+                read_to += line.len() as u64;
             }
-            let mut reader = BufReader::new(f);
-            let mut line = String::new();
-            while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-                if !line.ends_with('\n') {
-                    break;
-                }
-                if current {
-                    read_to += line.len() as u64;
-                }
-                if let Some(e) = parse(line.trim_end()) {
-                    entries.push(e);
-                }
-                line.clear();
+            if let Some(e) = parse(line.trim_end()) {
+                entries.push(e);
             }
+            line.clear();
         }
     }
     let mut selected: Vec<&Entry> = entries.iter().filter(|e| wanted(e, opts)).collect();
@@ -133,36 +145,35 @@ fn stream_logs(path: &Path, opts: &LogOptions, tx: &mpsc::Sender<Frame>, alive: 
     }
     // Follow the current file from its end: new complete lines as they come, until the container stops.
     // The shim may not have made the file yet when a client follows a container that is just starting.
-    let mut f = loop {
-        match std::fs::File::open(path) {
-            Ok(f) => break f,
-            Err(_) if alive() && !tx.is_closed() => std::thread::sleep(Duration::from_millis(50)),
-            Err(_) => return,
-        }
-    };
-    let mut ino = inode(path);
-    let mut pos = if ino == read_ino {
-        read_to
-    } else {
-        // Rotated (or created) since the read above: everything in the new file is new.
-        0
+    let (mut f, mut ino, mut pos) = match current_file {
+        // The file read above, even if the container has been removed since.
+        Some(f) => (f, read_ino, read_to),
+        None => loop {
+            match std::fs::File::open(path) {
+                Ok(f) => break (f, inode(path), 0),
+                Err(_) if alive() && !tx.is_closed() => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(_) => return,
+            }
+        },
     };
     let mut pending = String::new();
-    loop {
-        let running = alive();
-        let mut reader = BufReader::new(&f);
-        let _ = reader.seek(SeekFrom::Start(pos));
+    // Sends the complete lines of `f` after `pos`; false when the client has gone.
+    let mut drain = |f: &std::fs::File, pos: &mut u64| -> bool {
+        let mut reader = BufReader::new(f);
+        let _ = reader.seek(SeekFrom::Start(*pos));
         loop {
             let mut line = String::new();
             match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => return true,
                 Ok(n) => {
-                    pos += n as u64;
+                    *pos += n as u64;
                     pending.push_str(&line);
                     if pending.ends_with('\n') {
                         if let Some(e) = parse(pending.trim_end()) {
                             if wanted(&e, opts) && !send(tx, &e, opts) {
-                                return;
+                                return false;
                             }
                         }
                         pending.clear();
@@ -170,23 +181,24 @@ fn stream_logs(path: &Path, opts: &LogOptions, tx: &mpsc::Sender<Frame>, alive: 
                 }
             }
         }
-        if !running {
-            return;
-        }
-        if tx.is_closed() {
+    };
+    loop {
+        let running = alive();
+        if !drain(&f, &mut pos) || !running || tx.is_closed() {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
         let now_ino = inode(path);
-        if now_ino != ino {
-            // Rotated: the old file is complete; continue with the new one from its start.
-            match std::fs::File::open(path) {
-                Ok(nf) => {
-                    f = nf;
-                    pos = 0;
-                    ino = now_ino;
+        // Rotated: finish the old file, then continue with the new one from its start. Gone (the container
+        // was removed): keep the open file, whose last lines the next pass reads before it stops.
+        if now_ino != ino && now_ino != 0 {
+            if let Ok(nf) = std::fs::File::open(path) {
+                if !drain(&f, &mut pos) {
+                    return;
                 }
-                Err(_) => return,
+                f = nf;
+                pos = 0;
+                ino = now_ino;
             }
         }
     }
@@ -293,7 +305,11 @@ mod tests {
             tail: Some(2),
             ..Default::default()
         };
-        stream_logs(&p, &opts, &tx, &|| false);
+        let files = log_files(&p)
+            .into_iter()
+            .filter_map(|q| std::fs::File::open(&q).ok().map(|f| (q, f)))
+            .collect();
+        stream_logs(&p, files, &opts, &tx, &|| false);
         drop(tx);
         let mut got = Vec::new();
         while let Ok(f) = rx.try_recv() {
