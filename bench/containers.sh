@@ -5,7 +5,8 @@
 #   1. `docker run --rm --network none busybox true`: default seccomp profile and seccomp=unconfined,
 #      and `berth run --rm` (Berth's own CLI), vs bare `runc run` (no seccomp, and with Docker's default
 #      profile from `berth runtime spec`);
-#   2. 50 x `docker run -d busybox sleep 1000` one after another (wall time), `docker ps` with 50 running,
+#   2. 50 x `run -d busybox sleep 1000` (default bridge network) one after another (wall time), with the
+#      docker CLI and with the berth CLI, `docker ps` with 50 running,
 #      daemon RSS idle and with 50 running, shims' PSS, `docker rm -f` of all 50, and a leak check
 #      (shim processes, mounts under the temp root, container cgroup directories);
 #   3. with them running: `exec … true` and `stats --no-stream` through the docker CLI and the berth CLI.
@@ -99,7 +100,10 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 
 echo "== berth daemon on $T ($BERTH)"
-"$BERTH" daemon --data-root "$T/d" --exec-root "$T/e" -H "unix://$S" 2>"$T/daemon.log" &
+# In a network namespace of its own: the default bridge, its subnet and firewall rules meet nobody else's
+# (the CLIs reach the daemon through its unix socket all the same).
+unshare -n sh -c 'ip link set lo up && exec "$0" daemon --data-root "$1/d" --exec-root "$1/e" -H "unix://$2"' \
+    "$BERTH" "$T" "$S" 2>"$T/daemon.log" &
 DAEMON_PID=$!
 for _ in $(seq 200); do [ -S "$S" ] && break; kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
 [ -S "$S" ] || { echo "daemon did not start:" >&2; cat "$T/daemon.log" >&2; exit 1; }
