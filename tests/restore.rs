@@ -177,3 +177,49 @@ fn a_start_whose_record_was_lost_is_found_again_from_its_shim() {
     ok(&d.docker(&["kill", "lost"]));
     assert_eq!(ok(&d.docker(&["wait", "lost"])).trim(), "137");
 }
+
+/// CPU time (user + system, clock ticks) of a process.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn shims_stay_idle_when_the_daemon_is_gone() {
+    let Some(mut d) = common::docker_daemon() else {
+        return;
+    };
+    ok(&d.docker(&["run", "-d", "--name", "quiet", "busybox", "sleep", "1000"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "quiet-tty",
+        "busybox",
+        "sleep",
+        "1000",
+    ]));
+    let shims = shims(&d.exec_root());
+    assert_eq!(shims.len(), 2);
+    d.kill();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before: Vec<u64> = shims.iter().map(|p| cpu_ticks(*p)).collect();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after: Vec<u64> = shims.iter().map(|p| cpu_ticks(*p)).collect();
+    for (b, a) in before.iter().zip(&after) {
+        // A busy loop burns ~200 ticks in 2 s; an idle shim next to none.
+        assert!(
+            a - b < 20,
+            "a shim spun without its daemon: {b} -> {a} ticks"
+        );
+    }
+    d.spawn();
+    assert_eq!(ok(&d.docker(&["exec", "quiet", "echo", "back"])), "back\n");
+}

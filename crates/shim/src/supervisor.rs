@@ -425,6 +425,11 @@ impl Shim {
             if revents & libc::POLLOUT != 0 {
                 flush_client(&mut self.clients[i]);
             }
+            // Hung up in both directions (the daemon went away) or broken: nothing more can be said to it,
+            // and poll would report it again at once forever.
+            if revents & (libc::POLLHUP | libc::POLLERR) != 0 && self.clients[i].read_closed {
+                self.clients[i].dead = true;
+            }
         }
         for (i, ev) in exec_fds.chunks(4).enumerate() {
             if i >= self.execs.len() {
