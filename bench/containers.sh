@@ -178,7 +178,9 @@ echo "running: $RUNNING, shims: $NSHIMS"
 
 echo "== docker ps with $RUNNING running: hyperfine --warmup 3 --runs $RUNS"
 hyperfine -N --style basic --warmup 3 --runs "$RUNS" --export-json "$T/ps.json" \
-    -n "docker ps ($RUNNING running)" "docker ps" >/dev/null
+    -n "docker ps ($RUNNING running)" "docker ps" \
+    -n "berth ps ($RUNNING running)" "$BERTH -H unix://$S ps" \
+    -n "docker version (the docker CLI's own floor)" "docker version --format x" >/dev/null
 PS_LINES=$(docker ps | tail -n +2 | wc -l)
 
 echo "== exec and stats with $RUNNING running: hyperfine --warmup 3 --runs $RUNS"
@@ -234,6 +236,8 @@ mb = lambda kb: f"{int(kb) / 1024:.1f} MB"
 n = $NSHIMS
 pss_mean = $PSS_SUM / n if n else 0
 ps_m, ps_10, ps_90 = next(iter(ps.values()))
+bps_m = ps[f"berth ps ($RUNNING running)"][0]
+floor = ps["docker version (the docker CLI's own floor)"][0]
 rows = [
     ("docker run --rm --network none busybox true", f"{d_def:.1f} ms", f"runc {runc:.1f} ms", f"{d_def / runc:.2f}x", "<= 60 ms (docker CLI)"),
     ("  same, seccomp=unconfined", f"{d_unc:.1f} ms", f"runc {runc:.1f} ms", f"{d_unc / runc:.2f}x", "<= 60 ms (docker CLI)"),
@@ -254,6 +258,7 @@ rows = [
     ("  per container", f"{$RUN_D_S * 1000 / $COUNT:.1f} ms", "", "", "<= 20 ms"),
     ("$COUNT x docker run -d (docker CLI)", f"{$DOCKER_RUN_D_S:.2f} s", "", "", ""),
     ("docker ps with $RUNNING running ($PS_LINES listed)", f"{ps_m:.1f} ms", "dockerd 23 ms (PERF.md)", "", "<= 10 ms"),
+    ("berth ps with $RUNNING running", f"{bps_m:.1f} ms", f"docker CLI floor {floor:.1f} ms", "", "<= 10 ms"),
     ("docker rm -f of $COUNT", f"{$RM_S:.2f} s", "", "", ""),
     ("leaks after rm -f", "none" if $LEAKS == 0 else "SEE ABOVE", "", "", "none"),
 ]

@@ -569,3 +569,85 @@ fn container_prune_removes_stopped_containers_only() {
     left.sort();
     assert_eq!(left, ["alive", "kept"]);
 }
+
+#[test]
+fn a_running_containers_inspect_has_dockers_shape_throughout() {
+    let Some(d) = daemon() else { return };
+    let host = d.dir.path().join("bound");
+    std::fs::create_dir_all(&host).unwrap();
+    let bind = format!("{}:/srv:ro", host.display());
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1:8080:80",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /var/www && exec httpd -f -p 80 -h /var/www",
+    ]));
+    let got: serde_json::Value = serde_json::from_str(&ok(&d.docker(&["inspect", "web"]))).unwrap();
+    let got = &got[0];
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            common::shared_dir()
+                .join("reference/docker-cli-output/api/container-inspect-httpd.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // Every key dockerd shows is there, at every level the reference has (a running container with a
+    // published port on the default bridge).
+    fn missing_keys(
+        want: &serde_json::Value,
+        got: &serde_json::Value,
+        path: &str,
+        out: &mut Vec<String>,
+    ) {
+        if let (Some(w), Some(g)) = (want.as_object(), got.as_object()) {
+            for (k, wv) in w {
+                // Maps keyed by data (ports, labels, graph driver data) differ by content.
+                let data_keyed = ["Ports", "PortBindings", "ExposedPorts", "Labels", "Data"];
+                match g.get(k) {
+                    None => out.push(format!("{path}.{k}")),
+                    Some(gv) if !data_keyed.contains(&k.as_str()) => {
+                        missing_keys(wv, gv, &format!("{path}.{k}"), out)
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    missing_keys(&want, got, "", &mut missing);
+    assert!(missing.is_empty(), "missing from inspect: {missing:?}");
+    assert_eq!(got["State"]["Status"], "running");
+    assert_eq!(
+        got["NetworkSettings"]["Ports"]["80/tcp"],
+        serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": "8080"}])
+    );
+    assert_eq!(
+        got["HostConfig"]["PortBindings"]["80/tcp"],
+        serde_json::json!([{"HostIp": "127.0.0.1", "HostPort": "8080"}])
+    );
+    let bridge = &got["NetworkSettings"]["Networks"]["bridge"];
+    assert!(
+        bridge["IPAddress"].as_str().unwrap().starts_with("172."),
+        "{bridge}"
+    );
+    assert_eq!(bridge["IPAddress"], got["NetworkSettings"]["IPAddress"]);
+    let mounts = got["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1);
+    for k in ["Type", "Source", "Destination", "Mode", "RW", "Propagation"] {
+        assert!(
+            mounts[0].get(k).is_some(),
+            "Mounts[0].{k} is missing: {}",
+            mounts[0]
+        );
+    }
+    assert_eq!(mounts[0]["RW"], false);
+}

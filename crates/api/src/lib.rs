@@ -9,6 +9,7 @@ mod query;
 mod router;
 mod routes;
 mod server;
+mod shapes;
 mod version;
 
 pub use error::ApiError;

@@ -60,11 +60,8 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
 /// `GET /containers/{id}/json`.
 pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     let c = ctx.engine.inspect_container(name).await?;
-    if c.exec_ids.is_some() {
-        return Ok(json(&c));
-    }
-    // Docker shows `"ExecIDs": null` when no exec runs, after AppArmorProfile; the model leaves a None
-    // out. Encoded with Go's map order first, then the key put back in place (the object keeps its order).
+    // Encoded with Go's map order first, then put in dockerd's key order with its nulls (the object keeps
+    // the order it is given: serde_json's preserve_order).
     let internal = |e: serde_json::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -72,17 +69,8 @@ pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
         )
     };
     let bytes = crate::json::to_vec(&c).map_err(internal)?;
-    let v: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes).map_err(internal)?;
-    let mut out = serde_json::Map::new();
-    for (k, val) in v {
-        let after = k == "AppArmorProfile";
-        out.insert(k, val);
-        if after {
-            out.insert("ExecIDs".into(), serde_json::Value::Null);
-        }
-    }
-    let mut bytes = serde_json::to_vec(&out).map_err(internal)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(internal)?;
+    let mut bytes = serde_json::to_vec(&crate::shapes::container_inspect(v)).map_err(internal)?;
     bytes.push(b'\n');
     Ok(body::with_type(
         StatusCode::OK,
