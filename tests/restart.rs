@@ -113,6 +113,16 @@ fn always_restarts_with_a_growing_backoff() {
         ps.contains(&id[..12]) && ps.contains("Restarting (1)"),
         "{ps}"
     );
+    // exec and pause wait for it to run, in Docker's words (retried: it runs for an instant between waits).
+    for cmd in [vec!["exec", &id[..], "true"], vec!["pause", &id[..]]] {
+        assert!(
+            until(Duration::from_secs(10), || {
+                String::from_utf8_lossy(&d.docker(&cmd).stderr)
+                    .contains("is restarting, wait until the container is running")
+            }),
+            "{cmd:?}"
+        );
+    }
     // Each restart is a `die` then a `start`; no `restart` event (that is `docker restart`'s).
     let acts = actions(&d, &id);
     let dies = acts.iter().filter(|a| a.starts_with("die")).count();

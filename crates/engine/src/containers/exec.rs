@@ -459,6 +459,10 @@ fn check_running(c: &Container) -> Result<()> {
             "container {} is paused, unpause the container before exec",
             c.id
         ))),
+        Status::Restarting => Err(Error::Conflict(format!(
+            "Container {} is restarting, wait until the container is running",
+            c.id
+        ))),
         _ => Err(Error::Conflict(format!(
             "container {} is not running",
             c.id

@@ -48,6 +48,10 @@ impl Engine {
         let c = self.containers.resolve(name)?;
         match c.state.status {
             Status::Running | Status::Paused => Ok(c),
+            Status::Restarting => Err(Error::Conflict(format!(
+                "Container {} is restarting, wait until the container is running",
+                c.id
+            ))),
             _ => Err(Error::Conflict(format!(
                 "Container {} is not running",
                 c.id
