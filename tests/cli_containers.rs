@@ -341,3 +341,46 @@ fn stats_without_no_stream_redraws_the_table() {
     assert!(text.contains("live"), "{text:?}");
     ok(&d.berth(&["rm", "-f", "live"]));
 }
+
+#[test]
+fn signals_to_a_foreground_run_reach_the_container_unless_sig_proxy_is_off() {
+    let d = daemon();
+    let script = "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done";
+    let run = |extra: &[&str], name: &str| {
+        let mut cmd = std::process::Command::new(common::berth_bin());
+        cmd.args(["-H", &d.host(), "run", "--name", name])
+            .args(extra)
+            .args(["busybox", "sh", "-c", script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let wait_ready = |name: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !text(&d.berth(&["logs", name])).0.contains("ready") {
+            assert!(std::time::Instant::now() < deadline, "{name} never started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // Proxied: the CLI's SIGTERM goes to the container, whose trap ends it with 7.
+    let child = run(&[], "proxied");
+    wait_ready("proxied");
+    // SAFETY: kill of our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot-term\n");
+    // Not proxied: the CLI dies of the signal and the container runs on.
+    let child = run(&["--sig-proxy=false"], "unproxied");
+    wait_ready("unproxied");
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(7));
+    assert_eq!(
+        ok(&d.berth(&["inspect", "-f", "{{.State.Status}}", "unproxied"])).trim(),
+        "running"
+    );
+    ok(&d.berth(&["rm", "-f", "unproxied", "proxied"]));
+}

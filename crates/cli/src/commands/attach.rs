@@ -17,6 +17,9 @@ pub struct AttachArgs {
     /// Do not attach STDIN
     #[arg(long)]
     pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sig_proxy: bool,
     /// The container
     #[arg(value_name = "CONTAINER")]
     pub container: String,
@@ -70,6 +73,9 @@ pub async fn attach(client: &Client, args: AttachArgs) -> Result<(), CliError> {
         tty,
         detach_keys: args.detach_keys.clone(),
         resize: Some(format!("/containers/{escaped}/resize")),
+        signals: args
+            .sig_proxy
+            .then(|| format!("/containers/{escaped}/kill")),
     };
     if super::session::run(client, conn, session).await? == Ended::Detached {
         // The docker CLI reports the detach as an error (status 1).

@@ -110,6 +110,8 @@ pub async fn exec(client: &Client, args: ExecArgs) -> Result<(), CliError> {
             tty: args.tty,
             detach_keys: args.detach_keys.clone(),
             resize: Some(format!("/exec/{id}/resize")),
+            // exec processes cannot be signalled through the API: the docker CLI proxies nothing here.
+            signals: None,
         },
     )
     .await?;

@@ -175,6 +175,9 @@ pub struct RunArgs {
     /// Override the key sequence for detaching a container
     #[arg(long, value_name = "string")]
     pub detach_keys: Option<String>,
+    /// Proxy received signals to the process
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub sig_proxy: bool,
     /// The container's configuration
     #[command(flatten)]
     pub options: ContainerOptions,
@@ -831,6 +834,9 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<(), CliError> {
         tty: opts.tty,
         detach_keys: args.detach_keys.clone(),
         resize: Some(format!("/containers/{}/resize", path_escape(&id))),
+        signals: args
+            .sig_proxy
+            .then(|| format!("/containers/{}/kill", path_escape(&id))),
     };
     match attach_and_start(client, &id, session, condition, true).await? {
         // Detached with the keys: the container runs on, and the docker CLI exits 0.
@@ -934,6 +940,7 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<(), CliError> {
             tty,
             detach_keys: args.detach_keys.clone(),
             resize: Some(format!("/containers/{}/resize", path_escape(name))),
+            signals: Some(format!("/containers/{}/kill", path_escape(name))),
         };
         return match attach_and_start(client, name, session, "next-exit", false).await? {
             None => Ok(()),

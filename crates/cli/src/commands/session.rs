@@ -35,6 +35,37 @@ pub struct Session {
     pub detach_keys: Option<String>,
     /// Where size changes go (`/containers/ID/resize` or `/exec/ID/resize`), with a TTY on a terminal.
     pub resize: Option<String>,
+    /// `--sig-proxy`: without a TTY, the signals we get go to the container (`/containers/ID/kill`).
+    pub signals: Option<String>,
+}
+
+/// The signals `--sig-proxy` forwards (not the ones about our own terminal and children).
+const PROXIED: [(i32, &str); 7] = [
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGHUP, "SIGHUP"),
+    (libc::SIGQUIT, "SIGQUIT"),
+    (libc::SIGUSR1, "SIGUSR1"),
+    (libc::SIGUSR2, "SIGUSR2"),
+    (libc::SIGALRM, "SIGALRM"),
+];
+
+/// Forwards the signals this process gets to the container, as the docker CLI's sig-proxy does.
+fn proxy_signals(client: &Client, kill_path: &str) {
+    for (num, name) in PROXIED {
+        let Ok(mut stream) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(num))
+        else {
+            continue;
+        };
+        let client = client.clone();
+        let path = format!("{kill_path}?signal={name}");
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                let _ = client.post(&path).await;
+            }
+        });
+    }
 }
 
 /// Parses Docker's key syntax (`ctrl-p,ctrl-q`, `a`, `ctrl-@`, `ctrl-[` … `ctrl-_`, `DEL`).
@@ -94,6 +125,9 @@ pub async fn run(
     conn: hyper::upgrade::Upgraded,
     s: Session,
 ) -> Result<Ended, CliError> {
+    if let (Some(path), false) = (&s.signals, s.tty) {
+        proxy_signals(client, path);
+    }
     let terminal = s.tty && crate::output::stdin_is_terminal();
     let raw = if terminal && s.stdin {
         crate::terminal::RawMode::enter(0)
