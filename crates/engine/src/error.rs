@@ -53,15 +53,3 @@ impl From<tokio::task::JoinError> for Error {
         Error::System(format!("internal task failed: {e}"))
     }
 }
-
-/// An OS error as Go words it ("no such file or directory"): Rust's text, lower-cased, without
-/// "(os error N)" — Docker's messages embed Go's.
-pub fn os_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or("").to_owned();
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
-}

@@ -100,6 +100,19 @@ impl Error {
     }
 }
 
+/// An OS error as Go prints it ("no such file or directory"): Rust's text, lower-cased, without "(os
+/// error N)". Docker's and runc's messages embed Go's wording, and clients match on it (exit codes
+/// 126/127).
+pub fn go_errno_text(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or("").to_owned();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use runtime::{Container, CreateOptions, ExitStatus, Stdio};
 
-use crate::backend::{Backend, External};
+use crate::backend::{wait_pid, Backend, External};
 
 use crate::logfile::{JsonLog, Stream};
 use crate::protocol::{self, ExitRecord};
@@ -468,51 +468,19 @@ impl Shim {
     }
 
     fn read_output(&mut self, i: usize, stream: Stream) {
-        let Some(fd) = self.out[i].as_ref() else {
-            return;
-        };
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match rustix::io::read(fd, &mut buf) {
-                Ok(0) => {
-                    self.out[i] = None;
-                    return;
-                }
-                Ok(n) => {
-                    let data = &buf[..n];
-                    if let Err(e) = self.log.write(stream, data) {
-                        eprintln!("shim {}: writing log: {e}", self.args.id);
-                    }
-                    let id = if stream == Stream::Stdout {
-                        protocol::STDOUT
-                    } else {
-                        protocol::STDERR
-                    };
-                    for c in &mut self.clients {
-                        let wants = match c.mode {
-                            Mode::Attach { stdout, stderr, .. } => {
-                                (stream == Stream::Stdout && stdout)
-                                    || (stream == Stream::Stderr && stderr)
-                            }
-                            Mode::Command | Mode::Exec(_) => false,
-                        };
-                        if wants && !c.dead {
-                            c.outbuf.extend_from_slice(&protocol::frame_header(id, n));
-                            c.outbuf.extend_from_slice(data);
-                            flush_client(c);
-                            if c.outbuf.len() > MAX_CLIENT_BUFFER {
-                                c.dead = true;
-                            }
-                        }
-                    }
-                }
-                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
-                Err(_) => {
-                    self.out[i] = None;
-                    return;
-                }
+        let id = frame_stream(stream);
+        let (log, clients, shim_id) = (&mut self.log, &mut self.clients, &self.args.id);
+        drain_pipe(&mut self.out[i], |data| {
+            if let Err(e) = log.write(stream, data) {
+                eprintln!("shim {shim_id}: writing log: {e}");
             }
-        }
+            send_frame(clients, id, data, |mode| match mode {
+                Mode::Attach { stdout, stderr, .. } => {
+                    (stream == Stream::Stdout && *stdout) || (stream == Stream::Stderr && *stderr)
+                }
+                Mode::Command | Mode::Exec(_) => false,
+            });
+        });
     }
 
     fn reap(&mut self) {
@@ -526,37 +494,13 @@ impl Shim {
     }
 
     fn check_exit_without_pidfd(&mut self) {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child with WNOHANG; `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(self.container.pid(), &mut status, libc::WNOHANG) };
-        if r == self.container.pid() {
-            let s = if libc::WIFSIGNALED(status) {
-                ExitStatus::Signaled(libc::WTERMSIG(status))
-            } else {
-                ExitStatus::Exited(libc::WEXITSTATUS(status))
-            };
+        if let Some(s) = wait_pid(self.container.pid(), libc::WNOHANG) {
             self.exited = Some((s, Instant::now()));
         }
     }
 
     fn flush_stdin(&mut self) {
-        let Some(w) = self.stdin_w.as_ref() else {
-            self.stdin_buf.clear();
-            return;
-        };
-        while !self.stdin_buf.is_empty() {
-            match rustix::io::write(w, &self.stdin_buf) {
-                Ok(n) => {
-                    self.stdin_buf.drain(..n);
-                }
-                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
-                Err(_) => {
-                    self.stdin_buf.clear();
-                    self.stdin_w = None;
-                    return;
-                }
-            }
-        }
+        flush_pipe(&mut self.stdin_w, &mut self.stdin_buf);
     }
 
     fn read_client(&mut self, i: usize) {
@@ -810,41 +754,17 @@ impl Shim {
     }
 
     fn read_exec_output(&mut self, i: usize, k: usize, stream: Stream) {
-        let e = &mut self.execs[i];
-        let Some(fd) = e.out[k].as_ref() else {
-            return;
-        };
-        let id = if stream == Stream::Stdout {
-            protocol::STDOUT
-        } else {
-            protocol::STDERR
-        };
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match rustix::io::read(fd, &mut buf) {
-                Ok(0) => {
-                    e.out[k] = None;
-                    return;
-                }
-                Ok(n) => {
-                    for c in &mut self.clients {
-                        if matches!(&c.mode, Mode::Exec(x) if *x == e.id) && !c.dead {
-                            c.outbuf.extend_from_slice(&protocol::frame_header(id, n));
-                            c.outbuf.extend_from_slice(&buf[..n]);
-                            flush_client(c);
-                            if c.outbuf.len() > MAX_CLIENT_BUFFER {
-                                c.dead = true;
-                            }
-                        }
-                    }
-                }
-                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
-                Err(_) => {
-                    e.out[k] = None;
-                    return;
-                }
-            }
-        }
+        let id = frame_stream(stream);
+        let (e, clients) = (&mut self.execs[i], &mut self.clients);
+        let exec_id = &e.id;
+        drain_pipe(&mut e.out[k], |data| {
+            send_frame(
+                clients,
+                id,
+                data,
+                |mode| matches!(mode, Mode::Exec(x) if x == exec_id),
+            );
+        });
     }
 
     fn reap_exec(&mut self, i: usize) {
@@ -852,15 +772,7 @@ impl Shim {
         if e.exited.is_some() {
             return;
         }
-        let mut status = 0;
-        // SAFETY: waitpid on our own child with WNOHANG; `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(e.pid, &mut status, libc::WNOHANG) };
-        if r == e.pid {
-            let s = if libc::WIFSIGNALED(status) {
-                ExitStatus::Signaled(libc::WTERMSIG(status))
-            } else {
-                ExitStatus::Exited(libc::WEXITSTATUS(status))
-            };
+        if let Some(s) = wait_pid(e.pid, libc::WNOHANG) {
             e.exited = Some((s, Instant::now()));
             e.pidfd = None;
         }
@@ -877,11 +789,9 @@ impl Shim {
             }
             if all && self.execs[i].exited.is_none() {
                 let e = &mut self.execs[i];
-                // SAFETY: kill and a blocking waitpid of our own, unreaped child.
+                // SAFETY: kill of our own, unreaped child.
                 unsafe { libc::kill(e.pid, libc::SIGKILL) };
-                let mut status = 0;
-                // SAFETY: as above; `status` is a valid out-pointer.
-                unsafe { libc::waitpid(e.pid, &mut status, 0) };
+                let _ = wait_pid(e.pid, 0);
                 e.exited = Some((ExitStatus::Signaled(libc::SIGKILL), Instant::now()));
             }
         }
@@ -991,7 +901,7 @@ fn exec_error(e: &runtime::Error, cwd: &str) -> String {
         runtime::Error::Init { stage, source, .. } if *stage == "chdir to cwd" => {
             format!(
                 "chdir to cwd ({cwd:?}) set in config.json failed: {}",
-                go_errno_text(source)
+                runtime::error::go_errno_text(source)
             )
         }
         other => start_error(other)
@@ -1000,33 +910,68 @@ fn exec_error(e: &runtime::Error, cwd: &str) -> String {
     }
 }
 
-/// An errno as Go prints it ("no such file or directory"), without Rust's "(os error N)".
-fn go_errno_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or("").to_owned();
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text,
-    }
+fn flush_exec_stdin(e: &mut ExecSession) {
+    flush_pipe(&mut e.stdin_w, &mut e.stdin_buf);
 }
 
-fn flush_exec_stdin(e: &mut ExecSession) {
-    let Some(w) = e.stdin_w.as_ref() else {
-        e.stdin_buf.clear();
+/// Writes what `buf` holds to a non-blocking pipe; a broken pipe is closed and what it held dropped.
+fn flush_pipe(w: &mut Option<OwnedFd>, buf: &mut Vec<u8>) {
+    let Some(fd) = w.as_ref() else {
+        buf.clear();
         return;
     };
-    while !e.stdin_buf.is_empty() {
-        match rustix::io::write(w, &e.stdin_buf) {
+    while !buf.is_empty() {
+        match rustix::io::write(fd, buf) {
             Ok(n) => {
-                e.stdin_buf.drain(..n);
+                buf.drain(..n);
             }
             Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
             Err(_) => {
-                e.stdin_buf.clear();
-                e.stdin_w = None;
+                buf.clear();
+                *w = None;
                 return;
             }
+        }
+    }
+}
+
+/// Reads a non-blocking pipe until it would block, handing each chunk to `on_data`; at EOF or an error
+/// the pipe is closed.
+fn drain_pipe(pipe: &mut Option<OwnedFd>, mut on_data: impl FnMut(&[u8])) {
+    let Some(fd) = pipe.as_ref() else {
+        return;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match rustix::io::read(fd, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => on_data(&buf[..n]),
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
+            Err(_) => break,
+        }
+    }
+    *pipe = None;
+}
+
+/// Docker's stream number for a log stream.
+fn frame_stream(stream: Stream) -> u8 {
+    if stream == Stream::Stdout {
+        protocol::STDOUT
+    } else {
+        protocol::STDERR
+    }
+}
+
+/// Queues `data` as one multiplexed frame to every live client `wants`; a client that falls too far
+/// behind is dropped (the log still has everything).
+fn send_frame(clients: &mut [Client], stream: u8, data: &[u8], wants: impl Fn(&Mode) -> bool) {
+    for c in clients.iter_mut().filter(|c| !c.dead && wants(&c.mode)) {
+        c.outbuf
+            .extend_from_slice(&protocol::frame_header(stream, data.len()));
+        c.outbuf.extend_from_slice(data);
+        flush_client(c);
+        if c.outbuf.len() > MAX_CLIENT_BUFFER {
+            c.dead = true;
         }
     }
 }

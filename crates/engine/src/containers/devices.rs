@@ -64,8 +64,8 @@ fn mapping(d: &DeviceMapping) -> Result<Vec<Device>> {
             "{ctr} is not an absolute path"
         )));
     }
-    let meta =
-        std::fs::metadata(&host).map_err(|e| gather_error(&host, crate::error::os_text(&e)))?;
+    let meta = std::fs::metadata(&host)
+        .map_err(|e| gather_error(&host, runtime::error::go_errno_text(&e)))?;
     if meta.is_dir() {
         let mut found = Vec::new();
         walk(Path::new(&host), &mut |p, m| {
