@@ -207,12 +207,7 @@ pub async fn attach(
     name: &str,
 ) -> ApiResult<Response<Body>> {
     let q = &ctx.query;
-    let upgrading = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
-    if !upgrading {
+    if !wants_upgrade(&req) {
         return Err(ApiError::bad_request(
             "attach needs a hijacked connection (Upgrade: tcp)",
         ));
@@ -342,6 +337,20 @@ pub async fn attach(
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;
     });
+    Ok(upgraded(tty))
+}
+
+/// Whether the client asks to hijack the connection (`Upgrade: tcp`), as the docker CLI does for attach
+/// and exec start.
+pub(crate) fn wants_upgrade<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
+}
+
+/// The `101` that hands the connection over to a raw (TTY) or multiplexed stream.
+pub(crate) fn upgraded(tty: bool) -> Response<Body> {
     let mut resp = body::with_type(
         StatusCode::SWITCHING_PROTOCOLS,
         stream_type(tty),
@@ -351,7 +360,17 @@ pub async fn attach(
         .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     resp.headers_mut()
         .insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(resp)
+    resp
+}
+
+/// The `h` and `w` query parameters of a resize, as (rows, columns).
+pub(crate) fn window_size(ctx: &Ctx) -> ApiResult<(u16, u16)> {
+    let dim = |k: &str| -> ApiResult<u16> {
+        let v = ctx.query.get(k).unwrap_or("");
+        v.parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}")))
+    };
+    Ok((dim("h")?, dim("w")?))
 }
 
 /// Docker's stream content types (API ≥ 1.42).
@@ -446,14 +465,8 @@ pub async fn stats(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 
 /// `POST /containers/{id}/resize?h=…&w=…`.
 pub async fn resize(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
-    let dim = |k: &str| -> ApiResult<u16> {
-        let v = ctx.query.get(k).unwrap_or("");
-        v.parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}")))
-    };
-    ctx.engine
-        .resize_container(name, dim("h")?, dim("w")?)
-        .await?;
+    let (rows, cols) = window_size(ctx)?;
+    ctx.engine.resize_container(name, rows, cols).await?;
     Ok(body::empty(StatusCode::OK))
 }
 

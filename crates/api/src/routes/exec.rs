@@ -1,17 +1,16 @@
 //! Exec instances: `POST /containers/{id}/exec`, `POST /exec/{id}/start` (hijacked like attach, or a plain
 //! streamed body when the client does not ask for an upgrade), `POST /exec/{id}/resize`, `GET /exec/{id}/json`.
 
-use bytes::Bytes;
 use engine::containers::detach::EscapeProxy;
 use engine::containers::{ExecConfig, ExecStartConfig};
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::containers::{encode, stream_type};
+use super::containers::{encode, stream_type, upgraded, wants_upgrade, window_size};
 use crate::body::{self, json, json_status, Body};
 use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
@@ -43,14 +42,9 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<
 /// process starts: output that came in the same read as the response head would be lost to clients that
 /// read the head through a buffer and the stream from the socket (docker-py).
 pub async fn start(ctx: &Ctx, mut req: Request<Incoming>, id: &str) -> ApiResult<Response<Body>> {
-    let upgrading = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
-    let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
+    let upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     let start: ExecStartConfig = read_json(req).await?;
-    let inst = ctx.engine.check_exec_start(id)?;
+    let (inst, _) = ctx.engine.check_exec_start(id)?;
     if start.detach {
         let io = ctx.engine.start_exec(id, start).await?;
         if let Some(e) = io.error {
@@ -167,26 +161,13 @@ pub async fn start(ctx: &Ctx, mut req: Request<Incoming>, id: &str) -> ApiResult
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;
     });
-    let mut resp = body::with_type(
-        StatusCode::SWITCHING_PROTOCOLS,
-        stream_type(tty),
-        body::full(Bytes::new()),
-    );
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    resp.headers_mut()
-        .insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(resp)
+    Ok(upgraded(tty))
 }
 
 /// `POST /exec/{id}/resize?h=&w=`.
 pub async fn resize(ctx: &Ctx, id: &str) -> ApiResult<Response<Body>> {
-    let dim = |k: &str| -> ApiResult<u16> {
-        let v = ctx.query.get(k).unwrap_or("");
-        v.parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}")))
-    };
-    ctx.engine.resize_exec(id, dim("h")?, dim("w")?).await?;
+    let (rows, cols) = window_size(ctx)?;
+    ctx.engine.resize_exec(id, rows, cols).await?;
     Ok(body::empty(StatusCode::OK))
 }
 

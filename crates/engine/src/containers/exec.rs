@@ -181,23 +181,12 @@ impl Engine {
 
     /// What `POST /exec/{id}/start` checks before it answers: the instance exists and has not been
     /// started, and its container runs.
-    pub fn check_exec_start(&self, exec_id: &str) -> Result<ExecInstance> {
+    pub fn check_exec_start(&self, exec_id: &str) -> Result<(ExecInstance, Container)> {
         let inst = self.exec_instance(exec_id)?;
         let c = self.containers.resolve(&inst.container_id)?;
         check_running(&c)?;
-        if inst.running {
-            return Err(Error::Conflict(format!(
-                "Error: Exec command {} is already running",
-                inst.id
-            )));
-        }
-        if inst.started {
-            return Err(Error::Conflict(format!(
-                "Error: Exec command {} has already run",
-                inst.id
-            )));
-        }
-        Ok(inst)
+        start_conflict(&inst)?;
+        Ok((inst, c))
     }
 
     /// `POST /exec/{id}/start`. Returns once the process runs (or could not be started: then the error is
@@ -207,26 +196,14 @@ impl Engine {
         exec_id: &str,
         start: ExecStartConfig,
     ) -> Result<ExecIo> {
-        let inst = self.exec_instance(exec_id)?;
-        let c = self.containers.resolve(&inst.container_id)?;
-        check_running(&c)?;
+        let (inst, c) = self.check_exec_start(exec_id)?;
         {
+            // Checked again and marked under the lock: two starts of one instance cannot both pass.
             let mut execs = self.execs_lock();
             let e = execs
                 .get_mut(&inst.id)
                 .ok_or_else(|| Error::NotFound(format!("No such exec instance: {exec_id}")))?;
-            if e.running {
-                return Err(Error::Conflict(format!(
-                    "Error: Exec command {} is already running",
-                    e.id
-                )));
-            }
-            if e.started {
-                return Err(Error::Conflict(format!(
-                    "Error: Exec command {} has already run",
-                    e.id
-                )));
-            }
+            start_conflict(e)?;
             e.started = true;
         }
         let cfg = &inst.config;
@@ -450,6 +427,23 @@ fn exec_env(c: &Container, cfg: &ExecConfig, tty: bool) -> Vec<String> {
         set(kv);
     }
     env
+}
+
+/// An instance can be started once.
+fn start_conflict(e: &ExecInstance) -> Result<()> {
+    if e.running {
+        return Err(Error::Conflict(format!(
+            "Error: Exec command {} is already running",
+            e.id
+        )));
+    }
+    if e.started {
+        return Err(Error::Conflict(format!(
+            "Error: Exec command {} has already run",
+            e.id
+        )));
+    }
+    Ok(())
 }
 
 fn check_running(c: &Container) -> Result<()> {

@@ -7,6 +7,13 @@ use std::sync::Mutex;
 use super::record::Container;
 use crate::error::{Error, Result};
 
+/// How [`Store::modify`] writes a change.
+enum Persist {
+    Synced,
+    Unsynced,
+    No,
+}
+
 /// All containers, indexed; every change is written to the record before it is visible here.
 pub struct Store {
     root: PathBuf,
@@ -100,42 +107,42 @@ impl Store {
 
     /// Changes a container and persists it; returns the new record.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
-        let mut idx = self.lock();
-        let c = idx
-            .by_id
-            .get_mut(id)
-            .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
-        let mut next = c.clone();
-        f(&mut next);
-        next.save(&self.root.join(id))?;
-        *c = next.clone();
-        Ok(next)
+        self.modify(id, f, Persist::Synced)
     }
 
     /// [`Store::update`] persisted without an fsync (see [`Container::save_unsynced`]).
     pub fn update_unsynced(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
-        let mut idx = self.lock();
-        let c = idx
-            .by_id
-            .get_mut(id)
-            .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
-        let mut next = c.clone();
-        f(&mut next);
-        next.save_unsynced(&self.root.join(id))?;
-        *c = next.clone();
-        Ok(next)
+        self.modify(id, f, Persist::Unsynced)
     }
 
     /// Changes a container in memory only (healthcheck results, as dockerd keeps them: written with the
     /// next persisted change); returns the new record.
     pub fn update_in_memory(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        self.modify(id, f, Persist::No)
+    }
+
+    /// Applies `f` to a copy, writes it as `persist` says, and only then makes it the record: a failed
+    /// write leaves the record as it was.
+    fn modify(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Container),
+        persist: Persist,
+    ) -> Result<Container> {
         let mut idx = self.lock();
         let c = idx
             .by_id
             .get_mut(id)
             .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
-        f(c);
-        Ok(c.clone())
+        let mut next = c.clone();
+        f(&mut next);
+        match persist {
+            Persist::Synced => next.save(&self.root.join(id))?,
+            Persist::Unsynced => next.save_unsynced(&self.root.join(id))?,
+            Persist::No => {}
+        }
+        *c = next.clone();
+        Ok(next)
     }
 
     /// Renames a container.
