@@ -15,7 +15,7 @@ use crate::init::{Failure, InitContext, Stage};
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::ProcessPlan;
 use crate::rootfs::{CgroupMount, RootfsPlan};
-use crate::seccomp::{self, Program};
+use crate::seccomp;
 use crate::spec::Bundle;
 use crate::sys;
 
@@ -159,17 +159,7 @@ impl Container {
             RootfsPlan::prepare(spec, &bundle.rootfs, &bundle.dir, ns.new_userns(), &view)?;
         let mut process = ProcessPlan::prepare(spec)?;
         process.set_default_home(&bundle.rootfs);
-        let program: Option<Program> =
-            match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-                Some(s) => {
-                    let dir = opts
-                        .seccomp_cache
-                        .clone()
-                        .unwrap_or_else(seccomp::default_cache_dir);
-                    Some(seccomp::compile_cached(s, &dir)?.0)
-                }
-                None => None,
-            };
+        let program = seccomp::program_for(spec, opts.seccomp_cache.as_deref())?;
         let (sync_r, sync_w) = pipe()?;
         let (report_r, report_w) = pipe()?;
         let (start_r, start_w) = match &opts.start_fifo {

@@ -108,15 +108,7 @@ pub fn exec(
     let ns = namespaces_of(target)?;
     let mut process = ProcessPlan::prepare(spec)?;
     process.set_default_home(std::path::Path::new(&format!("/proc/{target}/root")));
-    let program: Option<Program> = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => {
-            let dir = seccomp_cache
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_else(seccomp::default_cache_dir);
-            Some(seccomp::compile_cached(s, &dir)?.0)
-        }
-        None => None,
-    };
+    let program = seccomp::program_for(spec, seccomp_cache)?;
     let (sync_r, sync_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
     let console = if process.terminal() {
@@ -224,52 +216,12 @@ pub fn exec(
 
 /// The child: joins, sets up and executes; never returns.
 fn run(ctx: &ExecContext) -> ! {
-    let code = match setup(ctx) {
-        Ok(()) => {
-            let errno = ctx.process.exec();
-            report(ctx, Failure::new(Stage::Exec, 0, errno));
-            if errno == libc::ENOENT {
-                127
-            } else {
-                126
-            }
-        }
-        Err(f) => {
-            report(ctx, f);
-            1
-        }
-    };
-    // SAFETY: _exit is async-signal-safe and ends the process without running the runner's cleanup.
-    unsafe { libc::_exit(code) }
-}
-
-fn report(ctx: &ExecContext, f: Failure) {
-    let _ = sys::write_all(ctx.report_w, &f.encode());
+    crate::init::finish(setup(ctx), ctx.process, ctx.report_w)
 }
 
 fn setup(ctx: &ExecContext) -> std::result::Result<(), Failure> {
-    for fd in ctx.runner_fds {
-        if fd >= 0 {
-            sys::close(fd);
-        }
-    }
-    // Nothing of the runner's but the pipes and stdio may reach the process.
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only marks descriptors.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    crate::init::reset_signals();
-    let mut b = [0u8; 1];
-    match sys::read_full(ctx.sync_r, &mut b) {
-        Ok(1) => {}
-        Ok(_) => return Err(Failure::new(Stage::Sync, 0, libc::EPIPE)),
-        Err(e) => return Err(Failure::new(Stage::Sync, 0, e)),
-    }
+    crate::init::leave_runner(&ctx.runner_fds);
+    crate::init::wait_byte(ctx.sync_r, Stage::Sync)?;
     sys::close(ctx.sync_r);
     crate::namespaces::join(ctx.ns).map_err(|(i, e)| Failure::new(Stage::Setns, i, e))?;
     if ctx.console_w >= 0 {

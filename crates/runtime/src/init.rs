@@ -201,10 +201,20 @@ pub(crate) struct InitContext<'a> {
 
 /// Runs the init; never returns.
 pub(crate) fn run(ctx: &InitContext) -> ! {
-    let code = match setup(ctx) {
+    finish(setup(ctx), ctx.process, ctx.report_w)
+}
+
+/// Ends a child of the runner (the init, or an exec'd process) after its setup: executes the process, or
+/// reports why it could not and exits — 127 (not found) or 126 (not executable) as a shell would, 1 for a
+/// failed setup. Never returns.
+pub(crate) fn finish(setup: Result<(), Failure>, process: &ProcessPlan, report_w: RawFd) -> ! {
+    let report = |f: Failure| {
+        let _ = sys::write_all(report_w, &f.encode());
+    };
+    let code = match setup {
         Ok(()) => {
-            let errno = ctx.process.exec();
-            report(ctx, Failure::new(Stage::Exec, 0, errno));
+            let errno = process.exec();
+            report(Failure::new(Stage::Exec, 0, errno));
             if errno == libc::ENOENT {
                 127
             } else {
@@ -212,7 +222,7 @@ pub(crate) fn run(ctx: &InitContext) -> ! {
             }
         }
         Err(f) => {
-            report(ctx, f);
+            report(f);
             1
         }
     };
@@ -221,22 +231,11 @@ pub(crate) fn run(ctx: &InitContext) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn report(ctx: &InitContext, f: Failure) {
-    let _ = sys::write_all(ctx.report_w, &f.encode());
-}
-
-fn wait_byte(fd: RawFd, stage: Stage) -> Result<(), Failure> {
-    let mut b = [0u8; 1];
-    match sys::read_full(fd, &mut b) {
-        Ok(1) => Ok(()),
-        // The runner went away: nothing to run for.
-        Ok(_) => Err(Failure::new(stage, 0, libc::EPIPE)),
-        Err(e) => Err(Failure::new(stage, 0, e)),
-    }
-}
-
-fn setup(ctx: &InitContext) -> Result<(), Failure> {
-    for fd in ctx.runner_fds {
+/// First thing in a child of the runner: closes the runner's ends of the pipes (so that the child sees
+/// EOF, and gives up, if the runner dies), marks every other inherited descriptor close-on-exec, and resets
+/// the signal dispositions.
+pub(crate) fn leave_runner(runner_fds: &[RawFd]) {
+    for &fd in runner_fds {
         if fd >= 0 {
             sys::close(fd);
         }
@@ -252,6 +251,20 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         )
     };
     reset_signals();
+}
+
+pub(crate) fn wait_byte(fd: RawFd, stage: Stage) -> Result<(), Failure> {
+    let mut b = [0u8; 1];
+    match sys::read_full(fd, &mut b) {
+        Ok(1) => Ok(()),
+        // The runner went away: nothing to run for.
+        Ok(_) => Err(Failure::new(stage, 0, libc::EPIPE)),
+        Err(e) => Err(Failure::new(stage, 0, e)),
+    }
+}
+
+fn setup(ctx: &InitContext) -> Result<(), Failure> {
+    leave_runner(&ctx.runner_fds);
     wait_byte(ctx.sync_r, Stage::Sync)?;
     if ctx.ns.new_userns() {
         // SAFETY: plain id arguments.
@@ -300,7 +313,7 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         p.install().map_err(|e| seccomp_failure(&e))?;
     }
     ctx.process.become_user()?;
-    report(ctx, Failure::new(Stage::Ready, 0, 0));
+    let _ = sys::write_all(ctx.report_w, &Failure::new(Stage::Ready, 0, 0).encode());
     wait_byte(ctx.start_r, Stage::Sync)?;
     sys::close(ctx.start_r);
     ctx.process.set_no_new_privs()?;
@@ -313,7 +326,7 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
 /// Gives the process default signal dispositions and an empty mask. Ignored signals survive
 /// execve, and the Rust runtime ignores SIGPIPE in the runner: without this, `yes | head` in a
 /// container would never end.
-pub(crate) fn reset_signals() {
+fn reset_signals() {
     /// The kernel's `struct sigaction` on x86_64 (glibc's `signal()` refuses signals 32 and 33,
     /// which it reserves, so the raw call is used for all of them).
     #[repr(C)]

@@ -354,6 +354,21 @@ pub enum CacheOutcome {
     CompiledUncached,
 }
 
+/// The program for a spec's `linux.seccomp`, if it has one, through the cache in `cache_dir` (default
+/// [`default_cache_dir`]).
+pub fn program_for(
+    spec: &oci_spec::runtime::Spec,
+    cache_dir: Option<&Path>,
+) -> Result<Option<Program>> {
+    match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => {
+            let dir = cache_dir.map_or_else(default_cache_dir, Path::to_path_buf);
+            Ok(Some(compile_cached(s, &dir)?.0))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Returns the program for `seccomp`, from `dir/<sha256>.bpf` if present, else compiles it and
 /// stores it there (atomically, via a temp file and rename). A corrupt entry is recompiled.
 pub fn compile_cached(seccomp: &LinuxSeccomp, dir: &Path) -> Result<(Program, CacheOutcome)> {
