@@ -9,25 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::Daemon;
-
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        err(o)
-    );
-    out(o)
-}
+use common::{err, ok, out};
 
 /// Names inside a tar stream.
 fn tar_names(data: &[u8]) -> Vec<String> {

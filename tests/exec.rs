@@ -6,23 +6,8 @@
 
 mod common;
 
+use common::{ok, out};
 use common::{Daemon, Terminal};
-
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out(o)
-}
 
 fn running(d: &Daemon, name: &str) {
     ok(&d.docker(&["run", "-d", "--name", name, "busybox", "sleep", "1000"]));

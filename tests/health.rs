@@ -7,24 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ok;
 use common::Daemon;
 use serde_json::Value;
-
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out(o)
-}
 
 fn health(d: &Daemon, name: &str) -> Value {
     d.get_json(&format!("/containers/{name}/json"))["State"]["Health"].clone()

@@ -14,21 +14,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::ok;
 use common::Daemon;
 
 const HTTPD: &str =
     "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn daemon() -> Option<Daemon> {
     common::docker_daemon()

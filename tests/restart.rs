@@ -7,25 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Daemon;
-
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        err(o)
-    );
-    out(o)
-}
+use common::{err, ok, out};
 
 fn inspect(d: &Daemon, id: &str, format: &str) -> String {
     ok(&d.docker(&["inspect", "-f", format, id]))

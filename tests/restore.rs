@@ -5,17 +5,7 @@
 
 mod common;
 
-#[track_caller]
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::ok;
 
 /// Shim processes of this daemon (their command line names its exec root).
 fn shims(exec_root: &std::path::Path) -> Vec<u32> {

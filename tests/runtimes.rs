@@ -7,22 +7,7 @@
 mod common;
 
 use common::Daemon;
-
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-#[track_caller]
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out(o)
-}
+use common::{ok, out};
 
 fn have_runc() -> bool {
     if common::have("runc") {

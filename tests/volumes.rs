@@ -10,26 +10,8 @@ mod common;
 use std::path::Path;
 
 use common::Daemon;
+use common::{err, ok, out};
 use serde_json::Value;
-
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        out(o),
-        err(o)
-    );
-    out(o)
-}
 
 fn daemon() -> Option<Daemon> {
     common::docker_daemon()

@@ -39,6 +39,18 @@ fn missing() -> Option<&'static str> {
     None
 }
 
+/// The `berth` binary for tests that run `berth runtime …` as a command; `None` (saying why) when it has
+/// not been built.
+fn berth_binary() -> Option<PathBuf> {
+    let berth = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/berth");
+    if berth.exists() {
+        Some(berth)
+    } else {
+        eprintln!("skipped: build the berth binary first (cargo build -p berth)");
+        None
+    }
+}
+
 macro_rules! require_host {
     () => {
         if let Some(why) = missing() {
@@ -129,6 +141,20 @@ fn spec_with(args: &[&str], f: impl FnOnce(&mut Spec)) -> Spec {
     let mut s = docker_default_spec(args).unwrap();
     f(&mut s);
     s
+}
+
+/// Gives the spec's process a terminal of `rows` x `cols`.
+fn with_terminal(s: &mut Spec, rows: u64, cols: u64) {
+    let mut p = s.process().clone().unwrap();
+    p.set_terminal(Some(true));
+    p.set_console_size(Some(
+        oci_spec::runtime::BoxBuilder::default()
+            .height(rows)
+            .width(cols)
+            .build()
+            .unwrap(),
+    ));
+    s.set_process(Some(p));
 }
 
 fn both(spec: &Spec) -> ((i32, String), (i32, String)) {
@@ -362,11 +388,9 @@ fn seccomp_program_is_cached_by_content_hash() {
 #[test]
 fn sigterm_to_the_runner_reaches_the_container() {
     require_host!();
-    let berth = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/berth");
-    if !berth.exists() {
-        eprintln!("skipped: build the berth binary first (cargo build -p berth)");
+    let Some(berth) = berth_binary() else {
         return;
-    }
+    };
     let s = spec_with(
         &["sh", "-c", "trap 'exit 42' TERM; sleep 30 & wait"],
         |_| {},
@@ -541,16 +565,7 @@ fn bind_mounts_of_dirs_and_files_with_ro_and_propagation_match_runc() {
 fn terminal_gives_the_process_a_pty_of_the_requested_size() {
     require_host!();
     let s = spec_with(&["sh", "-c", "tty; stty size; exit 4"], |s| {
-        let mut p = s.process().clone().unwrap();
-        p.set_terminal(Some(true));
-        p.set_console_size(Some(
-            oci_spec::runtime::BoxBuilder::default()
-                .height(30u64)
-                .width(100u64)
-                .build()
-                .unwrap(),
-        ));
-        s.set_process(Some(p));
+        with_terminal(s, 30, 100)
     });
     let b = TestBundle::new(&s);
     let cache = tempfile::tempdir().unwrap();
@@ -625,11 +640,9 @@ fn cgroup_freeze_thaw_stats_and_removal_on_this_host() {
 #[test]
 fn create_start_state_kill_delete_across_processes() {
     require_host!();
-    let berth = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/berth");
-    if !berth.exists() {
-        eprintln!("skipped: build the berth binary first (cargo build -p berth)");
+    let Some(berth) = berth_binary() else {
         return;
-    }
+    };
     let s = spec_with(&["sleep", "30"], |_| {});
     let b = TestBundle::new(&s);
     let root = tempfile::tempdir().unwrap();
@@ -846,11 +859,9 @@ const NS_PROBE: &str = "for n in ipc mnt net pid uts cgroup; do \
 #[test]
 fn exec_joins_the_container_and_sets_its_process_up_like_runc() {
     require_host!();
-    let berth = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/berth");
-    if !berth.exists() {
-        eprintln!("skipped: build the berth binary first (cargo build -p berth)");
+    let Some(berth) = berth_binary() else {
         return;
-    }
+    };
     let s = spec_with(&["sleep", "60"], |_| {});
     let b = TestBundle::new(&s);
     std::fs::create_dir_all(b.path().join("rootfs/tmp/work")).unwrap();
@@ -973,22 +984,11 @@ fn exec_joins_the_container_and_sets_its_process_up_like_runc() {
 #[test]
 fn create_with_a_console_socket_hands_over_the_pty_master_like_runc() {
     require_host!();
-    let berth = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/berth");
-    if !berth.exists() {
-        eprintln!("skipped: build the berth binary first (cargo build -p berth)");
+    let Some(berth) = berth_binary() else {
         return;
-    }
+    };
     let s = spec_with(&["sh", "-c", "tty; stty size; echo done"], |s| {
-        let mut p = s.process().clone().unwrap();
-        p.set_terminal(Some(true));
-        p.set_console_size(Some(
-            oci_spec::runtime::BoxBuilder::default()
-                .height(33u64)
-                .width(77u64)
-                .build()
-                .unwrap(),
-        ));
-        s.set_process(Some(p));
+        with_terminal(s, 33, 77)
     });
     let b = TestBundle::new(&s);
     let root = tempfile::tempdir().unwrap();
