@@ -102,6 +102,51 @@ fn unknown_routes_are_404_page_not_found() {
     assert_eq!(r.json()["message"], "page not found");
 }
 
+/// A handler that answers before reading the body (here: no route) still lets the client finish
+/// sending it, reads the answer, and keeps the connection for the next request, as dockerd does.
+#[test]
+fn an_unread_request_body_is_drained_before_the_answer() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let d = Daemon::start();
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let body = br#"{"Spec":{}}"#;
+    for round in 0..2 {
+        write!(
+            s,
+            "PUT /v1.50/nonsense/{round} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        // The body comes late, after the daemon has its answer ready.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        s.write_all(body)
+            .unwrap_or_else(|e| panic!("round {round}: writing the body: {e}"));
+        let mut r = BufReader::new(&s);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 404"), "round {round}: {line:?}");
+        let mut length = 0;
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut answer = vec![0; length];
+        r.read_exact(&mut answer).unwrap();
+        assert!(
+            String::from_utf8_lossy(&answer).contains("page not found"),
+            "round {round}"
+        );
+    }
+}
+
 #[test]
 fn swarm_and_plugin_routes_answer_503_with_a_message() {
     let d = Daemon::start();

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, BodyStream, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
+
+use crate::request::ReqBody;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -158,7 +160,7 @@ impl ChannelWriter {
 
 /// A blocking reader over a request body, for engine operations that consume a stream (load, import).
 /// Must be read from a blocking thread: it waits for the connection task to deliver chunks.
-pub fn blocking_reader(body: Incoming) -> impl Read + Send + 'static {
+pub fn blocking_reader(body: ReqBody) -> impl Read + Send + 'static {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     tokio::spawn(async move {
         let mut frames = BodyStream::new(body);

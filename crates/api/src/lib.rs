@@ -6,6 +6,7 @@ mod body;
 mod error;
 mod json;
 mod query;
+mod request;
 mod router;
 mod routes;
 mod server;

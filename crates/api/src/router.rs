@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use crate::body::{error_response, Body};
 use crate::error::{ApiError, ApiResult};
 use crate::query::Query;
+use crate::request::{Leftover, ReqBody};
 use crate::routes;
 use crate::version::{self, ApiVersion};
 
@@ -29,7 +30,11 @@ pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Bod
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut resp = match dispatch(engine, req).await {
+    let leftover = Leftover::default();
+    let req = req.map(|body| leftover.wrap(body));
+    let result = dispatch(engine, req).await;
+    leftover.drain().await;
+    let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
             if e.status.is_server_error() {
@@ -49,7 +54,7 @@ pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Bod
     resp
 }
 
-async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     let raw_path = percent_decode(req.uri().path())?;
     let (version, path) = version::split(&raw_path)?;
     let path = path.trim_end_matches('/').to_owned();
@@ -114,7 +119,7 @@ async fn dispatch(engine: Arc<Engine>, req: Request<Incoming>) -> ApiResult<Resp
 /// `/containers/{id}[/action]`.
 async fn container_route(
     ctx: &Ctx,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     rest: &str,
 ) -> ApiResult<Response<Body>> {
     use routes::containers as c;
@@ -151,7 +156,7 @@ async fn container_route(
 }
 
 /// `/exec/{id}/action`.
-async fn exec_route(ctx: &Ctx, req: Request<Incoming>, rest: &str) -> ApiResult<Response<Body>> {
+async fn exec_route(ctx: &Ctx, req: Request<ReqBody>, rest: &str) -> ApiResult<Response<Body>> {
     use routes::exec as e;
     let m = req.method().clone();
     let (id, action) = rest.split_once('/').ok_or_else(ApiError::page_not_found)?;
@@ -164,7 +169,7 @@ async fn exec_route(ctx: &Ctx, req: Request<Incoming>, rest: &str) -> ApiResult<
 }
 
 /// `/networks/{id}[/action]`.
-async fn network_route(ctx: &Ctx, req: Request<Incoming>, rest: &str) -> ApiResult<Response<Body>> {
+async fn network_route(ctx: &Ctx, req: Request<ReqBody>, rest: &str) -> ApiResult<Response<Body>> {
     use routes::networks as n;
     let m = req.method().clone();
     let (name, action) = rest.split_once('/').unwrap_or((rest, ""));

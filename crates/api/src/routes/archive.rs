@@ -4,9 +4,9 @@
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
+use crate::request::ReqBody;
 use engine::containers::{ArchiveJob, ExtractRequest};
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use crate::body::{self, json, Body};
 use crate::error::{ApiError, ApiResult};
@@ -44,7 +44,7 @@ pub async fn get(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 }
 
 /// `PUT /containers/{id}/archive?path=…&noOverwriteDirNonDir=…&copyUIDGID=…`: extracts the body's tar.
-pub async fn put(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<Response<Body>> {
+pub async fn put(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
     let path = path_param(ctx)?;
     let request = ExtractRequest {
         path,

@@ -1,6 +1,7 @@
 //! `/containers/…`: create, list, inspect, start, stop, restart, kill, wait, rename, remove, logs and the
 //! hijacked attach stream.
 
+use crate::request::ReqBody;
 use bytes::Bytes;
 use engine::containers::detach::EscapeProxy;
 use engine::containers::{
@@ -9,7 +10,6 @@ use engine::containers::{
 use engine::{parse_timestamp, Filters};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
 
 /// `POST /containers/create?name=…`.
-pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     let bytes = req
         .into_body()
         .collect()
@@ -115,7 +115,7 @@ pub async fn kill(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 }
 
 /// `POST /containers/{id}/update`: new resources and restart policy; `{"Warnings": []}`.
-pub async fn update(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<Response<Body>> {
+pub async fn update(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
     let bytes = req
         .into_body()
         .collect()
@@ -201,11 +201,7 @@ pub async fn logs(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 
 /// `POST /containers/{id}/attach`: hijacks the connection (`Upgrade: tcp` → 101) and carries the container's
 /// output (and input) until the output ends.
-pub async fn attach(
-    ctx: &Ctx,
-    mut req: Request<Incoming>,
-    name: &str,
-) -> ApiResult<Response<Body>> {
+pub async fn attach(ctx: &Ctx, mut req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
     let q = &ctx.query;
     if !wants_upgrade(&req) {
         return Err(ApiError::bad_request(

@@ -1,11 +1,11 @@
 //! Exec instances: `POST /containers/{id}/exec`, `POST /exec/{id}/start` (hijacked like attach, or a plain
 //! streamed body when the client does not ask for an upgrade), `POST /exec/{id}/resize`, `GET /exec/{id}/json`.
 
+use crate::request::ReqBody;
 use engine::containers::detach::EscapeProxy;
 use engine::containers::{ExecConfig, ExecStartConfig};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
 
 async fn read_json<T: serde::de::DeserializeOwned + Default>(
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> ApiResult<T> {
     let bytes = req
         .into_body()
@@ -32,7 +32,7 @@ async fn read_json<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// `POST /containers/{id}/exec` → 201 `{"Id": …}`.
-pub async fn create(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<Response<Body>> {
+pub async fn create(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
     let config: ExecConfig = read_json(req).await?;
     let id = ctx.engine.create_exec(name, config).await?;
     Ok(json_status(StatusCode::CREATED, &json!({ "Id": id })))
@@ -41,7 +41,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<
 /// `POST /exec/{id}/start`. As dockerd does, the reply (101, or 200 with a streamed body) goes out before the
 /// process starts: output that came in the same read as the response head would be lost to clients that
 /// read the head through a buffer and the stream from the socket (docker-py).
-pub async fn start(ctx: &Ctx, mut req: Request<Incoming>, id: &str) -> ApiResult<Response<Body>> {
+pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<Response<Body>> {
     let upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     let start: ExecStartConfig = read_json(req).await?;
     let (inst, _) = ctx.engine.check_exec_start(id)?;

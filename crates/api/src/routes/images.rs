@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::request::ReqBody;
 use bytes::Bytes;
 use engine::{Engine, Filters, ImageListOptions, ImportRequest};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::body::{self, blocking_reader, json, Body, ChannelWriter, StreamSender};
@@ -67,7 +67,7 @@ pub async fn prune(ctx: &Ctx) -> ApiResult<Response<Body>> {
 }
 
 /// `POST /images/load?quiet=…`: a JSON-lines progress stream; errors come inside the 200.
-pub async fn load(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+pub async fn load(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     let quiet = ctx.query.bool("quiet");
     let mut archive = blocking_reader(req.into_body());
     let (tx, body) = body::channel();
@@ -143,7 +143,7 @@ pub async fn save(ctx: &Ctx, names: Vec<String>) -> ApiResult<Response<Body>> {
 }
 
 /// `POST /images/create`: `fromSrc=-` imports the request body; pulling is not there yet.
-pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     match ctx.query.get("fromSrc") {
         Some("-") => {}
         Some(_) => {

@@ -1,10 +1,10 @@
 //! `/networks`: list, inspect, create, remove, prune, connect and disconnect.
 
+use crate::request::ReqBody;
 use engine::networks::{ConnectRequest, NetworkCreate};
 use engine::Filters;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::body::{self, json, json_status, Body};
 use crate::error::{ApiError, ApiResult};
@@ -12,7 +12,7 @@ use crate::router::Ctx;
 
 /// Reads a JSON body; an empty body reads as `T::default()`.
 async fn body_json<T: serde::de::DeserializeOwned + Default>(
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
 ) -> ApiResult<T> {
     let bytes = req
         .into_body()
@@ -39,7 +39,7 @@ pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 }
 
 /// `POST /networks/create`: 201 with the new ID.
-pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     let body: NetworkCreate = body_json(req).await?;
     let created = ctx.engine.create_network(body).await?;
     Ok(json_status(StatusCode::CREATED, &created))
@@ -58,18 +58,14 @@ pub async fn prune(ctx: &Ctx) -> ApiResult<Response<Body>> {
 }
 
 /// `POST /networks/{id}/connect`.
-pub async fn connect(ctx: &Ctx, req: Request<Incoming>, name: &str) -> ApiResult<Response<Body>> {
+pub async fn connect(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
     let body: ConnectRequest = body_json(req).await?;
     ctx.engine.connect_network(name, body).await?;
     Ok(body::empty(StatusCode::OK))
 }
 
 /// `POST /networks/{id}/disconnect`.
-pub async fn disconnect(
-    ctx: &Ctx,
-    req: Request<Incoming>,
-    name: &str,
-) -> ApiResult<Response<Body>> {
+pub async fn disconnect(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
     #[derive(Default, serde::Deserialize)]
     struct Disconnect {
         #[serde(rename = "Container", default)]

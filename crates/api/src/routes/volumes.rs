@@ -1,10 +1,10 @@
 //! `/volumes`: list, create, inspect, remove and prune (local volumes; no cluster volumes, no plugins).
 
+use crate::request::ReqBody;
 use bollard_stubs::models::VolumeCreateOptions;
 use engine::Filters;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use crate::body::{self, json, json_status, Body};
 use crate::error::{ApiError, ApiResult};
@@ -17,7 +17,7 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
 }
 
 /// `POST /volumes/create`: 201 with the volume (a new one, or the existing one of that name).
-pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     let bytes = req
         .into_body()
         .collect()
