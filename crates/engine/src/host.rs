@@ -93,9 +93,42 @@ pub(crate) fn cgroup_version(root: &Path) -> &'static str {
     }
 }
 
+/// True when `path` is the root of a mount. `statx` says so directly (Linux 5.8+); reading mountinfo,
+/// the fallback, costs time in proportion to the host's mounts (one per running container).
+pub(crate) fn is_mount_point(path: &Path) -> bool {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags, CWD};
+    if let Ok(st) = statx(
+        CWD,
+        path,
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
+    ) {
+        if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
+            return st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+        }
+    }
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let target = path.display().to_string();
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_are_told_from_plain_directories() {
+        assert!(is_mount_point(Path::new("/proc")));
+        assert!(is_mount_point(Path::new("/")));
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(!is_mount_point(&sub));
+        assert!(!is_mount_point(&dir.path().join("missing")));
+    }
 
     #[test]
     fn probe_reads_real_figures() {

@@ -115,6 +115,7 @@ impl Engine {
     pub async fn create_exec(&self, name: &str, config: ExecConfig) -> Result<String> {
         let c = self.containers.resolve(name)?;
         check_running(&c)?;
+        self.prime_cgroup_attach(&c);
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::InvalidParameter("No exec command specified".into()));
         }

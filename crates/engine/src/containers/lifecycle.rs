@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +73,23 @@ impl Engine {
                 "unknown or invalid runtime name: {name}"
             ))),
         }
+    }
+
+    /// Warms the kernel's cgroup-move lock for a process about to be moved into `c`'s cgroup (its init,
+    /// or an exec): see [`runtime::cgroups::prime_attach`]. Skipped where nothing is moved (the built-in
+    /// runtime on cgroup v2) and while a priming is still under way.
+    pub(crate) fn prime_cgroup_attach(&self, c: &Container) {
+        static UNDER_WAY: AtomicBool = AtomicBool::new(false);
+        let builtin = self
+            .runtime_binary(c.host_config.runtime.as_deref().unwrap_or(""))
+            .is_ok_and(|b| b.is_none());
+        if (builtin && self.host.cgroup_version == "2") || UNDER_WAY.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::task::spawn_blocking(|| {
+            runtime::cgroups::prime_attach();
+            UNDER_WAY.store(false, Ordering::Release);
+        });
     }
 
     /// The output hub of a container, made on first use (an attach may come before the start).
@@ -185,6 +203,7 @@ impl Engine {
 
     pub(crate) async fn start_inner(self: &Arc<Self>, c: &Container) -> Result<()> {
         let t0 = std::time::Instant::now();
+        self.prime_cgroup_attach(c);
         let id = c.id.clone();
         let dir = self.containers.dir(&id);
         let state_dir = self.state_dir(&id);

@@ -80,7 +80,7 @@ impl Layout {
             std::fs::create_dir_all(d)
                 .map_err(|e| Error::System(format!("creating {}: {e}", d.display())))?;
         }
-        if is_mount_point(&self.merged) {
+        if crate::host::is_mount_point(&self.merged) {
             return Ok(());
         }
         if lower.is_empty() {
@@ -119,22 +119,12 @@ impl Layout {
     }
 
     fn unmount_locked(&self) -> Result<()> {
-        if !is_mount_point(&self.merged) {
+        if !crate::host::is_mount_point(&self.merged) {
             return Ok(());
         }
         rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH)
             .map_err(|e| Error::System(format!("unmounting {}: {e}", self.merged.display())))
     }
-}
-
-/// True when `path` is the root of a mount (its device differs from its parent's, or mountinfo lists it).
-fn is_mount_point(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let target = path.display().to_string();
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
 }
 
 /// Creates `path` (absolute, as the container sees it) inside `root` with its missing parents, owned by

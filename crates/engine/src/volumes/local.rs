@@ -209,22 +209,12 @@ pub fn mount(opts: &LocalOptions, target: &Path) -> Result<()> {
 pub fn unmount(target: &Path) -> Result<()> {
     match rustix::mount::unmount(target, UnmountFlags::DETACH) {
         Ok(()) => Ok(()),
-        Err(_) if !is_mount_point(target) => Ok(()),
+        Err(_) if !crate::host::is_mount_point(target) => Ok(()),
         Err(e) => Err(Error::System(format!(
             "unmounting {}: {e}",
             target.display()
         ))),
     }
-}
-
-/// True when `path` is the mount point of some mount (mountinfo lists it).
-pub fn is_mount_point(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let target = path.display().to_string();
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
 }
 
 #[cfg(test)]

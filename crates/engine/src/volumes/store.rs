@@ -116,7 +116,7 @@ impl VolumeStore {
                     r
                 }
             };
-            if record.needs_mount() && local::is_mount_point(&dir.join(DATA_DIR)) {
+            if record.needs_mount() && crate::host::is_mount_point(&dir.join(DATA_DIR)) {
                 // Left mounted by a previous daemon (a container may still run on it): known as mounted, so
                 // the last user unmounts it.
                 inner.mounted.insert(name.clone());

@@ -56,6 +56,35 @@ pub fn is_v2() -> bool {
     }
 }
 
+/// Starts, ahead of time, the wait that the next move of a process into a cgroup makes, so that it
+/// passes while the caller does other work (preparing the rootfs, starting the shim).
+///
+/// Every move (a write to `cgroup.procs`) takes the kernel's global threadgroup lock for writing. Unless
+/// the hierarchy was mounted with `favordynmods`, the first writer after a quiet spell waits for an RCU
+/// grace period (holding `cgroup_mutex`, so cgroup creation waits too); writers that follow within about
+/// one grace period do not wait. On these machines that first wait is 5 to 20 ms, paid by a third to a
+/// half of the container starts on cgroup v1 (the init is moved into its cgroups), and by runc and crun.
+/// This call pays it in a throwaway thread by "moving" the caller into the cgroup it is already in: no
+/// process changes cgroup, and a start a few milliseconds later finds the lock warm. Measured here: a
+/// cold move 12.9 ms (median), 0.3 ms after priming 6 ms earlier; 15 × `berth run -d` alternating with
+/// and without priming, 24.2 against 30.7 ms a start. On v2 the built-in runtime needs none of this: its
+/// processes are born in their cgroup (`CLONE_INTO_CGROUP`).
+pub fn prime_attach() {
+    let file = if is_v2() {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        own.lines().find_map(|l| l.strip_prefix("0::")).map(|p| {
+            Path::new("/sys/fs/cgroup")
+                .join(p.trim_start_matches('/'))
+                .join("cgroup.procs")
+        })
+    } else {
+        v1::own_procs_file()
+    };
+    if let Some(file) = file {
+        let _ = std::fs::write(file, std::process::id().to_string());
+    }
+}
+
 /// The cgroup path for a container: `linux.cgroupsPath`, or `berth/<id>` (relative) if unset.
 pub fn path_for(spec_path: Option<&Path>, id: &str) -> PathBuf {
     match spec_path {
@@ -191,6 +220,16 @@ pub(crate) fn keyed(text: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn priming_leaves_the_caller_in_its_cgroups() {
+        let before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        prime_attach();
+        assert_eq!(
+            std::fs::read_to_string("/proc/self/cgroup").unwrap(),
+            before
+        );
+    }
 
     #[test]
     fn relative_paths_nest_under_own_cgroup_and_absolute_ones_do_not() {
