@@ -521,6 +521,107 @@ fn seccomp_denies_what_dockers_profile_denies() {
     );
 }
 
+/// `--security-opt seccomp=FILE`: both CLIs send the file's JSON, the daemon evaluates it like the default
+/// profile, and a profile that does not parse is refused at create.
+#[test]
+fn a_custom_seccomp_profile_replaces_the_default() {
+    let Some(d) = daemon() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                {"name": "symlink", "action": "SCMP_ACT_ERRNO"},
+                {"name": "symlinkat", "action": "SCMP_ACT_ERRNO"}
+            ]
+        }"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let probe = "grep '^Seccomp:' /proc/self/status; mkdir /tmp/x; echo mkdir=$?; \
+                 ln -s a /tmp/l; echo ln=$?";
+    let docker = d.docker(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &opt,
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    let mut berth_args = vec!["run", "--rm", "--security-opt", &opt];
+    berth_args.extend_from_slice(&["busybox", "sh", "-c", probe]);
+    let berth = d.berth(&berth_args);
+    for (cli, o) in [("docker", docker), ("berth", berth)] {
+        let text = all(&o);
+        assert!(text.contains("Seccomp:\t2"), "{cli}: {text}");
+        assert!(text.contains("mkdir=1"), "{cli}: mkdir is denied: {text}");
+        assert!(text.contains("Operation not permitted"), "{cli}: {text}");
+        // The older `name` form is read like `names`: symlink gets ERRNO's default, EPERM.
+        assert!(text.contains("ln=1"), "{cli}: {text}");
+    }
+    // Control: the default profile lets mkdir through.
+    let text = all(&sh(
+        &d,
+        &[],
+        "mkdir /tmp/x; echo mkdir=$?; ln -s a /tmp/l; echo ln=$?",
+    ));
+    assert!(text.contains("mkdir=0") && text.contains("ln=0"), "{text}");
+
+    // Both CLIs send the same compacted JSON, and inspect shows it as dockerd does.
+    let a = out(&d.docker(&["create", "--security-opt", &opt, "busybox"]));
+    let b = out(&d.berth(&["create", "--security-opt", &opt, "busybox"]));
+    let sec = |id: &str| {
+        out(&d.docker(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.SecurityOpt}}",
+            id.trim(),
+        ]))
+    };
+    assert_eq!(sec(&a), sec(&b));
+    assert!(
+        sec(&a).starts_with(r#"["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\",\"architectures\""#),
+        "{}",
+        sec(&a)
+    );
+
+    // A profile that does not parse fails the create with a 400.
+    let r = d.request(
+        "POST",
+        "/containers/create",
+        br#"{"Image":"busybox","HostConfig":{"SecurityOpt":["seccomp={\"defaultAction\":1}"]}}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("decoding seccomp profile failed"),
+        "{}",
+        r.text()
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=/nonexistent.json",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        err(&o).contains("opening seccomp profile (/nonexistent.json) failed"),
+        "{}",
+        err(&o)
+    );
+}
+
 #[test]
 fn devices_open_only_what_the_device_cgroup_allows() {
     let Some(d) = daemon() else { return };

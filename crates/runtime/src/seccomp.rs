@@ -425,8 +425,15 @@ struct DockerProfile {
     default_errno_ret: Option<u32>,
     #[serde(default)]
     arch_map: Vec<DockerArchMap>,
+    /// The older form of `archMap`: architectures without their sub-architectures.
+    #[serde(default)]
+    architectures: Vec<String>,
     #[serde(default)]
     syscalls: Vec<DockerSyscall>,
+    #[serde(default)]
+    listener_path: String,
+    #[serde(default)]
+    flags: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -442,6 +449,9 @@ struct DockerArchMap {
 struct DockerSyscall {
     #[serde(default)]
     names: Vec<String>,
+    /// The older form of `names`: one call.
+    #[serde(default)]
+    name: String,
     action: LinuxSeccompAction,
     #[serde(default)]
     errno_ret: Option<u32>,
@@ -487,6 +497,12 @@ pub fn docker_default_profile(caps: &[String], arch: &str) -> Result<LinuxSeccom
     evaluate_docker_profile(DOCKER_DEFAULT_JSON, caps, arch, kernel_version())
 }
 
+/// Evaluates a profile in Docker's format (what `--security-opt seccomp=profile.json` sends) as
+/// [`docker_default_profile`] does the default one.
+pub fn docker_profile(json: &str, caps: &[String], arch: &str) -> Result<LinuxSeccomp> {
+    evaluate_docker_profile(json, caps, arch, kernel_version())
+}
+
 fn go_arch_to_seccomp(arch: &str) -> Option<oci_spec::runtime::Arch> {
     use oci_spec::runtime::Arch;
     Some(match arch {
@@ -507,8 +523,24 @@ fn evaluate_docker_profile(
     arch: &str,
     kernel: (u32, u32),
 ) -> Result<LinuxSeccomp> {
-    let profile: DockerProfile =
-        serde_json::from_str(json).map_err(|e| Error::Seccomp(format!("profile: {e}")))?;
+    let profile: DockerProfile = serde_json::from_str(json)
+        .map_err(|e| Error::Seccomp(format!("decoding seccomp profile failed: {e}")))?;
+    if !profile.arch_map.is_empty() && !profile.architectures.is_empty() {
+        return Err(Error::Seccomp(
+            "'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'".into(),
+        ));
+    }
+    if !profile.listener_path.is_empty() {
+        return Err(Error::Seccomp(
+            "seccomp notification listeners (listenerPath) are not supported".into(),
+        ));
+    }
+    if !profile.flags.is_empty() {
+        return Err(Error::Seccomp(format!(
+            "seccomp filter flags {:?} are not supported",
+            profile.flags
+        )));
+    }
     let native = go_arch_to_seccomp(arch);
     let mut arches = Vec::new();
     // Names are kept as strings while reading: the profile lists arches (loongarch64...)
@@ -521,6 +553,13 @@ fn evaluate_docker_profile(
             arches.extend(native);
             arches.extend(m.sub_architectures.iter().flatten().filter_map(to_arch));
         }
+    }
+    if profile
+        .architectures
+        .iter()
+        .any(|a| native.is_some() && to_arch(a) == native)
+    {
+        arches.extend(native);
     }
     let has_cap = |c: &String| caps.iter().any(|x| x == c);
     let mut out = Vec::new();
@@ -548,8 +587,17 @@ fn evaluate_docker_profile(
                 continue;
             }
         }
+        let names = match (call.name.is_empty(), call.names.is_empty()) {
+            (true, _) => call.names.clone(),
+            (false, true) => vec![call.name.clone()],
+            (false, false) => {
+                return Err(Error::Seccomp(
+                    "'name' and 'names' were specified in the seccomp profile, use either 'name' or 'names'".into(),
+                ))
+            }
+        };
         let mut b = LinuxSyscallBuilder::default()
-            .names(call.names.clone())
+            .names(names)
             .action(call.action);
         if let Some(e) = call.errno_ret {
             b = b.errno_ret(e);
@@ -584,6 +632,41 @@ mod tests {
             .filter(|c| c.action() == LinuxSeccompAction::ScmpActAllow)
             .flat_map(|c| c.names().clone())
             .collect()
+    }
+
+    #[test]
+    fn custom_profiles_take_dockers_older_forms_and_refuse_what_they_cannot_mean() {
+        let p = docker_profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_AARCH64"],
+                "syscalls":[{"name":"read","action":"SCMP_ACT_ALLOW"}]}"#,
+            &[],
+            "amd64",
+        )
+        .unwrap();
+        assert_eq!(names(&p), vec!["read".to_string()]);
+        assert_eq!(
+            p.architectures().clone().unwrap_or_default(),
+            vec![oci_spec::runtime::Arch::ScmpArchX86_64]
+        );
+        for (bad, says) in [
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+                    "archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#,
+                "use either 'architectures' or 'archMap'",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"read","names":["write"],"action":"SCMP_ACT_ALLOW"}]}"#,
+                "use either 'name' or 'names'",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/x.sock"}"#,
+                "listenerPath",
+            ),
+            (r#"{"syscalls":[]}"#, "decoding seccomp profile failed"),
+        ] {
+            let e = docker_profile(bad, &[], "amd64").unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 
     #[test]

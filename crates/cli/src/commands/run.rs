@@ -341,7 +341,7 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
         host["CapDrop"] = json!(normalize_caps(&opts.cap_drop));
     }
     if !opts.security_opt.is_empty() {
-        host["SecurityOpt"] = json!(opts.security_opt);
+        host["SecurityOpt"] = json!(security_opts(&opts.security_opt)?);
     }
     if let Some(m) = &opts.memory {
         let bytes = ram_in_bytes(m).ok_or_else(|| {
@@ -493,6 +493,36 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
 }
 
 /// `--restart NAME[:COUNT]` as the docker CLI parses it (the daemon checks the name).
+/// `--security-opt` values as the docker CLI sends them: each must have a value (`no-new-privileges`
+/// alone excepted), and `seccomp=FILE` carries the file's JSON, compacted, instead of its name.
+fn security_opts(opts: &[String]) -> Result<Vec<String>, CliError> {
+    opts.iter()
+        .map(|opt| {
+            let (key, value) = match opt.split_once('=') {
+                Some(kv) => kv,
+                None if opt == "no-new-privileges" => return Ok(opt.clone()),
+                None => opt.split_once(':').unwrap_or((opt.as_str(), "")),
+            };
+            if value.is_empty() && key != "no-new-privileges" {
+                return Err(CliError::Usage(format!("Invalid --security-opt: {opt:?}")));
+            }
+            if key != "seccomp" || value == "builtin" || value == "unconfined" {
+                return Ok(opt.clone());
+            }
+            let text = std::fs::read(value).map_err(|e| {
+                CliError::Usage(format!("opening seccomp profile ({value}) failed: {e}"))
+            })?;
+            // Keys keep their order (serde_json's preserve_order), as Go's json.Compact keeps them.
+            let profile: Value = serde_json::from_slice(&text).map_err(|e| {
+                CliError::Usage(format!(
+                    "compacting json for seccomp profile ({value}) failed: {e}"
+                ))
+            })?;
+            Ok(format!("seccomp={profile}"))
+        })
+        .collect()
+}
+
 pub fn parse_restart_policy(text: &str) -> Result<Value, CliError> {
     let (name, count) = match text.split_once(':') {
         Some(("", _)) => {

@@ -264,13 +264,18 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         let ok = opt == "no-new-privileges"
             || opt.starts_with("no-new-privileges=")
             || opt.starts_with("no-new-privileges:")
-            || opt == "seccomp=unconfined"
-            || opt == "seccomp:unconfined"
+            || opt.starts_with("seccomp=")
+            || opt.starts_with("seccomp:")
             || opt == "apparmor=unconfined"
             || opt == "label=disable";
         if !ok {
             return refuse(&format!("--security-opt {opt}"));
         }
+    }
+    // A custom profile is parsed now, so that a bad one fails the create (dockerd finds out at start);
+    // the capabilities and architecture it is evaluated for matter at start only.
+    if let choice @ super::spec::Seccomp::Custom(_) = super::spec::seccomp_choice(h) {
+        super::spec::seccomp_profile(choice, &[], "amd64")?;
     }
     Ok(())
 }

@@ -206,20 +206,13 @@ pub fn build(
 
     let cgroups_path = cgroups_path(c);
 
-    let seccomp_unconfined = privileged
-        || h.security_opt
-            .iter()
-            .flatten()
-            .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-    let seccomp = if seccomp_unconfined {
-        None
-    } else {
-        let profile = runtime::seccomp::docker_default_profile(&caps, arch)
-            .map_err(|e| Error::System(format!("evaluating the default seccomp profile: {e}")))?;
-        Some(
-            serde_json::to_value(profile)
+    let seccomp = match seccomp_choice(h) {
+        _ if privileged => None,
+        Seccomp::Unconfined => None,
+        choice => Some(
+            serde_json::to_value(seccomp_profile(choice, &caps, arch)?)
                 .map_err(|e| Error::System(format!("seccomp profile: {e}")))?,
-        )
+        ),
     };
 
     let mut devices = if privileged {
@@ -482,5 +475,55 @@ mod tests {
         assert_eq!(r["cpu"]["period"], 100_000);
         assert_eq!(r["memory"]["limit"], 64 << 20);
         assert_eq!(r["pids"]["limit"], 10);
+    }
+}
+
+/// The seccomp profile a container asked for with `--security-opt seccomp=…`.
+pub(crate) enum Seccomp<'a> {
+    /// Docker's default profile (no option, or `seccomp=builtin`).
+    Default,
+    /// No filter (`seccomp=unconfined`).
+    Unconfined,
+    /// A profile in Docker's JSON format: the docker CLI reads the file and sends its content.
+    Custom(&'a str),
+}
+
+pub(crate) fn seccomp_choice(h: &HostConfig) -> Seccomp<'_> {
+    let mut choice = Seccomp::Default;
+    for opt in h.security_opt.iter().flatten() {
+        if let Some(v) = opt
+            .strip_prefix("seccomp=")
+            .or_else(|| opt.strip_prefix("seccomp:"))
+        {
+            choice = match v {
+                "unconfined" => Seccomp::Unconfined,
+                "builtin" | "" => Seccomp::Default,
+                json => Seccomp::Custom(json),
+            };
+        }
+    }
+    choice
+}
+
+/// Evaluates the profile for the container's capabilities and architecture; a custom profile that does
+/// not parse is the client's error.
+pub(crate) fn seccomp_profile(
+    choice: Seccomp<'_>,
+    caps: &[String],
+    arch: &str,
+) -> Result<oci_spec::runtime::LinuxSeccomp> {
+    let message = |e: runtime::Error| match e {
+        runtime::Error::Seccomp(m) => m,
+        other => other.to_string(),
+    };
+    match choice {
+        Seccomp::Custom(json) => runtime::seccomp::docker_profile(json, caps, arch)
+            .map_err(|e| Error::InvalidParameter(message(e))),
+        _ => runtime::seccomp::docker_default_profile(caps, arch).map_err(|e| {
+            Error::System(format!(
+                "evaluating the default seccomp profile: {}",
+                message(e)
+            ))
+        }),
     }
 }
