@@ -433,51 +433,6 @@ pub(crate) fn resources(h: &HostConfig) -> Value {
     r
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cap_add_and_drop_follow_docker() {
-        let h = HostConfig {
-            cap_add: Some(vec!["net_admin".into()]),
-            cap_drop: Some(vec!["CAP_CHOWN".into(), "kill".into()]),
-            ..Default::default()
-        };
-        let caps = capabilities(&h).unwrap();
-        assert!(caps.contains(&"CAP_NET_ADMIN".to_owned()));
-        assert!(!caps.contains(&"CAP_CHOWN".to_owned()));
-        assert!(!caps.contains(&"CAP_KILL".to_owned()));
-        assert_eq!(caps.len(), DEFAULT_CAPS.len() - 1);
-        let none = HostConfig {
-            cap_drop: Some(vec!["ALL".into()]),
-            cap_add: Some(vec!["CHOWN".into()]),
-            ..Default::default()
-        };
-        assert_eq!(capabilities(&none).unwrap(), ["CAP_CHOWN"]);
-        let bad = HostConfig {
-            cap_add: Some(vec!["NOPE".into()]),
-            ..Default::default()
-        };
-        assert!(capabilities(&bad).is_err());
-    }
-
-    #[test]
-    fn nano_cpus_become_a_cfs_quota() {
-        let h = HostConfig {
-            nano_cpus: Some(1_500_000_000),
-            memory: Some(64 << 20),
-            pids_limit: Some(10),
-            ..Default::default()
-        };
-        let r = resources(&h);
-        assert_eq!(r["cpu"]["quota"], 150_000);
-        assert_eq!(r["cpu"]["period"], 100_000);
-        assert_eq!(r["memory"]["limit"], 64 << 20);
-        assert_eq!(r["pids"]["limit"], 10);
-    }
-}
-
 /// The seccomp profile a container asked for with `--security-opt seccomp=…`.
 pub(crate) enum Seccomp<'a> {
     /// Docker's default profile (no option, or `seccomp=builtin`).
@@ -525,5 +480,50 @@ pub(crate) fn seccomp_profile(
                 message(e)
             ))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_add_and_drop_follow_docker() {
+        let h = HostConfig {
+            cap_add: Some(vec!["net_admin".into()]),
+            cap_drop: Some(vec!["CAP_CHOWN".into(), "kill".into()]),
+            ..Default::default()
+        };
+        let caps = capabilities(&h).unwrap();
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_owned()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_owned()));
+        assert!(!caps.contains(&"CAP_KILL".to_owned()));
+        assert_eq!(caps.len(), DEFAULT_CAPS.len() - 1);
+        let none = HostConfig {
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(vec!["CHOWN".into()]),
+            ..Default::default()
+        };
+        assert_eq!(capabilities(&none).unwrap(), ["CAP_CHOWN"]);
+        let bad = HostConfig {
+            cap_add: Some(vec!["NOPE".into()]),
+            ..Default::default()
+        };
+        assert!(capabilities(&bad).is_err());
+    }
+
+    #[test]
+    fn nano_cpus_become_a_cfs_quota() {
+        let h = HostConfig {
+            nano_cpus: Some(1_500_000_000),
+            memory: Some(64 << 20),
+            pids_limit: Some(10),
+            ..Default::default()
+        };
+        let r = resources(&h);
+        assert_eq!(r["cpu"]["quota"], 150_000);
+        assert_eq!(r["cpu"]["period"], 100_000);
+        assert_eq!(r["memory"]["limit"], 64 << 20);
+        assert_eq!(r["pids"]["limit"], 10);
     }
 }
