@@ -633,3 +633,120 @@ fn a_running_containers_inspect_has_dockers_shape_throughout() {
     }
     assert_eq!(mounts[0]["RW"], false);
 }
+
+/// `--pid container:X` and `--ipc container:X` join X's namespaces (and, for IPC, its /dev/shm), as
+/// dockerd does; the donor must be running, and for IPC it must be shareable.
+#[test]
+fn pid_and_ipc_namespaces_of_another_container_can_be_joined() {
+    let Some(d) = daemon() else { return };
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /dev/shm/marker; exec sleep 1000",
+    ]));
+    let ns = |args: &[&str]| out(&d.docker(args)).trim().to_owned();
+    let donor_pid = ns(&["exec", "donor", "readlink", "/proc/self/ns/pid"]);
+    let donor_ipc = ns(&["exec", "donor", "readlink", "/proc/self/ns/ipc"]);
+    // Wait for the donor's marker (written right after its start).
+    for _ in 0..100 {
+        if d.docker(&["exec", "donor", "test", "-f", "/dev/shm/marker"])
+            .status
+            .success()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let o = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:donor",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/pid; ps -o args",
+    ]));
+    assert!(o.starts_with(&donor_pid), "{o} vs {donor_pid}");
+    assert!(
+        o.contains("sleep 1000"),
+        "the donor's processes are seen: {o}"
+    );
+    let o = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:donor",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc; cat /dev/shm/marker",
+    ]));
+    assert_eq!(o, format!("{donor_ipc}\nshared\n"));
+    // Control: a container of its own has other namespaces and an empty /dev/shm.
+    let o = out(&d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/pid /proc/self/ns/ipc; ls /dev/shm",
+    ]));
+    assert!(
+        !o.contains(&donor_pid) && !o.contains(&donor_ipc) && !o.contains("marker"),
+        "{o}"
+    );
+
+    // A private IPC namespace is not shared; a stopped donor has nothing to join.
+    ok(&d.docker(&["run", "-d", "--name", "private", "busybox", "sleep", "1000"]));
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:private",
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("non-shareable IPC (hint: use IpcMode:shareable for the donor container)"),
+        "{}",
+        err(&o)
+    );
+    ok(&d.docker(&["kill", "private"]));
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--pid",
+        "container:private",
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("cannot join PID of a non running container"),
+        "{}",
+        err(&o)
+    );
+    let o = d.docker(&["run", "--rm", "--uts", "container:donor", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+
+    // The donor's /dev/shm is a host mount while it runs, and goes with it.
+    let id = ns(&["inspect", "-f", "{{.Id}}", "donor"]);
+    let shm_mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!("{id}/shm "))
+    };
+    assert!(shm_mounted());
+    ok(&d.docker(&["rm", "-f", "donor"]));
+    assert!(!shm_mounted(), "the shareable /dev/shm is left mounted");
+}

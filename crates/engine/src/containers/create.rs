@@ -239,6 +239,10 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     ] {
         match mode.as_deref() {
             None | Some("") | Some("host") | Some("private") | Some("shareable") => {}
+            Some(m)
+                if what != "--uts"
+                    && m.len() > "container:".len()
+                    && m.starts_with("container:") => {}
             Some(other) => return refuse(&format!("{what} {other}")),
         }
     }

@@ -92,6 +92,69 @@ impl Engine {
         });
     }
 
+    /// The running container whose `kind` namespace ("network", "PID", "IPC") `c` joins, when its `mode`
+    /// is `container:<name|id>`.
+    pub(crate) fn namespace_donor(
+        &self,
+        c: &Container,
+        mode: Option<&str>,
+        kind: &str,
+    ) -> Result<Option<Container>> {
+        let Some(other) = mode.and_then(|m| m.strip_prefix("container:")) else {
+            return Ok(None);
+        };
+        let o = self.containers.resolve(other)?;
+        if o.id == c.id {
+            return Err(Error::InvalidParameter(format!(
+                "cannot join own {} namespace",
+                kind.to_ascii_lowercase()
+            )));
+        }
+        if !matches!(o.state.status, Status::Running | Status::Paused) || o.state.pid <= 0 {
+            let what = if kind == "network" {
+                "network namespace"
+            } else {
+                kind
+            };
+            return Err(Error::Conflict(format!(
+                "cannot join {what} of a non running container: {}",
+                o.id
+            )));
+        }
+        Ok(Some(o))
+    }
+
+    /// The namespaces `c` joins instead of making its own (`--network/--pid/--ipc container:X`).
+    fn joined_namespaces(&self, c: &Container) -> Result<spec::Joined> {
+        let h = &c.host_config;
+        let ns =
+            |o: &Container, name: &str| PathBuf::from(format!("/proc/{}/ns/{name}", o.state.pid));
+        let pid = self.namespace_donor(c, h.pid_mode.as_deref(), "PID")?;
+        let ipc = self.namespace_donor(c, h.ipc_mode.as_deref(), "IPC")?;
+        if let Some(o) = &ipc {
+            if o.host_config.ipc_mode.as_deref() != Some("shareable") {
+                return Err(Error::Conflict(
+                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
+                        .into(),
+                ));
+            }
+        }
+        Ok(spec::Joined {
+            net: self.joined_netns(c)?,
+            pid: pid.as_ref().map(|o| ns(o, "pid")),
+            // POSIX shared memory lives in /dev/shm: the donor's (mounted on the host) is bound in, as
+            // dockerd does; a shareable container binds its own.
+            shm: match &ipc {
+                Some(o) => Some(Layout::new(&self.containers.dir(&o.id)).shm),
+                None if h.ipc_mode.as_deref() == Some("shareable") => {
+                    Some(Layout::new(&self.containers.dir(&c.id)).shm)
+                }
+                None => None,
+            },
+            ipc: ipc.as_ref().map(|o| ns(o, "ipc")),
+        })
+    }
+
     /// The output hub of a container, made on first use (an attach may come before the start).
     pub(crate) fn hub(&self, id: &str) -> Arc<Hub> {
         let mut hubs = self.hubs.lock().unwrap_or_else(|p| p.into_inner());
@@ -367,14 +430,17 @@ impl Engine {
             user_mounts.extend(self.mount_container_volumes(c)?);
             // Shallower destinations first, so that /data is mounted before /data/sub (as dockerd sorts).
             user_mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());
-            let netns = self.joined_netns(c)?;
+            let joined = self.joined_namespaces(c)?;
+            if c.host_config.ipc_mode.as_deref() == Some("shareable") {
+                layout.mount_shm(c.host_config.shm_size.unwrap_or(64 << 20))?;
+            }
             let mut spec = spec::build(
                 c,
                 &layout.merged,
                 &user,
                 &files,
                 &user_mounts,
-                netns.as_deref(),
+                &joined,
                 self.host.go_arch,
             )?;
             if c.host_config.init == Some(true) {

@@ -24,6 +24,10 @@ pub struct Layout {
     pub work: PathBuf,
     /// Where the merged view is mounted.
     pub merged: PathBuf,
+    /// The `/dev/shm` of a container started with `--ipc shareable`: a tmpfs mounted on the host side, so
+    /// that the containers joining its IPC namespace can bind the same one (a mount inside the container's
+    /// own mount namespace cannot be bound from another).
+    pub shm: PathBuf,
 }
 
 impl Layout {
@@ -33,6 +37,7 @@ impl Layout {
             upper: dir.join("diff"),
             work: dir.join("work"),
             merged: dir.join("rootfs"),
+            shm: dir.join("shm"),
         }
     }
 
@@ -105,9 +110,33 @@ impl Layout {
         .map_err(|e| Error::System(format!("mounting the container's rootfs (overlay): {e}")))
     }
 
+    /// Mounts the shareable `/dev/shm` (a tmpfs of `size` bytes) unless it is mounted.
+    pub fn mount_shm(&self, size: i64) -> Result<()> {
+        use rustix::mount::{mount, MountFlags};
+        std::fs::create_dir_all(&self.shm)
+            .map_err(|e| Error::System(format!("creating {}: {e}", self.shm.display())))?;
+        if crate::host::is_mount_point(&self.shm) {
+            return Ok(());
+        }
+        let data = std::ffi::CString::new(format!("mode=1777,size={size}"))
+            .map_err(|_| Error::System("shm options".into()))?;
+        mount(
+            "shm",
+            &self.shm,
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            data.as_c_str(),
+        )
+        .map_err(|e| Error::System(format!("mounting the shareable /dev/shm: {e}")))
+    }
+
     /// Unmounts the overlay (lazily, so a straggling process cannot block it); left mounted while an archive
-    /// operation uses it (its last user unmounts it).
+    /// operation uses it (its last user unmounts it). A shareable `/dev/shm` goes in any case: archive
+    /// operations do not read it.
     pub fn unmount(&self) -> Result<()> {
+        if crate::host::is_mount_point(&self.shm) {
+            let _ = rustix::mount::unmount(&self.shm, rustix::mount::UnmountFlags::DETACH);
+        }
         let held = users();
         if held
             .as_ref()

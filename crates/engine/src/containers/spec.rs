@@ -1,7 +1,7 @@
 //! Docker's container config turned into an OCI runtime spec, with Docker's defaults: capabilities, mounts,
 //! masked and read-only paths, devices, namespaces, resources and the default seccomp profile.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard_stubs::models::HostConfig;
 use serde_json::{json, Value};
@@ -94,13 +94,26 @@ pub struct EtcFiles<'a> {
 }
 
 /// Builds the spec for `c` with its rootfs at `rootfs`.
+/// Namespaces a container joins instead of making its own: paths under `/proc/<donor pid>/`.
+#[derive(Debug, Default)]
+pub struct Joined {
+    /// `--network container:X`.
+    pub net: Option<PathBuf>,
+    /// `--pid container:X`.
+    pub pid: Option<PathBuf>,
+    /// `--ipc container:X`.
+    pub ipc: Option<PathBuf>,
+    /// The donor's `/dev/shm`, with `ipc`.
+    pub shm: Option<PathBuf>,
+}
+
 pub fn build(
     c: &Container,
     rootfs: &Path,
     user: &ResolvedUser,
     etc: &EtcFiles<'_>,
     user_mounts: &[super::mounts::UserMount],
-    netns: Option<&Path>,
+    joined: &Joined,
     arch: &str,
 ) -> Result<oci_spec::runtime::Spec> {
     let h = &c.host_config;
@@ -155,7 +168,14 @@ pub fn build(
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
+        match &joined.shm {
+            Some(donor) => {
+                json!({"destination": "/dev/shm", "type": "bind", "source": donor, "options": ["rbind", "rprivate"]})
+            }
+            None => {
+                json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]})
+            }
+        },
     ];
     for (dest, src) in [
         ("/etc/resolv.conf", etc.resolv_conf),
@@ -173,18 +193,18 @@ pub fn build(
         );
     }
 
+    let own_or_joined = |typ: &str, path: &Option<PathBuf>| match path {
+        Some(p) => json!({"type": typ, "path": p}),
+        None => json!({"type": typ}),
+    };
     let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
+        own_or_joined("pid", &joined.pid),
+        own_or_joined("ipc", &joined.ipc),
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    match h.network_mode.as_deref() {
-        Some("host") => {}
-        _ => namespaces.push(match netns {
-            Some(p) => json!({"type": "network", "path": p}),
-            None => json!({"type": "network"}),
-        }),
+    if h.network_mode.as_deref() != Some("host") {
+        namespaces.push(own_or_joined("network", &joined.net));
     }
     if h.pid_mode.as_deref() == Some("host") {
         namespaces.retain(|n| n["type"] != "pid");

@@ -345,31 +345,10 @@ pub(super) fn use_embedded_dns(dir: &Path) -> std::io::Result<()> {
 impl Engine {
     /// For `--network container:X`: the namespace of X, which must be running (dockerd's error otherwise).
     pub(crate) fn joined_netns(&self, c: &Container) -> Result<Option<std::path::PathBuf>> {
-        let Some(other) = c
-            .host_config
-            .network_mode
-            .as_deref()
-            .and_then(|m| m.strip_prefix("container:"))
-        else {
-            return Ok(None);
-        };
-        let o = self.containers.resolve(other)?;
-        if o.id == c.id {
-            return Err(Error::InvalidParameter(
-                "cannot join own network namespace".into(),
-            ));
-        }
-        if !matches!(
-            o.state.status,
-            crate::containers::record::Status::Running | crate::containers::record::Status::Paused
-        ) || o.state.pid <= 0
-        {
-            return Err(Error::Conflict(format!(
-                "cannot join network namespace of a non running container: {}",
-                o.id
-            )));
-        }
-        Ok(Some(format!("/proc/{}/ns/net", o.state.pid).into()))
+        let mode = c.host_config.network_mode.as_deref();
+        Ok(self
+            .namespace_donor(c, mode, "network")?
+            .map(|o| format!("/proc/{}/ns/net", o.state.pid).into()))
     }
 
     /// Networking for a container being started: called once the shim reports `ok PID` and before `start`.
