@@ -384,3 +384,72 @@ fn signals_to_a_foreground_run_reach_the_container_unless_sig_proxy_is_off() {
     );
     ok(&d.berth(&["rm", "-f", "unproxied", "proxied"]));
 }
+
+/// The namespace, device, log, resource and label flags reach the daemon from the berth CLI as they do
+/// from the docker CLI: both create a container with the same flags, and inspect shows the same values.
+#[test]
+fn run_flags_reach_the_daemon_as_the_docker_clis_do() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let d = daemon();
+    let labels = d.dir.path().join("labels");
+    std::fs::write(&labels, "# a comment\ncolour=blue\n\nteam\n").unwrap();
+    let labels = labels.display().to_string();
+    let flags = [
+        "--pid=host",
+        "--ipc=shareable",
+        "--uts=host",
+        "--cgroupns=private",
+        "--cgroup-parent=berth-flags-test",
+        "--shm-size=128m",
+        "--sysctl=net.ipv4.ip_forward=1",
+        "--group-add=1234",
+        "--device=/dev/null:/dev/mynull:rw",
+        "--device=/dev/zero",
+        "--device-cgroup-rule=c 1:3 r",
+        "--log-driver=json-file",
+        "--log-opt=max-size=1m",
+        "--oom-score-adj=100",
+        "--oom-kill-disable",
+        "--memory-swappiness=10",
+        "--cpu-period=100000",
+        "--cpu-quota=50000",
+        "--cpuset-mems=0",
+        "--blkio-weight=300",
+        "--domainname=example.org",
+    ];
+    let create = |cli: &str| {
+        let mut args = vec!["create"];
+        args.extend(flags);
+        args.extend(["--label-file", &labels, "busybox", "true"]);
+        let o = if cli == "docker" {
+            d.docker(&args)
+        } else {
+            d.berth(&args)
+        };
+        ok(&o).trim().to_owned()
+    };
+    let fields = "{{json .HostConfig.PidMode}} {{json .HostConfig.IpcMode}} {{json .HostConfig.UTSMode}} \
+        {{json .HostConfig.CgroupnsMode}} {{json .HostConfig.CgroupParent}} {{json .HostConfig.ShmSize}} \
+        {{json .HostConfig.Sysctls}} {{json .HostConfig.GroupAdd}} {{json .HostConfig.Devices}} \
+        {{json .HostConfig.DeviceCgroupRules}} {{json .HostConfig.LogConfig}} {{json .HostConfig.OomScoreAdj}} \
+        {{json .HostConfig.OomKillDisable}} {{json .HostConfig.MemorySwappiness}} {{json .HostConfig.CpuPeriod}} \
+        {{json .HostConfig.CpuQuota}} {{json .HostConfig.CpusetMems}} {{json .HostConfig.BlkioWeight}} \
+        {{json .Config.Domainname}} {{json .Config.Labels}}";
+    let inspect = |id: &str| ok(&d.docker(&["inspect", "-f", fields, id]));
+    let (by_docker, by_berth) = (inspect(&create("docker")), inspect(&create("berth")));
+    assert_eq!(by_berth, by_docker);
+    // And the values are the flags' (not two CLIs agreeing on leaving them out).
+    for part in [
+        "\"host\" \"shareable\" \"host\" \"private\" \"berth-flags-test\" 134217728",
+        "{\"net.ipv4.ip_forward\":\"1\"} [\"1234\"]",
+        "{\"CgroupPermissions\":\"rw\",\"PathInContainer\":\"/dev/mynull\",\"PathOnHost\":\"/dev/null\"}",
+        "{\"CgroupPermissions\":\"rwm\",\"PathInContainer\":\"/dev/zero\",\"PathOnHost\":\"/dev/zero\"}",
+        "[\"c 1:3 r\"] {\"Config\":{\"max-size\":\"1m\"},\"Type\":\"json-file\"} 100 true 10 100000 50000 \"0\" 300",
+        "\"example.org\" {\"colour\":\"blue\"}",
+    ] {
+        assert!(by_berth.contains(part), "{part} not in {by_berth}");
+    }
+}

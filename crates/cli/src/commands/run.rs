@@ -151,6 +151,69 @@ pub struct ContainerOptions {
     /// Pull image before running ("always", "missing", "never")
     #[arg(long, value_name = "string", default_value = "missing")]
     pub pull: String,
+    /// PID namespace to use
+    #[arg(long, value_name = "string")]
+    pub pid: Option<String>,
+    /// IPC mode to use
+    #[arg(long, value_name = "string")]
+    pub ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long, value_name = "string")]
+    pub uts: Option<String>,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long, value_name = "string")]
+    pub cgroupns: Option<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long, value_name = "string")]
+    pub cgroup_parent: Option<String>,
+    /// Size of /dev/shm
+    #[arg(long, value_name = "bytes")]
+    pub shm_size: Option<String>,
+    /// Sysctl options
+    #[arg(long, value_name = "map")]
+    pub sysctl: Vec<String>,
+    /// Add additional groups to join
+    #[arg(long, value_name = "list")]
+    pub group_add: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long, value_name = "list")]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long, value_name = "list")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Logging driver for the container
+    #[arg(long, value_name = "string")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long, value_name = "list")]
+    pub log_opt: Vec<String>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// Disable OOM Killer
+    #[arg(long)]
+    pub oom_kill_disable: bool,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub memory_swappiness: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long, value_name = "int")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long, value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long, value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long, value_name = "uint16")]
+    pub blkio_weight: Option<u16>,
+    /// Container NIS domain name
+    #[arg(long, value_name = "string")]
+    pub domainname: Option<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long, value_name = "list")]
+    pub label_file: Vec<String>,
     /// Healthcheck flags
     #[command(flatten)]
     pub health: super::health::HealthOptions,
@@ -279,7 +342,12 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     let image = opts.args.first().cloned().unwrap_or_default();
     let cmd: Vec<String> = opts.args.iter().skip(1).cloned().collect();
     let mut labels = BTreeMap::new();
-    for l in &opts.label {
+    let mut label_lines = Vec::new();
+    for f in &opts.label_file {
+        // A line without `=` names an environment variable in an env file; a label file drops it.
+        label_lines.extend(read_kv_file(f)?.into_iter().filter(|l| l.contains('=')));
+    }
+    for l in label_lines.iter().chain(&opts.label) {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
@@ -312,6 +380,9 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     }
     if let Some(s) = &opts.stop_signal {
         config["StopSignal"] = json!(s);
+    }
+    if let Some(d) = &opts.domainname {
+        config["Domainname"] = json!(d);
     }
     if let Some(t) = opts.stop_timeout {
         config["StopTimeout"] = json!(t);
@@ -383,6 +454,83 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     }
     if let Some(p) = opts.pids_limit {
         host["PidsLimit"] = json!(p);
+    }
+    for (key, value) in [
+        ("PidMode", &opts.pid),
+        ("IpcMode", &opts.ipc),
+        ("UTSMode", &opts.uts),
+        ("CgroupnsMode", &opts.cgroupns),
+        ("CgroupParent", &opts.cgroup_parent),
+        ("CpusetMems", &opts.cpuset_mems),
+    ] {
+        if let Some(v) = value {
+            host[key] = json!(v);
+        }
+    }
+    if let Some(s) = &opts.shm_size {
+        let bytes = ram_in_bytes(s).ok_or_else(|| {
+            CliError::Usage(format!(
+                "invalid argument \"{s}\" for \"--shm-size\" flag: invalid size: '{s}'"
+            ))
+        })?;
+        host["ShmSize"] = json!(bytes);
+    }
+    if !opts.sysctl.is_empty() {
+        let mut map = serde_json::Map::new();
+        for kv in &opts.sysctl {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                CliError::Usage(format!(
+                    "invalid argument \"{kv}\" for \"--sysctl\" flag: invalid sysctl value {kv:?}"
+                ))
+            })?;
+            map.insert(k.to_string(), json!(v));
+        }
+        host["Sysctls"] = Value::Object(map);
+    }
+    if !opts.group_add.is_empty() {
+        host["GroupAdd"] = json!(opts.group_add);
+    }
+    if !opts.device.is_empty() {
+        host["Devices"] = Value::Array(
+            opts.device
+                .iter()
+                .map(|d| parse_device(d))
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    if !opts.device_cgroup_rule.is_empty() {
+        host["DeviceCgroupRules"] = json!(opts.device_cgroup_rule);
+    }
+    if opts.log_driver.is_some() || !opts.log_opt.is_empty() {
+        let mut config = serde_json::Map::new();
+        for kv in &opts.log_opt {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                CliError::Usage(format!(
+                    "invalid argument \"{kv}\" for \"--log-opt\" flag: invalid key value pair format in log-opt"
+                ))
+            })?;
+            config.insert(k.to_string(), json!(v));
+        }
+        host["LogConfig"] =
+            json!({"Type": opts.log_driver.clone().unwrap_or_default(), "Config": config});
+    }
+    if let Some(o) = opts.oom_score_adj {
+        host["OomScoreAdj"] = json!(o);
+    }
+    if opts.oom_kill_disable {
+        host["OomKillDisable"] = json!(true);
+    }
+    if let Some(m) = opts.memory_swappiness {
+        host["MemorySwappiness"] = json!(m);
+    }
+    if let Some(p) = opts.cpu_period {
+        host["CpuPeriod"] = json!(p);
+    }
+    if let Some(q) = opts.cpu_quota {
+        host["CpuQuota"] = json!(q);
+    }
+    if let Some(w) = opts.blkio_weight {
+        host["BlkioWeight"] = json!(w);
     }
     if !opts.tmpfs.is_empty() {
         let mut map = serde_json::Map::new();
@@ -523,6 +671,30 @@ fn security_opts(opts: &[String]) -> Result<Vec<String>, CliError> {
         .collect()
 }
 
+/// `--device SRC[:DST][:PERMISSIONS]`, as the docker CLI reads it: a second part made only of `r`, `w`
+/// and `m` is the permissions, and the destination defaults to the source.
+fn parse_device(spec: &str) -> Result<Value, CliError> {
+    let is_perms = |p: &str| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| "rwm".contains(c));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, perms) = match parts.as_slice() {
+        [src] => (*src, *src, "rwm"),
+        [src, p] if is_perms(p) => (*src, *src, *p),
+        [src, dst] => (*src, *dst, "rwm"),
+        [src, dst, p] if is_perms(p) => (*src, *dst, *p),
+        _ => {
+            return Err(CliError::Usage(format!(
+                "invalid device specification: {spec}"
+            )))
+        }
+    };
+    if !dst.starts_with('/') {
+        return Err(CliError::Usage(format!(
+            "invalid device specification: {spec}"
+        )));
+    }
+    Ok(json!({"PathOnHost": src, "PathInContainer": dst, "CgroupPermissions": perms}))
+}
+
 pub fn parse_restart_policy(text: &str) -> Result<Value, CliError> {
     let (name, count) = match text.split_once(':') {
         Some(("", _)) => {
@@ -583,13 +755,18 @@ pub fn env_list(files: &[String], flags: &[String]) -> Result<Vec<String>, CliEr
 
 /// Docker's `--env-file` format: `KEY=value` lines, `KEY` alone takes the client's value, `#` comments.
 pub fn read_env_file(path: &str) -> Result<Vec<String>, CliError> {
+    Ok(read_kv_file(path)?.iter().map(|l| expand_env(l)).collect())
+}
+
+/// The lines of an env or label file that are neither blank nor comments.
+fn read_kv_file(path: &str) -> Result<Vec<String>, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Prefixed(format!("open {path}: {e}")))?;
     Ok(text
         .lines()
         .map(|l| l.trim_start())
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(expand_env)
+        .map(str::to_string)
         .collect())
 }
 
