@@ -757,3 +757,119 @@ fn references_and_mounts_survive_a_daemon_restart() {
     );
     assert_eq!(ok(&d.docker(&["volume", "rm", "kept"])), "kept\n");
 }
+
+/// `--volumes-from X[:ro]` brings X's volumes and binds (with X's or a read-only mode), from either CLI; the
+/// volumes count as in use by the new container.
+#[test]
+fn volumes_from_brings_another_containers_volumes_and_binds() {
+    let Some(d) = daemon() else { return };
+    let host = d.dir.path().join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("h"), "from the host\n").unwrap();
+    let bind = format!("{}:/host:ro", host.display());
+    ok(&d.docker(&["volume", "create", "vf"]));
+    ok(&d.docker(&[
+        "run",
+        "--name",
+        "src",
+        "-v",
+        "vf:/data",
+        "-v",
+        &bind,
+        "--tmpfs",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo from the volume > /data/f",
+    ]));
+    let probe =
+        "cat /data/f /host/h; touch /data/new && echo data-rw; touch /host/x || echo host-ro; \
+                 grep -c ' /scratch ' /proc/mounts";
+    for cli in ["docker", "berth"] {
+        let args = [
+            "run",
+            "--rm",
+            "--volumes-from",
+            "src",
+            "busybox",
+            "sh",
+            "-c",
+            probe,
+        ];
+        let o = if cli == "docker" {
+            d.docker(&args)
+        } else {
+            d.berth(&args)
+        };
+        let text = out(&o);
+        assert!(
+            text.starts_with("from the volume\nfrom the host\ndata-rw\nhost-ro\n0\n"),
+            "{cli}: {text} {}",
+            err(&o)
+        );
+    }
+    // :ro makes the volume read-only too.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src:ro",
+        "busybox",
+        "touch",
+        "/data/g",
+    ]);
+    assert!(err(&o).contains("Read-only file system"), "{}", err(&o));
+
+    // inspect shows the inherited mounts; the volume is in use while the container exists.
+    let id = out(&d.docker(&["create", "--volumes-from", "src", "busybox"]))
+        .trim()
+        .to_owned();
+    let mounts = json(&out(&d.docker(&["inspect", "-f", "{{json .Mounts}}", &id])));
+    let find = |dest: &str| {
+        mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Destination"] == dest)
+            .cloned()
+    };
+    let data = find("/data").expect("/data inherited");
+    assert_eq!(
+        (
+            data["Type"].as_str(),
+            data["Name"].as_str(),
+            data["RW"].as_bool()
+        ),
+        (Some("volume"), Some("vf"), Some(true))
+    );
+    let h = find("/host").expect("/host inherited");
+    assert_eq!(
+        (h["Type"].as_str(), h["RW"].as_bool()),
+        (Some("bind"), Some(false))
+    );
+    assert!(
+        find("/scratch").is_none(),
+        "tmpfs mounts are not inherited: {mounts}"
+    );
+    assert_eq!(
+        out(&d.docker(&["inspect", "-f", "{{json .HostConfig.VolumesFrom}}", &id])).trim(),
+        r#"["src"]"#
+    );
+    ok(&d.docker(&["rm", "src"]));
+    let o = d.docker(&["volume", "rm", "vf"]);
+    assert!(err(&o).contains("volume is in use"), "{}", err(&o));
+    ok(&d.docker(&["rm", &id]));
+    ok(&d.docker(&["volume", "rm", "vf"]));
+
+    // A missing donor is a 404, as from dockerd (on which the docker CLI then tries to pull the image).
+    let r = d.request(
+        "POST",
+        "/containers/create",
+        br#"{"Image":"busybox","HostConfig":{"VolumesFrom":["nope"]}}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["message"].as_str()),
+        (404, Some("No such container: nope"))
+    );
+}

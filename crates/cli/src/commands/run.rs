@@ -139,6 +139,9 @@ pub struct ContainerOptions {
     /// Bind mount a volume
     #[arg(short = 'v', long = "volume", value_name = "list")]
     pub volume: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long, value_name = "list")]
+    pub volumes_from: Vec<String>,
     /// Attach a filesystem mount to the container
     #[arg(long, value_name = "mount")]
     pub mount: Vec<String>,
@@ -486,6 +489,9 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
             map.insert(k.to_string(), json!(v));
         }
         host["Sysctls"] = Value::Object(map);
+    }
+    if !opts.volumes_from.is_empty() {
+        host["VolumesFrom"] = json!(opts.volumes_from);
     }
     if !opts.group_add.is_empty() {
         host["GroupAdd"] = json!(opts.group_add);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig, HostConfigLogConfig,
-    RestartPolicy, RestartPolicyNameEnum,
+    MountPoint, MountPointTypeEnum, RestartPolicy, RestartPolicyNameEnum,
 };
 
 use super::names;
@@ -48,6 +48,7 @@ impl Engine {
             }
         }
         let user_mounts = super::mounts::parse(&host)?;
+        let inherited = self.volumes_from(&host)?;
         fill_host_defaults(&mut host);
         let networks = self.net_plan(&body, &host)?;
         let mut warnings = Vec::new();
@@ -91,6 +92,30 @@ impl Engine {
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
             networks,
         };
+        let mut record = record;
+        // `--volumes-from`: the donors' binds and volumes, where the container's own mounts leave room.
+        for m in inherited {
+            let dest = m.destination.clone().unwrap_or_default();
+            let taken = record
+                .mounts
+                .iter()
+                .any(|p| p.destination.as_deref() == Some(&*dest))
+                || crate::volumes::parse_specs(&record.host_config)?
+                    .iter()
+                    .any(|s| s.destination == dest)
+                || record
+                    .host_config
+                    .tmpfs
+                    .iter()
+                    .flatten()
+                    .any(|(d, _)| *d == dest);
+            if !taken {
+                if let Some(volume) = m.name.as_deref() {
+                    self.volumes.add_ref(volume, &record.id);
+                }
+                record.mounts.push(m);
+            }
+        }
         self.containers.insert(record.clone())?;
         // Volumes (with their `volume create` events) come before the container's `create`, as in Docker.
         let record = self.setup_container_volumes(record).await?;
@@ -210,6 +235,38 @@ fn merge_config(
     Ok((config, path, argv))
 }
 
+impl Engine {
+    /// The mount points `--volumes-from X[:ro|:rw]` brings: X's binds and volumes (not its tmpfs), read-only
+    /// with `:ro` or where X has them read-only, as dockerd copies them.
+    fn volumes_from(&self, h: &HostConfig) -> Result<Vec<MountPoint>> {
+        let mut out: Vec<MountPoint> = Vec::new();
+        for spec in h.volumes_from.iter().flatten() {
+            let (name, mode) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+            let writable = match mode {
+                "" | "rw" => true,
+                "ro" => false,
+                _ => return Err(Error::InvalidParameter(format!("invalid mode: {mode}"))),
+            };
+            let donor = self.containers.resolve(name)?;
+            for m in &donor.mounts {
+                if !matches!(
+                    m.typ,
+                    Some(MountPointTypeEnum::BIND | MountPointTypeEnum::VOLUME)
+                ) || out.iter().any(|o| o.destination == m.destination)
+                {
+                    continue;
+                }
+                out.push(MountPoint {
+                    rw: Some(m.rw != Some(false) && writable),
+                    mode: Some(String::new()),
+                    ..m.clone()
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Refuses what Berth cannot honour yet, naming the option, instead of silently ignoring it.
 fn validate_host_config(h: &HostConfig) -> Result<()> {
     let refuse = |what: &str| {
@@ -219,9 +276,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     };
     fn some_vec<T>(v: &Option<Vec<T>>) -> bool {
         v.as_ref().is_some_and(|v| !v.is_empty())
-    }
-    if some_vec(&h.volumes_from) {
-        return refuse("--volumes-from");
     }
     if some_vec(&h.links) {
         return refuse("--link");
@@ -422,10 +476,16 @@ mod tests {
     #[test]
     fn unsupported_options_are_refused_by_name() {
         let h = HostConfig {
-            volumes_from: Some(vec!["other".into()]),
+            links: Some(vec!["other:alias".into()]),
             ..Default::default()
         };
         let e = validate_host_config(&h).unwrap_err().to_string();
-        assert!(e.contains("--volumes-from"), "{e}");
+        assert!(e.contains("--link"), "{e}");
+        let h = HostConfig {
+            uts_mode: Some("container:other".into()),
+            ..Default::default()
+        };
+        let e = validate_host_config(&h).unwrap_err().to_string();
+        assert!(e.contains("--uts container:other"), "{e}");
     }
 }

@@ -427,6 +427,19 @@ impl Engine {
                 resolv_conf: &etc.resolv_conf,
             };
             let mut user_mounts = super::mounts::parse(&c.host_config)?;
+            // Binds brought by `--volumes-from` are in the record only.
+            let inherited: Vec<_> = c
+                .mounts
+                .iter()
+                .filter(|p| p.typ == Some(bollard_stubs::models::MountPointTypeEnum::BIND))
+                .filter(|p| {
+                    !user_mounts
+                        .iter()
+                        .any(|m| Some(&m.destination) == p.destination.as_ref())
+                })
+                .map(super::mounts::UserMount::inherited_bind)
+                .collect();
+            user_mounts.extend(inherited);
             user_mounts.extend(self.mount_container_volumes(c)?);
             // Shallower destinations first, so that /data is mounted before /data/sub (as dockerd sorts).
             user_mounts.sort_by_key(|m| m.destination.trim_end_matches('/').matches('/').count());

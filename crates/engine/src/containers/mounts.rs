@@ -157,6 +157,23 @@ fn parse_bind(spec: &str) -> Result<UserMount> {
 }
 
 impl UserMount {
+    /// A bind the record holds without its host config asking for it (`--volumes-from`).
+    pub fn inherited_bind(p: &MountPoint) -> UserMount {
+        UserMount {
+            kind: "bind",
+            source: p.source.clone().unwrap_or_default(),
+            destination: p.destination.clone().unwrap_or_default(),
+            read_only: p.rw == Some(false),
+            propagation: p
+                .propagation
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "rprivate".into()),
+            mode: p.mode.clone().unwrap_or_default(),
+            data: String::new(),
+        }
+    }
+
     /// `Mounts[]` in inspect.
     pub fn mount_point(&self) -> MountPoint {
         MountPoint {

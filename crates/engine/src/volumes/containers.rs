@@ -243,6 +243,12 @@ impl Engine {
                 let id = c.id.clone();
                 let engine_containers = &self.containers;
                 let _ = engine_containers.remove(&id);
+                // Volumes brought by `--volumes-from` were only referenced.
+                for m in volume_points(&c) {
+                    if let Some(name) = m.name.as_deref() {
+                        self.volumes.release(name, &id);
+                    }
+                }
                 for m in made {
                     self.volumes.release(&m.record.name, &id);
                     if m.spec.name.is_none() {
