@@ -470,6 +470,18 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
             host[key] = json!(v);
         }
     }
+    for (key, list) in [
+        ("VolumesFrom", &opts.volumes_from),
+        ("GroupAdd", &opts.group_add),
+        ("DeviceCgroupRules", &opts.device_cgroup_rule),
+        ("Dns", &opts.dns),
+        ("DnsSearch", &opts.dns_search),
+        ("DnsOptions", &opts.dns_option),
+    ] {
+        if !list.is_empty() {
+            host[key] = json!(list);
+        }
+    }
     if let Some(s) = &opts.shm_size {
         let bytes = ram_in_bytes(s).ok_or_else(|| {
             CliError::Usage(format!(
@@ -490,12 +502,6 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
         }
         host["Sysctls"] = Value::Object(map);
     }
-    if !opts.volumes_from.is_empty() {
-        host["VolumesFrom"] = json!(opts.volumes_from);
-    }
-    if !opts.group_add.is_empty() {
-        host["GroupAdd"] = json!(opts.group_add);
-    }
     if !opts.device.is_empty() {
         host["Devices"] = Value::Array(
             opts.device
@@ -503,9 +509,6 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
                 .map(|d| parse_device(d))
                 .collect::<Result<_, _>>()?,
         );
-    }
-    if !opts.device_cgroup_rule.is_empty() {
-        host["DeviceCgroupRules"] = json!(opts.device_cgroup_rule);
     }
     if opts.log_driver.is_some() || !opts.log_opt.is_empty() {
         let mut config = serde_json::Map::new();
@@ -545,15 +548,6 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
             map.insert(path.to_string(), json!(options));
         }
         host["Tmpfs"] = Value::Object(map);
-    }
-    if !opts.dns.is_empty() {
-        host["Dns"] = json!(opts.dns);
-    }
-    if !opts.dns_search.is_empty() {
-        host["DnsSearch"] = json!(opts.dns_search);
-    }
-    if !opts.dns_option.is_empty() {
-        host["DnsOptions"] = json!(opts.dns_option);
     }
     if !opts.add_host.is_empty() {
         // Docker accepts host=ip too and sends host:ip.
