@@ -404,29 +404,8 @@ impl Engine {
 /// Docker's exec environment: the container's (PATH default, HOSTNAME, TERM with a TTY, its Env), with the
 /// exec's variables replacing or adding to it. HOME comes from the exec user's passwd entry (the runtime).
 fn exec_env(c: &Container, cfg: &ExecConfig, tty: bool) -> Vec<String> {
-    let mut env: Vec<String> = vec![
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        format!("HOSTNAME={}", c.config.hostname.clone().unwrap_or_default()),
-    ];
-    if tty {
-        env.push("TERM=xterm".into());
-    }
-    let mut set = |kv: &String| {
-        let key = kv.split('=').next().unwrap_or("");
-        match env
-            .iter_mut()
-            .find(|e| e.split('=').next().unwrap_or("") == key)
-        {
-            Some(slot) => *slot = kv.clone(),
-            None => env.push(kv.clone()),
-        }
-    };
-    for kv in c.config.env.iter().flatten() {
-        set(kv);
-    }
-    for kv in cfg.env.iter().flatten() {
-        set(kv);
-    }
+    let mut env = super::spec::container_env(c, tty);
+    super::spec::replace_or_append_env(&mut env, cfg.env.iter().flatten());
     env
 }
 

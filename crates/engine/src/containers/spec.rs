@@ -122,17 +122,7 @@ pub fn build(
     let tty = c.config.tty == Some(true);
     let hostname = c.config.hostname.clone().unwrap_or_default();
 
-    let mut env: Vec<String> = c.config.env.clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
-    }
-    env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
-    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
+    let mut env = container_env(c, tty);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
@@ -503,9 +493,67 @@ pub(crate) fn seccomp_profile(
     }
 }
 
+/// A container's environment as dockerd makes it, for its process and (with the exec's tty) for each exec:
+/// `PATH`, `HOSTNAME` and, with a TTY, `TERM=xterm` first, then the container's `Env`, each entry replacing
+/// one of the same name in place or coming after.
+pub(crate) fn container_env(c: &Container, tty: bool) -> Vec<String> {
+    daemon_env(
+        c.config.hostname.as_deref().unwrap_or_default(),
+        c.config.env.as_deref().unwrap_or_default(),
+        tty,
+    )
+}
+
+fn daemon_env(hostname: &str, config_env: &[String], tty: bool) -> Vec<String> {
+    let mut env: Vec<String> = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".into());
+    }
+    replace_or_append_env(&mut env, config_env);
+    env
+}
+
+/// Sets each `KEY=value` of `extra` in `env`: in place of an entry with that key, or at the end.
+pub(crate) fn replace_or_append_env<'a>(
+    env: &mut Vec<String>,
+    extra: impl IntoIterator<Item = &'a String>,
+) {
+    for kv in extra {
+        let key = kv.split('=').next().unwrap_or_default();
+        match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
+            Some(slot) => slot.clone_from(kv),
+            None => env.push(kv.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_has_dockers_order() {
+        let image = [
+            "PATH=/opt/bin".to_string(),
+            "FOO=bar".into(),
+            "HOSTNAME=mine".into(),
+        ];
+        assert_eq!(
+            daemon_env("abc", &image, true),
+            ["PATH=/opt/bin", "HOSTNAME=mine", "TERM=xterm", "FOO=bar"]
+        );
+        assert_eq!(
+            daemon_env("abc", &["FOO=bar".to_string()], false),
+            [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOSTNAME=abc",
+                "FOO=bar"
+            ]
+        );
+    }
 
     #[test]
     fn cap_add_and_drop_follow_docker() {
