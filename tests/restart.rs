@@ -436,6 +436,26 @@ fn init_runs_as_pid_1_reaps_and_forwards_signals() {
     assert_eq!(o.status.code(), Some(7), "{}", all(&o));
     let o = d.docker(&["run", "--rm", "--init", "busybox", "nosuchcommand"]);
     assert_eq!(o.status.code(), Some(127), "{}", all(&o));
+    // The command has a process group of its own and, with a terminal, holds its foreground (so Ctrl-C
+    // reaches it from the terminal only, not again through the init): field 5 of stat is the process
+    // group, field 8 the terminal's foreground group.
+    let o = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--init",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "cut -d' ' -f5 /proc/1/stat; cut -d' ' -f5,8 /proc/$$/stat",
+    ]));
+    let lines: Vec<&str> = o.lines().map(str::trim).collect();
+    let (init_group, own) = (lines[0], lines[1].split(' ').collect::<Vec<_>>());
+    assert_ne!(init_group, own[0], "{o}");
+    assert_eq!(
+        own[0], own[1],
+        "the command holds the terminal's foreground: {o}"
+    );
 
     // Orphans are reaped by the init; without it, an exec'd sleep as PID 1 leaves them as zombies.
     let script = "sh -c 'sleep 0.1 &'; exec sleep 100";

@@ -28,6 +28,9 @@ extern "C" {
     fn sigtimedwait(set: *const SigSet, info: *mut SigInfo, timeout: *const Timespec) -> c_int;
     fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
     fn kill(pid: c_int, sig: c_int) -> c_int;
+    fn setpgid(pid: c_int, pgid: c_int) -> c_int;
+    fn getpgrp() -> c_int;
+    fn tcsetpgrp(fd: c_int, pgrp: c_int) -> c_int;
 }
 
 const SIG_SETMASK: c_int = 2;
@@ -56,11 +59,18 @@ fn main() {
     }
     let mut cmd = Command::new(&args[0]);
     cmd.args(&args[1..]).arg0(&args[0]);
-    // SAFETY: the hook only calls sigprocmask(2), which is async-signal-safe, on a set on its own stack.
-    // std keeps the parent's mask in the child (its posix_spawn path restores it), so the command would
-    // otherwise start with every signal blocked and ignore what is forwarded to it.
+    // SAFETY: the hook only makes async-signal-safe calls (setpgid, getpgrp, tcsetpgrp, sigprocmask) on
+    // values on its own stack.
+    // - The command gets a process group of its own and, on a terminal, the foreground: Ctrl-C then
+    //   reaches it once, from the terminal, and not a second time forwarded by the init, as with tini.
+    //   tcsetpgrp from what is still a background group is allowed because SIGTTOU is blocked here; it
+    //   fails harmlessly (ENOTTY) when stdin is not a terminal.
+    // - std keeps the parent's mask in the child, so the command would otherwise start with every
+    //   signal blocked and ignore what is forwarded to it.
     unsafe {
         cmd.pre_exec(|| {
+            setpgid(0, 0);
+            tcsetpgrp(0, getpgrp());
             let empty = SigSet([0; 16]);
             sigprocmask(SIG_SETMASK, &empty, std::ptr::null_mut());
             Ok(())

@@ -1,5 +1,6 @@
 //! `docker-init`, the init `--init` runs as the container's PID 1 (Docker ships tini there): it starts
-//! the command, forwards every signal it gets to it, reaps the orphans the kernel re-parents to it, and
+//! the command in a process group of its own (the terminal's foreground one with `-t`), forwards every
+//! signal it gets to it, reaps the orphans the kernel re-parents to it, and
 //! exits with the command's status (128 + N for a signal). The program (`program/docker_init.rs`) is
 //! built statically by `build.rs` and embedded here; the engine writes it to a read-only file and binds
 //! it read-only into the container, so the container never sees, let alone writes, the berth binary.
