@@ -567,11 +567,68 @@ fn cp_sees_bind_mounts_of_running_containers_and_respects_read_only() {
     // The container's /proc is not walked.
     let o = d.docker(&["cp", "mnt:/proc", "-"]);
     assert_eq!(tar_names(&o.stdout), ["proc/"]);
-    // Stopped, its mounts are not shown: Berth says so rather than showing the rootfs underneath.
-    ok(&d.docker(&["stop", "-t", "0", "mnt"]));
-    let o = d.docker(&["cp", "mnt:/data/from-host", "-"]);
-    assert!(!o.status.success());
-    assert!(err(&o).contains("not running"), "{}", err(&o));
+    // Stopped, its binds and volumes are mounted for the copy (in a namespace of the copy's own), both
+    // ways, read-only ones still refused, and nothing stays mounted after.
+    ok(&d.docker(&["volume", "create", "cpvol"]));
+    ok(&d.docker(&[
+        "run",
+        "--name",
+        "stopped-mnt",
+        "-v",
+        &bind,
+        "-v",
+        &ro_bind,
+        "-v",
+        "cpvol:/vol",
+        "busybox",
+        "sh",
+        "-c",
+        "echo in the volume > /vol/v",
+    ]));
+    let o = d.docker(&["cp", "stopped-mnt:/data/from-host", "-"]);
+    assert_eq!(
+        tar_file(&o.stdout, "from-host").as_deref(),
+        Some(&b"host data\n"[..]),
+        "{}",
+        err(&o)
+    );
+    let o = d.docker(&["cp", "stopped-mnt:/vol/v", "-"]);
+    assert_eq!(
+        tar_file(&o.stdout, "v").as_deref(),
+        Some(&b"in the volume\n"[..]),
+        "{}",
+        err(&o)
+    );
+    std::fs::write(&file, b"g\n").unwrap();
+    ok(&d.docker(&["cp", &f, "stopped-mnt:/data/g"]));
+    assert_eq!(std::fs::read(shared.join("g")).unwrap(), b"g\n");
+    let o = d.docker(&["cp", &f, "stopped-mnt:/ro/"]);
+    assert!(
+        err(&o).contains("mounted volume is marked read-only"),
+        "{}",
+        err(&o)
+    );
+    // The rootfs under the mount point is not what is read: the bind is.
+    let o = d.docker(&["cp", "stopped-mnt:/data", "-"]);
+    assert!(
+        tar_names(&o.stdout).contains(&"data/from-host".to_string()),
+        "{:?}",
+        tar_names(&o.stdout)
+    );
+    let id = ok(&d.docker(&["inspect", "-f", "{{.Id}}", "stopped-mnt"]));
+    let left = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !left.contains(id.trim()),
+        "a mount of the stopped container was left: {left}"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .matches(&*shared.display().to_string())
+            .count(),
+        // The running `mnt` container's binds are in its own namespace, not the daemon's.
+        0
+    );
 
     ok(&d.docker(&[
         "run",

@@ -10,6 +10,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
@@ -276,14 +277,12 @@ impl Engine {
                 return Ok(RootGuard { fd, release: None });
             }
         }
-        if live {
-            let abs = inroot::clean_abs(path);
-            if let Some(m) = mount_covering(c, &abs) {
-                return Err(Error::NotImplemented(format!(
-                    "{abs} is in the mount {m} of a container that is not running: Berth shows mounts to cp only while the container runs"
-                )));
-            }
-        }
+        // `cp` under a bind or volume of a stopped container: its mounts are set up for the operation.
+        let mounts = if live && mount_covering(c, &inroot::clean_abs(path)).is_some() {
+            self.stopped_mounts(c)?
+        } else {
+            Vec::new()
+        };
         let img = self.images.get(&c.image_id)?;
         layout.acquire(&self.images.layer_dirs(&img))?;
         let engine = Arc::clone(self);
@@ -291,22 +290,53 @@ impl Engine {
         let merged = layout.merged.clone();
         let release: Box<dyn FnOnce() + Send> =
             Box::new(move || layout.release(|| engine.rootfs_needed(&id)));
-        match rustix::fs::open(
-            &merged,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => Ok(RootGuard {
+        let opened = if mounts.is_empty() {
+            open_dir(&merged).map(|fd| (fd, None))
+        } else {
+            MountView::open(&merged, mounts).map(|(fd, view)| (fd, Some(view)))
+        };
+        match opened {
+            Ok((fd, view)) => Ok(RootGuard {
                 fd,
-                release: Some(release),
+                release: Some(Box::new(move || {
+                    // The private mounts go first, then (unless still needed) the rootfs.
+                    drop(view);
+                    release();
+                })),
             }),
             Err(e) => {
                 release();
-                Err(Error::System(format!(
-                    "opening the container's rootfs: {e}"
-                )))
+                Err(e)
             }
         }
+    }
+
+    /// A stopped container's binds and volumes, shallowest first, as (source on the host, destination,
+    /// read-only). A volume whose driver mounts it (options such as `type=nfs`) is not mounted while its
+    /// containers are stopped: cp there is refused.
+    fn stopped_mounts(&self, c: &Container) -> Result<Vec<(PathBuf, String, bool)>> {
+        use bollard_stubs::models::MountPointTypeEnum as T;
+        let mut out = Vec::new();
+        for m in &c.mounts {
+            let (Some(source), Some(dest)) = (m.source.as_deref(), m.destination.as_deref()) else {
+                continue;
+            };
+            match m.typ {
+                Some(T::BIND) => {}
+                Some(T::VOLUME) => {
+                    let name = m.name.as_deref().unwrap_or_default();
+                    if self.volumes.get(name).is_ok_and(|r| r.needs_mount()) {
+                        return Err(Error::NotImplemented(format!(
+                            "{dest} is a volume with mount options of a container that is not running: Berth mounts it for cp only while the container runs"
+                        )));
+                    }
+                }
+                _ => continue,
+            }
+            out.push((PathBuf::from(source), dest.to_owned(), m.rw == Some(false)));
+        }
+        out.sort_by_key(|(_, d, _)| d.trim_end_matches('/').matches('/').count());
+        Ok(out)
     }
 
     /// Whether the container needs its rootfs mounted (it runs or is starting).
@@ -339,17 +369,111 @@ fn live_root(pid: i64, layout: &Layout) -> Option<OwnedFd> {
     (live.st_dev == ours.st_dev && live.st_ino == ours.st_ino).then_some(fd)
 }
 
-/// The destination of the container mount that holds `abs`, if any.
+/// The container's rootfs directory, opened as the root of path resolution.
+fn open_dir(merged: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        merged,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::System(format!("opening the container's rootfs: {e}")))
+}
+
+/// The destination of the container's bind or volume that holds `abs`, if any. (A tmpfs holds nothing
+/// once the container stops: cp there reaches the rootfs underneath, as with dockerd.)
 fn mount_covering(c: &Container, abs: &str) -> Option<String> {
+    use bollard_stubs::models::MountPointTypeEnum as T;
     let under = |dest: &str| {
         let d = dest.trim_end_matches('/');
         !d.is_empty() && (abs == d || abs.starts_with(&format!("{d}/")))
     };
     c.mounts
         .iter()
+        .filter(|m| matches!(m.typ, Some(T::BIND | T::VOLUME)))
         .filter_map(|m| m.destination.clone())
-        .chain(c.host_config.tmpfs.iter().flat_map(|t| t.keys().cloned()))
         .find(|d| under(d))
+}
+
+/// A stopped container's rootfs with its binds and volumes mounted on it, for one `cp`: in a mount
+/// namespace of its own, made by a thread that lives as long as the operation (the namespace, and the
+/// mounts in it, go when the thread ends). The root's fd, opened in that namespace, shows the mounts to
+/// the threads that resolve paths from it. Mounting in the daemon's own namespace, as dockerd does, would
+/// leave them behind after a crash and put them under a container starting meanwhile.
+struct MountView {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MountView {
+    fn open(merged: &Path, mounts: Vec<(PathBuf, String, bool)>) -> Result<(OwnedFd, MountView)> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<OwnedFd>>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let merged = merged.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("cp-mounts".into())
+            .spawn(move || {
+                let _ = ready_tx.send(Self::setup(&merged, &mounts));
+                // Hold the namespace until the operation ends (the sender is dropped).
+                let _ = done_rx.recv();
+            })
+            .map_err(|e| Error::System(format!("starting the cp mount thread: {e}")))?;
+        let view = MountView {
+            done: Some(done_tx),
+            thread: Some(thread),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(fd)) => Ok((fd, view)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::System("the cp mount thread ended early".into())),
+        }
+    }
+
+    /// In the calling thread: a private mount namespace, the mounts, and the root's fd.
+    fn setup(merged: &Path, mounts: &[(PathBuf, String, bool)]) -> Result<OwnedFd> {
+        use rustix::mount::{
+            mount_bind_recursive, mount_change, mount_remount, MountFlags, MountPropagationFlags,
+        };
+        use rustix::thread::{unshare_unsafe, UnshareFlags};
+        let sys = |what: &str, e: Errno| Error::System(format!("{what}: {e}"));
+        // SAFETY: only this thread's fs and mount namespace change (CLONE_FS | CLONE_NEWNS); it runs no
+        // other code and ends when the operation does.
+        unsafe { unshare_unsafe(UnshareFlags::FS | UnshareFlags::NEWNS) }
+            .map_err(|e| sys("unsharing a mount namespace", e))?;
+        mount_change(
+            "/",
+            MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+        )
+        .map_err(|e| sys("making the cp mounts private", e))?;
+        let root = open_dir(merged)?;
+        for (source, dest, read_only) in mounts {
+            // The mount point resolved inside the root: a symlink in the image cannot aim it at the host.
+            let Ok(target) = inroot::open(&root, dest, OFlags::PATH) else {
+                continue;
+            };
+            let at = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&target));
+            mount_bind_recursive(source, at.as_str())
+                .map_err(|e| sys(&format!("mounting {dest}"), e))?;
+            if *read_only {
+                // Opened again to name the new mount rather than the directory under it.
+                let mounted = inroot::open(&root, dest, OFlags::PATH)
+                    .map_err(|e| sys(&format!("mounting {dest}"), e))?;
+                let at = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&mounted));
+                mount_remount(at.as_str(), MountFlags::BIND | MountFlags::RDONLY, "")
+                    .map_err(|e| sys(&format!("mounting {dest} read-only"), e))?;
+            }
+        }
+        // Opened again: an fd taken before the mounts would not see those on the root directory itself.
+        open_dir(merged)
+    }
+}
+
+impl Drop for MountView {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Docker refuses to write into a read-only rootfs or a read-only mount.
