@@ -457,7 +457,10 @@ impl MountView {
                 // Opened again to name the new mount rather than the directory under it.
                 let mounted = inroot::open(&root, dest, OFlags::PATH)
                     .map_err(|e| sys(&format!("mounting {dest}"), e))?;
-                let at = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&mounted));
+                let at = format!(
+                    "/proc/self/fd/{}",
+                    std::os::fd::AsRawFd::as_raw_fd(&mounted)
+                );
                 mount_remount(at.as_str(), MountFlags::BIND | MountFlags::RDONLY, "")
                     .map_err(|e| sys(&format!("mounting {dest} read-only"), e))?;
             }
