@@ -453,3 +453,56 @@ fn run_flags_reach_the_daemon_as_the_docker_clis_do() {
         assert!(by_berth.contains(part), "{part} not in {by_berth}");
     }
 }
+
+/// `--cidfile` writes the new container's ID, and refuses a file that is already there, as the docker CLI.
+#[test]
+fn cidfile_gets_the_id_and_is_never_overwritten() {
+    if !have_docker() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    let d = daemon();
+    let (a, b) = (d.dir.path().join("a.cid"), d.dir.path().join("b.cid"));
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    let berth = ok(&d.berth(&[
+        "run",
+        "-d",
+        "-q",
+        "--cidfile",
+        &a,
+        "busybox",
+        "sleep",
+        "100",
+    ]));
+    let docker = ok(&d.docker(&[
+        "run",
+        "-d",
+        "-q",
+        "--cidfile",
+        &b,
+        "busybox",
+        "sleep",
+        "100",
+    ]));
+    assert_eq!(std::fs::read_to_string(&a).unwrap(), berth.trim());
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), docker.trim());
+    let by_berth = text(&d.berth(&["run", "--cidfile", &a, "busybox", "true"]));
+    let by_docker = text(&d.docker(&["run", "--cidfile", &a, "busybox", "true"]));
+    assert_eq!(by_berth.2, Some(125), "{by_berth:?}");
+    assert!(
+        by_berth.1.contains(&format!(
+            "container ID file found, make sure the other container isn't running or delete {a}"
+        )),
+        "{by_berth:?}"
+    );
+    assert_eq!(by_docker.2, by_berth.2);
+    assert!(
+        by_docker.1.contains("container ID file found"),
+        "{by_docker:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&a).unwrap(),
+        berth.trim(),
+        "the file was left as it was"
+    );
+}

@@ -217,6 +217,12 @@ pub struct ContainerOptions {
     /// Read in a line delimited file of labels
     #[arg(long, value_name = "list")]
     pub label_file: Vec<String>,
+    /// Write the container ID to the file
+    #[arg(long, value_name = "string")]
+    pub cidfile: Option<String>,
+    /// Suppress the pull output
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Healthcheck flags
     #[command(flatten)]
     pub health: super::health::HealthOptions,
@@ -938,6 +944,15 @@ async fn create_container(
     attach: bool,
 ) -> Result<String, CliError> {
     let body = create_body(opts, attach)?;
+    // The ID file must not exist yet (another container may be using it); it is written once the
+    // container is created, as the docker CLI does.
+    if let Some(f) = &opts.cidfile {
+        if std::path::Path::new(f).exists() {
+            return Err(CliError::Usage(format!(
+                "container ID file found, make sure the other container isn't running or delete {f}"
+            )));
+        }
+    }
     if !["always", "missing", "never"].contains(&opts.pull.as_str()) {
         return Err(CliError::Usage(format!(
             "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
@@ -971,7 +986,12 @@ async fn create_container(
             eprintln!("WARNING: {w}");
         }
     }
-    Ok(created["Id"].as_str().unwrap_or_default().to_string())
+    let id = created["Id"].as_str().unwrap_or_default().to_string();
+    if let Some(f) = &opts.cidfile {
+        std::fs::write(f, &id)
+            .map_err(|e| CliError::Usage(format!("failed to create the container ID file: {e}")))?;
+    }
+    Ok(id)
 }
 
 /// Pulls `image` (name:tag), quietly apart from errors.
