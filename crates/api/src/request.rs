@@ -10,8 +10,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Request;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use crate::error::{ApiError, ApiResult};
 
 /// Most of an unread body the router reads before answering; a larger one is left to hyper, which
 /// closes the connection.
@@ -91,4 +94,26 @@ impl Drop for ReqBody {
             }
         }
     }
+}
+
+/// The whole body of a request with a small body (JSON).
+pub async fn read_bytes(req: Request<ReqBody>) -> ApiResult<Bytes> {
+    Ok(req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
+        .to_bytes())
+}
+
+/// A JSON body; an empty one reads as `T::default()`.
+pub async fn read_json<T: serde::de::DeserializeOwned + Default>(
+    req: Request<ReqBody>,
+) -> ApiResult<T> {
+    let bytes = read_bytes(req).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
 }

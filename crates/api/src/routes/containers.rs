@@ -1,7 +1,7 @@
 //! `/containers/…`: create, list, inspect, start, stop, restart, kill, wait, rename, remove, logs and the
 //! hijacked attach stream.
 
-use crate::request::ReqBody;
+use crate::request::{read_bytes, ReqBody};
 use bytes::Bytes;
 use engine::containers::detach::EscapeProxy;
 use engine::containers::{
@@ -9,7 +9,6 @@ use engine::containers::{
 };
 use engine::{parse_timestamp, Filters};
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -17,23 +16,22 @@ use crate::body::{self, json, json_status, Body};
 use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
 
-/// `POST /containers/create?name=…`.
-pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
-    let bytes = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
-        .to_bytes();
-    let body = serde_json::from_slice(&bytes).map_err(|e| {
-        // An unknown restart policy name fails the model's parse: answer it in dockerd's words.
-        if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-            if let Err(policy) = check_raw_policy(&raw, "/HostConfig/RestartPolicy") {
-                return ApiError::from(policy);
+/// A create or update body. An unknown restart policy name (at `policy`, a JSON pointer) fails the
+/// model's parse: it is answered in dockerd's words.
+fn parse_with_policy<T: serde::de::DeserializeOwned>(bytes: &[u8], policy: &str) -> ApiResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if let Err(p) = check_raw_policy(&raw, policy) {
+                return ApiError::from(p);
             }
         }
         ApiError::bad_request(format!("invalid JSON in the request body: {e}"))
-    })?;
+    })
+}
+
+/// `POST /containers/create?name=…`.
+pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
+    let body = parse_with_policy(&read_bytes(req).await?, "/HostConfig/RestartPolicy")?;
     let req = CreateRequest {
         name: ctx.query.get("name").map(str::to_owned),
         body,
@@ -116,20 +114,7 @@ pub async fn kill(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 
 /// `POST /containers/{id}/update`: new resources and restart policy; `{"Warnings": []}`.
 pub async fn update(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
-    let bytes = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
-        .to_bytes();
-    let body = serde_json::from_slice(&bytes).map_err(|e| {
-        if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-            if let Err(policy) = check_raw_policy(&raw, "/RestartPolicy") {
-                return ApiError::from(policy);
-            }
-        }
-        ApiError::bad_request(format!("invalid JSON in the request body: {e}"))
-    })?;
+    let body = parse_with_policy(&read_bytes(req).await?, "/RestartPolicy")?;
     Ok(json(&ctx.engine.update_container(name, body).await?))
 }
 

@@ -1,10 +1,9 @@
 //! `/volumes`: list, create, inspect, remove and prune (local volumes; no cluster volumes, no plugins).
 
-use crate::request::ReqBody;
+use crate::request::{read_bytes, ReqBody};
 use bollard_stubs::models::VolumeCreateOptions;
 use engine::Filters;
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
 
 use crate::body::{self, json, json_status, Body};
 use crate::error::{ApiError, ApiResult};
@@ -18,12 +17,7 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
 
 /// `POST /volumes/create`: 201 with the volume (a new one, or the existing one of that name).
 pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
-    let bytes = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
-        .to_bytes();
+    let bytes = read_bytes(req).await?;
     let opts: VolumeCreateOptions = if bytes.iter().all(u8::is_ascii_whitespace) {
         VolumeCreateOptions::default()
     } else {
