@@ -1,7 +1,7 @@
 //! `POST /containers/create`: Docker's config merged with the image's defaults, validated, recorded.
 //! Every field the docker CLI can send is either honoured or refused with a 400 naming it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use bollard_stubs::models::{
     ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig, HostConfigLogConfig,
@@ -77,7 +77,7 @@ impl Engine {
         if config.hostname.as_deref().unwrap_or("").is_empty() {
             config.hostname = Some(id[..12].to_owned());
         }
-        let record = Container {
+        let mut record = Container {
             id: id.clone(),
             name,
             created: image::timefmt::rfc3339_nano(std::time::SystemTime::now()),
@@ -92,29 +92,33 @@ impl Engine {
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
             networks,
         };
-        let mut record = record;
         // `--volumes-from`: the donors' binds and volumes, where the container's own mounts leave room.
-        for m in inherited {
-            let dest = m.destination.clone().unwrap_or_default();
-            let taken = record
-                .mounts
-                .iter()
-                .any(|p| p.destination.as_deref() == Some(&*dest))
-                || crate::volumes::parse_specs(&record.host_config)?
-                    .iter()
-                    .any(|s| s.destination == dest)
-                || record
+        let mut taken: BTreeSet<String> = record
+            .mounts
+            .iter()
+            .filter_map(|p| p.destination.clone())
+            .chain(
+                crate::volumes::parse_specs(&record.host_config)?
+                    .into_iter()
+                    .map(|s| s.destination),
+            )
+            .chain(
+                record
                     .host_config
                     .tmpfs
                     .iter()
                     .flatten()
-                    .any(|(d, _)| *d == dest);
-            if !taken {
-                if let Some(volume) = m.name.as_deref() {
-                    self.volumes.add_ref(volume, &record.id);
-                }
-                record.mounts.push(m);
+                    .map(|(d, _)| d.clone()),
+            )
+            .collect();
+        for m in inherited {
+            if !taken.insert(m.destination.clone().unwrap_or_default()) {
+                continue;
             }
+            if let Some(volume) = m.name.as_deref() {
+                self.volumes.add_ref(volume, &record.id);
+            }
+            record.mounts.push(m);
         }
         self.containers.insert(record.clone())?;
         // Volumes (with their `volume create` events) come before the container's `create`, as in Docker.

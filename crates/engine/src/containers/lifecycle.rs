@@ -129,6 +129,7 @@ impl Engine {
         let h = &c.host_config;
         let ns =
             |o: &Container, name: &str| PathBuf::from(format!("/proc/{}/ns/{name}", o.state.pid));
+        let net = self.namespace_donor(c, h.network_mode.as_deref(), "network")?;
         let pid = self.namespace_donor(c, h.pid_mode.as_deref(), "PID")?;
         let ipc = self.namespace_donor(c, h.ipc_mode.as_deref(), "IPC")?;
         if let Some(o) = &ipc {
@@ -140,7 +141,7 @@ impl Engine {
             }
         }
         Ok(spec::Joined {
-            net: self.joined_netns(c)?,
+            net: net.as_ref().map(|o| ns(o, "net")),
             pid: pid.as_ref().map(|o| ns(o, "pid")),
             // POSIX shared memory lives in /dev/shm: the donor's (mounted on the host) is bound in, as
             // dockerd does; a shareable container binds its own.

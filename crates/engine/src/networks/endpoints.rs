@@ -343,14 +343,6 @@ pub(super) fn use_embedded_dns(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Engine {
-    /// For `--network container:X`: the namespace of X, which must be running (dockerd's error otherwise).
-    pub(crate) fn joined_netns(&self, c: &Container) -> Result<Option<std::path::PathBuf>> {
-        let mode = c.host_config.network_mode.as_deref();
-        Ok(self
-            .namespace_donor(c, mode, "network")?
-            .map(|o| format!("/proc/{}/ns/net", o.state.pid).into()))
-    }
-
     /// Networking for a container being started: called once the shim reports `ok PID` and before `start`.
     pub(crate) async fn net_start(self: &Arc<Self>, c: &Container, pid: i64) -> Result<()> {
         let nets = ordered(c);
