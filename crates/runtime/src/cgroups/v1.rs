@@ -27,9 +27,10 @@ pub struct CgroupV1 {
     pub hierarchies: Vec<Hierarchy>,
 }
 
-/// v1 hierarchies mounted on this host: (mount point, root, controllers).
-pub fn mounted_hierarchies() -> Result<Vec<(PathBuf, String, Vec<String>)>> {
-    if let Some(found) = standard_hierarchies(&own_cgroups()) {
+/// v1 hierarchies mounted on this host: (mount point, root, controllers). `own` is the runner's
+/// [`own_cgroups`], which its callers need as well.
+fn mounted_hierarchies(own: &[(String, String)]) -> Result<Vec<(PathBuf, String, Vec<String>)>> {
+    if let Some(found) = standard_hierarchies(own) {
         return Ok(found);
     }
     let info = read(Path::new("/proc/self/mountinfo"))?;
@@ -96,7 +97,7 @@ fn parse_mountinfo(info: &str) -> Vec<(PathBuf, String, Vec<String>)> {
 /// The cgroup.procs file of the runner's own cgroup in one v1 hierarchy.
 pub(super) fn own_procs_file() -> Option<PathBuf> {
     let own = own_cgroups();
-    let (mnt, root, ctrls) = mounted_hierarchies().ok()?.into_iter().next()?;
+    let (mnt, root, ctrls) = mounted_hierarchies(&own).ok()?.into_iter().next()?;
     let key = ctrls.join(",");
     let mine = own.iter().find(|(c, _)| *c == key)?.1.as_str();
     let mine = mine.strip_prefix(root.as_str()).unwrap_or(mine);
@@ -124,7 +125,7 @@ impl CgroupV1 {
     pub fn open(path: &Path) -> Result<CgroupV1> {
         let own = own_cgroups();
         let mut hierarchies = Vec::new();
-        for (mnt, root, ctrls) in mounted_hierarchies()? {
+        for (mnt, root, ctrls) in mounted_hierarchies(&own)? {
             let key = ctrls.join(",");
             let mine = own
                 .iter()
