@@ -10,13 +10,13 @@ use std::time::Duration;
 use common::Daemon;
 use common::{err, ok, out};
 
-fn daemon() -> Option<Daemon> {
+fn daemon() -> Daemon {
     common::docker_daemon()
 }
 
 #[test]
 fn run_prints_output_and_rm_removes_the_container() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let o = d.docker(&["run", "--rm", "busybox", "echo", "hello"]);
     assert_eq!(ok(&o), "hello\n");
     assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
@@ -24,7 +24,7 @@ fn run_prints_output_and_rm_removes_the_container() {
 
 #[test]
 fn exit_codes_come_back_as_docker_gives_them() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
     assert_eq!(o.status.code(), Some(3));
     let o = d.docker(&["run", "--rm", "busybox", "nosuchcommand"]);
@@ -48,7 +48,7 @@ fn exit_codes_come_back_as_docker_gives_them() {
 
 #[test]
 fn detached_container_lifecycle() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let id = ok(&d.docker(&[
         "run",
         "-d",
@@ -116,7 +116,7 @@ fn detached_container_lifecycle() {
 
 #[test]
 fn wait_and_kill_report_exit_codes() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     ok(&d.docker(&[
         "run",
         "-d",
@@ -149,7 +149,7 @@ fn wait_and_kill_report_exit_codes() {
 
 #[test]
 fn stdin_reaches_the_container() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let input = d.dir.path().join("input.txt");
     std::fs::write(&input, "line one\nline two\n").unwrap();
     let o = d.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], Some(&input));
@@ -158,7 +158,7 @@ fn stdin_reaches_the_container() {
 
 #[test]
 fn containers_get_dockers_confinement() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let status = ok(&d.docker(&["run", "--rm", "busybox", "cat", "/proc/self/status"]));
     let field = |k: &str| {
         status
@@ -201,7 +201,7 @@ fn containers_get_dockers_confinement() {
 
 #[test]
 fn env_user_and_workdir_are_applied() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let o = ok(&d.docker(&[
         "run",
         "--rm",
@@ -221,7 +221,7 @@ fn env_user_and_workdir_are_applied() {
 
 #[test]
 fn a_killed_daemon_leaves_containers_running_and_finds_them_again() {
-    let Some(mut d) = daemon() else { return };
+    let mut d = daemon();
     ok(&d.docker(&[
         "run",
         "-d",
@@ -286,14 +286,13 @@ fn a_killed_daemon_leaves_containers_running_and_finds_them_again() {
 
 #[test]
 fn inspect_has_dockers_shape() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     ok(&d.docker(&["create", "--name", "shape", "busybox", "true"]));
     let got: serde_json::Value =
         serde_json::from_str(&ok(&d.docker(&["inspect", "shape"]))).unwrap();
     let want: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
-            common::shared_dir()
-                .join("reference/docker-cli-output/api/container-inspect-httpd.json"),
+            common::fixtures_dir().join("docker-cli-output/api/container-inspect-httpd.json"),
         )
         .unwrap(),
     )
@@ -318,7 +317,7 @@ fn inspect_has_dockers_shape() {
 
 #[test]
 fn top_stats_pause_and_unpause() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     ok(&d.docker(&[
         "run",
         "-d",
@@ -400,7 +399,7 @@ fn top_stats_pause_and_unpause() {
 
 #[test]
 fn events_report_the_container_lifecycle() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let since = chrono_now();
     ok(&d.docker(&["run", "--rm", "--name", "evented", "busybox", "true"]));
     let until = chrono_now() + 1;
@@ -430,16 +429,14 @@ fn chrono_now() -> u64 {
 
 #[test]
 fn interactive_tty_echoes_what_is_typed() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let cmd = format!(
         "DOCKER_HOST={} DOCKER_CONFIG={} {} run -it --rm busybox sh; echo EXITED $?; sleep 30",
         d.host(),
         d.dir.path().join("docker-config").display(),
         common::docker_bin().display()
     );
-    let Some(t) = common::Terminal::start("tty", &cmd) else {
-        return;
-    };
+    let t = common::Terminal::start("tty", &cmd);
     t.wait_for("/ #");
     t.type_line("echo typed-$((40+2)); stty size");
     // The size line comes after the echo: waiting for it means both are on screen.
@@ -451,7 +448,7 @@ fn interactive_tty_echoes_what_is_typed() {
 
 #[test]
 fn bind_mounts_and_tmpfs_mounts() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let host = d.dir.path().join("shared");
     std::fs::create_dir(&host).unwrap();
     std::fs::write(host.join("in.txt"), "from the host\n").unwrap();
@@ -537,7 +534,7 @@ fn bind_mounts_and_tmpfs_mounts() {
 
 #[test]
 fn container_prune_removes_stopped_containers_only() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     ok(&d.docker(&["create", "--name", "made", "busybox", "true"]));
     ok(&d.docker(&["run", "--name", "ran", "busybox", "true"]));
     ok(&d.docker(&["run", "-d", "--name", "alive", "busybox", "sleep", "1000"]));
@@ -554,7 +551,7 @@ fn container_prune_removes_stopped_containers_only() {
 
 #[test]
 fn a_running_containers_inspect_has_dockers_shape_throughout() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let host = d.dir.path().join("bound");
     std::fs::create_dir_all(&host).unwrap();
     let bind = format!("{}:/srv:ro", host.display());
@@ -576,8 +573,7 @@ fn a_running_containers_inspect_has_dockers_shape_throughout() {
     let got = &got[0];
     let want: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
-            common::shared_dir()
-                .join("reference/docker-cli-output/api/container-inspect-httpd.json"),
+            common::fixtures_dir().join("docker-cli-output/api/container-inspect-httpd.json"),
         )
         .unwrap(),
     )
@@ -638,7 +634,7 @@ fn a_running_containers_inspect_has_dockers_shape_throughout() {
 /// dockerd does; the donor must be running, and for IPC it must be shareable.
 #[test]
 fn pid_and_ipc_namespaces_of_another_container_can_be_joined() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     ok(&d.docker(&[
         "run",
         "-d",

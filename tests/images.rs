@@ -4,14 +4,15 @@
 
 mod common;
 
-use common::{shared_dir, Daemon};
+use common::Daemon;
 use serde_json::Value;
 
 const WEBAPP_ID: &str = "sha256:577d8034c8e21de40e24ea4b7edef267879a8020c636d9def665075be53de13a";
 
 fn fixture_inspect() -> Value {
-    let raw = std::fs::read(shared_dir().join("fixtures/dockerd-webapp/webapp-image-inspect.json"))
-        .unwrap();
+    let raw =
+        std::fs::read(common::fixtures_dir().join("dockerd-webapp/webapp-image-inspect.json"))
+            .unwrap();
     let v: Value = serde_json::from_slice(&raw).unwrap();
     v[0].clone()
 }

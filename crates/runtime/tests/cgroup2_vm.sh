@@ -1,12 +1,13 @@
 #!/bin/sh
-# Runs the cgroup tests and one container on a pure cgroup v2 kernel (../shared/tools/cgroup2-vm).
+# Runs the cgroup tests and one container on a pure cgroup v2 kernel (tools/cgroup2-vm, in this repository).
 #   crates/runtime/tests/cgroup2_vm.sh            (root; from the repository root)
 # Checks: the v2 unit tests (fake tree and the real hierarchy), then `berth runtime run` of a
 # bundle with a cgroup namespace, memory/pids/cpu limits and Docker's seccomp profile: the
 # container sees itself at the root of its cgroup namespace, its limits, a read-only cgroup2
 # mount, only the standard devices (the eBPF device program), and its exit code comes back.
 set -eu
-VM=${CGROUP2_VM:-/work/shared/tools/cgroup2-vm/run.sh}
+cd "$(dirname "$0")/../../.."
+VM=${CGROUP2_VM:-$PWD/tools/cgroup2-vm/run.sh}
 cargo build -p berth
 T=$(cargo test -p runtime --lib --no-run 2>&1 | grep -o 'target/debug/deps/runtime-[a-f0-9]*' | head -1)
 "$VM" --add "$T:/t" -- /t --test-threads=1 cgroup

@@ -574,39 +574,30 @@ pub(crate) mod tests {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     use std::path::Path;
 
-    const FIXTURE: &str = "../../../shared/fixtures/dockerd-webapp/webapp-docker-save.tar";
+    const FIXTURE: &str = "../../tests/fixtures/dockerd-webapp/webapp-docker-save.tar";
     const WEBAPP_ID: &str =
         "sha256:577d8034c8e21de40e24ea4b7edef267879a8020c636d9def665075be53de13a";
 
-    fn fixture() -> Option<std::fs::File> {
+    /// The dockerd-made fixture, kept in the repository (`tests/fixtures/`).
+    fn fixture() -> Result<std::fs::File> {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-        match std::fs::File::open(&p) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                eprintln!("skipping: fixture {} not readable: {e}", p.display());
-                None
-            }
-        }
+        std::fs::File::open(&p).ctx("open fixture", &p)
     }
 
     /// Loads the webapp fixture into a fresh store.
-    pub(crate) fn load_fixture(store: &ImageStore) -> Result<Option<Vec<LoadedImage>>> {
-        let Some(mut f) = fixture() else {
-            return Ok(None);
-        };
+    pub(crate) fn load_fixture(store: &ImageStore) -> Result<Vec<LoadedImage>> {
+        let mut f = fixture()?;
         let mut events = 0;
         let loaded = store.load(&mut f, &mut |_| events += 1)?;
         assert!(events > 0, "progress was reported");
-        Ok(Some(loaded))
+        Ok(loaded)
     }
 
     #[test]
     fn load_legacy_fixture_matches_dockerd() -> Result<()> {
         let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
         let store = ImageStore::open(dir.path().join("image"))?;
-        let Some(loaded) = load_fixture(&store)? else {
-            return Ok(());
-        };
+        let loaded = load_fixture(&store)?;
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded[0].id.as_str(), WEBAPP_ID);
         assert_eq!(
@@ -677,9 +668,7 @@ pub(crate) mod tests {
     fn load_twice_reuses_snapshots_and_keeps_one_image() -> Result<()> {
         let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
         let store = ImageStore::open(dir.path())?;
-        if load_fixture(&store)?.is_none() {
-            return Ok(());
-        }
+        load_fixture(&store)?;
         load_fixture(&store)?;
         assert_eq!(store.list()?.len(), 1);
         drop(store);
