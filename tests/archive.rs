@@ -51,9 +51,7 @@ fn wait_for(d: &Daemon, ctr: &str, path: &str) {
 
 #[test]
 fn cp_copies_files_and_directories_both_ways_on_running_and_stopped_containers() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let host = d.dir.path().join("host");
     std::fs::create_dir_all(host.join("tree/sub")).unwrap();
     std::fs::write(host.join("hello.txt"), b"hello from the host\n").unwrap();
@@ -141,9 +139,7 @@ fn cp_copies_files_and_directories_both_ways_on_running_and_stopped_containers()
 
 #[test]
 fn cp_stat_header_and_put_speak_the_api() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     ok(&d.docker(&["create", "--name", "cc", "busybox"]));
     let r = d.request("HEAD", "/containers/cc/archive?path=/etc/passwd", &[]);
     assert_eq!(r.status, 200);
@@ -330,9 +326,7 @@ fn escape_checks(d: &Daemon, ctr: &str, tag: &str) {
 
 #[test]
 fn cp_never_leaves_the_container_through_its_symlinks_or_a_hostile_tar() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     ok(&d.docker(&[
         "run",
         "-d",
@@ -351,9 +345,7 @@ fn cp_never_leaves_the_container_through_its_symlinks_or_a_hostile_tar() {
 
 #[test]
 fn diff_reports_added_changed_and_deleted_paths_like_docker() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     ok(&d.docker(&[
         "run",
         "--name",
@@ -384,9 +376,7 @@ fn diff_reports_added_changed_and_deleted_paths_like_docker() {
 
 #[test]
 fn export_streams_the_containers_filesystem_and_events_are_published() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     ok(&d.docker(&[
         "run",
         "--name",
@@ -444,9 +434,7 @@ fn export_streams_the_containers_filesystem_and_events_are_published() {
 
 #[test]
 fn berth_cp_behaves_like_docker_cp() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let host = d.dir.path().join("bhost");
     std::fs::create_dir_all(host.join("tree/sub")).unwrap();
     std::fs::write(host.join("f.txt"), b"file\n").unwrap();
@@ -536,9 +524,7 @@ fn berth_cp_behaves_like_docker_cp() {
 
 #[test]
 fn cp_sees_bind_mounts_of_running_containers_and_respects_read_only() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let shared = d.dir.path().join("shared");
     std::fs::create_dir_all(&shared).unwrap();
     std::fs::write(shared.join("from-host"), b"host data\n").unwrap();

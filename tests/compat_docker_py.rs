@@ -10,15 +10,15 @@ use std::process::Command;
 use common::Daemon;
 
 /// Runs `tests/compat/SCRIPT` with DOCKER_HOST pointing at `d` and `env`; fails with its output.
-/// Skips (saying why) when the docker Python SDK is not installed.
+/// Fails when the docker Python SDK is not installed (`.ci/run` installs it).
 fn run_script(d: &Daemon, script: &str, env: &[(&str, &std::ffi::OsStr)]) {
     let probe = Command::new("python3")
         .args(["-c", "import docker"])
         .status();
-    if !probe.map(|s| s.success()).unwrap_or(false) {
-        eprintln!("SKIP: the docker Python SDK is not installed (pip install docker)");
-        return;
-    }
+    assert!(
+        probe.map(|s| s.success()).unwrap_or(false),
+        "the docker Python SDK is not installed: .ci/run installs it (pip install docker==7.1.0)"
+    );
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/compat")
         .join(script);

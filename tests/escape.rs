@@ -19,7 +19,7 @@ fn all(o: &Output) -> String {
     format!("{}{}", out(o), err(o))
 }
 
-fn daemon() -> Option<Daemon> {
+fn daemon() -> Daemon {
     common::docker_daemon()
 }
 
@@ -58,7 +58,7 @@ fn file_identity(p: &Path) -> (u64, u64, i64, i64, i64, i64) {
 
 #[test]
 fn host_processes_are_invisible() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let sleeper = HostProcess(
         Command::new("sleep")
             .arg("300")
@@ -115,7 +115,7 @@ fn host_processes_are_invisible() {
 
 #[test]
 fn mount_needs_cap_sys_admin() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let script = "mkdir -p /mnt; mount -t tmpfs none /mnt; echo rc=$?; grep ' /mnt ' /proc/mounts";
     let o = sh(&d, &[], script);
     assert!(out(&o).contains("rc=1"), "{}", all(&o));
@@ -161,7 +161,7 @@ fn host_can_open(dir: &Path, maj: u32, min: u32) -> bool {
 
 #[test]
 fn block_devices_cannot_be_opened_through_mknod() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     // The host root disk, and loop0 (7:0); the control needs one the host itself may open.
     let mut devices = Vec::new();
     if let Some(root) = host_root_device().filter(|(maj, _)| *maj != 0) {
@@ -246,7 +246,7 @@ fn evil_image(d: &Daemon) {
 
 #[test]
 fn the_berth_binary_is_out_of_reach() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let daemon_pid = d.child.as_ref().unwrap().id();
     // The file the daemon (and the shims, the same binary) runs, by inode even if cargo relinks the path.
     let berth_exe = proc_exe(daemon_pid);
@@ -353,7 +353,7 @@ fn masked_files_on_host() -> Vec<&'static str> {
 
 #[test]
 fn masked_paths_read_nothing() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let files = masked_files_on_host();
     assert!(
         !files.is_empty(),
@@ -379,7 +379,7 @@ fn masked_paths_read_nothing() {
 
 #[test]
 fn kernel_interfaces_are_read_only() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let script = "echo probe > /proc/sys/kernel/hostname; echo hostname=$?; hostname; \
                   touch /sys/escape-probe; echo sys=$?; \
                   grep -E '^[^ ]+ (/sys|/proc/sys|/proc/sysrq-trigger) ' /proc/mounts; \
@@ -424,7 +424,7 @@ fn kernel_interfaces_are_read_only() {
 // differential tests in crates/runtime compare this mount with runc's — but nothing under it reaches the host.)
 #[test]
 fn cgroup_hierarchies_are_read_only() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let o = sh(
         &d,
         &[],
@@ -468,7 +468,7 @@ fn cgroup_hierarchies_are_read_only() {
 
 #[test]
 fn no_new_privileges_is_set_when_asked() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let field = |opts: &[&str]| {
         let o = ok(&sh(&d, opts, "cat /proc/self/status"));
         o.lines()
@@ -487,7 +487,7 @@ fn no_new_privileges_is_set_when_asked() {
 
 #[test]
 fn seccomp_denies_what_dockers_profile_denies() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let probe = "grep '^Seccomp:' /proc/self/status; unshare -U true; echo userns=$?; \
                  unshare -m true; echo mntns=$?";
 
@@ -525,7 +525,7 @@ fn seccomp_denies_what_dockers_profile_denies() {
 /// profile, and a profile that does not parse is refused at create.
 #[test]
 fn a_custom_seccomp_profile_replaces_the_default() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("no-mkdir.json");
     std::fs::write(
@@ -624,7 +624,7 @@ fn a_custom_seccomp_profile_replaces_the_default() {
 
 #[test]
 fn devices_open_only_what_the_device_cgroup_allows() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     // /dev/loop-control (10:237) is not in Docker's default allow list: a node made with mknod cannot be
     // opened, unless --device-cgroup-rule allows it (the control) or --device brings it in.
     let probe = "mknod /dev/lc c 10 237 && : < /dev/lc && echo opened";

@@ -15,9 +15,7 @@ fn running(d: &Daemon, name: &str) {
 
 #[test]
 fn exec_runs_in_the_container_and_returns_exit_codes() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     running(&d, "web");
     assert_eq!(ok(&d.docker(&["exec", "web", "echo", "hello"])), "hello\n");
     // The container's PID namespace: its init is pid 1, and the exec is a sibling of it.
@@ -108,9 +106,7 @@ fn exec_runs_in_the_container_and_returns_exit_codes() {
 
 #[test]
 fn detached_execs_inspect_and_events() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     running(&d, "host");
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -205,9 +201,7 @@ fn detached_execs_inspect_and_events() {
 
 #[test]
 fn berth_exec_matches_docker_exec() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     running(&d, "both");
     let script = "echo out; echo err >&2; exit 3";
     let a = d.docker(&["exec", "-e", "X=y", "both", "sh", "-c", script]);
@@ -230,9 +224,7 @@ fn berth_exec_matches_docker_exec() {
 
 #[test]
 fn exec_with_a_tty_in_a_real_terminal() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     running(&d, "term");
     let env = format!(
         "DOCKER_HOST={} DOCKER_CONFIG={}",
@@ -246,12 +238,10 @@ fn exec_with_a_tty_in_a_real_terminal() {
     .into_iter()
     .enumerate()
     {
-        let Some(t) = Terminal::start(
+        let t = Terminal::start(
             &format!("exec{i}"),
             &format!("{client} exec -it term sh; echo EXITED $?; sleep 30"),
-        ) else {
-            return;
-        };
+        );
         t.wait_for("/ #");
         t.type_line("echo typed-$((40+2)); tty; stty size");
         let s = t.wait_for("30 100");
@@ -264,9 +254,7 @@ fn exec_with_a_tty_in_a_real_terminal() {
 
 #[test]
 fn exec_works_in_a_container_found_again_after_a_daemon_kill() {
-    let Some(mut d) = common::docker_daemon() else {
-        return;
-    };
+    let mut d = common::docker_daemon();
     running(&d, "kept");
     d.kill();
     d.spawn();

@@ -46,9 +46,7 @@ fn ps_names(d: &Daemon, filter: &str) -> String {
 
 #[test]
 fn a_passing_check_makes_the_container_healthy_in_inspect_ps_and_events() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let since = unix_now().to_string();
     ok(&d.docker(&[
         "run",
@@ -151,9 +149,7 @@ fn a_passing_check_makes_the_container_healthy_in_inspect_ps_and_events() {
 
 #[test]
 fn failures_make_it_unhealthy_after_the_retries_but_not_during_the_start_period() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     ok(&d.docker(&[
         "run",
         "-d",
@@ -256,9 +252,7 @@ fn failures_make_it_unhealthy_after_the_retries_but_not_during_the_start_period(
 
 #[test]
 fn none_and_no_healthcheck_leave_no_health_state_and_bad_values_are_refused() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     ok(&d.docker(&[
         "run",
         "-d",
@@ -345,9 +339,7 @@ fn none_and_no_healthcheck_leave_no_health_state_and_bad_values_are_refused() {
 
 #[test]
 fn checks_stop_with_the_container_and_resume_after_a_restart_and_a_daemon_kill() {
-    let Some(mut d) = common::docker_daemon() else {
-        return;
-    };
+    let mut d = common::docker_daemon();
     // `CMD` form: executed directly, no shell.
     let r = d.request(
         "POST",
@@ -391,9 +383,7 @@ fn checks_stop_with_the_container_and_resume_after_a_restart_and_a_daemon_kill()
 
 #[test]
 fn top_runs_ps_with_the_given_options_and_keeps_the_container_processes() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     ok(&d.docker(&["run", "-d", "--name", "topc", "busybox", "sleep", "1000"]));
     let aux = ok(&d.docker(&["top", "topc", "aux"]));
     let mut lines = aux.lines();
@@ -448,9 +438,7 @@ fn detach(t: &common::Terminal, keys: &[&str]) {
 
 #[test]
 fn detach_keys_leave_the_container_running_in_a_real_terminal() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let env = format!(
         "DOCKER_HOST={} DOCKER_CONFIG={}",
         d.host(),
@@ -464,9 +452,7 @@ fn detach_keys_leave_the_container_running_in_a_real_terminal() {
     .enumerate()
     {
         let name = format!("shell{i}");
-        let Some(t) = common::Terminal::start(&format!("detach{i}"), "sh") else {
-            return;
-        };
+        let t = common::Terminal::start(&format!("detach{i}"), "sh");
         t.type_line(&format!(
             "{client} run -it --name {name} busybox sh; echo RUN-EXITED $?"
         ));

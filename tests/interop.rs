@@ -12,14 +12,6 @@ use common::Daemon;
 
 const WEBAPP_ID: &str = "sha256:577d8034c8e21de40e24ea4b7edef267879a8020c636d9def665075be53de13a";
 
-fn tool(name: &str) -> bool {
-    if common::have(name) {
-        return true;
-    }
-    eprintln!("SKIP: {name} is not installed (apt-get install {name}); .ci/run installs it");
-    false
-}
-
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
@@ -49,9 +41,7 @@ fn untar(file: &Path, dest: &Path) {
 
 #[test]
 fn skopeo_reads_berth_save_as_docker_archive_and_oci_layout() {
-    if !tool("skopeo") {
-        return;
-    }
+    common::require("skopeo", "skopeo");
     let d = Daemon::start();
     let file = saved_fixture(&d);
     let v: serde_json::Value = serde_json::from_str(&run(Command::new("skopeo")
@@ -78,9 +68,7 @@ fn skopeo_reads_berth_save_as_docker_archive_and_oci_layout() {
 
 #[test]
 fn umoci_reads_and_unpacks_berth_save() {
-    if !tool("umoci") {
-        return;
-    }
+    common::require("umoci", "umoci");
     let d = Daemon::start();
     let file = saved_fixture(&d);
     let layout = d.dir.path().join("layout");
@@ -98,9 +86,7 @@ fn umoci_reads_and_unpacks_berth_save() {
 
 #[test]
 fn berth_loads_skopeo_docker_archive_and_oci_archive() {
-    if !tool("skopeo") {
-        return;
-    }
+    common::require("skopeo", "skopeo");
     let d = Daemon::start();
     let src = format!("docker-archive:{}", common::webapp_fixture().display());
     let da = d.dir.path().join("skopeo-docker.tar");
@@ -141,9 +127,7 @@ fn berth_loads_skopeo_docker_archive_and_oci_archive() {
 
 #[test]
 fn berth_loads_gzip_and_zstd_oci_archives() {
-    if !tool("skopeo") {
-        return;
-    }
+    common::require("skopeo", "skopeo");
     let d = Daemon::start();
     let src = format!("docker-archive:{}", common::webapp_fixture().display());
     for algo in ["gzip", "zstd"] {

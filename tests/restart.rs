@@ -62,9 +62,7 @@ fn chrono_now_secs() -> u64 {
 
 #[test]
 fn always_restarts_with_a_growing_backoff() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let id = run_d(&d, &["--restart", "always", "busybox", "false"]);
     assert_eq!(
         inspect(&d, &id, "{{.HostConfig.RestartPolicy.Name}}"),
@@ -136,9 +134,7 @@ fn always_restarts_with_a_growing_backoff() {
 
 #[test]
 fn on_failure_stops_after_its_retry_count() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let id = run_d(
         &d,
         &["--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3"],
@@ -176,9 +172,7 @@ fn on_failure_stops_after_its_retry_count() {
 
 #[test]
 fn bad_policies_are_refused_in_dockers_words() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let o = d.docker(&["run", "--rm", "--restart", "always", "busybox", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(
@@ -229,9 +223,7 @@ fn pid_of(d: &Daemon, id: &str) -> i32 {
 
 #[test]
 fn after_a_daemon_crash_always_and_unless_stopped_come_back() {
-    let Some(mut d) = common::docker_daemon() else {
-        return;
-    };
+    let mut d = common::docker_daemon();
     let always = run_d(&d, &["--restart", "always", "busybox", "sleep", "1000"]);
     let unless = run_d(
         &d,
@@ -299,9 +291,7 @@ fn cat_in(d: &Daemon, id: &str, files: &[&str]) -> Vec<String> {
 
 #[test]
 fn update_changes_the_live_cgroup_and_the_record() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let id = run_d(&d, &["-m", "64m", "busybox", "sleep", "1000"]);
     let mem = "/sys/fs/cgroup/memory/memory.limit_in_bytes";
     let v1 = std::path::Path::new("/sys/fs/cgroup/memory").exists();
@@ -425,9 +415,7 @@ fn all(o: &std::process::Output) -> String {
 
 #[test]
 fn init_runs_as_pid_1_reaps_and_forwards_signals() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let o = ok(&d.docker(&["run", "--rm", "--init", "busybox", "ps", "-o", "pid,args"]));
     let first = o.lines().nth(1).unwrap_or_default().trim().to_owned();
     assert_eq!(first, "1 /sbin/docker-init -- ps -o pid,args", "{o}");
@@ -504,9 +492,7 @@ fn init_runs_as_pid_1_reaps_and_forwards_signals() {
 #[test]
 fn the_init_binary_is_a_read_only_copy_out_of_the_containers_reach() {
     use std::os::unix::fs::MetadataExt;
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
+    let d = common::docker_daemon();
     let berth = std::fs::metadata(common::berth_bin()).unwrap();
     let id = run_d(&d, &["--init", "busybox", "sleep", "100"]);
     let o = d.docker(&[

@@ -9,14 +9,6 @@ mod common;
 use common::Daemon;
 use common::{ok, out};
 
-fn have_runc() -> bool {
-    if common::have("runc") {
-        return true;
-    }
-    eprintln!("SKIP: runc is not installed (apt-get install runc); .ci/run installs it");
-    false
-}
-
 /// What a container sees of its confinement. (Not its cgroup lines: on hybrid v1 hosts runc also joins the
 /// empty unified hierarchy, which the built-in runtime leaves out — see docs/runtime.md.)
 const PROBE: &str =
@@ -26,12 +18,8 @@ const PROBE: &str =
 
 #[test]
 fn runc_containers_behave_as_built_in_ones() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
-    if !have_runc() {
-        return;
-    }
+    let d = common::docker_daemon();
+    common::require("runc", "runc");
     let info = ok(&d.docker(&["info", "--format", "{{json .Runtimes}} {{.DefaultRuntime}}"]));
     assert!(info.contains("\"runc\""), "{info}");
     assert!(info.trim_end().ends_with(" berth"), "{info}");
@@ -136,12 +124,8 @@ fn runc_containers_behave_as_built_in_ones() {
 
 #[test]
 fn runc_containers_survive_a_daemon_kill() {
-    let Some(mut d) = common::docker_daemon() else {
-        return;
-    };
-    if !have_runc() {
-        return;
-    }
+    let mut d = common::docker_daemon();
+    common::require("runc", "runc");
     ok(&d.docker(&[
         "run",
         "-d",
@@ -187,14 +171,9 @@ fn an_unknown_default_runtime_stops_the_daemon_at_start() {
 
 #[test]
 fn an_oom_kill_is_reported_in_state_and_events() {
-    let Some(d) = common::docker_daemon() else {
-        return;
-    };
-    let mut runtimes = vec!["berth"];
-    if have_runc() {
-        runtimes.push("runc");
-    }
-    for rt in runtimes {
+    let d = common::docker_daemon();
+    common::require("runc", "runc");
+    for rt in ["berth", "runc"] {
         let name = format!("oom-{rt}");
         let o = d.docker(&[
             "run",

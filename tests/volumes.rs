@@ -13,7 +13,7 @@ use common::Daemon;
 use common::{err, ok, out};
 use serde_json::Value;
 
-fn daemon() -> Option<Daemon> {
+fn daemon() -> Daemon {
     common::docker_daemon()
 }
 
@@ -102,7 +102,7 @@ fn volume_names(d: &Daemon) -> Vec<String> {
 
 #[test]
 fn a_named_volume_keeps_its_data_across_containers_and_is_shown_as_docker_shows_it() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     ok(&d.docker(&[
         "run",
         "--rm",
@@ -207,7 +207,7 @@ fn a_named_volume_keeps_its_data_across_containers_and_is_shown_as_docker_shows_
 
 #[test]
 fn anonymous_volumes_copy_up_and_go_with_rm_v_and_auto_remove() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let host = d.dir.path().join("host-secret");
     std::fs::create_dir(&host).unwrap();
     std::fs::write(host.join("secret"), "host only").unwrap();
@@ -347,7 +347,7 @@ fn anonymous_volumes_copy_up_and_go_with_rm_v_and_auto_remove() {
 
 #[test]
 fn prune_removes_unused_anonymous_volumes_unless_all_and_events_report_it() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     ok(&d.docker(&["volume", "create", "--label", "keep=yes", "named1"]));
     ok(&d.docker(&["volume", "create", "named2"]));
     ok(&d.docker(&[
@@ -429,7 +429,7 @@ fn chrono_now() -> u64 {
 
 #[test]
 fn driver_options_mount_a_tmpfs_while_the_volume_is_used_and_bad_options_are_refused() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     ok(&d.docker(&[
         "volume",
         "create",
@@ -511,7 +511,7 @@ fn driver_options_mount_a_tmpfs_while_the_volume_is_used_and_bad_options_are_ref
 
 #[test]
 fn the_api_answers_with_dockers_shapes_and_statuses() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let r = d.request(
         "POST",
         "/volumes/create",
@@ -604,7 +604,7 @@ fn urlencode(s: &str) -> String {
 
 #[test]
 fn berth_volume_commands_print_what_docker_prints() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     for (name, extra) in [
         ("vol10", &["--label", "x=1"][..]),
         ("vol2", &["--label", "a=b"][..]),
@@ -709,7 +709,7 @@ fn berth_volume_commands_print_what_docker_prints() {
 
 #[test]
 fn references_and_mounts_survive_a_daemon_restart() {
-    let Some(mut d) = daemon() else { return };
+    let mut d = daemon();
     ok(&d.docker(&[
         "volume",
         "create",
@@ -762,7 +762,7 @@ fn references_and_mounts_survive_a_daemon_restart() {
 /// volumes count as in use by the new container.
 #[test]
 fn volumes_from_brings_another_containers_volumes_and_binds() {
-    let Some(d) = daemon() else { return };
+    let d = daemon();
     let host = d.dir.path().join("hostdir");
     std::fs::create_dir(&host).unwrap();
     std::fs::write(host.join("h"), "from the host\n").unwrap();

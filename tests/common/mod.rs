@@ -14,20 +14,14 @@ pub fn berth_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_berth"))
 }
 
-/// The shared reference data and fixtures (`../shared` next to the repository).
-pub fn shared_dir() -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for candidate in [repo.join("../shared"), repo.join("shared")] {
-        if candidate.join("fixtures").is_dir() {
-            return candidate;
-        }
-    }
-    panic!("cannot find shared/ next to the repository");
+/// The test fixtures kept in the repository (`tests/fixtures/`, provenance in its README).
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
 /// The dockerd-made `docker save` fixture.
 pub fn webapp_fixture() -> PathBuf {
-    shared_dir().join("fixtures/dockerd-webapp/webapp-docker-save.tar")
+    fixtures_dir().join("dockerd-webapp/webapp-docker-save.tar")
 }
 
 /// A running `berth daemon` with its own data root, exec root and socket; killed and cleaned on drop.
@@ -298,21 +292,45 @@ impl Drop for Daemon {
     }
 }
 
-/// For tests that drive the real docker CLI: a daemon with busybox, or `None` (printing why) when the CLI is
-/// not installed.
-pub fn docker_daemon() -> Option<Daemon> {
-    if !docker_bin().exists() {
-        eprintln!("SKIP: no docker CLI at {}", docker_bin().display());
-        return None;
-    }
-    Some(Daemon::with_busybox())
+/// For tests that drive the real docker CLI: a daemon with busybox. Fails the test when the CLI is missing.
+pub fn docker_daemon() -> Daemon {
+    docker_bin();
+    Daemon::with_busybox()
 }
 
-/// The real docker CLI.
+/// The real docker CLI: `$BERTH_TEST_DOCKER`, else `/usr/local/bin/docker` (the docker CLI 28 these machines
+/// carry), else `docker` on `PATH` (Debian's `docker.io`, which `.ci/run` installs where neither is there).
+/// Fails the test when there is none: a compatibility test that cannot run must not pass.
 pub fn docker_bin() -> PathBuf {
-    PathBuf::from(
-        std::env::var("BERTH_TEST_DOCKER").unwrap_or_else(|_| "/usr/local/bin/docker".into()),
-    )
+    if let Ok(p) = std::env::var("BERTH_TEST_DOCKER") {
+        return PathBuf::from(p);
+    }
+    let local = PathBuf::from("/usr/local/bin/docker");
+    if local.exists() {
+        return local;
+    }
+    match which("docker") {
+        Some(p) => p,
+        None => panic!("no docker CLI (/usr/local/bin/docker or docker on PATH): .ci/run installs one (apt-get install docker.io)"),
+    }
+}
+
+/// Where `cmd` is on `PATH`, if anywhere.
+pub fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(cmd))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Fails the test unless `cmd` is on `PATH`: the tools the tests drive are installed by `.ci/run` (the Debian
+/// package is `package`), and a test must not pass by not running.
+pub fn require(cmd: &str, package: &str) {
+    assert!(
+        have(cmd),
+        "{cmd} is not installed: .ci/run installs it (apt-get install {package})"
+    );
 }
 
 fn run_with_stdin(mut cmd: Command, stdin: Option<&Path>) -> Output {
@@ -504,18 +522,15 @@ pub fn busybox_rootfs_tar(dest: &Path) {
 pub mod archive;
 
 /// A terminal for `-it` tests: a detached tmux session on a tmux server of its own (`-L`), so no other
-/// tmux on the machine is involved. `None` (printing why) when tmux is not installed.
+/// tmux on the machine is involved. Fails the test when tmux is not installed.
 pub struct Terminal {
     server: String,
 }
 
 impl Terminal {
     /// Starts `command` (a shell line) in a 100×30 terminal.
-    pub fn start(name: &str, command: &str) -> Option<Terminal> {
-        if !have("tmux") {
-            eprintln!("SKIP: tmux is not installed (apt-get install tmux); .ci/run installs it");
-            return None;
-        }
+    pub fn start(name: &str, command: &str) -> Terminal {
+        require("tmux", "tmux");
         let t = Terminal {
             server: format!("berth-{name}-{}", std::process::id()),
         };
@@ -535,7 +550,7 @@ impl Terminal {
             "tmux: {}",
             String::from_utf8_lossy(&started.stderr)
         );
-        Some(t)
+        t
     }
 
     fn tmux(&self, args: &[&str]) -> Output {

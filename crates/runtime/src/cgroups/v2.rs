@@ -401,10 +401,12 @@ mod tests {
     /// Runs only on a real v2 host (the cgroup2 VM): limits land and a process can join.
     #[test]
     fn cgroup_v2_real_hierarchy_applies_limits_and_removes() {
-        if !super::super::is_v2() {
-            eprintln!("skipped: /sys/fs/cgroup is not cgroup2 on this host");
-            return;
-        }
+        // Hosts without a pure v2 hierarchy leave this test out (scripts/test.sh, host requirement
+        // cgroup-v2) and run it in the cgroup v2 VM (crates/runtime/tests/cgroup2_vm.sh).
+        assert!(
+            super::super::is_v2(),
+            "/sys/fs/cgroup is not cgroup2 on this host (host requirement: cgroup-v2)"
+        );
         let cg = CgroupV2::open(Path::new("/sys/fs/cgroup"), Path::new("berth-test/c1")).unwrap();
         cg.apply(&resources()).unwrap();
         assert_eq!(read_u64(&cg.dir.join("memory.max")).unwrap(), 64 << 20);
