@@ -20,6 +20,8 @@ pub use error::{Error, Result};
 pub use events::{Event, Events};
 pub use filters::Filters;
 pub use host::HostInfo;
+/// Progress of an image load, as the image store reports it (the API streams it as Docker's JSON lines).
+pub use image::LoadProgress;
 pub use images::{parse_timestamp, ImageListOptions, ImportRequest, LoadedImage};
 pub use system::{API_VERSION, MIN_API_VERSION, VERSION};
 
@@ -60,6 +62,9 @@ pub struct Engine {
     id: String,
     exe: PathBuf,
     net: Arc<networks::Manager>,
+    /// Held for reading from a create's image lookup until its record is stored, and for writing while
+    /// images are removed: a removal sees every container that uses an image, even one being created.
+    image_use: tokio::sync::RwLock<()>,
 }
 
 impl Engine {
@@ -93,6 +98,7 @@ impl Engine {
             events: Events::default(),
             host: HostInfo::probe(),
             net: Arc::new(net),
+            image_use: tokio::sync::RwLock::new(()),
             config,
             id,
         })

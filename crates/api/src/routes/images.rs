@@ -74,8 +74,8 @@ pub async fn load(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>>
     let engine = Arc::clone(&ctx.engine);
     tokio::task::spawn_blocking(move || {
         let mut last_sent: Option<(String, Instant)> = None;
-        let mut progress = |p: image::LoadProgress| {
-            let image::LoadProgress::Layer { id, current, total } = p;
+        let mut progress = |p: engine::LoadProgress| {
+            let engine::LoadProgress::Layer { id, current, total } = p;
             let due = match &last_sent {
                 Some((last_id, at)) => {
                     *last_id != id || current >= total || at.elapsed() > Duration::from_millis(100)

@@ -1,0 +1,94 @@
+//! The architecture holds itself: every workspace crate may depend only on the internal crates this table
+//! allows, read from `cargo metadata`. Data flows one way (CLI → HTTP → api → engine → subsystems); a lower
+//! crate never imports a higher one, and the CLI speaks to the daemon only over the Engine API. The same graph
+//! is drawn in docs/architecture.md; change both together, with the reason.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+/// Each workspace crate and the internal crates it may depend on (normal and build dependencies; tests may
+/// use more). `None`: anything (the binary, which wires everything together).
+const ALLOWED: &[(&str, Option<&[&str]>)] = &[
+    ("berth", None),
+    // The CLI talks HTTP to the daemon; it shares only leaf crates that know nothing of the daemon.
+    ("cli", Some(&["archive"])),
+    // The API maps HTTP to engine calls; it never reaches past the engine into a subsystem.
+    ("api", Some(&["engine"])),
+    (
+        "engine",
+        Some(&[
+            "image", "runtime", "shim", "network", "init", "build", "registry", "archive",
+        ]),
+    ),
+    ("shim", Some(&["runtime"])),
+    // Subsystems: never the engine or the API.
+    ("image", Some(&["archive"])),
+    ("runtime", Some(&[])),
+    ("network", Some(&[])),
+    ("init", Some(&[])),
+    ("build", Some(&["archive"])),
+    ("registry", Some(&[])),
+    ("archive", Some(&[])),
+];
+
+#[test]
+fn crates_depend_only_on_what_the_design_allows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .arg("--manifest-path")
+        .arg(&root)
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages = meta["packages"].as_array().unwrap();
+    let internal: BTreeSet<&str> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    let allowed: BTreeMap<&str, Option<&[&str]>> = ALLOWED.iter().copied().collect();
+
+    let mut wrong = Vec::new();
+    for p in packages {
+        let name = p["name"].as_str().unwrap();
+        let Some(rule) = allowed.get(name) else {
+            wrong.push(format!(
+                "{name} is a new crate: add it, with what it may depend on, to ALLOWED here and to the \
+                 graph in docs/architecture.md"
+            ));
+            continue;
+        };
+        let Some(rule) = rule else { continue };
+        for d in p["dependencies"].as_array().unwrap() {
+            let dep = d["name"].as_str().unwrap();
+            let dev = d["kind"].as_str() == Some("dev");
+            if internal.contains(dep) && !dev && !rule.contains(&dep) {
+                wrong.push(format!("{name} depends on {dep}, which the design forbids"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // The check itself sees the graph: the binary is there and the engine has its subsystems.
+    assert!(internal.contains("berth") && internal.contains("engine"));
+    let engine = packages.iter().find(|p| p["name"] == "engine").unwrap();
+    assert!(engine["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["name"] == "image"));
+}
