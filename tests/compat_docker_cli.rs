@@ -5,23 +5,13 @@
 mod common;
 
 use common::ok;
-use common::{shared_dir, Daemon};
+use common::Daemon;
 
 const WEBAPP_ID: &str = "sha256:577d8034c8e21de40e24ea4b7edef267879a8020c636d9def665075be53de13a";
 
-fn docker_available() -> bool {
-    if common::docker_bin().exists() {
-        return true;
-    }
-    eprintln!("SKIP: no docker CLI at {}", common::docker_bin().display());
-    false
-}
-
 #[test]
 fn docker_version_shows_the_berth_engine() {
-    if !docker_available() {
-        return;
-    }
+    common::docker_bin();
     let d = Daemon::start();
     let out = ok(&d.docker(&["version"]));
     assert!(out.contains("Server: Berth Engine"), "{out}");
@@ -35,9 +25,7 @@ fn docker_version_shows_the_berth_engine() {
 
 #[test]
 fn docker_info_reads_berths_figures() {
-    if !docker_available() {
-        return;
-    }
+    common::docker_bin();
     let d = Daemon::start();
     let out = ok(&d.docker(&["info"]));
     assert!(out.contains(" Images: 0"), "{out}");
@@ -50,16 +38,14 @@ fn docker_info_reads_berths_figures() {
 
 #[test]
 fn docker_load_then_inspect_matches_dockerd() {
-    if !docker_available() {
-        return;
-    }
+    common::docker_bin();
     let d = Daemon::start();
     let out = ok(&d.docker(&["load", "-i", common::webapp_fixture().to_str().unwrap()]));
     assert!(out.contains("Loaded image: fixture/webapp:1.0"), "{out}");
     let got: serde_json::Value =
         serde_json::from_str(&ok(&d.docker(&["image", "inspect", "fixture/webapp:1.0"]))).unwrap();
     let want: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(shared_dir().join("fixtures/dockerd-webapp/webapp-image-inspect.json"))
+        &std::fs::read(common::fixtures_dir().join("dockerd-webapp/webapp-image-inspect.json"))
             .unwrap(),
     )
     .unwrap();
@@ -84,9 +70,7 @@ fn docker_load_then_inspect_matches_dockerd() {
 
 #[test]
 fn docker_images_history_tag_rmi() {
-    if !docker_available() {
-        return;
-    }
+    common::docker_bin();
     let d = Daemon::start();
     ok(&d.docker(&[
         "load",
@@ -136,9 +120,7 @@ fn docker_images_history_tag_rmi() {
 
 #[test]
 fn docker_save_pipe_load_keeps_ids() {
-    if !docker_available() {
-        return;
-    }
+    common::docker_bin();
     let a = Daemon::start();
     ok(&a.docker(&[
         "load",
@@ -165,9 +147,7 @@ fn docker_save_pipe_load_keeps_ids() {
 
 #[test]
 fn docker_import_with_changes() {
-    if !docker_available() {
-        return;
-    }
+    common::docker_bin();
     let d = Daemon::start();
     let tar = d.dir.path().join("rootfs.tar");
     common::busybox_rootfs_tar(&tar);
@@ -198,9 +178,7 @@ fn docker_import_with_changes() {
 
 #[test]
 fn docker_system_df_and_image_prune() {
-    if !docker_available() {
-        return;
-    }
+    common::docker_bin();
     let d = Daemon::start();
     ok(&d.docker(&[
         "load",
@@ -219,4 +197,64 @@ fn docker_system_df_and_image_prune() {
     let out = ok(&d.docker(&["image", "prune", "-a", "-f"]));
     assert!(out.contains("Total reclaimed space:"), "{out}");
     assert_eq!(ok(&d.docker(&["images", "-q"])).trim(), "");
+}
+
+#[test]
+fn images_that_containers_use_are_never_deleted_under_them() {
+    let d = common::docker_daemon();
+    let id = ok(&d.docker(&["image", "inspect", "--format", "{{.Id}}", "busybox"]));
+    let short = &id.trim()["sha256:".len().."sha256:".len() + 12];
+    let ctr = ok(&d.docker(&["create", "--name", "user", "busybox", "echo", "still here"]));
+    let ctr12 = &ctr.trim()[..12];
+
+    // The image's last name: a conflict naming the container, unless forced.
+    let o = d.docker(&["rmi", "busybox"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        format!(
+            "Error response from daemon: conflict: unable to remove repository reference \"busybox\" \
+             (must force) - container {ctr12} is using its referenced image {short}"
+        )
+    );
+    // By ID: a stopped user means "must be forced".
+    let o = d.docker(&["rmi", short]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!(
+            "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {ctr12}"
+        )),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Prune, even of every image, leaves it.
+    ok(&d.docker(&["image", "prune", "-a", "-f"]));
+    assert_eq!(ok(&d.docker(&["images", "-q"])).trim(), short);
+
+    // Forced: untagged only, and the container still starts from it.
+    assert_eq!(
+        ok(&d.docker(&["rmi", "-f", "busybox"])).trim(),
+        "Untagged: busybox:latest"
+    );
+    assert_eq!(ok(&d.docker(&["start", "-a", "user"])), "still here\n");
+    ok(&d.docker(&["image", "prune", "-a", "-f"]));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "--format", "{{.Image}}", "user"])).trim(),
+        id.trim()
+    );
+    assert_eq!(ok(&d.docker(&["start", "-a", "user"])), "still here\n");
+
+    // A running user cannot be forced away by ID.
+    ok(&d.docker(&["run", "-d", "--name", "runner", id.trim(), "sleep", "100"]));
+    let o = d.docker(&["rmi", "-f", short]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("(cannot be forced) - image is being used by running container"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Once no container uses it, it goes.
+    ok(&d.docker(&["rm", "-f", "runner", "user"]));
+    let out = ok(&d.docker(&["rmi", short]));
+    assert!(out.starts_with(&format!("Deleted: {}", id.trim())), "{out}");
+    assert_eq!(ok(&d.docker(&["images", "-q"])), "");
 }

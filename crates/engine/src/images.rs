@@ -10,6 +10,7 @@ use bollard_stubs::models::{
 };
 use image::{DeleteItem, Image};
 
+use crate::containers::record::Status;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::filters::{glob_match, Filters};
@@ -162,8 +163,14 @@ impl Engine {
             move |s| Ok(s.get(&name)?)
         });
         let img = before.await?;
+        let _removing = self.image_use.write().await;
+        let users = self.image_users();
         let items = self
-            .blocking(move |s| Ok(s.remove(&name, force, noprune)?))
+            .blocking(move |s| {
+                let users =
+                    |id: &image::Digest| users.get(&id.to_string()).cloned().unwrap_or_default();
+                Ok(s.remove(&name, force, noprune, &users)?)
+            })
             .await?;
         Ok(self.delete_items(&img, items))
     }
@@ -179,10 +186,14 @@ impl Engine {
             .collect();
         let f = filters.clone();
         let before = self.blocking(|s| Ok(s.list()?)).await?;
+        let _removing = self.image_use.write().await;
+        let users = self.image_users();
         let report = self
             .blocking(move |s| {
+                // Prune never takes an image a container uses, whatever its filters say.
                 let keep = |img: &Image| {
-                    !f.labels_match("label", |k| label(img, k))
+                    users.contains_key(&img.id.to_string())
+                        || !f.labels_match("label", |k| label(img, k))
                         || f.labels_excluded(|k| label(img, k))
                         || until.iter().any(|&t| created_unix(img) >= t)
                 };
@@ -275,6 +286,26 @@ impl Engine {
             self.image_event("tag", &img, &r.familiar());
         }
         Ok(id)
+    }
+
+    /// For each image some container uses, one running and one stopped user (by image ID). Call with
+    /// `image_use` held for writing, so no create slips in between.
+    fn image_users(&self) -> HashMap<String, image::ImageUsers> {
+        let mut users: HashMap<String, image::ImageUsers> = HashMap::new();
+        for c in self.containers.list() {
+            let u = users.entry(c.image_id.clone()).or_default();
+            let running = matches!(
+                c.state.status,
+                Status::Running | Status::Paused | Status::Restarting
+            );
+            let slot = if running {
+                &mut u.running
+            } else {
+                &mut u.stopped
+            };
+            slot.get_or_insert(c.id);
+        }
+        users
     }
 
     /// Images and their sizes, for `info` and `system df`.

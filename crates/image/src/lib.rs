@@ -120,6 +120,23 @@ pub struct ImportOptions {
     pub platform_arch: Option<String>,
 }
 
+/// Which containers use an image, as the engine knows them (the store knows nothing of containers): the store
+/// refuses or limits removals with Docker's conflicts from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageUsers {
+    /// A running (or paused, or restarting) container using the image, if any.
+    pub running: Option<String>,
+    /// A container that is not running (created, exited, dead) using the image, if any.
+    pub stopped: Option<String>,
+}
+
+impl ImageUsers {
+    /// Some container using the image, running ones first.
+    pub fn any(&self) -> Option<&String> {
+        self.running.as_ref().or(self.stopped.as_ref())
+    }
+}
+
 /// A line of `docker rmi` / `docker image prune` output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeleteItem {

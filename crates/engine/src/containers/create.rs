@@ -35,6 +35,8 @@ impl Engine {
                     "config cannot be empty in order to create a container".into(),
                 )
             })?;
+        // Until the record is stored, no removal may take the image (see `Engine::image_use`).
+        let _using = self.image_use.read().await;
         let image = {
             let n = image_name.clone();
             self.blocking(move |s| Ok(s.get(&n)?)).await?
