@@ -107,6 +107,7 @@ pub(crate) fn import(
         layers: vec![layer],
         loaded_at: now,
         last_tag_time: None,
+        parent: None,
     };
     store.commit_image(image, tag.as_slice())
 }

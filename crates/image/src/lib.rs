@@ -22,6 +22,7 @@
 //! their snapshot.
 
 pub mod archive;
+pub mod commit;
 pub mod config;
 pub mod content;
 pub mod digest;
@@ -37,6 +38,7 @@ pub mod timefmt;
 use serde::{Deserialize, Serialize};
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
+pub use commit::CommitRequest;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use reference::Reference;
@@ -63,6 +65,10 @@ pub struct Image {
     pub loaded_at: String,
     /// When a tag was last added to it.
     pub last_tag_time: Option<String>,
+    /// The image this one was committed on (builds, `docker commit`); local knowledge, as dockerd's
+    /// `Parent`, which the build cache follows. `None` for loaded, imported and pulled images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
 }
 
 /// One layer of an image.

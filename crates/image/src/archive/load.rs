@@ -520,6 +520,7 @@ fn prepare(store: &ImageStore, staged: &mut Staged, p: &Planned) -> Result<Image
         size,
         loaded_at: timefmt::rfc3339_nano(SystemTime::now()),
         last_tag_time: None,
+        parent: None,
     })
 }
 

@@ -1,0 +1,210 @@
+//! New images on top of existing ones: `docker commit` and each step of a build. A commit stacks zero or one
+//! new layer on a parent image and records the result with its parent, which the build cache and `history`
+//! follow.
+
+use std::io::{self, Read, Write};
+use std::time::SystemTime;
+
+use crate::config::ImageConfig;
+use crate::content::BlobWriter;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layer::apply::apply_layer;
+use crate::manifest;
+use crate::reference::Reference;
+use crate::snapshot::SnapshotMeta;
+use crate::store::ImageStore;
+use crate::{timefmt, Image, Layer};
+
+/// What a commit makes.
+#[derive(Clone, Debug)]
+pub struct CommitRequest {
+    /// The image the new one stacks on (`None`: `FROM scratch`).
+    pub parent: Option<Digest>,
+    /// The new image's config: everything but the new layer's diff ID, which the store appends to
+    /// `rootfs.diff_ids` (the parent's must already be there). Its `history` holds the new step's entry.
+    pub config: ImageConfig,
+    /// Tags to give the new image (normalised here).
+    pub tags: Vec<String>,
+}
+
+impl ImageStore {
+    /// Commits `layer` (an uncompressed layer tar in Docker's form: `.wh.` whiteouts), if any, on top of
+    /// the parent's layers, then the config. Nothing is visible until the image record is written; a
+    /// failure or a crash before leaves only what `open` removes (a staged snapshot, an unreferenced blob).
+    pub fn commit(&self, req: CommitRequest, layer: Option<&mut dyn Read>) -> Result<Image> {
+        let tags = req
+            .tags
+            .iter()
+            .map(|t| Reference::parse_normalized(t))
+            .collect::<Result<Vec<_>>>()?;
+        let _gc = self
+            .gc_lock
+            .read()
+            .map_err(|_| Error::Conflict("image store lock poisoned".into()))?;
+        let parent = req.parent.as_ref().map(|p| self.get(p.as_str())).transpose()?;
+        let mut layers = parent.as_ref().map(|p| p.layers.clone()).unwrap_or_default();
+        let mut config = req.config;
+        let have: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
+        if config.rootfs.diff_ids.iter().collect::<Vec<_>>() != have {
+            return Err(Error::InvalidArgument(
+                "commit: the config's layers are not the parent's".into(),
+            ));
+        }
+        if let Some(tar) = layer {
+            let parent_chain = layers.last().map(|l| l.chain_id.clone());
+            let l = self.add_layer(parent_chain.as_ref(), tar)?;
+            config.rootfs.diff_ids.push(l.diff_id.clone());
+            layers.push(l);
+        }
+        config.rootfs.kind = "layers".into();
+        let config_bytes =
+            serde_json::to_vec(&config).map_err(|e| Error::json("image config", e))?;
+        let id = self.content.write(&config_bytes)?;
+        let manifest_digest = crate::archive::load::store_oci_manifest(
+            self,
+            &id,
+            config_bytes.len() as u64,
+            &layers,
+        )?;
+        let image = Image {
+            id,
+            config,
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            manifest_digest,
+            size: layers.iter().map(|l| l.size).sum(),
+            layers,
+            loaded_at: timefmt::rfc3339_nano(SystemTime::now()),
+            last_tag_time: None,
+            parent: req.parent,
+        };
+        self.commit_image(image, &tags)
+    }
+
+    /// Unpacks one layer tar into a new snapshot above `parent_chain` and keeps the tar as its blob
+    /// (uncompressed: its digest is the diff ID). An existing snapshot of the same chain is reused.
+    fn add_layer(&self, parent_chain: Option<&Digest>, tar: &mut dyn Read) -> Result<Layer> {
+        let mut writer = self.content.writer()?;
+        let snap = self.snapshots.begin()?;
+        let mut tee = Tee {
+            inner: tar,
+            out: &mut writer,
+        };
+        let stats = apply_layer(&snap.fs(), &mut tee)?;
+        io::copy(&mut tee, &mut io::sink())
+            .map_err(|e| Error::InvalidArchive(format!("reading layer: {e}")))?;
+        let (diff_id, blob_size) = writer.commit(None)?;
+        let chain_id = Digest::chain(parent_chain, &diff_id);
+        snap.commit(
+            &self.snapshots,
+            &chain_id,
+            &SnapshotMeta {
+                diff_id: diff_id.clone(),
+                size: stats.size,
+            },
+        )?;
+        Ok(Layer {
+            blob: diff_id.clone(),
+            diff_id,
+            chain_id,
+            media_type: manifest::OCI_LAYER.into(),
+            blob_size,
+            size: stats.size,
+        })
+    }
+}
+
+/// Copies what the extractor reads into the blob being written, so the layer is read once.
+struct Tee<'a> {
+    inner: &'a mut dyn Read,
+    out: &'a mut BlobWriter,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::History;
+    use crate::error::IoContext;
+    use crate::layer::apply::tests::{build_tar, E};
+    use crate::ImportOptions;
+
+    #[test]
+    fn commits_stack_layers_on_their_parent_and_remember_it() -> Result<()> {
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let store = ImageStore::open(dir.path())?;
+        let base_tar = build_tar(&[E::File("a", b"base"), E::File("gone", b"x")]);
+        let base = store.import(&mut &base_tar[..], &ImportOptions::default())?;
+
+        let mut config = base.config.clone();
+        config.history.push(History {
+            created_by: Some("/bin/sh -c echo hi > /b && rm /gone".into()),
+            ..History::default()
+        });
+        let layer = build_tar(&[E::File("b", b"hi\n"), E::File(".wh.gone", b"")]);
+        let img = store.commit(
+            CommitRequest {
+                parent: Some(base.id.clone()),
+                config: config.clone(),
+                tags: vec!["built:1".into()],
+            },
+            Some(&mut &layer[..]),
+        )?;
+        assert_eq!(img.parent, Some(base.id.clone()));
+        assert_eq!(img.layers.len(), 2);
+        assert_eq!(img.layers[0], base.layers[0]);
+        assert_eq!(
+            img.layers[1].chain_id,
+            Digest::chain(Some(&base.layers[0].chain_id), &img.layers[1].diff_id)
+        );
+        assert_eq!(img.config.rootfs.diff_ids.len(), 2);
+        assert_eq!(store.get("built:1")?.id, img.id);
+        let top = &store.layer_dirs(&img)[0];
+        assert_eq!(std::fs::read(top.join("b")).ctx("read", top)?, b"hi\n");
+
+        // A step without a layer (ENV, CMD…): same layers, new config, still a child of its parent.
+        let mut config2 = img.config.clone();
+        config2.history.push(History {
+            created_by: Some("/bin/sh -c #(nop)  CMD [\"sh\"]".into()),
+            empty_layer: true,
+            ..History::default()
+        });
+        let img2 = store.commit(
+            CommitRequest {
+                parent: Some(img.id.clone()),
+                config: config2,
+                tags: vec![],
+            },
+            None,
+        )?;
+        assert_eq!(img2.layers, img.layers);
+        assert_eq!(img2.parent, Some(img.id.clone()));
+        // The record survives a reopen with its parent.
+        drop(store);
+        let store = ImageStore::open(dir.path())?;
+        assert_eq!(store.get(img2.id.as_str())?.parent, Some(img.id.clone()));
+
+        // A config that does not stack on the parent is refused, and nothing is made.
+        let before = store.list()?.len();
+        assert!(store
+            .commit(
+                CommitRequest {
+                    parent: Some(img.id.clone()),
+                    config: base.config.clone(),
+                    tags: vec![],
+                },
+                None,
+            )
+            .is_err());
+        assert_eq!(store.list()?.len(), before);
+        Ok(())
+    }
+}
