@@ -670,3 +670,76 @@ fn devices_open_only_what_the_device_cgroup_allows() {
     let o = sh(&d, &["--device", "/dev/no-such-device"], "true");
     assert!(err(&o).contains("no such file or directory"), "{}", err(&o));
 }
+
+/// Runs `argv` as the unprivileged host user `nobody` (no supplementary groups), through a shell that runs as
+/// that user (setpriv's own exec of its argument still resolves the path with root's search permission).
+fn as_nobody(argv: &[&str]) -> Output {
+    common::require("setpriv", "util-linux");
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["sh", "-c", "\"$@\"", "sh"])
+        .args(argv)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn host_users_reach_no_container_file_or_record() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut d = common::docker_daemon();
+    // The test's own root is private (a tempdir is 0700): open it, so that only the daemon's modes stand
+    // between the host user and the data root.
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "-e",
+        "SECRET=hunter2",
+        "busybox",
+        "sleep",
+        "1000",
+    ]));
+    let id = id.trim();
+    // A setuid-root binary made inside the container: the host's coreutils `id` (busybox drops its
+    // privileges), copied in and made setuid there.
+    ok(&d.docker(&["cp", "/usr/bin/id", &format!("{id}:/suid-id")]));
+    ok(&d.docker(&["exec", id, "chmod", "4755", "/suid-id"]));
+    let dir = d.data_root().join("containers").join(id);
+    let suid = dir.join("rootfs/suid-id");
+    assert_eq!(std::fs::metadata(&suid).unwrap().mode() & 0o7777, 0o4755);
+    // Control: the host user reaches the test's root, and the setuid binary would make it root.
+    let o = as_nobody(&["ls", d.dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", all(&o));
+    let copy = d.dir.path().join("suid-id");
+    std::fs::copy(&suid, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    assert_eq!(ok(&as_nobody(&[copy.to_str().unwrap(), "-u"])), "0\n");
+
+    // The data root is closed to it: neither the setuid binary nor the record (with the environment).
+    let o = as_nobody(&[suid.to_str().unwrap(), "-u"]);
+    assert!(!o.status.success(), "{}", all(&o));
+    assert!(all(&o).contains("Permission denied"), "{}", all(&o));
+    let record = dir.join("container.json");
+    assert!(std::fs::read_to_string(&record)
+        .unwrap()
+        .contains("hunter2"));
+    let o = as_nobody(&["cat", record.to_str().unwrap()]);
+    assert!(all(&o).contains("Permission denied"), "{}", all(&o));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&d.data_root()), 0o710);
+    assert_eq!(mode(&d.exec_root()), 0o700);
+    assert_eq!(mode(&record), 0o600);
+
+    // Modes an older version left are tightened at the next start.
+    d.kill();
+    std::fs::set_permissions(d.data_root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(d.exec_root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o644)).unwrap();
+    d.spawn();
+    assert_eq!(mode(&d.data_root()), 0o710);
+    assert_eq!(mode(&d.exec_root()), 0o700);
+    assert_eq!(mode(&record), 0o600);
+    let o = as_nobody(&[suid.to_str().unwrap(), "-u"]);
+    assert!(all(&o).contains("Permission denied"), "{}", all(&o));
+    ok(&d.docker(&["rm", "-f", id]));
+}

@@ -115,6 +115,32 @@ pub(crate) fn is_mount_point(path: &Path) -> bool {
         .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
 }
 
+/// Gives the data root mode 0710 and the exec root 0700, owned by the daemon's user and root's group, at
+/// every start (so modes an older version left are tightened). Below the data root lie container file
+/// systems, where a setuid-root binary made inside a container would otherwise run as root for any host user
+/// (Docker's CVE-2021-41091), and records with containers' environments; below the exec root, bundles and
+/// shim sockets. Other users get no search permission on either, so nothing below is reachable for them.
+pub(crate) fn confine_roots(data_root: &Path, exec_root: &Path) -> crate::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for (dir, mode) in [(data_root, 0o710), (exec_root, 0o700)] {
+        let uid = rustix::process::geteuid();
+        // Group root, as dockerd: with mode 0710, only root's group may search the directory.
+        rustix::fs::chown(dir, Some(uid), Some(rustix::fs::Gid::ROOT))
+            .or_else(|e| {
+                // Without CAP_CHOWN (tests as an ordinary user), the mode alone keeps others out.
+                if e == rustix::io::Errno::PERM {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| crate::Error::System(format!("chown {}: {e}", dir.display())))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| crate::Error::System(format!("chmod {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,6 +74,7 @@ impl Engine {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::System(format!("cannot create {}: {e}", dir.display())))?;
         }
+        host::confine_roots(&config.data_root, &config.exec_root)?;
         let images = image::ImageStore::open(config.data_root.join("image"))?;
         let containers = containers::store::Store::open(config.data_root.join("containers"))?;
         let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?;

@@ -132,7 +132,8 @@ impl Container {
             .map_err(|e| Error::System(format!("encoding container {}: {e}", self.id)))?;
         let path = dir.join("container.json");
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &data)
+        create_private(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &data))
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| Error::System(format!("writing {}: {e}", path.display())))
     }
@@ -152,12 +153,38 @@ impl Container {
     }
 }
 
-/// Writes `data` to `path` atomically (temp file, fsync, rename).
+/// Creates (or truncates) a record file that only its owner may read: records carry environments, which
+/// hold secrets (dockerd writes its records 0600 too).
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Makes an existing record readable by its owner only (records an older version left 0644); a failure is
+/// logged, since the data root's own mode already keeps other users out.
+pub fn make_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot make the record private");
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Writes `data` to `path` atomically (temp file, fsync, rename), readable by its owner only.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = create_private(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

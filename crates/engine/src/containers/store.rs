@@ -39,6 +39,8 @@ impl Store {
             let dir = entry.path();
             match Container::load(&dir) {
                 Ok(c) => {
+                    // Records an older version wrote world-readable are tightened.
+                    super::record::make_private(&dir.join("container.json"));
                     index.names.insert(c.name.clone(), c.id.clone());
                     index.by_id.insert(c.id.clone(), c);
                 }
