@@ -310,11 +310,15 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         return refuse("--userns");
     }
     super::restart::validate(h.restart_policy.as_ref(), h.auto_remove == Some(true))?;
-    if let Some(HostConfigLogConfig { typ: Some(t), .. }) = &h.log_config {
-        if !t.is_empty() && t != "json-file" {
-            return refuse(&format!("log driver {t:?}"));
+    if let Some(HostConfigLogConfig { typ, config }) = &h.log_config {
+        match typ.as_deref() {
+            None | Some("") | Some("json-file") => {
+                super::limits::check_json_file_options(&config.clone().unwrap_or_default())?
+            }
+            Some(t) => return refuse(&format!("log driver {t:?}")),
         }
     }
+    super::limits::Limits::of_host(h).check(true)?;
     if h.storage_opt.as_ref().is_some_and(|s| !s.is_empty()) {
         return refuse("--storage-opt");
     }

@@ -13,6 +13,7 @@ pub mod hub;
 mod init;
 mod inroot;
 mod lifecycle;
+mod limits;
 mod logs;
 pub(crate) mod mounts;
 mod names;

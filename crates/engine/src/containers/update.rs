@@ -18,7 +18,7 @@ impl Engine {
         body: ContainerUpdateBody,
     ) -> Result<ContainerUpdateResponse> {
         let c = self.containers.resolve(name)?;
-        check_values(&body)?;
+        super::limits::Limits::of_update(&body).check(false)?;
         super::restart::validate(body.restart_policy.as_ref(), false)?;
         if matches!(c.state.status, Status::Removing | Status::Dead) {
             return Err(Error::Conflict(format!(
@@ -56,39 +56,6 @@ impl Engine {
             warnings: Some(Vec::new()),
         })
     }
-}
-
-/// dockerd's checks of the values themselves (`verifyContainerSettings`), before any merge.
-fn check_values(b: &ContainerUpdateBody) -> Result<()> {
-    let bad = |m: &str| Err(Error::InvalidParameter(m.to_owned()));
-    let memory = b.memory.unwrap_or(0);
-    if memory != 0 && memory < 6 * 1024 * 1024 {
-        return bad("Minimum memory limit allowed is 6MB");
-    }
-    let reservation = b.memory_reservation.unwrap_or(0);
-    if memory > 0 && reservation > 0 && memory < reservation {
-        return bad(
-            "Minimum memory limit can not be less than memory reservation limit, see usage",
-        );
-    }
-    let swap = b.memory_swap.unwrap_or(0);
-    if memory > 0 && swap > 0 && swap < memory {
-        return bad("Minimum memoryswap limit should be larger than memory limit, see usage");
-    }
-    if b.nano_cpus.unwrap_or(0) > 0
-        && (b.cpu_period.unwrap_or(0) > 0 || b.cpu_quota.unwrap_or(0) > 0)
-    {
-        return bad("Conflicting options: Nano CPUs and CPU Period cannot both be set");
-    }
-    if b.cpu_quota.is_some_and(|q| q > 0 && q < 1000) {
-        return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)");
-    }
-    if b.blkio_weight
-        .is_some_and(|w| w > 0 && !(10..=1000).contains(&w))
-    {
-        return bad("Range of blkio weight is from 10 to 1000");
-    }
-    Ok(())
 }
 
 /// dockerd's merge: zero (or absent) means "unchanged"; NanoCpus and a CFS period or quota exclude each
