@@ -418,7 +418,11 @@ fn summary(img: &Image) -> ImageSummary {
         .unwrap_or_default();
     ImageSummary {
         id: img.id.to_string(),
-        parent_id: img.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        parent_id: img
+            .parent
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         repo_tags: img.repo_tags.iter().map(|r| r.familiar()).collect(),
         repo_digests: img.repo_digests.clone(),
         created: created_unix(img),
@@ -451,7 +455,12 @@ fn inspect(img: &Image, dirs: &[std::path::PathBuf]) -> ImageInspect {
         id: Some(img.id.to_string()),
         repo_tags: Some(img.repo_tags.iter().map(|r| r.familiar()).collect()),
         repo_digests: Some(img.repo_digests.clone()),
-        parent: Some(img.parent.as_ref().map(|p| p.to_string()).unwrap_or_default()),
+        parent: Some(
+            img.parent
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        ),
         comment: Some(c.comment.clone().unwrap_or_default()),
         created: c.created.clone(),
         docker_version: Some(c.docker_version.clone().unwrap_or_default()),

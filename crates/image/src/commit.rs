@@ -42,8 +42,15 @@ impl ImageStore {
             .gc_lock
             .read()
             .map_err(|_| Error::Conflict("image store lock poisoned".into()))?;
-        let parent = req.parent.as_ref().map(|p| self.get(p.as_str())).transpose()?;
-        let mut layers = parent.as_ref().map(|p| p.layers.clone()).unwrap_or_default();
+        let parent = req
+            .parent
+            .as_ref()
+            .map(|p| self.get(p.as_str()))
+            .transpose()?;
+        let mut layers = parent
+            .as_ref()
+            .map(|p| p.layers.clone())
+            .unwrap_or_default();
         let mut config = req.config;
         let have: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
         if config.rootfs.diff_ids.iter().collect::<Vec<_>>() != have {

@@ -37,8 +37,8 @@ pub mod timefmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use commit::CommitRequest;
+pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use reference::Reference;
