@@ -25,7 +25,7 @@ use crate::resolve::{Resolution, Resolver};
 use crate::{OPAQUE_MARKER, OPAQUE_XATTR, PAX_XATTR_PREFIX, WHITEOUT_PREFIX};
 
 /// Buffer for copying file contents: large enough that a layer's big files take few syscalls.
-const BUF_SIZE: usize = 256 * 1024;
+const BUF_SIZE: usize = 1 << 20;
 
 /// What to do with character and block device entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
