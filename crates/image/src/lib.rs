@@ -17,9 +17,9 @@
 //! temp records, blobs and snapshots no record references), so a crash never leaves a visible
 //! half-made image.
 //!
-//! Layer extraction ([`layer::apply`]) resolves every parent with `openat2(RESOLVE_BENEATH |
-//! RESOLVE_NO_SYMLINKS)` and creates leaves with `*at` calls, so hostile layers cannot write outside
-//! their snapshot.
+//! Layer extraction ([`layer::apply`]) goes through the `archive` crate's layer mode, which resolves
+//! every parent with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` and creates leaves with `*at`
+//! calls, so hostile layers cannot write outside their snapshot.
 
 pub mod archive;
 pub mod commit;

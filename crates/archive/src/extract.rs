@@ -1,0 +1,787 @@
+//! Extraction of a tar into a directory that no entry can escape.
+//!
+//! Every entry is made with an fd-relative call (`mkdirat`, `openat(O_CREAT | O_EXCL | O_NOFOLLOW)`,
+//! `symlinkat`, `linkat`, `mknodat`) on its bare name, in a parent directory opened through the
+//! [`Resolver`](crate::resolve) from the root's fd. So neither `..`, absolute names, nor a symlink planted
+//! by an earlier entry (`evil -> /etc`, then `evil/passwd`) can make a write land outside the root, and a
+//! hard link can only name a file inside it. What else an entry may do (device nodes, whiteouts, owners,
+//! replacing directories) is the caller's [`Options`].
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::io::Errno;
+use rustix::process::{Gid, Uid};
+use tar::EntryType;
+
+use crate::error::{Error, Result};
+use crate::path::{self, DotDot, Rebase};
+use crate::resolve::{Resolution, Resolver};
+use crate::{OPAQUE_MARKER, OPAQUE_XATTR, PAX_XATTR_PREFIX, WHITEOUT_PREFIX};
+
+/// Buffer for copying file contents: large enough that a layer's big files take few syscalls.
+const BUF_SIZE: usize = 1 << 20;
+
+/// What to do with character and block device entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Devices {
+    /// Refuse the archive ([`Error::Device`]).
+    Refuse,
+    /// Leave them out silently (a copy to the host, which should not need privileges).
+    Skip,
+    /// Create them (`mknod`); only for callers that trust where the tree will be used.
+    Create,
+}
+
+/// What `.wh.` entries mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Nothing special: they are ordinary files.
+    Plain,
+    /// A layer's AUFS whiteouts become overlayfs' form: `.wh.NAME` a 0/0 character device `NAME`,
+    /// `.wh..wh..opq` the xattr `trusted.overlay.opaque=y` on its directory; other `.wh..wh.*` names
+    /// (AUFS' hard-link bookkeeping) are dropped.
+    Overlay,
+}
+
+/// Who owns what is extracted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// The uid/gid of each entry (values that do not fit a `uid_t`, and -1, are refused).
+    FromArchive,
+    /// These ids for every entry (`cp --archive` into a container: its user).
+    Fixed {
+        /// The uid.
+        uid: u32,
+        /// The gid.
+        gid: u32,
+    },
+    /// No `chown` at all: the extracting user owns everything (Docker's `NoLchown`, `cp` to the host).
+    Unchanged,
+}
+
+/// How an extraction treats its entries. Start from [`Options::layer`], [`Options::container`] or
+/// [`Options::host`] and adjust.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How parent directories resolve below the root.
+    pub resolution: Resolution,
+    /// What `..` (and a leading `/`) in a name means.
+    pub dot_dot: DotDot,
+    /// Device nodes.
+    pub devices: Devices,
+    /// `.wh.` entries.
+    pub whiteouts: Whiteouts,
+    /// Ownership of the extracted files.
+    pub owner: Owner,
+    /// Docker's `noOverwriteDirNonDir`: refuse to replace a directory with a non-directory or the reverse
+    /// (otherwise the old one is removed, a directory recursively).
+    pub no_overwrite_dir_non_dir: bool,
+    /// Refuse relative symlink targets that climb above the destination ([`Error::SymlinkEscape`]).
+    pub symlinks_within_dest: bool,
+    /// A hard link must name a file an earlier entry of the same archive made (a layer links only to
+    /// itself); otherwise any file below the destination.
+    pub hard_links_to_earlier_entries: bool,
+    /// Apply `SCHILY.xattr.*` PAX records (where the filesystem refuses one, it is dropped with a warning,
+    /// as Docker does).
+    pub xattrs: bool,
+    /// A `./` entry sets the destination's own owner, mode, xattrs and mtime (a layer's root); otherwise
+    /// the destination is left as it is.
+    pub root_metadata: bool,
+    /// Rename entries before anything else ([`Rebase`]).
+    pub rebase: Option<Rebase>,
+    /// The destination as the caller's user named it, for messages.
+    pub dest_name: String,
+    /// Prefix of the full paths in messages (`{prefix}/{name}`); `None` shows names alone.
+    pub path_prefix: Option<String>,
+    /// Use the component-by-component walk even where the kernel has `openat2` (for tests of the fallback).
+    pub force_walk: bool,
+}
+
+impl Options {
+    /// An image layer into a fresh snapshot: strict names (no `..`, no absolute names, no symlink on
+    /// the way), owners and xattrs kept, whiteouts to overlay's form, no device nodes, hard links only to
+    /// earlier entries, relative symlinks may not climb out.
+    pub fn layer() -> Self {
+        Options {
+            resolution: Resolution::Beneath,
+            dot_dot: DotDot::Refuse,
+            devices: Devices::Refuse,
+            whiteouts: Whiteouts::Overlay,
+            owner: Owner::FromArchive,
+            no_overwrite_dir_non_dir: false,
+            symlinks_within_dest: true,
+            hard_links_to_earlier_entries: true,
+            xattrs: true,
+            root_metadata: true,
+            rebase: None,
+            dest_name: String::new(),
+            path_prefix: None,
+            force_walk: false,
+        }
+    }
+
+    /// `PUT /containers/{id}/archive`: names relative to the destination inside the container's root,
+    /// whose own symlinks resolve as they would inside it (clamped at its root), any symlink target,
+    /// owners from the archive, no device nodes. `dest` is the destination as the client named it.
+    pub fn container(dest: &str) -> Self {
+        Options {
+            resolution: Resolution::InRoot,
+            dot_dot: DotDot::WithinDest,
+            devices: Devices::Refuse,
+            whiteouts: Whiteouts::Plain,
+            owner: Owner::FromArchive,
+            no_overwrite_dir_non_dir: false,
+            symlinks_within_dest: false,
+            hard_links_to_earlier_entries: false,
+            // A client's tar may not set `trusted.*` (overlay's own) attributes in a container's tree.
+            xattrs: false,
+            root_metadata: false,
+            rebase: None,
+            dest_name: dest.to_owned(),
+            path_prefix: Some(dest.trim_end_matches('/').to_owned()),
+            force_walk: false,
+        }
+    }
+
+    /// `cp` from a container to a host directory `dest` (Docker's client-side `Untar` with `NoLchown`
+    /// and `NoOverwriteDirNonDir`): no symlink ever followed, symlinks may not point above `dest`, no
+    /// `chown`, device nodes left out.
+    pub fn host(dest: &str) -> Self {
+        Options {
+            resolution: Resolution::Beneath,
+            dot_dot: DotDot::WithinDest,
+            devices: Devices::Skip,
+            whiteouts: Whiteouts::Plain,
+            owner: Owner::Unchanged,
+            no_overwrite_dir_non_dir: true,
+            symlinks_within_dest: true,
+            hard_links_to_earlier_entries: false,
+            xattrs: false,
+            root_metadata: false,
+            rebase: None,
+            dest_name: dest.to_owned(),
+            path_prefix: Some(dest.trim_end_matches('/').to_owned()),
+            force_walk: false,
+        }
+    }
+}
+
+/// What an extraction did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Docker's layer size: the bytes of every regular file entry and the length of every symlink
+    /// target (hard links add nothing).
+    pub size: u64,
+    /// Tar entries read (metadata entries such as PAX headers are folded into the entry they describe).
+    pub entries: u64,
+}
+
+/// Extracts the (uncompressed) tar `tar` into the existing directory `dir`.
+///
+/// On error some entries may have been made; callers that need all-or-nothing extract into a fresh
+/// directory and discard it.
+pub fn extract_into(dir: &Path, tar: impl Read, opts: &Options) -> Result<Stats> {
+    let root = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open", dir.display().to_string(), e))?;
+    extract(root.as_fd(), "", tar, opts)
+}
+
+/// Extracts `tar` into `dest`, a directory named relative to the directory fd `root` (`""` or `/` for
+/// `root` itself). With [`Resolution::InRoot`], `dest` and every entry resolve as inside a chroot at
+/// `root` (the container's root); with [`Resolution::Beneath`] no symlink is followed on the way.
+pub fn extract(root: BorrowedFd<'_>, dest: &str, tar: impl Read, opts: &Options) -> Result<Stats> {
+    let root = root
+        .try_clone_to_owned()
+        .map_err(|e| Error::io("dup", dest, e))?;
+    let dest_comps = path::clean(dest.as_bytes(), DotDot::WithinDest, dest)?;
+    let mut x = Extractor {
+        resolver: Resolver::new(root, opts.resolution, opts.force_walk),
+        dest: dest_comps,
+        opts,
+        cached_parent: None,
+        files: HashSet::new(),
+        dirs: Vec::new(),
+        stats: Stats::default(),
+        buf: vec![0u8; BUF_SIZE],
+    };
+    let mut archive = tar::Archive::new(tar);
+    let entries = archive.entries().map_err(Error::Read)?;
+    for entry in entries {
+        let mut entry = entry.map_err(Error::Read)?;
+        x.stats.entries += 1;
+        x.apply(&mut entry)?;
+    }
+    x.finish_dirs();
+    Ok(x.stats)
+}
+
+struct Extractor<'a> {
+    resolver: Resolver,
+    /// The destination's components below the root.
+    dest: Vec<Vec<u8>>,
+    opts: &'a Options,
+    /// The last parent directory opened (consecutive entries usually share it), by its path below the root.
+    cached_parent: Option<(Vec<u8>, OwnedFd)>,
+    /// Non-directory entries made so far, by their path below the destination (hard-link targets).
+    files: HashSet<Vec<u8>>,
+    /// Directories made or updated, with the mtime they get once their contents are in.
+    dirs: Vec<(Vec<u8>, i64)>,
+    stats: Stats,
+    buf: Vec<u8>,
+}
+
+/// The metadata of an entry that every kind applies.
+struct Meta {
+    mode: Mode,
+    uid: Option<Uid>,
+    gid: Option<Gid>,
+    mtime: i64,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+impl Extractor<'_> {
+    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let raw = entry.path_bytes().into_owned();
+        let name = match &self.opts.rebase {
+            Some(r) => r.apply(&raw),
+            None => raw.clone(),
+        };
+        let comps = path::clean(&name, self.opts.dot_dot, &self.opts.dest_name)?;
+        let kind = entry.header().entry_type();
+        if !matches!(
+            kind,
+            EntryType::Directory
+                | EntryType::Regular
+                | EntryType::Continuous
+                | EntryType::GNUSparse
+                | EntryType::Symlink
+                | EntryType::Link
+                | EntryType::Fifo
+                | EntryType::Char
+                | EntryType::Block
+        ) {
+            // PAX and GNU metadata entries are consumed by the reader; other types carry no file and are
+            // ignored, as Docker ignores them.
+            return Ok(());
+        }
+        let Some((leaf, parent)) = comps.split_last() else {
+            if kind == EntryType::Directory && self.opts.root_metadata {
+                let meta = self.meta(entry, &raw)?;
+                let fd = self.open_existing_dir(&[], &raw, OFlags::RDONLY)?;
+                self.set_meta(&fd, &meta, &path::shown(&raw))?;
+                self.dirs.push((Vec::new(), meta.mtime));
+            }
+            return Ok(());
+        };
+        let rel = path::join(&comps);
+        let full = self.full(&rel);
+
+        if self.opts.whiteouts == Whiteouts::Overlay && leaf.starts_with(WHITEOUT_PREFIX) {
+            return self.whiteout(leaf, parent, &raw, &full);
+        }
+        if matches!(kind, EntryType::Char | EntryType::Block) {
+            match self.opts.devices {
+                Devices::Refuse => {
+                    return Err(Error::Device {
+                        path: path::shown(&raw),
+                    })
+                }
+                Devices::Skip => return Ok(()),
+                Devices::Create => {}
+            }
+        }
+        let meta = self.meta(entry, &raw)?;
+
+        // Checks that need no file system come first, so a refused entry changes nothing.
+        let link_target = match kind {
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                if target.is_empty() {
+                    return Err(Error::unsafe_path(
+                        path::shown(&raw),
+                        "empty symlink target",
+                    ));
+                }
+                if self.opts.symlinks_within_dest && path::symlink_climbs(parent.len(), &target) {
+                    return Err(Error::SymlinkEscape {
+                        path: full,
+                        target: path::shown(&target),
+                    });
+                }
+                Some(target)
+            }
+            _ => None,
+        };
+        let hard_target = match kind {
+            EntryType::Link => {
+                let target = self.hard_link_target(entry, &raw)?;
+                if target == comps {
+                    // A link to itself: the file is already there.
+                    return Ok(());
+                }
+                target
+            }
+            _ => Vec::new(),
+        };
+
+        let dir = self.open_parent(parent, &raw)?;
+        let is_dir = kind == EntryType::Directory;
+        let existing = match rustix::fs::statat(&dir, os(leaf), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Some(FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+            Err(Errno::NOENT) => None,
+            Err(e) => return Err(Error::io("lstat", full, e)),
+        };
+        if let Some(existing_dir) = existing {
+            if self.opts.no_overwrite_dir_non_dir && existing_dir != is_dir {
+                let dest = self.opts.dest_name.clone();
+                return Err(if existing_dir {
+                    Error::OverwriteDir { path: full, dest }
+                } else {
+                    Error::OverwriteNonDir { path: full, dest }
+                });
+            }
+            if !(existing_dir && is_dir) {
+                self.remove(&dir, leaf, existing_dir, &full)?;
+            }
+        }
+
+        match kind {
+            EntryType::Directory => {
+                if existing != Some(true) {
+                    rustix::fs::mkdirat(&dir, os(leaf), Mode::from_bits_truncate(0o700))
+                        .map_err(|e| Error::io("mkdir", full.as_str(), e))?;
+                }
+                let fd = rustix::fs::openat(
+                    &dir,
+                    os(leaf),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| Error::io("open", full.as_str(), e))?;
+                self.set_meta(&fd, &meta, &full)?;
+                self.dirs.push((self.below_root(&rel), meta.mtime));
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let fd = rustix::fs::openat(
+                    &dir,
+                    os(leaf),
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(|e| Error::io("create", full.as_str(), e))?;
+                let mut file = std::fs::File::from(fd);
+                let written = copy(entry, &mut file, &mut self.buf)
+                    .map_err(|e| Error::io("write", full.as_str(), e))?;
+                let fd = OwnedFd::from(file);
+                self.set_meta(&fd, &meta, &full)?;
+                rustix::fs::futimens(&fd, &times(meta.mtime))
+                    .map_err(|e| Error::io("set times of", full.as_str(), e))?;
+                self.stats.size += written;
+                self.files.insert(rel);
+            }
+            EntryType::Symlink => {
+                let target = link_target.unwrap_or_default();
+                rustix::fs::symlinkat(os(&target), &dir, os(leaf))
+                    .map_err(|e| Error::io("symlink", full.as_str(), e))?;
+                self.set_meta_at(&dir, leaf, &meta, false, &full)?;
+                self.stats.size += target.len() as u64;
+                self.files.insert(rel);
+            }
+            EntryType::Link => {
+                let Some((tleaf, tparent)) = hard_target.split_last() else {
+                    return Err(Error::unsafe_path(
+                        path::shown(&raw),
+                        "hard link to the destination itself",
+                    ));
+                };
+                let tdir = self.open_existing_dir(tparent, &raw, OFlags::PATH)?;
+                // Without AT_SYMLINK_FOLLOW a symlink target is linked as the symlink itself.
+                rustix::fs::linkat(&tdir, os(tleaf), &dir, os(leaf), AtFlags::empty())
+                    .map_err(|e| Error::io("link", full.as_str(), e))?;
+                self.files.insert(rel);
+            }
+            EntryType::Fifo | EntryType::Char | EntryType::Block => {
+                let (ft, dev) = match kind {
+                    EntryType::Fifo => (FileType::Fifo, 0),
+                    k => {
+                        let h = entry.header();
+                        let major = h.device_major().ok().flatten().unwrap_or(0);
+                        let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                        let ft = if k == EntryType::Char {
+                            FileType::CharacterDevice
+                        } else {
+                            FileType::BlockDevice
+                        };
+                        (ft, rustix::fs::makedev(major, minor))
+                    }
+                };
+                rustix::fs::mknodat(&dir, os(leaf), ft, Mode::from_bits_truncate(0o600), dev)
+                    .map_err(|e| Error::io("mknod", full.as_str(), e))?;
+                // Opening a fifo would block: the *at forms work on the name just made.
+                self.set_meta_at(&dir, leaf, &meta, true, &full)?;
+                self.files.insert(rel);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An AUFS whiteout, in overlay's form.
+    fn whiteout(&mut self, leaf: &[u8], parent: &[Vec<u8>], raw: &[u8], full: &str) -> Result<()> {
+        if leaf == OPAQUE_MARKER {
+            let dir = self.open_parent(parent, raw)?;
+            return rustix::fs::fsetxattr(&dir, OPAQUE_XATTR, b"y", XattrFlags::empty())
+                .map_err(|e| Error::io("set opaque xattr on", full, e));
+        }
+        let name = &leaf[WHITEOUT_PREFIX.len()..];
+        if name.is_empty() || name.starts_with(WHITEOUT_PREFIX) {
+            // Other `.wh..wh.*` metadata (AUFS' hard-link directory) has no overlay meaning.
+            return Ok(());
+        }
+        let dir = self.open_parent(parent, raw)?;
+        match rustix::fs::statat(&dir, os(name), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                self.remove(&dir, name, is_dir, full)?;
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(Error::io("lstat", full, e)),
+        }
+        rustix::fs::mknodat(
+            &dir,
+            os(name),
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rustix::fs::makedev(0, 0),
+        )
+        .map_err(|e| Error::io("create whiteout", full, e))
+    }
+
+    /// The components (below the destination) of a hard link's target, checked under the options.
+    fn hard_link_target<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        raw: &[u8],
+    ) -> Result<Vec<Vec<u8>>> {
+        let target = entry
+            .link_name_bytes()
+            .map(|t| t.into_owned())
+            .unwrap_or_default();
+        let target = match &self.opts.rebase {
+            Some(r) => r.apply(&target),
+            None => target,
+        };
+        let escapes = || {
+            Error::unsafe_path(
+                path::shown(raw),
+                format!(
+                    "hard link target {:?} escapes the destination",
+                    path::shown(&target)
+                ),
+            )
+        };
+        let comps = match self.opts.dot_dot {
+            // Hard-link targets name archive members; a leading `/` reads as the archive's root.
+            DotDot::Refuse => path::clean(
+                target.strip_prefix(b"/").unwrap_or(&target),
+                DotDot::Refuse,
+                &self.opts.dest_name,
+            )
+            .map_err(|_| escapes())?,
+            DotDot::WithinDest => path::clean(&target, DotDot::WithinDest, &self.opts.dest_name)?,
+        };
+        if self.opts.hard_links_to_earlier_entries && !self.files.contains(&path::join(&comps)) {
+            return Err(Error::unsafe_path(
+                path::shown(raw),
+                format!(
+                    "hard link target {:?} is not an earlier entry of the archive",
+                    path::shown(&target)
+                ),
+            ));
+        }
+        Ok(comps)
+    }
+
+    /// A path below the destination, as messages show it.
+    fn full(&self, rel: &[u8]) -> String {
+        match &self.opts.path_prefix {
+            Some(p) => format!("{p}/{}", path::shown(rel)),
+            None => path::shown(rel),
+        }
+    }
+
+    /// A path below the destination as a path below the root.
+    fn below_root(&self, rel: &[u8]) -> Vec<u8> {
+        let mut p = path::join(&self.dest);
+        if !rel.is_empty() {
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(rel);
+        }
+        p
+    }
+
+    fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta> {
+        // Empty or malformed numeric fields read as 0, as Go's archive/tar (and so Docker) reads them.
+        let h = entry.header();
+        let mode = Mode::from_bits_truncate(h.mode().unwrap_or(0) & 0o7777);
+        let mtime = i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0);
+        let (uid, gid) = match self.opts.owner {
+            Owner::Unchanged => (None, None),
+            Owner::Fixed { uid, gid } => (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))),
+            Owner::FromArchive => {
+                // -1 would mean "unchanged" to chown.
+                let conv = |v: u64| u32::try_from(v).ok().filter(|&v| v != u32::MAX);
+                match (conv(h.uid().unwrap_or(0)), conv(h.gid().unwrap_or(0))) {
+                    (Some(u), Some(g)) => (Some(Uid::from_raw(u)), Some(Gid::from_raw(g))),
+                    _ => {
+                        return Err(Error::Read(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("{}: uid/gid out of range", path::shown(raw)),
+                        )))
+                    }
+                }
+            }
+        };
+        let mut xattrs = Vec::new();
+        if self.opts.xattrs {
+            if let Some(exts) = entry.pax_extensions().map_err(Error::Read)? {
+                for ext in exts {
+                    let ext = ext.map_err(Error::Read)?;
+                    if let Some(name) = ext
+                        .key()
+                        .ok()
+                        .and_then(|k| k.strip_prefix(PAX_XATTR_PREFIX))
+                    {
+                        xattrs.push((name.to_owned(), ext.value_bytes().to_vec()));
+                    }
+                }
+            }
+        }
+        Ok(Meta {
+            mode,
+            uid,
+            gid,
+            mtime,
+            xattrs,
+        })
+    }
+
+    /// chown first, then chmod (chown clears setuid/setgid), then xattrs.
+    fn set_meta(&self, fd: &OwnedFd, meta: &Meta, full: &str) -> Result<()> {
+        if meta.uid.is_some() {
+            rustix::fs::fchown(fd, meta.uid, meta.gid).map_err(|e| Error::io("chown", full, e))?;
+        }
+        rustix::fs::fchmod(fd, meta.mode).map_err(|e| Error::io("chmod", full, e))?;
+        for (name, value) in &meta.xattrs {
+            match rustix::fs::fsetxattr(fd, name.as_str(), value, XattrFlags::empty()) {
+                Ok(()) => {}
+                // Filesystems without xattrs, or a namespace this process may not write, lose them (Docker
+                // does the same, with a warning).
+                Err(Errno::OPNOTSUPP) | Err(Errno::PERM) => {
+                    tracing::warn!(path = %full, xattr = %name, "xattr not preserved");
+                }
+                Err(e) => return Err(Error::io("set xattr on", full, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Owner, mode (not for symlinks, whose mode Linux ignores) and times of a name in `dir`.
+    fn set_meta_at(
+        &self,
+        dir: &OwnedFd,
+        leaf: &[u8],
+        meta: &Meta,
+        chmod: bool,
+        full: &str,
+    ) -> Result<()> {
+        if meta.uid.is_some() {
+            rustix::fs::chownat(dir, os(leaf), meta.uid, meta.gid, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| Error::io("chown", full, e))?;
+        }
+        if chmod {
+            rustix::fs::chmodat(dir, os(leaf), meta.mode, AtFlags::empty())
+                .map_err(|e| Error::io("chmod", full, e))?;
+        }
+        rustix::fs::utimensat(dir, os(leaf), &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io("set times of", full, e))
+    }
+
+    /// Opens (making the missing ones, 0755 and owned by the extracting user, as Docker makes implicit
+    /// parents) the parent directory of an entry.
+    fn open_parent(&mut self, parent: &[Vec<u8>], raw: &[u8]) -> Result<OwnedFd> {
+        let key = self.below_root(&path::join(parent));
+        if let Some((k, fd)) = &self.cached_parent {
+            if *k == key {
+                return fd
+                    .try_clone()
+                    .map_err(|e| Error::io("dup", path::shown(&key), e));
+            }
+        }
+        let fd = match self.open_existing_dir(parent, raw, OFlags::RDONLY) {
+            Ok(fd) => fd,
+            Err(Error::Io { source, .. })
+                if source.raw_os_error() == Some(Errno::NOENT.raw_os_error()) =>
+            {
+                self.make_parents(parent, raw)?
+            }
+            Err(e) => return Err(e),
+        };
+        let dup = fd
+            .try_clone()
+            .map_err(|e| Error::io("dup", path::shown(&key), e))?;
+        self.cached_parent = Some((key, dup));
+        Ok(fd)
+    }
+
+    fn make_parents(&self, parent: &[Vec<u8>], raw: &[u8]) -> Result<OwnedFd> {
+        let mut cur = self.open_existing_dir(&[], raw, OFlags::RDONLY)?;
+        for i in 0..parent.len() {
+            match self.open_existing_dir(&parent[..=i], raw, OFlags::RDONLY) {
+                Ok(fd) => cur = fd,
+                Err(Error::Io { source, .. })
+                    if source.raw_os_error() == Some(Errno::NOENT.raw_os_error()) =>
+                {
+                    match rustix::fs::mkdirat(&cur, os(&parent[i]), Mode::from_bits_truncate(0o755))
+                    {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => {
+                            return Err(Error::io(
+                                "mkdir",
+                                self.full(&path::join(&parent[..=i])),
+                                e,
+                            ))
+                        }
+                    }
+                    // Opened again through the resolver: what was just made (or raced in) is checked
+                    // like everything else.
+                    cur = self.open_existing_dir(&parent[..=i], raw, OFlags::RDONLY)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Opens an existing directory below the destination through the resolver.
+    fn open_existing_dir(&self, comps: &[Vec<u8>], raw: &[u8], flags: OFlags) -> Result<OwnedFd> {
+        let rel = path::join(comps);
+        self.resolver
+            .open_dir(&self.below_root(&rel), flags)
+            .map_err(|e| self.resolve_error(raw, &rel, e))
+    }
+
+    fn resolve_error(&self, raw: &[u8], rel: &[u8], e: Errno) -> Error {
+        match (self.opts.resolution, e) {
+            (Resolution::Beneath, Errno::LOOP | Errno::XDEV) => Error::unsafe_path(
+                path::shown(raw),
+                "path goes through a symlink or leaves the destination",
+            ),
+            (Resolution::Beneath, Errno::NOTDIR) => Error::unsafe_path(
+                path::shown(raw),
+                "a parent path component is not a directory",
+            ),
+            (_, e) => Error::io("open", self.full(rel), e),
+        }
+    }
+
+    /// Removes what is at `name` in `dir` so an entry can take its place.
+    fn remove(&mut self, dir: &OwnedFd, name: &[u8], is_dir: bool, full: &str) -> Result<()> {
+        if is_dir {
+            // The cached parent may be (below) the directory going away.
+            self.cached_parent = None;
+            remove_tree(dir, name).map_err(|e| Error::io("remove", full, e))
+        } else {
+            rustix::fs::unlinkat(dir, os(name), AtFlags::empty())
+                .map_err(|e| Error::io("unlink", full, e))
+        }
+    }
+
+    /// Sets directories' mtimes, last listed first, now that their contents are in place. Best effort: a
+    /// directory replaced or removed by a later entry is simply not there any more.
+    fn finish_dirs(&mut self) {
+        for (rel, mtime) in self.dirs.iter().rev() {
+            if let Ok(fd) = self.resolver.open_dir(rel, OFlags::RDONLY) {
+                let _ = rustix::fs::futimens(&fd, &times(*mtime));
+            }
+        }
+    }
+}
+
+fn times(mtime: i64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+fn copy(r: &mut impl Read, w: &mut std::fs::File, buf: &mut [u8]) -> io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+/// Removes the directory `name` below `dir` recursively, never following a symlink.
+pub(crate) fn remove_tree(dir: &impl AsFd, name: &[u8]) -> rustix::io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        os(name),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut children = Vec::new();
+    for ent in rustix::fs::Dir::read_from(&fd)? {
+        let ent = ent?;
+        let n = ent.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            children.push((n.to_vec(), ent.file_type() == FileType::Directory));
+        }
+    }
+    for (child, is_dir) in children {
+        if is_dir {
+            remove_tree(&fd, &child)?;
+            continue;
+        }
+        match rustix::fs::unlinkat(&fd, os(&child), AtFlags::empty()) {
+            // d_type is unknown on some filesystems.
+            Err(Errno::ISDIR) => remove_tree(&fd, &child)?,
+            other => other?,
+        }
+    }
+    rustix::fs::unlinkat(dir, os(name), AtFlags::REMOVEDIR)
+}

@@ -1,0 +1,685 @@
+//! The hostile-archive cases, once, against every kind of extraction (layer, container, host) and both
+//! ways of resolving paths (the kernel's `openat2` and the fallback walk); then the writer.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::memtar::{tar_of, Entry as E};
+use crate::*;
+
+/// `<tmp>/a/b/root` is the extraction root; `<tmp>/outside` must stay empty, and nothing may appear next
+/// to the root.
+struct Sandbox {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    outside: PathBuf,
+}
+
+fn sandbox() -> Sandbox {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a/b/root");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    Sandbox {
+        _dir: dir,
+        root,
+        outside,
+    }
+}
+
+impl Sandbox {
+    fn assert_nothing_outside(&self) {
+        assert_eq!(
+            std::fs::read_dir(&self.outside).unwrap().count(),
+            0,
+            "the outside directory was written"
+        );
+        let parent = self.root.parent().unwrap();
+        assert_eq!(
+            std::fs::read_dir(parent).unwrap().count(),
+            1,
+            "something appeared next to the root"
+        );
+    }
+
+    fn fd(&self) -> OwnedFd {
+        rustix::fs::open(&self.root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap()
+    }
+}
+
+fn tar(entries: &[E<'_>]) -> Vec<u8> {
+    tar_of(entries).unwrap()
+}
+
+/// Every extraction mode, each with the kernel's resolution and with the fallback walk.
+fn modes() -> Vec<(&'static str, Options)> {
+    let mut out = Vec::new();
+    for walk in [false, true] {
+        for (name, mut o) in [
+            ("layer", Options::layer()),
+            ("container", Options::container("/")),
+            ("host", Options::host("/dest")),
+        ] {
+            o.force_walk = walk;
+            out.push((name, o));
+        }
+    }
+    out
+}
+
+fn run(s: &Sandbox, o: &Options, entries: &[E<'_>]) -> Result<Stats> {
+    extract(s.fd().as_fd(), "", &tar(entries)[..], o)
+}
+
+#[test]
+fn parent_dir_entries_never_escape() {
+    for (mode, o) in modes() {
+        let s = sandbox();
+        let r = run(&s, &o, &[E::File("../escape", b"x")]);
+        assert!(r.as_ref().is_err_and(Error::is_refusal), "{mode}: {r:?}");
+        let r = run(&s, &o, &[E::File("ok/../../../outside/x", b"x")]);
+        assert!(r.as_ref().is_err_and(Error::is_refusal), "{mode}: {r:?}");
+        s.assert_nothing_outside();
+    }
+}
+
+#[test]
+fn absolute_names_are_refused_in_layers_and_land_inside_elsewhere() {
+    for (mode, o) in modes() {
+        let s = sandbox();
+        let abs = format!("{}/x", s.outside.display());
+        let r = run(&s, &o, &[E::File(&abs, b"x")]);
+        if o.dot_dot == DotDot::Refuse {
+            assert!(matches!(r, Err(Error::Unsafe { .. })), "{mode}: {r:?}");
+        } else {
+            r.unwrap();
+            let inside = s.root.join(abs.trim_start_matches('/'));
+            assert_eq!(std::fs::read(inside).unwrap(), b"x", "{mode}");
+        }
+        s.assert_nothing_outside();
+    }
+}
+
+#[test]
+fn symlinks_climbing_out_are_refused_where_they_would_be_followed() {
+    for (mode, o) in modes() {
+        let s = sandbox();
+        let r1 = run(&s, &o, &[E::Symlink("a", "../../..")]);
+        let r2 = run(&s, &o, &[E::Dir("d"), E::Symlink("d/b", "../../x")]);
+        if o.symlinks_within_dest {
+            assert!(
+                matches!(r1, Err(Error::SymlinkEscape { .. })),
+                "{mode}: {r1:?}"
+            );
+            assert!(
+                matches!(r2, Err(Error::SymlinkEscape { .. })),
+                "{mode}: {r2:?}"
+            );
+        } else {
+            // A container's symlinks only ever resolve inside it.
+            r1.unwrap();
+            r2.unwrap();
+        }
+        s.assert_nothing_outside();
+    }
+}
+
+#[test]
+fn writes_through_a_planted_symlink_stay_inside() {
+    for (mode, o) in modes() {
+        let s = sandbox();
+        let out = s.outside.display().to_string();
+        let r = run(
+            &s,
+            &o,
+            &[E::Symlink("evil", &out), E::File("evil/x", b"pwned")],
+        );
+        let r2 = run(
+            &s,
+            &o,
+            &[E::Symlink("up", "/../../../.."), E::File("up/pwned", b"x")],
+        );
+        match o.resolution {
+            Resolution::Beneath => {
+                assert!(r.as_ref().is_err_and(Error::is_refusal), "{mode}: {r:?}");
+                assert!(r2.as_ref().is_err_and(Error::is_refusal), "{mode}: {r2:?}");
+            }
+            Resolution::InRoot => {
+                // The host path does not exist in the root: the write fails there, never on the host.
+                assert!(r.is_err(), "{mode}");
+                // `/../../..` clamps at the root: `up/pwned` is the root's `pwned`.
+                r2.unwrap();
+                assert_eq!(std::fs::read(s.root.join("pwned")).unwrap(), b"x");
+            }
+        }
+        s.assert_nothing_outside();
+    }
+}
+
+#[test]
+fn a_symlink_to_an_inside_directory_is_not_traversed_in_strict_modes() {
+    for (mode, o) in modes() {
+        let s = sandbox();
+        let r = run(
+            &s,
+            &o,
+            &[E::Dir("d"), E::Symlink("l", "d"), E::File("l/x", b"x")],
+        );
+        match o.resolution {
+            Resolution::Beneath => {
+                assert!(r.as_ref().is_err_and(Error::is_refusal), "{mode}: {r:?}")
+            }
+            Resolution::InRoot => {
+                r.unwrap();
+                assert_eq!(std::fs::read(s.root.join("d/x")).unwrap(), b"x");
+            }
+        }
+        s.assert_nothing_outside();
+    }
+}
+
+#[test]
+fn hard_links_out_of_the_root_are_refused() {
+    for (mode, o) in modes() {
+        let s = sandbox();
+        std::fs::write(s.outside.join("../secret"), b"host").unwrap();
+        let r = run(&s, &o, &[E::Hardlink("pw", "../../../secret")]);
+        assert!(r.as_ref().is_err_and(Error::is_refusal), "{mode}: {r:?}");
+        // An absolute target names an archive member (layer) or a path below the destination: neither is
+        // the host's file.
+        let r = run(&s, &o, &[E::Hardlink("pw2", "/etc/passwd")]);
+        assert!(r.is_err(), "{mode}");
+        // Through a planted symlink to the outside.
+        let out = s.outside.display().to_string();
+        std::fs::write(s.outside.join("../victim"), b"host").unwrap();
+        let r = run(
+            &s,
+            &o,
+            &[
+                E::Symlink("o", &format!("{out}/..")),
+                E::Hardlink("pw3", "o/victim"),
+            ],
+        );
+        assert!(r.is_err(), "{mode}");
+        assert!(!s.root.join("pw").exists());
+        assert!(!s.root.join("pw2").exists());
+        assert!(!s.root.join("pw3").exists());
+        let victim = std::fs::metadata(s.outside.join("../victim")).unwrap();
+        assert_eq!(victim.nlink(), 1, "{mode}: host file linked");
+        std::fs::remove_file(s.outside.join("../victim")).unwrap();
+        std::fs::remove_file(s.outside.join("../secret")).unwrap();
+        s.assert_nothing_outside();
+    }
+}
+
+#[test]
+fn layers_link_only_to_earlier_entries() {
+    let s = sandbox();
+    std::fs::write(s.root.join("preexisting"), b"x").unwrap();
+    let r = run(&s, &Options::layer(), &[E::Hardlink("h", "preexisting")]);
+    assert!(matches!(r, Err(Error::Unsafe { .. })), "{r:?}");
+    run(
+        &s,
+        &Options::layer(),
+        &[
+            E::File("f", b"1"),
+            E::Hardlink("h", "/f"),
+            E::Hardlink("f", "f"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(std::fs::metadata(s.root.join("h")).unwrap().nlink(), 2);
+}
+
+#[test]
+fn device_nodes_only_where_allowed() {
+    for (mode, o) in modes() {
+        let s = sandbox();
+        let r = run(&s, &o, &[E::Char("dev/kmsg", 1, 11)]);
+        match o.devices {
+            Devices::Refuse => assert!(matches!(r, Err(Error::Device { .. })), "{mode}: {r:?}"),
+            Devices::Skip => {
+                r.unwrap();
+            }
+            Devices::Create => unreachable!(),
+        }
+        assert!(!s.root.join("dev/kmsg").exists(), "{mode}");
+    }
+    let s = sandbox();
+    let o = Options {
+        devices: Devices::Create,
+        ..Options::layer()
+    };
+    run(&s, &o, &[E::Char("dev/null", 1, 3)]).unwrap();
+    let m = std::fs::symlink_metadata(s.root.join("dev/null")).unwrap();
+    assert!(m.file_type().is_char_device());
+    assert_eq!(m.rdev(), rustix::fs::makedev(1, 3));
+}
+
+#[test]
+fn long_names_and_link_targets_round_trip() {
+    let long_dir = "d".repeat(120);
+    let name = format!("{long_dir}/{}", "f".repeat(150));
+    let target = format!("/{}", "t".repeat(200));
+    let link = format!("{long_dir}/l");
+    for (mode, o) in modes() {
+        let s = sandbox();
+        run(
+            &s,
+            &o,
+            &[
+                E::File(&name, b"long"),
+                E::Symlink(&link, &target),
+                E::Hardlink("hl", &name),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(s.root.join(&name)).unwrap(),
+            b"long",
+            "{mode}"
+        );
+        assert_eq!(
+            std::fs::read_link(s.root.join(&link)).unwrap(),
+            Path::new(&target)
+        );
+        assert_eq!(std::fs::metadata(s.root.join("hl")).unwrap().nlink(), 2);
+    }
+}
+
+#[test]
+fn layer_whiteouts_become_overlay_form_and_stay_plain_elsewhere() {
+    for (mode, o) in modes() {
+        let s = sandbox();
+        std::fs::create_dir_all(s.root.join("a/gone")).unwrap();
+        std::fs::write(s.root.join("a/gone/f"), b"x").unwrap();
+        run(
+            &s,
+            &o,
+            &[
+                E::File("a/.wh.gone", b""),
+                E::Dir("o"),
+                E::File("o/.wh..wh..opq", b""),
+                E::File("a/.wh..wh.plnk", b""),
+            ],
+        )
+        .unwrap();
+        let wh = std::fs::symlink_metadata(s.root.join("a/gone")).unwrap();
+        let mut v = [0u8; 4];
+        let opaque = rustix::fs::getxattr(s.root.join("o"), OPAQUE_XATTR, &mut v);
+        if o.whiteouts == Whiteouts::Overlay {
+            assert!(wh.file_type().is_char_device(), "{mode}");
+            assert_eq!(wh.rdev(), 0);
+            assert_eq!(opaque.ok(), Some(1), "{mode}");
+            assert!(!s.root.join("o/.wh..wh..opq").exists());
+            assert!(!s.root.join("a/.wh..wh.plnk").exists());
+        } else {
+            assert!(wh.is_dir(), "{mode}");
+            assert!(s.root.join("a/.wh.gone").is_file());
+            assert!(s.root.join("o/.wh..wh..opq").is_file());
+            assert!(opaque.is_err());
+        }
+    }
+}
+
+#[test]
+fn layer_keeps_dot_paths_replacements_times_and_size() {
+    let s = sandbox();
+    let stats = extract_into(
+        &s.root,
+        &tar(&[
+            E::Dir("./a/"),
+            E::File("./a/f", b"12345"),
+            E::File("a/f", b"123"),
+            E::Hardlink("a/h", "a/f"),
+            E::Symlink("a/s", "/abs/target"),
+            E::File("implicit/dir/file", b"1"),
+            E::Dir("a/f2"),
+            E::File("a/f2", b"file replaces dir"),
+        ])[..],
+        &Options::layer(),
+    )
+    .unwrap();
+    // Docker's layer size sums every file entry (the replaced 5-byte version too) and symlink targets.
+    assert_eq!(stats.size, 5 + 3 + 11 + 1 + 17);
+    assert_eq!(stats.entries, 8);
+    assert_eq!(std::fs::read(s.root.join("a/f")).unwrap(), b"123");
+    assert!(s.root.join("a/f2").is_file());
+    let m = std::fs::metadata(s.root.join("a")).unwrap();
+    assert_eq!(m.mtime(), 1_700_000_000);
+    assert_eq!(m.permissions().mode() & 0o7777, 0o755);
+    let m = std::fs::metadata(s.root.join("implicit")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o755);
+    s.assert_nothing_outside();
+}
+
+#[test]
+fn layer_keeps_owners_setuid_xattrs_and_fifos() {
+    let s = sandbox();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.user.berth", &b"yes"[..])])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(2);
+    h.set_mode(0o4755);
+    h.set_uid(1000);
+    h.set_gid(1001);
+    h.set_mtime(1_600_000_000);
+    h.set_cksum();
+    b.append_data(&mut h, "bin/suid", &b"#!"[..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(EntryType::Fifo);
+    h.set_size(0);
+    h.set_mode(0o640);
+    h.set_cksum();
+    b.append_data(&mut h, "run/fifo", std::io::empty()).unwrap();
+    let t = b.into_inner().unwrap();
+    extract_into(&s.root, &t[..], &Options::layer()).unwrap();
+    let m = std::fs::symlink_metadata(s.root.join("bin/suid")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777, m.mtime()),
+        (1000, 1001, 0o4755, 1_600_000_000)
+    );
+    let mut buf = [0u8; 8];
+    let n = rustix::fs::getxattr(s.root.join("bin/suid"), "user.berth", &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"yes");
+    let f = std::fs::symlink_metadata(s.root.join("run/fifo")).unwrap();
+    assert!(f.file_type().is_fifo());
+    assert_eq!(f.mode() & 0o7777, 0o640);
+}
+
+#[test]
+fn a_layer_root_entry_sets_the_roots_metadata() {
+    let s = sandbox();
+    let mut w = Writer::new(Vec::new(), WriteOptions::default());
+    let mut h = EntryHeader::new(EntryType::Directory, 0o711);
+    h.uid = 7;
+    h.mtime = 1_500_000_000;
+    w.append(&h, b"./", None, std::io::empty()).unwrap();
+    let t = w.finish().unwrap();
+    extract_into(&s.root, &t[..], &Options::layer()).unwrap();
+    let m = std::fs::metadata(&s.root).unwrap();
+    assert_eq!(
+        (m.uid(), m.mode() & 0o7777, m.mtime()),
+        (7, 0o711, 1_500_000_000)
+    );
+}
+
+#[test]
+fn container_extraction_resolves_the_containers_own_symlinks_inside_it() {
+    let s = sandbox();
+    std::fs::create_dir_all(s.root.join("tmp")).unwrap();
+    std::fs::create_dir_all(s.root.join("srv")).unwrap();
+    std::fs::write(s.root.join("etc-shadow"), b"container shadow").unwrap();
+    std::os::unix::fs::symlink("/", s.root.join("srv/evil")).unwrap();
+    std::os::unix::fs::symlink("../../../../", s.root.join("srv/evil2")).unwrap();
+    std::os::unix::fs::symlink(&s.outside, s.root.join("srv/host")).unwrap();
+    for walk in [false, true] {
+        let o = Options {
+            force_walk: walk,
+            ..Options::container("/srv")
+        };
+        let t = tar(&[
+            E::File("/abs", b"3"),
+            E::File("evil/tmp/pwned", b"1"),
+            E::File("evil2/tmp/pwned2", b"2"),
+            E::Hardlink("hl", "evil/etc-shadow"),
+        ]);
+        extract(s.fd().as_fd(), "/srv", &t[..], &o).unwrap();
+        assert_eq!(std::fs::read(s.root.join("srv/abs")).unwrap(), b"3");
+        assert_eq!(std::fs::read(s.root.join("tmp/pwned")).unwrap(), b"1");
+        assert_eq!(std::fs::read(s.root.join("tmp/pwned2")).unwrap(), b"2");
+        assert_eq!(
+            std::fs::read(s.root.join("srv/hl")).unwrap(),
+            b"container shadow"
+        );
+        let t = tar(&[E::File("host/x", b"x")]);
+        assert!(extract(s.fd().as_fd(), "/srv", &t[..], &o).is_err());
+        let t = tar(&[E::File("../../x", b"x")]);
+        let e = extract(s.fd().as_fd(), "/srv", &t[..], &o).unwrap_err();
+        assert!(e.to_string().contains("is outside of \"/srv\""), "{e}");
+        for f in ["srv/abs", "tmp/pwned", "tmp/pwned2", "srv/hl"] {
+            std::fs::remove_file(s.root.join(f)).unwrap();
+        }
+    }
+    s.assert_nothing_outside();
+}
+
+#[test]
+fn no_overwrite_dir_non_dir_is_honoured() {
+    let s = sandbox();
+    std::fs::create_dir(s.root.join("etc")).unwrap();
+    std::fs::write(s.root.join("file"), b"x").unwrap();
+    let o = Options {
+        no_overwrite_dir_non_dir: true,
+        ..Options::container("/")
+    };
+    let e = run(&s, &o, &[E::File("etc", b"x")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cannot overwrite directory \"/etc\" with non-directory \"/\""
+    );
+    let e = run(&s, &o, &[E::Dir("file")]).unwrap_err();
+    assert!(
+        e.to_string().contains("cannot overwrite non-directory"),
+        "{e}"
+    );
+    // Without the option the new entry replaces the old one.
+    run(
+        &s,
+        &Options::container("/"),
+        &[E::File("etc", b"x"), E::Dir("file")],
+    )
+    .unwrap();
+    assert!(s.root.join("etc").is_file());
+    assert!(s.root.join("file").is_dir());
+}
+
+#[test]
+fn fixed_owner_and_rebase_apply_to_every_entry() {
+    let s = sandbox();
+    let o = Options {
+        owner: Owner::Fixed { uid: 55, gid: 66 },
+        rebase: Some(Rebase {
+            old: "tree".into(),
+            new: "copy".into(),
+        }),
+        ..Options::container("/")
+    };
+    run(
+        &s,
+        &o,
+        &[
+            E::Dir("tree"),
+            E::File("tree/f", b"x"),
+            E::Hardlink("tree/h", "tree/f"),
+        ],
+    )
+    .unwrap();
+    let m = std::fs::metadata(s.root.join("copy/f")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.nlink()), (55, 66, 2));
+    assert!(!s.root.join("tree").exists());
+}
+
+#[test]
+fn a_malformed_tar_is_a_read_error() {
+    let s = sandbox();
+    let mut t = tar(&[E::File("f", b"data")]);
+    t[148] ^= 0x55; // the header checksum
+    let r = extract_into(&s.root, &t[..], &Options::layer());
+    assert!(matches!(r, Err(Error::Read(_))), "{r:?}");
+}
+
+// ---- the writer ----
+
+fn read_back(t: &[u8]) -> Vec<(String, EntryType, Option<String>)> {
+    let mut a = tar::Archive::new(t);
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                e.header().entry_type(),
+                e.link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn trees_are_archived_sorted_with_hard_links_and_without_following_symlinks() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path().join("root");
+    std::fs::create_dir_all(r.join("d/sub")).unwrap();
+    std::fs::write(r.join("d/b"), b"hello").unwrap();
+    std::fs::hard_link(r.join("d/b"), r.join("d/a")).unwrap();
+    std::os::unix::fs::symlink("/etc", r.join("d/link")).unwrap();
+    let root = rustix::fs::open(&r, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    let mut w = Writer::new(Vec::new(), WriteOptions::default());
+    w.append_at(&root, b"d", b"renamed").unwrap();
+    let out = w.finish().unwrap();
+    assert_eq!(
+        read_back(&out),
+        vec![
+            ("renamed/".into(), EntryType::Directory, None),
+            ("renamed/a".into(), EntryType::Regular, None),
+            (
+                "renamed/b".into(),
+                EntryType::Link,
+                Some("renamed/a".into())
+            ),
+            (
+                "renamed/link".into(),
+                EntryType::Symlink,
+                Some("/etc".into())
+            ),
+            ("renamed/sub/".into(), EntryType::Directory, None),
+        ]
+    );
+}
+
+#[test]
+fn written_long_names_xattrs_and_times_extract_back() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    let long = "n".repeat(140);
+    std::fs::create_dir_all(src.join(&long)).unwrap();
+    std::fs::write(src.join(&long).join("f"), b"content").unwrap();
+    std::os::unix::fs::symlink("t".repeat(130), src.join("l")).unwrap();
+    std::fs::write(src.join("f0"), b"0").unwrap();
+    rustix::fs::setxattr(
+        src.join("f0"),
+        "user.x",
+        b"v",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let ts = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: 1_234_567_890,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: 1_234_567_890,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        src.join("f0"),
+        &ts,
+        rustix::fs::AtFlags::empty(),
+    )
+    .unwrap();
+    let fd = rustix::fs::open(&src, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    let mut w = Writer::new(
+        Vec::new(),
+        WriteOptions {
+            xattrs: true,
+            ..WriteOptions::default()
+        },
+    );
+    w.append_dir(&fd, b"", None).unwrap();
+    let t = w.finish().unwrap();
+    let s = sandbox();
+    extract_into(&s.root, &t[..], &Options::layer()).unwrap();
+    assert_eq!(
+        std::fs::read(s.root.join(&long).join("f")).unwrap(),
+        b"content"
+    );
+    assert_eq!(
+        std::fs::read_link(s.root.join("l")).unwrap(),
+        Path::new(&"t".repeat(130))
+    );
+    let mut v = [0u8; 4];
+    let n = rustix::fs::getxattr(s.root.join("f0"), "user.x", &mut v).unwrap();
+    assert_eq!(&v[..n], b"v");
+    assert_eq!(
+        std::fs::metadata(s.root.join("f0")).unwrap().mtime(),
+        1_234_567_890
+    );
+}
+
+#[test]
+fn overlay_whiteouts_are_written_in_aufs_form_and_read_back() {
+    let d = tempfile::tempdir().unwrap();
+    let upper = d.path().join("upper");
+    std::fs::create_dir_all(upper.join("dir")).unwrap();
+    std::fs::create_dir_all(upper.join("opq")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        upper.join("dir/gone"),
+        rustix::fs::FileType::CharacterDevice,
+        Mode::empty(),
+        0,
+    )
+    .unwrap();
+    rustix::fs::setxattr(
+        upper.join("opq"),
+        OPAQUE_XATTR,
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let fd = rustix::fs::open(&upper, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    let mut w = Writer::new(
+        Vec::new(),
+        WriteOptions {
+            aufs_whiteouts: true,
+            xattrs: true,
+            ..WriteOptions::default()
+        },
+    );
+    w.append_dir(&fd, b"", None).unwrap();
+    let t = w.finish().unwrap();
+    let names: Vec<(String, EntryType)> =
+        read_back(&t).into_iter().map(|(n, k, _)| (n, k)).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("dir/".into(), EntryType::Directory),
+            ("dir/.wh.gone".into(), EntryType::Regular),
+            ("opq/".into(), EntryType::Directory),
+            ("opq/.wh..wh..opq".into(), EntryType::Regular),
+        ]
+    );
+    let s = sandbox();
+    extract_into(&s.root, &t[..], &Options::layer()).unwrap();
+    assert!(std::fs::symlink_metadata(s.root.join("dir/gone"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    let mut v = [0u8; 2];
+    assert_eq!(
+        rustix::fs::getxattr(s.root.join("opq"), OPAQUE_XATTR, &mut v).ok(),
+        Some(1)
+    );
+}
