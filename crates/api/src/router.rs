@@ -83,6 +83,7 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
         "/containers/create" if m == Method::POST => routes::containers::create(&ctx, req).await,
         "/containers/json" if m == Method::GET => routes::containers::list(&ctx).await,
         "/containers/prune" if m == Method::POST => routes::containers::prune(&ctx).await,
+        "/commit" if m == Method::POST => routes::containers::commit(&ctx, req).await,
         p if p.starts_with("/containers/") => {
             let rest = p["/containers/".len()..].to_owned();
             container_route(&ctx, req, &rest).await

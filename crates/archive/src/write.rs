@@ -55,6 +55,9 @@ pub struct WriteOptions {
     pub aufs_whiteouts: bool,
     /// Rename every entry (and hard-link target) as it is written.
     pub rebase: Option<Rebase>,
+    /// Names (as a directory walk makes them, before any rebase) left out with everything below them: a
+    /// layer diff leaves out the mount points the runtime made, which Docker keeps in a separate layer.
+    pub exclude: Vec<Vec<u8>>,
 }
 
 /// The description of one entry for [`Writer::append`].
@@ -287,6 +290,9 @@ impl<W: Write> Writer<W> {
         children.sort();
         for child in children {
             let cname = child_name(name, &child);
+            if self.opts.exclude.contains(&cname) {
+                continue;
+            }
             let cst = match rustix::fs::statat(dir, os(&child), AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(s) => s,
                 Err(Errno::NOENT) => continue,

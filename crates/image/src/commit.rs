@@ -16,6 +16,9 @@ use crate::snapshot::SnapshotMeta;
 use crate::store::ImageStore;
 use crate::{timefmt, Image, Layer};
 
+/// The digest of a tar with no entry (two zero blocks): Docker's "empty layer".
+const EMPTY_TAR: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
 /// What a commit makes.
 #[derive(Clone, Debug)]
 pub struct CommitRequest {
@@ -60,9 +63,18 @@ impl ImageStore {
         }
         if let Some(tar) = layer {
             let parent_chain = layers.last().map(|l| l.chain_id.clone());
-            let l = self.add_layer(parent_chain.as_ref(), tar)?;
-            config.rootfs.diff_ids.push(l.diff_id.clone());
-            layers.push(l);
+            match self.add_layer(parent_chain.as_ref(), tar)? {
+                Some(l) => {
+                    config.rootfs.diff_ids.push(l.diff_id.clone());
+                    layers.push(l);
+                }
+                // As dockerd: a step that changed nothing adds no layer, and its history says so.
+                None => {
+                    if let Some(h) = config.history.last_mut() {
+                        h.empty_layer = true;
+                    }
+                }
+            }
         }
         config.rootfs.kind = "layers".into();
         let config_bytes =
@@ -90,8 +102,12 @@ impl ImageStore {
     }
 
     /// Unpacks one layer tar into a new snapshot above `parent_chain` and keeps the tar as its blob
-    /// (uncompressed: its digest is the diff ID). An existing snapshot of the same chain is reused.
-    fn add_layer(&self, parent_chain: Option<&Digest>, tar: &mut dyn Read) -> Result<Layer> {
+    /// (uncompressed: its digest is the diff ID). `None` when the tar holds no entry.
+    fn add_layer(
+        &self,
+        parent_chain: Option<&Digest>,
+        tar: &mut dyn Read,
+    ) -> Result<Option<Layer>> {
         let mut writer = self.content.writer()?;
         let snap = self.snapshots.begin()?;
         let mut tee = Tee {
@@ -102,6 +118,10 @@ impl ImageStore {
         io::copy(&mut tee, &mut io::sink())
             .map_err(|e| Error::InvalidArchive(format!("reading layer: {e}")))?;
         let (diff_id, blob_size) = writer.commit(None)?;
+        if diff_id.as_str() == EMPTY_TAR {
+            // The staged snapshot goes with `snap`; the 1 KB blob stays, shared by every empty layer.
+            return Ok(None);
+        }
         let chain_id = Digest::chain(parent_chain, &diff_id);
         snap.commit(
             &self.snapshots,
@@ -111,14 +131,14 @@ impl ImageStore {
                 size: stats.size,
             },
         )?;
-        Ok(Layer {
+        Ok(Some(Layer {
             blob: diff_id.clone(),
             diff_id,
             chain_id,
             media_type: manifest::OCI_LAYER.into(),
             blob_size,
             size: stats.size,
-        })
+        }))
     }
 }
 
@@ -176,6 +196,24 @@ mod tests {
         assert_eq!(store.get("built:1")?.id, img.id);
         let top = &store.layer_dirs(&img)[0];
         assert_eq!(std::fs::read(top.join("b")).ctx("read", top)?, b"hi\n");
+
+        // A layer with no entry adds nothing, and the history says so.
+        let empty = build_tar(&[]);
+        let mut config_e = img.config.clone();
+        config_e.history.push(History {
+            created_by: Some("/bin/sh -c true".into()),
+            ..History::default()
+        });
+        let same = store.commit(
+            CommitRequest {
+                parent: Some(img.id.clone()),
+                config: config_e,
+                tags: vec![],
+            },
+            Some(&mut &empty[..]),
+        )?;
+        assert_eq!(same.layers, img.layers);
+        assert!(same.config.history.last().is_some_and(|h| h.empty_layer));
 
         // A step without a layer (ENV, CMD…): same layers, new config, still a child of its parent.
         let mut config2 = img.config.clone();

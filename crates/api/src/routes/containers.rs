@@ -456,3 +456,34 @@ pub async fn prune(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let filters = Filters::parse(ctx.query.get("filters"))?;
     Ok(json(&ctx.engine.prune_containers(filters).await?))
 }
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`: the body is an optional
+/// container config (the docker CLI sends `null`); answers 201 with the new image's `{"Id": …}`.
+pub async fn commit(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
+    let q = &ctx.query;
+    let bytes = read_bytes(req).await?;
+    let config = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
+        )
+    };
+    let request = engine::containers::CommitRequest {
+        container: q.get("container").unwrap_or_default().to_owned(),
+        repo: q.get("repo").map(str::to_owned),
+        tag: q.get("tag").map(str::to_owned),
+        comment: q.get("comment").unwrap_or_default().to_owned(),
+        author: q.get("author").unwrap_or_default().to_owned(),
+        // Pausing is the default; only an explicit false turns it off.
+        pause: q.get("pause").is_none() || q.bool("pause"),
+        changes: q.all("changes"),
+        config,
+    };
+    let id = ctx.engine.commit_container(request).await?;
+    Ok(json_status(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": id }),
+    ))
+}

@@ -3,6 +3,7 @@
 
 mod archive;
 mod changes;
+mod commit;
 mod create;
 pub mod detach;
 mod devices;
@@ -33,6 +34,7 @@ mod views;
 
 pub use archive::{ArchiveJob, ExtractRequest, PathStat};
 pub use changes::{Change, ChangeKind};
+pub use commit::CommitRequest;
 pub(crate) use create::random_id;
 pub use create::CreateRequest;
 pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
