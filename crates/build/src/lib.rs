@@ -12,5 +12,6 @@
 
 pub mod shell;
 
+pub mod dockerignore;
 pub mod parser;
 mod quote;
