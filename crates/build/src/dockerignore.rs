@@ -256,7 +256,7 @@ fn validate(pattern: &str) -> bool {
                 i += 2;
             }
             '[' => match parse_class(&chars, i + 1) {
-                Some((_, _, next)) => i = next,
+                Some((_, next)) => i = next,
                 None => return false,
             },
             _ => i += 1,
@@ -265,8 +265,14 @@ fn validate(pattern: &str) -> bool {
     true
 }
 
-/// Parses a class body starting after `[`; returns (negated, ranges, index after `]`).
-fn parse_class(chars: &[char], mut i: usize) -> Option<(bool, Vec<(char, char)>, usize)> {
+/// A `[...]` class: inclusive ranges (a single character is a range of one), maybe negated.
+struct ClassBody {
+    negated: bool,
+    ranges: Vec<(char, char)>,
+}
+
+/// Parses a class body starting after `[`; returns it and the index after its `]`.
+fn parse_class(chars: &[char], mut i: usize) -> Option<(ClassBody, usize)> {
     let negated = chars.get(i) == Some(&'^');
     if negated {
         i += 1;
@@ -274,7 +280,7 @@ fn parse_class(chars: &[char], mut i: usize) -> Option<(bool, Vec<(char, char)>,
     let mut ranges = Vec::new();
     loop {
         if chars.get(i) == Some(&']') && !ranges.is_empty() {
-            return Some((negated, ranges, i + 1));
+            return Some((ClassBody { negated, ranges }, i + 1));
         }
         let (lo, next) = class_char(chars, i)?;
         i = next;
@@ -361,7 +367,7 @@ fn compile(pattern: &str) -> Kind {
             '[' => {
                 detected = Detected::Regexp;
                 match parse_class(&chars, i) {
-                    Some((negated, ranges, next)) => {
+                    Some((ClassBody { negated, ranges }, next)) => {
                         toks.push(Tok::Class { negated, ranges });
                         i = next;
                     }

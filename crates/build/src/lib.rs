@@ -13,5 +13,6 @@
 pub mod shell;
 
 pub mod dockerignore;
+pub mod instructions;
 pub mod parser;
 mod quote;
