@@ -101,6 +101,14 @@ fn dir_of(path: &str) -> String {
     }
 }
 
+/// The directory `dir` and each directory above it, shortest first (`a`, `a/b`, `a/b/c`): the
+/// prefixes Docker tests by joining the first n elements of the split path.
+fn ancestors(dir: &str) -> impl Iterator<Item = &str> {
+    dir.match_indices('/')
+        .map(move |(i, _)| &dir[..i])
+        .chain(std::iter::once(dir))
+}
+
 /// What a parent directory matched, carried down a walk so that children need not re-test their
 /// parents (Docker's `MatchInfo`). Start from `MatchInfo::default()` at the root.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -169,77 +177,66 @@ impl Pattern {
             }
             Kind::Glob(toks) => {
                 let chars: Vec<char> = path.chars().collect();
-                let mut memo = vec![None; (toks.len() + 1) * (chars.len() + 1)];
-                glob_match(toks, &chars, 0, 0, &mut memo)
+                glob_match(toks, &chars)
             }
         }
     }
 }
 
-/// Anchored match of `toks` against `s`, memoised on (token, position) so that `**` and `*`
-/// sequences stay polynomial.
-fn glob_match(toks: &[Tok], s: &[char], ti: usize, si: usize, memo: &mut [Option<bool>]) -> bool {
-    let key = ti * (s.len() + 1) + si;
-    if let Some(r) = memo[key] {
-        return r;
-    }
-    let r = match toks.get(ti) {
-        None => si == s.len(),
-        Some(tok) => match tok {
-            Tok::Lit(c) => s.get(si) == Some(c) && glob_match(toks, s, ti + 1, si + 1, memo),
+/// Anchored match of `toks` against `s`, by dynamic programming from the end of the pattern:
+/// `next[i]` says whether the tokens after the current one match `s[i..]`. Linear in the path
+/// for each token, with no recursion, so long paths and many stars stay cheap.
+fn glob_match(toks: &[Tok], s: &[char]) -> bool {
+    let n = s.len();
+    let mut next = vec![false; n + 1];
+    next[n] = true;
+    let mut cur = vec![false; n + 1];
+    for tok in toks.iter().rev() {
+        match tok {
+            Tok::Lit(c) => {
+                for i in 0..=n {
+                    cur[i] = i < n && s[i] == *c && next[i + 1];
+                }
+            }
             Tok::AnyNotSlash => {
-                s.get(si).is_some_and(|c| *c != '/') && glob_match(toks, s, ti + 1, si + 1, memo)
+                for i in 0..=n {
+                    cur[i] = i < n && s[i] != '/' && next[i + 1];
+                }
             }
             Tok::Class { negated, ranges } => {
-                s.get(si)
-                    .is_some_and(|c| ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated)
-                    && glob_match(toks, s, ti + 1, si + 1, memo)
+                for i in 0..=n {
+                    cur[i] = i < n
+                        && ranges.iter().any(|(lo, hi)| *lo <= s[i] && s[i] <= *hi) != *negated
+                        && next[i + 1];
+                }
             }
             Tok::StarNotSlash => {
-                let mut j = si;
-                loop {
-                    if glob_match(toks, s, ti + 1, j, memo) {
-                        break true;
-                    }
-                    if j == s.len() || s[j] == '/' {
-                        break false;
-                    }
-                    j += 1;
+                cur[n] = next[n];
+                for i in (0..n).rev() {
+                    cur[i] = next[i] || (s[i] != '/' && cur[i + 1]);
                 }
             }
             // Go's `.` does not match a newline.
             Tok::AnyStar => {
-                let mut j = si;
-                loop {
-                    if glob_match(toks, s, ti + 1, j, memo) {
-                        break true;
-                    }
-                    if j == s.len() || s[j] == '\n' {
-                        break false;
-                    }
-                    j += 1;
+                cur[n] = next[n];
+                for i in (0..n).rev() {
+                    cur[i] = next[i] || (s[i] != '\n' && cur[i + 1]);
                 }
             }
             Tok::DirStar => {
-                if glob_match(toks, s, ti + 1, si, memo) {
-                    true
-                } else {
-                    let mut found = false;
-                    let mut j = si;
-                    while j < s.len() && s[j] != '\n' {
-                        if s[j] == '/' && glob_match(toks, s, ti + 1, j + 1, memo) {
-                            found = true;
-                            break;
-                        }
-                        j += 1;
-                    }
-                    found
+                // `(.*/)?`: nothing, or a run of non-newlines ending in `/`. `through[i]` says
+                // whether such a run starting at i can be followed by a match of the rest.
+                let mut through = false;
+                cur[n] = next[n];
+                for i in (0..n).rev() {
+                    through = (s[i] == '/' && next[i + 1]) || (s[i] != '\n' && through);
+                    cur[i] = next[i] || through;
                 }
             }
-        },
-    };
-    memo[key] = Some(r);
-    r
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    next[0]
 }
 
 /// Checks `pattern` against Go's `filepath.Match` syntax: `\` must escape something, and a `[`
@@ -446,7 +443,6 @@ impl PatternMatcher {
     /// path and each of its parent directories against every pattern.
     pub fn matches_or_parent_matches(&self, path: &str) -> bool {
         let parent = dir_of(path);
-        let parent_dirs: Vec<&str> = parent.split('/').collect();
         let mut matched = false;
         for pattern in &self.patterns {
             // An inclusion cannot change an excluded result, nor an exception an included one.
@@ -455,7 +451,7 @@ impl PatternMatcher {
             }
             let mut hit = pattern.matches(path);
             if !hit && parent != "." {
-                hit = (1..=parent_dirs.len()).any(|n| pattern.matches(&parent_dirs[..n].join("/")));
+                hit = ancestors(&parent).any(|dir| pattern.matches(dir));
             }
             if hit {
                 matched = !pattern.exclusion;
@@ -491,8 +487,7 @@ impl PatternMatcher {
                 if !hit && parent_matched.is_empty() {
                     let parent = dir_of(path);
                     if parent != "." {
-                        let dirs: Vec<&str> = parent.split('/').collect();
-                        hit = (1..=dirs.len()).any(|n| pattern.matches(&dirs[..n].join("/")));
+                        hit = ancestors(&parent).any(|dir| pattern.matches(dir));
                     }
                 }
             }

@@ -205,3 +205,19 @@ fn pathological_star_patterns_stay_fast() {
         start.elapsed()
     );
 }
+
+#[test]
+fn deep_paths_match_without_recursion() {
+    let pm =
+        PatternMatcher::new(["d/**/*.txt", "!d/**/keep?.txt"]).unwrap_or_else(|e| panic!("{e}"));
+    // One pattern against a very long path: no recursion, linear per token.
+    assert!(pm.patterns()[0].matches(&("d/".repeat(100_000) + "file.txt")));
+    assert!(!pm.patterns()[0].matches(&("d/".repeat(100_000) + "file.md")));
+    // The parent walk is quadratic in depth, as Docker's is; keep it to realistic depths.
+    assert!(pm.matches_or_parent_matches(&("d/".repeat(200) + "file.txt")));
+    assert!(!pm.matches_or_parent_matches(&("d/".repeat(50) + "keep1.txt")));
+    assert!(
+        pm.matches_or_parent_matches(&("d/".repeat(50) + "keep1/x.txt")),
+        "? does not cross /"
+    );
+}
