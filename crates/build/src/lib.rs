@@ -106,4 +106,76 @@ mod tests {
         assert_eq!(l.staged.meta_args.len(), 1);
         assert_eq!(l.staged.stages[0].instructions.len(), 1);
     }
+
+    /// Random inputs built from the characters the parsers treat specially must give a result
+    /// or an error, never a panic (Dockerfiles and .dockerignore files come from the client).
+    #[test]
+    fn random_inputs_never_panic() {
+        const ALPHABET: &[&str] = &[
+            "FROM ",
+            "RUN ",
+            "COPY ",
+            "ONBUILD ",
+            "HEALTHCHECK ",
+            "ENV ",
+            "ARG ",
+            "--",
+            "=",
+            "<<",
+            "<<-",
+            "EOF",
+            "\\",
+            "`",
+            "\n",
+            "\r\n",
+            "\t",
+            " ",
+            "#",
+            "# escape=`\n",
+            "[",
+            "]",
+            "\"",
+            "'",
+            "$",
+            "{",
+            "}",
+            ":",
+            "-",
+            "+",
+            "?",
+            "%",
+            "/",
+            "*",
+            "**",
+            "!",
+            "a",
+            "é",
+            "\u{feff}",
+            "0",
+            "3",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let lex = shell::Lexer::new('\\');
+        let env = shell::EnvList::new(["A=1", "E="]);
+        for _ in 0..3000 {
+            let len = (next() % 40) as usize;
+            let text: String = (0..len)
+                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+                .collect();
+            if let Ok(loaded) = load("Dockerfile", text.as_bytes()) {
+                let _ = stages::StageGraph::build(&loaded.staged, &|s| Ok(s.to_string()));
+            }
+            let _ = lex.process(&text, &env);
+            let patterns = dockerignore::read_patterns(&text);
+            if let Ok(pm) = dockerignore::PatternMatcher::new(&patterns) {
+                let _ = pm.matches_or_parent_matches(&text);
+            }
+        }
+    }
 }
