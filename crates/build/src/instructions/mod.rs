@@ -5,6 +5,7 @@
 //! arguments and the stage's environment are known ([`crate::shell`]).
 
 mod duration;
+mod expand;
 mod flags;
 pub mod mount;
 mod suggest;
