@@ -515,6 +515,57 @@ impl PatternMatcher {
     }
 }
 
+/// What a build-context walker does with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkDecision {
+    /// Send it (and, for a directory, descend).
+    Include,
+    /// Leave the entry out but, for a directory, still descend: an exception may re-include
+    /// something inside.
+    Exclude,
+    /// Leave out the directory and everything under it.
+    SkipDir,
+}
+
+impl PatternMatcher {
+    /// Decides one entry of a context walk, as Docker's archiver does: `path` is relative to the
+    /// context root, `parent` is the info returned for its directory (`MatchInfo::default()` for
+    /// entries at the root). Returns the decision and the info to pass to the entry's children.
+    pub fn walk_decision(
+        &self,
+        path: &str,
+        is_dir: bool,
+        parent: &MatchInfo,
+    ) -> Result<(WalkDecision, MatchInfo), IgnoreError> {
+        let (excluded, info) = self.matches_using_parent_results(path, parent)?;
+        let decision = match (excluded, is_dir) {
+            (false, _) => WalkDecision::Include,
+            (true, false) => WalkDecision::Exclude,
+            (true, true) if self.can_skip_excluded_dir(path) => WalkDecision::SkipDir,
+            (true, true) => WalkDecision::Exclude,
+        };
+        Ok((decision, info))
+    }
+}
+
+/// Adds exceptions so that `.dockerignore` and the Dockerfile are always sent even when a pattern
+/// excludes them (the docker CLI's `TrimBuildFilesFromExcludes`; the builder needs both). The
+/// Dockerfile is not kept when it comes from standard input.
+pub fn keep_build_files(
+    patterns: &[String],
+    dockerfile: &str,
+    dockerfile_from_stdin: bool,
+) -> Vec<String> {
+    let mut out = patterns.to_vec();
+    if matches(".dockerignore", patterns).unwrap_or(false) {
+        out.push("!.dockerignore".into());
+    }
+    if !dockerfile_from_stdin && matches(dockerfile, patterns).unwrap_or(false) {
+        out.push(format!("!{dockerfile}"));
+    }
+    out
+}
+
 /// Whether `path` is excluded by `patterns` (Docker's `MatchesOrParentMatches` helper): the
 /// path is cleaned first and the context root itself is never excluded.
 pub fn matches<I, S>(path: &str, patterns: I) -> Result<bool, IgnoreError>

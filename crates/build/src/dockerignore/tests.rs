@@ -221,3 +221,43 @@ fn deep_paths_match_without_recursion() {
         "? does not cross /"
     );
 }
+
+#[test]
+fn walk_decisions_skip_only_directories_no_exception_reaches() {
+    let pm = PatternMatcher::new(read_patterns("vendor\nbuild\n!build/keep.txt\n*.log\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let root = MatchInfo::default();
+    let d = |path: &str, is_dir: bool, parent: &MatchInfo| {
+        pm.walk_decision(path, is_dir, parent)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(d("vendor", true, &root).0, WalkDecision::SkipDir);
+    assert_eq!(d("src", true, &root).0, WalkDecision::Include);
+    assert_eq!(d("app.log", false, &root).0, WalkDecision::Exclude);
+    let (build, info) = d("build", true, &root);
+    assert_eq!(
+        build,
+        WalkDecision::Exclude,
+        "descend: an exception lies inside"
+    );
+    assert_eq!(d("build/keep.txt", false, &info).0, WalkDecision::Include);
+    assert_eq!(d("build/other.o", false, &info).0, WalkDecision::Exclude);
+}
+
+#[test]
+fn dockerfile_and_dockerignore_are_kept_as_the_cli_keeps_them() {
+    let patterns = read_patterns("*\n");
+    let kept = keep_build_files(&patterns, "Dockerfile", false);
+    assert_eq!(kept, vec!["*", "!.dockerignore", "!Dockerfile"]);
+    let pm = PatternMatcher::new(&kept).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!pm.matches_or_parent_matches("Dockerfile"));
+    assert!(pm.matches_or_parent_matches("main.go"));
+    assert_eq!(
+        keep_build_files(&patterns, "Dockerfile", true),
+        vec!["*", "!.dockerignore"]
+    );
+    assert_eq!(
+        keep_build_files(&read_patterns("src\n"), "Dockerfile", false),
+        vec!["src"]
+    );
+}
