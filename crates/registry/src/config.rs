@@ -212,12 +212,10 @@ fn read_certs_dir(dir: &Path) -> Result<(Vec<CertificateDer<'static>>, Option<Cl
                     .map_err(|e| Error::Config(format!("reading {}: {e}", key.display())))?;
                 client = Some((chain, k));
             }
-            "key" => {
-                if !dir.join(format!("{base}.cert")).exists() {
-                    return Err(Error::Config(format!(
-                        "missing client certificate {base}.cert for key {base}.key"
-                    )));
-                }
+            "key" if !dir.join(format!("{base}.cert")).exists() => {
+                return Err(Error::Config(format!(
+                    "missing client certificate {base}.cert for key {base}.key"
+                )));
             }
             _ => {}
         }

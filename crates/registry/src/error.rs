@@ -319,7 +319,15 @@ pub fn from_response(
     }
     match serde_json::from_slice::<ErrorsBody>(body) {
         Ok(b) if !b.errors.is_empty() => {
-            errors.extend(b.errors);
+            // A challenge's error= and the body often say the same thing; say it once.
+            for e in b.errors {
+                if !errors
+                    .iter()
+                    .any(|x| x.code == e.code && x.to_string() == e.to_string())
+                {
+                    errors.push(e);
+                }
+            }
             Error::Registry(RegistryErrors {
                 status: code,
                 errors,
@@ -398,6 +406,9 @@ mod tests {
         );
         let h = r#"Bearer realm="https://a/token",error="invalid_token",error_description="token expired""#;
         assert_eq!(err(401, h, ""), "unauthorized: token expired");
+        let h = r#"Bearer realm="r",error="invalid_token""#;
+        let b = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+        assert_eq!(err(401, h, b), "unauthorized: authentication required");
         assert_eq!(
             err(401, "", r#"{"details":"incorrect username or password"}"#),
             "unauthorized: incorrect username or password"

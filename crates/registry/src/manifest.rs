@@ -149,8 +149,8 @@ pub struct ImageIndex {
 /// A manifest as fetched, parsed by its media type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Manifest {
-    /// An image manifest.
-    Image(ImageManifest),
+    /// An image manifest (boxed: it is several times the size of an index).
+    Image(Box<ImageManifest>),
     /// An index / manifest list.
     Index(ImageIndex),
 }
@@ -213,7 +213,7 @@ impl Manifest {
             Ok((media_type, Manifest::Index(idx)))
         } else if is_image_manifest(&media_type) {
             let m: ImageManifest = serde_json::from_slice(bytes).map_err(json_err)?;
-            Ok((media_type, Manifest::Image(m)))
+            Ok((media_type, Manifest::Image(Box::new(m))))
         } else {
             Err(Error::UnsupportedManifest {
                 media_type,
