@@ -28,7 +28,7 @@ pub enum Error {
         body: String,
     },
     /// Could not connect, or the connection failed mid-request.
-    #[error("{method} \"{url}\": {source}")]
+    #[error("{method} \"{url}\": {}", chain(.source.as_ref()))]
     Transport {
         /// The request method.
         method: String,
@@ -162,6 +162,22 @@ impl Error {
             source,
         }
     }
+}
+
+/// An error and its causes, `a: b: c`, without repeating a cause its parent already printed
+/// (hyper's errors print only their kind and keep the I/O or TLS cause underneath).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// Result with this crate's [`Error`].

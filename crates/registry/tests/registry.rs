@@ -807,3 +807,87 @@ async fn an_invalid_token_challenge_gets_one_fresh_token() {
     );
     assert_eq!(count.load(Ordering::SeqCst), 2);
 }
+
+/// Lays out `certs.d/<host>/` as Docker's: `ca.crt`, and `client.cert` + `client.key` if asked.
+fn certs_d(root: &std::path::Path, host: &str, tls: &harness::TlsFiles, ca: bool, client: bool) {
+    let d = root.join(host);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+    let copy = |from: &std::path::Path, to: &str| {
+        std::fs::copy(from, d.join(to)).unwrap_or_else(|e| panic!("copying {to}: {e}"));
+    };
+    if ca {
+        copy(&tls.ca, "ca.crt");
+    }
+    if client {
+        copy(&tls.client_cert, "client.cert");
+        copy(&tls.client_key, "client.key");
+    }
+}
+
+#[tokio::test]
+async fn tls_with_a_test_ca_and_client_certificate_in_certs_d() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tls = harness::tls_files(dir.path());
+    let reg = Registry::start(Auth::None, Some(&tls));
+    let host = reg.host();
+    // Loopback is insecure by default; these clients treat it as any other registry.
+    let secure = |certs: &std::path::Path| {
+        let mut c = harness::client_config();
+        c.insecure_cidrs.clear();
+        c.certs_dir = Some(certs.to_path_buf());
+        Client::new(c)
+    };
+
+    let full = dir.path().join("full");
+    certs_d(&full, &host, &tls, true, true);
+    let client = secure(&full);
+    let s = client
+        .push_session(&host, AuthConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("session: {e}\n{}", reg.log()));
+    assert_eq!(s.base_url().scheme(), "https");
+    round_trip(&s, &s).await;
+
+    // Without the CA the server's certificate is not trusted.
+    let no_ca = dir.path().join("no-ca");
+    certs_d(&no_ca, &host, &tls, false, true);
+    let e = secure(&no_ca)
+        .session(&host, AuthConfig::default())
+        .await
+        .err();
+    assert!(
+        matches!(e, Some(registry::Error::Transport { .. })),
+        "{e:?}"
+    );
+    assert!(
+        e.map(|e| format!("{:?}", e))
+            .is_some_and(|e| e.contains("UnknownIssuer")),
+        "the failure names the untrusted issuer"
+    );
+
+    // Without the client certificate the registry refuses the connection.
+    let no_client = dir.path().join("no-client");
+    certs_d(&no_client, &host, &tls, true, false);
+    let e = secure(&no_client)
+        .session(&host, AuthConfig::default())
+        .await
+        .err();
+    let text = e.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("BadCertificate"), "{text}");
+    assert!(
+        matches!(e, Some(registry::Error::Transport { .. })),
+        "{e:?}"
+    );
+
+    // An insecure registry is reached over https without verifying it (Docker's behaviour):
+    // no CA needed, the client certificate is still presented.
+    let mut c = harness::client_config();
+    c.certs_dir = Some(no_ca.clone());
+    let s = Client::new(c)
+        .session(&host, AuthConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("insecure session: {e}"));
+    assert_eq!(s.base_url().scheme(), "https");
+    let img = test_image(1, "amd64");
+    pull_and_compare(&s, "berth/test", "v1", &img, &sha(&img.manifest)).await;
+}

@@ -80,8 +80,8 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Starts a registry with the given auth; `tls` is (cert, key) PEM paths for https.
-    pub fn start(auth: Auth, tls: Option<(PathBuf, PathBuf)>) -> Registry {
+    /// Starts a registry with the given auth; https when `tls` is given.
+    pub fn start(auth: Auth, tls: Option<&TlsFiles>) -> Registry {
         let bin = registry_binary();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let port = free_port();
@@ -106,11 +106,12 @@ impl Registry {
                 );
             }
         }
-        let tls_yaml = match &tls {
-            Some((cert, key)) => format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
+        let tls_yaml = match tls {
+            Some(t) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n    clientcas:\n      - {}\n",
+                t.server_cert.display(),
+                t.server_key.display(),
+                t.ca.display()
             ),
             None => String::new(),
         };
@@ -422,5 +423,71 @@ pub fn client_config() -> registry::RegistryConfig {
             base_delay: Duration::from_millis(20),
         },
         ..Default::default()
+    }
+}
+
+/// A test CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+pub fn tls_files(dir: &Path) -> TlsFiles {
+    let p = |n: &str| dir.join(n);
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=berth test CA", "-keyout"])
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.crt")));
+    for (name, cn, ext) in [
+        (
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        (
+            "client",
+            "berth test client",
+            "extendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        let extfile = p(&format!("{name}.ext"));
+        std::fs::write(
+            &extfile,
+            format!("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n{ext}"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        run(Command::new("openssl")
+            .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj"])
+            .arg(format!("/CN={cn}"))
+            .arg("-keyout")
+            .arg(p(&format!("{name}.key")))
+            .arg("-out")
+            .arg(p(&format!("{name}.csr"))));
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-in"])
+            .arg(p(&format!("{name}.csr")))
+            .arg("-CA")
+            .arg(p("ca.crt"))
+            .arg("-CAkey")
+            .arg(p("ca.key"))
+            .arg("-CAcreateserial")
+            .arg("-extfile")
+            .arg(&extfile)
+            .arg("-out")
+            .arg(p(&format!("{name}.crt"))));
+    }
+    TlsFiles {
+        ca: p("ca.crt"),
+        server_cert: p("server.crt"),
+        server_key: p("server.key"),
+        client_cert: p("client.crt"),
+        client_key: p("client.key"),
     }
 }
