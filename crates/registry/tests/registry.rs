@@ -223,6 +223,27 @@ async fn plain_http_push_pull_and_index() {
         .unwrap_or_else(|e| panic!("session: {e}"));
     round_trip(&s, &pull).await;
 
+    // One session shared by concurrent layer downloads on other tasks (as the engine pulls).
+    let pull = Arc::new(pull);
+    let img = test_image(1, "amd64");
+    let tasks: Vec<_> = img
+        .layers
+        .iter()
+        .map(|l| {
+            let (pull, digest, size) = (pull.clone(), sha(l), l.len() as u64);
+            tokio::spawn(async move {
+                let mut sink: Vec<u8> = Vec::new();
+                pull.fetch_blob("berth/test", &digest, Some(size), &mut sink, &mut |_| {})
+                    .await
+                    .map(|_| sha(&sink))
+            })
+        })
+        .collect();
+    for (t, l) in tasks.into_iter().zip(&img.layers) {
+        let got = t.await.unwrap_or_else(|e| panic!("task: {e}"));
+        assert_eq!(got.ok(), Some(sha(l)));
+    }
+
     // An index of two platforms: the client picks the one asked for.
     let amd = test_image(10, "amd64");
     let arm = test_image(20, "arm64");
