@@ -125,12 +125,110 @@ impl Client {
         Err(last.unwrap_or_else(|| Error::Config(format!("no endpoint for registry {domain}"))))
     }
 
+    /// Searches a registry's v1 search endpoint (`GET /v1/search?q=&n=`; `index.docker.io` for
+    /// docker.io), as `docker search` does. A registry without one (distribution has none) fails
+    /// with Docker's `Unexpected status code 404`.
+    pub async fn search(
+        &self,
+        domain: &str,
+        term: &str,
+        limit: u32,
+        auth: AuthConfig,
+    ) -> Result<SearchResults> {
+        let endpoints = if domain == DOCKER_IO || domain == "index.docker.io" {
+            let u = Url::parse("https://index.docker.io")
+                .map_err(|e| Error::Config(format!("index URL: {e}")))?;
+            vec![(u, true)]
+        } else {
+            self.endpoints(domain, false).await?
+        };
+        let mut last = None;
+        for (base, verify) in endpoints {
+            let s = Session {
+                inner: self.inner.clone(),
+                domain: domain.to_string(),
+                base,
+                verify,
+                auth: auth.clone(),
+                challenges: Mutex::new(Vec::new()),
+                tokens: TokenCache::default(),
+            };
+            let mut url = s.url("/v1/search")?;
+            url.query_pairs_mut()
+                .append_pair("q", term)
+                .append_pair("n", &limit.to_string());
+            let ans = match s
+                .send_raw(
+                    Method::GET,
+                    &url,
+                    HeaderMap::new(),
+                    None,
+                    s.auth.basic_header(),
+                )
+                .await
+            {
+                Ok(a) => a,
+                Err(e @ Error::Transport { .. }) => {
+                    last = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let status = ans.status();
+            let (_, body) = ans.bytes(&self.inner, MAX_MANIFEST).await?;
+            if !status.is_success() {
+                return Err(Error::SearchStatus {
+                    code: status.as_u16(),
+                });
+            }
+            return serde_json::from_slice(&body).map_err(|e| Error::Json {
+                what: format!("search answer from {domain}"),
+                source: e,
+            });
+        }
+        Err(last.unwrap_or_else(|| Error::Config(format!("no endpoint for registry {domain}"))))
+    }
+
     /// Logs in as `docker login` does: checks the credentials against the registry and answers
     /// the identity token (refresh token) the token server gave, if any.
     pub async fn login(&self, domain: &str, auth: AuthConfig) -> Result<Option<String>> {
         let s = self.push_session(domain, auth).await?;
         s.login().await
     }
+}
+
+/// One search hit, as the v1 search endpoint answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct SearchResult {
+    /// Repository name.
+    #[serde(default)]
+    pub name: String,
+    /// Its description.
+    #[serde(default)]
+    pub description: String,
+    /// Stars.
+    #[serde(default)]
+    pub star_count: u64,
+    /// An official image.
+    #[serde(default)]
+    pub is_official: bool,
+    /// An automated build (deprecated by Docker Hub, still answered).
+    #[serde(default)]
+    pub is_automated: bool,
+}
+
+/// A v1 search answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct SearchResults {
+    /// The query as the registry understood it.
+    #[serde(default)]
+    pub query: String,
+    /// How many results there are in all.
+    #[serde(default)]
+    pub num_results: u64,
+    /// This page's results.
+    #[serde(default)]
+    pub results: Vec<SearchResult>,
 }
 
 /// What pushing a blob did.

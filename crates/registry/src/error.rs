@@ -102,6 +102,12 @@ pub enum Error {
         /// The status line.
         status: String,
     },
+    /// A search endpoint that answered an error (or does not exist: distribution has none).
+    #[error("Unexpected status code {code}")]
+    SearchStatus {
+        /// The HTTP status.
+        code: u16,
+    },
     /// A token server answered without a token.
     #[error("authorization server did not include a token in the response")]
     NoToken,

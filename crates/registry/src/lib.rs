@@ -14,7 +14,9 @@ pub mod manifest;
 mod transport;
 
 pub use auth::{AuthConfig, Challenge, Scope};
-pub use client::{BlobPush, Client, FetchedManifest, Session, UploadMode};
+pub use client::{
+    BlobPush, Client, FetchedManifest, SearchResult, SearchResults, Session, UploadMode,
+};
 pub use config::{RegistryConfig, RetryPolicy};
 pub use error::{Error, Result};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, Platform, PlatformSpec};

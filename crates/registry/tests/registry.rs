@@ -912,3 +912,45 @@ async fn tls_with_a_test_ca_and_client_certificate_in_certs_d() {
     let img = test_image(1, "amd64");
     pull_and_compare(&s, "berth/test", "v1", &img, &sha(&img.manifest)).await;
 }
+
+#[tokio::test]
+async fn search_answers_results_or_dockers_error() {
+    let (port, _) = fake_registry(|_, req| {
+        if req.uri().path() == "/v1/search"
+            && req.uri().query().is_some_and(|q| q.contains("q=busy") && q.contains("n=3"))
+        {
+            response(
+                200,
+                "application/json",
+                br#"{"num_pages":1,"num_results":1,"page_size":3,"query":"busy","results":[{"name":"busybox","description":"Busybox base image.","star_count":3412,"is_official":true,"is_automated":false}]}"#,
+            )
+        } else {
+            response(404, "text/plain", b"404 page not found")
+        }
+    })
+    .await;
+    let client = Client::new(harness::client_config());
+    let r = client
+        .search(
+            &format!("127.0.0.1:{port}"),
+            "busy",
+            3,
+            AuthConfig::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("search: {e}"));
+    assert_eq!(r.query, "busy");
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.results[0].name, "busybox");
+    assert_eq!(r.results[0].star_count, 3412);
+    assert!(r.results[0].is_official);
+
+    // distribution has no search endpoint.
+    let reg = Registry::start(Auth::None, None);
+    let e = client
+        .search(&reg.host(), "busy", 25, AuthConfig::default())
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(e.as_deref(), Some("Unexpected status code 404"));
+}
