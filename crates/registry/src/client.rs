@@ -792,6 +792,15 @@ impl Session {
         let ans = self
             .send_retried(Method::HEAD, &url, &h, None, &[Scope::pull(repo)])
             .await?;
+        if ans.status() == StatusCode::NOT_FOUND {
+            // A HEAD answer has no body to name the error: it is the GET's MANIFEST_UNKNOWN.
+            let _ = ans.bytes(&self.inner, MAX_SMALL_BODY).await;
+            return Err(Error::Registry(error::RegistryErrors::single(
+                404,
+                "MANIFEST_UNKNOWN",
+                "manifest unknown",
+            )));
+        }
         if !ans.status().is_success() {
             return Err(ans.into_error(&self.inner).await);
         }
@@ -1293,9 +1302,13 @@ impl Session {
             .map_err(|e| Error::Protocol(format!("bad upload Location {loc:?}: {e}")))
     }
 
-    /// All tags of a repository, following `Link: <...>; rel="next"` pages.
-    pub async fn tags(&self, repo: &str) -> Result<Vec<String>> {
+    /// All tags of a repository, following `Link: <...>; rel="next"` pages; `page_size` asks
+    /// for pages of that many (`n=`), else the registry's default.
+    pub async fn tags(&self, repo: &str, page_size: Option<u32>) -> Result<Vec<String>> {
         let mut url = self.url(&format!("/v2/{repo}/tags/list"))?;
+        if let Some(n) = page_size {
+            url.query_pairs_mut().append_pair("n", &n.to_string());
+        }
         let mut out = Vec::new();
         for _ in 0..10_000 {
             let ans = self

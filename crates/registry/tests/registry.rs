@@ -189,13 +189,29 @@ async fn round_trip(push: &Session, pull: &Session) {
     )
     .await
     .unwrap_or_else(|e| panic!("second tag: {e}"));
-    let mut tags = pull
-        .tags("berth/test")
-        .await
-        .unwrap_or_else(|e| panic!("tags: {e}"));
-    tags.sort();
-    assert_eq!(tags, ["v1", "v2"]);
+    push.put_manifest(
+        "berth/test",
+        "v3",
+        manifest::OCI_MANIFEST,
+        img.manifest.clone(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("third tag: {e}"));
+    // distribution 2.8 ignores n= (one page always); pages are tested against a fake below.
+    for page in [None, Some(1)] {
+        let mut tags = pull
+            .tags("berth/test", page)
+            .await
+            .unwrap_or_else(|e| panic!("tags: {e}"));
+        tags.sort();
+        assert_eq!(tags, ["v1", "v2", "v3"], "pages of {page:?}");
+    }
     let e = pull.get_manifest("berth/test", "nope").await.err();
+    assert_eq!(
+        e.map(|e| e.to_string()).as_deref(),
+        Some("manifest unknown: manifest unknown")
+    );
+    let e = pull.resolve("berth/test", "nope").await.err();
     assert_eq!(
         e.map(|e| e.to_string()).as_deref(),
         Some("manifest unknown: manifest unknown")
@@ -953,4 +969,40 @@ async fn search_answers_results_or_dockers_error() {
         .err()
         .map(|e| e.to_string());
     assert_eq!(e.as_deref(), Some("Unexpected status code 404"));
+}
+
+#[tokio::test]
+async fn tag_lists_follow_link_pages() {
+    let (port, count) = fake_registry(|_, req| {
+        let q = req.uri().query().unwrap_or_default().to_string();
+        if q.contains("last=b") {
+            response(200, "application/json", br#"{"name":"x/y","tags":["c"]}"#)
+        } else {
+            assert!(q.contains("n=2"), "first page asked with n=2: {q}");
+            let mut r = response(
+                200,
+                "application/json",
+                br#"{"name":"x/y","tags":["a","b"]}"#,
+            );
+            r.headers_mut().insert(
+                hyper::header::LINK,
+                hyper::header::HeaderValue::from_static(
+                    r#"</v2/x/y/tags/list?last=b&n=2>; rel="next""#,
+                ),
+            );
+            r
+        }
+    })
+    .await;
+    let client = Client::new(harness::client_config());
+    let s = client
+        .session(&format!("127.0.0.1:{port}"), AuthConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tags = s
+        .tags("x/y", Some(2))
+        .await
+        .unwrap_or_else(|e| panic!("tags: {e}"));
+    assert_eq!(tags, ["a", "b", "c"]);
+    assert_eq!(count.load(Ordering::SeqCst), 2);
 }
