@@ -162,6 +162,25 @@ impl Error {
         }
     }
 
+    /// True when the registry says the manifest, blob or repository does not exist (Docker
+    /// answers these pulls with 404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self.code(),
+            Some("MANIFEST_UNKNOWN" | "BLOB_UNKNOWN" | "NAME_UNKNOWN")
+        ) || self.status() == Some(404)
+    }
+
+    /// True when credentials are missing, wrong or not enough (401, 403, `UNAUTHORIZED`,
+    /// `DENIED`, no basic credentials, a refused login).
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            Error::NoBasicCredentials | Error::NoToken | Error::LoginFailed { .. }
+        ) || matches!(self.code(), Some("UNAUTHORIZED" | "DENIED"))
+            || matches!(self.status(), Some(401 | 403))
+    }
+
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             what: what.into(),
@@ -448,5 +467,10 @@ mod tests {
         assert!(e.is_retryable());
         let e = from_response(http::StatusCode::NOT_FOUND, &[], b"{}");
         assert!(!e.is_retryable());
+        assert!(e.is_not_found() && !e.is_auth());
+        let b = br#"{"errors":[{"code":"DENIED","message":"x"}]}"#;
+        let e = from_response(http::StatusCode::FORBIDDEN, &[], b);
+        assert!(e.is_auth() && !e.is_not_found() && !e.is_retryable());
+        assert!(Error::NoBasicCredentials.is_auth());
     }
 }

@@ -182,7 +182,16 @@ pub struct SigningKey {
     pub key: ring::signature::RsaKeyPair,
 }
 
+fn require_openssl() {
+    assert!(
+        Path::new("/usr/bin/openssl").exists(),
+        "openssl (Debian package openssl) is not installed: the token and TLS tests make their \
+         keys and certificates with it"
+    );
+}
+
 pub fn signing_key(dir: &Path) -> SigningKey {
+    require_openssl();
     let key = dir.join("token.key");
     let cert = dir.join("token.crt");
     run(Command::new("openssl")
@@ -436,6 +445,7 @@ pub struct TlsFiles {
 }
 
 pub fn tls_files(dir: &Path) -> TlsFiles {
+    require_openssl();
     let p = |n: &str| dir.join(n);
     run(Command::new("openssl")
         .args([
