@@ -1,6 +1,7 @@
 //! The distribution API client: one [`Client`] per daemon, one [`Session`] per registry and set of
 //! credentials (a pull, a push, a login).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use url::Url;
 
 use crate::auth::{parse_challenges, AuthConfig, Challenge, Scope, TokenCache, TokenResponse};
-use crate::config::{RegistryConfig, DOCKER_IO, DOCKER_IO_HOST};
+use crate::config::{RegistryConfig, DOCKER_IO};
 use crate::digest::{self, Digester};
 use crate::error::{self, Error, Result};
 use crate::manifest::{Descriptor, Manifest, MANIFEST_ACCEPT};
@@ -89,7 +90,7 @@ impl Client {
                     out.push((u, verify));
                 }
             }
-            out.push((parse(&format!("https://{DOCKER_IO_HOST}"))?, true));
+            out.push((parse(&self.inner.config.docker_io_url)?, true));
             return Ok(out);
         }
         if self.inner.config.is_insecure(domain).await {
@@ -101,22 +102,34 @@ impl Client {
         Ok(out)
     }
 
+    fn new_session(&self, domain: &str, auth: AuthConfig, base: Url, verify: bool) -> Session {
+        Session {
+            inner: self.inner.clone(),
+            domain: domain.to_string(),
+            endpoint: Mutex::new((base, verify)),
+            fallbacks: Mutex::new(VecDeque::new()),
+            auth,
+            challenges: Mutex::new(Vec::new()),
+            tokens: TokenCache::default(),
+        }
+    }
+
     async fn open(&self, domain: &str, auth: AuthConfig, mirrors: bool) -> Result<Session> {
         let mut last = None;
-        for (base, verify) in self.endpoints(domain, mirrors).await? {
-            let s = Session {
-                inner: self.inner.clone(),
-                domain: domain.to_string(),
-                base,
-                verify,
-                auth: auth.clone(),
-                challenges: Mutex::new(Vec::new()),
-                tokens: TokenCache::default(),
-            };
+        let mut endpoints: VecDeque<(Url, bool)> = self.endpoints(domain, mirrors).await?.into();
+        let is_hub = domain == DOCKER_IO || domain == "index.docker.io";
+        while let Some((base, verify)) = endpoints.pop_front() {
+            let s = self.new_session(domain, auth.clone(), base, verify);
             match s.ping().await {
-                Ok(()) => return Ok(s),
+                Ok(()) => {
+                    if is_hub {
+                        // What a mirror cannot serve, the next mirror or docker.io itself may.
+                        *s.fallbacks.lock().unwrap_or_else(|p| p.into_inner()) = endpoints;
+                    }
+                    return Ok(s);
+                }
                 Err(e @ Error::Transport { .. }) => {
-                    tracing::debug!("registry endpoint {} unusable: {e}", s.base);
+                    tracing::debug!("registry endpoint {} unusable: {e}", s.base_url());
                     last = Some(e);
                 }
                 Err(e) => return Err(e),
@@ -144,15 +157,7 @@ impl Client {
         };
         let mut last = None;
         for (base, verify) in endpoints {
-            let s = Session {
-                inner: self.inner.clone(),
-                domain: domain.to_string(),
-                base,
-                verify,
-                auth: auth.clone(),
-                challenges: Mutex::new(Vec::new()),
-                tokens: TokenCache::default(),
-            };
+            let s = self.new_session(domain, auth.clone(), base, verify);
             let mut url = s.url("/v1/search")?;
             url.query_pairs_mut()
                 .append_pair("q", term)
@@ -350,8 +355,11 @@ impl Answer {
 pub struct Session {
     inner: Arc<Inner>,
     domain: String,
-    base: Url,
-    verify: bool,
+    /// The base URL in use, and whether its certificate is verified.
+    endpoint: Mutex<(Url, bool)>,
+    /// For docker.io: the mirrors after this one, then docker.io, tried when a pull's manifest
+    /// cannot be had here.
+    fallbacks: Mutex<VecDeque<(Url, bool)>>,
     auth: AuthConfig,
     challenges: Mutex<Vec<Challenge>>,
     tokens: TokenCache,
@@ -359,10 +367,11 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (base, verify) = self.endpoint();
         f.debug_struct("Session")
             .field("domain", &self.domain)
-            .field("base", &self.base.as_str())
-            .field("verify", &self.verify)
+            .field("base", &base.as_str())
+            .field("verify", &verify)
             .finish()
     }
 }
@@ -380,12 +389,57 @@ impl Session {
     }
 
     /// The base URL in use, e.g. `http://127.0.0.1:5000`.
-    pub fn base_url(&self) -> &Url {
-        &self.base
+    pub fn base_url(&self) -> Url {
+        self.endpoint().0
+    }
+
+    fn endpoint(&self) -> (Url, bool) {
+        self.endpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// After an error a mirror may give where the next endpoint would not: moves to the next
+    /// endpoint that answers `/v2/`, as Docker moves from a mirror to docker.io. False when there
+    /// is none left or the error is not one to fall back on.
+    async fn fall_back(&self, e: &Error) -> bool {
+        let remote = matches!(
+            e,
+            Error::Registry(_)
+                | Error::UnexpectedStatus { .. }
+                | Error::UnparsableBody { .. }
+                | Error::Transport { .. }
+                | Error::NoToken
+                | Error::NoBasicCredentials
+        );
+        if !remote {
+            return false;
+        }
+        loop {
+            let next = self
+                .fallbacks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
+            let Some(next) = next else {
+                return false;
+            };
+            tracing::info!("{e}; trying {} instead", next.0);
+            *self.endpoint.lock().unwrap_or_else(|p| p.into_inner()) = next;
+            self.challenges
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            if self.ping().await.is_ok() {
+                return true;
+            }
+        }
     }
 
     fn url(&self, path: &str) -> Result<Url> {
-        self.base
+        self.endpoint()
+            .0
             .join(path)
             .map_err(|e| Error::Protocol(format!("bad URL path {path:?}: {e}")))
     }
@@ -480,7 +534,7 @@ impl Session {
                 None => transport::empty(),
             };
             // Only our own registry may be reached insecurely; a redirect elsewhere is verified.
-            let verify = if same_host { self.verify } else { true };
+            let verify = if same_host { self.endpoint().1 } else { true };
             let (resp, conn) = self
                 .inner
                 .transport
@@ -786,6 +840,15 @@ impl Session {
     /// `HEAD` on a manifest: its descriptor (digest from `Docker-Content-Digest`; a GET when
     /// the registry does not send one). `reference` is a tag or a digest.
     pub async fn resolve(&self, repo: &str, reference: &str) -> Result<Descriptor> {
+        loop {
+            match self.resolve_here(repo, reference).await {
+                Err(e) if self.fall_back(&e).await => continue,
+                r => return r,
+            }
+        }
+    }
+
+    async fn resolve_here(&self, repo: &str, reference: &str) -> Result<Descriptor> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
@@ -829,7 +892,7 @@ impl Session {
                 platform: None,
                 artifact_type: None,
             }),
-            _ => Ok(self.get_manifest(repo, reference).await?.descriptor()),
+            _ => Ok(self.get_manifest_here(repo, reference).await?.descriptor()),
         }
     }
 
@@ -837,6 +900,15 @@ impl Session {
     /// bytes must hash to it; by tag to the registry's `Docker-Content-Digest` when it sends one.
     /// Schema1 is refused with Docker's deprecation text.
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<FetchedManifest> {
+        loop {
+            match self.get_manifest_here(repo, reference).await {
+                Err(e) if self.fall_back(&e).await => continue,
+                r => return r,
+            }
+        }
+    }
+
+    async fn get_manifest_here(&self, repo: &str, reference: &str) -> Result<FetchedManifest> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
@@ -1282,14 +1354,15 @@ impl Session {
         }
         h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        let verify = self.endpoint().1;
         let (resp, conn) = self
             .inner
             .transport
-            .send(url, method, h, body, self.verify)
+            .send(url, method, h, body, verify)
             .await?;
         Ok(Answer {
             resp,
-            conn: Some((conn, url.clone(), self.verify)),
+            conn: Some((conn, url.clone(), verify)),
             url: url.clone(),
         })
     }

@@ -51,6 +51,9 @@ pub struct RegistryConfig {
     pub system_ca_file: Option<PathBuf>,
     /// Mirrors tried, in order, before docker.io itself (`https://mirror.example`).
     pub mirrors: Vec<String>,
+    /// Where docker.io's registry API is served: `https://registry-1.docker.io`. Only tests and
+    /// air-gapped set-ups change it.
+    pub docker_io_url: String,
     /// Retries for 5xx, 429 and connection failures.
     pub retry: RetryPolicy,
     /// How long a connection may take to open.
@@ -67,6 +70,7 @@ impl Default for RegistryConfig {
             certs_dir: None,
             system_ca_file: system_ca.exists().then(|| system_ca.to_path_buf()),
             mirrors: Vec::new(),
+            docker_io_url: format!("https://{DOCKER_IO_HOST}"),
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(30),
         }

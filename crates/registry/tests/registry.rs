@@ -1006,3 +1006,59 @@ async fn tag_lists_follow_link_pages() {
     assert_eq!(tags, ["a", "b", "c"]);
     assert_eq!(count.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn docker_io_pulls_go_through_mirrors_then_docker_io() {
+    let hub = Registry::start(Auth::None, None);
+    let mirror = Registry::start(Auth::None, None);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().map(|a| a.port()).unwrap_or(0)
+    };
+    let mut cfg = harness::client_config();
+    cfg.mirrors = vec![
+        format!("http://127.0.0.1:{dead}"),
+        format!("http://{}", mirror.host()),
+    ];
+    cfg.docker_io_url = format!("http://{}", hub.host());
+    let client = Client::new(cfg);
+
+    // Pushes never go to a mirror.
+    let push = client
+        .push_session("docker.io", AuthConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(push.base_url().as_str(), format!("http://{}/", hub.host()));
+    let hub_only = test_image(30, "amd64");
+    let hub_digest = push_image(&push, "library/only-on-hub", &hub_only, "v1").await;
+    let direct = client
+        .push_session(&mirror.host(), AuthConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mirrored = test_image(31, "amd64");
+    let mirrored_digest = push_image(&direct, "library/mirrored", &mirrored, "v1").await;
+
+    // The dead mirror is skipped, the live one serves what it has...
+    let pull = client
+        .session("docker.io", AuthConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        pull.base_url().as_str(),
+        format!("http://{}/", mirror.host())
+    );
+    pull_and_compare(&pull, "library/mirrored", "v1", &mirrored, &mirrored_digest).await;
+    // ...and what it lacks comes from docker.io.
+    let pull = client
+        .session("docker.io", AuthConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    pull_and_compare(&pull, "library/only-on-hub", "v1", &hub_only, &hub_digest).await;
+    assert_eq!(pull.base_url().as_str(), format!("http://{}/", hub.host()));
+    // Missing everywhere: the last endpoint's error.
+    let e = pull.get_manifest("library/nowhere", "v1").await.err();
+    assert_eq!(
+        e.map(|e| e.to_string()).as_deref(),
+        Some("manifest unknown: manifest unknown")
+    );
+}
