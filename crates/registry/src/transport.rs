@@ -99,13 +99,21 @@ impl Transport {
         *req.headers_mut() = headers;
         let host_value = http::HeaderValue::from_str(&authority).map_err(|e| fail(e.into()))?;
         req.headers_mut().insert(http::header::HOST, host_value);
-        let mut sender = match self.take_idle(&origin) {
-            Some(s) => s,
-            None => self
-                .connect(url.scheme(), host, port, &authority, verify)
-                .await
-                .map_err(fail)?,
-        };
+        if let Some(mut sender) = self.take_idle(&origin) {
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, sender)),
+                Err(mut e) => match e.take_message() {
+                    // The idle connection died before the request went out (the server closed
+                    // it): send the same request on a new one.
+                    Some(r) => req = r,
+                    None => return Err(fail(e.into_error().into())),
+                },
+            }
+        }
+        let mut sender = self
+            .connect(url.scheme(), host, port, &authority, verify)
+            .await
+            .map_err(fail)?;
         let resp = sender.send_request(req).await.map_err(|e| fail(e.into()))?;
         Ok((resp, sender))
     }
