@@ -1283,7 +1283,7 @@ impl Session {
                 h.insert(header::CONTENT_RANGE, range);
                 let body = self.reader_body(open, offset, n, digest).await?;
                 let ans = self
-                    .send_stream(Method::PATCH, &location, h, body, n, scopes)
+                    .send_stream(Method::PATCH, &location, h, body, Some(n), scopes)
                     .await?;
                 if ans.status() != StatusCode::ACCEPTED {
                     return Err(ans.into_error(&self.inner).await);
@@ -1307,7 +1307,7 @@ impl Session {
             transport::empty()
         };
         let ans = self
-            .send_stream(Method::PUT, &put, h, body, n, scopes)
+            .send_stream(Method::PUT, &put, h, body, Some(n), scopes)
             .await?;
         if ans.status() != StatusCode::CREATED {
             return Err(ans.into_error(&self.inner).await);
@@ -1344,7 +1344,7 @@ impl Session {
         url: &Url,
         mut h: HeaderMap,
         body: Body,
-        len: u64,
+        len: Option<u64>,
         scopes: &[Scope],
     ) -> Result<Answer> {
         if let Some(a) = self.authorization(scopes).await? {
@@ -1353,7 +1353,10 @@ impl Session {
             h.insert(header::AUTHORIZATION, v);
         }
         h.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        // Without a length hyper sends the body chunked.
+        if let Some(len) = len {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
         let verify = self.endpoint().1;
         let (resp, conn) = self
             .inner
@@ -1365,6 +1368,75 @@ impl Session {
             conn: Some((conn, url.clone(), verify)),
             url: url.clone(),
         })
+    }
+
+    /// Uploads a blob whose digest is not known beforehand (a layer compressed while it is
+    /// pushed): POST, one PATCH streaming `reader` to its end while hashing it, then the PUT
+    /// that names the digest. Answers the digest and size. Not retried: a stream cannot be
+    /// replayed, so the caller starts again on error.
+    pub async fn push_blob_stream<R>(&self, repo: &str, reader: R) -> Result<(String, u64)>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+    {
+        let scopes = [Scope::push(repo)];
+        let start = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
+        let ans = self
+            .send_retried(Method::POST, &start, &HeaderMap::new(), None, &scopes)
+            .await?;
+        if ans.status() != StatusCode::ACCEPTED {
+            return Err(ans.into_error(&self.inner).await);
+        }
+        let location = self.location(&ans, &start)?;
+        let _ = ans.bytes(&self.inner, MAX_SMALL_BODY).await;
+
+        let tally = Arc::new(Mutex::new((Digester::sha256(), 0u64)));
+        let t = tally.clone();
+        let stream =
+            tokio_util::io::ReaderStream::with_capacity(reader, UPLOAD_BUF).map(move |r| {
+                r.map(|chunk| {
+                    let mut g = t.lock().unwrap_or_else(|p| p.into_inner());
+                    g.0.update(&chunk);
+                    g.1 += chunk.len() as u64;
+                    Frame::data(chunk)
+                })
+            });
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let body = BodyExt::boxed_unsync(StreamBody::new(stream));
+        let ans = self
+            .send_stream(Method::PATCH, &location, h, body, None, &scopes)
+            .await?;
+        if ans.status() != StatusCode::ACCEPTED {
+            return Err(ans.into_error(&self.inner).await);
+        }
+        let location = self.location(&ans, &location)?;
+        let _ = ans.bytes(&self.inner, MAX_SMALL_BODY).await;
+        let (digester, size) = {
+            let mut g = tally.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *g, (Digester::sha256(), 0))
+        };
+        let digest = digester.finish();
+
+        let mut put = location;
+        put.query_pairs_mut().append_pair("digest", &digest);
+        let ans = self
+            .send_stream(
+                Method::PUT,
+                &put,
+                HeaderMap::new(),
+                transport::empty(),
+                Some(0),
+                &scopes,
+            )
+            .await?;
+        if ans.status() != StatusCode::CREATED {
+            return Err(ans.into_error(&self.inner).await);
+        }
+        let _ = ans.bytes(&self.inner, MAX_SMALL_BODY).await;
+        Ok((digest, size))
     }
 
     fn location(&self, ans: &Answer, base: &Url) -> Result<Url> {

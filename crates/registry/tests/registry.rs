@@ -216,6 +216,21 @@ async fn round_trip(push: &Session, pull: &Session) {
         e.map(|e| e.to_string()).as_deref(),
         Some("manifest unknown: manifest unknown")
     );
+    // A blob streamed without knowing its digest first (compressed while pushed).
+    let streamed = Bytes::from(harness::blob(77, (2 << 20) + 5));
+    let (digest, size) = push
+        .push_blob_stream("berth/test", std::io::Cursor::new(streamed.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("streamed push: {e}"));
+    assert_eq!(
+        (digest.as_str(), size),
+        (sha(&streamed).as_str(), streamed.len() as u64)
+    );
+    let back = pull
+        .fetch_blob_bytes("berth/test", &digest, Some(size))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, streamed);
     let missing = format!("sha256:{}", "0".repeat(64));
     assert_eq!(
         pull.blob_exists("berth/test", &missing).await.ok(),
