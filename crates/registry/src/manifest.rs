@@ -371,17 +371,21 @@ impl PlatformSpec {
                     .unwrap_or(7);
                 arm_from(v, &mut out);
             }
-            "amd64" if !self.variant.is_empty() => {
-                // amd64/v3 runs v2 and plain amd64 images too.
-                let v = self
-                    .variant
-                    .trim_start_matches('v')
-                    .parse::<u32>()
-                    .unwrap_or(1);
-                for n in (2..v).rev() {
-                    out.push(("amd64".into(), format!("v{n}")));
+            "amd64" => {
+                // amd64/v3 runs v2 and plain amd64 images too; any amd64 runs 386 ones, which
+                // containerd's matcher (and so Docker) falls back to last.
+                if !self.variant.is_empty() {
+                    let v = self
+                        .variant
+                        .trim_start_matches('v')
+                        .parse::<u32>()
+                        .unwrap_or(1);
+                    for n in (2..v).rev() {
+                        out.push(("amd64".into(), format!("v{n}")));
+                    }
+                    out.push(("amd64".into(), String::new()));
                 }
-                out.push(("amd64".into(), String::new()));
+                out.push(("386".into(), String::new()));
             }
             _ => {}
         }
@@ -514,6 +518,19 @@ mod tests {
         assert_eq!(pick("linux/arm64/v8", &idx), "sha256:a");
         let idx = index(vec![entry("arm", "v7", "sha256:v7")]);
         assert_eq!(pick("linux/arm64", &idx), "sha256:v7");
+        // amd64 falls back to 386, and a v3 host takes v2 before plain amd64.
+        let idx = index(vec![
+            entry("386", "", "sha256:386"),
+            entry("arm64", "", "sha256:a"),
+        ]);
+        assert_eq!(pick("linux/amd64", &idx), "sha256:386");
+        let idx = index(vec![
+            entry("386", "", "sha256:386"),
+            entry("amd64", "", "sha256:v1"),
+            entry("amd64", "v2", "sha256:v2"),
+        ]);
+        assert_eq!(pick("linux/amd64/v3", &idx), "sha256:v2");
+        assert_eq!(pick("linux/amd64", &idx), "sha256:v1");
     }
 
     #[test]
