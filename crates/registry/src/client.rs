@@ -437,6 +437,23 @@ impl Session {
         }
     }
 
+    /// `/v2/<repo>/<tail>` on the current endpoint, after checking the repository name: the
+    /// caller's reference parser should have, but a `..` or `?` here would address something else.
+    fn api_url(&self, repo: &str, tail: &str) -> Result<Url> {
+        let valid = !repo.is_empty()
+            && repo.split('/').all(|c| {
+                !c.is_empty()
+                    && c.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                    })
+                    && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            });
+        if !valid {
+            return Err(Error::InvalidName(format!("repository name {repo:?}")));
+        }
+        self.url(&format!("/v2/{repo}/{tail}"))
+    }
+
     fn url(&self, path: &str) -> Result<Url> {
         self.endpoint()
             .0
@@ -849,7 +866,7 @@ impl Session {
     }
 
     async fn resolve_here(&self, repo: &str, reference: &str) -> Result<Descriptor> {
-        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
+        let url = self.api_url(repo, &format!("manifests/{}", check_reference(reference)?))?;
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let ans = self
@@ -909,7 +926,7 @@ impl Session {
     }
 
     async fn get_manifest_here(&self, repo: &str, reference: &str) -> Result<FetchedManifest> {
-        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
+        let url = self.api_url(repo, &format!("manifests/{}", check_reference(reference)?))?;
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let ans = self
@@ -960,7 +977,7 @@ impl Session {
         media_type: &str,
         bytes: Bytes,
     ) -> Result<String> {
-        let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
+        let url = self.api_url(repo, &format!("manifests/{}", check_reference(reference)?))?;
         let mut h = HeaderMap::new();
         let ct = HeaderValue::from_str(media_type)
             .map_err(|e| Error::Protocol(format!("media type {media_type:?}: {e}")))?;
@@ -1000,7 +1017,7 @@ impl Session {
         digest: &str,
         scopes: &[Scope],
     ) -> Result<Option<u64>> {
-        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
+        let url = self.api_url(repo, &format!("blobs/{}", check_digest(digest)?))?;
         let ans = self
             .send_retried(Method::HEAD, &url, &HeaderMap::new(), None, scopes)
             .await?;
@@ -1034,8 +1051,8 @@ impl Session {
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
-        let mut hasher = Digester::for_digest(digest)?;
-        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
+        let mut hasher = Digester::for_digest(check_digest(digest)?)?;
+        let url = self.api_url(repo, &format!("blobs/{}", check_digest(digest)?))?;
         let scopes = [Scope::pull(repo)];
         let attempts = self.inner.config.retry.attempts.max(1);
         let mut written: u64 = 0;
@@ -1197,7 +1214,7 @@ impl Session {
         Fut: Future<Output = std::io::Result<R>>,
         R: AsyncRead + Send + Unpin + 'static,
     {
-        Digester::for_digest(digest)?;
+        check_digest(digest)?;
         let mut scopes = vec![Scope::push(repo)];
         if let Some(from) = mount_from {
             scopes.push(Scope::pull(from));
@@ -1242,7 +1259,7 @@ impl Session {
         Fut: Future<Output = std::io::Result<R>>,
         R: AsyncRead + Send + Unpin + 'static,
     {
-        let mut start = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
+        let mut start = self.api_url(repo, "blobs/uploads/")?;
         if let Some(from) = mount_from {
             start
                 .query_pairs_mut()
@@ -1379,7 +1396,7 @@ impl Session {
         R: AsyncRead + Send + Unpin + 'static,
     {
         let scopes = [Scope::push(repo)];
-        let start = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
+        let start = self.api_url(repo, "blobs/uploads/")?;
         let ans = self
             .send_retried(Method::POST, &start, &HeaderMap::new(), None, &scopes)
             .await?;
@@ -1450,7 +1467,7 @@ impl Session {
     /// All tags of a repository, following `Link: <...>; rel="next"` pages; `page_size` asks
     /// for pages of that many (`n=`), else the registry's default.
     pub async fn tags(&self, repo: &str, page_size: Option<u32>) -> Result<Vec<String>> {
-        let mut url = self.url(&format!("/v2/{repo}/tags/list"))?;
+        let mut url = self.api_url(repo, "tags/list")?;
         if let Some(n) = page_size {
             url.query_pairs_mut().append_pair("n", &n.to_string());
         }
@@ -1491,6 +1508,31 @@ impl Session {
     }
 }
 
+/// A tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`) or a digest.
+fn check_reference(reference: &str) -> Result<&str> {
+    if reference.contains(':') {
+        return check_digest(reference);
+    }
+    let b = reference.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let ok = !b.is_empty()
+        && b.len() <= 128
+        && word(b[0])
+        && b.iter().all(|&c| word(c) || c == b'.' || c == b'-');
+    if ok {
+        Ok(reference)
+    } else {
+        Err(Error::InvalidName(format!("tag {reference:?}")))
+    }
+}
+
+/// `algorithm:hex` with a known algorithm and the right length.
+fn check_digest(digest: &str) -> Result<&str> {
+    Digester::for_digest(digest)
+        .map(|_| digest)
+        .map_err(|_| Error::InvalidName(format!("digest {digest:?}")))
+}
+
 /// The User-Agent sent to registries.
 const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 /// The OAuth2 client id Docker sends; token servers may key refresh tokens on it.
@@ -1510,6 +1552,17 @@ fn next_link(v: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_checked_before_they_reach_a_url() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(check_reference("v1.0_rc-2").ok(), Some("v1.0_rc-2"));
+        assert_eq!(check_reference(&d).ok(), Some(d.as_str()));
+        for bad in ["", ".x", "a?b", "a/b", "../x", "sha256:abc", "md5:00"] {
+            assert!(check_reference(bad).is_err(), "{bad}");
+        }
+        assert!(check_digest("sha256:../../x").is_err());
+    }
 
     #[test]
     fn link_headers() {

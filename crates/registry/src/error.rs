@@ -79,6 +79,9 @@ pub enum Error {
         /// The wanted platform as `os/arch[/variant]`.
         platform: String,
     },
+    /// A repository name, tag or digest that cannot be put in a registry URL.
+    #[error("invalid reference format: {0}")]
+    InvalidName(String),
     /// A platform string Docker would refuse.
     #[error("\"{0}\": unknown operating system or architecture: invalid argument")]
     InvalidPlatform(String),

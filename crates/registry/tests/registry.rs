@@ -758,6 +758,18 @@ async fn corrupt_blobs_retries_and_schema1_from_a_fake_registry() {
         ))),
         "{e:?}"
     );
+    for (repo, reference) in [
+        ("../x", "v1"),
+        ("x/Y", "v1"),
+        ("x/y", "v1?x"),
+        ("x//y", "v1"),
+    ] {
+        let e = s.get_manifest(repo, reference).await.err();
+        assert!(
+            matches!(e, Some(registry::Error::InvalidName(_))),
+            "{repo}:{reference}: {e:?}"
+        );
+    }
     let e = s
         .get_manifest("x/y", &digest)
         .await
