@@ -111,6 +111,7 @@ impl Client {
             auth,
             challenges: Mutex::new(Vec::new()),
             tokens: TokenCache::default(),
+            token_fetch: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -363,6 +364,7 @@ pub struct Session {
     auth: AuthConfig,
     challenges: Mutex<Vec<Challenge>>,
     tokens: TokenCache,
+    token_fetch: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Session {
@@ -596,6 +598,12 @@ impl Session {
                     scopes.push(s);
                 }
             }
+            if let Some(t) = self.tokens.get(&realm, &service, &scopes) {
+                return Ok(Some(format!("Bearer {t}")));
+            }
+            // Layers pulled at once would each ask for the same token: one asks, the others
+            // wait and find it cached.
+            let _one_at_a_time = self.token_fetch.lock().await;
             if let Some(t) = self.tokens.get(&realm, &service, &scopes) {
                 return Ok(Some(format!("Bearer {t}")));
             }

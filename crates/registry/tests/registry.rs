@@ -435,6 +435,32 @@ async fn token_auth() {
         "the refresh-token POST flow was used"
     );
 
+    // Concurrent layer fetches on a fresh session ask the token server once between them.
+    let s4 = Arc::new(
+        client
+            .session(&reg.host(), creds(USER, PASSWORD))
+            .await
+            .unwrap_or_else(|e| panic!("session: {e}")),
+    );
+    let before = ts.requests.load(Ordering::SeqCst);
+    let tasks: Vec<_> = img
+        .layers
+        .iter()
+        .map(|l| {
+            let (s4, digest, size) = (s4.clone(), sha(l), l.len() as u64);
+            tokio::spawn(async move {
+                s4.fetch_blob_bytes("berth/test", &digest, Some(size))
+                    .await
+                    .map(|b| sha(&b))
+            })
+        })
+        .collect();
+    for (t, l) in tasks.into_iter().zip(&img.layers) {
+        let got = t.await.unwrap_or_else(|e| panic!("task: {e}"));
+        assert_eq!(got.ok(), Some(sha(l)));
+    }
+    assert_eq!(ts.requests.load(Ordering::SeqCst) - before, 1);
+
     // A registry token is sent as is: an invalid one gets the registry's refusal.
     let raw = AuthConfig {
         registrytoken: "not-a-jwt".into(),
