@@ -140,8 +140,12 @@ pub trait Backend {
     /// Looks up the image `name` (a reference or an ID) for `FROM` or `COPY --from`, pulling it
     /// when the engine can and `pull` is set (or it is missing). `platform` is `FROM
     /// --platform`/the build's `platform`, e.g. `linux/amd64`.
-    fn image(&mut self, name: &str, platform: Option<&str>, pull: bool)
-        -> Result<Base, BackendError>;
+    fn image(
+        &mut self,
+        name: &str,
+        platform: Option<&str>,
+        pull: bool,
+    ) -> Result<Base, BackendError>;
 
     /// The images whose parent is `parent` (`None`: images without a parent), for the cache:
     /// the dispatcher picks a child whose `container_config` matches the step
@@ -154,8 +158,11 @@ pub trait Backend {
 
     /// Creates a step container from `parent` with `run` (for RUN, then [`Backend::start`];
     /// for WORKDIR, then [`Backend::mkdir`]). The dispatcher prints ` ---> Running in <id>`.
-    fn create(&mut self, parent: Option<&str>, run: &RunStep)
-        -> Result<StepContainer, BackendError>;
+    fn create(
+        &mut self,
+        parent: Option<&str>,
+        run: &RunStep,
+    ) -> Result<StepContainer, BackendError>;
 
     /// Starts a RUN step container and waits for it, writing its output (stdout and stderr) to
     /// `out` as it comes. Returns the exit code: a non-zero exit is not an error here (the

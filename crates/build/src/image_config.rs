@@ -212,6 +212,32 @@ pub struct ImageConfig {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl ImageConfig {
+    /// The JSON bytes as Go's `encoding/json` writes them (what an image ID is the digest of):
+    /// like `serde_json`'s compact form, but with `<`, `>`, `&`, U+2028 and U+2029 escaped as
+    /// `\u003c`-style sequences, as Go does by default.
+    pub fn to_go_json(&self) -> Result<String, serde_json::Error> {
+        Ok(go_escape(&serde_json::to_string(self)?))
+    }
+}
+
+/// Applies Go's HTML-safe escaping to compact JSON text. The escaped characters can only occur
+/// inside strings, so replacing them anywhere is exact.
+pub fn go_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,11 +251,8 @@ mod tests {
         let parsed: ImageConfig =
             serde_json::from_str(WEBAPP_CONFIG.trim_end()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.history.len(), 14);
-        assert_eq!(
-            parsed.config.as_ref().map(|c| c.user.as_str()),
-            Some("app")
-        );
-        let again = serde_json::to_string(&parsed).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.config.as_ref().map(|c| c.user.as_str()), Some("app"));
+        let again = parsed.to_go_json().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(again, WEBAPP_CONFIG.trim_end());
     }
 }

@@ -39,7 +39,12 @@ pub fn compare(a: &RunConfig, b: &RunConfig) -> bool {
 pub fn pick(children: Vec<Base>, step: &RunConfig) -> Option<Base> {
     children
         .into_iter()
-        .filter(|c| c.config.container_config.as_ref().is_some_and(|cc| compare(cc, step)))
+        .filter(|c| {
+            c.config
+                .container_config
+                .as_ref()
+                .is_some_and(|cc| compare(cc, step))
+        })
         .max_by(|x, y| created(x).cmp(&created(y)))
 }
 
@@ -67,7 +72,10 @@ mod tests {
         b.hostname = "abc".into();
         b.image = "sha256:other".into();
         b.working_dir = "/elsewhere".into();
-        assert!(compare(&a, &b), "Hostname, Image and WorkingDir are not compared");
+        assert!(
+            compare(&a, &b),
+            "Hostname, Image and WorkingDir are not compared"
+        );
         b.open_stdin = true;
         assert!(!compare(&a, &b), "OpenStdin never matches");
         let mut c = a.clone();

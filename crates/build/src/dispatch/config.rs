@@ -129,7 +129,8 @@ pub(crate) fn apply(
                             ));
                         }
                     }
-                    let ns = |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+                    let ns =
+                        |d: std::time::Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
                     HealthConfig {
                         test,
                         interval: ns(interval),
@@ -225,15 +226,19 @@ fn port_keys(spec: &str) -> Result<Vec<String>, BuildError> {
 
 const SIGNALS: &[&str] = &[
     "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
-    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP",
-    "TSTP", "TTIN", "TTOU", "UNUSED", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+    "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+    "TTIN", "TTOU", "UNUSED", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
 ];
 
 /// STOPSIGNAL accepts a number or a name with or without `SIG` (and `RTMIN+n`).
 fn check_signal(sig: &str) -> Result<(), BuildError> {
     let bad = || BuildError::Invalid(format!("Invalid signal: {sig}"));
     if let Ok(n) = sig.parse::<u32>() {
-        return if (1..=64).contains(&n) { Ok(()) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(())
+        } else {
+            Err(bad())
+        };
     }
     let name = sig.to_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
@@ -259,10 +264,7 @@ mod tests {
     #[test]
     fn ports_expand_as_nat_does() {
         assert_eq!(port_keys("80").unwrap_or_default(), vec!["80/tcp"]);
-        assert_eq!(
-            port_keys("53/UDP").unwrap_or_default(),
-            vec!["53/udp"]
-        );
+        assert_eq!(port_keys("53/UDP").unwrap_or_default(), vec!["53/udp"]);
         assert_eq!(
             port_keys("8000-8002").unwrap_or_default(),
             vec!["8000/tcp", "8001/tcp", "8002/tcp"]

@@ -32,7 +32,11 @@ struct Plan<'a> {
 
 impl Builder<'_> {
     /// COPY.
-    pub(super) fn dispatch_copy(&mut self, st: &mut StageState, c: &Copy) -> Result<(), BuildError> {
+    pub(super) fn dispatch_copy(
+        &mut self,
+        st: &mut StageState,
+        c: &Copy,
+    ) -> Result<(), BuildError> {
         if c.link || c.parents || !c.excludes.is_empty() {
             return Err(BuildError::Invalid(
                 "COPY --link, --parents and --exclude are not supported yet".into(),
@@ -84,7 +88,7 @@ impl Builder<'_> {
             )));
         }
         let mut image_tree = match plan.from {
-            Some(from) => Some(SourceTree::new(self.from_root(from)?)),
+            Some(from) => Some(SourceTree::new(self.source_root_of(from)?)),
             None => None,
         };
         let tree = image_tree.as_mut().unwrap_or(&mut self.context);
@@ -135,9 +139,12 @@ impl Builder<'_> {
             None => None,
         };
         let mode = match plan.chmod {
-            Some(m) => Some(u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(
-                || BuildError::Invalid(format!("invalid chmod parameter: {m}")),
-            )?),
+            Some(m) => Some(
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| BuildError::Invalid(format!("invalid chmod parameter: {m}")))?,
+            ),
             None => None,
         };
         let dest_abs = {
@@ -188,7 +195,7 @@ impl Builder<'_> {
     }
 
     /// The file system `--from` names: a finished stage (by name or index) or an image.
-    fn from_root(&mut self, from: &str) -> Result<std::path::PathBuf, BuildError> {
+    fn source_root_of(&mut self, from: &str) -> Result<std::path::PathBuf, BuildError> {
         let lower = from.to_lowercase();
         let stage = self
             .finished
@@ -231,7 +238,9 @@ impl Builder<'_> {
         };
         let numeric = |s: &str| s.parse::<u32>().ok();
         let root = if numeric(user).is_none() || numeric(group).is_none() {
-            Some(SourceTree::new(self.backend.mount_image(st.image.as_deref())?))
+            Some(SourceTree::new(
+                self.backend.mount_image(st.image.as_deref())?,
+            ))
         } else {
             None
         };
@@ -240,20 +249,21 @@ impl Builder<'_> {
                 return Ok(n);
             }
             let fail = |why: String| {
-                BuildError::Invalid(format!("can't find {what} for {}: {why}", {
+                BuildError::Invalid(format!(
+                    "unable to convert uid/gid chown string to host mapping: can't find {what} for {}: {why}",
+                    {
                     if what == "uid" {
                         format!("user {name}")
                     } else {
                         format!("group {name}")
                     }
-                }))
+                    }
+                ))
             };
             let tree = root
                 .as_ref()
                 .ok_or_else(|| fail("no image to look in".into()))?;
-            let rel = tree
-                .resolve(file, true)
-                .map_err(|e| fail(e.to_string()))?;
+            let rel = tree.resolve(file, true).map_err(|e| fail(e.to_string()))?;
             let text = fs::read_to_string(tree.host_path(&rel))
                 .map_err(|e| fail(format!("open /{file}: {e}")))?;
             text.lines()
@@ -303,7 +313,11 @@ fn copy_infos(tree: &mut SourceTree, orig: &str) -> Result<Vec<Info>, ContextErr
     copy_infos_at(tree, path, path)
 }
 
-fn copy_infos_at(tree: &mut SourceTree, path: &str, shown: &str) -> Result<Vec<Info>, ContextError> {
+fn copy_infos_at(
+    tree: &mut SourceTree,
+    path: &str,
+    shown: &str,
+) -> Result<Vec<Info>, ContextError> {
     let rel = tree.resolve(path, true)?;
     let host = tree.host_path(&rel);
     let meta = match fs::metadata(&host) {
@@ -365,7 +379,13 @@ fn tar_checksum_ok(h: &[u8; 512]) -> bool {
     let sum: u32 = h
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum();
     sum == want && h.iter().any(|&b| b != 0)
 }

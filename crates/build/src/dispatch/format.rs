@@ -159,7 +159,10 @@ mod tests {
             retries: 3,
             ..Default::default()
         };
-        assert_eq!(healthcheck_comment(&h), r#"&{["NONE"] "0s" "0s" "0s" '\x03'}"#);
+        assert_eq!(
+            healthcheck_comment(&h),
+            r#"&{["NONE"] "0s" "0s" "0s" '\x03'}"#
+        );
     }
 
     #[test]
@@ -170,6 +173,9 @@ mod tests {
         assert_eq!(tag_reference("a:1"), "a:1");
         let t = now();
         assert!(chrono::DateTime::parse_from_rfc3339(&t).is_ok(), "{t}");
-        assert!(t.ends_with('Z') && !(t.contains('.') && t.ends_with("0Z")), "{t}");
+        assert!(
+            t.ends_with('Z') && !(t.contains('.') && t.ends_with("0Z")),
+            "{t}"
+        );
     }
 }

@@ -143,7 +143,10 @@ pub fn build_with(
     let mut b = Builder {
         opts,
         backend,
-        out: Output { sink: out, quiet: opts.quiet },
+        out: Output {
+            sink: out,
+            quiet: opts.quiet,
+        },
         context,
         lexer: Lexer::new(loaded.dockerfile.escape),
         escape: loaded.dockerfile.escape,
@@ -228,7 +231,7 @@ impl Builder<'_> {
             probe.all_meta()
         };
         let meta_env = EnvList::new(env_list(&graph_env));
-        let lexer = self.lexer.clone();
+        let lexer = self.lexer;
         let graph = StageGraph::build(staged, &|s| lexer.process_word(s, &meta_env))?;
         let target = graph.target_index(self.opts.target.as_deref())?;
         let needed = graph.needed(target);
@@ -256,8 +259,7 @@ impl Builder<'_> {
         for &index in &needed {
             let stage = &staged.stages[index];
             self.print_step(&stage.original);
-            let mut st =
-                self.begin_stage(index, &graph, &meta_env, stage.platform.as_deref())?;
+            let mut st = self.begin_stage(index, &graph, &meta_env, stage.platform.as_deref())?;
             self.out.line(&format!(" ---> {}", short(&st.image)));
             for ins in &stage.instructions {
                 self.print_step(&ins.original);
@@ -293,13 +295,17 @@ impl Builder<'_> {
             .finished
             .last()
             .and_then(|f| f.image.clone())
-            .ok_or_else(|| BuildError::Invalid("No image was generated. Is your Dockerfile empty?".into()))?;
+            .ok_or_else(|| {
+                BuildError::Invalid("No image was generated. Is your Dockerfile empty?".into())
+            })?;
         self.out
             .line(&format!("Successfully built {}", format::short_id(&image)));
         for tag in &self.opts.tags {
             self.backend.tag(&image, tag)?;
-            self.out
-                .line(&format!("Successfully tagged {}", format::tag_reference(tag)));
+            self.out.line(&format!(
+                "Successfully tagged {}",
+                format::tag_reference(tag)
+            ));
         }
         if self.opts.quiet {
             self.out.sink.stream(&format!("{image}\n"));

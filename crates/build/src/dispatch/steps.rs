@@ -87,7 +87,11 @@ impl Builder<'_> {
     /// RUN: the cache key is the command behind `|N K=v...` for the build arguments in effect;
     /// the container runs with them in its environment, without the image's entrypoint and
     /// healthcheck.
-    pub(super) fn dispatch_run(&mut self, st: &mut StageState, run: &Run) -> Result<(), BuildError> {
+    pub(super) fn dispatch_run(
+        &mut self,
+        st: &mut StageState,
+        run: &Run,
+    ) -> Result<(), BuildError> {
         if !run.mounts.is_empty() {
             return Err(BuildError::Invalid(
                 "RUN --mount is not supported yet".into(),
