@@ -1127,3 +1127,61 @@ fn scratch_heredoc_run_quiet_and_archives() {
     assert_eq!(img.config.architecture, go_arch());
     assert_eq!(img.config.rootfs.diff_ids.len(), 4);
 }
+
+/// The Dockerfile behind dockerd's recorded `docker build` output, rebuilt from its step lines.
+fn bench_dockerfile(recorded: &str) -> String {
+    let mut df = String::new();
+    for line in recorded.lines() {
+        if let Some((_, ins)) = line.strip_prefix("Step ").and_then(|l| l.split_once(" : ")) {
+            df.push_str(ins);
+            df.push('\n');
+        }
+    }
+    df
+}
+
+/// What dockerd's daemon sent for a build, from the CLI's output: the lines after the CLI's
+/// own (`DEPRECATED` notice and `Sending build context`).
+fn daemon_part(recorded: &str) -> String {
+    recorded
+        .lines()
+        .skip_while(|l| !l.starts_with("Step "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn output_matches_dockerds_cold_and_cached_builds() {
+    let cold = include_str!("../../testdata/docker-build-legacy-output-cold.txt");
+    let cached = include_str!("../../testdata/docker-build-legacy-output-cached.txt");
+    let df = bench_dockerfile(cold);
+    assert_eq!(df.lines().count(), 12);
+    let mut fake = Fake::with_busybox();
+    let ctx = Ctx::new(&[("big.bin", "big"), ("small/a", "a"), ("small/b", "b")]);
+    let opts = BuildOptions {
+        tags: vec!["bench/build10".into()],
+        ..Default::default()
+    };
+    let normalise = |text: &str| {
+        Outcome {
+            result: Ok(String::new()),
+            text: text.to_string(),
+            aux: Vec::new(),
+        }
+        .shape()
+    };
+    let first = run_build(&mut fake, &ctx, &df, &opts);
+    first.id();
+    // The fake engine echoes what it runs; those commands printed nothing under dockerd.
+    let without_fake_output = |o: &Outcome| {
+        o.shape()
+            .lines()
+            .filter(|l| !l.starts_with("ran: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(without_fake_output(&first), normalise(&daemon_part(cold)));
+    let second = run_build(&mut fake, &ctx, &df, &opts);
+    assert_eq!(second.shape(), normalise(&daemon_part(cached)));
+    assert_eq!(second.id(), first.id());
+}
