@@ -3,7 +3,8 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use crate::backend::{CopySource, Owner, SourceKind};
 use crate::context::{go_match, has_wildcards, hash_list, ContextError, SourceTree};
@@ -13,10 +14,10 @@ use super::state::StageState;
 use super::steps::clean_path;
 use super::{BuildError, Builder};
 
-/// One resolved source: its hash and where it is.
+/// One resolved source: its hash and where it is on the host.
 struct Info {
     hash: String,
-    rel: String,
+    host: PathBuf,
     kind: SourceKind,
 }
 
@@ -81,12 +82,6 @@ impl Builder<'_> {
     }
 
     fn copy_step(&mut self, st: &mut StageState, plan: Plan<'_>) -> Result<(), BuildError> {
-        if !plan.files.contents.is_empty() {
-            return Err(BuildError::Invalid(format!(
-                "{} from a heredoc is not supported yet",
-                plan.name
-            )));
-        }
         let mut image_tree = match plan.from {
             Some(from) => Some(SourceTree::new(self.source_root_of(from)?)),
             None => None,
@@ -100,6 +95,14 @@ impl Builder<'_> {
         for src in &plan.files.sources {
             infos.extend(copy_infos(tree, src).map_err(src_err)?);
         }
+        // Heredoc sources become files in a directory of their own, hashed like context files.
+        let _inline_dir = if plan.files.contents.is_empty() {
+            None
+        } else {
+            let (dir, inline) = inline_sources(plan.files).map_err(src_err)?;
+            infos.extend(inline);
+            Some(dir)
+        };
         if infos.is_empty() {
             return Err(BuildError::Invalid(format!(
                 "{} failed: no source files were specified",
@@ -154,16 +157,16 @@ impl Builder<'_> {
                 format!("/{}/{dest}", st.run.working_dir)
             };
             let mut d = clean_path(&joined);
-            if dest.ends_with('/') && d != "/" {
+            // `.` is the working directory itself (dockerd keeps its trailing slash too).
+            if (dest.ends_with('/') || dest == ".") && d != "/" {
                 d.push('/');
             }
             d
         };
-        let tree = image_tree.as_ref().unwrap_or(&self.context);
         let copies: Vec<CopySource> = infos
-            .iter()
+            .into_iter()
             .map(|i| {
-                let src = tree.host_path(&i.rel);
+                let src = i.host;
                 CopySource {
                     extract: plan.add && i.kind == SourceKind::File && is_archive(&src),
                     src,
@@ -330,16 +333,46 @@ fn copy_infos_at(
     Ok(vec![if meta.is_dir() {
         Info {
             hash: tree.dir_hash(&rel)?,
-            rel,
+            host,
             kind: SourceKind::Dir,
         }
     } else {
         Info {
             hash: format!("file:{}", tree.file_hash(&rel)?),
-            rel,
+            host,
             kind: SourceKind::File,
         }
     }])
+}
+
+/// `COPY <<EOF /dest`: each heredoc written as a file named after its delimiter (0644), in a
+/// temporary directory that must live until the backend has copied it.
+fn inline_sources(files: &SourcesAndDest) -> Result<(tempfile::TempDir, Vec<Info>), ContextError> {
+    let dir = tempfile::tempdir().map_err(|source| ContextError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let mut tree = SourceTree::new(dir.path());
+    let mut infos = Vec::new();
+    for c in &files.contents {
+        let name = SourceTree::clean(&c.path)?.join("/");
+        if name.is_empty() || name.contains('/') {
+            return Err(ContextError::Outside(c.path.clone()));
+        }
+        let host = dir.path().join(&name);
+        let io = |source| ContextError::Io {
+            path: host.clone(),
+            source,
+        };
+        fs::write(&host, c.data.as_bytes()).map_err(io)?;
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o644)).map_err(io)?;
+        infos.push(Info {
+            hash: format!("file:{}", tree.file_hash(&name)?),
+            host,
+            kind: SourceKind::File,
+        });
+    }
+    Ok((dir, infos))
 }
 
 /// Whether ADD should extract `path`: a tar archive, plain or compressed (gzip, bzip2, xz,

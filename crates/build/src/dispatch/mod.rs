@@ -284,6 +284,7 @@ impl Builder<'_> {
             });
         }
 
+        self.print_warnings(loaded);
         let unused = self.args.unused();
         if !unused.is_empty() {
             self.out.line(&format!(
@@ -311,6 +312,22 @@ impl Builder<'_> {
             self.out.sink.stream(&format!("{image}\n"));
         }
         Ok(image)
+    }
+
+    /// The parser's warnings, after the steps as dockerd prints them.
+    fn print_warnings(&mut self, loaded: &Loaded) {
+        let warnings = &loaded.dockerfile.warnings;
+        for w in warnings {
+            self.out.line(&format!("[WARNING]: {}", w.short));
+        }
+        if warnings
+            .iter()
+            .any(|w| w.short.starts_with("Empty continuation line"))
+        {
+            self.out.line(
+                "[WARNING]: Empty continuation lines will become errors in a future release.",
+            );
+        }
     }
 
     fn print_step(&mut self, original: &str) {

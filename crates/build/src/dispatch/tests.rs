@@ -1185,3 +1185,42 @@ fn output_matches_dockerds_cold_and_cached_builds() {
     assert_eq!(second.shape(), normalise(&daemon_part(cached)));
     assert_eq!(second.id(), first.id());
 }
+
+#[test]
+fn heredoc_copy_writes_the_body_as_a_file() {
+    let mut fake = Fake::with_busybox();
+    let ctx = Ctx::new(&[]);
+    let df = "FROM busybox\nENV WHO=world\nWORKDIR /app\nCOPY <<EOF greeting.txt\nhello $WHO\nEOF\nCOPY <<'RAW' .\n$WHO\nRAW\nRUN true\\\n\n  && true\n";
+    let out = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    let id = out.id();
+    let files = &fake.images[&id].files;
+    assert_eq!(
+        files.get("/app/greeting.txt").map(Vec::as_slice),
+        Some(&b"hello world\n"[..])
+    );
+    assert_eq!(
+        files.get("/app/RAW").map(Vec::as_slice),
+        Some(&b"$WHO\n"[..])
+    );
+    assert_eq!(fake.copies[1].dest, "/app/", "`.` is the working directory");
+    assert_eq!(
+        fake.copies[0].src.file_name().and_then(|n| n.to_str()),
+        Some("EOF"),
+        "a heredoc file is named after its delimiter"
+    );
+    let h = history(&fake, &id);
+    assert!(
+        h[3].starts_with("/bin/sh -c #(nop) COPY file:") && h[3].ends_with(" in greeting.txt "),
+        "{}",
+        h[3]
+    );
+    // Same body, same key: the rebuild hits.
+    let again = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_eq!(again.id(), id);
+    assert!(
+        out.text
+            .contains("[WARNING]: Empty continuation line found in:"),
+        "parser warnings are shown: {}",
+        out.text
+    );
+}
