@@ -174,16 +174,26 @@ pub(crate) fn command(cl: &CommandLine, shell: &[String]) -> Result<Vec<String>,
     Ok(argv)
 }
 
-// The shell-form command text; a command that is exactly one heredoc (`RUN <<EOF`) runs the
-// heredoc's body as the script, as BuildKit does.
+// The shell-form command text. A command that is exactly one heredoc (`RUN <<EOF`) runs the
+// heredoc's body as the script; otherwise the heredocs are put back after the command line
+// (`cat <<EOF > f` + body + delimiter) for the shell to read, as BuildKit does.
 fn script(cl: &CommandLine) -> Result<String, BuildError> {
     let text = cl.args.join(" ");
     match cl.files.as_slice() {
         [] => Ok(text),
         [file] if is_lone_heredoc(&text, &file.name) => Ok(file.data.clone()),
-        _ => Err(BuildError::Invalid(
-            "heredocs other than a whole `<<EOF` script are not supported yet".into(),
-        )),
+        files => {
+            let mut script = text;
+            for f in files {
+                script.push('\n');
+                script.push_str(&f.data);
+                if !f.data.is_empty() && !f.data.ends_with('\n') {
+                    script.push('\n');
+                }
+                script.push_str(&f.name);
+            }
+            Ok(script)
+        }
     }
 }
 
@@ -276,6 +286,29 @@ mod tests {
         assert_eq!(
             port_keys("80/foo").map_err(|e| e.to_string()),
             Err("Invalid proto: foo".to_string())
+        );
+    }
+
+    #[test]
+    fn heredocs_reach_the_shell() {
+        let loaded = crate::load(
+            "Dockerfile",
+            b"FROM a\nRUN <<EOF\necho one\nEOF\nRUN cat <<EOF > /f && cat <<'END'\n$x\nEOF\ny\nEND\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let shell = vec!["/bin/sh".to_string(), "-c".to_string()];
+        let argv: Vec<Vec<String>> = loaded.staged.stages[0]
+            .instructions
+            .iter()
+            .map(|i| match &i.kind {
+                InstructionKind::Run(r) => command(&r.command, &shell).unwrap_or_default(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(argv[0][2], "echo one\n", "a lone heredoc is the script");
+        assert_eq!(
+            argv[1][2], "cat <<EOF > /f && cat <<'END'\n$x\nEOF\ny\nEND",
+            "other heredocs go back to the shell as written"
         );
     }
 
