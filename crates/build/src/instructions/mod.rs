@@ -764,16 +764,15 @@ fn parse_healthcheck(node: &Node, args: &[String]) -> Result<Healthcheck, String
     let retries = match f.string("retries").filter(|s| !s.is_empty()) {
         None => 0,
         Some(s) => {
+            let quoted = crate::quote::go_quote(&s);
             let n: i64 = s
                 .parse()
-                .ok()
-                .filter(|n| i32::try_from(*n).is_ok())
-                .ok_or_else(|| {
-                    format!(
-                        "strconv.ParseInt: parsing {}: invalid syntax",
-                        crate::quote::go_quote(&s)
-                    )
-                })?;
+                .map_err(|_| format!("strconv.ParseInt: parsing {quoted}: invalid syntax"))?;
+            if i32::try_from(n).is_err() {
+                return Err(format!(
+                    "strconv.ParseInt: parsing {quoted}: value out of range"
+                ));
+            }
             if n < 0 {
                 return Err(format!("--retries cannot be negative ({n})"));
             }
