@@ -34,7 +34,9 @@ mod views;
 
 pub use archive::{ArchiveJob, ExtractRequest, PathStat};
 pub use changes::{Change, ChangeKind};
+pub(crate) use commit::write_diff;
 pub use commit::CommitRequest;
+pub(crate) use create::fill_random;
 pub(crate) use create::random_id;
 pub use create::CreateRequest;
 pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
