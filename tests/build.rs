@@ -226,7 +226,10 @@ fn docker_build_runs_a_multi_stage_dockerfile_with_dockerds_output_and_cache() {
     let base_id = image_id(&d, "base:1");
     assert_eq!(out(&o).trim(), base_id);
     // With -q the docker CLI writes the quiet stream's line, newline and all, as with dockerd.
-    assert_eq!(std::fs::read_to_string(&iid).unwrap(), format!("{base_id}\n"));
+    assert_eq!(
+        std::fs::read_to_string(&iid).unwrap(),
+        format!("{base_id}\n")
+    );
     assert_eq!(
         ok(&d.docker(&[
             "run",
@@ -332,4 +335,72 @@ fn hostile_context(path: &Path) -> PathBuf {
     add("../../escaped", b"out");
     std::fs::write(path, b.into_inner().unwrap()).unwrap();
     path.to_path_buf()
+}
+
+#[test]
+fn berth_build_sends_the_context_as_the_docker_cli_does() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("logs")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY . /ctx/\nRUN ls -a /ctx | sort | tr '\\n' ' '; echo\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "logs\n*.secret\nDockerfile\n").unwrap();
+    std::fs::write(ctx.join("keep.txt"), "k").unwrap();
+    std::fs::write(ctx.join("x.secret"), "s").unwrap();
+    std::fs::write(ctx.join("logs/big.log"), "l").unwrap();
+    let ctx_s = ctx.to_str().unwrap();
+
+    let o = d.berth(&["build", "-t", "b:1", ctx_s]);
+    let berth_out = out(&o);
+    assert!(o.status.success(), "{berth_out}{}", err(&o));
+    // .dockerignore applied (the Dockerfile and .dockerignore still sent, as the docker CLI sends them).
+    assert!(
+        berth_out.contains("\n. .. .dockerignore Dockerfile keep.txt \n"),
+        "{berth_out}"
+    );
+    // The same lines as the docker CLI prints for the same build, IDs aside.
+    let o = build(&d, &["--no-cache", "-t", "b:2", ctx_s]);
+    let docker_out = out(&o);
+    let shape = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with("DEPRECATED") && !l.starts_with("  "))
+            .map(|l| {
+                l.split(' ')
+                    .map(|w| {
+                        if w.len() == 12 && w.chars().all(|c| c.is_ascii_hexdigit()) {
+                            "<id>"
+                        } else {
+                            w
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let mut berth_lines = shape(&berth_out);
+    let mut docker_lines = shape(&docker_out);
+    berth_lines.retain(|l| !l.is_empty() && !l.starts_with("Successfully tagged"));
+    docker_lines.retain(|l| !l.is_empty() && !l.starts_with("Successfully tagged"));
+    assert_eq!(berth_lines, docker_lines);
+
+    // -q prints the ID alone; --iidfile gets it.
+    let iid = d.dir.path().join("iid");
+    let o = d.berth(&["build", "-q", "--iidfile", iid.to_str().unwrap(), ctx_s]);
+    assert!(o.status.success(), "{}", err(&o));
+    let id = out(&o);
+    assert!(id.starts_with("sha256:") && id.trim().len() == 71, "{id}");
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    // Errors as the docker CLI shows them, exit status 1.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN exit 4\n").unwrap();
+    let o = d.berth(&["build", ctx_s]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("The command '/bin/sh -c exit 4' returned a non-zero code: 4"),
+        "{}",
+        err(&o)
+    );
 }

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 pub use commands::archive::{CpArgs, DiffArgs, ExportArgs};
 pub use commands::attach::AttachArgs;
+pub use commands::build::BuildArgs;
 pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
@@ -61,6 +62,8 @@ pub enum Command {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Show the history of an image
@@ -211,6 +214,8 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Show the history of an image

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod attach;
+pub mod build;
 pub mod containers;
 pub mod events;
 pub mod exec;
@@ -37,6 +38,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ImageCommand::Tag(args) => image_ops::tag(&client, args).await,
             ImageCommand::Save(args) => image_ops::save(&client, args).await,
             ImageCommand::Load(args) => image_ops::load(&client, args).await,
+            ImageCommand::Build(args) => build::build(&client, *args).await,
             ImageCommand::Import(args) => image_ops::import(&client, args).await,
             ImageCommand::History(args) => image_ops::history(&client, args).await,
             ImageCommand::Inspect(args) => inspect::image_inspect(&client, args).await,
@@ -46,6 +48,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Tag(args) => image_ops::tag(&client, args).await,
         Command::Save(args) => image_ops::save(&client, args).await,
         Command::Load(args) => image_ops::load(&client, args).await,
+        Command::Build(args) => build::build(&client, *args).await,
         Command::Import(args) => image_ops::import(&client, args).await,
         Command::History(args) => image_ops::history(&client, args).await,
         Command::Inspect(args) => inspect::inspect(&client, args).await,
