@@ -197,7 +197,12 @@ impl SourceTree {
             let is_last = pending.is_empty();
             let meta = match fs::symlink_metadata(&host) {
                 Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
                     done.push(part);
                     done.extend(pending.drain(..).rev());
                     break;

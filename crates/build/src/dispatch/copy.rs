@@ -325,7 +325,12 @@ fn copy_infos_at(
     let host = tree.host_path(&rel);
     let meta = match fs::metadata(&host) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Err(ContextError::NotFound(shown.to_string()))
         }
         Err(source) => return Err(ContextError::Io { path: host, source }),

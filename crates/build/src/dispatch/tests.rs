@@ -1047,6 +1047,10 @@ fn failures_are_worded_as_docker_words_them() {
         "COPY failed: file not found in build context or excluded by .dockerignore: stat missing.txt: file does not exist"
     );
     assert_eq!(
+        fail(&mut fake, "FROM busybox\nCOPY a/under-a-file /\n", &opts),
+        "COPY failed: file not found in build context or excluded by .dockerignore: stat a/under-a-file: file does not exist"
+    );
+    assert_eq!(
         fail(&mut fake, "FROM busybox\nCOPY ../outside /\n", &opts),
         "COPY failed: Forbidden path outside the build context: ../outside ()"
     );
