@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::image_config::{ImageConfig, RunConfig};
+pub use crate::instructions::mount::CacheSharing;
 
 /// An engine failure, with the engine's own message (shown to the client as the build error).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +61,67 @@ pub struct RunHost {
     pub shm_size: i64,
 }
 
+/// A `RUN --mount`, resolved by the dispatcher, for the engine to set up in the step
+/// container (and to keep out of the committed layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    /// `type=bind`: a file or directory of the build context or of a stage/image file system
+    /// (already resolved inside it) at `target`; writes never reach the source (read-write
+    /// binds get a throw-away copy or overlay).
+    Bind {
+        /// The host path.
+        source: PathBuf,
+        /// The absolute path in the container.
+        target: String,
+        /// Mount read-only (the default).
+        read_only: bool,
+    },
+    /// `type=cache`: a directory the engine keeps across builds, keyed by `id`, created empty
+    /// with `mode`, `uid` and `gid` the first time.
+    Cache {
+        /// The cache's identity (default: the target path).
+        id: String,
+        /// The absolute path in the container.
+        target: String,
+        /// How concurrent builds share it.
+        sharing: CacheSharing,
+        /// Mount read-only.
+        read_only: bool,
+        /// Mode of a new cache directory.
+        mode: u32,
+        /// Owner of a new cache directory.
+        uid: u32,
+        /// Group of a new cache directory.
+        gid: u32,
+    },
+    /// `type=tmpfs`: an empty tmpfs.
+    Tmpfs {
+        /// The absolute path in the container.
+        target: String,
+        /// Size limit in bytes.
+        size: Option<u64>,
+    },
+    /// `type=secret`: the build secret `id` (from the build request, e.g. `berth build --secret
+    /// id=x,src=F`) as a file at `target` and/or in the variable `env`. Never written to a
+    /// layer, the config or the history.
+    Secret {
+        /// The secret's ID.
+        id: String,
+        /// Where the file appears (`/run/secrets/<id>` by default; `None` with only `env`).
+        target: Option<String>,
+        /// The environment variable to set to its value.
+        env: Option<String>,
+        /// Fail the step when the build has no such secret (else the mount is skipped).
+        required: bool,
+        /// File mode (0400 by default).
+        mode: u32,
+        /// File owner.
+        uid: u32,
+        /// File group.
+        gid: u32,
+    },
+}
+
 /// A RUN step to execute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunStep {
@@ -70,6 +132,8 @@ pub struct RunStep {
     pub config: RunConfig,
     /// Host settings and limits.
     pub host: RunHost,
+    /// `RUN --mount`s, in the Dockerfile's order.
+    pub mounts: Vec<RunMount>,
 }
 
 /// What a [`CopySource`] is on the host.

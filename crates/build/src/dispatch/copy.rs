@@ -198,7 +198,7 @@ impl Builder<'_> {
     }
 
     /// The file system `--from` names: a finished stage (by name or index) or an image.
-    fn source_root_of(&mut self, from: &str) -> Result<std::path::PathBuf, BuildError> {
+    pub(super) fn source_root_of(&mut self, from: &str) -> Result<std::path::PathBuf, BuildError> {
         let lower = from.to_lowercase();
         let stage = self
             .finished

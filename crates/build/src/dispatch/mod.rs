@@ -4,6 +4,7 @@
 //! - [`args`]: build-argument scoping; [`state`]: the stage in progress;
 //! - [`config`]: the instructions that only change the image config (ENV, LABEL, CMD, ...);
 //! - [`steps`]: the steps that need a container (RUN, WORKDIR) and the commit of each step;
+//!   [`mounts`]: `RUN --mount`;
 //! - [`copy`]: COPY/ADD source resolution and cache keys; [`cache`]: the cache lookup;
 //! - [`format`]: Go-compatible text of history comments and IDs.
 
@@ -12,6 +13,7 @@ pub mod cache;
 pub mod config;
 pub mod copy;
 pub mod format;
+pub mod mounts;
 pub mod state;
 pub mod steps;
 

@@ -92,15 +92,12 @@ impl Builder<'_> {
         st: &mut StageState,
         run: &Run,
     ) -> Result<(), BuildError> {
-        if !run.mounts.is_empty() {
-            return Err(BuildError::Invalid(
-                "RUN --mount is not supported yet".into(),
-            ));
-        }
+        let mounts = self.run_mounts(st, &run.mounts)?;
         let argv = config::command(&run.command, &st.shell())?;
         let env = st.run.env.clone().unwrap_or_default();
         let build_env = st.args.filter_allowed(&env);
-        let mut key_cmd = argv.clone();
+        let mut key_cmd = mounts.key;
+        key_cmd.extend(argv.iter().cloned());
         if !build_env.is_empty() {
             let mut prefixed = st.args.run_prefix(&build_env);
             prefixed.extend(key_cmd);
@@ -131,6 +128,7 @@ impl Builder<'_> {
             &RunStep {
                 config: container,
                 host,
+                mounts: mounts.mounts,
             },
         )?;
         self.out
@@ -184,6 +182,7 @@ impl Builder<'_> {
             &RunStep {
                 config: step_config.clone(),
                 host: self.opts.host.clone(),
+                mounts: Vec::new(),
             },
         )?;
         self.out

@@ -1228,3 +1228,87 @@ fn heredoc_copy_writes_the_body_as_a_file() {
         out.text
     );
 }
+
+#[test]
+fn run_mounts_reach_the_engine_and_key_the_cache() {
+    use crate::backend::{CacheSharing, RunMount};
+    let mut fake = Fake::with_busybox();
+    let ctx = Ctx::new(&[("src/main.c", "int main;")]);
+    let df = "FROM busybox\nWORKDIR /w\nARG ID=pip\nRUN --mount=type=cache,target=/root/.cache,id=$ID,sharing=locked \\\n    --mount=type=bind,source=src,target=src \\\n    --mount=type=secret,id=tok,env=TOKEN \\\n    --mount=type=tmpfs,target=/tmp,size=1m make\n";
+    let out = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    let id = out.id();
+    let run = fake
+        .runs
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("no run"));
+    assert_eq!(
+        run.mounts,
+        vec![
+            RunMount::Cache {
+                id: "pip".into(),
+                target: "/root/.cache".into(),
+                sharing: CacheSharing::Locked,
+                read_only: false,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            RunMount::Bind {
+                source: ctx.dir.path().join("src"),
+                target: "/w/src".into(),
+                read_only: true,
+            },
+            RunMount::Secret {
+                id: "tok".into(),
+                target: None,
+                env: Some("TOKEN".into()),
+                required: false,
+                mode: 0o400,
+                uid: 0,
+                gid: 0,
+            },
+            RunMount::Tmpfs {
+                target: "/tmp".into(),
+                size: Some(1 << 20),
+            },
+        ]
+    );
+    assert_eq!(
+        run.config.cmd,
+        Some(vec!["/bin/sh".into(), "-c".into(), "make".into()])
+    );
+    let h = history(&fake, &id);
+    let last = h.last().cloned().unwrap_or_default();
+    let src_hash = SourceTree::new(ctx.dir.path())
+        .dir_hash("src")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        last,
+        format!("|1 ID=pip --mount=type=cache,target=/root/.cache,id=pip,sharing=locked --mount=type=bind,source=src,target=src {src_hash} --mount=type=secret,id=tok,env=TOKEN --mount=type=tmpfs,target=/tmp,size=1m /bin/sh -c make")
+    );
+    assert!(!serde_json::to_string(&fake.images[&id].config)
+        .unwrap_or_default()
+        .contains("TOKEN="));
+
+    let again = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_eq!(again.id(), id, "unchanged bound files: a hit");
+    ctx.write("src/main.c", "int main(void);");
+    let edited = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_ne!(edited.id(), id, "a bound file changed: the RUN reruns");
+
+    let ssh = run_build(
+        &mut fake,
+        &ctx,
+        "FROM busybox\nRUN --mount=type=ssh true\n",
+        &BuildOptions::default(),
+    );
+    assert_eq!(ssh.err(), "RUN --mount=type=ssh is not supported");
+    let missing = run_build(
+        &mut fake,
+        &ctx,
+        "FROM busybox\nRUN --mount=source=nope,target=/x true\n",
+        &BuildOptions::default(),
+    );
+    assert_eq!(missing.err(), "RUN --mount source nope not found");
+}
