@@ -8,7 +8,7 @@
 //! `sha256:<hex>` strings; `None` as a parent means `FROM scratch` (no layers).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::image_config::{ImageConfig, RunConfig};
 pub use crate::instructions::mount::CacheSharing;
@@ -243,6 +243,11 @@ pub trait Backend {
         parent: Option<&str>,
         copies: &[CopySource],
     ) -> Result<StepContainer, BackendError>;
+
+    /// `ADD http(s)://...`: fetches `url` (GET, following redirects) into the new file `to`
+    /// with mode 0600 and, when the response has `Last-Modified`, that mtime. A failure is worded
+    /// for the client (dockerd: `failed to GET <url> with status 404 Not Found: <body>`).
+    fn download(&mut self, url: &str, to: &Path) -> Result<(), BackendError>;
 
     /// Commits a step: the new image is `parent`'s layers plus `step`'s changes (`None`: a
     /// config-only step, no container and no layer) with `config`. The dispatcher gives

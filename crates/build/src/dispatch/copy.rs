@@ -19,6 +19,8 @@ struct Info {
     hash: String,
     host: PathBuf,
     kind: SourceKind,
+    /// A downloaded file: ADD never extracts those.
+    remote: bool,
 }
 
 /// A COPY or ADD, reduced to what both do.
@@ -29,6 +31,7 @@ struct Plan<'a> {
     chown: Option<&'a str>,
     chmod: Option<&'a str>,
     add: bool,
+    checksum: Option<&'a str>,
 }
 
 impl Builder<'_> {
@@ -38,9 +41,11 @@ impl Builder<'_> {
         st: &mut StageState,
         c: &Copy,
     ) -> Result<(), BuildError> {
-        if c.link || c.parents || !c.excludes.is_empty() {
+        // `--link` only changes how BuildKit stores the layer (independent of its parent so
+        // it can be rebased); the files are the same, so it copies as a plain COPY here.
+        if c.parents || !c.excludes.is_empty() {
             return Err(BuildError::Invalid(
-                "COPY --link, --parents and --exclude are not supported yet".into(),
+                "COPY --parents and --exclude are not supported yet".into(),
             ));
         }
         self.copy_step(
@@ -52,21 +57,22 @@ impl Builder<'_> {
                 chown: c.chown.as_deref(),
                 chmod: c.chmod.as_deref(),
                 add: false,
+                checksum: None,
             },
         )
     }
 
     /// ADD: COPY that also extracts local archives; remote URLs are refused for now.
     pub(super) fn dispatch_add(&mut self, st: &mut StageState, a: &Add) -> Result<(), BuildError> {
-        if a.link || !a.excludes.is_empty() || a.checksum.is_some() {
+        if !a.excludes.is_empty() {
             return Err(BuildError::Invalid(
-                "ADD --link, --exclude and --checksum are not supported yet".into(),
+                "ADD --exclude is not supported yet".into(),
             ));
         }
-        if let Some(url) = a.files.sources.iter().find(|s| is_url(s)) {
-            return Err(BuildError::Invalid(format!(
-                "ADD failed: downloading {url} is not supported yet"
-            )));
+        if a.checksum.is_some() && !a.files.sources.iter().all(|s| is_url(s)) {
+            return Err(BuildError::Invalid(
+                "checksum can't be specified for non-HTTP(S) sources".into(),
+            ));
         }
         self.copy_step(
             st,
@@ -77,6 +83,7 @@ impl Builder<'_> {
                 chown: a.chown.as_deref(),
                 chmod: a.chmod.as_deref(),
                 add: a.unpack != Some(false),
+                checksum: a.checksum.as_deref(),
             },
         )
     }
@@ -92,9 +99,21 @@ impl Builder<'_> {
             source,
         };
         let mut infos = Vec::new();
+        let mut urls = Vec::new();
         for src in &plan.files.sources {
+            if plan.add && is_url(src) {
+                urls.push(src.as_str());
+                continue;
+            }
             infos.extend(copy_infos(tree, src).map_err(src_err)?);
         }
+        let _download_dir = if urls.is_empty() {
+            None
+        } else {
+            let (dir, remote) = self.download(&urls, plan.checksum)?;
+            infos.extend(remote);
+            Some(dir)
+        };
         // Heredoc sources become files in a directory of their own, hashed like context files.
         let _inline_dir = if plan.files.contents.is_empty() {
             None
@@ -168,7 +187,10 @@ impl Builder<'_> {
             .map(|i| {
                 let src = i.host;
                 CopySource {
-                    extract: plan.add && i.kind == SourceKind::File && is_archive(&src),
+                    extract: plan.add
+                        && !i.remote
+                        && i.kind == SourceKind::File
+                        && is_archive(&src),
                     src,
                     kind: i.kind,
                     dest: dest_abs.clone(),
@@ -181,6 +203,55 @@ impl Builder<'_> {
         let committed = self.commit_copy(st, &step, step_config);
         self.backend.remove(&step)?;
         committed
+    }
+
+    /// `ADD http(s)://...`: each URL fetched by the engine into a temporary directory as a
+    /// file named after the URL's last path segment (mode 0600), checked against `--checksum`,
+    /// and hashed like a context file (dockerd fetches on every build to compute the key too).
+    fn download(
+        &mut self,
+        urls: &[&str],
+        checksum: Option<&str>,
+    ) -> Result<(tempfile::TempDir, Vec<Info>), BuildError> {
+        let dir = tempfile::tempdir().map_err(|e| {
+            BuildError::Invalid(format!("ADD failed: creating a download directory: {e}"))
+        })?;
+        let mut tree = SourceTree::new(dir.path());
+        let mut infos = Vec::new();
+        for url in urls {
+            let name = url_file_name(url).ok_or_else(|| {
+                BuildError::Invalid(format!("cannot determine filename from url: {url}"))
+            })?;
+            let host = dir.path().join(name);
+            if host.exists() {
+                return Err(BuildError::Invalid(format!(
+                    "ADD failed: two sources download to the same file name {name}"
+                )));
+            }
+            self.backend.download(url, &host)?;
+            if let Some(want) = checksum {
+                let data = fs::read(&host)
+                    .map_err(|e| BuildError::Invalid(format!("ADD failed: reading {url}: {e}")))?;
+                use sha2::Digest;
+                let got = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&data)));
+                if got != want {
+                    return Err(BuildError::Invalid(format!(
+                        "digest mismatch {got}: {want}"
+                    )));
+                }
+            }
+            let hash = tree.file_hash(name).map_err(|source| BuildError::Source {
+                instruction: "ADD",
+                source,
+            })?;
+            infos.push(Info {
+                hash: format!("file:{hash}"),
+                host,
+                kind: SourceKind::File,
+                remote: true,
+            });
+        }
+        Ok((dir, infos))
     }
 
     fn commit_copy(
@@ -292,7 +363,16 @@ impl Builder<'_> {
 }
 
 fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// The file name ADD gives a download: the last segment of the URL's path (dockerd's rule).
+fn url_file_name(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    (!name.is_empty() && name != "." && name != "..").then_some(name)
 }
 
 /// The sources one COPY argument names, as dockerd's `calcCopyInfo`: a wildcard pattern is
@@ -340,12 +420,14 @@ fn copy_infos_at(
             hash: tree.dir_hash(&rel)?,
             host,
             kind: SourceKind::Dir,
+            remote: false,
         }
     } else {
         Info {
             hash: format!("file:{}", tree.file_hash(&rel)?),
             host,
             kind: SourceKind::File,
+            remote: false,
         }
     }])
 }
@@ -375,6 +457,7 @@ fn inline_sources(files: &SourcesAndDest) -> Result<(tempfile::TempDir, Vec<Info
             hash: format!("file:{}", tree.file_hash(&name)?),
             host,
             kind: SourceKind::File,
+            remote: false,
         });
     }
     Ok((dir, infos))
