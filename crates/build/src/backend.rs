@@ -174,6 +174,10 @@ pub struct CopySource {
     /// `--chmod`: the mode of everything copied (files and directories); `None` keeps the
     /// source's mode.
     pub mode: Option<u32>,
+    /// `--exclude` patterns of a directory source (`.dockerignore` syntax, relative to `src`):
+    /// entries [`crate::dockerignore::PatternMatcher::matches_or_parent_matches`] accepts are not
+    /// copied.
+    pub exclude: Vec<String>,
     /// ADD of a local archive (tar, optionally gzip/bzip2/xz/zstd compressed): extract it into
     /// `dest` instead of copying the file.
     pub extract: bool,

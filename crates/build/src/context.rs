@@ -335,6 +335,31 @@ impl SourceTree {
         Ok(())
     }
 
+    /// `dir:<hex>` of the resolved directory `rel` without the entries `skip` accepts (given
+    /// their path relative to `rel`), for `COPY --exclude`.
+    pub fn dir_hash_excluding(
+        &mut self,
+        rel: &str,
+        skip: &dyn Fn(&str) -> bool,
+    ) -> Result<String, ContextError> {
+        let mut sums = Vec::new();
+        for entry in self.walk(rel)? {
+            let inner = if rel.is_empty() {
+                entry.as_str()
+            } else {
+                entry
+                    .strip_prefix(rel)
+                    .map_or("", |r| r.trim_start_matches('/'))
+            };
+            if !inner.is_empty() && skip(inner) {
+                continue;
+            }
+            sums.push(self.file_hash(&entry)?);
+        }
+        sums.sort();
+        Ok(hash_list("dir", &sums))
+    }
+
     /// `dir:<hex>` of the resolved directory `rel`.
     pub fn dir_hash(&mut self, rel: &str) -> Result<String, ContextError> {
         let mut sums = Vec::new();

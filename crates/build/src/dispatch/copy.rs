@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::backend::{CopySource, Owner, SourceKind};
 use crate::context::{go_match, has_wildcards, hash_list, ContextError, SourceTree};
+use crate::dockerignore::PatternMatcher;
 use crate::instructions::{Add, Copy, SourcesAndDest};
 
 use super::state::StageState;
@@ -21,6 +22,11 @@ struct Info {
     kind: SourceKind,
     /// A downloaded file: ADD never extracts those.
     remote: bool,
+    /// The path as matched, relative to the tree's root (after a `/./` pivot of `--parents`);
+    /// empty for heredocs and downloads.
+    path: String,
+    /// The resolved path in the tree.
+    rel: String,
 }
 
 /// A COPY or ADD, reduced to what both do.
@@ -32,6 +38,8 @@ struct Plan<'a> {
     chmod: Option<&'a str>,
     add: bool,
     checksum: Option<&'a str>,
+    parents: bool,
+    excludes: &'a [String],
 }
 
 impl Builder<'_> {
@@ -43,11 +51,6 @@ impl Builder<'_> {
     ) -> Result<(), BuildError> {
         // `--link` only changes how BuildKit stores the layer (independent of its parent so
         // it can be rebased); the files are the same, so it copies as a plain COPY here.
-        if c.parents || !c.excludes.is_empty() {
-            return Err(BuildError::Invalid(
-                "COPY --parents and --exclude are not supported yet".into(),
-            ));
-        }
         self.copy_step(
             st,
             Plan {
@@ -58,17 +61,14 @@ impl Builder<'_> {
                 chmod: c.chmod.as_deref(),
                 add: false,
                 checksum: None,
+                parents: c.parents,
+                excludes: &c.excludes,
             },
         )
     }
 
     /// ADD: COPY that also extracts local archives; remote URLs are refused for now.
     pub(super) fn dispatch_add(&mut self, st: &mut StageState, a: &Add) -> Result<(), BuildError> {
-        if !a.excludes.is_empty() {
-            return Err(BuildError::Invalid(
-                "ADD --exclude is not supported yet".into(),
-            ));
-        }
         if a.checksum.is_some() && !a.files.sources.iter().all(|s| is_url(s)) {
             return Err(BuildError::Invalid(
                 "checksum can't be specified for non-HTTP(S) sources".into(),
@@ -84,6 +84,8 @@ impl Builder<'_> {
                 chmod: a.chmod.as_deref(),
                 add: a.unpack != Some(false),
                 checksum: a.checksum.as_deref(),
+                parents: false,
+                excludes: &a.excludes,
             },
         )
     }
@@ -107,6 +109,16 @@ impl Builder<'_> {
             }
             infos.extend(copy_infos(tree, src).map_err(src_err)?);
         }
+        if !plan.excludes.is_empty() {
+            let pm = PatternMatcher::new(plan.excludes)
+                .map_err(|e| BuildError::Invalid(format!("{} failed: {e}", plan.name)))?;
+            infos.retain(|i| i.kind == SourceKind::Dir || !pm.matches_or_parent_matches(&i.path));
+            for i in infos.iter_mut().filter(|i| i.kind == SourceKind::Dir) {
+                i.hash = tree
+                    .dir_hash_excluding(&i.rel, &|p| pm.matches_or_parent_matches(p))
+                    .map_err(src_err)?;
+            }
+        }
         let _download_dir = if urls.is_empty() {
             None
         } else {
@@ -129,7 +141,7 @@ impl Builder<'_> {
             )));
         }
         let dest = &plan.files.dest;
-        if infos.len() > 1 && !dest.ends_with('/') {
+        if infos.len() > 1 && !dest.ends_with('/') && !plan.parents {
             return Err(BuildError::Invalid(format!(
                 "When using {} with more than one source file, the destination must be a directory and end with a /",
                 plan.name
@@ -144,6 +156,12 @@ impl Builder<'_> {
         };
         // dockerd's text, missing space after --chown included, so keys match its images.
         let mut flags = String::new();
+        if plan.parents {
+            flags.push_str("--parents ");
+        }
+        for e in plan.excludes {
+            flags.push_str(&format!("--exclude={e} "));
+        }
         if let Some(c) = plan.chown {
             flags.push_str(&format!("--chown={c}"));
         }
@@ -177,14 +195,30 @@ impl Builder<'_> {
             };
             let mut d = clean_path(&joined);
             // `.` is the working directory itself (dockerd keeps its trailing slash too).
-            if (dest.ends_with('/') || dest == ".") && d != "/" {
+            if (dest.ends_with('/') || dest == "." || plan.parents) && d != "/" {
                 d.push('/');
             }
             d
         };
+        // --parents: each source keeps its path (below a `/./` pivot) under the destination.
+        let dest_of = |i: &Info| -> String {
+            if !plan.parents || i.path.is_empty() {
+                return dest_abs.clone();
+            }
+            let keep = match i.kind {
+                SourceKind::Dir => i.path.as_str(),
+                SourceKind::File => i.path.rsplit_once('/').map_or("", |(dir, _)| dir),
+            };
+            if keep.is_empty() {
+                dest_abs.clone()
+            } else {
+                format!("{}{keep}/", dest_abs)
+            }
+        };
         let copies: Vec<CopySource> = infos
             .into_iter()
             .map(|i| {
+                let dest = dest_of(&i);
                 let src = i.host;
                 CopySource {
                     extract: plan.add
@@ -193,7 +227,12 @@ impl Builder<'_> {
                         && is_archive(&src),
                     src,
                     kind: i.kind,
-                    dest: dest_abs.clone(),
+                    dest,
+                    exclude: if i.kind == SourceKind::Dir {
+                        plan.excludes.to_vec()
+                    } else {
+                        Vec::new()
+                    },
                     owner,
                     mode,
                 }
@@ -249,6 +288,8 @@ impl Builder<'_> {
                 host,
                 kind: SourceKind::File,
                 remote: true,
+                path: String::new(),
+                rel: name.to_string(),
             });
         }
         Ok((dir, infos))
@@ -384,22 +425,43 @@ fn copy_infos(tree: &mut SourceTree, orig: &str) -> Result<Vec<Info>, ContextErr
         path = path.strip_prefix('/').unwrap_or(path);
     }
     let path = path.strip_prefix("./").unwrap_or(path);
-    if has_wildcards(path) {
+    // `COPY --parents a/./b/c`: the kept path starts after the `/./` pivot.
+    let pivot = path
+        .find("/./")
+        .map(|i| SourceTree::clean(&path[..i]))
+        .transpose()?
+        .map(|p| p.join("/"));
+    let path = path.replacen("/./", "/", 1);
+    let kept = |matched: &str| -> String {
+        let clean = SourceTree::clean(matched)
+            .map(|p| p.join("/"))
+            .unwrap_or_default();
+        match &pivot {
+            Some(p) if !p.is_empty() => clean
+                .strip_prefix(p.as_str())
+                .map(|r| r.trim_start_matches('/').to_string())
+                .unwrap_or(clean.clone()),
+            _ => clean,
+        }
+    };
+    if has_wildcards(&path) {
         let mut out = Vec::new();
         for rel in tree.walk("")? {
-            if go_match(path, &rel) {
-                out.extend(copy_infos_at(tree, &rel, &rel)?);
+            if go_match(&path, &rel) {
+                out.extend(copy_infos_at(tree, &rel, &rel, kept(&rel))?);
             }
         }
         return Ok(out);
     }
-    copy_infos_at(tree, path, path)
+    let k = kept(&path);
+    copy_infos_at(tree, &path, &path, k)
 }
 
 fn copy_infos_at(
     tree: &mut SourceTree,
     path: &str,
     shown: &str,
+    kept: String,
 ) -> Result<Vec<Info>, ContextError> {
     let rel = tree.resolve(path, true)?;
     let host = tree.host_path(&rel);
@@ -421,6 +483,8 @@ fn copy_infos_at(
             host,
             kind: SourceKind::Dir,
             remote: false,
+            path: kept,
+            rel,
         }
     } else {
         Info {
@@ -428,6 +492,8 @@ fn copy_infos_at(
             host,
             kind: SourceKind::File,
             remote: false,
+            path: kept,
+            rel,
         }
     }])
 }
@@ -458,6 +524,8 @@ fn inline_sources(files: &SourcesAndDest) -> Result<(tempfile::TempDir, Vec<Info
             host,
             kind: SourceKind::File,
             remote: false,
+            path: String::new(),
+            rel: name,
         });
     }
     Ok((dir, infos))

@@ -273,7 +273,18 @@ impl Backend for Fake {
                 ),
                 _ => c.dest.clone(),
             };
-            read_tree(&c.src, &dest, &mut changes);
+            let mut got = BTreeMap::new();
+            read_tree(&c.src, &dest, &mut got);
+            let pm = crate::dockerignore::PatternMatcher::new(&c.exclude)
+                .map_err(|e| BackendError::Other(e.to_string()))?;
+            got.retain(|path, _| {
+                let inner = path
+                    .strip_prefix(dest.trim_end_matches('/'))
+                    .unwrap_or(path)
+                    .trim_start_matches('/');
+                c.exclude.is_empty() || !pm.matches_or_parent_matches(inner)
+            });
+            changes.extend(got);
             self.log.push(format!("copy {} -> {dest}", c.src.display()));
         }
         self.copies.extend(copies.iter().cloned());
@@ -1371,4 +1382,44 @@ fn add_downloads_urls_through_the_engine() {
         bad(&mut fake, "FROM busybox\nADD --checksum=sha256:00 f /x\n"),
         "checksum can't be specified for non-HTTP(S) sources"
     );
+}
+
+#[test]
+fn copy_exclude_and_parents() {
+    let mut fake = Fake::with_busybox();
+    let ctx = Ctx::new(&[
+        ("d/keep.txt", "k"),
+        ("d/drop.log", "l"),
+        ("d/tmp/x", "x"),
+        ("a/b/c.txt", "c"),
+        ("x/y/z.txt", "z"),
+    ]);
+    let df = "FROM busybox\nCOPY --exclude=*.log --exclude=tmp d /d/\nCOPY --parents a/b/c.txt x/./y/*.txt /p\n";
+    let out = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    let id = out.id();
+    let files: Vec<&str> = fake.images[&id]
+        .files
+        .keys()
+        .filter(|k| k.starts_with('/'))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(files, vec!["/d/keep.txt", "/p/a/b/c.txt", "/p/y/z.txt"]);
+    let h = history(&fake, &id);
+    assert!(
+        h[1].starts_with("/bin/sh -c #(nop) COPY --exclude=*.log --exclude=tmp dir:"),
+        "{}",
+        h[1]
+    );
+    assert!(
+        h[2].starts_with("/bin/sh -c #(nop) COPY --parents multi:"),
+        "{}",
+        h[2]
+    );
+
+    ctx.write("d/drop.log", "changed");
+    let again = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_eq!(again.id(), id, "an excluded file does not key the step");
+    ctx.write("d/keep.txt", "changed");
+    let changed = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_ne!(changed.id(), id);
 }
