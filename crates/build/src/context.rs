@@ -7,9 +7,10 @@
 //! devmajor devminor` (each written as key then value, `uname`/`gname` always empty, no
 //! `mtime`), then the content. So `touch` keeps the cache and a change of content, mode or owner
 //! misses. A directory's hash is SHA-256 of the sorted hashes of everything in it (itself
-//! included), joined with commas. Hard links and extended attributes are hashed as plain files
-//! without xattrs (the CLI sends a hard link's second name as a link entry; it then hashes
-//! differently from dockerd's, which only affects cache hits against images dockerd built).
+//! included), joined with commas. Of the extended attributes only `security.capability` is
+//! hashed, as only it is in the CLI's tar. Hard links are hashed as plain files (the CLI sends a
+//! hard link's second name as a link entry, which dockerd hashes differently; that only affects
+//! cache hits against images dockerd built).
 
 use std::collections::HashMap;
 use std::fs;
@@ -69,6 +70,9 @@ pub struct HashHeader {
     pub devmajor: u64,
     /// Device minor number.
     pub devminor: u64,
+    /// Extended attributes as the docker CLI puts them in the context tar (it sends only
+    /// `security.capability`), sorted by name.
+    pub xattrs: Vec<(String, Vec<u8>)>,
 }
 
 /// A file's tarsum, fed the header then the content; the engine can compute it while it
@@ -96,6 +100,10 @@ impl FileSum {
             h.update(k.as_bytes());
             h.update(v.as_bytes());
         }
+        for (k, v) in &header.xattrs {
+            h.update(k.as_bytes());
+            h.update(v);
+        }
         FileSum(h)
     }
 
@@ -108,6 +116,14 @@ impl FileSum {
     pub fn finish(self) -> String {
         hex::encode(self.0.finalize())
     }
+}
+
+/// The `security.capability` attribute of `path` (not following a symlink), if it has one;
+/// file systems without extended attributes simply have none.
+fn security_capability(path: &Path) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 256];
+    let n = rustix::fs::lgetxattr(path, "security.capability", &mut buf).ok()?;
+    buf.get(..n).map(<[u8]>::to_vec)
 }
 
 /// `prefix:` + SHA-256 of `parts` joined with commas (dockerd's `hashStringSlice`).
@@ -261,6 +277,9 @@ impl SourceTree {
             linkname: String::new(),
             devmajor: 0,
             devminor: 0,
+            xattrs: security_capability(&host)
+                .map(|v| vec![("security.capability".to_string(), v)])
+                .unwrap_or_default(),
         };
         if ft.is_dir() {
             header.typeflag = b'5';
@@ -542,6 +561,28 @@ mod tests {
         assert_ne!(fresh(dir.path()).unwrap_or_else(|e| panic!("{e}")), first);
         write(dir.path(), "a.txt", b"two", 0o644);
         assert_ne!(fresh(dir.path()).unwrap_or_else(|e| panic!("{e}")), first);
+    }
+
+    #[test]
+    fn file_capabilities_are_hashed() {
+        let (dir, mut t) = tree();
+        write(dir.path(), "ping", b"elf", 0o755);
+        let plain = t.file_hash("ping").unwrap_or_else(|e| panic!("{e}"));
+        // cap_net_raw+ep as setcap writes it (VFS_CAP_REVISION_2).
+        let cap: [u8; 20] = [
+            0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        rustix::fs::lsetxattr(
+            dir.path().join("ping"),
+            "security.capability",
+            &cap,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap_or_else(|e| panic!("setting a capability needs root and xattr support: {e}"));
+        let capped = SourceTree::new(dir.path())
+            .file_hash("ping")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(plain, capped);
     }
 
     #[test]
