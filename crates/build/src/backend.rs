@@ -259,8 +259,11 @@ pub trait Backend {
     /// (and `container_config.Hostname` to its first 12 digits) except for COPY/ADD layers, sets
     /// `docker_version`, appends the layer's diff ID to `rootfs.diff_ids` when the layer is not
     /// empty, and sets `empty_layer` on the last `history` entry (which the dispatcher
-    /// appended) when it is. The image is recorded as a child of `parent` for
-    /// [`Backend::children`].
+    /// appended) when it is. For a config-only step the engine makes up a container ID (dockerd
+    /// ran a container for those; the build prints the ID as ` ---> Running in <id>`). The image
+    /// ID is the SHA-256 of the final config serialised by [`ImageConfig::to_go_json`] (Go's
+    /// escaping), and the image is recorded as a child of `parent` for [`Backend::children`],
+    /// persistently (the cache survives a daemon restart).
     fn commit(
         &mut self,
         parent: Option<&str>,

@@ -6,7 +6,7 @@
 //! - [`steps`]: the steps that need a container (RUN, WORKDIR) and the commit of each step;
 //!   [`mounts`]: `RUN --mount`;
 //! - [`copy`]: COPY/ADD source resolution and cache keys; [`cache`]: the cache lookup;
-//! - [`format`]: Go-compatible text of history comments and IDs.
+//! - [`format`](mod@format): Go-compatible text of history comments and IDs.
 
 pub mod args;
 pub mod cache;
