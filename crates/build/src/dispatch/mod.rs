@@ -217,37 +217,8 @@ impl Builder<'_> {
             .iter()
             .take_while(|n| !n.value.eq_ignore_ascii_case("from"))
             .collect();
-        // Meta args first: their values expand FROM lines and decide the stage graph.
-        self.total = meta_lines.len();
-        let graph_env = {
-            let mut probe = self.args.clone();
-            for arg in &staged.meta_args {
-                let env = EnvList::new(env_list(&probe.all_allowed()));
-                let value = match &arg.value {
-                    Some(v) => Some(self.lexer.process_word(v, &env)?),
-                    None => None,
-                };
-                probe.add(&arg.key, value.clone());
-                probe.add_meta(&arg.key, value);
-            }
-            probe.all_meta()
-        };
-        let meta_env = EnvList::new(env_list(&graph_env));
-        let lexer = self.lexer;
-        let graph = StageGraph::build(staged, &|s| lexer.process_word(s, &meta_env))?;
-        let target = graph.target_index(self.opts.target.as_deref())?;
-        let needed = graph.needed(target);
-        self.total += needed
-            .iter()
-            .map(|&i| staged.stages[i].instructions.len() + 1)
-            .sum::<usize>();
-        if !self.opts.labels.is_empty() {
-            self.total += 1;
-        }
-
-        for node in &meta_lines {
-            self.print_step(&node.original);
-        }
+        // Meta args first: their values expand FROM lines and decide the stage graph, so they
+        // are processed before the step count is known (and printed afterwards).
         for arg in &staged.meta_args {
             let env = EnvList::new(env_list(&self.args.all_allowed()));
             let value = match &arg.value {
@@ -256,6 +227,20 @@ impl Builder<'_> {
             };
             self.args.add(&arg.key, value.clone());
             self.args.add_meta(&arg.key, value);
+        }
+        let meta_env = EnvList::new(env_list(&self.args.all_meta()));
+        let lexer = self.lexer;
+        let graph = StageGraph::build(staged, &|s| lexer.process_word(s, &meta_env))?;
+        let target = graph.target_index(self.opts.target.as_deref())?;
+        let needed = graph.needed(target);
+        self.total = meta_lines.len()
+            + needed
+                .iter()
+                .map(|&i| staged.stages[i].instructions.len() + 1)
+                .sum::<usize>()
+            + usize::from(!self.opts.labels.is_empty());
+        for node in &meta_lines {
+            self.print_step(&node.original);
         }
 
         for &index in &needed {
