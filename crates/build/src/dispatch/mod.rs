@@ -244,33 +244,51 @@ impl Builder<'_> {
         }
 
         for &index in &needed {
-            let stage = &staged.stages[index];
-            self.print_step(&stage.original);
-            let mut st = self.begin_stage(index, &graph, &meta_env, stage.platform.as_deref())?;
-            self.out.line(&format!(" ---> {}", short(&st.image)));
-            for ins in &stage.instructions {
-                self.print_step(&ins.original);
-                self.dispatch(&mut st, ins, true)?;
-                self.out.line(&format!(" ---> {}", short(&st.image)));
-            }
-            if index == target && !self.opts.labels.is_empty() {
-                let ins = label_option_instruction(&self.opts.labels);
-                self.print_step(&ins.original);
-                self.dispatch(&mut st, &ins, false)?;
-                self.out.line(&format!(" ---> {}", short(&st.image)));
-            }
-            if let Some(id) = &st.image {
-                self.out.sink.aux_id(id);
-            }
-            self.args.merge_referenced(&st.args);
-            self.finished.push(Finished {
-                index,
-                name: stage.name.clone(),
-                image: st.image.clone(),
-                config: st.image_config.clone(),
-            });
+            self.build_stage(staged, index, &graph, &meta_env, index == target)?;
         }
+        self.finish(loaded)
+    }
 
+    /// Builds one stage: FROM (and triggers), its instructions, the `--label` step on the
+    /// target; records the result for later stages.
+    fn build_stage(
+        &mut self,
+        staged: &crate::instructions::StagedFile,
+        index: usize,
+        graph: &StageGraph,
+        meta_env: &EnvList,
+        is_target: bool,
+    ) -> Result<(), BuildError> {
+        let stage = &staged.stages[index];
+        self.print_step(&stage.original);
+        let mut st = self.begin_stage(index, graph, meta_env, stage.platform.as_deref())?;
+        self.out.line(&format!(" ---> {}", short(&st.image)));
+        for ins in &stage.instructions {
+            self.print_step(&ins.original);
+            self.dispatch(&mut st, ins, true)?;
+            self.out.line(&format!(" ---> {}", short(&st.image)));
+        }
+        if is_target && !self.opts.labels.is_empty() {
+            let ins = label_option_instruction(&self.opts.labels);
+            self.print_step(&ins.original);
+            self.dispatch(&mut st, &ins, false)?;
+            self.out.line(&format!(" ---> {}", short(&st.image)));
+        }
+        if let Some(id) = &st.image {
+            self.out.sink.aux_id(id);
+        }
+        self.args.merge_referenced(&st.args);
+        self.finished.push(Finished {
+            index,
+            name: stage.name.clone(),
+            image: st.image,
+            config: st.image_config,
+        });
+        Ok(())
+    }
+
+    /// After the last stage: warnings, the result line, tags.
+    fn finish(&mut self, loaded: &Loaded) -> Result<String, BuildError> {
         self.print_warnings(loaded);
         let unused = self.args.unused();
         if !unused.is_empty() {
