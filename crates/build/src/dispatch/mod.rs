@@ -151,7 +151,6 @@ pub fn build_with(
         },
         context,
         lexer: Lexer::new(loaded.dockerfile.escape),
-        escape: loaded.dockerfile.escape,
         args: BuildArgs::new(opts.build_args.clone()),
         finished: Vec::new(),
         step: 0,
@@ -201,7 +200,6 @@ pub(crate) struct Builder<'a> {
     out: Output<'a>,
     context: SourceTree,
     lexer: Lexer,
-    escape: char,
     args: BuildArgs,
     finished: Vec<Finished>,
     step: usize,
@@ -379,7 +377,7 @@ impl Builder<'_> {
             self.out
                 .line(&format!("# Executing {} build trigger{s}", triggers.len()));
             for trigger in triggers {
-                let ins = parse_trigger(&trigger, self.escape)?;
+                let ins = parse_trigger(&trigger)?;
                 self.dispatch(&mut st, &ins, true)?;
             }
         }
@@ -468,14 +466,11 @@ fn label_option_instruction(labels: &BTreeMap<String, String>) -> Instruction {
     }
 }
 
-/// An ONBUILD trigger as an instruction (it must be exactly one, and not FROM).
-fn parse_trigger(trigger: &str, escape: char) -> Result<Instruction, BuildError> {
-    let text = if escape == '\\' {
-        trigger.to_string()
-    } else {
-        format!("# escape={escape}\n{trigger}")
-    };
-    let df = crate::parser::parse(&text).map_err(|e| BuildError::Invalid(e.to_string()))?;
+/// An ONBUILD trigger as an instruction (it must be exactly one, and not FROM). Triggers
+/// are parsed with the default escape character whatever the child's Dockerfile uses, as
+/// dockerd parses them.
+fn parse_trigger(trigger: &str) -> Result<Instruction, BuildError> {
+    let df = crate::parser::parse(trigger).map_err(|e| BuildError::Invalid(e.to_string()))?;
     if df.nodes.len() != 1 {
         return Err(BuildError::Invalid(
             "onbuild trigger should be a single expression".into(),
