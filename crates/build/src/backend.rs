@@ -6,6 +6,18 @@
 //!
 //! All methods block: the engine runs a build on a blocking thread. Image IDs are full
 //! `sha256:<hex>` strings; `None` as a parent means `FROM scratch` (no layers).
+//!
+//! The calls a build makes, per step (the cache probe is [`Backend::children`]; on a hit the
+//! rest of the step is skipped):
+//! - `FROM`: [`Backend::image`] (not for `scratch` or an earlier stage);
+//! - ENV, LABEL, CMD and the other config-only steps: `children`, then
+//!   [`Backend::commit`] with no step container;
+//! - RUN: `children`, [`Backend::create`], [`Backend::start`], `commit`, [`Backend::remove`]
+//!   (with `rm`; on failure only with `forcerm`);
+//! - WORKDIR: `children`, `create`, [`Backend::mkdir`], `commit`, `remove`;
+//! - COPY/ADD: [`Backend::mount_image`] for `--from` and `--chown` names,
+//!   [`Backend::download`] for URLs, `children`, [`Backend::copy`], `commit`, `remove`;
+//! - at the end: [`Backend::tag`] per `-t`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
