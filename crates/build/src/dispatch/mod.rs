@@ -148,6 +148,7 @@ pub fn build_with(
         out: Output {
             sink: out,
             quiet: opts.quiet,
+            pending: Vec::new(),
         },
         context,
         lexer: Lexer::new(loaded.dockerfile.escape),
@@ -159,30 +160,87 @@ pub fn build_with(
     b.run(loaded)
 }
 
-/// Output with `-q` applied.
+/// Output with `-q` applied. A step's output arrives in arbitrary chunks; a UTF-8 sequence cut
+/// between two chunks is held back until its end arrives, so it is not turned into two
+/// replacement characters.
 pub(crate) struct Output<'a> {
     sink: &'a mut dyn ProgressSink,
     quiet: bool,
+    pending: Vec<u8>,
 }
 
 impl Output<'_> {
     pub(crate) fn line(&mut self, text: &str) {
+        self.flush_pending();
         if !self.quiet {
             self.sink.stream(&format!("{text}\n"));
+        }
+    }
+
+    /// Sends what is held back (the end of a step's output), however it ends.
+    pub(crate) fn flush_pending(&mut self) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            if !self.quiet {
+                self.sink.stream(&String::from_utf8_lossy(&rest));
+            }
         }
     }
 }
 
 impl Write for Output<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.quiet && !buf.is_empty() {
-            self.sink.stream(&String::from_utf8_lossy(buf));
+        self.pending.extend_from_slice(buf);
+        let cut = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            // An incomplete sequence at the end waits for the next chunk; invalid bytes
+            // elsewhere are sent (replaced) now.
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.pending.len(),
+        };
+        let ready: Vec<u8> = self.pending.drain(..cut).collect();
+        if !self.quiet && !ready.is_empty() {
+            self.sink.stream(&String::from_utf8_lossy(&ready));
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Vec<String>);
+
+    impl ProgressSink for Collect {
+        fn stream(&mut self, text: &str) {
+            self.0.push(text.to_string());
+        }
+        fn aux_id(&mut self, _: &str) {}
+    }
+
+    #[test]
+    fn a_character_split_between_chunks_arrives_whole() {
+        let mut sink = Collect::default();
+        let mut out = Output {
+            sink: &mut sink,
+            quiet: false,
+            pending: Vec::new(),
+        };
+        let bytes = "né\n".as_bytes();
+        out.write_all(&bytes[..2]).unwrap_or_else(|e| panic!("{e}"));
+        out.write_all(&bytes[2..]).unwrap_or_else(|e| panic!("{e}"));
+        out.write_all(&[0xff, b'x'])
+            .unwrap_or_else(|e| panic!("{e}"));
+        out.write_all(&[0xc3]).unwrap_or_else(|e| panic!("{e}"));
+        out.line("done");
+        assert_eq!(sink.0.concat(), "né\n\u{fffd}x\u{fffd}done\n");
+        assert!(sink.0.iter().all(|s| !s.contains("\u{fffd}\u{fffd}")));
     }
 }
 

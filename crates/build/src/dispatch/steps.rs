@@ -133,7 +133,9 @@ impl Builder<'_> {
         )?;
         self.out
             .line(&format!(" ---> Running in {}", format::short_id(&step.id)));
-        let code = match self.backend.start(&step, &mut self.out) {
+        let started = self.backend.start(&step, &mut self.out);
+        self.out.flush_pending();
+        let code = match started {
             Ok(code) => code,
             Err(e) => {
                 if self.opts.force_rm {
