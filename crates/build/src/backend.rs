@@ -18,6 +18,9 @@
 //! - COPY/ADD: [`Backend::mount_image`] for `--from` and `--chown` names,
 //!   [`Backend::download`] for URLs, `children`, [`Backend::copy`], `commit`, `remove`;
 //! - at the end: [`Backend::tag`] per `-t`.
+//!
+//! With `--cache-from`, the first probe looks the source images up with `image`, and a step a
+//! source supplies is [`Backend::adopt`]ed or [`Backend::restore`]d instead of run.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -281,6 +284,21 @@ pub trait Backend {
         parent: Option<&str>,
         step: Option<&StepContainer>,
         config: &ImageConfig,
+    ) -> Result<Committed, BackendError>;
+
+    /// `--cache-from`: records the existing image `image` as a child of `parent`, as dockerd
+    /// does when a cache source's last step matches.
+    fn adopt(&mut self, parent: Option<&str>, image: &str) -> Result<(), BackendError>;
+
+    /// `--cache-from`: makes an image with exactly `config` (its `rootfs.diff_ids` are
+    /// `parent`'s plus, when the step made one, a layer of the image `source`, which the engine
+    /// already has) as a child of `parent`. `docker_version` is the engine's to fill in, as in
+    /// [`Backend::commit`].
+    fn restore(
+        &mut self,
+        parent: Option<&str>,
+        config: &ImageConfig,
+        source: &str,
     ) -> Result<Committed, BackendError>;
 
     /// Removes a step container (the build's `rm`/`forcerm`); for a COPY/ADD step, discards

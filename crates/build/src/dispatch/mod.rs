@@ -41,6 +41,9 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// `--no-cache`.
     pub no_cache: bool,
+    /// `--cache-from`: images whose history may supply steps (pulled images from an earlier
+    /// build, typically).
+    pub cache_from: Vec<String>,
     /// `--pull`: pull base images even when present.
     pub pull: bool,
     /// `--label`s, added to the final image by a last `LABEL` step.
@@ -65,6 +68,7 @@ impl Default for BuildOptions {
             build_args: BTreeMap::new(),
             target: None,
             no_cache: false,
+            cache_from: Vec::new(),
             pull: false,
             labels: BTreeMap::new(),
             platform: None,
@@ -156,6 +160,7 @@ pub fn build_with(
         finished: Vec::new(),
         step: 0,
         total: 0,
+        cache_from: None,
     };
     b.run(loaded)
 }
@@ -262,6 +267,7 @@ pub(crate) struct Builder<'a> {
     finished: Vec<Finished>,
     step: usize,
     total: usize,
+    cache_from: Option<Vec<crate::backend::Base>>,
 }
 
 impl Builder<'_> {

@@ -371,6 +371,42 @@ impl Backend for Fake {
             .map_err(|e| BackendError::Other(e.to_string()))
     }
 
+    fn adopt(&mut self, parent: Option<&str>, image: &str) -> Result<(), BackendError> {
+        self.log.push(format!("adopt {image}"));
+        let img = self
+            .images
+            .get_mut(image)
+            .ok_or_else(|| BackendError::Other(format!("no image {image}")))?;
+        img.parent = parent.map(str::to_string);
+        Ok(())
+    }
+
+    fn restore(
+        &mut self,
+        parent: Option<&str>,
+        config: &ImageConfig,
+        source: &str,
+    ) -> Result<Committed, BackendError> {
+        self.log.push(format!("restore from {source}"));
+        let mut config = config.clone();
+        config.docker_version = "fake".into();
+        let id = format!(
+            "sha256:{}",
+            digest(&serde_json::to_vec(&config).unwrap_or_default())
+        );
+        // The fake keeps whole file maps, not layers: the source's files stand in.
+        let files = self.files_of(Some(source));
+        self.images.insert(
+            id.clone(),
+            FakeImage {
+                parent: parent.map(str::to_string),
+                config: config.clone(),
+                files,
+            },
+        );
+        Ok(Committed { image: id, config })
+    }
+
     fn remove(&mut self, step: &StepContainer) -> Result<(), BackendError> {
         self.steps.remove(&step.id);
         Ok(())
@@ -1422,4 +1458,60 @@ fn copy_exclude_and_parents() {
     ctx.write("d/keep.txt", "changed");
     let changed = run_build(&mut fake, &ctx, df, &BuildOptions::default());
     assert_ne!(changed.id(), id);
+}
+
+#[test]
+fn cache_from_supplies_steps_from_a_pulled_image() {
+    let ctx = Ctx::new(&[("a.txt", "a"), ("b.txt", "b")]);
+    let df = "FROM busybox\nENV A=1\nCOPY a.txt /a\nRUN make\nCOPY b.txt /b\nCMD [\"run\"]\n";
+    let mut first = Fake::with_busybox();
+    let built = run_build(&mut first, &ctx, df, &BuildOptions::default());
+    let built_id = built.id();
+
+    // Another engine that pulled only the final image (no intermediate images, no parent).
+    let mut fresh = Fake::with_busybox();
+    let pulled = first.images[&built_id].clone();
+    fresh.images.insert(
+        built_id.clone(),
+        FakeImage {
+            parent: None,
+            ..pulled
+        },
+    );
+    fresh.tags.insert("app:cache".into(), built_id.clone());
+    let opts = BuildOptions {
+        cache_from: vec!["app:cache".into(), "missing:tag".into()],
+        ..Default::default()
+    };
+    let out = run_build(&mut fresh, &ctx, df, &opts);
+    assert_eq!(out.uses_of_cache(), 5, "{}", out.text);
+    assert_eq!(
+        out.id(),
+        built_id,
+        "the last step adopts the source image itself"
+    );
+    assert!(fresh.runs.is_empty(), "nothing ran");
+    assert_eq!(
+        fresh
+            .log
+            .iter()
+            .filter(|l| l.starts_with("restore "))
+            .count(),
+        4
+    );
+    assert_eq!(
+        fresh.images[&built_id]
+            .parent
+            .as_deref()
+            .map(|p| fresh.images.contains_key(p)),
+        Some(true)
+    );
+
+    // A changed file: the steps before it still come from the source.
+    ctx.write("b.txt", "B");
+    let changed = run_build(&mut fresh, &ctx, df, &opts);
+    assert_eq!(changed.uses_of_cache(), 3, "{}", changed.text);
+    assert!(changed
+        .shape()
+        .contains("Step 5/6 : COPY b.txt /b\n ---> <id>\nStep 6/6"));
 }
