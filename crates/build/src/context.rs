@@ -62,9 +62,11 @@ pub struct HashHeader {
     pub gid: u32,
     /// Content size (regular files; 0 for others).
     pub size: u64,
-    /// Tar type flag: `0` file, `2` symlink, `3` char device, `4` block device, `5` dir, `6` fifo.
+    /// Tar type flag: `0` file, `1` hard link (to an earlier entry), `2` symlink, `3` char
+    /// device, `4` block device, `5` dir, `6` fifo. Computed from a tar entry, it is the entry's
+    /// own flag.
     pub typeflag: u8,
-    /// Symlink target.
+    /// Symlink target, or for a hard link the name of the entry it links to.
     pub linkname: String,
     /// Device major number.
     pub devmajor: u64,
@@ -159,7 +161,10 @@ impl SourceTree {
 
     /// A tree with hashes already known, keyed by the path relative to the root without a
     /// trailing slash (`site`, `site/index.html`), as computed with [`FileSum`] by whoever
-    /// extracted it; the others are computed from disk.
+    /// extracted it (header name as in the tar without a leading `./`, a directory's with its
+    /// trailing `/`; content fed as it streams); the others are computed from disk. This is
+    /// what dockerd does (its context is hashed while it is extracted), so a build never reads
+    /// a big file twice and hard links hash exactly as dockerd hashes them.
     pub fn with_sums(root: impl Into<PathBuf>, sums: HashMap<String, String>) -> Self {
         SourceTree {
             root: root.into(),
