@@ -550,6 +550,48 @@ mod tests {
     }
 
     #[test]
+    fn sums_from_extraction_are_used_and_match_disk() {
+        let (dir, mut t) = tree();
+        write(dir.path(), "d/f", b"data", 0o644);
+        fs::set_permissions(dir.path().join("d"), fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let meta = fs::metadata(dir.path().join("d/f")).unwrap_or_else(|e| panic!("{e}"));
+        // What an extractor computes from the tar entry `d/f` as it streams.
+        let mut sum = FileSum::new(&HashHeader {
+            name: "d/f".into(),
+            mode: 0o644,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: 4,
+            typeflag: b'0',
+            linkname: String::new(),
+            devmajor: 0,
+            devminor: 0,
+            xattrs: Vec::new(),
+        });
+        sum.update(b"da");
+        sum.update(b"ta");
+        let streamed = sum.finish();
+        assert_eq!(
+            t.file_hash("d/f").unwrap_or_else(|e| panic!("{e}")),
+            streamed
+        );
+        let mut given = SourceTree::with_sums(
+            dir.path(),
+            HashMap::from([("d/f".to_string(), "feed".to_string())]),
+        );
+        assert_eq!(
+            given.file_hash("d/f").unwrap_or_else(|e| panic!("{e}")),
+            "feed"
+        );
+        assert_ne!(
+            given.dir_hash("d").unwrap_or_else(|e| panic!("{e}")),
+            t.dir_hash("d").unwrap_or_else(|e| panic!("{e}")),
+            "the directory key is built from the given sums"
+        );
+    }
+
+    #[test]
     fn file_hash_ignores_mtime_but_not_content_or_mode() {
         let (dir, mut t) = tree();
         write(dir.path(), "a.txt", b"one", 0o644);
