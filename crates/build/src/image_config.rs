@@ -154,8 +154,9 @@ pub struct RootFs {
     /// Always `layers`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// `sha256:` digests of the uncompressed layers, base first.
-    #[serde(default)]
+    /// `sha256:` digests of the uncompressed layers, base first (omitted when none, as Go's
+    /// `omitempty` does for an image of config-only steps on scratch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diff_ids: Vec<String>,
 }
 
