@@ -218,6 +218,35 @@ pub struct Committed {
     pub config: ImageConfig,
 }
 
+/// The optional parts of the [`Backend`] contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// [`RunStep::mounts`] are set up (`RUN --mount`).
+    RunMounts,
+    /// [`CopySource::exclude`] is honoured (`COPY --exclude`).
+    CopyExclude,
+    /// [`Backend::download`] (`ADD http(s)://`).
+    Download,
+    /// [`Backend::adopt`] and [`Backend::restore`] (`--cache-from`).
+    CacheFrom,
+}
+
+impl Feature {
+    /// What the build was asked for, for the refusal.
+    pub fn what(self) -> &'static str {
+        match self {
+            Feature::RunMounts => "RUN --mount",
+            Feature::CopyExclude => "--exclude",
+            Feature::Download => "ADD from a URL",
+            Feature::CacheFrom => "--cache-from",
+        }
+    }
+}
+
+fn unsupported(what: &str) -> BackendError {
+    BackendError::Other(format!("{what} is not supported by this engine"))
+}
+
 /// The engine side of a build.
 pub trait Backend {
     /// Looks up the image `name` (a reference or an ID) for `FROM` or `COPY --from`, pulling it
@@ -266,7 +295,11 @@ pub trait Backend {
     /// `ADD http(s)://...`: fetches `url` (GET, following redirects) into the new file `to`
     /// with mode 0600 and, when the response has `Last-Modified`, that mtime. A failure is worded
     /// for the client (dockerd: `failed to GET <url> with status 404 Not Found: <body>`).
-    fn download(&mut self, url: &str, to: &Path) -> Result<(), BackendError>;
+    /// Only called when [`Backend::supports`] says [`Feature::Download`].
+    fn download(&mut self, url: &str, to: &Path) -> Result<(), BackendError> {
+        let _ = to;
+        Err(unsupported(&format!("ADD {url}")))
+    }
 
     /// Commits a step: the new image is `parent`'s layers plus `step`'s changes (`None`: a
     /// config-only step, no container and no layer) with `config`. The dispatcher gives
@@ -288,18 +321,34 @@ pub trait Backend {
 
     /// `--cache-from`: records the existing image `image` as a child of `parent`, as dockerd
     /// does when a cache source's last step matches.
-    fn adopt(&mut self, parent: Option<&str>, image: &str) -> Result<(), BackendError>;
+    /// Only called when [`Backend::supports`] says [`Feature::CacheFrom`].
+    fn adopt(&mut self, parent: Option<&str>, image: &str) -> Result<(), BackendError> {
+        let _ = (parent, image);
+        Err(unsupported("--cache-from"))
+    }
 
     /// `--cache-from`: makes an image with exactly `config` (its `rootfs.diff_ids` are
     /// `parent`'s plus, when the step made one, a layer of the image `source`, which the engine
     /// already has) as a child of `parent`. `docker_version` is the engine's to fill in, as in
     /// [`Backend::commit`].
+    /// Only called when [`Backend::supports`] says [`Feature::CacheFrom`].
     fn restore(
         &mut self,
         parent: Option<&str>,
         config: &ImageConfig,
         source: &str,
-    ) -> Result<Committed, BackendError>;
+    ) -> Result<Committed, BackendError> {
+        let _ = (parent, config, source);
+        Err(unsupported("--cache-from"))
+    }
+
+    /// Whether the engine implements an optional part of this contract. The dispatcher refuses
+    /// a build that needs one it lacks (with [`Feature`]'s wording) rather than let it be
+    /// silently ignored. None by default.
+    fn supports(&self, feature: Feature) -> bool {
+        let _ = feature;
+        false
+    }
 
     /// Removes a step container (the build's `rm`/`forcerm`); for a COPY/ADD step, discards
     /// what is left of its layer.

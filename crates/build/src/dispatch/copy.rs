@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::backend::{CopySource, Owner, SourceKind};
+use crate::backend::{CopySource, Feature, Owner, SourceKind};
 use crate::context::{go_match, has_wildcards, hash_list, ContextError, SourceTree};
 use crate::dockerignore::PatternMatcher;
 use crate::instructions::{Add, Copy, SourcesAndDest};
@@ -91,6 +91,9 @@ impl Builder<'_> {
     }
 
     fn copy_step(&mut self, st: &mut StageState, plan: Plan<'_>) -> Result<(), BuildError> {
+        if !plan.excludes.is_empty() {
+            self.require(Feature::CopyExclude)?;
+        }
         let mut image_tree = match plan.from {
             Some(from) => Some(SourceTree::new(self.source_root_of(from)?)),
             None => None,
@@ -122,6 +125,7 @@ impl Builder<'_> {
         let _download_dir = if urls.is_empty() {
             None
         } else {
+            self.require(Feature::Download)?;
             let (dir, remote) = self.download(&urls, plan.checksum)?;
             infos.extend(remote);
             Some(dir)

@@ -121,6 +121,9 @@ pub enum BuildError {
         /// Why.
         source: ContextError,
     },
+    /// The engine lacks an optional feature the build needs.
+    #[error("{} is not supported by this engine", .0.what())]
+    Unsupported(crate::backend::Feature),
     /// An instruction's value is refused (bad port, signal, chown, unsupported feature).
     #[error("{0}")]
     Invalid(String),

@@ -1,7 +1,7 @@
 //! The cache probe and commit every step goes through, and the steps that need a container:
 //! RUN (run a command) and WORKDIR (create the directory).
 
-use crate::backend::{BackendError, RunStep, StepContainer};
+use crate::backend::{BackendError, Feature, RunStep, StepContainer};
 use crate::image_config::RunConfig;
 use crate::instructions::{Run, RunNetwork};
 
@@ -58,10 +58,22 @@ impl Builder<'_> {
         }
     }
 
+    /// Refuses the build when the engine lacks `feature`.
+    pub(super) fn require(&self, feature: Feature) -> Result<(), BuildError> {
+        if self.backend.supports(feature) {
+            Ok(())
+        } else {
+            Err(BuildError::Unsupported(feature))
+        }
+    }
+
     /// The `--cache-from` images, looked up once; names the engine does not have are skipped,
     /// as dockerd skips them.
     fn cache_sources(&mut self) -> Result<Vec<crate::backend::Base>, BuildError> {
         if self.cache_from.is_none() {
+            if !self.opts.cache_from.is_empty() {
+                self.require(Feature::CacheFrom)?;
+            }
             let mut found = Vec::new();
             for name in &self.opts.cache_from {
                 match self.backend.image(name, None, false) {
@@ -133,6 +145,9 @@ impl Builder<'_> {
         st: &mut StageState,
         run: &Run,
     ) -> Result<(), BuildError> {
+        if !run.mounts.is_empty() {
+            self.require(Feature::RunMounts)?;
+        }
         let mounts = self.run_mounts(st, &run.mounts)?;
         let argv = config::command(&run.command, &st.shell())?;
         let env = st.run.env.clone().unwrap_or_default();

@@ -38,6 +38,8 @@ struct Fake {
     copies: Vec<CopySource>,
     next: u64,
     mounts: Vec<tempfile::TempDir>,
+    /// Optional features this fake pretends not to have.
+    lacks: Vec<crate::backend::Feature>,
 }
 
 fn digest(data: &[u8]) -> String {
@@ -405,6 +407,10 @@ impl Backend for Fake {
             },
         );
         Ok(Committed { image: id, config })
+    }
+
+    fn supports(&self, feature: crate::backend::Feature) -> bool {
+        !self.lacks.contains(&feature)
     }
 
     fn remove(&mut self, step: &StepContainer) -> Result<(), BackendError> {
@@ -1514,4 +1520,43 @@ fn cache_from_supplies_steps_from_a_pulled_image() {
     assert!(changed
         .shape()
         .contains("Step 5/6 : COPY b.txt /b\n ---> <id>\nStep 6/6"));
+}
+
+#[test]
+fn features_the_engine_lacks_are_refused_not_ignored() {
+    use crate::backend::Feature;
+    let ctx = Ctx::new(&[("d/x", "x")]);
+    for (feature, df, opts) in [
+        (
+            Feature::RunMounts,
+            "FROM busybox\nRUN --mount=type=tmpfs,target=/t true\n",
+            BuildOptions::default(),
+        ),
+        (
+            Feature::CopyExclude,
+            "FROM busybox\nCOPY --exclude=x d /d\n",
+            BuildOptions::default(),
+        ),
+        (
+            Feature::Download,
+            "FROM busybox\nADD http://h.test/f /f\n",
+            BuildOptions::default(),
+        ),
+        (
+            Feature::CacheFrom,
+            "FROM busybox\nENV A=1\n",
+            BuildOptions {
+                cache_from: vec!["busybox".into()],
+                ..Default::default()
+            },
+        ),
+    ] {
+        let mut fake = Fake::with_busybox();
+        fake.lacks.push(feature);
+        let out = run_build(&mut fake, &ctx, df, &opts);
+        assert_eq!(
+            out.err(),
+            format!("{} is not supported by this engine", feature.what())
+        );
+    }
 }
