@@ -7,9 +7,10 @@
 //! devmajor devminor` (each written as key then value, `uname`/`gname` always empty, no
 //! `mtime`), then the content. So `touch` keeps the cache and a change of content, mode or owner
 //! misses. A directory's hash is SHA-256 of the sorted hashes of everything in it (itself
-//! included), joined with commas. Hard links and extended attributes are hashed as plain files
-//! without xattrs (the CLI sends a hard link's second name as a link entry; it then hashes
-//! differently from dockerd's, which only affects cache hits against images dockerd built).
+//! included), joined with commas. Of the extended attributes only `security.capability` is
+//! hashed, as only it is in the CLI's tar. Hard links are hashed as plain files (the CLI sends a
+//! hard link's second name as a link entry, which dockerd hashes differently; that only affects
+//! cache hits against images dockerd built).
 
 use std::collections::HashMap;
 use std::fs;
@@ -61,14 +62,19 @@ pub struct HashHeader {
     pub gid: u32,
     /// Content size (regular files; 0 for others).
     pub size: u64,
-    /// Tar type flag: `0` file, `2` symlink, `3` char device, `4` block device, `5` dir, `6` fifo.
+    /// Tar type flag: `0` file, `1` hard link (to an earlier entry), `2` symlink, `3` char
+    /// device, `4` block device, `5` dir, `6` fifo. Computed from a tar entry, it is the entry's
+    /// own flag.
     pub typeflag: u8,
-    /// Symlink target.
+    /// Symlink target, or for a hard link the name of the entry it links to.
     pub linkname: String,
     /// Device major number.
     pub devmajor: u64,
     /// Device minor number.
     pub devminor: u64,
+    /// Extended attributes as the docker CLI puts them in the context tar (it sends only
+    /// `security.capability`), sorted by name.
+    pub xattrs: Vec<(String, Vec<u8>)>,
 }
 
 /// A file's tarsum, fed the header then the content; the engine can compute it while it
@@ -96,6 +102,10 @@ impl FileSum {
             h.update(k.as_bytes());
             h.update(v.as_bytes());
         }
+        for (k, v) in &header.xattrs {
+            h.update(k.as_bytes());
+            h.update(v);
+        }
         FileSum(h)
     }
 
@@ -108,6 +118,14 @@ impl FileSum {
     pub fn finish(self) -> String {
         hex::encode(self.0.finalize())
     }
+}
+
+/// The `security.capability` attribute of `path` (not following a symlink), if it has one;
+/// file systems without extended attributes simply have none.
+fn security_capability(path: &Path) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 256];
+    let n = rustix::fs::lgetxattr(path, "security.capability", &mut buf).ok()?;
+    buf.get(..n).map(<[u8]>::to_vec)
 }
 
 /// `prefix:` + SHA-256 of `parts` joined with commas (dockerd's `hashStringSlice`).
@@ -143,7 +161,10 @@ impl SourceTree {
 
     /// A tree with hashes already known, keyed by the path relative to the root without a
     /// trailing slash (`site`, `site/index.html`), as computed with [`FileSum`] by whoever
-    /// extracted it; the others are computed from disk.
+    /// extracted it (header name as in the tar without a leading `./`, a directory's with its
+    /// trailing `/`; content fed as it streams); the others are computed from disk. This is
+    /// what dockerd does (its context is hashed while it is extracted), so a build never reads
+    /// a big file twice and hard links hash exactly as dockerd hashes them.
     pub fn with_sums(root: impl Into<PathBuf>, sums: HashMap<String, String>) -> Self {
         SourceTree {
             root: root.into(),
@@ -197,7 +218,12 @@ impl SourceTree {
             let is_last = pending.is_empty();
             let meta = match fs::symlink_metadata(&host) {
                 Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
                     done.push(part);
                     done.extend(pending.drain(..).rev());
                     break;
@@ -256,6 +282,9 @@ impl SourceTree {
             linkname: String::new(),
             devmajor: 0,
             devminor: 0,
+            xattrs: security_capability(&host)
+                .map(|v| vec![("security.capability".to_string(), v)])
+                .unwrap_or_default(),
         };
         if ft.is_dir() {
             header.typeflag = b'5';
@@ -328,6 +357,31 @@ impl SourceTree {
             }
         }
         Ok(())
+    }
+
+    /// `dir:<hex>` of the resolved directory `rel` without the entries `skip` accepts (given
+    /// their path relative to `rel`), for `COPY --exclude`.
+    pub fn dir_hash_excluding(
+        &mut self,
+        rel: &str,
+        skip: &dyn Fn(&str) -> bool,
+    ) -> Result<String, ContextError> {
+        let mut sums = Vec::new();
+        for entry in self.walk(rel)? {
+            let inner = if rel.is_empty() {
+                entry.as_str()
+            } else {
+                entry
+                    .strip_prefix(rel)
+                    .map_or("", |r| r.trim_start_matches('/'))
+            };
+            if !inner.is_empty() && skip(inner) {
+                continue;
+            }
+            sums.push(self.file_hash(&entry)?);
+        }
+        sums.sort();
+        Ok(hash_list("dir", &sums))
     }
 
     /// `dir:<hex>` of the resolved directory `rel`.
@@ -496,6 +550,48 @@ mod tests {
     }
 
     #[test]
+    fn sums_from_extraction_are_used_and_match_disk() {
+        let (dir, mut t) = tree();
+        write(dir.path(), "d/f", b"data", 0o644);
+        fs::set_permissions(dir.path().join("d"), fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let meta = fs::metadata(dir.path().join("d/f")).unwrap_or_else(|e| panic!("{e}"));
+        // What an extractor computes from the tar entry `d/f` as it streams.
+        let mut sum = FileSum::new(&HashHeader {
+            name: "d/f".into(),
+            mode: 0o644,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: 4,
+            typeflag: b'0',
+            linkname: String::new(),
+            devmajor: 0,
+            devminor: 0,
+            xattrs: Vec::new(),
+        });
+        sum.update(b"da");
+        sum.update(b"ta");
+        let streamed = sum.finish();
+        assert_eq!(
+            t.file_hash("d/f").unwrap_or_else(|e| panic!("{e}")),
+            streamed
+        );
+        let mut given = SourceTree::with_sums(
+            dir.path(),
+            HashMap::from([("d/f".to_string(), "feed".to_string())]),
+        );
+        assert_eq!(
+            given.file_hash("d/f").unwrap_or_else(|e| panic!("{e}")),
+            "feed"
+        );
+        assert_ne!(
+            given.dir_hash("d").unwrap_or_else(|e| panic!("{e}")),
+            t.dir_hash("d").unwrap_or_else(|e| panic!("{e}")),
+            "the directory key is built from the given sums"
+        );
+    }
+
+    #[test]
     fn file_hash_ignores_mtime_but_not_content_or_mode() {
         let (dir, mut t) = tree();
         write(dir.path(), "a.txt", b"one", 0o644);
@@ -512,6 +608,28 @@ mod tests {
         assert_ne!(fresh(dir.path()).unwrap_or_else(|e| panic!("{e}")), first);
         write(dir.path(), "a.txt", b"two", 0o644);
         assert_ne!(fresh(dir.path()).unwrap_or_else(|e| panic!("{e}")), first);
+    }
+
+    #[test]
+    fn file_capabilities_are_hashed() {
+        let (dir, mut t) = tree();
+        write(dir.path(), "ping", b"elf", 0o755);
+        let plain = t.file_hash("ping").unwrap_or_else(|e| panic!("{e}"));
+        // cap_net_raw+ep as setcap writes it (VFS_CAP_REVISION_2).
+        let cap: [u8; 20] = [
+            0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        rustix::fs::lsetxattr(
+            dir.path().join("ping"),
+            "security.capability",
+            &cap,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap_or_else(|e| panic!("setting a capability needs root and xattr support: {e}"));
+        let capped = SourceTree::new(dir.path())
+            .file_hash("ping")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(plain, capped);
     }
 
     #[test]

@@ -154,8 +154,9 @@ pub struct RootFs {
     /// Always `layers`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// `sha256:` digests of the uncompressed layers, base first.
-    #[serde(default)]
+    /// `sha256:` digests of the uncompressed layers, base first (omitted when none, as Go's
+    /// `omitempty` does for an image of config-only steps on scratch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diff_ids: Vec<String>,
 }
 
@@ -213,11 +214,19 @@ pub struct ImageConfig {
 }
 
 impl ImageConfig {
-    /// The JSON bytes as Go's `encoding/json` writes them (what an image ID is the digest of):
-    /// like `serde_json`'s compact form, but with `<`, `>`, `&`, U+2028 and U+2029 escaped as
-    /// `\u003c`-style sequences, as Go does by default.
+    /// The JSON bytes as dockerd writes them (what an image ID is the digest of): compact, top-level
+    /// keys sorted, and `<`, `>`, `&`, U+2028 and U+2029 escaped as `\u003c`-style sequences, as
+    /// Go does by default.
     pub fn to_go_json(&self) -> Result<String, serde_json::Error> {
-        Ok(go_escape(&serde_json::to_string(self)?))
+        // dockerd re-marshals the image through a map, so its top-level keys come out sorted
+        // (the fields here are declared in that order; this also places kept unknown ones).
+        let mut top: Vec<(String, serde_json::Value)> = match serde_json::to_value(self)? {
+            serde_json::Value::Object(map) => map.into_iter().collect(),
+            other => return Ok(go_escape(&serde_json::to_string(&other)?)),
+        };
+        top.sort_by(|a, b| a.0.cmp(&b.0));
+        let sorted: serde_json::Map<String, serde_json::Value> = top.into_iter().collect();
+        Ok(go_escape(&serde_json::to_string(&sorted)?))
     }
 }
 
@@ -245,6 +254,13 @@ mod tests {
     /// dockerd 20.10's config of the webapp fixture image (tests/fixtures/dockerd-webapp), as it
     /// is inside `docker save`: it must parse and serialise back to the same bytes.
     const WEBAPP_CONFIG: &str = include_str!("../testdata/webapp-config.json");
+
+    #[test]
+    fn unknown_top_level_fields_are_kept_in_sorted_place() {
+        let text = r#"{"architecture":"amd64","os":"linux","os.version":"10.0","rootfs":{"type":"layers"},"variant":"v8"}"#;
+        let parsed: ImageConfig = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.to_go_json().unwrap_or_else(|e| panic!("{e}")), text);
+    }
 
     #[test]
     fn dockerd_config_round_trips_byte_for_byte() {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::backend::Base;
-use crate::image_config::RunConfig;
+use crate::image_config::{ImageConfig, RunConfig};
 
 /// dockerd's comparison of two step configurations: `OpenStdin` never matches; `AttachStdout`,
 /// `AttachStderr`, `User`, `Tty` must be equal; `Cmd`, `Env`, `Entrypoint` element-wise;
@@ -48,6 +48,89 @@ pub fn pick(children: Vec<Base>, step: &RunConfig) -> Option<Base> {
         .max_by(|x, y| created(x).cmp(&created(y)))
 }
 
+/// What `--cache-from` offers for a step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FromSource {
+    /// The source image itself is the step's result (the step is its last history entry).
+    Whole(Base),
+    /// An image to make from the parent's layers and the source's layer for this step.
+    Restore {
+        /// The source image it comes from.
+        source: String,
+        /// The configuration of the image to make.
+        config: ImageConfig,
+    },
+}
+
+/// dockerd's `--cache-from` match: a source image whose history and layers start with
+/// `parent`'s, and whose next history entry was made by `step`'s command.
+pub fn from_sources(
+    sources: &[Base],
+    parent: &ImageConfig,
+    step: &RunConfig,
+) -> Option<FromSource> {
+    let created_by = step.cmd.as_deref().unwrap_or(&[]).join(" ");
+    let n = parent.history.len();
+    let target = sources.iter().find(|t| {
+        is_valid_parent(&t.config, parent)
+            && t.config
+                .history
+                .get(n)
+                .is_some_and(|h| h.created_by == created_by)
+    })?;
+    let t = &target.config;
+    if t.history.len() == n + 1 {
+        return Some(FromSource::Whole(target.clone()));
+    }
+    let entry = t.history[n].clone();
+    let mut rootfs = parent.rootfs.clone();
+    if !entry.empty_layer {
+        let index = t.history[..n].iter().filter(|h| !h.empty_layer).count();
+        rootfs.diff_ids.push(t.rootfs.diff_ids.get(index)?.clone());
+    }
+    let mut history = parent.history.clone();
+    history.push(entry);
+    // As dockerd's restoreCachedImage: the step's config as the image's, an empty step config.
+    let config = ImageConfig {
+        architecture: t.architecture.clone(),
+        author: t.author.clone(),
+        config: Some(step.clone()),
+        container_config: Some(RunConfig::default()),
+        created: history
+            .last()
+            .map(|h| h.created.clone())
+            .unwrap_or_default(),
+        history,
+        os: t.os.clone(),
+        rootfs,
+        extra: t
+            .extra
+            .iter()
+            .filter(|(k, _)| k.starts_with("os."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    Some(FromSource::Restore {
+        source: target.id.clone(),
+        config,
+    })
+}
+
+/// Whether `parent`'s history and layers are a prefix of `img`'s (dockerd's `isValidParent`).
+pub fn is_valid_parent(img: &ImageConfig, parent: &ImageConfig) -> bool {
+    if img.history.is_empty() {
+        return false;
+    }
+    if parent.history.is_empty() && parent.rootfs.diff_ids.is_empty() {
+        return true;
+    }
+    parent.history.len() < img.history.len()
+        && parent.rootfs.diff_ids.len() <= img.rootfs.diff_ids.len()
+        && img.history.starts_with(&parent.history)
+        && img.rootfs.diff_ids.starts_with(&parent.rootfs.diff_ids)
+}
+
 fn created(b: &Base) -> Option<chrono::DateTime<chrono::FixedOffset>> {
     chrono::DateTime::parse_from_rfc3339(&b.config.created).ok()
 }
@@ -55,7 +138,7 @@ fn created(b: &Base) -> Option<chrono::DateTime<chrono::FixedOffset>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image_config::{Empty, ImageConfig};
+    use crate::image_config::Empty;
 
     fn cfg(cmd: &[&str]) -> RunConfig {
         RunConfig {

@@ -181,7 +181,11 @@ fn script(cl: &CommandLine) -> Result<String, BuildError> {
     let text = cl.args.join(" ");
     match cl.files.as_slice() {
         [] => Ok(text),
-        [file] if is_lone_heredoc(&text, &file.name) => Ok(file.data.clone()),
+        [file] if is_lone_heredoc(&text, &file.name) => Ok(if file.chomp {
+            crate::parser::chomp_heredoc_content(&file.data)
+        } else {
+            file.data.clone()
+        }),
         files => {
             let mut script = text;
             for f in files {
@@ -293,7 +297,7 @@ mod tests {
     fn heredocs_reach_the_shell() {
         let loaded = crate::load(
             "Dockerfile",
-            b"FROM a\nRUN <<EOF\necho one\nEOF\nRUN cat <<EOF > /f && cat <<'END'\n$x\nEOF\ny\nEND\n",
+            b"FROM a\nRUN <<EOF\necho one\nEOF\nRUN cat <<EOF > /f && cat <<'END'\n$x\nEOF\ny\nEND\nRUN <<-EOF\n\techo tab\n\tEOF\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let shell = vec!["/bin/sh".to_string(), "-c".to_string()];
@@ -310,6 +314,7 @@ mod tests {
             argv[1][2], "cat <<EOF > /f && cat <<'END'\n$x\nEOF\ny\nEND",
             "other heredocs go back to the shell as written"
         );
+        assert_eq!(argv[2][2], "echo tab\n", "<<- strips leading tabs");
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::backend::{CopySource, Owner, SourceKind};
+use crate::backend::{CopySource, Feature, Owner, SourceKind};
 use crate::context::{go_match, has_wildcards, hash_list, ContextError, SourceTree};
+use crate::dockerignore::PatternMatcher;
 use crate::instructions::{Add, Copy, SourcesAndDest};
 
 use super::state::StageState;
@@ -19,6 +20,13 @@ struct Info {
     hash: String,
     host: PathBuf,
     kind: SourceKind,
+    /// A downloaded file: ADD never extracts those.
+    remote: bool,
+    /// The path as matched, relative to the tree's root (after a `/./` pivot of `--parents`);
+    /// empty for heredocs and downloads.
+    path: String,
+    /// The resolved path in the tree.
+    rel: String,
 }
 
 /// A COPY or ADD, reduced to what both do.
@@ -29,6 +37,9 @@ struct Plan<'a> {
     chown: Option<&'a str>,
     chmod: Option<&'a str>,
     add: bool,
+    checksum: Option<&'a str>,
+    parents: bool,
+    excludes: &'a [String],
 }
 
 impl Builder<'_> {
@@ -38,11 +49,8 @@ impl Builder<'_> {
         st: &mut StageState,
         c: &Copy,
     ) -> Result<(), BuildError> {
-        if c.link || c.parents || !c.excludes.is_empty() {
-            return Err(BuildError::Invalid(
-                "COPY --link, --parents and --exclude are not supported yet".into(),
-            ));
-        }
+        // `--link` only changes how BuildKit stores the layer (independent of its parent so
+        // it can be rebased); the files are the same, so it copies as a plain COPY here.
         self.copy_step(
             st,
             Plan {
@@ -52,21 +60,19 @@ impl Builder<'_> {
                 chown: c.chown.as_deref(),
                 chmod: c.chmod.as_deref(),
                 add: false,
+                checksum: None,
+                parents: c.parents,
+                excludes: &c.excludes,
             },
         )
     }
 
     /// ADD: COPY that also extracts local archives; remote URLs are refused for now.
     pub(super) fn dispatch_add(&mut self, st: &mut StageState, a: &Add) -> Result<(), BuildError> {
-        if a.link || !a.excludes.is_empty() || a.checksum.is_some() {
+        if a.checksum.is_some() && !a.files.sources.iter().all(|s| is_url(s)) {
             return Err(BuildError::Invalid(
-                "ADD --link, --exclude and --checksum are not supported yet".into(),
+                "checksum can't be specified for non-HTTP(S) sources".into(),
             ));
-        }
-        if let Some(url) = a.files.sources.iter().find(|s| is_url(s)) {
-            return Err(BuildError::Invalid(format!(
-                "ADD failed: downloading {url} is not supported yet"
-            )));
         }
         self.copy_step(
             st,
@@ -77,11 +83,17 @@ impl Builder<'_> {
                 chown: a.chown.as_deref(),
                 chmod: a.chmod.as_deref(),
                 add: a.unpack != Some(false),
+                checksum: a.checksum.as_deref(),
+                parents: false,
+                excludes: &a.excludes,
             },
         )
     }
 
     fn copy_step(&mut self, st: &mut StageState, plan: Plan<'_>) -> Result<(), BuildError> {
+        if !plan.excludes.is_empty() {
+            self.require(Feature::CopyExclude)?;
+        }
         let mut image_tree = match plan.from {
             Some(from) => Some(SourceTree::new(self.source_root_of(from)?)),
             None => None,
@@ -92,9 +104,32 @@ impl Builder<'_> {
             source,
         };
         let mut infos = Vec::new();
+        let mut urls = Vec::new();
         for src in &plan.files.sources {
+            if plan.add && is_url(src) {
+                urls.push(src.as_str());
+                continue;
+            }
             infos.extend(copy_infos(tree, src).map_err(src_err)?);
         }
+        if !plan.excludes.is_empty() {
+            let pm = PatternMatcher::new(plan.excludes)
+                .map_err(|e| BuildError::Invalid(format!("{} failed: {e}", plan.name)))?;
+            infos.retain(|i| i.kind == SourceKind::Dir || !pm.matches_or_parent_matches(&i.path));
+            for i in infos.iter_mut().filter(|i| i.kind == SourceKind::Dir) {
+                i.hash = tree
+                    .dir_hash_excluding(&i.rel, &|p| pm.matches_or_parent_matches(p))
+                    .map_err(src_err)?;
+            }
+        }
+        let _download_dir = if urls.is_empty() {
+            None
+        } else {
+            self.require(Feature::Download)?;
+            let (dir, remote) = self.download(&urls, plan.checksum)?;
+            infos.extend(remote);
+            Some(dir)
+        };
         // Heredoc sources become files in a directory of their own, hashed like context files.
         let _inline_dir = if plan.files.contents.is_empty() {
             None
@@ -110,7 +145,7 @@ impl Builder<'_> {
             )));
         }
         let dest = &plan.files.dest;
-        if infos.len() > 1 && !dest.ends_with('/') {
+        if infos.len() > 1 && !dest.ends_with('/') && !plan.parents {
             return Err(BuildError::Invalid(format!(
                 "When using {} with more than one source file, the destination must be a directory and end with a /",
                 plan.name
@@ -125,6 +160,12 @@ impl Builder<'_> {
         };
         // dockerd's text, missing space after --chown included, so keys match its images.
         let mut flags = String::new();
+        if plan.parents {
+            flags.push_str("--parents ");
+        }
+        for e in plan.excludes {
+            flags.push_str(&format!("--exclude={e} "));
+        }
         if let Some(c) = plan.chown {
             flags.push_str(&format!("--chown={c}"));
         }
@@ -158,20 +199,44 @@ impl Builder<'_> {
             };
             let mut d = clean_path(&joined);
             // `.` is the working directory itself (dockerd keeps its trailing slash too).
-            if (dest.ends_with('/') || dest == ".") && d != "/" {
+            if (dest.ends_with('/') || dest == "." || plan.parents) && d != "/" {
                 d.push('/');
             }
             d
         };
+        // --parents: each source keeps its path (below a `/./` pivot) under the destination.
+        let dest_of = |i: &Info| -> String {
+            if !plan.parents || i.path.is_empty() {
+                return dest_abs.clone();
+            }
+            let keep = match i.kind {
+                SourceKind::Dir => i.path.as_str(),
+                SourceKind::File => i.path.rsplit_once('/').map_or("", |(dir, _)| dir),
+            };
+            if keep.is_empty() {
+                dest_abs.clone()
+            } else {
+                format!("{}{keep}/", dest_abs)
+            }
+        };
         let copies: Vec<CopySource> = infos
             .into_iter()
             .map(|i| {
+                let dest = dest_of(&i);
                 let src = i.host;
                 CopySource {
-                    extract: plan.add && i.kind == SourceKind::File && is_archive(&src),
+                    extract: plan.add
+                        && !i.remote
+                        && i.kind == SourceKind::File
+                        && is_archive(&src),
                     src,
                     kind: i.kind,
-                    dest: dest_abs.clone(),
+                    dest,
+                    exclude: if i.kind == SourceKind::Dir {
+                        plan.excludes.to_vec()
+                    } else {
+                        Vec::new()
+                    },
                     owner,
                     mode,
                 }
@@ -181,6 +246,57 @@ impl Builder<'_> {
         let committed = self.commit_copy(st, &step, step_config);
         self.backend.remove(&step)?;
         committed
+    }
+
+    /// `ADD http(s)://...`: each URL fetched by the engine into a temporary directory as a
+    /// file named after the URL's last path segment (mode 0600), checked against `--checksum`,
+    /// and hashed like a context file (dockerd fetches on every build to compute the key too).
+    fn download(
+        &mut self,
+        urls: &[&str],
+        checksum: Option<&str>,
+    ) -> Result<(tempfile::TempDir, Vec<Info>), BuildError> {
+        let dir = tempfile::tempdir().map_err(|e| {
+            BuildError::Invalid(format!("ADD failed: creating a download directory: {e}"))
+        })?;
+        let mut tree = SourceTree::new(dir.path());
+        let mut infos = Vec::new();
+        for url in urls {
+            let name = url_file_name(url).ok_or_else(|| {
+                BuildError::Invalid(format!("cannot determine filename from url: {url}"))
+            })?;
+            let host = dir.path().join(name);
+            if host.exists() {
+                return Err(BuildError::Invalid(format!(
+                    "ADD failed: two sources download to the same file name {name}"
+                )));
+            }
+            self.backend.download(url, &host)?;
+            if let Some(want) = checksum {
+                let data = fs::read(&host)
+                    .map_err(|e| BuildError::Invalid(format!("ADD failed: reading {url}: {e}")))?;
+                use sha2::Digest;
+                let got = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&data)));
+                if got != want {
+                    return Err(BuildError::Invalid(format!(
+                        "digest mismatch {got}: {want}"
+                    )));
+                }
+            }
+            let hash = tree.file_hash(name).map_err(|source| BuildError::Source {
+                instruction: "ADD",
+                source,
+            })?;
+            infos.push(Info {
+                hash: format!("file:{hash}"),
+                host,
+                kind: SourceKind::File,
+                remote: true,
+                path: String::new(),
+                rel: name.to_string(),
+            });
+        }
+        Ok((dir, infos))
     }
 
     fn commit_copy(
@@ -198,7 +314,7 @@ impl Builder<'_> {
     }
 
     /// The file system `--from` names: a finished stage (by name or index) or an image.
-    fn source_root_of(&mut self, from: &str) -> Result<std::path::PathBuf, BuildError> {
+    pub(super) fn source_root_of(&mut self, from: &str) -> Result<std::path::PathBuf, BuildError> {
         let lower = from.to_lowercase();
         let stage = self
             .finished
@@ -292,7 +408,16 @@ impl Builder<'_> {
 }
 
 fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// The file name ADD gives a download: the last segment of the URL's path (dockerd's rule).
+fn url_file_name(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    (!name.is_empty() && name != "." && name != "..").then_some(name)
 }
 
 /// The sources one COPY argument names, as dockerd's `calcCopyInfo`: a wildcard pattern is
@@ -304,28 +429,54 @@ fn copy_infos(tree: &mut SourceTree, orig: &str) -> Result<Vec<Info>, ContextErr
         path = path.strip_prefix('/').unwrap_or(path);
     }
     let path = path.strip_prefix("./").unwrap_or(path);
-    if has_wildcards(path) {
+    // `COPY --parents a/./b/c`: the kept path starts after the `/./` pivot.
+    let pivot = path
+        .find("/./")
+        .map(|i| SourceTree::clean(&path[..i]))
+        .transpose()?
+        .map(|p| p.join("/"));
+    let path = path.replacen("/./", "/", 1);
+    let kept = |matched: &str| -> String {
+        let clean = SourceTree::clean(matched)
+            .map(|p| p.join("/"))
+            .unwrap_or_default();
+        match &pivot {
+            Some(p) if !p.is_empty() => clean
+                .strip_prefix(p.as_str())
+                .map(|r| r.trim_start_matches('/').to_string())
+                .unwrap_or(clean.clone()),
+            _ => clean,
+        }
+    };
+    if has_wildcards(&path) {
         let mut out = Vec::new();
         for rel in tree.walk("")? {
-            if go_match(path, &rel) {
-                out.extend(copy_infos_at(tree, &rel, &rel)?);
+            if go_match(&path, &rel) {
+                out.extend(copy_infos_at(tree, &rel, &rel, kept(&rel))?);
             }
         }
         return Ok(out);
     }
-    copy_infos_at(tree, path, path)
+    let k = kept(&path);
+    copy_infos_at(tree, &path, &path, k)
 }
 
 fn copy_infos_at(
     tree: &mut SourceTree,
     path: &str,
     shown: &str,
+    kept: String,
 ) -> Result<Vec<Info>, ContextError> {
     let rel = tree.resolve(path, true)?;
     let host = tree.host_path(&rel);
     let meta = match fs::metadata(&host) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Err(ContextError::NotFound(shown.to_string()))
         }
         Err(source) => return Err(ContextError::Io { path: host, source }),
@@ -335,12 +486,18 @@ fn copy_infos_at(
             hash: tree.dir_hash(&rel)?,
             host,
             kind: SourceKind::Dir,
+            remote: false,
+            path: kept,
+            rel,
         }
     } else {
         Info {
             hash: format!("file:{}", tree.file_hash(&rel)?),
             host,
             kind: SourceKind::File,
+            remote: false,
+            path: kept,
+            rel,
         }
     }])
 }
@@ -370,6 +527,9 @@ fn inline_sources(files: &SourcesAndDest) -> Result<(tempfile::TempDir, Vec<Info
             hash: format!("file:{}", tree.file_hash(&name)?),
             host,
             kind: SourceKind::File,
+            remote: false,
+            path: String::new(),
+            rel: name,
         });
     }
     Ok((dir, infos))

@@ -4,14 +4,16 @@
 //! - [`args`]: build-argument scoping; [`state`]: the stage in progress;
 //! - [`config`]: the instructions that only change the image config (ENV, LABEL, CMD, ...);
 //! - [`steps`]: the steps that need a container (RUN, WORKDIR) and the commit of each step;
+//!   [`mounts`]: `RUN --mount`;
 //! - [`copy`]: COPY/ADD source resolution and cache keys; [`cache`]: the cache lookup;
-//! - [`format`]: Go-compatible text of history comments and IDs.
+//! - [`format`](mod@format): Go-compatible text of history comments and IDs.
 
 pub mod args;
 pub mod cache;
 pub mod config;
 pub mod copy;
 pub mod format;
+pub mod mounts;
 pub mod state;
 pub mod steps;
 
@@ -39,6 +41,9 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// `--no-cache`.
     pub no_cache: bool,
+    /// `--cache-from`: images whose history may supply steps (pulled images from an earlier
+    /// build, typically).
+    pub cache_from: Vec<String>,
     /// `--pull`: pull base images even when present.
     pub pull: bool,
     /// `--label`s, added to the final image by a last `LABEL` step.
@@ -63,6 +68,7 @@ impl Default for BuildOptions {
             build_args: BTreeMap::new(),
             target: None,
             no_cache: false,
+            cache_from: Vec::new(),
             pull: false,
             labels: BTreeMap::new(),
             platform: None,
@@ -115,6 +121,9 @@ pub enum BuildError {
         /// Why.
         source: ContextError,
     },
+    /// The engine lacks an optional feature the build needs.
+    #[error("{} is not supported by this engine", .0.what())]
+    Unsupported(crate::backend::Feature),
     /// An instruction's value is refused (bad port, signal, chown, unsupported feature).
     #[error("{0}")]
     Invalid(String),
@@ -146,42 +155,100 @@ pub fn build_with(
         out: Output {
             sink: out,
             quiet: opts.quiet,
+            pending: Vec::new(),
         },
         context,
         lexer: Lexer::new(loaded.dockerfile.escape),
-        escape: loaded.dockerfile.escape,
         args: BuildArgs::new(opts.build_args.clone()),
         finished: Vec::new(),
         step: 0,
         total: 0,
+        cache_from: None,
     };
     b.run(loaded)
 }
 
-/// Output with `-q` applied.
+/// Output with `-q` applied. A step's output arrives in arbitrary chunks; a UTF-8 sequence cut
+/// between two chunks is held back until its end arrives, so it is not turned into two
+/// replacement characters.
 pub(crate) struct Output<'a> {
     sink: &'a mut dyn ProgressSink,
     quiet: bool,
+    pending: Vec<u8>,
 }
 
 impl Output<'_> {
     pub(crate) fn line(&mut self, text: &str) {
+        self.flush_pending();
         if !self.quiet {
             self.sink.stream(&format!("{text}\n"));
+        }
+    }
+
+    /// Sends what is held back (the end of a step's output), however it ends.
+    pub(crate) fn flush_pending(&mut self) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            if !self.quiet {
+                self.sink.stream(&String::from_utf8_lossy(&rest));
+            }
         }
     }
 }
 
 impl Write for Output<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.quiet && !buf.is_empty() {
-            self.sink.stream(&String::from_utf8_lossy(buf));
+        self.pending.extend_from_slice(buf);
+        let cut = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            // An incomplete sequence at the end waits for the next chunk; invalid bytes
+            // elsewhere are sent (replaced) now.
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.pending.len(),
+        };
+        let ready: Vec<u8> = self.pending.drain(..cut).collect();
+        if !self.quiet && !ready.is_empty() {
+            self.sink.stream(&String::from_utf8_lossy(&ready));
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Vec<String>);
+
+    impl ProgressSink for Collect {
+        fn stream(&mut self, text: &str) {
+            self.0.push(text.to_string());
+        }
+        fn aux_id(&mut self, _: &str) {}
+    }
+
+    #[test]
+    fn a_character_split_between_chunks_arrives_whole() {
+        let mut sink = Collect::default();
+        let mut out = Output {
+            sink: &mut sink,
+            quiet: false,
+            pending: Vec::new(),
+        };
+        let bytes = "né\n".as_bytes();
+        out.write_all(&bytes[..2]).unwrap_or_else(|e| panic!("{e}"));
+        out.write_all(&bytes[2..]).unwrap_or_else(|e| panic!("{e}"));
+        out.write_all(&[0xff, b'x'])
+            .unwrap_or_else(|e| panic!("{e}"));
+        out.write_all(&[0xc3]).unwrap_or_else(|e| panic!("{e}"));
+        out.line("done");
+        assert_eq!(sink.0.concat(), "né\n\u{fffd}x\u{fffd}done\n");
+        assert!(sink.0.iter().all(|s| !s.contains("\u{fffd}\u{fffd}")));
     }
 }
 
@@ -199,11 +266,11 @@ pub(crate) struct Builder<'a> {
     out: Output<'a>,
     context: SourceTree,
     lexer: Lexer,
-    escape: char,
     args: BuildArgs,
     finished: Vec<Finished>,
     step: usize,
     total: usize,
+    cache_from: Option<Vec<crate::backend::Base>>,
 }
 
 impl Builder<'_> {
@@ -215,37 +282,8 @@ impl Builder<'_> {
             .iter()
             .take_while(|n| !n.value.eq_ignore_ascii_case("from"))
             .collect();
-        // Meta args first: their values expand FROM lines and decide the stage graph.
-        self.total = meta_lines.len();
-        let graph_env = {
-            let mut probe = self.args.clone();
-            for arg in &staged.meta_args {
-                let env = EnvList::new(env_list(&probe.all_allowed()));
-                let value = match &arg.value {
-                    Some(v) => Some(self.lexer.process_word(v, &env)?),
-                    None => None,
-                };
-                probe.add(&arg.key, value.clone());
-                probe.add_meta(&arg.key, value);
-            }
-            probe.all_meta()
-        };
-        let meta_env = EnvList::new(env_list(&graph_env));
-        let lexer = self.lexer;
-        let graph = StageGraph::build(staged, &|s| lexer.process_word(s, &meta_env))?;
-        let target = graph.target_index(self.opts.target.as_deref())?;
-        let needed = graph.needed(target);
-        self.total += needed
-            .iter()
-            .map(|&i| staged.stages[i].instructions.len() + 1)
-            .sum::<usize>();
-        if !self.opts.labels.is_empty() {
-            self.total += 1;
-        }
-
-        for node in &meta_lines {
-            self.print_step(&node.original);
-        }
+        // Meta args first: their values expand FROM lines and decide the stage graph, so they
+        // are processed before the step count is known (and printed afterwards).
         for arg in &staged.meta_args {
             let env = EnvList::new(env_list(&self.args.all_allowed()));
             let value = match &arg.value {
@@ -255,35 +293,67 @@ impl Builder<'_> {
             self.args.add(&arg.key, value.clone());
             self.args.add_meta(&arg.key, value);
         }
-
-        for &index in &needed {
-            let stage = &staged.stages[index];
-            self.print_step(&stage.original);
-            let mut st = self.begin_stage(index, &graph, &meta_env, stage.platform.as_deref())?;
-            self.out.line(&format!(" ---> {}", short(&st.image)));
-            for ins in &stage.instructions {
-                self.print_step(&ins.original);
-                self.dispatch(&mut st, ins, true)?;
-                self.out.line(&format!(" ---> {}", short(&st.image)));
-            }
-            if index == target && !self.opts.labels.is_empty() {
-                let ins = label_option_instruction(&self.opts.labels);
-                self.print_step(&ins.original);
-                self.dispatch(&mut st, &ins, false)?;
-                self.out.line(&format!(" ---> {}", short(&st.image)));
-            }
-            if let Some(id) = &st.image {
-                self.out.sink.aux_id(id);
-            }
-            self.args.merge_referenced(&st.args);
-            self.finished.push(Finished {
-                index,
-                name: stage.name.clone(),
-                image: st.image.clone(),
-                config: st.image_config.clone(),
-            });
+        let meta_env = EnvList::new(env_list(&self.args.all_meta()));
+        let lexer = self.lexer;
+        let graph = StageGraph::build(staged, &|s| lexer.process_word(s, &meta_env))?;
+        let target = graph.target_index(self.opts.target.as_deref())?;
+        let needed = graph.needed(target);
+        self.total = meta_lines.len()
+            + needed
+                .iter()
+                .map(|&i| staged.stages[i].instructions.len() + 1)
+                .sum::<usize>()
+            + usize::from(!self.opts.labels.is_empty());
+        for node in &meta_lines {
+            self.print_step(&node.original);
         }
 
+        for &index in &needed {
+            self.build_stage(staged, index, &graph, &meta_env, index == target)?;
+        }
+        self.finish(loaded)
+    }
+
+    /// Builds one stage: FROM (and triggers), its instructions, the `--label` step on the
+    /// target; records the result for later stages.
+    fn build_stage(
+        &mut self,
+        staged: &crate::instructions::StagedFile,
+        index: usize,
+        graph: &StageGraph,
+        meta_env: &EnvList,
+        is_target: bool,
+    ) -> Result<(), BuildError> {
+        let stage = &staged.stages[index];
+        self.print_step(&stage.original);
+        let mut st = self.begin_stage(index, graph, meta_env, stage.platform.as_deref())?;
+        self.out.line(&format!(" ---> {}", short(&st.image)));
+        for ins in &stage.instructions {
+            self.print_step(&ins.original);
+            self.dispatch(&mut st, ins, true)?;
+            self.out.line(&format!(" ---> {}", short(&st.image)));
+        }
+        if is_target && !self.opts.labels.is_empty() {
+            let ins = label_option_instruction(&self.opts.labels);
+            self.print_step(&ins.original);
+            self.dispatch(&mut st, &ins, false)?;
+            self.out.line(&format!(" ---> {}", short(&st.image)));
+        }
+        if let Some(id) = &st.image {
+            self.out.sink.aux_id(id);
+        }
+        self.args.merge_referenced(&st.args);
+        self.finished.push(Finished {
+            index,
+            name: stage.name.clone(),
+            image: st.image,
+            config: st.image_config,
+        });
+        Ok(())
+    }
+
+    /// After the last stage: warnings, the result line, tags.
+    fn finish(&mut self, loaded: &Loaded) -> Result<String, BuildError> {
         self.print_warnings(loaded);
         let unused = self.args.unused();
         if !unused.is_empty() {
@@ -374,7 +444,7 @@ impl Builder<'_> {
             self.out
                 .line(&format!("# Executing {} build trigger{s}", triggers.len()));
             for trigger in triggers {
-                let ins = parse_trigger(&trigger, self.escape)?;
+                let ins = parse_trigger(&trigger)?;
                 self.dispatch(&mut st, &ins, true)?;
             }
         }
@@ -463,14 +533,11 @@ fn label_option_instruction(labels: &BTreeMap<String, String>) -> Instruction {
     }
 }
 
-/// An ONBUILD trigger as an instruction (it must be exactly one, and not FROM).
-fn parse_trigger(trigger: &str, escape: char) -> Result<Instruction, BuildError> {
-    let text = if escape == '\\' {
-        trigger.to_string()
-    } else {
-        format!("# escape={escape}\n{trigger}")
-    };
-    let df = crate::parser::parse(&text).map_err(|e| BuildError::Invalid(e.to_string()))?;
+/// An ONBUILD trigger as an instruction (it must be exactly one, and not FROM). Triggers
+/// are parsed with the default escape character whatever the child's Dockerfile uses, as
+/// dockerd parses them.
+fn parse_trigger(trigger: &str) -> Result<Instruction, BuildError> {
+    let df = crate::parser::parse(trigger).map_err(|e| BuildError::Invalid(e.to_string()))?;
     if df.nodes.len() != 1 {
         return Err(BuildError::Invalid(
             "onbuild trigger should be a single expression".into(),

@@ -111,7 +111,12 @@ impl StageState {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         ImageConfig {
-            architecture: parent.architecture.clone(),
+            // dockerd's BaseImgArch: an image without one (imported) is this machine's.
+            architecture: if parent.architecture.is_empty() {
+                super::go_arch().to_string()
+            } else {
+                parent.architecture.clone()
+            },
             author: self.maintainer.clone(),
             comment: String::new(),
             config: Some(self.run.clone()),

@@ -1,7 +1,7 @@
 //! The cache probe and commit every step goes through, and the steps that need a container:
 //! RUN (run a command) and WORKDIR (create the directory).
 
-use crate::backend::{RunStep, StepContainer};
+use crate::backend::{BackendError, Feature, RunStep, StepContainer};
 use crate::image_config::RunConfig;
 use crate::instructions::{Run, RunNetwork};
 
@@ -11,7 +11,8 @@ use super::{cache, config, format, BuildError, Builder};
 impl Builder<'_> {
     /// Looks for a cached image of the step `step_config` on the stage's current image; on a
     /// hit prints ` ---> Using cache` and moves the stage to it. The first miss disables the
-    /// cache for the rest of the stage.
+    /// cache for the rest of the stage. With `--cache-from`, a local child counts only when it
+    /// is on a source image's line, and a source image's history can supply the step.
     pub(super) fn probe(
         &mut self,
         st: &mut StageState,
@@ -21,10 +22,33 @@ impl Builder<'_> {
             return Ok(false);
         }
         let children = self.backend.children(st.image.as_deref())?;
-        match cache::pick(children, step_config) {
-            Some(hit) => {
+        let sources = self.cache_sources()?;
+        let local = cache::pick(children, step_config).filter(|hit| {
+            sources.is_empty()
+                || sources
+                    .iter()
+                    .any(|s| cache::is_valid_parent(&s.config, &hit.config) || s.id == hit.id)
+        });
+        let hit = match local {
+            Some(hit) => Some((hit.id, hit.config)),
+            None => match cache::from_sources(&sources, &st.image_config, step_config) {
+                Some(cache::FromSource::Whole(image)) => {
+                    self.backend.adopt(st.image.as_deref(), &image.id)?;
+                    Some((image.id, image.config))
+                }
+                Some(cache::FromSource::Restore { source, config }) => {
+                    let made = self
+                        .backend
+                        .restore(st.image.as_deref(), &config, &source)?;
+                    Some((made.image, made.config))
+                }
+                None => None,
+            },
+        };
+        match hit {
+            Some((id, config)) => {
                 self.out.line(" ---> Using cache");
-                st.advance(hit.id, hit.config);
+                st.advance(id, config);
                 Ok(true)
             }
             None => {
@@ -32,6 +56,35 @@ impl Builder<'_> {
                 Ok(false)
             }
         }
+    }
+
+    /// Refuses the build when the engine lacks `feature`.
+    pub(super) fn require(&self, feature: Feature) -> Result<(), BuildError> {
+        if self.backend.supports(feature) {
+            Ok(())
+        } else {
+            Err(BuildError::Unsupported(feature))
+        }
+    }
+
+    /// The `--cache-from` images, looked up once; names the engine does not have are skipped,
+    /// as dockerd skips them.
+    fn cache_sources(&mut self) -> Result<Vec<crate::backend::Base>, BuildError> {
+        if self.cache_from.is_none() {
+            if !self.opts.cache_from.is_empty() {
+                self.require(Feature::CacheFrom)?;
+            }
+            let mut found = Vec::new();
+            for name in &self.opts.cache_from {
+                match self.backend.image(name, None, false) {
+                    Ok(base) => found.push(base),
+                    Err(BackendError::Cancelled) => return Err(BackendError::Cancelled.into()),
+                    Err(_) => {}
+                }
+            }
+            self.cache_from = Some(found);
+        }
+        Ok(self.cache_from.clone().unwrap_or_default())
     }
 
     /// Commits a step made in `step` (or a config-only step when `None`) and moves the
@@ -93,14 +146,14 @@ impl Builder<'_> {
         run: &Run,
     ) -> Result<(), BuildError> {
         if !run.mounts.is_empty() {
-            return Err(BuildError::Invalid(
-                "RUN --mount is not supported yet".into(),
-            ));
+            self.require(Feature::RunMounts)?;
         }
+        let mounts = self.run_mounts(st, &run.mounts)?;
         let argv = config::command(&run.command, &st.shell())?;
         let env = st.run.env.clone().unwrap_or_default();
         let build_env = st.args.filter_allowed(&env);
-        let mut key_cmd = argv.clone();
+        let mut key_cmd = mounts.key;
+        key_cmd.extend(argv.iter().cloned());
         if !build_env.is_empty() {
             let mut prefixed = st.args.run_prefix(&build_env);
             prefixed.extend(key_cmd);
@@ -131,11 +184,14 @@ impl Builder<'_> {
             &RunStep {
                 config: container,
                 host,
+                mounts: mounts.mounts,
             },
         )?;
         self.out
             .line(&format!(" ---> Running in {}", format::short_id(&step.id)));
-        let code = match self.backend.start(&step, &mut self.out) {
+        let started = self.backend.start(&step, &mut self.out);
+        self.out.flush_pending();
+        let code = match started {
             Ok(code) => code,
             Err(e) => {
                 if self.opts.force_rm {
@@ -184,6 +240,7 @@ impl Builder<'_> {
             &RunStep {
                 config: step_config.clone(),
                 host: self.opts.host.clone(),
+                mounts: Vec::new(),
             },
         )?;
         self.out

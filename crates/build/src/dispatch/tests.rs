@@ -38,6 +38,8 @@ struct Fake {
     copies: Vec<CopySource>,
     next: u64,
     mounts: Vec<tempfile::TempDir>,
+    /// Optional features this fake pretends not to have.
+    lacks: Vec<crate::backend::Feature>,
 }
 
 fn digest(data: &[u8]) -> String {
@@ -273,7 +275,18 @@ impl Backend for Fake {
                 ),
                 _ => c.dest.clone(),
             };
-            read_tree(&c.src, &dest, &mut changes);
+            let mut got = BTreeMap::new();
+            read_tree(&c.src, &dest, &mut got);
+            let pm = crate::dockerignore::PatternMatcher::new(&c.exclude)
+                .map_err(|e| BackendError::Other(e.to_string()))?;
+            got.retain(|path, _| {
+                let inner = path
+                    .strip_prefix(dest.trim_end_matches('/'))
+                    .unwrap_or(path)
+                    .trim_start_matches('/');
+                c.exclude.is_empty() || !pm.matches_or_parent_matches(inner)
+            });
+            changes.extend(got);
             self.log.push(format!("copy {} -> {dest}", c.src.display()));
         }
         self.copies.extend(copies.iter().cloned());
@@ -343,6 +356,61 @@ impl Backend for Fake {
                 .unwrap_or("")
         ));
         Ok(Committed { image: id, config })
+    }
+
+    fn download(&mut self, url: &str, to: &Path) -> Result<(), BackendError> {
+        self.log.push(format!("download {url}"));
+        if url.contains("404") {
+            return Err(BackendError::Other(format!(
+                "failed to GET {url} with status 404 Not Found: "
+            )));
+        }
+        // A tar header's first bytes: a download is never extracted even when it is an archive.
+        let mut body = url.as_bytes().to_vec();
+        body.resize(512, 0);
+        fs::write(to, body).map_err(|e| BackendError::Other(e.to_string()))?;
+        fs::set_permissions(to, fs::Permissions::from_mode(0o600))
+            .map_err(|e| BackendError::Other(e.to_string()))
+    }
+
+    fn adopt(&mut self, parent: Option<&str>, image: &str) -> Result<(), BackendError> {
+        self.log.push(format!("adopt {image}"));
+        let img = self
+            .images
+            .get_mut(image)
+            .ok_or_else(|| BackendError::Other(format!("no image {image}")))?;
+        img.parent = parent.map(str::to_string);
+        Ok(())
+    }
+
+    fn restore(
+        &mut self,
+        parent: Option<&str>,
+        config: &ImageConfig,
+        source: &str,
+    ) -> Result<Committed, BackendError> {
+        self.log.push(format!("restore from {source}"));
+        let mut config = config.clone();
+        config.docker_version = "fake".into();
+        let id = format!(
+            "sha256:{}",
+            digest(&serde_json::to_vec(&config).unwrap_or_default())
+        );
+        // The fake keeps whole file maps, not layers: the source's files stand in.
+        let files = self.files_of(Some(source));
+        self.images.insert(
+            id.clone(),
+            FakeImage {
+                parent: parent.map(str::to_string),
+                config: config.clone(),
+                files,
+            },
+        );
+        Ok(Committed { image: id, config })
+    }
+
+    fn supports(&self, feature: crate::backend::Feature) -> bool {
+        !self.lacks.contains(&feature)
     }
 
     fn remove(&mut self, step: &StepContainer) -> Result<(), BackendError> {
@@ -1047,6 +1115,10 @@ fn failures_are_worded_as_docker_words_them() {
         "COPY failed: file not found in build context or excluded by .dockerignore: stat missing.txt: file does not exist"
     );
     assert_eq!(
+        fail(&mut fake, "FROM busybox\nCOPY a/under-a-file /\n", &opts),
+        "COPY failed: file not found in build context or excluded by .dockerignore: stat a/under-a-file: file does not exist"
+    );
+    assert_eq!(
         fail(&mut fake, "FROM busybox\nCOPY ../outside /\n", &opts),
         "COPY failed: Forbidden path outside the build context: ../outside ()"
     );
@@ -1069,14 +1141,6 @@ fn failures_are_worded_as_docker_words_them() {
     assert_eq!(
         fail(&mut fake, "FROM busybox\nEXPOSE 80/xyz\n", &opts),
         "Invalid proto: xyz"
-    );
-    assert_eq!(
-        fail(
-            &mut fake,
-            "FROM busybox\nADD http://example.com/x /x\n",
-            &opts
-        ),
-        "ADD failed: downloading http://example.com/x is not supported yet"
     );
 }
 
@@ -1223,4 +1287,276 @@ fn heredoc_copy_writes_the_body_as_a_file() {
         "parser warnings are shown: {}",
         out.text
     );
+}
+
+#[test]
+fn run_mounts_reach_the_engine_and_key_the_cache() {
+    use crate::backend::{CacheSharing, RunMount};
+    let mut fake = Fake::with_busybox();
+    let ctx = Ctx::new(&[("src/main.c", "int main;")]);
+    let df = "FROM busybox\nWORKDIR /w\nARG ID=pip\nRUN --mount=type=cache,target=/root/.cache,id=$ID,sharing=locked \\\n    --mount=type=bind,source=src,target=src \\\n    --mount=type=secret,id=tok,env=TOKEN \\\n    --mount=type=tmpfs,target=/tmp,size=1m make\n";
+    let out = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    let id = out.id();
+    let run = fake
+        .runs
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("no run"));
+    assert_eq!(
+        run.mounts,
+        vec![
+            RunMount::Cache {
+                id: "pip".into(),
+                target: "/root/.cache".into(),
+                sharing: CacheSharing::Locked,
+                read_only: false,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            RunMount::Bind {
+                source: ctx.dir.path().join("src"),
+                target: "/w/src".into(),
+                read_only: true,
+            },
+            RunMount::Secret {
+                id: "tok".into(),
+                target: None,
+                env: Some("TOKEN".into()),
+                required: false,
+                mode: 0o400,
+                uid: 0,
+                gid: 0,
+            },
+            RunMount::Tmpfs {
+                target: "/tmp".into(),
+                size: Some(1 << 20),
+            },
+        ]
+    );
+    assert_eq!(
+        run.config.cmd,
+        Some(vec!["/bin/sh".into(), "-c".into(), "make".into()])
+    );
+    let h = history(&fake, &id);
+    let last = h.last().cloned().unwrap_or_default();
+    let src_hash = SourceTree::new(ctx.dir.path())
+        .dir_hash("src")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        last,
+        format!("|1 ID=pip --mount=type=cache,target=/root/.cache,id=pip,sharing=locked --mount=type=bind,source=src,target=src {src_hash} --mount=type=secret,id=tok,env=TOKEN --mount=type=tmpfs,target=/tmp,size=1m /bin/sh -c make")
+    );
+    assert!(!serde_json::to_string(&fake.images[&id].config)
+        .unwrap_or_default()
+        .contains("TOKEN="));
+
+    let again = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_eq!(again.id(), id, "unchanged bound files: a hit");
+    ctx.write("src/main.c", "int main(void);");
+    let edited = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_ne!(edited.id(), id, "a bound file changed: the RUN reruns");
+
+    let ssh = run_build(
+        &mut fake,
+        &ctx,
+        "FROM busybox\nRUN --mount=type=ssh true\n",
+        &BuildOptions::default(),
+    );
+    assert_eq!(ssh.err(), "RUN --mount=type=ssh is not supported");
+    let missing = run_build(
+        &mut fake,
+        &ctx,
+        "FROM busybox\nRUN --mount=source=nope,target=/x true\n",
+        &BuildOptions::default(),
+    );
+    assert_eq!(missing.err(), "RUN --mount source nope not found");
+}
+
+#[test]
+fn add_downloads_urls_through_the_engine() {
+    let mut fake = Fake::with_busybox();
+    let ctx = Ctx::new(&[]);
+    let df = "FROM busybox\nADD http://h.test/dl/app.tar?x=1 /opt/\nADD https://h.test/dl/app.tar /opt/renamed.tar\n";
+    let out = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    let id = out.id();
+    assert_eq!(
+        fake.copies[0].src.file_name().and_then(|n| n.to_str()),
+        Some("app.tar")
+    );
+    assert!(!fake.copies[0].extract, "downloads are not extracted");
+    assert_eq!(fake.copies[1].dest, "/opt/renamed.tar");
+    let h = history(&fake, &id);
+    assert!(
+        h[1].starts_with("/bin/sh -c #(nop) ADD file:") && h[1].ends_with(" in /opt/ "),
+        "{}",
+        h[1]
+    );
+    let again = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_eq!(again.id(), id, "same content, same key");
+    assert_eq!(
+        fake.log
+            .iter()
+            .filter(|l| l.starts_with("download "))
+            .count(),
+        4,
+        "fetched on every build, as dockerd"
+    );
+
+    let bad = |fake: &mut Fake, df: &str| run_build(fake, &ctx, df, &BuildOptions::default()).err();
+    assert_eq!(
+        bad(&mut fake, "FROM busybox\nADD http://h.test/ /x\n"),
+        "cannot determine filename from url: http://h.test/"
+    );
+    assert_eq!(
+        bad(&mut fake, "FROM busybox\nADD http://h.test/404/f /x\n"),
+        "failed to GET http://h.test/404/f with status 404 Not Found: "
+    );
+    let err = bad(
+        &mut fake,
+        "FROM busybox\nADD --checksum=sha256:00 http://h.test/f /x\n",
+    );
+    assert!(
+        err.starts_with("digest mismatch sha256:") && err.ends_with(": sha256:00"),
+        "{err}"
+    );
+    assert_eq!(
+        bad(&mut fake, "FROM busybox\nADD --checksum=sha256:00 f /x\n"),
+        "checksum can't be specified for non-HTTP(S) sources"
+    );
+}
+
+#[test]
+fn copy_exclude_and_parents() {
+    let mut fake = Fake::with_busybox();
+    let ctx = Ctx::new(&[
+        ("d/keep.txt", "k"),
+        ("d/drop.log", "l"),
+        ("d/tmp/x", "x"),
+        ("a/b/c.txt", "c"),
+        ("x/y/z.txt", "z"),
+    ]);
+    let df = "FROM busybox\nCOPY --exclude=*.log --exclude=tmp d /d/\nCOPY --parents a/b/c.txt x/./y/*.txt /p\n";
+    let out = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    let id = out.id();
+    let files: Vec<&str> = fake.images[&id]
+        .files
+        .keys()
+        .filter(|k| k.starts_with('/'))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(files, vec!["/d/keep.txt", "/p/a/b/c.txt", "/p/y/z.txt"]);
+    let h = history(&fake, &id);
+    assert!(
+        h[1].starts_with("/bin/sh -c #(nop) COPY --exclude=*.log --exclude=tmp dir:"),
+        "{}",
+        h[1]
+    );
+    assert!(
+        h[2].starts_with("/bin/sh -c #(nop) COPY --parents multi:"),
+        "{}",
+        h[2]
+    );
+
+    ctx.write("d/drop.log", "changed");
+    let again = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_eq!(again.id(), id, "an excluded file does not key the step");
+    ctx.write("d/keep.txt", "changed");
+    let changed = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    assert_ne!(changed.id(), id);
+}
+
+#[test]
+fn cache_from_supplies_steps_from_a_pulled_image() {
+    let ctx = Ctx::new(&[("a.txt", "a"), ("b.txt", "b")]);
+    let df = "FROM busybox\nENV A=1\nCOPY a.txt /a\nRUN make\nCOPY b.txt /b\nCMD [\"run\"]\n";
+    let mut first = Fake::with_busybox();
+    let built = run_build(&mut first, &ctx, df, &BuildOptions::default());
+    let built_id = built.id();
+
+    // Another engine that pulled only the final image (no intermediate images, no parent).
+    let mut fresh = Fake::with_busybox();
+    let pulled = first.images[&built_id].clone();
+    fresh.images.insert(
+        built_id.clone(),
+        FakeImage {
+            parent: None,
+            ..pulled
+        },
+    );
+    fresh.tags.insert("app:cache".into(), built_id.clone());
+    let opts = BuildOptions {
+        cache_from: vec!["app:cache".into(), "missing:tag".into()],
+        ..Default::default()
+    };
+    let out = run_build(&mut fresh, &ctx, df, &opts);
+    assert_eq!(out.uses_of_cache(), 5, "{}", out.text);
+    assert_eq!(
+        out.id(),
+        built_id,
+        "the last step adopts the source image itself"
+    );
+    assert!(fresh.runs.is_empty(), "nothing ran");
+    assert_eq!(
+        fresh
+            .log
+            .iter()
+            .filter(|l| l.starts_with("restore "))
+            .count(),
+        4
+    );
+    assert_eq!(
+        fresh.images[&built_id]
+            .parent
+            .as_deref()
+            .map(|p| fresh.images.contains_key(p)),
+        Some(true)
+    );
+
+    // A changed file: the steps before it still come from the source.
+    ctx.write("b.txt", "B");
+    let changed = run_build(&mut fresh, &ctx, df, &opts);
+    assert_eq!(changed.uses_of_cache(), 3, "{}", changed.text);
+    assert!(changed
+        .shape()
+        .contains("Step 5/6 : COPY b.txt /b\n ---> <id>\nStep 6/6"));
+}
+
+#[test]
+fn features_the_engine_lacks_are_refused_not_ignored() {
+    use crate::backend::Feature;
+    let ctx = Ctx::new(&[("d/x", "x")]);
+    for (feature, df, opts) in [
+        (
+            Feature::RunMounts,
+            "FROM busybox\nRUN --mount=type=tmpfs,target=/t true\n",
+            BuildOptions::default(),
+        ),
+        (
+            Feature::CopyExclude,
+            "FROM busybox\nCOPY --exclude=x d /d\n",
+            BuildOptions::default(),
+        ),
+        (
+            Feature::Download,
+            "FROM busybox\nADD http://h.test/f /f\n",
+            BuildOptions::default(),
+        ),
+        (
+            Feature::CacheFrom,
+            "FROM busybox\nENV A=1\n",
+            BuildOptions {
+                cache_from: vec!["busybox".into()],
+                ..Default::default()
+            },
+        ),
+    ] {
+        let mut fake = Fake::with_busybox();
+        fake.lacks.push(feature);
+        let out = run_build(&mut fake, &ctx, df, &opts);
+        assert_eq!(
+            out.err(),
+            format!("{} is not supported by this engine", feature.what())
+        );
+    }
 }
