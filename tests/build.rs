@@ -404,3 +404,62 @@ fn berth_build_sends_the_context_as_the_docker_cli_does() {
         err(&o)
     );
 }
+
+#[test]
+fn run_mounts_and_heredocs_go_beyond_the_classic_builder() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("input.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /count\n\
+         RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/t && grep -c ' /scratch tmpfs ' /proc/mounts > /tmpfs\n\
+         RUN --mount=type=bind,source=input.txt,target=/in cat /in > /copied\n\
+         RUN <<EOF\n\
+         echo from a heredoc > /heredoc\n\
+         echo second line >> /heredoc\n\
+         EOF\n\
+         COPY <<EOF /made.txt\n\
+         written by COPY <<EOF\n\
+         EOF\n",
+    )
+    .unwrap();
+    let ctx_s = ctx.to_str().unwrap();
+    let o = build(&d, &["-t", "m:1", ctx_s]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    let show = |r: &str, f: &str| ok(&d.docker(&["run", "--rm", r, "cat", f]));
+    assert_eq!(show("m:1", "/count"), "1\n");
+    assert_eq!(show("m:1", "/tmpfs"), "1\n");
+    assert_eq!(show("m:1", "/copied"), "from the context\n");
+    assert_eq!(show("m:1", "/heredoc"), "from a heredoc\nsecond line\n");
+    assert_eq!(show("m:1", "/made.txt"), "written by COPY <<EOF\n");
+    // Nothing of the mounts is in the image.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "m:1",
+        "ls",
+        "/cache/log",
+        "/scratch/t",
+        "/in",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    // The cache outlives the build: a --no-cache build sees what the first one left.
+    let o = build(&d, &["--no-cache", "-t", "m:2", ctx_s]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(show("m:2", "/count"), "2\n");
+    // `docker builder prune` empties it.
+    let pruned = d.request("POST", "/build/prune", b"");
+    assert_eq!(pruned.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
+    assert_eq!(v["CachesDeleted"].as_array().unwrap().len(), 1, "{v}");
+    assert!(v["SpaceReclaimed"].as_u64().unwrap() > 0, "{v}");
+    let o = build(&d, &["--no-cache", "-t", "m:3", ctx_s]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(show("m:3", "/count"), "1\n");
+    // docker system prune answers (it prunes the build cache too).
+    let o = d.docker(&["system", "prune", "-f"]);
+    assert!(o.status.success(), "{}", err(&o));
+}

@@ -93,7 +93,14 @@ fn parse(ctx: &Ctx) -> ApiResult<BuildRequest> {
             .map_err(|e| ApiError::bad_request(format!("invalid extrahosts: {e}")))?,
         Some(v) => v.split(',').map(str::to_owned).collect(),
     };
+    let cache_from: Vec<String> = match q.get("cachefrom").filter(|v| !v.is_empty() && *v != "null")
+    {
+        None => Vec::new(),
+        Some(v) => serde_json::from_str(v)
+            .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?,
+    };
     let options = BuildOptions {
+        cache_from,
         build_args: json_map("buildargs")?,
         target: q.get("target").filter(|t| !t.is_empty()).map(str::to_owned),
         no_cache: q.bool("nocache"),

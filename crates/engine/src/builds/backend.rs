@@ -13,9 +13,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bollard_stubs::models::{ContainerCreateBody, HostConfig};
+use bollard_stubs::models::{
+    ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountTypeEnum,
+};
 use build::backend::{
-    Backend, BackendError, Base, Committed, CopySource, RunStep, SourceKind, StepContainer,
+    Backend, BackendError, Base, Committed, CopySource, Feature, RunMount, RunStep, SourceKind,
+    StepContainer,
 };
 use build::image_config::ImageConfig;
 
@@ -102,7 +105,133 @@ impl EngineBackend {
     }
 }
 
+impl EngineBackend {
+    /// `RUN --mount`s as the step container's mounts: caches kept under `DATA_ROOT/build-cache`, tmpfs, and
+    /// binds of the context or of an image (read-only, or a throw-away copy when the step may write).
+    fn run_mounts(&mut self, mounts: &[RunMount]) -> Result<Vec<Mount>, BackendError> {
+        let bind = |source: &Path, target: &str, read_only: bool| Mount {
+            typ: Some(MountTypeEnum::BIND),
+            source: Some(source.display().to_string()),
+            target: Some(target.to_owned()),
+            read_only: Some(read_only),
+            ..Mount::default()
+        };
+        let mut out = Vec::new();
+        for m in mounts {
+            match m {
+                RunMount::Bind {
+                    source,
+                    target,
+                    read_only,
+                } => {
+                    if *read_only {
+                        out.push(bind(source, target, true));
+                    } else {
+                        // Writes must not reach the context: the step gets a copy.
+                        let copy = self.next("bind");
+                        copy_tree(source, &copy)?;
+                        out.push(bind(&copy, target, false));
+                    }
+                }
+                RunMount::Cache {
+                    id,
+                    target,
+                    read_only,
+                    mode,
+                    uid,
+                    gid,
+                    ..
+                } => {
+                    let dir = cache_dir(&self.engine.config.data_root, id);
+                    if !dir.exists() {
+                        make_cache_dir(&dir, *mode, *uid, *gid)?;
+                    }
+                    out.push(bind(&dir, target, *read_only));
+                }
+                RunMount::Tmpfs { target, size } => out.push(Mount {
+                    typ: Some(MountTypeEnum::TMPFS),
+                    target: Some(target.clone()),
+                    tmpfs_options: Some(MountTmpfsOptions {
+                        size_bytes: size.map(|s| s as i64),
+                        ..MountTmpfsOptions::default()
+                    }),
+                    ..Mount::default()
+                }),
+                RunMount::Secret { id, required, .. } => {
+                    // The classic build API has no way to carry secrets (BuildKit passes them over its
+                    // session); a build asking for one gets none.
+                    if *required {
+                        return Err(other(format!(
+                            "secret {id} not found: Berth's classic builder takes no build secrets yet"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The directory of the cache mount `id`, kept across builds (`POST /build/prune` empties them).
+pub(super) fn cache_dir(data_root: &Path, id: &str) -> PathBuf {
+    let digest = image::Digest::of(id.as_bytes());
+    data_root.join("build-cache").join(&digest.hex()[..32])
+}
+
+/// Makes a cache directory with its first owner and mode, atomically (a rename into place).
+fn make_cache_dir(dir: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), BackendError> {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(other)?;
+    let mut r = [0u8; 8];
+    crate::containers::fill_random(&mut r).map_err(other)?;
+    let tmp = parent.join(format!(
+        ".new-{}",
+        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    std::fs::create_dir(&tmp).map_err(other)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(other)?;
+    rustix::fs::chown(
+        &tmp,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(other)?;
+    match std::fs::rename(&tmp, dir) {
+        Ok(()) => Ok(()),
+        // Another build made it meanwhile: theirs stands.
+        Err(_) if dir.is_dir() => std::fs::remove_dir(&tmp).map_err(other),
+        Err(e) => Err(other(e)),
+    }
+}
+
+/// Copies the tree `src` (a file or a directory) to the new path `dest`, through the archive crate.
+fn copy_tree(src: &Path, dest: &Path) -> Result<(), BackendError> {
+    std::fs::create_dir_all(dest).map_err(other)?;
+    let root = open_dir(dest)?;
+    let mut opts = archive::Options::container("/");
+    opts.owner = archive::Owner::FromArchive;
+    if src.is_dir() {
+        let s = open_dir(src)?;
+        stream(root, "/", &opts, move |w| w.append_dir(&s.0, b"", None))
+    } else {
+        let parent = open_dir(src.parent().unwrap_or(Path::new("/")))?;
+        let leaf = src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        stream(root, "/", &opts, move |w| {
+            w.append_at(&parent.0, leaf.as_bytes(), leaf.as_bytes())
+        })
+    }
+}
+
 impl Backend for EngineBackend {
+    fn supports(&self, feature: Feature) -> bool {
+        matches!(feature, Feature::RunMounts)
+    }
+
     fn image(
         &mut self,
         name: &str,
@@ -166,6 +295,7 @@ impl Backend for EngineBackend {
         let c = &run.config;
         let h = &run.host;
         let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+        let mounts = self.run_mounts(&run.mounts)?;
         let body = ContainerCreateBody {
             image: Some(parent.to_owned()),
             cmd: c.cmd.clone(),
@@ -185,6 +315,7 @@ impl Backend for EngineBackend {
                 cpu_period: Some(h.cpu_period).filter(|m| *m != 0),
                 cpu_quota: Some(h.cpu_quota).filter(|m| *m != 0),
                 shm_size: Some(h.shm_size).filter(|m| *m != 0),
+                mounts: Some(mounts).filter(|m| !m.is_empty()),
                 ..HostConfig::default()
             }),
             ..ContainerCreateBody::default()

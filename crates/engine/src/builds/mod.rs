@@ -95,13 +95,41 @@ impl Engine {
         }
     }
 
-    /// `POST /build/prune`: the build cache. Berth's classic builds cache in images (their parent links),
-    /// which `image prune` handles; nothing else is kept between builds yet, so there is nothing here to
-    /// reclaim. Answers dockerd's shape.
+    /// `POST /build/prune`: the build cache outside images, that is the directories of `RUN
+    /// --mount=type=cache` (classic builds also cache in images, through their parent links, which `image
+    /// prune` handles). Answers dockerd's shape: the caches deleted and the bytes reclaimed.
     pub fn prune_build_cache(&self) -> Result<BTreeMap<String, serde_json::Value>> {
+        let root = self.config.data_root.join("build-cache");
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for e in entries.flatten() {
+                let path = e.path();
+                reclaimed += disk_usage(&path);
+                std::fs::remove_dir_all(&path)
+                    .map_err(|err| Error::System(format!("removing {}: {err}", path.display())))?;
+                deleted.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
         let mut out = BTreeMap::new();
-        out.insert("CachesDeleted".to_owned(), serde_json::json!([]));
-        out.insert("SpaceReclaimed".to_owned(), serde_json::json!(0));
+        out.insert("CachesDeleted".to_owned(), serde_json::json!(deleted));
+        out.insert("SpaceReclaimed".to_owned(), serde_json::json!(reclaimed));
         Ok(out)
+    }
+}
+
+/// Bytes of the regular files below `p` (symlinks not followed).
+fn disk_usage(p: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if meta.is_dir() {
+        std::fs::read_dir(p)
+            .map(|d| d.flatten().map(|e| disk_usage(&e.path())).sum())
+            .unwrap_or(0)
+    } else if meta.is_file() {
+        meta.len()
+    } else {
+        0
     }
 }
