@@ -9,15 +9,19 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{ok, Daemon};
+use sha2::{Digest, Sha256};
 
 /// What any one command may take here, far above what it needs.
 const LIMIT: Duration = Duration::from_secs(30);
+/// For commands that carry 100 MB.
+const BIG_LIMIT: Duration = Duration::from_secs(180);
 
 fn daemon() -> Daemon {
     assert!(
@@ -151,4 +155,202 @@ fn a_container_flooding_its_output_can_be_execed_attached_killed_stopped_and_rem
     ok(&d.docker_within(&["rm", "-f", "floodtty"], None, LIMIT));
     let o = d.docker_within(&["inspect", "floodtty"], None, LIMIT);
     assert!(!o.status.success(), "floodtty still there");
+}
+
+/// A file of `len` pseudo-random bytes (xorshift: no pattern a pipe could mangle unnoticed), printable
+/// ones with `printable` (a terminal's detach keys are control characters); returns its sha256 in hex.
+fn random_file(path: &Path, len: usize, printable: bool) -> String {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut hash = Sha256::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(block.len());
+        for chunk in block[..n].chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        if printable {
+            for b in &mut block[..n] {
+                *b = b'!' + *b % 94;
+            }
+        }
+        hash.update(&block[..n]);
+        f.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    f.flush().unwrap();
+    hex(&hash.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn stdin_of_any_size_reaches_exec_and_run_and_its_end_is_eof() {
+    let d = daemon();
+    ok(&d.docker_within(
+        &["run", "-d", "--name", "sink", "busybox", "sleep", "1000"],
+        None,
+        LIMIT,
+    ));
+    // Just over a pipe's capacity (where it used to hang), and 100 MB.
+    for len in [65_537, 100 << 20] {
+        let input = d.dir.path().join(format!("input-{len}"));
+        let digest = random_file(&input, len, false);
+        let want = format!("{digest}  -\n");
+        let runs = [
+            (
+                "docker exec -i",
+                true,
+                vec!["exec", "-i", "sink", "sha256sum"],
+            ),
+            (
+                "docker run -i",
+                true,
+                vec!["run", "-i", "--rm", "busybox", "sha256sum"],
+            ),
+            (
+                "berth exec -i",
+                false,
+                vec!["exec", "-i", "sink", "sha256sum"],
+            ),
+            (
+                "berth run -i",
+                false,
+                vec!["run", "-i", "--rm", "busybox", "sha256sum"],
+            ),
+        ];
+        for (what, docker, args) in runs {
+            let o = if docker {
+                d.docker_within(&args, Some(&input), BIG_LIMIT)
+            } else {
+                d.berth_within(&args, Some(&input), BIG_LIMIT)
+            };
+            assert_eq!(ok(&o), want, "{what} with {len} bytes");
+        }
+        std::fs::remove_file(&input).unwrap();
+    }
+}
+
+/// POSTs `path` asking for a hijacked connection (`Upgrade: tcp`, as the docker CLI does) and returns
+/// the connection after the `101` head.
+fn hijack(d: &Daemon, path: &str, body: &str) -> UnixStream {
+    let mut s = UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.set_write_timeout(Some(LIMIT)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    s
+}
+
+/// Feeds `data` into a TTY session on `s` once it shows READY (its terminal is raw by then), and
+/// returns everything it printed until it closed.
+fn feed_tty(mut s: UnixStream, data: Vec<u8>) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !String::from_utf8_lossy(&seen).contains("READY") {
+        let n = s.read(&mut buf).expect("output before READY");
+        assert!(
+            n > 0,
+            "closed before READY: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let mut w = s.try_clone().unwrap();
+    let feeder = std::thread::spawn(move || w.write_all(&data));
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "reading the session: {e}: {:?}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    feeder.join().unwrap().unwrap();
+    seen
+}
+
+#[test]
+fn stdin_through_a_tty_reaches_exec_and_attach_in_full() {
+    let d = daemon();
+    const LEN: usize = 4 << 20;
+    let input = d.dir.path().join("tty-input");
+    let digest = random_file(&input, LEN, true);
+    let data = std::fs::read(&input).unwrap();
+    // Raw mode and no echo: the terminal passes every byte as it is.
+    let script = format!("stty raw -echo; echo READY; head -c {LEN} | sha256sum");
+
+    ok(&d.docker_within(
+        &["run", "-d", "--name", "ttysink", "busybox", "sleep", "1000"],
+        None,
+        LIMIT,
+    ));
+    let create = serde_json::json!({
+        "AttachStdin": true, "AttachStdout": true, "AttachStderr": true, "Tty": true,
+        "Cmd": ["sh", "-c", script],
+    });
+    let r = d.request(
+        "POST",
+        "/containers/ttysink/exec",
+        create.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["Id"].as_str().unwrap().to_owned();
+    let s = hijack(
+        &d,
+        &format!("/exec/{id}/start"),
+        r#"{"Detach":false,"Tty":true}"#,
+    );
+    let seen = feed_tty(s, data.clone());
+    assert!(
+        String::from_utf8_lossy(&seen).contains(&format!("{digest}  -")),
+        "exec: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+
+    // The container's own terminal, through attach (as `docker run -it` does it).
+    let create = serde_json::json!({
+        "Image": "busybox", "Cmd": ["sh", "-c", script], "Tty": true, "OpenStdin": true,
+        "AttachStdin": true, "AttachStdout": true, "AttachStderr": true,
+    });
+    let r = d.request(
+        "POST",
+        "/containers/create?name=ttyrun",
+        create.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let s = hijack(
+        &d,
+        "/containers/ttyrun/attach?stream=1&stdin=1&stdout=1&stderr=1",
+        "",
+    );
+    let r = d.request("POST", "/containers/ttyrun/start", b"");
+    assert_eq!(r.status, 204, "{}", r.text());
+    let seen = feed_tty(s, data);
+    assert!(
+        String::from_utf8_lossy(&seen).contains(&format!("{digest}  -")),
+        "attach: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
 }
