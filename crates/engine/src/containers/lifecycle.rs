@@ -181,7 +181,7 @@ impl Engine {
         let c = self.containers.resolve(name)?;
         let hub = self.hub(&c.id);
         let stdin = if c.config.open_stdin == Some(true) {
-            hub.stdin().await
+            hub.stdin().await.map(super::Stdin::Container)
         } else {
             None
         };
@@ -895,7 +895,7 @@ pub struct AttachTarget {
     /// The output.
     pub subscription: super::hub::Subscription,
     /// Where client input goes (`None` for containers without `-i`).
-    pub stdin: Option<tokio::sync::mpsc::Sender<Option<bytes::Bytes>>>,
+    pub stdin: Option<super::Stdin>,
 }
 
 /// Waits for `id`'s exit on the state channel; false on timeout.

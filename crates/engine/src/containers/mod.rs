@@ -22,6 +22,7 @@ pub(crate) mod rootfs;
 mod shim_client;
 mod spec;
 pub mod stats;
+mod stdin;
 pub mod store;
 mod tarwrite;
 mod top;
@@ -38,6 +39,7 @@ pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub use logs::LogOptions;
 pub use restart::check_raw_policy;
+pub use stdin::Stdin;
 pub use views::ContainerListOptions;
 
 /// A lifecycle change, broadcast to waiters.
