@@ -351,3 +351,42 @@ fn stdin_through_a_tty_reaches_exec_and_attach_in_full() {
         String::from_utf8_lossy(&seen)
     );
 }
+
+#[test]
+fn exec_output_waits_for_a_slow_reader_instead_of_being_lost() {
+    let d = daemon();
+    ok(&d.docker_within(
+        &["run", "-d", "--name", "slow", "busybox", "sleep", "1000"],
+        None,
+        LIMIT,
+    ));
+    const LEN: usize = 50_000_000;
+    let script = format!("yes | head -c {LEN}; echo END");
+    let mut child = d
+        .docker_command(&["exec", "slow", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Nothing read for a while: far more than any buffer on the way piles up behind the reader.
+        std::thread::sleep(Duration::from_secs(3));
+        let mut all = Vec::with_capacity(LEN + 4);
+        let _ = stdout.read_to_end(&mut all);
+        let _ = tx.send(all);
+    });
+    let all = rx.recv_timeout(BIG_LIMIT);
+    let status = if all.is_ok() {
+        child.wait().unwrap()
+    } else {
+        let _ = child.kill();
+        panic!("the exec did not end within {BIG_LIMIT:?}");
+    };
+    let all = all.unwrap();
+    assert!(status.success(), "exit {status:?}");
+    assert_eq!(all.len(), LEN + 4, "bytes lost");
+    assert!(all.ends_with(b"y\nEND\n"));
+}
