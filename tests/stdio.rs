@@ -133,7 +133,17 @@ fn a_container_flooding_its_output_can_be_execed_attached_killed_stopped_and_rem
             !Path::new(&format!("{log}.2")).exists(),
             "more than max-file"
         );
-        let last = std::fs::read_to_string(format!("{log}.1")).unwrap();
+        // A rotation removes the old `.1` before it renames the live file to it: read again if it
+        // fell between.
+        let last = (0..100)
+            .find_map(|_| {
+                let r = std::fs::read_to_string(format!("{log}.1")).ok();
+                if r.is_none() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r
+            })
+            .expect("the rotated log");
         let entry: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
         assert_eq!(entry["stream"], "stdout", "{entry}");
         let line = if tty { "y\r\n" } else { "y\n" };
