@@ -148,7 +148,8 @@ impl JsonLog {
             self.size = 0;
             return Ok(());
         }
-        let _ = std::fs::remove_file(name(self.max_files - 1));
+        // Each rename replaces the older file in one step (no remove first): a reader never finds a
+        // numbered file missing in between.
         for i in (0..self.max_files - 1).rev() {
             let _ = std::fs::rename(name(i), name(i + 1));
         }
