@@ -389,13 +389,11 @@ fn exec_output_waits_for_a_slow_reader_instead_of_being_lost() {
         let _ = tx.send(all);
     });
     let all = rx.recv_timeout(BIG_LIMIT);
-    let status = if all.is_ok() {
-        child.wait().unwrap()
-    } else {
+    if all.is_err() {
         let _ = child.kill();
-        panic!("the exec did not end within {BIG_LIMIT:?}");
-    };
-    let all = all.unwrap();
+    }
+    let status = child.wait().unwrap();
+    let all = all.unwrap_or_else(|_| panic!("the exec did not end within {BIG_LIMIT:?}"));
     assert!(status.success(), "exit {status:?}");
     assert_eq!(all.len(), LEN + 4, "bytes lost");
     assert!(all.ends_with(b"y\nEND\n"));
