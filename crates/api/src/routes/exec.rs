@@ -2,17 +2,17 @@
 //! streamed body when the client does not ask for an upgrade), `POST /exec/{id}/resize`, `GET /exec/{id}/json`.
 
 use crate::request::{read_json, ReqBody};
-use engine::containers::detach::EscapeProxy;
 use engine::containers::{ExecConfig, ExecStartConfig};
 use http::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::containers::{encode, stream_type, upgraded, wants_upgrade, window_size};
 use crate::body::{self, json, json_status, Body};
 use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
+use crate::stdin::InputEnd;
 
 /// `POST /containers/{id}/exec` → 201 `{"Id": …}`.
 pub async fn create(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
@@ -76,7 +76,7 @@ pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<
                 return;
             }
         };
-        let (mut rd, mut wr) = tokio::io::split(conn);
+        let (rd, mut wr) = tokio::io::split(conn);
         let io = engine
             .start_exec(&exec_id, start)
             .await
@@ -102,30 +102,15 @@ pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<
             let engine = std::sync::Arc::clone(&engine);
             let exec_id = exec_id.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                let mut escape = tty.then(|| EscapeProxy::new(&detach_keys));
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let (data, detach) = match escape.as_mut() {
-                                Some(e) => e.feed(&buf[..n]),
-                                None => (buf[..n].to_vec(), false),
-                            };
-                            if stdin.write_all(&data).await.is_err() {
-                                return;
-                            }
-                            if detach {
-                                engine.exec_detached(&exec_id);
-                                detached.notify_one();
-                                // The shim keeps a pty's input open when this side closes: the
-                                // process sees no EOF.
-                                return;
-                            }
-                        }
+                match crate::stdin::pump(rd, &mut stdin, tty, &detach_keys).await {
+                    InputEnd::Closed => stdin.close().await,
+                    InputEnd::StdinGone => {}
+                    // The shim keeps a pty's input open when this side closes: the process sees no EOF.
+                    InputEnd::Detached => {
+                        engine.exec_detached(&exec_id);
+                        detached.notify_one();
                     }
                 }
-                let _ = stdin.shutdown().await;
             });
         }
         loop {

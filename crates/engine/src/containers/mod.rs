@@ -24,6 +24,7 @@ pub(crate) mod rootfs;
 mod shim_client;
 mod spec;
 pub mod stats;
+mod stdin;
 pub mod store;
 mod tarwrite;
 mod top;
@@ -43,6 +44,7 @@ pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub use logs::LogOptions;
 pub use restart::check_raw_policy;
+pub use stdin::Stdin;
 pub use views::ContainerListOptions;
 
 /// A lifecycle change, broadcast to waiters.
