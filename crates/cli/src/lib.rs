@@ -19,6 +19,7 @@ use std::process::ExitCode;
 pub use commands::archive::{CpArgs, DiffArgs, ExportArgs};
 pub use commands::attach::AttachArgs;
 pub use commands::build::BuildArgs;
+pub use commands::commit::CommitArgs;
 pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
@@ -116,6 +117,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
     /// Attach local standard input, output, and error streams to a running container
@@ -187,6 +190,8 @@ pub enum ContainerCommand {
     Cp(CpArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
 }

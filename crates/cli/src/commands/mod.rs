@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod attach;
 pub mod build;
+pub mod commit;
 pub mod containers;
 pub mod events;
 pub mod exec;
@@ -83,6 +84,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Stats(args) => containers::stats(&client, args).await,
         Command::Cp(args) => archive::cp(&client, args).await,
         Command::Diff(args) => archive::diff(&client, args).await,
+        Command::Commit(args) => commit::commit(&client, args).await,
         Command::Export(args) => archive::export(&client, args).await,
         Command::Container(c) => match c.command {
             ContainerCommand::Run(args) => run::run(&client, *args).await,
@@ -107,6 +109,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Port(args) => network::port(&client, args).await,
             ContainerCommand::Cp(args) => archive::cp(&client, args).await,
             ContainerCommand::Diff(args) => archive::diff(&client, args).await,
+            ContainerCommand::Commit(args) => commit::commit(&client, args).await,
             ContainerCommand::Export(args) => archive::export(&client, args).await,
         },
     }
