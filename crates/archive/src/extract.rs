@@ -133,19 +133,15 @@ impl Options {
         Options {
             resolution: Resolution::InRoot,
             dot_dot: DotDot::WithinDest,
-            devices: Devices::Refuse,
             whiteouts: Whiteouts::Plain,
-            owner: Owner::FromArchive,
-            no_overwrite_dir_non_dir: false,
             symlinks_within_dest: false,
             hard_links_to_earlier_entries: false,
             // A client's tar may not set `trusted.*` (overlay's own) attributes in a container's tree.
             xattrs: false,
             root_metadata: false,
-            rebase: None,
             dest_name: dest.to_owned(),
             path_prefix: Some(dest.trim_end_matches('/').to_owned()),
-            force_walk: false,
+            ..Options::layer()
         }
     }
 
@@ -155,19 +151,11 @@ impl Options {
     pub fn host(dest: &str) -> Self {
         Options {
             resolution: Resolution::Beneath,
-            dot_dot: DotDot::WithinDest,
             devices: Devices::Skip,
-            whiteouts: Whiteouts::Plain,
             owner: Owner::Unchanged,
             no_overwrite_dir_non_dir: true,
             symlinks_within_dest: true,
-            hard_links_to_earlier_entries: false,
-            xattrs: false,
-            root_metadata: false,
-            rebase: None,
-            dest_name: dest.to_owned(),
-            path_prefix: Some(dest.trim_end_matches('/').to_owned()),
-            force_walk: false,
+            ..Options::container(dest)
         }
     }
 }
