@@ -443,6 +443,14 @@ impl Extractor<'_> {
                 .map_err(|e| Error::io("set opaque xattr on", full, e));
         }
         let name = &leaf[WHITEOUT_PREFIX.len()..];
+        if name == b"." || name == b".." {
+            // `.wh..` and `.wh...` would whiteout the directory itself or its parent: removing "their
+            // existing contents" would reach above the entry, and for the root, out of it.
+            return Err(Error::unsafe_path(
+                path::shown(raw),
+                "whiteout of '.' or '..'",
+            ));
+        }
         if name.is_empty() || name.starts_with(WHITEOUT_PREFIX) {
             // Other `.wh..wh.*` metadata (AUFS' hard-link directory) has no overlay meaning.
             return Ok(());
