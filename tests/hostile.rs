@@ -125,6 +125,21 @@ fn load_rejects_device_nodes() {
 }
 
 #[test]
+fn load_rejects_whiteouts_of_a_directory_or_its_parent() {
+    let d = Daemon::start();
+    // `.wh...` would whiteout `..`: removing "what was there" would empty the directory above the entry.
+    for name in [".wh...", "d/.wh..", "d/.wh..."] {
+        let l = layer(&[
+            Entry::Dir("d/"),
+            Entry::File("d/keep", b"x"),
+            Entry::File(name, b""),
+        ]);
+        let err = assert_refused(&d, legacy_archive("evil:1", &[l]), name);
+        assert!(err.contains("whiteout of '.' or '..'"), "{name}: {err}");
+    }
+}
+
+#[test]
 fn load_rejects_a_layer_whose_digest_does_not_match() {
     let d = Daemon::start();
     let good = layer(&[Entry::File("a", b"a")]);

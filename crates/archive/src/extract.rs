@@ -136,20 +136,15 @@ impl Options {
         Options {
             resolution: Resolution::InRoot,
             dot_dot: DotDot::WithinDest,
-            devices: Devices::Refuse,
             whiteouts: Whiteouts::Plain,
-            owner: Owner::FromArchive,
-            no_overwrite_dir_non_dir: false,
             symlinks_within_dest: false,
             hard_links_to_earlier_entries: false,
             // A client's tar may not set `trusted.*` (overlay's own) attributes in a container's tree.
             xattrs: false,
             root_metadata: false,
-            rebase: None,
-            mode: None,
             dest_name: dest.to_owned(),
             path_prefix: Some(dest.trim_end_matches('/').to_owned()),
-            force_walk: false,
+            ..Options::layer()
         }
     }
 
@@ -159,20 +154,11 @@ impl Options {
     pub fn host(dest: &str) -> Self {
         Options {
             resolution: Resolution::Beneath,
-            dot_dot: DotDot::WithinDest,
             devices: Devices::Skip,
-            whiteouts: Whiteouts::Plain,
             owner: Owner::Unchanged,
             no_overwrite_dir_non_dir: true,
             symlinks_within_dest: true,
-            hard_links_to_earlier_entries: false,
-            xattrs: false,
-            root_metadata: false,
-            rebase: None,
-            mode: None,
-            dest_name: dest.to_owned(),
-            path_prefix: Some(dest.trim_end_matches('/').to_owned()),
-            force_walk: false,
+            ..Options::container(dest)
         }
     }
 }
@@ -460,6 +446,14 @@ impl Extractor<'_> {
                 .map_err(|e| Error::io("set opaque xattr on", full, e));
         }
         let name = &leaf[WHITEOUT_PREFIX.len()..];
+        if name == b"." || name == b".." {
+            // `.wh..` and `.wh...` would whiteout the directory itself or its parent: removing "their
+            // existing contents" would reach above the entry, and for the root, out of it.
+            return Err(Error::unsafe_path(
+                path::shown(raw),
+                "whiteout of '.' or '..'",
+            ));
+        }
         if name.is_empty() || name.starts_with(WHITEOUT_PREFIX) {
             // Other `.wh..wh.*` metadata (AUFS' hard-link directory) has no overlay meaning.
             return Ok(());

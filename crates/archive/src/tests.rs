@@ -329,6 +329,32 @@ fn layer_whiteouts_become_overlay_form_and_stay_plain_elsewhere() {
 }
 
 #[test]
+fn whiteouts_of_dot_and_dot_dot_remove_nothing() {
+    for (mode, o) in modes() {
+        let s = sandbox();
+        std::fs::write(s.outside.join("../keep"), b"host").unwrap();
+        std::fs::create_dir(s.root.join("d")).unwrap();
+        std::fs::write(s.root.join("d/f"), b"x").unwrap();
+        for name in [".wh...", ".wh..", "d/.wh...", "d/.wh.."] {
+            let r = run(&s, &o, &[E::File(name, b"")]);
+            if o.whiteouts == Whiteouts::Overlay {
+                assert!(
+                    matches!(r, Err(Error::Unsafe { .. })),
+                    "{mode} {name}: {r:?}"
+                );
+            }
+        }
+        assert_eq!(
+            std::fs::read(s.outside.join("../keep")).unwrap(),
+            b"host",
+            "{mode}"
+        );
+        assert_eq!(std::fs::read(s.root.join("d/f")).unwrap(), b"x", "{mode}");
+        std::fs::remove_file(s.outside.join("../keep")).unwrap();
+    }
+}
+
+#[test]
 fn layer_keeps_dot_paths_replacements_times_and_size() {
     let s = sandbox();
     let stats = extract_into(

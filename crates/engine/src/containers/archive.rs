@@ -6,10 +6,11 @@
 //! that this root is the container's overlay (a recycled pid cannot point the daemon at another process's
 //! root); a stopped or created one through its overlay rootfs, mounted for the operation and unmounted
 //! after (`rootfs.rs` counts users, so a concurrent start or exit does not pull the mount away). Every
-//! path is then resolved by the kernel inside that root (`inroot.rs`, `untar.rs`).
+//! path is then resolved by the kernel inside that root (`inroot.rs`, and the `archive` crate's container
+//! mode for extraction).
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,8 +21,6 @@ use super::changes::Change;
 use super::inroot;
 use super::record::{Container, Status};
 use super::rootfs::Layout;
-use super::tarwrite::TarWriter;
-use super::untar::{self, ExtractOptions};
 use crate::error::{Error, Result};
 use crate::Engine;
 
@@ -86,11 +85,19 @@ enum JobKind {
 impl ArchiveJob {
     /// Writes the tar to `w` (blocking).
     pub fn write_to(self, w: &mut dyn Write) -> Result<()> {
-        let mut tw = TarWriter::new(w);
+        // A running container's /proc and /sys are the kernel's: archived as empty directories.
+        let opts = ::archive::WriteOptions {
+            skip_pseudo_fs: true,
+            ..Default::default()
+        };
+        let mut tw = ::archive::Writer::new(w, opts);
         let io = |e: std::io::Error| Error::System(format!("writing the archive: {e}"));
+        let tar = |e: ::archive::Error| Error::System(format!("writing the archive: {e}"));
         match &self.kind {
             JobKind::Path { parent, leaf, name } => match leaf {
-                Some(leaf) => tw.append_at(parent, leaf, name).map_err(io)?,
+                Some(leaf) => tw
+                    .append_at(parent, leaf.as_bytes(), name.as_bytes())
+                    .map_err(tar)?,
                 None => {
                     let dir = rustix::fs::openat(
                         parent,
@@ -99,16 +106,16 @@ impl ArchiveJob {
                         Mode::empty(),
                     )
                     .map_err(|e| io(e.into()))?;
-                    tw.append_dir(&dir, name, None).map_err(io)?;
+                    tw.append_dir(&dir, name.as_bytes(), None).map_err(tar)?;
                 }
             },
             JobKind::Export => {
                 let dir = inroot::open(&self.root.fd, "/", OFlags::RDONLY | OFlags::DIRECTORY)
                     .map_err(|e| io(e.into()))?;
-                tw.append_dir(&dir, "", None).map_err(io)?;
+                tw.append_dir(&dir, b"", None).map_err(tar)?;
             }
         }
-        tw.finish().map_err(io)?;
+        tw.finish().map_err(tar)?;
         drop(self.root);
         Ok(())
     }
@@ -216,7 +223,7 @@ impl Engine {
             ));
         }
         check_writable(c, &resolved)?;
-        let chown = if req.copy_uid_gid {
+        let owner = if req.copy_uid_gid {
             let proc_root = format!(
                 "/proc/self/fd/{}",
                 std::os::fd::AsRawFd::as_raw_fd(&root.fd)
@@ -226,15 +233,21 @@ impl Engine {
                 c.config.user.as_deref().unwrap_or(""),
                 &[],
             )?;
-            Some((user.uid, user.gid))
+            ::archive::Owner::Fixed {
+                uid: user.uid,
+                gid: user.gid,
+            }
         } else {
-            None
+            ::archive::Owner::FromArchive
         };
-        let opts = ExtractOptions {
+        let opts = ::archive::Options {
             no_overwrite_dir_non_dir: req.no_overwrite_dir_non_dir,
-            chown,
+            owner,
+            path_prefix: Some(resolved.trim_end_matches('/').to_owned()),
+            ..::archive::Options::container(&req.path)
         };
-        untar::extract(&root.fd, &resolved, &req.path, tar, &opts)
+        ::archive::extract(root.fd.as_fd(), &resolved, tar, &opts).map_err(extract_error)?;
+        Ok(())
     }
 
     /// `GET /containers/{id}/changes`.
@@ -548,4 +561,23 @@ fn stat_in(
         parent,
         leaf,
     ))
+}
+
+/// An extraction error, worded for the client as dockerd words it.
+fn extract_error(e: ::archive::Error) -> Error {
+    use ::archive::Error as A;
+    match e {
+        A::Read(e) => Error::InvalidParameter(format!("reading the archive: {e}")),
+        A::Device { path } => Error::InvalidParameter(format!(
+            "{path}: device nodes cannot be copied into a container"
+        )),
+        A::Io { op, path, source } => match source.raw_os_error() {
+            Some(libc::EROFS) => {
+                Error::InvalidParameter("container rootfs is marked read-only".into())
+            }
+            Some(libc::ENOTDIR) => Error::InvalidParameter(format!("{op} {path}: not a directory")),
+            _ => Error::System(format!("{op} {path}: {source}")),
+        },
+        e => Error::InvalidParameter(e.to_string()),
+    }
 }
