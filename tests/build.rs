@@ -463,3 +463,129 @@ fn run_mounts_and_heredocs_go_beyond_the_classic_builder() {
     let o = d.docker(&["system", "prune", "-f"]);
     assert!(o.status.success(), "{}", err(&o));
 }
+
+/// dockerd 20.10's classic builder built `tests/fixtures/dockerd-webapp/context` into the fixture image
+/// (`webapp-history.txt`, `webapp-image-inspect.json`); Berth builds the same context, through the docker CLI,
+/// into the same history, config and layer contents.
+#[test]
+fn the_webapp_fixture_builds_as_dockerd_built_it() {
+    let d = common::docker_daemon();
+    // The base dockerd built on: the fixture's first layer, imported as dockerd's busybox was.
+    let base = d.dir.path().join("base.tar");
+    std::fs::write(&base, first_layer(&common::webapp_fixture())).unwrap();
+    ok(&d.docker(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        base.to_str().unwrap(),
+        "busybox:latest",
+    ]));
+    let ctx = common::fixtures_dir().join("dockerd-webapp/context");
+    let o = build(&d, &["-t", "fixture/webapp:berth", ctx.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+
+    // History: dockerd's CREATED BY column and sizes, row for row (the base image's row aside).
+    let dockerd =
+        std::fs::read_to_string(common::fixtures_dir().join("dockerd-webapp/webapp-history.txt"))
+            .unwrap();
+    let header = dockerd.lines().next().unwrap();
+    let by_at = header.find("CREATED BY").unwrap();
+    let size_at = header.find("SIZE").unwrap();
+    let want: Vec<(String, String)> = dockerd
+        .lines()
+        .skip(1)
+        .map(|l| {
+            (
+                l[by_at..size_at].trim().to_owned(),
+                l[size_at..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let ours = ok(&d.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Size}}",
+        "fixture/webapp:berth",
+    ]));
+    let got: Vec<(String, String)> = ours
+        .lines()
+        .map(|l| {
+            let (a, b) = l.rsplit_once('|').unwrap();
+            (a.trim().to_owned(), b.to_owned())
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "{ours}");
+    assert_eq!(got[..got.len() - 1], want[..want.len() - 1], "{ours}");
+
+    // Config: what containers of it start with.
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::fixtures_dir().join("dockerd-webapp/webapp-image-inspect.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let got: serde_json::Value = serde_json::from_str(&ok(&d.docker(&[
+        "image",
+        "inspect",
+        "fixture/webapp:berth",
+    ])))
+    .unwrap();
+    for key in [
+        "User",
+        "ExposedPorts",
+        "Env",
+        "Cmd",
+        "Healthcheck",
+        "Volumes",
+        "WorkingDir",
+        "Entrypoint",
+        "Labels",
+        "OnBuild",
+    ] {
+        assert_eq!(
+            got[0]["Config"][key], want[0]["Config"][key],
+            "Config.{key}"
+        );
+    }
+    // The file system as dockerd's layers hold it: the whiteouts, the symlink, the owners, and the hard link
+    // broken by the chown's copy-up (dockerd's last layer carries the two names as separate files too).
+    let probe = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "fixture/webapp:berth",
+        "-c",
+        "ls /etc/demo; ls /srv/app/old; stat -c '%h %u:%g' site/index.html site/hard.html; readlink link.html; id -u",
+    ]));
+    assert_eq!(
+        probe,
+        "keep\nonly\n1 1000:1000\n1 1000:1000\n/srv/app/site/index.html\n1000\n"
+    );
+}
+
+/// The first layer's tar of a legacy `docker save` archive.
+fn first_layer(save: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut manifest = None;
+    let mut layers = std::collections::HashMap::new();
+    let mut a = tar::Archive::new(std::fs::File::open(save).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        if name == "manifest.json" {
+            manifest = Some(data);
+        } else if name.ends_with("layer.tar") {
+            layers.insert(name, data);
+        }
+    }
+    let m: serde_json::Value = serde_json::from_slice(&manifest.unwrap()).unwrap();
+    let first = m[0]["Layers"][0].as_str().unwrap().to_owned();
+    layers.remove(&first).unwrap()
+}
