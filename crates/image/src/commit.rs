@@ -29,6 +29,9 @@ pub struct CommitRequest {
     pub config: ImageConfig,
     /// Tags to give the new image (normalised here).
     pub tags: Vec<String>,
+    /// Keep a layer with no entry as a layer (`docker import` of an empty tar), where a build step or a
+    /// commit that changed nothing adds none.
+    pub keep_empty_layer: bool,
 }
 
 impl ImageStore {
@@ -63,7 +66,7 @@ impl ImageStore {
         }
         if let Some(tar) = layer {
             let parent_chain = layers.last().map(|l| l.chain_id.clone());
-            match self.add_layer(parent_chain.as_ref(), tar)? {
+            match self.add_layer(parent_chain.as_ref(), tar, req.keep_empty_layer)? {
                 Some(l) => {
                     config.rootfs.diff_ids.push(l.diff_id.clone());
                     layers.push(l);
@@ -102,11 +105,12 @@ impl ImageStore {
     }
 
     /// Unpacks one layer tar into a new snapshot above `parent_chain` and keeps the tar as its blob
-    /// (uncompressed: its digest is the diff ID). `None` when the tar holds no entry.
+    /// (uncompressed: its digest is the diff ID). `None` when the tar holds no entry, unless `keep_empty`.
     fn add_layer(
         &self,
         parent_chain: Option<&Digest>,
         tar: &mut dyn Read,
+        keep_empty: bool,
     ) -> Result<Option<Layer>> {
         let mut writer = self.content.writer()?;
         let snap = self.snapshots.begin()?;
@@ -118,7 +122,7 @@ impl ImageStore {
         io::copy(&mut tee, &mut io::sink())
             .map_err(|e| Error::InvalidArchive(format!("reading layer: {e}")))?;
         let (diff_id, blob_size) = writer.commit(None)?;
-        if diff_id.as_str() == EMPTY_TAR {
+        if diff_id.as_str() == EMPTY_TAR && !keep_empty {
             // The staged snapshot goes with `snap`; the 1 KB blob stays, shared by every empty layer.
             return Ok(None);
         }
@@ -182,6 +186,7 @@ mod tests {
                 parent: Some(base.id.clone()),
                 config: config.clone(),
                 tags: vec!["built:1".into()],
+                keep_empty_layer: false,
             },
             Some(&mut &layer[..]),
         )?;
@@ -209,6 +214,7 @@ mod tests {
                 parent: Some(img.id.clone()),
                 config: config_e,
                 tags: vec![],
+                keep_empty_layer: false,
             },
             Some(&mut &empty[..]),
         )?;
@@ -227,6 +233,7 @@ mod tests {
                 parent: Some(img.id.clone()),
                 config: config2,
                 tags: vec![],
+                keep_empty_layer: false,
             },
             None,
         )?;
@@ -245,6 +252,7 @@ mod tests {
                     parent: Some(img.id.clone()),
                     config: base.config.clone(),
                     tags: vec![],
+                    keep_empty_layer: false,
                 },
                 None,
             )

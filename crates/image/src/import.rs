@@ -2,62 +2,28 @@
 //! Dockerfile instructions applied to its config.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::time::SystemTime;
 
+use crate::commit::CommitRequest;
 use crate::config::{ContainerConfig, Empty, History, ImageConfig, RootFs};
-use crate::content::BlobWriter;
 use crate::error::{Error, Result};
-use crate::layer::apply::apply_layer;
 use crate::layer::compress::{decompress, BUF_SIZE};
-use crate::manifest;
-use crate::reference::Reference;
-use crate::snapshot::SnapshotMeta;
 use crate::store::ImageStore;
-use crate::{timefmt, Image, ImportOptions, Layer};
+use crate::{timefmt, Image, ImportOptions};
 
-/// Imports `rootfs` into `store`.
+/// Imports `rootfs` into `store`: a commit of one layer on no parent, with the config `docker import` makes.
 pub(crate) fn import(
     store: &ImageStore,
     rootfs: &mut dyn Read,
     opts: &ImportOptions,
 ) -> Result<Image> {
-    let tag = opts
-        .repo_tag
-        .as_deref()
-        .map(Reference::parse_normalized)
-        .transpose()?;
     let mut container_config = ContainerConfig::default();
     for c in &opts.changes {
         apply_change(&mut container_config, c)?;
     }
-    let _gc = store
-        .gc_lock
-        .read()
-        .map_err(|_| Error::Conflict("image store lock poisoned".into()))?;
-
-    // The layer blob is the uncompressed tar, so its digest is the diff ID.
-    let (_, reader) = decompress(io::BufReader::with_capacity(BUF_SIZE, rootfs))
+    let (_, mut reader) = decompress(io::BufReader::with_capacity(BUF_SIZE, rootfs))
         .map_err(|e| Error::InvalidArchive(format!("reading rootfs: {e}")))?;
-    let mut writer = store.content.writer()?;
-    let snap = store.snapshots.begin()?;
-    let mut tee = Tee {
-        inner: reader,
-        out: &mut writer,
-    };
-    let stats = apply_layer(&snap.fs(), &mut tee)?;
-    io::copy(&mut tee, &mut io::sink())
-        .map_err(|e| Error::InvalidArchive(format!("reading rootfs: {e}")))?;
-    let (diff_id, blob_size) = writer.commit(None)?;
-    snap.commit(
-        &store.snapshots,
-        &diff_id,
-        &SnapshotMeta {
-            diff_id: diff_id.clone(),
-            size: stats.size,
-        },
-    )?;
-
     let now = timefmt::rfc3339_nano(SystemTime::now());
     let comment = if opts.message.is_empty() {
         "Imported from -".to_string()
@@ -72,57 +38,25 @@ pub(crate) fn import(
         config: Some(container_config),
         rootfs: RootFs {
             kind: "layers".into(),
-            diff_ids: vec![diff_id.clone()],
+            diff_ids: Vec::new(),
         },
         history: vec![History {
-            created: Some(now.clone()),
+            created: Some(now),
             comment: Some(comment),
             ..History::default()
         }],
         ..ImageConfig::default()
     };
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| Error::json("image config", e))?;
-    let id = store.content.write(&config_bytes)?;
-    let layer = Layer {
-        diff_id: diff_id.clone(),
-        chain_id: diff_id.clone(),
-        blob: diff_id,
-        media_type: manifest::OCI_LAYER.into(),
-        blob_size,
-        size: stats.size,
-    };
-    let manifest_digest = crate::archive::load::store_oci_manifest(
-        store,
-        &id,
-        config_bytes.len() as u64,
-        std::slice::from_ref(&layer),
-    )?;
-    let image = Image {
-        id,
-        config,
-        repo_tags: Vec::new(),
-        repo_digests: Vec::new(),
-        manifest_digest,
-        size: layer.size,
-        layers: vec![layer],
-        loaded_at: now,
-        last_tag_time: None,
-        parent: None,
-    };
-    store.commit_image(image, tag.as_slice())
-}
-
-struct Tee<'a, R> {
-    inner: R,
-    out: &'a mut BlobWriter,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
-        Ok(n)
-    }
+    store.commit(
+        CommitRequest {
+            parent: None,
+            config,
+            tags: opts.repo_tag.iter().cloned().collect(),
+            // `docker import` of an empty tar still makes a one-layer image.
+            keep_empty_layer: true,
+        },
+        Some(&mut reader),
+    )
 }
 
 /// Applies one `--change` instruction (the subset `docker import`/`commit` accept) to `c`.

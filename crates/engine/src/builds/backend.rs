@@ -445,6 +445,7 @@ impl Backend for EngineBackend {
             parent: parent_id,
             config: cfg,
             tags: Vec::new(),
+            keep_empty_layer: false,
         };
         let store = Arc::clone(&self.engine.images);
         let img = match step {

@@ -127,6 +127,7 @@ impl Engine {
             parent: Some(parent.id.clone()),
             config: cfg,
             tags: tag.into_iter().collect(),
+            keep_empty_layer: false,
         };
         let upper = Layout::new(&self.containers.dir(&c.id)).upper;
         let store = Arc::clone(&self.images);
