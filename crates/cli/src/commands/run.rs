@@ -1003,6 +1003,7 @@ async fn pull(client: &Client, image: &str) -> Result<(), CliError> {
         params.push(("tag", t));
     }
     let resp = client
+        .with_registry_auth(super::distribution::registry_auth(&name)?)
         .post(&format!("/images/create{}", query(&params)))
         .await?;
     let mut stream = JsonStream::new(resp);

@@ -1,0 +1,472 @@
+//! Pull, push and login through Berth against Debian's `docker-registry` (distribution 2.8), driven by
+//! the real docker CLI and by the berth CLI. The registry runs inside the test daemon's network
+//! namespace (the daemon reaches it on 127.0.0.1, insecure by default as in dockerd); the CLIs talk to
+//! the daemon's unix socket from the host.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{docker_daemon, err, ok, out, Daemon};
+
+/// The registry's port inside the daemon's namespace (a fresh namespace: nothing else listens).
+const PORT: u16 = 5000;
+const USER: &str = "tester";
+const PASSWORD: &str = "s3cret-pass";
+
+/// `127.0.0.1:5000/<name>`.
+fn at(name: &str) -> String {
+    format!("127.0.0.1:{PORT}/{name}")
+}
+
+/// A `docker-registry` serving from a temp root inside a daemon's network namespace; killed on drop.
+struct Registry {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    htpasswd: bool,
+}
+
+impl Registry {
+    fn start(d: &Daemon, htpasswd: bool) -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = Registry {
+            child: None,
+            dir,
+            htpasswd,
+        };
+        r.spawn(d);
+        r
+    }
+
+    /// Starts (or restarts, on the same storage) the registry.
+    fn spawn(&mut self, d: &Daemon) {
+        let bin = ["/usr/bin/docker-registry", "/usr/local/bin/docker-registry"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| {
+                panic!("docker-registry is not installed (Debian package docker-registry): apt-get install -y docker-registry")
+            });
+        let mut auth = String::new();
+        if self.htpasswd {
+            common::require("htpasswd", "apache2-utils");
+            let o = Command::new("htpasswd")
+                .args(["-Bbn", USER, PASSWORD])
+                .output()
+                .expect("htpasswd");
+            assert!(o.status.success(), "htpasswd: {}", err(&o));
+            let file = self.dir.path().join("htpasswd");
+            std::fs::write(&file, out(&o).trim()).expect("write htpasswd");
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                file.display()
+            );
+        }
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{PORT}\n  secret: berth-test\n{auth}",
+            self.data().display()
+        );
+        let cfg = self.dir.path().join("config.yml");
+        std::fs::write(&cfg, config).expect("write registry config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("registry.log"))
+            .expect("registry log");
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve").arg(&cfg).stdout(Stdio::null()).stderr(log);
+        d.netns_command(&mut cmd);
+        self.child = Some(cmd.spawn().expect("start docker-registry"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !d.in_netns(|| std::net::TcpStream::connect(("127.0.0.1", PORT)).is_ok()) {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The file holding a blob in the registry's storage.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.data()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- registry log ---\n{}", self.log());
+        }
+    }
+}
+
+fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
+    let o = d.docker(&["image", "inspect", name]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&o)).expect("inspect JSON");
+    v[0].clone()
+}
+
+/// The `sha256:…` of the `<tag>: digest: sha256:… size: N` line of a push.
+fn pushed_digest(push_output: &str, tag: &str) -> String {
+    let line = push_output
+        .lines()
+        .find(|l| l.starts_with(&format!("{tag}: digest: sha256:")))
+        .unwrap_or_else(|| panic!("no digest line in push output:\n{push_output}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(
+        words.len() == 5
+            && words[2].len() == 71
+            && words[3] == "size:"
+            && words[4].parse::<u64>().is_ok(),
+        "{line}"
+    );
+    words[2].to_string()
+}
+
+/// The store holds no half-made content: no ingest files, no temp snapshots.
+fn assert_store_clean(d: &Daemon) {
+    let image = d.data_root().join("image");
+    let ingest: Vec<_> = std::fs::read_dir(image.join("ingest"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(ingest.is_empty(), "ingest files left: {ingest:?}");
+    let tmp: Vec<_> = std::fs::read_dir(image.join("snapshots"))
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("tmp"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "temp snapshots left: {tmp:?}");
+}
+
+/// Pushes busybox as `127.0.0.1:5000/<name>:1` and answers the image ID and manifest digest.
+fn push_busybox(d: &Daemon, name: &str) -> (String, String) {
+    let target = at(&format!("{name}:1"));
+    ok(&d.docker(&["tag", "busybox", &target]));
+    let id = inspect(d, "busybox")["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let o = d.docker(&["push", &target]);
+    let text = ok(&o);
+    assert!(
+        text.contains(&format!("The push refers to repository [{}]", at(name))),
+        "{text}"
+    );
+    assert!(text.contains("Pushed"), "{text}");
+    (id, pushed_digest(&text, "1"))
+}
+
+#[test]
+fn docker_push_rmi_pull_gives_back_the_same_image_and_digest() {
+    let d = docker_daemon();
+    let _reg = Registry::start(&d, false);
+    let (id, digest) = push_busybox(&d, "x");
+    let target = at("x:1");
+    assert_eq!(
+        inspect(&d, &target)["RepoDigests"],
+        serde_json::json!([format!("{}@{digest}", at("x"))])
+    );
+    // Pushing again finds every layer there.
+    let again = ok(&d.docker(&["push", &target]));
+    assert!(again.contains("Layer already exists"), "{again}");
+    assert_eq!(pushed_digest(&again, "1"), digest);
+
+    ok(&d.docker(&["rmi", "busybox", &target]));
+    assert!(!d.docker(&["image", "inspect", &target]).status.success());
+    let o = d.docker(&["pull", &target]);
+    let text = ok(&o);
+    assert!(text.contains("1: Pulling from x"), "{text}");
+    assert!(text.contains("Pull complete"), "{text}");
+    assert!(text.contains(&format!("Digest: {digest}")), "{text}");
+    assert!(
+        text.contains(&format!("Status: Downloaded newer image for {target}")),
+        "{text}"
+    );
+    let img = inspect(&d, &target);
+    assert_eq!(img["Id"], id.as_str());
+    assert_eq!(
+        img["RepoDigests"],
+        serde_json::json!([format!("{}@{digest}", at("x"))])
+    );
+    assert_store_clean(&d);
+
+    let o = d.docker(&["pull", &target]);
+    assert!(
+        ok(&o).contains(&format!("Status: Image is up to date for {target}")),
+        "{}",
+        out(&o)
+    );
+    // By digest too.
+    let by_digest = format!("{}@{digest}", at("x"));
+    let o = d.docker(&["pull", &by_digest]);
+    assert!(ok(&o).contains(&format!("Digest: {digest}")), "{}", out(&o));
+    assert_eq!(inspect(&d, &by_digest)["Id"], id.as_str());
+
+    let run = d.docker(&["run", "--rm", &target, "echo", "pulled-and-ran"]);
+    assert_eq!(ok(&run).trim(), "pulled-and-ran");
+
+    // A name the registry does not have: dockerd's words, as an error response.
+    let o = d.docker(&["pull", &at("x:nope")]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains(&format!(
+            "Error response from daemon: manifest for {} not found: manifest unknown",
+            at("x:nope")
+        )),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn docker_run_pulls_a_missing_image_and_pull_never_refuses() {
+    let d = docker_daemon();
+    let _reg = Registry::start(&d, false);
+    let (id, _) = push_busybox(&d, "auto");
+    let target = at("auto:1");
+    ok(&d.docker(&["rmi", "busybox", &target]));
+
+    let o = d.docker(&["run", "--rm", "--pull", "never", &target, "true"]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains(&format!("No such image: {target}")),
+        "{}",
+        err(&o)
+    );
+
+    let o = d.docker(&["run", "--rm", &target, "echo", "hi"]);
+    assert_eq!(ok(&o).trim(), "hi");
+    assert!(
+        err(&o).contains(&format!("Unable to find image '{target}' locally")),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(inspect(&d, &target)["Id"], id.as_str());
+}
+
+#[test]
+fn docker_login_then_push_and_pull_with_basic_auth() {
+    let d = docker_daemon();
+    let _reg = Registry::start(&d, true);
+    let server = at("").trim_end_matches('/').to_string();
+    let target = at("secret:1");
+    ok(&d.docker(&["tag", "busybox", &target]));
+
+    // Without a login the registry refuses.
+    let o = d.docker(&["push", &target]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(
+        format!("{}{}", out(&o), err(&o)).contains("no basic auth credentials"),
+        "{}{}",
+        out(&o),
+        err(&o)
+    );
+
+    let o = d.docker(&["login", "-u", USER, "-p", "wrong", &server]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains(&format!(
+            "Error response from daemon: login attempt to http://{server}/v2/ failed with status: 401 Unauthorized"
+        )),
+        "{}",
+        err(&o)
+    );
+
+    let o = d.docker(&["login", "-u", USER, "-p", PASSWORD, &server]);
+    assert!(ok(&o).contains("Login Succeeded"), "{}", out(&o));
+    let pushed = ok(&d.docker(&["push", &target]));
+    let digest = pushed_digest(&pushed, "1");
+    ok(&d.docker(&["rmi", &target]));
+    let pulled = ok(&d.docker(&["pull", &target]));
+    assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+
+    // The berth CLI reads the login the docker CLI stored, and pulls with it.
+    ok(&d.docker(&["rmi", &target]));
+    let o = berth_with_config(&d, &["pull", &target], None);
+    let text = ok(&o);
+    assert!(text.contains(&format!("Digest: {digest}")), "{text}");
+    assert!(text.ends_with(&format!("{target}\n")), "{text}");
+
+    // berth logout removes it; then the registry refuses again.
+    let o = berth_with_config(&d, &["logout", &server], None);
+    assert!(
+        ok(&o).contains(&format!("Removing login credentials for {server}")),
+        "{}",
+        out(&o)
+    );
+    let o = berth_with_config(&d, &["push", &target], None);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(err(&o).contains("no basic auth credentials"), "{}", err(&o));
+
+    // berth login stores what the docker CLI then uses.
+    let pw = d.dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).expect("write password");
+    let o = berth_with_config(
+        &d,
+        &["login", "-u", USER, "--password-stdin", &server],
+        Some(&pw),
+    );
+    assert!(ok(&o).contains("Login Succeeded"), "{}", out(&o));
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.dir.path().join("docker-config/config.json")).expect("config.json"),
+    )
+    .expect("config JSON");
+    assert!(
+        config["auths"][server.as_str()]["auth"].is_string(),
+        "{config}"
+    );
+    let o = berth_with_config(&d, &["push", &target], None);
+    assert!(ok(&o).contains("1: digest: sha256:"), "{}", out(&o));
+    ok(&d.docker(&["pull", &target]));
+}
+
+/// Runs the berth CLI with the docker CLI's config dir of this daemon (shared logins).
+fn berth_with_config(d: &Daemon, args: &[&str], stdin: Option<&Path>) -> Output {
+    let mut cmd = Command::new(common::berth_bin());
+    cmd.arg("-H")
+        .arg(d.host())
+        .args(args)
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
+    cmd.stdin(match stdin {
+        Some(p) => Stdio::from(std::fs::File::open(p).expect("stdin file")),
+        None => Stdio::null(),
+    });
+    cmd.output().expect("run berth")
+}
+
+/// An image with one big layer of random bytes (so a pull takes long enough to be cut), pushed.
+fn push_big_image(d: &Daemon, name: &str) -> String {
+    let dir = d.dir.path().join("big");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mut data = vec![0u8; 48 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let tar_path = dir.join("rootfs.tar");
+    {
+        let f = std::fs::File::create(&tar_path).expect("tar file");
+        let mut b = tar::Builder::new(f);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "random.bin", &data[..])
+            .expect("tar append");
+        b.finish().expect("tar finish");
+    }
+    let target = at(&format!("{name}:1"));
+    ok(&d.docker_stdin(&["import", "-", &target], Some(&tar_path)));
+    ok(&d.docker(&["push", &target]));
+    target
+}
+
+#[test]
+fn a_corrupted_blob_or_a_registry_killed_mid_pull_leaves_the_store_consistent() {
+    let d = docker_daemon();
+    let mut reg = Registry::start(&d, false);
+    let (_, _) = push_busybox(&d, "bad");
+    let target = at("bad:1");
+    let layer = inspect(&d, &target)["RootFS"]["Layers"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // busybox's layer is stored uncompressed, so its blob digest is its diff ID.
+    let file = reg.blob_file(&layer);
+    let good = std::fs::read(&file).expect("blob in registry storage");
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&file, &bad).expect("corrupt blob");
+    ok(&d.docker(&["rmi", "busybox", &target]));
+
+    let o = d.docker(&["pull", &target]);
+    assert!(!o.status.success(), "{}", out(&o));
+    let text = format!("{}{}", out(&o), err(&o));
+    assert!(
+        text.contains(&format!(
+            "filesystem layer verification failed for digest {layer}"
+        )),
+        "{text}"
+    );
+    assert!(!d.docker(&["image", "inspect", &target]).status.success());
+    assert_store_clean(&d);
+    std::fs::write(&file, &good).expect("restore blob");
+    let o = d.docker(&["pull", &target]);
+    assert!(ok(&o).contains("Pull complete"), "{}", out(&o));
+
+    // A registry killed while a big layer streams: the pull fails, nothing is left half-made, and
+    // the next pull (registry back) works.
+    let big = push_big_image(&d, "big");
+    ok(&d.docker(&["rmi", &big]));
+    let ingest = d.data_root().join("image/ingest");
+    let mut pull = Command::new(common::docker_bin());
+    pull.args(["pull", &big])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = pull.spawn().expect("docker pull");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let busy = std::fs::read_dir(&ingest)
+            .map(|r| r.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+            .unwrap_or(false);
+        if busy {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pull never started a layer");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    reg.kill();
+    let o = child.wait_with_output().expect("docker pull output");
+    assert!(
+        !o.status.success(),
+        "the pull finished although the registry died: {}",
+        out(&o)
+    );
+    assert!(!d.docker(&["image", "inspect", &big]).status.success());
+    assert_store_clean(&d);
+    reg.spawn(&d);
+    let o = d.docker(&["pull", &big]);
+    assert!(ok(&o).contains("Pull complete"), "{}", out(&o));
+    assert_eq!(inspect(&d, &big)["Size"], 48 << 20);
+}
