@@ -13,8 +13,9 @@ use std::time::SystemTime;
 
 use crate::config::ImageConfig;
 use crate::content::BlobWriter;
-use crate::digest::Digest;
-use crate::error::{Error, IoContext, Result};
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Error, Result};
+use crate::layer::compress::{decompress, Compression, BUF_SIZE};
 use crate::reference::Reference;
 use crate::snapshot::{PendingSnapshot, SnapshotMeta};
 use crate::store::ImageStore;
@@ -123,8 +124,20 @@ impl ImageStore {
             let (snap, _, diff_id, stats) = self.snapshots.unpack_skip_plain_hash(&mut tee)?;
             (Some(snap), diff_id, stats.size)
         } else {
-            io::copy(&mut tee, &mut io::sink()).ctx("read", "layer blob")?;
-            (None, None, 0)
+            // The snapshot exists already (another image's blob of the same content): the blob
+            // is kept, and its diff ID still checked.
+            let read_err = |e: io::Error| Error::InvalidArchive(format!("reading layer: {e}"));
+            let (c, reader) =
+                decompress(io::BufReader::with_capacity(BUF_SIZE, &mut tee)).map_err(read_err)?;
+            let diff_id = if c == Compression::None {
+                io::copy(&mut { reader }, &mut io::sink()).map_err(read_err)?;
+                None
+            } else {
+                let mut hashing = HashingReader::new(reader);
+                io::copy(&mut hashing, &mut io::sink()).map_err(read_err)?;
+                Some(hashing.finish().0)
+            };
+            (None, diff_id, 0)
         };
         Ok(ReceivedLayer {
             blob: writer.finish()?,
@@ -283,6 +296,7 @@ impl<W: Write> Read for TeeReader<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::IoContext;
     use crate::layer::apply::tests::{build_tar, E};
     use serde_json::json;
 
@@ -348,6 +362,15 @@ mod tests {
         assert_eq!(img.repo_digests, ["docker.io/library/x@sha256:11"]);
         assert!(store.layer_dirs(&img)[0].join("hello").is_file());
         assert!(store.has_layer(&img.layers[0].chain_id, &Digest::of(&blob)));
+        // The same content in another compression, its snapshot already there: not unpacked
+        // again, but its diff ID is still computed (and a plain tar's is its blob digest).
+        let z = zstd::stream::encode_all(&tar[..], 1).ctx("zstd", "layer")?;
+        let r = store.receive_layer(&mut &z[..], false)?;
+        assert!(r.snapshot.is_none());
+        assert_eq!(r.diff_id, Some(Digest::of(&tar)));
+        let r = store.receive_layer(&mut &tar[..], false)?;
+        assert_eq!(r.diff_id, None);
+        drop(r);
         // Reopening (which collects garbage) keeps everything the record uses.
         drop(store);
         let store = ImageStore::open(dir.path())?;
