@@ -240,6 +240,14 @@ fn docker_push_rmi_pull_gives_back_the_same_image_and_digest() {
     let run = d.docker(&["run", "--rm", &target, "echo", "pulled-and-ran"]);
     assert_eq!(ok(&run).trim(), "pulled-and-ran");
 
+    // Another repository of the same registry gets the layer by a cross-repository mount.
+    let other = at("y:2");
+    ok(&d.docker(&["tag", &target, &other]));
+    let o = d.docker(&["push", &other]);
+    let text = ok(&o);
+    assert!(text.contains("Mounted from x"), "{text}");
+    assert_eq!(pushed_digest(&text, "2"), digest);
+
     // A name the registry does not have: dockerd's words, as an error response.
     let o = d.docker(&["pull", &at("x:nope")]);
     assert!(!o.status.success());
@@ -277,6 +285,23 @@ fn docker_run_pulls_a_missing_image_and_pull_never_refuses() {
         err(&o)
     );
     assert_eq!(inspect(&d, &target)["Id"], id.as_str());
+
+    // The berth CLI does the same: a missing image is pulled, `--pull never` refuses.
+    ok(&d.docker(&["rmi", &target]));
+    let o = d.berth(&["run", "--rm", "--pull", "never", &target, "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("No such image: {target}")),
+        "{}",
+        err(&o)
+    );
+    let o = d.berth(&["run", "--rm", &target, "echo", "hi"]);
+    assert_eq!(ok(&o).trim(), "hi");
+    assert!(
+        err(&o).contains(&format!("Unable to find image '{target}' locally")),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
@@ -469,4 +494,179 @@ fn a_corrupted_blob_or_a_registry_killed_mid_pull_leaves_the_store_consistent() 
     let o = d.docker(&["pull", &big]);
     assert!(ok(&o).contains("Pull complete"), "{}", out(&o));
     assert_eq!(inspect(&d, &big)["Size"], 48 << 20);
+}
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{:x}", sha2::Sha256::digest(data))
+}
+
+/// Writes a blob into an OCI layout; answers its descriptor (without media type).
+fn put_blob(layout: &Path, data: &[u8]) -> serde_json::Value {
+    let d = sha256(data);
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(&d[7..]), data).unwrap();
+    serde_json::json!({"digest": d, "size": data.len()})
+}
+
+fn with_type(mut desc: serde_json::Value, media_type: &str) -> serde_json::Value {
+    desc["mediaType"] = media_type.into();
+    desc
+}
+
+/// A tar of one file.
+fn file_tar(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    b.append_data(&mut h, name, content).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// An OCI layout holding a two-platform index (linux/amd64 and linux/arm64) tagged `1`: busybox
+/// under a layer naming the platform (`/arch.txt`); amd64's layers in zstd when `zstd_amd64`.
+fn two_platform_layout(dir: &Path, busybox_tar: &[u8], zstd_amd64: bool) {
+    let mut manifests = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let top = file_tar("arch.txt", format!("{arch}\n").as_bytes());
+        let raws = [busybox_tar.to_vec(), top];
+        let zstd = zstd_amd64 && arch == "amd64";
+        let layers: Vec<serde_json::Value> = raws
+            .iter()
+            .map(|raw| {
+                if zstd {
+                    let z = zstd::encode_all(&raw[..], 3).unwrap();
+                    with_type(
+                        put_blob(dir, &z),
+                        "application/vnd.oci.image.layer.v1.tar+zstd",
+                    )
+                } else {
+                    with_type(
+                        put_blob(dir, &gzip(raw)),
+                        "application/vnd.oci.image.layer.v1.tar+gzip",
+                    )
+                }
+            })
+            .collect();
+        let config = serde_json::json!({
+            "architecture": arch, "os": "linux",
+            "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": raws.iter().map(|r| sha256(r)).collect::<Vec<_>>()},
+        });
+        let config = with_type(
+            put_blob(dir, &serde_json::to_vec(&config).unwrap()),
+            "application/vnd.oci.image.config.v1+json",
+        );
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config, "layers": layers,
+        });
+        let mut desc = with_type(
+            put_blob(dir, &serde_json::to_vec(&manifest).unwrap()),
+            "application/vnd.oci.image.manifest.v1+json",
+        );
+        desc["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+        manifests.push(desc);
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    let mut desc = with_type(
+        put_blob(dir, &serde_json::to_vec(&index).unwrap()),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "1"});
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [desc]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// `skopeo copy --all` from an OCI layout into the registry (run in the daemon's namespace).
+fn skopeo_copy(d: &Daemon, layout: &Path, dest: &str, extra: &[&str]) {
+    common::require("skopeo", "skopeo");
+    let mut cmd = Command::new("skopeo");
+    cmd.args([
+        "--insecure-policy",
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+    ])
+    .args(extra)
+    .arg(format!("oci:{}:1", layout.display()))
+    .arg(format!("docker://{dest}"));
+    d.netns_command(&mut cmd);
+    let o = cmd.output().expect("run skopeo");
+    assert!(o.status.success(), "skopeo copy: {}", err(&o));
+}
+
+#[test]
+fn skopeo_made_indexes_and_lists_pull_with_platform_selection() {
+    let d = docker_daemon();
+    let _reg = Registry::start(&d, false);
+    let work = d.dir.path().join("layouts");
+    let rootfs = work.join("busybox.tar");
+    std::fs::create_dir_all(&work).unwrap();
+    common::busybox_rootfs_tar(&rootfs);
+    let busybox = std::fs::read(&rootfs).unwrap();
+
+    // An OCI index: amd64 in zstd, arm64 in gzip.
+    let oci = work.join("oci");
+    two_platform_layout(&oci, &busybox, true);
+    skopeo_copy(&d, &oci, &at("multi:oci"), &[]);
+    let target = at("multi:oci");
+    let o = d.docker(&["pull", &target]);
+    let text = ok(&o);
+    assert!(text.contains("Pull complete"), "{text}");
+    let digest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap_or_else(|| panic!("no digest line: {text}"))
+        .to_string();
+    let img = inspect(&d, &target);
+    assert_eq!(img["Architecture"], "amd64");
+    assert_eq!(
+        img["RepoDigests"],
+        serde_json::json!([format!("{}@{digest}", at("multi"))])
+    );
+    let o = d.docker(&["run", "--rm", &target, "cat", "/arch.txt"]);
+    assert_eq!(ok(&o).trim(), "amd64");
+
+    // --platform picks the other one; its busybox layer (gzip, another blob) is fetched too.
+    let o = d.docker(&["pull", "--platform", "linux/arm64", &target]);
+    assert!(ok(&o).contains(&format!("Digest: {digest}")), "{}", out(&o));
+    assert_eq!(inspect(&d, &target)["Architecture"], "arm64");
+    let o = d.docker(&["pull", "--platform", "linux/s390x", &target]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("no matching manifest for linux/s390x in the manifest list entries"),
+        "{}",
+        err(&o)
+    );
+
+    // A docker schema2 manifest list (gzip layers), converted by skopeo.
+    let v2 = work.join("v2s2");
+    two_platform_layout(&v2, &busybox, false);
+    skopeo_copy(&d, &v2, &at("multi:v2s2"), &["--format", "v2s2"]);
+    let target = at("multi:v2s2");
+    let o = d.docker(&["pull", &target]);
+    assert!(
+        ok(&o).contains("Status: Downloaded newer image"),
+        "{}",
+        out(&o)
+    );
+    let o = d.docker(&["run", "--rm", &target, "cat", "/arch.txt"]);
+    assert_eq!(ok(&o).trim(), "amd64");
+    assert_store_clean(&d);
 }
