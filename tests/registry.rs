@@ -670,3 +670,33 @@ fn skopeo_made_indexes_and_lists_pull_with_platform_selection() {
     assert_eq!(ok(&o).trim(), "amd64");
     assert_store_clean(&d);
 }
+
+#[test]
+fn docker_py_login_push_pull() {
+    let d = docker_daemon();
+    let _reg = Registry::start(&d, true);
+    let probe = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status();
+    assert!(
+        probe.map(|s| s.success()).unwrap_or(false),
+        "the docker Python SDK is not installed: .ci/run installs it (pip install docker==7.1.0)"
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/compat/docker_py_registry.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("REGISTRY", at("").trim_end_matches('/'))
+        .env("REG_USER", USER)
+        .env("REG_PASSWORD", PASSWORD)
+        .output()
+        .expect("python3");
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        out(&o),
+        err(&o)
+    );
+}
