@@ -248,6 +248,19 @@ fn docker_push_rmi_pull_gives_back_the_same_image_and_digest() {
     assert!(text.contains("Mounted from x"), "{text}");
     assert_eq!(pushed_digest(&text, "2"), digest);
 
+    // --all-tags: every tag of the repository.
+    ok(&d.docker(&["tag", &target, &at("y:3")]));
+    ok(&d.docker(&["push", &at("y:3")]));
+    ok(&d.docker(&["rmi", "-f", &id]));
+    let o = d.docker(&["pull", "--all-tags", &at("y")]);
+    let text = ok(&o);
+    assert!(
+        text.contains("2: Pulling from y") && text.contains("3: Pulling from y"),
+        "{text}"
+    );
+    assert_eq!(inspect(&d, &at("y:2"))["Id"], id.as_str());
+    assert_eq!(inspect(&d, &at("y:3"))["Id"], id.as_str());
+
     // A name the registry does not have: dockerd's words, as an error response.
     let o = d.docker(&["pull", &at("x:nope")]);
     assert!(!o.status.success());
@@ -424,9 +437,24 @@ fn push_big_image(d: &Daemon, name: &str) -> String {
     target
 }
 
+/// Waits until a pull has started writing a layer blob.
+fn wait_for_ingest(ingest: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let busy = std::fs::read_dir(ingest)
+            .map(|r| r.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+            .unwrap_or(false);
+        if busy {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the pull never started a layer");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
-fn a_corrupted_blob_or_a_registry_killed_mid_pull_leaves_the_store_consistent() {
-    let d = docker_daemon();
+fn a_corrupted_blob_a_registry_or_a_daemon_killed_mid_pull_leave_the_store_consistent() {
+    let mut d = docker_daemon();
     let mut reg = Registry::start(&d, false);
     let (_, _) = push_busybox(&d, "bad");
     let target = at("bad:1");
@@ -470,17 +498,7 @@ fn a_corrupted_blob_or_a_registry_killed_mid_pull_leaves_the_store_consistent() 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = pull.spawn().expect("docker pull");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let busy = std::fs::read_dir(&ingest)
-            .map(|r| r.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
-            .unwrap_or(false);
-        if busy {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the pull never started a layer");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_ingest(&ingest);
     reg.kill();
     let o = child.wait_with_output().expect("docker pull output");
     assert!(
@@ -491,6 +509,16 @@ fn a_corrupted_blob_or_a_registry_killed_mid_pull_leaves_the_store_consistent() 
     assert!(!d.docker(&["image", "inspect", &big]).status.success());
     assert_store_clean(&d);
     reg.spawn(&d);
+
+    // The daemon killed mid-pull: after its restart nothing half-made is left and a pull works.
+    let child = pull.spawn().expect("docker pull");
+    wait_for_ingest(&ingest);
+    d.kill();
+    let _ = child.wait_with_output();
+    d.spawn();
+    assert!(!d.docker(&["image", "inspect", &big]).status.success());
+    assert_store_clean(&d);
+
     let o = d.docker(&["pull", &big]);
     assert!(ok(&o).contains("Pull complete"), "{}", out(&o));
     assert_eq!(inspect(&d, &big)["Size"], 48 << 20);
