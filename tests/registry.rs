@@ -28,15 +28,30 @@ struct Registry {
     child: Option<Child>,
     dir: tempfile::TempDir,
     htpasswd: bool,
+    /// `host:port` it listens on (inside the daemon's namespace).
+    addr: String,
+    /// Certificate and key when it serves https.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Registry {
     fn start(d: &Daemon, htpasswd: bool) -> Registry {
+        Self::start_at(d, htpasswd, &format!("127.0.0.1:{PORT}"), None)
+    }
+
+    fn start_at(
+        d: &Daemon,
+        htpasswd: bool,
+        addr: &str,
+        tls: Option<(PathBuf, PathBuf)>,
+    ) -> Registry {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut r = Registry {
             child: None,
             dir,
             htpasswd,
+            addr: addr.to_string(),
+            tls,
         };
         r.spawn(d);
         r
@@ -66,10 +81,19 @@ impl Registry {
                 file.display()
             );
         }
+        let tls = match &self.tls {
+            Some((cert, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{PORT}\n  secret: berth-test\n{auth}",
-            self.data().display()
+             http:\n  addr: {}\n  secret: berth-test\n{tls}{auth}",
+            self.data().display(),
+            self.addr
         );
         let cfg = self.dir.path().join("config.yml");
         std::fs::write(&cfg, config).expect("write registry config");
@@ -83,7 +107,8 @@ impl Registry {
         d.netns_command(&mut cmd);
         self.child = Some(cmd.spawn().expect("start docker-registry"));
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !d.in_netns(|| std::net::TcpStream::connect(("127.0.0.1", PORT)).is_ok()) {
+        let addr = self.addr.clone();
+        while !d.in_netns(|| std::net::TcpStream::connect(addr.as_str()).is_ok()) {
             assert!(
                 Instant::now() < deadline,
                 "docker-registry did not listen: {}",
@@ -727,4 +752,113 @@ fn docker_py_login_push_pull() {
         out(&o),
         err(&o)
     );
+}
+
+/// Runs openssl; fails the test with its stderr.
+fn openssl(args: &[&str], dir: &Path) {
+    common::require("openssl", "openssl");
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "openssl {args:?}: {}", err(&o));
+}
+
+#[test]
+fn tls_registry_is_trusted_through_the_certs_dir() {
+    // 172.17.0.1 is the default bridge's address in the daemon's namespace: not loopback, so not
+    // insecure by default, and the certificate must verify.
+    const HOST: &str = "172.17.0.1:5443";
+    let mut d = docker_daemon();
+    let certs = d.dir.path().join("certs.d");
+    std::fs::create_dir_all(&certs).unwrap();
+    d.args.push("--registry-certs-dir".into());
+    d.args.push(certs.display().to_string());
+    d.stop();
+    d.spawn();
+    let pki = d.dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=berth test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+        &pki,
+    );
+    std::fs::write(
+        pki.join("server.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:172.17.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=172.17.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        &pki,
+    );
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "1",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
+        &pki,
+    );
+    let _reg = Registry::start_at(
+        &d,
+        false,
+        HOST,
+        Some((pki.join("server.crt"), pki.join("server.key"))),
+    );
+    let target = format!("{HOST}/tls:1");
+    ok(&d.docker(&["tag", "busybox", &target]));
+
+    // Without the CA the certificate is refused.
+    let o = d.docker(&["push", &target]);
+    assert!(!o.status.success(), "{}", out(&o));
+    let text = format!("{}{}", out(&o), err(&o));
+    assert!(text.contains("certificate"), "{text}");
+
+    std::fs::create_dir_all(certs.join(HOST)).unwrap();
+    std::fs::copy(pki.join("ca.crt"), certs.join(HOST).join("ca.crt")).unwrap();
+    let pushed = ok(&d.docker(&["push", &target]));
+    let digest = pushed_digest(&pushed, "1");
+    ok(&d.docker(&["rmi", "busybox", &target]));
+    let pulled = ok(&d.docker(&["pull", &target]));
+    assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    let o = d.docker(&["run", "--rm", &target, "echo", "over-tls"]);
+    assert_eq!(ok(&o).trim(), "over-tls");
 }
