@@ -862,3 +862,99 @@ fn tls_registry_is_trusted_through_the_certs_dir() {
     let o = d.docker(&["run", "--rm", &target, "echo", "over-tls"]);
     assert_eq!(ok(&o).trim(), "over-tls");
 }
+
+/// A credential helper for the test: keeps one credential in `$BERTH_TEST_CREDS`, speaking the
+/// docker-credential-helpers protocol (`store`/`get`/`erase`, JSON and server URL on stdin).
+const HELPER: &str = r#"#!/bin/sh
+f="$BERTH_TEST_CREDS"
+case "$1" in
+store) cat > "$f" ;;
+get)
+    read -r server
+    if [ -f "$f" ] && grep -q "\"ServerURL\":\"$server\"" "$f"; then cat "$f"; else
+        echo "credentials not found in native keychain"; exit 1; fi ;;
+erase) rm -f "$f" ;;
+*) exit 2 ;;
+esac
+"#;
+
+#[test]
+fn credential_helpers_keep_logins_for_both_clis() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = docker_daemon();
+    let _reg = Registry::start(&d, true);
+    let server = at("").trim_end_matches('/').to_string();
+    let bin = d.dir.path().join("helper-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-berthtest");
+    std::fs::write(&helper, HELPER).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config_dir = d.dir.path().join("helper-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        r#"{"credsStore": "berthtest"}"#,
+    )
+    .unwrap();
+    let creds = d.dir.path().join("creds.json");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let cli = |program: PathBuf, args: &[&str], stdin: Option<&Path>| {
+        let mut cmd = Command::new(program);
+        if cmd.get_program() == common::berth_bin().as_os_str() {
+            cmd.arg("-H").arg(d.host());
+        }
+        cmd.args(args)
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_CONFIG", &config_dir)
+            .env("PATH", &path)
+            .env("BERTH_TEST_CREDS", &creds)
+            .stdin(match stdin {
+                Some(p) => Stdio::from(std::fs::File::open(p).unwrap()),
+                None => Stdio::null(),
+            });
+        cmd.output().unwrap()
+    };
+    let target = at("helped:1");
+    ok(&d.docker(&["tag", "busybox", &target]));
+
+    let pw = d.dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let o = cli(
+        common::berth_bin(),
+        &["login", "-u", USER, "--password-stdin", &server],
+        Some(&pw),
+    );
+    assert!(ok(&o).contains("Login Succeeded"), "{}", err(&o));
+    let stored = std::fs::read_to_string(&creds).expect("the helper stored the credentials");
+    assert!(
+        stored.contains(USER) && stored.contains(PASSWORD),
+        "{stored}"
+    );
+    let config = std::fs::read_to_string(config_dir.join("config.json")).unwrap();
+    assert!(
+        !config.contains("\"auth\""),
+        "secret in config.json: {config}"
+    );
+
+    let o = cli(common::berth_bin(), &["push", &target], None);
+    assert!(ok(&o).contains("1: digest: sha256:"), "{}", out(&o));
+    ok(&d.docker(&["rmi", &target]));
+    // The docker CLI finds the same login through the helper.
+    let o = cli(common::docker_bin(), &["pull", &target], None);
+    assert!(
+        ok(&o).contains(&format!("Status: Downloaded newer image for {target}")),
+        "{}",
+        out(&o)
+    );
+
+    let o = cli(common::berth_bin(), &["logout", &server], None);
+    assert!(ok(&o).contains("Removing login credentials"), "{}", out(&o));
+    assert!(!creds.exists());
+    let o = cli(common::berth_bin(), &["push", &target], None);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("no basic auth credentials"), "{}", err(&o));
+}

@@ -1,7 +1,8 @@
 //! `pull`, `push`, `login`, `logout`: the daemon talks to the registry; this side keeps credentials
 //! where the docker CLI keeps them (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`:
 //! `auths.<registry>.auth` = base64 of `user:password`), so both CLIs share their logins, and sends
-//! them as `X-Registry-Auth`.
+//! them as `X-Registry-Auth`. A `credsStore` or `credHelpers` entry sends them to a
+//! `docker-credential-<name>` helper instead (`store`, `get`, `erase` with JSON on stdin/stdout).
 
 use std::path::PathBuf;
 
@@ -203,6 +204,25 @@ pub async fn login(client: &Client, args: LoginArgs) -> Result<(), CliError> {
     let answer: Value = serde_json::from_slice(&read_all(resp).await?)
         .map_err(|e| CliError::Decode(e.to_string()))?;
     let token = answer["IdentityToken"].as_str().unwrap_or("");
+    let path = config_path();
+    let mut config = read_config(&path)?;
+    if let Some(helper) = helper_for(&config, &key) {
+        // As the docker CLI: a refresh token goes to the helper under the user `<token>`.
+        let (user, secret) = if token.is_empty() {
+            (username.as_str(), password.as_str())
+        } else {
+            (TOKEN_USER, token)
+        };
+        let creds = json!({"ServerURL": key, "Username": user, "Secret": secret});
+        run_helper(&helper, "store", creds.to_string().as_bytes())?;
+        // The docker CLI keeps an empty entry so that `docker info` lists the registry.
+        auths_mut(&mut config, &path)?.insert(key, Value::Object(Map::new()));
+        write_config(&path, &config)?;
+        return print(&format!(
+            "{}\n",
+            answer["Status"].as_str().unwrap_or("Login Succeeded")
+        ));
+    }
     let mut entry = Map::new();
     let pair = if token.is_empty() {
         format!("{username}:{password}")
@@ -215,14 +235,7 @@ pub async fn login(client: &Client, args: LoginArgs) -> Result<(), CliError> {
         "auth".into(),
         Value::from(base64::engine::general_purpose::STANDARD.encode(pair)),
     );
-    let path = config_path();
-    let mut config = read_config(&path)?;
-    config
-        .entry("auths")
-        .or_insert_with(|| Value::Object(Map::new()))
-        .as_object_mut()
-        .ok_or_else(|| CliError::Io(format!("{}: \"auths\" is not an object", path.display())))?
-        .insert(key, Value::Object(entry));
+    auths_mut(&mut config, &path)?.insert(key, Value::Object(entry));
     write_config(&path, &config)?;
     eprintln!(
         "WARNING! Your credentials are stored unencrypted in '{}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n",
@@ -240,6 +253,12 @@ pub async fn logout(args: LogoutArgs) -> Result<(), CliError> {
     let key = config_key(&server);
     let path = config_path();
     let mut config = read_config(&path)?;
+    if let Some(helper) = helper_for(&config, &key) {
+        // A helper that does not know the server is fine: logging out twice is not an error.
+        if let Err(e) = run_helper(&helper, "erase", key.as_bytes()) {
+            eprintln!("WARNING: could not erase credentials: {key}: {e}");
+        }
+    }
     let removed = config
         .get_mut("auths")
         .and_then(Value::as_object_mut)
@@ -316,6 +335,20 @@ pub fn registry_auth(image: &str) -> Result<Option<String>, CliError> {
     let domain = full.split('/').next().unwrap_or("docker.io");
     let key = config_key(domain);
     let config = read_config(&config_path())?;
+    if let Some(helper) = helper_for(&config, &key) {
+        let Some(creds) = helper_get(&helper, &key)? else {
+            return Ok(None);
+        };
+        let user = creds["Username"].as_str().unwrap_or("");
+        let secret = creds["Secret"].as_str().unwrap_or("");
+        let auth = if user == TOKEN_USER {
+            json!({"serveraddress": key, "identitytoken": secret})
+        } else {
+            json!({"serveraddress": key, "username": user, "password": secret})
+        };
+        let data = serde_json::to_vec(&auth).map_err(|e| CliError::Decode(e.to_string()))?;
+        return Ok(Some(base64::engine::general_purpose::URL_SAFE.encode(data)));
+    }
     let Some(entry) = config
         .get("auths")
         .and_then(|a| a.get(&key).or_else(|| a.get(format!("https://{key}"))))
@@ -330,6 +363,76 @@ pub fn registry_auth(image: &str) -> Result<Option<String>, CliError> {
     }
     let data = serde_json::to_vec(&auth).map_err(|e| CliError::Decode(e.to_string()))?;
     Ok(Some(base64::engine::general_purpose::URL_SAFE.encode(data)))
+}
+
+/// The user name a credential helper stores an identity token under (the docker CLI's convention).
+const TOKEN_USER: &str = "<token>";
+
+fn auths_mut<'a>(
+    config: &'a mut Map<String, Value>,
+    path: &std::path::Path,
+) -> Result<&'a mut Map<String, Value>, CliError> {
+    config
+        .entry("auths")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| CliError::Io(format!("{}: \"auths\" is not an object", path.display())))
+}
+
+/// The credential helper for a registry: `credHelpers.<registry>`, else `credsStore`.
+fn helper_for(config: &Map<String, Value>, key: &str) -> Option<String> {
+    config
+        .get("credHelpers")
+        .and_then(|h| h.get(key))
+        .or_else(|| config.get("credsStore"))
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+}
+
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin; answers its stdout.
+fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<Vec<u8>, CliError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            CliError::Io(format!(
+                "error getting credentials - err: exec: \"{program}\": {e}"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input)?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(if out.stdout.is_empty() {
+            &out.stderr
+        } else {
+            &out.stdout
+        })
+        .trim()
+        .to_string();
+        return Err(CliError::Io(msg));
+    }
+    Ok(out.stdout)
+}
+
+/// Credentials a helper holds for `key`; `None` when it has none.
+fn helper_get(helper: &str, key: &str) -> Result<Option<Value>, CliError> {
+    match run_helper(helper, "get", key.as_bytes()) {
+        Ok(out) => serde_json::from_slice(&out)
+            .map(Some)
+            .map_err(|e| CliError::Decode(format!("docker-credential-{helper} get: {e}"))),
+        // The helpers' own words for "nothing stored" (docker-credential-helpers' ErrCredentialsNotFound).
+        Err(CliError::Io(m)) if m.contains("credentials not found") => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
