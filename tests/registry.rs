@@ -286,6 +286,15 @@ fn docker_push_rmi_pull_gives_back_the_same_image_and_digest() {
     assert_eq!(inspect(&d, &at("y:2"))["Id"], id.as_str());
     assert_eq!(inspect(&d, &at("y:3"))["Id"], id.as_str());
 
+    // distribution has no search endpoint: Docker's words for that.
+    let o = d.docker(&["search", &at("x")]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("Unexpected status code 404"),
+        "{}",
+        err(&o)
+    );
+
     // A name the registry does not have: dockerd's words, as an error response.
     let o = d.docker(&["pull", &at("x:nope")]);
     assert!(!o.status.success());
@@ -695,6 +704,20 @@ fn skopeo_made_indexes_and_lists_pull_with_platform_selection() {
     );
     let o = d.docker(&["run", "--rm", &target, "cat", "/arch.txt"]);
     assert_eq!(ok(&o).trim(), "amd64");
+    // GET /distribution/{name}/json answers the index and its platforms.
+    let v = d.get_json(&format!("/distribution/{target}/json"));
+    assert_eq!(v["Descriptor"]["digest"], digest.as_str());
+    assert_eq!(
+        v["Descriptor"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let archs: Vec<&str> = v["Platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["architecture"].as_str())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
 
     // --platform picks the other one; its busybox layer (gzip, another blob) is fetched too.
     let o = d.docker(&["pull", "--platform", "linux/arm64", &target]);

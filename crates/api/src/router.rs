@@ -79,7 +79,14 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
             routes::images::save(&ctx, names).await
         }
         "/images/prune" if m == Method::POST => routes::images::prune(&ctx).await,
-        "/images/search" => Err(not_implemented("searching a registry")),
+        "/images/search" if m == Method::GET => {
+            let auth = registry_auth(&req);
+            routes::images::search(&ctx, auth).await
+        }
+        p if p.starts_with("/distribution/") && p.ends_with("/json") && m == Method::GET => {
+            let name = &p["/distribution/".len()..p.len() - "/json".len()];
+            routes::images::distribution(&ctx, name, registry_auth(&req)).await
+        }
         "/containers/create" if m == Method::POST => routes::containers::create(&ctx, req).await,
         "/containers/json" if m == Method::GET => routes::containers::list(&ctx).await,
         "/containers/prune" if m == Method::POST => routes::containers::prune(&ctx).await,
@@ -214,13 +221,6 @@ pub fn registry_auth<B>(req: &Request<B>) -> Option<String> {
         .get("X-Registry-Auth")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-}
-
-fn not_implemented(what: &str) -> ApiError {
-    ApiError::new(
-        http::StatusCode::NOT_IMPLEMENTED,
-        format!("{what} is not supported by Berth yet"),
-    )
 }
 
 /// Decodes `%XX` escapes in a path (clients escape some characters of image names).

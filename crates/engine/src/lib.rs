@@ -18,8 +18,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use distribution::{
-    LoginResponse, Progress, ProgressDetail, ProgressSender, PullRequest, PushRequest,
-    RegistryConfig,
+    DistributionInspect, LoginResponse, Progress, ProgressDetail, ProgressSender, PullRequest,
+    PushRequest, RegistryConfig,
 };
 pub use error::{Error, Result};
 pub use events::{Event, Events};

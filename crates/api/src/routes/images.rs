@@ -208,6 +208,37 @@ pub async fn push(ctx: &Ctx, name: &str, auth: Option<String>) -> ApiResult<Resp
     progress_stream(move |tx| async move { engine.push_image(request, tx).await }).await
 }
 
+/// `GET /images/search?term=&limit=&filters=`.
+pub async fn search(ctx: &Ctx, auth: Option<String>) -> ApiResult<Response<Body>> {
+    let term = ctx.query.get("term").unwrap_or("");
+    let limit = match ctx.query.get("limit").filter(|l| !l.is_empty()) {
+        Some(l) => Some(
+            l.parse::<u32>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?,
+        ),
+        None => None,
+    };
+    let filters = Filters::parse(ctx.query.get("filters"))?;
+    let found = ctx
+        .engine
+        .search_images(term, limit, filters, auth.as_deref())
+        .await?;
+    Ok(json(&found))
+}
+
+/// `GET /distribution/{name}/json`.
+pub async fn distribution(
+    ctx: &Ctx,
+    name: &str,
+    auth: Option<String>,
+) -> ApiResult<Response<Body>> {
+    Ok(json(
+        &ctx.engine
+            .distribution_inspect(name, auth.as_deref())
+            .await?,
+    ))
+}
+
 /// `POST /auth`: `docker login` through the daemon.
 pub async fn auth(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     let body = crate::request::read_bytes(req).await?;

@@ -3,11 +3,13 @@
 //! fetches into the image store and reports progress as the JSON lines `docker pull` draws its bars
 //! from.
 
+mod lookup;
 mod pull;
 mod push;
 
 use serde::Serialize;
 
+pub use lookup::DistributionInspect;
 pub use pull::PullRequest;
 pub use push::PushRequest;
 
