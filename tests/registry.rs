@@ -262,6 +262,17 @@ fn docker_push_rmi_pull_gives_back_the_same_image_and_digest() {
     assert!(ok(&o).contains(&format!("Digest: {digest}")), "{}", out(&o));
     assert_eq!(inspect(&d, &by_digest)["Id"], id.as_str());
 
+    // A single-platform image pulled for another platform: dockerd's refusal.
+    let o = d.docker(&["pull", "--platform", "linux/arm64", &target]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains(&format!(
+            "image with reference {target} was found but does not match the specified platform: wanted linux/arm64/v8, actual: linux/amd64"
+        )),
+        "{}",
+        err(&o)
+    );
+
     let run = d.docker(&["run", "--rm", &target, "echo", "pulled-and-ran"]);
     assert_eq!(ok(&run).trim(), "pulled-and-ran");
 

@@ -56,9 +56,9 @@ impl Engine {
     /// (a name that does not resolve, refused credentials) is for the caller to answer with a status.
     pub async fn pull_image(&self, req: PullRequest, tx: ProgressSender) -> Result<()> {
         let auth = parse_auth(req.auth.as_deref())?;
-        let platform = match req.platform.as_deref().filter(|p| !p.is_empty()) {
-            Some(p) => PlatformSpec::parse(p).map_err(registry_error)?,
-            None => PlatformSpec::host(),
+        let asked = match req.platform.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => Some(PlatformSpec::parse(p).map_err(registry_error)?),
+            None => None,
         };
         let named = Reference::parse_normalized_named(&req.image)?;
         let session = self
@@ -73,21 +73,23 @@ impl Engine {
                 .map_err(|e| pull_error(&named, e))?;
             for t in tags {
                 let r = Reference::parse_normalized(&format!("{}:{t}", named.name()))?;
-                self.pull_one(&session, &r, &platform, &tx).await?;
+                self.pull_one(&session, &r, asked.as_ref(), &tx).await?;
             }
             return Ok(());
         }
         let r = req.reference()?;
-        self.pull_one(&session, &r, &platform, &tx).await
+        self.pull_one(&session, &r, asked.as_ref(), &tx).await
     }
 
     async fn pull_one(
         &self,
         s: &Session,
         r: &Reference,
-        platform: &PlatformSpec,
+        asked: Option<&PlatformSpec>,
         tx: &ProgressSender,
     ) -> Result<()> {
+        let host = PlatformSpec::host();
+        let platform = asked.unwrap_or(&host);
         let path = r.path();
         let wanted = match (r.digest(), r.tag()) {
             (Some(d), _) => d.to_string(),
@@ -138,6 +140,24 @@ impl Engine {
         let parsed: image::ImageConfig = serde_json::from_slice(&config).map_err(|e| {
             Error::InvalidParameter(format!("invalid image config {}: {e}", m.config.digest))
         })?;
+        // A single-platform image must be the platform asked for (dockerd's check); without
+        // `--platform` any image is taken, as dockerd does.
+        if let (Some(want), Manifest::Image(_)) = (asked, &top.manifest) {
+            let same = parsed.os == want.os
+                && parsed.architecture == want.architecture
+                && (want.variant.is_empty()
+                    || parsed.variant.as_deref().unwrap_or("") == want.variant);
+            if !same {
+                let mut actual = format!("{}/{}", parsed.os, parsed.architecture);
+                if let Some(v) = parsed.variant.as_deref().filter(|v| !v.is_empty()) {
+                    actual = format!("{actual}/{v}");
+                }
+                return Err(Error::NotFound(format!(
+                    "image with reference {} was found but does not match the specified platform: wanted {want}, actual: {actual}",
+                    r.familiar()
+                )));
+            }
+        }
         let diff_ids = &parsed.rootfs.diff_ids;
         if diff_ids.len() != m.layers.len() {
             return Err(Error::InvalidParameter(format!(
