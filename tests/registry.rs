@@ -6,6 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+/// The registry crate's test harness: its token server (RS256 JWTs the registry trusts).
+#[path = "../crates/registry/tests/harness/mod.rs"]
+mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -28,6 +31,8 @@ struct Registry {
     child: Option<Child>,
     dir: tempfile::TempDir,
     htpasswd: bool,
+    /// A token-auth `auth:` section (realm, service, issuer, the signer's certificate), if any.
+    token_auth: Option<String>,
     /// `host:port` it listens on (inside the daemon's namespace).
     addr: String,
     /// Certificate and key when it serves https.
@@ -50,6 +55,7 @@ impl Registry {
             child: None,
             dir,
             htpasswd,
+            token_auth: None,
             addr: addr.to_string(),
             tls,
         };
@@ -66,7 +72,7 @@ impl Registry {
             .unwrap_or_else(|| {
                 panic!("docker-registry is not installed (Debian package docker-registry): apt-get install -y docker-registry")
             });
-        let mut auth = String::new();
+        let mut auth = self.token_auth.clone().unwrap_or_default();
         if self.htpasswd {
             common::require("htpasswd", "apache2-utils");
             let o = Command::new("htpasswd")
@@ -116,6 +122,26 @@ impl Registry {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A registry that trusts tokens from the registry crate's test token server.
+    fn start_token(d: &Daemon, realm: &str, signer_cert: &Path) -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = Registry {
+            child: None,
+            dir,
+            htpasswd: false,
+            token_auth: Some(format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                harness::SERVICE,
+                harness::ISSUER,
+                signer_cert.display()
+            )),
+            addr: format!("127.0.0.1:{PORT}"),
+            tls: None,
+        };
+        r.spawn(d);
+        r
     }
 
     fn data(&self) -> PathBuf {
@@ -991,4 +1017,56 @@ fn credential_helpers_keep_logins_for_both_clis() {
     let o = cli(common::berth_bin(), &["push", &target], None);
     assert!(!o.status.success());
     assert!(err(&o).contains("no basic auth credentials"), "{}", err(&o));
+}
+
+#[test]
+fn token_auth_login_gives_an_identity_token_used_for_push_and_pull() {
+    let d = docker_daemon();
+    let keys = tempfile::tempdir().unwrap();
+    let key = harness::signing_key(keys.path());
+    let cert = key.cert_pem.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Bound inside the daemon's namespace, where the daemon fetches its tokens.
+    let tokens = d.in_netns(|| rt.block_on(harness::TokenServer::start(key)));
+    let _reg = Registry::start_token(&d, &tokens.url, &cert);
+    let server = at("").trim_end_matches('/').to_string();
+    let target = at("tok:1");
+    ok(&d.docker(&["tag", "busybox", &target]));
+
+    let o = d.docker(&["login", "-u", harness::USER, "-p", "wrong", &server]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("incorrect username or password"),
+        "{}",
+        err(&o)
+    );
+    let o = d.docker(&[
+        "login",
+        "-u",
+        harness::USER,
+        "-p",
+        harness::PASSWORD,
+        &server,
+    ]);
+    assert!(ok(&o).contains("Login Succeeded"), "{}", err(&o));
+    // The docker CLI keeps the identity token (the refresh token) instead of the password.
+    let config = std::fs::read_to_string(d.dir.path().join("docker-config/config.json")).unwrap();
+    assert!(config.contains(harness::REFRESH_TOKEN), "{config}");
+    assert!(!config.contains(harness::PASSWORD), "{config}");
+
+    let pushed = ok(&d.docker(&["push", &target]));
+    let digest = pushed_digest(&pushed, "1");
+    ok(&d.docker(&["rmi", "busybox", &target]));
+    let pulled = ok(&d.docker(&["pull", &target]));
+    assert!(pulled.contains(&format!("Digest: {digest}")), "{pulled}");
+    assert!(
+        tokens.posts.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the OAuth2 refresh-token flow was not used"
+    );
+    drop(tokens);
+    drop(rt);
 }
