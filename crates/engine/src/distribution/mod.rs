@@ -20,7 +20,8 @@ use crate::Engine;
 /// `progressDetail`, and for a push's last line `aux`).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Progress {
-    /// `Pulling fs layer`, `Downloading`, `Digest: sha256:…`, …
+    /// `Pulling fs layer`, `Downloading`, `Digest: sha256:…`, … (absent on an `aux` line).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub status: String,
     /// The layer's short ID, or the tag on `Pulling from`.
     #[serde(skip_serializing_if = "Option::is_none")]

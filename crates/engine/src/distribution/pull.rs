@@ -111,7 +111,7 @@ impl Engine {
         };
         let Manifest::Image(m) = &chosen.manifest else {
             return Err(Error::InvalidParameter(format!(
-                "{}: an index names another index for {platform:?}",
+                "{}: the manifest chosen for {platform} is itself an index",
                 r.familiar()
             )));
         };
@@ -343,7 +343,7 @@ mod tests {
         );
         assert_eq!(
             req("Busybox", None),
-            "invalid reference format: repository name (Busybox) must be lowercase"
+            "invalid reference format: repository name (library/Busybox) must be lowercase"
         );
     }
 }
