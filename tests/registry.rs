@@ -386,6 +386,11 @@ fn docker_run_pulls_a_missing_image_and_pull_never_refuses() {
         "{}",
         err(&o)
     );
+    assert!(
+        err(&o).contains(&format!("Status: Downloaded newer image for {target}")),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
