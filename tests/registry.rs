@@ -529,7 +529,8 @@ fn wait_for_ingest(ingest: &Path) {
 }
 
 #[test]
-fn a_corrupted_blob_a_registry_or_a_daemon_killed_mid_pull_leave_the_store_consistent() {
+fn a_corrupted_blob_a_cancelled_pull_or_a_registry_or_daemon_killed_mid_pull_leave_the_store_consistent(
+) {
     let mut d = docker_daemon();
     let mut reg = Registry::start(&d, false);
     let (_, _) = push_busybox(&d, "bad");
@@ -573,6 +574,19 @@ fn a_corrupted_blob_a_registry_or_a_daemon_killed_mid_pull_leave_the_store_consi
         .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // The client going away (Ctrl-C) cancels the pull, which leaves nothing behind.
+    let mut child = pull.spawn().expect("docker pull");
+    wait_for_ingest(&ingest);
+    child.kill().expect("kill docker pull");
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&ingest).map(|r| r.count()).unwrap_or(0) > 0 {
+        assert!(Instant::now() < deadline, "the cancelled pull kept writing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!d.docker(&["image", "inspect", &big]).status.success());
+    assert_store_clean(&d);
+
     let child = pull.spawn().expect("docker pull");
     wait_for_ingest(&ingest);
     reg.kill();
@@ -1074,4 +1088,66 @@ fn token_auth_login_gives_an_identity_token_used_for_push_and_pull() {
     );
     drop(tokens);
     drop(rt);
+}
+
+#[test]
+fn many_layers_are_fetched_at_once_and_the_rest_wait() {
+    let d = docker_daemon();
+    let _reg = Registry::start(&d, false);
+    let work = d.dir.path().join("many");
+    let layout = work.join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    let rootfs = work.join("busybox.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    let mut raws = vec![std::fs::read(&rootfs).unwrap()];
+    for i in 1..10 {
+        raws.push(file_tar(
+            &format!("layer{i}.txt"),
+            format!("{i}\n").as_bytes(),
+        ));
+    }
+    let layers: Vec<serde_json::Value> = raws
+        .iter()
+        .map(|r| {
+            with_type(
+                put_blob(&layout, &gzip(r)),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
+        })
+        .collect();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": raws.iter().map(|r| sha256(r)).collect::<Vec<_>>()},
+    });
+    let config = with_type(
+        put_blob(&layout, &serde_json::to_vec(&config).unwrap()),
+        "application/vnd.oci.image.config.v1+json",
+    );
+    let manifest = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config, "layers": layers});
+    let mut desc = with_type(
+        put_blob(&layout, &serde_json::to_vec(&manifest).unwrap()),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "1"});
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [desc]})).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    skopeo_copy(&d, &layout, &at("many:1"), &[]);
+
+    let target = at("many:1");
+    let text = ok(&d.docker(&["pull", &target]));
+    assert_eq!(text.matches(": Pull complete").count(), 10, "{text}");
+    assert_eq!(text.matches(": Pulling fs layer").count(), 10, "{text}");
+    // Six at a time: the last four are announced as waiting.
+    assert_eq!(text.matches(": Waiting").count(), 4, "{text}");
+    let o = d.docker(&["run", "--rm", &target, "cat", "/layer1.txt", "/layer9.txt"]);
+    assert_eq!(ok(&o), "1\n9\n");
 }

@@ -247,7 +247,7 @@ pub async fn auth(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>>
 
 /// Runs a pull or push, streaming its progress as JSON lines. As dockerd: a failure before the
 /// first line gets a real status (404 for an unknown image, 401 for refused credentials); later
-/// ones come inside the 200 as `errorDetail`.
+/// ones come inside the 200 as `errorDetail`; a client that goes away cancels the operation.
 async fn progress_stream<F, Fut>(op: F) -> ApiResult<Response<Body>>
 where
     F: FnOnce(ProgressSender) -> Fut,
@@ -271,9 +271,17 @@ where
         while let Some(p) = next {
             let mut line = serde_json::to_vec(&p).unwrap_or_default();
             line.extend_from_slice(b"\r\n");
-            // A client that went away stops reading; the operation still finishes.
             let _ = tx.send(Bytes::from(line)).await;
-            next = prx.recv().await;
+            next = tokio::select! {
+                p = prx.recv() => p,
+                () = tx.closed() => {
+                    // The client went away (Ctrl-C on `docker pull`): as dockerd, the operation
+                    // is cancelled. What it fetched is dropped uncommitted; a commit under way
+                    // (a blocking task) finishes.
+                    task.abort();
+                    return;
+                }
+            };
         }
         let result = task.await.map_err(engine::Error::from).and_then(|r| r);
         if let Err(e) = result {
