@@ -801,6 +801,21 @@ fn skopeo_made_indexes_and_lists_pull_with_platform_selection() {
     let o = d.docker(&["run", "--rm", &target, "cat", "/arch.txt"]);
     assert_eq!(ok(&o).trim(), "amd64");
     assert_store_clean(&d);
+
+    // A pulled image (gzip layers, a schema2 manifest) saves and loads back.
+    let id = inspect(&d, &target)["Id"].as_str().unwrap().to_string();
+    let archive = work.join("saved.tar");
+    ok(&d.docker(&["save", "-o", archive.to_str().unwrap(), &target]));
+    ok(&d.docker(&["rmi", &target]));
+    let o = d.docker(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(
+        ok(&o).contains(&format!("Loaded image: {target}")),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(inspect(&d, &target)["Id"], id.as_str());
+    let o = d.docker(&["run", "--rm", &target, "cat", "/arch.txt"]);
+    assert_eq!(ok(&o).trim(), "amd64");
 }
 
 #[test]
