@@ -323,6 +323,17 @@ fn docker_push_rmi_pull_gives_back_the_same_image_and_digest() {
     assert_eq!(inspect(&d, &at("y:2"))["Id"], id.as_str());
     assert_eq!(inspect(&d, &at("y:3"))["Id"], id.as_str());
 
+    let o = d.docker(&["push", &at("nope:1")]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains(&format!(
+            "An image does not exist locally with the tag: {}",
+            at("nope")
+        )),
+        "{}",
+        err(&o)
+    );
+
     // distribution has no search endpoint: Docker's words for that.
     let o = d.docker(&["search", &at("x")]);
     assert!(!o.status.success());
