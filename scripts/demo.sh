@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: build Berth, start `berth daemon` on a private root, make a busybox image
-# locally from Debian's busybox-static (no registry), and use it: images through the berth CLI, and a container
-# run from it.
+# locally from Debian's busybox-static (no registry), and use it: images through the berth CLI, a container run
+# from it, and a web app built from a Dockerfile, published on loopback and fetched with curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! dpkg -s busybox-static >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+need=()
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if ((${#need[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build -p berth
 berth=$PWD/target/debug/berth
@@ -34,6 +37,27 @@ echo "== berth run: a container from that image"
 "$berth" -H "$sock" run -d --name web busybox sh -c 'echo serving; exec sleep 300' >/dev/null
 "$berth" -H "$sock" ps
 "$berth" -H "$sock" logs web
+"$berth" -H "$sock" rm -f web >/dev/null
+echo "== berth build: a web page served by busybox httpd, from a Dockerfile"
+mkdir -p "$work/app/site"
+cat >"$work/app/site/index.html" <<'HTML'
+<!doctype html><title>Berth</title><h1>Hello from an image Berth built</h1>
+HTML
+cat >"$work/app/Dockerfile" <<'DOCKERFILE'
+FROM busybox:latest
+WORKDIR /var/www
+COPY site/ /var/www/
+RUN echo "built $(date -u +%F)" > /var/www/build.txt
+EXPOSE 80
+CMD ["httpd", "-f", "-v", "-p", "80", "-h", "/var/www"]
+DOCKERFILE
+"$berth" -H "$sock" build -t demo/web:1 "$work/app"
+echo "== the same build again: every step from the cache"
+"$berth" -H "$sock" build -t demo/web:1 "$work/app" | grep -c 'Using cache'
+"$berth" -H "$sock" run -d --name web -p 127.0.0.1::80 demo/web:1 >/dev/null
+port=$("$berth" -H "$sock" port web 80/tcp | head -1)
+echo "== curl http://$port/ (published on loopback)"
+for _ in $(seq 50); do curl -fsS "http://$port/" && break; sleep 0.1; done
 "$berth" -H "$sock" rm -f web >/dev/null
 echo "== save | load round trip"
 "$berth" -H "$sock" save busybox | "$berth" -H "$sock" load

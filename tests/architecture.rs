@@ -13,8 +13,9 @@ use std::process::Command;
 /// use more). `None`: anything (the binary, which wires everything together).
 const ALLOWED: &[(&str, Option<&[&str]>)] = &[
     ("berth", None),
-    // The CLI talks HTTP to the daemon; it shares only leaf crates that know nothing of the daemon.
-    ("cli", Some(&["archive"])),
+    // The CLI talks HTTP to the daemon; it shares only leaf crates that know nothing of the daemon: tar
+    // writing, and the build crate's `.dockerignore` and Dockerfile rules (so both sides read a context alike).
+    ("cli", Some(&["archive", "build"])),
     // The API maps HTTP to engine calls; it never reaches past the engine into a subsystem.
     ("api", Some(&["engine"])),
     (

@@ -138,3 +138,45 @@ fn commit_makes_an_image_of_a_containers_changes() {
     assert!(err(&o).contains("No such container: nosuch"), "{}", err(&o));
     ok(&d.docker(&["rm", "-f", "live"]));
 }
+
+#[test]
+fn berth_commit_takes_dockers_flags() {
+    let d = common::docker_daemon();
+    ok(&d.berth(&[
+        "run",
+        "--name",
+        "bsrc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo b > /b",
+    ]));
+    let id = ok(&d.berth(&[
+        "commit",
+        "-a",
+        "me",
+        "-m",
+        "msg",
+        "-c",
+        "CMD [\"cat\", \"/b\"]",
+        "-p=false",
+        "bsrc",
+        "localhost:5000/team/b:2",
+    ]));
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "localhost:5000/team/b:2"])),
+        "b\n"
+    );
+    let meta = ok(&d.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Author}}|{{.Comment}}|{{index .RepoTags 0}}",
+        id.trim(),
+    ]));
+    assert_eq!(meta.trim(), "me|msg|localhost:5000/team/b:2");
+    // Without a name: an untagged image, its ID printed.
+    let id2 = ok(&d.berth(&["container", "commit", "bsrc"]));
+    assert!(id2.trim().starts_with("sha256:"), "{id2}");
+}

@@ -148,6 +148,61 @@ fn wait_and_kill_report_exit_codes() {
 }
 
 #[test]
+fn kill_returns_once_the_container_has_exited() {
+    let d = daemon();
+    let limit = Duration::from_secs(30);
+    // Straight through the API, so nothing between the kill and the inspect gives the exit time to
+    // be recorded anyway; a few rounds, as the exit races the answer.
+    for i in 0..5 {
+        let name = format!("killed{i}");
+        ok(&d.docker_within(
+            &["run", "-d", "--name", &name, "busybox", "sleep", "1000"],
+            None,
+            limit,
+        ));
+        let r = d.request("POST", &format!("/containers/{name}/kill"), b"");
+        assert_eq!(r.status, 204, "{}", r.text());
+        let state = d.get_json(&format!("/containers/{name}/json"))["State"].clone();
+        assert_eq!(state["Status"], "exited", "{state}");
+        assert_eq!(state["ExitCode"], 137, "{state}");
+        // Removable without force at once.
+        let r = d.request("DELETE", &format!("/containers/{name}"), b"");
+        assert_eq!(r.status, 204, "{}", r.text());
+    }
+    // Another signal does not wait (as dockerd): the container is told, and goes on if it traps it.
+    ok(&d.docker_within(
+        &[
+            "run",
+            "-d",
+            "--name",
+            "trapper",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got' USR1; while true; do sleep 0.1; done",
+        ],
+        None,
+        limit,
+    ));
+    ok(&d.docker_within(&["kill", "-s", "USR1", "trapper"], None, limit));
+    ok(&d.docker_within(&["kill", "trapper"], None, limit));
+    assert_eq!(
+        ok(&d.docker_within(
+            &[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "trapper"
+            ],
+            None,
+            limit
+        ))
+        .trim(),
+        "exited 137"
+    );
+}
+
+#[test]
 fn stdin_reaches_the_container() {
     let d = daemon();
     let input = d.dir.path().join("input.txt");

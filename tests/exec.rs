@@ -223,6 +223,42 @@ fn berth_exec_matches_docker_exec() {
 }
 
 #[test]
+fn exec_with_a_tty_has_the_terminal_modes_of_run_t() {
+    let d = common::docker_daemon();
+    running(&d, "modes");
+    let limit = std::time::Duration::from_secs(30);
+    // `stty -g`: every termios flag; the output goes through the pty's ONLCR, as under Docker.
+    let script = "echo a; echo b; stty -g";
+    let run_t = ok(&d.docker_within(
+        &["run", "--rm", "-t", "busybox", "sh", "-c", script],
+        None,
+        limit,
+    ));
+    assert!(run_t.starts_with("a\r\nb\r\n"), "{run_t:?}");
+    let exec_t = ok(&d.docker_within(&["exec", "-t", "modes", "sh", "-c", script], None, limit));
+    assert_eq!(exec_t, run_t);
+    let berth_t = ok(&d.berth_within(&["exec", "-t", "modes", "sh", "-c", script], None, limit));
+    assert_eq!(berth_t, run_t);
+
+    // A command that does not exist: dockerd >= 28 keeps the 127 its start error maps to (before
+    // moby c866a7e5 it overwrote every failed exec start with 126), terminal or not.
+    for tty in [true, false] {
+        let mut args = vec!["exec"];
+        if tty {
+            args.push("-t");
+        }
+        args.extend(["modes", "no-such-program"]);
+        let o = d.docker_within(&args, None, limit);
+        assert_eq!(o.status.code(), Some(127), "tty {tty}: {}", out(&o));
+        assert!(
+            out(&o).contains("OCI runtime exec failed: exec failed: unable to start container process: exec: \"no-such-program\": executable file not found in $PATH: unknown"),
+            "tty {tty}: {}",
+            out(&o)
+        );
+    }
+}
+
+#[test]
 fn exec_with_a_tty_in_a_real_terminal() {
     let d = common::docker_daemon();
     running(&d, "term");

@@ -619,3 +619,84 @@ pub fn ok(o: &Output) -> String {
     );
     out(o)
 }
+
+/// Runs `cmd` with stdin from `stdin` (or none) and returns its output; panics if it has not ended within
+/// `limit` (killing it), so a regression that hangs fails its test instead of stalling the run.
+#[track_caller]
+pub fn output_within(mut cmd: Command, stdin: Option<&Path>, limit: Duration) -> Output {
+    match stdin {
+        Some(p) => cmd.stdin(std::fs::File::open(p).expect("open stdin file")),
+        None => cmd.stdin(Stdio::null()),
+    };
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn command");
+    let read_all = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = read_all(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = read_all(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for command") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+impl Daemon {
+    /// The real docker CLI set up for this daemon, to run as the caller needs.
+    pub fn docker_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(docker_bin());
+        cmd.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION");
+        cmd
+    }
+
+    /// The real docker CLI, with stdin from a file (or none), failing the test if it takes over `limit`.
+    #[track_caller]
+    pub fn docker_within(&self, args: &[&str], stdin: Option<&Path>, limit: Duration) -> Output {
+        output_within(self.docker_command(args), stdin, limit)
+    }
+
+    /// `berth -H <socket> ARGS…`, with stdin from a file (or none), failing the test if it takes over
+    /// `limit`.
+    #[track_caller]
+    pub fn berth_within(&self, args: &[&str], stdin: Option<&Path>, limit: Duration) -> Output {
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg("-H").arg(self.host()).args(args);
+        output_within(cmd, stdin, limit)
+    }
+}

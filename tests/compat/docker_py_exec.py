@@ -59,6 +59,34 @@ assert info["ExitCode"] == 2, info
 assert info["ContainerID"] == c.id, info
 assert info["ProcessConfig"]["entrypoint"] == "sh", info
 
+# Stdin far larger than a pipe holds, through the socket: all of it arrives, and the socket's half-close
+# is the process's EOF (sha256sum prints only then).
+import hashlib
+import threading
+
+payload = bytes(range(256)) * (16 * 1024 * 1024 // 256) + b"tail"
+e = api.exec_create(c.id, "sha256sum", stdin=True)
+raw = api.exec_start(e["Id"], socket=True)._sock
+raw.settimeout(120)
+
+
+def feed():
+    raw.sendall(payload)
+    raw.shutdown(socket.SHUT_WR)
+
+
+feeder = threading.Thread(target=feed)
+feeder.start()
+data = b""
+while True:
+    chunk = raw.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+feeder.join()
+raw.close()
+assert data[8:] == hashlib.sha256(payload).hexdigest().encode() + b"  -\n", data
+
 # Detached.
 e = api.exec_create(c.id, "sh -c 'echo detached > /tmp/d'")
 assert api.exec_start(e["Id"], detach=True) in ("", b"")

@@ -11,6 +11,7 @@ mod router;
 mod routes;
 mod server;
 mod shapes;
+mod stdin;
 mod version;
 
 pub use error::ApiError;

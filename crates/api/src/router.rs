@@ -91,6 +91,8 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
         "/containers/json" if m == Method::GET => routes::containers::list(&ctx).await,
         "/containers/prune" if m == Method::POST => routes::containers::prune(&ctx).await,
         "/commit" if m == Method::POST => routes::containers::commit(&ctx, req).await,
+        "/build" if m == Method::POST => routes::build::build(&ctx, req).await,
+        "/build/prune" if m == Method::POST => routes::build::prune(&ctx).await,
         p if p.starts_with("/containers/") => {
             let rest = p["/containers/".len()..].to_owned();
             container_route(&ctx, req, &rest).await

@@ -95,6 +95,8 @@ pub struct Options {
     pub root_metadata: bool,
     /// Rename entries before anything else ([`Rebase`]).
     pub rebase: Option<Rebase>,
+    /// Permission bits for every entry instead of the archive's (a build's `COPY --chmod`).
+    pub mode: Option<u32>,
     /// The destination as the caller's user named it, for messages.
     pub dest_name: String,
     /// Prefix of the full paths in messages (`{prefix}/{name}`); `None` shows names alone.
@@ -120,6 +122,7 @@ impl Options {
             xattrs: true,
             root_metadata: true,
             rebase: None,
+            mode: None,
             dest_name: String::new(),
             path_prefix: None,
             force_walk: false,
@@ -143,6 +146,7 @@ impl Options {
             xattrs: false,
             root_metadata: false,
             rebase: None,
+            mode: None,
             dest_name: dest.to_owned(),
             path_prefix: Some(dest.trim_end_matches('/').to_owned()),
             force_walk: false,
@@ -165,6 +169,7 @@ impl Options {
             xattrs: false,
             root_metadata: false,
             rebase: None,
+            mode: None,
             dest_name: dest.to_owned(),
             path_prefix: Some(dest.trim_end_matches('/').to_owned()),
             force_walk: false,
@@ -546,7 +551,8 @@ impl Extractor<'_> {
     fn meta<R: Read>(&self, entry: &mut tar::Entry<'_, R>, raw: &[u8]) -> Result<Meta> {
         // Empty or malformed numeric fields read as 0, as Go's archive/tar (and so Docker) reads them.
         let h = entry.header();
-        let mode = Mode::from_bits_truncate(h.mode().unwrap_or(0) & 0o7777);
+        let mode =
+            Mode::from_bits_truncate(self.opts.mode.unwrap_or(h.mode().unwrap_or(0)) & 0o7777);
         let mtime = i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0);
         let (uid, gid) = match self.opts.owner {
             Owner::Unchanged => (None, None),

@@ -6,11 +6,18 @@
 //! - [`shell`]: shell-word expansion of instruction arguments (`$VAR`, `${VAR:-x}`, quotes, escapes).
 //! - [`dockerignore`]: `.dockerignore` parsing and path matching for the build-context walker.
 //! - [`stages`]: the stage graph of a parsed Dockerfile (which stages a `--target` needs).
+//! - [`dispatch`]: runs the instructions through a [`backend::Backend`] the engine implements,
+//!   with the classic builder's configs, history, cache ([`context`] hashes COPY sources) and
+//!   output; [`image_config`] is Docker's image config JSON.
 //!
 //! The behaviour follows Docker's classic builder (`DOCKER_BUILDKIT=0`), which uses buildkit's
 //! parser; the conformance data of both projects is run in full by the unit tests.
 
+pub mod backend;
+pub mod context;
+pub mod dispatch;
 pub mod dockerignore;
+pub mod image_config;
 pub mod instructions;
 pub mod parser;
 pub mod shell;

@@ -18,6 +18,8 @@ use std::process::ExitCode;
 
 pub use commands::archive::{CpArgs, DiffArgs, ExportArgs};
 pub use commands::attach::AttachArgs;
+pub use commands::build::BuildArgs;
+pub use commands::commit::CommitArgs;
 pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
@@ -70,6 +72,8 @@ pub enum Command {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Show the history of an image
@@ -122,6 +126,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
     /// Attach local standard input, output, and error streams to a running container
@@ -193,6 +199,8 @@ pub enum ContainerCommand {
     Cp(CpArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
 }
@@ -220,6 +228,8 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Show the history of an image

@@ -19,7 +19,7 @@ use crate::Engine;
 /// What `GET /images/json` asks for.
 #[derive(Debug, Default)]
 pub struct ImageListOptions {
-    /// Show intermediate images too (Berth has none, so it changes nothing).
+    /// Show intermediate images too (the untagged parents builds leave).
     pub all: bool,
     /// The `filters` query parameter.
     pub filters: Filters,
@@ -78,8 +78,12 @@ impl Engine {
             .into_iter()
             .map(|n| n / 1_000_000_000)
             .collect();
+        // Untagged images with children are a build's intermediate images: shown with `all` only.
+        let parents: std::collections::HashSet<&image::Digest> =
+            images.iter().filter_map(|i| i.parent.as_ref()).collect();
         let mut out: Vec<ImageSummary> = images
             .iter()
+            .filter(|img| opts.all || !img.repo_tags.is_empty() || !parents.contains(&img.id))
             .filter(|img| dangling.is_none_or(|d| d == img.repo_tags.is_empty()))
             .filter(|img| f.labels_match("label", |k| label(img, k)))
             .filter(|img| {
@@ -328,6 +332,11 @@ impl Engine {
                 delete_item(item)
             })
             .collect()
+    }
+
+    /// Publishes the `tag` event of a tag a build gave.
+    pub(crate) fn image_tagged(&self, img: &Image, name: &str) {
+        self.image_event("tag", img, name);
     }
 
     /// Publishes an image event the way dockerd does: Actor.ID is the image ID, `name` the reference used.

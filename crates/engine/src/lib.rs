@@ -2,6 +2,7 @@
 //! asks for; it knows nothing of HTTP. Data flows down (`api → engine → image | runtime | network`) and events
 //! flow back up through [`Events`].
 
+pub mod builds;
 pub mod containers;
 mod distribution;
 mod error;
@@ -85,6 +86,7 @@ impl Engine {
                 .map_err(|e| Error::System(format!("cannot create {}: {e}", dir.display())))?;
         }
         host::confine_roots(&config.data_root, &config.exec_root)?;
+        Engine::clean_builds(&config.data_root);
         let images = image::ImageStore::open(config.data_root.join("image"))?;
         let containers = containers::store::Store::open(config.data_root.join("containers"))?;
         let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?;

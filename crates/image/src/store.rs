@@ -195,8 +195,6 @@ impl ImageStore {
         noprune: bool,
         users: &dyn Fn(&Digest) -> ImageUsers,
     ) -> Result<Vec<DeleteItem>> {
-        // `noprune` only matters for parent chains of locally built images, which this store has none of.
-        let _ = noprune;
         let _gc = self.gc_lock.write().map_err(|_| poisoned())?;
         let mut st = self.lock()?;
         let (id, by_ref) = resolve(&st, name_or_id)?;
@@ -264,9 +262,41 @@ impl ImageStore {
                 }
             }
         }
+        let parent = st.images.get(&id).and_then(|i| i.parent.clone());
         out.extend(self.delete_image(&mut st, &id)?.0);
+        if !noprune {
+            let (items, _) =
+                self.delete_orphaned_parents(&mut st, parent, &|p| users(p).any().is_some())?;
+            out.extend(items);
+        }
         st.sync_tags();
         Ok(out)
+    }
+
+    /// As dockerd: the parents a build left untagged go with their last child. Walks up from `next` while
+    /// the image is untagged, has no other child, and `keep` does not veto it.
+    fn delete_orphaned_parents(
+        &self,
+        st: &mut State,
+        mut next: Option<Digest>,
+        keep: &dyn Fn(&Digest) -> bool,
+    ) -> Result<(Vec<DeleteItem>, u64)> {
+        let mut out = Vec::new();
+        let mut freed = 0;
+        while let Some(p) = next.take() {
+            let orphaned = st.images.contains_key(&p)
+                && !st.refs.values().any(|v| *v == p)
+                && !st.images.values().any(|i| i.parent.as_ref() == Some(&p))
+                && !keep(&p);
+            if !orphaned {
+                break;
+            }
+            next = st.images.get(&p).and_then(|i| i.parent.clone());
+            let (items, f) = self.delete_image(st, &p)?;
+            out.extend(items);
+            freed += f;
+        }
+        Ok((out, freed))
     }
 
     /// Deletes every dangling image (untagged), or with `all` every image; `keep` lets the caller veto
@@ -277,9 +307,16 @@ impl ImageStore {
         let victims: Vec<Image> = st
             .images
             .values()
-            .filter(|i| (all || i.repo_tags.is_empty()) && !keep(i))
+            // Dangling: untagged and nobody's parent (an untagged parent is a build's cache, kept).
+            .filter(|i| {
+                all || (i.repo_tags.is_empty()
+                    && !st.images.values().any(|c| c.parent.as_ref() == Some(&i.id)))
+            })
+            .filter(|i| !keep(i))
             .cloned()
             .collect();
+        // What each image was before the pruning, for the vetoes of parents.
+        let known = st.images.clone();
         let mut report = PruneReport::default();
         for img in victims {
             let tags: Vec<String> = st
@@ -295,7 +332,15 @@ impl ImageStore {
                 }
             }
             self.write_refs(&st)?;
+            if !st.images.contains_key(&img.id) {
+                continue; // went with a child pruned before it
+            }
             let (items, freed) = self.delete_image(&mut st, &img.id)?;
+            report.deleted.extend(items);
+            report.space_reclaimed += freed;
+            let veto = |p: &Digest| known.get(p).is_some_and(keep);
+            let (items, freed) =
+                self.delete_orphaned_parents(&mut st, img.parent.clone(), &veto)?;
             report.deleted.extend(items);
             report.space_reclaimed += freed;
         }
@@ -337,9 +382,14 @@ impl ImageStore {
             })
             .collect();
         rows.reverse();
-        if let Some(top) = rows.first_mut() {
-            top.id = image.id.to_string();
-            top.tags = image.repo_tags.iter().map(Reference::familiar).collect();
+        // As dockerd: the rows from the top name the image, then its parent, its parent's parent… as far as
+        // this store knows them (builds and commits record parents; loaded images have none).
+        let mut at = Some(image.clone());
+        for row in rows.iter_mut() {
+            let Some(img) = at.take() else { break };
+            row.id = img.id.to_string();
+            row.tags = img.repo_tags.iter().map(Reference::familiar).collect();
+            at = img.parent.as_ref().and_then(|p| self.get(p.as_str()).ok());
         }
         rows
     }

@@ -4,6 +4,7 @@
 //! container keeps running (see [`protocol`]).
 
 mod backend;
+mod buffers;
 mod logfile;
 pub mod protocol;
 mod supervisor;

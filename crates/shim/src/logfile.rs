@@ -16,6 +16,9 @@ pub struct JsonLog {
     max_size: u64,
     max_files: u32,
     partial: [Vec<u8>; 2],
+    /// Entries made from one chunk of output, written with one `write` (a flood of short lines would
+    /// otherwise cost a syscall per line).
+    batch: Vec<u8>,
 }
 
 /// Which stream a chunk came from.
@@ -48,11 +51,15 @@ impl JsonLog {
             max_size,
             max_files: max_files.max(1),
             partial: [Vec::new(), Vec::new()],
+            batch: Vec::new(),
         })
     }
 
-    /// Logs a chunk of output; complete lines are written, a trailing partial line waits for more.
+    /// Logs a chunk of output; complete lines are written, a trailing partial line waits for more. The
+    /// lines of one chunk share its time: they arrived in one read, so no finer time is known anyway.
     pub fn write(&mut self, stream: Stream, mut data: &[u8]) -> std::io::Result<()> {
+        let time = now();
+        let mut result = Ok(());
         while !data.is_empty() {
             let buf = &mut self.partial[stream as usize];
             let room = MAX_LINE - buf.len();
@@ -61,41 +68,71 @@ impl JsonLog {
                 _ if data.len() >= room => (room, true),
                 _ => (data.len(), false),
             };
-            buf.extend_from_slice(&data[..take]);
+            if complete && buf.is_empty() {
+                // The common case: a whole line in the chunk, encoded without a copy.
+                result = self.entry(stream, &data[..take], &time);
+            } else {
+                buf.extend_from_slice(&data[..take]);
+                if complete {
+                    let line = std::mem::take(&mut self.partial[stream as usize]);
+                    result = self.entry(stream, &line, &time);
+                }
+            }
             data = &data[take..];
-            if complete {
-                let line = std::mem::take(&mut self.partial[stream as usize]);
-                self.entry(stream, &line)?;
+            if result.is_err() {
+                break;
             }
         }
-        Ok(())
+        result.and(self.write_batch())
     }
 
     /// Writes out partial lines (at the end of the container's output).
     pub fn flush_partial(&mut self) -> std::io::Result<()> {
+        let time = now();
         for stream in [Stream::Stdout, Stream::Stderr] {
             let line = std::mem::take(&mut self.partial[stream as usize]);
             if !line.is_empty() {
-                self.entry(stream, &line)?;
+                self.entry(stream, &line, &time)?;
             }
+        }
+        self.write_batch()
+    }
+
+    /// Adds one entry to the batch, rotating first (the batch written out) when the entry would take the
+    /// file past `max_size`.
+    fn entry(&mut self, stream: Stream, line: &[u8], time: &str) -> std::io::Result<()> {
+        let start = self.batch.len();
+        self.batch.extend_from_slice(b"{\"log\":");
+        serde_json::to_writer(&mut self.batch, &*String::from_utf8_lossy(line))
+            .map_err(std::io::Error::other)?;
+        self.batch.extend_from_slice(b",\"stream\":\"");
+        self.batch.extend_from_slice(stream.name().as_bytes());
+        self.batch.extend_from_slice(b"\",\"time\":\"");
+        self.batch.extend_from_slice(time.as_bytes());
+        self.batch.extend_from_slice(b"\"}\n");
+        let len = (self.batch.len() - start) as u64;
+        let before = self.size + start as u64;
+        if self.max_size > 0 && before > 0 && before + len > self.max_size {
+            let entry = self.batch.split_off(start);
+            self.write_batch()?;
+            self.rotate()?;
+            self.batch = entry;
         }
         Ok(())
     }
 
-    fn entry(&mut self, stream: Stream, line: &[u8]) -> std::io::Result<()> {
-        let record = serde_json::json!({
-            "log": String::from_utf8_lossy(line),
-            "stream": stream.name(),
-            "time": now(),
-        });
-        let mut bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        if self.max_size > 0 && self.size > 0 && self.size + bytes.len() as u64 > self.max_size {
-            self.rotate()?;
+    fn write_batch(&mut self) -> std::io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
         }
-        self.file.write_all(&bytes)?;
-        self.size += bytes.len() as u64;
-        Ok(())
+        let written = self.file.write_all(&self.batch);
+        self.size += self.batch.len() as u64;
+        self.batch.clear();
+        // One flood's worth of entries is not kept for the container's whole life.
+        if self.batch.capacity() > 1 << 20 {
+            self.batch = Vec::new();
+        }
+        written
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -111,7 +148,8 @@ impl JsonLog {
             self.size = 0;
             return Ok(());
         }
-        let _ = std::fs::remove_file(name(self.max_files - 1));
+        // Each rename replaces the older file in one step (no remove first): a reader never finds a
+        // numbered file missing in between.
         for i in (0..self.max_files - 1).rev() {
             let _ = std::fs::rename(name(i), name(i + 1));
         }
@@ -197,5 +235,24 @@ mod tests {
         }
         let last = lines(&p);
         assert_eq!(last.last().unwrap()["log"], "line 199\n");
+    }
+
+    #[test]
+    fn a_chunk_of_many_lines_is_batched_within_the_rotation_bound() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c-json.log");
+        let mut log = JsonLog::open(&p, 4096, 2).unwrap();
+        // What `yes` writes: one read brings thousands of two-byte lines.
+        log.write(Stream::Stdout, &b"y\n".repeat(10_000)).unwrap();
+        log.write(Stream::Stderr, b"last\n").unwrap();
+        let len = |f: &str| std::fs::metadata(d.path().join(f)).unwrap().len();
+        // The rotated file was filled up to the bound, not past it.
+        assert!(len("c-json.log.1") <= 4096 && len("c-json.log.1") > 4000);
+        assert!(len("c-json.log") <= 4096);
+        assert!(!d.path().join("c-json.log.2").exists());
+        let l = lines(&p);
+        assert!(l[..l.len() - 1].iter().all(|e| e["log"] == "y\n"));
+        assert_eq!(l.last().unwrap()["stream"], "stderr");
+        assert_eq!(l.last().unwrap()["log"], "last\n");
     }
 }

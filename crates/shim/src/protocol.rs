@@ -20,6 +20,11 @@
 //!
 //! With a terminal the pty master carries the container's output (as stream 1) and its input.
 //!
+//! Flow control: a client's stdin bytes are read only while the shim holds less than 256 KiB for that
+//! stdin (the client waits in its socket); an exec's output is read only while its client has less than
+//! 256 KiB waiting; an attach client more than 16 MiB behind misses whole frames until it catches up (the
+//! log keeps everything).
+//!
 //! The shim also writes `exit.json` ([`ExitRecord`]) in its state dir when the container exits, so a daemon
 //! that was down at the time learns the outcome on restart.
 

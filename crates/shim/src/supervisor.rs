@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use runtime::{Container, CreateOptions, ExitStatus, Stdio};
 
 use crate::backend::{wait_pid, Backend, External};
-
+use crate::buffers::{Input, Queue};
 use crate::logfile::{JsonLog, Stream};
 use crate::protocol::{self, ExitRecord};
 
@@ -50,8 +50,15 @@ pub struct ShimArgs {
     pub runtime: Option<PathBuf>,
 }
 
-/// A client whose output buffer grows past this is too slow and is dropped (the log still has everything).
+/// An attach client whose backlog grows past this misses output until it catches up (the log has
+/// everything): the container's output is never held up by a slow reader.
 const MAX_CLIENT_BUFFER: usize = 16 << 20;
+/// An exec session's output is not read while its client has this much waiting: exec output is not
+/// logged, so the process is slowed to the client's pace rather than lose any of it.
+const EXEC_CLIENT_BACKLOG: usize = 256 * 1024;
+/// One read per ready pipe per wake-up, at most this much: a process that writes as fast as it can never
+/// keeps the loop from its control socket, its clients, or the other pipes.
+const READ_CHUNK: usize = 64 * 1024;
 /// How long output may keep flowing after the init exits (a process outside the pid namespace could hold
 /// the pipes open forever).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
@@ -74,8 +81,7 @@ struct ExecSession {
     pidfd: Option<OwnedFd>,
     out: [Option<OwnedFd>; 2],
     console: Option<OwnedFd>,
-    stdin_w: Option<OwnedFd>,
-    stdin_buf: Vec<u8>,
+    stdin: Input,
     exited: Option<(ExitStatus, Instant)>,
 }
 
@@ -83,7 +89,7 @@ struct Client {
     stream: UnixStream,
     mode: Mode,
     inbuf: Vec<u8>,
-    outbuf: Vec<u8>,
+    outbuf: Queue,
     waiting: bool,
     read_closed: bool,
     /// Close the connection once the output buffer is written.
@@ -174,8 +180,7 @@ struct Shim {
     out: [Option<OwnedFd>; 2],
     /// The pty master when the container has a terminal.
     console: Option<OwnedFd>,
-    stdin_w: Option<OwnedFd>,
-    stdin_buf: Vec<u8>,
+    stdin: Input,
     pidfd: Option<OwnedFd>,
     log: JsonLog,
     exited: Option<(ExitStatus, Instant)>,
@@ -296,8 +301,7 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
         clients: Vec::new(),
         out,
         console,
-        stdin_w,
-        stdin_buf: Vec::new(),
+        stdin: Input::new(stdin_w),
         pidfd,
         log,
         exited: None,
@@ -351,26 +355,35 @@ impl Shim {
             self.pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             libc::POLLIN,
         );
-        let stdin_events = if self.stdin_buf.is_empty() {
-            0
-        } else {
-            libc::POLLOUT
-        };
-        push(
-            self.stdin_w.as_ref().map_or(-1, |f| f.as_raw_fd()),
-            stdin_events,
-        );
+        let (stdin_fd, stdin_events) = self.stdin.poll_fd();
+        push(stdin_fd, stdin_events);
         for c in &self.clients {
-            let mut ev = if c.read_closed { 0 } else { libc::POLLIN };
+            // A client feeding a stdin that is backed up is not read until it drains: the client waits
+            // in its socket's buffer, not in the shim's memory.
+            let held = !c.read_closed && !self.input_has_room(&c.mode);
+            let mut ev = if c.read_closed || held {
+                0
+            } else {
+                libc::POLLIN
+            };
             if !c.outbuf.is_empty() {
                 ev |= libc::POLLOUT;
             }
-            push(c.stream.as_raw_fd(), ev);
+            // Held back with nothing to write, it is left out: a hang-up (always reported) would wake
+            // the loop again and again until the stdin drains.
+            let fd = if held && ev == 0 {
+                -1
+            } else {
+                c.stream.as_raw_fd()
+            };
+            push(fd, ev);
         }
         let exec_base = 5 + self.clients.len();
         for e in &self.execs {
+            let held = exec_held_back(&self.clients, &e.id);
             for fd in &e.out {
-                push(fd.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
+                let fd = fd.as_ref().filter(|_| !held);
+                push(fd.map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
             }
             let pidfd = if e.exited.is_some() {
                 None
@@ -378,12 +391,8 @@ impl Shim {
                 e.pidfd.as_ref()
             };
             push(pidfd.map_or(-1, |f| f.as_raw_fd()), libc::POLLIN);
-            let ev = if e.stdin_buf.is_empty() {
-                0
-            } else {
-                libc::POLLOUT
-            };
-            push(e.stdin_w.as_ref().map_or(-1, |f| f.as_raw_fd()), ev);
+            let (fd, ev) = e.stdin.poll_fd();
+            push(fd, ev);
         }
         let exec_pending = self
             .execs
@@ -411,7 +420,7 @@ impl Shim {
             self.reap();
         }
         if fds[4].revents != 0 {
-            self.flush_stdin();
+            self.stdin.flush();
         }
         let exec_fds: Vec<i16> = fds[exec_base..].iter().map(|f| f.revents).collect();
         let client_fds: Vec<i16> = fds[5..exec_base].iter().map(|f| f.revents).collect();
@@ -444,7 +453,7 @@ impl Shim {
                 self.reap_exec(i);
             }
             if ev[3] != 0 {
-                flush_exec_stdin(&mut self.execs[i]);
+                self.execs[i].stdin.flush();
             }
         }
         self.finish_execs(false);
@@ -458,7 +467,7 @@ impl Shim {
                 stream,
                 mode: Mode::Command,
                 inbuf: Vec::new(),
-                outbuf: Vec::new(),
+                outbuf: Queue::default(),
                 waiting: false,
                 read_closed: false,
                 closing: false,
@@ -470,7 +479,7 @@ impl Shim {
     fn read_output(&mut self, i: usize, stream: Stream) {
         let id = frame_stream(stream);
         let (log, clients, shim_id) = (&mut self.log, &mut self.clients, &self.args.id);
-        drain_pipe(&mut self.out[i], |data| {
+        read_chunk(&mut self.out[i], |data| {
             if let Err(e) = log.write(stream, data) {
                 eprintln!("shim {shim_id}: writing log: {e}");
             }
@@ -499,63 +508,65 @@ impl Shim {
         }
     }
 
-    fn flush_stdin(&mut self) {
-        flush_pipe(&mut self.stdin_w, &mut self.stdin_buf);
+    /// Whether a client in `mode` may be read: what it sends for a stdin must find room there.
+    fn input_has_room(&self, mode: &Mode) -> bool {
+        match mode {
+            Mode::Attach { stdin: true, .. } => self.stdin.has_room(),
+            Mode::Exec(id) => self
+                .execs
+                .iter()
+                .find(|e| &e.id == id)
+                .is_none_or(|e| e.stdin.has_room()),
+            Mode::Attach { .. } | Mode::Command => true,
+        }
     }
 
+    /// Reads what a client sent, one chunk per wake-up (a client streaming stdin as fast as it can must
+    /// not keep the loop from the rest).
     fn read_client(&mut self, i: usize) {
         let mut buf = [0u8; 32 * 1024];
-        loop {
-            let r = self.clients[i].stream.read(&mut buf);
-            match r {
-                Ok(0) => {
-                    self.clients[i].read_closed = true;
-                    if let Mode::Exec(id) = &self.clients[i].mode {
-                        // The client's stdin ended: the process sees EOF once what we hold is written.
-                        if let Some(e) = self.execs.iter_mut().find(|e| &e.id == id) {
-                            flush_exec_stdin(e);
-                            if e.stdin_buf.is_empty() && e.console.is_none() {
-                                e.stdin_w = None;
-                            }
-                        }
-                    }
-                    if let (Mode::Attach { stdin: true, .. }, None) =
-                        (&self.clients[i].mode, &self.console)
-                    {
-                        // The attached stdin ended: the container sees EOF once what we hold is written.
-                        self.flush_stdin();
-                        if self.stdin_buf.is_empty() {
-                            self.stdin_w = None;
-                        }
-                    }
-                    flush_client(&mut self.clients[i]);
-                    return;
-                }
-                Ok(n) => match self.clients[i].mode {
-                    Mode::Attach { stdin: true, .. } => {
-                        self.stdin_buf.extend_from_slice(&buf[..n]);
-                        self.flush_stdin();
-                    }
-                    Mode::Attach { .. } => {}
-                    Mode::Exec(ref id) => {
-                        if let Some(e) = self.execs.iter_mut().find(|e| &e.id == id) {
-                            if e.stdin_w.is_some() {
-                                e.stdin_buf.extend_from_slice(&buf[..n]);
-                                flush_exec_stdin(e);
-                            }
-                        }
-                    }
-                    Mode::Command => {
-                        self.clients[i].inbuf.extend_from_slice(&buf[..n]);
-                        self.handle_commands(i);
-                    }
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+        let n = loop {
+            match self.clients[i].stream.read(&mut buf) {
+                Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(_) => {
                     self.clients[i].dead = true;
                     return;
                 }
+            }
+        };
+        if n == 0 {
+            self.clients[i].read_closed = true;
+            // The client's input ended: the process sees EOF once what is queued for it is written.
+            // A pty's input stays open (its master is the output too; with a terminal, ending the
+            // input is the process's own business: Ctrl-D).
+            match &self.clients[i].mode {
+                Mode::Exec(id) => {
+                    if let Some(e) = self.execs.iter_mut().find(|e| &e.id == id) {
+                        if e.console.is_none() {
+                            e.stdin.end();
+                        }
+                    }
+                }
+                Mode::Attach { stdin: true, .. } if self.console.is_none() => self.stdin.end(),
+                Mode::Attach { .. } | Mode::Command => {}
+            }
+            flush_client(&mut self.clients[i]);
+            return;
+        }
+        let data = &buf[..n];
+        match self.clients[i].mode {
+            Mode::Attach { stdin: true, .. } => self.stdin.push(data),
+            Mode::Attach { .. } => {}
+            Mode::Exec(ref id) => {
+                if let Some(e) = self.execs.iter_mut().find(|e| &e.id == id) {
+                    e.stdin.push(data);
+                }
+            }
+            Mode::Command => {
+                self.clients[i].inbuf.extend_from_slice(data);
+                self.handle_commands(i);
             }
         }
     }
@@ -569,15 +580,15 @@ impl Shim {
                 Some("attach") => {
                     let flags: Vec<&str> = words.collect();
                     let rest = self.clients[i].inbuf.split_off(0);
+                    let stdin = flags.contains(&"stdin") && self.args.stdin;
                     self.clients[i].mode = Mode::Attach {
-                        stdin: flags.contains(&"stdin") && self.args.stdin,
+                        stdin,
                         stdout: flags.contains(&"stdout"),
                         stderr: flags.contains(&"stderr"),
                     };
                     reply(&mut self.clients[i], "ok");
-                    if !rest.is_empty() {
-                        self.stdin_buf.extend_from_slice(&rest);
-                        self.flush_stdin();
+                    if stdin && !rest.is_empty() {
+                        self.stdin.push(&rest);
                     }
                     return;
                 }
@@ -591,9 +602,8 @@ impl Shim {
                             self.clients[i].mode = Mode::Exec(id.clone());
                             reply(&mut self.clients[i], &format!("ok {pid}"));
                             if let Some(e) = self.execs.iter_mut().find(|e| e.id == id) {
-                                if e.stdin_w.is_some() && !rest.is_empty() {
-                                    e.stdin_buf.extend_from_slice(&rest);
-                                    flush_exec_stdin(e);
+                                if !rest.is_empty() {
+                                    e.stdin.push(&rest);
                                 }
                             }
                             return;
@@ -746,8 +756,7 @@ impl Shim {
             pidfd,
             out,
             console: p.console,
-            stdin_w,
-            stdin_buf: Vec::new(),
+            stdin: Input::new(stdin_w),
             exited: None,
         });
         Ok(p.pid)
@@ -757,7 +766,7 @@ impl Shim {
         let id = frame_stream(stream);
         let (e, clients) = (&mut self.execs[i], &mut self.clients);
         let exec_id = &e.id;
-        drain_pipe(&mut e.out[k], |data| {
+        read_chunk(&mut e.out[k], |data| {
             send_frame(
                 clients,
                 id,
@@ -797,6 +806,13 @@ impl Shim {
         }
         let mut k = 0;
         while k < self.execs.len() {
+            if exec_held_back(&self.clients, &self.execs[k].id) {
+                // Its output is not being read while the client catches up: the time to drain what is
+                // left counts from when it is read again.
+                if let Some((_, at)) = &mut self.execs[k].exited {
+                    *at = Instant::now();
+                }
+            }
             let e = &self.execs[k];
             let done = match e.exited {
                 Some((_, at)) => {
@@ -813,11 +829,9 @@ impl Shim {
             let payload = format!("exit {code}");
             for c in &mut self.clients {
                 if matches!(&c.mode, Mode::Exec(x) if *x == e.id) {
-                    c.outbuf.extend_from_slice(&protocol::frame_header(
-                        protocol::CONTROL,
-                        payload.len(),
-                    ));
-                    c.outbuf.extend_from_slice(payload.as_bytes());
+                    c.outbuf
+                        .push(&protocol::frame_header(protocol::CONTROL, payload.len()));
+                    c.outbuf.push(payload.as_bytes());
                     c.closing = true;
                     flush_client(c);
                 }
@@ -858,11 +872,11 @@ impl Shim {
         let line = format!("exit {} {}\n", status.code(), u8::from(oom));
         for c in &mut self.clients {
             if c.waiting {
-                c.outbuf.extend_from_slice(line.as_bytes());
+                c.outbuf.push(line.as_bytes());
             }
             let _ = c.stream.set_nonblocking(false);
             let _ = c.stream.set_write_timeout(Some(Duration::from_secs(5)));
-            let _ = c.stream.write_all(&c.outbuf);
+            let _ = c.stream.write_all(c.outbuf.front());
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
         self.clients.clear();
@@ -910,47 +924,34 @@ fn exec_error(e: &runtime::Error, cwd: &str) -> String {
     }
 }
 
-fn flush_exec_stdin(e: &mut ExecSession) {
-    flush_pipe(&mut e.stdin_w, &mut e.stdin_buf);
-}
-
-/// Writes what `buf` holds to a non-blocking pipe; a broken pipe is closed and what it held dropped.
-fn flush_pipe(w: &mut Option<OwnedFd>, buf: &mut Vec<u8>) {
-    let Some(fd) = w.as_ref() else {
-        buf.clear();
-        return;
-    };
-    while !buf.is_empty() {
-        match rustix::io::write(fd, buf) {
-            Ok(n) => {
-                buf.drain(..n);
-            }
-            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
-            Err(_) => {
-                buf.clear();
-                *w = None;
-                return;
-            }
-        }
-    }
-}
-
-/// Reads a non-blocking pipe until it would block, handing each chunk to `on_data`; at EOF or an error
-/// the pipe is closed.
-fn drain_pipe(pipe: &mut Option<OwnedFd>, mut on_data: impl FnMut(&[u8])) {
+/// Reads one chunk (at most [`READ_CHUNK`]) from a non-blocking pipe and hands it to `on_data`; at EOF or
+/// an error the pipe is closed. One read per wake-up keeps the loop fair: a pipe that never runs dry
+/// (`yes`) is read again on the next turn, after everything else that was ready.
+fn read_chunk(pipe: &mut Option<OwnedFd>, on_data: impl FnOnce(&[u8])) {
     let Some(fd) = pipe.as_ref() else {
         return;
     };
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match rustix::io::read(fd, &mut buf) {
             Ok(0) => break,
-            Ok(n) => on_data(&buf[..n]),
-            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
+            Ok(n) => return on_data(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return,
             Err(_) => break,
         }
     }
     *pipe = None;
+}
+
+/// Whether exec session `id`'s client has so much output waiting that the session's pipes are left
+/// unread until it catches up.
+fn exec_held_back(clients: &[Client], id: &str) -> bool {
+    clients.iter().any(|c| {
+        !c.dead
+            && matches!(&c.mode, Mode::Exec(x) if x == id)
+            && c.outbuf.len() >= EXEC_CLIENT_BACKLOG
+    })
 }
 
 /// Docker's stream number for a log stream.
@@ -962,36 +963,34 @@ fn frame_stream(stream: Stream) -> u8 {
     }
 }
 
-/// Queues `data` as one multiplexed frame to every live client `wants`; a client that falls too far
-/// behind is dropped (the log still has everything).
+/// Queues `data` as one multiplexed frame to every live client `wants`. An attach client that has fallen
+/// [`MAX_CLIENT_BUFFER`] behind misses frames until it catches up (the log has them); whole frames are
+/// skipped, so its stream stays well-formed.
 fn send_frame(clients: &mut [Client], stream: u8, data: &[u8], wants: impl Fn(&Mode) -> bool) {
     for c in clients.iter_mut().filter(|c| !c.dead && wants(&c.mode)) {
-        c.outbuf
-            .extend_from_slice(&protocol::frame_header(stream, data.len()));
-        c.outbuf.extend_from_slice(data);
-        flush_client(c);
         if c.outbuf.len() > MAX_CLIENT_BUFFER {
-            c.dead = true;
+            continue;
         }
+        c.outbuf.push(&protocol::frame_header(stream, data.len()));
+        c.outbuf.push(data);
+        flush_client(c);
     }
 }
 
 fn reply(c: &mut Client, text: &str) {
-    c.outbuf.extend_from_slice(text.as_bytes());
-    c.outbuf.push(b'\n');
+    c.outbuf.push(text.as_bytes());
+    c.outbuf.push(b"\n");
     flush_client(c);
 }
 
 fn flush_client(c: &mut Client) {
     while !c.outbuf.is_empty() {
-        match c.stream.write(&c.outbuf) {
+        match c.stream.write(c.outbuf.front()) {
             Ok(0) => {
                 c.dead = true;
                 return;
             }
-            Ok(n) => {
-                c.outbuf.drain(..n);
-            }
+            Ok(n) => c.outbuf.consume(n),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => {

@@ -3,18 +3,18 @@
 
 use crate::request::{read_bytes, ReqBody};
 use bytes::Bytes;
-use engine::containers::detach::EscapeProxy;
 use engine::containers::{
     check_raw_policy, parse_signal, ContainerListOptions, CreateRequest, LogOptions, WaitCondition,
 };
 use engine::{parse_timestamp, Filters};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::body::{self, json, json_status, Body};
 use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
+use crate::stdin::InputEnd;
 
 /// A create or update body. An unknown restart policy name (at `policy`, a JSON pointer) fails the
 /// model's parse: it is answered in dockerd's words.
@@ -240,7 +240,7 @@ pub async fn attach(ctx: &Ctx, mut req: Request<ReqBody>, name: &str) -> ApiResu
                 return;
             }
         };
-        let (mut rd, mut wr) = tokio::io::split(io);
+        let (rd, mut wr) = tokio::io::split(io);
         if let Some(logs) = logs.as_mut() {
             while let Some(f) = logs.recv().await {
                 if wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
@@ -254,36 +254,19 @@ pub async fn attach(ctx: &Ctx, mut req: Request<ReqBody>, name: &str) -> ApiResu
         }
         // Input: client bytes to the container's stdin; the client's EOF ends stdin (with StdinOnce). With
         // a TTY, the detach keys end the session instead (as in dockerd), leaving the container's stdin open.
-        if let Some(stdin) = stdin {
+        if let Some(mut stdin) = stdin {
             let detached = std::sync::Arc::clone(&detached);
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                let mut escape = tty.then(|| EscapeProxy::new(&detach_keys));
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let (data, detach) = match escape.as_mut() {
-                                Some(e) => e.feed(&buf[..n]),
-                                None => (buf[..n].to_vec(), false),
-                            };
-                            if !data.is_empty()
-                                && stdin.send(Some(Bytes::from(data))).await.is_err()
-                            {
-                                return;
-                            }
-                            if detach {
-                                engine.detach_event(&container);
-                                detached.notify_one();
-                                return;
-                            }
-                        }
+                match crate::stdin::pump(rd, &mut stdin, tty, &detach_keys).await {
+                    // As dockerd: with a TTY the client's end of input does not close the container's
+                    // (the docker CLI closes its side when the user detaches with the keys it watches
+                    // itself).
+                    InputEnd::Closed if stdin_once && !tty => stdin.close().await,
+                    InputEnd::Closed | InputEnd::StdinGone => {}
+                    InputEnd::Detached => {
+                        engine.detach_event(&container);
+                        detached.notify_one();
                     }
-                }
-                // As dockerd: with a TTY the client's end of input does not close the container's (the
-                // docker CLI closes its side when the user detaches with the keys it watches itself).
-                if stdin_once && !tty {
-                    let _ = stdin.send(None).await;
                 }
             });
         }

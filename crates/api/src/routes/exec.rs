@@ -2,17 +2,17 @@
 //! streamed body when the client does not ask for an upgrade), `POST /exec/{id}/resize`, `GET /exec/{id}/json`.
 
 use crate::request::{read_json, ReqBody};
-use engine::containers::detach::EscapeProxy;
 use engine::containers::{ExecConfig, ExecStartConfig};
 use http::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::containers::{encode, stream_type, upgraded, wants_upgrade, window_size};
 use crate::body::{self, json, json_status, Body};
 use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
+use crate::stdin::InputEnd;
 
 /// `POST /containers/{id}/exec` → 201 `{"Id": …}`.
 pub async fn create(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
@@ -26,6 +26,7 @@ pub async fn create(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<R
 /// read the head through a buffer and the stream from the socket (docker-py).
 pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<Response<Body>> {
     let upgrade = wants_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    let reads_head_through_a_buffer = reads_head_through_a_buffer(&req);
     let start: ExecStartConfig = read_json(req).await?;
     let (inst, _) = ctx.engine.check_exec_start(id)?;
     if start.detach {
@@ -76,7 +77,10 @@ pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<
                 return;
             }
         };
-        let (mut rd, mut wr) = tokio::io::split(conn);
+        let (rd, mut wr) = tokio::io::split(conn);
+        if reads_head_through_a_buffer {
+            tokio::time::sleep(HEAD_READ_GRACE).await;
+        }
         let io = engine
             .start_exec(&exec_id, start)
             .await
@@ -102,30 +106,15 @@ pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<
             let engine = std::sync::Arc::clone(&engine);
             let exec_id = exec_id.clone();
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                let mut escape = tty.then(|| EscapeProxy::new(&detach_keys));
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let (data, detach) = match escape.as_mut() {
-                                Some(e) => e.feed(&buf[..n]),
-                                None => (buf[..n].to_vec(), false),
-                            };
-                            if stdin.write_all(&data).await.is_err() {
-                                return;
-                            }
-                            if detach {
-                                engine.exec_detached(&exec_id);
-                                detached.notify_one();
-                                // The shim keeps a pty's input open when this side closes: the
-                                // process sees no EOF.
-                                return;
-                            }
-                        }
+                match crate::stdin::pump(rd, &mut stdin, tty, &detach_keys).await {
+                    InputEnd::Closed => stdin.close().await,
+                    InputEnd::StdinGone => {}
+                    // The shim keeps a pty's input open when this side closes: the process sees no EOF.
+                    InputEnd::Detached => {
+                        engine.exec_detached(&exec_id);
+                        detached.notify_one();
                     }
                 }
-                let _ = stdin.shutdown().await;
             });
         }
         loop {
@@ -145,6 +134,19 @@ pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<
         let _ = wr.shutdown().await;
     });
     Ok(upgraded(tty))
+}
+
+/// How long a client that reads the response head through a buffer gets to read it before the process starts.
+const HEAD_READ_GRACE: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// docker-py reads the 101's head with http.client's buffered reader, then the stream from the raw socket:
+/// output that arrives while the head is still unread lands in that buffer and is lost (about one exec in
+/// 500 here, where an exec starts in a few milliseconds; dockerd's take tens). Such clients get a short
+/// grace before the process starts; other clients, the docker CLI and the berth CLI among them, get none.
+fn reads_head_through_a_buffer(req: &Request<ReqBody>) -> bool {
+    req.headers()
+        .get(http::header::USER_AGENT)
+        .is_some_and(|ua| ua.as_bytes().starts_with(b"docker-sdk-python"))
 }
 
 /// `POST /exec/{id}/resize?h=&w=`.

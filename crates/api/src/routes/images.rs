@@ -296,17 +296,17 @@ where
     Ok(body::with_type(StatusCode::OK, "application/json", out))
 }
 
-fn send_line(tx: &StreamSender, value: &serde_json::Value) {
+pub(crate) fn send_line(tx: &StreamSender, value: &serde_json::Value) {
     let mut v = serde_json::to_vec(value).unwrap_or_default();
     v.extend_from_slice(b"\r\n");
     tx.blocking_send(Bytes::from(v));
 }
 
-fn send_stream(tx: &StreamSender, text: &str) {
+pub(crate) fn send_stream(tx: &StreamSender, text: &str) {
     send_line(tx, &json!({ "stream": text }));
 }
 
-fn send_error(tx: &StreamSender, message: &str) {
+pub(crate) fn send_error(tx: &StreamSender, message: &str) {
     send_line(
         tx,
         &json!({ "errorDetail": { "message": message }, "error": message }),

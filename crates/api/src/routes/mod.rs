@@ -1,6 +1,7 @@
 //! Route handlers, one module per area of the API.
 
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;

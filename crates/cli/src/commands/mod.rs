@@ -2,6 +2,8 @@
 
 pub mod archive;
 pub mod attach;
+pub mod build;
+pub mod commit;
 pub mod containers;
 pub mod distribution;
 pub mod events;
@@ -38,6 +40,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ImageCommand::Tag(args) => image_ops::tag(&client, args).await,
             ImageCommand::Save(args) => image_ops::save(&client, args).await,
             ImageCommand::Load(args) => image_ops::load(&client, args).await,
+            ImageCommand::Build(args) => build::build(&client, *args).await,
             ImageCommand::Import(args) => image_ops::import(&client, args).await,
             ImageCommand::History(args) => image_ops::history(&client, args).await,
             ImageCommand::Inspect(args) => inspect::image_inspect(&client, args).await,
@@ -53,6 +56,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Tag(args) => image_ops::tag(&client, args).await,
         Command::Save(args) => image_ops::save(&client, args).await,
         Command::Load(args) => image_ops::load(&client, args).await,
+        Command::Build(args) => build::build(&client, *args).await,
         Command::Import(args) => image_ops::import(&client, args).await,
         Command::History(args) => image_ops::history(&client, args).await,
         Command::Inspect(args) => inspect::inspect(&client, args).await,
@@ -87,6 +91,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         Command::Stats(args) => containers::stats(&client, args).await,
         Command::Cp(args) => archive::cp(&client, args).await,
         Command::Diff(args) => archive::diff(&client, args).await,
+        Command::Commit(args) => commit::commit(&client, args).await,
         Command::Export(args) => archive::export(&client, args).await,
         Command::Container(c) => match c.command {
             ContainerCommand::Run(args) => run::run(&client, *args).await,
@@ -111,6 +116,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Port(args) => network::port(&client, args).await,
             ContainerCommand::Cp(args) => archive::cp(&client, args).await,
             ContainerCommand::Diff(args) => archive::diff(&client, args).await,
+            ContainerCommand::Commit(args) => commit::commit(&client, args).await,
             ContainerCommand::Export(args) => archive::export(&client, args).await,
         },
     }

@@ -150,7 +150,7 @@ impl Engine {
 
 /// Writes the container's upper dir as a layer tar (overlay whiteouts in the AUFS form layers carry, the
 /// runtime's mount points left out).
-fn write_diff(upper: &std::path::Path, out: impl Write) -> Result<()> {
+pub(crate) fn write_diff(upper: &std::path::Path, out: impl Write) -> Result<()> {
     let fail = |e: ::archive::Error| Error::System(format!("commit: reading the changes: {e}"));
     let dir = match rustix::fs::open(
         upper,

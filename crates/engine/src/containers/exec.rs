@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
@@ -99,8 +98,8 @@ pub struct ExecIo {
     pub tty: bool,
     /// Output frames.
     pub output: mpsc::Receiver<Frame>,
-    /// Write here to feed the process's stdin; shut it down for EOF.
-    pub stdin: Option<OwnedWriteHalf>,
+    /// The process's stdin, when it was asked for.
+    pub stdin: Option<super::Stdin>,
     /// The process could not be started: dockerd's message (the exit code, 126 or 127, is recorded).
     /// dockerd writes it into the output stream of an attached start.
     pub error: Option<String>,
@@ -296,7 +295,7 @@ impl Engine {
         Ok(ExecIo {
             tty,
             output: rx,
-            stdin: cfg.attach_stdin.then_some(write),
+            stdin: cfg.attach_stdin.then_some(super::Stdin::Exec(write)),
             error: None,
         })
     }

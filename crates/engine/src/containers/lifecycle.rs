@@ -21,6 +21,8 @@ use crate::Engine;
 /// The default log size bound when the client gives none (Docker's json-file is unbounded; Berth is not).
 const DEFAULT_LOG_MAX_SIZE: u64 = 10 * 1024 * 1024;
 const DEFAULT_LOG_MAX_FILES: u32 = 3;
+/// How long a `kill` (SIGKILL) waits for the exit before it reports a failure (dockerd waits as long).
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// What `POST /containers/{id}/wait` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +181,7 @@ impl Engine {
         let c = self.containers.resolve(name)?;
         let hub = self.hub(&c.id);
         let stdin = if c.config.open_stdin == Some(true) {
-            hub.stdin().await
+            hub.stdin().await.map(super::Stdin::Container)
         } else {
             None
         };
@@ -613,7 +615,20 @@ impl Engine {
             )));
         }
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL"))?;
-        self.signal(&c, sig).await
+        if sig != libc::SIGKILL {
+            return self.signal(&c, sig).await;
+        }
+        // As dockerd: a SIGKILL returns once the container has stopped, so an `inspect` or `rm` right
+        // after sees it exited (137). Subscribed before the signal, so the exit cannot slip between.
+        let mut states = self.states.subscribe();
+        self.signal(&c, sig).await?;
+        if wait_exit(&mut states, &c.id, Some(KILL_WAIT)).await || !self.is_running(&c.id) {
+            return Ok(());
+        }
+        Err(Error::System(format!(
+            "tried to kill container {}, but did not receive an exit event",
+            c.id
+        )))
     }
 
     async fn signal(&self, c: &Container, sig: i32) -> Result<()> {
@@ -880,7 +895,7 @@ pub struct AttachTarget {
     /// The output.
     pub subscription: super::hub::Subscription,
     /// Where client input goes (`None` for containers without `-i`).
-    pub stdin: Option<tokio::sync::mpsc::Sender<Option<bytes::Bytes>>>,
+    pub stdin: Option<super::Stdin>,
 }
 
 /// Waits for `id`'s exit on the state channel; false on timeout.

@@ -24,6 +24,7 @@ pub(crate) mod rootfs;
 mod shim_client;
 mod spec;
 pub mod stats;
+mod stdin;
 pub mod store;
 mod tarwrite;
 mod top;
@@ -34,13 +35,16 @@ mod views;
 
 pub use archive::{ArchiveJob, ExtractRequest, PathStat};
 pub use changes::{Change, ChangeKind};
+pub(crate) use commit::write_diff;
 pub use commit::CommitRequest;
+pub(crate) use create::fill_random;
 pub(crate) use create::random_id;
 pub use create::CreateRequest;
 pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub use logs::LogOptions;
 pub use restart::check_raw_policy;
+pub use stdin::Stdin;
 pub use views::ContainerListOptions;
 
 /// A lifecycle change, broadcast to waiters.

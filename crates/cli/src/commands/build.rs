@@ -1,0 +1,341 @@
+//! `berth build` and `berth image build`: the docker CLI's classic build. The context directory goes to the
+//! daemon as a tar with `.dockerignore` applied (the build crate's matcher, so the CLI and the daemon agree on
+//! it), everything owned by root as the docker CLI sends it; the daemon's JSON-lines answer is printed as it
+//! comes.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use hyper::Method;
+use serde_json::Value;
+
+use super::progress::stream_error;
+use crate::client::{query, Client, JsonStream, ReqBody};
+use crate::error::CliError;
+use crate::format::size::human_size_4;
+use crate::output::print;
+
+/// Flags of `build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg")]
+    pub build_arg: Vec<String>,
+    /// Name of the Dockerfile (Default is 'PATH/Dockerfile')
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Always remove intermediate containers
+    #[arg(long = "force-rm")]
+    pub force_rm: bool,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub iidfile: Option<String>,
+    /// Set metadata for an image
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Remove intermediate containers after a successful build
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub rm: bool,
+    /// Secret to expose to the build (only if BuildKit enabled)
+    #[arg(long)]
+    pub secret: Vec<String>,
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag")]
+    pub tag: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The build context: a directory, or `-` for a tar (or a Dockerfile alone) on STDIN
+    #[arg(value_name = "PATH | URL | -")]
+    pub context: String,
+}
+
+/// Builds an image.
+pub async fn build(client: &Client, args: BuildArgs) -> Result<(), CliError> {
+    if !args.secret.is_empty() {
+        return Err(CliError::Usage(
+            "--secret is not supported by Berth's classic builder yet".into(),
+        ));
+    }
+    if args.context.starts_with("http://")
+        || args.context.starts_with("https://")
+        || args.context.starts_with("git@")
+    {
+        return Err(CliError::Usage(
+            "remote build contexts (a URL or a git repository) are not supported by Berth yet"
+                .into(),
+        ));
+    }
+    let (tar, dockerfile) = context_tar(&args)?;
+    let size = tar.len();
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    for t in &args.tag {
+        pairs.push(("t", t.clone()));
+    }
+    if let Some(f) = &dockerfile {
+        pairs.push(("dockerfile", f.clone()));
+    }
+    pairs.push(("buildargs", build_args(&args.build_arg)?));
+    pairs.push(("labels", labels(&args.label)?));
+    if let Some(t) = &args.target {
+        pairs.push(("target", t.clone()));
+    }
+    if let Some(p) = &args.platform {
+        pairs.push(("platform", p.clone()));
+    }
+    if let Some(n) = &args.network {
+        pairs.push(("networkmode", n.clone()));
+    }
+    if !args.add_host.is_empty() {
+        pairs.push(("extrahosts", args.add_host.join(",")));
+    }
+    for (flag, name) in [
+        (args.no_cache, "nocache"),
+        (args.pull, "pull"),
+        (args.quiet, "q"),
+        (args.force_rm, "forcerm"),
+    ] {
+        if flag {
+            pairs.push((name, "1".into()));
+        }
+    }
+    pairs.push(("rm", if args.rm { "1" } else { "0" }.into()));
+    pairs.push(("version", "1".into()));
+    let q: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let path = format!("/build{}", query(&q));
+    // The docker CLI ends this line as its progress output does, with "\r\r\n".
+    if !args.quiet {
+        print(&format!(
+            "Sending build context to Docker daemon  {}\r\r\n",
+            human_size_4(size as f64)
+        ))?;
+    }
+    let resp = client
+        .request(
+            Method::POST,
+            &path,
+            ReqBody::from_reader(std::io::Cursor::new(tar)),
+            Some("application/x-tar"),
+        )
+        .await?;
+    let mut stream = JsonStream::new(resp);
+    let mut image_id = None;
+    let mut quiet_text = String::new();
+    while let Some(item) = stream.next().await {
+        let (msg, _) = item?;
+        if let Some(err) = stream_error(&msg) {
+            return Err(CliError::Stream(err));
+        }
+        if let Some(text) = msg.get("stream").and_then(Value::as_str) {
+            if args.quiet {
+                quiet_text.push_str(text);
+            } else {
+                print(text)?;
+            }
+        }
+        if let Some(id) = msg
+            .get("aux")
+            .and_then(|a| a.get("ID"))
+            .and_then(Value::as_str)
+        {
+            image_id = Some(id.to_owned());
+        }
+    }
+    // As the docker CLI: with -q the image ID is what the quiet stream said.
+    if args.quiet {
+        print(&quiet_text)?;
+        image_id = Some(quiet_text.clone()).filter(|t| !t.is_empty());
+    }
+    if let Some(file) = &args.iidfile {
+        let id = image_id.ok_or_else(|| {
+            CliError::Io(format!(
+                "Server did not provide an image ID. Cannot write {file}"
+            ))
+        })?;
+        std::fs::write(file, id).map_err(|e| CliError::Io(format!("{file}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// `--build-arg K=V` (or `K`, taking the value from the environment, as the docker CLI does) as the JSON
+/// map the API takes.
+fn build_args(args: &[String]) -> Result<String, CliError> {
+    let mut map: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for a in args {
+        match a.split_once('=') {
+            Some((k, v)) => map.insert(k.to_owned(), Some(v.to_owned())),
+            None => map.insert(a.clone(), std::env::var(a).ok()),
+        };
+    }
+    serde_json::to_string(&map).map_err(|e| CliError::Io(e.to_string()))
+}
+
+/// `--label K=V` as the JSON map the API takes.
+fn labels(labels: &[String]) -> Result<String, CliError> {
+    let map: BTreeMap<&str, &str> = labels
+        .iter()
+        .map(|l| l.split_once('=').unwrap_or((l.as_str(), "")))
+        .collect();
+    serde_json::to_string(&map).map_err(|e| CliError::Io(e.to_string()))
+}
+
+/// The context as a tar, and the Dockerfile's name in it when it is not `Dockerfile`.
+fn context_tar(args: &BuildArgs) -> Result<(Vec<u8>, Option<String>), CliError> {
+    if args.context == "-" {
+        let mut input = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut input)
+            .map_err(|e| CliError::Io(format!("reading the context from STDIN: {e}")))?;
+        // A tar has `ustar` at offset 257; anything else is a Dockerfile alone.
+        if input.len() > 262 && &input[257..262] == b"ustar" {
+            return Ok((input, args.file.clone()));
+        }
+        return Ok((single_file_tar("Dockerfile", &input)?, None));
+    }
+    let dir = PathBuf::from(&args.context);
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "unable to prepare context: path \"{}\" not found",
+            args.context
+        )));
+    }
+    // The Dockerfile: in the context (sent as it is), or from elsewhere or STDIN (added under a name of
+    // its own, as the docker CLI does).
+    let mut extra: Option<(String, Vec<u8>)> = None;
+    let name = match args.file.as_deref() {
+        None => None,
+        Some("-") => {
+            let mut df = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut df)
+                .map_err(|e| CliError::Io(format!("reading the Dockerfile from STDIN: {e}")))?;
+            extra = Some((".dockerfile.stdin".into(), df));
+            Some(".dockerfile.stdin".to_owned())
+        }
+        Some(f) => {
+            let p = Path::new(f);
+            let inside = std::fs::canonicalize(p)
+                .ok()
+                .zip(std::fs::canonicalize(&dir).ok())
+                .and_then(|(p, d)| p.strip_prefix(&d).ok().map(Path::to_path_buf));
+            match inside {
+                Some(rel) => Some(rel.to_string_lossy().into_owned()),
+                None => {
+                    let df = std::fs::read(p).map_err(|_| {
+                        CliError::Usage(format!(
+                            "unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {f}: no such file or directory"
+                        ))
+                    })?;
+                    extra = Some((".dockerfile.outside".into(), df));
+                    Some(".dockerfile.outside".to_owned())
+                }
+            }
+        }
+    };
+    let dockerfile = name.clone().unwrap_or_else(|| "Dockerfile".into());
+    let patterns = match std::fs::read_to_string(dir.join(".dockerignore")) {
+        Ok(text) => build::dockerignore::read_patterns(&text),
+        Err(_) => Vec::new(),
+    };
+    let patterns = build::dockerignore::keep_build_files(&patterns, &dockerfile, extra.is_some());
+    let matcher = build::dockerignore::PatternMatcher::new(&patterns)
+        .map_err(|e| CliError::Usage(format!("error checking context: {e}")))?;
+    let mut w = archive::Writer::new(Vec::new(), archive::WriteOptions::default());
+    walk(&mut w, &dir, "", &matcher, &Default::default())?;
+    if let Some((n, data)) = &extra {
+        append_file(&mut w, n, data)?;
+    }
+    let tar = w.finish().map_err(|e| CliError::Io(e.to_string()))?;
+    Ok((tar, name))
+}
+
+/// Adds the context below `dir` (relative path `rel`) as the docker CLI's archiver would, skipping what
+/// `.dockerignore` excludes.
+fn walk(
+    w: &mut archive::Writer<Vec<u8>>,
+    dir: &Path,
+    rel: &str,
+    matcher: &build::dockerignore::PatternMatcher,
+    parent: &build::dockerignore::MatchInfo,
+) -> Result<(), CliError> {
+    use build::dockerignore::WalkDecision;
+    let io = |e: std::io::Error| CliError::Io(format!("error checking context: {e}"));
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    let fd = std::fs::File::open(dir).map_err(io)?;
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let ft = e.file_type().map_err(io)?;
+        let (decision, info) = matcher
+            .walk_decision(&path, ft.is_dir(), parent)
+            .map_err(|e| CliError::Usage(format!("error checking context: {e}")))?;
+        match decision {
+            WalkDecision::SkipDir => continue,
+            WalkDecision::Include if ft.is_dir() => {
+                let st = e.metadata().map_err(io)?;
+                append_dir(w, &path, &st)?;
+                walk(w, &e.path(), &path, matcher, &info)?;
+            }
+            WalkDecision::Include => w
+                .append_at(&fd, name.as_bytes(), path.as_bytes())
+                .map_err(|e| CliError::Io(format!("error checking context: {e}")))?,
+            WalkDecision::Exclude if ft.is_dir() => walk(w, &e.path(), &path, matcher, &info)?,
+            WalkDecision::Exclude => {}
+        }
+    }
+    Ok(())
+}
+
+fn append_dir(
+    w: &mut archive::Writer<Vec<u8>>,
+    name: &str,
+    st: &std::fs::Metadata,
+) -> Result<(), CliError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut h = archive::EntryHeader::new(archive::EntryType::Directory, st.mode() & 0o7777);
+    h.mtime = st.mtime().max(0) as u64;
+    w.append(&h, format!("{name}/").as_bytes(), None, std::io::empty())
+        .map_err(|e| CliError::Io(e.to_string()))
+}
+
+fn append_file(w: &mut archive::Writer<Vec<u8>>, name: &str, data: &[u8]) -> Result<(), CliError> {
+    let mut h = archive::EntryHeader::new(archive::EntryType::Regular, 0o600);
+    h.size = data.len() as u64;
+    w.append(&h, name.as_bytes(), None, data)
+        .map_err(|e| CliError::Io(e.to_string()))
+}
+
+fn single_file_tar(name: &str, data: &[u8]) -> Result<Vec<u8>, CliError> {
+    let mut w = archive::Writer::new(Vec::new(), archive::WriteOptions::default());
+    append_file(&mut w, name, data)?;
+    let mut out = w.finish().map_err(|e| CliError::Io(e.to_string()))?;
+    out.flush().map_err(|e| CliError::Io(e.to_string()))?;
+    Ok(out)
+}

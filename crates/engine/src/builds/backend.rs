@@ -1,0 +1,654 @@
+//! The engine's side of a build: the `build` crate's [`Backend`], run on the build's blocking thread (async
+//! engine calls through the runtime's handle).
+//!
+//! - RUN and WORKDIR steps are ordinary containers of the parent image (as dockerd's classic builder makes
+//!   them, visible in `ps -a` while they exist), their changes read from their upper dir at commit.
+//! - COPY/ADD fill a layer without a container: an overlay of the parent's layers with a fresh upper dir
+//!   under the build's directory, into which every source goes through the archive crate (a tar of the
+//!   source, extracted in the root with its symlinks resolved inside it), then the upper dir is the layer.
+//! - Commits go to the image store with the parent recorded, so later builds find them as cache.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bollard_stubs::models::{
+    ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountTypeEnum,
+};
+use build::backend::{
+    Backend, BackendError, Base, Committed, CopySource, Feature, RunMount, RunStep, SourceKind,
+    StepContainer,
+};
+use build::image_config::ImageConfig;
+
+use crate::containers::rootfs::{ensure_dir_in, Layout};
+use crate::containers::{CreateRequest, WaitCondition};
+use crate::error::Error;
+use crate::Engine;
+
+/// A layer being filled by COPY/ADD.
+struct CopyLayer {
+    dir: PathBuf,
+}
+
+/// The engine as a build's backend.
+pub(super) struct EngineBackend {
+    engine: Arc<Engine>,
+    rt: tokio::runtime::Handle,
+    /// `DATA_ROOT/build/<id>`.
+    work: PathBuf,
+    copies: HashMap<String, CopyLayer>,
+    /// Read-only views of images (for `COPY --from`), unmounted when the build ends.
+    views: Vec<PathBuf>,
+    seq: usize,
+}
+
+fn other(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Other(e.to_string())
+}
+
+impl EngineBackend {
+    pub(super) fn new(engine: Arc<Engine>, rt: tokio::runtime::Handle, work: PathBuf) -> Self {
+        EngineBackend {
+            engine,
+            rt,
+            work,
+            copies: HashMap::new(),
+            views: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    /// Unmounts the image views and removes what is left of COPY layers.
+    pub(super) fn release(&mut self) {
+        for v in self.views.drain(..) {
+            unmount(&v);
+        }
+        for (_, c) in self.copies.drain() {
+            unmount(&Layout::new(&c.dir).merged);
+        }
+    }
+
+    fn next(&mut self, what: &str) -> PathBuf {
+        self.seq += 1;
+        self.work.join(format!("{what}-{}", self.seq))
+    }
+
+    fn base(&self, img: &image::Image) -> Result<Base, BackendError> {
+        Ok(Base {
+            id: img.id.to_string(),
+            config: convert(&img.config)?,
+        })
+    }
+
+    fn lowers(&mut self, parent: Option<&str>) -> Result<Vec<PathBuf>, BackendError> {
+        match parent {
+            Some(p) => {
+                let img = self.engine.images.get(p).map_err(other)?;
+                Ok(self.engine.images.layer_dirs(&img))
+            }
+            None => {
+                let empty = self.next("scratch");
+                std::fs::create_dir_all(&empty).map_err(other)?;
+                Ok(vec![empty])
+            }
+        }
+    }
+
+    /// The upper dir holding a step's changes.
+    fn upper(&self, step: &StepContainer) -> PathBuf {
+        match self.copies.get(&step.id) {
+            Some(c) => Layout::new(&c.dir).upper,
+            None => Layout::new(&self.engine.containers.dir(&step.id)).upper,
+        }
+    }
+}
+
+impl EngineBackend {
+    /// `RUN --mount`s as the step container's mounts: caches kept under `DATA_ROOT/build-cache`, tmpfs, and
+    /// binds of the context or of an image (read-only, or a throw-away copy when the step may write).
+    fn run_mounts(&mut self, mounts: &[RunMount]) -> Result<Vec<Mount>, BackendError> {
+        let bind = |source: &Path, target: &str, read_only: bool| Mount {
+            typ: Some(MountTypeEnum::BIND),
+            source: Some(source.display().to_string()),
+            target: Some(target.to_owned()),
+            read_only: Some(read_only),
+            ..Mount::default()
+        };
+        let mut out = Vec::new();
+        for m in mounts {
+            match m {
+                RunMount::Bind {
+                    source,
+                    target,
+                    read_only,
+                } => {
+                    if *read_only {
+                        out.push(bind(source, target, true));
+                    } else {
+                        // Writes must not reach the context: the step gets a copy.
+                        let copy = self.next("bind");
+                        copy_tree(source, &copy)?;
+                        out.push(bind(&copy, target, false));
+                    }
+                }
+                RunMount::Cache {
+                    id,
+                    target,
+                    read_only,
+                    mode,
+                    uid,
+                    gid,
+                    ..
+                } => {
+                    let dir = cache_dir(&self.engine.config.data_root, id);
+                    if !dir.exists() {
+                        make_cache_dir(&dir, *mode, *uid, *gid)?;
+                    }
+                    out.push(bind(&dir, target, *read_only));
+                }
+                RunMount::Tmpfs { target, size } => out.push(Mount {
+                    typ: Some(MountTypeEnum::TMPFS),
+                    target: Some(target.clone()),
+                    tmpfs_options: Some(MountTmpfsOptions {
+                        size_bytes: size.map(|s| s as i64),
+                        ..MountTmpfsOptions::default()
+                    }),
+                    ..Mount::default()
+                }),
+                RunMount::Secret { id, required, .. } => {
+                    // The classic build API has no way to carry secrets (BuildKit passes them over its
+                    // session); a build asking for one gets none.
+                    if *required {
+                        return Err(other(format!(
+                            "secret {id} not found: Berth's classic builder takes no build secrets yet"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The directory of the cache mount `id`, kept across builds (`POST /build/prune` empties them).
+pub(super) fn cache_dir(data_root: &Path, id: &str) -> PathBuf {
+    let digest = image::Digest::of(id.as_bytes());
+    data_root.join("build-cache").join(&digest.hex()[..32])
+}
+
+/// Makes a cache directory with its first owner and mode, atomically (a rename into place).
+fn make_cache_dir(dir: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), BackendError> {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(other)?;
+    let mut r = [0u8; 8];
+    crate::containers::fill_random(&mut r).map_err(other)?;
+    let tmp = parent.join(format!(
+        ".new-{}",
+        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    std::fs::create_dir(&tmp).map_err(other)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(other)?;
+    rustix::fs::chown(
+        &tmp,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(other)?;
+    match std::fs::rename(&tmp, dir) {
+        Ok(()) => Ok(()),
+        // Another build made it meanwhile: theirs stands.
+        Err(_) if dir.is_dir() => std::fs::remove_dir(&tmp).map_err(other),
+        Err(e) => Err(other(e)),
+    }
+}
+
+/// Copies the tree `src` (a file or a directory) to the new path `dest`, through the archive crate.
+fn copy_tree(src: &Path, dest: &Path) -> Result<(), BackendError> {
+    std::fs::create_dir_all(dest).map_err(other)?;
+    let root = open_dir(dest)?;
+    let mut opts = archive::Options::container("/");
+    opts.owner = archive::Owner::FromArchive;
+    if src.is_dir() {
+        let s = open_dir(src)?;
+        stream(root, "/", &opts, move |w| w.append_dir(&s.0, b"", None))
+    } else {
+        let parent = open_dir(src.parent().unwrap_or(Path::new("/")))?;
+        let leaf = src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        stream(root, "/", &opts, move |w| {
+            w.append_at(&parent.0, leaf.as_bytes(), leaf.as_bytes())
+        })
+    }
+}
+
+impl Backend for EngineBackend {
+    fn supports(&self, feature: Feature) -> bool {
+        matches!(feature, Feature::RunMounts)
+    }
+
+    fn image(
+        &mut self,
+        name: &str,
+        _platform: Option<&str>,
+        _pull: bool,
+    ) -> Result<Base, BackendError> {
+        match self.engine.images.get(name) {
+            Ok(img) => self.base(&img),
+            Err(image::Error::NotFound(_)) => Err(BackendError::NoSuchImage(format!(
+                "pull access denied for {name}, repository does not exist or may require 'docker login': \
+                 Berth cannot pull images yet"
+            ))),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    fn children(&mut self, parent: Option<&str>) -> Result<Vec<Base>, BackendError> {
+        let parent = match parent {
+            Some(p) => Some(self.engine.images.get(p).map_err(other)?.id),
+            None => None,
+        };
+        let all = self.engine.images.list().map_err(other)?;
+        all.iter()
+            .filter(|i| i.parent == parent)
+            .map(|i| self.base(i))
+            .collect()
+    }
+
+    fn mount_image(&mut self, image: Option<&str>) -> Result<PathBuf, BackendError> {
+        let lowers = self.lowers(image)?;
+        if let [only] = &lowers[..] {
+            return Ok(only.clone());
+        }
+        // Several layers: a read-only overlay of them (no upper dir).
+        let view = self.next("view");
+        std::fs::create_dir_all(&view).map_err(other)?;
+        let data: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+        let data = std::ffi::CString::new(format!("lowerdir={}", data.join(":"))).map_err(other)?;
+        rustix::mount::mount(
+            "overlay",
+            &view,
+            "overlay",
+            rustix::mount::MountFlags::RDONLY,
+            data.as_c_str(),
+        )
+        .map_err(|e| other(format!("mounting a view of {image:?}: {e}")))?;
+        self.views.push(view.clone());
+        Ok(view)
+    }
+
+    fn create(
+        &mut self,
+        parent: Option<&str>,
+        run: &RunStep,
+    ) -> Result<StepContainer, BackendError> {
+        let Some(parent) = parent else {
+            return Err(other(
+                "OCI runtime create failed: a stage FROM scratch has no file system to run a command in",
+            ));
+        };
+        let c = &run.config;
+        let h = &run.host;
+        let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
+        let mounts = self.run_mounts(&run.mounts)?;
+        let body = ContainerCreateBody {
+            image: Some(parent.to_owned()),
+            cmd: c.cmd.clone(),
+            // The image's entrypoint is not a RUN's: `[""]` resets it, as dockerd's builder does.
+            entrypoint: Some(vec![String::new()]),
+            env: c.env.clone(),
+            user: some(&c.user),
+            working_dir: some(&c.working_dir),
+            labels: None,
+            host_config: Some(HostConfig {
+                network_mode: some(&h.network_mode),
+                extra_hosts: Some(h.extra_hosts.clone()).filter(|e| !e.is_empty()),
+                memory: Some(h.memory).filter(|m| *m != 0),
+                memory_swap: Some(h.memory_swap).filter(|m| *m != 0),
+                cpu_shares: Some(h.cpu_shares).filter(|m| *m != 0),
+                cpuset_cpus: some(&h.cpuset_cpus),
+                cpu_period: Some(h.cpu_period).filter(|m| *m != 0),
+                cpu_quota: Some(h.cpu_quota).filter(|m| *m != 0),
+                shm_size: Some(h.shm_size).filter(|m| *m != 0),
+                mounts: Some(mounts).filter(|m| !m.is_empty()),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let engine = Arc::clone(&self.engine);
+        let made = self
+            .rt
+            .block_on(engine.create_container(CreateRequest { name: None, body }))
+            .map_err(other)?;
+        Ok(StepContainer { id: made.id })
+    }
+
+    fn start(&mut self, step: &StepContainer, out: &mut dyn Write) -> Result<i64, BackendError> {
+        let engine = Arc::clone(&self.engine);
+        let id = step.id.clone();
+        // The output goes through a channel to this (blocking) thread: the sink may block, which no task
+        // of the runtime may do.
+        let (frames, output) = std::sync::mpsc::channel::<bytes::Bytes>();
+        let task = self.rt.spawn(async move {
+            // Subscribed before the start, so no output falls between.
+            let target = engine.attach_target(&id).await?;
+            let exited = engine.wait_container(&id, WaitCondition::NextExit).await?;
+            engine.start_container(&id).await?;
+            let mut sub = target.subscription;
+            loop {
+                tokio::select! {
+                    frame = sub.output.recv() => match frame {
+                        Ok(f) => {
+                            let _ = frames.send(f.data);
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                    changed = sub.closed.changed() => {
+                        if changed.is_err() || *sub.closed.borrow() {
+                            // What was published before the close.
+                            while let Ok(f) = sub.output.try_recv() {
+                                let _ = frames.send(f.data);
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            drop(frames);
+            exited.await
+        });
+        for data in output {
+            out.write_all(&data).map_err(other)?;
+        }
+        self.rt
+            .block_on(task)
+            .map_err(|e| other(format!("the step's container: {e}")))?
+            .map_err(other)
+    }
+
+    fn mkdir(&mut self, step: &StepContainer, path: &str) -> Result<(), BackendError> {
+        let c = self.engine.containers.resolve(&step.id).map_err(other)?;
+        let img = self.engine.images.get(&c.image_id).map_err(other)?;
+        let layout = Layout::new(&self.engine.containers.dir(&c.id));
+        layout
+            .acquire(&self.engine.images.layer_dirs(&img))
+            .map_err(other)?;
+        let made = ensure_dir_in(&layout.merged, path, 0, 0);
+        // A step container never started: nothing else needs its rootfs.
+        layout.release(|| false);
+        made.map_err(other)
+    }
+
+    fn copy(
+        &mut self,
+        parent: Option<&str>,
+        copies: &[CopySource],
+    ) -> Result<StepContainer, BackendError> {
+        let lowers = self.lowers(parent)?;
+        let dir = self.next("copy");
+        let layout = Layout::new(&dir);
+        layout.mount(&lowers).map_err(other)?;
+        let id = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.copies
+            .insert(id.clone(), CopyLayer { dir: dir.clone() });
+        let copied = copies.iter().try_for_each(|c| copy_one(&layout.merged, c));
+        unmount(&layout.merged);
+        copied?;
+        Ok(StepContainer { id })
+    }
+
+    fn commit(
+        &mut self,
+        parent: Option<&str>,
+        step: Option<&StepContainer>,
+        config: &ImageConfig,
+    ) -> Result<Committed, BackendError> {
+        let mut cfg: image::ImageConfig = serde_json::to_value(config)
+            .and_then(serde_json::from_value)
+            .map_err(|e| other(format!("the step's image config: {e}")))?;
+        cfg.docker_version = Some(crate::VERSION.to_owned());
+        let is_container = step.is_some_and(|s| !self.copies.contains_key(&s.id));
+        if let (true, Some(s)) = (is_container, step) {
+            cfg.container = Some(s.id.clone());
+            if let Some(cc) = cfg.container_config.as_mut() {
+                cc.hostname = Some(s.id.chars().take(12).collect());
+            }
+        }
+        if step.is_none() {
+            if let Some(h) = cfg.history.last_mut() {
+                h.empty_layer = true;
+            }
+            // dockerd runs config-only steps in a container it never starts; Berth makes none, but the
+            // image records a container ID all the same, and the build prints it.
+            let mut id = [0u8; 32];
+            crate::containers::fill_random(&mut id).map_err(other)?;
+            let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            if let Some(cc) = cfg.container_config.as_mut() {
+                cc.hostname = Some(id[..12].to_owned());
+            }
+            cfg.container = Some(id);
+        }
+        let parent_id = match parent {
+            Some(p) => Some(self.engine.images.get(p).map_err(other)?.id),
+            None => None,
+        };
+        let request = image::CommitRequest {
+            parent: parent_id,
+            config: cfg,
+            tags: Vec::new(),
+        };
+        let store = Arc::clone(&self.engine.images);
+        let img = match step {
+            None => store.commit(request, None).map_err(other)?,
+            Some(s) => {
+                let upper = self.upper(s);
+                let (mut rx, tx) = std::io::pipe().map_err(other)?;
+                let writer = std::thread::spawn(move || crate::containers::write_diff(&upper, tx));
+                let made = store.commit(request, Some(&mut rx as &mut dyn Read));
+                drop(rx);
+                let wrote = writer
+                    .join()
+                    .map_err(|_| other("the layer writer panicked"))?;
+                let img = made.map_err(other)?;
+                wrote.map_err(other)?;
+                img
+            }
+        };
+        Ok(Committed {
+            image: img.id.to_string(),
+            config: convert(&img.config)?,
+        })
+    }
+
+    fn remove(&mut self, step: &StepContainer) -> Result<(), BackendError> {
+        if let Some(c) = self.copies.remove(&step.id) {
+            unmount(&Layout::new(&c.dir).merged);
+            return std::fs::remove_dir_all(&c.dir).map_err(other);
+        }
+        let engine = Arc::clone(&self.engine);
+        let id = step.id.clone();
+        self.rt
+            .block_on(async move { engine.remove_container(&id, true, true).await })
+            .map_err(other)
+    }
+
+    fn tag(&mut self, image: &str, reference: &str) -> Result<(), BackendError> {
+        let (img, r) = self.engine.images.tag(image, reference).map_err(other)?;
+        self.engine.image_tagged(&img, &r.familiar());
+        Ok(())
+    }
+}
+
+/// The store's image config in the build crate's form.
+fn convert(c: &image::ImageConfig) -> Result<ImageConfig, BackendError> {
+    serde_json::to_value(c)
+        .and_then(serde_json::from_value)
+        .map_err(|e| other(format!("an image config: {e}")))
+}
+
+/// Copies one source into the root `root` (an overlay being filled): a tar of the source, extracted
+/// through the archive crate so that the destination's symlinks resolve inside the root.
+fn copy_one(root: &Path, c: &CopySource) -> Result<(), BackendError> {
+    let root_fd = open_dir(root)?;
+    let dest = c.dest.trim_end_matches('/');
+    let mut opts = archive::Options::container(if dest.is_empty() { "/" } else { dest });
+    opts.owner = match c.owner {
+        Some(o) => archive::Owner::Fixed {
+            uid: o.uid,
+            gid: o.gid,
+        },
+        None => archive::Owner::Fixed { uid: 0, gid: 0 },
+    };
+    opts.mode = c.mode;
+    if c.extract {
+        ensure_dir_in(root, &c.dest, 0, 0).map_err(other)?;
+        let f =
+            std::fs::File::open(&c.src).map_err(|e| other(format!("{}: {e}", c.src.display())))?;
+        let (_, tar) = image::layer::compress::decompress(std::io::BufReader::new(f))
+            .map_err(|e| other(format!("{}: {e}", c.src.display())))?;
+        // An archive's own owners are kept unless --chown says otherwise.
+        if c.owner.is_none() {
+            opts.owner = archive::Owner::FromArchive;
+        }
+        opts.mode = None;
+        archive::extract(root_fd.as_fd_ref(), dest_or_root(dest), tar, &opts).map_err(other)?;
+        return Ok(());
+    }
+    match c.kind {
+        SourceKind::Dir => {
+            ensure_dir_in(root, dest_or_root(dest), 0, 0).map_err(other)?;
+            let src = open_dir(&c.src)?;
+            stream(root_fd, dest_or_root(dest), &opts, move |w| {
+                w.append_dir(&src.0, b"", None)
+            })
+        }
+        SourceKind::File => {
+            // Into `dest` when it names a directory (a trailing `/`, or one the image has), else as `dest`.
+            let into_dir = c.dest.ends_with('/') || is_dir_in(&root_fd, dest);
+            let base = c
+                .src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let (dir, name) = if into_dir {
+                (dest_or_root(dest).to_owned(), base.clone())
+            } else {
+                match dest.rsplit_once('/') {
+                    Some((d, n)) => (dest_or_root(d).to_owned(), n.to_owned()),
+                    None => ("/".to_owned(), dest.to_owned()),
+                }
+            };
+            ensure_dir_in(root, &dir, 0, 0).map_err(other)?;
+            opts.dest_name = dir.clone();
+            let parent = c.src.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let parent = open_dir(&parent)?;
+            stream(root_fd, &dir, &opts, move |w| {
+                w.append_at(&parent.0, base.as_bytes(), name.as_bytes())
+            })
+        }
+    }
+}
+
+fn dest_or_root(d: &str) -> &str {
+    if d.is_empty() {
+        "/"
+    } else {
+        d
+    }
+}
+
+/// Writes a tar with `fill` on a thread, while extracting it into `root` at `dest`.
+fn stream(
+    root: RootFd,
+    dest: &str,
+    opts: &archive::Options,
+    fill: impl FnOnce(&mut archive::Writer<std::io::PipeWriter>) -> archive::Result<()> + Send + 'static,
+) -> Result<(), BackendError> {
+    let (rx, tx) = std::io::pipe().map_err(other)?;
+    let writer = std::thread::spawn(move || {
+        let mut w = archive::Writer::new(tx, archive::WriteOptions::default());
+        fill(&mut w)?;
+        w.finish().map(drop)
+    });
+    let extracted = archive::extract(root.as_fd_ref(), dest, rx, opts);
+    let wrote = writer
+        .join()
+        .map_err(|_| other("the copy's writer panicked"))?;
+    extracted.map_err(other)?;
+    wrote.map_err(other)?;
+    Ok(())
+}
+
+/// An open directory.
+struct RootFd(std::os::fd::OwnedFd);
+
+impl RootFd {
+    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.0.as_fd()
+    }
+}
+
+fn open_dir(p: &Path) -> Result<RootFd, BackendError> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        p,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(RootFd)
+    .map_err(|e| other(format!("{}: {e}", p.display())))
+}
+
+/// Whether `path` is a directory in the tree at `root`, its symlinks resolved inside it.
+fn is_dir_in(root: &RootFd, path: &str) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    rustix::fs::openat2(
+        root.as_fd_ref(),
+        path.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .is_ok()
+}
+
+/// Unmounts `p` if something is mounted there (lazily: nothing of a build holds it open).
+fn unmount(p: &Path) {
+    if crate::host::is_mount_point(p) {
+        if let Err(e) = rustix::mount::unmount(p, rustix::mount::UnmountFlags::DETACH) {
+            tracing::warn!(path = %p.display(), error = %e, "unmounting a build's mount");
+        }
+    }
+}
+
+/// Removes a build's directory, unmounting what is mounted below it first.
+pub(super) fn clean(work: &Path) {
+    if let Ok(entries) = std::fs::read_dir(work) {
+        for e in entries.flatten() {
+            let p = e.path();
+            unmount(&p);
+            unmount(&p.join("rootfs"));
+        }
+    }
+    if work.exists() {
+        if let Err(e) = std::fs::remove_dir_all(work) {
+            tracing::warn!(path = %work.display(), error = %e, "removing a build's files");
+        }
+    }
+}
+
+impl From<BackendError> for Error {
+    fn from(e: BackendError) -> Self {
+        Error::System(e.to_string())
+    }
+}

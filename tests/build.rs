@@ -1,0 +1,465 @@
+//! Dockerfile builds through the classic builder's API, driven by the real docker CLI (`DOCKER_BUILDKIT=0`):
+//! multi-stage builds, dockerd's output and history, the cache (hits on an unchanged context and after a
+//! `touch`, misses from a changed file or a changed build argument on, in that stage only), `--target`, `-q`,
+//! `--iidfile`, failures worded as dockerd words them, hostile contexts, and intermediate images as
+//! `docker images` and `rmi` treat them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{err, ok, out, Daemon};
+
+/// `docker build ARGS…` with the classic builder.
+fn build(d: &Daemon, args: &[&str]) -> Output {
+    let mut cmd = Command::new(common::docker_bin());
+    cmd.arg("build")
+        .args(args)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_API_VERSION");
+    cmd.output().unwrap()
+}
+
+const DOCKERFILE: &str = r#"# a multi-stage app
+FROM busybox:latest AS base
+ARG GREETING=hello
+ENV APP=/opt/app
+WORKDIR /opt/app
+RUN echo "$GREETING from run" > greeting && cat greeting
+COPY conf.txt /opt/app/
+COPY site/ /www/
+
+FROM base AS unused
+RUN exit 9
+
+FROM busybox:latest
+COPY --from=base /www /www
+COPY --from=base /opt/app/greeting /greeting
+LABEL stage=final
+EXPOSE 80
+CMD ["cat", "/greeting"]
+"#;
+
+fn context(d: &Daemon) -> PathBuf {
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("site")).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
+    std::fs::write(ctx.join("conf.txt"), "conf v1\n").unwrap();
+    std::fs::write(ctx.join("site/index.html"), "<h1>hi</h1>\n").unwrap();
+    ctx
+}
+
+fn steps(o: &str) -> Vec<&str> {
+    o.lines().filter(|l| l.starts_with("Step ")).collect()
+}
+
+fn cached(o: &str) -> usize {
+    o.lines().filter(|l| *l == " ---> Using cache").count()
+}
+
+fn image_id(d: &Daemon, r: &str) -> String {
+    ok(&d.docker(&["image", "inspect", "--format", "{{.Id}}", r]))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn docker_build_runs_a_multi_stage_dockerfile_with_dockerds_output_and_cache() {
+    let d = common::docker_daemon();
+    let ctx = context(&d);
+    let ctx_s = ctx.to_str().unwrap();
+
+    let o = build(&d, &["-t", "app:1", ctx_s]);
+    let text = out(&o);
+    assert!(o.status.success(), "{text}{}", err(&o));
+    // dockerd's lines: the unused stage is not built, so 13 of the 15 instructions are steps.
+    assert_eq!(steps(&text).len(), 13, "{text}");
+    assert!(
+        text.starts_with("Sending build context to Docker daemon"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Step 1/13 : FROM busybox:latest AS base\n"),
+        "{text}"
+    );
+    assert!(text.contains("Step 5/13 : RUN echo \"$GREETING from run\" > greeting && cat greeting\n ---> Running in "), "{text}");
+    assert!(
+        text.contains("\nhello from run\nRemoving intermediate container "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("exit 9"),
+        "the unused stage was built: {text}"
+    );
+    let id = image_id(&d, "app:1");
+    assert!(
+        text.ends_with(&format!(
+            "Successfully built {}\nSuccessfully tagged app:1\n",
+            &id[7..19]
+        )),
+        "{text}"
+    );
+    // The image: what the final stage copied, its config, dockerd's history lines.
+    assert_eq!(ok(&d.docker(&["run", "--rm", "app:1"])), "hello from run\n");
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "app:1", "cat", "/www/index.html"])),
+        "<h1>hi</h1>\n"
+    );
+    let history = ok(&d.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "app:1",
+    ]));
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(
+        lines[0], "/bin/sh -c #(nop)  CMD [\"cat\" \"/greeting\"]",
+        "{history}"
+    );
+    assert_eq!(lines[1], "/bin/sh -c #(nop)  EXPOSE 80", "{history}");
+    assert_eq!(
+        lines[2], "/bin/sh -c #(nop)  LABEL stage=final",
+        "{history}"
+    );
+    assert!(
+        lines[3].starts_with("/bin/sh -c #(nop) COPY file:")
+            && lines[3].ends_with(" in /greeting "),
+        "{history}"
+    );
+    assert!(
+        lines[4].starts_with("/bin/sh -c #(nop) COPY dir:") && lines[4].ends_with(" in /www "),
+        "{history}"
+    );
+    let base_history = ok(&d.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "busybox",
+    ]));
+    assert_eq!(lines.len(), 5 + base_history.lines().count());
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(&d.docker(&["image", "inspect", "app:1"]))).unwrap();
+    let cfg = &inspect[0]["Config"];
+    assert_eq!(cfg["Cmd"], serde_json::json!(["cat", "/greeting"]));
+    assert_eq!(cfg["Labels"]["stage"], "final");
+    assert!(cfg["ExposedPorts"]["80/tcp"].is_object());
+
+    // Nothing is left of the build: no step container, no intermediate image in `docker images`.
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+    let listed = ok(&d.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.sort();
+    // The base stage's last image stays, untagged, as dockerd's classic builder leaves it.
+    assert_eq!(listed, ["<none>:<none>", "app:1", "busybox:latest"]);
+    assert!(ok(&d.docker(&["images", "-a", "-q"])).lines().count() > 2);
+
+    // The same context again: every step from the cache, the same image.
+    let o = build(&d, &["-t", "app:1", ctx_s]);
+    let text = out(&o);
+    assert!(o.status.success(), "{text}{}", err(&o));
+    assert_eq!(cached(&text), 11, "{text}");
+    assert!(!text.contains("Running in"), "{text}");
+    assert_eq!(image_id(&d, "app:1"), id);
+
+    // `touch` keeps the cache; a content change misses from its COPY on, in that stage only.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(100);
+    std::fs::File::options()
+        .write(true)
+        .open(ctx.join("conf.txt"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let o = build(&d, &["-t", "app:1", ctx_s]);
+    assert_eq!(cached(&out(&o)), 11, "{}", out(&o));
+    std::fs::write(ctx.join("conf.txt"), "conf v2\n").unwrap();
+    let o = build(&d, &["-t", "app:2", ctx_s]);
+    let text = out(&o);
+    assert!(o.status.success(), "{text}{}", err(&o));
+    // Base stage: FROM, ARG, ENV, WORKDIR, RUN cached (4); COPY conf.txt misses and so does the next COPY;
+    // the final stage's steps stack on a new base image for its COPY --from only: FROM busybox and…
+    let conf_step = text.find("COPY conf.txt").unwrap();
+    assert_eq!(cached(&text[..conf_step]), 4, "{text}");
+    assert!(
+        !text[conf_step..text.find("Step 8/13").unwrap()].contains("Using cache"),
+        "{text}"
+    );
+
+    // A build argument a RUN uses misses the cache from that RUN on.
+    let o = build(
+        &d,
+        &["--build-arg", "GREETING=bonjour", "-t", "app:3", ctx_s],
+    );
+    let text = out(&o);
+    assert!(o.status.success(), "{text}{}", err(&o));
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "app:3"])),
+        "bonjour from run\n"
+    );
+    let run = text.find("Step 5/13 : RUN").unwrap();
+    assert_eq!(cached(&text[..run]), 3, "ARG, ENV and WORKDIR hit: {text}");
+    assert!(text[run..].starts_with("Step 5/13 : RUN echo \"$GREETING from run\" > greeting && cat greeting\n ---> Running in "), "{text}");
+    assert!(text.contains("\nbonjour from run\n"), "{text}");
+
+    // --target, -q and --iidfile.
+    let iid = d.dir.path().join("iid");
+    let o = build(
+        &d,
+        &[
+            "-q",
+            "--target",
+            "base",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "-t",
+            "base:1",
+            ctx_s,
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let base_id = image_id(&d, "base:1");
+    assert_eq!(out(&o).trim(), base_id);
+    // With -q the docker CLI writes the quiet stream's line, newline and all, as with dockerd.
+    assert_eq!(
+        std::fs::read_to_string(&iid).unwrap(),
+        format!("{base_id}\n")
+    );
+    assert_eq!(
+        ok(&d.docker(&[
+            "run",
+            "--rm",
+            "base:1",
+            "sh",
+            "-c",
+            "pwd; cat conf.txt; echo $APP"
+        ])),
+        "/opt/app\nconf v2\n/opt/app\n"
+    );
+
+    // rmi of a built image takes its untagged parents with it, and leaves those other images need.
+    let before = ok(&d.docker(&["images", "-a", "-q"])).lines().count();
+    let removed = ok(&d.docker(&["rmi", "app:3"]));
+    assert!(
+        removed
+            .lines()
+            .filter(|l| l.starts_with("Deleted: "))
+            .count()
+            > 1,
+        "{removed}"
+    );
+    assert!(ok(&d.docker(&["images", "-a", "-q"])).lines().count() < before);
+    assert_eq!(ok(&d.docker(&["run", "--rm", "app:1"])), "hello from run\n");
+}
+
+#[test]
+fn failed_builds_are_worded_as_dockerd_and_leave_nothing_half_made() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let ctx_s = ctx.to_str().unwrap();
+    let write = |df: &str| std::fs::write(ctx.join("Dockerfile"), df).unwrap();
+
+    write("FROM busybox\nRUN echo partial > /p && exit 3\n");
+    let o = build(&d, &[ctx_s]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains(
+            "The command '/bin/sh -c echo partial > /p && exit 3' returned a non-zero code: 3"
+        ),
+        "{}{}",
+        out(&o),
+        err(&o)
+    );
+    write("FROM busybox\nRUN echo\nNOPE x\n");
+    let o = build(&d, &[ctx_s]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("dockerfile parse error on line 3: unknown instruction: NOPE"),
+        "{}",
+        err(&o)
+    );
+    write("FROM busybox\nCOPY missing.txt /\n");
+    let o = build(&d, &[ctx_s]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("missing.txt"), "{}", err(&o));
+    write("FROM nosuchimage:1\n");
+    let o = build(&d, &[ctx_s]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("nosuchimage"), "{}", err(&o));
+    let o = build(&d, &["-f", "Nope.dockerfile", ctx_s]);
+    assert_ne!(o.status.code(), Some(0));
+
+    // A hostile context (an entry climbing out) is refused before anything runs, and writes nothing outside.
+    let marker = d.dir.path().join("escaped");
+    let tar = hostile_context(&d.dir.path().join("hostile.tar"));
+    let r = d.request_file("POST", "/build?t=hostile", &tar);
+    let text = r.text();
+    assert!(text.contains("errorDetail"), "{text}");
+    assert!(!marker.exists());
+    assert!(!d.data_root().join("escaped").exists());
+    // Nothing of the builds is left on disk but the failed RUN's container (dockerd keeps it too).
+    let builds = d.data_root().join("build");
+    assert!(
+        std::fs::read_dir(&builds)
+            .map(|mut e| e.next().is_none())
+            .unwrap_or(true),
+        "a build's files were left in {}",
+        builds.display()
+    );
+    assert_eq!(
+        ok(&d.docker(&["images", "-q", "--filter", "dangling=true"])),
+        ""
+    );
+}
+
+/// A context tar with a Dockerfile and an entry named `../../escaped`.
+fn hostile_context(path: &Path) -> PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        let bytes = h.as_mut_bytes();
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    };
+    add("Dockerfile", b"FROM busybox\nCOPY . /\n");
+    add("../../escaped", b"out");
+    std::fs::write(path, b.into_inner().unwrap()).unwrap();
+    path.to_path_buf()
+}
+
+#[test]
+fn berth_build_sends_the_context_as_the_docker_cli_does() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("logs")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY . /ctx/\nRUN ls -a /ctx | sort | tr '\\n' ' '; echo\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "logs\n*.secret\nDockerfile\n").unwrap();
+    std::fs::write(ctx.join("keep.txt"), "k").unwrap();
+    std::fs::write(ctx.join("x.secret"), "s").unwrap();
+    std::fs::write(ctx.join("logs/big.log"), "l").unwrap();
+    let ctx_s = ctx.to_str().unwrap();
+
+    let o = d.berth(&["build", "-t", "b:1", ctx_s]);
+    let berth_out = out(&o);
+    assert!(o.status.success(), "{berth_out}{}", err(&o));
+    // .dockerignore applied (the Dockerfile and .dockerignore still sent, as the docker CLI sends them).
+    assert!(
+        berth_out.contains("\n. .. .dockerignore Dockerfile keep.txt \n"),
+        "{berth_out}"
+    );
+    // The same lines as the docker CLI prints for the same build, IDs aside.
+    let o = build(&d, &["--no-cache", "-t", "b:2", ctx_s]);
+    let docker_out = out(&o);
+    let shape = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with("DEPRECATED") && !l.starts_with("  "))
+            .map(|l| {
+                l.split(' ')
+                    .map(|w| {
+                        if w.len() == 12 && w.chars().all(|c| c.is_ascii_hexdigit()) {
+                            "<id>"
+                        } else {
+                            w
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let mut berth_lines = shape(&berth_out);
+    let mut docker_lines = shape(&docker_out);
+    berth_lines.retain(|l| !l.is_empty() && !l.starts_with("Successfully tagged"));
+    docker_lines.retain(|l| !l.is_empty() && !l.starts_with("Successfully tagged"));
+    assert_eq!(berth_lines, docker_lines);
+
+    // -q prints the ID alone; --iidfile gets it.
+    let iid = d.dir.path().join("iid");
+    let o = d.berth(&["build", "-q", "--iidfile", iid.to_str().unwrap(), ctx_s]);
+    assert!(o.status.success(), "{}", err(&o));
+    let id = out(&o);
+    assert!(id.starts_with("sha256:") && id.trim().len() == 71, "{id}");
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    // Errors as the docker CLI shows them, exit status 1.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN exit 4\n").unwrap();
+    let o = d.berth(&["build", ctx_s]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("The command '/bin/sh -c exit 4' returned a non-zero code: 4"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn run_mounts_and_heredocs_go_beyond_the_classic_builder() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("input.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /count\n\
+         RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/t && grep -c ' /scratch tmpfs ' /proc/mounts > /tmpfs\n\
+         RUN --mount=type=bind,source=input.txt,target=/in cat /in > /copied\n\
+         RUN <<EOF\n\
+         echo from a heredoc > /heredoc\n\
+         echo second line >> /heredoc\n\
+         EOF\n\
+         COPY <<EOF /made.txt\n\
+         written by COPY <<EOF\n\
+         EOF\n",
+    )
+    .unwrap();
+    let ctx_s = ctx.to_str().unwrap();
+    let o = build(&d, &["-t", "m:1", ctx_s]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    let show = |r: &str, f: &str| ok(&d.docker(&["run", "--rm", r, "cat", f]));
+    assert_eq!(show("m:1", "/count"), "1\n");
+    assert_eq!(show("m:1", "/tmpfs"), "1\n");
+    assert_eq!(show("m:1", "/copied"), "from the context\n");
+    assert_eq!(show("m:1", "/heredoc"), "from a heredoc\nsecond line\n");
+    assert_eq!(show("m:1", "/made.txt"), "written by COPY <<EOF\n");
+    // Nothing of the mounts is in the image.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "m:1",
+        "ls",
+        "/cache/log",
+        "/scratch/t",
+        "/in",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    // The cache outlives the build: a --no-cache build sees what the first one left.
+    let o = build(&d, &["--no-cache", "-t", "m:2", ctx_s]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(show("m:2", "/count"), "2\n");
+    // `docker builder prune` empties it.
+    let pruned = d.request("POST", "/build/prune", b"");
+    assert_eq!(pruned.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
+    assert_eq!(v["CachesDeleted"].as_array().unwrap().len(), 1, "{v}");
+    assert!(v["SpaceReclaimed"].as_u64().unwrap() > 0, "{v}");
+    let o = build(&d, &["--no-cache", "-t", "m:3", ctx_s]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(show("m:3", "/count"), "1\n");
+    // docker system prune answers (it prunes the build cache too).
+    let o = d.docker(&["system", "prune", "-f"]);
+    assert!(o.status.success(), "{}", err(&o));
+}
