@@ -39,6 +39,7 @@ impl From<engine::Error> for ApiError {
             E::InvalidParameter(_) => StatusCode::BAD_REQUEST,
             E::Conflict(_) => StatusCode::CONFLICT,
             E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             E::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             E::NotModified => StatusCode::NOT_MODIFIED,
             E::System(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -79,7 +79,14 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
             routes::images::save(&ctx, names).await
         }
         "/images/prune" if m == Method::POST => routes::images::prune(&ctx).await,
-        "/images/search" => Err(not_implemented("searching a registry")),
+        "/images/search" if m == Method::GET => {
+            let auth = registry_auth(&req);
+            routes::images::search(&ctx, auth).await
+        }
+        p if p.starts_with("/distribution/") && p.ends_with("/json") && m == Method::GET => {
+            let name = &p["/distribution/".len()..p.len() - "/json".len()];
+            routes::images::distribution(&ctx, name, registry_auth(&req)).await
+        }
         "/containers/create" if m == Method::POST => routes::containers::create(&ctx, req).await,
         "/containers/json" if m == Method::GET => routes::containers::list(&ctx).await,
         "/containers/prune" if m == Method::POST => routes::containers::prune(&ctx).await,
@@ -90,7 +97,11 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
             let rest = p["/containers/".len()..].to_owned();
             container_route(&ctx, req, &rest).await
         }
-        p if p.starts_with("/images/") => image_route(&ctx, m, &p["/images/".len()..]).await,
+        "/auth" if m == Method::POST => routes::images::auth(&ctx, req).await,
+        p if p.starts_with("/images/") => {
+            let auth = registry_auth(&req);
+            image_route(&ctx, m, &p["/images/".len()..], auth).await
+        }
         "/networks" if m == Method::GET => routes::networks::list(&ctx).await,
         "/networks/create" if m == Method::POST => routes::networks::create(&ctx, req).await,
         "/networks/prune" if m == Method::POST => routes::networks::prune(&ctx).await,
@@ -186,7 +197,12 @@ async fn network_route(ctx: &Ctx, req: Request<ReqBody>, rest: &str) -> ApiResul
 }
 
 /// `/images/{name}[/action]`; the name itself may hold slashes.
-async fn image_route(ctx: &Ctx, m: &Method, rest: &str) -> ApiResult<Response<Body>> {
+async fn image_route(
+    ctx: &Ctx,
+    m: &Method,
+    rest: &str,
+    auth: Option<String>,
+) -> ApiResult<Response<Body>> {
     if m == Method::DELETE {
         return routes::images::remove(ctx, rest).await;
     }
@@ -196,16 +212,17 @@ async fn image_route(ctx: &Ctx, m: &Method, rest: &str) -> ApiResult<Response<Bo
         ("history", &Method::GET) => routes::images::history(ctx, name).await,
         ("tag", &Method::POST) => routes::images::tag(ctx, name).await,
         ("get", &Method::GET) => routes::images::save(ctx, vec![name.to_owned()]).await,
-        ("push", &Method::POST) => Err(not_implemented("pushing to a registry")),
+        ("push", &Method::POST) => routes::images::push(ctx, name, auth).await,
         _ => Err(ApiError::page_not_found()),
     }
 }
 
-fn not_implemented(what: &str) -> ApiError {
-    ApiError::new(
-        http::StatusCode::NOT_IMPLEMENTED,
-        format!("{what} is not supported by Berth yet"),
-    )
+/// The `X-Registry-Auth` header (credentials for pull and push), if sent.
+pub fn registry_auth<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// Decodes `%XX` escapes in a path (clients escape some characters of image names).

@@ -43,6 +43,33 @@ pub struct DaemonArgs {
     /// Default OCI runtime for containers
     #[arg(long, default_value = engine::BUILTIN_RUNTIME)]
     default_runtime: String,
+    /// Enable insecure registry communication (a CIDR or host[:port]); 127.0.0.0/8 always is
+    #[arg(long = "insecure-registry", value_name = "list")]
+    insecure_registries: Vec<String>,
+    /// Preferred registry mirror for docker.io
+    #[arg(long = "registry-mirror", value_name = "list")]
+    registry_mirrors: Vec<String>,
+    /// Per-registry CA and client certificates (<dir>/<host:port>/ca.crt, client.cert, client.key)
+    #[arg(long, default_value = "/etc/berth/certs.d")]
+    registry_certs_dir: PathBuf,
+}
+
+/// The registry settings from the flags, as dockerd reads its own.
+fn registry_config(args: &DaemonArgs) -> anyhow::Result<engine::RegistryConfig> {
+    let mut cfg = engine::RegistryConfig::default();
+    for r in &args.insecure_registries {
+        cfg.add_insecure(r)
+            .with_context(|| format!("--insecure-registry {r}"))?;
+    }
+    for m in &args.registry_mirrors {
+        let url = m.trim_end_matches('/');
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            bail!("invalid mirror: unsupported scheme \"{m}\" in --registry-mirror");
+        }
+        cfg.mirrors.push(url.to_owned());
+    }
+    cfg.certs_dir = Some(args.registry_certs_dir.clone());
+    Ok(cfg)
 }
 
 /// The external runtimes: runc, crun and youki where PATH has them, then `--add-runtime NAME=PATH`.
@@ -144,6 +171,7 @@ async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
         },
         runtimes: runtimes(args)?,
         default_runtime: args.default_runtime.clone(),
+        registry: registry_config(args)?,
     };
     let engine = tokio::task::spawn_blocking(move || engine::Engine::open(config))
         .await?

@@ -103,6 +103,8 @@ pub struct Client {
     host: String,
     socket: PathBuf,
     version: String,
+    /// `X-Registry-Auth` sent with every request (pull and push).
+    registry_auth: Option<String>,
 }
 
 impl Client {
@@ -117,7 +119,16 @@ impl Client {
             host: host.to_string(),
             socket: PathBuf::from(socket),
             version: API_VERSION.to_string(),
+            registry_auth: None,
         })
+    }
+
+    /// This client sending `X-Registry-Auth: auth` (credentials for the registry of a pull or push).
+    pub fn with_registry_auth(&self, auth: Option<String>) -> Client {
+        Client {
+            registry_auth: auth,
+            ..self.clone()
+        }
     }
 
     /// The API version requests are sent with (after [`Client::negotiate`]).
@@ -291,6 +302,9 @@ impl Client {
             );
         if let Some(ct) = content_type {
             builder = builder.header("content-type", ct);
+        }
+        if let Some(a) = &self.registry_auth {
+            builder = builder.header("x-registry-auth", a);
         }
         let req = builder
             .body(body)

@@ -23,6 +23,7 @@ pub use commands::commit::CommitArgs;
 pub use commands::containers::{
     ContainersArgs, KillArgs, LogsArgs, PsArgs, RenameArgs, RmArgs, StatsArgs, StopArgs, TopArgs,
 };
+pub use commands::distribution::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
 pub use commands::events::EventsArgs;
 pub use commands::exec::ExecArgs;
 pub use commands::image_ops::{
@@ -57,6 +58,14 @@ pub enum Command {
     Image(ImageArgs),
     /// Remove one or more images
     Rmi(RmiArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Authenticate to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(TagArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -229,6 +238,10 @@ pub enum ImageCommand {
     Inspect(ImageInspectArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
 }
 
 /// `system` and its subcommands.

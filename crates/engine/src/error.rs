@@ -9,6 +9,9 @@ pub enum Error {
     /// The request is malformed or names something invalid (400).
     #[error("{0}")]
     InvalidParameter(String),
+    /// Credentials are missing or refused (401), e.g. a failed `docker login`.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The operation is not allowed on this object (403), e.g. removing a pre-defined network.
     #[error("{0}")]
     Forbidden(String),

@@ -340,7 +340,7 @@ impl Engine {
     }
 
     /// Publishes an image event the way dockerd does: Actor.ID is the image ID, `name` the reference used.
-    fn image_event(&self, action: &str, img: &Image, name: &str) {
+    pub(crate) fn image_event(&self, action: &str, img: &Image, name: &str) {
         let mut attrs: BTreeMap<String, String> = img
             .config
             .config

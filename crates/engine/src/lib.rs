@@ -4,6 +4,7 @@
 
 pub mod builds;
 pub mod containers;
+mod distribution;
 mod error;
 pub mod events;
 pub mod filters;
@@ -17,6 +18,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use distribution::{
+    DistributionInspect, LoginResponse, Progress, ProgressDetail, ProgressSender, PullRequest,
+    PushRequest, RegistryConfig,
+};
 pub use error::{Error, Result};
 pub use events::{Event, Events};
 pub use filters::Filters;
@@ -40,6 +45,9 @@ pub struct EngineConfig {
     pub runtimes: std::collections::BTreeMap<String, PathBuf>,
     /// The runtime of containers created without `--runtime` (`--default-runtime`, default `berth`).
     pub default_runtime: String,
+    /// Registry settings for pull, push and login (`--insecure-registry`, `--registry-mirror`,
+    /// certs.d).
+    pub registry: RegistryConfig,
 }
 
 /// The built-in runtime's name (`--runtime berth`).
@@ -66,6 +74,8 @@ pub struct Engine {
     /// Held for reading from a create's image lookup until its record is stored, and for writing while
     /// images are removed: a removal sees every container that uses an image, even one being created.
     image_use: tokio::sync::RwLock<()>,
+    /// The registry client (shared connections and TLS set-ups).
+    registry: registry::Client,
 }
 
 impl Engine {
@@ -102,6 +112,7 @@ impl Engine {
             host: HostInfo::probe(),
             net: Arc::new(net),
             image_use: tokio::sync::RwLock::new(()),
+            registry: registry::Client::new(config.registry.clone()),
             config,
             id,
         })

@@ -30,6 +30,7 @@ pub mod error;
 pub mod import;
 pub mod layer;
 pub mod manifest;
+pub mod pull;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
@@ -41,6 +42,7 @@ pub use commit::CommitRequest;
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use pull::{PullOutcome, PulledImage, PulledLayer, ReceivedLayer, StorePin};
 pub use reference::Reference;
 pub use store::ImageStore;
 

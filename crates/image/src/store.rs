@@ -29,6 +29,9 @@ pub struct ImageStore {
     /// Held shared by operations that add content (load, import) and exclusively by those that
     /// delete it (rmi, prune, GC), so a GC never removes a blob or snapshot a load is about to use.
     pub(crate) gc_lock: RwLock<()>,
+    /// Pulls in progress ([`crate::pull::StorePin`]): while any runs, garbage collection leaves
+    /// unreferenced content alone, since the pull's blobs and snapshots have no record yet.
+    pub(crate) pins: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -108,6 +111,7 @@ impl ImageStore {
             snapshots,
             state: Mutex::new(state),
             gc_lock: RwLock::new(()),
+            pins: std::sync::atomic::AtomicUsize::new(0),
         };
         store.collect_garbage()?;
         Ok(store)
@@ -459,6 +463,10 @@ impl ImageStore {
     /// Removes ingest files, temp snapshots, and blobs and snapshots no image references.
     pub(crate) fn collect_garbage(&self) -> Result<()> {
         let _gc = self.gc_lock.write().map_err(|_| poisoned())?;
+        if self.pins.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            // A pull's content has no record yet; the next collection (or open) gets the leftovers.
+            return Ok(());
+        }
         let st = self.lock()?;
         let (used_blobs, used_snaps) = references(&st);
         self.content.clean_ingest()?;
@@ -483,7 +491,7 @@ impl ImageStore {
         self.root.join("images").join(format!("{}.json", id.hex()))
     }
 
-    fn write_record(&self, image: &Image) -> Result<()> {
+    pub(crate) fn write_record(&self, image: &Image) -> Result<()> {
         let data = serde_json::to_vec_pretty(image).map_err(|e| Error::json("image record", e))?;
         write_atomic(&self.record_path(&image.id), &data)
     }

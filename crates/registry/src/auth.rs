@@ -117,26 +117,60 @@ fn parse_value(v: &str, out: &mut Vec<Challenge>) {
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthConfig {
     /// User name.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub username: String,
     /// Password.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub password: String,
     /// `base64(username:password)`, as in the docker CLI's config.json.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub auth: String,
     /// Deprecated, still sent by old clients.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub email: String,
     /// The registry these credentials are for.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub serveraddress: String,
     /// A refresh token from an earlier login, used in the OAuth2 POST flow.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub identitytoken: String,
     /// A bearer token to send to the registry as is.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub registrytoken: String,
+}
+
+/// docker-py sends `"email": null` (and keeps it in the `X-Registry-Auth` it builds after a login):
+/// a null reads as an empty string, as Go's decoder leaves the field empty.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -424,6 +458,16 @@ mod tests {
         assert_eq!(c[1].scheme, "bearer");
         assert_eq!(c[1].param("scope"), Some("s"));
         assert!(parse_challenges([""]).is_empty());
+    }
+
+    #[test]
+    fn registry_auth_header_takes_nulls_as_docker_py_sends_them() {
+        use base64::Engine as _;
+        let json = r#"{"username":"u","password":"p","email":null,"serveraddress":"r:5000"}"#;
+        let h = base64::engine::general_purpose::URL_SAFE.encode(json);
+        let a = AuthConfig::from_header(&h).ok();
+        assert_eq!(a.as_ref().map(|a| a.email.as_str()), Some(""));
+        assert_eq!(a.as_ref().map(|a| a.password.as_str()), Some("p"));
     }
 
     #[test]

@@ -33,7 +33,39 @@ pub fn full(b: Bytes) -> Body {
 pub(crate) struct Transport {
     config: Arc<RegistryConfig>,
     idle: Mutex<HashMap<String, Vec<SendRequest<Body>>>>,
-    tls: Mutex<HashMap<(String, bool), Arc<rustls::ClientConfig>>>,
+    tls: Mutex<HashMap<(String, bool), TlsEntry>>,
+}
+
+/// A host's TLS configuration and the `certs.d` stamp it was made from.
+type TlsEntry = (CertsStamp, Arc<rustls::ClientConfig>);
+
+/// What the host's `certs.d` directory held when a TLS configuration was made: names, sizes and
+/// modification times. dockerd reads `certs.d` for every pull, so a CA dropped in takes effect
+/// without a restart; comparing this stamp (one readdir) keeps that without re-parsing the
+/// certificates on every connection.
+type CertsStamp = Vec<(std::ffi::OsString, u64, Option<std::time::SystemTime>)>;
+
+fn certs_stamp(config: &RegistryConfig, host: &str) -> CertsStamp {
+    let Some(dir) = &config.certs_dir else {
+        return Vec::new();
+    };
+    let mut stamp: CertsStamp = std::fs::read_dir(dir.join(host))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let meta = e.metadata().ok();
+                    (
+                        e.file_name(),
+                        meta.as_ref().map_or(0, |m| m.len()),
+                        meta.and_then(|m| m.modified().ok()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    stamp.sort();
+    stamp
 }
 
 /// Idle connections kept per origin; more are closed.
@@ -50,12 +82,15 @@ impl Transport {
 
     fn tls_for(&self, host: &str, verify: bool) -> Result<Arc<rustls::ClientConfig>> {
         let key = (host.to_string(), verify);
+        let stamp = certs_stamp(&self.config, host);
         let mut map = self.tls.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(&key) {
-            return Ok(c.clone());
+        if let Some((s, c)) = map.get(&key) {
+            if *s == stamp {
+                return Ok(c.clone());
+            }
         }
         let c = self.config.tls_config(host, verify)?;
-        map.insert(key, c.clone());
+        map.insert(key, (stamp, c.clone()));
         Ok(c)
     }
 

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use crate::request::ReqBody;
 use bytes::Bytes;
-use engine::{Engine, Filters, ImageListOptions, ImportRequest};
+use engine::{
+    Engine, Filters, ImageListOptions, ImportRequest, Progress, ProgressSender, PullRequest,
+    PushRequest,
+};
 use http::{Request, Response, StatusCode};
 use serde_json::json;
 
@@ -142,7 +145,7 @@ pub async fn save(ctx: &Ctx, names: Vec<String>) -> ApiResult<Response<Body>> {
     Ok(body::with_type(StatusCode::OK, "application/x-tar", body))
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the request body; pulling is not there yet.
+/// `POST /images/create`: `fromImage` pulls from a registry, `fromSrc=-` imports the request body.
 pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     match ctx.query.get("fromSrc") {
         Some("-") => {}
@@ -153,11 +156,18 @@ pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body
             ))
         }
         None => {
-            let image = ctx.query.get("fromImage").unwrap_or("");
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                format!("pulling {image} from a registry is not supported by Berth yet"),
-            ));
+            let tag = ctx.query.get("tag").filter(|t| !t.is_empty());
+            let request = PullRequest {
+                image: ctx.query.get("fromImage").unwrap_or("").to_owned(),
+                tag: tag.map(str::to_owned),
+                platform: ctx.query.get("platform").map(str::to_owned),
+                auth: crate::router::registry_auth(&req),
+                // As dockerd: a name without tag or digest, and no `tag`, means every tag.
+                all_tags: tag.is_none(),
+            };
+            let engine = Arc::clone(&ctx.engine);
+            return progress_stream(move |tx| async move { engine.pull_image(request, tx).await })
+                .await;
         }
     }
     let request = ImportRequest {
@@ -185,6 +195,105 @@ pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body
         "application/json",
         body::full(line),
     ))
+}
+
+/// `POST /images/{name}/push?tag=…`: a JSON-lines progress stream.
+pub async fn push(ctx: &Ctx, name: &str, auth: Option<String>) -> ApiResult<Response<Body>> {
+    let request = PushRequest {
+        name: name.to_owned(),
+        tag: ctx.query.get("tag").map(str::to_owned),
+        auth,
+    };
+    let engine = Arc::clone(&ctx.engine);
+    progress_stream(move |tx| async move { engine.push_image(request, tx).await }).await
+}
+
+/// `GET /images/search?term=&limit=&filters=`.
+pub async fn search(ctx: &Ctx, auth: Option<String>) -> ApiResult<Response<Body>> {
+    let term = ctx.query.get("term").unwrap_or("");
+    let limit = match ctx.query.get("limit").filter(|l| !l.is_empty()) {
+        Some(l) => Some(
+            l.parse::<u32>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?,
+        ),
+        None => None,
+    };
+    let filters = Filters::parse(ctx.query.get("filters"))?;
+    let found = ctx
+        .engine
+        .search_images(term, limit, filters, auth.as_deref())
+        .await?;
+    Ok(json(&found))
+}
+
+/// `GET /distribution/{name}/json`.
+pub async fn distribution(
+    ctx: &Ctx,
+    name: &str,
+    auth: Option<String>,
+) -> ApiResult<Response<Body>> {
+    Ok(json(
+        &ctx.engine
+            .distribution_inspect(name, auth.as_deref())
+            .await?,
+    ))
+}
+
+/// `POST /auth`: `docker login` through the daemon.
+pub async fn auth(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
+    let body = crate::request::read_bytes(req).await?;
+    Ok(json(&ctx.engine.login(&body).await?))
+}
+
+/// Runs a pull or push, streaming its progress as JSON lines. As dockerd: a failure before the
+/// first line gets a real status (404 for an unknown image, 401 for refused credentials); later
+/// ones come inside the 200 as `errorDetail`; a client that goes away cancels the operation.
+async fn progress_stream<F, Fut>(op: F) -> ApiResult<Response<Body>>
+where
+    F: FnOnce(ProgressSender) -> Fut,
+    Fut: std::future::Future<Output = engine::Result<()>> + Send + 'static,
+{
+    let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    let mut task = tokio::spawn(op(ptx));
+    let first = prx.recv().await;
+    let Some(first) = first else {
+        // The operation ended without a word: its result is the answer.
+        (&mut task).await.map_err(engine::Error::from)??;
+        return Ok(body::with_type(
+            StatusCode::OK,
+            "application/json",
+            body::full(Bytes::new()),
+        ));
+    };
+    let (tx, out) = body::channel();
+    tokio::spawn(async move {
+        let mut next = Some(first);
+        while let Some(p) = next {
+            let mut line = serde_json::to_vec(&p).unwrap_or_default();
+            line.extend_from_slice(b"\r\n");
+            let _ = tx.send(Bytes::from(line)).await;
+            next = tokio::select! {
+                p = prx.recv() => p,
+                () = tx.closed() => {
+                    // The client went away (Ctrl-C on `docker pull`): as dockerd, the operation
+                    // is cancelled. What it fetched is dropped uncommitted; a commit under way
+                    // (a blocking task) finishes.
+                    task.abort();
+                    return;
+                }
+            };
+        }
+        let result = task.await.map_err(engine::Error::from).and_then(|r| r);
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "registry operation failed");
+            let m = e.to_string();
+            let v = json!({ "errorDetail": { "message": m }, "error": m });
+            let mut line = serde_json::to_vec(&v).unwrap_or_default();
+            line.extend_from_slice(b"\r\n");
+            let _ = tx.send(Bytes::from(line)).await;
+        }
+    });
+    Ok(body::with_type(StatusCode::OK, "application/json", out))
 }
 
 pub(crate) fn send_line(tx: &StreamSender, value: &serde_json::Value) {

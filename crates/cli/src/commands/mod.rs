@@ -5,6 +5,7 @@ pub mod attach;
 pub mod build;
 pub mod commit;
 pub mod containers;
+pub mod distribution;
 pub mod events;
 pub mod exec;
 mod health;
@@ -44,8 +45,14 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ImageCommand::History(args) => image_ops::history(&client, args).await,
             ImageCommand::Inspect(args) => inspect::image_inspect(&client, args).await,
             ImageCommand::Prune(args) => image_ops::prune(&client, args).await,
+            ImageCommand::Pull(args) => distribution::pull(&client, args).await,
+            ImageCommand::Push(args) => distribution::push(&client, args).await,
         },
         Command::Rmi(args) => image_ops::rmi(&client, args).await,
+        Command::Pull(args) => distribution::pull(&client, args).await,
+        Command::Push(args) => distribution::push(&client, args).await,
+        Command::Login(args) => distribution::login(&client, args).await,
+        Command::Logout(args) => distribution::logout(args).await,
         Command::Tag(args) => image_ops::tag(&client, args).await,
         Command::Save(args) => image_ops::save(&client, args).await,
         Command::Load(args) => image_ops::load(&client, args).await,

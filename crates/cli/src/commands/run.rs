@@ -994,7 +994,8 @@ async fn create_container(
     Ok(id)
 }
 
-/// Pulls `image` (name:tag), quietly apart from errors.
+/// Pulls `image` (name:tag), showing the pull's status lines on stderr as `docker run` does (stdout
+/// is the container's).
 async fn pull(client: &Client, image: &str) -> Result<(), CliError> {
     let (name, tag) = super::split_tag(image);
     let name = normalize_name(name);
@@ -1003,6 +1004,7 @@ async fn pull(client: &Client, image: &str) -> Result<(), CliError> {
         params.push(("tag", t));
     }
     let resp = client
+        .with_registry_auth(super::distribution::registry_auth(&name)?)
         .post(&format!("/images/create{}", query(&params)))
         .await?;
     let mut stream = JsonStream::new(resp);
@@ -1010,6 +1012,15 @@ async fn pull(client: &Client, image: &str) -> Result<(), CliError> {
         let (doc, _) = doc?;
         if let Some(err) = doc["error"].as_str() {
             return Err(CliError::Stream(err.to_string()));
+        }
+        // Byte counts make bars on a terminal; as text only the status changes are worth a line.
+        let status = doc["status"].as_str().unwrap_or("");
+        if status.is_empty() || doc["progressDetail"]["current"].is_u64() {
+            continue;
+        }
+        match doc["id"].as_str() {
+            Some(id) => eprintln!("{id}: {status}"),
+            None => eprintln!("{status}"),
         }
     }
     Ok(())

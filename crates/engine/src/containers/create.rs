@@ -39,7 +39,19 @@ impl Engine {
         let _using = self.image_use.read().await;
         let image = {
             let n = image_name.clone();
-            self.blocking(move |s| Ok(s.get(&n)?)).await?
+            self.blocking(move |s| Ok(s.get(&n)?))
+                .await
+                .map_err(|e| match e {
+                    // dockerd names the image as it would pull it (`busybox:latest`); the docker CLI
+                    // pulls on this 404.
+                    Error::NotFound(_) => Error::NotFound(format!(
+                        "No such image: {}",
+                        image::Reference::parse_normalized(&image_name)
+                            .map(|r| r.familiar())
+                            .unwrap_or_else(|_| image_name.clone())
+                    )),
+                    e => e,
+                })?
         };
         let mut host = body.host_config.clone().unwrap_or_default();
         validate_host_config(&host)?;

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Benchmark: pull and push of an image of 8 uncompressed layers (512 MiB in all by default) against a local
+# Debian `docker-registry` (distribution 2.8), with Berth (the docker CLI or `berth` against `berth daemon`) and
+# with skopeo (registry <-> OCI layout), side by side in one run; plus `berth load` of a `berth save` archive
+# of the same image, and the disk's own fsync'd write rate measured in the same run (`dd conv=fsync`).
+# Everything runs in a network namespace of its own (loopback only).
+# Usage: bench/registry.sh [RUNS] [TOTAL_MIB]     (root; BERTH_BIN=path overrides the release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+mib=${2:-512}
+
+if [ -z "${BERTH_BENCH_NETNS:-}" ]; then
+    export BERTH_BENCH_NETNS=1
+    exec unshare -n "$0" "$@"
+fi
+ip link set lo up 2>/dev/null || busybox ip link set lo up
+
+for p in skopeo docker-registry; do
+    command -v "$p" >/dev/null || { echo "$p is required (apt-get install skopeo docker-registry)" >&2; exit 1; }
+done
+if [ -n "${BERTH_BIN:-}" ]; then
+    berth=$BERTH_BIN
+else
+    cargo build --release -p berth >/dev/null 2>&1 || cargo build --release -p berth
+    berth=$PWD/target/release/berth
+fi
+
+work=$(mktemp -d /var/tmp/berth-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+elapsed() { echo "$2 - $1" | bc; }
+
+start_registry() { # PORT NAME: a fresh registry storage each time
+    local dir=$work/reg-$2
+    mkdir -p "$dir"
+    printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+        "$dir/data" "$1" >"$dir/config.yml"
+    docker-registry serve "$dir/config.yml" 2>"$dir/log" &
+    pids+=($!)
+    for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && break; sleep 0.05; done
+}
+stop_last() { kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; }
+
+start_daemon() { # NAME -> sets $sock
+    local root=$work/$1
+    "$berth" daemon --bridge none --data-root "$root/data" --exec-root "$root/exec" -H "unix://$root/sock" 2>"$root.log" &
+    pids+=($!)
+    for _ in $(seq 200); do [ -S "$root/sock" ] && break; sleep 0.05; done
+    sock=unix://$root/sock
+}
+
+# The image: an OCI layout of 8 random (incompressible) uncompressed layers, made here with coreutils.
+echo "making an image of 8 layers, ${mib} MiB in all..."
+layout=$work/layout
+mkdir -p "$layout/blobs/sha256"
+blob() { # FILE -> "digest size", moved into the layout
+    local d s
+    d=$(sha256sum "$1" | cut -d' ' -f1); s=$(stat -c %s "$1")
+    mv "$1" "$layout/blobs/sha256/$d"
+    echo "$d $s"
+}
+layers=""; diffs=""
+for i in $(seq 8); do
+    mkdir -p "$work/l$i"
+    head -c "$(((mib << 20) / 8))" /dev/urandom >"$work/l$i/layer$i.bin"
+    tar -C "$work/l$i" -cf "$work/l$i.tar" .
+    read -r d s < <(blob "$work/l$i.tar")
+    layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:$d\",\"size\":$s}"
+    diffs+="${diffs:+,}\"sha256:$d\""
+done
+printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[%s]}}' "$diffs" >"$work/config.json"
+read -r cd cs < <(blob "$work/config.json")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[%s]}' \
+    "$cd" "$cs" "$layers" >"$work/manifest.json"
+read -r md ms < <(blob "$work/manifest.json")
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"1"}}]}' \
+    "$md" "$ms" >"$layout/index.json"
+echo '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
+size=$(du -sb "$layout/blobs" | cut -f1)
+
+# The disk's own rate, in the same run.
+dd if=/dev/zero of="$work/dd" bs=1M count="$mib" conv=fsync 2>"$work/dd.log"
+disk=$(awk '/copied/ {for (i = 1; i <= NF; i++) if ($i ~ /s,$/) t = $(i - 1)} END {print t}' "$work/dd.log")
+rm -f "$work/dd"
+
+start_registry 5100 src
+skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$layout:1" docker://127.0.0.1:5100/bench:1 >/dev/null
+
+pull_t=(); sk_pull_t=(); push_t=(); sk_push_t=(); load_t=()
+for i in $(seq "$runs"); do
+    start_daemon "d$i"; d=$sock
+    sync; t0=$(now); "$berth" -H "$d" pull -q 127.0.0.1:5100/bench:1 >/dev/null; t1=$(now)
+    pull_t+=("$(elapsed "$t0" "$t1")")
+
+    rm -rf "$work/sk"; sync
+    t0=$(now); skopeo --insecure-policy copy -q --src-tls-verify=false docker://127.0.0.1:5100/bench:1 "oci:$work/sk:1" >/dev/null; t1=$(now)
+    sk_pull_t+=("$(elapsed "$t0" "$t1")")
+
+    start_registry 5200 "push$i"
+    "$berth" -H "$d" tag 127.0.0.1:5100/bench:1 127.0.0.1:5200/bench:1
+    t0=$(now); "$berth" -H "$d" push -q 127.0.0.1:5200/bench:1 >/dev/null; t1=$(now)
+    push_t+=("$(elapsed "$t0" "$t1")")
+    stop_last
+
+    start_registry 5200 "skpush$i"
+    t0=$(now); skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/sk:1" docker://127.0.0.1:5200/bench:1 >/dev/null; t1=$(now)
+    sk_push_t+=("$(elapsed "$t0" "$t1")")
+    stop_last
+
+    "$berth" -H "$d" save -o "$work/save.tar" 127.0.0.1:5100/bench:1
+    start_daemon "l$i"
+    sync; t0=$(now); "$berth" -H "$sock" load -q -i "$work/save.tar" >/dev/null; t1=$(now)
+    load_t+=("$(elapsed "$t0" "$t1")")
+    stop_last; stop_last
+    rm -rf "$work/d$i" "$work/l$i" "$work/save.tar"
+done
+
+ms() { printf '%s\n' "$@" | median; }
+rate() { echo "scale=0; $size / $1 / 1000000" | bc; }
+p=$(ms "${pull_t[@]}"); sp=$(ms "${sk_pull_t[@]}"); u=$(ms "${push_t[@]}"); su=$(ms "${sk_push_t[@]}"); l=$(ms "${load_t[@]}")
+echo
+echo "image: $((size / 1000000)) MB in 8 layers, ${runs} runs each, medians"
+echo "  (pull ${pull_t[*]} | skopeo pull ${sk_pull_t[*]} | push ${push_t[*]} | skopeo push ${sk_push_t[*]} | load ${load_t[*]})"
+printf '%-40s %8.2f s  %6s MB/s\n' "berth pull" "$p" "$(rate "$p")"
+printf '%-40s %8.2f s  %6s MB/s\n' "skopeo copy docker:// -> oci:" "$sp" "$(rate "$sp")"
+printf '%-40s %8.2f s  %6s MB/s\n' "berth push" "$u" "$(rate "$u")"
+printf '%-40s %8.2f s  %6s MB/s\n' "skopeo copy oci: -> docker://" "$su" "$(rate "$su")"
+printf '%-40s %8.2f s  %6s MB/s\n' "berth load (berth save archive)" "$l" "$(rate "$l")"
+printf '%-40s %8.2f s  %6s MB/s\n' "dd conv=fsync (the disk)" "$disk" "$(echo "scale=0; $mib * 1048576 / $disk / 1000000" | bc)"
+printf 'ratios: pull %.2fx skopeo, push %.2fx skopeo (target >= 2); pull %.2f, load %.2f of the disk rate (target >= 0.8)\n' \
+    "$(echo "$sp / $p" | bc -l)" "$(echo "$su / $u" | bc -l)" \
+    "$(echo "$disk / $p * $size / ($mib * 1048576)" | bc -l)" "$(echo "$disk / $l * $size / ($mib * 1048576)" | bc -l)"
