@@ -1177,3 +1177,28 @@ fn many_layers_are_fetched_at_once_and_the_rest_wait() {
     let o = d.docker(&["run", "--rm", &target, "cat", "/layer1.txt", "/layer9.txt"]);
     assert_eq!(ok(&o), "1\n9\n");
 }
+
+#[test]
+fn a_build_pulls_its_missing_base_image() {
+    let d = docker_daemon();
+    let _reg = Registry::start(&d, false);
+    let (id, _) = push_busybox(&d, "base");
+    let base = at("base:1");
+    ok(&d.docker(&["rmi", "busybox", &base]));
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n"),
+    )
+    .unwrap();
+    let o = d.berth(&["build", "-t", "pulled:1", ctx.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(inspect(&d, &base)["Id"], id.as_str());
+    assert_eq!(ok(&d.docker(&["run", "--rm", "pulled:1"])), "built\n");
+    // A base that no registry has fails the build with the pull's error.
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {}\n", at("nope:1"))).unwrap();
+    let o = d.berth(&["build", ctx.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("nope"), "{}", err(&o));
+}

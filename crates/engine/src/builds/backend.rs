@@ -235,17 +235,33 @@ impl Backend for EngineBackend {
     fn image(
         &mut self,
         name: &str,
-        _platform: Option<&str>,
-        _pull: bool,
+        platform: Option<&str>,
+        pull: bool,
     ) -> Result<Base, BackendError> {
-        match self.engine.images.get(name) {
-            Ok(img) => self.base(&img),
-            Err(image::Error::NotFound(_)) => Err(BackendError::NoSuchImage(format!(
-                "pull access denied for {name}, repository does not exist or may require 'docker login': \
-                 Berth cannot pull images yet"
-            ))),
-            Err(e) => Err(other(e)),
+        let found = self.engine.images.get(name);
+        let missing = matches!(found, Err(image::Error::NotFound(_)));
+        if pull || missing {
+            // As dockerd's classic builder: a missing base image is pulled (anonymously: the build's
+            // X-Registry-Config is not read yet), and `--pull` pulls even a present one.
+            let request = crate::distribution::PullRequest {
+                image: name.to_owned(),
+                tag: None,
+                platform: platform.map(str::to_owned),
+                auth: None,
+                all_tags: false,
+            };
+            let (tx, _progress) = tokio::sync::mpsc::unbounded_channel();
+            let engine = Arc::clone(&self.engine);
+            if let Err(e) = self.rt.block_on(engine.pull_image(request, tx)) {
+                return Err(if missing {
+                    BackendError::NoSuchImage(e.to_string())
+                } else {
+                    other(e)
+                });
+            }
         }
+        let img = self.engine.images.get(name).map_err(other)?;
+        self.base(&img)
     }
 
     fn children(&mut self, parent: Option<&str>) -> Result<Vec<Base>, BackendError> {
