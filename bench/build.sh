@@ -88,7 +88,7 @@ printf 'FROM busybox:latest\nCOPY . /ctx/\nRUN ls -R /ctx | wc -l\n' >"$many/Doc
 build() { # ENGINE CONTEXT ARGS...
     local e=$1 ctx=$2
     shift 2
-    DOCKER_HOST=unix://$work/$e/sock DOCKER_BUILDKIT=0 "$docker" build -q --network none "$@" "$ctx" >/dev/null
+    DOCKER_HOST=unix://$work/$e/sock DOCKER_BUILDKIT=0 "$docker" build -q --network none "$@" "$ctx" >/dev/null 2>"$work/build.err" || { cat "$work/build.err" >&2; return 1; }
 }
 timed() { local t0 t1; t0=$(now); "$@"; t1=$(now); echo "$t1 - $t0" | bc; }
 
