@@ -54,3 +54,46 @@ fn log_and_memory_limits_cannot_be_switched_off() {
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(String::from_utf8_lossy(&r.body).contains("Minimum memory limit allowed is 6MB"));
 }
+
+#[test]
+fn a_huge_json_body_is_refused_with_413_and_costs_no_memory() {
+    let d = common::Daemon::start();
+    common::require("curl", "curl");
+    let big = d.dir.path().join("big.json");
+    // 100 MB of JSON: one environment variable.
+    let mut body = br#"{"Image":"busybox","Env":["X="#.to_vec();
+    body.resize(body.len() + (100 << 20), b'a');
+    body.extend_from_slice(br#""]}"#);
+    std::fs::write(&big, &body).unwrap();
+    let o = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(d.socket())
+        .args([
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", big.display()))
+        .args(["-w", "\n%{http_code}", "http://berth/containers/create"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.ends_with("\n413"), "{text}");
+    assert!(
+        text.contains("request body too large: JSON bodies are limited to 8 MiB"),
+        "{text}"
+    );
+    // The daemon read at most the limit: its peak resident size stays far below the body's size.
+    let pid = d.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(hwm_kb < 64 * 1024, "peak RSS {hwm_kb} kB");
+    assert_eq!(d.request("GET", "/_ping", &[]).status, 200);
+}

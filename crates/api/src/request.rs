@@ -96,14 +96,28 @@ impl Drop for ReqBody {
     }
 }
 
-/// The whole body of a request with a small body (JSON).
+/// The most a JSON request body may hold. The largest real ones (a create with a custom seccomp profile and
+/// many variables) are a few hundred KiB; without a bound, one 100 MB body made the daemon allocate 10 GB.
+pub const MAX_JSON_BODY: usize = 8 << 20;
+
+/// The whole body of a request with a small body (JSON), refused with a 413 beyond [`MAX_JSON_BODY`].
 pub async fn read_bytes(req: Request<ReqBody>) -> ApiResult<Bytes> {
-    Ok(req
-        .into_body()
+    match http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY)
         .collect()
         .await
-        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
-        .to_bytes())
+    {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body too large: JSON bodies are limited to {} MiB",
+                MAX_JSON_BODY >> 20
+            ),
+        )),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body: {e}"
+        ))),
+    }
 }
 
 /// A JSON body; an empty one reads as `T::default()`.
