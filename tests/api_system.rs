@@ -157,12 +157,35 @@ fn swarm_and_plugin_routes_answer_503_with_a_message() {
         "/tasks",
         "/secrets",
         "/configs",
-        "/plugins",
+        "/plugins/pull",
     ] {
-        let r = d.request("GET", &format!("/v1.50{path}"), &[]);
+        let method = if path.starts_with("/plugins") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let r = d.request(method, &format!("/v1.50{path}"), &[]);
         assert_eq!(r.status, 503, "{path}");
         assert!(!r.json()["message"].as_str().unwrap().is_empty());
     }
+    // No plugin is installed: none listed, and an unknown one is not found (so `docker inspect` goes on).
+    let r = d.request("GET", "/v1.50/plugins", &[]);
+    assert_eq!((r.status, r.text().trim()), (200, "[]"));
+    let r = d.request("GET", "/v1.50/plugins/nope/json", &[]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "plugin \"nope\" not found");
+}
+
+#[test]
+fn docker_inspect_of_an_unknown_name_says_no_such_object() {
+    let d = common::docker_daemon();
+    let o = d.docker(&["inspect", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        common::err(&o).contains("No such object: nosuch"),
+        "{}",
+        common::err(&o)
+    );
 }
 
 #[test]

@@ -125,6 +125,16 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
                 _ => Err(ApiError::page_not_found()),
             }
         }
+        // No plugin is installed, truthfully: `docker plugin ls` lists none, and `docker inspect` of an
+        // unknown name goes on to "No such object" (a 503 here would end it with this error instead).
+        "/plugins" if m == Method::GET => Ok(crate::body::json(&Vec::<serde_json::Value>::new())),
+        p if m == Method::GET && p.starts_with("/plugins/") && p.ends_with("/json") => {
+            let name = &p["/plugins/".len()..p.len() - "/json".len()];
+            Err(ApiError::new(
+                http::StatusCode::NOT_FOUND,
+                format!("plugin \"{name}\" not found"),
+            ))
+        }
         p if routes::unsupported::is_swarm_or_plugin(p) => Err(routes::unsupported::error(p)),
         _ => Err(ApiError::page_not_found()),
     }
