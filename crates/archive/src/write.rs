@@ -55,6 +55,8 @@ pub struct WriteOptions {
     pub aufs_whiteouts: bool,
     /// Rename every entry (and hard-link target) as it is written.
     pub rebase: Option<Rebase>,
+    /// The owner every entry gets instead of its own (a build context, which the docker CLI sends as root's).
+    pub owner: Option<(u64, u64)>,
     /// Names (as a directory walk makes them, before any rebase) left out with everything below them: a
     /// layer diff leaves out the mount points the runtime made, which Docker keeps in a separate layer.
     pub exclude: Vec<Vec<u8>>,
@@ -371,8 +373,9 @@ impl<W: Write> Writer<W> {
         let mut th = Header::new_gnu();
         th.set_entry_type(h.kind);
         th.set_mode(h.mode);
-        th.set_uid(h.uid);
-        th.set_gid(h.gid);
+        let (uid, gid) = self.opts.owner.unwrap_or((h.uid, h.gid));
+        th.set_uid(uid);
+        th.set_gid(gid);
         th.set_mtime(h.mtime);
         th.set_size(h.size);
         if let Some((major, minor)) = h.device {

@@ -259,7 +259,15 @@ fn context_tar(args: &BuildArgs) -> Result<(Vec<u8>, Option<String>), CliError> 
     let patterns = build::dockerignore::keep_build_files(&patterns, &dockerfile, extra.is_some());
     let matcher = build::dockerignore::PatternMatcher::new(&patterns)
         .map_err(|e| CliError::Usage(format!("error checking context: {e}")))?;
-    let mut w = archive::Writer::new(Vec::new(), archive::WriteOptions::default());
+    // Owned by root, as the docker CLI sends a context: COPY's cache keys then do not depend on who owns the
+    // files on the client.
+    let mut w = archive::Writer::new(
+        Vec::new(),
+        archive::WriteOptions {
+            owner: Some((0, 0)),
+            ..archive::WriteOptions::default()
+        },
+    );
     walk(&mut w, &dir, "", &matcher, &Default::default())?;
     if let Some((n, data)) = &extra {
         append_file(&mut w, n, data)?;
