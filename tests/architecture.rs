@@ -15,13 +15,13 @@ const ALLOWED: &[(&str, Option<&[&str]>)] = &[
     ("berth", None),
     // The CLI talks HTTP to the daemon; it shares only leaf crates that know nothing of the daemon: tar
     // writing, and the build crate's `.dockerignore` and Dockerfile rules (so both sides read a context alike).
-    ("cli", Some(&["archive", "build"])),
+    ("cli", Some(&["archive", "build", "stdio"])),
     // The API maps HTTP to engine calls; it never reaches past the engine into a subsystem.
-    ("api", Some(&["engine"])),
+    ("api", Some(&["engine", "stdio"])),
     (
         "engine",
         Some(&[
-            "image", "runtime", "shim", "network", "init", "build", "registry", "archive",
+            "image", "runtime", "shim", "network", "init", "build", "registry", "archive", "stdio",
         ]),
     ),
     ("shim", Some(&["runtime"])),
@@ -33,6 +33,7 @@ const ALLOWED: &[(&str, Option<&[&str]>)] = &[
     ("build", Some(&["archive"])),
     ("registry", Some(&[])),
     ("archive", Some(&[])),
+    ("stdio", Some(&[])),
 ];
 
 #[test]

@@ -2,8 +2,8 @@
 //! to the process's stdin ([`engine::containers::Stdin`]).
 
 use bytes::Bytes;
-use engine::containers::detach::EscapeProxy;
 use engine::containers::Stdin;
+use stdio::detach::EscapeProxy;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// How the client's input ended.

@@ -194,7 +194,7 @@ pub async fn attach(ctx: &Ctx, mut req: Request<ReqBody>, name: &str) -> ApiResu
         ));
     }
     let detach_keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
-        Some(k) => engine::containers::detach::parse_keys(k)
+        Some(k) => stdio::detach::parse_keys(k)
             .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({k}) provided")))?,
         None => Vec::new(),
     };

@@ -42,7 +42,7 @@ pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<
         .detach_keys
         .as_deref()
         .filter(|k| !k.is_empty())
-        .and_then(|k| engine::containers::detach::parse_keys(k).ok())
+        .and_then(|k| stdio::detach::parse_keys(k).ok())
         .unwrap_or_default();
     let engine = std::sync::Arc::clone(&ctx.engine);
     let exec_id = inst.id.clone();

@@ -10,9 +10,6 @@ use super::run::{write_stream, Demux};
 use crate::client::Client;
 use crate::error::CliError;
 
-/// Ctrl-P Ctrl-Q.
-const DEFAULT_KEYS: [u8; 2] = [16, 17];
-
 /// What the docker CLI prints (and exits 1 with) when `attach` or `exec` ends on the detach keys.
 pub const DETACHED: &str = "read escape sequence";
 
@@ -68,57 +65,6 @@ fn proxy_signals(client: &Client, kill_path: &str) {
     }
 }
 
-/// Parses Docker's key syntax (`ctrl-p,ctrl-q`, `a`, `ctrl-@`, `ctrl-[` … `ctrl-_`, `DEL`).
-pub fn parse_keys(spec: &str) -> Option<Vec<u8>> {
-    let mut codes = Vec::new();
-    for key in spec.split(',') {
-        if key.len() == 1 {
-            codes.push(key.as_bytes()[0]);
-            continue;
-        }
-        let code = match key.strip_prefix("ctrl-").map(str::as_bytes) {
-            Some([c @ b'a'..=b'z']) => c - b'a' + 1,
-            Some([c @ (b'@' | b'[' | b'\\' | b']' | b'^' | b'_')]) => c - b'@',
-            _ if key == "DEL" => 127,
-            _ => return None,
-        };
-        codes.push(code);
-    }
-    Some(codes)
-}
-
-/// Watches input for the detach keys; bytes that may start them are held until they are known not to.
-struct Escape {
-    keys: Vec<u8>,
-    matched: usize,
-}
-
-impl Escape {
-    /// Returns the bytes to send, and whether the keys were typed.
-    fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
-        let mut out = Vec::with_capacity(data.len());
-        for &b in data {
-            if b == self.keys[self.matched] {
-                self.matched += 1;
-                if self.matched == self.keys.len() {
-                    return (out, true);
-                }
-                continue;
-            }
-            if self.matched > 0 {
-                out.extend_from_slice(&self.keys[..self.matched]);
-                self.matched = 0;
-                if b == self.keys[0] {
-                    self.matched = 1;
-                    continue;
-                }
-            }
-            out.push(b);
-        }
-        (out, false)
-    }
-}
-
 /// Runs the session on `conn` until the output ends or the user detaches.
 pub async fn run(
     client: &Client,
@@ -143,16 +89,14 @@ pub async fn run(
     let (mut reader, mut writer) = tokio::io::split(io);
     let (detach_tx, mut detached) = tokio::sync::mpsc::channel::<()>(1);
     if s.stdin {
-        let mut escape = s.tty.then(|| Escape {
-            keys: s
-                .detach_keys
-                .as_deref()
-                .filter(|k| !k.is_empty())
-                .and_then(parse_keys)
-                .filter(|k| !k.is_empty())
-                .unwrap_or_else(|| DEFAULT_KEYS.to_vec()),
-            matched: 0,
-        });
+        // The default sequence when absent or invalid, as the docker CLI (the daemon says what is wrong).
+        let keys = s
+            .detach_keys
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .and_then(|k| stdio::detach::parse_keys(k).ok())
+            .unwrap_or_default();
+        let mut escape = s.tty.then(|| stdio::detach::EscapeProxy::new(&keys));
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
         std::thread::spawn(move || {
             use std::io::Read;
@@ -226,24 +170,4 @@ async fn follow_size(client: Client, path: String) {
             send(client.clone(), path.clone()).await;
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detach_keys_parse_and_are_found_across_reads() {
-        assert_eq!(parse_keys("ctrl-p,ctrl-q"), Some(DEFAULT_KEYS.to_vec()));
-        assert_eq!(parse_keys("ctrl-x,y"), Some(vec![24, b'y']));
-        assert_eq!(parse_keys("ctrl-pq"), None);
-        let mut e = Escape {
-            keys: DEFAULT_KEYS.to_vec(),
-            matched: 0,
-        };
-        assert_eq!(e.feed(b"ls\x10"), (b"ls".to_vec(), false));
-        assert_eq!(e.feed(b"x"), (b"\x10x".to_vec(), false));
-        assert_eq!(e.feed(b"\x10"), (Vec::new(), false));
-        assert_eq!(e.feed(b"\x11"), (Vec::new(), true));
-    }
 }

@@ -119,7 +119,7 @@ impl Engine {
             return Err(Error::InvalidParameter("No exec command specified".into()));
         }
         if let Some(k) = config.detach_keys.as_deref().filter(|k| !k.is_empty()) {
-            super::detach::parse_keys(k).map_err(|_| {
+            stdio::detach::parse_keys(k).map_err(|_| {
                 Error::InvalidParameter(format!("Invalid escape keys ({k}) provided"))
             })?;
         }

@@ -5,7 +5,6 @@ mod archive;
 mod changes;
 mod commit;
 mod create;
-pub mod detach;
 mod devices;
 mod etc;
 pub mod exec;
