@@ -24,10 +24,10 @@ const ALLOWED: &[(&str, Option<&[&str]>)] = &[
             "image", "runtime", "shim", "network", "init", "build", "registry", "archive", "stdio",
         ]),
     ),
-    ("shim", Some(&["runtime"])),
+    ("shim", Some(&["runtime", "stdio"])),
     // Subsystems: never the engine or the API.
     ("image", Some(&["archive"])),
-    ("runtime", Some(&[])),
+    ("runtime", Some(&["stdio"])),
     ("network", Some(&[])),
     ("init", Some(&[])),
     ("build", Some(&["archive"])),

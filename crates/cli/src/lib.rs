@@ -12,7 +12,6 @@ mod commands;
 pub mod error;
 pub mod format;
 mod output;
-mod terminal;
 
 use std::process::ExitCode;
 

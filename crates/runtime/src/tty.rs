@@ -146,39 +146,6 @@ pub(crate) fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Puts a terminal in raw mode until dropped.
-pub struct RawMode {
-    fd: RawFd,
-    saved: libc::termios,
-}
-
-impl RawMode {
-    /// Raw mode on `fd` if it is a terminal; `None` otherwise.
-    pub fn enter(fd: RawFd) -> Option<RawMode> {
-        // SAFETY: an all-zero termios is valid to be overwritten.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: `t` is a valid out-pointer.
-        if unsafe { libc::tcgetattr(fd, &mut t) } < 0 {
-            return None;
-        }
-        let saved = t;
-        // SAFETY: `t` is a valid termios.
-        unsafe { libc::cfmakeraw(&mut t) };
-        // SAFETY: `t` is a valid termios.
-        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) } < 0 {
-            return None;
-        }
-        Some(RawMode { fd, saved })
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        // SAFETY: restores the settings read in `enter`.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
-    }
-}
-
 static WINCH: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_winch(_: libc::c_int) {
@@ -204,7 +171,7 @@ fn write_all(fd: RawFd, buf: &[u8]) -> bool {
 /// slave descriptors gone), following the runner's window size.
 pub fn relay(master: &OwnedFd) {
     let m = master.as_raw_fd();
-    let _raw = RawMode::enter(0);
+    let _raw = stdio::terminal::RawMode::enter(0);
     copy_winsize(0, m);
     // SAFETY: an all-zero sigaction is valid; the handler only stores to an atomic.
     unsafe {

@@ -1,5 +1,7 @@
 //! Terminal and stream plumbing that the daemon and the CLI share, so that both sides read it alike:
 //! Docker's detach keys (`--detach-keys`, `detachKeys=`): their syntax and the watch for them in a TTY
-//! session's input. It depends on no other Berth crate (the CLI may use it).
+//! session's input; and the terminal's raw mode and size. It depends on no other Berth crate (the CLI and the
+//! runtime may use it).
 
 pub mod detach;
+pub mod terminal;

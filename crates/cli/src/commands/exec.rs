@@ -57,7 +57,7 @@ pub async fn exec(client: &Client, args: ExecArgs) -> Result<(), CliError> {
     }
     let env = super::run::env_list(&args.env_file, &args.env)?;
     let size = if args.tty {
-        crate::terminal::size(1)
+        stdio::terminal::size(1)
     } else {
         None
     };

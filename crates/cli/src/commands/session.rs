@@ -76,12 +76,12 @@ pub async fn run(
     }
     let terminal = s.tty && crate::output::stdin_is_terminal();
     let raw = if terminal && s.stdin {
-        crate::terminal::RawMode::enter(0)
+        stdio::terminal::RawMode::enter_keeping_output(0)
     } else {
         None
     };
     if let (true, Some(path)) = (s.tty, s.resize.clone()) {
-        if crate::terminal::size(1).is_some() {
+        if stdio::terminal::size(1).is_some() {
             follow_size(client.clone(), path).await;
         }
     }
@@ -155,7 +155,7 @@ pub async fn run(
 /// Sends the terminal's size now and at every SIGWINCH.
 async fn follow_size(client: Client, path: String) {
     let send = |client: Client, path: String| async move {
-        if let Some((rows, cols)) = crate::terminal::size(1) {
+        if let Some((rows, cols)) = stdio::terminal::size(1) {
             let _ = client.post(&format!("{path}?h={rows}&w={cols}")).await;
         }
     };

@@ -1,16 +1,26 @@
-//! The client's own terminal for `-t`: raw mode while a session runs, and its size.
+//! The terminal of whoever runs a session: raw mode while it lasts, and its size.
 
 use std::os::fd::RawFd;
 
-/// Puts a terminal in raw mode (as the docker CLI does for `-it`) until dropped.
+/// A terminal in raw mode (as the docker CLI puts it for `-it`) until dropped.
 pub struct RawMode {
     fd: RawFd,
     saved: libc::termios,
 }
 
 impl RawMode {
-    /// Raw mode on `fd`, if it is a terminal.
+    /// Raw mode on `fd`, if it is a terminal: input and output untouched (a relay to a pty).
     pub fn enter(fd: RawFd) -> Option<RawMode> {
+        Self::enter_with(fd, false)
+    }
+
+    /// Raw input on `fd`, if it is a terminal, with the output post-processing kept, so that a client's own
+    /// messages still start at column 0 (the CLIs' sessions).
+    pub fn enter_keeping_output(fd: RawFd) -> Option<RawMode> {
+        Self::enter_with(fd, true)
+    }
+
+    fn enter_with(fd: RawFd, keep_output: bool) -> Option<RawMode> {
         // SAFETY: an all-zero termios is a valid value to be overwritten by tcgetattr.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
         // SAFETY: `t` is a valid out-pointer.
@@ -20,8 +30,9 @@ impl RawMode {
         let saved = t;
         // SAFETY: cfmakeraw edits the struct it is given.
         unsafe { libc::cfmakeraw(&mut t) };
-        // Keep output post-processing so that our own messages still start at column 0.
-        t.c_oflag = saved.c_oflag;
+        if keep_output {
+            t.c_oflag = saved.c_oflag;
+        }
         // SAFETY: `t` is a valid termios.
         if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) } != 0 {
             return None;
@@ -46,4 +57,17 @@ pub fn size(fd: RawFd) -> Option<(u16, u16)> {
         return None;
     }
     Some((ws.ws_row, ws.ws_col))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_descriptor_that_is_no_terminal_has_no_raw_mode_and_no_size() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+        assert!(RawMode::enter(fd).is_none());
+        assert!(size(fd).is_none());
+    }
 }
