@@ -9,7 +9,7 @@
 //! - Commits go to the image store with the parent recorded, so later builds find them as cache.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -467,17 +467,7 @@ impl Backend for EngineBackend {
         let img = match step {
             None => store.commit(request, None).map_err(other)?,
             Some(s) => {
-                let upper = self.upper(s);
-                let (mut rx, tx) = std::io::pipe().map_err(other)?;
-                let writer = std::thread::spawn(move || crate::containers::write_diff(&upper, tx));
-                let made = store.commit(request, Some(&mut rx as &mut dyn Read));
-                drop(rx);
-                let wrote = writer
-                    .join()
-                    .map_err(|_| other("the layer writer panicked"))?;
-                let img = made.map_err(other)?;
-                wrote.map_err(other)?;
-                img
+                crate::containers::commit_upper(&store, request, &self.upper(s)).map_err(other)?
             }
         };
         Ok(Committed {

@@ -131,27 +131,35 @@ impl Engine {
         };
         let upper = Layout::new(&self.containers.dir(&c.id)).upper;
         let store = Arc::clone(&self.images);
-        tokio::task::spawn_blocking(move || {
-            let (mut rx, tx) = std::io::pipe()
-                .map_err(|e| Error::System(format!("commit: making a pipe: {e}")))?;
-            let writer = std::thread::spawn(move || write_diff(&upper, tx));
-            let made = store.commit(request, Some(&mut rx as &mut dyn Read));
-            // Whatever the store did, the writer ends: its pipe's reader is gone once `rx` is dropped.
-            drop(rx);
-            let wrote = writer
-                .join()
-                .map_err(|_| Error::System("commit: the layer writer panicked".into()))?;
-            let img = made?;
-            wrote?;
-            Ok(img)
-        })
-        .await?
+        tokio::task::spawn_blocking(move || commit_upper(&store, request, &upper)).await?
     }
+}
+
+/// Commits the changes in the upper dir `upper` as a layer with `request` (blocking): the layer is read from
+/// the upper dir while the store writes it, through a pipe. `POST /commit` and every build step use it.
+pub(crate) fn commit_upper(
+    store: &image::ImageStore,
+    request: image::CommitRequest,
+    upper: &std::path::Path,
+) -> Result<image::Image> {
+    let (mut rx, tx) =
+        std::io::pipe().map_err(|e| Error::System(format!("commit: making a pipe: {e}")))?;
+    let upper = upper.to_path_buf();
+    let writer = std::thread::spawn(move || write_diff(&upper, tx));
+    let made = store.commit(request, Some(&mut rx as &mut dyn Read));
+    // Whatever the store did, the writer ends: its pipe's reader is gone once `rx` is dropped.
+    drop(rx);
+    let wrote = writer
+        .join()
+        .map_err(|_| Error::System("commit: the layer writer panicked".into()))?;
+    let img = made?;
+    wrote?;
+    Ok(img)
 }
 
 /// Writes the container's upper dir as a layer tar (overlay whiteouts in the AUFS form layers carry, the
 /// runtime's mount points left out).
-pub(crate) fn write_diff(upper: &std::path::Path, out: impl Write) -> Result<()> {
+fn write_diff(upper: &std::path::Path, out: impl Write) -> Result<()> {
     let fail = |e: ::archive::Error| Error::System(format!("commit: reading the changes: {e}"));
     let dir = match rustix::fs::open(
         upper,
