@@ -3,7 +3,6 @@
 //! follow.
 
 use std::io::{self, Read, Write};
-use std::time::SystemTime;
 
 use crate::config::ImageConfig;
 use crate::content::BlobWriter;
@@ -14,7 +13,7 @@ use crate::manifest;
 use crate::reference::Reference;
 use crate::snapshot::SnapshotMeta;
 use crate::store::ImageStore;
-use crate::{timefmt, Image, Layer};
+use crate::{Image, Layer};
 
 /// The digest of a tar with no entry (two zero blocks): Docker's "empty layer".
 const EMPTY_TAR: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
@@ -89,18 +88,7 @@ impl ImageStore {
             config_bytes.len() as u64,
             &layers,
         )?;
-        let image = Image {
-            id,
-            config,
-            repo_tags: Vec::new(),
-            repo_digests: Vec::new(),
-            manifest_digest,
-            size: layers.iter().map(|l| l.size).sum(),
-            layers,
-            loaded_at: timefmt::rfc3339_nano(SystemTime::now()),
-            last_tag_time: None,
-            parent: req.parent,
-        };
+        let image = Image::new_record(id, config, manifest_digest, layers, req.parent);
         self.commit_image(image, &tags)
     }
 

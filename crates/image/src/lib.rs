@@ -73,6 +73,31 @@ pub struct Image {
     pub parent: Option<Digest>,
 }
 
+impl Image {
+    /// A record new to this store (untagged, created now) of the image with config `id`/`config`, its
+    /// manifest and layers, and the parent it was committed on, if any: load, pull and commit make them so.
+    pub(crate) fn new_record(
+        id: Digest,
+        config: ImageConfig,
+        manifest_digest: Digest,
+        layers: Vec<Layer>,
+        parent: Option<Digest>,
+    ) -> Image {
+        Image {
+            id,
+            config,
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            manifest_digest,
+            size: layers.iter().map(|l| l.size).sum(),
+            layers,
+            loaded_at: timefmt::rfc3339_nano(std::time::SystemTime::now()),
+            last_tag_time: None,
+            parent,
+        }
+    }
+}
+
 /// One layer of an image.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layer {

@@ -9,7 +9,6 @@
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::config::ImageConfig;
 use crate::content::BlobWriter;
@@ -19,7 +18,7 @@ use crate::layer::compress::{decompress, Compression, BUF_SIZE};
 use crate::reference::Reference;
 use crate::snapshot::{PendingSnapshot, SnapshotMeta};
 use crate::store::ImageStore;
-use crate::{timefmt, Image, Layer};
+use crate::{Image, Layer};
 
 /// Keeps the store's garbage collection from removing content a pull has written but no image
 /// record references yet (committed blobs and snapshots, ingest files, temp snapshots). Dropped
@@ -230,19 +229,7 @@ impl ImageStore {
                     .is_some_and(|i| i.repo_digests.contains(&pulled.repo_digest)),
             }
         };
-        let size = layers.iter().map(|l| l.size).sum();
-        let image = Image {
-            id: id.clone(),
-            config,
-            repo_tags: Vec::new(),
-            repo_digests: Vec::new(),
-            manifest_digest,
-            layers,
-            size,
-            loaded_at: timefmt::rfc3339_nano(SystemTime::now()),
-            last_tag_time: None,
-            parent: None,
-        };
+        let image = Image::new_record(id.clone(), config, manifest_digest, layers, None);
         let tags: Vec<Reference> = pulled.tag.into_iter().collect();
         let stored = self.commit_image(image, &tags)?;
         let image = self.add_repo_digest(&stored.id, &pulled.repo_digest)?;

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Cursor, Read, Write};
-use std::time::SystemTime;
 
 use crate::config::ImageConfig;
 use crate::content::BackgroundBlobWriter;
@@ -18,7 +17,7 @@ use crate::manifest::{self, ArchiveManifestEntry, Descriptor, Index, Manifest};
 use crate::reference::Reference;
 use crate::snapshot::{PendingSnapshot, SnapshotMeta};
 use crate::store::ImageStore;
-use crate::{timefmt, Image, Layer, LoadProgress, LoadedImage};
+use crate::{Image, Layer, LoadProgress, LoadedImage};
 
 /// Metadata files bigger than this are refused (they are read into memory).
 const MAX_METADATA: u64 = 64 << 20;
@@ -509,19 +508,13 @@ fn prepare(store: &ImageStore, staged: &mut Staged, p: &Planned) -> Result<Image
         Some(m) => m.clone(),
         None => store_oci_manifest(store, &p.config, config_bytes.len() as u64, &layers)?,
     };
-    let size = layers.iter().map(|l| l.size).sum();
-    Ok(Image {
-        id: p.config.clone(),
+    Ok(Image::new_record(
+        p.config.clone(),
         config,
-        repo_tags: Vec::new(),
-        repo_digests: Vec::new(),
         manifest_digest,
         layers,
-        size,
-        loaded_at: timefmt::rfc3339_nano(SystemTime::now()),
-        last_tag_time: None,
-        parent: None,
-    })
+        None,
+    ))
 }
 
 fn check_diff(blob: &Digest, want: &Digest, got: &Digest) -> Result<()> {
