@@ -46,15 +46,7 @@ pub struct ExitRecord {
     pub finished_at: String,
 }
 
-/// Docker's stream numbers in multiplexed frames.
-pub const STDOUT: u8 = 1;
-/// Stderr's stream number.
-pub const STDERR: u8 = 2;
+/// Docker's stream numbers in multiplexed frames (the shim frames exec output as Docker does).
+pub use stdio::frame::{STDERR, STDOUT};
 /// A shim-to-engine control frame (not Docker's): `exit CODE` ends an exec session.
 pub const CONTROL: u8 = 0xff;
-
-/// One multiplexed frame header for `len` bytes of `stream`.
-pub fn frame_header(stream: u8, len: usize) -> [u8; 8] {
-    let l = (len as u32).to_be_bytes();
-    [stream, 0, 0, 0, l[0], l[1], l[2], l[3]]
-}

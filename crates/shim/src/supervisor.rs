@@ -830,7 +830,7 @@ impl Shim {
             for c in &mut self.clients {
                 if matches!(&c.mode, Mode::Exec(x) if *x == e.id) {
                     c.outbuf
-                        .push(&protocol::frame_header(protocol::CONTROL, payload.len()));
+                        .push(&stdio::frame::header(protocol::CONTROL, payload.len()));
                     c.outbuf.push(payload.as_bytes());
                     c.closing = true;
                     flush_client(c);
@@ -971,7 +971,7 @@ fn send_frame(clients: &mut [Client], stream: u8, data: &[u8], wants: impl Fn(&M
         if c.outbuf.len() > MAX_CLIENT_BUFFER {
             continue;
         }
-        c.outbuf.push(&protocol::frame_header(stream, data.len()));
+        c.outbuf.push(&stdio::frame::header(stream, data.len()));
         c.outbuf.push(data);
         flush_client(c);
     }

@@ -351,11 +351,7 @@ pub(crate) fn encode(tty: bool, stream: u8, data: &[u8]) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(data);
     }
-    let mut v = Vec::with_capacity(8 + data.len());
-    v.extend_from_slice(&[stream, 0, 0, 0]);
-    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    v.extend_from_slice(data);
-    Bytes::from(v)
+    Bytes::from(stdio::frame::encode(stream, data))
 }
 
 fn timeout(ctx: &Ctx) -> ApiResult<Option<i64>> {

@@ -3,7 +3,6 @@
 
 use serde_json::{json, Value};
 
-use super::run::Demux;
 use super::{go_time_string, path_escape, short_id};
 use crate::client::{filters_json, query, read_all, Client};
 use crate::error::CliError;
@@ -12,6 +11,7 @@ use crate::format::size::{bytes_size, human_size};
 use crate::format::table::align;
 use crate::format::template::Format;
 use crate::output::print;
+use stdio::frame::Demux;
 
 /// Flags of `ps` / `container ls`.
 #[derive(Debug, clap::Args)]

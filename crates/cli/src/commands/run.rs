@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::path_escape;
@@ -1199,34 +1198,6 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<(), CliError> {
     Err(CliError::Reported)
 }
 
-/// Splits Docker's multiplexed attach/logs stream (8-byte header: stream, 0, 0, 0, big-endian size).
-#[derive(Default)]
-pub struct Demux {
-    buf: Vec<u8>,
-}
-
-impl Demux {
-    /// Feeds bytes and returns the complete frames they finish, as (stream, payload); 0/1 stdout, 2 stderr.
-    pub fn feed(&mut self, data: &[u8]) -> Vec<(u8, Bytes)> {
-        self.buf.extend_from_slice(data);
-        let mut frames = Vec::new();
-        loop {
-            if self.buf.len() < 8 {
-                break;
-            }
-            let size =
-                u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
-            if self.buf.len() < 8 + size {
-                break;
-            }
-            let stream = self.buf[0];
-            let payload: Vec<u8> = self.buf.drain(..8 + size).skip(8).collect();
-            frames.push((stream, Bytes::from(payload)));
-        }
-        frames
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1320,17 +1291,5 @@ mod tests {
         assert_eq!(ram_in_bytes("1.5g"), Some(1610612736));
         assert_eq!(ram_in_bytes("64MB"), Some(64 << 20));
         assert_eq!(ram_in_bytes("x"), None);
-    }
-
-    #[test]
-    fn demux_splits_frames_across_chunks() {
-        let mut d = Demux::default();
-        let mut data = vec![1, 0, 0, 0, 0, 0, 0, 3];
-        data.extend_from_slice(b"hi\n");
-        data.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 4, b'e']);
-        let frames = d.feed(&data);
-        assert_eq!(frames, vec![(1, Bytes::from_static(b"hi\n"))]);
-        assert!(d.feed(b"rr").is_empty());
-        assert_eq!(d.feed(b"\n"), vec![(2, Bytes::from_static(b"err\n"))]);
     }
 }

@@ -6,9 +6,10 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::run::{write_stream, Demux};
+use super::run::write_stream;
 use crate::client::Client;
 use crate::error::CliError;
+use stdio::frame::Demux;
 
 /// What the docker CLI prints (and exits 1 with) when `attach` or `exec` ends on the detach keys.
 pub const DETACHED: &str = "read escape sequence";

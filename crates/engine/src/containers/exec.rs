@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
@@ -449,17 +449,11 @@ async fn pump(
     reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
     tx: &mpsc::Sender<Frame>,
 ) -> i64 {
-    let mut header = [0u8; 8];
     loop {
-        if reader.read_exact(&mut header).await.is_err() {
+        let Ok((stream, data)) = super::shim_client::read_frame(reader).await else {
             return 255;
-        }
-        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        let mut data = vec![0u8; len];
-        if reader.read_exact(&mut data).await.is_err() {
-            return 255;
-        }
-        if header[0] == shim::protocol::CONTROL {
+        };
+        if stream == shim::protocol::CONTROL {
             let text = String::from_utf8_lossy(&data);
             return text
                 .strip_prefix("exit ")
@@ -468,7 +462,7 @@ async fn pump(
         }
         let _ = tx
             .send(Frame {
-                stream: header[0],
+                stream,
                 data: Bytes::from(data),
             })
             .await;

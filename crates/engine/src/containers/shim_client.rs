@@ -94,18 +94,9 @@ pub async fn attach(sock: &Path, hub: std::sync::Arc<Hub>, stdin: bool) -> Resul
     };
     tokio::spawn(async move {
         let _keep = keep;
-        let mut header = [0u8; 8];
-        loop {
-            if reader.read_exact(&mut header).await.is_err() {
-                break;
-            }
-            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            let mut data = vec![0u8; len];
-            if reader.read_exact(&mut data).await.is_err() {
-                break;
-            }
+        while let Ok((stream, data)) = read_frame(&mut reader).await {
             out_hub.publish(Frame {
-                stream: header[0],
+                stream,
                 data: Bytes::from(data),
             });
         }
@@ -129,4 +120,16 @@ pub async fn attach(sock: &Path, hub: std::sync::Arc<Hub>, stdin: bool) -> Resul
         }
     }
     Ok(())
+}
+
+/// Reads one multiplexed frame (Docker's framing, plus the shim's control frames) from a shim connection.
+pub(crate) async fn read_frame<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut header = [0u8; stdio::frame::HEADER_LEN];
+    reader.read_exact(&mut header).await?;
+    let (stream, len) = stdio::frame::parse_header(&header);
+    let mut data = vec![0u8; len];
+    reader.read_exact(&mut data).await?;
+    Ok((stream, data))
 }
