@@ -531,6 +531,9 @@ pub(crate) fn replace_or_append_env<'a>(
 }
 
 #[cfg(test)]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
