@@ -1,15 +1,22 @@
 //! `/containers/…`: create, list, inspect, start, stop, restart, kill, wait, rename, remove, logs and the
 //! hijacked attach stream.
 
+use std::sync::Arc;
+
 use crate::request::{read_bytes, ReqBody};
 use bytes::Bytes;
+use engine::containers::hub::{Frame, Subscription};
+use engine::containers::record::Container;
 use engine::containers::{
-    check_raw_policy, parse_signal, ContainerListOptions, CreateRequest, LogOptions, WaitCondition,
+    check_raw_policy, parse_signal, AttachTarget, ContainerListOptions, CreateRequest, LogOptions,
+    Stdin, WaitCondition,
 };
-use engine::{parse_timestamp, Filters};
+use engine::{parse_timestamp, Engine, Filters};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, Notify};
 
 use crate::body::{self, json, json_status, Body};
 use crate::error::{ApiError, ApiResult};
@@ -187,31 +194,63 @@ pub async fn logs(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 /// `POST /containers/{id}/attach`: hijacks the connection (`Upgrade: tcp` → 101) and carries the container's
 /// output (and input) until the output ends.
 pub async fn attach(ctx: &Ctx, mut req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
-    let q = &ctx.query;
     if !wants_upgrade(&req) {
         return Err(ApiError::bad_request(
             "attach needs a hijacked connection (Upgrade: tcp)",
         ));
     }
-    let detach_keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
-        Some(k) => stdio::detach::parse_keys(k)
-            .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({k}) provided")))?,
-        None => Vec::new(),
-    };
+    let detach_keys = detach_keys(ctx)?;
     let target = ctx.engine.attach_target(name).await?;
-    let want_stdin = q.bool("stdin");
-    let want_stdout = q.bool("stdout");
-    let want_stderr = q.bool("stderr");
-    let stream = q.bool("stream");
-    let replay_logs = q.bool("logs");
-    let tty = target.tty;
-    let mut logs = if replay_logs {
-        let opts = LogOptions {
-            stdout: want_stdout,
-            stderr: want_stderr,
-            ..Default::default()
-        };
-        if want_stdout || want_stderr {
+    let session = AttachSession::set_up(ctx, target, detach_keys).await?;
+    ctx.engine.attach_event(&session.container);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let tty = session.tty;
+    let engine = Arc::clone(&ctx.engine);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(io) => session.run(TokioIo::new(io), engine).await,
+            Err(e) => tracing::debug!(error = %e, "attach upgrade failed"),
+        }
+    });
+    Ok(upgraded(tty))
+}
+
+/// The `detachKeys` query parameter as key codes (none when absent), or dockerd's error.
+fn detach_keys(ctx: &Ctx) -> ApiResult<Vec<u8>> {
+    match ctx.query.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(k) => stdio::detach::parse_keys(k)
+            .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({k}) provided"))),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// An attach's streams, set up before the 101 is answered (so that no output falls between): which
+/// output the client wants, the logs to replay first, the live output and the container's stdin.
+struct AttachSession {
+    tty: bool,
+    stdout: bool,
+    stderr: bool,
+    /// Stay for the live output (`stream`), or end after the replayed logs.
+    stream: bool,
+    logs: Option<mpsc::Receiver<Frame>>,
+    output: Subscription,
+    stdin: Option<Stdin>,
+    stdin_once: bool,
+    detach_keys: Vec<u8>,
+    container: Container,
+}
+
+impl AttachSession {
+    /// Reads the query (`stdin`, `stdout`, `stderr`, `stream`, `logs`) and opens the log replay.
+    async fn set_up(ctx: &Ctx, target: AttachTarget, detach_keys: Vec<u8>) -> ApiResult<Self> {
+        let q = &ctx.query;
+        let (stdout, stderr) = (q.bool("stdout"), q.bool("stderr"));
+        let logs = if q.bool("logs") && (stdout || stderr) {
+            let opts = LogOptions {
+                stdout,
+                stderr,
+                ..Default::default()
+            };
             Some(
                 ctx.engine
                     .container_logs(&target.container.id, opts)
@@ -220,88 +259,114 @@ pub async fn attach(ctx: &Ctx, mut req: Request<ReqBody>, name: &str) -> ApiResu
             )
         } else {
             None
-        }
-    } else {
-        None
-    };
-    ctx.engine.attach_event(&target.container);
-    let upgrade = hyper::upgrade::on(&mut req);
-    let mut sub = target.subscription;
-    let stdin = if want_stdin { target.stdin } else { None };
-    let stdin_once = target.stdin_once;
-    let engine = std::sync::Arc::clone(&ctx.engine);
-    let container = target.container.clone();
-    let detached = std::sync::Arc::new(tokio::sync::Notify::new());
-    tokio::spawn(async move {
-        let io = match upgrade.await {
-            Ok(io) => TokioIo::new(io),
-            Err(e) => {
-                tracing::debug!(error = %e, "attach upgrade failed");
-                return;
-            }
         };
+        Ok(AttachSession {
+            tty: target.tty,
+            stdout,
+            stderr,
+            stream: q.bool("stream"),
+            logs,
+            output: target.subscription,
+            stdin: if q.bool("stdin") { target.stdin } else { None },
+            stdin_once: target.stdin_once,
+            detach_keys,
+            container: target.container,
+        })
+    }
+
+    /// Carries the streams over the hijacked connection: the logs, then (with `stream`) the client's input
+    /// to the container and the live output to the client, until the output ends or the client detaches.
+    async fn run(mut self, io: impl AsyncRead + AsyncWrite + Send + 'static, engine: Arc<Engine>) {
         let (rd, mut wr) = tokio::io::split(io);
-        if let Some(logs) = logs.as_mut() {
+        if let Some(logs) = self.logs.as_mut() {
             while let Some(f) = logs.recv().await {
-                if wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
+                if wr
+                    .write_all(&encode(self.tty, f.stream, &f.data))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
         }
-        if !stream {
+        if !self.stream {
             let _ = wr.shutdown().await;
             return;
         }
-        // Input: client bytes to the container's stdin; the client's EOF ends stdin (with StdinOnce). With
-        // a TTY, the detach keys end the session instead (as in dockerd), leaving the container's stdin open.
-        if let Some(mut stdin) = stdin {
-            let detached = std::sync::Arc::clone(&detached);
-            tokio::spawn(async move {
-                match crate::stdin::pump(rd, &mut stdin, tty, &detach_keys).await {
-                    // As dockerd: with a TTY the client's end of input does not close the container's
-                    // (the docker CLI closes its side when the user detaches with the keys it watches
-                    // itself).
-                    InputEnd::Closed if stdin_once && !tty => stdin.close().await,
-                    InputEnd::Closed | InputEnd::StdinGone => {}
-                    InputEnd::Detached => {
-                        engine.detach_event(&container);
-                        detached.notify_one();
-                    }
-                }
-            });
+        let detached = Arc::new(Notify::new());
+        if let Some(stdin) = self.stdin.take() {
+            self.spawn_input(rd, stdin, engine, Arc::clone(&detached));
         }
-        let wants = |s: u8| (s == 1 && want_stdout) || (s == 2 && want_stderr);
+        if self.copy_output(&mut wr, &detached).await.is_err() {
+            return;
+        }
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+    }
+
+    /// Input: client bytes to the container's stdin; the client's EOF ends stdin (with StdinOnce). With a
+    /// TTY, the detach keys end the session instead (as in dockerd), leaving the container's stdin open.
+    fn spawn_input(
+        &self,
+        rd: impl AsyncRead + Unpin + Send + 'static,
+        mut stdin: Stdin,
+        engine: Arc<Engine>,
+        detached: Arc<Notify>,
+    ) {
+        let (tty, stdin_once) = (self.tty, self.stdin_once);
+        let keys = self.detach_keys.clone();
+        let container = self.container.clone();
+        tokio::spawn(async move {
+            match crate::stdin::pump(rd, &mut stdin, tty, &keys).await {
+                // As dockerd: with a TTY the client's end of input does not close the container's (the
+                // docker CLI closes its side when the user detaches with the keys it watches itself).
+                InputEnd::Closed if stdin_once && !tty => stdin.close().await,
+                InputEnd::Closed | InputEnd::StdinGone => {}
+                InputEnd::Detached => {
+                    engine.detach_event(&container);
+                    detached.notify_one();
+                }
+            }
+        });
+    }
+
+    /// The live output the client asked for, until the container's output ends (what was published before
+    /// is drained) or the client detaches; an error is the client gone.
+    async fn copy_output(
+        &mut self,
+        wr: &mut (impl AsyncWrite + Unpin),
+        detached: &Notify,
+    ) -> std::io::Result<()> {
+        let (tty, stdout, stderr) = (self.tty, self.stdout, self.stderr);
+        let wants = |s: u8| (s == 1 && stdout) || (s == 2 && stderr);
+        let sub = &mut self.output;
         loop {
             tokio::select! {
                 frame = sub.output.recv() => match frame {
                     Ok(f) => {
-                        if wants(f.stream) && wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
-                            return;
+                        if wants(f.stream) {
+                            wr.write_all(&encode(tty, f.stream, &f.data)).await?;
                         }
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    Err(RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "attached client fell behind");
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    Err(RecvError::Closed) => return Ok(()),
                 },
-                _ = detached.notified() => break,
+                _ = detached.notified() => return Ok(()),
                 changed = sub.closed.changed() => {
                     if changed.is_err() || *sub.closed.borrow() {
-                        // Drain what was published before the close.
                         while let Ok(f) = sub.output.try_recv() {
-                            if wants(f.stream) && wr.write_all(&encode(tty, f.stream, &f.data)).await.is_err() {
-                                return;
+                            if wants(f.stream) {
+                                wr.write_all(&encode(tty, f.stream, &f.data)).await?;
                             }
                         }
-                        break;
+                        return Ok(());
                     }
                 }
             }
         }
-        let _ = wr.flush().await;
-        let _ = wr.shutdown().await;
-    });
-    Ok(upgraded(tty))
+    }
 }
 
 /// Whether the client asks to hijack the connection (`Upgrade: tcp`), as the docker CLI does for attach

@@ -347,8 +347,76 @@ fn parse_ulimit(text: &str) -> Result<Value, CliError> {
 
 /// The `POST /containers/create` body for these options (`attach`: whether the client will attach).
 pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliError> {
+    let mut config = container_config(opts, attach)?;
+    let mut host = host_defaults(opts);
+    security_fields(opts, &mut host)?;
+    resource_fields(opts, &mut host)?;
+    host["RestartPolicy"] = restart_policy(opts)?;
+    if opts.init {
+        host["Init"] = json!(true);
+    }
+    namespace_fields(opts, &mut host);
+    list_fields(opts, &mut host);
+    system_fields(opts, &mut host)?;
+    let exposed = port_fields(opts, &mut host)?;
+    if !exposed.is_empty() {
+        config["ExposedPorts"] = Value::Object(exposed);
+    }
+    if let Some(net) = networking_config(opts) {
+        config["NetworkingConfig"] = net;
+    }
+    mount_fields(opts, &mut config, &mut host)?;
+    if let Some(r) = &opts.runtime {
+        host["Runtime"] = json!(r);
+    }
+    if let Some(h) = opts.health.config()? {
+        config["Healthcheck"] = h;
+    }
+    config["HostConfig"] = host;
+    Ok(config)
+}
+
+/// The container's own config: image, command, streams, environment, labels and identity.
+fn container_config(opts: &ContainerOptions, attach: bool) -> Result<Value, CliError> {
     let image = opts.args.first().cloned().unwrap_or_default();
     let cmd: Vec<String> = opts.args.iter().skip(1).cloned().collect();
+    let mut config = json!({
+        "Image": image,
+        "Tty": opts.tty,
+        "OpenStdin": opts.interactive,
+        "StdinOnce": opts.interactive && attach,
+        "AttachStdin": opts.interactive && attach,
+        "AttachStdout": attach,
+        "AttachStderr": attach,
+        "Env": env_list(&opts.env_file, &opts.env)?,
+        "Labels": labels(opts)?,
+    });
+    if !cmd.is_empty() {
+        config["Cmd"] = json!(cmd);
+    }
+    if let Some(e) = &opts.entrypoint {
+        // Docker sends an empty entrypoint as `[""]` to reset the image's.
+        config["Entrypoint"] = json!([e]);
+    }
+    for (key, value) in [
+        ("WorkingDir", &opts.workdir),
+        ("User", &opts.user),
+        ("Hostname", &opts.hostname),
+        ("StopSignal", &opts.stop_signal),
+        ("Domainname", &opts.domainname),
+    ] {
+        if let Some(v) = value {
+            config[key] = json!(v);
+        }
+    }
+    if let Some(t) = opts.stop_timeout {
+        config["StopTimeout"] = json!(t);
+    }
+    Ok(config)
+}
+
+/// `--label-file`s, then `--label`s: a later key wins; a label without `=` has an empty value.
+fn labels(opts: &ContainerOptions) -> Result<BTreeMap<String, String>, CliError> {
     let mut labels = BTreeMap::new();
     let mut label_lines = Vec::new();
     for f in &opts.label_file {
@@ -359,48 +427,16 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let mut config = json!({
-        "Image": image,
-        "Tty": opts.tty,
-        "OpenStdin": opts.interactive,
-        "StdinOnce": opts.interactive && attach,
-        "AttachStdin": opts.interactive && attach,
-        "AttachStdout": attach,
-        "AttachStderr": attach,
-        "Env": env_list(&opts.env_file, &opts.env)?,
-        "Labels": labels,
-    });
-    if !cmd.is_empty() {
-        config["Cmd"] = json!(cmd);
-    }
-    if let Some(e) = &opts.entrypoint {
-        // Docker sends an empty entrypoint as `[""]` to reset the image's.
-        config["Entrypoint"] = json!([e]);
-    }
-    if let Some(w) = &opts.workdir {
-        config["WorkingDir"] = json!(w);
-    }
-    if let Some(u) = &opts.user {
-        config["User"] = json!(u);
-    }
-    if let Some(h) = &opts.hostname {
-        config["Hostname"] = json!(h);
-    }
-    if let Some(s) = &opts.stop_signal {
-        config["StopSignal"] = json!(s);
-    }
-    if let Some(d) = &opts.domainname {
-        config["Domainname"] = json!(d);
-    }
-    if let Some(t) = opts.stop_timeout {
-        config["StopTimeout"] = json!(t);
-    }
-    let mut host = json!({
+    Ok(labels)
+}
+
+/// The host config's plain flags, and the empty values Docker's CLI sends rather than leaving them out.
+fn host_defaults(opts: &ContainerOptions) -> Value {
+    json!({
         "AutoRemove": opts.rm,
         "NetworkMode": opts.network.clone().unwrap_or_else(|| "default".to_string()),
         "Privileged": opts.privileged,
         "ReadonlyRootfs": opts.read_only,
-        // Docker's CLI sends these empty values rather than leaving them out.
         "BlkioWeightDevice": [],
         "BlkioDeviceReadBps": [],
         "BlkioDeviceWriteBps": [],
@@ -412,7 +448,11 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
         "PortBindings": {},
         "MemorySwappiness": -1,
         "OomKillDisable": false,
-    });
+    })
+}
+
+/// `--cap-add`, `--cap-drop`, `--security-opt`.
+fn security_fields(opts: &ContainerOptions, host: &mut Value) -> Result<(), CliError> {
     if !opts.cap_add.is_empty() {
         host["CapAdd"] = json!(normalize_caps(&opts.cap_add));
     }
@@ -422,13 +462,22 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     if !opts.security_opt.is_empty() {
         host["SecurityOpt"] = json!(security_opts(&opts.security_opt)?);
     }
+    Ok(())
+}
+
+/// A size flag (`64m`) in bytes, or Docker's usage error naming the flag.
+fn size_flag(value: &str, flag: &str) -> Result<i64, CliError> {
+    ram_in_bytes(value).ok_or_else(|| {
+        CliError::Usage(format!(
+            "invalid argument \"{value}\" for \"{flag}\" flag: invalid size: '{value}'"
+        ))
+    })
+}
+
+/// Memory, CPU, pids, shm, OOM, block IO and rlimit flags.
+fn resource_fields(opts: &ContainerOptions, host: &mut Value) -> Result<(), CliError> {
     if let Some(m) = &opts.memory {
-        let bytes = ram_in_bytes(m).ok_or_else(|| {
-            CliError::Usage(format!(
-                "invalid argument \"{m}\" for \"-m, --memory\" flag: invalid size: '{m}'"
-            ))
-        })?;
-        host["Memory"] = json!(bytes);
+        host["Memory"] = json!(size_flag(m, "-m, --memory")?);
     }
     if let Some(c) = opts.cpus {
         host["NanoCpus"] = json!((c * 1e9).round() as i64);
@@ -437,12 +486,7 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
         host["MemorySwap"] = json!(parse_memory_swap(s)?);
     }
     if let Some(m) = &opts.memory_reservation {
-        let bytes = ram_in_bytes(m).ok_or_else(|| {
-            CliError::Usage(format!(
-                "invalid argument \"{m}\" for \"--memory-reservation\" flag: invalid size: '{m}'"
-            ))
-        })?;
-        host["MemoryReservation"] = json!(bytes);
+        host["MemoryReservation"] = json!(size_flag(m, "--memory-reservation")?);
     }
     if let Some(c) = opts.cpu_shares {
         host["CpuShares"] = json!(c);
@@ -450,83 +494,11 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     if let Some(c) = &opts.cpuset_cpus {
         host["CpusetCpus"] = json!(c);
     }
-    let restart = parse_restart_policy(&opts.restart)?;
-    if opts.rm && restart["Name"] != "no" && restart["Name"] != "" {
-        return Err(CliError::Usage(
-            "conflicting options: cannot specify both --restart and --rm".to_string(),
-        ));
-    }
-    host["RestartPolicy"] = restart;
-    if opts.init {
-        host["Init"] = json!(true);
-    }
     if let Some(p) = opts.pids_limit {
         host["PidsLimit"] = json!(p);
     }
-    for (key, value) in [
-        ("PidMode", &opts.pid),
-        ("IpcMode", &opts.ipc),
-        ("UTSMode", &opts.uts),
-        ("CgroupnsMode", &opts.cgroupns),
-        ("CgroupParent", &opts.cgroup_parent),
-        ("CpusetMems", &opts.cpuset_mems),
-    ] {
-        if let Some(v) = value {
-            host[key] = json!(v);
-        }
-    }
-    for (key, list) in [
-        ("VolumesFrom", &opts.volumes_from),
-        ("GroupAdd", &opts.group_add),
-        ("DeviceCgroupRules", &opts.device_cgroup_rule),
-        ("Dns", &opts.dns),
-        ("DnsSearch", &opts.dns_search),
-        ("DnsOptions", &opts.dns_option),
-    ] {
-        if !list.is_empty() {
-            host[key] = json!(list);
-        }
-    }
     if let Some(s) = &opts.shm_size {
-        let bytes = ram_in_bytes(s).ok_or_else(|| {
-            CliError::Usage(format!(
-                "invalid argument \"{s}\" for \"--shm-size\" flag: invalid size: '{s}'"
-            ))
-        })?;
-        host["ShmSize"] = json!(bytes);
-    }
-    if !opts.sysctl.is_empty() {
-        let mut map = serde_json::Map::new();
-        for kv in &opts.sysctl {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                CliError::Usage(format!(
-                    "invalid argument \"{kv}\" for \"--sysctl\" flag: invalid sysctl value {kv:?}"
-                ))
-            })?;
-            map.insert(k.to_string(), json!(v));
-        }
-        host["Sysctls"] = Value::Object(map);
-    }
-    if !opts.device.is_empty() {
-        host["Devices"] = Value::Array(
-            opts.device
-                .iter()
-                .map(|d| parse_device(d))
-                .collect::<Result<_, _>>()?,
-        );
-    }
-    if opts.log_driver.is_some() || !opts.log_opt.is_empty() {
-        let mut config = serde_json::Map::new();
-        for kv in &opts.log_opt {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                CliError::Usage(format!(
-                    "invalid argument \"{kv}\" for \"--log-opt\" flag: invalid key value pair format in log-opt"
-                ))
-            })?;
-            config.insert(k.to_string(), json!(v));
-        }
-        host["LogConfig"] =
-            json!({"Type": opts.log_driver.clone().unwrap_or_default(), "Config": config});
+        host["ShmSize"] = json!(size_flag(s, "--shm-size")?);
     }
     if let Some(o) = opts.oom_score_adj {
         host["OomScoreAdj"] = json!(o);
@@ -546,6 +518,100 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     if let Some(w) = opts.blkio_weight {
         host["BlkioWeight"] = json!(w);
     }
+    if !opts.ulimit.is_empty() {
+        let ulimits = opts
+            .ulimit
+            .iter()
+            .map(|u| parse_ulimit(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        host["Ulimits"] = json!(ulimits);
+    }
+    Ok(())
+}
+
+/// `--restart`, which `--rm` excludes.
+fn restart_policy(opts: &ContainerOptions) -> Result<Value, CliError> {
+    let restart = parse_restart_policy(&opts.restart)?;
+    if opts.rm && restart["Name"] != "no" && restart["Name"] != "" {
+        return Err(CliError::Usage(
+            "conflicting options: cannot specify both --restart and --rm".to_string(),
+        ));
+    }
+    Ok(restart)
+}
+
+/// The namespace modes (`--pid`, `--ipc`, `--uts`, `--cgroupns`) and the cgroup placement.
+fn namespace_fields(opts: &ContainerOptions, host: &mut Value) {
+    for (key, value) in [
+        ("PidMode", &opts.pid),
+        ("IpcMode", &opts.ipc),
+        ("UTSMode", &opts.uts),
+        ("CgroupnsMode", &opts.cgroupns),
+        ("CgroupParent", &opts.cgroup_parent),
+        ("CpusetMems", &opts.cpuset_mems),
+    ] {
+        if let Some(v) = value {
+            host[key] = json!(v);
+        }
+    }
+}
+
+/// The list flags sent as they are given.
+fn list_fields(opts: &ContainerOptions, host: &mut Value) {
+    for (key, list) in [
+        ("VolumesFrom", &opts.volumes_from),
+        ("GroupAdd", &opts.group_add),
+        ("DeviceCgroupRules", &opts.device_cgroup_rule),
+        ("Dns", &opts.dns),
+        ("DnsSearch", &opts.dns_search),
+        ("DnsOptions", &opts.dns_option),
+    ] {
+        if !list.is_empty() {
+            host[key] = json!(list);
+        }
+    }
+}
+
+/// `KEY=value` flags as a map, or Docker's usage error for an entry without `=`.
+fn key_values(
+    entries: &[String],
+    error: impl Fn(&str) -> String,
+) -> Result<serde_json::Map<String, Value>, CliError> {
+    let mut map = serde_json::Map::new();
+    for kv in entries {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| CliError::Usage(error(kv)))?;
+        map.insert(k.to_string(), json!(v));
+    }
+    Ok(map)
+}
+
+/// Sysctls, devices, logging, tmpfs mounts and extra /etc/hosts entries.
+fn system_fields(opts: &ContainerOptions, host: &mut Value) -> Result<(), CliError> {
+    if !opts.sysctl.is_empty() {
+        let map = key_values(&opts.sysctl, |kv| {
+            format!("invalid argument \"{kv}\" for \"--sysctl\" flag: invalid sysctl value {kv:?}")
+        })?;
+        host["Sysctls"] = Value::Object(map);
+    }
+    if !opts.device.is_empty() {
+        host["Devices"] = Value::Array(
+            opts.device
+                .iter()
+                .map(|d| parse_device(d))
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    if opts.log_driver.is_some() || !opts.log_opt.is_empty() {
+        let config = key_values(&opts.log_opt, |kv| {
+            format!(
+                "invalid argument \"{kv}\" for \"--log-opt\" flag: invalid key value pair format in log-opt"
+            )
+        })?;
+        host["LogConfig"] =
+            json!({"Type": opts.log_driver.clone().unwrap_or_default(), "Config": config});
+    }
     if !opts.tmpfs.is_empty() {
         let mut map = serde_json::Map::new();
         for t in &opts.tmpfs {
@@ -555,29 +621,28 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
         host["Tmpfs"] = Value::Object(map);
     }
     if !opts.add_host.is_empty() {
-        // Docker accepts host=ip too and sends host:ip.
-        let hosts: Vec<String> = opts
-            .add_host
-            .iter()
-            .map(|h| match h.split_once('=') {
-                Some((n, ip)) if !h.contains(':') || h.find('=') < h.find(':') => {
-                    format!("{n}:{ip}")
-                }
-                _ => h.clone(),
-            })
-            .collect();
-        host["ExtraHosts"] = json!(hosts);
+        host["ExtraHosts"] = json!(extra_hosts(&opts.add_host));
     }
-    let mut exposed = serde_json::Map::new();
-    for e in &opts.expose {
-        let (ports, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
-        let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
-        let bad = || CliError::Usage(format!("invalid range format for --expose: {e}"));
-        let (a, b): (u16, u16) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-        for p in a..=b.max(a) {
-            exposed.insert(format!("{p}/{proto}"), json!({}));
-        }
-    }
+    Ok(())
+}
+
+/// `--add-host` entries as `host:ip`: Docker accepts `host=ip` too and sends `host:ip`.
+fn extra_hosts(entries: &[String]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|h| match h.split_once('=') {
+            Some((n, ip)) if !h.contains(':') || h.find('=') < h.find(':') => format!("{n}:{ip}"),
+            _ => h.clone(),
+        })
+        .collect()
+}
+
+/// `--publish` and `-P` into the host config; returns the exposed ports (`--expose` and the published).
+fn port_fields(
+    opts: &ContainerOptions,
+    host: &mut Value,
+) -> Result<serde_json::Map<String, Value>, CliError> {
+    let mut exposed = exposed_ports(&opts.expose)?;
     let mut bindings = serde_json::Map::new();
     for spec in &opts.publish {
         for (key, binding) in super::ports::parse_publish(spec).map_err(CliError::Usage)? {
@@ -594,23 +659,49 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
     if opts.publish_all {
         host["PublishAllPorts"] = json!(true);
     }
-    if !exposed.is_empty() {
-        config["ExposedPorts"] = Value::Object(exposed);
-    }
-    if opts.ip.is_some() || !opts.network_alias.is_empty() || opts.mac_address.is_some() {
-        let net = opts
-            .network
-            .clone()
-            .unwrap_or_else(|| "default".to_string());
-        let mut ep = json!({"Aliases": opts.network_alias});
-        if let Some(ip) = &opts.ip {
-            ep["IPAMConfig"] = json!({"IPv4Address": ip});
+    Ok(exposed)
+}
+
+/// `--expose` entries (`80`, `7000-7001`, `53/udp`) as `port/proto` keys.
+fn exposed_ports(entries: &[String]) -> Result<serde_json::Map<String, Value>, CliError> {
+    let mut exposed = serde_json::Map::new();
+    for e in entries {
+        let (ports, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
+        let bad = || CliError::Usage(format!("invalid range format for --expose: {e}"));
+        let (a, b): (u16, u16) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        for p in a..=b.max(a) {
+            exposed.insert(format!("{p}/{proto}"), json!({}));
         }
-        if let Some(mac) = &opts.mac_address {
-            ep["MacAddress"] = json!(mac);
-        }
-        config["NetworkingConfig"] = json!({"EndpointsConfig": {net: ep}});
     }
+    Ok(exposed)
+}
+
+/// The endpoint settings `--ip`, `--network-alias` and `--mac-address` ask for, on the `--network`.
+fn networking_config(opts: &ContainerOptions) -> Option<Value> {
+    if opts.ip.is_none() && opts.network_alias.is_empty() && opts.mac_address.is_none() {
+        return None;
+    }
+    let net = opts
+        .network
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    let mut ep = json!({"Aliases": opts.network_alias});
+    if let Some(ip) = &opts.ip {
+        ep["IPAMConfig"] = json!({"IPv4Address": ip});
+    }
+    if let Some(mac) = &opts.mac_address {
+        ep["MacAddress"] = json!(mac);
+    }
+    Some(json!({"EndpointsConfig": {net: ep}}))
+}
+
+/// `-v` (binds into the host config, anonymous volumes into the config) and `--mount`.
+fn mount_fields(
+    opts: &ContainerOptions,
+    config: &mut Value,
+    host: &mut Value,
+) -> Result<(), CliError> {
     let (binds, volumes) = parse_volume_flags(&opts.volume)?;
     if !binds.is_empty() {
         host["Binds"] = json!(binds);
@@ -627,22 +718,7 @@ pub fn create_body(opts: &ContainerOptions, attach: bool) -> Result<Value, CliEr
             .map(|m| parse_mount_flag(m))
             .collect::<Result<Vec<_>, _>>()?);
     }
-    if let Some(r) = &opts.runtime {
-        host["Runtime"] = json!(r);
-    }
-    if !opts.ulimit.is_empty() {
-        let ulimits = opts
-            .ulimit
-            .iter()
-            .map(|u| parse_ulimit(u))
-            .collect::<Result<Vec<_>, _>>()?;
-        host["Ulimits"] = json!(ulimits);
-    }
-    if let Some(h) = opts.health.config()? {
-        config["Healthcheck"] = h;
-    }
-    config["HostConfig"] = host;
-    Ok(config)
+    Ok(())
 }
 
 /// `--restart NAME[:COUNT]` as the docker CLI parses it (the daemon checks the name).
@@ -1260,6 +1336,223 @@ mod tests {
             json!([{"Name": "nofile", "Soft": 10, "Hard": 20}])
         );
         assert_eq!(body["AttachStdout"], true);
+    }
+
+    /// Flag sets covering every field `create_body` fills, with the body recorded before the function was
+    /// split (`testdata/create-body-*.json`).
+    const RECORDED_BODIES: [(&str, &[&str]); 3] = [
+        ("plain", &["create", "busybox"]),
+        (
+            "resources",
+            &[
+                "run",
+                "-it",
+                "--rm",
+                "--name",
+                "web",
+                "-e",
+                "A=1",
+                "-e",
+                "B=2",
+                "-w",
+                "/w",
+                "-u",
+                "1000:1000",
+                "--entrypoint",
+                "",
+                "-h",
+                "host",
+                "--domainname",
+                "example.org",
+                "-l",
+                "x=y",
+                "-l",
+                "z",
+                "--stop-signal",
+                "SIGINT",
+                "--stop-timeout",
+                "7",
+                "--cap-add",
+                "net_admin",
+                "--cap-drop",
+                "chown",
+                "--security-opt",
+                "no-new-privileges",
+                "--read-only",
+                "-m",
+                "64m",
+                "--cpus",
+                "0.5",
+                "--memory-swap",
+                "128m",
+                "--memory-reservation",
+                "32m",
+                "--cpu-shares",
+                "512",
+                "--cpuset-cpus",
+                "0",
+                "--cpuset-mems",
+                "0",
+                "--pids-limit",
+                "10",
+                "--init",
+                "--pid",
+                "host",
+                "--ipc",
+                "shareable",
+                "--uts",
+                "host",
+                "--cgroupns",
+                "private",
+                "--cgroup-parent",
+                "p",
+                "--group-add",
+                "10",
+                "--device-cgroup-rule",
+                "c 1:3 rwm",
+                "--shm-size",
+                "1m",
+                "--sysctl",
+                "net.ipv4.ip_forward=1",
+                "--device",
+                "/dev/null:/dev/n:rw",
+                "--log-driver",
+                "json-file",
+                "--log-opt",
+                "max-size=1m",
+                "--oom-score-adj",
+                "100",
+                "--oom-kill-disable",
+                "--memory-swappiness",
+                "10",
+                "--cpu-period",
+                "50000",
+                "--cpu-quota",
+                "25000",
+                "--blkio-weight",
+                "300",
+                "--tmpfs",
+                "/t:size=1m",
+                "--tmpfs",
+                "/u",
+                "--ulimit",
+                "nofile=10:20",
+                "--runtime",
+                "runc",
+                "busybox",
+                "sh",
+                "-c",
+                "true",
+            ],
+        ),
+        (
+            "network",
+            &[
+                "create",
+                "--restart",
+                "on-failure:3",
+                "--network",
+                "net1",
+                "--ip",
+                "10.0.0.5",
+                "--network-alias",
+                "a",
+                "--mac-address",
+                "02:42:ac:11:00:02",
+                "--dns",
+                "1.1.1.1",
+                "--dns-search",
+                "example.org",
+                "--dns-option",
+                "ndots:2",
+                "--add-host",
+                "db=10.0.0.9",
+                "--add-host",
+                "x:10.0.0.8",
+                "-p",
+                "8080:80",
+                "-p",
+                "127.0.0.1:9000-9001:90-91/udp",
+                "-P",
+                "--expose",
+                "7000-7001",
+                "--expose",
+                "53/udp",
+                "-v",
+                "/tmp:/data:ro",
+                "-v",
+                "/anon",
+                "-v",
+                "named:/n",
+                "--volumes-from",
+                "other",
+                "--mount",
+                "type=bind,src=/tmp,dst=/m,readonly",
+                "--mount",
+                "type=tmpfs,dst=/tm",
+                "--health-cmd",
+                "true",
+                "--health-interval",
+                "5s",
+                "--health-retries",
+                "3",
+                "busybox",
+            ],
+        ),
+    ];
+
+    #[test]
+    fn create_body_is_the_recorded_one_for_every_flag() {
+        let recorded = [
+            include_str!("testdata/create-body-plain.json"),
+            include_str!("testdata/create-body-resources.json"),
+            include_str!("testdata/create-body-network.json"),
+        ];
+        for ((name, args), expected) in RECORDED_BODIES.into_iter().zip(recorded) {
+            let top = Top::try_parse_from(args).unwrap();
+            let body = create_body(&top.run.options, args[0] == "run").unwrap();
+            let expected: Value = serde_json::from_str(expected).unwrap();
+            for (key, value) in expected.as_object().unwrap() {
+                assert_eq!(&body[key], value, "{name}: {key}");
+            }
+            assert_eq!(body, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn add_host_with_an_equals_sign_is_sent_with_a_colon() {
+        let given = ["db=10.0.0.9", "x:10.0.0.8", "v6=::1", "h:fe80::1=x"].map(String::from);
+        assert_eq!(
+            extra_hosts(&given),
+            ["db:10.0.0.9", "x:10.0.0.8", "v6:::1", "h:fe80::1=x"]
+        );
+    }
+
+    #[test]
+    fn expose_ranges_and_protocols_become_port_keys() {
+        let ports = exposed_ports(&["7000-7002".into(), "53/udp".into()]).unwrap();
+        let keys: Vec<_> = ports.keys().cloned().collect();
+        assert_eq!(keys, ["7000/tcp", "7001/tcp", "7002/tcp", "53/udp"]);
+        let err = exposed_ports(&["x-1".into()]).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("invalid range format for --expose: x-1"));
+    }
+
+    #[test]
+    fn restart_with_rm_is_a_usage_error_and_sizes_name_their_flag() {
+        let top = Top::try_parse_from(["run", "--rm", "--restart", "always", "busybox"]).unwrap();
+        let err = restart_policy(&top.run.options).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("cannot specify both --restart and --rm"));
+        let err = size_flag("lots", "--shm-size").unwrap_err().to_string();
+        assert!(
+            err.contains("invalid argument \"lots\" for \"--shm-size\" flag"),
+            "{err}"
+        );
+        let top = Top::try_parse_from(["run", "busybox"]).unwrap();
+        assert_eq!(networking_config(&top.run.options), None);
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! `linux.devices`) and allowed in its device cgroup, as dockerd does. `--gpus` is not supported.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard_stubs::models::{DeviceMapping, HostConfig};
-use serde_json::{json, Value};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 
 use crate::error::{Error, Result};
 
@@ -154,7 +154,7 @@ pub fn host_devices() -> Vec<Device> {
 }
 
 /// `--device-cgroup-rule` entries (`c 1:3 rwm`, `a *:* m`) as OCI device cgroup rules.
-pub fn cgroup_rules(h: &HostConfig) -> Result<Vec<Value>> {
+pub fn cgroup_rules(h: &HostConfig) -> Result<Vec<LinuxDeviceCgroup>> {
     let mut out = Vec::new();
     for rule in h.device_cgroup_rules.iter().flatten() {
         let bad = || Error::InvalidParameter(format!("invalid device cgroup format '{rule}'"));
@@ -174,22 +174,71 @@ pub fn cgroup_rules(h: &HostConfig) -> Result<Vec<Value>> {
                 n => n.parse().map(Some).map_err(|_| bad()),
             }
         };
-        out.push(json!({"allow": true, "type": kind, "major": num(major)?, "minor": num(minor)?, "access": access}));
+        let kind = match kind {
+            "a" => LinuxDeviceType::A,
+            "b" => LinuxDeviceType::B,
+            _ => LinuxDeviceType::C,
+        };
+        out.push(device_rule(
+            true,
+            Some(kind),
+            num(major)?,
+            num(minor)?,
+            access,
+        ));
     }
     Ok(out)
 }
 
+/// One device cgroup rule; `None` numbers match any. Set field by field rather than with oci-spec's
+/// builder, whose `build` could only fail for a field left unset, and none is.
+pub fn device_rule(
+    allow: bool,
+    kind: Option<LinuxDeviceType>,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(allow)
+        .set_typ(kind)
+        .set_major(major)
+        .set_minor(minor)
+        .set_access(Some(access.to_owned()));
+    r
+}
+
 impl Device {
-    /// The OCI `linux.devices` entry.
-    pub fn oci(&self) -> Value {
-        json!({"path": self.path, "type": self.kind, "major": self.major, "minor": self.minor,
-               "fileMode": self.mode, "uid": 0, "gid": 0})
+    fn oci_type(&self) -> LinuxDeviceType {
+        if self.kind == "b" {
+            LinuxDeviceType::B
+        } else {
+            LinuxDeviceType::C
+        }
+    }
+
+    /// The OCI `linux.devices` entry, owned by root.
+    pub fn oci(&self) -> LinuxDevice {
+        let mut d = LinuxDevice::default();
+        d.set_path(PathBuf::from(&self.path))
+            .set_typ(self.oci_type())
+            .set_major(self.major as i64)
+            .set_minor(self.minor as i64)
+            .set_file_mode(Some(self.mode))
+            .set_uid(Some(0))
+            .set_gid(Some(0));
+        d
     }
 
     /// The device cgroup rule that lets the container use it.
-    pub fn rule(&self) -> Value {
-        json!({"allow": true, "type": self.kind, "major": self.major, "minor": self.minor,
-               "access": self.access})
+    pub fn rule(&self) -> LinuxDeviceCgroup {
+        device_rule(
+            true,
+            Some(self.oci_type()),
+            Some(self.major as i64),
+            Some(self.minor as i64),
+            &self.access,
+        )
     }
 }
 
@@ -232,8 +281,9 @@ mod tests {
             ..Default::default()
         };
         let r = cgroup_rules(&h).unwrap();
-        assert_eq!(r[0]["major"], 1);
-        assert_eq!(r[1]["major"], Value::Null);
+        assert_eq!(r[0].major(), Some(1));
+        assert_eq!(r[1].major(), None);
+        assert_eq!(r[1].typ(), Some(LinuxDeviceType::A));
         let bad = HostConfig {
             device_cgroup_rules: Some(vec!["x 1:3 rwm".into()]),
             ..Default::default()

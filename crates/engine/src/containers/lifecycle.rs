@@ -267,33 +267,61 @@ impl Engine {
         result
     }
 
+    /// Starts a created or exited container, step by step; each step undoes what the start did so far when
+    /// it fails, as its doc says.
     pub(crate) async fn start_inner(self: &Arc<Self>, c: &Container) -> Result<()> {
         let t0 = std::time::Instant::now();
         self.prime_cgroup_attach(c);
         let id = c.id.clone();
-        let dir = self.containers.dir(&id);
-        let state_dir = self.state_dir(&id);
-        let bundle = {
-            let engine = Arc::clone(self);
-            let c = c.clone();
-            let dir = dir.clone();
-            let state_dir = state_dir.clone();
-            tokio::task::spawn_blocking(move || engine.prepare(&c, &dir, &state_dir)).await??
-        };
+        let bundle = self.prepare_bundle(c).await?;
         let t_prepared = t0.elapsed();
-        let log_path = dir.join(format!("{id}-json.log"));
+        let pid = self.spawn_shim(c, &bundle).await?;
+        let t_created = t0.elapsed();
+        let sock = self.shim_socket(&id);
+        self.start_network(c, pid, &sock).await?;
+        self.attach_and_exec(c, &sock).await?;
+        let t_started = t0.elapsed();
+        let c = self.record_started(&id, pid)?;
+        tracing::debug!(
+            id = &id[..12],
+            prepare_us = t_prepared.as_micros() as u64,
+            shim_ready_us = (t_created - t_prepared).as_micros() as u64,
+            attach_start_us = (t_started - t_created).as_micros() as u64,
+            record_us = (t0.elapsed() - t_started).as_micros() as u64,
+            "container started"
+        );
+        self.init_health(&id);
+        self.container_event("start", &c);
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.monitor(id, sock).await });
+        Ok(())
+    }
+
+    /// Step 1: the rootfs and volumes mounted and the OCI bundle written (off the async threads); returns the
+    /// bundle directory. On failure [`Engine::prepare`] has unmounted what it mounted.
+    async fn prepare_bundle(self: &Arc<Self>, c: &Container) -> Result<PathBuf> {
+        let engine = Arc::clone(self);
+        let c = c.clone();
+        let dir = self.containers.dir(&c.id);
+        let state_dir = self.state_dir(&c.id);
+        tokio::task::spawn_blocking(move || engine.prepare(&c, &dir, &state_dir)).await?
+    }
+
+    /// The `berth shim` command for the container: its bundle, state, socket, log and runtime.
+    fn shim_command(&self, c: &Container, bundle: &Path) -> Result<tokio::process::Command> {
+        let id = &c.id;
+        let log_path = self.containers.dir(id).join(format!("{id}-json.log"));
         let (max_size, max_files) = log_limits(c);
-        let stdin = c.config.open_stdin == Some(true);
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg("shim")
             .arg("--id")
-            .arg(&id)
+            .arg(id)
             .arg("--bundle")
-            .arg(&bundle)
+            .arg(bundle)
             .arg("--state-dir")
-            .arg(&state_dir)
+            .arg(self.state_dir(id))
             .arg("--socket")
-            .arg(self.shim_socket(&id))
+            .arg(self.shim_socket(id))
             .arg("--log-path")
             .arg(&log_path)
             .arg("--log-max-size")
@@ -302,13 +330,22 @@ impl Engine {
             .arg(max_files.to_string())
             .arg("--seccomp-cache")
             .arg(self.config.exec_root.join("seccomp"));
-        if stdin {
+        if c.config.open_stdin == Some(true) {
             cmd.arg("--stdin");
         }
         if let Some(binary) = self.runtime_binary(c.host_config.runtime.as_deref().unwrap_or(""))? {
             cmd.arg("--runtime").arg(binary);
         }
-        let shim_log = std::fs::File::create(state_dir.join("shim.log"))
+        Ok(cmd)
+    }
+
+    /// Step 2: the shim started and the container created, its init waiting before exec; returns the init's
+    /// pid. When the shim reports a failure, the rootfs is unmounted and the error recorded. (A shim that
+    /// cannot be spawned at all leaves the mounts to the next start or removal.)
+    async fn spawn_shim(&self, c: &Container, bundle: &Path) -> Result<i64> {
+        let id = &c.id;
+        let mut cmd = self.shim_command(c, bundle)?;
+        let shim_log = std::fs::File::create(self.state_dir(id).join("shim.log"))
             .map_err(|e| Error::System(format!("creating the shim's log: {e}")))?;
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -329,80 +366,84 @@ impl Engine {
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
-        let pid: i64 = match ready.trim_end().split_once(' ') {
-            Some(("ok", pid)) => pid.parse().unwrap_or(0),
+        match ready.trim_end().split_once(' ') {
+            Some(("ok", pid)) => Ok(pid.parse().unwrap_or(0)),
             _ => {
                 let msg = ready
                     .trim_end()
                     .strip_prefix("err ")
                     .unwrap_or("the shim failed to start")
                     .to_owned();
-                self.unmount_quietly(&id).await;
-                let _ = self.containers.update(&id, |c| c.state.error = msg.clone());
-                return Err(Error::System(msg));
+                self.unmount_quietly(id).await;
+                let _ = self.containers.update(id, |c| c.state.error = msg.clone());
+                Err(Error::System(msg))
             }
+        }
+    }
+
+    /// Step 3: the container's network, set up now that its namespaces exist and before its process runs.
+    /// On failure the shim is killed, the rootfs unmounted and the error recorded with exit code 128.
+    async fn start_network(self: &Arc<Self>, c: &Container, pid: i64, sock: &Path) -> Result<()> {
+        let Err(e) = self.net_start(c, pid).await else {
+            return Ok(());
         };
-        let t_created = t0.elapsed();
-        let sock = self.shim_socket(&id);
-        // The namespaces exist and the init waits before exec: give it its network now.
-        if let Err(e) = self.net_start(c, pid).await {
-            let _ = shim_client::ok_command(&sock, &format!("kill {}", libc::SIGKILL)).await;
-            let _ = shim_client::wait(&sock).await;
-            self.unmount_quietly(&id).await;
-            let msg = e.to_string();
-            let _ = self.containers.update(&id, |c| {
-                c.state.exit_code = 128;
-                c.state.error = msg.clone();
-            });
+        let _ = shim_client::ok_command(sock, &format!("kill {}", libc::SIGKILL)).await;
+        let _ = shim_client::wait(sock).await;
+        self.unmount_quietly(&c.id).await;
+        let msg = e.to_string();
+        let _ = self.containers.update(&c.id, |c| {
+            c.state.exit_code = 128;
+            c.state.error = msg.clone();
+        });
+        Err(e)
+    }
+
+    /// Step 4: the shim's output joined to the container's hub, then the process executed. If the attach
+    /// fails the network is taken down (the shim is left to the next start or removal); if the exec fails
+    /// the container stays created with Docker's exit code for it (126: not executable, 127: not found),
+    /// its network down, its rootfs unmounted and its hub forgotten.
+    async fn attach_and_exec(self: &Arc<Self>, c: &Container, sock: &Path) -> Result<()> {
+        let id = &c.id;
+        let stdin = c.config.open_stdin == Some(true);
+        if let Err(e) = shim_client::attach(sock, self.hub(id), stdin).await {
+            self.net_stop(id).await;
             return Err(e);
         }
-        if let Err(e) = shim_client::attach(&sock, self.hub(&id), stdin).await {
-            self.net_stop(&id).await;
-            return Err(e);
-        }
-        if let Err(msg) = shim_client::ok_command(&sock, "start").await {
-            self.net_stop(&id).await;
-            // The process could not be executed: the init exits 126/127; Docker leaves the container
-            // "created" with that exit code and the error.
-            let code = if msg.contains("permission denied") {
-                126
-            } else {
-                127
-            };
-            let _ = shim_client::wait(&sock).await;
-            self.unmount_quietly(&id).await;
-            self.drop_hub(&id, false);
-            let _ = self.containers.update(&id, |c| {
-                c.state.exit_code = code;
-                c.state.error = msg.clone();
-            });
-            return Err(Error::InvalidParameter(msg));
-        }
-        let t_started = t0.elapsed();
+        let Err(msg) = shim_client::ok_command(sock, "start").await else {
+            return Ok(());
+        };
+        self.net_stop(id).await;
+        // The process could not be executed: the init exits 126/127; Docker leaves the container
+        // "created" with that exit code and the error.
+        let code = if msg.contains("permission denied") {
+            126
+        } else {
+            127
+        };
+        let _ = shim_client::wait(sock).await;
+        self.unmount_quietly(id).await;
+        self.drop_hub(id, false);
+        let _ = self.containers.update(id, |c| {
+            c.state.exit_code = code;
+            c.state.error = msg.clone();
+        });
+        Err(Error::InvalidParameter(msg))
+    }
+
+    /// Step 5: the container recorded as running and the change announced.
+    fn record_started(&self, id: &str, pid: i64) -> Result<Container> {
         let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
         // Not synced: if this write is lost in a crash, recovery finds the shim alive and records the start
         // again (see `recover`).
-        let c = self.containers.update_unsynced(&id, |c| {
+        let c = self.containers.update_unsynced(id, |c| {
             c.state.status = Status::Running;
             c.state.pid = pid;
             c.state.started_at = now.clone();
             c.state.error.clear();
             c.state.oom_killed = false;
         })?;
-        let _ = self.states.send(StateChange::Started(id.clone()));
-        tracing::debug!(
-            id = &id[..12],
-            prepare_us = t_prepared.as_micros() as u64,
-            shim_ready_us = (t_created - t_prepared).as_micros() as u64,
-            attach_start_us = (t_started - t_created).as_micros() as u64,
-            record_us = (t0.elapsed() - t_started).as_micros() as u64,
-            "container started"
-        );
-        self.init_health(&id);
-        self.container_event("start", &c);
-        let engine = Arc::clone(self);
-        tokio::spawn(async move { engine.monitor(id, sock).await });
-        Ok(())
+        let _ = self.states.send(StateChange::Started(id.to_owned()));
+        Ok(c)
     }
 
     /// Mounts the rootfs, writes the /etc files and the OCI bundle; returns the bundle directory.

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use bollard_stubs::models::{HostConfig, MountPoint, MountPointTypeEnum, MountTypeEnum};
-use serde_json::{json, Value};
+use oci_spec::runtime::{Mount, MountBuilder};
+use oci_spec::OciSpecError;
 
 use crate::error::{Error, Result};
 
@@ -193,7 +194,8 @@ impl UserMount {
     }
 
     /// The OCI mount.
-    pub fn oci(&self) -> Value {
+    pub fn oci(&self) -> std::result::Result<Mount, OciSpecError> {
+        let mount = MountBuilder::default().destination(&self.destination);
         if self.kind == "tmpfs" {
             let mut options = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
             if self.read_only {
@@ -205,14 +207,18 @@ impl UserMount {
                     .filter(|o| !o.is_empty())
                     .map(str::to_owned),
             );
-            return json!({"destination": self.destination, "type": "tmpfs", "source": "tmpfs", "options": options});
+            return mount.typ("tmpfs").source("tmpfs").options(options).build();
         }
         let options = vec![
-            "rbind",
-            if self.read_only { "ro" } else { "rw" },
-            self.propagation.as_str(),
+            "rbind".to_owned(),
+            if self.read_only { "ro" } else { "rw" }.to_owned(),
+            self.propagation.clone(),
         ];
-        json!({"destination": self.destination, "type": "bind", "source": self.source, "options": options})
+        mount
+            .typ("bind")
+            .source(&self.source)
+            .options(options)
+            .build()
     }
 }
 
@@ -233,7 +239,10 @@ mod tests {
         assert!(m[0].read_only);
         assert_eq!(m[0].propagation, "rshared");
         assert_eq!(m[0].mount_point().rw, Some(false));
-        assert_eq!(m[0].oci()["options"], json!(["rbind", "ro", "rshared"]));
+        assert_eq!(
+            m[0].oci().unwrap().options().as_deref(),
+            Some(&["rbind".to_owned(), "ro".into(), "rshared".into()][..])
+        );
         let named = HostConfig {
             binds: Some(vec!["vol:/data".into(), "/anonymous".into()]),
             ..Default::default()

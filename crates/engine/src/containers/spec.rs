@@ -4,8 +4,17 @@
 use std::path::{Path, PathBuf};
 
 use bollard_stubs::models::HostConfig;
-use serde_json::{json, Value};
+use oci_spec::runtime::{
+    BoxBuilder, Capabilities, Capability, Linux, LinuxBlockIoBuilder, LinuxBuilder,
+    LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpu, LinuxCpuBuilder, LinuxDeviceCgroup,
+    LinuxDeviceType, LinuxMemory, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxSeccomp,
+    Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+use oci_spec::OciSpecError;
 
+use super::devices::Device;
 use super::record::Container;
 use super::user::ResolvedUser;
 use crate::error::{Error, Result};
@@ -93,7 +102,6 @@ pub struct EtcFiles<'a> {
     pub resolv_conf: &'a Path,
 }
 
-/// Builds the spec for `c` with its rootfs at `rootfs`.
 /// Namespaces a container joins instead of making its own: paths under `/proc/<donor pid>/`.
 #[derive(Debug, Default)]
 pub struct Joined {
@@ -107,6 +115,7 @@ pub struct Joined {
     pub shm: Option<PathBuf>,
 }
 
+/// Builds the spec for `c` with its rootfs at `rootfs`.
 pub fn build(
     c: &Container,
     rootfs: &Path,
@@ -115,117 +124,273 @@ pub fn build(
     user_mounts: &[super::mounts::UserMount],
     joined: &Joined,
     arch: &str,
-) -> Result<oci_spec::runtime::Spec> {
+) -> Result<Spec> {
     let h = &c.host_config;
-    let privileged = h.privileged == Some(true);
     let caps = capabilities(h)?;
-    let tty = c.config.tty == Some(true);
-    let hostname = c.config.hostname.clone().unwrap_or_default();
+    let root = RootBuilder::default()
+        .path(rootfs)
+        .readonly(h.readonly_rootfs == Some(true))
+        .build()
+        .map_err(oci_error)?;
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .process(process(c, user, &caps)?)
+        .root(root)
+        .hostname(c.config.hostname.clone().unwrap_or_default())
+        .domainname(c.config.domainname.clone().unwrap_or_default())
+        .mounts(mounts(h, etc, user_mounts, joined)?)
+        .linux(linux(c, joined, &caps, arch)?)
+        .build()
+        .map_err(oci_error)?;
+    // The builders start from oci-spec's example container; what Docker leaves out is taken out again.
+    spec.set_annotations(None);
+    Ok(spec)
+}
 
+/// A builder's error (a field the spec cannot hold).
+fn oci_error(e: OciSpecError) -> Error {
+    Error::System(format!("building the OCI spec: {e}"))
+}
+
+/// The container's process: command, environment, identity, capabilities and limits.
+fn process(c: &Container, user: &ResolvedUser, caps: &[String]) -> Result<Process> {
+    let h = &c.host_config;
+    let tty = c.config.tty == Some(true);
     let mut env = container_env(c, tty);
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-
     let mut args = vec![c.path.clone()];
     args.extend(c.args.iter().cloned());
     let cwd = match c.config.working_dir.as_deref() {
         Some(w) if !w.is_empty() => w.to_owned(),
         _ => "/".to_owned(),
     };
-    let no_new_privs = h.security_opt.iter().flatten().any(|o| {
-        o == "no-new-privileges" || o == "no-new-privileges=true" || o == "no-new-privileges:true"
-    });
-    let rlimits: Vec<Value> = h
-        .ulimits
+    let oom_score_adj = i32::try_from(h.oom_score_adj.unwrap_or(0))
+        .map_err(|e| Error::System(format!("building the OCI spec: {e}")))?;
+    let identity = UserBuilder::default()
+        .uid(user.uid)
+        .gid(user.gid)
+        .additional_gids(user.additional_gids.clone())
+        .build()
+        .map_err(oci_error)?;
+    let mut process = ProcessBuilder::default()
+        .terminal(tty)
+        .user(identity)
+        .args(args)
+        .env(env)
+        .cwd(cwd)
+        .capabilities(capability_sets(caps)?)
+        .rlimits(rlimits(h)?)
+        .no_new_privileges(no_new_privileges(h))
+        .oom_score_adj(oom_score_adj);
+    if let Some(size) = console_size(c)? {
+        process = process.console_size(size);
+    }
+    process.build().map_err(oci_error)
+}
+
+/// The terminal's size the docker CLI sends at create (`HostConfig.ConsoleSize`, `[height, width]`).
+fn console_size(c: &Container) -> Result<Option<oci_spec::runtime::Box>> {
+    match c.host_config.console_size.as_deref() {
+        Some(&[rows, cols]) if c.config.tty == Some(true) && rows > 0 && cols > 0 => {
+            let size = BoxBuilder::default()
+                .height(rows as u64)
+                .width(cols as u64)
+                .build()
+                .map_err(oci_error)?;
+            Ok(Some(size))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The bounding, effective and permitted sets, all `caps`; Docker leaves the inheritable and ambient
+/// sets empty.
+fn capability_sets(caps: &[String]) -> Result<LinuxCapabilities> {
+    let set = caps
+        .iter()
+        .map(|c| capability(c))
+        .collect::<Result<Capabilities>>()?;
+    let mut sets = LinuxCapabilitiesBuilder::default()
+        .bounding(set.clone())
+        .effective(set.clone())
+        .permitted(set)
+        .build()
+        .map_err(oci_error)?;
+    sets.set_inheritable(None).set_ambient(None);
+    Ok(sets)
+}
+
+/// `CAP_CHOWN` as oci-spec's capability (its names go without the `CAP_` prefix).
+fn capability(name: &str) -> Result<Capability> {
+    name.strip_prefix("CAP_")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::System(format!("building the OCI spec: unknown capability {name}")))
+}
+
+/// `--ulimit`s as rlimits; a negative value (unlimited in Docker's API) counts as 0, as before.
+fn rlimits(h: &HostConfig) -> Result<Vec<PosixRlimit>> {
+    h.ulimits
         .iter()
         .flatten()
-        .filter_map(|u| {
-            let name = u.name.as_deref()?;
-            Some(json!({
-                "type": format!("RLIMIT_{}", name.to_ascii_uppercase()),
-                "soft": u.soft.unwrap_or(0).max(0),
-                "hard": u.hard.unwrap_or(0).max(0),
-            }))
+        .filter_map(|u| Some((u.name.as_deref()?, u)))
+        .map(|(name, u)| {
+            let typ = format!("RLIMIT_{}", name.to_ascii_uppercase());
+            let typ: PosixRlimitType = typ
+                .parse()
+                .map_err(|e| Error::System(format!("building the OCI spec: {typ}: {e}")))?;
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(u.soft.unwrap_or(0).max(0) as u64)
+                .hard(u.hard.unwrap_or(0).max(0) as u64)
+                .build()
+                .map_err(oci_error)
         })
-        .collect();
+        .collect()
+}
 
-    let shm = h.shm_size.unwrap_or(64 << 20);
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if privileged { "rw" } else { "ro" }]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        match &joined.shm {
-            Some(donor) => {
-                json!({"destination": "/dev/shm", "type": "bind", "source": donor, "options": ["rbind", "rprivate"]})
-            }
-            None => {
-                json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]})
-            }
-        },
-    ];
+/// `--security-opt no-new-privileges` in any of the spellings the docker CLI accepts.
+fn no_new_privileges(h: &HostConfig) -> bool {
+    h.security_opt.iter().flatten().any(|o| {
+        o == "no-new-privileges" || o == "no-new-privileges=true" || o == "no-new-privileges:true"
+    })
+}
+
+/// One OCI mount.
+fn mount(
+    destination: &str,
+    typ: &str,
+    source: impl Into<PathBuf>,
+    options: &[&str],
+) -> Result<Mount> {
+    MountBuilder::default()
+        .destination(destination)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+        .build()
+        .map_err(oci_error)
+}
+
+/// The mounts in order: the kernel filesystems every container gets, the engine's /etc files, the
+/// user's binds and tmpfs mounts, then `--tmpfs`.
+fn mounts(
+    h: &HostConfig,
+    etc: &EtcFiles<'_>,
+    user_mounts: &[super::mounts::UserMount],
+    joined: &Joined,
+) -> Result<Vec<Mount>> {
+    let mut mounts = system_mounts(h, joined)?;
     for (dest, src) in [
         ("/etc/resolv.conf", etc.resolv_conf),
         ("/etc/hostname", etc.hostname),
         ("/etc/hosts", etc.hosts),
     ] {
-        mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+        mounts.push(mount(dest, "bind", src, &["rbind", "rprivate"])?);
     }
-    mounts.extend(user_mounts.iter().map(|m| m.oci()));
+    for m in user_mounts {
+        mounts.push(m.oci().map_err(oci_error)?);
+    }
     for (dest, opts) in h.tmpfs.iter().flatten() {
-        let mut options = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
-        options.extend(opts.split(',').filter(|o| !o.is_empty()).map(str::to_owned));
-        mounts.push(
-            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}),
-        );
+        let mut options = vec!["nosuid", "nodev", "noexec"];
+        options.extend(opts.split(',').filter(|o| !o.is_empty()));
+        mounts.push(mount(dest, "tmpfs", "tmpfs", &options)?);
     }
+    Ok(mounts)
+}
 
-    let own_or_joined = |typ: &str, path: &Option<PathBuf>| match path {
-        Some(p) => json!({"type": typ, "path": p}),
-        None => json!({"type": typ}),
+/// /proc, /dev, /sys and friends, and /dev/shm: the container's own, or the one of the container whose IPC
+/// namespace it joins.
+fn system_mounts(h: &HostConfig, joined: &Joined) -> Result<Vec<Mount>> {
+    let sys = if h.privileged == Some(true) {
+        "rw"
+    } else {
+        "ro"
     };
-    let mut namespaces = vec![
-        own_or_joined("pid", &joined.pid),
-        own_or_joined("ipc", &joined.ipc),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
-    if h.network_mode.as_deref() != Some("host") {
-        namespaces.push(own_or_joined("network", &joined.net));
-    }
-    if h.pid_mode.as_deref() == Some("host") {
-        namespaces.retain(|n| n["type"] != "pid");
-    }
-    if h.ipc_mode.as_deref() == Some("host") {
-        namespaces.retain(|n| n["type"] != "ipc");
-    }
-    if h.uts_mode.as_deref() == Some("host") {
-        namespaces.retain(|n| n["type"] != "uts");
-    }
-    let v2 = crate::host::cgroup_version(Path::new("/sys/fs/cgroup")) == "2";
-    let cgroupns_private = match &h.cgroupns_mode {
-        Some(m) => m.to_string() == "private",
-        None => v2,
+    let shm = match &joined.shm {
+        Some(donor) => mount("/dev/shm", "bind", donor, &["rbind", "rprivate"])?,
+        None => {
+            let size = format!("size={}", h.shm_size.unwrap_or(64 << 20));
+            let options = ["nosuid", "noexec", "nodev", "mode=1777", &size];
+            mount("/dev/shm", "tmpfs", "shm", &options)?
+        }
     };
-    if cgroupns_private {
-        namespaces.push(json!({"type": "cgroup"}));
+    Ok(vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        shm,
+    ])
+}
+
+/// `linux`: namespaces, cgroup and resources, devices, sysctls and the security settings.
+fn linux(c: &Container, joined: &Joined, caps: &[String], arch: &str) -> Result<Linux> {
+    let h = &c.host_config;
+    let devices = devices(h)?;
+    let mut res = resources(h)?;
+    if let Some(rules) = res.devices_mut() {
+        rules.extend(devices.iter().map(Device::rule));
+        rules.extend(super::devices::cgroup_rules(h)?);
     }
-
-    let cgroups_path = cgroups_path(c);
-
-    let seccomp = match seccomp_choice(h) {
-        _ if privileged => None,
-        Seccomp::Unconfined => None,
-        choice => Some(
-            serde_json::to_value(seccomp_profile(choice, &caps, arch)?)
-                .map_err(|e| Error::System(format!("seccomp profile: {e}")))?,
-        ),
+    // A privileged container sees all of /proc and /sys.
+    let paths = |p: &Option<Vec<String>>| match h.privileged {
+        Some(true) => Vec::new(),
+        _ => p.clone().unwrap_or_default(),
     };
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces(h, joined)?)
+        .cgroups_path(cgroups_path(c))
+        .resources(res)
+        .devices(devices.iter().map(Device::oci).collect::<Vec<_>>())
+        .sysctl(h.sysctls.clone().unwrap_or_default())
+        .masked_paths(paths(&h.masked_paths))
+        .readonly_paths(paths(&h.readonly_paths));
+    if let Some(profile) = seccomp(h, caps, arch)? {
+        linux = linux.seccomp(profile);
+    }
+    linux.build().map_err(oci_error)
+}
 
-    let mut devices = if privileged {
+/// The device nodes made in the container: the host's with `--privileged`, then each `--device` (which
+/// replaces a node at the same path).
+fn devices(h: &HostConfig) -> Result<Vec<Device>> {
+    let mut devices = if h.privileged == Some(true) {
         super::devices::host_devices()
     } else {
         Vec::new()
@@ -234,54 +399,51 @@ pub fn build(
         devices.retain(|x| x.path != d.path);
         devices.push(d);
     }
-    let mut res = resources(h);
-    if let Some(rules) = res["devices"].as_array_mut() {
-        rules.extend(devices.iter().map(super::devices::Device::rule));
-        rules.extend(super::devices::cgroup_rules(h)?);
-    }
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "cgroupsPath": cgroups_path,
-        "resources": res,
-        "devices": devices.iter().map(super::devices::Device::oci).collect::<Vec<_>>(),
-        "sysctl": h.sysctls.clone().unwrap_or_default(),
-        "maskedPaths": if privileged { vec![] } else { h.masked_paths.clone().unwrap_or_default() },
-        "readonlyPaths": if privileged { vec![] } else { h.readonly_paths.clone().unwrap_or_default() },
-    });
-    if let Some(s) = seccomp {
-        linux["seccomp"] = s;
-    }
+    Ok(devices)
+}
 
-    // The docker CLI sends the terminal's size at create (HostConfig.ConsoleSize, [height, width]).
-    let console_size = match h.console_size.as_deref() {
-        Some([rows, cols]) if tty && *rows > 0 && *cols > 0 => {
-            Some(json!({"height": rows, "width": cols}))
-        }
-        _ => None,
+/// The namespaces the container makes or joins; `host` modes keep the daemon's.
+fn namespaces(h: &HostConfig, joined: &Joined) -> Result<Vec<LinuxNamespace>> {
+    let host = |mode: &Option<String>| mode.as_deref() == Some("host");
+    let v2 = crate::host::cgroup_version(Path::new("/sys/fs/cgroup")) == "2";
+    let cgroupns_private = match &h.cgroupns_mode {
+        Some(m) => m.to_string() == "private",
+        None => v2,
     };
-    let mut spec = json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": tty,
-            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
-            "args": args,
-            "env": env,
-            "cwd": cwd,
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": rlimits,
-            "noNewPrivileges": no_new_privs,
-            "oomScoreAdj": h.oom_score_adj.unwrap_or(0),
-        },
-        "root": {"path": rootfs, "readonly": h.readonly_rootfs == Some(true)},
-        "hostname": hostname,
-        "domainname": c.config.domainname.clone().unwrap_or_default(),
-        "mounts": mounts,
-        "linux": linux,
-    });
-    if let Some(size) = console_size {
-        spec["process"]["consoleSize"] = size;
+    let wanted = [
+        (LinuxNamespaceType::Pid, !host(&h.pid_mode), &joined.pid),
+        (LinuxNamespaceType::Ipc, !host(&h.ipc_mode), &joined.ipc),
+        (LinuxNamespaceType::Uts, !host(&h.uts_mode), &None),
+        (LinuxNamespaceType::Mount, true, &None),
+        (
+            LinuxNamespaceType::Network,
+            !host(&h.network_mode),
+            &joined.net,
+        ),
+        (LinuxNamespaceType::Cgroup, cgroupns_private, &None),
+    ];
+    wanted
+        .into_iter()
+        .filter(|(_, own, _)| *own)
+        .map(|(typ, _, path)| {
+            let ns = LinuxNamespaceBuilder::default().typ(typ);
+            match path {
+                Some(p) => ns.path(p.clone()),
+                None => ns,
+            }
+            .build()
+            .map_err(oci_error)
+        })
+        .collect()
+}
+
+/// The seccomp filter: none when privileged or `seccomp=unconfined`.
+fn seccomp(h: &HostConfig, caps: &[String], arch: &str) -> Result<Option<LinuxSeccomp>> {
+    match seccomp_choice(h) {
+        _ if h.privileged == Some(true) => Ok(None),
+        Seccomp::Unconfined => Ok(None),
+        choice => seccomp_profile(choice, caps, arch).map(Some),
     }
-    serde_json::from_value(spec).map_err(|e| Error::System(format!("building the OCI spec: {e}")))
 }
 
 /// The container's cgroup: `berth/<id>` under the daemon's own cgroup (the shim inherits it and the runtime
@@ -367,80 +529,108 @@ pub(crate) fn host_capabilities() -> Vec<String> {
 }
 
 /// `linux.resources` from Docker's resource fields; devices follow Docker's default allow list.
-pub(crate) fn resources(h: &HostConfig) -> Value {
-    let mut r = json!({});
-    let mut memory = json!({});
-    if let Some(m) = h.memory.filter(|m| *m > 0) {
-        memory["limit"] = json!(m);
+pub(crate) fn resources(h: &HostConfig) -> Result<LinuxResources> {
+    let mut r = LinuxResourcesBuilder::default().devices(default_device_rules(h));
+    if let Some(memory) = memory(h)? {
+        r = r.memory(memory);
     }
-    if let Some(m) = h.memory_reservation.filter(|m| *m > 0) {
-        memory["reservation"] = json!(m);
+    if let Some(cpu) = cpu(h)? {
+        r = r.cpu(cpu);
     }
-    if let Some(s) = h.memory_swap.filter(|s| *s != 0) {
-        memory["swap"] = json!(s);
+    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
+        r = r.pids(
+            LinuxPidsBuilder::default()
+                .limit(p)
+                .build()
+                .map_err(oci_error)?,
+        );
     }
-    if let Some(s) = h.memory_swappiness.filter(|s| *s >= 0) {
-        memory["swappiness"] = json!(s);
+    if let Some(w) = h.blkio_weight.filter(|w| *w > 0) {
+        r = r.block_io(
+            LinuxBlockIoBuilder::default()
+                .weight(w)
+                .build()
+                .map_err(oci_error)?,
+        );
+    }
+    r.build().map_err(oci_error)
+}
+
+/// `--memory`, `--memory-reservation`, `--memory-swap`, `--memory-swappiness`, `--oom-kill-disable`; none
+/// when no limit is set.
+fn memory(h: &HostConfig) -> Result<Option<LinuxMemory>> {
+    let mut m = LinuxMemoryBuilder::default();
+    if let Some(v) = h.memory.filter(|m| *m > 0) {
+        m = m.limit(v);
+    }
+    if let Some(v) = h.memory_reservation.filter(|m| *m > 0) {
+        m = m.reservation(v);
+    }
+    if let Some(v) = h.memory_swap.filter(|s| *s != 0) {
+        m = m.swap(v);
+    }
+    if let Some(v) = h.memory_swappiness.filter(|s| *s >= 0) {
+        m = m.swappiness(v as u64);
     }
     if h.oom_kill_disable == Some(true) {
-        memory["disableOOMKiller"] = json!(true);
+        m = m.disable_oom_killer(true);
     }
-    if memory.as_object().is_some_and(|m| !m.is_empty()) {
-        r["memory"] = memory;
-    }
-    let mut cpu = json!({});
+    let m = m.build().map_err(oci_error)?;
+    Ok((m != LinuxMemory::default()).then_some(m))
+}
+
+/// `--cpu-shares`, `--cpus` (a CFS quota over the period), `--cpu-period`/`--cpu-quota`, `--cpuset-*`;
+/// none when no limit is set.
+fn cpu(h: &HostConfig) -> Result<Option<LinuxCpu>> {
+    let mut cpu = LinuxCpuBuilder::default();
     if let Some(s) = h.cpu_shares.filter(|s| *s > 0) {
-        cpu["shares"] = json!(s);
+        cpu = cpu.shares(s as u64);
     }
     let period = h.cpu_period.filter(|p| *p > 0);
     if let Some(n) = h.nano_cpus.filter(|n| *n > 0) {
         let period = period.unwrap_or(100_000);
-        cpu["period"] = json!(period);
-        cpu["quota"] = json!(n * period / 1_000_000_000);
+        cpu = cpu.period(period as u64).quota(n * period / 1_000_000_000);
     } else {
         if let Some(p) = period {
-            cpu["period"] = json!(p);
+            cpu = cpu.period(p as u64);
         }
         if let Some(q) = h.cpu_quota.filter(|q| *q != 0) {
-            cpu["quota"] = json!(q);
+            cpu = cpu.quota(q);
         }
     }
     if let Some(c) = h.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
-        cpu["cpus"] = json!(c);
+        cpu = cpu.cpus(c);
     }
     if let Some(m) = h.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
-        cpu["mems"] = json!(m);
+        cpu = cpu.mems(m);
     }
-    if cpu.as_object().is_some_and(|c| !c.is_empty()) {
-        r["cpu"] = cpu;
+    let cpu = cpu.build().map_err(oci_error)?;
+    Ok((cpu != LinuxCpu::default()).then_some(cpu))
+}
+
+/// Docker's device cgroup allow list: every device with `--privileged`; else none but the standard
+/// nodes, ttys and `mknod` of any.
+fn default_device_rules(h: &HostConfig) -> Vec<LinuxDeviceCgroup> {
+    use super::devices::device_rule as rule;
+    use LinuxDeviceType::{B, C};
+    if h.privileged == Some(true) {
+        return vec![rule(true, None, None, None, "rwm")];
     }
-    if let Some(p) = h.pids_limit.filter(|p| *p != 0) {
-        r["pids"] = json!({"limit": p});
-    }
-    if let Some(w) = h.blkio_weight.filter(|w| *w > 0) {
-        r["blockIO"] = json!({"weight": w});
-    }
-    let dev = |kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access});
-    r["devices"] = if h.privileged == Some(true) {
-        json!([{"allow": true, "access": "rwm"}])
-    } else {
-        json!([
-            {"allow": false, "access": "rwm"},
-            dev("c", None, None, "m"),
-            dev("b", None, None, "m"),
-            dev("c", Some(1), Some(3), "rwm"),
-            dev("c", Some(1), Some(5), "rwm"),
-            dev("c", Some(1), Some(7), "rwm"),
-            dev("c", Some(1), Some(8), "rwm"),
-            dev("c", Some(1), Some(9), "rwm"),
-            dev("c", Some(5), Some(0), "rwm"),
-            dev("c", Some(5), Some(1), "rwm"),
-            dev("c", Some(5), Some(2), "rwm"),
-            dev("c", Some(136), None, "rwm"),
-            dev("c", Some(10), Some(200), "rwm"),
-        ])
-    };
-    r
+    vec![
+        rule(false, None, None, None, "rwm"),
+        rule(true, Some(C), None, None, "m"),
+        rule(true, Some(B), None, None, "m"),
+        rule(true, Some(C), Some(1), Some(3), "rwm"),
+        rule(true, Some(C), Some(1), Some(5), "rwm"),
+        rule(true, Some(C), Some(1), Some(7), "rwm"),
+        rule(true, Some(C), Some(1), Some(8), "rwm"),
+        rule(true, Some(C), Some(1), Some(9), "rwm"),
+        rule(true, Some(C), Some(5), Some(0), "rwm"),
+        rule(true, Some(C), Some(5), Some(1), "rwm"),
+        rule(true, Some(C), Some(5), Some(2), "rwm"),
+        rule(true, Some(C), Some(136), None, "rwm"),
+        rule(true, Some(C), Some(10), Some(200), "rwm"),
+    ]
 }
 
 /// The seccomp profile a container asked for with `--security-opt seccomp=…`.
@@ -531,6 +721,9 @@ pub(crate) fn replace_or_append_env<'a>(
 }
 
 #[cfg(test)]
+mod golden;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -581,6 +774,40 @@ mod tests {
     }
 
     #[test]
+    fn every_capability_name_has_an_oci_spec_value() {
+        for name in ALL_CAPS {
+            let cap = capability(name).unwrap();
+            assert_eq!(format!("CAP_{cap}"), *name);
+        }
+        assert!(capability("CAP_NOPE").is_err());
+    }
+
+    #[test]
+    fn host_modes_keep_the_daemons_namespaces() {
+        let h = HostConfig {
+            pid_mode: Some("host".into()),
+            network_mode: Some("host".into()),
+            cgroupns_mode: Some(bollard_stubs::models::HostConfigCgroupnsModeEnum::HOST),
+            ..Default::default()
+        };
+        let joined = Joined {
+            ipc: Some(PathBuf::from("/proc/7/ns/ipc")),
+            ..Default::default()
+        };
+        let ns = namespaces(&h, &joined).unwrap();
+        let types: Vec<_> = ns.iter().map(|n| n.typ()).collect();
+        assert_eq!(
+            types,
+            [
+                LinuxNamespaceType::Ipc,
+                LinuxNamespaceType::Uts,
+                LinuxNamespaceType::Mount
+            ]
+        );
+        assert_eq!(ns[0].path().as_deref(), Some(Path::new("/proc/7/ns/ipc")));
+    }
+
+    #[test]
     fn nano_cpus_become_a_cfs_quota() {
         let h = HostConfig {
             nano_cpus: Some(1_500_000_000),
@@ -588,10 +815,11 @@ mod tests {
             pids_limit: Some(10),
             ..Default::default()
         };
-        let r = resources(&h);
-        assert_eq!(r["cpu"]["quota"], 150_000);
-        assert_eq!(r["cpu"]["period"], 100_000);
-        assert_eq!(r["memory"]["limit"], 64 << 20);
-        assert_eq!(r["pids"]["limit"], 10);
+        let r = resources(&h).unwrap();
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(cpu.quota(), Some(150_000));
+        assert_eq!(cpu.period(), Some(100_000));
+        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 10);
     }
 }

@@ -31,13 +31,9 @@ impl Engine {
             .map_err(|msg| Error::Conflict(format!("Cannot update container {}: {msg}", c.id)))?;
         // A running (or paused) container gets the new limits at once; a stopped one at its next start.
         if matches!(c.state.status, Status::Running | Status::Paused) {
-            let mut res = resources(&host);
+            let mut res = resources(&host)?;
             // Device rules are not updatable (and rewriting them would briefly deny every device).
-            if let Some(o) = res.as_object_mut() {
-                o.remove("devices");
-            }
-            let res: oci_spec::runtime::LinuxResources = serde_json::from_value(res)
-                .map_err(|e| Error::System(format!("building the resources: {e}")))?;
+            res.set_devices(None);
             let path = runtime::cgroups::path_for(Some(Path::new(&cgroups_path(&c))), &c.id);
             let applied = tokio::task::spawn_blocking(move || {
                 runtime::cgroups::Cgroup::open(&path).and_then(|cg| cg.apply(&res))
