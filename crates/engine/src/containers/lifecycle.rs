@@ -14,7 +14,7 @@ use super::hub::Hub;
 use super::record::{Container, Status};
 use super::rootfs::Layout;
 use super::{shim_client, spec, user, StateChange};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::events::Event;
 use crate::Engine;
 
@@ -465,11 +465,9 @@ impl Engine {
             }
             let _ = std::fs::remove_dir_all(state_dir);
             std::fs::create_dir_all(state_dir)
-                .map_err(|e| Error::System(format!("creating {}: {e}", state_dir.display())))?;
-            let data = serde_json::to_vec_pretty(&spec)
-                .map_err(|e| Error::System(format!("encoding the OCI spec: {e}")))?;
-            std::fs::write(state_dir.join("config.json"), data)
-                .map_err(|e| Error::System(format!("writing the OCI spec: {e}")))?;
+                .with_context(|| format!("creating {}", state_dir.display()))?;
+            let data = serde_json::to_vec_pretty(&spec).context("encoding the OCI spec")?;
+            std::fs::write(state_dir.join("config.json"), data).context("writing the OCI spec")?;
             Ok(state_dir.to_owned())
         })();
         if result.is_err() {

@@ -7,7 +7,7 @@ use std::path::Path;
 use bollard_stubs::models::{HostConfig, MountPoint, MountPointTypeEnum, MountTypeEnum};
 use serde_json::{json, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// One mount a container gets besides its rootfs.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,11 +139,8 @@ fn parse_bind(spec: &str) -> Result<UserMount> {
     }
     // Docker's -v creates a missing host directory (--mount does not).
     if !Path::new(source).exists() {
-        std::fs::create_dir_all(source).map_err(|e| {
-            Error::System(format!(
-                "error while creating mount source path '{source}': {e}"
-            ))
-        })?;
+        std::fs::create_dir_all(source)
+            .with_context(|| format!("error while creating mount source path '{source}'"))?;
     }
     Ok(UserMount {
         kind: "bind",

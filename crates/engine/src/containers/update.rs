@@ -7,7 +7,7 @@ use bollard_stubs::models::{ContainerUpdateBody, ContainerUpdateResponse, HostCo
 
 use super::record::Status;
 use super::spec::{cgroups_path, resources};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::Engine;
 
 impl Engine {
@@ -36,18 +36,18 @@ impl Engine {
             if let Some(o) = res.as_object_mut() {
                 o.remove("devices");
             }
-            let res: oci_spec::runtime::LinuxResources = serde_json::from_value(res)
-                .map_err(|e| Error::System(format!("building the resources: {e}")))?;
+            let res: oci_spec::runtime::LinuxResources =
+                serde_json::from_value(res).context("building the resources")?;
             let path = runtime::cgroups::path_for(Some(Path::new(&cgroups_path(&c))), &c.id);
             let applied = tokio::task::spawn_blocking(move || {
                 runtime::cgroups::Cgroup::open(&path).and_then(|cg| cg.apply(&res))
             })
             .await?;
             if let Err(e) = applied {
-                return Err(Error::System(format!(
-                    "Cannot update container {}: {e}",
-                    c.id
-                )));
+                return Err(Error::system(
+                    format!("Cannot update container {}", c.id),
+                    e,
+                ));
             }
         }
         let updated = self.containers.update(&c.id, |r| r.host_config = host)?;

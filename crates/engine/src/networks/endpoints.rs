@@ -12,7 +12,7 @@ use network::{AttachRequest, NetNs};
 use super::ports::{self, Saved};
 use super::{net_err, Attachment, Live, Manager, State, DEFAULT_NETWORK};
 use crate::containers::record::Container;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::events::Event;
 use crate::Engine;
 
@@ -180,7 +180,7 @@ impl Manager {
                     Ok(b) => b,
                     Err(e) => {
                         rollback(&mut st);
-                        return Err(Error::System(e.to_string()));
+                        return Err(Error::system("", e));
                     }
                 }
             }
@@ -198,9 +198,7 @@ impl Manager {
                 Ok(s) => Some(s),
                 Err(e) => {
                     rollback(&mut st);
-                    return Err(Error::System(format!(
-                        "starting the embedded DNS server: {e}"
-                    )));
+                    return Err(Error::system("starting the embedded DNS server", e));
                 }
             }
         } else {
@@ -241,8 +239,7 @@ impl Manager {
 }
 
 fn save_ports(path: &Path, saved: &[Saved]) -> Result<()> {
-    let data = serde_json::to_vec(saved)
-        .map_err(|e| Error::System(format!("encoding published ports: {e}")))?;
+    let data = serde_json::to_vec(saved).context("encoding published ports")?;
     crate::containers::record::write_atomic(path, &data)
 }
 

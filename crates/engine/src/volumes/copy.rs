@@ -32,9 +32,10 @@ pub enum Outcome {
 /// directory `volume`, if the volume is empty and the path is a directory in the image.
 pub fn populate(rootfs: &Path, destination: &str, volume: &Path) -> Result<Outcome> {
     let fail = |what: &str, e: Errno| {
-        Error::System(format!(
-            "copying image content at {destination} into the volume: {what}: {e}"
-        ))
+        Error::system(
+            format!("copying image content at {destination} into the volume: {what}"),
+            e,
+        )
     };
     let root = rustix::fs::open(
         rootfs,

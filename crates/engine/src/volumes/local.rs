@@ -172,15 +172,15 @@ pub fn mount(opts: &LocalOptions, target: &Path) -> Result<()> {
         .map_err(|_| Error::InvalidParameter("mount options contain a NUL byte".into()))?;
     let fail = |e: rustix::io::Errno| {
         // A password in the options must not reach logs or clients.
-        let mut msg = format!(
-            "failed to mount local volume: mount {}:{}: {e}",
+        let mut context = format!(
+            "failed to mount local volume: mount {}:{}",
             opts.device,
             target.display()
         );
         if let Some(pw) = opts.o.split(',').find_map(|o| o.strip_prefix("password=")) {
-            msg = msg.replace(pw, "********");
+            context = context.replace(pw, "********");
         }
-        Error::System(msg)
+        Error::system(context, e)
     };
     let typ = if opts.typ.is_empty() {
         "none"
@@ -210,10 +210,7 @@ pub fn unmount(target: &Path) -> Result<()> {
     match rustix::mount::unmount(target, UnmountFlags::DETACH) {
         Ok(()) => Ok(()),
         Err(_) if !crate::host::is_mount_point(target) => Ok(()),
-        Err(e) => Err(Error::System(format!(
-            "unmounting {}: {e}",
-            target.display()
-        ))),
+        Err(e) => Err(Error::system(format!("unmounting {}", target.display()), e)),
     }
 }
 
