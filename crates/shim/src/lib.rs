@@ -10,10 +10,10 @@ pub mod protocol;
 mod supervisor;
 
 pub use logfile::{JsonLog, Stream};
-pub use supervisor::ShimArgs;
+pub use supervisor::ShimConfig;
 
 /// Runs the shim; its stdout (a pipe from the daemon) gets `ok PID` once the container is created, or
 /// `err MESSAGE`.
-pub fn run(args: ShimArgs) -> std::process::ExitCode {
+pub fn run(args: ShimConfig) -> std::process::ExitCode {
     supervisor::run(args)
 }

@@ -15,38 +15,28 @@ use crate::buffers::{Input, Queue};
 use crate::logfile::{JsonLog, Stream};
 use crate::protocol::{self, ExitRecord};
 
-/// Flags of `berth shim` (the daemon passes them; not meant for people).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ShimArgs {
+/// What the daemon tells a shim (the binary parses it from `berth shim`'s flags).
+#[derive(Debug, Clone)]
+pub struct ShimConfig {
     /// Container ID.
-    #[arg(long)]
     pub id: String,
     /// OCI bundle directory (config.json).
-    #[arg(long)]
     pub bundle: PathBuf,
     /// Directory for the pid and exit files.
-    #[arg(long)]
     pub state_dir: PathBuf,
     /// The control socket (kept short: unix socket paths are limited to 107 bytes).
-    #[arg(long)]
     pub socket: PathBuf,
     /// json-file log path.
-    #[arg(long)]
     pub log_path: PathBuf,
     /// Rotate the log at this size (bytes; 0 = never).
-    #[arg(long, default_value_t = 10 * 1024 * 1024)]
     pub log_max_size: u64,
     /// Keep at most this many log files.
-    #[arg(long, default_value_t = 3)]
     pub log_max_files: u32,
     /// Give the container a stdin pipe (`-i`).
-    #[arg(long)]
     pub stdin: bool,
     /// Where compiled seccomp filters are cached.
-    #[arg(long)]
     pub seccomp_cache: Option<PathBuf>,
     /// Run the container with this OCI runtime binary (runc, crun, youki) instead of the built-in one.
-    #[arg(long)]
     pub runtime: Option<PathBuf>,
 }
 
@@ -97,7 +87,7 @@ struct Client {
     dead: bool,
 }
 
-pub(crate) fn run(args: ShimArgs) -> ExitCode {
+pub(crate) fn run(args: ShimConfig) -> ExitCode {
     let mut ready = std::io::stdout();
     match setup(&args) {
         Ok(mut s) => {
@@ -173,7 +163,7 @@ fn detach_stdout() {
 }
 
 struct Shim {
-    args: ShimArgs,
+    args: ShimConfig,
     container: Backend,
     listener: UnixListener,
     clients: Vec<Client>,
@@ -195,7 +185,7 @@ fn nonblocking(fd: impl AsFd) {
     let _ = rustix::io::ioctl_fionbio(fd, true);
 }
 
-fn setup(args: &ShimArgs) -> Result<Shim, String> {
+fn setup(args: &ShimConfig) -> Result<Shim, String> {
     // Our own session: signals to the daemon's process group do not reach us or the container.
     let _ = rustix::process::setsid();
     std::fs::create_dir_all(&args.state_dir).map_err(|e| format!("creating state dir: {e}"))?;
