@@ -5,10 +5,12 @@
 
 mod backend;
 mod buffers;
+mod error;
 mod logfile;
 pub mod protocol;
 mod supervisor;
 
+pub use error::{Error, Result};
 pub use logfile::{JsonLog, Stream};
 pub use supervisor::ShimConfig;
 

@@ -12,6 +12,7 @@ use runtime::{Container, CreateOptions, ExitStatus, Stdio};
 
 use crate::backend::{wait_pid, Backend, External};
 use crate::buffers::{Input, Queue};
+use crate::error::{Error, Result};
 use crate::logfile::{JsonLog, Stream};
 use crate::protocol::{self, ExitRecord};
 
@@ -105,7 +106,7 @@ pub(crate) fn run(args: ShimConfig) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let _ = writeln!(ready, "err {}", e.replace('\n', " "));
+            let _ = writeln!(ready, "err {}", e.to_string().replace('\n', " "));
             ExitCode::from(1)
         }
     }
@@ -177,30 +178,30 @@ struct Shim {
     execs: Vec<ExecSession>,
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::io("pipe", e))
 }
 
 fn nonblocking(fd: impl AsFd) {
     let _ = rustix::io::ioctl_fionbio(fd, true);
 }
 
-fn setup(args: &ShimConfig) -> Result<Shim, String> {
+fn setup(args: &ShimConfig) -> Result<Shim> {
     // Our own session: signals to the daemon's process group do not reach us or the container.
     let _ = rustix::process::setsid();
-    std::fs::create_dir_all(&args.state_dir).map_err(|e| format!("creating state dir: {e}"))?;
+    std::fs::create_dir_all(&args.state_dir).map_err(|e| Error::io("creating state dir", e))?;
     let log = JsonLog::open(&args.log_path, args.log_max_size, args.log_max_files)
-        .map_err(|e| format!("opening log {}: {e}", args.log_path.display()))?;
+        .map_err(|e| Error::io(format!("opening log {}", args.log_path.display()), e))?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (stdin_r, stdin_w) = if args.stdin {
         let (r, w) = pipe()?;
         (Some(r), Some(w))
     } else {
-        let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("/dev/null", e))?;
         (Some(OwnedFd::from(null)), None)
     };
-    let bundle = runtime::spec::Bundle::load(&args.bundle).map_err(|e| e.to_string())?;
+    let bundle = runtime::spec::Bundle::load(&args.bundle)?;
     let opts = CreateOptions {
         seccomp_cache: args.seccomp_cache.clone(),
         no_cgroups: false,
@@ -223,9 +224,7 @@ fn setup(args: &ShimConfig) -> Result<Shim, String> {
         }
     };
     let mut container = match &args.runtime {
-        None => Backend::Builtin(
-            Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?,
-        ),
+        None => Backend::Builtin(Container::create(&args.id, &bundle, stdio, &opts)?),
         Some(binary) => Backend::External(
             External::create(
                 binary,
@@ -236,28 +235,29 @@ fn setup(args: &ShimConfig) -> Result<Shim, String> {
                 stdio,
                 terminal,
             )
-            .map_err(|e| format!("OCI runtime create failed: {e}"))?,
+            .map_err(|e| Error::ExternalCreate(Box::new(e)))?,
         ),
     };
     // With a terminal the process's stdio is the pty: its master carries output and input alike.
     let console = container.take_console();
     let pid = container.pid();
     let sock = args.socket.clone();
-    let prepared = (|| -> Result<UnixListener, String> {
+    let prepared = (|| -> Result<UnixListener> {
         write_file(
             &args.state_dir.join(protocol::PID_FILE),
             format!("{pid}\n").as_bytes(),
         )
-        .map_err(|e| format!("writing pid file: {e}"))?;
+        .map_err(|e| Error::io("writing pid file", e))?;
         if let Some(dir) = sock.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
         let _ = std::fs::remove_file(&sock);
-        let listener =
-            UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
+        let listener = UnixListener::bind(&sock)
+            .map_err(|e| Error::io(format!("binding {}", sock.display()), e))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| format!("socket: {e}"))?;
+            .map_err(|e| Error::io("socket", e))?;
         Ok(listener)
     })();
     let listener = match prepared {
@@ -272,7 +272,7 @@ fn setup(args: &ShimConfig) -> Result<Shim, String> {
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     let (out, stdin_w) = match &console {
         Some(master) => {
-            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup pty: {e}"));
+            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::io("dup pty", e));
             let input = if args.stdin { Some(dup(master)?) } else { None };
             ([Some(dup(master)?), None], input)
         }
@@ -598,12 +598,12 @@ impl Shim {
                             }
                             return;
                         }
-                        Err(e) => format!("err {}", e.replace('\n', " ")),
+                        Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
                     }
                 }
                 Some("start") => match self.container.start() {
                     Ok(()) => "ok".to_owned(),
-                    Err(e) => format!("err {}", e.replace('\n', " ")),
+                    Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
                 },
                 Some("wait") => {
                     if let Some((status, _)) = self.exited {
@@ -686,15 +686,16 @@ impl Shim {
 
     /// Starts an exec session: `json` is the OCI process; it runs in the container with the
     /// bundle's spec otherwise (seccomp, cgroup, namespaces). Returns the process's pid.
-    fn start_exec(&mut self, id: &str, stdin: bool, json: &str) -> Result<libc::pid_t, String> {
+    fn start_exec(&mut self, id: &str, stdin: bool, json: &str) -> Result<libc::pid_t> {
         if id.is_empty() || self.execs.iter().any(|e| e.id == id) {
-            return Err(format!("exec {id:?}: missing or already running"));
+            return Err(Error::State(format!(
+                "exec {id:?}: missing or already running"
+            )));
         }
         if self.exited.is_some() {
-            return Err("the container is not running".into());
+            return Err(Error::State("the container is not running".into()));
         }
-        let process: oci_spec::runtime::Process =
-            serde_json::from_str(json).map_err(|e| format!("exec process: {e}"))?;
+        let process: oci_spec::runtime::Process = serde_json::from_str(json)?;
         let terminal = process.terminal().unwrap_or(false);
         let cwd = process.cwd().display().to_string();
         let (out_r, out_w) = pipe()?;
@@ -703,7 +704,7 @@ impl Shim {
             let (r, w) = pipe()?;
             (Some(r), Some(w))
         } else {
-            let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+            let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("/dev/null", e))?;
             (Some(OwnedFd::from(null)), None)
         };
         let stdio = if terminal {
@@ -722,10 +723,13 @@ impl Shim {
             self.args.seccomp_cache.as_deref(),
         );
         release_setup_memory();
-        let p = started.map_err(|e| exec_error(&e, &cwd))?;
+        let p = started.map_err(|e| Error::Start {
+            message: exec_error(&e, &cwd),
+            source: e,
+        })?;
         let (out, stdin_w) = match &p.console {
             Some(master) => {
-                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup pty: {e}"));
+                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::io("dup pty", e));
                 let input = if stdin { Some(dup(master)?) } else { None };
                 ([Some(dup(master)?), None], input)
             }
