@@ -425,6 +425,7 @@ impl MountView {
         let thread = std::thread::Builder::new()
             .name("cp-mounts".into())
             .spawn(move || {
+                // The caller waits on the other end; if it has gone, nothing needs the view.
                 let _ = ready_tx.send(Self::setup(&merged, &mounts));
                 // Hold the namespace until the operation ends (the sender is dropped).
                 let _ = done_rx.recv();
@@ -487,7 +488,9 @@ impl Drop for MountView {
     fn drop(&mut self) {
         drop(self.done.take());
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            if t.join().is_err() {
+                tracing::warn!("the cp mount thread panicked");
+            }
         }
     }
 }

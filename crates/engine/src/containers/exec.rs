@@ -465,6 +465,7 @@ async fn pump(
                 .and_then(|c| c.trim().parse().ok())
                 .unwrap_or(255);
         }
+        // The session's reader may have gone (the client hung up): nothing more to deliver then.
         let _ = tx
             .send(Frame {
                 stream: header[0],

@@ -60,7 +60,9 @@ pub(crate) fn install(exec_root: &Path) -> Result<PathBuf> {
         std::fs::rename(&tmp, &path)
     })();
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = std::fs::remove_file(&tmp) {
+            tracing::warn!(path = %tmp.display(), error = %e, "removing a half-written docker-init");
+        }
         return Err(fail(e));
     }
     Ok(path)

@@ -261,7 +261,9 @@ impl Engine {
             // As dockerd: a container started with --rm that cannot start is removed (the docker CLI waits
             // for that removal before it exits).
             if let Ok(c) = self.containers.resolve(&c.id) {
-                let _ = self.remove_stopped(&c, true).await;
+                if let Err(e) = self.remove_stopped(&c, true).await {
+                    tracing::warn!(id = %c.id, error = %e, "removing a --rm container that failed to start");
+                }
             }
         }
         result
@@ -463,7 +465,7 @@ impl Engine {
                 let init = super::init::install(&self.config.exec_root)?;
                 super::init::apply(&mut spec, &init)?;
             }
-            let _ = std::fs::remove_dir_all(state_dir);
+            remove_state_dir(state_dir);
             std::fs::create_dir_all(state_dir)
                 .with_context(|| format!("creating {}", state_dir.display()))?;
             let data = serde_json::to_vec_pretty(&spec).context("encoding the OCI spec")?;
@@ -471,7 +473,9 @@ impl Engine {
             Ok(state_dir.to_owned())
         })();
         if result.is_err() {
-            let _ = layout.unmount();
+            if let Err(e) = layout.unmount() {
+                tracing::warn!(id = %c.id, error = %e, "unmounting the rootfs of a container that failed to start");
+            }
             self.unmount_container_volumes(&c.id);
         }
         result
@@ -479,7 +483,11 @@ impl Engine {
 
     async fn unmount_quietly(&self, id: &str) {
         let layout = Layout::new(&self.containers.dir(id));
-        let _ = tokio::task::spawn_blocking(move || layout.unmount()).await;
+        match tokio::task::spawn_blocking(move || layout.unmount()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(id = %id, error = %e, "unmounting the container's rootfs"),
+            Err(e) => tracing::warn!(id = %id, error = %e, "unmounting the container's rootfs"),
+        }
         self.unmount_container_volumes(id);
     }
 
@@ -524,13 +532,14 @@ impl Engine {
         self.net_stop(id).await;
         self.unmount_quietly(id).await;
         self.drop_hub(id, false);
-        let _ = std::fs::remove_dir_all(self.state_dir(id));
+        remove_state_dir(&self.state_dir(id));
         if oom {
             self.container_event("oom", &c);
         }
         let mut attrs = BTreeMap::new();
         attrs.insert("exitCode".to_owned(), code.to_string());
         self.container_event_with("die", &c, attrs);
+        // A broadcast: no waiter is the common case.
         let _ = self.states.send(StateChange::Exited(id.to_owned(), code));
         if let Some(plan) = restart {
             self.schedule_restart(id.to_owned(), plan);
@@ -786,12 +795,13 @@ impl Engine {
     }
 
     async fn remove_stopped(self: &Arc<Self>, c: &Container, volumes: bool) -> Result<()> {
+        // Gone from the store already (a removal racing this one): the steps below are idempotent.
         let _ = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Removing);
         self.net_stop(&c.id).await;
         self.unmount_quietly(&c.id).await;
-        let _ = std::fs::remove_dir_all(self.state_dir(&c.id));
+        remove_state_dir(&self.state_dir(&c.id));
         let store_id = c.id.clone();
         let engine = Arc::clone(self);
         tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
@@ -801,6 +811,7 @@ impl Engine {
         self.forget_execs(&c.id);
         self.forget_restarts(&c.id);
         self.container_event("destroy", c);
+        // A broadcast: no waiter is the common case.
         let _ = self.states.send(StateChange::Removed(c.id.clone()));
         Ok(())
     }
@@ -823,7 +834,9 @@ impl Engine {
                 continue;
             }
             if c.state.status == Status::Removing {
-                let _ = self.remove_stopped(&c, false).await;
+                if let Err(e) = self.remove_stopped(&c, false).await {
+                    tracing::warn!(id = %c.id, error = %e, "finishing an interrupted removal");
+                }
                 continue;
             }
             let sock = self.shim_socket(&c.id);
@@ -842,9 +855,12 @@ impl Engine {
             } else if c.state.status == Status::Restarting {
                 // It was waiting out its back-off: it stays exited with its code, and the restart
                 // policy below decides (the restart manager did not survive the daemon).
-                let _ = self
+                if let Err(e) = self
                     .containers
-                    .update(&c.id, |c| c.state.status = Status::Exited);
+                    .update(&c.id, |c| c.state.status = Status::Exited)
+                {
+                    tracing::warn!(id = %c.id, error = %e, "recording a restarting container as exited");
+                }
             } else {
                 let (code, oom) = self.exit_record(&c.id).unwrap_or((255, false));
                 tracing::info!(id = %c.id, code, "container exited while the daemon was down");
@@ -1042,6 +1058,17 @@ impl Engine {
             containers_deleted: Some(deleted),
             space_reclaimed: Some(0),
         })
+    }
+}
+
+/// Removes a container's runtime state directory (the shim's socket, pid and exit files, the OCI spec); it
+/// may not exist.
+fn remove_state_dir(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing the container's state directory");
+        }
+        _ => {}
     }
 }
 

@@ -134,7 +134,9 @@ impl Layout {
     /// operations do not read it.
     pub fn unmount(&self) -> Result<()> {
         if crate::host::is_mount_point(&self.shm) {
-            let _ = rustix::mount::unmount(&self.shm, rustix::mount::UnmountFlags::DETACH);
+            if let Err(e) = rustix::mount::unmount(&self.shm, rustix::mount::UnmountFlags::DETACH) {
+                tracing::warn!(path = %self.shm.display(), error = %e, "unmounting the shareable /dev/shm");
+            }
         }
         let held = users();
         if held

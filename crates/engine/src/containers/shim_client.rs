@@ -121,7 +121,9 @@ pub async fn attach(sock: &Path, hub: std::sync::Arc<Hub>, stdin: bool) -> Resul
                         None => break,
                     }
                 }
-                let _ = write.shutdown().await;
+                if let Err(e) = write.shutdown().await {
+                    tracing::debug!(error = %e, "closing the container's stdin at the shim");
+                }
             });
         }
     }

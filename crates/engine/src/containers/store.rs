@@ -45,7 +45,9 @@ impl Store {
                 }
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "removing half-made container directory");
-                    let _ = std::fs::remove_dir_all(&dir);
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "removing half-made container directory failed");
+                    }
                 }
             }
         }

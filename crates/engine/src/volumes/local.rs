@@ -192,17 +192,24 @@ pub fn mount(opts: &LocalOptions, target: &Path) -> Result<()> {
     // A bind mount ignores MS_RDONLY on the first call; read-only needs a remount.
     if p.flags.contains(MountFlags::BIND) && p.flags.contains(MountFlags::RDONLY) {
         if let Err(e) = rustix::mount::mount_remount(target, p.flags | MountFlags::BIND, "") {
-            let _ = unmount(target);
+            undo_mount(target);
             return Err(fail(e));
         }
     }
     if let Some(prop) = p.propagation {
         if let Err(e) = rustix::mount::mount_change(target, prop) {
-            let _ = unmount(target);
+            undo_mount(target);
             return Err(fail(e));
         }
     }
     Ok(())
+}
+
+/// Unmounts what a mount that failed half-way left, logging when even that fails.
+fn undo_mount(target: &Path) {
+    if let Err(e) = unmount(target) {
+        tracing::warn!(target = %target.display(), error = %e, "unmounting a half-set-up volume mount");
+    }
 }
 
 /// Unmounts a volume's mount (lazily: a straggling process cannot block it).

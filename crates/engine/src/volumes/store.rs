@@ -100,7 +100,9 @@ impl VolumeStore {
                 Ok(r) => r,
                 Err(e) if dir_is_empty(&dir.join(DATA_DIR)) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "removing half-made volume directory");
-                    let _ = std::fs::remove_dir_all(&dir);
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "removing half-made volume directory");
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -208,7 +210,9 @@ impl VolumeStore {
             save(&dir, &record)
         })();
         if let Err(e) = made {
-            let _ = std::fs::remove_dir_all(&dir);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "removing a volume that failed to be made");
+            }
             return Err(fail(e));
         }
         inner.volumes.insert(name.to_owned(), record.clone());
@@ -450,8 +454,8 @@ fn save(dir: &Path, r: &Record) -> Result<()> {
         serde_json::to_vec_pretty(r).with_context(|| format!("encoding volume {}", r.name))?;
     crate::containers::record::write_atomic(&dir.join(RECORD_FILE), &data)?;
     // The rename is durable once the directory is.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "syncing the volume directory");
     }
     Ok(())
 }
