@@ -211,7 +211,7 @@ impl External {
             cgroup: None,
         };
         let pid_file = state_dir.join("runtime-init.pid");
-        let _ = std::fs::remove_file(&pid_file);
+        crate::cleanup::remove_file(&pid_file, "a stale runtime pid file");
         let mut args: Vec<String> = vec![
             "create".into(),
             "--bundle".into(),
@@ -248,7 +248,9 @@ impl External {
                 if holds_init {
                     e.cgroup = Some(cg);
                 } else {
-                    let _ = cg.remove();
+                    if let Err(err) = cg.remove() {
+                        tracing::warn!(id, error = %err, "removing a cgroup the runtime did not use");
+                    }
                 }
             }
         }
@@ -292,10 +294,10 @@ impl External {
         args.push(self.id.clone());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let result = self.run_with_console(&args, Some(stdio), console.as_ref());
-        let _ = std::fs::remove_file(&process_file);
+        crate::cleanup::remove_file(&process_file, "an exec's process file");
         let console = result?;
         let pid = read_pid(&pid_file);
-        let _ = std::fs::remove_file(&pid_file);
+        crate::cleanup::remove_file(&pid_file, "an exec's pid file");
         Ok(Started { pid: pid?, console })
     }
 
@@ -314,7 +316,7 @@ impl External {
         std::fs::create_dir_all(&self.root)
             .map_err(|e| Error::io(format!("creating {}", self.root.display()), e))?;
         let log = self.root.join("log.json");
-        let _ = std::fs::remove_file(&log);
+        crate::cleanup::remove_file(&log, "the runtime's previous log");
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root")
             .arg(&self.root)
@@ -350,8 +352,12 @@ impl External {
             match child.try_wait() {
                 Ok(Some(s)) => break s,
                 Ok(None) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    if let Err(e) = child.kill() {
+                        tracing::warn!(binary = %self.binary.display(), error = %e, "killing a runtime command that timed out");
+                    }
+                    if let Err(e) = child.wait() {
+                        tracing::warn!(binary = %self.binary.display(), error = %e, "reaping a runtime command that timed out");
+                    }
                     return Err(Error::External(format!(
                         "{} {}: timed out",
                         self.binary.display(),
@@ -432,7 +438,7 @@ struct ConsoleSocket {
 
 impl ConsoleSocket {
     fn new(path: &Path) -> Result<ConsoleSocket> {
-        let _ = std::fs::remove_file(path);
+        crate::cleanup::remove_file(path, "a stale console socket");
         let listener = UnixListener::bind(path)
             .map_err(|e| Error::io(format!("binding {}", path.display()), e))?;
         listener
@@ -458,6 +464,6 @@ impl ConsoleSocket {
 
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        crate::cleanup::remove_file(&self.path, "a console socket");
     }
 }

@@ -5,6 +5,7 @@
 
 mod backend;
 mod buffers;
+mod cleanup;
 mod error;
 mod logfile;
 pub mod protocol;

@@ -92,6 +92,7 @@ pub(crate) fn run(args: ShimConfig) -> ExitCode {
     let mut ready = std::io::stdout();
     match setup(&args) {
         Ok(mut s) => {
+            // A daemon that has gone cannot read it either way; it finds the shim through its socket.
             let _ = writeln!(ready, "ok {}", s.container.pid());
             let _ = ready.flush();
             detach_stdout();
@@ -101,11 +102,12 @@ pub(crate) fn run(args: ShimConfig) -> ExitCode {
             s.serve();
             let container = std::mem::replace(&mut s.container, Backend::Deleted);
             if let Err(e) = container.delete() {
-                eprintln!("shim {}: removing container: {e}", s.args.id);
+                tracing::warn!(id = %s.args.id, error = %e, "removing the container");
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
+            // Nobody else to tell if the daemon has gone.
             let _ = writeln!(ready, "err {}", e.to_string().replace('\n', " "));
             ExitCode::from(1)
         }
@@ -183,12 +185,17 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 fn nonblocking(fd: impl AsFd) {
-    let _ = rustix::io::ioctl_fionbio(fd, true);
+    if let Err(e) = rustix::io::ioctl_fionbio(&fd, true) {
+        // A blocking descriptor would stall the poll loop on it.
+        tracing::warn!(fd = fd.as_fd().as_raw_fd(), error = %e, "making a descriptor non-blocking");
+    }
 }
 
 fn setup(args: &ShimConfig) -> Result<Shim> {
     // Our own session: signals to the daemon's process group do not reach us or the container.
-    let _ = rustix::process::setsid();
+    if let Err(e) = rustix::process::setsid() {
+        tracing::warn!(error = %e, "starting a session of our own");
+    }
     std::fs::create_dir_all(&args.state_dir).map_err(|e| Error::io("creating state dir", e))?;
     let log = JsonLog::open(&args.log_path, args.log_max_size, args.log_max_files)
         .map_err(|e| Error::io(format!("opening log {}", args.log_path.display()), e))?;
@@ -252,7 +259,7 @@ fn setup(args: &ShimConfig) -> Result<Shim> {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
-        let _ = std::fs::remove_file(&sock);
+        crate::cleanup::remove_file(&sock, "a stale control socket");
         let listener = UnixListener::bind(&sock)
             .map_err(|e| Error::io(format!("binding {}", sock.display()), e))?;
         listener
@@ -264,7 +271,9 @@ fn setup(args: &ShimConfig) -> Result<Shim> {
         Ok(l) => l,
         Err(e) => {
             // Nobody will ever start it: do not leave the init waiting.
-            let _ = container.delete();
+            if let Err(e) = container.delete() {
+                tracing::warn!(id = %args.id, error = %e, "removing a container that cannot be served");
+            }
             return Err(e);
         }
     };
@@ -452,7 +461,9 @@ impl Shim {
 
     fn accept(&mut self) {
         while let Ok((stream, _)) = self.listener.accept() {
-            let _ = stream.set_nonblocking(true);
+            if let Err(e) = stream.set_nonblocking(true) {
+                tracing::warn!(error = %e, "making a client connection non-blocking");
+            }
             self.clients.push(Client {
                 stream,
                 mode: Mode::Command,
@@ -471,7 +482,7 @@ impl Shim {
         let (log, clients, shim_id) = (&mut self.log, &mut self.clients, &self.args.id);
         read_chunk(&mut self.out[i], |data| {
             if let Err(e) = log.write(stream, data) {
-                eprintln!("shim {shim_id}: writing log: {e}");
+                tracing::warn!(id = %shim_id, error = %e, "writing the log");
             }
             send_frame(clients, id, data, |mode| match mode {
                 Mode::Attach { stdout, stderr, .. } => {
@@ -488,7 +499,7 @@ impl Shim {
                 self.exited = Some((status, Instant::now()));
                 self.pidfd = None;
             }
-            Err(e) => eprintln!("shim {}: wait: {e}", self.args.id),
+            Err(e) => tracing::warn!(id = %self.args.id, error = %e, "waiting for the init"),
         }
     }
 
@@ -794,7 +805,9 @@ impl Shim {
                 let e = &mut self.execs[i];
                 // SAFETY: kill of our own, unreaped child.
                 unsafe { libc::kill(e.pid, libc::SIGKILL) };
-                let _ = wait_pid(e.pid, 0);
+                if wait_pid(e.pid, 0).is_none() {
+                    tracing::warn!(pid = e.pid, "reaping a killed exec process");
+                }
                 e.exited = Some((ExitStatus::Signaled(libc::SIGKILL), Instant::now()));
             }
         }
@@ -841,7 +854,9 @@ impl Shim {
 
     /// Records the exit, tells waiters, flushes attached clients, removes the container, and returns.
     fn finish(&mut self) {
-        let _ = self.log.flush_partial();
+        if let Err(e) = self.log.flush_partial() {
+            tracing::warn!(path = %self.args.log_path.display(), error = %e, "writing the last partial line to the log");
+        }
         let Some((status, _)) = self.exited else {
             return;
         };
@@ -853,7 +868,7 @@ impl Shim {
         };
         if let Ok(data) = serde_json::to_vec(&record) {
             if let Err(e) = write_file(&self.args.state_dir.join(protocol::EXIT_FILE), &data) {
-                eprintln!("shim {}: writing exit record: {e}", self.args.id);
+                tracing::warn!(id = %self.args.id, error = %e, "writing the exit record");
             }
         }
         self.finish_execs(true);
@@ -861,20 +876,21 @@ impl Shim {
         // a `docker rm` that follows must find nothing left.
         let container = std::mem::replace(&mut self.container, Backend::Deleted);
         if let Err(e) = container.delete() {
-            eprintln!("shim {}: removing container: {e}", self.args.id);
+            tracing::warn!(id = %self.args.id, error = %e, "removing the container");
         }
         let line = format!("exit {} {}\n", status.code(), u8::from(oom));
         for c in &mut self.clients {
             if c.waiting {
                 c.outbuf.push(line.as_bytes());
             }
+            // The last words to each client, best effort: a client that has gone needs none.
             let _ = c.stream.set_nonblocking(false);
             let _ = c.stream.set_write_timeout(Some(Duration::from_secs(5)));
             let _ = c.stream.write_all(c.outbuf.front());
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
         self.clients.clear();
-        let _ = std::fs::remove_file(&self.args.socket);
+        crate::cleanup::remove_file(&self.args.socket, "the control socket");
     }
 }
 
@@ -994,6 +1010,7 @@ fn flush_client(c: &mut Client) {
         }
     }
     if c.outbuf.is_empty() && c.closing {
+        // The peer may have closed first: the connection is done either way.
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
         c.dead = true;
         return;
