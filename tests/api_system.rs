@@ -177,6 +177,20 @@ fn swarm_and_plugin_routes_answer_503_with_a_message() {
 }
 
 #[test]
+fn cluster_volumes_answer_503_from_the_engine_and_create_nothing() {
+    let d = Daemon::start();
+    let body = br#"{"Name":"cv","ClusterVolumeSpec":{"Group":"g"}}"#;
+    let r = d.request("POST", "/v1.50/volumes/create", body);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "cluster volumes need swarm mode, which Berth does not support"
+    );
+    let r = d.request("GET", "/v1.50/volumes/cv", &[]);
+    assert_eq!(r.status, 404, "{}", r.text());
+}
+
+#[test]
 fn docker_inspect_of_an_unknown_name_says_no_such_object() {
     let d = common::docker_daemon();
     let o = d.docker(&["inspect", "nosuch"]);

@@ -94,3 +94,43 @@ fn crates_depend_only_on_what_the_design_allows() {
         .iter()
         .any(|d| d["name"] == "image"));
 }
+
+/// Flag parsing lives at the edge: the binary and the CLI's command tree use clap; the libraries under them
+/// take plain config structs (a shim or the runtime gains no parser, and its flags are defined once).
+#[test]
+fn only_the_binary_and_the_cli_parse_flags() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .arg("--manifest-path")
+        .arg(&root)
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut users = Vec::new();
+    for p in meta["packages"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let uses_clap = p["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "clap" && d["kind"].as_str() != Some("dev"));
+        if uses_clap {
+            users.push(name.to_owned());
+        }
+    }
+    users.sort();
+    assert_eq!(users, ["berth", "cli"], "crates that depend on clap");
+}

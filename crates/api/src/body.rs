@@ -103,6 +103,7 @@ impl StreamSender {
 
     /// Ends the stream with an error, which aborts the response mid-body.
     pub fn blocking_fail(&self, e: io::Error) {
+        // A client that has gone reads no error either.
         let _ = self.0.blocking_send(Err(e));
     }
 }
@@ -200,7 +201,7 @@ impl Read for ChannelReader {
         }
         let n = out.len().min(self.current.len());
         out[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
+        bytes::Buf::advance(&mut self.current, n);
         Ok(n)
     }
 }

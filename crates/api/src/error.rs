@@ -33,16 +33,23 @@ impl ApiError {
 
 impl From<engine::Error> for ApiError {
     fn from(e: engine::Error) -> ApiError {
-        use engine::Error as E;
-        let status = match &e {
-            E::NotFound(_) => StatusCode::NOT_FOUND,
-            E::InvalidParameter(_) => StatusCode::BAD_REQUEST,
-            E::Conflict(_) => StatusCode::CONFLICT,
-            E::Forbidden(_) => StatusCode::FORBIDDEN,
-            E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            E::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            E::NotModified => StatusCode::NOT_MODIFIED,
-            E::System(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        use engine::ErrorKind as K;
+        let status = match e.kind() {
+            K::NotFound => StatusCode::NOT_FOUND,
+            K::InvalidParameter => StatusCode::BAD_REQUEST,
+            K::Conflict => StatusCode::CONFLICT,
+            K::Forbidden => StatusCode::FORBIDDEN,
+            K::Unauthorized => StatusCode::UNAUTHORIZED,
+            K::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            K::NotModified => StatusCode::NOT_MODIFIED,
+            K::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            K::System => {
+                // The client gets the text; the daemon's log gets the chain of causes too.
+                if std::error::Error::source(&e).is_some() {
+                    tracing::debug!(error = ?e, "request failed");
+                }
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         ApiError::new(status, e.to_string())
     }

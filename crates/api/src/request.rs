@@ -49,6 +49,7 @@ impl Leftover {
                 }
             }
         };
+        // Bounded on purpose: a client still sending after DRAIN_WAIT is left to its broken pipe.
         let _ = tokio::time::timeout(DRAIN_WAIT, read).await;
     }
 }

@@ -1,6 +1,8 @@
 //! `berth`: the Docker-compatible CLI (crate `cli`), and `berth daemon`, the engine behind it.
 
 mod daemon;
+mod runtime_args;
+mod shim_args;
 
 use clap::Parser;
 
@@ -23,10 +25,10 @@ enum TopCommand {
     /// Run the Berth daemon
     Daemon(daemon::DaemonArgs),
     /// Run OCI bundles with the built-in runtime
-    Runtime(runtime::cli::RuntimeArgs),
+    Runtime(runtime_args::RuntimeArgs),
     /// Supervise one container (started by the daemon)
     #[command(hide = true)]
-    Shim(shim::ShimArgs),
+    Shim(shim_args::ShimArgs),
     #[command(flatten)]
     Cli(cli::Command),
 }
@@ -40,7 +42,7 @@ enum TopCommand {
 )]
 struct ShimOnly {
     #[command(flatten)]
-    args: shim::ShimArgs,
+    args: shim_args::ShimArgs,
 }
 
 // `berth daemon …` alone: building the whole command tree maps in code (every client command's
@@ -62,7 +64,10 @@ fn main() -> std::process::ExitCode {
     // client command and flag) to parse its arguments costs about 1 ms, so its line is parsed alone.
     if std::env::args_os().nth(1).is_some_and(|a| a == "shim") {
         return match ShimOnly::try_parse_from(std::env::args_os().skip(1)) {
-            Ok(s) => shim::run(s.args),
+            Ok(s) => {
+                init_stderr_log();
+                shim::run(s.args.into())
+            }
             Err(e) => cli::exit_for_parse_error(&e),
         };
     }
@@ -78,10 +83,26 @@ fn main() -> std::process::ExitCode {
     };
     match top.command {
         TopCommand::Daemon(args) => run_daemon(args),
-        TopCommand::Shim(args) => shim::run(args),
-        TopCommand::Runtime(args) => std::process::ExitCode::from(runtime::cli::run(args) as u8),
+        TopCommand::Shim(args) => {
+            init_stderr_log();
+            shim::run(args.into())
+        }
+        TopCommand::Runtime(args) => {
+            init_stderr_log();
+            std::process::ExitCode::from(runtime::cli::run(args.into()) as u8)
+        }
         TopCommand::Cli(cmd) => cli::run(top.global, cmd),
     }
+}
+
+/// Warnings of the shim and of `berth runtime` (cleanup that failed) go to stderr: a shim's is its log file
+/// in the container's state directory.
+fn init_stderr_log() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn run_daemon(args: daemon::DaemonArgs) -> std::process::ExitCode {

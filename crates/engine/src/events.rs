@@ -133,6 +133,7 @@ impl Events {
         }
         history.push_back(event.clone());
         // Subscribe happens under the same lock, so no event falls between the history and the live feed.
+        // A broadcast: no subscriber is the common case.
         let _ = self.live.send(event);
     }
 

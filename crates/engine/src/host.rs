@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use crate::error::Context;
+
 /// What the daemon learned about its host at start.
 #[derive(Debug, Clone)]
 pub struct HostInfo {
@@ -134,9 +136,9 @@ pub(crate) fn confine_roots(data_root: &Path, exec_root: &Path) -> crate::Result
                     Err(e)
                 }
             })
-            .map_err(|e| crate::Error::System(format!("chown {}: {e}", dir.display())))?;
+            .with_context(|| format!("chown {}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| crate::Error::System(format!("chmod {}: {e}", dir.display())))?;
+            .with_context(|| format!("chmod {}", dir.display()))?;
     }
     Ok(())
 }

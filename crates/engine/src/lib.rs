@@ -22,7 +22,7 @@ pub use distribution::{
     DistributionInspect, LoginResponse, Progress, ProgressDetail, ProgressSender, PullRequest,
     PushRequest, RegistryConfig,
 };
-pub use error::{Error, Result};
+pub use error::{BoxError, Cause, Context, Error, ErrorKind, Result};
 pub use events::{Event, Events};
 pub use filters::Filters;
 pub use host::HostInfo;
@@ -83,7 +83,7 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Engine> {
         for dir in [&config.data_root, &config.exec_root] {
             std::fs::create_dir_all(dir)
-                .map_err(|e| Error::System(format!("cannot create {}: {e}", dir.display())))?;
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         host::confine_roots(&config.data_root, &config.exec_root)?;
         Engine::clean_builds(&config.data_root);
@@ -94,8 +94,7 @@ impl Engine {
         let id = system::engine_id(&config.data_root)?;
         let net = networks::Manager::open(&config.data_root, &config.exec_root, &config.network)?;
         // The shim is this same binary; resolve it once, before anything can replace the file.
-        let exe = std::env::current_exe()
-            .map_err(|e| Error::System(format!("finding the berth binary: {e}")))?;
+        let exe = std::env::current_exe().context("finding the berth binary")?;
         Ok(Engine {
             images: Arc::new(images),
             containers,

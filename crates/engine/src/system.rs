@@ -8,7 +8,7 @@ use bollard_stubs::models::{
     SystemInfoCgroupVersionEnum, SystemVersion, SystemVersionComponents, SystemVersionPlatform,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Result};
 use crate::Engine;
 
 /// Berth's version, as `version` and `info` report it.
@@ -28,10 +28,8 @@ pub(crate) fn engine_id(data_root: &Path) -> Result<String> {
         }
     }
     let mut bytes = [0u8; 16];
-    let mut urandom = std::fs::File::open("/dev/urandom")
-        .map_err(|e| Error::System(format!("open /dev/urandom: {e}")))?;
-    std::io::Read::read_exact(&mut urandom, &mut bytes)
-        .map_err(|e| Error::System(format!("read /dev/urandom: {e}")))?;
+    let mut urandom = std::fs::File::open("/dev/urandom").context("open /dev/urandom")?;
+    std::io::Read::read_exact(&mut urandom, &mut bytes).context("read /dev/urandom")?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let id = format!(
         "{}-{}-{}-{}-{}",
@@ -44,7 +42,7 @@ pub(crate) fn engine_id(data_root: &Path) -> Result<String> {
     let tmp = data_root.join("engine-id.tmp");
     std::fs::write(&tmp, &id)
         .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| Error::System(format!("write {}: {e}", path.display())))?;
+        .with_context(|| format!("write {}", path.display()))?;
     Ok(id)
 }
 

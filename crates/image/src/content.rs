@@ -106,7 +106,9 @@ impl ContentStore {
             {
                 Some(d) => out.push(d),
                 None => {
-                    let _ = fs::remove_file(e.path());
+                    if let Err(err) = fs::remove_file(e.path()) {
+                        tracing::warn!(path = %e.path().display(), error = %err, "removing a stray file from the blob store");
+                    }
                 }
             }
         }
@@ -147,7 +149,9 @@ impl BlobWriter {
         let (file, digest, size) = inner.finish();
         if let Some(exp) = expected {
             if *exp != digest {
-                let _ = fs::remove_file(&self.path);
+                if let Err(e) = fs::remove_file(&self.path) {
+                    tracing::warn!(path = %self.path.display(), error = %e, "removing a blob that failed verification");
+                }
                 return Err(Error::DigestMismatch {
                     what: format!("blob {exp}"),
                     expected: exp.to_string(),
@@ -178,7 +182,9 @@ impl Write for BlobWriter {
 impl Drop for BlobWriter {
     fn drop(&mut self) {
         if self.inner.is_some() {
-            let _ = fs::remove_file(&self.path);
+            if let Err(e) = fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), error = %e, "removing an unfinished blob");
+            }
         }
     }
 }
@@ -214,6 +220,7 @@ impl BlobWriter {
             .spawn(move || {
                 for chunk in rx {
                     w.write_all(&chunk)?;
+                    // Hands the buffer back for reuse; a producer that has stopped needs none.
                     let _ = spare_tx.send(chunk);
                 }
                 Ok(w)
@@ -292,7 +299,10 @@ impl Drop for BackgroundBlobWriter {
         // Stop the thread; its BlobWriter then removes the ingest file.
         self.tx = None;
         if let Some(h) = self.handle.take() {
-            let _ = h.join();
+            // Its write error is moot once the blob is abandoned; a panic is not.
+            if h.join().is_err() {
+                tracing::warn!("the blob writer thread panicked");
+            }
         }
     }
 }

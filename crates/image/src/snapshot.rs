@@ -190,7 +190,9 @@ impl PendingSnapshot {
 impl Drop for PendingSnapshot {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = fs::remove_dir_all(&self.dir);
+            if let Err(e) = fs::remove_dir_all(&self.dir) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "removing an uncommitted snapshot");
+            }
         }
     }
 }

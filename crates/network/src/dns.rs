@@ -270,6 +270,7 @@ impl Server {
                             let (query, udp, ctx) = (buf[..n].to_vec(), udp.clone(), ctx.clone());
                             jobs.spawn(async move {
                                 if let Some(r) = ctx.answer(&query).await {
+                                    // A lost UDP answer is the client's to retry, as any lost datagram.
                                     let _ = udp.send_to(&r, client).await;
                                 }
                             });

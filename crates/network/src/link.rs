@@ -407,7 +407,9 @@ pub fn create_endpoint(host: Option<&NetNs>, container: &NetNs, spec: &VethSpec)
     )?;
 
     if let Err(e) = configure_container_side(container, spec) {
-        let _ = delete_link(host, &spec.host_name);
+        if let Err(err) = delete_link(host, &spec.host_name) {
+            tracing::warn!(link = %spec.host_name, error = %err, "deleting a veth whose container side failed");
+        }
         return Err(e);
     }
     Ok(())

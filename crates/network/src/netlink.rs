@@ -26,7 +26,8 @@ impl Netlink {
             let mut sock = Socket::new(NETLINK_ROUTE)?;
             sock.bind_auto()?;
             sock.connect(&SocketAddr::new(0, 0))?;
-            // Ask for extended ACKs; the kernel then names the bad attribute in errors.
+            // Ask for extended ACKs; the kernel then names the bad attribute in errors. Only a nicer
+            // message: a kernel without them still answers.
             let _ = sock.set_ext_ack(true);
             Ok(sock)
         })?

@@ -207,7 +207,9 @@ impl Network {
                 pool,
             }),
             Err(e) => {
-                let _ = link::delete_link(host.as_deref(), &record.bridge);
+                if let Err(err) = link::delete_link(host.as_deref(), &record.bridge) {
+                    tracing::warn!(bridge = %record.bridge, error = %err, "deleting the bridge of a network that failed to be made");
+                }
                 Err(e)
             }
         }
@@ -281,6 +283,17 @@ impl Network {
     }
 
     /// Saves the record after an endpoint change (no fsync: endpoints die with the kernel).
+    /// Gives an address back to the pool after a failed attach; a failure to record that is logged (the
+    /// address stays taken until the pool is next rewritten).
+    fn release_address(&mut self, ip: Ipv4Addr) {
+        if let Err(e) = self.pool.update(|p| {
+            p.release(ip);
+            Ok(())
+        }) {
+            tracing::warn!(network = %self.record.name, %ip, error = %e, "releasing an address");
+        }
+    }
+
     fn save(&self) -> Result<()> {
         state::write_json_volatile(&record_path(&self.state_dir, &self.record.id), &self.record)
     }
@@ -318,10 +331,7 @@ impl Network {
             mtu: self.record.mtu,
         };
         if let Err(e) = link::create_endpoint(self.host.as_deref(), netns, &spec) {
-            let _ = self.pool.update(|p| {
-                p.release(ip);
-                Ok(())
-            });
+            self.release_address(ip);
             return Err(e);
         }
         let ep = Endpoint {
@@ -338,12 +348,11 @@ impl Network {
             .endpoints
             .insert(container_id.to_string(), ep.clone());
         if let Err(e) = self.save() {
-            let _ = link::delete_link(self.host.as_deref(), &ep.veth);
+            if let Err(err) = link::delete_link(self.host.as_deref(), &ep.veth) {
+                tracing::warn!(link = %ep.veth, error = %err, "deleting the veth of an endpoint that could not be saved");
+            }
             self.record.endpoints.remove(container_id);
-            let _ = self.pool.update(|p| {
-                p.release(ip);
-                Ok(())
-            });
+            self.release_address(ip);
             return Err(e);
         }
         Ok(ep)

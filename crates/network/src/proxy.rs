@@ -117,6 +117,7 @@ pub fn start_tcp(
                         let out = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
                         match out.connect(target).await {
                             Ok(mut outbound) => {
+                                // Ends with an error when either side resets: that is how TCP connections end.
                                 let _ = tokio::io::copy_bidirectional_with_sizes(
                                     &mut inbound,
                                     &mut outbound,
@@ -200,6 +201,7 @@ pub fn start_udp(
                                     if let Ok(mut l) = flow2.last.lock() {
                                         *l = Instant::now();
                                     }
+                                    // Datagrams may be lost; the peers retry as they would on any network.
                                     let _ = front.send_to(&rbuf[..m], client).await;
                                 }
                                 Ok(Err(_)) => break,
@@ -225,6 +227,7 @@ pub fn start_udp(
             if let Ok(mut l) = flow.last.lock() {
                 *l = Instant::now();
             }
+            // As above: a datagram that cannot be sent is lost, as UDP allows.
             let _ = flow.sock.send(&buf[..n]).await;
         }
     });

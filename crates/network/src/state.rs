@@ -41,8 +41,8 @@ fn write<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<()> {
     drop(f);
     fs::rename(&tmp, path).map_err(state_err)?;
     if durable {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
+        if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
+            tracing::warn!(dir = %dir.display(), error = %e, "syncing the state directory");
         }
     }
     Ok(())

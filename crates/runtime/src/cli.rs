@@ -8,99 +8,84 @@ use crate::error::Error;
 use crate::spec::Bundle;
 use crate::state::State;
 
-/// Arguments of `berth runtime`.
-#[derive(Debug, clap::Args)]
-pub struct RuntimeArgs {
-    /// Directory for the state of created containers [default: $BERTH_RUNTIME_ROOT or /run/berth/runtime]
-    #[arg(long, global = true)]
-    root: Option<PathBuf>,
-    #[command(subcommand)]
-    command: RuntimeCommand,
+/// One `berth runtime …` invocation, as the binary parsed it from its flags.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Directory for the state of created containers (default: `$BERTH_RUNTIME_ROOT` or /run/berth/runtime).
+    pub root: Option<PathBuf>,
+    /// What to do.
+    pub command: Command,
 }
 
-#[derive(Debug, clap::Subcommand)]
-enum RuntimeCommand {
-    /// Run an OCI bundle in the foreground and exit with the container's exit code
+/// The subcommands of `berth runtime`, runc-style.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Run an OCI bundle in the foreground and exit with the container's exit code.
     Run {
-        /// The bundle directory (holding config.json)
-        #[arg(short, long, default_value = ".")]
+        /// The bundle directory (holding config.json).
         bundle: PathBuf,
-        /// Directory for cached seccomp programs [default: $BERTH_SECCOMP_CACHE or /run/berth/seccomp]
-        #[arg(long)]
+        /// Directory for cached seccomp programs.
         seccomp_cache: Option<PathBuf>,
-        /// Do not create a cgroup for the container
-        #[arg(long)]
+        /// Do not create a cgroup for the container.
         no_cgroups: bool,
-        /// The container id
+        /// The container id.
         id: String,
     },
-    /// Create a container from a bundle; its process waits for `start`
+    /// Create a container from a bundle; its process waits for `start`.
     Create {
-        /// The bundle directory (holding config.json)
-        #[arg(short, long, default_value = ".")]
+        /// The bundle directory (holding config.json).
         bundle: PathBuf,
-        /// Directory for cached seccomp programs
-        #[arg(long)]
+        /// Directory for cached seccomp programs.
         seccomp_cache: Option<PathBuf>,
-        /// Do not create a cgroup for the container
-        #[arg(long)]
+        /// Do not create a cgroup for the container.
         no_cgroups: bool,
-        /// Write the container's pid to this file
-        #[arg(long)]
+        /// Write the container's pid to this file.
         pid_file: Option<PathBuf>,
-        /// With a terminal: send the pty master to the unix socket at this path (SCM_RIGHTS)
-        #[arg(long)]
+        /// With a terminal: send the pty master to the unix socket at this path (SCM_RIGHTS).
         console_socket: Option<PathBuf>,
-        /// The container id
+        /// The container id.
         id: String,
     },
-    /// Start the process of a created container
+    /// Start the process of a created container.
     Start {
-        /// The container id
+        /// The container id.
         id: String,
     },
-    /// Run a new process in a running container (runc exec); exits with its exit code
+    /// Run a new process in a running container (runc exec); exits with its exit code.
     Exec {
-        /// A JSON file with the OCI process to run (else the container's, with COMMAND as args)
-        #[arg(short, long)]
+        /// A JSON file with the OCI process to run (else the container's, with `command` as args).
         process: Option<PathBuf>,
-        /// Directory for cached seccomp programs
-        #[arg(long)]
+        /// Directory for cached seccomp programs.
         seccomp_cache: Option<PathBuf>,
-        /// The container id
+        /// The container id.
         id: String,
-        /// The command and its arguments
-        #[arg(trailing_var_arg = true)]
+        /// The command and its arguments.
         command: Vec<String>,
     },
-    /// Print a container's state as JSON
+    /// Print a container's state as JSON.
     State {
-        /// The container id
+        /// The container id.
         id: String,
     },
-    /// Send a signal to a container's init (default SIGTERM)
+    /// Send a signal to a container's init.
     Kill {
-        /// The container id
+        /// The container id.
         id: String,
-        /// Signal name (TERM, SIGKILL) or number
-        #[arg(default_value = "TERM")]
+        /// Signal name (TERM, SIGKILL) or number.
         signal: String,
     },
-    /// Delete a stopped container (with --force, kill it first)
+    /// Delete a stopped container (with `force`, kill it first).
     Delete {
-        /// Kill the container if it is not stopped
-        #[arg(short, long)]
+        /// Kill the container if it is not stopped.
         force: bool,
-        /// The container id
+        /// The container id.
         id: String,
     },
-    /// Print a config.json with Docker's defaults (capabilities, mounts, masked paths, seccomp)
+    /// Print a config.json with Docker's defaults (capabilities, mounts, masked paths, seccomp).
     Spec {
-        /// Leave out the seccomp profile
-        #[arg(long)]
+        /// Leave out the seccomp profile.
         no_seccomp: bool,
-        /// The process to run
-        #[arg(trailing_var_arg = true, default_value = "sh")]
+        /// The process to run.
         args: Vec<String>,
     },
 }
@@ -137,9 +122,9 @@ fn forward_signals(pid: libc::pid_t) {
 }
 
 /// Runs `berth runtime ...`; returns the process exit code.
-pub fn run(args: RuntimeArgs) -> i32 {
+pub fn run(args: Invocation) -> i32 {
     match args.command {
-        RuntimeCommand::Run {
+        Command::Run {
             bundle,
             seccomp_cache,
             no_cgroups,
@@ -152,7 +137,7 @@ pub fn run(args: RuntimeArgs) -> i32 {
             };
             run_bundle(&bundle, &id, &opts)
         }
-        RuntimeCommand::Create {
+        Command::Create {
             bundle,
             seccomp_cache,
             no_cgroups,
@@ -175,11 +160,11 @@ pub fn run(args: RuntimeArgs) -> i32 {
                 console_socket.as_deref(),
             ))
         }
-        RuntimeCommand::Start { id } => report(crate::lifecycle::start(
+        Command::Start { id } => report(crate::lifecycle::start(
             &args.root.unwrap_or_else(crate::state::default_root),
             &id,
         )),
-        RuntimeCommand::Exec {
+        Command::Exec {
             process,
             seccomp_cache,
             id,
@@ -194,7 +179,7 @@ pub fn run(args: RuntimeArgs) -> i32 {
                 seccomp_cache.as_deref(),
             )
         }
-        RuntimeCommand::State { id } => {
+        Command::State { id } => {
             let root = args.root.unwrap_or_else(crate::state::default_root);
             match State::load(&root, &id) {
                 Ok(st) => {
@@ -204,15 +189,15 @@ pub fn run(args: RuntimeArgs) -> i32 {
                 Err(e) => report(Err(e)),
             }
         }
-        RuntimeCommand::Kill { id, signal } => {
+        Command::Kill { id, signal } => {
             let root = args.root.unwrap_or_else(crate::state::default_root);
             report(crate::lifecycle::kill(&root, &id, &signal))
         }
-        RuntimeCommand::Delete { force, id } => {
+        Command::Delete { force, id } => {
             let root = args.root.unwrap_or_else(crate::state::default_root);
             report(crate::lifecycle::delete(&root, &id, force))
         }
-        RuntimeCommand::Spec { no_seccomp, args } => print_spec(no_seccomp, &args),
+        Command::Spec { no_seccomp, args } => print_spec(no_seccomp, &args),
     }
 }
 

@@ -117,7 +117,7 @@ impl Container {
             let cg = Cgroup::open(&path)?;
             if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
                 if let Err(e) = cg.apply(res) {
-                    let _ = cg.remove();
+                    remove_cgroup(&cg, id);
                     return Err(e);
                 }
             }
@@ -137,7 +137,7 @@ impl Container {
             }),
             Err(e) => {
                 if let Some(cg) = &cgroup {
-                    let _ = cg.remove();
+                    remove_cgroup(cg, id);
                 }
                 Err(e)
             }
@@ -145,14 +145,13 @@ impl Container {
     }
 
     fn create_in(
-        id: &str,
+        _id: &str,
         bundle: &Bundle,
         stdio: Stdio,
         opts: &CreateOptions,
         ns: &NamespacePlan,
         cgroup: Option<&Cgroup>,
     ) -> Result<Created> {
-        let _ = id;
         let spec = &bundle.spec;
         let view = cgroup.map_or(CgroupMount::V1(Vec::new()), Cgroup::mount_view);
         let rootfs =
@@ -249,7 +248,7 @@ impl Container {
                         Err(e) => {
                             // SAFETY: plain kill of our own child.
                             unsafe { libc::kill(pid, libc::SIGKILL) };
-                            let _ = wait_pid(pid);
+                            reap_killed(pid);
                             return Err(e);
                         }
                     },
@@ -260,7 +259,7 @@ impl Container {
             other => {
                 // SAFETY: plain kill of our own child.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
-                let _ = wait_pid(pid);
+                reap_killed(pid);
                 Err(match other {
                     Err(e) => e,
                     Ok(Some(f)) => failure_error(f, &rootfs, &process),
@@ -363,7 +362,10 @@ impl Container {
     /// is still running.
     pub fn delete(mut self) -> Result<()> {
         if self.exited.is_none() {
-            let _ = self.kill(libc::SIGKILL);
+            // It may have exited on its own meanwhile: the wait below reaps it either way.
+            if let Err(e) = self.kill(libc::SIGKILL) {
+                tracing::debug!(pid = self.pid, error = %e, "killing the init to delete the container");
+            }
             self.wait()?;
         }
         if let Some(cg) = &self.cgroup {
@@ -464,6 +466,21 @@ fn failure_error(f: Failure, rootfs: &RootfsPlan, process: &ProcessPlan) -> Erro
         stage: f.stage.describe(),
         detail,
         source: std::io::Error::from_raw_os_error(f.errno),
+    }
+}
+
+/// Reaps a child this process has just killed, after a failed setup; a failure is logged (the setup's
+/// error is what the caller reports).
+pub(crate) fn reap_killed(pid: libc::pid_t) {
+    if let Err(e) = wait_pid(pid) {
+        tracing::warn!(pid, error = %e, "reaping a child killed after a failed setup");
+    }
+}
+
+/// Removes the cgroup of a container whose creation failed, logging when that fails too.
+fn remove_cgroup(cg: &Cgroup, id: &str) {
+    if let Err(e) = cg.remove() {
+        tracing::warn!(id, error = %e, "removing the cgroup of a container that failed to start");
     }
 }
 

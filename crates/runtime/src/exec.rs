@@ -176,7 +176,7 @@ pub fn exec(
     let fail = |e: Error| {
         // SAFETY: plain kill of our own child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        let _ = wait_pid(pid);
+        crate::container::reap_killed(pid);
         Err(e)
     };
     match outcome {
@@ -184,7 +184,7 @@ pub fn exec(
         Err(e) => return fail(e),
         Ok(Some(f)) => {
             // The child exits after a report; reap it.
-            let _ = wait_pid(pid);
+            crate::container::reap_killed(pid);
             return Err(match f.stage {
                 Stage::Exec => Error::Exec {
                     program: process.program.clone(),

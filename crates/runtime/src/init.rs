@@ -209,6 +209,7 @@ pub(crate) fn run(ctx: &InitContext) -> ! {
 /// failed setup. Never returns.
 pub(crate) fn finish(setup: Result<(), Failure>, process: &ProcessPlan, report_w: RawFd) -> ! {
     let report = |f: Failure| {
+        // The child between clone and exec cannot log; if the parent has gone there is no one to tell.
         let _ = sys::write_all(report_w, &f.encode());
     };
     let code = match setup {
@@ -313,6 +314,7 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         p.install().map_err(|e| seccomp_failure(&e))?;
     }
     ctx.process.become_user()?;
+    // As above: no one to tell if the parent has gone, and the child cannot log.
     let _ = sys::write_all(ctx.report_w, &Failure::new(Stage::Ready, 0, 0).encode());
     wait_byte(ctx.start_r, Stage::Sync)?;
     sys::close(ctx.start_r);

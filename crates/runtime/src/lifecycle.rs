@@ -47,7 +47,9 @@ pub fn create(
     })?;
     let r = create_in(root, &b, id, opts, pid_file, console_socket);
     if r.is_err() {
-        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing the state of a container that failed to be created");
+        }
     }
     r
 }
@@ -82,7 +84,9 @@ fn create_in(
                 })
             });
         if let Err(e) = sent {
-            let _ = c.delete();
+            if let Err(err) = c.delete() {
+                tracing::warn!(id, error = %err, "deleting a container whose pty could not be sent");
+            }
             return Err(e);
         }
     }

@@ -386,7 +386,9 @@ pub fn compile_cached(seccomp: &LinuxSeccomp, dir: &Path) -> Result<(Program, Ca
         tmp.1.write_all(&prog.to_bytes())?;
         tmp.1.sync_data().ok();
         std::fs::rename(&tmp.0, &path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp.0);
+            if let Err(e) = std::fs::remove_file(&tmp.0) {
+                tracing::warn!(path = %tmp.0.display(), error = %e, "removing a seccomp cache temporary");
+            }
         })
     })();
     match stored {

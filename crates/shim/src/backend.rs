@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use runtime::{Container, ExitStatus, Stdio};
 
+use crate::error::{Error, Result};
+
 /// A process the backend started in the container (`exec`).
 pub struct Started {
     /// Its pid; the shim is its parent (or subreaper) and reaps it.
@@ -65,52 +67,57 @@ impl Backend {
     }
 
     /// Lets the init execute the container's process.
-    pub fn start(&mut self) -> Result<(), String> {
+    pub fn start(&mut self) -> Result<()> {
         match self {
-            Backend::Builtin(c) => c.start().map_err(|e| crate::supervisor::start_error(&e)),
+            Backend::Builtin(c) => c.start().map_err(|e| Error::Start {
+                message: crate::supervisor::start_error(&e),
+                source: e,
+            }),
             Backend::External(e) => e.run(&["start", &e.id.clone()], None).map(|_| ()),
-            Backend::Deleted => Err("the container is deleted".into()),
+            Backend::Deleted => Err(Error::State("the container is deleted".into())),
         }
     }
 
     /// Reaps the init (it must have exited, or this blocks).
-    pub fn wait(&mut self) -> Result<ExitStatus, String> {
+    pub fn wait(&mut self) -> Result<ExitStatus> {
         match self {
-            Backend::Builtin(c) => c.wait().map_err(|e| e.to_string()),
+            Backend::Builtin(c) => Ok(c.wait()?),
             Backend::External(e) => {
                 if let Some(s) = e.exited {
                     return Ok(s);
                 }
-                let s = wait_pid(e.pid, 0).ok_or_else(|| "waitpid: no such child".to_owned())?;
+                let s = wait_pid(e.pid, 0)
+                    .ok_or_else(|| Error::State("waitpid: no such child".into()))?;
                 e.exited = Some(s);
                 Ok(s)
             }
-            Backend::Deleted => Err("the container is deleted".into()),
+            Backend::Deleted => Err(Error::State("the container is deleted".into())),
         }
     }
 
     /// Sends a signal to the init.
-    pub fn kill(&self, sig: i32) -> Result<(), String> {
+    pub fn kill(&self, sig: i32) -> Result<()> {
+        let gone = || Error::io("kill", std::io::Error::from_raw_os_error(libc::ESRCH));
         match self {
-            Backend::Builtin(c) => c.kill(sig).map_err(|e| e.to_string()),
+            Backend::Builtin(c) => Ok(c.kill(sig)?),
             Backend::External(e) => {
                 if e.exited.is_some() {
-                    return Err("kill: No such process (os error 3)".into());
+                    return Err(gone());
                 }
                 // SAFETY: kill with the pid of our own (re-parented, unreaped) child.
                 if unsafe { libc::kill(e.pid, sig) } < 0 {
-                    return Err(format!("kill: {}", std::io::Error::last_os_error()));
+                    return Err(Error::io("kill", std::io::Error::last_os_error()));
                 }
                 Ok(())
             }
-            Backend::Deleted => Err("kill: No such process (os error 3)".into()),
+            Backend::Deleted => Err(gone()),
         }
     }
 
     /// Removes the container (its cgroup, the runtime's state), killing it if it still runs.
-    pub fn delete(self) -> Result<(), String> {
+    pub fn delete(self) -> Result<()> {
         match self {
-            Backend::Builtin(c) => c.delete().map_err(|e| e.to_string()),
+            Backend::Builtin(c) => Ok(c.delete()?),
             Backend::External(mut e) => {
                 let r = e
                     .run(&["delete", "--force", &e.id.clone()], None)
@@ -150,7 +157,7 @@ impl Backend {
         process: oci_spec::runtime::Process,
         stdio: Stdio,
         seccomp_cache: Option<&Path>,
-    ) -> Result<Started, runtime::Error> {
+    ) -> std::result::Result<Started, runtime::Error> {
         match self {
             Backend::Builtin(c) => {
                 let mut spec = runtime::spec::Bundle::load(bundle)?.spec;
@@ -163,7 +170,7 @@ impl Backend {
             }
             Backend::External(e) => e.exec(process, stdio).map_err(|msg| runtime::Error::Init {
                 stage: "exec",
-                detail: msg,
+                detail: msg.to_string(),
                 source: std::io::Error::other("failed"),
             }),
             Backend::Deleted => Err(runtime::Error::InvalidSpec(
@@ -184,12 +191,12 @@ impl External {
         bundle: &Path,
         stdio: Stdio,
         terminal: bool,
-    ) -> Result<External, String> {
+    ) -> Result<External> {
         // SAFETY: prctl with integer arguments; makes orphaned descendants ours to reap.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
-            return Err(format!(
-                "becoming a subreaper: {}",
-                std::io::Error::last_os_error()
+            return Err(Error::io(
+                "becoming a subreaper",
+                std::io::Error::last_os_error(),
             ));
         }
         let mut e = External {
@@ -204,7 +211,7 @@ impl External {
             cgroup: None,
         };
         let pid_file = state_dir.join("runtime-init.pid");
-        let _ = std::fs::remove_file(&pid_file);
+        crate::cleanup::remove_file(&pid_file, "a stale runtime pid file");
         let mut args: Vec<String> = vec![
             "create".into(),
             "--bundle".into(),
@@ -241,16 +248,19 @@ impl External {
                 if holds_init {
                     e.cgroup = Some(cg);
                 } else {
-                    let _ = cg.remove();
+                    if let Err(err) = cg.remove() {
+                        tracing::warn!(id, error = %err, "removing a cgroup the runtime did not use");
+                    }
                 }
             }
         }
         Ok(e)
     }
 
-    fn exec(&self, process: oci_spec::runtime::Process, stdio: Stdio) -> Result<Started, String> {
+    fn exec(&self, process: oci_spec::runtime::Process, stdio: Stdio) -> Result<Started> {
         let dir = self.root.join("exec");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let n = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -258,8 +268,8 @@ impl External {
         let terminal = process.terminal().unwrap_or(false);
         let process_file = dir.join(format!("{n}.json"));
         let pid_file = dir.join(format!("{n}.pid"));
-        let json = serde_json::to_vec(&process).map_err(|e| format!("exec process: {e}"))?;
-        std::fs::write(&process_file, json).map_err(|e| format!("exec process: {e}"))?;
+        let json = serde_json::to_vec(&process)?;
+        std::fs::write(&process_file, json).map_err(|e| Error::io("exec process", e))?;
         let console = if terminal {
             Some(ConsoleSocket::new(
                 &self
@@ -284,16 +294,16 @@ impl External {
         args.push(self.id.clone());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let result = self.run_with_console(&args, Some(stdio), console.as_ref());
-        let _ = std::fs::remove_file(&process_file);
+        crate::cleanup::remove_file(&process_file, "an exec's process file");
         let console = result?;
         let pid = read_pid(&pid_file);
-        let _ = std::fs::remove_file(&pid_file);
+        crate::cleanup::remove_file(&pid_file, "an exec's pid file");
         Ok(Started { pid: pid?, console })
     }
 
     /// Runs `RUNTIME --root R --log L ARGS`; the container's stdio are passed through when given (else
     /// /dev/null). Returns the error the runtime logged when it fails.
-    fn run(&self, args: &[&str], stdio: Option<Stdio>) -> Result<Option<OwnedFd>, String> {
+    fn run(&self, args: &[&str], stdio: Option<Stdio>) -> Result<Option<OwnedFd>> {
         self.run_with_console(args, stdio, None)
     }
 
@@ -302,11 +312,11 @@ impl External {
         args: &[&str],
         stdio: Option<Stdio>,
         console: Option<&ConsoleSocket>,
-    ) -> Result<Option<OwnedFd>, String> {
+    ) -> Result<Option<OwnedFd>> {
         std::fs::create_dir_all(&self.root)
-            .map_err(|e| format!("creating {}: {e}", self.root.display()))?;
+            .map_err(|e| Error::io(format!("creating {}", self.root.display()), e))?;
         let log = self.root.join("log.json");
-        let _ = std::fs::remove_file(&log);
+        crate::cleanup::remove_file(&log, "the runtime's previous log");
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root")
             .arg(&self.root)
@@ -331,7 +341,7 @@ impl External {
         }
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("running {}: {e}", self.binary.display()))?;
+            .map_err(|e| Error::io(format!("running {}", self.binary.display()), e))?;
         drop(cmd);
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let mut master = None;
@@ -342,24 +352,37 @@ impl External {
             match child.try_wait() {
                 Ok(Some(s)) => break s,
                 Ok(None) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!("{} {}: timed out", self.binary.display(), args[0]));
+                    if let Err(e) = child.kill() {
+                        tracing::warn!(binary = %self.binary.display(), error = %e, "killing a runtime command that timed out");
+                    }
+                    if let Err(e) = child.wait() {
+                        tracing::warn!(binary = %self.binary.display(), error = %e, "reaping a runtime command that timed out");
+                    }
+                    return Err(Error::External(format!(
+                        "{} {}: timed out",
+                        self.binary.display(),
+                        args[0]
+                    )));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(1)),
-                Err(e) => return Err(format!("waiting for {}: {e}", self.binary.display())),
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("waiting for {}", self.binary.display()),
+                        e,
+                    ))
+                }
             }
         };
         if let (Some(c), None) = (console, &master) {
             master = c.try_receive();
         }
         if !status.success() {
-            return Err(logged_error(&log).unwrap_or_else(|| {
+            return Err(Error::External(logged_error(&log).unwrap_or_else(|| {
                 format!("{} {} failed: {status}", self.binary.display(), args[0])
-            }));
+            })));
         }
         if console.is_some() && master.is_none() {
-            return Err("the runtime sent no console".into());
+            return Err(Error::External("the runtime sent no console".into()));
         }
         Ok(master)
     }
@@ -379,11 +402,11 @@ fn logged_error(log: &Path) -> Option<String> {
     })
 }
 
-fn read_pid(path: &Path) -> Result<libc::pid_t, String> {
+fn read_pid(path: &Path) -> Result<libc::pid_t> {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| format!("the runtime wrote no pid to {}", path.display()))
+        .ok_or_else(|| Error::External(format!("the runtime wrote no pid to {}", path.display())))
 }
 
 /// `waitpid` with `flags`; `None` when there is nothing (more) to reap.
@@ -414,13 +437,13 @@ struct ConsoleSocket {
 }
 
 impl ConsoleSocket {
-    fn new(path: &Path) -> Result<ConsoleSocket, String> {
-        let _ = std::fs::remove_file(path);
-        let listener =
-            UnixListener::bind(path).map_err(|e| format!("binding {}: {e}", path.display()))?;
+    fn new(path: &Path) -> Result<ConsoleSocket> {
+        crate::cleanup::remove_file(path, "a stale console socket");
+        let listener = UnixListener::bind(path)
+            .map_err(|e| Error::io(format!("binding {}", path.display()), e))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| format!("console socket: {e}"))?;
+            .map_err(|e| Error::io("console socket", e))?;
         Ok(ConsoleSocket {
             path: path.to_owned(),
             listener,
@@ -441,6 +464,6 @@ impl ConsoleSocket {
 
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        crate::cleanup::remove_file(&self.path, "a console socket");
     }
 }

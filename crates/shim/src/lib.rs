@@ -5,15 +5,18 @@
 
 mod backend;
 mod buffers;
+mod cleanup;
+mod error;
 mod logfile;
 pub mod protocol;
 mod supervisor;
 
+pub use error::{Error, Result};
 pub use logfile::{JsonLog, Stream};
-pub use supervisor::ShimArgs;
+pub use supervisor::ShimConfig;
 
 /// Runs the shim; its stdout (a pipe from the daemon) gets `ok PID` once the container is created, or
 /// `err MESSAGE`.
-pub fn run(args: ShimArgs) -> std::process::ExitCode {
+pub fn run(args: ShimConfig) -> std::process::ExitCode {
     supervisor::run(args)
 }

@@ -151,7 +151,14 @@ impl JsonLog {
         // Each rename replaces the older file in one step (no remove first): a reader never finds a
         // numbered file missing in between.
         for i in (0..self.max_files - 1).rev() {
-            let _ = std::fs::rename(name(i), name(i + 1));
+            match std::fs::rename(name(i), name(i + 1)) {
+                // Fewer files than the maximum so far.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %name(i).display(), error = %e, "rotating the log");
+                }
+                Ok(()) => {}
+            }
         }
         self.file = OpenOptions::new()
             .create(true)

@@ -12,41 +12,32 @@ use runtime::{Container, CreateOptions, ExitStatus, Stdio};
 
 use crate::backend::{wait_pid, Backend, External};
 use crate::buffers::{Input, Queue};
+use crate::error::{Error, Result};
 use crate::logfile::{JsonLog, Stream};
 use crate::protocol::{self, ExitRecord};
 
-/// Flags of `berth shim` (the daemon passes them; not meant for people).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ShimArgs {
+/// What the daemon tells a shim (the binary parses it from `berth shim`'s flags).
+#[derive(Debug, Clone)]
+pub struct ShimConfig {
     /// Container ID.
-    #[arg(long)]
     pub id: String,
     /// OCI bundle directory (config.json).
-    #[arg(long)]
     pub bundle: PathBuf,
     /// Directory for the pid and exit files.
-    #[arg(long)]
     pub state_dir: PathBuf,
     /// The control socket (kept short: unix socket paths are limited to 107 bytes).
-    #[arg(long)]
     pub socket: PathBuf,
     /// json-file log path.
-    #[arg(long)]
     pub log_path: PathBuf,
     /// Rotate the log at this size (bytes; 0 = never).
-    #[arg(long, default_value_t = 10 * 1024 * 1024)]
     pub log_max_size: u64,
     /// Keep at most this many log files.
-    #[arg(long, default_value_t = 3)]
     pub log_max_files: u32,
     /// Give the container a stdin pipe (`-i`).
-    #[arg(long)]
     pub stdin: bool,
     /// Where compiled seccomp filters are cached.
-    #[arg(long)]
     pub seccomp_cache: Option<PathBuf>,
     /// Run the container with this OCI runtime binary (runc, crun, youki) instead of the built-in one.
-    #[arg(long)]
     pub runtime: Option<PathBuf>,
 }
 
@@ -97,10 +88,11 @@ struct Client {
     dead: bool,
 }
 
-pub(crate) fn run(args: ShimArgs) -> ExitCode {
+pub(crate) fn run(args: ShimConfig) -> ExitCode {
     let mut ready = std::io::stdout();
     match setup(&args) {
         Ok(mut s) => {
+            // A daemon that has gone cannot read it either way; it finds the shim through its socket.
             let _ = writeln!(ready, "ok {}", s.container.pid());
             let _ = ready.flush();
             detach_stdout();
@@ -110,12 +102,13 @@ pub(crate) fn run(args: ShimArgs) -> ExitCode {
             s.serve();
             let container = std::mem::replace(&mut s.container, Backend::Deleted);
             if let Err(e) = container.delete() {
-                eprintln!("shim {}: removing container: {e}", s.args.id);
+                tracing::warn!(id = %s.args.id, error = %e, "removing the container");
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let _ = writeln!(ready, "err {}", e.replace('\n', " "));
+            // Nobody else to tell if the daemon has gone.
+            let _ = writeln!(ready, "err {}", e.to_string().replace('\n', " "));
             ExitCode::from(1)
         }
     }
@@ -173,7 +166,7 @@ fn detach_stdout() {
 }
 
 struct Shim {
-    args: ShimArgs,
+    args: ShimConfig,
     container: Backend,
     listener: UnixListener,
     clients: Vec<Client>,
@@ -187,30 +180,35 @@ struct Shim {
     execs: Vec<ExecSession>,
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| Error::io("pipe", e))
 }
 
 fn nonblocking(fd: impl AsFd) {
-    let _ = rustix::io::ioctl_fionbio(fd, true);
+    if let Err(e) = rustix::io::ioctl_fionbio(&fd, true) {
+        // A blocking descriptor would stall the poll loop on it.
+        tracing::warn!(fd = fd.as_fd().as_raw_fd(), error = %e, "making a descriptor non-blocking");
+    }
 }
 
-fn setup(args: &ShimArgs) -> Result<Shim, String> {
+fn setup(args: &ShimConfig) -> Result<Shim> {
     // Our own session: signals to the daemon's process group do not reach us or the container.
-    let _ = rustix::process::setsid();
-    std::fs::create_dir_all(&args.state_dir).map_err(|e| format!("creating state dir: {e}"))?;
+    if let Err(e) = rustix::process::setsid() {
+        tracing::warn!(error = %e, "starting a session of our own");
+    }
+    std::fs::create_dir_all(&args.state_dir).map_err(|e| Error::io("creating state dir", e))?;
     let log = JsonLog::open(&args.log_path, args.log_max_size, args.log_max_files)
-        .map_err(|e| format!("opening log {}: {e}", args.log_path.display()))?;
+        .map_err(|e| Error::io(format!("opening log {}", args.log_path.display()), e))?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (stdin_r, stdin_w) = if args.stdin {
         let (r, w) = pipe()?;
         (Some(r), Some(w))
     } else {
-        let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("/dev/null", e))?;
         (Some(OwnedFd::from(null)), None)
     };
-    let bundle = runtime::spec::Bundle::load(&args.bundle).map_err(|e| e.to_string())?;
+    let bundle = runtime::spec::Bundle::load(&args.bundle)?;
     let opts = CreateOptions {
         seccomp_cache: args.seccomp_cache.clone(),
         no_cgroups: false,
@@ -233,9 +231,7 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
         }
     };
     let mut container = match &args.runtime {
-        None => Backend::Builtin(
-            Container::create(&args.id, &bundle, stdio, &opts).map_err(|e| e.to_string())?,
-        ),
+        None => Backend::Builtin(Container::create(&args.id, &bundle, stdio, &opts)?),
         Some(binary) => Backend::External(
             External::create(
                 binary,
@@ -246,35 +242,38 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
                 stdio,
                 terminal,
             )
-            .map_err(|e| format!("OCI runtime create failed: {e}"))?,
+            .map_err(|e| Error::ExternalCreate(Box::new(e)))?,
         ),
     };
     // With a terminal the process's stdio is the pty: its master carries output and input alike.
     let console = container.take_console();
     let pid = container.pid();
     let sock = args.socket.clone();
-    let prepared = (|| -> Result<UnixListener, String> {
+    let prepared = (|| -> Result<UnixListener> {
         write_file(
             &args.state_dir.join(protocol::PID_FILE),
             format!("{pid}\n").as_bytes(),
         )
-        .map_err(|e| format!("writing pid file: {e}"))?;
+        .map_err(|e| Error::io("writing pid file", e))?;
         if let Some(dir) = sock.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
-        let _ = std::fs::remove_file(&sock);
-        let listener =
-            UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
+        crate::cleanup::remove_file(&sock, "a stale control socket");
+        let listener = UnixListener::bind(&sock)
+            .map_err(|e| Error::io(format!("binding {}", sock.display()), e))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| format!("socket: {e}"))?;
+            .map_err(|e| Error::io("socket", e))?;
         Ok(listener)
     })();
     let listener = match prepared {
         Ok(l) => l,
         Err(e) => {
             // Nobody will ever start it: do not leave the init waiting.
-            let _ = container.delete();
+            if let Err(e) = container.delete() {
+                tracing::warn!(id = %args.id, error = %e, "removing a container that cannot be served");
+            }
             return Err(e);
         }
     };
@@ -282,7 +281,7 @@ fn setup(args: &ShimArgs) -> Result<Shim, String> {
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     let (out, stdin_w) = match &console {
         Some(master) => {
-            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup pty: {e}"));
+            let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::io("dup pty", e));
             let input = if args.stdin { Some(dup(master)?) } else { None };
             ([Some(dup(master)?), None], input)
         }
@@ -462,7 +461,9 @@ impl Shim {
 
     fn accept(&mut self) {
         while let Ok((stream, _)) = self.listener.accept() {
-            let _ = stream.set_nonblocking(true);
+            if let Err(e) = stream.set_nonblocking(true) {
+                tracing::warn!(error = %e, "making a client connection non-blocking");
+            }
             self.clients.push(Client {
                 stream,
                 mode: Mode::Command,
@@ -481,7 +482,7 @@ impl Shim {
         let (log, clients, shim_id) = (&mut self.log, &mut self.clients, &self.args.id);
         read_chunk(&mut self.out[i], |data| {
             if let Err(e) = log.write(stream, data) {
-                eprintln!("shim {shim_id}: writing log: {e}");
+                tracing::warn!(id = %shim_id, error = %e, "writing the log");
             }
             send_frame(clients, id, data, |mode| match mode {
                 Mode::Attach { stdout, stderr, .. } => {
@@ -498,7 +499,7 @@ impl Shim {
                 self.exited = Some((status, Instant::now()));
                 self.pidfd = None;
             }
-            Err(e) => eprintln!("shim {}: wait: {e}", self.args.id),
+            Err(e) => tracing::warn!(id = %self.args.id, error = %e, "waiting for the init"),
         }
     }
 
@@ -608,12 +609,12 @@ impl Shim {
                             }
                             return;
                         }
-                        Err(e) => format!("err {}", e.replace('\n', " ")),
+                        Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
                     }
                 }
                 Some("start") => match self.container.start() {
                     Ok(()) => "ok".to_owned(),
-                    Err(e) => format!("err {}", e.replace('\n', " ")),
+                    Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
                 },
                 Some("wait") => {
                     if let Some((status, _)) = self.exited {
@@ -696,15 +697,16 @@ impl Shim {
 
     /// Starts an exec session: `json` is the OCI process; it runs in the container with the
     /// bundle's spec otherwise (seccomp, cgroup, namespaces). Returns the process's pid.
-    fn start_exec(&mut self, id: &str, stdin: bool, json: &str) -> Result<libc::pid_t, String> {
+    fn start_exec(&mut self, id: &str, stdin: bool, json: &str) -> Result<libc::pid_t> {
         if id.is_empty() || self.execs.iter().any(|e| e.id == id) {
-            return Err(format!("exec {id:?}: missing or already running"));
+            return Err(Error::State(format!(
+                "exec {id:?}: missing or already running"
+            )));
         }
         if self.exited.is_some() {
-            return Err("the container is not running".into());
+            return Err(Error::State("the container is not running".into()));
         }
-        let process: oci_spec::runtime::Process =
-            serde_json::from_str(json).map_err(|e| format!("exec process: {e}"))?;
+        let process: oci_spec::runtime::Process = serde_json::from_str(json)?;
         let terminal = process.terminal().unwrap_or(false);
         let cwd = process.cwd().display().to_string();
         let (out_r, out_w) = pipe()?;
@@ -713,7 +715,7 @@ impl Shim {
             let (r, w) = pipe()?;
             (Some(r), Some(w))
         } else {
-            let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+            let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("/dev/null", e))?;
             (Some(OwnedFd::from(null)), None)
         };
         let stdio = if terminal {
@@ -732,10 +734,13 @@ impl Shim {
             self.args.seccomp_cache.as_deref(),
         );
         release_setup_memory();
-        let p = started.map_err(|e| exec_error(&e, &cwd))?;
+        let p = started.map_err(|e| Error::Start {
+            message: exec_error(&e, &cwd),
+            source: e,
+        })?;
         let (out, stdin_w) = match &p.console {
             Some(master) => {
-                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup pty: {e}"));
+                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::io("dup pty", e));
                 let input = if stdin { Some(dup(master)?) } else { None };
                 ([Some(dup(master)?), None], input)
             }
@@ -800,7 +805,9 @@ impl Shim {
                 let e = &mut self.execs[i];
                 // SAFETY: kill of our own, unreaped child.
                 unsafe { libc::kill(e.pid, libc::SIGKILL) };
-                let _ = wait_pid(e.pid, 0);
+                if wait_pid(e.pid, 0).is_none() {
+                    tracing::warn!(pid = e.pid, "reaping a killed exec process");
+                }
                 e.exited = Some((ExitStatus::Signaled(libc::SIGKILL), Instant::now()));
             }
         }
@@ -847,7 +854,9 @@ impl Shim {
 
     /// Records the exit, tells waiters, flushes attached clients, removes the container, and returns.
     fn finish(&mut self) {
-        let _ = self.log.flush_partial();
+        if let Err(e) = self.log.flush_partial() {
+            tracing::warn!(path = %self.args.log_path.display(), error = %e, "writing the last partial line to the log");
+        }
         let Some((status, _)) = self.exited else {
             return;
         };
@@ -859,7 +868,7 @@ impl Shim {
         };
         if let Ok(data) = serde_json::to_vec(&record) {
             if let Err(e) = write_file(&self.args.state_dir.join(protocol::EXIT_FILE), &data) {
-                eprintln!("shim {}: writing exit record: {e}", self.args.id);
+                tracing::warn!(id = %self.args.id, error = %e, "writing the exit record");
             }
         }
         self.finish_execs(true);
@@ -867,20 +876,21 @@ impl Shim {
         // a `docker rm` that follows must find nothing left.
         let container = std::mem::replace(&mut self.container, Backend::Deleted);
         if let Err(e) = container.delete() {
-            eprintln!("shim {}: removing container: {e}", self.args.id);
+            tracing::warn!(id = %self.args.id, error = %e, "removing the container");
         }
         let line = format!("exit {} {}\n", status.code(), u8::from(oom));
         for c in &mut self.clients {
             if c.waiting {
                 c.outbuf.push(line.as_bytes());
             }
+            // The last words to each client, best effort: a client that has gone needs none.
             let _ = c.stream.set_nonblocking(false);
             let _ = c.stream.set_write_timeout(Some(Duration::from_secs(5)));
             let _ = c.stream.write_all(c.outbuf.front());
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
         self.clients.clear();
-        let _ = std::fs::remove_file(&self.args.socket);
+        crate::cleanup::remove_file(&self.args.socket, "the control socket");
     }
 }
 
@@ -1000,6 +1010,7 @@ fn flush_client(c: &mut Client) {
         }
     }
     if c.outbuf.is_empty() && c.closing {
+        // The peer may have closed first: the connection is done either way.
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
         c.dead = true;
         return;

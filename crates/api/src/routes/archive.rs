@@ -105,7 +105,7 @@ fn stream_tar(job: ArchiveJob) -> Response<Body> {
         let mut w = body::ChannelWriter::new(tx.clone());
         let result = job.write_to(&mut w).and_then(|()| {
             w.flush()
-                .map_err(|e| engine::Error::System(format!("sending the archive: {e}")))
+                .map_err(|e| engine::Error::system("sending the archive", e))
         });
         if let Err(e) = result {
             tracing::warn!(error = %e, "archive stream failed");

@@ -53,11 +53,13 @@ pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<
             let mut io = match engine.start_exec(&exec_id, start).await {
                 Ok(io) => io,
                 Err(e) => {
+                    // The error goes in the stream; a client that has gone needs none.
                     let _ = tx.send(encode(tty, 1, format!("{e}\r\n").as_bytes())).await;
                     return;
                 }
             };
             if let Some(e) = io.error {
+                // As above.
                 let _ = tx.send(encode(tty, 1, format!("{e}\r\n").as_bytes())).await;
                 return;
             }
@@ -92,6 +94,7 @@ pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<
         let mut io = match io {
             Ok(io) => io,
             Err(e) => {
+                // As above: the error goes in the stream, to a client that may have gone.
                 let _ = wr
                     .write_all(&encode(tty, 1, format!("{e}\r\n").as_bytes()))
                     .await;
@@ -130,6 +133,7 @@ pub async fn start(ctx: &Ctx, mut req: Request<ReqBody>, id: &str) -> ApiResult<
                 _ = detached.notified() => break,
             }
         }
+        // The session is over; the client may have closed its side first.
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;
     });

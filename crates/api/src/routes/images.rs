@@ -181,6 +181,7 @@ pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body
     let engine = Arc::clone(&ctx.engine);
     let result = tokio::task::spawn_blocking(move || {
         let r = engine.import_image(&mut rootfs, request);
+        // Drain what the client still sends so it sees our answer instead of a broken pipe.
         let _ = std::io::copy(&mut rootfs, &mut std::io::sink());
         r
     })
@@ -271,6 +272,7 @@ where
         while let Some(p) = next {
             let mut line = serde_json::to_vec(&p).unwrap_or_default();
             line.extend_from_slice(b"\r\n");
+            // A client that has gone is noticed below (`tx.closed()`).
             let _ = tx.send(Bytes::from(line)).await;
             next = tokio::select! {
                 p = prx.recv() => p,
@@ -290,6 +292,7 @@ where
             let v = json!({ "errorDetail": { "message": m }, "error": m });
             let mut line = serde_json::to_vec(&v).unwrap_or_default();
             line.extend_from_slice(b"\r\n");
+            // The last line; a client that has gone needs none.
             let _ = tx.send(Bytes::from(line)).await;
         }
     });

@@ -24,12 +24,6 @@ pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    if opts.cluster_volume_spec.is_some() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cluster volumes need swarm mode, which Berth does not support",
-        ));
-    }
     let v = ctx.engine.create_volume(opts).await?;
     Ok(json_status(StatusCode::CREATED, &v))
 }

@@ -21,7 +21,7 @@ use super::changes::Change;
 use super::inroot;
 use super::record::{Container, Status};
 use super::rootfs::Layout;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::Engine;
 
 /// What `X-Docker-Container-Path-Stat` describes.
@@ -91,8 +91,8 @@ impl ArchiveJob {
             ..Default::default()
         };
         let mut tw = ::archive::Writer::new(w, opts);
-        let io = |e: std::io::Error| Error::System(format!("writing the archive: {e}"));
-        let tar = |e: ::archive::Error| Error::System(format!("writing the archive: {e}"));
+        let io = |e: std::io::Error| Error::system("writing the archive", e);
+        let tar = |e: ::archive::Error| Error::system("writing the archive", e);
         match &self.kind {
             JobKind::Path { parent, leaf, name } => match leaf {
                 Some(leaf) => tw
@@ -209,14 +209,14 @@ impl Engine {
         };
         let resolved = inroot::follow_in_scope(&root.fd, &abs).map_err(|e| match e {
             Errno::NOENT => not_found(),
-            e => Error::System(format!("resolving {}: {e}", req.path)),
+            e => Error::system(format!("resolving {}", req.path), e),
         })?;
         let fd = match inroot::open(&root.fd, &resolved, OFlags::PATH) {
             Ok(fd) => fd,
             Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Err(not_found()),
-            Err(e) => return Err(Error::System(format!("opening {}: {e}", req.path))),
+            Err(e) => return Err(Error::system(format!("opening {}", req.path), e)),
         };
-        let st = rustix::fs::fstat(&fd).map_err(|e| Error::System(format!("stat: {e}")))?;
+        let st = rustix::fs::fstat(&fd).context("stat")?;
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
             return Err(Error::InvalidParameter(
                 "extraction point is not a directory".into(),
@@ -258,7 +258,7 @@ impl Engine {
         let layout = Layout::new(&self.containers.dir(&c.id));
         tokio::task::spawn_blocking(move || {
             super::changes::changes(&layout.upper, &lowers)
-                .map_err(|e| Error::System(format!("reading the container's changes: {e}")))
+                .context("reading the container's changes")
         })
         .await?
     }
@@ -389,7 +389,7 @@ fn open_dir(merged: &Path) -> Result<OwnedFd> {
         OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| Error::System(format!("opening the container's rootfs: {e}")))
+    .context("opening the container's rootfs")
 }
 
 /// The destination of the container's bind or volume that holds `abs`, if any. (A tmpfs holds nothing
@@ -425,11 +425,12 @@ impl MountView {
         let thread = std::thread::Builder::new()
             .name("cp-mounts".into())
             .spawn(move || {
+                // The caller waits on the other end; if it has gone, nothing needs the view.
                 let _ = ready_tx.send(Self::setup(&merged, &mounts));
                 // Hold the namespace until the operation ends (the sender is dropped).
                 let _ = done_rx.recv();
             })
-            .map_err(|e| Error::System(format!("starting the cp mount thread: {e}")))?;
+            .context("starting the cp mount thread")?;
         let view = MountView {
             done: Some(done_tx),
             thread: Some(thread),
@@ -447,7 +448,7 @@ impl MountView {
             mount_bind_recursive, mount_change, mount_remount, MountFlags, MountPropagationFlags,
         };
         use rustix::thread::{unshare_unsafe, UnshareFlags};
-        let sys = |what: &str, e: Errno| Error::System(format!("{what}: {e}"));
+        let sys = |what: &str, e: Errno| Error::system(what, e);
         // SAFETY: only this thread's fs and mount namespace change (CLONE_FS | CLONE_NEWNS); it runs no
         // other code and ends when the operation does.
         unsafe { unshare_unsafe(UnshareFlags::FS | UnshareFlags::NEWNS) }
@@ -487,7 +488,9 @@ impl Drop for MountView {
     fn drop(&mut self) {
         drop(self.done.take());
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            if t.join().is_err() {
+                tracing::warn!("the cp mount thread panicked");
+            }
         }
     }
 }
@@ -532,7 +535,7 @@ fn stat_in(
     };
     let map = |e: Errno| match e {
         Errno::NOENT | Errno::NOTDIR => not_found(),
-        e => Error::System(format!("lstat {path}: {e}")),
+        e => Error::system(format!("lstat {path}"), e),
     };
     let parent = inroot::open(&root.fd, dir, OFlags::RDONLY | OFlags::DIRECTORY).map_err(map)?;
     let (st, leaf): (Stat, Option<String>) = if leaf.is_empty() || leaf == "." {
@@ -576,7 +579,7 @@ fn extract_error(e: ::archive::Error) -> Error {
                 Error::InvalidParameter("container rootfs is marked read-only".into())
             }
             Some(libc::ENOTDIR) => Error::InvalidParameter(format!("{op} {path}: not a directory")),
-            _ => Error::System(format!("{op} {path}: {source}")),
+            _ => Error::system(format!("{op} {path}"), source),
         },
         e => Error::InvalidParameter(e.to_string()),
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::record::{Container, Status};
 use super::rootfs::Layout;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::Engine;
 
 /// What `docker commit` asks for.
@@ -142,8 +142,7 @@ pub(crate) fn commit_upper(
     request: image::CommitRequest,
     upper: &std::path::Path,
 ) -> Result<image::Image> {
-    let (mut rx, tx) =
-        std::io::pipe().map_err(|e| Error::System(format!("commit: making a pipe: {e}")))?;
+    let (mut rx, tx) = std::io::pipe().context("commit: making a pipe")?;
     let upper = upper.to_path_buf();
     let writer = std::thread::spawn(move || write_diff(&upper, tx));
     let made = store.commit(request, Some(&mut rx as &mut dyn Read));
@@ -160,7 +159,7 @@ pub(crate) fn commit_upper(
 /// Writes the container's upper dir as a layer tar (overlay whiteouts in the AUFS form layers carry, the
 /// runtime's mount points left out).
 fn write_diff(upper: &std::path::Path, out: impl Write) -> Result<()> {
-    let fail = |e: ::archive::Error| Error::System(format!("commit: reading the changes: {e}"));
+    let fail = |e: ::archive::Error| Error::system("commit: reading the changes", e);
     let dir = match rustix::fs::open(
         upper,
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -170,10 +169,10 @@ fn write_diff(upper: &std::path::Path, out: impl Write) -> Result<()> {
         // Never started: no upper dir yet, and so no change.
         Err(rustix::io::Errno::NOENT) => None,
         Err(e) => {
-            return Err(Error::System(format!(
-                "commit: opening {}: {e}",
-                upper.display()
-            )))
+            return Err(Error::system(
+                format!("commit: opening {}", upper.display()),
+                e,
+            ))
         }
     };
     let mut w = ::archive::Writer::new(
@@ -196,7 +195,7 @@ fn write_diff(upper: &std::path::Path, out: impl Write) -> Result<()> {
 fn to_image_config(c: &bollard_stubs::models::ContainerConfig) -> Result<image::ContainerConfig> {
     serde_json::to_value(c)
         .and_then(serde_json::from_value)
-        .map_err(|e| Error::System(format!("commit: the container's config: {e}")))
+        .context("commit: the container's config")
 }
 
 /// dockerd's new config: the given one (or the container's), `changes` applied, then the container's config

@@ -10,7 +10,7 @@ use bollard_stubs::models::{
 
 use super::names;
 use super::record::{Container, State};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::Engine;
 
 /// A create request as the API received it.
@@ -447,7 +447,7 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(buf))
-        .map_err(|e| Error::System(format!("reading /dev/urandom: {e}")))
+        .context("reading /dev/urandom")
 }
 
 #[cfg(test)]

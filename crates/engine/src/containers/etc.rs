@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use bollard_stubs::models::HostConfig;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Result};
 
 /// Paths of the three files.
 pub struct EtcPaths {
@@ -31,7 +31,7 @@ impl EtcPaths {
     pub fn write(&self, hostname: &str, host: &HostConfig) -> Result<()> {
         let host_net = host.network_mode.as_deref() == Some("host");
         let w = |p: &Path, s: String| {
-            std::fs::write(p, s).map_err(|e| Error::System(format!("writing {}: {e}", p.display())))
+            std::fs::write(p, s).with_context(|| format!("writing {}", p.display()))
         };
         w(&self.hostname, format!("{hostname}\n"))?;
         let mut hosts = if host_net {

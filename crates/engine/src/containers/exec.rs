@@ -20,7 +20,7 @@ use super::hub::Frame;
 use super::record::{Container, Status};
 use super::rootfs::Layout;
 use super::user;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::Engine;
 
 /// How long a finished exec instance stays inspectable (dockerd keeps them until their container goes or
@@ -230,8 +230,7 @@ impl Engine {
             "exec {} {} {}\n",
             inst.id,
             u8::from(cfg.attach_stdin),
-            serde_json::to_string(&process)
-                .map_err(|e| Error::System(format!("encoding the exec process: {e}")))?
+            serde_json::to_string(&process).context("encoding the exec process")?
         );
         let sock = self.shim_socket(&c.id);
         // A shim that does not answer is ending with its container (an exit not recorded yet).
@@ -460,6 +459,7 @@ async fn pump(
                 .and_then(|c| c.trim().parse().ok())
                 .unwrap_or(255);
         }
+        // The session's reader may have gone (the client hung up): nothing more to deliver then.
         let _ = tx
             .send(Frame {
                 stream,

@@ -234,6 +234,7 @@ impl Engine {
     /// dockerd, the status becomes `unhealthy` (without an event).
     pub(crate) fn stop_health(&self, id: &str) {
         if self.stop_health_monitor(id) {
+            // The container may be gone already (removed while its monitor stopped): nothing to mark then.
             let _ = self.containers.update_in_memory(id, |c| {
                 if let Some(h) = c.state.health.as_mut() {
                     h.status = Some(HealthStatusEnum::UNHEALTHY);
@@ -255,6 +256,7 @@ impl Engine {
     fn stop_health_monitor(&self, id: &str) -> bool {
         match self.monitors().remove(id) {
             Some(stop) => {
+                // The monitor may have ended on its own already: then there is nothing to stop.
                 let _ = stop.send(true);
                 true
             }
@@ -383,7 +385,12 @@ impl Engine {
         if !matches!(ended, Ended::Exited) {
             // Kill the probe and wait (a while) for it to be gone, so dying probes do not pile up.
             let sock = self.shim_socket(&c.id);
-            let _ = super::shim_client::ok_command(&sock, &format!("kill 9 {exec_id}")).await;
+            if let Err(e) =
+                super::shim_client::ok_command(&sock, &format!("kill 9 {exec_id}")).await
+            {
+                tracing::debug!(id = %c.id, exec = %exec_id, error = %e, "killing a timed-out health probe");
+            }
+            // Past the grace period the probe is left to the shim to reap: not an error.
             let _ = tokio::time::timeout(KILL_GRACE, async {
                 while let Some(f) = io.output.recv().await {
                     out.push(&f.data);

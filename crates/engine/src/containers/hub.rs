@@ -55,11 +55,13 @@ impl Hub {
 
     /// Publishes a frame to every subscriber.
     pub fn publish(&self, frame: Frame) {
+        // A broadcast: no attached reader is the common case.
         let _ = self.output.send(frame);
     }
 
     /// Marks the output as ended; subscribers finish once they have drained what was sent.
     pub fn close(&self) {
+        // Fails only when no subscriber is left: then nobody needs telling.
         let _ = self.closed.send(true);
     }
 

@@ -38,7 +38,7 @@ pub(crate) fn install(exec_root: &Path) -> Result<PathBuf> {
             return Ok(path);
         }
     }
-    let fail = |e: std::io::Error| Error::System(format!("installing docker-init: {e}"));
+    let fail = |e: std::io::Error| Error::system("installing docker-init", e);
     std::fs::create_dir_all(&dir).map_err(fail)?;
     let tmp = dir.join(format!(
         ".tmp-{}-{:x}",
@@ -60,7 +60,9 @@ pub(crate) fn install(exec_root: &Path) -> Result<PathBuf> {
         std::fs::rename(&tmp, &path)
     })();
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = std::fs::remove_file(&tmp) {
+            tracing::warn!(path = %tmp.display(), error = %e, "removing a half-written docker-init");
+        }
         return Err(fail(e));
     }
     Ok(path)

@@ -14,7 +14,7 @@ use super::hub::Hub;
 use super::record::{Container, Status};
 use super::rootfs::Layout;
 use super::{shim_client, spec, user, StateChange};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::events::Event;
 use crate::Engine;
 
@@ -261,7 +261,9 @@ impl Engine {
             // As dockerd: a container started with --rm that cannot start is removed (the docker CLI waits
             // for that removal before it exits).
             if let Ok(c) = self.containers.resolve(&c.id) {
-                let _ = self.remove_stopped(&c, true).await;
+                if let Err(e) = self.remove_stopped(&c, true).await {
+                    tracing::warn!(id = %c.id, error = %e, "removing a --rm container that failed to start");
+                }
             }
         }
         result
@@ -504,17 +506,17 @@ impl Engine {
                 let init = super::init::install(&self.config.exec_root)?;
                 super::init::apply(&mut spec, &init)?;
             }
-            let _ = std::fs::remove_dir_all(state_dir);
+            remove_state_dir(state_dir);
             std::fs::create_dir_all(state_dir)
-                .map_err(|e| Error::System(format!("creating {}: {e}", state_dir.display())))?;
-            let data = serde_json::to_vec_pretty(&spec)
-                .map_err(|e| Error::System(format!("encoding the OCI spec: {e}")))?;
-            std::fs::write(state_dir.join("config.json"), data)
-                .map_err(|e| Error::System(format!("writing the OCI spec: {e}")))?;
+                .with_context(|| format!("creating {}", state_dir.display()))?;
+            let data = serde_json::to_vec_pretty(&spec).context("encoding the OCI spec")?;
+            std::fs::write(state_dir.join("config.json"), data).context("writing the OCI spec")?;
             Ok(state_dir.to_owned())
         })();
         if result.is_err() {
-            let _ = layout.unmount();
+            if let Err(e) = layout.unmount() {
+                tracing::warn!(id = %c.id, error = %e, "unmounting the rootfs of a container that failed to start");
+            }
             self.unmount_container_volumes(&c.id);
         }
         result
@@ -522,7 +524,11 @@ impl Engine {
 
     async fn unmount_quietly(&self, id: &str) {
         let layout = Layout::new(&self.containers.dir(id));
-        let _ = tokio::task::spawn_blocking(move || layout.unmount()).await;
+        match tokio::task::spawn_blocking(move || layout.unmount()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(id = %id, error = %e, "unmounting the container's rootfs"),
+            Err(e) => tracing::warn!(id = %id, error = %e, "unmounting the container's rootfs"),
+        }
         self.unmount_container_volumes(id);
     }
 
@@ -567,13 +573,14 @@ impl Engine {
         self.net_stop(id).await;
         self.unmount_quietly(id).await;
         self.drop_hub(id, false);
-        let _ = std::fs::remove_dir_all(self.state_dir(id));
+        remove_state_dir(&self.state_dir(id));
         if oom {
             self.container_event("oom", &c);
         }
         let mut attrs = BTreeMap::new();
         attrs.insert("exitCode".to_owned(), code.to_string());
         self.container_event_with("die", &c, attrs);
+        // A broadcast: no waiter is the common case.
         let _ = self.states.send(StateChange::Exited(id.to_owned(), code));
         if let Some(plan) = restart {
             self.schedule_restart(id.to_owned(), plan);
@@ -829,12 +836,13 @@ impl Engine {
     }
 
     async fn remove_stopped(self: &Arc<Self>, c: &Container, volumes: bool) -> Result<()> {
+        // Gone from the store already (a removal racing this one): the steps below are idempotent.
         let _ = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Removing);
         self.net_stop(&c.id).await;
         self.unmount_quietly(&c.id).await;
-        let _ = std::fs::remove_dir_all(self.state_dir(&c.id));
+        remove_state_dir(&self.state_dir(&c.id));
         let store_id = c.id.clone();
         let engine = Arc::clone(self);
         tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
@@ -844,6 +852,7 @@ impl Engine {
         self.forget_execs(&c.id);
         self.forget_restarts(&c.id);
         self.container_event("destroy", c);
+        // A broadcast: no waiter is the common case.
         let _ = self.states.send(StateChange::Removed(c.id.clone()));
         Ok(())
     }
@@ -866,7 +875,9 @@ impl Engine {
                 continue;
             }
             if c.state.status == Status::Removing {
-                let _ = self.remove_stopped(&c, false).await;
+                if let Err(e) = self.remove_stopped(&c, false).await {
+                    tracing::warn!(id = %c.id, error = %e, "finishing an interrupted removal");
+                }
                 continue;
             }
             let sock = self.shim_socket(&c.id);
@@ -885,9 +896,12 @@ impl Engine {
             } else if c.state.status == Status::Restarting {
                 // It was waiting out its back-off: it stays exited with its code, and the restart
                 // policy below decides (the restart manager did not survive the daemon).
-                let _ = self
+                if let Err(e) = self
                     .containers
-                    .update(&c.id, |c| c.state.status = Status::Exited);
+                    .update(&c.id, |c| c.state.status = Status::Exited)
+                {
+                    tracing::warn!(id = %c.id, error = %e, "recording a restarting container as exited");
+                }
             } else {
                 let (code, oom) = self.exit_record(&c.id).unwrap_or((255, false));
                 tracing::info!(id = %c.id, code, "container exited while the daemon was down");
@@ -1085,6 +1099,17 @@ impl Engine {
             containers_deleted: Some(deleted),
             space_reclaimed: Some(0),
         })
+    }
+}
+
+/// Removes a container's runtime state directory (the shim's socket, pid and exit files, the OCI spec); it
+/// may not exist.
+fn remove_state_dir(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing the container's state directory");
+        }
+        _ => {}
     }
 }
 

@@ -162,7 +162,10 @@ fn stream_logs(
     // Sends the complete lines of `f` after `pos`; false when the client has gone.
     let mut drain = |f: &std::fs::File, pos: &mut u64| -> bool {
         let mut reader = BufReader::new(f);
-        let _ = reader.seek(SeekFrom::Start(*pos));
+        if let Err(e) = reader.seek(SeekFrom::Start(*pos)) {
+            tracing::debug!(error = %e, "seeking in a followed log");
+            return true;
+        }
         loop {
             let mut line = String::new();
             match reader.read_line(&mut line) {

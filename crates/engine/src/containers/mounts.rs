@@ -8,7 +8,7 @@ use bollard_stubs::models::{HostConfig, MountPoint, MountPointTypeEnum, MountTyp
 use oci_spec::runtime::{Mount, MountBuilder};
 use oci_spec::OciSpecError;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// One mount a container gets besides its rootfs.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,11 +140,8 @@ fn parse_bind(spec: &str) -> Result<UserMount> {
     }
     // Docker's -v creates a missing host directory (--mount does not).
     if !Path::new(source).exists() {
-        std::fs::create_dir_all(source).map_err(|e| {
-            Error::System(format!(
-                "error while creating mount source path '{source}': {e}"
-            ))
-        })?;
+        std::fs::create_dir_all(source)
+            .with_context(|| format!("error while creating mount source path '{source}'"))?;
     }
     Ok(UserMount {
         kind: "bind",

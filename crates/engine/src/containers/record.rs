@@ -6,7 +6,7 @@ use std::path::Path;
 use bollard_stubs::models::{ContainerConfig, HostConfig, MountPoint};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Result};
 
 /// Go's zero time, which dockerd prints for times that have not happened.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -121,7 +121,7 @@ impl Container {
     /// Writes the record with temp + fsync + rename, so a crash leaves the old or the new one.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let data = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::System(format!("encoding container {}: {e}", self.id)))?;
+            .with_context(|| format!("encoding container {}", self.id))?;
         write_atomic(&dir.join("container.json"), &data)
     }
 
@@ -129,22 +129,20 @@ impl Container {
     /// that recovery can rebuild from the shim (a start: the shim's pid file and socket say it runs).
     pub fn save_unsynced(&self, dir: &Path) -> Result<()> {
         let data = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::System(format!("encoding container {}: {e}", self.id)))?;
+            .with_context(|| format!("encoding container {}", self.id))?;
         let path = dir.join("container.json");
         let tmp = path.with_extension("tmp");
         create_private(&tmp)
             .and_then(|mut f| std::io::Write::write_all(&mut f, &data))
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| Error::System(format!("writing {}: {e}", path.display())))
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// Reads a record written by [`Container::save`].
     pub fn load(dir: &Path) -> Result<Container> {
         let path = dir.join("container.json");
-        let data = std::fs::read(&path)
-            .map_err(|e| Error::System(format!("reading {}: {e}", path.display())))?;
-        serde_json::from_slice(&data)
-            .map_err(|e| Error::System(format!("parsing {}: {e}", path.display())))
+        let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))
     }
 
     /// The 12-hex short ID.
@@ -189,5 +187,5 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
-    result.map_err(|e| Error::System(format!("writing {}: {e}", path.display())))
+    result.with_context(|| format!("writing {}", path.display()))
 }

@@ -217,6 +217,7 @@ impl Engine {
                     c.state.status = Status::Exited;
                 }
             }) {
+                // A broadcast: having no one listening is not a failure.
                 let _ = engine
                     .states
                     .send(StateChange::Exited(id.clone(), c.state.exit_code));
@@ -260,7 +261,9 @@ impl Engine {
             });
         }
         if !c.manually_stopped {
-            let _ = self.containers.update(&c.id, |c| c.manually_stopped = true);
+            if let Err(e) = self.containers.update(&c.id, |c| c.manually_stopped = true) {
+                tracing::warn!(id = %c.id, error = %e, "recording a manual stop");
+            }
         }
     }
 

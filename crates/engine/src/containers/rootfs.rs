@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// How many archive operations (`cp`, `export`) hold each mounted rootfs, keyed by mount point. Mounting and
 /// unmounting take this lock, so a start racing a `cp` on a stopped container never sees its rootfs unmounted
@@ -82,8 +82,7 @@ impl Layout {
 
     fn mount_locked(&self, lower: &[PathBuf]) -> Result<()> {
         for d in [&self.upper, &self.work, &self.merged] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| Error::System(format!("creating {}: {e}", d.display())))?;
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
         if crate::host::is_mount_point(&self.merged) {
             return Ok(());
@@ -107,14 +106,14 @@ impl Layout {
             rustix::mount::MountFlags::empty(),
             data.as_c_str(),
         )
-        .map_err(|e| Error::System(format!("mounting the container's rootfs (overlay): {e}")))
+        .context("mounting the container's rootfs (overlay)")
     }
 
     /// Mounts the shareable `/dev/shm` (a tmpfs of `size` bytes) unless it is mounted.
     pub fn mount_shm(&self, size: i64) -> Result<()> {
         use rustix::mount::{mount, MountFlags};
         std::fs::create_dir_all(&self.shm)
-            .map_err(|e| Error::System(format!("creating {}: {e}", self.shm.display())))?;
+            .with_context(|| format!("creating {}", self.shm.display()))?;
         if crate::host::is_mount_point(&self.shm) {
             return Ok(());
         }
@@ -127,7 +126,7 @@ impl Layout {
             MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
             data.as_c_str(),
         )
-        .map_err(|e| Error::System(format!("mounting the shareable /dev/shm: {e}")))
+        .context("mounting the shareable /dev/shm")
     }
 
     /// Unmounts the overlay (lazily, so a straggling process cannot block it); left mounted while an archive
@@ -135,7 +134,9 @@ impl Layout {
     /// operations do not read it.
     pub fn unmount(&self) -> Result<()> {
         if crate::host::is_mount_point(&self.shm) {
-            let _ = rustix::mount::unmount(&self.shm, rustix::mount::UnmountFlags::DETACH);
+            if let Err(e) = rustix::mount::unmount(&self.shm, rustix::mount::UnmountFlags::DETACH) {
+                tracing::warn!(path = %self.shm.display(), error = %e, "unmounting the shareable /dev/shm");
+            }
         }
         let held = users();
         if held
@@ -152,7 +153,7 @@ impl Layout {
             return Ok(());
         }
         rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH)
-            .map_err(|e| Error::System(format!("unmounting {}: {e}", self.merged.display())))
+            .with_context(|| format!("unmounting {}", self.merged.display()))
     }
 }
 
@@ -163,7 +164,7 @@ impl Layout {
 pub fn ensure_dir_in(root: &Path, path: &str, uid: u32, gid: u32) -> Result<()> {
     use rustix::fs::{mkdirat, openat2, Mode, OFlags, ResolveFlags};
     let fail =
-        |e: rustix::io::Errno| Error::System(format!("creating the working directory {path}: {e}"));
+        |e: rustix::io::Errno| Error::system(format!("creating the working directory {path}"), e);
     let root_fd = rustix::fs::open(
         root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

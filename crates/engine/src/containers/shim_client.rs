@@ -7,15 +7,12 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::hub::{Frame, Hub};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 async fn connect(sock: &Path) -> Result<UnixStream> {
-    UnixStream::connect(sock).await.map_err(|e| {
-        Error::System(format!(
-            "connecting to the container's shim ({}): {e}",
-            sock.display()
-        ))
-    })
+    UnixStream::connect(sock)
+        .await
+        .with_context(|| format!("connecting to the container's shim ({})", sock.display()))
 }
 
 /// Sends one command and returns the reply line.
@@ -23,13 +20,13 @@ pub async fn command(sock: &Path, line: &str) -> Result<String> {
     let mut s = connect(sock).await?;
     s.write_all(format!("{line}\n").as_bytes())
         .await
-        .map_err(|e| Error::System(format!("talking to the shim: {e}")))?;
+        .context("talking to the shim")?;
     let mut reader = BufReader::new(s);
     let mut reply = String::new();
     reader
         .read_line(&mut reply)
         .await
-        .map_err(|e| Error::System(format!("reading the shim's reply: {e}")))?;
+        .context("reading the shim's reply")?;
     if reply.is_empty() {
         return Err(Error::System(
             "the container's shim closed the connection".into(),
@@ -72,13 +69,13 @@ pub async fn attach(sock: &Path, hub: std::sync::Arc<Hub>, stdin: bool) -> Resul
     write
         .write_all(flags.as_bytes())
         .await
-        .map_err(|e| Error::System(format!("attaching to the shim: {e}")))?;
+        .context("attaching to the shim")?;
     let mut reader = BufReader::new(read);
     let mut ack = String::new();
     reader
         .read_line(&mut ack)
         .await
-        .map_err(|e| Error::System(format!("attaching to the shim: {e}")))?;
+        .context("attaching to the shim")?;
     if ack.trim_end() != "ok" {
         return Err(Error::System(format!(
             "the shim refused to attach: {}",
@@ -115,7 +112,9 @@ pub async fn attach(sock: &Path, hub: std::sync::Arc<Hub>, stdin: bool) -> Resul
                         None => break,
                     }
                 }
-                let _ = write.shutdown().await;
+                if let Err(e) = write.shutdown().await {
+                    tracing::debug!(error = %e, "closing the container's stdin at the shim");
+                }
             });
         }
     }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::record::{Container, Status};
 use super::spec::cgroups_path;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::Engine;
 
 /// One stats sample, kept as the next answer's `precpu_stats`.
@@ -27,15 +27,12 @@ pub struct CpuSample {
 impl Engine {
     fn cgroup(&self, c: &Container) -> Result<runtime::cgroups::Cgroup> {
         let path = runtime::cgroups::path_for(Some(Path::new(&cgroups_path(c))), &c.id);
-        runtime::cgroups::Cgroup::open(&path)
-            .map_err(|e| Error::System(format!("container cgroup: {e}")))
+        runtime::cgroups::Cgroup::open(&path).context("container cgroup")
     }
 
     /// Thaws a paused container's cgroup and records it as running again.
     pub(crate) fn thaw(&self, c: &Container) -> Result<()> {
-        self.cgroup(c)?
-            .thaw()
-            .map_err(|e| Error::System(format!("unpausing: {e}")))?;
+        self.cgroup(c)?.thaw().context("unpausing")?;
         self.containers.update(&c.id, |c| {
             if c.state.status == Status::Paused {
                 c.state.status = Status::Running;
@@ -68,9 +65,7 @@ impl Engine {
                 c.id
             )));
         }
-        self.cgroup(&c)?
-            .freeze()
-            .map_err(|e| Error::System(format!("pausing: {e}")))?;
+        self.cgroup(&c)?.freeze().context("pausing")?;
         let c = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Paused)?;
@@ -85,9 +80,7 @@ impl Engine {
         if c.state.status != Status::Paused {
             return Err(Error::Conflict(format!("Container {} is not paused", c.id)));
         }
-        self.cgroup(&c)?
-            .thaw()
-            .map_err(|e| Error::System(format!("unpausing: {e}")))?;
+        self.cgroup(&c)?.thaw().context("unpausing")?;
         let c = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Running)?;
@@ -233,10 +226,7 @@ impl Engine {
             v["memory_stats"] = json!({});
             return Ok(v);
         }
-        let s = self
-            .cgroup(&c)?
-            .stats()
-            .map_err(|e| Error::System(format!("reading stats: {e}")))?;
+        let s = self.cgroup(&c)?.stats().context("reading stats")?;
         let sample = CpuSample {
             read: now.clone(),
             total: s.cpu_total_ns,

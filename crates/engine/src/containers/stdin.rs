@@ -29,10 +29,13 @@ impl Stdin {
     pub async fn close(self) {
         match self {
             Stdin::Container(tx) => {
+                // The shim's writer may have ended (the container exited): no input to close then.
                 let _ = tx.send(None).await;
             }
             Stdin::Exec(mut w) => {
-                let _ = w.shutdown().await;
+                if let Err(e) = w.shutdown().await {
+                    tracing::debug!(error = %e, "closing an exec's stdin");
+                }
             }
         }
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::record::Container;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// How [`Store::modify`] writes a change.
 enum Persist {
@@ -30,11 +30,10 @@ impl Store {
     /// Loads every record under `root` (`DATA_ROOT/containers`). A directory without a readable record is
     /// what a crash during create leaves: it is removed.
     pub fn open(root: PathBuf) -> Result<Store> {
-        std::fs::create_dir_all(&root)
-            .map_err(|e| Error::System(format!("creating {}: {e}", root.display())))?;
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
         let mut index = Index::default();
-        let entries = std::fs::read_dir(&root)
-            .map_err(|e| Error::System(format!("reading {}: {e}", root.display())))?;
+        let entries =
+            std::fs::read_dir(&root).with_context(|| format!("reading {}", root.display()))?;
         for entry in entries.flatten() {
             let dir = entry.path();
             match Container::load(&dir) {
@@ -46,7 +45,9 @@ impl Store {
                 }
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "removing half-made container directory");
-                    let _ = std::fs::remove_dir_all(&dir);
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "removing half-made container directory failed");
+                    }
                 }
             }
         }
@@ -99,8 +100,7 @@ impl Store {
             return Err(name_conflict(&c.name, holder));
         }
         let dir = self.root.join(&c.id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::System(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         c.save(&dir)?;
         idx.names.insert(c.name.clone(), c.id.clone());
         idx.by_id.insert(c.id.clone(), c);
@@ -197,6 +197,6 @@ fn remove_dir(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::System(format!("removing {}: {e}", dir.display()))),
+        Err(e) => Err(Error::system(format!("removing {}", dir.display()), e)),
     }
 }

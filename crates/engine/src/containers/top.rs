@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bollard_stubs::models::ContainerTopResponse;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// The pids of the processes in the pid namespace `ns` (a `/proc/PID/ns/pid` link target).
 pub(crate) fn namespace_pids(ns: &PathBuf) -> Vec<u32> {
@@ -70,9 +70,7 @@ pub(crate) async fn ps(args: &str, pids: &[u32]) -> Result<ContainerTopResponse>
     let out = match run(true).await {
         Ok(o) if o.status.success() => o,
         _ => {
-            let o = run(false)
-                .await
-                .map_err(|e| Error::System(format!("ps: {e}")))?;
+            let o = run(false).await.context("ps")?;
             if !o.status.success() {
                 let stderr = String::from_utf8_lossy(&o.stderr);
                 let first = stderr.lines().next().unwrap_or("").to_owned();
@@ -115,7 +113,7 @@ pub(crate) fn parse(output: &str, pids: &[u32]) -> Result<ContainerTopResponse> 
         } else {
             let p: u32 = pid
                 .parse()
-                .map_err(|e| Error::System(format!("Unexpected pid '{pid}': {e}")))?;
+                .with_context(|| format!("Unexpected pid '{pid}'"))?;
             in_container = pids.contains(&p);
             in_container
         };

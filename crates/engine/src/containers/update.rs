@@ -40,10 +40,10 @@ impl Engine {
             })
             .await?;
             if let Err(e) = applied {
-                return Err(Error::System(format!(
-                    "Cannot update container {}: {e}",
-                    c.id
-                )));
+                return Err(Error::system(
+                    format!("Cannot update container {}", c.id),
+                    e,
+                ));
             }
         }
         let updated = self.containers.update(&c.id, |r| r.host_config = host)?;

@@ -119,7 +119,10 @@ fn read_in_root(root: &Path, rel: &str) -> String {
         return String::new();
     };
     let mut s = String::new();
-    let _ = std::fs::File::from(fd).take(1 << 20).read_to_string(&mut s);
+    if let Err(e) = std::fs::File::from(fd).take(1 << 20).read_to_string(&mut s) {
+        // As a missing file: the user is looked up in what was read, and a name not found is an error there.
+        tracing::debug!(error = %e, "reading a user database of the image");
+    }
     s
 }
 

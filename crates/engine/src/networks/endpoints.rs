@@ -12,7 +12,7 @@ use network::{AttachRequest, NetNs};
 use super::ports::{self, Saved};
 use super::{net_err, Attachment, Live, Manager, State, DEFAULT_NETWORK};
 use crate::containers::record::Container;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::events::Event;
 use crate::Engine;
 
@@ -180,7 +180,7 @@ impl Manager {
                     Ok(b) => b,
                     Err(e) => {
                         rollback(&mut st);
-                        return Err(Error::System(e.to_string()));
+                        return Err(Error::system("", e));
                     }
                 }
             }
@@ -198,9 +198,7 @@ impl Manager {
                 Ok(s) => Some(s),
                 Err(e) => {
                     rollback(&mut st);
-                    return Err(Error::System(format!(
-                        "starting the embedded DNS server: {e}"
-                    )));
+                    return Err(Error::system("starting the embedded DNS server", e));
                 }
             }
         } else {
@@ -240,9 +238,18 @@ impl Manager {
     }
 }
 
+/// Removes a container's published-ports file; it may not exist (no ports, or removed already).
+fn remove_ports_file(path: &Path) {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(path = %path.display(), error = %e, "removing the published-ports file");
+        }
+        _ => {}
+    }
+}
+
 fn save_ports(path: &Path, saved: &[Saved]) -> Result<()> {
-    let data = serde_json::to_vec(saved)
-        .map_err(|e| Error::System(format!("encoding published ports: {e}")))?;
+    let data = serde_json::to_vec(saved).context("encoding published ports")?;
     crate::containers::record::write_atomic(path, &data)
 }
 
@@ -380,7 +387,7 @@ impl Engine {
                 elapsed_us = t0.elapsed().as_micros() as u64,
                 "network released"
             );
-            let _ = std::fs::remove_file(net.ports_file(&cid));
+            remove_ports_file(&net.ports_file(&cid));
             if live.as_ref().is_some_and(|l| !l.ports.is_empty()) {
                 st.reconcile_firewall();
             }
@@ -403,8 +410,9 @@ impl Engine {
         }
         let net = Arc::clone(&self.net);
         let c = c.clone();
+        let id = c.id.clone();
         let resolv = self.containers.dir(&c.id).join("resolv.conf");
-        let _ = tokio::task::spawn_blocking(move || {
+        let restored = tokio::task::spawn_blocking(move || {
             let mut st = net.lock();
             let netns = match NetNs::open(Path::new(&format!("/proc/{}/ns/net", c.state.pid))) {
                 Ok(n) => Arc::new(n),
@@ -464,13 +472,16 @@ impl Engine {
             );
         })
         .await;
+        if let Err(e) = restored {
+            tracing::warn!(id = %id, error = %e, "restoring the container's networking");
+        }
     }
 
     /// After recovery: drops endpoints whose container no longer runs, then rewrites the firewall and the
     /// DNS tables from what is left.
     pub(crate) async fn net_sweep(self: &Arc<Self>) {
         let net = Arc::clone(&self.net);
-        let _ = tokio::task::spawn_blocking(move || {
+        let swept = tokio::task::spawn_blocking(move || {
             let mut st = net.lock();
             let stale: Vec<String> = st
                 .nets
@@ -481,12 +492,15 @@ impl Engine {
             for id in stale {
                 tracing::info!(container = %id, "removing a stale network endpoint");
                 st.detach_all(&id);
-                let _ = std::fs::remove_file(net.ports_file(&id));
+                remove_ports_file(&net.ports_file(&id));
             }
             st.reconcile_firewall();
             st.refresh_dns();
         })
         .await;
+        if let Err(e) = swept {
+            tracing::warn!(error = %e, "sweeping stale network endpoints");
+        }
     }
 
     /// A running container was renamed: its new name resolves on its networks, the old one no more.

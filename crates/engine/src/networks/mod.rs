@@ -20,7 +20,7 @@ use network::firewall::Tables;
 use network::{Backend, Firewall, NetNs, Network, NetworkOptions, PortBinding, PortMapper};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 pub use api::{ConnectRequest, NetworkCreate};
 
@@ -101,8 +101,7 @@ impl Manager {
         let dir = data_root.join("network");
         let run_dir = exec_root.join("network");
         for d in [&dir, &run_dir] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| Error::System(format!("creating {}: {e}", d.display())))?;
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
         let predefined = load_predefined(&dir)?;
         // Networking that cannot come up (no CAP_NET_ADMIN, no free pool) must not keep the daemon from
@@ -253,7 +252,7 @@ pub(crate) fn net_err(e: network::Error) -> Error {
         E::AddressInUse | E::EndpointExists { .. } => Error::Conflict(e.to_string()),
         E::ActiveEndpoints { .. } => Error::Forbidden(e.to_string()),
         E::NoSuchEndpoint { .. } => Error::NotFound(e.to_string()),
-        _ => Error::System(e.to_string()),
+        _ => Error::system("", e),
     }
 }
 
@@ -274,8 +273,8 @@ fn load_predefined(dir: &Path) -> Result<Predefined> {
         none_id: crate::containers::random_id()?,
         none_created: now(),
     };
-    let data = serde_json::to_vec_pretty(&p)
-        .map_err(|e| Error::System(format!("encoding {}: {e}", path.display())))?;
+    let data =
+        serde_json::to_vec_pretty(&p).with_context(|| format!("encoding {}", path.display()))?;
     crate::containers::record::write_atomic(&path, &data)?;
     Ok(p)
 }

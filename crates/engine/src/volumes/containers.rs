@@ -242,7 +242,9 @@ impl Engine {
             Err(e) => {
                 let id = c.id.clone();
                 let engine_containers = &self.containers;
-                let _ = engine_containers.remove(&id);
+                if let Err(e) = engine_containers.remove(&id) {
+                    tracing::warn!(id = %id, error = %e, "removing a container whose volumes failed");
+                }
                 // Volumes brought by `--volumes-from` were only referenced.
                 for m in volume_points(&c) {
                     if let Some(name) = m.name.as_deref() {
@@ -499,7 +501,9 @@ fn copy_up(
         }
         Ok(())
     })();
-    let _ = layout.unmount();
+    if let Err(e) = layout.unmount() {
+        tracing::warn!(error = %e, "unmounting the rootfs after copying volume content");
+    }
     result
 }
 

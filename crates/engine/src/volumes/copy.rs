@@ -32,9 +32,10 @@ pub enum Outcome {
 /// directory `volume`, if the volume is empty and the path is a directory in the image.
 pub fn populate(rootfs: &Path, destination: &str, volume: &Path) -> Result<Outcome> {
     let fail = |what: &str, e: Errno| {
-        Error::System(format!(
-            "copying image content at {destination} into the volume: {what}: {e}"
-        ))
+        Error::system(
+            format!("copying image content at {destination} into the volume: {what}"),
+            e,
+        )
     };
     let root = rustix::fs::open(
         rootfs,
@@ -162,6 +163,7 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd) -> rustix::io::Result<()> {
                     Some(rustix::fs::Gid::from_raw(st.st_gid)),
                     AtFlags::SYMLINK_NOFOLLOW,
                 )?;
+                // Times are best effort on a symlink (not every file system keeps them).
                 let _ = rustix::fs::utimensat(
                     dst,
                     name.as_c_str(),
@@ -201,6 +203,7 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd) -> rustix::io::Result<()> {
                 })?;
                 let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&node));
                 rustix::fs::chmod(proc_path.as_str(), Mode::from_raw_mode(st.st_mode & 0o7777))?;
+                // Times are best effort on a node, as on a symlink above.
                 let _ = rustix::fs::utimensat(
                     rustix::fs::CWD,
                     proc_path.as_str(),
@@ -241,6 +244,7 @@ fn copy_xattrs<S: AsFd, D: AsFd>(src: S, dst: D) {
             continue;
         };
         if let Ok(len) = rustix::fs::fgetxattr(&src, name.as_c_str(), &mut value[..]) {
+            // Skipped when the volume's file system refuses it (see above).
             let _ =
                 rustix::fs::fsetxattr(&dst, name.as_c_str(), &value[..len], XattrFlags::empty());
         }

@@ -172,15 +172,15 @@ pub fn mount(opts: &LocalOptions, target: &Path) -> Result<()> {
         .map_err(|_| Error::InvalidParameter("mount options contain a NUL byte".into()))?;
     let fail = |e: rustix::io::Errno| {
         // A password in the options must not reach logs or clients.
-        let mut msg = format!(
-            "failed to mount local volume: mount {}:{}: {e}",
+        let mut context = format!(
+            "failed to mount local volume: mount {}:{}",
             opts.device,
             target.display()
         );
         if let Some(pw) = opts.o.split(',').find_map(|o| o.strip_prefix("password=")) {
-            msg = msg.replace(pw, "********");
+            context = context.replace(pw, "********");
         }
-        Error::System(msg)
+        Error::system(context, e)
     };
     let typ = if opts.typ.is_empty() {
         "none"
@@ -192,17 +192,24 @@ pub fn mount(opts: &LocalOptions, target: &Path) -> Result<()> {
     // A bind mount ignores MS_RDONLY on the first call; read-only needs a remount.
     if p.flags.contains(MountFlags::BIND) && p.flags.contains(MountFlags::RDONLY) {
         if let Err(e) = rustix::mount::mount_remount(target, p.flags | MountFlags::BIND, "") {
-            let _ = unmount(target);
+            undo_mount(target);
             return Err(fail(e));
         }
     }
     if let Some(prop) = p.propagation {
         if let Err(e) = rustix::mount::mount_change(target, prop) {
-            let _ = unmount(target);
+            undo_mount(target);
             return Err(fail(e));
         }
     }
     Ok(())
+}
+
+/// Unmounts what a mount that failed half-way left, logging when even that fails.
+fn undo_mount(target: &Path) {
+    if let Err(e) = unmount(target) {
+        tracing::warn!(target = %target.display(), error = %e, "unmounting a half-set-up volume mount");
+    }
 }
 
 /// Unmounts a volume's mount (lazily: a straggling process cannot block it).
@@ -210,10 +217,7 @@ pub fn unmount(target: &Path) -> Result<()> {
     match rustix::mount::unmount(target, UnmountFlags::DETACH) {
         Ok(()) => Ok(()),
         Err(_) if !crate::host::is_mount_point(target) => Ok(()),
-        Err(e) => Err(Error::System(format!(
-            "unmounting {}: {e}",
-            target.display()
-        ))),
+        Err(e) => Err(Error::system(format!("unmounting {}", target.display()), e)),
     }
 }
 

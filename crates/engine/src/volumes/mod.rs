@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bollard_stubs::models::{VolumeCreateOptions, VolumePruneResponse};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::events::Event;
 use crate::filters::Filters;
 use crate::Engine;
@@ -125,6 +125,11 @@ impl Engine {
     /// `POST /volumes/create`. Without a name, the volume is anonymous: a random 64-hex name and Docker's
     /// `com.docker.volume.anonymous` label. An existing volume of that name is answered as is.
     pub async fn create_volume(&self, req: VolumeCreateOptions) -> Result<Volume> {
+        if req.cluster_volume_spec.is_some() {
+            return Err(Error::Unavailable(
+                "cluster volumes need swarm mode, which Berth does not support".into(),
+            ));
+        }
         let sorted = |m: Option<std::collections::HashMap<String, String>>| {
             m.map(|m| m.into_iter().collect::<BTreeMap<_, _>>())
         };
@@ -328,7 +333,7 @@ pub(crate) fn random_name() -> Result<String> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| Error::System(format!("reading /dev/urandom: {e}")))?;
+        .context("reading /dev/urandom")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use super::local::{self, LocalOptions};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// The only driver Berth has (volume plugins are not supported).
 pub const LOCAL_DRIVER: &str = "local";
@@ -86,8 +86,8 @@ impl VolumeStore {
     pub fn open(root: PathBuf) -> Result<VolumeStore> {
         make_dir(&root, 0o701)?;
         let mut inner = Inner::default();
-        let entries = std::fs::read_dir(&root)
-            .map_err(|e| Error::System(format!("reading {}: {e}", root.display())))?;
+        let entries =
+            std::fs::read_dir(&root).with_context(|| format!("reading {}", root.display()))?;
         for entry in entries.flatten() {
             let dir = entry.path();
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -100,7 +100,9 @@ impl VolumeStore {
                 Ok(r) => r,
                 Err(e) if dir_is_empty(&dir.join(DATA_DIR)) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "removing half-made volume directory");
-                    let _ = std::fs::remove_dir_all(&dir);
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "removing half-made volume directory");
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -208,7 +210,9 @@ impl VolumeStore {
             save(&dir, &record)
         })();
         if let Err(e) = made {
-            let _ = std::fs::remove_dir_all(&dir);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "removing a volume that failed to be made");
+            }
             return Err(fail(e));
         }
         inner.volumes.insert(name.to_owned(), record.clone());
@@ -278,10 +282,13 @@ impl VolumeStore {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(Error::System(format!(
-                    "remove {name}: error removing volume path '{}': {e}",
-                    dir.display()
-                )))
+                return Err(Error::system(
+                    format!(
+                        "remove {name}: error removing volume path '{}'",
+                        dir.display()
+                    ),
+                    e,
+                ))
             }
         }
         inner.volumes.remove(name);
@@ -303,10 +310,7 @@ impl VolumeStore {
         if record.needs_mount() && !inner.mounted.contains(name) {
             let opts = LocalOptions::from_map(record.options.as_ref());
             local::mount(&opts, &data).map_err(|e| {
-                Error::System(format!(
-                    "error while mounting volume '{}': {e}",
-                    data.display()
-                ))
+                e.prefixed(&format!("error while mounting volume '{}'", data.display()))
             })?;
             inner.mounted.insert(name.to_owned());
         }
@@ -420,12 +424,13 @@ fn go_quote(s: &str) -> String {
 
 /// Docker's `OpErr` wording: `OP NAME: cause`, keeping the cause's class.
 fn wrap(op: &str, name: &str, e: Error) -> Error {
-    let msg = format!("{op} {name}: {e}");
     match e {
-        Error::NotFound(_) => Error::NotFound(msg),
-        Error::InvalidParameter(_) => Error::InvalidParameter(msg),
-        Error::Conflict(_) => Error::Conflict(msg),
-        _ => Error::System(msg),
+        e @ (Error::NotFound(_)
+        | Error::InvalidParameter(_)
+        | Error::Conflict(_)
+        | Error::System(_)
+        | Error::Failed { .. }) => e.prefixed(&format!("{op} {name}")),
+        e => Error::System(format!("{op} {name}: {e}")),
     }
 }
 
@@ -440,19 +445,17 @@ fn created_at_now() -> String {
 
 fn load(dir: &Path) -> Result<Record> {
     let path = dir.join(RECORD_FILE);
-    let data = std::fs::read(&path)
-        .map_err(|e| Error::System(format!("reading {}: {e}", path.display())))?;
-    serde_json::from_slice(&data)
-        .map_err(|e| Error::System(format!("parsing {}: {e}", path.display())))
+    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn save(dir: &Path, r: &Record) -> Result<()> {
-    let data = serde_json::to_vec_pretty(r)
-        .map_err(|e| Error::System(format!("encoding volume {}: {e}", r.name)))?;
+    let data =
+        serde_json::to_vec_pretty(r).with_context(|| format!("encoding volume {}", r.name))?;
     crate::containers::record::write_atomic(&dir.join(RECORD_FILE), &data)?;
     // The rename is durable once the directory is.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "syncing the volume directory");
     }
     Ok(())
 }
@@ -463,19 +466,15 @@ fn make_dir(path: &Path, mode: u32) -> Result<()> {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
-            return Err(Error::System(format!(
-                "error while creating volume path '{}': {e}",
-                path.display()
-            )))
+            return Err(Error::system(
+                format!("error while creating volume path '{}'", path.display()),
+                e,
+            ))
         }
     }
     // The umask may have narrowed the mode.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
-        Error::System(format!(
-            "error while creating volume path '{}': {e}",
-            path.display()
-        ))
-    })
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("error while creating volume path '{}'", path.display()))
 }
 
 fn dir_is_empty(path: &Path) -> bool {

@@ -81,7 +81,10 @@ pub fn prime_attach() {
         v1::own_procs_file()
     };
     if let Some(file) = file {
-        let _ = std::fs::write(file, std::process::id().to_string());
+        // Only a warm-up: a start that finds the lock cold is slower, not wrong.
+        if let Err(e) = std::fs::write(&file, std::process::id().to_string()) {
+            tracing::debug!(file = %file.display(), error = %e, "priming the cgroup attach lock");
+        }
     }
 }
 
