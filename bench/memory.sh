@@ -8,9 +8,14 @@
 #                               each page of the binary's text a VMA of its own, so fault-around maps only
 #                               the pages that run: the RSS is then what a perfect code layout would cost,
 #                               and the executed pages are attributed to crates.
+#   bench/memory.sh --touched FILE   also writes the functions on the executed pages to FILE, in the order
+#                               the workload first ran them: the text order for crates/berth/text-order.txt
+#                               (see bench/memory/order.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TOUCHED=${1:-}
+ORDER=${2:-}
+[ -z "$ORDER" ] || { ORDER=$(readlink -f "$ORDER"); : >"$ORDER"; }
 for t in docker python3 /bin/busybox unshare nm; do
     command -v "$t" >/dev/null || { echo "missing: $t" >&2; exit 2; }
 done
@@ -36,6 +41,7 @@ run() {
     export DOCKER_HOST=unix://$S DOCKER_CONFIG=$T/dc
     local flags=()
     [ "$mode" = touched ] && flags=(--touched)
+    [ "$mode" = touched ] && [ -n "$ORDER" ] && flags+=(--order "$ORDER")
     sleep 1
     echo "-- [$mode] idle after start"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" | head -6
     mkdir -p "$T/rootfs/bin"
@@ -50,7 +56,7 @@ run() {
     echo "-- [$mode] 50 running"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" | head -1
     docker rm -f "${ids[@]}" >/dev/null
     sleep 5
-    echo "-- [$mode] 5 s after removing the 50"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" "${flags[@]}" | head -6
+    echo "-- [$mode] 5 s after removing the 50"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" "${flags[@]}"
     echo "   threads: $(ls "/proc/$P/task" | wc -l)"
     kill "$P"
     wait 2>/dev/null || true

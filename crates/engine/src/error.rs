@@ -155,6 +155,7 @@ causes!(
     serde_json::Error,
     std::ffi::NulError,
     std::num::ParseIntError,
+    std::num::TryFromIntError,
     tokio::task::JoinError,
     image::Error,
     runtime::Error,

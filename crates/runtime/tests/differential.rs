@@ -862,14 +862,17 @@ fn exec_joins_the_container_and_sets_its_process_up_like_runc() {
     let s = spec_with(&["sleep", "60"], |_| {});
     let b = TestBundle::new(&s);
     std::fs::create_dir_all(b.path().join("rootfs/tmp/work")).unwrap();
-    // The exec's own process: another user and groups, env, cwd, fewer capabilities, an rlimit.
+    // The exec's own process: another user and groups, env, cwd, fewer capabilities, an rlimit; and the
+    // container's processes it sees, less this shell and its children (whether the pipeline's later
+    // processes exist yet when `ps` reads /proc is a race: it made the count differ from runc's at times).
     let mut p = s.process().clone().unwrap();
     p.set_args(Some(
         [
             "sh",
             "-c",
             "grep -E '^(Cap|Seccomp|NoNewPrivs|Uid|Gid|Groups)' /proc/self/status; pwd; \
-             env | sort; ulimit -n; hostname; ps -o pid,comm | wc -l",
+             env | sort; ulimit -n; hostname; \
+             ps -o pid,ppid | awk -v me=$$ 'NR > 1 && $1 != me && $2 != me' | wc -l",
         ]
         .map(String::from)
         .to_vec(),

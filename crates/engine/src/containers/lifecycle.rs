@@ -348,13 +348,11 @@ impl Engine {
         let id = &c.id;
         let mut cmd = self.shim_command(c, bundle)?;
         let shim_log = std::fs::File::create(self.state_dir(id).join("shim.log"))
-            .map_err(|e| Error::System(format!("creating the shim's log: {e}")))?;
+            .context("creating the shim's log")?;
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(shim_log);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::System(format!("starting the shim: {e}")))?;
+        let mut child = cmd.spawn().context("starting the shim")?;
         let ready = match child.stdout.take() {
             Some(out) => {
                 use tokio::io::AsyncBufReadExt;

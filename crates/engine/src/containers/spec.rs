@@ -17,7 +17,7 @@ use oci_spec::OciSpecError;
 use super::devices::Device;
 use super::record::Container;
 use super::user::ResolvedUser;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// Paths Docker hides from containers (`HostConfig.MaskedPaths`).
 pub const MASKED_PATHS: &[&str] = &[
@@ -149,7 +149,7 @@ pub fn build(
 
 /// A builder's error (a field the spec cannot hold).
 fn oci_error(e: OciSpecError) -> Error {
-    Error::System(format!("building the OCI spec: {e}"))
+    Error::system("building the OCI spec", e)
 }
 
 /// The container's process: command, environment, identity, capabilities and limits.
@@ -166,8 +166,8 @@ fn process(c: &Container, user: &ResolvedUser, caps: &[String]) -> Result<Proces
         Some(w) if !w.is_empty() => w.to_owned(),
         _ => "/".to_owned(),
     };
-    let oom_score_adj = i32::try_from(h.oom_score_adj.unwrap_or(0))
-        .map_err(|e| Error::System(format!("building the OCI spec: {e}")))?;
+    let oom_score_adj =
+        i32::try_from(h.oom_score_adj.unwrap_or(0)).context("building the OCI spec")?;
     let identity = UserBuilder::default()
         .uid(user.uid)
         .gid(user.gid)
