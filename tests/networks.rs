@@ -818,3 +818,104 @@ fn published_udp_port_reaches_the_container() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Another daemon, with a data root of its own, in `d`'s network namespace (as two daemons on one host).
+fn neighbour(d: &Daemon) -> Daemon {
+    Daemon {
+        dir: tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("tempdir"),
+        child: None,
+        netns: std::sync::Arc::clone(&d.netns),
+        args: Vec::new(),
+    }
+}
+
+fn berth0_addresses(d: &Daemon) -> Vec<String> {
+    d.in_netns(|| network::link::ipv4_addresses(None, "berth0"))
+        .expect("list berth0's addresses")
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+}
+
+/// Issue 12.12: daemons on fresh data roots used to add a new pool to the one `berth0` each time, and
+/// never remove it, until no pool was left. Now a second daemon cannot take a bridge another one manages,
+/// a bridge's existing address is reused, and a daemon removes the bridge it made when it stops cleanly
+/// with nothing running.
+#[test]
+fn daemons_on_one_host_share_no_bridge_reuse_its_address_and_remove_what_they_made() {
+    let mut a = Daemon::start();
+    assert_eq!(berth0_addresses(&a), ["172.17.0.1/16"]);
+
+    // A second daemon in the same namespace is refused, in words that say what to do.
+    let b = neighbour(&a);
+    let mut child = b
+        .daemon_command()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the second daemon");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a second daemon on the same bridge kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("the bridge berth0 is managed by another berth daemon")
+            && err.contains(&a.data_root().display().to_string())
+            && err.contains("--bridge"),
+        "{err}"
+    );
+    assert_eq!(
+        berth0_addresses(&a),
+        ["172.17.0.1/16"],
+        "the refused daemon touched the bridge"
+    );
+
+    // A clean stop with nothing running removes the bridge the daemon made.
+    assert!(a.stop().success());
+    assert!(!a
+        .in_netns(|| network::link::link_exists(None, "berth0"))
+        .unwrap());
+
+    // A bridge that is already there with an address keeps it: the new data root's default network takes it.
+    a.in_netns(|| {
+        network::link::ensure_bridge(None, "berth0", "10.123.4.1/24".parse().unwrap(), 1500)
+    })
+    .expect("make berth0 by hand");
+    let mut c = neighbour(&a);
+    c.spawn();
+    c.import_busybox();
+    let net: serde_json::Value =
+        serde_json::from_str(&ok(&c.docker(&["network", "inspect", "bridge"]))).unwrap();
+    assert_eq!(
+        net[0]["IPAM"]["Config"][0]["Subnet"], "10.123.4.0/24",
+        "{net}"
+    );
+    assert_eq!(
+        net[0]["IPAM"]["Config"][0]["Gateway"], "10.123.4.1",
+        "{net}"
+    );
+    assert_eq!(berth0_addresses(&c), ["10.123.4.1/24"]);
+    ok(&c.docker(&["run", "--rm", "--dns", "127.0.0.1", "busybox", "true"]));
+    // It did not make this bridge, so it leaves it.
+    assert!(c.stop().success());
+    assert_eq!(berth0_addresses(&c), ["10.123.4.1/24"]);
+}

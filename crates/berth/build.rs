@@ -20,7 +20,10 @@ fn main() {
     println!("cargo:rerun-if-changed=text-order.txt");
     let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("text-order.txt");
     if std::env::var("PROFILE").as_deref() == Ok("release") && order.exists() {
-        println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", order.display());
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
     if std::env::var_os("BERTH_PIE").is_none()

@@ -241,15 +241,20 @@ impl Daemon {
     /// A daemon with `busybox:latest` (busybox-static, `CMD ["sh"]`) imported through the API.
     pub fn with_busybox() -> Daemon {
         let d = Daemon::start();
-        let tar = d.dir.path().join("rootfs.tar");
+        d.import_busybox();
+        d
+    }
+
+    /// Imports busybox:latest (from Debian's busybox-static) into this daemon.
+    pub fn import_busybox(&self) {
+        let tar = self.dir.path().join("rootfs.tar");
         busybox_rootfs_tar(&tar);
-        let r = d.request_file(
+        let r = self.request_file(
             "POST",
             "/images/create?fromSrc=-&repo=busybox&tag=latest&changes=CMD%20%5B%22sh%22%5D",
             &tar,
         );
         assert_eq!(r.status, 200, "importing busybox: {}", r.text());
-        d
     }
 
     /// Loads the webapp fixture through the API and returns the stream's text.

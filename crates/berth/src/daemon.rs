@@ -206,6 +206,8 @@ async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
     for s in servers {
         s.await??;
     }
+    let e = Arc::clone(&engine);
+    tokio::task::spawn_blocking(move || e.shutdown()).await?;
     Ok(())
 }
 

@@ -117,6 +117,19 @@ impl Engine {
         })
     }
 
+    /// A clean stop: removes what the daemon made on the host for itself alone (the default bridge, if it
+    /// made it) when no container is running or paused.
+    pub fn shutdown(&self) {
+        use containers::record::Status;
+        let running = self.containers.list().iter().any(|c| {
+            matches!(
+                c.state.status,
+                Status::Running | Status::Paused | Status::Restarting
+            )
+        });
+        self.net.release_default_bridge(running);
+    }
+
     /// The event bus, for `/events`.
     pub fn events(&self) -> &Events {
         &self.events

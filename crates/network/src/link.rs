@@ -216,6 +216,36 @@ pub fn link_exists(ns: Option<&NetNs>, name: &str) -> Result<bool> {
     Ok(link_index(&mut nl, name)?.is_some())
 }
 
+/// The IPv4 addresses (each with its prefix) on the link `name` in `ns`, in the kernel's order (the
+/// primary first); none if the link does not exist.
+pub fn ipv4_addresses(ns: Option<&NetNs>, name: &str) -> Result<Vec<Ipv4Network>> {
+    let mut nl = Netlink::open(ns)?;
+    let Some(index) = link_index(&mut nl, name)? else {
+        return Ok(Vec::new());
+    };
+    let mut req = AddressMessage::default();
+    req.header.family = AddressFamily::Inet;
+    let msgs = nl.dump(
+        RouteNetlinkMessage::GetAddress(req),
+        &format!("list the addresses of {name}"),
+    )?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                let prefix = a.header.prefix_len;
+                a.attributes.into_iter().find_map(|at| match at {
+                    AddressAttribute::Local(std::net::IpAddr::V4(ip)) => {
+                        Ipv4Network::new(ip, prefix).ok()
+                    }
+                    _ => None,
+                })
+            }
+            _ => None,
+        })
+        .collect())
+}
+
 /// Bring the link `name` in `ns` up (e.g. `lo` of a namespace the caller made).
 pub fn set_link_up(ns: Option<&NetNs>, name: &str) -> Result<()> {
     let mut nl = Netlink::open(ns)?;

@@ -92,6 +92,11 @@ pub struct Manager {
     run_dir: PathBuf,
     /// Why there is no firewall, for `info` and the log.
     no_firewall: Option<String>,
+    /// The default network's bridge, and whether this daemon made it (then it removes it at a clean stop
+    /// with nothing running).
+    bridge: Option<(String, bool)>,
+    /// Held while the daemon runs: no second daemon takes the same bridge in this network namespace.
+    _bridge_lock: Option<std::fs::File>,
 }
 
 impl Manager {
@@ -117,6 +122,13 @@ impl Manager {
             }
         };
         let bridge = cfg.bridge.clone().unwrap_or_else(|| DEFAULT_BRIDGE.into());
+        let bridge_lock = if bridge == "none" {
+            None
+        } else {
+            Some(lock_bridge(&bridge, data_root)?)
+        };
+        let bridge_existed =
+            bridge == "none" || network::link::link_exists(None, &bridge).unwrap_or(true);
         let default_id = if bridge == "none" {
             None
         } else {
@@ -160,7 +172,34 @@ impl Manager {
             dir,
             run_dir,
             no_firewall,
+            bridge: (bridge != "none").then(|| (bridge.clone(), !bridge_existed)),
+            _bridge_lock: bridge_lock,
         })
+    }
+
+    /// At a clean stop: removes the default bridge if this daemon made it and no container uses it (its
+    /// network record keeps the subnet, and the next start makes the bridge again).
+    pub(crate) fn release_default_bridge(&self, containers_running: bool) {
+        let Some((bridge, created)) = &self.bridge else {
+            return;
+        };
+        if !created || containers_running {
+            return;
+        }
+        let st = self.lock();
+        let in_use = st
+            .nets
+            .values()
+            .any(|n| n.record().bridge == *bridge && !n.record().endpoints.is_empty());
+        if in_use {
+            return;
+        }
+        match network::link::delete_link(None, bridge) {
+            Ok(()) => {
+                tracing::info!(bridge = %bridge, "removed the default bridge this daemon made")
+            }
+            Err(e) => tracing::warn!(bridge = %bridge, error = %e, "removing the default bridge"),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -256,6 +295,50 @@ pub(crate) fn net_err(e: network::Error) -> Error {
     }
 }
 
+/// Locks the bridge `bridge` of this network namespace for this daemon (`/run/berth/bridge-NETNS-NAME.lock`),
+/// so that two daemons never manage one bridge: each would hand out the same addresses and rewrite the
+/// other's firewall rules.
+fn lock_bridge(bridge: &str, data_root: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/self/ns/net")
+        .context("reading this process's network namespace")?
+        .ino();
+    let dir = Path::new("/run/berth");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("bridge-{netns}-{bridge}.lock"));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut holder = String::new();
+        if let Err(e) = file.read_to_string(&mut holder) {
+            tracing::debug!(path = %path.display(), error = %e, "reading the bridge lock's holder");
+        }
+        return Err(Error::Conflict(format!(
+            "the bridge {bridge} is managed by another berth daemon ({}): give this daemon a bridge of its own with --bridge NAME and --bip CIDR, or run it without one (--bridge none)",
+            holder.trim()
+        )));
+    }
+    let holder = format!(
+        "pid {}, data root {}",
+        std::process::id(),
+        data_root.display()
+    );
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(holder.as_bytes()));
+    if let Err(e) = written {
+        tracing::debug!(path = %path.display(), error = %e, "recording the bridge lock's holder");
+    }
+    Ok(file)
+}
+
 fn now() -> String {
     image::timefmt::rfc3339_nano(std::time::SystemTime::now())
 }
@@ -313,6 +396,13 @@ fn ensure_default(
             old.remove().map_err(net_err)?;
         }
     }
+    // As dockerd: a bridge that already has an address (left by an earlier daemon, or made by hand) keeps
+    // it as the default network's subnet, rather than gaining one more pool at every new data root.
+    let bip = bip.or_else(|| {
+        let first = network::link::ipv4_addresses(None, bridge).ok()?.into_iter().next()?;
+        tracing::info!(bridge, address = %first, "the default network takes the bridge's existing address");
+        Some(first)
+    });
     let others: Vec<_> = nets.values().map(|n| n.record().subnet).collect();
     let mut options = BTreeMap::new();
     for (k, v) in [
