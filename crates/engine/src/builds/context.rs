@@ -1,14 +1,20 @@
 //! The build context: the client's tar (plain, gzip or zstd), extracted below the build's directory with the
 //! archive crate's strict rules (no `..`, no absolute names, no symlink followed on the way, no devices), and
-//! the Dockerfile read from it.
+//! the Dockerfile read from it. The COPY cache keys' content hashes are computed as the context streams in
+//! ([`Sums`]), so a build reads no context file back to hash it.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
+use archive::{EntryType, ObservedEntry, Observer};
+use build::context::{FileSum, HashHeader};
+
 use crate::error::{Error, Result};
 
-/// Extracts `tar` into the new directory `dir`.
-pub(super) fn extract(tar: &mut dyn Read, dir: &Path) -> Result<()> {
+/// Extracts `tar` into the new directory `dir`; returns the content hashes of what it made, as
+/// [`build::context::SourceTree::with_sums`] takes them.
+pub(super) fn extract(tar: &mut dyn Read, dir: &Path) -> Result<HashMap<String, String>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::System(format!("creating {}: {e}", dir.display())))?;
     let mut head = [0u8; 6];
@@ -28,14 +34,107 @@ pub(super) fn extract(tar: &mut dyn Read, dir: &Path) -> Result<()> {
     opts.whiteouts = archive::Whiteouts::Plain;
     opts.root_metadata = false;
     opts.xattrs = false;
-    archive::extract_into(dir, reader, &opts).map_err(|e| {
+    let root = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::System(format!("opening {}: {e}", dir.display())))?;
+    let mut sums = Sums::default();
+    archive::extract_observed(
+        std::os::fd::AsFd::as_fd(&root),
+        "",
+        reader,
+        &opts,
+        Some(&mut sums),
+    )
+    .map_err(|e| {
         if e.is_refusal() {
             Error::InvalidParameter(format!("build context: {e}"))
         } else {
             Error::System(format!("extracting the build context: {e}"))
         }
     })?;
-    Ok(())
+    Ok(sums.finish())
+}
+
+/// The tarsum of each entry as it is extracted: exactly what [`build::context::SourceTree`] would compute
+/// from the extracted file (the path as cleaned, the mode, owner and size the extraction gave it, extended
+/// attributes not extracted so not hashed), from the archive's header and the content on its way to disk.
+/// Entries whose file could differ from their header are left to the tree to hash from disk: hard links
+/// (hashed as plain files there), sparse files, non-UTF-8 names.
+#[derive(Default)]
+struct Sums {
+    sums: HashMap<String, String>,
+    dirs: HashSet<String>,
+    current: Option<(String, FileSum)>,
+}
+
+impl Sums {
+    fn close(&mut self) {
+        if let Some((name, sum)) = self.current.take() {
+            self.sums.insert(name, sum.finish());
+        }
+    }
+
+    fn finish(mut self) -> HashMap<String, String> {
+        self.close();
+        self.sums
+    }
+}
+
+impl Observer for Sums {
+    fn entry(&mut self, e: &ObservedEntry<'_>) {
+        self.close();
+        let Ok(name) = std::str::from_utf8(e.path) else {
+            return;
+        };
+        // The entry replaces what was at its path; a directory replaced takes everything below it along.
+        self.sums.remove(name);
+        if self.dirs.remove(name) && e.kind != EntryType::Directory {
+            let below = format!("{name}/");
+            self.sums.retain(|k, _| !k.starts_with(&below));
+            self.dirs.retain(|k| !k.starts_with(&below));
+        }
+        let (typeflag, mode, size, linkname) = match e.kind {
+            EntryType::Directory => (b'5', e.mode, 0, String::new()),
+            EntryType::Regular | EntryType::Continuous => (b'0', e.mode, e.size, String::new()),
+            // A symlink's mode on disk is always 0777, whatever the archive says.
+            EntryType::Symlink => match std::str::from_utf8(e.link) {
+                Ok(l) => (b'2', 0o777, 0, l.to_owned()),
+                Err(_) => return,
+            },
+            EntryType::Fifo => (b'6', e.mode, 0, String::new()),
+            _ => return,
+        };
+        let (Ok(uid), Ok(gid)) = (u32::try_from(e.uid), u32::try_from(e.gid)) else {
+            return;
+        };
+        let mut header_name = name.to_owned();
+        if typeflag == b'5' {
+            header_name.push('/');
+            self.dirs.insert(name.to_owned());
+        }
+        let sum = FileSum::new(&HashHeader {
+            name: header_name,
+            mode,
+            uid,
+            gid,
+            size,
+            typeflag,
+            linkname,
+            devmajor: 0,
+            devminor: 0,
+            xattrs: Vec::new(),
+        });
+        self.current = Some((name.to_owned(), sum));
+    }
+
+    fn data(&mut self, chunk: &[u8]) {
+        if let Some((_, sum)) = self.current.as_mut() {
+            sum.update(chunk);
+        }
+    }
 }
 
 /// The Dockerfile `name` (a path in the context); like dockerd, `dockerfile` is tried when the default
@@ -85,4 +184,54 @@ fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use archive::memtar::{tar_of, Entry};
+    use build::context::SourceTree;
+
+    /// The hashes computed while extracting are the ones the tree would compute from the extracted files,
+    /// so keys (and so the cache) are the same whichever way they were made.
+    #[test]
+    fn sums_made_while_extracting_equal_the_sums_of_the_extracted_files() {
+        let big: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+        let tar = tar_of(&[
+            Entry::Dir("./d/"),
+            Entry::File("d/f", b"data"),
+            Entry::File("./top", &big),
+            Entry::Symlink("d/l", "../top"),
+            Entry::Hardlink("d/h", "d/f"),
+            Entry::Fifo("p"),
+            Entry::Dir("r/"),
+            Entry::File("r/x", b"gone"),
+            Entry::File("r", b"a file now"),
+            Entry::File("implicit/parent/f", b"x"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tmp.path().join("ctx");
+        let sums = extract(&mut std::io::Cursor::new(tar), &dir).unwrap_or_else(|e| panic!("{e}"));
+        let mut keys: Vec<&str> = sums.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["d", "d/f", "d/l", "implicit/parent/f", "p", "r", "top"],
+            "hard links, implicit parents and what a later entry replaced are left to the disk"
+        );
+        let mut disk = SourceTree::new(&dir);
+        for (k, v) in &sums {
+            assert_eq!(
+                &disk.file_hash(k).unwrap_or_else(|e| panic!("{k}: {e}")),
+                v,
+                "{k}"
+            );
+        }
+        let mut given = SourceTree::with_sums(&dir, sums);
+        assert_eq!(
+            given.dir_hash("").unwrap_or_else(|e| panic!("{e}")),
+            disk.dir_hash("").unwrap_or_else(|e| panic!("{e}"))
+        );
+    }
 }

@@ -66,7 +66,7 @@ impl Engine {
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         let dir = work.join("context");
-        context::extract(context, &dir)?;
+        let sums = context::extract(context, &dir)?;
         let name = if req.dockerfile.is_empty() {
             "Dockerfile".to_owned()
         } else {
@@ -80,7 +80,8 @@ impl Engine {
             tokio::runtime::Handle::current(),
             work.to_path_buf(),
         );
-        let built = build::dispatch::build(&loaded, &req.options, &dir, &mut backend, out);
+        let tree = build::context::SourceTree::with_sums(&dir, sums);
+        let built = build::dispatch::build_with(&loaded, &req.options, tree, &mut backend, out);
         backend.release();
         built.map_err(|e| Error::InvalidParameter(e.to_string()))
     }
