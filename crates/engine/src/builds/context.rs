@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
+use std::sync::Mutex;
 
 use archive::{EntryType, ObservedEntry, Observer};
 use build::context::{FileSum, HashHeader};
@@ -14,7 +15,11 @@ use crate::error::{Error, Result};
 
 /// Extracts `tar` into the new directory `dir`; returns the content hashes of what it made, as
 /// [`build::context::SourceTree::with_sums`] takes them.
-pub(super) fn extract(tar: &mut dyn Read, dir: &Path) -> Result<HashMap<String, String>> {
+pub(super) fn extract(
+    tar: &mut dyn Read,
+    dir: &Path,
+    memo: &SumMemo,
+) -> Result<HashMap<String, String>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::System(format!("creating {}: {e}", dir.display())))?;
     let mut head = [0u8; 6];
@@ -55,7 +60,59 @@ pub(super) fn extract(tar: &mut dyn Read, dir: &Path) -> Result<HashMap<String, 
             Error::System(format!("extracting the build context: {e}"))
         }
     })?;
-    Ok(sums.finish())
+    Ok(sums.finish(dir, memo))
+}
+
+/// Files at least this big are hashed for [`SumMemo`] as they stream in, rather than with SHA-256.
+const MEMO_MIN: u64 = 1 << 20;
+/// At most this many remembered sums (then the memo starts afresh): big files are few, and each takes
+/// ~100 bytes of the daemon's memory.
+const MEMO_MAX: usize = 4096;
+
+/// The tarsums of big context files by a BLAKE3 hash of the same header fields and content: a rebuild
+/// sends the same big files again, and BLAKE3 hashes them several times faster than SHA-256, so a
+/// rebuild of an unchanged context computes no SHA-256 of them at all. The keys are the same tarsums
+/// (a hit means identical header fields and content, BLAKE3 being collision resistant), so the cache
+/// behaves exactly as without the memo. A file the memo lacks has its tarsum computed from the extracted
+/// file (read back once). Kept in memory only: after a restart the first build computes them again.
+#[derive(Default)]
+pub(crate) struct SumMemo(Mutex<HashMap<[u8; 32], String>>);
+
+impl SumMemo {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], String>> {
+        // A plain map: no invariant a panicking holder could break.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<String> {
+        self.lock().get(key).cloned()
+    }
+
+    fn put(&self, key: [u8; 32], sum: String) {
+        let mut m = self.lock();
+        if m.len() >= MEMO_MAX {
+            m.clear();
+        }
+        m.insert(key, sum);
+    }
+}
+
+/// The memo's key of a regular file: every header field its tarsum covers (for a regular file the others
+/// are fixed: type `0`, no link name, no device numbers, no extended attributes), then the content.
+fn memo_hasher(h: &HashHeader) -> blake3::Hasher {
+    let mut b = blake3::Hasher::new();
+    b.update(b"berth tarsum memo 1\0");
+    b.update(format!("{}\0{}\0{}\0{}\0{}\0", h.name, h.mode, h.uid, h.gid, h.size).as_bytes());
+    b
+}
+
+enum Hashing {
+    /// The tarsum itself.
+    Tarsum(FileSum),
+    /// A big file's memo key.
+    Memo(blake3::Hasher),
 }
 
 /// The tarsum of each entry as it is extracted: exactly what [`build::context::SourceTree`] would compute
@@ -63,22 +120,46 @@ pub(super) fn extract(tar: &mut dyn Read, dir: &Path) -> Result<HashMap<String, 
 /// attributes not extracted so not hashed), from the archive's header and the content on its way to disk.
 /// Entries whose file could differ from their header are left to the tree to hash from disk: hard links
 /// (hashed as plain files there), sparse files, non-UTF-8 names.
+/// Big files get a memo key instead ([`SumMemo`]).
 #[derive(Default)]
 struct Sums {
     sums: HashMap<String, String>,
     dirs: HashSet<String>,
-    current: Option<(String, FileSum)>,
+    current: Option<(String, Hashing)>,
+    /// Big files and their memo keys.
+    keyed: Vec<(String, [u8; 32])>,
 }
 
 impl Sums {
     fn close(&mut self) {
-        if let Some((name, sum)) = self.current.take() {
-            self.sums.insert(name, sum.finish());
+        match self.current.take() {
+            Some((name, Hashing::Tarsum(sum))) => {
+                self.sums.insert(name, sum.finish());
+            }
+            Some((name, Hashing::Memo(key))) => self.keyed.push((name, key.finalize().into())),
+            None => {}
         }
     }
 
-    fn finish(mut self) -> HashMap<String, String> {
+    /// The sums, big files' from the memo or else from their extracted file under `dir` (then
+    /// remembered).
+    fn finish(mut self, dir: &Path, memo: &SumMemo) -> HashMap<String, String> {
         self.close();
+        let mut disk = build::context::SourceTree::new(dir);
+        for (name, key) in std::mem::take(&mut self.keyed) {
+            let sum = match memo.get(&key) {
+                Some(sum) => sum,
+                // An error here is left for the build to meet (and word) when it needs the file.
+                None => match disk.file_hash(&name) {
+                    Ok(sum) => {
+                        memo.put(key, sum.clone());
+                        sum
+                    }
+                    Err(_) => continue,
+                },
+            };
+            self.sums.insert(name, sum);
+        }
         self.sums
     }
 }
@@ -91,9 +172,11 @@ impl Observer for Sums {
         };
         // The entry replaces what was at its path; a directory replaced takes everything below it along.
         self.sums.remove(name);
+        self.keyed.retain(|(k, _)| k != name);
         if self.dirs.remove(name) && e.kind != EntryType::Directory {
             let below = format!("{name}/");
             self.sums.retain(|k, _| !k.starts_with(&below));
+            self.keyed.retain(|(k, _)| !k.starts_with(&below));
             self.dirs.retain(|k| !k.starts_with(&below));
         }
         let (typeflag, mode, size, linkname) = match e.kind {
@@ -115,7 +198,7 @@ impl Observer for Sums {
             header_name.push('/');
             self.dirs.insert(name.to_owned());
         }
-        let sum = FileSum::new(&HashHeader {
+        let header = HashHeader {
             name: header_name,
             mode,
             uid,
@@ -126,13 +209,22 @@ impl Observer for Sums {
             devmajor: 0,
             devminor: 0,
             xattrs: Vec::new(),
-        });
-        self.current = Some((name.to_owned(), sum));
+        };
+        let hashing = if typeflag == b'0' && size >= MEMO_MIN {
+            Hashing::Memo(memo_hasher(&header))
+        } else {
+            Hashing::Tarsum(FileSum::new(&header))
+        };
+        self.current = Some((name.to_owned(), hashing));
     }
 
     fn data(&mut self, chunk: &[u8]) {
-        if let Some((_, sum)) = self.current.as_mut() {
-            sum.update(chunk);
+        match self.current.as_mut() {
+            Some((_, Hashing::Tarsum(sum))) => sum.update(chunk),
+            Some((_, Hashing::Memo(key))) => {
+                key.update(chunk);
+            }
+            None => {}
         }
     }
 }
@@ -212,7 +304,9 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let dir = tmp.path().join("ctx");
-        let sums = extract(&mut std::io::Cursor::new(tar), &dir).unwrap_or_else(|e| panic!("{e}"));
+        let memo = SumMemo::default();
+        let sums = extract(&mut std::io::Cursor::new(tar.clone()), &dir, &memo)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut keys: Vec<&str> = sums.keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(
@@ -228,10 +322,49 @@ mod tests {
                 "{k}"
             );
         }
-        let mut given = SourceTree::with_sums(&dir, sums);
+        let mut given = SourceTree::with_sums(&dir, sums.clone());
         assert_eq!(
             given.dir_hash("").unwrap_or_else(|e| panic!("{e}")),
             disk.dir_hash("").unwrap_or_else(|e| panic!("{e}"))
         );
+
+        // The big file's sum was remembered: the same tar again gives the same sums from the memo, which
+        // is consulted (a forged entry shows through) ...
+        assert_eq!(memo.lock().len(), 1, "only the big file is remembered");
+        let again = tmp.path().join("again");
+        let second = extract(&mut std::io::Cursor::new(tar.clone()), &again, &memo)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(second, sums);
+        for v in memo.lock().values_mut() {
+            *v = "forged".into();
+        }
+        let third = extract(
+            &mut std::io::Cursor::new(tar),
+            &tmp.path().join("third"),
+            &memo,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(third["top"], "forged");
+        // ... and a change of one byte, or of the mode, is another key.
+        for (content, mode) in [(b'x', 0o644), (big[0], 0o600)] {
+            let mut changed = big.clone();
+            changed[1_000_000] = content;
+            let mut w = archive::Writer::new(Vec::new(), archive::WriteOptions::default());
+            let mut h = archive::EntryHeader::new(EntryType::Regular, mode);
+            h.size = changed.len() as u64;
+            w.append(&h, b"top", None, std::io::Cursor::new(&changed))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let tar = w.finish().unwrap_or_else(|e| panic!("{e}"));
+            let dir = tmp.path().join(format!("changed-{mode:o}-{content}"));
+            let got = extract(&mut std::io::Cursor::new(tar), &dir, &memo)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_ne!(got["top"], "forged");
+            assert_eq!(
+                got["top"],
+                SourceTree::new(&dir)
+                    .file_hash("top")
+                    .unwrap_or_else(|e| panic!("{e}"))
+            );
+        }
     }
 }

@@ -78,6 +78,8 @@ pub(crate) struct Running {
     by_id: Mutex<HashMap<String, Vec<BuildCancel>>>,
     /// Image ID → the builds holding it (by their work IDs).
     held: Mutex<HashMap<String, Vec<String>>>,
+    /// Big context files' tarsums, for the next build of the same files.
+    memo: context::SumMemo,
 }
 
 /// Locks a map that holds no invariant a panicking holder could break.
@@ -196,7 +198,7 @@ impl Engine {
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         let dir = work.join("context");
-        let sums = context::extract(context, &dir)?;
+        let sums = context::extract(context, &dir, &self.builds.memo)?;
         let name = if req.dockerfile.is_empty() {
             "Dockerfile".to_owned()
         } else {
