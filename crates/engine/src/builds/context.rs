@@ -111,8 +111,8 @@ fn memo_hasher(h: &HashHeader) -> blake3::Hasher {
 enum Hashing {
     /// The tarsum itself.
     Tarsum(FileSum),
-    /// A big file's memo key.
-    Memo(blake3::Hasher),
+    /// A big file's memo key (boxed: a BLAKE3 state is ~2 KB, one per big file is nothing).
+    Memo(Box<blake3::Hasher>),
 }
 
 /// The tarsum of each entry as it is extracted: exactly what [`build::context::SourceTree`] would compute
@@ -211,7 +211,7 @@ impl Observer for Sums {
             xattrs: Vec::new(),
         };
         let hashing = if typeflag == b'0' && size >= MEMO_MIN {
-            Hashing::Memo(memo_hasher(&header))
+            Hashing::Memo(Box::new(memo_hasher(&header)))
         } else {
             Hashing::Tarsum(FileSum::new(&header))
         };
