@@ -63,6 +63,18 @@ pub(super) fn extract(
     Ok(sums.finish(dir, memo))
 }
 
+/// The tarsum of the extracted regular file `name`, read back through no symlink (a later entry may have
+/// put one on the way): what the memo remembers must be this entry's content. `None` when it cannot be
+/// read so; the build meets (and words) the problem if it needs the file.
+fn hash_back(disk: &mut build::context::SourceTree, name: &str) -> Option<String> {
+    let rel = disk.resolve(name, true).ok().filter(|rel| rel == name)?;
+    let meta = std::fs::symlink_metadata(disk.host_path(&rel)).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    disk.file_hash(&rel).ok()
+}
+
 /// Files at least this big are hashed for [`SumMemo`] as they stream in, rather than with SHA-256.
 const MEMO_MIN: u64 = 1 << 20;
 /// At most this many remembered sums (then the memo starts afresh): big files are few, and each takes
@@ -149,13 +161,12 @@ impl Sums {
         for (name, key) in std::mem::take(&mut self.keyed) {
             let sum = match memo.get(&key) {
                 Some(sum) => sum,
-                // An error here is left for the build to meet (and word) when it needs the file.
-                None => match disk.file_hash(&name) {
-                    Ok(sum) => {
+                None => match hash_back(&mut disk, &name) {
+                    Some(sum) => {
                         memo.put(key, sum.clone());
                         sum
                     }
-                    Err(_) => continue,
+                    None => continue,
                 },
             };
             self.sums.insert(name, sum);
@@ -366,5 +377,26 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{e}"))
             );
         }
+    }
+
+    /// A big file whose path a later entry turns into a symlink is not read back through it: the memo
+    /// never learns another file's content under this file's key.
+    #[test]
+    fn a_big_file_is_not_read_back_through_a_later_symlink() {
+        let a: Vec<u8> = vec![b'a'; 1_500_000];
+        let x: Vec<u8> = vec![b'x'; 1_500_000];
+        let tar = tar_of(&[
+            Entry::File("a/big", &a),
+            Entry::File("x/big", &x),
+            Entry::Symlink("a", "x"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let memo = SumMemo::default();
+        let sums = extract(&mut std::io::Cursor::new(tar), &tmp.path().join("c"), &memo)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!sums.contains_key("a/big"), "{sums:?}");
+        assert!(sums.contains_key("x/big"));
+        assert_eq!(memo.lock().len(), 1);
     }
 }
