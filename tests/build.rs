@@ -601,3 +601,186 @@ fn first_layer(save: &Path) -> Vec<u8> {
     let first = m[0]["Layers"][0].as_str().unwrap().to_owned();
     layers.remove(&first).unwrap()
 }
+
+/// A context tar holding only `dockerfile`.
+fn dockerfile_tar(dockerfile: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(dockerfile.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_path("Dockerfile").unwrap();
+    h.set_cksum();
+    b.append(&h, dockerfile.as_bytes()).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// Starts `POST /build?{query}` of a context whose last step is `RUN sleep 30` on a raw connection, and
+/// returns the connection once the step container runs (the stream said ` ---> Running in`).
+fn build_until_running(d: &Daemon, query: &str) -> std::os::unix::net::UnixStream {
+    build_until(
+        d,
+        query,
+        "FROM busybox\nENV STEP=1\nRUN sleep 30\n",
+        "Step 3/3",
+    )
+}
+
+/// Starts `POST /build?{query}` of `dockerfile` on a raw connection, and returns the connection once the
+/// stream has said ` ---> Running in` after `step`.
+fn build_until(
+    d: &Daemon,
+    query: &str,
+    dockerfile: &str,
+    step: &str,
+) -> std::os::unix::net::UnixStream {
+    use std::io::{Read, Write};
+    let tar = dockerfile_tar(dockerfile);
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        s,
+        "POST /build?{query} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        tar.len()
+    )
+    .unwrap();
+    s.write_all(&tar).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(i) = seen.find(step) {
+            // That step's container, not an earlier one's.
+            if seen[i..].contains("Running in") {
+                break;
+            }
+        }
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("reading the build's stream: {e}\n{seen}\n{}", d.log()));
+        assert_ne!(n, 0, "the build ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    s
+}
+
+/// Waits (up to 10 s) until no container is left, running or not, and no mount of the build remains.
+fn assert_build_left_nothing(d: &Daemon, images_before: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ps = ok(&d.docker(&["ps", "-aq"]));
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = d.data_root();
+        let ours: Vec<&str> = mounts
+            .lines()
+            .filter(|l| l.contains(root.to_str().unwrap()))
+            .collect();
+        let builds = std::fs::read_dir(root.join("build"))
+            .map(|e| e.count())
+            .unwrap_or(0);
+        if ps.trim().is_empty() && ours.is_empty() && builds == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after the cancel: containers {ps:?}, mounts {ours:?}, {builds} build directories\n{}",
+            d.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // No image was made of the cancelled step (the ENV step's image, finished before, is a cache entry).
+    let images = ok(&d.docker(&["images", "-aq", "--no-trunc"]));
+    let new: Vec<&str> = images
+        .lines()
+        .filter(|i| !images_before.contains(i))
+        .collect();
+    assert!(new.len() <= 1, "images made: {new:?}");
+    for id in new {
+        let history = d.get_json(&format!("/images/{id}/history"));
+        assert!(!history.to_string().contains("sleep"), "{history}");
+    }
+}
+
+#[test]
+fn a_build_is_cancelled_when_its_client_goes_away() {
+    let d = common::docker_daemon();
+    let before = ok(&d.docker(&["images", "-aq", "--no-trunc"]));
+    let s = build_until_running(&d, "t=cancelled:1&rm=1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ok(&d.docker(&["ps", "-q"])).lines().count() != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step container does not run: {}",
+            ok(&d.docker(&["ps", "-a"]))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(s);
+    let t0 = std::time::Instant::now();
+    assert_build_left_nothing(&d, &before);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    assert!(d.log().contains("build cancelled"), "{}", d.log());
+    assert_ne!(
+        d.docker(&["image", "inspect", "cancelled:1"]).status.code(),
+        Some(0),
+        "a cancelled build tags nothing"
+    );
+    // The daemon builds on as before.
+    let o = d.request(
+        "POST",
+        "/build?t=after:1",
+        &dockerfile_tar("FROM busybox\nENV STEP=1\nRUN true\n"),
+    );
+    assert!(
+        o.text().contains("Successfully tagged after:1"),
+        "{}",
+        o.text()
+    );
+}
+
+#[test]
+fn build_cancel_stops_the_build_with_that_id() {
+    use std::io::Read;
+    let d = common::docker_daemon();
+    let r = d.request("POST", "/build/cancel", &[]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("build ID not provided"), "{}", r.text());
+    let r = d.request("POST", "/build/cancel?id=nosuchbuild", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let before = ok(&d.docker(&["images", "-aq", "--no-trunc"]));
+    let mut s = build_until_running(&d, "buildid=b-42&forcerm=0");
+    let t0 = std::time::Instant::now();
+    let r = d.request("POST", "/build/cancel?id=b-42", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The stream ends with the build's error, long before the step's 30 s.
+    let mut rest = String::new();
+    s.read_to_string(&mut rest).unwrap();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    assert!(rest.contains("build cancelled"), "{rest}");
+    assert!(!rest.contains("Successfully built"), "{rest}");
+    assert_build_left_nothing(&d, &before);
+}
+
+/// The images of a build under way are in use by the build: a concurrent `image prune` does not take the
+/// finished first stage's image (untagged, without children and used by no container: dangling), and the
+/// build's `COPY --from` of it works; once the build is over, the image is an ordinary dangling one.
+#[test]
+fn image_prune_leaves_the_images_of_a_build_under_way() {
+    use std::io::Read;
+    let d = common::docker_daemon();
+    let mut s = build_until(
+        &d,
+        "t=held:1",
+        "FROM busybox AS one\nRUN echo one > /one\nFROM busybox\nRUN sleep 3\nCOPY --from=one /one /one\n",
+        "Step 4/5",
+    );
+    let pruned = ok(&d.docker(&["image", "prune", "-f"]));
+    assert!(!pruned.contains("deleted:"), "{pruned}");
+    let mut rest = String::new();
+    s.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("Successfully tagged held:1"), "{rest}");
+    // Released with the build's end: the first stage's image is dangling now, and prune takes it.
+    let pruned = ok(&d.docker(&["image", "prune", "-f"]));
+    assert!(pruned.contains("deleted:"), "{pruned}");
+}

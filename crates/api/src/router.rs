@@ -93,6 +93,7 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
         "/commit" if m == Method::POST => routes::containers::commit(&ctx, req).await,
         "/build" if m == Method::POST => routes::build::build(&ctx, req).await,
         "/build/prune" if m == Method::POST => routes::build::prune(&ctx).await,
+        "/build/cancel" if m == Method::POST => routes::build::cancel(&ctx).await,
         p if p.starts_with("/containers/") => {
             let rest = p["/containers/".len()..].to_owned();
             container_route(&ctx, req, &rest).await

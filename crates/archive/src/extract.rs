@@ -163,6 +163,38 @@ impl Options {
     }
 }
 
+/// An entry as an [`Observer`] sees it: what the extraction makes, with the archive's own metadata.
+#[derive(Debug)]
+pub struct ObservedEntry<'a> {
+    /// The path below the destination, cleaned (no `.`, no leading `/`), `/`-separated.
+    pub path: &'a [u8],
+    /// The entry's type.
+    pub kind: EntryType,
+    /// The entry's type flag byte as written in its header.
+    pub type_byte: u8,
+    /// Permission bits as the archive has them (`mode & 0o7777`), before [`Options::mode`].
+    pub mode: u32,
+    /// Owner as in the archive.
+    pub uid: u64,
+    /// Group as in the archive.
+    pub gid: u64,
+    /// The content size the header announces.
+    pub size: u64,
+    /// A symlink's target, or a hard link's target as the archive names it.
+    pub link: &'a [u8],
+}
+
+/// Sees an extraction as it happens: each entry that is made (not whiteouts, skipped devices or entries
+/// without a file), then a regular file's content as it is written. So a caller can compute something over
+/// the archive (a build context's content hashes) in the same pass that extracts it, without reading the
+/// files back.
+pub trait Observer {
+    /// An entry about to be made (its checks passed).
+    fn entry(&mut self, entry: &ObservedEntry<'_>);
+    /// The next piece of the content of the regular file last announced by [`Observer::entry`].
+    fn data(&mut self, chunk: &[u8]);
+}
+
 /// What an extraction did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -191,6 +223,17 @@ pub fn extract_into(dir: &Path, tar: impl Read, opts: &Options) -> Result<Stats>
 /// `root` itself). With [`Resolution::InRoot`], `dest` and every entry resolve as inside a chroot at
 /// `root` (the container's root); with [`Resolution::Beneath`] no symlink is followed on the way.
 pub fn extract(root: BorrowedFd<'_>, dest: &str, tar: impl Read, opts: &Options) -> Result<Stats> {
+    extract_observed(root, dest, tar, opts, None)
+}
+
+/// [`extract`], telling `observer` what it makes as it makes it.
+pub fn extract_observed(
+    root: BorrowedFd<'_>,
+    dest: &str,
+    tar: impl Read,
+    opts: &Options,
+    observer: Option<&mut dyn Observer>,
+) -> Result<Stats> {
     let root = root
         .try_clone_to_owned()
         .map_err(|e| Error::io("dup", dest, e))?;
@@ -204,6 +247,7 @@ pub fn extract(root: BorrowedFd<'_>, dest: &str, tar: impl Read, opts: &Options)
         dirs: Vec::new(),
         stats: Stats::default(),
         buf: vec![0u8; BUF_SIZE],
+        observer,
     };
     let mut archive = tar::Archive::new(tar);
     let entries = archive.entries().map_err(Error::Read)?;
@@ -216,7 +260,7 @@ pub fn extract(root: BorrowedFd<'_>, dest: &str, tar: impl Read, opts: &Options)
     Ok(x.stats)
 }
 
-struct Extractor<'a> {
+struct Extractor<'a, 'o> {
     resolver: Resolver,
     /// The destination's components below the root.
     dest: Vec<Vec<u8>>,
@@ -229,6 +273,7 @@ struct Extractor<'a> {
     dirs: Vec<(Vec<u8>, i64)>,
     stats: Stats,
     buf: Vec<u8>,
+    observer: Option<&'o mut (dyn Observer + 'o)>,
 }
 
 /// The metadata of an entry that every kind applies.
@@ -244,7 +289,7 @@ fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
 
-impl Extractor<'_> {
+impl Extractor<'_, '_> {
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw = entry.path_bytes().into_owned();
         let name = match &self.opts.rebase {
@@ -353,6 +398,25 @@ impl Extractor<'_> {
             }
         }
 
+        if let Some(o) = self.observer.as_deref_mut() {
+            let h = entry.header();
+            let hard_name = path::join(&hard_target);
+            let link = match kind {
+                EntryType::Symlink => link_target.as_deref().unwrap_or_default(),
+                EntryType::Link => &hard_name,
+                _ => &[],
+            };
+            o.entry(&ObservedEntry {
+                path: &rel,
+                kind,
+                type_byte: h.entry_type().as_byte(),
+                mode: h.mode().unwrap_or(0) & 0o7777,
+                uid: h.uid().unwrap_or(0),
+                gid: h.gid().unwrap_or(0),
+                size: h.size().unwrap_or(0),
+                link,
+            });
+        }
         match kind {
             EntryType::Directory => {
                 if existing != Some(true) {
@@ -382,8 +446,13 @@ impl Extractor<'_> {
                 )
                 .map_err(|e| Error::io("create", full.as_str(), e))?;
                 let mut file = std::fs::File::from(fd);
-                let written = copy(entry, &mut file, &mut self.buf)
-                    .map_err(|e| Error::io("write", full.as_str(), e))?;
+                let written = copy(
+                    entry,
+                    &mut file,
+                    &mut self.buf,
+                    self.observer.as_deref_mut(),
+                )
+                .map_err(|e| Error::io("write", full.as_str(), e))?;
                 let fd = OwnedFd::from(file);
                 self.set_meta(&fd, &meta, &full)?;
                 rustix::fs::futimens(&fd, &times(meta.mtime))
@@ -742,7 +811,12 @@ fn times(mtime: i64) -> Timestamps {
     }
 }
 
-fn copy(r: &mut impl Read, w: &mut std::fs::File, buf: &mut [u8]) -> io::Result<u64> {
+fn copy<'o>(
+    r: &mut impl Read,
+    w: &mut std::fs::File,
+    buf: &mut [u8],
+    mut observer: Option<&mut (dyn Observer + 'o)>,
+) -> io::Result<u64> {
     let mut total = 0u64;
     loop {
         let n = match r.read(buf) {
@@ -752,6 +826,9 @@ fn copy(r: &mut impl Read, w: &mut std::fs::File, buf: &mut [u8]) -> io::Result<
             Err(e) => return Err(e),
         };
         w.write_all(&buf[..n])?;
+        if let Some(o) = observer.as_deref_mut() {
+            o.data(&buf[..n]);
+        }
         total += n as u64;
     }
 }

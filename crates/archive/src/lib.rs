@@ -25,7 +25,10 @@ mod write;
 mod tests;
 
 pub use error::{Error, Result};
-pub use extract::{extract, extract_into, Devices, Options, Owner, Stats, Whiteouts};
+pub use extract::{
+    extract, extract_into, extract_observed, Devices, ObservedEntry, Observer, Options, Owner,
+    Stats, Whiteouts,
+};
 pub use path::{DotDot, Rebase};
 pub use resolve::Resolution;
 pub use write::{EntryHeader, WriteOptions, Writer};

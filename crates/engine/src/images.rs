@@ -309,6 +309,10 @@ impl Engine {
             };
             slot.get_or_insert(c.id);
         }
+        // A build under way uses its images as a running container would: named by the build's ID.
+        for (image, build) in self.builds.held_images() {
+            users.entry(image).or_default().running.get_or_insert(build);
+        }
         users
     }
 

@@ -76,6 +76,8 @@ pub struct Engine {
     image_use: tokio::sync::RwLock<()>,
     /// The registry client (shared connections and TLS set-ups).
     registry: registry::Client,
+    /// Builds under way that `POST /build/cancel` can stop, by the ID their client gave them.
+    builds: builds::Running,
 }
 
 impl Engine {
@@ -112,6 +114,7 @@ impl Engine {
             net: Arc::new(net),
             image_use: tokio::sync::RwLock::new(()),
             registry: registry::Client::new(config.registry.clone()),
+            builds: builds::Running::default(),
             config,
             id,
         })

@@ -1,6 +1,7 @@
 //! `POST /build` (the classic builder's API: `docker build` with `DOCKER_BUILDKIT=0`, docker-py's
-//! `images.build`) and `POST /build/prune`. The context tar is read from the body as it comes; the output is
-//! dockerd's JSON-lines stream (`stream`, `aux`, and errors inside the 200 as `errorDetail`).
+//! `images.build`), `POST /build/cancel` and `POST /build/prune`. The context tar is read from the body as
+//! it comes; the output is dockerd's JSON-lines stream (`stream`, `aux`, and errors inside the 200 as
+//! `errorDetail`). A client that goes away cancels its build.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,10 +24,25 @@ pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>
     let (tx, body) = body::channel();
     let engine: Arc<Engine> = Arc::clone(&ctx.engine);
     let rt = tokio::runtime::Handle::current();
+    // The client going away (Ctrl-C on `docker build`) cancels the build, as with dockerd. The watch
+    // ends with the build, so that its copy of the sender does not hold the response open.
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let (watched, cancel) = (tx.clone(), request.cancel.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = watched.closed() => {
+                tracing::info!("build client went away: cancelling the build");
+                cancel.cancel();
+            }
+            _ = finished => {}
+        }
+    });
     tokio::task::spawn_blocking(move || {
         let _rt = rt.enter();
         let mut sink = Sink { tx: tx.clone() };
-        if let Err(e) = engine.build_image(request, &mut context, &mut sink) {
+        let built = engine.build_image(request, &mut context, &mut sink);
+        let _ = done.send(());
+        if let Err(e) = built {
             tracing::info!(error = %e, "build failed");
             send_error(&tx, &e.to_string());
         }
@@ -34,6 +50,13 @@ pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>
         let _ = std::io::copy(&mut context, &mut std::io::sink());
     });
     Ok(body::with_type(StatusCode::OK, "application/json", body))
+}
+
+/// `POST /build/cancel?id=`: stops the build started with `buildid=id`.
+pub async fn cancel(ctx: &Ctx) -> ApiResult<Response<Body>> {
+    ctx.engine
+        .cancel_build(ctx.query.get("id").unwrap_or_default())?;
+    Ok(body::empty(StatusCode::OK))
 }
 
 /// `POST /build/prune`.
@@ -133,5 +156,7 @@ fn parse(ctx: &Ctx) -> ApiResult<BuildRequest> {
     Ok(BuildRequest {
         dockerfile: q.get("dockerfile").unwrap_or_default().to_owned(),
         options,
+        build_id: q.get("buildid").unwrap_or_default().to_owned(),
+        cancel: Default::default(),
     })
 }

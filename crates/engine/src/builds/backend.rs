@@ -42,6 +42,13 @@ pub(super) struct EngineBackend {
     /// Read-only views of images (for `COPY --from`), unmounted when the build ends.
     views: Vec<PathBuf>,
     seq: usize,
+    cancel: super::BuildCancel,
+    /// Step containers made and not yet removed: a cancelled build removes them all.
+    steps: Vec<String>,
+    /// The build's ID (its work directory's name), as it holds images.
+    id: String,
+    /// The images this build holds in use ([`super::Running::hold`]).
+    held: std::collections::HashSet<String>,
 }
 
 fn other(e: impl std::fmt::Display) -> BackendError {
@@ -49,7 +56,13 @@ fn other(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl EngineBackend {
-    pub(super) fn new(engine: Arc<Engine>, rt: tokio::runtime::Handle, work: PathBuf) -> Self {
+    pub(super) fn new(
+        engine: Arc<Engine>,
+        rt: tokio::runtime::Handle,
+        work: PathBuf,
+        id: String,
+        cancel: super::BuildCancel,
+    ) -> Self {
         EngineBackend {
             engine,
             rt,
@@ -57,11 +70,55 @@ impl EngineBackend {
             copies: HashMap::new(),
             views: Vec::new(),
             seq: 0,
+            cancel,
+            steps: Vec::new(),
+            id,
+            held: std::collections::HashSet::new(),
         }
     }
 
-    /// Unmounts the image views and removes what is left of COPY layers.
+    /// Holds `image` in use until the build ends (see [`super::Running::hold`]: call with `image_use` held).
+    fn hold(&mut self, image: &str) {
+        if self.held.insert(image.to_owned()) {
+            self.engine.builds.hold(image, &self.id);
+        }
+    }
+
+    /// Fails once the build is cancelled: every step begins with it.
+    fn check(&self) -> Result<(), BackendError> {
+        if self.cancel.is_cancelled() {
+            Err(BackendError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Removes a step container (killing it if it runs), for a cancelled build.
+    fn discard(&mut self, id: &str) {
+        self.steps.retain(|s| s != id);
+        let engine = Arc::clone(&self.engine);
+        let owned = id.to_owned();
+        match self
+            .rt
+            .block_on(async move { engine.remove_container(&owned, true, true).await })
+        {
+            Ok(()) => tracing::info!(container = %id, "build cancelled: step container removed"),
+            Err(crate::error::Error::NotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(container = %id, error = %e, "build cancelled: removing a step container")
+            }
+        }
+    }
+
+    /// Unmounts the image views and removes what is left of COPY layers; after a cancel, the step
+    /// containers left too (a failed step's container stays otherwise, as dockerd leaves it without
+    /// `--force-rm`).
     pub(super) fn release(&mut self) {
+        if self.cancel.is_cancelled() {
+            for id in std::mem::take(&mut self.steps) {
+                self.discard(&id);
+            }
+        }
         for v in self.views.drain(..) {
             unmount(&v);
         }
@@ -238,6 +295,7 @@ impl Backend for EngineBackend {
         platform: Option<&str>,
         pull: bool,
     ) -> Result<Base, BackendError> {
+        self.check()?;
         let found = self.engine.images.get(name);
         let missing = matches!(found, Err(image::Error::NotFound(_)));
         if pull || missing {
@@ -260,23 +318,32 @@ impl Backend for EngineBackend {
                 });
             }
         }
+        let engine = Arc::clone(&self.engine);
+        let _using = self.rt.block_on(engine.image_use.read());
         let img = self.engine.images.get(name).map_err(other)?;
+        self.hold(&img.id.to_string());
         self.base(&img)
     }
 
     fn children(&mut self, parent: Option<&str>) -> Result<Vec<Base>, BackendError> {
+        self.check()?;
         let parent = match parent {
             Some(p) => Some(self.engine.images.get(p).map_err(other)?.id),
             None => None,
         };
+        // A child may become the build's next image (a cache hit): held from its listing on.
+        let engine = Arc::clone(&self.engine);
+        let _using = self.rt.block_on(engine.image_use.read());
         let all = self.engine.images.list().map_err(other)?;
-        all.iter()
-            .filter(|i| i.parent == parent)
-            .map(|i| self.base(i))
-            .collect()
+        let children: Vec<&image::Image> = all.iter().filter(|i| i.parent == parent).collect();
+        for c in &children {
+            self.hold(&c.id.to_string());
+        }
+        children.into_iter().map(|i| self.base(i)).collect()
     }
 
     fn mount_image(&mut self, image: Option<&str>) -> Result<PathBuf, BackendError> {
+        self.check()?;
         let lowers = self.lowers(image)?;
         if let [only] = &lowers[..] {
             return Ok(only.clone());
@@ -303,6 +370,7 @@ impl Backend for EngineBackend {
         parent: Option<&str>,
         run: &RunStep,
     ) -> Result<StepContainer, BackendError> {
+        self.check()?;
         let Some(parent) = parent else {
             return Err(other(
                 "OCI runtime create failed: a stage FROM scratch has no file system to run a command in",
@@ -341,12 +409,15 @@ impl Backend for EngineBackend {
             .rt
             .block_on(engine.create_container(CreateRequest { name: None, body }))
             .map_err(other)?;
+        self.steps.push(made.id.clone());
         Ok(StepContainer { id: made.id })
     }
 
     fn start(&mut self, step: &StepContainer, out: &mut dyn Write) -> Result<i64, BackendError> {
+        self.check()?;
         let engine = Arc::clone(&self.engine);
         let id = step.id.clone();
+        let cancel = self.cancel.clone();
         // The output goes through a channel to this (blocking) thread: the sink may block, which no task
         // of the runtime may do.
         let (frames, output) = std::sync::mpsc::channel::<bytes::Bytes>();
@@ -356,39 +427,61 @@ impl Backend for EngineBackend {
             let exited = engine.wait_container(&id, WaitCondition::NextExit).await?;
             engine.start_container(&id).await?;
             let mut sub = target.subscription;
-            loop {
-                tokio::select! {
-                    frame = sub.output.recv() => match frame {
-                        Ok(f) => {
-                            let _ = frames.send(f.data);
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                    },
-                    changed = sub.closed.changed() => {
-                        if changed.is_err() || *sub.closed.borrow() {
-                            // What was published before the close.
-                            while let Ok(f) = sub.output.try_recv() {
+            let run = async move {
+                loop {
+                    tokio::select! {
+                        frame = sub.output.recv() => match frame {
+                            Ok(f) => {
                                 let _ = frames.send(f.data);
                             }
-                            break;
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        },
+                        changed = sub.closed.changed() => {
+                            if changed.is_err() || *sub.closed.borrow() {
+                                // What was published before the close.
+                                while let Ok(f) = sub.output.try_recv() {
+                                    let _ = frames.send(f.data);
+                                }
+                                break;
+                            }
                         }
                     }
                 }
+                drop(frames);
+                exited.await
+            };
+            // A cancel stops the wait (and drops `frames`, which ends the output loop below); the
+            // container is killed and removed by the build thread.
+            tokio::select! {
+                code = run => code.map(Some),
+                () = cancel.cancelled() => Ok(None),
             }
-            drop(frames);
-            exited.await
         });
         for data in output {
-            out.write_all(&data).map_err(other)?;
+            // The client may be gone (a cancel follows): the output is dropped, the wait goes on.
+            let _ = out.write_all(&data);
         }
-        self.rt
+        let code = self
+            .rt
             .block_on(task)
-            .map_err(|e| other(format!("the step's container: {e}")))?
-            .map_err(other)
+            .map_err(|e| other(format!("the step's container: {e}")))?;
+        match code {
+            Ok(Some(code)) => Ok(code),
+            Ok(None) => {
+                self.discard(&step.id);
+                Err(BackendError::Cancelled)
+            }
+            Err(_) if self.cancel.is_cancelled() => {
+                self.discard(&step.id);
+                Err(BackendError::Cancelled)
+            }
+            Err(e) => Err(other(e)),
+        }
     }
 
     fn mkdir(&mut self, step: &StepContainer, path: &str) -> Result<(), BackendError> {
+        self.check()?;
         let c = self.engine.containers.resolve(&step.id).map_err(other)?;
         let img = self.engine.images.get(&c.image_id).map_err(other)?;
         let layout = Layout::new(&self.engine.containers.dir(&c.id));
@@ -406,6 +499,7 @@ impl Backend for EngineBackend {
         parent: Option<&str>,
         copies: &[CopySource],
     ) -> Result<StepContainer, BackendError> {
+        self.check()?;
         let lowers = self.lowers(parent)?;
         let dir = self.next("copy");
         let layout = Layout::new(&dir);
@@ -428,6 +522,7 @@ impl Backend for EngineBackend {
         step: Option<&StepContainer>,
         config: &ImageConfig,
     ) -> Result<Committed, BackendError> {
+        self.check()?;
         let mut cfg: image::ImageConfig = serde_json::to_value(config)
             .and_then(serde_json::from_value)
             .map_err(|e| other(format!("the step's image config: {e}")))?;
@@ -464,12 +559,16 @@ impl Backend for EngineBackend {
             keep_empty_layer: false,
         };
         let store = Arc::clone(&self.engine.images);
+        // No removal may take the new image between its commit and its hold.
+        let engine = Arc::clone(&self.engine);
+        let _using = self.rt.block_on(engine.image_use.read());
         let img = match step {
             None => store.commit(request, None).map_err(other)?,
             Some(s) => {
                 crate::containers::commit_upper(&store, request, &self.upper(s)).map_err(other)?
             }
         };
+        self.hold(&img.id.to_string());
         Ok(Committed {
             image: img.id.to_string(),
             config: convert(&img.config)?,
@@ -483,12 +582,14 @@ impl Backend for EngineBackend {
         }
         let engine = Arc::clone(&self.engine);
         let id = step.id.clone();
+        self.steps.retain(|s| *s != id);
         self.rt
             .block_on(async move { engine.remove_container(&id, true, true).await })
             .map_err(other)
     }
 
     fn tag(&mut self, image: &str, reference: &str) -> Result<(), BackendError> {
+        self.check()?;
         let (img, r) = self.engine.images.tag(image, reference).map_err(other)?;
         self.engine.image_tagged(&img, &r.familiar());
         Ok(())
@@ -640,6 +741,15 @@ fn unmount(p: &Path) {
 
 /// Removes a build's directory, unmounting what is mounted below it first.
 pub(super) fn clean(work: &Path) {
+    unmount_below(work);
+    if work.exists() {
+        if let Err(e) = std::fs::remove_dir_all(work) {
+            tracing::warn!(path = %work.display(), error = %e, "removing a build's files");
+        }
+    }
+}
+
+fn unmount_below(work: &Path) {
     if let Ok(entries) = std::fs::read_dir(work) {
         for e in entries.flatten() {
             let p = e.path();
@@ -647,10 +757,29 @@ pub(super) fn clean(work: &Path) {
             unmount(&p.join("rootfs"));
         }
     }
-    if work.exists() {
-        if let Err(e) = std::fs::remove_dir_all(work) {
-            tracing::warn!(path = %work.display(), error = %e, "removing a build's files");
-        }
+}
+
+/// [`clean`] off the build's response path: a build's directory can hold its whole context (a 100 MB file
+/// takes ~15 ms to delete), which the client need not wait for. Unmounted at once, then moved into `trash`
+/// (same file system: a rename) and deleted on a thread of its own; removed in place if it cannot be moved.
+/// The daemon's start empties `trash` after a crash.
+pub(super) fn clean_later(work: &Path, trash: &Path) {
+    unmount_below(work);
+    let Some(name) = work.file_name() else {
+        return clean(work);
+    };
+    let moved = trash.join(name);
+    if std::fs::create_dir_all(trash).is_err() || std::fs::rename(work, &moved).is_err() {
+        return clean(work);
+    }
+    let spawned = std::thread::Builder::new()
+        .name("build-clean".into())
+        .spawn({
+            let moved = moved.clone();
+            move || clean(&moved)
+        });
+    if spawned.is_err() {
+        clean(&moved);
     }
 }
 

@@ -9,10 +9,10 @@
 mod backend;
 mod context;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use build::dispatch::ProgressSink;
 
@@ -33,11 +33,116 @@ pub struct BuildRequest {
     pub dockerfile: String,
     /// Everything the dispatcher takes: build args, target, tags, cache, labels, limits.
     pub options: BuildOptions,
+    /// `buildid`: the ID the client gave the build, by which `POST /build/cancel` names it (empty: none).
+    pub build_id: String,
+    /// Stops the build: the API cancels it when the client goes away.
+    pub cancel: BuildCancel,
+}
+
+/// A build's cancellation, by `POST /build/cancel` or by the client going away: the build stops before its
+/// next step, a running step container is killed and removed, and what the build made on disk goes, as
+/// after a failure.
+#[derive(Debug, Clone)]
+pub struct BuildCancel(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for BuildCancel {
+    fn default() -> Self {
+        BuildCancel(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+}
+
+impl BuildCancel {
+    /// Cancels the build (again is harmless).
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether the build was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once the build is cancelled.
+    pub async fn cancelled(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives as long as `self`: the wait ends only by a cancel.
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+/// The builds under way: those with a client-given ID (for `POST /build/cancel`), and the images builds
+/// hold in use (their bases, cache hits and the steps they made), which no image removal may take while
+/// the build goes on, as no removal takes an image a container uses.
+#[derive(Default)]
+pub(crate) struct Running {
+    by_id: Mutex<HashMap<String, Vec<BuildCancel>>>,
+    /// Image ID → the builds holding it (by their work IDs).
+    held: Mutex<HashMap<String, Vec<String>>>,
+    /// Big context files' tarsums, for the next build of the same files.
+    memo: context::SumMemo,
+}
+
+/// Locks a map that holds no invariant a panicking holder could break.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<BuildCancel>>> {
+        lock(&self.by_id)
+    }
+
+    /// Marks `image` as used by the build `build`. Call with `Engine::image_use` held for reading, from
+    /// before the image was found or made, so no removal slips in between.
+    pub(crate) fn hold(&self, image: &str, build: &str) {
+        lock(&self.held)
+            .entry(image.to_owned())
+            .or_default()
+            .push(build.to_owned());
+    }
+
+    /// Releases what `build` held.
+    pub(crate) fn release(&self, build: &str) {
+        lock(&self.held).retain(|_, builds| {
+            builds.retain(|b| b != build);
+            !builds.is_empty()
+        });
+    }
+
+    /// The images builds hold, each with a build holding it.
+    pub(crate) fn held_images(&self) -> Vec<(String, String)> {
+        lock(&self.held)
+            .iter()
+            .filter_map(|(image, builds)| Some((image.clone(), builds.first()?.clone())))
+            .collect()
+    }
+
+    fn add(&self, id: &str, cancel: &BuildCancel) {
+        self.lock()
+            .entry(id.to_owned())
+            .or_default()
+            .push(cancel.clone());
+    }
+
+    fn remove(&self, id: &str, cancel: &BuildCancel) {
+        let mut map = self.lock();
+        if let Some(list) = map.get_mut(id) {
+            list.retain(|c| !Arc::ptr_eq(&c.0, &cancel.0));
+            if list.is_empty() {
+                map.remove(id);
+            }
+        }
+    }
 }
 
 /// The directory of one build's files.
 fn build_root(data_root: &Path) -> PathBuf {
     data_root.join("build")
+}
+
+/// Where finished builds' directories wait for their deletion.
+fn trash_root(data_root: &Path) -> PathBuf {
+    data_root.join("build-trash")
 }
 
 impl Engine {
@@ -52,21 +157,48 @@ impl Engine {
         let mut id = [0u8; 8];
         crate::containers::fill_random(&mut id)?;
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let work = build_root(&self.config.data_root).join(id);
-        let result = self.build_in(&work, req, context, out);
-        backend::clean(&work);
+        let work = build_root(&self.config.data_root).join(&id);
+        let (build_id, cancel) = (req.build_id.clone(), req.cancel.clone());
+        if !build_id.is_empty() {
+            self.builds.add(&build_id, &cancel);
+        }
+        let result = self.build_in(&work, &id, req, context, out);
+        self.builds.release(&id);
+        if !build_id.is_empty() {
+            self.builds.remove(&build_id, &cancel);
+        }
+        backend::clean_later(&work, &trash_root(&self.config.data_root));
+        if cancel.is_cancelled() {
+            tracing::info!(build = %id, buildid = %build_id, "build cancelled; its step containers and files are removed");
+            return Err(Error::System("build cancelled".into()));
+        }
         result
+    }
+
+    /// `POST /build/cancel?id=`: cancels the builds the client started with `buildid=id`. As dockerd, an ID
+    /// that names no build under way is not an error.
+    pub fn cancel_build(&self, id: &str) -> Result<()> {
+        if id.is_empty() {
+            return Err(Error::InvalidParameter("build ID not provided".into()));
+        }
+        let found = self.builds.lock().get(id).cloned().unwrap_or_default();
+        for c in &found {
+            c.cancel();
+        }
+        tracing::info!(buildid = %id, builds = found.len(), "build cancel requested");
+        Ok(())
     }
 
     fn build_in(
         self: &Arc<Self>,
         work: &Path,
+        id: &str,
         req: BuildRequest,
         context: &mut dyn Read,
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         let dir = work.join("context");
-        context::extract(context, &dir)?;
+        let sums = context::extract(context, &dir, &self.builds.memo)?;
         let name = if req.dockerfile.is_empty() {
             "Dockerfile".to_owned()
         } else {
@@ -79,18 +211,22 @@ impl Engine {
             Arc::clone(self),
             tokio::runtime::Handle::current(),
             work.to_path_buf(),
+            id.to_owned(),
+            req.cancel.clone(),
         );
-        let built = build::dispatch::build(&loaded, &req.options, &dir, &mut backend, out);
+        let tree = build::context::SourceTree::with_sums(&dir, sums);
+        let built = build::dispatch::build_with(&loaded, &req.options, tree, &mut backend, out);
         backend.release();
         built.map_err(|e| Error::InvalidParameter(e.to_string()))
     }
 
     /// Removes what builds a crash interrupted left (their mounts first).
     pub(crate) fn clean_builds(data_root: &Path) {
-        let root = build_root(data_root);
-        if let Ok(entries) = std::fs::read_dir(&root) {
-            for e in entries.flatten() {
-                backend::clean(&e.path());
+        for root in [build_root(data_root), trash_root(data_root)] {
+            if let Ok(entries) = std::fs::read_dir(&root) {
+                for e in entries.flatten() {
+                    backend::clean(&e.path());
+                }
             }
         }
     }
