@@ -22,6 +22,7 @@ use tar::EntryType;
 use crate::error::{Error, Result};
 use crate::path::{self, DotDot, Rebase};
 use crate::resolve::{Resolution, Resolver};
+use crate::split::Hook;
 use crate::{OPAQUE_MARKER, OPAQUE_XATTR, PAX_XATTR_PREFIX, WHITEOUT_PREFIX};
 
 /// Buffer for copying file contents: large enough that a layer's big files take few syscalls.
@@ -178,19 +179,39 @@ pub struct Stats {
 /// On error some entries may have been made; callers that need all-or-nothing extract into a fresh
 /// directory and discard it.
 pub fn extract_into(dir: &Path, tar: impl Read, opts: &Options) -> Result<Stats> {
+    extract_into_hooked(dir, tar, opts, None)
+}
+
+/// [`extract_into`], with the split recorder's hook around each entry.
+pub(crate) fn extract_into_hooked(
+    dir: &Path,
+    tar: impl Read,
+    opts: &Options,
+    hook: Option<&mut Hook>,
+) -> Result<Stats> {
     let root = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| Error::io("open", dir.display().to_string(), e))?;
-    extract(root.as_fd(), "", tar, opts)
+    extract_hooked(root.as_fd(), "", tar, opts, hook)
 }
 
 /// Extracts `tar` into `dest`, a directory named relative to the directory fd `root` (`""` or `/` for
 /// `root` itself). With [`Resolution::InRoot`], `dest` and every entry resolve as inside a chroot at
 /// `root` (the container's root); with [`Resolution::Beneath`] no symlink is followed on the way.
 pub fn extract(root: BorrowedFd<'_>, dest: &str, tar: impl Read, opts: &Options) -> Result<Stats> {
+    extract_hooked(root, dest, tar, opts, None)
+}
+
+fn extract_hooked(
+    root: BorrowedFd<'_>,
+    dest: &str,
+    tar: impl Read,
+    opts: &Options,
+    mut hook: Option<&mut Hook>,
+) -> Result<Stats> {
     let root = root
         .try_clone_to_owned()
         .map_err(|e| Error::io("dup", dest, e))?;
@@ -210,17 +231,23 @@ pub fn extract(root: BorrowedFd<'_>, dest: &str, tar: impl Read, opts: &Options)
     for entry in entries {
         let mut entry = entry.map_err(Error::Read)?;
         x.stats.entries += 1;
+        if let Some(h) = hook.as_deref_mut() {
+            h.before(&x, &entry)?;
+        }
         x.apply(&mut entry)?;
+        if let Some(h) = hook.as_deref_mut() {
+            h.after(&x)?;
+        }
     }
     x.finish_dirs();
     Ok(x.stats)
 }
 
-struct Extractor<'a> {
+pub(crate) struct Extractor<'a> {
     resolver: Resolver,
     /// The destination's components below the root.
     dest: Vec<Vec<u8>>,
-    opts: &'a Options,
+    pub(crate) opts: &'a Options,
     /// The last parent directory opened (consecutive entries usually share it), by its path below the root.
     cached_parent: Option<(Vec<u8>, OwnedFd)>,
     /// Non-directory entries made so far, by their path below the destination (hard-link targets).
@@ -245,6 +272,11 @@ fn os(b: &[u8]) -> &OsStr {
 }
 
 impl Extractor<'_> {
+    /// True when this extraction made a non-directory at `rel` (below the destination).
+    pub(crate) fn made_file(&self, rel: &[u8]) -> bool {
+        self.files.contains(rel)
+    }
+
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw = entry.path_bytes().into_owned();
         let name = match &self.opts.rebase {
