@@ -288,9 +288,14 @@ impl<R: Read> SplitRecorder<R> {
 
     /// The split of everything read so far.
     pub fn finish(self) -> Split {
+        self.into_parts().1
+    }
+
+    /// The wrapped reader back, and the split of everything read so far.
+    pub fn into_parts(self) -> (R, Split) {
         let mut st = self.state.take();
         st.close_raw();
-        Split { segs: st.segs }
+        (self.inner, Split { segs: st.segs })
     }
 }
 

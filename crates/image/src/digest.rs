@@ -123,6 +123,13 @@ impl<W: Write> HashingWriter<W> {
         self.written
     }
 
+    /// Writes (and counts) without hashing: for a caller that checks the digest elsewhere.
+    pub fn write_unhashed(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
     /// Returns the inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Digest, u64) {
         (
