@@ -8,12 +8,19 @@
 # The disk rate is `dd conv=fsync` of a file as big as the image, of random bytes (a virtual disk may
 # write zeros for free), into the directory that holds the daemons' data roots, once per run: this
 # machine's disk rate swings run to run, so each figure is a median over the same runs.
+# skopeo stores pulled layers as they come (`--dest-oci-accept-uncompressed-layers`) but gzips
+# uncompressed ones when it pushes to a registry (skopeo 1.9 has no way not to); dockerd gzips every
+# layer it pushes. With BENCH_LAYERS=gzip the registry holds gzip layers (seeded by skopeo), so all
+# three move the same gzip blobs and none compresses on push.
 # Usage: bench/registry.sh [RUNS] [TOTAL_MIB]     (root; BERTH_BIN=path overrides the release build;
-#        BENCH_DOCKERD=0 leaves dockerd out)
+#        BENCH_DOCKERD=0 leaves dockerd out; BENCH_LAYERS=plain|gzip, default plain)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 mib=${2:-512}
+# plain: the registry holds the layers uncompressed, as made (uploaded with curl); gzip: as skopeo
+# pushes them (it gzips uncompressed layers), so every tool moves gzip blobs.
+kind=${BENCH_LAYERS:-plain}
 
 if [ -z "${BERTH_BENCH_NETNS:-}" ]; then
     export BERTH_BENCH_NETNS=1
@@ -67,6 +74,7 @@ start_daemon() { # NAME -> sets $sock
 # The image: an OCI layout of 8 random (incompressible) uncompressed layers, made here with coreutils.
 echo "making an image of 8 layers, ${mib} MiB in all..."
 layout=$work/layout
+case $kind in plain | gzip) ;; *) echo "BENCH_LAYERS is plain or gzip" >&2; exit 1 ;; esac
 mkdir -p "$layout/blobs/sha256"
 blob() { # FILE -> "digest size", moved into the layout
     local d s
@@ -119,7 +127,22 @@ if [ "$dockerd" = 1 ]; then
 fi
 
 start_registry 5100 src
-skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$layout:1" docker://127.0.0.1:5100/bench:1 >/dev/null
+if [ "$kind" = gzip ]; then
+    # skopeo gzips uncompressed layers on the way to a registry.
+    skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$layout:1" docker://127.0.0.1:5100/bench:1 >/dev/null
+else
+    # The layout's blobs uploaded as they are (monolithic uploads), then its manifest.
+    base=http://127.0.0.1:5100/v2/bench
+    for f in "$layout"/blobs/sha256/*; do
+        loc=$(curl -fsS -X POST -D - -o /dev/null "$base/blobs/uploads/" | tr -d '\r' |
+            awk 'tolower($1) == "location:" {print $2}')
+        case $loc in http*) ;; *) loc=http://127.0.0.1:5100$loc ;; esac
+        case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
+        curl -fsS -T "$f" -H 'Content-Type: application/octet-stream' "$loc${sep}digest=sha256:$(basename "$f")" >/dev/null
+    done
+    curl -fsS -T "$layout/blobs/sha256/$md" -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        "$base/manifests/1" >/dev/null
+fi
 
 pull_t=(); sk_pull_t=(); push_t=(); sk_push_t=(); load_t=(); dk_pull_t=(); dk_push_t=(); disk_t=()
 for i in $(seq "$runs"); do
@@ -129,7 +152,8 @@ for i in $(seq "$runs"); do
     pull_t+=("$(elapsed "$t0" "$t1")")
 
     rm -rf "$work/sk"; sync
-    t0=$(now); skopeo --insecure-policy copy -q --src-tls-verify=false docker://127.0.0.1:5100/bench:1 "oci:$work/sk:1" >/dev/null; t1=$(now)
+    t0=$(now); skopeo --insecure-policy copy -q --src-tls-verify=false --dest-oci-accept-uncompressed-layers \
+        docker://127.0.0.1:5100/bench:1 "oci:$work/sk:1" >/dev/null; t1=$(now)
     sk_pull_t+=("$(elapsed "$t0" "$t1")")
 
     start_registry 5200 "push$i"
@@ -167,7 +191,7 @@ rate() { echo "scale=0; $size / $1 / 1000000" | bc; }
 p=$(ms "${pull_t[@]}"); sp=$(ms "${sk_pull_t[@]}"); u=$(ms "${push_t[@]}"); su=$(ms "${sk_push_t[@]}"); l=$(ms "${load_t[@]}")
 disk=$(ms "${disk_t[@]}")
 echo
-echo "image: $((size / 1000000)) MB in 8 layers, ${runs} runs each, medians"
+echo "image: $((size / 1000000)) MB in 8 layers ($kind in the registry), ${runs} runs each, medians"
 echo "  (pull ${pull_t[*]} | skopeo pull ${sk_pull_t[*]} | push ${push_t[*]} | skopeo push ${sk_push_t[*]} | load ${load_t[*]}"
 echo "   | dockerd pull ${dk_pull_t[*]:-} | dockerd push ${dk_push_t[*]:-} | dd ${disk_t[*]})"
 printf '%-40s %8.2f s  %6s MB/s\n' "berth pull" "$p" "$(rate "$p")"
