@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::content::unique_name;
-use crate::digest::{Digest, HashingReader};
+use crate::digest::{BackgroundHashingReader, Digest};
 use crate::error::{Error, IoContext, Result};
 use ::archive::{Split, SplitReader, SplitRecorder};
 
@@ -109,11 +109,12 @@ impl Snapshots {
             std::io::copy(&mut rec, &mut std::io::sink()).map_err(read_err)?;
             (stats, rec.finish(), None)
         } else {
-            let mut rec = SplitRecorder::new(HashingReader::new(reader));
+            // The diff ID is hashed on a helper thread while this one decompresses and unpacks.
+            let mut rec = SplitRecorder::new(BackgroundHashingReader::new(reader)?);
             let stats = apply_layer_split(&snap.fs(), &mut rec)?;
             std::io::copy(&mut rec, &mut std::io::sink()).map_err(read_err)?;
             let (hashing, split) = rec.into_parts();
-            (stats, split, Some(hashing.finish().0))
+            (stats, split, Some(hashing.finish()?.0))
         };
         snap.write_split(&split)?;
         Ok((snap, c, diff_id, stats))

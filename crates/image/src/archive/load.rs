@@ -10,7 +10,7 @@ use std::io::{self, BufReader, Cursor, Read, Write};
 
 use crate::config::ImageConfig;
 use crate::content::BackgroundBlobWriter;
-use crate::digest::{is_hex64, Digest, HashingReader};
+use crate::digest::{is_hex64, BackgroundHashingReader, Digest};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::compress::{read_up_to, Compression, BUF_SIZE};
 use crate::manifest::{self, ArchiveManifestEntry, Descriptor, Index, Manifest};
@@ -234,11 +234,12 @@ fn ingest_file(
     };
     if looks_like_layer && Compression::detect(&head) == Compression::None {
         // An uncompressed layer is kept once: as its snapshot, whose files and tar split give the
-        // blob back byte for byte. It is hashed once, here (its diff ID is its digest).
-        let mut hashing = HashingReader::new(Cursor::new(head).chain(&mut tee));
+        // blob back byte for byte. It is hashed once, here (its diff ID is its digest), on a helper
+        // thread while this one unpacks.
+        let mut hashing = BackgroundHashingReader::new(Cursor::new(head).chain(&mut tee))?;
         let res = store.snapshots.unpack_skip_plain_hash(&mut hashing);
         io::copy(&mut hashing, &mut io::sink()).map_err(|e| archive_err(&e))?;
-        let (digest, size) = hashing.finish();
+        let (digest, size) = hashing.finish()?;
         tee.finish();
         if let Some(exp) = &expected {
             if *exp != digest {
