@@ -214,3 +214,11 @@ fi
 printf 'ratios: pull %.2fx skopeo, push %.2fx skopeo (target >= 2); pull %.2f, load %.2f of the disk rate (target >= 0.8)\n' \
     "$(echo "$sp / $p" | bc -l)" "$(echo "$su / $u" | bc -l)" \
     "$(echo "$disk / $p * $size / ($mib * 1048576)" | bc -l)" "$(echo "$disk / $l * $size / ($mib * 1048576)" | bc -l)"
+# The disk's rate drifts with what else the machine does: each run's own dd against the same run's
+# pull and load, then the median of those ratios.
+pr=(); lr=()
+for i in "${!disk_t[@]}"; do
+    pr+=("$(echo "${disk_t[$i]} / ${pull_t[$i]} * $size / ($mib * 1048576)" | bc -l)")
+    lr+=("$(echo "${disk_t[$i]} / ${load_t[$i]} * $size / ($mib * 1048576)" | bc -l)")
+done
+printf 'paired with each run'"'"'s dd (median): pull %.2f, load %.2f of the disk rate\n' "$(ms "${pr[@]}")" "$(ms "${lr[@]}")"
