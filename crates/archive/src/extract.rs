@@ -816,9 +816,8 @@ fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
         return;
     };
     // SAFETY: a plain syscall on an fd `f` keeps open for the call; it reads no memory of ours.
-    let _ = unsafe {
-        libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
-    };
+    let _ =
+        unsafe { libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 /// Removes the directory `name` below `dir` recursively, never following a symlink.
