@@ -326,6 +326,7 @@ pub fn extract_into_split<R: Read>(
         files: HashMap::new(),
         parents: HashSet::new(),
         pending: None,
+        inlined: 0,
     };
     crate::extract::extract_into_hooked(dir, tar, opts, Some(&mut hook))
 }
@@ -340,7 +341,13 @@ pub(crate) struct Hook {
     parents: HashSet<Vec<u8>>,
     /// The regular file the current entry makes, with its segment.
     pending: Option<(Vec<u8>, usize)>,
+    /// Bytes of replaced files moved into the split so far (held in memory).
+    inlined: u64,
 }
+
+/// At most this much of a layer's own replaced files is moved into its split: the split is held in
+/// memory, and a layer that rewrites its files over and over must not make it as big as the layer.
+const MAX_INLINED: u64 = 256 << 20;
 
 impl Hook {
     pub(crate) fn before<R: Read>(
@@ -442,6 +449,16 @@ impl Hook {
             return Ok(());
         };
         let full = self.root.join(OsStr::from_bytes(p));
+        self.inlined += std::fs::symlink_metadata(&full).map_or(0, |m| m.len());
+        if self.inlined > MAX_INLINED {
+            return Err(Error::unsafe_path(
+                path::shown(p),
+                format!(
+                    "the layer replaces more than {} MiB of its own files",
+                    MAX_INLINED >> 20
+                ),
+            ));
+        }
         let data = std::fs::read(&full).map_err(|e| Error::io("read", path::shown(p), e))?;
         let mut st = self.state.borrow_mut();
         if let Some(seg) = st.segs.get_mut(idx) {
