@@ -524,13 +524,40 @@ fn push_big_image(d: &Daemon, name: &str) -> String {
     target
 }
 
-/// Waits until a pull has started writing a layer blob.
-fn wait_for_ingest(ingest: &Path) {
+/// Temp snapshots a pull is unpacking into, and its ingest files.
+fn in_flight(image: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(image.join("ingest"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.extend(
+        std::fs::read_dir(image.join("snapshots"))
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("tmp"))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
+    v
+}
+
+/// Waits until a pull has started writing a layer: a blob in the ingest area (a compressed layer)
+/// or a file in a temp snapshot (an uncompressed one, kept only as its snapshot).
+fn wait_for_layer_bytes(image: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let busy = std::fs::read_dir(ingest)
-            .map(|r| r.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
-            .unwrap_or(false);
+        let busy = in_flight(image).iter().any(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() > 0)
+                || std::fs::read_dir(p.join("fs")).is_ok_and(|r| {
+                    r.flatten()
+                        .any(|e| e.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+                })
+        });
         if busy {
             return;
         }
@@ -578,7 +605,7 @@ fn a_corrupted_blob_a_cancelled_pull_or_a_registry_or_daemon_killed_mid_pull_lea
     // the next pull (registry back) works.
     let big = push_big_image(&d, "big");
     ok(&d.docker(&["rmi", &big]));
-    let ingest = d.data_root().join("image/ingest");
+    let image = d.data_root().join("image");
     let mut pull = Command::new(common::docker_bin());
     pull.args(["pull", &big])
         .env("DOCKER_HOST", d.host())
@@ -587,11 +614,11 @@ fn a_corrupted_blob_a_cancelled_pull_or_a_registry_or_daemon_killed_mid_pull_lea
         .stderr(Stdio::piped());
     // The client going away (Ctrl-C) cancels the pull, which leaves nothing behind.
     let mut child = pull.spawn().expect("docker pull");
-    wait_for_ingest(&ingest);
+    wait_for_layer_bytes(&image);
     child.kill().expect("kill docker pull");
     let _ = child.wait();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_dir(&ingest).map(|r| r.count()).unwrap_or(0) > 0 {
+    while !in_flight(&image).is_empty() {
         assert!(Instant::now() < deadline, "the cancelled pull kept writing");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -599,7 +626,7 @@ fn a_corrupted_blob_a_cancelled_pull_or_a_registry_or_daemon_killed_mid_pull_lea
     assert_store_clean(&d);
 
     let child = pull.spawn().expect("docker pull");
-    wait_for_ingest(&ingest);
+    wait_for_layer_bytes(&image);
     reg.kill();
     let o = child.wait_with_output().expect("docker pull output");
     assert!(
@@ -613,7 +640,7 @@ fn a_corrupted_blob_a_cancelled_pull_or_a_registry_or_daemon_killed_mid_pull_lea
 
     // The daemon killed mid-pull: after its restart nothing half-made is left and a pull works.
     let child = pull.spawn().expect("docker pull");
-    wait_for_ingest(&ingest);
+    wait_for_layer_bytes(&image);
     d.kill();
     let _ = child.wait_with_output();
     d.spawn();

@@ -22,6 +22,7 @@ use tar::EntryType;
 use crate::error::{Error, Result};
 use crate::path::{self, DotDot, Rebase};
 use crate::resolve::{Resolution, Resolver};
+use crate::split::Hook;
 use crate::{OPAQUE_MARKER, OPAQUE_XATTR, PAX_XATTR_PREFIX, WHITEOUT_PREFIX};
 
 /// Buffer for copying file contents: large enough that a layer's big files take few syscalls.
@@ -103,6 +104,9 @@ pub struct Options {
     pub path_prefix: Option<String>,
     /// Use the component-by-component walk even where the kernel has `openat2` (for tests of the fallback).
     pub force_walk: bool,
+    /// Start the disk writing a big file every few MiB as it is extracted (an image layer, which
+    /// the store syncs before it commits: the sync then waits for little more than the last MiB).
+    pub start_writeback: bool,
 }
 
 impl Options {
@@ -126,6 +130,7 @@ impl Options {
             dest_name: String::new(),
             path_prefix: None,
             force_walk: false,
+            start_writeback: true,
         }
     }
 
@@ -144,6 +149,7 @@ impl Options {
             root_metadata: false,
             dest_name: dest.to_owned(),
             path_prefix: Some(dest.trim_end_matches('/').to_owned()),
+            start_writeback: false,
             ..Options::layer()
         }
     }
@@ -210,20 +216,30 @@ pub struct Stats {
 /// On error some entries may have been made; callers that need all-or-nothing extract into a fresh
 /// directory and discard it.
 pub fn extract_into(dir: &Path, tar: impl Read, opts: &Options) -> Result<Stats> {
+    extract_into_hooked(dir, tar, opts, None)
+}
+
+/// [`extract_into`], with the split recorder's hook around each entry.
+pub(crate) fn extract_into_hooked(
+    dir: &Path,
+    tar: impl Read,
+    opts: &Options,
+    hook: Option<&mut Hook>,
+) -> Result<Stats> {
     let root = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| Error::io("open", dir.display().to_string(), e))?;
-    extract(root.as_fd(), "", tar, opts)
+    extract_with(root.as_fd(), "", tar, opts, None, hook)
 }
 
 /// Extracts `tar` into `dest`, a directory named relative to the directory fd `root` (`""` or `/` for
 /// `root` itself). With [`Resolution::InRoot`], `dest` and every entry resolve as inside a chroot at
 /// `root` (the container's root); with [`Resolution::Beneath`] no symlink is followed on the way.
 pub fn extract(root: BorrowedFd<'_>, dest: &str, tar: impl Read, opts: &Options) -> Result<Stats> {
-    extract_observed(root, dest, tar, opts, None)
+    extract_with(root, dest, tar, opts, None, None)
 }
 
 /// [`extract`], telling `observer` what it makes as it makes it.
@@ -233,6 +249,19 @@ pub fn extract_observed(
     tar: impl Read,
     opts: &Options,
     observer: Option<&mut dyn Observer>,
+) -> Result<Stats> {
+    extract_with(root, dest, tar, opts, observer, None)
+}
+
+/// The one extraction: with an observer of what it makes (build contexts) and a hook around each entry
+/// (a layer's tar split).
+fn extract_with(
+    root: BorrowedFd<'_>,
+    dest: &str,
+    tar: impl Read,
+    opts: &Options,
+    observer: Option<&mut dyn Observer>,
+    mut hook: Option<&mut Hook>,
 ) -> Result<Stats> {
     let root = root
         .try_clone_to_owned()
@@ -254,17 +283,23 @@ pub fn extract_observed(
     for entry in entries {
         let mut entry = entry.map_err(Error::Read)?;
         x.stats.entries += 1;
+        if let Some(h) = hook.as_deref_mut() {
+            h.before(&x, &entry)?;
+        }
         x.apply(&mut entry)?;
+        if let Some(h) = hook.as_deref_mut() {
+            h.after(&x)?;
+        }
     }
     x.finish_dirs();
     Ok(x.stats)
 }
 
-struct Extractor<'a, 'o> {
+pub(crate) struct Extractor<'a, 'o> {
     resolver: Resolver,
     /// The destination's components below the root.
     dest: Vec<Vec<u8>>,
-    opts: &'a Options,
+    pub(crate) opts: &'a Options,
     /// The last parent directory opened (consecutive entries usually share it), by its path below the root.
     cached_parent: Option<(Vec<u8>, OwnedFd)>,
     /// Non-directory entries made so far, by their path below the destination (hard-link targets).
@@ -290,6 +325,11 @@ fn os(b: &[u8]) -> &OsStr {
 }
 
 impl Extractor<'_, '_> {
+    /// True when this extraction made a non-directory at `rel` (below the destination).
+    pub(crate) fn made_file(&self, rel: &[u8]) -> bool {
+        self.files.contains(rel)
+    }
+
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
         let raw = entry.path_bytes().into_owned();
         let name = match &self.opts.rebase {
@@ -451,6 +491,7 @@ impl Extractor<'_, '_> {
                     &mut file,
                     &mut self.buf,
                     self.observer.as_deref_mut(),
+                    self.opts.start_writeback,
                 )
                 .map_err(|e| Error::io("write", full.as_str(), e))?;
                 let fd = OwnedFd::from(file);
@@ -816,8 +857,10 @@ fn copy<'o>(
     w: &mut std::fs::File,
     buf: &mut [u8],
     mut observer: Option<&mut (dyn Observer + 'o)>,
+    writeback: bool,
 ) -> io::Result<u64> {
     let mut total = 0u64;
+    let mut started = 0u64;
     loop {
         let n = match r.read(buf) {
             Ok(0) => return Ok(total),
@@ -830,7 +873,28 @@ fn copy<'o>(
             o.data(&buf[..n]);
         }
         total += n as u64;
+        if writeback && total - started >= WRITEBACK_STEP {
+            start_writeback(w, started, total - started);
+            started = total;
+        }
     }
+}
+
+/// How much of a file is written before its disk write is started.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Asks the kernel to start writing `len` bytes of `f` from `offset` to disk, without waiting for it
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which rustix does not wrap). The caller's final sync
+/// then finds most pages written instead of flushing the whole layer after the last byte. Failure
+/// only loses that head start, so it is ignored.
+fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: a plain syscall on an fd `f` keeps open for the call; it reads no memory of ours.
+    let _ =
+        unsafe { libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 /// Removes the directory `name` below `dir` recursively, never following a symlink.

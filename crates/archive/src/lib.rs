@@ -7,6 +7,8 @@
 //!   where the kernel lacks `openat2`; every entry is then made on its bare name in that parent with
 //!   `O_EXCL | O_NOFOLLOW` or the matching `*at` call. [`Options`] says what else an entry may do: device
 //!   nodes, whiteouts (image layers: AUFS `.wh.` names to overlayfs' form), owners, replacing directories.
+//! - [`extract_into_split`] extracts a layer while recording its [`Split`]: the bytes the tree does
+//!   not hold, so the tar can be rebuilt byte for byte from the tree (an image store keeps a layer once).
 //! - [`Writer`] archives a tree found through directory fds (never following a symlink below its start)
 //!   or single entries, with PAX records for long names and link names and for xattrs, hard links found
 //!   by (dev, ino), and optionally overlayfs whiteouts written in the AUFS form layers carry.
@@ -19,6 +21,7 @@ mod extract;
 pub mod memtar;
 mod path;
 mod resolve;
+mod split;
 mod write;
 
 #[cfg(test)]
@@ -31,6 +34,7 @@ pub use extract::{
 };
 pub use path::{DotDot, Rebase};
 pub use resolve::Resolution;
+pub use split::{extract_into_split, Split, SplitReader, SplitRecorder};
 pub use write::{EntryHeader, WriteOptions, Writer};
 
 /// Re-exported so callers name entry types without depending on `tar` themselves.

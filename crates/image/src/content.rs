@@ -69,6 +69,15 @@ impl ContentStore {
         Ok(w.commit(None)?.0)
     }
 
+    /// Starts a blob whose bytes the caller checks against `digest` itself (a registry client that
+    /// verifies what it downloads): they are not hashed again here, and [`BlobWriter::commit`] takes
+    /// `digest` as theirs. Commit only once the caller's check passed.
+    pub fn writer_verified_by_caller(&self, digest: &Digest) -> Result<BlobWriter> {
+        let mut w = self.writer()?;
+        w.trusted = Some(digest.clone());
+        Ok(w)
+    }
+
     /// Starts a new blob in the ingest area.
     pub fn writer(&self) -> Result<BlobWriter> {
         let path = self.ingest.join(unique_name("ingest"));
@@ -81,6 +90,7 @@ impl ContentStore {
             inner: Some(HashingWriter::new(file)),
             path,
             blobs: self.blobs.clone(),
+            trusted: None,
         })
     }
 
@@ -130,6 +140,8 @@ pub struct BlobWriter {
     inner: Option<HashingWriter<File>>,
     path: PathBuf,
     blobs: PathBuf,
+    /// The digest the caller vouches for; the bytes are then not hashed here.
+    trusted: Option<Digest>,
 }
 
 impl BlobWriter {
@@ -146,7 +158,8 @@ impl BlobWriter {
                 "blob writer already finished".into(),
             ));
         };
-        let (file, digest, size) = inner.finish();
+        let (file, computed, size) = inner.finish();
+        let digest = self.trusted.take().unwrap_or(computed);
         if let Some(exp) = expected {
             if *exp != digest {
                 if let Err(e) = fs::remove_file(&self.path) {
@@ -169,9 +182,10 @@ impl BlobWriter {
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.inner {
-            Some(w) => w.write(buf),
-            None => Err(io::Error::other("blob writer finished")),
+        match (&mut self.inner, &self.trusted) {
+            (Some(w), None) => w.write(buf),
+            (Some(w), Some(_)) => w.write_unhashed(buf),
+            (None, _) => Err(io::Error::other("blob writer finished")),
         }
     }
     fn flush(&mut self) -> io::Result<()> {

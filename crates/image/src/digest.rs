@@ -123,6 +123,13 @@ impl<W: Write> HashingWriter<W> {
         self.written
     }
 
+    /// Writes (and counts) without hashing: for a caller that checks the digest elsewhere.
+    pub fn write_unhashed(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
     /// Returns the inner writer, the digest and the byte count.
     pub fn finish(self) -> (W, Digest, u64) {
         (
@@ -185,9 +192,113 @@ impl<R: io::Read> io::Read for HashingReader<R> {
     }
 }
 
+/// A reader that hashes everything read through it on a helper thread, so the hashing of a stream
+/// runs beside whatever the caller does with the bytes (unpacking a layer) instead of after it.
+pub struct BackgroundHashingReader<R> {
+    inner: R,
+    current: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    handle: Option<std::thread::JoinHandle<(Digest, u64)>>,
+}
+
+/// How many bytes go to the hashing thread at once.
+const HASH_CHUNK: usize = 1 << 20;
+
+impl<R: io::Read> BackgroundHashingReader<R> {
+    /// Wraps `inner`, starting the hashing thread.
+    pub fn new(inner: R) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (spare_tx, spare) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("hasher".into())
+            .spawn(move || {
+                let mut h = Sha256::new();
+                let mut n = 0u64;
+                for chunk in rx {
+                    h.update(&chunk);
+                    n += chunk.len() as u64;
+                    let _ = spare_tx.send(chunk);
+                }
+                (Digest::from_hash(h.finalize().as_slice()), n)
+            })
+            .map_err(|e| Error::io("spawn", "hashing thread", e))?;
+        Ok(BackgroundHashingReader {
+            inner,
+            current: Vec::with_capacity(HASH_CHUNK),
+            tx: Some(tx),
+            spare,
+            handle: Some(handle),
+        })
+    }
+
+    fn send_current(&mut self) {
+        let next = match self.spare.try_recv() {
+            Ok(mut v) => {
+                v.clear();
+                v
+            }
+            Err(_) => Vec::with_capacity(HASH_CHUNK),
+        };
+        let chunk = std::mem::replace(&mut self.current, next);
+        if let Some(tx) = &self.tx {
+            // The thread only stops when `tx` is dropped.
+            let _ = tx.send(chunk);
+        }
+    }
+
+    /// The digest of everything read and the byte count.
+    pub fn finish(mut self) -> Result<(Digest, u64)> {
+        if !self.current.is_empty() {
+            self.send_current();
+        }
+        self.tx = None;
+        match self.handle.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(d)) => Ok(d),
+            _ => Err(Error::Conflict("hashing thread panicked".into())),
+        }
+    }
+}
+
+impl<R: io::Read> io::Read for BackgroundHashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let take = rest.len().min(HASH_CHUNK - self.current.len());
+            self.current.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.current.len() >= HASH_CHUNK {
+                self.send_current();
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for BackgroundHashingReader<R> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn background_hashing_reader_hashes_every_byte_read() -> Result<()> {
+        let data: Vec<u8> = (0..3 * HASH_CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        let mut r = BackgroundHashingReader::new(&data[..])?;
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut r, &mut out).map_err(|e| Error::io("read", "test", e))?;
+        assert_eq!(out, data);
+        assert_eq!(r.finish()?, (Digest::of(&data), data.len() as u64));
+        Ok(())
+    }
 
     #[test]
     fn digest_parses_and_rejects() {

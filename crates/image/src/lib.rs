@@ -6,10 +6,13 @@
 //! # On-disk layout (under the store root, e.g. `<data-root>/image`)
 //!
 //! - `blobs/sha256/<hex>`: content (configs, manifests, layer blobs exactly as received). Written into
-//!   `ingest/` while hashed, fsynced, and renamed into place only when the digest is right.
+//!   `ingest/` while hashed, fsynced, and renamed into place only when the digest is right. Pulled and
+//!   loaded uncompressed layers have no blob: their snapshot's files and tar split are the blob
+//!   ([`ImageStore::layer_blob`]).
 //! - `snapshots/<chain-id hex>/fs`: an unpacked layer in overlayfs diff form (whiteouts are 0/0 char
 //!   devices, opaque dirs carry `trusted.overlay.opaque=y`); `snapshots/<chain-id hex>/meta.json` holds
-//!   its diff ID and size. Built in `snapshots/tmp-*`, synced, renamed whole.
+//!   its diff ID and size, `snapshots/<chain-id hex>/tar-split` what rebuilds the layer tar from `fs/`.
+//!   Built in `snapshots/tmp-*`, synced, renamed whole.
 //! - `images/<id hex>.json`: one [`Image`] record per image; `repositories.json`: full reference → ID.
 //!   Written temp + fsync + rename, records after their content, references last.
 //!

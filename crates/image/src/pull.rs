@@ -6,15 +6,15 @@
 //! after its content and the tag last. A pull that fails or is killed leaves ingest files and temp
 //! snapshots, which the store removes (on drop, or at the next open).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::config::ImageConfig;
 use crate::content::BlobWriter;
 use crate::digest::{Digest, HashingReader};
-use crate::error::{Error, Result};
-use crate::layer::compress::{decompress, Compression, BUF_SIZE};
+use crate::error::{Error, IoContext, Result};
+use crate::layer::compress::{decompress, read_up_to, Compression, BUF_SIZE};
 use crate::reference::Reference;
 use crate::snapshot::{PendingSnapshot, SnapshotMeta};
 use crate::store::ImageStore;
@@ -33,10 +33,11 @@ impl Drop for StorePin {
     }
 }
 
-/// A layer blob received in full but not committed: its bytes in the ingest area and, when it was
-/// unpacked, the pending snapshot.
+/// A layer blob received in full but not committed: its bytes in the ingest area (unless it is an
+/// uncompressed layer that was unpacked: its snapshot's files and tar split give it back) and, when
+/// it was unpacked, the pending snapshot.
 pub struct ReceivedLayer {
-    blob: BlobWriter,
+    blob: Option<BlobWriter>,
     snapshot: Option<PendingSnapshot>,
     /// The uncompressed digest; `None` for a plain tar, whose diff ID is its blob digest.
     diff_id: Option<Digest>,
@@ -87,10 +88,16 @@ impl ImageStore {
         }
     }
 
-    /// True when the layer with this chain ID is unpacked and its blob is in the store, so a pull
-    /// need not fetch it.
+    /// True when the layer with this chain ID is unpacked and its blob is in the store (as a file,
+    /// or for an uncompressed one as the snapshot's files and tar split), so a pull need not fetch it.
     pub fn has_layer(&self, chain_id: &Digest, blob: &Digest) -> bool {
-        self.snapshots.meta(chain_id).is_some() && self.content.exists(blob)
+        match self.snapshots.meta(chain_id) {
+            Some(m) => {
+                self.content.exists(blob)
+                    || (m.diff_id == *blob && self.snapshots.has_split(chain_id))
+            }
+            None => false,
+        }
     }
 
     /// The file of a stored blob, for pushing it (`None` when the store does not have it).
@@ -98,6 +105,25 @@ impl ImageStore {
         self.content
             .exists(digest)
             .then(|| self.content.path(digest))
+    }
+
+    /// A layer's blob from `offset` on, for a push or a save: the stored file, or for an
+    /// uncompressed layer kept only as its snapshot, the tar rebuilt from the snapshot's files and
+    /// tar split (the same bytes, so the same digest).
+    pub fn layer_blob(&self, layer: &Layer, offset: u64) -> Result<Box<dyn Read + Send>> {
+        if self.content.exists(&layer.blob) {
+            let mut f = self.content.open_blob(&layer.blob)?;
+            f.seek(io::SeekFrom::Start(offset))
+                .ctx("seek", self.content.path(&layer.blob))?;
+            return Ok(Box::new(f));
+        }
+        if layer.blob == layer.diff_id && self.snapshots.has_split(&layer.chain_id) {
+            return Ok(Box::new(self.snapshots.layer_tar(&layer.chain_id, offset)?));
+        }
+        Err(Error::NotFound(format!(
+            "layer {} is not in the store",
+            layer.blob
+        )))
     }
 
     /// A whole (small) blob: a config or manifest to push.
@@ -110,13 +136,38 @@ impl ImageStore {
         self.snapshots.meta(chain_id).is_some()
     }
 
-    /// Reads a layer blob to its end, writing it to the ingest area and, with `unpack`, extracting
-    /// it (gzip, zstd or plain, detected by magic) into a pending snapshot as the bytes go by.
-    /// Nothing is committed; drop the result to discard it.
-    pub fn receive_layer(&self, blob: &mut dyn Read, unpack: bool) -> Result<ReceivedLayer> {
-        let mut writer = self.content.writer()?.in_background()?;
+    /// Reads a layer blob to its end and, with `unpack`, extracts it (gzip, zstd or plain, detected
+    /// by magic) into a pending snapshot as the bytes go by. A compressed blob is also written to the
+    /// ingest area, as it is (push sends it without recompressing); an uncompressed one that is
+    /// unpacked is not, since its snapshot's files and tar split give it back byte for byte.
+    /// `digest` is the blob's digest, which the caller checks as it reads (so it is not hashed here):
+    /// commit only after that check passed. Nothing is committed; drop the result to discard it.
+    pub fn receive_layer(
+        &self,
+        blob: &mut dyn Read,
+        unpack: bool,
+        digest: &Digest,
+    ) -> Result<ReceivedLayer> {
+        let read_err = |e: io::Error| Error::InvalidArchive(format!("reading layer: {e}"));
+        let mut head = [0u8; 4];
+        let n = read_up_to(blob, &mut head).map_err(read_err)?;
+        let head = &head[..n];
+        let mut whole = io::Cursor::new(head).chain(blob);
+        if unpack && Compression::detect(head) == Compression::None {
+            let (snap, _, _, stats) = self.snapshots.unpack_skip_plain_hash(&mut whole)?;
+            return Ok(ReceivedLayer {
+                blob: None,
+                snapshot: Some(snap),
+                diff_id: None,
+                size: stats.size,
+            });
+        }
+        let mut writer = self
+            .content
+            .writer_verified_by_caller(digest)?
+            .in_background()?;
         let mut tee = TeeReader {
-            inner: blob,
+            inner: &mut whole,
             out: &mut writer,
         };
         let (snapshot, diff_id, size) = if unpack {
@@ -125,7 +176,6 @@ impl ImageStore {
         } else {
             // The snapshot exists already (another image's blob of the same content): the blob
             // is kept, and its diff ID still checked.
-            let read_err = |e: io::Error| Error::InvalidArchive(format!("reading layer: {e}"));
             let (c, reader) =
                 decompress(io::BufReader::with_capacity(BUF_SIZE, &mut tee)).map_err(read_err)?;
             let diff_id = if c == Compression::None {
@@ -139,7 +189,7 @@ impl ImageStore {
             (None, diff_id, 0)
         };
         Ok(ReceivedLayer {
-            blob: writer.finish()?,
+            blob: Some(writer.finish()?),
             snapshot,
             diff_id,
             size,
@@ -169,10 +219,10 @@ impl ImageStore {
             let chain_id = Digest::chain(chain.as_ref(), want);
             let size = match l.received {
                 Some(r) => {
-                    let (blob, _) = if self.content.exists(&l.blob) {
-                        (l.blob.clone(), 0)
-                    } else {
-                        r.blob.commit(Some(&l.blob))?
+                    let blob = match r.blob {
+                        Some(w) if !self.content.exists(&l.blob) => w.commit(Some(&l.blob))?.0,
+                        // Kept as the snapshot's files and split (checked by the caller).
+                        _ => l.blob.clone(),
                     };
                     let got = r.diff_id.unwrap_or(blob);
                     if got != *want {
@@ -198,7 +248,7 @@ impl ImageStore {
                     }
                 }
                 None => {
-                    if !self.content.exists(&l.blob) {
+                    if !self.has_layer(&chain_id, &l.blob) {
                         return Err(Error::NotFound(format!(
                             "layer {} was removed during the pull",
                             l.blob
@@ -311,7 +361,7 @@ mod tests {
         let pin = store.pin();
 
         // A blob cut short: the diff ID cannot match, nothing is committed.
-        let short = store.receive_layer(&mut &blob[..blob.len() / 2], true);
+        let short = store.receive_layer(&mut &blob[..blob.len() / 2], true, &Digest::of(&blob));
         if let Ok(r) = short {
             let res = store.commit_pull(PulledImage {
                 config: config.clone(),
@@ -330,7 +380,7 @@ mod tests {
         assert!(store.list()?.is_empty());
         assert!(!store.content.exists(&Digest::of(&blob)));
 
-        let r = store.receive_layer(&mut &blob[..], true)?;
+        let r = store.receive_layer(&mut &blob[..], true, &Digest::of(&blob))?;
         let out = store.commit_pull(PulledImage {
             config,
             manifest,
@@ -352,12 +402,62 @@ mod tests {
         // The same content in another compression, its snapshot already there: not unpacked
         // again, but its diff ID is still computed (and a plain tar's is its blob digest).
         let z = zstd::stream::encode_all(&tar[..], 1).ctx("zstd", "layer")?;
-        let r = store.receive_layer(&mut &z[..], false)?;
+        let r = store.receive_layer(&mut &z[..], false, &Digest::of(&z))?;
         assert!(r.snapshot.is_none());
         assert_eq!(r.diff_id, Some(Digest::of(&tar)));
-        let r = store.receive_layer(&mut &tar[..], false)?;
+        let r = store.receive_layer(&mut &tar[..], false, &Digest::of(&tar))?;
         assert_eq!(r.diff_id, None);
         drop(r);
+
+        // An uncompressed layer is kept once: as its snapshot, no blob file, and the blob comes
+        // back byte for byte from the snapshot's files and tar split.
+        let plain = build_tar(&[E::Dir("d"), E::File("d/f", &[9u8; 3000])]);
+        let (config, _) = image_of(std::slice::from_ref(&plain));
+        let manifest = serde_json::to_vec(&json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": Digest::of(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": Digest::of(&plain), "size": plain.len()}]}))
+        .unwrap_or_default();
+        let r = store.receive_layer(&mut &plain[..], true, &Digest::of(&plain))?;
+        assert!(r.blob.is_none());
+        let out = store.commit_pull(PulledImage {
+            config,
+            manifest,
+            layers: vec![PulledLayer {
+                blob: Digest::of(&plain),
+                media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+                blob_size: plain.len() as u64,
+                received: Some(r),
+            }],
+            tag: Some(Reference::parse_normalized("plain:1")?),
+            repo_digest: "docker.io/library/plain@sha256:22".into(),
+        })?;
+        let layer = &out.image.layers[0];
+        assert!(!store.content.exists(&layer.blob));
+        assert!(store.has_layer(&layer.chain_id, &layer.blob));
+        let mut back = Vec::new();
+        store
+            .layer_blob(layer, 0)?
+            .read_to_end(&mut back)
+            .ctx("read", "rebuilt layer")?;
+        assert_eq!(back, plain);
+        let mut saved = Vec::new();
+        store.save(&["plain:1".to_string()], &mut saved)?;
+        let other = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let other = ImageStore::open(other.path())?;
+        let loaded = other.load(&mut &saved[..], &mut |_| {})?;
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].id, out.image.id);
+        let reloaded = other.get("plain:1")?;
+        assert!(!other.content.exists(&reloaded.layers[0].blob));
+        let mut again = Vec::new();
+        other
+            .layer_blob(&reloaded.layers[0], 0)?
+            .read_to_end(&mut again)
+            .ctx("read", "rebuilt layer")?;
+        assert_eq!(again, plain);
         // Reopening (which collects garbage) keeps everything the record uses.
         drop(store);
         let store = ImageStore::open(dir.path())?;

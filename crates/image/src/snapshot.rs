@@ -9,13 +9,17 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::content::unique_name;
-use crate::digest::{Digest, HashingReader};
+use crate::digest::{BackgroundHashingReader, Digest};
 use crate::error::{Error, IoContext, Result};
-use crate::layer::apply::{apply_layer, ApplyStats};
+use ::archive::{Split, SplitReader, SplitRecorder};
+
+use crate::layer::apply::{apply_layer_split, ApplyStats};
 use crate::layer::compress::{decompress, Compression, BUF_SIZE};
 
 const TMP_PREFIX: &str = "tmp";
 const META: &str = "meta.json";
+/// The layer's tar split (`archive::Split`), next to `fs/`.
+const SPLIT: &str = "tar-split";
 
 /// What a committed snapshot records about its layer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,20 +98,46 @@ impl Snapshots {
         hash_plain: bool,
     ) -> Result<(PendingSnapshot, Compression, Option<Digest>, ApplyStats)> {
         let snap = self.begin()?;
-        let (c, mut reader) = decompress(std::io::BufReader::with_capacity(BUF_SIZE, blob))
+        let (c, reader) = decompress(std::io::BufReader::with_capacity(BUF_SIZE, blob))
             .map_err(|e| Error::InvalidArchive(format!("reading layer: {e}")))?;
         let read_err = |e: std::io::Error| Error::InvalidArchive(format!("reading layer: {e}"));
-        if c == Compression::None && !hash_plain {
-            let stats = apply_layer(&snap.fs(), &mut reader)?;
-            std::io::copy(&mut reader, &mut std::io::sink()).map_err(read_err)?;
-            return Ok((snap, c, None, stats));
-        }
-        let mut hashing = HashingReader::new(reader);
-        let stats = apply_layer(&snap.fs(), &mut hashing)?;
-        // The tar reader stops at the end-of-archive blocks; the diff ID covers every byte.
-        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(read_err)?;
-        let (diff_id, _) = hashing.finish();
-        Ok((snap, c, Some(diff_id), stats))
+        // The tar reader stops at the end-of-archive blocks; the diff ID and the split cover every
+        // byte, so the rest is read through both.
+        let (stats, split, diff_id) = if c == Compression::None && !hash_plain {
+            let mut rec = SplitRecorder::new(reader);
+            let stats = apply_layer_split(&snap.fs(), &mut rec)?;
+            std::io::copy(&mut rec, &mut std::io::sink()).map_err(read_err)?;
+            (stats, rec.finish(), None)
+        } else {
+            // The diff ID is hashed on a helper thread while this one decompresses and unpacks.
+            let mut rec = SplitRecorder::new(BackgroundHashingReader::new(reader)?);
+            let stats = apply_layer_split(&snap.fs(), &mut rec)?;
+            std::io::copy(&mut rec, &mut std::io::sink()).map_err(read_err)?;
+            let (hashing, split) = rec.into_parts();
+            (stats, split, Some(hashing.finish()?.0))
+        };
+        snap.write_split(&split)?;
+        Ok((snap, c, diff_id, stats))
+    }
+
+    /// The tar split of a committed snapshot, if it has one: with the snapshot's files it gives
+    /// back the uncompressed layer tar (whose digest is the diff ID).
+    pub fn split(&self, chain_id: &Digest) -> Option<Split> {
+        let data = fs::read(self.path(chain_id).join(SPLIT)).ok()?;
+        Split::decode(&data).ok()
+    }
+
+    /// True when the committed snapshot has a tar split.
+    pub fn has_split(&self, chain_id: &Digest) -> bool {
+        self.path(chain_id).join(SPLIT).is_file()
+    }
+
+    /// The uncompressed layer tar of a snapshot rebuilt from its split and files, from `offset` on.
+    pub fn layer_tar(&self, chain_id: &Digest, offset: u64) -> Result<SplitReader> {
+        let split = self.split(chain_id).ok_or_else(|| {
+            Error::NotFound(format!("layer {chain_id}: no tar split in its snapshot"))
+        })?;
+        Ok(split.reader(&self.fs_path(chain_id), offset))
     }
 
     /// Deletes a snapshot: renamed to a temp name first so it vanishes atomically.
@@ -159,6 +189,12 @@ impl PendingSnapshot {
         self.dir.join("fs")
     }
 
+    /// Keeps the layer's tar split with the snapshot (synced with it at commit).
+    pub fn write_split(&self, split: &Split) -> Result<()> {
+        let p = self.dir.join(SPLIT);
+        fs::write(&p, split.encode()).ctx("write", &p)
+    }
+
     /// Writes the metadata, syncs the filesystem and renames the snapshot into place under `chain_id`.
     /// If that snapshot already exists (same layer unpacked by someone else) this one is discarded.
     pub fn commit(
@@ -169,6 +205,15 @@ impl PendingSnapshot {
     ) -> Result<()> {
         let dest = snapshots.path(chain_id);
         if snapshots.meta(chain_id).is_some() {
+            // Made meanwhile (or before splits were kept): give it this one's split if it lacks one,
+            // since the caller may keep no blob for the layer.
+            let ours = self.dir.join(SPLIT);
+            if ours.is_file() && !snapshots.has_split(chain_id) {
+                let fd = fs::File::open(&self.dir).ctx("open", &self.dir)?;
+                rustix::fs::syncfs(&fd).map_err(|e| Error::io("syncfs", &self.dir, e.into()))?;
+                let theirs = dest.join(SPLIT);
+                fs::rename(&ours, &theirs).ctx("rename", &theirs)?;
+            }
             return Ok(());
         }
         if dest.exists() {

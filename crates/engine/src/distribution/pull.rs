@@ -1,6 +1,7 @@
 //! `POST /images/create?fromImage=…`: resolve the reference, pick the platform's manifest, fetch the
-//! config, then every missing layer at once, each streamed from the socket through the digest check
-//! into the image store's blob writer and unpacker in one pass; commit when all are in.
+//! config, then the missing layers several at a time, each streamed from the socket through the
+//! digest check into the image store's unpacker (and, for a compressed layer, its blob writer) in
+//! one pass; commit when all are in.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -267,8 +268,12 @@ impl Engine {
         let (mut sink, source) = tokio::io::duplex(PIPE_SIZE);
         let mut reader = tokio_util::io::SyncIoBridge::new(source);
         let store = Arc::clone(&self.images);
-        let receiving =
-            tokio::task::spawn_blocking(move || store.receive_layer(&mut reader, unpack));
+        // The registry client checks the digest as the bytes pass (its result is awaited below
+        // before anything is kept), so the store does not hash the blob again.
+        let verified = blob.clone();
+        let receiving = tokio::task::spawn_blocking(move || {
+            store.receive_layer(&mut reader, unpack, &verified)
+        });
         let mut last = Instant::now() - PROGRESS_INTERVAL;
         let mut progress = |done: u64| {
             if last.elapsed() >= PROGRESS_INTERVAL || done == size {

@@ -3,7 +3,7 @@
 //! the manifest the image came with, byte for byte, so its digest is the one it was pulled or loaded
 //! under.
 //!
-//! Layers go as the store holds them: compressed as pulled, or uncompressed for images loaded,
+//! Layers go as the store holds them: compressed as pulled (the blob file), or uncompressed for images loaded,
 //! imported, committed or built here (Docker gzips those while pushing). Pushing them as they are
 //! keeps the manifest and its digest unchanged and costs no CPU; an uncompressed OCI layer
 //! (`application/vnd.oci.image.layer.v1.tar`) is valid for every client. On a slow link that costs
@@ -133,15 +133,22 @@ impl Engine {
                     .acquire()
                     .await
                     .map_err(|_| Error::System("push cancelled".into()))?;
-                let file = self.images.blob_path(&l.blob).ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "layer {} of {} is not in the store",
-                        l.blob,
-                        r.familiar()
-                    ))
-                })?;
+                let source = match self.images.blob_path(&l.blob) {
+                    Some(file) => Source::File(file),
+                    // An uncompressed layer kept as its snapshot: the tar rebuilt from it.
+                    None if self.images.has_layer(&l.chain_id, &l.blob) => {
+                        Source::Snapshot(l.clone())
+                    }
+                    None => {
+                        return Err(Error::NotFound(format!(
+                            "layer {} of {} is not in the store",
+                            l.blob,
+                            r.familiar()
+                        )))
+                    }
+                };
                 let done = self
-                    .push_blob(s, path, &l.blob, l.blob_size, mount, file, Some((id, tx)))
+                    .push_blob(s, path, &l.blob, l.blob_size, mount, source, Some((id, tx)))
                     .await?;
                 let status = match done {
                     BlobPush::Exists => "Layer already exists".to_string(),
@@ -161,8 +168,16 @@ impl Engine {
         let config_size = std::fs::metadata(&config)
             .map_err(|e| Error::System(format!("{}: {e}", config.display())))?
             .len();
-        self.push_blob(s, path, &img.id, config_size, None, config, None)
-            .await?;
+        self.push_blob(
+            s,
+            path,
+            &img.id,
+            config_size,
+            None,
+            Source::File(config),
+            None,
+        )
+        .await?;
         let manifest_digest = img.manifest_digest.clone();
         let manifest = self
             .blocking(move |st| Ok(st.read_blob(&manifest_digest)?))
@@ -207,18 +222,40 @@ impl Engine {
         digest: &image::Digest,
         size: u64,
         mount_from: Option<&str>,
-        file: PathBuf,
+        source: Source,
         progress: Option<(&String, &ProgressSender)>,
     ) -> Result<BlobPush> {
         let progress = progress.map(|(id, tx)| (id.clone(), tx.clone()));
         let open = |offset: u64| {
-            let file = file.clone();
+            let source = source.clone();
             let progress = progress.clone();
+            let store = std::sync::Arc::clone(&self.images);
             async move {
-                let mut f = tokio::fs::File::open(&file).await?;
-                f.seek(std::io::SeekFrom::Start(offset)).await?;
+                let inner: Pin<Box<dyn AsyncRead + Send>> = match source {
+                    Source::File(file) => {
+                        let mut f = tokio::fs::File::open(&file).await?;
+                        f.seek(std::io::SeekFrom::Start(offset)).await?;
+                        Box::pin(f)
+                    }
+                    Source::Snapshot(layer) => {
+                        // Rebuilt on a blocking thread, piped to the upload.
+                        let (w, r) = tokio::io::duplex(PIPE_SIZE);
+                        tokio::task::spawn_blocking(move || {
+                            let mut w = tokio_util::io::SyncIoBridge::new(w);
+                            let copied = store
+                                .layer_blob(&layer, offset)
+                                .map_err(std::io::Error::other)
+                                .and_then(|mut src| std::io::copy(&mut src, &mut w));
+                            if let Err(e) = copied {
+                                // The upload then ends short and the registry refuses it.
+                                tracing::warn!("rebuilding layer {} to push it: {e}", layer.blob);
+                            }
+                        });
+                        Box::pin(r)
+                    }
+                };
                 Ok(Counting {
-                    inner: f,
+                    inner,
                     done: offset,
                     total: size,
                     progress,
@@ -239,9 +276,21 @@ impl Engine {
     }
 }
 
+/// Where a pushed blob's bytes come from.
+#[derive(Clone)]
+enum Source {
+    /// A blob file in the store.
+    File(PathBuf),
+    /// An uncompressed layer the store keeps only as its snapshot (files and tar split).
+    Snapshot(image::Layer),
+}
+
+/// The pipe between a layer rebuilt from its snapshot and its upload.
+const PIPE_SIZE: usize = 1 << 20;
+
 /// A blob reader that reports `Pushing` progress as the upload reads it.
 struct Counting {
-    inner: tokio::fs::File,
+    inner: Pin<Box<dyn AsyncRead + Send>>,
     done: u64,
     total: u64,
     progress: Option<(String, ProgressSender)>,
@@ -255,7 +304,7 @@ impl AsyncRead for Counting {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let res = self.inner.as_mut().poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &res {
             let n = (buf.filled().len() - before) as u64;
             let this = &mut *self;

@@ -10,7 +10,7 @@ use std::io::{self, BufReader, Cursor, Read, Write};
 
 use crate::config::ImageConfig;
 use crate::content::BackgroundBlobWriter;
-use crate::digest::{is_hex64, Digest};
+use crate::digest::{is_hex64, BackgroundHashingReader, Digest};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::compress::{read_up_to, Compression, BUF_SIZE};
 use crate::manifest::{self, ArchiveManifestEntry, Descriptor, Index, Manifest};
@@ -45,6 +45,10 @@ struct Staged {
     unpacked: HashMap<Digest, Result<Unpacked>>,
     /// Blob → diff ID, for blobs known to be layers.
     diff_ids: HashMap<Digest, (Digest, Compression, u64)>,
+    /// Uncompressed layers kept only as snapshots (files and tar split), not as blobs: their size.
+    split_only: HashMap<Digest, u64>,
+    /// Such a layer → a committed snapshot of it, to unpack it again from (another chain).
+    split_chain: HashMap<Digest, Digest>,
 }
 
 impl Staged {
@@ -213,23 +217,58 @@ fn ingest_file(
             .take(12)
             .collect(),
     };
-    let mut writer = store.content.writer()?.in_background()?;
     let mut head = vec![0u8; 512];
     let n = read_up_to(entry, &mut head).map_err(|e| archive_err(&e))?;
     head.truncate(n);
-    writer.write_all(&head).ctx("write", "blob")?;
     let looks_like_layer = path.ends_with("/layer.tar")
         || Compression::detect(&head) != Compression::None
         || (head.len() >= 262 && &head[257..262] == b"ustar");
     let mut tee = Tee {
         inner: entry,
-        out: &mut writer,
+        out: None,
         progress,
         id: short,
         total,
         done: n as u64,
         reported: 0,
     };
+    if looks_like_layer && Compression::detect(&head) == Compression::None {
+        // An uncompressed layer is kept once: as its snapshot, whose files and tar split give the
+        // blob back byte for byte. It is hashed once, here (its diff ID is its digest), on a helper
+        // thread while this one unpacks.
+        let mut hashing = BackgroundHashingReader::new(Cursor::new(head).chain(&mut tee))?;
+        let res = store.snapshots.unpack_skip_plain_hash(&mut hashing);
+        io::copy(&mut hashing, &mut io::sink()).map_err(|e| archive_err(&e))?;
+        let (digest, size) = hashing.finish()?;
+        tee.finish();
+        if let Some(exp) = &expected {
+            if *exp != digest {
+                return Err(Error::DigestMismatch {
+                    what: format!("blob {exp}"),
+                    expected: exp.to_string(),
+                    actual: digest.to_string(),
+                });
+            }
+        }
+        let res = res.map(|(snap, compression, _, stats)| Unpacked {
+            snap,
+            compression,
+            diff_id: digest.clone(),
+            size: stats.size,
+        });
+        if let Ok(u) = &res {
+            staged
+                .diff_ids
+                .insert(digest.clone(), (u.diff_id.clone(), u.compression, u.size));
+            staged.split_only.insert(digest.clone(), size);
+        }
+        staged.unpacked.insert(digest.clone(), res);
+        staged.files.insert(path.to_string(), digest);
+        return Ok(());
+    }
+    let mut writer = store.content.writer()?.in_background()?;
+    writer.write_all(&head).ctx("write", "blob")?;
+    tee.out = Some(&mut writer);
     let unpacked = if looks_like_layer {
         let mut reader = Cursor::new(head).chain(&mut tee);
         let res = store.snapshots.unpack_skip_plain_hash(&mut reader);
@@ -241,6 +280,7 @@ fn ingest_file(
         None
     };
     tee.finish();
+    drop(tee);
     let (digest, _) = writer.finish()?.commit(expected.as_ref())?;
     // An uncompressed layer's diff ID is its blob digest.
     let unpacked = unpacked.map(|res| {
@@ -266,7 +306,7 @@ fn ingest_file(
 /// Copies what is read into the blob writer and reports progress.
 struct Tee<'a> {
     inner: &'a mut dyn Read,
-    out: &'a mut BackgroundBlobWriter,
+    out: Option<&'a mut BackgroundBlobWriter>,
     progress: &'a mut dyn FnMut(LoadProgress),
     id: String,
     total: u64,
@@ -287,7 +327,9 @@ impl Tee<'_> {
 impl Read for Tee<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
+        if let Some(out) = &mut self.out {
+            out.write_all(&buf[..n])?;
+        }
         self.done += n as u64;
         if self.done - self.reported >= PROGRESS_STEP {
             self.reported = self.done;
@@ -460,6 +502,12 @@ fn prepare(store: &ImageStore, staged: &mut Staged, p: &Planned) -> Result<Image
                         size: got.2,
                     },
                 )?;
+                if staged.split_only.contains_key(blob) {
+                    staged
+                        .split_chain
+                        .entry(blob.clone())
+                        .or_insert_with(|| chain_id.clone());
+                }
                 got
             }
             None => match (
@@ -472,8 +520,11 @@ fn prepare(store: &ImageStore, staged: &mut Staged, p: &Planned) -> Result<Image
                     (want.clone(), Compression::None, meta.size)
                 }
                 _ => {
-                    let (snap, c, diff_id, stats) =
-                        store.snapshots.unpack(store.content.open_blob(blob)?)?;
+                    let source: Box<dyn Read> = match staged.split_chain.get(blob) {
+                        Some(first) => Box::new(store.snapshots.layer_tar(first, 0)?),
+                        None => Box::new(store.content.open_blob(blob)?),
+                    };
+                    let (snap, c, diff_id, stats) = store.snapshots.unpack(source)?;
                     check_diff(blob, want, &diff_id)?;
                     snap.commit(
                         &store.snapshots,
@@ -499,7 +550,10 @@ fn prepare(store: &ImageStore, staged: &mut Staged, p: &Planned) -> Result<Image
             chain_id: chain_id.clone(),
             blob: blob.clone(),
             media_type,
-            blob_size: store.content.size(blob)?,
+            blob_size: match staged.split_only.get(blob) {
+                Some(size) => *size,
+                None => store.content.size(blob)?,
+            },
             size,
         });
         chain = Some(chain_id);

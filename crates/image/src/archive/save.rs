@@ -48,7 +48,15 @@ pub(crate) fn save(store: &ImageStore, names: &[String], out: &mut dyn Write) ->
     for (img, _) in &images {
         for d in crate::store::blobs_of(img) {
             if written.insert(d.clone()) {
-                write_blob(store, &mut tar, &d, &mut buf)?;
+                let kept_as_snapshot = img
+                    .layers
+                    .iter()
+                    .find(|l| l.blob == d)
+                    .filter(|_| !store.content.exists(&d));
+                match kept_as_snapshot {
+                    Some(l) => write_layer_from_snapshot(store, &mut tar, l, &mut buf)?,
+                    None => write_blob(store, &mut tar, &d, &mut buf)?,
+                }
             }
         }
     }
@@ -162,6 +170,25 @@ fn write_blob<W: Write>(
     };
     tar.append_data(&mut h, blob_path(d), reader)
         .map_err(|e| Error::io("write", store.content.path(d), e))
+}
+
+/// An uncompressed layer the store keeps only as its snapshot: the tar rebuilt from its files and
+/// tar split.
+fn write_layer_from_snapshot<W: Write>(
+    store: &ImageStore,
+    tar: &mut tar::Builder<W>,
+    layer: &crate::Layer,
+    buf: &mut [u8],
+) -> Result<()> {
+    let mut h = header(tar::EntryType::Regular, layer.blob_size, 0o644);
+    let reader = BigRead {
+        inner: store.layer_blob(layer, 0)?,
+        buf,
+        pos: 0,
+        len: 0,
+    };
+    tar.append_data(&mut h, blob_path(&layer.blob), reader)
+        .map_err(|e| Error::io("write", format!("layer {}", layer.blob), e))
 }
 
 /// A reader with a caller-provided large buffer.

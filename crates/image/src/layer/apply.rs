@@ -22,29 +22,44 @@ pub struct ApplyStats {
 /// Refuses hostile entries with [`Error::UnsafePath`] and never writes outside `root`; the caller
 /// discards `root` on error.
 pub fn apply_layer(root: &Path, tar: impl Read) -> Result<ApplyStats> {
-    let stats = ::archive::extract_into(root, tar, &::archive::Options::layer()).map_err(|e| {
-        use ::archive::Error as A;
-        let unsafe_path = |path: String, reason: String| Error::UnsafePath { path, reason };
-        match e {
-            A::Read(e) => Error::InvalidArchive(format!("reading layer tar: {e}")),
-            A::Io { op, path, source } => Error::io(op, path, source),
-            A::Unsafe { path, reason } => unsafe_path(path, reason),
-            A::SymlinkEscape { path, target } => unsafe_path(
-                path,
-                format!("symlink target {target:?} climbs above the layer root"),
-            ),
-            A::Device { path } => {
-                unsafe_path(path, "device nodes are not allowed in layers".into())
-            }
-            e @ (A::Outside { .. } | A::OverwriteDir { .. } | A::OverwriteNonDir { .. }) => {
-                unsafe_path(String::new(), e.to_string())
-            }
-        }
-    })?;
+    let stats =
+        ::archive::extract_into(root, tar, &::archive::Options::layer()).map_err(layer_error)?;
     Ok(ApplyStats {
         size: stats.size,
         entries: stats.entries,
     })
+}
+
+/// [`apply_layer`], recording the layer's tar split in `tar` (see [`::archive::Split`]).
+pub fn apply_layer_split<R: Read>(
+    root: &Path,
+    tar: &mut ::archive::SplitRecorder<R>,
+) -> Result<ApplyStats> {
+    let stats = ::archive::extract_into_split(root, tar, &::archive::Options::layer())
+        .map_err(layer_error)?;
+    Ok(ApplyStats {
+        size: stats.size,
+        entries: stats.entries,
+    })
+}
+
+/// The archive crate's refusals in the image store's words.
+fn layer_error(e: ::archive::Error) -> Error {
+    use ::archive::Error as A;
+    let unsafe_path = |path: String, reason: String| Error::UnsafePath { path, reason };
+    match e {
+        A::Read(e) => Error::InvalidArchive(format!("reading layer tar: {e}")),
+        A::Io { op, path, source } => Error::io(op, path, source),
+        A::Unsafe { path, reason } => unsafe_path(path, reason),
+        A::SymlinkEscape { path, target } => unsafe_path(
+            path,
+            format!("symlink target {target:?} climbs above the layer root"),
+        ),
+        A::Device { path } => unsafe_path(path, "device nodes are not allowed in layers".into()),
+        e @ (A::Outside { .. } | A::OverwriteDir { .. } | A::OverwriteNonDir { .. }) => {
+            unsafe_path(String::new(), e.to_string())
+        }
+    }
 }
 
 #[cfg(test)]
