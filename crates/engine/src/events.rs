@@ -2,7 +2,7 @@
 //! queries, and broadcast to live `/events` subscribers.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -10,8 +10,11 @@ use tokio::sync::broadcast;
 
 use crate::filters::Filters;
 
-/// How many past events are kept for `since` (dockerd keeps 256).
-const HISTORY: usize = 1024;
+/// Past events kept for `since` (dockerd keeps 256: measured with Debian's dockerd 20.10, and
+/// moby's `eventsLimit`).
+const HISTORY: usize = 256;
+/// How far a live subscriber may fall behind before it misses events.
+const LIVE_BUFFER: usize = 1024;
 
 /// One event, serialised as Docker's `EventMessage` (with the legacy `status`/`id`/`from` fields that
 /// older clients and docker-py still read).
@@ -109,16 +112,18 @@ impl Event {
 }
 
 /// Publisher and history of events; owned by the engine, read by the API.
+/// Each event is one allocation shared by the history and the live feed's ring (which keeps what it
+/// sent until overwritten), not a copy in each.
 pub struct Events {
-    history: Mutex<VecDeque<Event>>,
-    live: broadcast::Sender<Event>,
+    history: Mutex<VecDeque<Arc<Event>>>,
+    live: broadcast::Sender<Arc<Event>>,
 }
 
 impl Default for Events {
     fn default() -> Self {
         Events {
             history: Mutex::new(VecDeque::with_capacity(HISTORY)),
-            live: broadcast::channel(HISTORY).0,
+            live: broadcast::channel(LIVE_BUFFER).0,
         }
     }
 }
@@ -131,14 +136,18 @@ impl Events {
         if history.len() == HISTORY {
             history.pop_front();
         }
-        history.push_back(event.clone());
+        let event = Arc::new(event);
+        history.push_back(Arc::clone(&event));
         // Subscribe happens under the same lock, so no event falls between the history and the live feed.
         // A broadcast: no subscriber is the common case.
         let _ = self.live.send(event);
     }
 
     /// Past events at or after `since_nanos` (none when `None`) and a receiver for every later one.
-    pub fn subscribe(&self, since_nanos: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
+    pub fn subscribe(
+        &self,
+        since_nanos: Option<i64>,
+    ) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
         let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let past = match since_nanos {
             Some(since) => history
@@ -174,7 +183,10 @@ mod tests {
         let (past, mut rx) = bus.subscribe(Some(0));
         assert_eq!(past.len(), 1);
         bus.publish(tag_event());
-        assert_eq!(rx.try_recv().map(|e| e.action).ok().as_deref(), Some("tag"));
+        assert_eq!(
+            rx.try_recv().map(|e| e.action.clone()).ok().as_deref(),
+            Some("tag")
+        );
         let (none, _) = bus.subscribe(None);
         assert!(none.is_empty());
     }
