@@ -9,12 +9,13 @@
 //!
 //! A release build also lays its code out in `text-order.txt`'s order (lld's `--symbol-ordering-file`): the
 //! functions the daemon runs, first those of the start and five `docker run --rm`, then those of a burst of
-//! 50 containers, written by `bench/memory.sh --touched crates/berth/text-order.txt`. Why: the kernel maps
-//! a binary's text in 64 KB windows around each page that runs (fault-around), and with the daemon's code
-//! scattered among the CLI's, the builder's and the registry client's, those windows made 11 of its 16 MB
-//! resident while it ran 5 MB of pages. Packed together, the daemon's code is mapped once. Names the
-//! file lists that a build no longer has (renamed or re-instantiated functions) are ignored, so a stale
-//! file costs memory, never correctness; regenerate it when `bench/memory.sh` shows the text growing.
+//! 50 containers, written by `bench/memory/order.sh` (a uprobe on every function, the ones hit kept). Why:
+//! the kernel maps a binary's text in 64 KB windows around each page that runs (fault-around), and with the
+//! daemon's code scattered among the CLI's, the builder's and the registry client's, those windows made 11 of
+//! its 16 MB resident while it ran 5 MB of pages; laid out, 2.5 MB is. Packed together, the daemon's code is
+//! mapped once. Names the file lists that a build no longer has (renamed or re-instantiated functions) are
+//! ignored, so a stale file costs memory, never correctness; regenerate it when `bench/memory.sh` shows the
+//! text growing.
 fn main() {
     println!("cargo:rerun-if-env-changed=BERTH_PIE");
     println!("cargo:rerun-if-changed=text-order.txt");
