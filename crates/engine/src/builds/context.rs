@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use archive::{EntryType, ObservedEntry, Observer};
 use build::context::{FileSum, HashHeader};
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 
 /// Extracts `tar` into the new directory `dir`; returns the content hashes of what it made, as
 /// [`build::context::SourceTree::with_sums`] takes them.
@@ -20,8 +20,7 @@ pub(super) fn extract(
     dir: &Path,
     memo: &SumMemo,
 ) -> Result<HashMap<String, String>> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::System(format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut head = [0u8; 6];
     let n = read_up_to(tar, &mut head)?;
     // bzip2 ("BZh") and xz (fd 37 7a 58 5a 00) contexts are what the API also allows; Berth reads the two
@@ -44,7 +43,7 @@ pub(super) fn extract(
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .map_err(|e| Error::System(format!("opening {}: {e}", dir.display())))?;
+    .with_context(|| format!("opening {}", dir.display()))?;
     let mut sums = Sums::default();
     archive::extract_observed(
         std::os::fd::AsFd::as_fd(&root),
@@ -57,7 +56,7 @@ pub(super) fn extract(
         if e.is_refusal() {
             Error::InvalidParameter(format!("build context: {e}"))
         } else {
-            Error::System(format!("extracting the build context: {e}"))
+            Error::system("extracting the build context", e)
         }
     })?;
     Ok(sums.finish(dir, memo))
@@ -250,7 +249,7 @@ pub(super) fn dockerfile(dir: &Path, name: &str) -> Result<Vec<u8>> {
         )));
     }
     let root = std::fs::canonicalize(dir)
-        .map_err(|e| Error::System(format!("the build context {}: {e}", dir.display())))?;
+        .with_context(|| format!("the build context {}", dir.display()))?;
     let mut candidates = vec![rel.to_owned()];
     if rel == "Dockerfile" {
         candidates.push("dockerfile".to_owned());
@@ -261,8 +260,7 @@ pub(super) fn dockerfile(dir: &Path, name: &str) -> Result<Vec<u8>> {
         // still point anywhere: it is read only if it resolves inside the context.
         match std::fs::canonicalize(&p) {
             Ok(real) if real.starts_with(&root) && real.is_file() => {
-                return std::fs::read(&real)
-                    .map_err(|e| Error::System(format!("reading {c}: {e}")));
+                return std::fs::read(&real).with_context(|| format!("reading {c}"));
             }
             _ => continue,
         }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use build::dispatch::ProgressSink;
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::Engine;
 
 /// The options of a build and the limits of its RUN containers, as the `build` crate takes them (re-exported
@@ -243,7 +243,7 @@ impl Engine {
                 let path = e.path();
                 reclaimed += disk_usage(&path);
                 std::fs::remove_dir_all(&path)
-                    .map_err(|err| Error::System(format!("removing {}: {err}", path.display())))?;
+                    .with_context(|| format!("removing {}", path.display()))?;
                 deleted.push(e.file_name().to_string_lossy().into_owned());
             }
         }

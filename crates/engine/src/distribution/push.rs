@@ -21,7 +21,7 @@ use registry::{BlobPush, Session, UploadMode};
 use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
 use super::{parse_auth, registry_error, send, Progress, ProgressSender};
-use crate::error::{Error, Result};
+use crate::error::{Context as _, Error, Result};
 use crate::Engine;
 
 /// Layers uploaded at the same time (dockerd: 5).
@@ -166,7 +166,7 @@ impl Engine {
             Error::NotFound(format!("config of {} is not in the store", r.familiar()))
         })?;
         let config_size = std::fs::metadata(&config)
-            .map_err(|e| Error::System(format!("{}: {e}", config.display())))?
+            .with_context(|| config.display().to_string())?
             .len();
         self.push_blob(
             s,
