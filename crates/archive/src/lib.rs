@@ -9,6 +9,8 @@
 //!   nodes, whiteouts (image layers: AUFS `.wh.` names to overlayfs' form), owners, replacing directories.
 //! - [`extract_into_split`] extracts a layer while recording its [`Split`]: the bytes the tree does
 //!   not hold, so the tar can be rebuilt byte for byte from the tree (an image store keeps a layer once).
+//! - [`read_members`] reads a tar member by member without writing anything (a `docker save` archive,
+//!   whose members the image store takes in by digest).
 //! - [`Writer`] archives a tree found through directory fds (never following a symlink below its start)
 //!   or single entries, with PAX records for long names and link names and for xattrs, hard links found
 //!   by (dev, ino), and optionally overlayfs whiteouts written in the AUFS form layers carry.
@@ -20,6 +22,7 @@ mod error;
 mod extract;
 pub mod memtar;
 mod path;
+mod read;
 mod resolve;
 mod split;
 mod write;
@@ -33,6 +36,7 @@ pub use extract::{
     Stats, Whiteouts,
 };
 pub use path::{DotDot, Rebase};
+pub use read::{read_members, Member, MemberKind, ReadError};
 pub use resolve::Resolution;
 pub use split::{extract_into_split, Split, SplitReader, SplitRecorder};
 pub use write::{EntryHeader, WriteOptions, Writer};

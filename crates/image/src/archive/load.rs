@@ -135,62 +135,56 @@ fn archive_err(e: &io::Error) -> Error {
     Error::InvalidArchive(format!("reading archive: {e}"))
 }
 
-/// Streams the outer tar once.
+/// Streams the outer tar once (through the archive crate's member reader: nothing here makes files from
+/// the archive's names; blobs are filed by digest).
 fn read_archive(
     store: &ImageStore,
     archive: &mut dyn Read,
     progress: &mut dyn FnMut(LoadProgress),
 ) -> Result<Staged> {
+    use ::archive::MemberKind;
     let mut staged = Staged::default();
-    let mut tar = tar::Archive::new(BufReader::with_capacity(BUF_SIZE, archive));
-    let mut seen_any = false;
-    for entry in tar.entries().map_err(|e| archive_err(&e))? {
-        let mut entry = entry.map_err(|e| archive_err(&e))?;
-        seen_any = true;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let members = ::archive::read_members(BufReader::with_capacity(BUF_SIZE, archive), |m| {
+        let raw = String::from_utf8_lossy(&m.path).into_owned();
         let Some(path) = normalize(&raw) else {
-            continue;
+            return Ok(());
         };
-        match entry.header().entry_type() {
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                let Some(target) = entry
-                    .link_name_bytes()
-                    .map(|t| String::from_utf8_lossy(&t).into_owned())
-                else {
-                    continue;
-                };
-                let resolved = if entry.header().entry_type() == tar::EntryType::Symlink {
-                    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-                    normalize(&format!("{dir}/{target}"))
-                } else {
-                    normalize(&target)
-                };
-                if let Some(t) = resolved {
+        match m.kind {
+            MemberKind::Symlink { target } => {
+                let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+                let target = String::from_utf8_lossy(&target);
+                if let Some(t) = normalize(&format!("{dir}/{target}")) {
                     staged.links.insert(path, t);
                 }
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let size = entry.header().size().map_err(|e| archive_err(&e))?;
-                if is_metadata(&path) {
-                    if size > MAX_METADATA {
-                        return Err(Error::InvalidArchive(format!(
-                            "{path} is too large ({size} bytes)"
-                        )));
-                    }
-                    let mut data = Vec::with_capacity(size as usize);
-                    entry.read_to_end(&mut data).map_err(|e| archive_err(&e))?;
-                    staged.meta.insert(path, data);
-                } else {
-                    ingest_file(store, &mut staged, &path, size, &mut entry, progress)?;
+            MemberKind::HardLink { target } => {
+                if let Some(t) = normalize(&String::from_utf8_lossy(&target)) {
+                    staged.links.insert(path, t);
                 }
             }
-            _ => {}
+            MemberKind::File { size } if is_metadata(&path) => {
+                if size > MAX_METADATA {
+                    return Err(Error::InvalidArchive(format!(
+                        "{path} is too large ({size} bytes)"
+                    )));
+                }
+                let mut data = Vec::with_capacity(size as usize);
+                m.data.read_to_end(&mut data).map_err(|e| archive_err(&e))?;
+                staged.meta.insert(path, data);
+            }
+            MemberKind::File { size } => {
+                ingest_file(store, &mut staged, &path, size, m.data, progress)?;
+            }
+            MemberKind::Other => {}
         }
+        Ok(())
+    });
+    match members {
+        Ok(0) => Err(Error::InvalidArchive("empty archive".into())),
+        Ok(_) => Ok(staged),
+        Err(::archive::ReadError::Tar(e)) => Err(archive_err(&e)),
+        Err(::archive::ReadError::Caller(e)) => Err(e),
     }
-    if !seen_any {
-        return Err(Error::InvalidArchive("empty archive".into()));
-    }
-    Ok(staged)
 }
 
 /// Puts one archive member into the blob store, unpacking it on the fly when it looks like a layer.
