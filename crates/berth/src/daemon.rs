@@ -2,13 +2,11 @@
 //! socket until SIGTERM or SIGINT.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use rustix::fs::{flock, FlockOperation};
 
 /// Flags of `berth daemon`, named as dockerd names them.
 #[derive(Debug, clap::Args)]
@@ -251,17 +249,11 @@ fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
 /// Takes an exclusive lock on `DATA_ROOT/berth.lock` for the daemon's lifetime.
 fn lock_data_root(data_root: &Path) -> anyhow::Result<File> {
     let path = data_root.join("berth.lock");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-        let holder = std::fs::read_to_string(&path).unwrap_or_default();
-        let holder = holder.trim();
-        bail!(
+    match engine::lock_exclusive(&path, &std::process::id().to_string())
+        .with_context(|| format!("opening {}", path.display()))?
+    {
+        Ok(file) => Ok(file),
+        Err(holder) => bail!(
             "another berth daemon is already using data root {}{}",
             data_root.display(),
             if holder.is_empty() {
@@ -269,11 +261,8 @@ fn lock_data_root(data_root: &Path) -> anyhow::Result<File> {
             } else {
                 format!(" (pid {holder})")
             }
-        );
+        ),
     }
-    file.set_len(0)?;
-    write!(file, "{}", std::process::id())?;
-    Ok(file)
 }
 
 fn write_pidfile(path: &Path) -> anyhow::Result<()> {

@@ -58,6 +58,35 @@ impl HostInfo {
     }
 }
 
+/// Takes an exclusive, non-blocking `flock` on `path` (made if missing) for as long as the returned file
+/// stays open, and writes `holder` into it for whoever finds it taken. If another process holds it, the
+/// inner error is what that process wrote there (trimmed). The daemon's data-root lock and the bridge
+/// lock are both this.
+pub fn lock_exclusive(
+    path: &Path,
+    holder: &str,
+) -> std::io::Result<std::result::Result<std::fs::File, String>> {
+    use std::io::{Read, Seek, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut taken_by = String::new();
+        // What the holder wrote is only for the message; an unreadable file leaves it empty.
+        if let Err(e) = file.read_to_string(&mut taken_by) {
+            tracing::debug!(path = %path.display(), error = %e, "reading a lock's holder");
+        }
+        return Ok(Err(taken_by.trim().to_owned()));
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(holder.as_bytes())?;
+    Ok(Ok(file))
+}
+
 /// Maps `uname -m` to Go's GOARCH names, which image configs and the API use.
 pub fn go_arch(machine: &str) -> &'static str {
     match machine {

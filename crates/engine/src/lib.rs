@@ -9,6 +9,7 @@ mod error;
 pub mod events;
 pub mod filters;
 mod host;
+pub use host::lock_exclusive;
 mod images;
 pub mod networks;
 mod system;

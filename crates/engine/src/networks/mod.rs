@@ -299,7 +299,6 @@ pub(crate) fn net_err(e: network::Error) -> Error {
 /// so that two daemons never manage one bridge: each would hand out the same addresses and rewrite the
 /// other's firewall rules.
 fn lock_bridge(bridge: &str, data_root: &Path) -> Result<std::fs::File> {
-    use std::io::{Read, Seek, Write};
     use std::os::unix::fs::MetadataExt;
     let netns = std::fs::metadata("/proc/self/ns/net")
         .context("reading this process's network namespace")?
@@ -307,36 +306,18 @@ fn lock_bridge(bridge: &str, data_root: &Path) -> Result<std::fs::File> {
     let dir = Path::new("/run/berth");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("bridge-{netns}-{bridge}.lock"));
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        let mut holder = String::new();
-        if let Err(e) = file.read_to_string(&mut holder) {
-            tracing::debug!(path = %path.display(), error = %e, "reading the bridge lock's holder");
-        }
-        return Err(Error::Conflict(format!(
-            "the bridge {bridge} is managed by another berth daemon ({}): give this daemon a bridge of its own with --bridge NAME and --bip CIDR, or run it without one (--bridge none)",
-            holder.trim()
-        )));
-    }
     let holder = format!(
         "pid {}, data root {}",
         std::process::id(),
         data_root.display()
     );
-    let written = file
-        .set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(holder.as_bytes()));
-    if let Err(e) = written {
-        tracing::debug!(path = %path.display(), error = %e, "recording the bridge lock's holder");
-    }
-    Ok(file)
+    crate::host::lock_exclusive(&path, &holder)
+        .with_context(|| format!("opening {}", path.display()))?
+        .map_err(|taken_by| {
+            Error::Conflict(format!(
+                "the bridge {bridge} is managed by another berth daemon ({taken_by}): give this daemon a bridge of its own with --bridge NAME and --bip CIDR, or run it without one (--bridge none)"
+            ))
+        })
 }
 
 fn now() -> String {
