@@ -8,14 +8,10 @@
 #                               each page of the binary's text a VMA of its own, so fault-around maps only
 #                               the pages that run: the RSS is then what a perfect code layout would cost,
 #                               and the executed pages are attributed to crates.
-#   bench/memory.sh --touched FILE   also writes the functions on the executed pages to FILE, in the order
-#                               the workload first ran them: the text order for crates/berth/text-order.txt
-#                               (see bench/memory/order.sh).
+#   (crates/berth/text-order.txt, the code layout, is written by bench/memory/order.sh.)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TOUCHED=${1:-}
-ORDER=${2:-}
-[ -z "$ORDER" ] || { ORDER=$(readlink -f "$ORDER"); : >"$ORDER"; }
 for t in docker python3 /bin/busybox unshare nm; do
     command -v "$t" >/dev/null || { echo "missing: $t" >&2; exit 2; }
 done
@@ -41,7 +37,6 @@ run() {
     export DOCKER_HOST=unix://$S DOCKER_CONFIG=$T/dc
     local flags=()
     [ "$mode" = touched ] && flags=(--touched)
-    [ "$mode" = touched ] && [ -n "$ORDER" ] && flags+=(--order "$ORDER")
     sleep 1
     echo "-- [$mode] idle after start"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" | head -6
     mkdir -p "$T/rootfs/bin"

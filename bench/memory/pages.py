@@ -2,10 +2,7 @@
 really executed (needs the process to run with split-text.so, which gives each text page a VMA of its own so
 the kernel's 64 KiB fault-around cannot map pages the code never ran), attributed to crates.
 
-    python3 pages.py PID BINARY [--touched [--order FILE]]
-
---order FILE appends to FILE the (mangled) names of the functions on the executed pages, in address order,
-once each: the input of lld's --symbol-ordering-file (see bench/memory/order.sh).
+    python3 pages.py PID BINARY [--touched]
 """
 import collections
 import re
@@ -14,7 +11,6 @@ import sys
 
 pid, binary = int(sys.argv[1]), sys.argv[2]
 touched_mode = "--touched" in sys.argv[3:]
-order_file = sys.argv[sys.argv.index("--order") + 1] if "--order" in sys.argv else None
 
 kinds = collections.Counter()
 text_pages = []  # (start, end) of each resident text VMA
@@ -66,30 +62,3 @@ if touched_mode:
     for c, b in by_crate.most_common(25):
         print(f"  {c:28} {b // 1024:7} kB")
 
-if touched_mode and order_file:
-    import os
-    seen = set()
-    if os.path.exists(order_file):
-        seen = set(open(order_file).read().split())
-    out = subprocess.run(["nm", "-n", "-S", "--defined-only", binary], capture_output=True, text=True)
-    mangled = []
-    for line in out.stdout.splitlines():
-        f = line.split(" ", 3)
-        if len(f) == 4 and f[2] in "tTwW":
-            mangled.append((int(f[0], 16), int(f[1], 16), f[3]))
-    new = []
-    i = 0
-    for lo, hi in text_pages:
-        while i < len(mangled) and mangled[i][0] + max(mangled[i][1], 1) <= lo:
-            i += 1
-        j = i
-        while j < len(mangled) and mangled[j][0] < hi:
-            n = mangled[j][2]
-            if n not in seen:
-                seen.add(n)
-                new.append(n)
-            j += 1
-    with open(order_file, "a") as f:
-        for n in new:
-            f.write(n + "\n")
-    print(f"{len(new)} functions added to {order_file}")
