@@ -38,7 +38,7 @@ run() {
     local flags=()
     [ "$mode" = touched ] && flags=(--touched)
     sleep 1
-    echo "-- [$mode] idle after start"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" | head -6
+    echo "-- [$mode] idle after start"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" | sed -n 1,6p
     mkdir -p "$T/rootfs/bin"
     cp /bin/busybox "$T/rootfs/bin/"
     for a in sh true sleep; do ln -sf busybox "$T/rootfs/bin/$a"; done
@@ -48,7 +48,7 @@ run() {
     echo "-- [$mode] after five docker run --rm and 3 s"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" "${flags[@]}"
     local ids=()
     for i in $(seq 50); do ids+=("$(docker run -d busybox sleep 1000)"); done
-    echo "-- [$mode] 50 running"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" | head -1
+    echo "-- [$mode] 50 running"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" | sed -n 1p
     docker rm -f "${ids[@]}" >/dev/null
     sleep 5
     echo "-- [$mode] 5 s after removing the 50"; python3 "$ROOT/bench/memory/pages.py" "$P" "$BERTH" "${flags[@]}"

@@ -1,6 +1,8 @@
 //! A running container's output fan-out: the engine holds one attach connection to the shim and copies what
 //! it gets to every API client attached to the container; stdin from an attached client goes the other way.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, watch, Mutex};
 
@@ -18,7 +20,11 @@ pub struct Frame {
 
 /// The output and stdin of one container, shared by its attached clients.
 pub struct Hub {
-    output: broadcast::Sender<Frame>,
+    /// Made by the first subscriber: the channel's ring of `BACKLOG` slots is about 240 KB, and most
+    /// containers (`run -d`, compose services) never have a client attached, so a hub for each of 50
+    /// running containers would hold 12 MB for nothing. Output sent before anyone subscribes is dropped
+    /// either way: a broadcast keeps nothing for receivers that do not exist yet.
+    output: OnceLock<broadcast::Sender<Frame>>,
     closed: watch::Sender<bool>,
     stdin: Mutex<Option<mpsc::Sender<Option<Bytes>>>>,
     stdin_rx: Mutex<Option<mpsc::Receiver<Option<Bytes>>>>,
@@ -28,7 +34,7 @@ impl Default for Hub {
     fn default() -> Self {
         let (tx, rx) = mpsc::channel(64);
         Hub {
-            output: broadcast::channel(BACKLOG).0,
+            output: OnceLock::new(),
             closed: watch::channel(false).0,
             stdin: Mutex::new(Some(tx)),
             stdin_rx: Mutex::new(Some(rx)),
@@ -48,15 +54,20 @@ impl Hub {
     /// Subscribes to the output from now on.
     pub fn subscribe(&self) -> Subscription {
         Subscription {
-            output: self.output.subscribe(),
+            output: self
+                .output
+                .get_or_init(|| broadcast::channel(BACKLOG).0)
+                .subscribe(),
             closed: self.closed.subscribe(),
         }
     }
 
     /// Publishes a frame to every subscriber.
     pub fn publish(&self, frame: Frame) {
-        // A broadcast: no attached reader is the common case.
-        let _ = self.output.send(frame);
+        if let Some(output) = self.output.get() {
+            // A broadcast: no attached reader is the common case.
+            let _ = output.send(frame);
+        }
     }
 
     /// Marks the output as ended; subscribers finish once they have drained what was sent.
