@@ -453,6 +453,9 @@ impl Engine {
         let layout = Layout::new(dir);
         layout.mount(&layers)?;
         let result = (|| {
+            // Before anything is written: a link to a container that is not running fails the start.
+            let with_links = super::links::with_link_env(c, self.link_env_of(c)?);
+            let c = &*with_links;
             let etc = EtcPaths::new(dir);
             let hostname = c.config.hostname.clone().unwrap_or_default();
             etc.write(&hostname, &c.host_config)?;
