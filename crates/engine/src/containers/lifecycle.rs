@@ -468,6 +468,7 @@ impl Engine {
             if let Some(w) = c.config.working_dir.as_deref().filter(|w| !w.is_empty()) {
                 super::rootfs::ensure_dir_in(&layout.merged, w, user.uid, user.gid)?;
             }
+            super::rootfs::ensure_dockerenv(&layout.merged)?;
             let files = spec::EtcFiles {
                 hostname: &etc.hostname,
                 hosts: &etc.hosts,

@@ -157,6 +157,28 @@ impl Layout {
     }
 }
 
+/// Makes `/.dockerenv`, the empty file by which programs tell they run in a container (dockerd puts it in
+/// every container's init layer). Never through a symlink the image may have there.
+pub fn ensure_dockerenv(root: &Path) -> Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", root.display()))?;
+    match rustix::fs::openat(
+        &dir,
+        ".dockerenv",
+        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::from_raw_mode(0o755),
+    ) {
+        // A symlink (ELOOP) or anything else the image put there is left as it is.
+        Ok(_) | Err(rustix::io::Errno::LOOP | rustix::io::Errno::ISDIR) => Ok(()),
+        Err(e) => Err(Error::system("making /.dockerenv", e)),
+    }
+}
+
 /// Creates `path` (absolute, as the container sees it) inside `root` with its missing parents, owned by
 /// `uid:gid`, as dockerd creates a missing working directory before the container starts (so it exists even
 /// with `--read-only`). Every step resolves inside `root` (`RESOLVE_IN_ROOT`): symlinks in the image cannot
