@@ -968,6 +968,10 @@ fn a_volume_on_etc_keeps_the_engines_etc_files_and_dockerenv_exists() {
         "/.dockerenv",
     ]));
     assert_eq!(o, "0 755 regular empty file\n");
+    // It is there from create on, as in dockerd's init layer.
+    ok(&d.docker(&["create", "--name", "fresh", "busybox"]));
+    let o = d.docker(&["cp", "fresh:/.dockerenv", "-"]);
+    assert!(o.status.success(), "{}", err(&o));
     let diff = ok(&d.docker(&["diff", "env"]));
     assert!(!diff.contains("dockerenv"), "{diff}");
 }

@@ -137,6 +137,10 @@ impl Engine {
             record.mounts.push(m);
         }
         self.containers.insert(record.clone())?;
+        if let Err(e) = super::rootfs::Layout::new(&self.containers.dir(&id)).make_dockerenv() {
+            // Every start makes it too: a create does not fail for it.
+            tracing::warn!(id = %id, error = %e, "making /.dockerenv");
+        }
         // Volumes (with their `volume create` events) come before the container's `create`, as in Docker.
         let record = self.setup_container_volumes(record).await?;
         self.container_event("create", &record);

@@ -41,6 +41,15 @@ impl Layout {
         }
     }
 
+    /// Puts `/.dockerenv` in the not yet mounted upper dir, so that a created container has it (for `cp` and
+    /// `export`) as dockerd's init layer gives it from create on. Overlayfs allows changes to an upper dir
+    /// while it is not mounted.
+    pub fn make_dockerenv(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.upper)
+            .with_context(|| format!("creating {}", self.upper.display()))?;
+        ensure_dockerenv(&self.upper)
+    }
+
     /// Mounts the overlay; `lower` is topmost first, as overlayfs wants it.
     pub fn mount(&self, lower: &[PathBuf]) -> Result<()> {
         let _held = users();
