@@ -211,6 +211,26 @@ fn links_to_missing_or_stopped_containers_fail_with_dockers_words() {
         "{}",
         err(&out)
     );
+    // A linked container must be on the default bridge.
+    ok(&d.docker(&["network", "create", "elsewhere"]));
+    run_d(
+        &d,
+        &[
+            "--name",
+            "away",
+            "--network",
+            "elsewhere",
+            "busybox",
+            "sleep",
+            "1000",
+        ],
+    );
+    let out = d.docker(&["run", "--rm", "--link", "away", "busybox", "true"]);
+    assert!(
+        err(&out).contains("Cannot link to /away, as it does not belong to the default network"),
+        "{}",
+        err(&out)
+    );
     // An exec in a container whose linked container stopped fails as dockerd's does.
     run_d(&d, &["--name", "peer", "busybox", "sleep", "1000"]);
     run_d(

@@ -454,6 +454,7 @@ impl Engine {
         layout.mount(&layers)?;
         let result = (|| {
             // Before anything is written: a link to a container that is not running fails the start.
+            self.check_link_networks(c)?;
             let with_links = super::links::with_link_env(c, self.link_env_of(c)?);
             let c = &*with_links;
             let etc = EtcPaths::new(dir);

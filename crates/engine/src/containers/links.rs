@@ -255,6 +255,28 @@ impl Engine {
         Ok(out)
     }
 
+    /// At start, before the variables: each linked container must be on the default bridge (dockerd checks
+    /// it when it joins the parent to the bridge, so this error comes before the one for a stopped child).
+    pub(crate) fn check_link_networks(&self, c: &Container) -> Result<()> {
+        if !c.networks.contains_key(crate::networks::DEFAULT_NETWORK) {
+            return Ok(());
+        }
+        for l in &c.links {
+            if let Ok(child) = self.containers.resolve(&l.child) {
+                if !child
+                    .networks
+                    .contains_key(crate::networks::DEFAULT_NETWORK)
+                {
+                    return Err(Error::System(format!(
+                        "Cannot link to /{}, as it does not belong to the default network",
+                        child.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The links' variables for `c`'s process or an exec in it (dockerd's `setupLinkedContainers`).
     pub(crate) fn link_env_of(&self, c: &Container) -> Result<Vec<String>> {
         let mut env = Vec::new();
