@@ -113,7 +113,16 @@ fn docker_compose_runs_a_three_service_project_as_on_docker() {
     std::fs::write(dir.join("docker-compose.yml"), PROJECT).unwrap();
     let c = Compose { d: &d, dir };
 
-    // up -d: the network, the volume, web healthy before the worker starts.
+    // run before anything is up: compose makes the network and volume and starts the worker's
+    // dependencies (web only once healthy), then runs the one-off on the project's network.
+    let first = c.ok(&["run", "--rm", "-T", "worker", "sh", "-c", "wget -q -O - http://web/"]);
+    assert!(first.contains("hello-compose"), "{first}");
+    let running = ok(&d.docker(&["ps", "--format", "{{.Names}}"]));
+    let mut running: Vec<&str> = running.lines().collect();
+    running.sort();
+    assert_eq!(running, ["berthproj_db_1", "berthproj_web_1"]);
+
+    // up -d: the rest of the project (the worker) joins what runs.
     c.ok(&["up", "-d"]);
     let body = http_get(&d, "127.0.0.1:18080");
     assert!(
