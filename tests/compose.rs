@@ -57,6 +57,8 @@ volumes:
 struct Compose<'a> {
     d: &'a Daemon,
     dir: std::path::PathBuf,
+    /// `COMPOSE_INTERACTIVE_NO_CLI`: run and exec through docker-py's own attach instead of the docker CLI.
+    no_cli: bool,
 }
 
 impl Compose<'_> {
@@ -65,6 +67,10 @@ impl Compose<'_> {
         cmd.current_dir(&self.dir)
             .env("DOCKER_HOST", self.d.host())
             .env_remove("DOCKER_CONTEXT")
+            .env(
+                "COMPOSE_INTERACTIVE_NO_CLI",
+                if self.no_cli { "1" } else { "" },
+            )
             .args(["--ansi", "never", "-p", "berthproj"])
             .args(args)
             .stdin(std::process::Stdio::null());
@@ -111,11 +117,23 @@ fn docker_compose_runs_a_three_service_project_as_on_docker() {
     let dir = d.dir.path().join("proj");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("docker-compose.yml"), PROJECT).unwrap();
-    let c = Compose { d: &d, dir };
+    let c = Compose {
+        d: &d,
+        dir,
+        no_cli: false,
+    };
 
     // run before anything is up: compose makes the network and volume and starts the worker's
     // dependencies (web only once healthy), then runs the one-off on the project's network.
-    let first = c.ok(&["run", "--rm", "-T", "worker", "sh", "-c", "wget -q -O - http://web/"]);
+    let first = c.ok(&[
+        "run",
+        "--rm",
+        "-T",
+        "worker",
+        "sh",
+        "-c",
+        "wget -q -O - http://web/",
+    ]);
     assert!(first.contains("hello-compose"), "{first}");
     let running = ok(&d.docker(&["ps", "--format", "{{.Names}}"]));
     let mut running: Vec<&str> = running.lines().collect();
@@ -206,5 +224,42 @@ fn docker_compose_runs_a_three_service_project_as_on_docker() {
     let mut nets: Vec<&str> = nets.lines().collect();
     nets.sort();
     assert_eq!(nets, ["bridge", "host", "none"]);
+    assert_eq!(ok(&d.docker(&["volume", "ls", "-q"])), "");
+}
+
+#[test]
+fn docker_compose_run_and_exec_through_docker_py_without_the_cli() {
+    common::require("docker-compose", "docker-compose");
+    let d = common::docker_daemon();
+    let dir = d.dir.path().join("proj");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("docker-compose.yml"), PROJECT).unwrap();
+    let c = Compose {
+        d: &d,
+        dir,
+        no_cli: true,
+    };
+    let first = c.cmd(&[
+        "run",
+        "--rm",
+        "-T",
+        "worker",
+        "sh",
+        "-c",
+        "wget -q -O - http://web/; exit 3",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("hello-compose"),
+        "{first:?}"
+    );
+    assert_eq!(first.status.code(), Some(3));
+    c.ok(&["up", "-d", "db"]);
+    let stored = c.ok(&["exec", "-T", "db", "cat", "/data/db.txt"]);
+    assert!(stored.starts_with("stored-"), "{stored}");
+    // The one-off's and the exec's exit codes come back as compose's.
+    let out = c.cmd(&["exec", "-T", "db", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    c.ok(&["down", "-v"]);
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
     assert_eq!(ok(&d.docker(&["volume", "ls", "-q"])), "");
 }
