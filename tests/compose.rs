@@ -263,3 +263,29 @@ fn docker_compose_run_and_exec_through_docker_py_without_the_cli() {
     assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
     assert_eq!(ok(&d.docker(&["volume", "ls", "-q"])), "");
 }
+
+#[test]
+fn docker_compose_up_attached_ends_with_the_workers_exit_code() {
+    common::require("docker-compose", "docker-compose");
+    let d = common::docker_daemon();
+    let dir = d.dir.path().join("proj");
+    std::fs::create_dir(&dir).unwrap();
+    let project = PROJECT.replace(
+        "while true; do wget -q -O - http://web/ && cat /data/db.txt; sleep 1; done",
+        "wget -q -O - http://web/ && cat /data/db.txt; echo worker-done; exit 7",
+    );
+    std::fs::write(dir.join("docker-compose.yml"), project).unwrap();
+    let c = Compose {
+        d: &d,
+        dir,
+        no_cli: false,
+    };
+    let out = c.cmd(&["up", "--abort-on-container-exit", "--exit-code-from", "worker"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(text.contains("worker_1  | hello-compose"), "{text}");
+    assert!(text.contains("worker_1  | worker-done"), "{text}");
+    assert!(text.contains("db_1      | db-ready"), "{text}");
+    c.ok(&["down", "-v"]);
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
+}
