@@ -75,10 +75,12 @@ impl Compose<'_> {
             .args(args)
             .stdin(std::process::Stdio::null());
         self.d.netns_command(&mut cmd);
+        let t0 = Instant::now();
         let out = common::output_within(cmd, None, Duration::from_secs(120));
         eprintln!(
-            "docker-compose {args:?}: {:?}\n{}{}",
+            "docker-compose {args:?}: {:?} in {:?}\n{}{}",
             out.status,
+            t0.elapsed(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -217,6 +219,36 @@ fn docker_compose_runs_a_three_service_project_as_on_docker() {
     let ps = c.ok(&["ps", "-q", "worker"]);
     assert_eq!(ps.lines().count(), 1, "{ps}");
 
+    // The everyday commands around a running project.
+    assert_eq!(c.ok(&["port", "web", "80"]).trim(), "127.0.0.1:18080");
+    let top = c.ok(&["top", "db"]);
+    assert!(top.contains("sleep 1000"), "{top}");
+    let images = c.ok(&["images"]);
+    assert!(
+        images.contains("berthproj_web_1") && images.contains("busybox"),
+        "{images}"
+    );
+    c.ok(&["pause", "db"]);
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Status}}", "berthproj_db_1"])).trim(),
+        "paused"
+    );
+    c.ok(&["unpause", "db"]);
+    c.ok(&["restart", "-t", "1", "worker"]);
+    c.ok(&["stop", "-t", "1", "worker"]);
+    assert!(
+        c.ok(&["ps", "worker"]).contains("Exit"),
+        "stopped worker listed as exited"
+    );
+    c.ok(&["start", "worker"]);
+    c.ok(&["kill", "-s", "SIGKILL", "worker"]);
+    c.ok(&["rm", "-f", "worker"]);
+    assert_eq!(c.ok(&["ps", "-q", "worker"]), "");
+    let config = c.ok(&["config", "--services"]);
+    let mut services: Vec<&str> = config.lines().collect();
+    services.sort();
+    assert_eq!(services, ["db", "web", "worker"]);
+
     // down -v: no container, project network or volume is left.
     c.ok(&["down", "-v"]);
     assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
@@ -239,6 +271,9 @@ fn docker_compose_run_and_exec_through_docker_py_without_the_cli() {
         dir,
         no_cli: true,
     };
+    // Without the CLI, compose 1.29 starts the one-off, attaches (without logs), then starts it again: a
+    // one-off that ends before the attach runs twice and its first output is gone, on dockerd as here. The
+    // pause keeps the output after the attach.
     let first = c.cmd(&[
         "run",
         "--rm",
@@ -246,7 +281,7 @@ fn docker_compose_run_and_exec_through_docker_py_without_the_cli() {
         "worker",
         "sh",
         "-c",
-        "wget -q -O - http://web/; exit 3",
+        "sleep 1; wget -q -O - http://web/; exit 3",
     ]);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains("hello-compose"),
@@ -280,7 +315,12 @@ fn docker_compose_up_attached_ends_with_the_workers_exit_code() {
         dir,
         no_cli: false,
     };
-    let out = c.cmd(&["up", "--abort-on-container-exit", "--exit-code-from", "worker"]);
+    let out = c.cmd(&[
+        "up",
+        "--abort-on-container-exit",
+        "--exit-code-from",
+        "worker",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     assert!(text.contains("worker_1  | hello-compose"), "{text}");
