@@ -194,6 +194,7 @@ impl Engine {
             let mut child = self.containers.resolve(&name).map_err(|e| {
                 Error::InvalidParameter(format!("could not get container for {name}: {e}"))
             })?;
+            let mut hops = 0;
             while let Some(other) = child
                 .host_config
                 .network_mode
@@ -201,6 +202,14 @@ impl Engine {
                 .and_then(|m| m.strip_prefix("container:"))
                 .map(str::to_owned)
             {
+                // Modes only name containers that existed before, so a cycle cannot be made; a record
+                // edited by hand must still not hang the create.
+                hops += 1;
+                if hops > 64 {
+                    return Err(Error::InvalidParameter(format!(
+                        "could not get container for {name}: too many network namespace hops"
+                    )));
+                }
                 child = self.containers.resolve(&other).map_err(|e| {
                     Error::InvalidParameter(format!("could not get container for {other}: {e}"))
                 })?;
