@@ -231,6 +231,22 @@ fn links_to_missing_or_stopped_containers_fail_with_dockers_words() {
         "{}",
         err(&out)
     );
+    // A removed linked container stays linked, by the name it had, as in dockerd.
+    run_d(&d, &["--name", "gone", "busybox", "sleep", "1000"]);
+    ok(&d.docker(&[
+        "create", "--name", "orphan", "--link", "gone:g", "busybox", "true",
+    ]));
+    ok(&d.docker(&["rm", "-f", "gone"]));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{json .HostConfig.Links}}", "orphan"])).trim(),
+        r#"["/gone:/orphan/g"]"#
+    );
+    let out = d.docker(&["start", "orphan"]);
+    assert!(
+        err(&out).contains("Cannot link to a non running container: /gone AS /orphan/g"),
+        "{}",
+        err(&out)
+    );
     // An exec in a container whose linked container stopped fails as dockerd's does.
     run_d(&d, &["--name", "peer", "busybox", "sleep", "1000"]);
     run_d(

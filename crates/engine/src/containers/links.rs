@@ -21,6 +21,10 @@ pub struct LegacyLink {
     pub child: String,
     /// The name the parent knows it by.
     pub alias: String,
+    /// The linked container's name when the link was made, for a link whose container was removed since
+    /// (dockerd keeps such links, naming the container as it was).
+    #[serde(default)]
+    pub child_name: String,
 }
 
 /// Splits a `--link` value as dockerd does: `NAME:ALIAS`, `NAME` (the alias is the name), or the form
@@ -225,6 +229,7 @@ impl Engine {
             out.push(LegacyLink {
                 child: child.id,
                 alias,
+                child_name: child.name,
             });
         }
         Ok(out)
@@ -247,8 +252,9 @@ impl Engine {
                 let name = self
                     .containers
                     .resolve(&l.child)
-                    .map(|ch| format!("/{}", ch.name))
-                    .unwrap_or_else(|_| l.child.clone());
+                    .map(|ch| ch.name)
+                    .unwrap_or_else(|_| l.child_name.clone());
+                let name = format!("/{name}");
                 return Err(Error::System(format!(
                     "Cannot link to a non running container: {name} AS {full}"
                 )));
@@ -378,9 +384,13 @@ impl Engine {
         let v: Vec<String> = c
             .links
             .iter()
-            .filter_map(|l| {
-                let child = self.containers.resolve(&l.child).ok()?;
-                Some(format!("/{}:/{}/{}", child.name, c.name, l.alias))
+            .map(|l| {
+                let child = self
+                    .containers
+                    .resolve(&l.child)
+                    .map(|ch| ch.name)
+                    .unwrap_or_else(|_| l.child_name.clone());
+                format!("/{child}:/{}/{}", c.name, l.alias)
             })
             .collect();
         (!v.is_empty()).then_some(v)
