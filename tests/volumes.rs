@@ -873,3 +873,105 @@ fn volumes_from_brings_another_containers_volumes_and_binds() {
         (404, Some("No such container: nope"))
     );
 }
+
+#[test]
+fn cp_into_a_created_containers_volumes_writes_into_the_volumes() {
+    let d = daemon();
+    let host = d.dir.path().join("host-secret");
+    std::fs::create_dir(&host).unwrap();
+    import(&d, "withdata", &["/data"], &host);
+    // Never started: its volumes exist from create on, and cp resolves paths through them.
+    ok(&d.docker(&[
+        "create",
+        "--name",
+        "cc",
+        "-v",
+        "/anon",
+        "withdata",
+        "sh",
+        "-c",
+        "cat /data/hello /anon/hello /data/sub/f.txt",
+    ]));
+    let file = d.dir.path().join("hello");
+    std::fs::write(&file, "copied before the first start\n").unwrap();
+    let f = file.to_str().unwrap();
+    ok(&d.docker(&["cp", f, "cc:/data/hello"]));
+    ok(&d.docker(&["cp", f, "cc:/anon/"]));
+    let mounts = json(&ok(&d.docker(&["inspect", "-f", "{{json .Mounts}}", "cc"])));
+    for dest in ["/data", "/anon"] {
+        let m = mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Destination"] == dest)
+            .unwrap_or_else(|| panic!("no volume at {dest}: {mounts}"));
+        let src = Path::new(m["Source"].as_str().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(src.join("hello")).unwrap(),
+            "copied before the first start\n",
+            "{dest}: the file is in the volume"
+        );
+    }
+    // Read back through the API of the still-created container, then by its process.
+    let back = d.docker(&["cp", "cc:/anon/hello", "-"]);
+    assert!(back.status.success(), "{}", err(&back));
+    assert!(String::from_utf8_lossy(&back.stdout).contains("copied before the first start"));
+    let o = ok(&d.docker(&["start", "-a", "cc"]));
+    assert_eq!(
+        o,
+        "copied before the first start\ncopied before the first start\nfrom the image\n"
+    );
+    // Nothing went into the container's own layer.
+    let diff = ok(&d.docker(&["diff", "cc"]));
+    assert!(!diff.contains("hello"), "{diff}");
+}
+
+#[test]
+fn a_volume_on_etc_keeps_the_engines_etc_files_and_dockerenv_exists() {
+    let d = daemon();
+    let o = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "etcvol:/etc",
+        "-h",
+        "myhost",
+        "--add-host",
+        "extra.test:10.1.2.3",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hostname; grep extra.test /etc/hosts; cat /etc/resolv.conf; grep -c root /etc/passwd",
+    ]));
+    assert_eq!(
+        o, "myhost\n10.1.2.3\textra.test\nnameserver 127.0.0.1\n1\n",
+        "the volume (with the image's /etc copied up) is under the engine's files"
+    );
+    // The volume holds the image's /etc, not the engine's files.
+    let v = json(&ok(&d.docker(&["volume", "inspect", "etcvol"])));
+    let data = Path::new(v[0]["Mountpoint"].as_str().unwrap());
+    assert!(data.join("passwd").exists());
+    let hostname = std::fs::read_to_string(data.join("hostname")).unwrap_or_default();
+    assert_ne!(hostname, "myhost\n");
+
+    // /.dockerenv: an empty file in every container, left out of docker diff as dockerd's init layer is.
+    let o = ok(&d.docker(&[
+        "run",
+        "--name",
+        "env",
+        "busybox",
+        "stat",
+        "-c",
+        "%s %a %F",
+        "/.dockerenv",
+    ]));
+    assert_eq!(o, "0 755 regular empty file\n");
+    // It is there from create on, as in dockerd's init layer.
+    ok(&d.docker(&["create", "--name", "fresh", "busybox"]));
+    let o = d.docker(&["cp", "fresh:/.dockerenv", "-"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let diff = ok(&d.docker(&["diff", "env"]));
+    assert!(!diff.contains("dockerenv"), "{diff}");
+}

@@ -149,12 +149,16 @@ async fn container_route(
 ) -> ApiResult<Response<Body>> {
     use routes::containers as c;
     let m = req.method().clone();
+    // A removal names the whole rest, as dockerd's `DELETE /containers/{name:.*}`: `docker rm --link`
+    // sends the link's name, `/PARENT/ALIAS`, unescaped.
+    if m == Method::DELETE {
+        return c::remove(ctx, rest).await;
+    }
     let (name, action) = match rest.split_once('/') {
         Some((n, a)) => (n, a),
         None => (rest, ""),
     };
     match (action, &m) {
-        ("", &Method::DELETE) => c::remove(ctx, name).await,
         ("json", &Method::GET) => c::inspect(ctx, name).await,
         ("start", &Method::POST) => c::start(ctx, name).await,
         ("stop", &Method::POST) => c::stop(ctx, name).await,

@@ -132,8 +132,12 @@ pub async fn rename(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
     Ok(body::empty(StatusCode::NO_CONTENT))
 }
 
-/// `DELETE /containers/{id}?force=…&v=…`.
+/// `DELETE /containers/{id}?force=…&v=…`, or with `link=1` the legacy link `/PARENT/ALIAS`.
 pub async fn remove(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
+    if ctx.query.bool("link") {
+        ctx.engine.remove_link(name).await?;
+        return Ok(body::empty(StatusCode::NO_CONTENT));
+    }
     ctx.engine
         .remove_container(name, ctx.query.bool("force"), ctx.query.bool("v"))
         .await?;

@@ -461,8 +461,15 @@ impl MountView {
         let root = open_dir(merged)?;
         for (source, dest, read_only) in mounts {
             // The mount point resolved inside the root: a symlink in the image cannot aim it at the host.
-            let Ok(target) = inroot::open(&root, dest, OFlags::PATH) else {
-                continue;
+            // A missing one is made first (a directory, or a file for a file bind), as dockerd does when it
+            // mounts a stopped container's volumes for cp.
+            let target = match inroot::open(&root, dest, OFlags::PATH) {
+                Ok(t) => t,
+                Err(_) => {
+                    make_mount_point(merged, dest, source.is_dir())?;
+                    inroot::open(&root, dest, OFlags::PATH)
+                        .map_err(|e| sys(&format!("opening the mount point {dest}"), e))?
+                }
             };
             let at = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&target));
             mount_bind_recursive(source, at.as_str())
@@ -492,6 +499,28 @@ impl Drop for MountView {
                 tracing::warn!("the cp mount thread panicked");
             }
         }
+    }
+}
+
+/// Makes a missing mount point inside the rootfs `merged`: a directory, or an empty file (with its parent
+/// directories) for a bind of a file. Every step resolves inside the root.
+fn make_mount_point(merged: &Path, dest: &str, dir: bool) -> Result<()> {
+    if dir {
+        return super::rootfs::ensure_dir_in(merged, dest, 0, 0);
+    }
+    let (parent, name) = inroot::split(dest);
+    super::rootfs::ensure_dir_in(merged, parent, 0, 0)?;
+    let root = open_dir(merged)?;
+    let parent_fd = inroot::open(&root, parent, OFlags::PATH | OFlags::DIRECTORY)
+        .map_err(|e| Error::system(format!("making the mount point {dest}"), e))?;
+    match rustix::fs::openat(
+        &parent_fd,
+        name,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o755),
+    ) {
+        Ok(_) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(Error::system(format!("making the mount point {dest}"), e)),
     }
 }
 

@@ -65,6 +65,7 @@ impl Engine {
         let inherited = self.volumes_from(&host)?;
         fill_host_defaults(&mut host);
         let networks = self.net_plan(&body, &host)?;
+        let links = self.legacy_links(&host)?;
         let mut warnings = Vec::new();
         if host.network_mode.as_deref() == Some("host")
             && (host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
@@ -105,6 +106,7 @@ impl Engine {
             manually_stopped: false,
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
             networks,
+            links,
         };
         // `--volumes-from`: the donors' binds and volumes, where the container's own mounts leave room.
         let mut taken: BTreeSet<String> = record
@@ -135,6 +137,10 @@ impl Engine {
             record.mounts.push(m);
         }
         self.containers.insert(record.clone())?;
+        if let Err(e) = super::rootfs::Layout::new(&self.containers.dir(&id)).make_dockerenv() {
+            // Every start makes it too: a create does not fail for it.
+            tracing::warn!(id = %id, error = %e, "making /.dockerenv");
+        }
         // Volumes (with their `volume create` events) come before the container's `create`, as in Docker.
         let record = self.setup_container_volumes(record).await?;
         self.container_event("create", &record);
@@ -294,9 +300,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     };
     fn some_vec<T>(v: &Option<Vec<T>>) -> bool {
         v.as_ref().is_some_and(|v| !v.is_empty())
-    }
-    if some_vec(&h.links) {
-        return refuse("--link");
     }
     if some_vec(&h.device_requests) {
         return refuse("--gpus (device requests)");
@@ -497,12 +500,6 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_refused_by_name() {
-        let h = HostConfig {
-            links: Some(vec!["other:alias".into()]),
-            ..Default::default()
-        };
-        let e = validate_host_config(&h).unwrap_err().to_string();
-        assert!(e.contains("--link"), "{e}");
         let h = HostConfig {
             uts_mode: Some("container:other".into()),
             ..Default::default()

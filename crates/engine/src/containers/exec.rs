@@ -123,6 +123,8 @@ impl Engine {
                 Error::InvalidParameter(format!("Invalid escape keys ({k}) provided"))
             })?;
         }
+        // dockerd makes the links' variables at create: a linked container that stopped fails the exec.
+        self.link_env_of(&c)?;
         let id = super::create::random_id()?;
         let action = format!(
             "exec_create: {}",
@@ -375,7 +377,7 @@ impl Engine {
                 }
             }
         }
-        p["env"] = json!(exec_env(c, cfg, tty));
+        p["env"] = json!(exec_env(c, &self.link_env_of(c)?, cfg, tty));
         if let Some(w) = cfg.working_dir.as_deref().filter(|w| !w.is_empty()) {
             p["cwd"] = json!(w);
         }
@@ -401,8 +403,10 @@ impl Engine {
 
 /// Docker's exec environment: the container's (PATH default, HOSTNAME, TERM with a TTY, its Env), with the
 /// exec's variables replacing or adding to it. HOME comes from the exec user's passwd entry (the runtime).
-fn exec_env(c: &Container, cfg: &ExecConfig, tty: bool) -> Vec<String> {
-    let mut env = super::spec::container_env(c, tty);
+/// The links' variables are made again for each exec, as dockerd does (a stopped linked container fails it).
+fn exec_env(c: &Container, link_env: &[String], cfg: &ExecConfig, tty: bool) -> Vec<String> {
+    let c = super::links::with_link_env(c, link_env.to_vec());
+    let mut env = super::spec::container_env(&c, tty);
     super::spec::replace_or_append_env(&mut env, cfg.env.iter().flatten());
     env
 }

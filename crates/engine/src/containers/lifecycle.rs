@@ -453,6 +453,10 @@ impl Engine {
         let layout = Layout::new(dir);
         layout.mount(&layers)?;
         let result = (|| {
+            // Before anything is written: a link to a container that is not running fails the start.
+            self.check_link_networks(c)?;
+            let with_links = super::links::with_link_env(c, self.link_env_of(c)?);
+            let c = &*with_links;
             let etc = EtcPaths::new(dir);
             let hostname = c.config.hostname.clone().unwrap_or_default();
             etc.write(&hostname, &c.host_config)?;
@@ -465,6 +469,7 @@ impl Engine {
             if let Some(w) = c.config.working_dir.as_deref().filter(|w| !w.is_empty()) {
                 super::rootfs::ensure_dir_in(&layout.merged, w, user.uid, user.gid)?;
             }
+            super::rootfs::ensure_dockerenv(&layout.merged)?;
             let files = spec::EtcFiles {
                 hostname: &etc.hostname,
                 hosts: &etc.hosts,

@@ -115,6 +115,9 @@ pub struct Container {
     /// The networks it joins when it runs, by network name (`--network`, `network connect`).
     #[serde(default)]
     pub networks: std::collections::BTreeMap<String, crate::networks::Attachment>,
+    /// Legacy links (`--link`) on the default bridge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<super::links::LegacyLink>,
 }
 
 impl Container {

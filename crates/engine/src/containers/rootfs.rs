@@ -41,6 +41,15 @@ impl Layout {
         }
     }
 
+    /// Puts `/.dockerenv` in the not yet mounted upper dir, so that a created container has it (for `cp` and
+    /// `export`) as dockerd's init layer gives it from create on. Overlayfs allows changes to an upper dir
+    /// while it is not mounted.
+    pub fn make_dockerenv(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.upper)
+            .with_context(|| format!("creating {}", self.upper.display()))?;
+        ensure_dockerenv(&self.upper)
+    }
+
     /// Mounts the overlay; `lower` is topmost first, as overlayfs wants it.
     pub fn mount(&self, lower: &[PathBuf]) -> Result<()> {
         let _held = users();
@@ -154,6 +163,28 @@ impl Layout {
         }
         rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH)
             .with_context(|| format!("unmounting {}", self.merged.display()))
+    }
+}
+
+/// Makes `/.dockerenv`, the empty file by which programs tell they run in a container (dockerd puts it in
+/// every container's init layer). Never through a symlink the image may have there.
+pub fn ensure_dockerenv(root: &Path) -> Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", root.display()))?;
+    match rustix::fs::openat(
+        &dir,
+        ".dockerenv",
+        OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::from_raw_mode(0o755),
+    ) {
+        // A symlink (ELOOP) or anything else the image put there is left as it is.
+        Ok(_) | Err(rustix::io::Errno::LOOP | rustix::io::Errno::ISDIR) => Ok(()),
+        Err(e) => Err(Error::system("making /.dockerenv", e)),
     }
 }
 

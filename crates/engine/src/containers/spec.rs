@@ -273,8 +273,9 @@ fn mount(
         .map_err(oci_error)
 }
 
-/// The mounts in order: the kernel filesystems every container gets, the engine's /etc files, the
-/// user's binds and tmpfs mounts, then `--tmpfs`.
+/// The mounts in order: the kernel filesystems every container gets, then the engine's /etc files, the
+/// user's binds and volumes and `--tmpfs`, shallower destinations first (as dockerd sorts them), so a volume
+/// on `/etc` lies under the engine's `/etc/hosts`, not over it. At equal depth the order is that list's.
 fn mounts(
     h: &HostConfig,
     etc: &EtcFiles<'_>,
@@ -282,21 +283,27 @@ fn mounts(
     joined: &Joined,
 ) -> Result<Vec<Mount>> {
     let mut mounts = system_mounts(h, joined)?;
+    let mut rest = Vec::new();
     for (dest, src) in [
         ("/etc/resolv.conf", etc.resolv_conf),
         ("/etc/hostname", etc.hostname),
         ("/etc/hosts", etc.hosts),
     ] {
-        mounts.push(mount(dest, "bind", src, &["rbind", "rprivate"])?);
+        rest.push(mount(dest, "bind", src, &["rbind", "rprivate"])?);
     }
     for m in user_mounts {
-        mounts.push(m.oci().map_err(oci_error)?);
+        rest.push(m.oci().map_err(oci_error)?);
     }
     for (dest, opts) in h.tmpfs.iter().flatten() {
         let mut options = vec!["nosuid", "nodev", "noexec"];
         options.extend(opts.split(',').filter(|o| !o.is_empty()));
-        mounts.push(mount(dest, "tmpfs", "tmpfs", &options)?);
+        rest.push(mount(dest, "tmpfs", "tmpfs", &options)?);
     }
+    rest.sort_by_key(|m| {
+        let d = m.destination().to_string_lossy();
+        d.trim_end_matches('/').matches('/').count()
+    });
+    mounts.extend(rest);
     Ok(mounts)
 }
 

@@ -181,6 +181,32 @@ impl Store {
         self.lock().by_id.values().cloned().collect()
     }
 
+    /// The containers with a legacy link to `child`, as (parent ID, alias).
+    pub fn parents_of(&self, child: &str) -> Vec<(String, String)> {
+        let idx = self.lock();
+        let mut out = Vec::new();
+        for (id, c) in &idx.by_id {
+            for l in c.links.iter().filter(|l| l.child == child) {
+                out.push((id.clone(), l.alias.clone()));
+            }
+        }
+        out
+    }
+
+    /// `/PARENT/ALIAS` for every legacy link, by the linked container's ID (the names `docker ps` adds).
+    pub fn link_names(&self) -> HashMap<String, Vec<String>> {
+        let idx = self.lock();
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for c in idx.by_id.values() {
+            for l in &c.links {
+                out.entry(l.child.clone())
+                    .or_default()
+                    .push(format!("/{}/{}", c.name, l.alias));
+            }
+        }
+        out
+    }
+
     /// Whether a name is taken.
     pub fn name_taken(&self, name: &str) -> bool {
         self.lock().names.contains_key(name)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bollard_stubs::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
     ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum,
-    DriverData,
+    DriverData, HostConfig,
 };
 
 use super::etc::EtcPaths;
@@ -45,6 +45,7 @@ impl Engine {
             }
         }
         let mut list = self.containers.list();
+        let link_names = self.link_names();
         list.sort_by(|a, b| b.created.cmp(&a.created));
         let created_of = |name: &str| self.containers.resolve(name).map(|c| c.created);
         let before = f
@@ -113,7 +114,7 @@ impl Engine {
             })
             .filter(|c| before.iter().all(|b| c.created < *b))
             .filter(|c| since.iter().all(|s| c.created > *s))
-            .map(|c| self.summary(c))
+            .map(|c| self.summary(c, link_names.get(&c.id)))
             .collect();
         if let Some(n) = opts.limit.filter(|n| *n > 0) {
             out.truncate(n);
@@ -121,7 +122,8 @@ impl Engine {
         Ok(out)
     }
 
-    fn summary(&self, c: &Container) -> ContainerSummary {
+    /// One row of `docker ps`; `links` are the `/PARENT/ALIAS` names other containers' links give it.
+    fn summary(&self, c: &Container, links: Option<&Vec<String>>) -> ContainerSummary {
         let state = match c.state.status {
             Status::Created => ContainerSummaryStateEnum::CREATED,
             Status::Running => ContainerSummaryStateEnum::RUNNING,
@@ -134,7 +136,11 @@ impl Engine {
         let (ports, networks) = self.summary_network(c);
         ContainerSummary {
             id: Some(c.id.clone()),
-            names: Some(vec![format!("/{}", c.name)]),
+            names: Some(
+                std::iter::once(format!("/{}", c.name))
+                    .chain(links.into_iter().flatten().cloned())
+                    .collect(),
+            ),
             image: c.config.image.clone(),
             image_id: Some(c.image_id.clone()),
             command: Some(command_line(c)),
@@ -216,7 +222,10 @@ impl Engine {
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
             exec_ids: Some(self.running_execs(&c.id)).filter(|v| !v.is_empty()),
-            host_config: Some(c.host_config.clone()),
+            host_config: Some(HostConfig {
+                links: self.inspect_links(&c),
+                ..c.host_config.clone()
+            }),
             graph_driver: Some(DriverData {
                 name: "overlayfs".into(),
                 data,

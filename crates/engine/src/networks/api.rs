@@ -278,8 +278,16 @@ impl Manager {
                 dns: None,
                 table: network::dns::Table::new(),
                 aliases: BTreeMap::new(),
+                links: BTreeMap::new(),
             });
         live.aliases.insert(a.network_id.clone(), a.aliases.clone());
+        live.links.insert(
+            a.network_id.clone(),
+            a.links
+                .iter()
+                .filter_map(|l| crate::containers::parse_link(l).ok())
+                .collect(),
+        );
         let mut started_dns = false;
         if !default && live.dns.is_none() {
             match network::dns::Server::start(
@@ -311,6 +319,7 @@ impl Manager {
         }
         if let Some(l) = st.live.get_mut(cid) {
             l.aliases.remove(net_id);
+            l.links.remove(net_id);
         }
         st.refresh_dns();
         Ok(())

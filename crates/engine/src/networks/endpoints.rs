@@ -40,6 +40,21 @@ pub(crate) fn primary_name(c: &Container) -> Option<String> {
         .or_else(|| nets.keys().next().cloned())
 }
 
+/// A container's links per network ID, parsed (those that do not parse were refused at create or connect).
+fn links_by_network(c: &Container) -> BTreeMap<String, Vec<(String, String)>> {
+    c.networks
+        .values()
+        .map(|a| {
+            let links = a
+                .links
+                .iter()
+                .filter_map(|l| crate::containers::parse_link(l).ok())
+                .collect();
+            (a.network_id.clone(), links)
+        })
+        .collect()
+}
+
 /// The container's attachments with the primary one first (it becomes `eth0`).
 fn ordered(c: &Container) -> Vec<(String, Attachment)> {
     let primary = primary_name(c);
@@ -88,6 +103,7 @@ impl State {
                 if self.is_default(&rec.id) || !rec.endpoints.contains_key(cid) {
                     continue;
                 }
+                let first = entries.len();
                 for (other, ep) in &rec.endpoints {
                     let Some(ol) = self.live.get(other) else {
                         continue;
@@ -96,6 +112,18 @@ impl State {
                     names.extend(ol.aliases.get(&rec.id).cloned().unwrap_or_default());
                     entries.push((names, ep.ip));
                 }
+                // This container's links on the network: the alias answers with the address the linked
+                // name has there (libnetwork's endpoint aliases).
+                let mut linked = Vec::new();
+                for (target, alias) in live.links.get(&rec.id).into_iter().flatten() {
+                    if let Some((_, ip)) = entries[first..]
+                        .iter()
+                        .find(|(names, _)| names.iter().any(|n| n == target))
+                    {
+                        linked.push((vec![alias.clone()], *ip));
+                    }
+                }
+                entries.extend(linked);
             }
             live.table.replace(&entries);
         }
@@ -125,6 +153,9 @@ struct StartPlan {
     nets: Vec<(String, Attachment)>,
     specs: Vec<network::PortSpec>,
     pid: i64,
+    /// Legacy links' `/etc/hosts` entries, as (address, names).
+    link_hosts: Vec<(String, String)>,
+    links: BTreeMap<String, Vec<(String, String)>>,
 }
 
 impl Manager {
@@ -205,7 +236,7 @@ impl Manager {
             None
         };
         if let Some(ep) = &primary {
-            if let Err(e) = write_etc(&p.dir, &p.hostname, ep, dns) {
+            if let Err(e) = write_etc(&p.dir, &p.hostname, ep, &p.link_hosts, dns) {
                 tracing::warn!(container = %p.id, error = %e, "writing network entries of /etc files failed");
             }
         }
@@ -224,6 +255,7 @@ impl Manager {
                 dns: server,
                 table,
                 aliases,
+                links: p.links,
             },
         );
         if has_ports {
@@ -287,10 +319,16 @@ pub(super) fn upstreams(resolv: &Path) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Adds the container's own address to its `/etc/hosts` (as dockerd: `IP\tHOSTNAME`), resolves
-/// `host-gateway` entries, and points resolv.conf at the embedded DNS server on user-defined networks.
-/// The files are bind-mounted already, so they are rewritten in place (same inode).
-fn write_etc(dir: &Path, hostname: &str, ep: &network::Endpoint, dns: bool) -> std::io::Result<()> {
+/// Adds the legacy links' entries and the container's own address to its `/etc/hosts` (as dockerd:
+/// `IP\tNAMES`, its own last), resolves `host-gateway` entries, and points resolv.conf at the embedded DNS
+/// server on user-defined networks. The files are bind-mounted already, so they are rewritten in place.
+fn write_etc(
+    dir: &Path,
+    hostname: &str,
+    ep: &network::Endpoint,
+    link_hosts: &[(String, String)],
+    dns: bool,
+) -> std::io::Result<()> {
     let hosts_path = dir.join("hosts");
     let hosts = std::fs::read_to_string(&hosts_path)?;
     let mut out = String::new();
@@ -302,6 +340,9 @@ fn write_etc(dir: &Path, hostname: &str, ep: &network::Endpoint, dns: bool) -> s
                 out.push('\n');
             }
         }
+    }
+    for (ip, names) in link_hosts {
+        out.push_str(&format!("{ip}\t{names}\n"));
     }
     out.push_str(&format!("{}\t{hostname}\n", ep.ip));
     std::fs::write(&hosts_path, out)?;
@@ -365,9 +406,15 @@ impl Engine {
             nets,
             specs: ports::specs(&c.host_config, &exposed)?,
             pid,
+            link_hosts: self.link_hosts_of(c),
+            links: links_by_network(c),
         };
         let net = Arc::clone(&self.net);
         let attached = tokio::task::spawn_blocking(move || net.start_blocking(plan)).await??;
+        // Containers linked to this one see its (new) address, as dockerd updates their hosts files.
+        if let Some(ip) = self.default_bridge_ip(&c.id) {
+            self.update_parents_hosts(&c.id, &ip.to_string());
+        }
         for (net_id, net_name) in attached {
             self.network_event("connect", &net_id, &net_name, Some(&c.id));
         }
@@ -422,6 +469,7 @@ impl Engine {
                 }
             };
             let mut aliases = BTreeMap::new();
+            let links = links_by_network(&c);
             let mut dns = false;
             let mut primary = None;
             for (_, a) in ordered(&c) {
@@ -468,6 +516,7 @@ impl Engine {
                     dns: server,
                     table,
                     aliases,
+                    links,
                 },
             );
         })
@@ -510,6 +559,18 @@ impl Engine {
             l.name = new_name.to_owned();
         }
         st.refresh_dns();
+    }
+
+    /// The container's address on the default bridge while it runs there.
+    pub(crate) fn default_bridge_ip(&self, id: &str) -> Option<Ipv4Addr> {
+        let st = self.net.lock();
+        let default = st.default_id.as_deref()?;
+        st.nets
+            .get(default)?
+            .record()
+            .endpoints
+            .get(id)
+            .map(|e| e.ip)
     }
 
     /// Publishes a `network` event (`connect`/`disconnect` name the container).

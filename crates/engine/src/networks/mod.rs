@@ -52,6 +52,10 @@ pub struct Attachment {
     /// `--mac-address`.
     #[serde(default)]
     pub mac: Option<String>,
+    /// `--link NAME:ALIAS` on a user-defined network (or `network connect --link`): ALIAS resolves to NAME
+    /// for this container only, through its embedded DNS server. Kept as the client gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 /// The IDs of the two networks that have no kernel objects (`host`, `none`), kept so they are stable.
@@ -74,6 +78,8 @@ struct Live {
     table: network::dns::Table,
     /// Aliases by network ID (for the DNS tables).
     aliases: BTreeMap<String, Vec<String>>,
+    /// Links by network ID, as (name, alias): names only this container resolves.
+    links: BTreeMap<String, Vec<(String, String)>>,
 }
 
 struct State {

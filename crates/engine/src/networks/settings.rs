@@ -233,11 +233,16 @@ pub(crate) fn attachment_from(network_id: &str, ep: &EndpointSettings) -> Result
     if let Some(m) = ep.mac_address.as_deref().filter(|m| !m.is_empty()) {
         super::endpoints::check_mac(m)?;
     }
+    let links = ep.links.clone().unwrap_or_default();
+    for l in &links {
+        crate::containers::parse_link(l)?;
+    }
     Ok(Attachment {
         network_id: network_id.to_owned(),
         aliases: ep.aliases.clone().unwrap_or_default(),
         ipv4,
         mac: ep.mac_address.clone().filter(|m| !m.is_empty()),
+        links,
     })
 }
 
@@ -259,7 +264,7 @@ fn endpoint_settings(
             ipv4_address: Some(ip.to_string()),
             ..Default::default()
         }),
-        links: None,
+        links: (!a.links.is_empty()).then(|| a.links.clone()),
         mac_address: Some(
             ep.map(|e| e.mac.clone())
                 .or_else(|| a.mac.clone())

@@ -38,6 +38,7 @@ fn container(
         manually_stopped: false,
         mounts: Vec::new(),
         networks: Default::default(),
+        links: Vec::new(),
     }
 }
 
