@@ -1,6 +1,5 @@
-//! A Docker Engine API client: HTTP/1.1 over a unix socket, one connection per request.
+//! A Docker Engine API client: HTTP/1.1 over a unix socket, TCP (TLS) or ssh, one connection per request.
 
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -10,10 +9,10 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use crate::error::CliError;
+use crate::transport::{TlsArgs, Transport};
 
 /// The API version this client speaks; older daemons are spoken to at their own version.
 pub const API_VERSION: &str = "1.50";
@@ -101,23 +100,18 @@ impl ReqBody {
 #[derive(Clone)]
 pub struct Client {
     host: String,
-    socket: PathBuf,
+    transport: Transport,
     version: String,
     /// `X-Registry-Auth` sent with every request (pull and push).
     registry_auth: Option<String>,
 }
 
 impl Client {
-    /// Creates a client for a `unix://` host address (`-H`).
-    pub fn new(host: &str) -> Result<Self, CliError> {
-        let socket = host.strip_prefix("unix://").ok_or_else(|| {
-            CliError::Usage(format!(
-                "unsupported host {host}: only unix:// sockets are supported"
-            ))
-        })?;
+    /// Creates a client for a host address (`-H`: `unix://`, `tcp://`, `ssh://`) and the TLS flags.
+    pub fn new(host: &str, tls: &TlsArgs) -> Result<Self, CliError> {
         Ok(Client {
             host: host.to_string(),
-            socket: PathBuf::from(socket),
+            transport: Transport::new(host, tls)?,
             version: API_VERSION.to_string(),
             registry_auth: None,
         })
@@ -222,11 +216,7 @@ impl Client {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<hyper::upgrade::Upgraded, CliError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| CliError::Connect {
-                host: self.host.clone(),
-            })?;
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| CliError::Http(e.to_string()))?;
@@ -273,6 +263,19 @@ impl Client {
             .map_err(|e| CliError::Http(e.to_string()))
     }
 
+    /// A new connection to the daemon: "Cannot connect" when nothing listens, the cause otherwise (a TLS
+    /// handshake the daemon refused, an ssh that failed).
+    pub async fn connect(&self) -> Result<Box<dyn crate::transport::Io>, CliError> {
+        self.transport.connect().await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound
+            | std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::PermissionDenied => CliError::Connect {
+                host: self.host.clone(),
+            },
+            _ => CliError::Http(e.to_string()),
+        })
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -280,11 +283,7 @@ impl Client {
         body: ReqBody,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>, CliError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| CliError::Connect {
-                host: self.host.clone(),
-            })?;
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| CliError::Http(e.to_string()))?;
@@ -498,8 +497,11 @@ mod tests {
     }
 
     #[test]
-    fn only_unix_hosts_are_accepted() {
-        assert!(Client::new("unix:///run/berth/berth.sock").is_ok());
-        assert!(Client::new("tcp://1.2.3.4:2375").is_err());
+    fn unix_tcp_and_ssh_hosts_are_accepted() {
+        let tls = TlsArgs::default();
+        assert!(Client::new("unix:///run/berth/berth.sock", &tls).is_ok());
+        assert!(Client::new("tcp://1.2.3.4:2375", &tls).is_ok());
+        assert!(Client::new("ssh://me@host", &tls).is_ok());
+        assert!(Client::new("fd://3", &tls).is_err());
     }
 }
