@@ -4,6 +4,7 @@
 
 mod body;
 mod error;
+mod head_limits;
 mod json;
 mod query;
 mod request;

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::router;
+use crate::{head_limits, router};
 
 /// How long a TCP client has to finish its TLS handshake: a peer that opens the port and says nothing holds
 /// only its own task, but should not hold it forever.
@@ -103,7 +103,8 @@ where
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(TokioIo::new(io), service)
+        .max_header_size(head_limits::MAX_HEAD_BYTES)
+        .serve_connection(TokioIo::new(head_limits::JsonErrors::new(io)), service)
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "connection ended with an error");
