@@ -297,7 +297,15 @@ fn tls_daemon_serves_clients_with_certificates_and_refuses_the_others() {
         let e = verify(&pki.client_dir(name));
         let o = berth_remote(&d, &as_refs(&e), &["-H", TLS_HOST, "ps"]);
         assert!(!o.status.success(), "{name}: {}", out(&o));
+        assert!(err(&o).contains("alert"), "{name}: {}", err(&o));
     }
+    let o = berth_remote(&d, &[], &["-H", TLS_HOST, "ps"]);
+    assert!(!o.status.success(), "{}", out(&o));
+    assert!(
+        err(&o).contains("Are you trying to connect to a TLS-enabled daemon without TLS?"),
+        "{}",
+        err(&o)
+    );
     // The server's certificate is checked against the CA: a client that trusts only the rogue CA refuses it.
     let o = berth_remote(
         &d,
@@ -421,8 +429,8 @@ fn the_socket_group_reaches_the_socket_in_the_exec_root_and_no_one_else_does() {
 }
 
 /// A private sshd on 127.0.0.1:2222 of the daemon's namespace, with its own host key and an authorized key
-/// made for the test; `PATH` of its sessions starts with `bin/`, where `docker` and `berth` are wrappers
-/// that exec the berth under test against the daemon's socket.
+/// made for the test; `PATH` of its sessions starts with `bin/`, where `docker` and `berth` are symlinks to
+/// the berth under test, and `BERTH_HOST` names the daemon's socket.
 struct Sshd {
     dir: tempfile::TempDir,
     child: std::process::Child,
@@ -459,11 +467,10 @@ impl Sshd {
             std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .unwrap();
         };
+        // The far side as a Berth host without the docker CLI would be set up: `docker` is a symlink to
+        // berth, which finds its daemon through BERTH_HOST (set for the session by sshd).
         for name in ["docker", "berth"] {
-            script(
-                p("bin").join(name),
-                format!("exec {} -H {} \"$@\"", berth_bin().display(), d.host()),
-            );
+            std::os::unix::fs::symlink(berth_bin(), p("bin").join(name)).unwrap();
         }
         // The client's ssh, with the test's key and known hosts (ssh reads ~ from the password database,
         // not $HOME, so a config file is the way to give it them).
@@ -486,10 +493,11 @@ impl Sshd {
             format!(
                 "Port 2222\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\n\
                  StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PermitRootLogin prohibit-password\nSetEnv PATH={}:/usr/local/bin:/usr/bin:/bin\n",
+                 PermitRootLogin prohibit-password\nSetEnv PATH={}:/usr/local/bin:/usr/bin:/bin BERTH_HOST={}\n",
                 p("host_key").display(),
                 p("authorized_keys").display(),
-                p("bin").display()
+                p("bin").display(),
+                d.host()
             ),
         )
         .unwrap();

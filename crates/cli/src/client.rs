@@ -249,7 +249,7 @@ impl Client {
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| CliError::Http(e.to_string()))?;
+            .map_err(|e| self.exchange_error(&e))?;
         let status = resp.status().as_u16();
         if status != 101 && !resp.status().is_success() {
             let body = read_all(resp).await.unwrap_or_default();
@@ -311,7 +311,23 @@ impl Client {
         sender
             .send_request(req)
             .await
-            .map_err(|e| CliError::Http(e.to_string()))
+            .map_err(|e| self.exchange_error(&e))
+    }
+
+    /// A failed exchange, with its causes (a TLS alert from the daemon is the cause of hyper's "connection
+    /// error"), and the docker CLI's hint when plain HTTP met a TLS port.
+    fn exchange_error(&self, e: &hyper::Error) -> CliError {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        if e.is_parse() && matches!(self.transport, Transport::Tcp { tls: None, .. }) {
+            text.push_str("\n* Are you trying to connect to a TLS-enabled daemon without TLS?");
+        }
+        CliError::Http(text)
     }
 }
 
