@@ -707,6 +707,39 @@ fn recursive_read_only_binds_reach_submounts() {
     ]);
     let o = ok(&o);
     assert!(o.contains("top=1") && o.contains("sub=1"), "{o}");
+    // Clients older than API 1.44 keep the old behaviour, as dockerd gives it them: read-only at the top
+    // only, and no way to insist on recursion.
+    let mut old = d.docker_command(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/data:ro", src.display()),
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    old.env("DOCKER_API_VERSION", "1.43");
+    let o = ok(&common::output_within(old, None, Duration::from_secs(60)));
+    assert!(o.contains("top=1") && o.contains("sub=0"), "{o}");
+    let forced = serde_json::json!({
+        "Image": "busybox",
+        "HostConfig": {"Mounts": [{
+            "Type": "bind", "Source": src.display().to_string(), "Target": "/data", "ReadOnly": true,
+            "BindOptions": {"ReadOnlyForceRecursive": true}
+        }]}
+    });
+    let r = d.request(
+        "POST",
+        "/v1.43/containers/create",
+        forced.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"
+    );
+
     let body = serde_json::json!({
         "Image": "busybox",
         "HostConfig": {"Mounts": [{

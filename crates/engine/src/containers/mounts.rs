@@ -95,8 +95,9 @@ pub struct UserMount {
 }
 
 /// Parses and checks the bind and tmpfs mounts of a create request (volumes are skipped). `-v` binds create a
-/// missing host directory, as Docker does; `--mount` binds require it to exist.
-pub fn parse(h: &HostConfig) -> Result<Vec<UserMount>> {
+/// missing host directory, as Docker does; `--mount` binds require it to exist. `read_only_non_recursive`
+/// (a client older than API 1.44) keeps read-only binds read-only at the top only, as before Docker 25.
+pub fn parse(h: &HostConfig, read_only_non_recursive: bool) -> Result<Vec<UserMount>> {
     let mut out: Vec<UserMount> = Vec::new();
     for b in h.binds.iter().flatten() {
         if !crate::volumes::is_volume_bind(b) {
@@ -165,6 +166,13 @@ pub fn parse(h: &HostConfig) -> Result<Vec<UserMount>> {
                     "mounts of type {:?} are not supported by Berth yet",
                     m.typ.map(|t| t.to_string()).unwrap_or_default()
                 )))
+            }
+        }
+    }
+    if read_only_non_recursive {
+        for m in out.iter_mut() {
+            if m.kind == "bind" && m.read_only && m.recursion == Recursion::Enabled {
+                m.recursion = Recursion::Writable;
             }
         }
     }
@@ -325,7 +333,12 @@ mod tests {
                 mounts: Some(vec![mount(read_only, b)]),
                 ..Default::default()
             };
-            Ok(parse(&h)?[0].oci().unwrap().options().clone().unwrap())
+            Ok(parse(&h, false)?[0]
+                .oci()
+                .unwrap()
+                .options()
+                .clone()
+                .unwrap())
         };
         let yes = Some(true);
         let force = MountBindOptions {
@@ -378,7 +391,7 @@ mod tests {
             binds: Some(vec![format!("{}:/data:ro,rshared", src.display())]),
             ..Default::default()
         };
-        let m = parse(&h).unwrap();
+        let m = parse(&h, false).unwrap();
         assert!(src.is_dir(), "-v creates a missing source");
         assert!(m[0].read_only);
         assert_eq!(m[0].propagation, "rshared");
@@ -394,12 +407,15 @@ mod tests {
             binds: Some(vec!["vol:/data".into(), "/anonymous".into()]),
             ..Default::default()
         };
-        assert!(parse(&named).unwrap().is_empty(), "volumes are not binds");
+        assert!(
+            parse(&named, false).unwrap().is_empty(),
+            "volumes are not binds"
+        );
         let dup = HostConfig {
             binds: Some(vec!["/tmp:/d".into(), "/tmp:/d/".into()]),
             ..Default::default()
         };
-        assert!(parse(&dup)
+        assert!(parse(&dup, false)
             .unwrap_err()
             .to_string()
             .contains("Duplicate mount point"));

@@ -36,6 +36,7 @@ fn container(
         state: State::default(),
         restart_count: 0,
         manually_stopped: false,
+        read_only_non_recursive: false,
         mounts: Vec::new(),
         networks: Default::default(),
     }
