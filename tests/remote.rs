@@ -370,6 +370,18 @@ fn tcp_without_client_certificates_needs_an_explicit_flag() {
     assert!(d
         .log()
         .contains("Binding to IP address without --tlsverify is insecure"));
+    // And `docker info` says so, as dockerd's does.
+    let o = docker_remote(
+        &d,
+        "tcp://127.0.0.1:2375",
+        &[],
+        &["info", "--format", "{{json .Warnings}}"],
+    );
+    assert!(
+        ok(&o).contains("API is accessible on http://127.0.0.1:2375 without encryption"),
+        "{}",
+        out(&o)
+    );
 }
 
 #[test]

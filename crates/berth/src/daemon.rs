@@ -180,6 +180,7 @@ async fn serve(args: &DaemonArgs, plan: &crate::listen::Plan) -> anyhow::Result<
         default_runtime: args.default_runtime.clone(),
         registry: registry_config(args)?,
         exec_root_group: plan.exec_root_group(&args.exec_root),
+        api_warnings: plan.api_warnings(),
     };
     let engine = tokio::task::spawn_blocking(move || engine::Engine::open(config))
         .await?

@@ -217,6 +217,32 @@ pub fn plan(hosts: &[String], args: &ListenArgs, exec_root: &Path) -> anyhow::Re
 }
 
 impl Plan {
+    /// `docker info`'s warnings for TCP listeners without TLS or without client verification (dockerd's).
+    pub fn api_warnings(&self) -> Vec<String> {
+        const ROOT: &str = "\n         Access to the remote API is equivalent to root access on the host. Refer\n         \
+                            to the 'Docker daemon attack surface' section in the documentation for\n         \
+                            more information: https://docs.docker.com/go/attack-surface/";
+        self.hosts
+            .iter()
+            .filter_map(|h| match h {
+                Host::Unix(_) => None,
+                Host::Tcp(..) => {
+                    let addr = h.to_string();
+                    let addr = addr.trim_start_matches("tcp://");
+                    match &self.tls {
+                        None => Some(format!(
+                            "WARNING: API is accessible on http://{addr} without encryption.{ROOT}"
+                        )),
+                        Some(_) if !self.verify => Some(format!(
+                            "WARNING: API is accessible on https://{addr} without TLS client verification.{ROOT}"
+                        )),
+                        Some(_) => None,
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// The group that must be able to search the exec root: the sockets' group, when a socket lies in it.
     pub fn exec_root_group(&self, exec_root: &Path) -> Option<u32> {
         let inside = self

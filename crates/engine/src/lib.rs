@@ -52,6 +52,9 @@ pub struct EngineConfig {
     /// The group that may search the exec root (mode 0710 instead of 0700): the API socket's group
     /// (`-G`), when the socket lies inside the exec root, as the default `/run/berth/berth.sock` does.
     pub exec_root_group: Option<u32>,
+    /// What `docker info` warns about how the API is served (a TCP port without TLS or without client
+    /// certificates, which the operator asked for explicitly), as dockerd warns.
+    pub api_warnings: Vec<String>,
 }
 
 /// The built-in runtime's name (`--runtime berth`).
