@@ -112,6 +112,8 @@ pub struct Plan {
     verify: bool,
     /// The unix sockets' group (`-G`), if it exists.
     pub group: Option<u32>,
+    /// Whether `-G` named a group other than dockerd's default, which must then be applied.
+    group_explicit: bool,
 }
 
 /// The directory of the default TLS files: `DOCKER_CERT_PATH`, else `DOCKER_CONFIG`, else `~/.docker`,
@@ -213,6 +215,7 @@ pub fn plan(hosts: &[String], args: &ListenArgs, exec_root: &Path) -> anyhow::Re
         tls: tls_config,
         verify,
         group,
+        group_explicit: args.group != DEFAULT_GROUP,
     })
 }
 
@@ -257,7 +260,9 @@ impl Plan {
         let mut out = Vec::new();
         for h in &self.hosts {
             let listener = match h {
-                Host::Unix(path) => api::Listener::Unix(bind_unix(path, self.group)?),
+                Host::Unix(path) => {
+                    api::Listener::Unix(bind_unix(path, self.group, self.group_explicit)?)
+                }
                 Host::Tcp(name, port) => {
                     let addr = (name.as_str(), *port)
                         .to_socket_addrs()
@@ -286,7 +291,11 @@ impl Plan {
     }
 }
 
-fn bind_unix(path: &Path, group: Option<u32>) -> anyhow::Result<tokio::net::UnixListener> {
+fn bind_unix(
+    path: &Path,
+    group: Option<u32>,
+    explicit: bool,
+) -> anyhow::Result<tokio::net::UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -299,8 +308,17 @@ fn bind_unix(path: &Path, group: Option<u32>) -> anyhow::Result<tokio::net::Unix
     let listener = tokio::net::UnixListener::bind(path)
         .with_context(|| format!("can't create unix socket {}", path.display()))?;
     if let Some(gid) = group {
-        std::os::unix::fs::chown(path, None, Some(gid))
-            .with_context(|| format!("chown {} to group {gid}", path.display()))?;
+        match std::os::unix::fs::chown(path, None, Some(gid)) {
+            Ok(()) => {}
+            // A daemon without CAP_CHOWN keeps the socket in its own group when the group is only
+            // dockerd's default, as dockerd does; a group asked for by name must be applied.
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                tracing::warn!(socket = %path.display(), error = %e, "could not change the socket's group to {DEFAULT_GROUP}");
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("chown {} to group {gid}", path.display()))
+            }
+        }
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("chmod {}", path.display()))?;
