@@ -306,6 +306,36 @@ fn tls_daemon_serves_clients_with_certificates_and_refuses_the_others() {
         "{}",
         err(&o)
     );
+    // docker-py from the same environment (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH).
+    let py = |dir: &Path| -> Output {
+        let probe = Command::new("python3")
+            .args(["-c", "import docker"])
+            .status();
+        assert!(
+            probe.map(|s| s.success()).unwrap_or(false),
+            "the docker Python SDK is not installed: .ci/run installs it (pip install docker==7.1.0)"
+        );
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-c",
+            "import docker\n\
+             c = docker.from_env()\n\
+             print(c.version()['Os'])\n\
+             print(c.containers.run('busybox', ['echo', 'py over tls'], remove=True).decode().strip())",
+        ])
+        .env("DOCKER_HOST", TLS_HOST)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", dir)
+        // requests lets these override the CA docker-py gives it (its session's `verify`).
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
+        d.netns_command(&mut cmd);
+        output_within(cmd, None, LIMIT)
+    };
+    assert_eq!(ok(&py(&good)), "linux\npy over tls\n");
+    let o = py(&pki.client_dir("nocert"));
+    assert!(!o.status.success(), "{}", out(&o));
+
     // The server's certificate is checked against the CA: a client that trusts only the rogue CA refuses it.
     let o = berth_remote(
         &d,
