@@ -587,6 +587,178 @@ fn bind_mounts_and_tmpfs_mounts() {
     assert!(o.contains("tmpfs /scratch tmpfs"), "{o}");
 }
 
+/// A tmpfs mounted on the host below a bind's source, unmounted when dropped.
+struct Submount(std::path::PathBuf);
+
+impl Submount {
+    fn new(at: &std::path::Path) -> Submount {
+        std::fs::create_dir_all(at).unwrap();
+        std::fs::write(at.join("under"), "under the mount\n").unwrap();
+        let o = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "berth-test-sub"])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "mount tmpfs: {}", err(&o));
+        std::fs::write(at.join("on-tmpfs"), "on the submount\n").unwrap();
+        Submount(at.to_owned())
+    }
+}
+
+impl Drop for Submount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Docker 25's recursive read-only binds: `:ro` and `bind-recursive=readonly` make a submount of the source
+/// read-only too (mount_setattr), `bind-recursive=writable` leaves it writable under a read-only top, and
+/// `bind-recursive=disabled` does not carry it at all. Needs Linux 5.12 (scripts/test.sh names the
+/// requirement).
+#[test]
+fn recursive_read_only_binds_reach_submounts() {
+    let d = daemon();
+    let src = d.dir.path().join("tree");
+    let _sub = Submount::new(&src.join("sub"));
+    let probe = "touch /data/top; echo top=$?; touch /data/sub/x; echo sub=$?; cat /data/sub/on-tmpfs /data/sub/under 2>/dev/null; true";
+    let run = |how: &[&str]| -> String {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(how);
+        args.extend_from_slice(&["busybox", "sh", "-c", probe]);
+        ok(&d.docker(&args))
+    };
+    let bind = |extra: &str| format!("type=bind,source={},target=/data{extra}", src.display());
+
+    // The default for read-only binds: all the way down.
+    let o = run(&["-v", &format!("{}:/data:ro", src.display())]);
+    assert!(o.contains("top=1") && o.contains("sub=1"), "{o}");
+    assert!(
+        o.contains("on the submount"),
+        "an rbind carries the submount: {o}"
+    );
+    let o = run(&["--mount", &bind(",readonly")]);
+    assert!(o.contains("top=1") && o.contains("sub=1"), "{o}");
+
+    // Forced: the same, and refused where the kernel cannot (not here).
+    let o = run(&[
+        "--mount",
+        &bind(",readonly,bind-recursive=readonly,bind-propagation=rprivate"),
+    ]);
+    assert!(o.contains("top=1") && o.contains("sub=1"), "{o}");
+
+    // Writable submounts under a read-only top, as before Docker 25.
+    let o = run(&["--mount", &bind(",readonly,bind-recursive=writable")]);
+    assert!(o.contains("top=1") && o.contains("sub=0"), "{o}");
+    assert!(src.join("sub/x").exists());
+
+    // Not recursive: the submount is not there, the directory under it is.
+    let o = run(&["--mount", &bind(",readonly,bind-recursive=disabled")]);
+    assert!(o.contains("top=1"), "{o}");
+    assert!(
+        o.contains("under the mount") && !o.contains("on the submount"),
+        "{o}"
+    );
+
+    // A read-write bind stays read-write all the way down.
+    let o = run(&["-v", &format!("{}:/data", src.display())]);
+    assert!(o.contains("top=0") && o.contains("sub=0"), "{o}");
+
+    // The CLIs check the combinations as the docker CLI does, and the daemon refuses conflicts sent to it.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &bind(",bind-recursive=readonly"),
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("option 'bind-recursive=readonly' requires 'readonly'"),
+        "{}",
+        err(&o)
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--mount",
+        &bind(",readonly,bind-recursive=readonly"),
+        "busybox",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("requires 'bind-propagation=rprivate'"),
+        "{}",
+        err(&o)
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--mount",
+        &bind(",readonly,bind-recursive=readonly,bind-propagation=rprivate"),
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    let o = ok(&o);
+    assert!(o.contains("top=1") && o.contains("sub=1"), "{o}");
+    // Clients older than API 1.44 keep the old behaviour, as dockerd gives it them: read-only at the top
+    // only, and no way to insist on recursion.
+    let mut old = d.docker_command(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/data:ro", src.display()),
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    old.env("DOCKER_API_VERSION", "1.43");
+    let o = ok(&common::output_within(old, None, Duration::from_secs(60)));
+    assert!(o.contains("top=1") && o.contains("sub=0"), "{o}");
+    let forced = serde_json::json!({
+        "Image": "busybox",
+        "HostConfig": {"Mounts": [{
+            "Type": "bind", "Source": src.display().to_string(), "Target": "/data", "ReadOnly": true,
+            "BindOptions": {"ReadOnlyForceRecursive": true}
+        }]}
+    });
+    let r = d.request(
+        "POST",
+        "/v1.43/containers/create",
+        forced.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer"
+    );
+
+    let body = serde_json::json!({
+        "Image": "busybox",
+        "HostConfig": {"Mounts": [{
+            "Type": "bind", "Source": src.display().to_string(), "Target": "/data",
+            "BindOptions": {"ReadOnlyForceRecursive": true}
+        }]}
+    });
+    let r = d.request("POST", "/containers/create", body.to_string().as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("options conflict: Writable && ReadOnlyForceRecursive"),
+        "{}",
+        r.text()
+    );
+}
+
 #[test]
 fn container_prune_removes_stopped_containers_only() {
     let d = daemon();

@@ -1,8 +1,7 @@
-//! `berth daemon`: takes the data root's lock, opens the engine, and serves the Docker Engine API on a unix
-//! socket until SIGTERM or SIGINT.
+//! `berth daemon`: takes the data root's lock, opens the engine, and serves the Docker Engine API on unix
+//! sockets and TCP ports (TLS with client certificates) until SIGTERM or SIGINT.
 
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,9 +10,11 @@ use anyhow::{bail, Context};
 /// Flags of `berth daemon`, named as dockerd names them.
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
-    /// Daemon socket to listen on (unix:///path)
-    #[arg(short = 'H', long = "host", value_name = "unix:///PATH")]
+    /// Daemon socket(s) to listen on (unix:///PATH, tcp://ADDR:PORT)
+    #[arg(short = 'H', long = "host", value_name = "list")]
     host: Vec<String>,
+    #[command(flatten)]
+    listen: crate::listen::ListenArgs,
     /// Root directory of persistent Berth state
     #[arg(long, default_value = "/var/lib/berth")]
     data_root: PathBuf,
@@ -127,14 +128,16 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     init_logging(&args.log_level, args.log_json);
-    let sockets: Vec<PathBuf> = if args.host.is_empty() {
-        vec![args.exec_root.join("berth.sock")]
-    } else {
-        args.host
-            .iter()
-            .map(|h| socket_path(h))
-            .collect::<anyhow::Result<_>>()?
-    };
+    // Every listener is decided (TLS files read, plain TCP refused) before anything is touched on disk.
+    let plan = crate::listen::plan(&args.host, &args.listen, &args.exec_root)?;
+    let sockets: Vec<PathBuf> = plan
+        .hosts
+        .iter()
+        .filter_map(|h| match h {
+            crate::listen::Host::Unix(p) => Some(p.clone()),
+            crate::listen::Host::Tcp(..) => None,
+        })
+        .collect();
     std::fs::create_dir_all(&args.data_root)
         .with_context(|| format!("creating data root {}", args.data_root.display()))?;
     std::fs::create_dir_all(&args.exec_root)
@@ -156,7 +159,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(&args, &sockets));
+    let result = runtime.block_on(serve(&args, &plan));
     for s in &sockets {
         let _ = std::fs::remove_file(s);
     }
@@ -165,7 +168,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
+async fn serve(args: &DaemonArgs, plan: &crate::listen::Plan) -> anyhow::Result<()> {
     let config = engine::EngineConfig {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
@@ -176,6 +179,8 @@ async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
         runtimes: runtimes(args)?,
         default_runtime: args.default_runtime.clone(),
         registry: registry_config(args)?,
+        exec_root_group: plan.exec_root_group(&args.exec_root),
+        api_warnings: plan.api_warnings(),
     };
     let engine = tokio::task::spawn_blocking(move || engine::Engine::open(config))
         .await?
@@ -185,9 +190,7 @@ async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
     tokio::spawn(trim_heap_periodically());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
-    for path in sockets {
-        let listener = bind(path)?;
-        tracing::info!(socket = %path.display(), "API listening");
+    for (_, listener) in plan.bind()? {
         let mut stop = stop_rx.clone();
         servers.push(tokio::spawn(api::serve(
             listener,
@@ -218,32 +221,6 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {},
     }
     Ok(())
-}
-
-/// `unix:///run/berth/berth.sock` → `/run/berth/berth.sock`; other schemes are refused for now.
-fn socket_path(host: &str) -> anyhow::Result<PathBuf> {
-    match host.strip_prefix("unix://") {
-        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-        _ if host.starts_with('/') => Ok(PathBuf::from(host)),
-        _ => bail!("invalid host {host:?}: only unix:///PATH sockets are supported"),
-    }
-}
-
-fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    // We hold the data-root lock, so a socket file left here belongs to a dead daemon.
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing stale {}", path.display())),
-    }
-    let listener = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("listening on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .with_context(|| format!("chmod {}", path.display()))?;
-    Ok(listener)
 }
 
 /// Takes an exclusive lock on `DATA_ROOT/berth.lock` for the daemon's lifetime.

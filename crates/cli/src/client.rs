@@ -1,6 +1,5 @@
-//! A Docker Engine API client: HTTP/1.1 over a unix socket, one connection per request.
+//! A Docker Engine API client: HTTP/1.1 over a unix socket, TCP (TLS) or ssh, one connection per request.
 
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -10,10 +9,10 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
-use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use crate::error::CliError;
+use crate::transport::{TlsArgs, Transport};
 
 /// The API version this client speaks; older daemons are spoken to at their own version.
 pub const API_VERSION: &str = "1.50";
@@ -101,23 +100,18 @@ impl ReqBody {
 #[derive(Clone)]
 pub struct Client {
     host: String,
-    socket: PathBuf,
+    transport: Transport,
     version: String,
     /// `X-Registry-Auth` sent with every request (pull and push).
     registry_auth: Option<String>,
 }
 
 impl Client {
-    /// Creates a client for a `unix://` host address (`-H`).
-    pub fn new(host: &str) -> Result<Self, CliError> {
-        let socket = host.strip_prefix("unix://").ok_or_else(|| {
-            CliError::Usage(format!(
-                "unsupported host {host}: only unix:// sockets are supported"
-            ))
-        })?;
+    /// Creates a client for a host address (`-H`: `unix://`, `tcp://`, `ssh://`) and the TLS flags.
+    pub fn new(host: &str, tls: &TlsArgs) -> Result<Self, CliError> {
         Ok(Client {
             host: host.to_string(),
-            socket: PathBuf::from(socket),
+            transport: Transport::new(host, tls)?,
             version: API_VERSION.to_string(),
             registry_auth: None,
         })
@@ -222,11 +216,7 @@ impl Client {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<hyper::upgrade::Upgraded, CliError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| CliError::Connect {
-                host: self.host.clone(),
-            })?;
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| CliError::Http(e.to_string()))?;
@@ -259,7 +249,7 @@ impl Client {
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| CliError::Http(e.to_string()))?;
+            .map_err(|e| self.exchange_error(&e))?;
         let status = resp.status().as_u16();
         if status != 101 && !resp.status().is_success() {
             let body = read_all(resp).await.unwrap_or_default();
@@ -273,6 +263,19 @@ impl Client {
             .map_err(|e| CliError::Http(e.to_string()))
     }
 
+    /// A new connection to the daemon: "Cannot connect" when nothing listens, the cause otherwise (a TLS
+    /// handshake the daemon refused, an ssh that failed).
+    pub async fn connect(&self) -> Result<Box<dyn crate::transport::Io>, CliError> {
+        self.transport.connect().await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound
+            | std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::PermissionDenied => CliError::Connect {
+                host: self.host.clone(),
+            },
+            _ => CliError::Http(e.to_string()),
+        })
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -280,11 +283,7 @@ impl Client {
         body: ReqBody,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>, CliError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|_| CliError::Connect {
-                host: self.host.clone(),
-            })?;
+        let stream = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| CliError::Http(e.to_string()))?;
@@ -312,7 +311,23 @@ impl Client {
         sender
             .send_request(req)
             .await
-            .map_err(|e| CliError::Http(e.to_string()))
+            .map_err(|e| self.exchange_error(&e))
+    }
+
+    /// A failed exchange, with its causes (a TLS alert from the daemon is the cause of hyper's "connection
+    /// error"), and the docker CLI's hint when plain HTTP met a TLS port.
+    fn exchange_error(&self, e: &hyper::Error) -> CliError {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        if e.is_parse() && matches!(self.transport, Transport::Tcp { tls: None, .. }) {
+            text.push_str("\n* Are you trying to connect to a TLS-enabled daemon without TLS?");
+        }
+        CliError::Http(text)
     }
 }
 
@@ -498,8 +513,11 @@ mod tests {
     }
 
     #[test]
-    fn only_unix_hosts_are_accepted() {
-        assert!(Client::new("unix:///run/berth/berth.sock").is_ok());
-        assert!(Client::new("tcp://1.2.3.4:2375").is_err());
+    fn unix_tcp_and_ssh_hosts_are_accepted() {
+        let tls = TlsArgs::default();
+        assert!(Client::new("unix:///run/berth/berth.sock", &tls).is_ok());
+        assert!(Client::new("tcp://1.2.3.4:2375", &tls).is_ok());
+        assert!(Client::new("ssh://me@host", &tls).is_ok());
+        assert!(Client::new("fd://3", &tls).is_err());
     }
 }

@@ -12,6 +12,7 @@ mod commands;
 pub mod error;
 pub mod format;
 mod output;
+pub mod transport;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,9 @@ pub struct GlobalArgs {
     /// Daemon socket to connect to
     #[arg(short = 'H', long = "host", env = "BERTH_HOST", default_value = DEFAULT_HOST)]
     pub host: String,
+    /// TLS for `tcp://` hosts.
+    #[command(flatten)]
+    pub tls: transport::TlsArgs,
 }
 
 /// The client commands, named and flagged as Docker's.
@@ -260,6 +264,9 @@ pub enum SystemCommand {
     Info(InfoArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Proxy the stdio stream to the daemon connection. Should not be invoked manually.
+    #[command(hide = true)]
+    DialStdio,
 }
 
 /// Runs one client command against the daemon at `global.host`; errors are printed on stderr as Docker

@@ -151,12 +151,24 @@ pub(crate) fn is_mount_point(path: &Path) -> bool {
 /// systems, where a setuid-root binary made inside a container would otherwise run as root for any host user
 /// (Docker's CVE-2021-41091), and records with containers' environments; below the exec root, bundles and
 /// shim sockets. Other users get no search permission on either, so nothing below is reachable for them.
-pub(crate) fn confine_roots(data_root: &Path, exec_root: &Path) -> crate::Result<()> {
+///
+/// With `exec_root_group` (the API socket's group, when the socket lies in the exec root), the exec root is
+/// 0710 in that group instead, so that the group's members reach the socket. They gain nothing else: the
+/// socket already gives them everything the daemon can do.
+pub(crate) fn confine_roots(
+    data_root: &Path,
+    exec_root: &Path,
+    exec_root_group: Option<u32>,
+) -> crate::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    for (dir, mode) in [(data_root, 0o710), (exec_root, 0o700)] {
+    let exec = match exec_root_group {
+        Some(gid) => (exec_root, 0o710, rustix::fs::Gid::from_raw(gid)),
+        None => (exec_root, 0o700, rustix::fs::Gid::ROOT),
+    };
+    for (dir, mode, gid) in [(data_root, 0o710, rustix::fs::Gid::ROOT), exec] {
         let uid = rustix::process::geteuid();
         // Group root, as dockerd: with mode 0710, only root's group may search the directory.
-        rustix::fs::chown(dir, Some(uid), Some(rustix::fs::Gid::ROOT))
+        rustix::fs::chown(dir, Some(uid), Some(gid))
             .or_else(|e| {
                 // Without CAP_CHOWN (tests as an ordinary user), the mode alone keeps others out.
                 if e == rustix::io::Errno::PERM {

@@ -49,6 +49,12 @@ pub struct EngineConfig {
     /// Registry settings for pull, push and login (`--insecure-registry`, `--registry-mirror`,
     /// certs.d).
     pub registry: RegistryConfig,
+    /// The group that may search the exec root (mode 0710 instead of 0700): the API socket's group
+    /// (`-G`), when the socket lies inside the exec root, as the default `/run/berth/berth.sock` does.
+    pub exec_root_group: Option<u32>,
+    /// What `docker info` warns about how the API is served (a TCP port without TLS or without client
+    /// certificates, which the operator asked for explicitly), as dockerd warns.
+    pub api_warnings: Vec<String>,
 }
 
 /// The built-in runtime's name (`--runtime berth`).
@@ -88,7 +94,7 @@ impl Engine {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        host::confine_roots(&config.data_root, &config.exec_root)?;
+        host::confine_roots(&config.data_root, &config.exec_root, config.exec_root_group)?;
         Engine::clean_builds(&config.data_root);
         let images = image::ImageStore::open(config.data_root.join("image"))?;
         let containers = containers::store::Store::open(config.data_root.join("containers"))?;

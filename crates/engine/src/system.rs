@@ -192,11 +192,13 @@ impl Engine {
                 self.net
                     .firewall_missing()
                     .map(|r| {
-                        vec![format!(
+                        format!(
                             "WARNING: no firewall ({r}): published ports are served by the userland proxy only, without NAT or network isolation"
-                        )]
+                        )
                     })
-                    .unwrap_or_default(),
+                    .into_iter()
+                    .chain(self.config.api_warnings.iter().cloned())
+                    .collect(),
             ),
             ..Default::default()
         })

@@ -38,10 +38,30 @@ fn parse_with_policy<T: serde::de::DeserializeOwned>(bytes: &[u8], policy: &str)
 
 /// `POST /containers/create?name=…`.
 pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
-    let body = parse_with_policy(&read_bytes(req).await?, "/HostConfig/RestartPolicy")?;
+    let body: bollard_stubs::models::ContainerCreateBody =
+        parse_with_policy(&read_bytes(req).await?, "/HostConfig/RestartPolicy")?;
+    // Recursive read-only binds came with API 1.44 (Docker 25): older clients keep read-only binds
+    // read-only at the top only, and cannot insist on recursion, as dockerd answers them.
+    let legacy = ctx.version.before(44);
+    if legacy
+        && body
+            .host_config
+            .iter()
+            .flat_map(|h| h.mounts.iter().flatten())
+            .any(|m| {
+                m.bind_options
+                    .as_ref()
+                    .is_some_and(|b| b.read_only_force_recursive == Some(true))
+            })
+    {
+        return Err(ApiError::bad_request(
+            "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer",
+        ));
+    }
     let req = CreateRequest {
         name: ctx.query.get("name").map(str::to_owned),
         body,
+        read_only_non_recursive: legacy,
     };
     let created = ctx.engine.create_container(req).await?;
     Ok(json_status(StatusCode::CREATED, &created))

@@ -5,6 +5,7 @@ pub mod attach;
 pub mod build;
 pub mod commit;
 pub mod containers;
+mod dial_stdio;
 pub mod distribution;
 pub mod events;
 pub mod exec;
@@ -27,9 +28,11 @@ use crate::{Command, ContainerCommand, GlobalArgs, ImageCommand, SystemCommand};
 
 /// Connects (negotiating the API version) and runs `command`.
 pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
-    let mut client = Client::new(&global.host)?;
+    let mut client = Client::new(&global.host, &global.tls)?;
     // `version` prints the client section even when the daemon is down, so it negotiates itself.
-    if !matches!(command, Command::Version(_)) {
+    let dial =
+        matches!(&command, Command::System(s) if matches!(s.command, SystemCommand::DialStdio));
+    if !matches!(command, Command::Version(_)) && !dial {
         client.negotiate().await?;
     }
     match command {
@@ -66,6 +69,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             SystemCommand::Df(args) => system::df(&client, args).await,
             SystemCommand::Info(args) => system::info(&client, args).await,
             SystemCommand::Events(args) => events::run(&client, args).await,
+            SystemCommand::DialStdio => dial_stdio::run(&client).await,
         },
         Command::Events(args) => events::run(&client, args).await,
         Command::Network(n) => network::run(&client, n.command).await,

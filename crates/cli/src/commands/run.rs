@@ -938,6 +938,25 @@ fn parse_mount_flag(spec: &str) -> Result<Value, CliError> {
             "bind-nonrecursive" => {
                 bind.insert("NonRecursive".into(), json!(truthy(value, &key)?));
             }
+            // Docker 25: what a bind does with its source's submounts.
+            "bind-recursive" => match value {
+                Some("enabled") => {}
+                Some("disabled") => {
+                    bind.insert("NonRecursive".into(), json!(true));
+                }
+                Some("writable") => {
+                    bind.insert("ReadOnlyNonRecursive".into(), json!(true));
+                }
+                Some("readonly") => {
+                    bind.insert("ReadOnlyForceRecursive".into(), json!(true));
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "invalid value for {key}: {} (must be \"enabled\", \"disabled\", \"writable\", or \"readonly\")",
+                        value.unwrap_or("")
+                    )))
+                }
+            },
             "volume-nocopy" => {
                 vol.insert("NoCopy".into(), json!(truthy(value, &key)?));
             }
@@ -963,6 +982,25 @@ fn parse_mount_flag(spec: &str) -> Result<Value, CliError> {
                 tmpfs.insert("Mode".into(), json!(mode));
             }
             _ => return Err(bad(format!("unexpected key '{key}' in '{field}'"))),
+        }
+    }
+    let read_only = m.get("ReadOnly") == Some(&json!(true));
+    if bind.get("ReadOnlyNonRecursive").is_some() && !read_only {
+        return Err(bad(
+            "option 'bind-recursive=writable' requires 'readonly' to be specified in conjunction"
+                .into(),
+        ));
+    }
+    if bind.get("ReadOnlyForceRecursive").is_some() {
+        if !read_only {
+            return Err(bad(
+                "option 'bind-recursive=readonly' requires 'readonly' to be specified in conjunction"
+                    .into(),
+            ));
+        }
+        // A shared or slave bind would take in writable mounts made later on the host.
+        if bind.get("Propagation") != Some(&json!("rprivate")) {
+            return Err(bad("option 'bind-recursive=readonly' requires 'bind-propagation=rprivate' to be specified in conjunction".into()));
         }
     }
     m.insert("Type".into(), json!(kind));

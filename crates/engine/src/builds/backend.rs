@@ -407,7 +407,11 @@ impl Backend for EngineBackend {
         let engine = Arc::clone(&self.engine);
         let made = self
             .rt
-            .block_on(engine.create_container(CreateRequest { name: None, body }))
+            .block_on(engine.create_container(CreateRequest {
+                name: None,
+                body,
+                read_only_non_recursive: false,
+            }))
             .map_err(other)?;
         self.steps.push(made.id.clone());
         Ok(StepContainer { id: made.id })

@@ -20,6 +20,8 @@ pub struct CreateRequest {
     pub name: Option<String>,
     /// The JSON body.
     pub body: ContainerCreateBody,
+    /// The client speaks an API older than 1.44: read-only binds are not made recursively read-only.
+    pub read_only_non_recursive: bool,
 }
 
 impl Engine {
@@ -61,7 +63,7 @@ impl Engine {
                 self.runtime_binary(name)?;
             }
         }
-        let user_mounts = super::mounts::parse(&host)?;
+        let user_mounts = super::mounts::parse(&host, req.read_only_non_recursive)?;
         let inherited = self.volumes_from(&host)?;
         fill_host_defaults(&mut host);
         let networks = self.net_plan(&body, &host)?;
@@ -105,6 +107,7 @@ impl Engine {
             restart_count: 0,
             manually_stopped: false,
             mounts: user_mounts.iter().map(|m| m.mount_point()).collect(),
+            read_only_non_recursive: req.read_only_non_recursive,
             networks,
             links,
         };

@@ -475,7 +475,7 @@ impl Engine {
                 hosts: &etc.hosts,
                 resolv_conf: &etc.resolv_conf,
             };
-            let mut user_mounts = super::mounts::parse(&c.host_config)?;
+            let mut user_mounts = super::mounts::parse(&c.host_config, c.read_only_non_recursive)?;
             // Binds brought by `--volumes-from` are in the record only.
             let inherited: Vec<_> = c
                 .mounts

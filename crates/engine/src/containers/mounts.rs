@@ -10,6 +10,69 @@ use oci_spec::OciSpecError;
 
 use crate::error::{Context, Error, Result};
 
+/// How a bind treats the mounts below its source (`--mount bind-recursive=…`, Docker 25's `BindOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recursion {
+    /// `enabled`: an rbind, and read-only reaches every submount where the kernel can make it so
+    /// (mount_setattr, Linux 5.12); elsewhere only the top mount is read-only, as Docker.
+    #[default]
+    Enabled,
+    /// `disabled` (`NonRecursive`): a plain bind; the source's submounts are not carried.
+    Disabled,
+    /// `writable` (`ReadOnlyNonRecursive`): an rbind whose submounts stay writable under a read-only top.
+    Writable,
+    /// `readonly` (`ReadOnlyForceRecursive`): recursively read-only, or the container is refused.
+    Readonly,
+}
+
+/// Whether read-only binds can be made recursively read-only here (probed once).
+fn recursive_readonly_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(runtime::rootfs::supports_recursive_readonly)
+}
+
+/// The recursion a `--mount` bind asks for, checked as dockerd checks it.
+fn recursion(m: &bollard_stubs::models::Mount) -> Result<Recursion> {
+    let b = m.bind_options.as_ref();
+    let flag = |f: Option<Option<bool>>| f.flatten() == Some(true);
+    let non_recursive = flag(b.map(|b| b.non_recursive));
+    let ro_non_recursive = flag(b.map(|b| b.read_only_non_recursive));
+    let ro_force = flag(b.map(|b| b.read_only_force_recursive));
+    let read_only = m.read_only == Some(true);
+    let conflict = |what: &str| {
+        Err(Error::InvalidParameter(format!(
+            "invalid mount config: options conflict: {what}"
+        )))
+    };
+    if !read_only && ro_non_recursive {
+        return conflict("Writable && ReadOnlyNonRecursive");
+    }
+    if !read_only && ro_force {
+        return conflict("Writable && ReadOnlyForceRecursive");
+    }
+    if ro_non_recursive && ro_force {
+        return conflict("ReadOnlyNonRecursive && ReadOnlyForceRecursive");
+    }
+    if non_recursive && ro_force {
+        return conflict("NonRecursive && ReadOnlyForceRecursive");
+    }
+    if ro_force && !recursive_readonly_supported() {
+        return Err(Error::InvalidParameter(
+            "rro is not supported: mount_setattr is not available (kernel is older than 5.12?)"
+                .into(),
+        ));
+    }
+    Ok(if non_recursive {
+        Recursion::Disabled
+    } else if ro_non_recursive {
+        Recursion::Writable
+    } else if ro_force {
+        Recursion::Readonly
+    } else {
+        Recursion::Enabled
+    })
+}
+
 /// One mount a container gets besides its rootfs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserMount {
@@ -23,6 +86,8 @@ pub struct UserMount {
     pub read_only: bool,
     /// Bind propagation (`rprivate` by default).
     pub propagation: String,
+    /// What the bind does with the source's submounts.
+    pub recursion: Recursion,
     /// The options as the user wrote them (inspect's `Mode`).
     pub mode: String,
     /// tmpfs options (`size=…,mode=…`).
@@ -30,8 +95,9 @@ pub struct UserMount {
 }
 
 /// Parses and checks the bind and tmpfs mounts of a create request (volumes are skipped). `-v` binds create a
-/// missing host directory, as Docker does; `--mount` binds require it to exist.
-pub fn parse(h: &HostConfig) -> Result<Vec<UserMount>> {
+/// missing host directory, as Docker does; `--mount` binds require it to exist. `read_only_non_recursive`
+/// (a client older than API 1.44) keeps read-only binds read-only at the top only, as before Docker 25.
+pub fn parse(h: &HostConfig, read_only_non_recursive: bool) -> Result<Vec<UserMount>> {
     let mut out: Vec<UserMount> = Vec::new();
     for b in h.binds.iter().flatten() {
         if !crate::volumes::is_volume_bind(b) {
@@ -69,6 +135,7 @@ pub fn parse(h: &HostConfig) -> Result<Vec<UserMount>> {
                     destination: target,
                     read_only: m.read_only == Some(true),
                     propagation,
+                    recursion: recursion(m)?,
                     mode: String::new(),
                     data: String::new(),
                 });
@@ -89,6 +156,7 @@ pub fn parse(h: &HostConfig) -> Result<Vec<UserMount>> {
                     destination: target,
                     read_only: m.read_only == Some(true),
                     propagation: String::new(),
+                    recursion: Recursion::Enabled,
                     mode: String::new(),
                     data: data.join(","),
                 });
@@ -98,6 +166,13 @@ pub fn parse(h: &HostConfig) -> Result<Vec<UserMount>> {
                     "mounts of type {:?} are not supported by Berth yet",
                     m.typ.map(|t| t.to_string()).unwrap_or_default()
                 )))
+            }
+        }
+    }
+    if read_only_non_recursive {
+        for m in out.iter_mut() {
+            if m.kind == "bind" && m.read_only && m.recursion == Recursion::Enabled {
+                m.recursion = Recursion::Writable;
             }
         }
     }
@@ -149,6 +224,7 @@ fn parse_bind(spec: &str) -> Result<UserMount> {
         destination: destination.into(),
         read_only,
         propagation,
+        recursion: Recursion::Enabled,
         mode: mode.into(),
         data: String::new(),
     })
@@ -167,6 +243,7 @@ impl UserMount {
                 .clone()
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| "rprivate".into()),
+            recursion: Recursion::Enabled,
             mode: p.mode.clone().unwrap_or_default(),
             data: String::new(),
         }
@@ -206,11 +283,27 @@ impl UserMount {
             );
             return mount.typ("tmpfs").source("tmpfs").options(options).build();
         }
-        let options = vec![
-            "rbind".to_owned(),
+        let mut options = vec![
+            if self.recursion == Recursion::Disabled {
+                "bind"
+            } else {
+                "rbind"
+            }
+            .to_owned(),
             if self.read_only { "ro" } else { "rw" }.to_owned(),
-            self.propagation.clone(),
         ];
+        // Docker 25: a read-only bind is read-only all the way down where the kernel can make it so
+        // (`rro`, OCI runtime spec 1.1), unless `bind-recursive` says otherwise; "ro" stays alongside for
+        // a runtime that would not know `rro`.
+        let recursive = match self.recursion {
+            Recursion::Enabled => recursive_readonly_supported(),
+            Recursion::Readonly => true,
+            Recursion::Disabled | Recursion::Writable => false,
+        };
+        if self.read_only && recursive {
+            options.push("rro".into());
+        }
+        options.push(self.propagation.clone());
         mount
             .typ("bind")
             .source(&self.source)
@@ -222,6 +315,73 @@ impl UserMount {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bollard_stubs::models::MountBindOptions;
+
+    #[test]
+    fn bind_recursive_modes_become_oci_options_as_dockers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mount = |read_only: bool, b: MountBindOptions| bollard_stubs::models::Mount {
+            target: Some("/t".into()),
+            source: Some(dir.path().display().to_string()),
+            typ: Some(MountTypeEnum::BIND),
+            read_only: Some(read_only),
+            bind_options: Some(b),
+            ..Default::default()
+        };
+        let options = |read_only: bool, b: MountBindOptions| -> Result<Vec<String>> {
+            let h = HostConfig {
+                mounts: Some(vec![mount(read_only, b)]),
+                ..Default::default()
+            };
+            Ok(parse(&h, false)?[0]
+                .oci()
+                .unwrap()
+                .options()
+                .clone()
+                .unwrap())
+        };
+        let yes = Some(true);
+        let force = MountBindOptions {
+            read_only_force_recursive: yes,
+            ..Default::default()
+        };
+        let writable = MountBindOptions {
+            read_only_non_recursive: yes,
+            ..Default::default()
+        };
+        let disabled = MountBindOptions {
+            non_recursive: yes,
+            ..Default::default()
+        };
+        if recursive_readonly_supported() {
+            assert_eq!(
+                options(true, force.clone()).unwrap(),
+                ["rbind", "ro", "rro", "rprivate"]
+            );
+        } else {
+            let e = options(true, force.clone()).unwrap_err().to_string();
+            assert!(e.contains("rro is not supported"), "{e}");
+        }
+        assert_eq!(
+            options(true, writable.clone()).unwrap(),
+            ["rbind", "ro", "rprivate"]
+        );
+        assert_eq!(
+            options(true, disabled.clone()).unwrap(),
+            ["bind", "ro", "rprivate"]
+        );
+        assert_eq!(
+            options(false, disabled).unwrap(),
+            ["bind", "rw", "rprivate"]
+        );
+        for (b, what) in [
+            (force, "Writable && ReadOnlyForceRecursive"),
+            (writable, "Writable && ReadOnlyNonRecursive"),
+        ] {
+            let e = options(false, b).unwrap_err().to_string();
+            assert!(e.contains(&format!("options conflict: {what}")), "{e}");
+        }
+    }
 
     #[test]
     fn binds_parse_like_docker() {
@@ -231,25 +391,31 @@ mod tests {
             binds: Some(vec![format!("{}:/data:ro,rshared", src.display())]),
             ..Default::default()
         };
-        let m = parse(&h).unwrap();
+        let m = parse(&h, false).unwrap();
         assert!(src.is_dir(), "-v creates a missing source");
         assert!(m[0].read_only);
         assert_eq!(m[0].propagation, "rshared");
         assert_eq!(m[0].mount_point().rw, Some(false));
-        assert_eq!(
-            m[0].oci().unwrap().options().as_deref(),
-            Some(&["rbind".to_owned(), "ro".into(), "rshared".into()][..])
-        );
+        // Docker 25: read-only all the way down where the kernel can make it so.
+        let expected: &[&str] = if recursive_readonly_supported() {
+            &["rbind", "ro", "rro", "rshared"]
+        } else {
+            &["rbind", "ro", "rshared"]
+        };
+        assert_eq!(m[0].oci().unwrap().options().as_deref().unwrap(), expected);
         let named = HostConfig {
             binds: Some(vec!["vol:/data".into(), "/anonymous".into()]),
             ..Default::default()
         };
-        assert!(parse(&named).unwrap().is_empty(), "volumes are not binds");
+        assert!(
+            parse(&named, false).unwrap().is_empty(),
+            "volumes are not binds"
+        );
         let dup = HostConfig {
             binds: Some(vec!["/tmp:/d".into(), "/tmp:/d/".into()]),
             ..Default::default()
         };
-        assert!(parse(&dup)
+        assert!(parse(&dup, false)
             .unwrap_err()
             .to_string()
             .contains("Duplicate mount point"));

@@ -112,6 +112,10 @@ pub struct Container {
     pub manually_stopped: bool,
     /// Mounts as inspect shows them.
     pub mounts: Vec<MountPoint>,
+    /// Created through an API older than 1.44: its read-only binds are read-only at the top only, as they
+    /// were before Docker 25 (dockerd keeps that for such clients).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only_non_recursive: bool,
     /// The networks it joins when it runs, by network name (`--network`, `network connect`).
     #[serde(default)]
     pub networks: std::collections::BTreeMap<String, crate::networks::Attachment>,

@@ -401,6 +401,7 @@ impl Engine {
                 destination: dest.to_owned(),
                 read_only: !rw,
                 propagation: "rprivate".into(),
+                recursion: crate::containers::mounts::Recursion::Enabled,
                 mode: m.mode.clone().unwrap_or_default(),
                 data: String::new(),
             });

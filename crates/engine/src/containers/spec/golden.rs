@@ -11,7 +11,7 @@ use bollard_stubs::models::{
 };
 use serde_json::Value;
 
-use super::super::mounts::UserMount;
+use super::super::mounts::{Recursion, UserMount};
 use super::super::record::{Container, State};
 use super::super::user::ResolvedUser;
 use super::*;
@@ -36,6 +36,7 @@ fn container(
         state: State::default(),
         restart_count: 0,
         manually_stopped: false,
+        read_only_non_recursive: false,
         mounts: Vec::new(),
         networks: Default::default(),
         links: Vec::new(),
@@ -178,6 +179,8 @@ fn rich() -> Value {
             destination: "/data".into(),
             read_only: true,
             propagation: "rshared".into(),
+            // Forced, so that the golden file does not depend on the host kernel's mount_setattr.
+            recursion: Recursion::Readonly,
             mode: "ro,rshared".into(),
             data: String::new(),
         },
@@ -187,6 +190,7 @@ fn rich() -> Value {
             destination: "/scratch".into(),
             read_only: true,
             propagation: String::new(),
+            recursion: Recursion::Enabled,
             mode: String::new(),
             data: "size=2m".into(),
         },
