@@ -23,6 +23,8 @@ pub struct ImageListOptions {
     pub all: bool,
     /// The `filters` query parameter.
     pub filters: Filters,
+    /// `shared-size`: fill `SharedSize` (else -1, "not computed", as dockerd).
+    pub shared_size: bool,
 }
 
 /// What `POST /images/create?fromSrc=-` asks for.
@@ -100,6 +102,12 @@ impl Engine {
             .filter(|img| until.iter().all(|&t| created_unix(img) < t))
             .map(summary)
             .collect();
+        if opts.shared_size {
+            let shared = shared_sizes(&images);
+            for s in &mut out {
+                s.shared_size = shared.get(&s.id).copied().unwrap_or(0);
+            }
+        }
         out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
     }
@@ -358,6 +366,28 @@ impl Engine {
     }
 }
 
+/// Each image's `SharedSize`, by ID: the sizes of its layers that other images (any image in the store,
+/// intermediate ones included, as dockerd counts them) also stack, layer identity being the chain ID.
+pub(crate) fn shared_sizes(all: &[Image]) -> HashMap<String, i64> {
+    let mut refs: HashMap<&image::Digest, usize> = HashMap::new();
+    for img in all {
+        for l in &img.layers {
+            *refs.entry(&l.chain_id).or_default() += 1;
+        }
+    }
+    all.iter()
+        .map(|img| {
+            let shared = img
+                .layers
+                .iter()
+                .filter(|l| refs.get(&l.chain_id).is_some_and(|n| *n > 1))
+                .map(|l| l.size as i64)
+                .sum();
+            (img.id.to_string(), shared)
+        })
+        .collect()
+}
+
 fn delete_item(item: DeleteItem) -> ImageDeleteResponseItem {
     match item {
         DeleteItem::Untagged(r) => ImageDeleteResponseItem {
@@ -485,7 +515,7 @@ fn inspect(img: &Image, dirs: &[std::path::PathBuf]) -> ImageInspect {
         os_version: c.os_version.clone(),
         size: Some(img.size as i64),
         graph_driver: Some(DriverData {
-            name: "overlayfs".into(),
+            name: crate::system::STORAGE_DRIVER.into(),
             data,
         }),
         root_fs: Some(ImageInspectRootFs {

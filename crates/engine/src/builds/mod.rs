@@ -241,7 +241,7 @@ impl Engine {
         if let Ok(entries) = std::fs::read_dir(&root) {
             for e in entries.flatten() {
                 let path = e.path();
-                reclaimed += disk_usage(&path);
+                reclaimed += crate::du::dir_size(&path).unwrap_or(0);
                 std::fs::remove_dir_all(&path)
                     .with_context(|| format!("removing {}", path.display()))?;
                 deleted.push(e.file_name().to_string_lossy().into_owned());
@@ -251,21 +251,5 @@ impl Engine {
         out.insert("CachesDeleted".to_owned(), serde_json::json!(deleted));
         out.insert("SpaceReclaimed".to_owned(), serde_json::json!(reclaimed));
         Ok(out)
-    }
-}
-
-/// Bytes of the regular files below `p` (symlinks not followed).
-fn disk_usage(p: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(p) else {
-        return 0;
-    };
-    if meta.is_dir() {
-        std::fs::read_dir(p)
-            .map(|d| d.flatten().map(|e| disk_usage(&e.path())).sum())
-            .unwrap_or(0)
-    } else if meta.is_file() {
-        meta.len()
-    } else {
-        0
     }
 }
