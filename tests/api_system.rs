@@ -516,12 +516,21 @@ fn version_reports_the_build_commit_time_and_components() {
             let t = chrono::DateTime::parse_from_rfc3339(v["BuildTime"].as_str().unwrap())
                 .unwrap_or_else(|e| panic!("{v}: {e}"));
             assert_eq!(t.timestamp(), secs);
-            assert!(v["BuildTime"].as_str().unwrap().ends_with(".000000000+00:00"));
+            assert!(v["BuildTime"]
+                .as_str()
+                .unwrap()
+                .ends_with(".000000000+00:00"));
         }
         // A tree without git builds too, and says it does not know.
-        None => assert_eq!((v["GitCommit"].as_str(), v["BuildTime"].as_str()), (Some(""), Some(""))),
+        None => assert_eq!(
+            (v["GitCommit"].as_str(), v["BuildTime"].as_str()),
+            (Some(""), Some(""))
+        ),
     }
-    assert!(v["GoVersion"].as_str().unwrap().starts_with("rustc "), "{v}");
+    assert!(
+        v["GoVersion"].as_str().unwrap().starts_with("rustc "),
+        "{v}"
+    );
     let components = v["Components"].as_array().unwrap();
     let names: Vec<&str> = components
         .iter()
