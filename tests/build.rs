@@ -462,12 +462,35 @@ fn run_mounts_and_heredocs_go_beyond_the_classic_builder() {
     let o = build(&d, &["--no-cache", "-t", "m:2", ctx_s]);
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     assert_eq!(show("m:2", "/count"), "2\n");
+    // `system df` lists it as BuildKit lists a cache mount, sized as the prune then reclaims it.
+    let df = d.get_json("/system/df?type=build-cache");
+    let caches = df["BuildCache"].as_array().unwrap();
+    assert_eq!(caches.len(), 1, "{df}");
+    assert_eq!(caches[0]["Type"], "exec.cachemount", "{df}");
+    assert_eq!(caches[0]["InUse"], false, "{df}");
+    let cache_size = caches[0]["Size"].as_u64().unwrap();
+    assert!(cache_size > 0, "{df}");
+    assert_eq!(df["Images"], serde_json::Value::Null, "only what was asked: {df}");
+    let summary = ok(&d.docker(&["system", "df"]));
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap();
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>()[2..4],
+        ["1", "0"],
+        "{summary}"
+    );
     // `docker builder prune` empties it.
     let pruned = d.request("POST", "/build/prune", b"");
     assert_eq!(pruned.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
     assert_eq!(v["CachesDeleted"].as_array().unwrap().len(), 1, "{v}");
-    assert!(v["SpaceReclaimed"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["SpaceReclaimed"].as_u64(), Some(cache_size), "{v}");
+    assert_eq!(
+        d.get_json("/system/df?type=build-cache")["BuildCache"],
+        serde_json::json!([])
+    );
     let o = build(&d, &["--no-cache", "-t", "m:3", ctx_s]);
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     assert_eq!(show("m:3", "/count"), "1\n");
