@@ -470,7 +470,11 @@ fn run_mounts_and_heredocs_go_beyond_the_classic_builder() {
     assert_eq!(caches[0]["InUse"], false, "{df}");
     let cache_size = caches[0]["Size"].as_u64().unwrap();
     assert!(cache_size > 0, "{df}");
-    assert_eq!(df["Images"], serde_json::Value::Null, "only what was asked: {df}");
+    assert_eq!(
+        df["Images"],
+        serde_json::Value::Null,
+        "only what was asked: {df}"
+    );
     let summary = ok(&d.docker(&["system", "df"]));
     let row = summary
         .lines()

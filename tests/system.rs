@@ -24,6 +24,21 @@ fn ps_inspect_and_df_report_writable_layer_and_virtual_sizes() {
         .unwrap();
     ok(&d.docker(&["run", "--name", "writer", "busybox", "sh", "-c", WRITE]));
     ok(&d.docker(&["run", "-d", "--name", "idle", "busybox", "sleep", "1000"]));
+    ok(&d.docker(&["create", "--name", "fresh", "busybox", "true"]));
+    // Never started: an empty layer.
+    assert_eq!(
+        ok(&d.docker(&[
+            "ps",
+            "-a",
+            "-s",
+            "-f",
+            "name=fresh",
+            "--format",
+            "{{.Size}}"
+        ])),
+        format!("0B (virtual {})\n", human(image_size))
+    );
+    ok(&d.docker(&["rm", "fresh"]));
 
     // The API, with ?size=1: dockerd leaves zero sizes out of the list.
     let list = d.get_json("/containers/json?all=1&size=1");

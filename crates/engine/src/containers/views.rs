@@ -280,7 +280,12 @@ impl Engine {
 
 /// dockerd's `SizeRw` and `SizeRootFs` for a writable layer at `upper` over an image of `image_size` bytes.
 fn layer_sizes_of(upper: &std::path::Path, image_size: i64) -> LayerSizes {
-    match crate::du::dir_size(upper) {
+    // A container never started (nor written to by `cp`) has no upper dir yet: its layer is empty.
+    let walked = match crate::du::dir_size(upper) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        other => other,
+    };
+    match walked {
         Ok(rw) => LayerSizes {
             rw: rw as i64,
             root_fs: image_size + rw as i64,
