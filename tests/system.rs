@@ -190,6 +190,28 @@ fn container_and_system_prune_report_the_space_they_reclaim() {
         ok(&d.docker(&["container", "prune", "-f"])),
         "Total reclaimed space: 0B\n"
     );
+    // Each prune is an event with what it reclaimed, as dockerd publishes them.
+    let prunes = |types: usize| {
+        let until = chrono::Utc::now().timestamp() + 1;
+        let out = ok(&d.docker(&[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "event=prune",
+            "--format",
+            "{{.Type}} {{.Actor.ID}}{{.Actor.Attributes.reclaimed}}",
+        ]));
+        let lines: Vec<String> = out.lines().map(str::to_owned).collect();
+        assert!(lines.len() >= types, "{out}");
+        lines
+    };
+    assert_eq!(
+        prunes(2),
+        [format!("container {SIZE_RW}"), "container 0".to_owned()]
+    );
 
     // system prune -a --volumes: containers, their anonymous volumes, images; exit 0 and a total.
     ok(&d.docker(&["rm", "-f", "idle"]));
@@ -219,6 +241,17 @@ fn container_and_system_prune_report_the_space_they_reclaim() {
     assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
     assert_eq!(ok(&d.docker(&["volume", "ls", "-q"])), "");
     assert_eq!(ok(&d.docker(&["images", "-q"])), "");
+    let events = prunes(7);
+    let kinds: Vec<&str> = events[2..]
+        .iter()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["container", "network", "volume", "image", "builder"]
+    );
+    assert_eq!(events[2], "container 7000");
+    assert_eq!(events[4], "volume 50000");
 }
 
 /// `docker info`'s server section has every line dockerd 28's has (recorded:

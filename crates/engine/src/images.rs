@@ -221,6 +221,8 @@ impl Engine {
             }
             deleted.push(delete_item(item));
         }
+        self.events
+            .publish(Event::pruned("image", report.space_reclaimed));
         Ok(ImagePruneResponse {
             images_deleted: Some(deleted),
             space_reclaimed: Some(report.space_reclaimed as i64),

@@ -47,6 +47,12 @@ pub async fn info(ctx: &Ctx) -> ApiResult<Response<Body>> {
         if let Some(s) = o.get_mut("Swarm").and_then(Value::as_object_mut) {
             s.entry("RemoteManagers").or_insert(Value::Null);
         }
+        if o.get("Warnings")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            o.insert("Warnings".into(), Value::Null);
+        }
     }
     Ok(body::json_value(&v))
 }

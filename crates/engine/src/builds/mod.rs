@@ -247,6 +247,8 @@ impl Engine {
                 deleted.push(e.file_name().to_string_lossy().into_owned());
             }
         }
+        self.events
+            .publish(crate::Event::pruned("builder", reclaimed));
         let mut out = BTreeMap::new();
         out.insert("CachesDeleted".to_owned(), serde_json::json!(deleted));
         out.insert("SpaceReclaimed".to_owned(), serde_json::json!(reclaimed));

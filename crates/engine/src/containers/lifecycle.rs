@@ -1101,6 +1101,8 @@ impl Engine {
                 reclaimed += size;
             }
         }
+        self.events
+            .publish(crate::Event::pruned("container", reclaimed as u64));
         Ok(bollard_stubs::models::ContainerPruneResponse {
             containers_deleted: Some(deleted),
             space_reclaimed: Some(reclaimed),
