@@ -178,6 +178,16 @@ fn container_and_system_prune_report_the_space_they_reclaim() {
     ok(&d.docker(&["run", "--name", "writer", "busybox", "sh", "-c", WRITE]));
     let id = ok(&d.docker(&["inspect", "-f", "{{.Id}}", "writer"]));
     ok(&d.docker(&["run", "-d", "--name", "idle", "busybox", "sleep", "1000"]));
+    // `until` takes Go durations, as dockerd's: nothing here is an hour old.
+    assert_eq!(
+        ok(&d.docker(&["container", "prune", "-f", "--filter", "until=1h"])),
+        "Total reclaimed space: 0B\n"
+    );
+    let o = d.docker(&["container", "prune", "-f", "--filter", "until=soon"]);
+    assert_eq!(
+        err(&o),
+        "Error response from daemon: failed to parse value as time or duration: \"soon\"\n"
+    );
     assert_eq!(
         ok(&d.docker(&["container", "prune", "-f"])),
         format!(
@@ -209,8 +219,12 @@ fn container_and_system_prune_report_the_space_they_reclaim() {
         lines
     };
     assert_eq!(
-        prunes(2),
-        [format!("container {SIZE_RW}"), "container 0".to_owned()]
+        prunes(3),
+        [
+            "container 0".to_owned(),
+            format!("container {SIZE_RW}"),
+            "container 0".to_owned()
+        ]
     );
 
     // system prune -a --volumes: containers, their anonymous volumes, images; exit 0 and a total.
@@ -241,8 +255,8 @@ fn container_and_system_prune_report_the_space_they_reclaim() {
     assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
     assert_eq!(ok(&d.docker(&["volume", "ls", "-q"])), "");
     assert_eq!(ok(&d.docker(&["images", "-q"])), "");
-    let events = prunes(7);
-    let kinds: Vec<&str> = events[2..]
+    let events = prunes(8);
+    let kinds: Vec<&str> = events[3..]
         .iter()
         .map(|l| l.split(' ').next().unwrap())
         .collect();
@@ -250,8 +264,8 @@ fn container_and_system_prune_report_the_space_they_reclaim() {
         kinds,
         ["container", "network", "volume", "image", "builder"]
     );
-    assert_eq!(events[2], "container 7000");
-    assert_eq!(events[4], "volume 50000");
+    assert_eq!(events[3], "container 7000");
+    assert_eq!(events[5], "volume 50000");
 }
 
 /// `docker info`'s server section has every line dockerd 28's has (recorded:
