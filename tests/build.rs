@@ -485,6 +485,32 @@ fn run_mounts_and_heredocs_go_beyond_the_classic_builder() {
         ["1", "0"],
         "{summary}"
     );
+    // What the filters and the space to keep spare stays: used just now, and smaller than 1 GB.
+    let kept = "Total reclaimed space: 0B\n";
+    let prune = |args: &[&str]| {
+        let mut cmd = vec!["builder", "prune", "-f"];
+        cmd.extend_from_slice(args);
+        let o = d.docker(&cmd);
+        (ok(&o), err(&o))
+    };
+    assert_eq!(prune(&["--filter", "until=1h"]).0, kept);
+    assert_eq!(prune(&["--keep-storage", "1GB"]).0, kept);
+    assert_eq!(prune(&["--filter", "type=regular"]).0, kept);
+    let o = d.docker(&["builder", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(
+        err(&o).ends_with("Error response from daemon: invalid filter 'bogus'\n"),
+        "{}",
+        err(&o)
+    );
+    let r = d.request(
+        "POST",
+        "/build/prune?filters=%7B%22until%22%3A%7B%221h%22%3Atrue%7D%2C%22unused-for%22%3A%7B%221h%22%3Atrue%7D%7D",
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.json()["message"].as_str().unwrap()),
+        (400, "conflicting filters: \"until\" and \"unused-for\"")
+    );
     // `docker builder prune` empties it.
     let pruned = d.request("POST", "/build/prune", b"");
     assert_eq!(pruned.status, 200);

@@ -5,10 +5,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use bollard_stubs::models::{
-    BuildCache, BuildCacheTypeEnum, Commit, IndexInfo, LocalNodeState, PluginsInfo,
-    RegistryServiceConfig, SwarmInfo, SystemDataUsageResponse, SystemInfo,
-    SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemVersion,
-    SystemVersionComponents, SystemVersionPlatform,
+    Commit, IndexInfo, LocalNodeState, PluginsInfo, RegistryServiceConfig, SwarmInfo,
+    SystemDataUsageResponse, SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum,
+    SystemVersion, SystemVersionComponents, SystemVersionPlatform,
 };
 
 use crate::error::{Context, Result};
@@ -390,8 +389,10 @@ impl Engine {
             out.volumes = Some(self.volume_usage().await?);
         }
         if kinds.build_cache {
-            let root = self.config.data_root.join("build-cache");
-            out.build_cache = Some(tokio::task::spawn_blocking(move || build_caches(&root)).await?);
+            let root = self.config.data_root.clone();
+            out.build_cache = Some(
+                tokio::task::spawn_blocking(move || crate::builds::cache_records(&root)).await?,
+            );
         }
         Ok(out)
     }
@@ -514,42 +515,6 @@ fn mask_credentials(url: &str) -> String {
         Some((_, host)) => format!("{scheme}://xxxxx:xxxxx@{host}{tail}"),
         None => url.to_owned(),
     }
-}
-
-/// The build cache as BuildKit's records: each directory of `RUN --mount=type=cache` is one
-/// `exec.cachemount` record (BuildKit's type for them), with its size, creation and last use.
-fn build_caches(root: &Path) -> Vec<BuildCache> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut out: Vec<BuildCache> = entries
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter_map(|e| {
-            let meta = e.metadata().ok().filter(|m| m.is_dir())?;
-            let path = e.path();
-            let size = crate::du::dir_size(&path)
-                .inspect_err(|err| tracing::warn!(path = %path.display(), error = %err, "sizing a build cache"))
-                .ok()?;
-            let stamp = |t: std::io::Result<std::time::SystemTime>| {
-                t.ok().map(image::timefmt::rfc3339_nano)
-            };
-            Some(BuildCache {
-                id: Some(e.file_name().to_string_lossy().into_owned()),
-                typ: Some(BuildCacheTypeEnum::EXEC_CACHEMOUNT),
-                description: Some("cached mount (RUN --mount=type=cache)".into()),
-                in_use: Some(false),
-                shared: Some(false),
-                size: Some(size as i64),
-                created_at: stamp(meta.created().or_else(|_| meta.modified())),
-                last_used_at: stamp(meta.modified()),
-                usage_count: Some(1),
-                ..Default::default()
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.id.cmp(&b.id));
-    out
 }
 
 /// Whether the file system under the data root fills in entry types (`d_type`), which overlayfs needs.

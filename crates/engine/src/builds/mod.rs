@@ -7,16 +7,20 @@
 //! start after a crash.
 
 mod backend;
+mod cache;
 mod context;
 
-use std::collections::{BTreeMap, HashMap};
+pub(crate) use cache::records as cache_records;
+pub use cache::BuildPruneOptions;
+
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use build::dispatch::ProgressSink;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::Engine;
 
 /// The options of a build and the limits of its RUN containers, as the `build` crate takes them (re-exported
@@ -229,29 +233,5 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// `POST /build/prune`: the build cache outside images, that is the directories of `RUN
-    /// --mount=type=cache` (classic builds also cache in images, through their parent links, which `image
-    /// prune` handles). Answers dockerd's shape: the caches deleted and the bytes reclaimed.
-    pub fn prune_build_cache(&self) -> Result<BTreeMap<String, serde_json::Value>> {
-        let root = self.config.data_root.join("build-cache");
-        let mut deleted = Vec::new();
-        let mut reclaimed = 0u64;
-        if let Ok(entries) = std::fs::read_dir(&root) {
-            for e in entries.flatten() {
-                let path = e.path();
-                reclaimed += crate::du::dir_size(&path).unwrap_or(0);
-                std::fs::remove_dir_all(&path)
-                    .with_context(|| format!("removing {}", path.display()))?;
-                deleted.push(e.file_name().to_string_lossy().into_owned());
-            }
-        }
-        self.events
-            .publish(crate::Event::pruned("builder", reclaimed));
-        let mut out = BTreeMap::new();
-        out.insert("CachesDeleted".to_owned(), serde_json::json!(deleted));
-        out.insert("SpaceReclaimed".to_owned(), serde_json::json!(reclaimed));
-        Ok(out)
     }
 }
