@@ -837,3 +837,60 @@ fn image_prune_leaves_the_images_of_a_build_under_way() {
     let pruned = ok(&d.docker(&["image", "prune", "-f"]));
     assert!(pruned.contains("deleted:"), "{pruned}");
 }
+
+/// A cache a running build uses is `InUse` in `system df`, and `builder prune` leaves it, as BuildKit never
+/// prunes a record in use; once the build ends it can go.
+#[test]
+fn builder_prune_never_takes_a_cache_a_build_is_using() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("busy");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:latest\n\
+         RUN --mount=type=cache,target=/cache sh -c 'echo kept > /cache/f; i=0; while [ $i -lt 300 ] && [ ! -e /cache/go ]; do sleep 0.1; i=$((i+1)); done; cat /cache/f'\n",
+    )
+    .unwrap();
+    let ctx_s = ctx.to_str().unwrap().to_owned();
+    let builder = {
+        let host = d.host();
+        let config = d.dir.path().join("docker-config");
+        std::thread::spawn(move || {
+            Command::new(common::docker_bin())
+                .args(["build", "-t", "busy:1", &ctx_s])
+                .env("DOCKER_HOST", host)
+                .env("DOCKER_CONFIG", config)
+                .env("DOCKER_BUILDKIT", "0")
+                .output()
+                .unwrap()
+        })
+    };
+    // Wait until the step runs with its cache.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let cache = loop {
+        let df = d.get_json("/system/df?type=build-cache");
+        if let Some(c) = df["BuildCache"].as_array().and_then(|a| a.first()) {
+            if c["Size"].as_u64() > Some(0) {
+                break c.clone();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{df}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(cache["InUse"], true, "{cache}");
+    let pruned = d.request("POST", "/build/prune?all=1", b"");
+    assert_eq!(
+        pruned.json(),
+        serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0})
+    );
+    // Let the step finish: it still reads what it wrote.
+    let id = cache["ID"].as_str().unwrap();
+    std::fs::write(d.data_root().join("build-cache").join(id).join("go"), b"").unwrap();
+    let o = builder.join().unwrap();
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(out(&o).contains("kept"), "{}", out(&o));
+    let df = d.get_json("/system/df?type=build-cache");
+    assert_eq!(df["BuildCache"][0]["InUse"], false, "{df}");
+    let pruned = d.request("POST", "/build/prune", b"").json();
+    assert_eq!(pruned["CachesDeleted"], serde_json::json!([id]), "{pruned}");
+}

@@ -390,8 +390,10 @@ impl Engine {
         }
         if kinds.build_cache {
             let root = self.config.data_root.clone();
+            let users = self.builds.cache_users();
             out.build_cache = Some(
-                tokio::task::spawn_blocking(move || crate::builds::cache_records(&root)).await?,
+                tokio::task::spawn_blocking(move || crate::builds::cache_records(&root, &users))
+                    .await?,
             );
         }
         Ok(out)

@@ -3,8 +3,9 @@
 //! dockerd's BuildKit lists and prunes its cache-mount records (type `exec.cachemount`); classic builds also
 //! cache in images, through their parent links, which `image prune` handles.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use bollard_stubs::models::{BuildCache, BuildCacheTypeEnum};
@@ -37,7 +38,8 @@ struct Entry {
     last_used: SystemTime,
 }
 
-fn entries(root: &Path) -> Vec<Entry> {
+/// The caches under `root`; those named in `in_use` are marked so.
+fn entries(root: &Path, in_use: &HashMap<String, Vec<String>>) -> Vec<Entry> {
     let Ok(dirs) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -55,12 +57,13 @@ fn entries(root: &Path) -> Vec<Entry> {
                 .ok()?;
             let last_used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             let created = meta.created().unwrap_or(last_used);
+            let name = e.file_name().to_string_lossy().into_owned();
             Some(Entry {
                 record: BuildCache {
-                    id: Some(e.file_name().to_string_lossy().into_owned()),
+                    in_use: Some(in_use.contains_key(&name)),
+                    id: Some(name),
                     typ: Some(BuildCacheTypeEnum::EXEC_CACHEMOUNT),
                     description: Some("cached mount (RUN --mount=type=cache)".into()),
-                    in_use: Some(false),
                     shared: Some(false),
                     size: Some(size as i64),
                     created_at: Some(image::timefmt::rfc3339_nano(created)),
@@ -77,9 +80,16 @@ fn entries(root: &Path) -> Vec<Entry> {
     out
 }
 
-/// The records `system df` lists.
-pub(crate) fn records(data_root: &Path) -> Vec<BuildCache> {
-    entries(&data_root.join("build-cache"))
+/// The records `system df` lists; those running builds use are `InUse`.
+pub(crate) fn records(
+    data_root: &Path,
+    users: &Mutex<HashMap<String, Vec<String>>>,
+) -> Vec<BuildCache> {
+    let in_use = users
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    entries(&data_root.join("build-cache"), &in_use)
         .into_iter()
         .map(|e| e.record)
         .collect()
@@ -101,7 +111,7 @@ fn matches(f: &Filters, r: &BuildCache) -> Result<bool> {
         && one("description").is_none_or(|v| Some(v) == r.description.as_deref())
         // These records have no parent.
         && one("parent").is_none()
-        && flag("inuse", false)?
+        && flag("inuse", r.in_use == Some(true))?
         && flag("shared", false)?
         && flag("private", true)?)
 }
@@ -157,45 +167,9 @@ impl Engine {
             .next()
             .transpose()?;
         let root = self.config.data_root.join("build-cache");
-        let mut all = tokio::task::spawn_blocking({
-            let root = root.clone();
-            move || entries(&root)
-        })
-        .await?;
-        let mut candidates: Vec<Entry> = Vec::new();
-        for e in all.drain(..) {
-            let used = e
-                .last_used
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as i64);
-            if matches(f, &e.record)? && cutoff.is_none_or(|c| used < c) {
-                candidates.push(e);
-            }
-        }
-        // Least recently used first: the space to keep is kept in the caches used last.
-        candidates.sort_by_key(|e| e.last_used);
-        let size = |e: &Entry| e.record.size.unwrap_or(0).max(0) as u64;
-        let mut remaining: u64 = candidates.iter().map(size).sum();
-        let mut deleted = Vec::new();
-        let mut reclaimed = 0u64;
-        // With a limit, what the selected caches may still use; never less than the reserved space.
-        let target = match (opts.reserved_space, opts.max_used_space) {
-            (0, 0) => None,
-            (reserved, 0) => Some(reserved),
-            (reserved, max) => Some(max.max(reserved)),
-        };
-        for e in candidates {
-            if target.is_some_and(|t| remaining <= t) {
-                break;
-            }
-            let path = e.path.clone();
-            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&path))
-                .await?
-                .with_context(|| format!("removing {}", e.path.display()))?;
-            remaining -= size(&e);
-            reclaimed += size(&e);
-            deleted.push(e.record.id.unwrap_or_default());
-        }
+        let users = self.builds.cache_users();
+        let (deleted, reclaimed) =
+            tokio::task::spawn_blocking(move || prune(&root, &users, &opts, cutoff)).await??;
         self.events
             .publish(crate::Event::pruned("builder", reclaimed));
         let mut out = BTreeMap::new();
@@ -205,6 +179,56 @@ impl Engine {
     }
 }
 
+/// Removes the caches `opts` and `cutoff` select, least recently used first, never one a build uses;
+/// returns their IDs and the bytes they held. Holds the users' lock throughout, so no build starts using
+/// a cache while it goes.
+fn prune(
+    root: &Path,
+    users: &Mutex<HashMap<String, Vec<String>>>,
+    opts: &BuildPruneOptions,
+    cutoff: Option<i64>,
+) -> Result<(Vec<String>, u64)> {
+    let in_use = users
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut candidates: Vec<Entry> = Vec::new();
+    for e in entries(root, &in_use) {
+        let used = e
+            .last_used
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        if e.record.in_use != Some(true)
+            && matches(&opts.filters, &e.record)?
+            && cutoff.is_none_or(|c| used < c)
+        {
+            candidates.push(e);
+        }
+    }
+    // Least recently used first: the space to keep is kept in the caches used last.
+    candidates.sort_by_key(|e| e.last_used);
+    let size = |e: &Entry| e.record.size.unwrap_or(0).max(0) as u64;
+    let mut remaining: u64 = candidates.iter().map(size).sum();
+    // With a limit, what the selected caches may still use; never less than the reserved space.
+    let target = match (opts.reserved_space, opts.max_used_space) {
+        (0, 0) => None,
+        (reserved, 0) => Some(reserved),
+        (reserved, max) => Some(max.max(reserved)),
+    };
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
+    for e in candidates {
+        if target.is_some_and(|t| remaining <= t) {
+            break;
+        }
+        std::fs::remove_dir_all(&e.path)
+            .with_context(|| format!("removing {}", e.path.display()))?;
+        remaining -= size(&e);
+        reclaimed += size(&e);
+        deleted.push(e.record.id.unwrap_or_default());
+    }
+    Ok((deleted, reclaimed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +236,7 @@ mod tests {
     fn record(id: &str) -> BuildCache {
         BuildCache {
             id: Some(id.into()),
+            in_use: Some(false),
             description: Some("cached mount (RUN --mount=type=cache)".into()),
             ..Default::default()
         }

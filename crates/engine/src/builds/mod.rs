@@ -82,6 +82,9 @@ pub(crate) struct Running {
     by_id: Mutex<HashMap<String, Vec<BuildCancel>>>,
     /// Image ID → the builds holding it (by their work IDs).
     held: Mutex<HashMap<String, Vec<String>>>,
+    /// Cache-mount directory (its name under `build-cache`) → the builds using it. A prune holds the lock
+    /// while it decides and removes, so it never takes a cache a build has started to use.
+    caches: Arc<Mutex<HashMap<String, Vec<String>>>>,
     /// Big context files' tarsums, for the next build of the same files.
     memo: context::SumMemo,
 }
@@ -105,12 +108,28 @@ impl Running {
             .push(build.to_owned());
     }
 
-    /// Releases what `build` held.
+    /// Releases what `build` held (images and caches).
     pub(crate) fn release(&self, build: &str) {
-        lock(&self.held).retain(|_, builds| {
-            builds.retain(|b| b != build);
-            !builds.is_empty()
-        });
+        for map in [&self.held, &*self.caches] {
+            lock(map).retain(|_, builds| {
+                builds.retain(|b| b != build);
+                !builds.is_empty()
+            });
+        }
+    }
+
+    /// Marks the cache directory `name` as used by `build` until it ends; call before making or mounting
+    /// the directory.
+    pub(crate) fn hold_cache(&self, name: &str, build: &str) {
+        lock(&self.caches)
+            .entry(name.to_owned())
+            .or_default()
+            .push(build.to_owned());
+    }
+
+    /// The caches builds use, shared with a prune's blocking work.
+    pub(crate) fn cache_users(&self) -> Arc<Mutex<HashMap<String, Vec<String>>>> {
+        Arc::clone(&self.caches)
     }
 
     /// The images builds hold, each with a build holding it.
