@@ -543,3 +543,40 @@ fn version_reports_the_build_commit_time_and_components() {
     }
     assert_eq!(components[1]["Details"]["GitCommit"], v["GitCommit"]);
 }
+
+/// With runc as the default runtime, `version` lists it and `info` gives its commit, read from
+/// `runc --version` as dockerd reads it.
+#[test]
+fn version_and_info_name_an_external_default_runtime() {
+    common::require("runc", "runc");
+    let d = Daemon::start_with(&["--default-runtime", "runc"]);
+    let out = std::process::Command::new("runc")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit_once("version"))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap();
+    let commit = text
+        .lines()
+        .find_map(|l| l.strip_prefix("commit:"))
+        .map(|c| c.trim().to_owned())
+        .unwrap_or_default();
+    let v = d.get_json("/version");
+    let runc = v["Components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Name"] == "runc")
+        .unwrap_or_else(|| panic!("{v}"))
+        .clone();
+    assert_eq!(runc["Version"], version.as_str());
+    assert_eq!(runc["Details"]["GitCommit"], commit.as_str());
+    let info = d.get_json("/info");
+    assert_eq!(info["DefaultRuntime"], "runc");
+    assert_eq!(info["RuncCommit"]["ID"], commit.as_str());
+}
