@@ -127,3 +127,11 @@ fn docker_py_builds_and_commits() {
     common::busybox_rootfs_tar(&rootfs);
     run_script(&d, "docker_py_build.py", &[("ROOTFS", rootfs.as_os_str())]);
 }
+
+#[test]
+fn docker_py_info_version_df_and_prunes() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(&d, "docker_py_system.py", &[("ROOTFS", rootfs.as_os_str())]);
+}

@@ -42,7 +42,7 @@ pub struct DaemonArgs {
     /// Default OCI runtime for containers
     #[arg(long, default_value = engine::BUILTIN_RUNTIME)]
     default_runtime: String,
-    /// Enable insecure registry communication (a CIDR or host[:port]); 127.0.0.0/8 always is
+    /// Enable insecure registry communication (a CIDR or host[:port]); 127.0.0.0/8 and ::1/128 always are
     #[arg(long = "insecure-registry", value_name = "list")]
     insecure_registries: Vec<String>,
     /// Preferred registry mirror for docker.io
@@ -128,6 +128,11 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     init_logging(&args.log_level, args.log_json);
+    engine::set_build_info(engine::BuildInfo {
+        git_commit: env!("BERTH_GIT_COMMIT").to_owned(),
+        build_time: env!("BERTH_BUILD_TIME").to_owned(),
+        compiler: env!("BERTH_RUSTC_VERSION").to_owned(),
+    });
     // Every listener is decided (TLS files read, plain TCP refused) before anything is touched on disk.
     let plan = crate::listen::plan(&args.host, &args.listen, &args.exec_root)?;
     let sockets: Vec<PathBuf> = plan

@@ -5,6 +5,7 @@
 pub mod builds;
 pub mod containers;
 mod distribution;
+mod du;
 mod error;
 pub mod events;
 pub mod filters;
@@ -30,7 +31,10 @@ pub use host::HostInfo;
 /// Progress of an image load, as the image store reports it (the API streams it as Docker's JSON lines).
 pub use image::LoadProgress;
 pub use images::{parse_timestamp, ImageListOptions, ImportRequest, LoadedImage};
-pub use system::{API_VERSION, MIN_API_VERSION, VERSION};
+pub use system::{
+    set_build_info, BuildInfo, DiskUsageKinds, API_VERSION, MIN_API_VERSION, STORAGE_DRIVER,
+    VERSION,
+};
 
 /// Where the engine keeps its state; the daemon fills it from its flags.
 #[derive(Debug, Clone)]
@@ -56,6 +60,9 @@ pub struct EngineConfig {
     /// certificates, which the operator asked for explicitly), as dockerd warns.
     pub api_warnings: Vec<String>,
 }
+
+/// dockerd's answer (a 503) to what needs a swarm manager on a node in no swarm; Berth is always such a node.
+pub const NOT_SWARM_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
 /// The built-in runtime's name (`--runtime berth`).
 pub const BUILTIN_RUNTIME: &str = "berth";

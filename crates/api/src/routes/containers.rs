@@ -78,13 +78,17 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
             .filter(|l| *l > 0)
             .map(|l| l as usize),
         filters: Filters::parse(ctx.query.get("filters"))?,
+        size: ctx.query.bool("size"),
     };
     Ok(json(&ctx.engine.list_containers(opts).await?))
 }
 
 /// `GET /containers/{id}/json`.
 pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
-    let c = ctx.engine.inspect_container(name).await?;
+    let c = ctx
+        .engine
+        .inspect_container(name, ctx.query.bool("size"))
+        .await?;
     // Encoded with Go's map order first, then put in dockerd's key order with its nulls (the object keeps
     // the order it is given: serde_json's preserve_order).
     let internal = |e: serde_json::Error| {

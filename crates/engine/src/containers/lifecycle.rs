@@ -1067,6 +1067,7 @@ impl Engine {
         filters.validate(&["label", "label!", "until"])?;
         let until = filters.times("until")?;
         let mut deleted = Vec::new();
+        let mut reclaimed = 0i64;
         for c in self.containers.list() {
             if !matches!(
                 c.state.status,
@@ -1094,13 +1095,22 @@ impl Engine {
             if until.iter().any(|&u| created >= u) {
                 continue;
             }
+            // Measured before the removal, as dockerd does; a layer that could not be read counts nothing.
+            let size = self
+                .layer_sizes(&[&c])
+                .await?
+                .pop()
+                .map_or(0, |s| s.rw.max(0));
             if self.remove_stopped(&c, false).await.is_ok() {
                 deleted.push(c.id.clone());
+                reclaimed += size;
             }
         }
+        self.events
+            .publish(crate::Event::pruned("container", reclaimed as u64));
         Ok(bollard_stubs::models::ContainerPruneResponse {
             containers_deleted: Some(deleted),
-            space_reclaimed: Some(0),
+            space_reclaimed: Some(reclaimed),
         })
     }
 }
