@@ -176,6 +176,7 @@ async fn serve(args: &DaemonArgs, sockets: &[PathBuf]) -> anyhow::Result<()> {
         runtimes: runtimes(args)?,
         default_runtime: args.default_runtime.clone(),
         registry: registry_config(args)?,
+        log: engine::LogDefaults::default(),
     };
     let engine = tokio::task::spawn_blocking(move || engine::Engine::open(config))
         .await?

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use containers::logdriver::LogDefaults;
 pub use distribution::{
     DistributionInspect, LoginResponse, Progress, ProgressDetail, ProgressSender, PullRequest,
     PushRequest, RegistryConfig,
@@ -49,6 +50,9 @@ pub struct EngineConfig {
     /// Registry settings for pull, push and login (`--insecure-registry`, `--registry-mirror`,
     /// certs.d).
     pub registry: RegistryConfig,
+    /// The log driver and options of containers that name none (`--log-driver`, `--log-opt`,
+    /// daemon.json's `log-driver` and `log-opts`).
+    pub log: LogDefaults,
 }
 
 /// The built-in runtime's name (`--runtime berth`).

@@ -1,7 +1,7 @@
-//! `GET /containers/{id}/logs`: the json-file log read back (rotated files first), filtered by stream, time
+//! `GET /containers/{id}/logs`: the json-file or local log read back (rotated files first), filtered by stream, time
 //! and tail, optionally followed while the container runs.
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,7 @@ struct Entry {
     stream: u8,
     time: i64,
     time_text: String,
-    log: String,
+    log: Vec<u8>,
 }
 
 impl Engine {
@@ -48,13 +48,15 @@ impl Engine {
         opts: LogOptions,
     ) -> Result<(bool, mpsc::Receiver<Frame>)> {
         let c = self.containers.resolve(name)?;
-        if c.host_config
+        let driver = c
+            .host_config
             .log_config
             .as_ref()
-            .and_then(|l| l.typ.as_deref())
-            .is_some_and(|t| t != "json-file")
-        {
-            return Err(Error::InvalidParameter(
+            .and_then(|l| l.typ.clone())
+            .unwrap_or_else(|| "json-file".into());
+        if !super::logdriver::readable(&driver) {
+            // dockerd's ErrReadLogsNotSupported, a 501.
+            return Err(Error::NotImplemented(
                 "configured logging driver does not support reading".into(),
             ));
         }
@@ -63,16 +65,19 @@ impl Engine {
                 "You must choose at least one stream".into(),
             ));
         }
-        let path = self
-            .containers
-            .dir(&c.id)
-            .join(format!("{}-json.log", c.id));
+        let dir = self.containers.dir(&c.id);
+        let (format, path) = if driver == "local" {
+            (Format::Local, super::logdriver::local_path(&dir))
+        } else {
+            (Format::JsonFile, super::logdriver::json_path(&dir, &c.id))
+        };
         let (tx, rx) = mpsc::channel(256);
         let engine = Arc::clone(self);
         let id = c.id.clone();
         // Open the files now, while the request is handled: a client may remove the container before it
         // reads the stream (docker-py's `run(remove=True)` does), and an open file keeps its data.
-        let files: Vec<(PathBuf, std::fs::File)> = log_files(&path)
+        let files: Vec<(PathBuf, std::fs::File)> = format
+            .files(&path)
             .into_iter()
             .filter_map(|p| std::fs::File::open(&p).ok().map(|f| (p, f)))
             .collect();
@@ -89,13 +94,105 @@ impl Engine {
                     })
                     .unwrap_or(false)
             };
-            stream_logs(&path, files, &opts, &tx, &alive);
+            stream_logs(format, &path, files, &opts, &tx, &alive);
         });
         Ok((c.config.tty == Some(true), rx))
     }
 }
 
+/// How a driver's files are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// One JSON object per line; rotated files `NAME.1`, `NAME.2`, ….
+    JsonFile,
+    /// Docker's local driver (see [`shim::drivers::local`]); rotated files may be gzipped.
+    Local,
+}
+
+/// What [`Format::decode`] found at the start of a buffer.
+enum Decoded {
+    /// An entry (or `None`: a record that is not one, skipped) and the bytes it took.
+    Record(Option<Entry>, usize),
+    /// The buffer ends inside a record.
+    Incomplete,
+}
+
+impl Format {
+    /// The log and its rotated predecessors, oldest first.
+    fn files(self, path: &Path) -> Vec<PathBuf> {
+        match self {
+            Format::JsonFile => log_files(path),
+            Format::Local => shim::drivers::local::files(path),
+        }
+    }
+
+    fn decode(self, buf: &[u8]) -> Decoded {
+        match self {
+            Format::JsonFile => match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => Decoded::Record(
+                    std::str::from_utf8(&buf[..i])
+                        .ok()
+                        .and_then(|l| parse(l.trim_end())),
+                    i + 1,
+                ),
+                None => Decoded::Incomplete,
+            },
+            Format::Local => match shim::drivers::local::decode(buf) {
+                shim::drivers::local::Decoded::Record(r, n) => {
+                    let time_text = image::timefmt::rfc3339_nano(
+                        std::time::UNIX_EPOCH
+                            + Duration::from_nanos(u64::try_from(r.time_nano).unwrap_or(0)),
+                    );
+                    let entry = Entry {
+                        stream: if r.source == "stderr" { 2 } else { 1 },
+                        time: r.time_nano,
+                        time_text,
+                        log: r.text(),
+                    };
+                    Decoded::Record(Some(entry), n)
+                }
+                shim::drivers::local::Decoded::Incomplete => Decoded::Incomplete,
+                // A damaged file is read up to the damage, as far as it can be trusted.
+                shim::drivers::local::Decoded::Corrupt => {
+                    tracing::debug!("a damaged local log entry; the rest of the file is skipped");
+                    Decoded::Record(None, buf.len())
+                }
+            },
+        }
+    }
+
+    /// Decodes the complete records of `buf` into `out`; returns how many bytes they took.
+    fn decode_all(self, buf: &[u8], out: &mut dyn FnMut(Entry) -> bool) -> (usize, bool) {
+        let mut pos = 0;
+        while let Decoded::Record(e, n) = self.decode(&buf[pos..]) {
+            pos += n;
+            if let Some(e) = e {
+                if !out(e) {
+                    return (pos, false);
+                }
+            }
+        }
+        (pos, true)
+    }
+}
+
+/// A file's whole content (a gzipped rotated file decompressed).
+fn read_file(path: &Path, mut f: &std::fs::File) -> Vec<u8> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    let read = if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::GzDecoder::new(f).read_to_end(&mut data)
+    } else {
+        f.read_to_end(&mut data)
+    };
+    if let Err(e) = read {
+        tracing::debug!(path = %path.display(), error = %e, "reading a log file");
+    }
+    data
+}
+
 fn stream_logs(
+    format: Format,
     path: &Path,
     files: Vec<(PathBuf, std::fs::File)>,
     opts: &LogOptions,
@@ -103,8 +200,8 @@ fn stream_logs(
     alive: &dyn Fn() -> bool,
 ) {
     let mut entries = Vec::new();
-    // Where the complete lines of the current file end: following continues from there, so a line written
-    // between this read and the follow loop is neither lost nor sent twice.
+    // Where the complete records of the current file end: following continues from there, so a record
+    // written between this read and the follow loop is neither lost nor sent twice.
     let mut read_to = 0u64;
     let mut read_ino = 0;
     let mut current_file = None;
@@ -115,19 +212,13 @@ fn stream_logs(
             read_ino = f.metadata().map(|m| m.ino()).unwrap_or(0);
             current_file = f.try_clone().ok();
         }
-        let mut reader = BufReader::new(f);
-        let mut line = String::new();
-        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-            if !line.ends_with('\n') {
-                break;
-            }
-            if current {
-                read_to += line.len() as u64;
-            }
-            if let Some(e) = parse(line.trim_end()) {
-                entries.push(e);
-            }
-            line.clear();
+        let data = read_file(&file, &f);
+        let (used, _) = format.decode_all(&data, &mut |e| {
+            entries.push(e);
+            true
+        });
+        if current {
+            read_to = used as u64;
         }
     }
     let mut selected: Vec<&Entry> = entries.iter().filter(|e| wanted(e, opts)).collect();
@@ -143,7 +234,7 @@ fn stream_logs(
     if !opts.follow {
         return;
     }
-    // Follow the current file from its end: new complete lines as they come, until the container stops.
+    // Follow the current file from its end: new records as they come, until the container stops.
     // The shim may not have made the file yet when a client follows a container that is just starting.
     let (mut f, mut ino, mut pos) = match current_file {
         // The file read above, even if the container has been removed since.
@@ -158,32 +249,22 @@ fn stream_logs(
             }
         },
     };
-    let mut pending = String::new();
-    // Sends the complete lines of `f` after `pos`; false when the client has gone.
-    let mut drain = |f: &std::fs::File, pos: &mut u64| -> bool {
-        let mut reader = BufReader::new(f);
+    // Sends the complete records of `f` after `pos`; false when the client has gone.
+    let drain = |f: &std::fs::File, pos: &mut u64| -> bool {
+        use std::io::Read;
+        let mut reader = f;
         if let Err(e) = reader.seek(SeekFrom::Start(*pos)) {
             tracing::debug!(error = %e, "seeking in a followed log");
             return true;
         }
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return true,
-                Ok(n) => {
-                    *pos += n as u64;
-                    pending.push_str(&line);
-                    if pending.ends_with('\n') {
-                        if let Some(e) = parse(pending.trim_end()) {
-                            if wanted(&e, opts) && !send(tx, &e, opts) {
-                                return false;
-                            }
-                        }
-                        pending.clear();
-                    }
-                }
-            }
+        let mut data = Vec::new();
+        if reader.read_to_end(&mut data).is_err() {
+            return true;
         }
+        let (used, more) =
+            format.decode_all(&data, &mut |e| !wanted(&e, opts) || send(tx, &e, opts));
+        *pos += used as u64;
+        more
     };
     loop {
         let running = alive();
@@ -193,7 +274,7 @@ fn stream_logs(
         std::thread::sleep(Duration::from_millis(50));
         let now_ino = inode(path);
         // Rotated: finish the old file, then continue with the new one from its start. Gone (the container
-        // was removed): keep the open file, whose last lines the next pass reads before it stops.
+        // was removed): keep the open file, whose last records the next pass reads before it stops.
         if now_ino != ino && now_ino != 0 {
             if let Ok(nf) = std::fs::File::open(path) {
                 if !drain(&f, &mut pos) {
@@ -212,7 +293,7 @@ fn inode(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0)
 }
 
-/// The log and its rotated predecessors, oldest first.
+/// The json-file log and its rotated predecessors, oldest first.
 fn log_files(path: &Path) -> Vec<PathBuf> {
     let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
     for i in 1..100 {
@@ -243,19 +324,22 @@ fn parse(line: &str) -> Option<Entry> {
         stream,
         time,
         time_text,
-        log: v["log"].as_str().unwrap_or("").to_owned(),
+        log: v["log"].as_str().unwrap_or("").as_bytes().to_vec(),
     })
 }
 
 fn wanted(e: &Entry, o: &LogOptions) -> bool {
     ((e.stream == 1 && o.stdout) || (e.stream == 2 && o.stderr))
         && o.since.is_none_or(|s| e.time >= s)
-        && o.until.is_none_or(|u| e.time < u)
+        // dockerd stops at the first entry after `until`: one at that very time is included.
+        && o.until.is_none_or(|u| e.time <= u)
 }
 
 fn send(tx: &mpsc::Sender<Frame>, e: &Entry, o: &LogOptions) -> bool {
     let text = if o.timestamps {
-        format!("{} {}", fixed_nanos(&e.time_text), e.log)
+        let mut t = format!("{} ", fixed_nanos(&e.time_text)).into_bytes();
+        t.extend_from_slice(&e.log);
+        t
     } else {
         e.log.clone()
     };
@@ -312,7 +396,7 @@ mod tests {
             .into_iter()
             .filter_map(|q| std::fs::File::open(&q).ok().map(|f| (q, f)))
             .collect();
-        stream_logs(&p, files, &opts, &tx, &|| false);
+        stream_logs(Format::JsonFile, &p, files, &opts, &tx, &|| false);
         drop(tx);
         let mut got = Vec::new();
         while let Ok(f) = rx.try_recv() {

@@ -14,6 +14,7 @@ mod init;
 mod inroot;
 mod lifecycle;
 mod limits;
+pub mod logdriver;
 mod logs;
 pub(crate) mod mounts;
 mod names;
