@@ -1,7 +1,8 @@
 //! Log drivers through the real docker CLI: `none`, `local` (rotated, compressed, read back by `docker
 //! logs` with its filters and `-f` across rotations), `syslog` (unix stream and datagram sockets made by
 //! the test, TCP and UDP on the daemon's loopback), `journald` (a datagram socket the test binds, named
-//! to the daemon by its test-only `BERTH_TEST_JOURNAL_SOCKET`), and option checks with dockerd's words.
+//! to the daemon by its test-only `BERTH_TEST_JOURNAL_SOCKET`), option checks with dockerd's words, and
+//! the daemon's defaults from `--log-driver`/`--log-opt` and daemon.json.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -533,4 +534,92 @@ fn journald_entries_carry_dockers_fields() {
         "{}",
         err(&o)
     );
+}
+
+#[test]
+fn daemon_defaults_apply_to_containers_that_name_no_driver() {
+    // From the flags.
+    let d = Daemon::start_with(&["--log-driver", "local", "--log-opt", "max-size=5k"]);
+    d.import_busybox();
+    let info = d.get_json("/info");
+    assert_eq!(info["LoggingDriver"], "local");
+    let plugins: Vec<&str> = info["Plugins"]["Log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for driver in ["journald", "json-file", "local", "syslog"] {
+        assert!(plugins.contains(&driver), "{plugins:?}");
+    }
+    ok(&d.docker(&[
+        "run",
+        "--name",
+        "dflt",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+        "echo",
+        "hi",
+    ]));
+    let lc = log_config(&d, "dflt");
+    assert_eq!(lc["Type"], "local");
+    assert_eq!(lc["Config"]["max-size"], "5k", "the default's option");
+    assert_eq!(lc["Config"]["max-file"], "2", "the container's own");
+    assert_eq!(ok(&d.docker(&["logs", "dflt"])), "hi\n");
+    assert!(container_dir(&d, "dflt")
+        .join("local-logs/container.log")
+        .exists());
+    // A container naming another driver keeps its own options only.
+    ok(&d.docker(&[
+        "create",
+        "--name",
+        "own",
+        "--log-driver",
+        "json-file",
+        "busybox",
+        "true",
+    ]));
+    let lc = log_config(&d, "own");
+    assert_eq!(lc["Type"], "json-file");
+    assert_eq!(lc["Config"], serde_json::json!({}));
+    drop(d);
+
+    // From daemon.json.
+    let cfg = tempfile::tempdir().unwrap();
+    let file = cfg.path().join("daemon.json");
+    std::fs::write(&file, r#"{"log-driver": "none", "log-opts": {}}"#).unwrap();
+    let d = Daemon::start_with(&["--config-file", file.to_str().unwrap()]);
+    d.import_busybox();
+    assert_eq!(d.get_json("/info")["LoggingDriver"], "none");
+    ok(&d.docker(&["run", "--name", "nn", "busybox", "true"]));
+    assert_eq!(log_config(&d, "nn")["Type"], "none");
+    let o = d.docker(&["logs", "nn"]);
+    assert!(err(&o).contains(NOT_READABLE), "{}", err(&o));
+    drop(d);
+
+    // Given both ways, or invalid, the daemon does not start.
+    let mut bad = Daemon::start();
+    bad.stop();
+    for (args, want) in [
+        (
+            vec![
+                "--config-file",
+                file.to_str().unwrap(),
+                "--log-driver",
+                "local",
+            ],
+            "log-driver: (from flag: local, from file: none)",
+        ),
+        (
+            vec!["--log-driver", "nope"],
+            "failed to set log opts: logger: no log driver named 'nope' is registered",
+        ),
+    ] {
+        let mut cmd = bad.daemon_command();
+        cmd.args(&args);
+        let o = common::output_within(cmd, None, Duration::from_secs(30));
+        assert!(!o.status.success());
+        assert!(err(&o).contains(want), "{args:?}: {}", err(&o));
+    }
 }
