@@ -79,7 +79,7 @@ impl Engine {
         let files: Vec<(PathBuf, std::fs::File)> = format
             .files(&path)
             .into_iter()
-            .filter_map(|p| std::fs::File::open(&p).ok().map(|f| (p, f)))
+            .filter_map(|p| open_log_file(format, p))
             .collect();
         tokio::task::spawn_blocking(move || {
             let alive = || {
@@ -173,6 +173,22 @@ impl Format {
             }
         }
         (pos, true)
+    }
+}
+
+/// Opens one of the log's files. A rotated local file found uncompressed may have been compressed and
+/// removed since: then its `.gz` is the same entries.
+fn open_log_file(format: Format, p: PathBuf) -> Option<(PathBuf, std::fs::File)> {
+    match std::fs::File::open(&p) {
+        Ok(f) => Some((p, f)),
+        Err(_)
+            if format == Format::Local
+                && p.extension().is_some_and(|e| e != "gz" && e != "log") =>
+        {
+            let gz = PathBuf::from(format!("{}.gz", p.display()));
+            std::fs::File::open(&gz).ok().map(|f| (gz, f))
+        }
+        Err(_) => None,
     }
 }
 
