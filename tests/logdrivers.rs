@@ -93,23 +93,23 @@ fn unknown_drivers_and_bad_options_are_refused_with_dockers_words() {
         ),
         (
             &["--log-driver", "local", "--log-opt", "max-size=0"],
-            "max-size must be a positive number",
+            "failed to initialize logging driver: max-size must be a positive number",
         ),
         (
             &["--log-driver", "local", "--log-opt", "max-size=-1"],
-            "invalid value for max-size: -1: invalid size: '-1'",
+            "failed to initialize logging driver: invalid value for max-size: -1: invalid size: '-1'",
         ),
         (
             &["--log-driver", "local", "--log-opt", "max-file=0"],
-            "max-file cannot be less than 1",
+            "failed to initialize logging driver: max-file cannot be less than 1",
         ),
         (
             &["--log-driver", "local", "--log-opt", "max-file=-3"],
-            "max-file must not be negative",
+            "failed to initialize logging driver: max-file must not be negative",
         ),
         (
             &["--log-driver", "local", "--log-opt", "max-file=1"],
-            "compression cannot be enabled when max file count is 1",
+            "failed to initialize logging driver: compression cannot be enabled when max file count is 1",
         ),
         (
             &["--log-driver", "local", "--log-opt", "bogus=1"],

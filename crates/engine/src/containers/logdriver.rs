@@ -142,14 +142,20 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
+/// dockerd checks option values when the driver starts, and says so; Berth checks them at create, with
+/// the same words.
+const INIT_FAILED: &str = "failed to initialize logging driver: ";
+
 /// The local driver's settings: (max size, max files, compress).
 fn local_config(opts: &HashMap<String, String>) -> Result<(u64, u32, bool)> {
-    let bad = |m: String| Err(Error::InvalidParameter(m));
+    let bad = |m: String| Err(Error::InvalidParameter(format!("{INIT_FAILED}{m}")));
     for key in opts.keys() {
         if !(COMMON.contains(&key.as_str())
             || matches!(key.as_str(), "max-size" | "max-file" | "compress"))
         {
-            return bad(format!("unknown log opt '{key}' for log driver local"));
+            return Err(Error::InvalidParameter(format!(
+                "unknown log opt '{key}' for log driver local"
+            )));
         }
     }
     let mut size = LOCAL_MAX_SIZE;
@@ -366,7 +372,7 @@ pub(crate) fn tag(c: &Container, opts: &HashMap<String, String>, default: &str) 
             other => {
                 return Err(Error::InvalidParameter(format!(
                     "template: log-tag:1:{}: executing \"log-tag\" at <{other}>: can't evaluate field {} in type *logger.Info",
-                    open + 3,
+                    open + 2,
                     other.trim_start_matches('.')
                 )))
             }
@@ -376,6 +382,11 @@ pub(crate) fn tag(c: &Container, opts: &HashMap<String, String>, default: &str) 
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// An error of a driver's start, as dockerd words it.
+fn init_failed(e: Error) -> Error {
+    Error::InvalidParameter(format!("{INIT_FAILED}{e}"))
 }
 
 /// The local driver's file for a container whose directory is `dir`.
@@ -421,11 +432,11 @@ pub(crate) fn shim_driver(c: &Container, dir: &Path) -> Result<shim::LogDriver> 
                 address,
                 facility,
                 format,
-                tag: tag(c, &opts, "{{.ID}}")?,
+                tag: tag(c, &opts, "{{.ID}}").map_err(init_failed)?,
             }
         }
         "journald" => {
-            let tag = tag(c, &opts, "{{.ID}}")?;
+            let tag = tag(c, &opts, "{{.ID}}").map_err(init_failed)?;
             let socket = std::env::var_os("BERTH_TEST_JOURNAL_SOCKET")
                 .map_or_else(|| PathBuf::from(JOURNAL_SOCKET), PathBuf::from);
             shim::LogDriver::Journald {
@@ -487,26 +498,26 @@ mod tests {
             msg("journald", &[("max-size", "1")]),
             "unknown log opt 'max-size' for journald log driver"
         );
-        assert_eq!(
-            msg("local", &[("max-size", "0")]),
-            "max-size must be a positive number"
-        );
-        assert_eq!(
-            msg("local", &[("max-size", "-1")]),
-            "invalid value for max-size: -1: invalid size: '-1'"
-        );
-        assert_eq!(
-            msg("local", &[("max-file", "-2")]),
-            "max-file must not be negative"
-        );
-        assert_eq!(
-            msg("local", &[("max-file", "0")]),
-            "max-file cannot be less than 1"
-        );
-        assert_eq!(
-            msg("local", &[("max-file", "1")]),
-            "compression cannot be enabled when max file count is 1"
-        );
+        let init = |m: &str| format!("failed to initialize logging driver: {m}");
+        for (kv, want) in [
+            (("max-size", "0"), "max-size must be a positive number"),
+            (
+                ("max-size", "-1"),
+                "invalid value for max-size: -1: invalid size: '-1'",
+            ),
+            (("max-file", "-2"), "max-file must not be negative"),
+            (("max-file", "0"), "max-file cannot be less than 1"),
+            (
+                ("max-file", "1"),
+                "compression cannot be enabled when max file count is 1",
+            ),
+            (
+                ("compress", "maybe"),
+                "invalid boolean value for compress: strconv.ParseBool: parsing \"maybe\": invalid syntax",
+            ),
+        ] {
+            assert_eq!(msg("local", &[kv]), init(want), "{kv:?}");
+        }
         assert!(validate("local", &opts(&[("max-file", "1"), ("compress", "false")])).is_ok());
         assert!(validate(
             "local",

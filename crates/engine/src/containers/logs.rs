@@ -391,6 +391,61 @@ mod tests {
         );
     }
 
+    /// Frames of a whole read of `path`'s logs, as (stream, text).
+    fn read_back(format: Format, path: &Path, opts: &LogOptions) -> Vec<(u8, Vec<u8>)> {
+        let (tx, mut rx) = mpsc::channel(1000);
+        let files = format
+            .files(path)
+            .into_iter()
+            .filter_map(|q| open_log_file(format, q))
+            .collect();
+        stream_logs(format, path, files, opts, &tx, &|| false);
+        drop(tx);
+        let mut got = Vec::new();
+        while let Ok(f) = rx.try_recv() {
+            got.push((f.stream, f.data.to_vec()));
+        }
+        got
+    }
+
+    #[test]
+    fn local_files_written_by_dockerd_read_back_as_dockerd_prints_them() {
+        // tests/fixtures/README.md says how dockerd made them: a rotated, gzipped file and the current one,
+        // a 17,000-byte line in two partial entries, a last line without a newline.
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/dockerd-local-log/container.log");
+        let all = LogOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let got = read_back(Format::Local, &p, &all);
+        let out: Vec<u8> = got
+            .iter()
+            .filter(|f| f.0 == 1)
+            .flat_map(|f| f.1.clone())
+            .collect();
+        let mut want = b"hello\n".to_vec();
+        want.extend(vec![b'x'; 17000]);
+        // dockerd 28 ends the line after its last part (20.10, which wrote the files, did not).
+        want.extend_from_slice(b"\nafter\nno newline");
+        assert_eq!(out, want);
+        assert_eq!(got[1], (2, b"oops\n".to_vec()));
+        let stamped = read_back(
+            Format::Local,
+            &p,
+            &LogOptions {
+                timestamps: true,
+                tail: Some(1),
+                ..all
+            },
+        );
+        assert_eq!(
+            stamped,
+            [(1, b"2026-12-07T03:56:44.525562629Z no newline".to_vec())]
+        );
+    }
+
     #[test]
     fn tail_and_streams_select_entries() {
         let d = tempfile::tempdir().unwrap();

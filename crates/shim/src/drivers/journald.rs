@@ -11,9 +11,18 @@ use super::lines::Splitter;
 use super::Partial;
 use crate::logfile::Stream;
 
+/// After a failed send other than a full queue (journald restarting), the socket is connected again at
+/// most this often; messages in between are lost.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// An open journal socket.
 pub(crate) struct JournalLog {
+    path: std::path::PathBuf,
     socket: UnixDatagram,
+    retry_at: Option<std::time::Instant>,
+    /// Messages lost since the last warning about it.
+    dropped: u64,
+    warned_at: Option<std::time::Instant>,
     /// The fields every entry carries, encoded once.
     common: Vec<u8>,
     ordinal: u64,
@@ -39,13 +48,8 @@ impl JournalLog {
     /// Connects to the journal (the container does not start when there is none, as with dockerd:
     /// "journald is not enabled on this host").
     pub(crate) fn open(path: &Path, fields: &[(String, String)]) -> std::io::Result<JournalLog> {
-        let socket = UnixDatagram::unbound()?;
-        if socket.connect(path).is_err() {
-            return Err(std::io::Error::other(
-                "journald is not enabled on this host",
-            ));
-        }
-        socket.set_write_timeout(Some(std::time::Duration::from_secs(1)))?;
+        let socket = connect(path)
+            .map_err(|_| std::io::Error::other("journald is not enabled on this host"))?;
         let mut common = Vec::new();
         for (k, v) in fields {
             field(&mut common, k, v.as_bytes());
@@ -54,7 +58,11 @@ impl JournalLog {
         let epoch = format!("{:x}{:x}", super::now_nanos(), std::process::id());
         field(&mut common, "CONTAINER_LOG_EPOCH", epoch.as_bytes());
         Ok(JournalLog {
+            path: path.to_owned(),
             socket,
+            retry_at: None,
+            dropped: 0,
+            warned_at: None,
             common,
             ordinal: 0,
             lines: Splitter::default(),
@@ -125,8 +133,61 @@ impl JournalLog {
                 field(b, "CONTAINER_PARTIAL_MESSAGE", b"true");
             }
         }
-        self.socket.send(b).map(drop)
+        if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) {
+            self.lost();
+            return Ok(());
+        }
+        match self.socket.send(b) {
+            Ok(_) => Ok(()),
+            // The journal's queue is full: this shim does not wait for it (its loop serves attach and
+            // stop too), the message is lost.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.lost();
+                Ok(())
+            }
+            Err(e) => {
+                let again = connect(&self.path).and_then(|s| {
+                    s.send(&self.buf)?;
+                    Ok(s)
+                });
+                match again {
+                    Ok(s) => {
+                        self.socket = s;
+                        self.retry_at = None;
+                        Ok(())
+                    }
+                    Err(_) => {
+                        self.retry_at = Some(std::time::Instant::now() + RETRY_AFTER);
+                        Err(e)
+                    }
+                }
+            }
+        }
     }
+
+    /// Counts a lost message, and says how many were lost at most every ten seconds.
+    fn lost(&mut self) {
+        self.dropped += 1;
+        if self
+            .warned_at
+            .is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(10))
+        {
+            tracing::warn!(
+                dropped = self.dropped,
+                "journal messages lost: the journal does not keep up"
+            );
+            self.dropped = 0;
+            self.warned_at = Some(std::time::Instant::now());
+        }
+    }
+}
+
+/// A non-blocking datagram socket connected to the journal.
+fn connect(path: &Path) -> std::io::Result<UnixDatagram> {
+    let socket = UnixDatagram::unbound()?;
+    socket.connect(path)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 /// Parses one native-protocol datagram into its fields (for tests; journald does this on the other side).
@@ -181,6 +242,31 @@ mod tests {
         assert_eq!(get("CONTAINER_NAME").as_deref(), Some("web"));
         assert_eq!(get("CONTAINER_LOG_ORDINAL").as_deref(), Some("1"));
         assert!(get("SYSLOG_TIMESTAMP").unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn a_journal_that_does_not_keep_up_loses_lines_but_never_stalls_the_shim() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("socket");
+        let journal = UnixDatagram::bind(&p).unwrap();
+        let mut log = JournalLog::open(&p, &[]).unwrap();
+        let t = std::time::Instant::now();
+        for _ in 0..20_000 {
+            log.write(Stream::Stdout, b"a line nobody reads yet\n")
+                .unwrap();
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
+        journal.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut got = 0;
+        while journal.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+        assert!(got > 0 && got < 20_000, "{got} delivered");
     }
 
     #[test]

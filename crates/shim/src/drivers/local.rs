@@ -275,7 +275,12 @@ impl LocalLog {
         compress: bool,
     ) -> std::io::Result<LocalLog> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            // Only the owner reads a container's logs (dockerd: 0700 and 0640).
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         let file = open_append(path)?;
         let size = file.metadata()?.len();
@@ -376,11 +381,15 @@ impl LocalLog {
             }
             std::fs::rename(&self.path, rotated(&self.path, 1, false))?;
         }
-        self.file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&self.path)?;
+        self.file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o640)
+                .open(&self.path)?
+        };
         self.size = 0;
         if self.compress {
             let src = rotated(&self.path, 1, false);
@@ -533,6 +542,54 @@ mod tests {
     }
 
     #[test]
+    fn entries_dockerd_wrote_encode_back_to_the_same_bytes() {
+        // tests/fixtures/README.md says how dockerd 20.10 made these files.
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/dockerd-local-log/container.log");
+        let mut seen = 0;
+        for f in files(&p) {
+            let mut data = Vec::new();
+            if f.extension().is_some_and(|e| e == "gz") {
+                use std::io::Read;
+                let mut gz = flate2::read::GzDecoder::new(File::open(&f).unwrap());
+                gz.read_to_end(&mut data).unwrap();
+                // dockerd's gzip header: the last entry's time in the extra field.
+                let extra = gz.header().unwrap().extra().unwrap().to_vec();
+                assert_eq!(extra, b"{\"lastTime\":\"2026-12-07T03:56:44.494819388Z\"}");
+            } else {
+                data = std::fs::read(&f).unwrap();
+            }
+            let mut pos = 0;
+            while let Decoded::Record(r, n) = decode(&data[pos..]) {
+                let mut again = Vec::new();
+                encode(
+                    &mut again,
+                    &r.source,
+                    r.time_nano,
+                    &r.line,
+                    r.partial.as_ref(),
+                );
+                assert_eq!(again, &data[pos..pos + n], "entry {seen}");
+                pos += n;
+                seen += 1;
+            }
+            assert_eq!(pos, data.len());
+        }
+        assert_eq!(
+            seen, 6,
+            "hello, oops, two parts of the long line, after, no newline"
+        );
+        // The gzip header Berth writes carries the same field.
+        assert_eq!(
+            format!(
+                "{{\"lastTime\":\"{}\"}}",
+                rfc3339_nano(1_796_615_804_494_819_388)
+            ),
+            "{\"lastTime\":\"2026-12-07T03:56:44.494819388Z\"}"
+        );
+    }
+
+    #[test]
     fn rotation_keeps_max_files_and_compresses_the_rotated_ones() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("local-logs/container.log");
@@ -563,6 +620,12 @@ mod tests {
         let gz = flate2::read::GzDecoder::new(File::open(dir.join("container.log.1.gz")).unwrap());
         let extra = String::from_utf8(gz.header().unwrap().extra().unwrap().to_vec()).unwrap();
         assert!(extra.starts_with("{\"lastTime\":\"20"), "{extra}");
+        // Only the owner reads them, as with dockerd.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir), 0o700);
+        assert_eq!(mode(&p), 0o640, "the file made at a rotation too");
+        assert_eq!(mode(&dir.join("container.log.1.gz")), 0o640);
         let all = read_all(&p);
         assert_eq!(all.last().unwrap().line, b"line 299");
         // Oldest first and contiguous: what is kept is the newest lines, in order.

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -48,9 +48,15 @@ pub enum SyslogFormat {
 const SEVERITY_INFO: u8 = 6;
 const SEVERITY_ERR: u8 = 3;
 
-/// A write that blocks longer than this loses its message rather than hold up the shim's loop (and with
-/// it attach clients and `docker stop`).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A stream write that blocks longer than this (a server that does not read) drops the connection and
+/// its message rather than hold up the shim's loop, and with it attach clients and `docker stop`.
+/// dockerd would block the container's output instead.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a TCP connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed (re)connect, messages are dropped for this long before the next attempt: a server that
+/// is down costs one connect per interval, not one per line.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 enum Conn {
     Stream(UnixStream),
@@ -64,9 +70,14 @@ impl Conn {
         match self {
             Conn::Stream(s) => s.write_all(msg),
             Conn::Tcp(s) => s.write_all(msg),
+            // Datagram sockets are non-blocking: a receiver that cannot keep up loses messages.
             Conn::Dgram(s) => s.send(msg).map(drop),
             Conn::Udp(s) => s.send(msg).map(drop),
         }
+    }
+
+    fn is_datagram(&self) -> bool {
+        matches!(self, Conn::Dgram(_) | Conn::Udp(_))
     }
 }
 
@@ -90,7 +101,7 @@ fn connect(address: &SyslogAddress) -> std::io::Result<Conn> {
             Conn::Dgram(dgram(p).map_err(|e| dial("unixgram", &p.display().to_string(), e))?)
         }
         SyslogAddress::Tcp(a) => {
-            let s = TcpStream::connect(a).map_err(|e| dial("tcp", a, e))?;
+            let s = tcp_connect(a).map_err(|e| dial("tcp", a, e))?;
             s.set_nodelay(true)?;
             Conn::Tcp(s)
         }
@@ -112,10 +123,22 @@ fn connect(address: &SyslogAddress) -> std::io::Result<Conn> {
     match &conn {
         Conn::Stream(s) => s.set_write_timeout(Some(WRITE_TIMEOUT))?,
         Conn::Tcp(s) => s.set_write_timeout(Some(WRITE_TIMEOUT))?,
-        Conn::Dgram(s) => s.set_write_timeout(Some(WRITE_TIMEOUT))?,
-        Conn::Udp(s) => s.set_write_timeout(Some(WRITE_TIMEOUT))?,
+        Conn::Dgram(s) => s.set_nonblocking(true)?,
+        Conn::Udp(s) => s.set_nonblocking(true)?,
     }
     Ok(conn)
+}
+
+/// Connects to the first address `a` resolves to that answers, each within [`CONNECT_TIMEOUT`].
+fn tcp_connect(a: &str) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(a)? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("no address for {a}"))))
 }
 
 fn dgram(path: &Path) -> std::io::Result<UnixDatagram> {
@@ -147,6 +170,11 @@ pub(crate) struct SyslogLog {
     hostname: String,
     pid: u32,
     lines: Splitter,
+    /// No connect is tried before then (one failed).
+    retry_at: Option<Instant>,
+    /// Messages lost since the last warning about it.
+    dropped: u64,
+    warned_at: Option<Instant>,
 }
 
 impl SyslogLog {
@@ -175,6 +203,9 @@ impl SyslogLog {
             hostname,
             pid: std::process::id(),
             lines: Splitter::default(),
+            retry_at: None,
+            dropped: 0,
+            warned_at: None,
         })
     }
 
@@ -212,18 +243,63 @@ impl SyslogLog {
             self.pid,
             line,
         );
-        // As dockerd's syslog writer: a failed write reconnects and tries once more.
         if let Some(c) = &mut self.conn {
-            if c.send(&msg).is_ok() {
-                return Ok(());
+            match c.send(&msg) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && c.is_datagram() => {
+                    self.lost();
+                    return Ok(());
+                }
+                Err(e) if is_timeout(&e) => {
+                    // Part of the message may be out: the stream cannot be trusted any more.
+                    self.conn = None;
+                    self.retry_at = Some(Instant::now() + RETRY_AFTER);
+                    self.lost();
+                    return Ok(());
+                }
+                Err(_) => self.conn = None,
             }
+        } else if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            self.lost();
+            return Ok(());
         }
-        self.conn = None;
-        let mut c = connect(&self.address)?;
+        // As dockerd's syslog writer: a failed write reconnects and tries once more.
+        let mut c = match connect(&self.address) {
+            Ok(c) => c,
+            Err(e) => {
+                self.retry_at = Some(Instant::now() + RETRY_AFTER);
+                return Err(e);
+            }
+        };
         let sent = c.send(&msg);
-        self.conn = Some(c);
+        if sent.is_ok() {
+            self.conn = Some(c);
+            self.retry_at = None;
+        } else {
+            self.retry_at = Some(Instant::now() + RETRY_AFTER);
+        }
         sent
     }
+
+    /// Counts a lost message, and says how many were lost at most every ten seconds.
+    fn lost(&mut self) {
+        self.dropped += 1;
+        if self
+            .warned_at
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            tracing::warn!(dropped = self.dropped, address = ?self.address, "syslog messages lost: the server does not keep up");
+            self.dropped = 0;
+            self.warned_at = Some(Instant::now());
+        }
+    }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// One message in `format`, ending in a newline (dockerd's syslog writer adds one).
@@ -297,6 +373,33 @@ mod tests {
         assert_eq!(
             f(SyslogFormat::Rfc5424micro),
             "<30>1 2026-03-05T07:08:09.123456Z host abc 42 abc - hello\n"
+        );
+    }
+
+    #[test]
+    fn a_tcp_server_that_does_not_read_loses_lines_but_never_stalls_the_shim() {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap().to_string();
+        let mut log =
+            SyslogLog::open(SyslogAddress::Tcp(addr), 3, SyslogFormat::Unix, "t".into()).unwrap();
+        let (mut conn, _) = server.accept().unwrap();
+        let line = vec![b'x'; 1023];
+        let t = Instant::now();
+        // 200 MB: far more than the socket buffers hold.
+        for _ in 0..200_000 {
+            log.write(Stream::Stdout, &line).unwrap();
+            log.write(Stream::Stdout, b"\n").unwrap();
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+        drop(log);
+        let mut got = Vec::new();
+        use std::io::Read;
+        conn.read_to_end(&mut got).unwrap();
+        let total = 200_000 * 1024;
+        assert!(
+            !got.is_empty() && got.len() < total,
+            "{} of {total}",
+            got.len()
         );
     }
 
