@@ -623,3 +623,69 @@ fn daemon_defaults_apply_to_containers_that_name_no_driver() {
         assert!(err(&o).contains(want), "{args:?}: {}", err(&o));
     }
 }
+
+#[test]
+fn drivers_keep_logging_while_the_daemon_is_down() {
+    let mut d = common::docker_daemon();
+    let dir = tempfile::tempdir().unwrap();
+    let gram = dir.path().join("gram.sock");
+    let server = UnixDatagram::bind(&gram).unwrap();
+    // Each writes "before", then (once the daemon has been killed) "during".
+    let script =
+        "echo before; while [ ! -e /tmp/go ]; do usleep 20000; done; echo during; exec sleep 1000";
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "loc",
+        "--log-driver",
+        "local",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "sys",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &format!("syslog-address=unixgram://{}", gram.display()),
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]));
+    assert!(recv_n(&server, 1)[0].ends_with(": before\n"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ok(&d.docker(&["logs", "loc"])) != "before\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no output before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The go-ahead goes into the containers' /tmp through their rootfs while no daemon runs.
+    let roots: Vec<PathBuf> = ["loc", "sys"]
+        .iter()
+        .map(|n| {
+            let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", n]));
+            PathBuf::from(format!("/proc/{}/root/tmp/go", pid.trim()))
+        })
+        .collect();
+    d.kill();
+    for r in &roots {
+        std::fs::write(r, b"").unwrap();
+    }
+    assert!(
+        recv_n(&server, 1)[0].ends_with(": during\n"),
+        "syslog while the daemon is down"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    d.spawn();
+    assert_eq!(ok(&d.docker(&["logs", "loc"])), "before\nduring\n");
+    ok(&d.docker(&["rm", "-f", "loc", "sys"]));
+}
