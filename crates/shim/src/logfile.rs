@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 /// dockerd splits lines longer than this into several entries.
 const MAX_LINE: usize = 16 * 1024;
 
+/// Entries are written out once this many bytes of them wait: one `write` for many short lines, and a
+/// flood's batch does not grow the shim's heap past it (the heap's top stays resident after a free).
+pub(crate) const BATCH_LIMIT: usize = 64 * 1024;
+
 /// Writes a container's output as json-file logs.
 pub struct JsonLog {
     path: PathBuf,
@@ -118,6 +122,9 @@ impl JsonLog {
             self.rotate()?;
             self.batch = entry;
         }
+        if self.batch.len() >= BATCH_LIMIT {
+            self.write_batch()?;
+        }
         Ok(())
     }
 
@@ -128,10 +135,6 @@ impl JsonLog {
         let written = self.file.write_all(&self.batch);
         self.size += self.batch.len() as u64;
         self.batch.clear();
-        // One flood's worth of entries is not kept for the container's whole life.
-        if self.batch.capacity() > 1 << 20 {
-            self.batch = Vec::new();
-        }
         written
     }
 

@@ -306,6 +306,10 @@ impl LocalLog {
             self.entry(s, line, p.as_ref(), time)
         });
         self.lines = lines;
+        // A finished compression's thread is joined now, not at the next rotation: its stack goes back.
+        if self.compressing.as_ref().is_some_and(|t| t.is_finished()) {
+            self.join_compression();
+        }
         result.and(self.write_batch())
     }
 
@@ -339,6 +343,9 @@ impl LocalLog {
         };
         encode(&mut self.batch, source, time, line, partial);
         self.last_time = time;
+        if self.batch.len() >= crate::logfile::BATCH_LIMIT {
+            self.write_batch()?;
+        }
         Ok(())
     }
 
@@ -349,10 +356,6 @@ impl LocalLog {
         let written = self.file.write_all(&self.batch);
         self.size += self.batch.len() as u64;
         self.batch.clear();
-        // One flood's worth of entries is not kept for the container's whole life.
-        if self.batch.capacity() > 1 << 20 {
-            self.batch = Vec::new();
-        }
         written
     }
 
@@ -400,6 +403,15 @@ impl LocalLog {
                 .spawn(move || {
                     if let Err(e) = compress(&src, last) {
                         tracing::warn!(path = %src.display(), error = %e, "compressing a rotated log");
+                    }
+                    // The compressor's state was allocated in this thread's malloc arena, which glibc
+                    // keeps after the thread: give its pages back, the shim lives as long as its
+                    // container.
+                    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                    // SAFETY: malloc_trim only releases free memory of the allocator's arenas; it is
+                    // thread-safe.
+                    unsafe {
+                        libc::malloc_trim(0);
                     }
                 });
             match spawned {
