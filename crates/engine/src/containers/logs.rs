@@ -1,6 +1,7 @@
 //! `GET /containers/{id}/logs`: the json-file or local log read back (rotated files first), filtered by stream, time
 //! and tail, optionally followed while the container runs.
 
+use std::collections::VecDeque;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,8 +36,10 @@ pub struct LogOptions {
 
 struct Entry {
     stream: u8,
+    /// Unix nanoseconds.
     time: i64,
-    time_text: String,
+    /// The time as the file has it (json-file); made from `time` when sent otherwise.
+    time_text: Option<String>,
     log: Vec<u8>,
 }
 
@@ -139,14 +142,10 @@ impl Format {
             },
             Format::Local => match shim::drivers::local::decode(buf) {
                 shim::drivers::local::Decoded::Record(r, n) => {
-                    let time_text = image::timefmt::rfc3339_nano(
-                        std::time::UNIX_EPOCH
-                            + Duration::from_nanos(u64::try_from(r.time_nano).unwrap_or(0)),
-                    );
                     let entry = Entry {
                         stream: if r.source == "stderr" { 2 } else { 1 },
                         time: r.time_nano,
-                        time_text,
+                        time_text: None,
                         log: r.text(),
                     };
                     Decoded::Record(Some(entry), n)
@@ -215,7 +214,10 @@ fn stream_logs(
     tx: &mpsc::Sender<Frame>,
     alive: &dyn Fn() -> bool,
 ) {
-    let mut entries = Vec::new();
+    // Entries are sent as they are read; with a tail only the last ones are kept, so the memory a read
+    // takes is one file and the tail, however long the log.
+    let mut tail: Option<(usize, VecDeque<Entry>)> =
+        opts.tail.map(|n| (n, VecDeque::with_capacity(n.min(4096))));
     // Where the complete records of the current file end: following continues from there, so a record
     // written between this read and the follow loop is neither lost nor sent twice.
     let mut read_to = 0u64;
@@ -229,21 +231,31 @@ fn stream_logs(
             current_file = f.try_clone().ok();
         }
         let data = read_file(&file, &f);
-        let (used, _) = format.decode_all(&data, &mut |e| {
-            entries.push(e);
-            true
+        let (used, more) = format.decode_all(&data, &mut |e| {
+            if !wanted(&e, opts) {
+                return true;
+            }
+            match &mut tail {
+                None => send(tx, &e, opts),
+                Some((0, _)) => true,
+                Some((n, kept)) => {
+                    if kept.len() == *n {
+                        kept.pop_front();
+                    }
+                    kept.push_back(e);
+                    true
+                }
+            }
         });
+        if !more {
+            return;
+        }
         if current {
             read_to = used as u64;
         }
     }
-    let mut selected: Vec<&Entry> = entries.iter().filter(|e| wanted(e, opts)).collect();
-    if let Some(n) = opts.tail {
-        let skip = selected.len().saturating_sub(n);
-        selected.drain(..skip);
-    }
-    for e in selected {
-        if !send(tx, e, opts) {
+    for e in tail.map(|(_, kept)| kept).into_iter().flatten() {
+        if !send(tx, &e, opts) {
             return;
         }
     }
@@ -339,7 +351,7 @@ fn parse(line: &str) -> Option<Entry> {
     Some(Entry {
         stream,
         time,
-        time_text,
+        time_text: Some(time_text),
         log: v["log"].as_str().unwrap_or("").as_bytes().to_vec(),
     })
 }
@@ -353,7 +365,13 @@ fn wanted(e: &Entry, o: &LogOptions) -> bool {
 
 fn send(tx: &mpsc::Sender<Frame>, e: &Entry, o: &LogOptions) -> bool {
     let text = if o.timestamps {
-        let mut t = format!("{} ", fixed_nanos(&e.time_text)).into_bytes();
+        let stamp = match &e.time_text {
+            Some(t) => fixed_nanos(t),
+            None => fixed_nanos(&image::timefmt::rfc3339_nano(
+                std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(e.time).unwrap_or(0)),
+            )),
+        };
+        let mut t = format!("{stamp} ").into_bytes();
         t.extend_from_slice(&e.log);
         t
     } else {
@@ -474,5 +492,25 @@ mod tests {
             got.push(String::from_utf8(f.data.to_vec()).unwrap());
         }
         assert_eq!(got, ["out 3\n", "out 4\n"]);
+        // Both streams count for the tail, and a tail of 0 is nothing (as dockerd's).
+        let both = LogOptions {
+            stdout: true,
+            stderr: true,
+            tail: Some(3),
+            ..Default::default()
+        };
+        let texts = |opts: &LogOptions| -> Vec<String> {
+            read_back(Format::JsonFile, &p, opts)
+                .into_iter()
+                .map(|f| String::from_utf8(f.1).unwrap())
+                .collect()
+        };
+        assert_eq!(texts(&both), ["err 3\n", "out 4\n", "err 4\n"]);
+        assert!(texts(&LogOptions {
+            tail: Some(0),
+            ..both.clone()
+        })
+        .is_empty());
+        assert_eq!(texts(&LogOptions { tail: None, ..both }).len(), 10);
     }
 }
