@@ -493,6 +493,14 @@ fn journald_entries_carry_dockers_fields() {
         "journald",
         "--log-opt",
         "tag=app-{{.Name}}",
+        "--label",
+        "com.example.tier=front",
+        "--log-opt",
+        "labels=com.example.tier",
+        "-e",
+        "REGION=eu",
+        "--log-opt",
+        "env=REGION",
         "busybox",
         "sh",
         "-c",
@@ -519,6 +527,13 @@ fn journald_entries_carry_dockers_fields() {
             "{m}"
         );
         assert_eq!(field(m, "IMAGE_NAME").as_deref(), Some("busybox"), "{m}");
+        // Labels and variables the options name, as journal field names.
+        assert_eq!(
+            field(m, "COM_EXAMPLE_TIER").as_deref(),
+            Some("front"),
+            "{m}"
+        );
+        assert_eq!(field(m, "REGION").as_deref(), Some("eu"), "{m}");
     }
     let o = d.docker(&["logs", "jd"]);
     assert!(err(&o).contains(NOT_READABLE), "{}", err(&o));
@@ -688,4 +703,48 @@ fn drivers_keep_logging_while_the_daemon_is_down() {
     d.spawn();
     assert_eq!(ok(&d.docker(&["logs", "loc"])), "before\nduring\n");
     ok(&d.docker(&["rm", "-f", "loc", "sys"]));
+}
+
+#[test]
+fn labels_env_and_tag_are_kept_with_entries_and_shown_by_logs_details() {
+    let d = common::docker_daemon();
+    for (name, driver, want) in [
+        ("det-local", "local", "app=shop,tag=det-local hello\n"),
+        ("det-json", "json-file", "app=shop,tag=det-json hello\n"),
+    ] {
+        ok(&d.docker(&[
+            "run",
+            "--name",
+            name,
+            "--log-driver",
+            driver,
+            "--label",
+            "app=shop",
+            "--log-opt",
+            "labels=app",
+            "--log-opt",
+            "tag={{.Name}}",
+            "busybox",
+            "echo",
+            "hello",
+        ]));
+        assert_eq!(
+            ok(&d.docker(&["logs", "--details", name])),
+            want,
+            "{driver}"
+        );
+        assert_eq!(ok(&d.docker(&["logs", name])), "hello\n", "{driver}");
+    }
+    // Without attributes, --details prints the space alone, as dockerd.
+    ok(&d.docker(&[
+        "run",
+        "--name",
+        "det-none",
+        "--log-driver",
+        "local",
+        "busybox",
+        "echo",
+        "hi",
+    ]));
+    assert_eq!(ok(&d.docker(&["logs", "--details", "det-none"])), " hi\n");
 }

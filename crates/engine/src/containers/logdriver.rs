@@ -389,6 +389,89 @@ fn init_failed(e: Error) -> Error {
     Error::InvalidParameter(format!("{INIT_FAILED}{e}"))
 }
 
+/// The attributes the `labels`, `labels-regex`, `env` and `env-regex` options pick from the container's
+/// labels and environment, keys passed through `key` (journald's field names), sorted by key; as
+/// dockerd's `ExtraAttributes`.
+fn extra_attrs(
+    c: &Container,
+    opts: &HashMap<String, String>,
+    key: fn(&str) -> String,
+) -> Result<Vec<(String, String)>> {
+    let mut extra = std::collections::BTreeMap::new();
+    let labels = c.config.labels.clone().unwrap_or_default();
+    let env: HashMap<&str, &str> = c
+        .config
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| e.split_once('='))
+        .collect();
+    let regex = |r: &str| {
+        regex::Regex::new(r)
+            .map_err(|e| Error::InvalidParameter(format!("{INIT_FAILED}error parsing regexp: {e}")))
+    };
+    if let Some(names) = opts.get("labels").filter(|s| !s.is_empty()) {
+        for n in names.split(',') {
+            if let Some(v) = labels.get(n) {
+                extra.insert(key(n), v.clone());
+            }
+        }
+    }
+    if let Some(r) = opts.get("labels-regex").filter(|s| !s.is_empty()) {
+        let re = regex(r)?;
+        for (k, v) in labels.iter().filter(|(k, _)| re.is_match(k)) {
+            extra.insert(key(k), v.clone());
+        }
+    }
+    if let Some(names) = opts.get("env").filter(|s| !s.is_empty()) {
+        for n in names.split(',') {
+            if let Some(v) = env.get(n) {
+                extra.insert(key(n), (*v).to_owned());
+            }
+        }
+    }
+    if let Some(r) = opts.get("env-regex").filter(|s| !s.is_empty()) {
+        let re = regex(r)?;
+        for (k, v) in env.iter().filter(|(k, _)| re.is_match(k)) {
+            extra.insert(key(k), (*v).to_owned());
+        }
+    }
+    Ok(extra.into_iter().collect())
+}
+
+/// The attributes json-file and local store with every entry: the labels and variables the options pick,
+/// and the tag when the options give one (these drivers have no default tag).
+fn file_attrs(c: &Container, opts: &HashMap<String, String>) -> Result<Vec<(String, String)>> {
+    let mut attrs = extra_attrs(c, opts, str::to_owned)?;
+    if opts.get("tag").is_some_and(|t| !t.is_empty()) {
+        let tag = tag(c, opts, "").map_err(init_failed)?;
+        attrs.retain(|(k, _)| k != "tag");
+        attrs.push(("tag".into(), tag));
+        attrs.sort();
+    }
+    Ok(attrs)
+}
+
+/// A label or variable name as a journal field name, as dockerd makes it: upper case, anything but
+/// letters and digits an underscore, leading underscores dropped (the journal keeps those for itself).
+fn journal_key(s: &str) -> String {
+    let mut out = String::new();
+    for ch in s.chars() {
+        let ch = if ch.is_ascii_lowercase() {
+            ch.to_ascii_uppercase()
+        } else if ch.is_ascii_uppercase() || ch.is_ascii_digit() {
+            ch
+        } else {
+            '_'
+        };
+        if out.is_empty() && ch == '_' {
+            continue;
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// The local driver's file for a container whose directory is `dir`.
 pub(crate) fn local_path(dir: &Path) -> PathBuf {
     dir.join(shim::drivers::local::FILE)
@@ -416,14 +499,17 @@ pub(crate) fn shim_driver(c: &Container, dir: &Path) -> Result<shim::LogDriver> 
                 .get("max-file")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(JSON_MAX_FILES),
+            attrs: file_attrs(c, &opts)?,
         },
         "local" => {
             let (max_size, max_files, compress) = local_config(&opts)?;
+            let attrs = file_attrs(c, &opts)?;
             shim::LogDriver::Local {
                 path: local_path(dir),
                 max_size,
                 max_files,
                 compress,
+                attrs,
             }
         }
         "syslog" => {
@@ -439,23 +525,22 @@ pub(crate) fn shim_driver(c: &Container, dir: &Path) -> Result<shim::LogDriver> 
             let tag = tag(c, &opts, "{{.ID}}").map_err(init_failed)?;
             let socket = std::env::var_os("BERTH_TEST_JOURNAL_SOCKET")
                 .map_or_else(|| PathBuf::from(JOURNAL_SOCKET), PathBuf::from);
-            shim::LogDriver::Journald {
-                socket,
-                fields: vec![
-                    ("CONTAINER_ID".into(), c.id.chars().take(12).collect()),
-                    ("CONTAINER_ID_FULL".into(), c.id.clone()),
-                    (
-                        "CONTAINER_NAME".into(),
-                        c.name.trim_start_matches('/').to_owned(),
-                    ),
-                    ("CONTAINER_TAG".into(), tag.clone()),
-                    (
-                        "IMAGE_NAME".into(),
-                        c.config.image.clone().unwrap_or_default(),
-                    ),
-                    ("SYSLOG_IDENTIFIER".into(), tag),
-                ],
-            }
+            let mut fields = extra_attrs(c, &opts, journal_key)?;
+            fields.extend([
+                ("CONTAINER_ID".into(), c.id.chars().take(12).collect()),
+                ("CONTAINER_ID_FULL".into(), c.id.clone()),
+                (
+                    "CONTAINER_NAME".into(),
+                    c.name.trim_start_matches('/').to_owned(),
+                ),
+                ("CONTAINER_TAG".into(), tag.clone()),
+                (
+                    "IMAGE_NAME".into(),
+                    c.config.image.clone().unwrap_or_default(),
+                ),
+                ("SYSLOG_IDENTIFIER".into(), tag),
+            ]);
+            shim::LogDriver::Journald { socket, fields }
         }
         other => {
             return Err(Error::InvalidParameter(format!(
@@ -608,6 +693,67 @@ mod tests {
             "another driver's options stay out"
         );
         assert_eq!(c.get("cache-disabled").map(String::as_str), Some("true"));
+    }
+
+    #[test]
+    fn labels_and_env_become_attributes_as_dockerd_picks_them() {
+        let c = Container {
+            id: "0123456789abcdef0123".into(),
+            name: "web".into(),
+            created: String::new(),
+            image_id: String::new(),
+            config: bollard_stubs::models::ContainerConfig {
+                labels: Some(HashMap::from([
+                    ("com.example.app".to_owned(), "shop".to_owned()),
+                    ("tier".to_owned(), "front".to_owned()),
+                    ("other".to_owned(), "x".to_owned()),
+                ])),
+                env: Some(vec!["REGION=eu".into(), "_PRIV=1".into(), "NOVALUE".into()]),
+                ..Default::default()
+            },
+            host_config: Default::default(),
+            path: String::new(),
+            args: Vec::new(),
+            state: Default::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            mounts: Vec::new(),
+            networks: Default::default(),
+        };
+        let o = opts(&[
+            ("labels", "tier,missing"),
+            ("labels-regex", "^com\\."),
+            ("env", "REGION,NOVALUE"),
+            ("env-regex", "^_"),
+        ]);
+        let kv = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            extra_attrs(&c, &o, str::to_owned).unwrap(),
+            kv(&[
+                ("REGION", "eu"),
+                ("_PRIV", "1"),
+                ("com.example.app", "shop"),
+                ("tier", "front")
+            ])
+        );
+        assert_eq!(
+            extra_attrs(&c, &o, journal_key).unwrap(),
+            kv(&[
+                ("COM_EXAMPLE_APP", "shop"),
+                ("PRIV", "1"),
+                ("REGION", "eu"),
+                ("TIER", "front")
+            ])
+        );
+        let bad = extra_attrs(&c, &opts(&[("labels-regex", "(")]), str::to_owned);
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .starts_with("failed to initialize logging driver: error parsing regexp"));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct LogOptions {
     pub timestamps: bool,
     /// Only the last N lines.
     pub tail: Option<usize>,
+    /// Prefix each line with its attributes (`--log-opt labels/env…`), as `docker logs --details`.
+    pub details: bool,
 }
 
 struct Entry {
@@ -41,6 +43,8 @@ struct Entry {
     /// The time as the file has it (json-file); made from `time` when sent otherwise.
     time_text: Option<String>,
     log: Vec<u8>,
+    /// Extra attributes, as the driver stored them.
+    attrs: Vec<(String, String)>,
 }
 
 impl Engine {
@@ -147,6 +151,7 @@ impl Format {
                         time: r.time_nano,
                         time_text: None,
                         log: r.text(),
+                        attrs: r.attrs,
                     };
                     Decoded::Record(Some(entry), n)
                 }
@@ -348,11 +353,20 @@ fn parse(line: &str) -> Option<Entry> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
+    let attrs = v["attrs"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
     Some(Entry {
         stream,
         time,
         time_text: Some(time_text),
         log: v["log"].as_str().unwrap_or("").as_bytes().to_vec(),
+        attrs,
     })
 }
 
@@ -364,6 +378,18 @@ fn wanted(e: &Entry, o: &LogOptions) -> bool {
 }
 
 fn send(tx: &mpsc::Sender<Frame>, e: &Entry, o: &LogOptions) -> bool {
+    let details;
+    let e = if o.details {
+        details = Entry {
+            log: with_details(&e.attrs, &e.log),
+            attrs: Vec::new(),
+            time_text: e.time_text.clone(),
+            ..*e
+        };
+        &details
+    } else {
+        e
+    };
     let text = if o.timestamps {
         let stamp = match &e.time_text {
             Some(t) => fixed_nanos(t),
@@ -384,6 +410,37 @@ fn send(tx: &mpsc::Sender<Frame>, e: &Entry, o: &LogOptions) -> bool {
     .is_ok()
 }
 
+/// `docker logs --details`: the attributes as `k=v,k=v` (sorted, each side query-escaped) and a space
+/// before the line, as dockerd's log stream writes them (a space alone when there are none).
+fn with_details(attrs: &[(String, String)], line: &[u8]) -> Vec<u8> {
+    let mut sorted: Vec<&(String, String)> = attrs.iter().collect();
+    sorted.sort();
+    let pairs: Vec<String> = sorted
+        .iter()
+        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+        .collect();
+    let mut out = pairs.join(",").into_bytes();
+    out.push(b' ');
+    out.extend_from_slice(line);
+    out
+}
+
+/// Go's `url.QueryEscape` (space as `+`, everything but letters, digits and `-_.~` as `%XX`), which
+/// `--details` output uses; the `url` crate's form encoding differs on `*` and `~`.
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Docker prints log times with exactly nine fractional digits.
 fn fixed_nanos(t: &str) -> String {
     let Some(base) = t.strip_suffix('Z') else {
@@ -396,6 +453,19 @@ fn fixed_nanos(t: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn details_prefix_the_sorted_escaped_attributes() {
+        let attrs = vec![
+            ("tag".to_owned(), "a b".to_owned()),
+            ("app".to_owned(), "x=y,*~".to_owned()),
+        ];
+        assert_eq!(
+            with_details(&attrs, b"line\n"),
+            b"app=x%3Dy%2C%2A~,tag=a+b line\n"
+        );
+        assert_eq!(with_details(&[], b"line\n"), b" line\n");
+    }
 
     #[test]
     fn log_times_get_nine_digits() {

@@ -59,6 +59,8 @@ pub struct Record {
     pub line: Vec<u8>,
     /// Set for the parts of a long line.
     pub partial: Option<Partial>,
+    /// Extra attributes (`--log-opt labels/env/tag`).
+    pub attrs: Vec<(String, String)>,
 }
 
 impl Record {
@@ -110,13 +112,30 @@ pub fn decode(buf: &[u8]) -> Decoded {
     }
 }
 
-/// Appends one framed entry to `out`.
+/// Encodes attributes as the repeated `LogAttr` field of every entry (once, then copied into each).
+pub fn encode_attrs(attrs: &[(String, String)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in attrs {
+        let mut one = Vec::with_capacity(k.len() + v.len() + 4);
+        if !k.is_empty() {
+            put_bytes(&mut one, 1, k.as_bytes());
+        }
+        if !v.is_empty() {
+            put_bytes(&mut one, 2, v.as_bytes());
+        }
+        put_bytes(&mut out, 6, &one);
+    }
+    out
+}
+
+/// Appends one framed entry to `out`; `attrs` is what [`encode_attrs`] made (or empty).
 pub fn encode(
     out: &mut Vec<u8>,
     source: &str,
     time_nano: i64,
     line: &[u8],
     partial: Option<&Partial>,
+    attrs: &[u8],
 ) {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
@@ -146,6 +165,7 @@ pub fn encode(
         }
         put_bytes(out, 5, &meta);
     }
+    out.extend_from_slice(attrs);
     let len = (out.len() - start - 4) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&len.to_be_bytes());
@@ -217,6 +237,7 @@ fn parse_entry(buf: &[u8]) -> Option<Record> {
         time_nano: 0,
         line: Vec::new(),
         partial: None,
+        attrs: Vec::new(),
     };
     let mut is_partial = false;
     let mut meta = Partial {
@@ -230,6 +251,18 @@ fn parse_entry(buf: &[u8]) -> Option<Record> {
             (2, Field::Varint(v)) => r.time_nano = v as i64,
             (3, Field::Bytes(b)) => r.line = b.to_vec(),
             (4, Field::Varint(v)) => is_partial = v != 0,
+            (6, Field::Bytes(b)) => {
+                let (mut k, mut v) = (String::new(), String::new());
+                fields(b, |n, f| {
+                    match (n, f) {
+                        (1, Field::Bytes(b)) => k = String::from_utf8_lossy(b).into_owned(),
+                        (2, Field::Bytes(b)) => v = String::from_utf8_lossy(b).into_owned(),
+                        _ => {}
+                    }
+                    Some(())
+                })?;
+                r.attrs.push((k, v));
+            }
             (5, Field::Bytes(b)) => fields(b, |n, f| {
                 match (n, f) {
                     (1, Field::Varint(v)) => meta.last = v != 0,
@@ -264,6 +297,8 @@ pub(crate) struct LocalLog {
     last_time: i64,
     /// The rotated file being compressed; joined before the next rotation, which renames it.
     compressing: Option<std::thread::JoinHandle<()>>,
+    /// Every entry's attributes, encoded once ([`encode_attrs`]).
+    attrs: Vec<u8>,
 }
 
 impl LocalLog {
@@ -295,7 +330,14 @@ impl LocalLog {
             batch: Vec::new(),
             last_time: 0,
             compressing: None,
+            attrs: Vec::new(),
         })
+    }
+
+    /// Adds extra attributes to every entry.
+    pub(crate) fn with_attrs(mut self, attrs: &[(String, String)]) -> LocalLog {
+        self.attrs = encode_attrs(attrs);
+        self
     }
 
     /// Logs a chunk of output (complete lines; an unfinished one waits for more).
@@ -341,7 +383,7 @@ impl LocalLog {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
         };
-        encode(&mut self.batch, source, time, line, partial);
+        encode(&mut self.batch, source, time, line, partial, &self.attrs);
         self.last_time = time;
         if self.batch.len() >= crate::logfile::BATCH_LIMIT {
             self.write_batch()?;
@@ -519,6 +561,7 @@ mod tests {
             1_700_000_000_123_456_789,
             b"hi",
             Some(&p),
+            &encode_attrs(&[("a b".into(), "c".into()), ("tag".into(), "t".into())]),
         );
         // The frame: length, protobuf, the same length again.
         let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
@@ -535,6 +578,10 @@ mod tests {
         assert_eq!(r.time_nano, 1_700_000_000_123_456_789);
         assert_eq!(r.line, b"hi");
         assert_eq!(r.partial, Some(p));
+        assert_eq!(
+            r.attrs,
+            [("a b".into(), "c".into()), ("tag".into(), "t".into())]
+        );
         assert_eq!(r.text(), b"hi\n");
         let mut bad = buf.clone();
         let last = bad.len() - 1;
@@ -546,7 +593,7 @@ mod tests {
     fn a_known_entry_encodes_as_gogo_protobuf_does() {
         // source "stdout", time_nano 1, line "a": the bytes dockerd's marshaller produces.
         let mut buf = Vec::new();
-        encode(&mut buf, "stdout", 1, b"a", None);
+        encode(&mut buf, "stdout", 1, b"a", None, &[]);
         assert_eq!(
             buf,
             b"\x00\x00\x00\x0d\x0a\x06stdout\x10\x01\x1a\x01a\x00\x00\x00\x0d"
@@ -580,6 +627,7 @@ mod tests {
                     r.time_nano,
                     &r.line,
                     r.partial.as_ref(),
+                    &encode_attrs(&r.attrs),
                 );
                 assert_eq!(again, &data[pos..pos + n], "entry {seen}");
                 pos += n;

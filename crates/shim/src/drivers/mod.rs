@@ -29,6 +29,9 @@ pub enum LogDriver {
         max_size: u64,
         /// Keep at most this many files.
         max_files: u32,
+        /// Extra attributes of every entry (`--log-opt labels/env…`), sorted by key.
+        #[serde(default)]
+        attrs: Vec<(String, String)>,
     },
     /// Docker's local driver: length-framed protobuf entries, rotated and gzip-compressed (see [`local`]).
     Local {
@@ -40,6 +43,9 @@ pub enum LogDriver {
         max_files: u32,
         /// gzip rotated files (`container.log.1.gz`).
         compress: bool,
+        /// Extra attributes of every entry (`--log-opt labels/env/tag`), sorted by key.
+        #[serde(default)]
+        attrs: Vec<(String, String)>,
     },
     /// Each line as a syslog message.
     Syslog {
@@ -91,15 +97,17 @@ impl Logger {
                 path,
                 max_size,
                 max_files,
-            } => Logger::Json(JsonLog::open(path, *max_size, *max_files)?),
+                attrs,
+            } => Logger::Json(JsonLog::open(path, *max_size, *max_files)?.with_attrs(attrs)),
             LogDriver::Local {
                 path,
                 max_size,
                 max_files,
                 compress,
-            } => Logger::Local(local::LocalLog::open(
-                path, *max_size, *max_files, *compress,
-            )?),
+                attrs,
+            } => Logger::Local(
+                local::LocalLog::open(path, *max_size, *max_files, *compress)?.with_attrs(attrs),
+            ),
             LogDriver::Syslog {
                 address,
                 facility,
