@@ -748,3 +748,39 @@ fn labels_env_and_tag_are_kept_with_entries_and_shown_by_logs_details() {
     ]));
     assert_eq!(ok(&d.docker(&["logs", "--details", "det-none"])), " hi\n");
 }
+
+#[test]
+fn a_tag_that_cannot_be_rendered_fails_the_start_before_anything_is_mounted() {
+    let d = common::docker_daemon();
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "badtag",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        "tag={{.Nope}}",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    // dockerd's words, to the column.
+    assert!(
+        err(&o).contains(
+            "Error response from daemon: failed to initialize logging driver: template: log-tag:1:2: executing \"log-tag\" at <.Nope>: can't evaluate field Nope in type *logger.Info"
+        ),
+        "{}",
+        err(&o)
+    );
+    let dir = container_dir(&d, "badtag");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(dir.to_str().unwrap()),
+        "nothing of the container is mounted"
+    );
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.State.Status}}", "badtag"])).trim(),
+        "created"
+    );
+    ok(&d.docker(&["rm", "badtag"]));
+}

@@ -272,9 +272,12 @@ impl Engine {
         let t0 = std::time::Instant::now();
         self.prime_cgroup_attach(c);
         let id = c.id.clone();
+        // The log driver's settings first: an option that cannot work (a tag template, a regex) fails
+        // the start before anything is mounted.
+        let log = super::logdriver::shim_driver(c, &self.containers.dir(&id))?;
         let bundle = self.prepare_bundle(c).await?;
         let t_prepared = t0.elapsed();
-        let pid = self.spawn_shim(c, &bundle).await?;
+        let pid = self.spawn_shim(c, &bundle, &log).await?;
         let t_created = t0.elapsed();
         let sock = self.shim_socket(&id);
         self.start_network(c, pid, &sock).await?;
@@ -307,10 +310,14 @@ impl Engine {
     }
 
     /// The `berth shim` command for the container: its bundle, state, socket, log and runtime.
-    fn shim_command(&self, c: &Container, bundle: &Path) -> Result<tokio::process::Command> {
+    fn shim_command(
+        &self,
+        c: &Container,
+        bundle: &Path,
+        log: &shim::LogDriver,
+    ) -> Result<tokio::process::Command> {
         let id = &c.id;
-        let log = super::logdriver::shim_driver(c, &self.containers.dir(id))?;
-        let log = serde_json::to_string(&log)
+        let log = serde_json::to_string(log)
             .map_err(|e| Error::System(format!("encoding the log driver's settings: {e}")))?;
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg("shim")
@@ -338,9 +345,9 @@ impl Engine {
     /// Step 2: the shim started and the container created, its init waiting before exec; returns the init's
     /// pid. When the shim reports a failure, the rootfs is unmounted and the error recorded. (A shim that
     /// cannot be spawned at all leaves the mounts to the next start or removal.)
-    async fn spawn_shim(&self, c: &Container, bundle: &Path) -> Result<i64> {
+    async fn spawn_shim(&self, c: &Container, bundle: &Path, log: &shim::LogDriver) -> Result<i64> {
         let id = &c.id;
-        let mut cmd = self.shim_command(c, bundle)?;
+        let mut cmd = self.shim_command(c, bundle, log)?;
         let shim_log = std::fs::File::create(self.state_dir(id).join("shim.log"))
             .context("creating the shim's log")?;
         cmd.stdin(std::process::Stdio::null())
