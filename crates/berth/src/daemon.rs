@@ -51,6 +51,15 @@ pub struct DaemonArgs {
     /// Per-registry CA and client certificates (<dir>/<host:port>/ca.crt, client.cert, client.key)
     #[arg(long, default_value = "/etc/berth/certs.d")]
     registry_certs_dir: PathBuf,
+    /// Default driver for container logs (json-file, local, syslog, journald, none)
+    #[arg(long, value_name = "string")]
+    log_driver: Option<String>,
+    /// Default log driver options for containers
+    #[arg(long, value_name = "map")]
+    log_opt: Vec<String>,
+    /// Daemon configuration file (default /etc/berth/daemon.json)
+    #[arg(long, value_name = "string")]
+    config_file: Option<PathBuf>,
 }
 
 /// The registry settings from the flags, as dockerd reads its own.
@@ -174,6 +183,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: &DaemonArgs, plan: &crate::listen::Plan) -> anyhow::Result<()> {
+    let file = crate::daemon_config::load(args.config_file.as_deref())?;
     let config = engine::EngineConfig {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
@@ -186,6 +196,7 @@ async fn serve(args: &DaemonArgs, plan: &crate::listen::Plan) -> anyhow::Result<
         registry: registry_config(args)?,
         exec_root_group: plan.exec_root_group(&args.exec_root),
         api_warnings: plan.api_warnings(),
+        log: crate::daemon_config::log_defaults(args.log_driver.as_deref(), &args.log_opt, &file)?,
     };
     let engine = tokio::task::spawn_blocking(move || engine::Engine::open(config))
         .await?

@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use containers::logdriver::LogDefaults;
 pub use distribution::{
     DistributionInspect, LoginResponse, Progress, ProgressDetail, ProgressSender, PullRequest,
     PushRequest, RegistryConfig,
@@ -59,6 +60,9 @@ pub struct EngineConfig {
     /// What `docker info` warns about how the API is served (a TCP port without TLS or without client
     /// certificates, which the operator asked for explicitly), as dockerd warns.
     pub api_warnings: Vec<String>,
+    /// The log driver and options of containers that name none (`--log-driver`, `--log-opt`,
+    /// daemon.json's `log-driver` and `log-opts`).
+    pub log: LogDefaults,
 }
 
 /// dockerd's answer (a 503) to what needs a swarm manager on a node in no swarm; Berth is always such a node.

@@ -241,7 +241,12 @@ impl Engine {
                 volume: Some(vec!["local".into()]),
                 network: Some(vec!["bridge".into(), "host".into(), "null".into()]),
                 authorization: None,
-                log: Some(vec!["json-file".into()]),
+                log: Some(
+                    crate::containers::logdriver::DRIVERS
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect(),
+                ),
             }),
             memory_limit: Some(true),
             swap_limit: Some(true),
@@ -262,7 +267,7 @@ impl Engine {
             nfd: Some(open_fds()),
             n_goroutines: Some(0),
             system_time: Some(image::timefmt::rfc3339_nano(std::time::SystemTime::now())),
-            logging_driver: Some("json-file".into()),
+            logging_driver: Some(self.config.log.driver.clone()),
             cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
             cgroup_version: Some(match h.cgroup_version {
                 "2" => SystemInfoCgroupVersionEnum::_2,

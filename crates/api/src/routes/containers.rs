@@ -206,6 +206,7 @@ pub async fn logs(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
             .get("tail")
             .filter(|t| *t != "all")
             .and_then(|t| t.parse().ok()),
+        details: q.bool("details"),
     };
     let (tty, mut frames) = ctx.engine.container_logs(name, opts).await?;
     let (tx, body) = body::channel();

@@ -263,7 +263,21 @@ impl Engine {
             resolv_conf_path: Some(etc.resolv_conf.display().to_string()),
             hostname_path: Some(etc.hostname.display().to_string()),
             hosts_path: Some(etc.hosts.display().to_string()),
-            log_path: Some(dir.join(format!("{}-json.log", c.id)).display().to_string()),
+            // dockerd sets it for json-file only.
+            log_path: Some(
+                if c.host_config
+                    .log_config
+                    .as_ref()
+                    .and_then(|l| l.typ.as_deref())
+                    .is_none_or(|t| t == "json-file")
+                {
+                    super::logdriver::json_path(&dir, &c.id)
+                        .display()
+                        .to_string()
+                } else {
+                    String::new()
+                },
+            ),
             name: Some(format!("/{}", c.name)),
             restart_count: Some(c.restart_count),
             driver: Some(STORAGE_DRIVER.into()),
