@@ -148,7 +148,11 @@ async fn container_route(
     let m = req.method().clone();
     // A removal names the whole rest, as dockerd's `DELETE /containers/{name:.*}`: `docker rm --link`
     // sends the link's name, `/PARENT/ALIAS`, unescaped.
-    if m == Method::DELETE {
+    // A link's name has two parts, so `NAME/checkpoints/ID` can only be a checkpoint.
+    let checkpoint = rest
+        .split_once("/checkpoints/")
+        .is_some_and(|(n, c)| !n.is_empty() && !n.contains('/') && !c.is_empty() && !c.contains('/'));
+    if m == Method::DELETE && !checkpoint {
         return c::remove(ctx, rest).await;
     }
     let (name, action) = match rest.split_once('/') {

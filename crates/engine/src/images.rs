@@ -444,7 +444,7 @@ pub fn parse_timestamp(s: &str) -> Result<i64> {
         ))
     };
     if s != "0" {
-        if let Some(ago) = go_duration_nanos(s) {
+        if let Ok(ago) = build::go_duration_nanos(s) {
             // dockerd keeps whole seconds of `now - duration`.
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -490,47 +490,6 @@ fn local_time_nanos(s: &str) -> Option<i64> {
     };
     let t = chrono::Local.from_local_datetime(&naive).earliest()?;
     t.timestamp_nanos_opt()
-}
-
-/// Go's `time.ParseDuration` in nanoseconds: an optional sign, then numbers with optional fractions, each
-/// with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`); `None` if `s` is not one. Written here because no
-/// crate parses Go's duration syntax and its rules are short.
-fn go_duration_nanos(s: &str) -> Option<i64> {
-    let (negative, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(number_end);
-        if number.is_empty() || number == "." {
-            return None;
-        }
-        let value: f64 = number.parse().ok()?;
-        let unit_end = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_end);
-        let scale = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    let nanos = total as i64;
-    Some(if negative { -nanos } else { nanos })
 }
 
 fn summary(img: &Image) -> ImageSummary {
@@ -629,10 +588,6 @@ mod tests {
         assert!((now - 86_400 - day_ago).abs() <= 1, "{day_ago}");
         let mixed = parse_timestamp("1h30m").unwrap() / 1_000_000_000;
         assert!((now - 5_400 - mixed).abs() <= 1);
-        assert_eq!(go_duration_nanos("1.5s"), Some(1_500_000_000));
-        assert_eq!(go_duration_nanos("-2m"), Some(-120_000_000_000));
-        assert_eq!(go_duration_nanos("10"), None);
-        assert_eq!(go_duration_nanos("h"), None);
         // "0" is the epoch, not a zero duration.
         assert_eq!(parse_timestamp("0").unwrap(), 0);
         // Dates without a zone are local time.
