@@ -728,14 +728,8 @@ mod tests {
         });
         let config = serde_json::to_vec(&config).unwrap_or_default();
         let config_id = Digest::of(&config);
-        let mut b = tar::Builder::new(Vec::new());
-        let mut add = |path: &str, data: &[u8]| {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, path, data).ok();
-        };
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut add = |path: &str, data: &[u8]| files.push((path.to_owned(), data.to_vec()));
         let mut paths = Vec::new();
         for (i, l) in layers.iter().enumerate() {
             let p = format!("{i:064}/layer.tar");
@@ -748,7 +742,11 @@ mod tests {
             "manifest.json",
             &serde_json::to_vec(&manifest).unwrap_or_default(),
         );
-        b.into_inner().unwrap_or_default()
+        let entries: Vec<_> = files
+            .iter()
+            .map(|(p, d)| ::archive::memtar::Entry::File(p, d))
+            .collect();
+        ::archive::memtar::tar_of(&entries).unwrap_or_default()
     }
 
     fn count(dir: &Path) -> usize {
@@ -794,15 +792,9 @@ mod tests {
     fn load_rejects_oci_blob_not_matching_its_name() -> Result<()> {
         let dir = tmp()?;
         let store = ImageStore::open(dir.path())?;
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_ustar();
-        h.set_size(5);
-        h.set_mode(0o644);
-        h.set_cksum();
         let name = format!("blobs/sha256/{}", Digest::of(b"other").hex());
-        b.append_data(&mut h, name, &b"hello"[..])
-            .ctx("tar", "test")?;
-        let arch = b.into_inner().ctx("tar", "test")?;
+        let arch = ::archive::memtar::tar_of(&[::archive::memtar::Entry::File(&name, b"hello")])
+            .map_err(|e| Error::InvalidArchive(e.to_string()))?;
         let err = store.load(&mut &arch[..], &mut |_| {});
         assert!(matches!(err, Err(Error::DigestMismatch { .. })), "{err:?}");
         assert_empty_store(dir.path());
@@ -818,11 +810,11 @@ mod tests {
         let mut out = Vec::new();
         a.save(&["fixture/webapp:1.0".to_string()], &mut out)?;
         let mut names = Vec::new();
-        let mut ar = tar::Archive::new(&out[..]);
-        for e in ar.entries().ctx("tar", "saved")? {
-            let e = e.ctx("tar", "saved")?;
-            names.push(String::from_utf8_lossy(&e.path_bytes()).into_owned());
-        }
+        ::archive::read_members(&out[..], |m| {
+            names.push(String::from_utf8_lossy(&m.path).into_owned());
+            Ok::<(), ()>(())
+        })
+        .map_err(|e| Error::InvalidArchive(format!("{e:?}")))?;
         for want in ["index.json", "manifest.json", "oci-layout", "repositories"] {
             assert!(
                 names.iter().any(|n| n == want),

@@ -755,15 +755,12 @@ pub(crate) mod tests {
             "oci-layout".into(),
             br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
         ));
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in &files {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            b.append_data(&mut h, name, &data[..]).ctx("tar", "test")?;
-        }
-        let arch = b.into_inner().ctx("tar", "test")?;
+        let entries: Vec<_> = files
+            .iter()
+            .map(|(n, d)| ::archive::memtar::Entry::File(n, d))
+            .collect();
+        let arch = ::archive::memtar::tar_of(&entries)
+            .map_err(|e| Error::InvalidArchive(e.to_string()))?;
         let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
         let store = ImageStore::open(dir.path())?;
         let loaded = store.load(&mut &arch[..], &mut |_| {})?;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 
+use ::archive::{EntryHeader, EntryType, WriteOptions};
 use serde_json::json;
 
 use crate::digest::Digest;
@@ -38,11 +39,12 @@ pub(crate) fn save(store: &ImageStore, names: &[String], out: &mut dyn Write) ->
         .gc_lock
         .read()
         .map_err(|_| Error::Conflict("image store lock poisoned".into()))?;
-    let mut tar = tar::Builder::new(io::BufWriter::with_capacity(BUF_SIZE, out));
-    tar.mode(tar::HeaderMode::Deterministic);
-    let err = |e: io::Error| Error::io("write", "archive", e);
-    dir(&mut tar, "blobs/").map_err(err)?;
-    dir(&mut tar, "blobs/sha256/").map_err(err)?;
+    let mut tar = Tar::new(
+        io::BufWriter::with_capacity(BUF_SIZE, out),
+        WriteOptions::default(),
+    );
+    dir(&mut tar, "blobs/")?;
+    dir(&mut tar, "blobs/sha256/")?;
     let mut written = BTreeSet::new();
     let mut buf = vec![0u8; BUF_SIZE];
     for (img, _) in &images {
@@ -111,13 +113,23 @@ pub(crate) fn save(store: &ImageStore, names: &[String], out: &mut dyn Write) ->
             "Layers": img.layers.iter().map(|l| blob_path(&l.blob)).collect::<Vec<_>>(),
         }));
     }
-    file(&mut tar, "index.json", &to_json(&index)?).map_err(err)?;
-    file(&mut tar, "manifest.json", &to_json(&legacy)?).map_err(err)?;
-    file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(err)?;
+    file(&mut tar, "index.json", &to_json(&index)?)?;
+    file(&mut tar, "manifest.json", &to_json(&legacy)?)?;
+    file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     if !repositories.is_empty() {
-        file(&mut tar, "repositories", &to_json(&repositories)?).map_err(err)?;
+        file(&mut tar, "repositories", &to_json(&repositories)?)?;
     }
-    tar.into_inner().and_then(|mut w| w.flush()).map_err(err)
+    tar.finish().map(drop).map_err(write_error)
+}
+
+/// The archive's writer: every entry root's, at the epoch, so that the same images save to the same bytes.
+type Tar<W> = ::archive::Writer<io::BufWriter<W>>;
+
+fn write_error(e: ::archive::Error) -> Error {
+    match e {
+        ::archive::Error::Io { op, path, source } => Error::io(op, path, source),
+        other => Error::io("write", "archive", io::Error::other(other)),
+    }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -128,30 +140,28 @@ fn blob_path(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
-fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(kind);
-    h.set_size(size);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h
+fn entry(kind: EntryType, size: u64, mode: u32) -> EntryHeader {
+    EntryHeader {
+        size,
+        ..EntryHeader::new(kind, mode)
+    }
 }
 
-fn dir<W: Write>(tar: &mut tar::Builder<W>, path: &str) -> io::Result<()> {
-    let mut h = header(tar::EntryType::Directory, 0, 0o755);
-    tar.append_data(&mut h, path, io::empty())
+fn dir<W: Write>(tar: &mut Tar<W>, path: &str) -> Result<()> {
+    let h = entry(EntryType::Directory, 0, 0o755);
+    tar.append(&h, path.as_bytes(), None, io::empty())
+        .map_err(write_error)
 }
 
-fn file<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: &[u8]) -> io::Result<()> {
-    let mut h = header(tar::EntryType::Regular, data.len() as u64, 0o644);
-    tar.append_data(&mut h, path, data)
+fn file<W: Write>(tar: &mut Tar<W>, path: &str, data: &[u8]) -> Result<()> {
+    let h = entry(EntryType::Regular, data.len() as u64, 0o644);
+    tar.append(&h, path.as_bytes(), None, data)
+        .map_err(write_error)
 }
 
 fn write_blob<W: Write>(
     store: &ImageStore,
-    tar: &mut tar::Builder<W>,
+    tar: &mut Tar<W>,
     d: &Digest,
     buf: &mut [u8],
 ) -> Result<()> {
@@ -160,35 +170,35 @@ fn write_blob<W: Write>(
         .metadata()
         .map_err(|e| Error::io("stat", store.content.path(d), e))?
         .len();
-    let mut h = header(tar::EntryType::Regular, size, 0o644);
-    // `append_data` copies with a small buffer; a big-buffered reader keeps syscalls few.
+    let h = entry(EntryType::Regular, size, 0o644);
+    // The tar writer copies with a small buffer; a big-buffered reader keeps syscalls few.
     let reader = BigRead {
         inner: f,
         buf,
         pos: 0,
         len: 0,
     };
-    tar.append_data(&mut h, blob_path(d), reader)
-        .map_err(|e| Error::io("write", store.content.path(d), e))
+    tar.append(&h, blob_path(d).as_bytes(), None, reader)
+        .map_err(write_error)
 }
 
 /// An uncompressed layer the store keeps only as its snapshot: the tar rebuilt from its files and
 /// tar split.
 fn write_layer_from_snapshot<W: Write>(
     store: &ImageStore,
-    tar: &mut tar::Builder<W>,
+    tar: &mut Tar<W>,
     layer: &crate::Layer,
     buf: &mut [u8],
 ) -> Result<()> {
-    let mut h = header(tar::EntryType::Regular, layer.blob_size, 0o644);
+    let h = entry(EntryType::Regular, layer.blob_size, 0o644);
     let reader = BigRead {
         inner: store.layer_blob(layer, 0)?,
         buf,
         pos: 0,
         len: 0,
     };
-    tar.append_data(&mut h, blob_path(&layer.blob), reader)
-        .map_err(|e| Error::io("write", format!("layer {}", layer.blob), e))
+    tar.append(&h, blob_path(&layer.blob).as_bytes(), None, reader)
+        .map_err(write_error)
 }
 
 /// A reader with a caller-provided large buffer.
@@ -265,8 +275,9 @@ mod tests {
 
         let layout = dir.path().join("layout");
         std::fs::create_dir(&layout).ctx("mkdir", &layout)?;
-        let mut a = tar::Archive::new(std::fs::File::open(&tar_path).ctx("open", &tar_path)?);
-        a.unpack(&layout).ctx("unpack", &layout)?;
+        let saved = std::fs::File::open(&tar_path).ctx("open", &tar_path)?;
+        ::archive::extract_into(&layout, saved, &::archive::Options::layer())
+            .map_err(|e| Error::InvalidArchive(e.to_string()))?;
         let inspect = run(Command::new("skopeo")
             .arg("inspect")
             .arg(format!("oci:{}:1.0", layout.display())))?;
