@@ -149,9 +149,9 @@ async fn container_route(
     // A removal names the whole rest, as dockerd's `DELETE /containers/{name:.*}`: `docker rm --link`
     // sends the link's name, `/PARENT/ALIAS`, unescaped.
     // A link's name has two parts, so `NAME/checkpoints/ID` can only be a checkpoint.
-    let checkpoint = rest
-        .split_once("/checkpoints/")
-        .is_some_and(|(n, c)| !n.is_empty() && !n.contains('/') && !c.is_empty() && !c.contains('/'));
+    let checkpoint = rest.split_once("/checkpoints/").is_some_and(|(n, c)| {
+        !n.is_empty() && !n.contains('/') && !c.is_empty() && !c.contains('/')
+    });
     if m == Method::DELETE && !checkpoint {
         return c::remove(ctx, rest).await;
     }

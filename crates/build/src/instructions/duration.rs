@@ -89,7 +89,10 @@ mod tests {
         assert!(go_duration_nanos("10").is_err());
         assert!(go_duration_nanos("h").is_err());
         assert!(go_duration_nanos("").is_err());
-        assert_eq!(parse_go_duration("-2s").unwrap_err(), "negative duration -2s");
+        assert_eq!(
+            parse_go_duration("-2s").unwrap_err(),
+            "negative duration -2s"
+        );
     }
 
     #[test]

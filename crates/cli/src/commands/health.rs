@@ -37,7 +37,9 @@ impl HealthOptions {
         let dur = |flag: &str, v: &Option<String>| -> Result<i64, CliError> {
             let Some(text) = v else { return Ok(0) };
             let ns = build::go_duration_nanos(text).map_err(|e| {
-                CliError::Usage(format!("invalid argument \"{text}\" for \"--{flag}\" flag: {e}"))
+                CliError::Usage(format!(
+                    "invalid argument \"{text}\" for \"--{flag}\" flag: {e}"
+                ))
             })?;
             if ns < 0 {
                 return Err(CliError::Usage(format!("--{flag} cannot be negative")));
