@@ -9,6 +9,7 @@
 
 pub mod client;
 mod commands;
+pub mod context;
 pub mod error;
 pub mod format;
 mod output;
@@ -38,15 +39,19 @@ pub use commands::update::UpdateArgs;
 pub use commands::volumes::{VolumeArgs, VolumeCommand};
 pub use error::CliError;
 
-/// The daemon address used when neither `-H` nor `BERTH_HOST` is given.
+/// The daemon address used when neither `-H`, `BERTH_HOST`, `DOCKER_HOST` nor a context names one.
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
 /// Options that apply to every client command (placed before the command name).
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
     /// Daemon socket to connect to
-    #[arg(short = 'H', long = "host", env = "BERTH_HOST", default_value = DEFAULT_HOST)]
-    pub host: String,
+    #[arg(short = 'H', long = "host", value_name = "list")]
+    pub host: Option<String>,
+    /// Name of the context to use to connect to the daemon (overrides DOCKER_HOST env var and default
+    /// context set with "docker context use")
+    #[arg(short = 'c', long = "context", value_name = "string")]
+    pub context: Option<String>,
     /// TLS for `tcp://` hosts.
     #[command(flatten)]
     pub tls: transport::TlsArgs,
@@ -143,6 +148,8 @@ pub enum Command {
     Port(PortArgs),
     /// Manage volumes
     Volume(VolumeArgs),
+    /// Manage contexts
+    Context(context::ContextArgs),
 }
 
 /// `container` and its subcommands.
@@ -375,7 +382,7 @@ mod tests {
         BinaryTop::command().debug_assert();
         let top =
             BinaryTop::try_parse_from(["berth", "-H", "unix:///s", "rmi", "-f", "a", "b"]).unwrap();
-        assert_eq!(top.global.host, "unix:///s");
+        assert_eq!(top.global.host.as_deref(), Some("unix:///s"));
         assert!(
             matches!(top.cmd, BinaryCmd::Cli(Command::Rmi(ref r)) if r.force && r.images.len() == 2)
         );
@@ -391,12 +398,12 @@ mod tests {
     #[test]
     fn host_defaults_to_berth_socket_and_history_human_takes_equals_value() {
         let top = Top::try_parse_from(["berth", "history", "-H=false", "img"]).unwrap();
-        assert_eq!(top.global.host, DEFAULT_HOST);
+        assert_eq!(top.global.host, None);
         match top.cmd {
             Command::History(h) => assert!(!h.human),
             _ => panic!("parsed as another command"),
         }
         let top = Top::try_parse_from(["berth", "-H", "unix:///x.sock", "image", "list"]).unwrap();
-        assert_eq!(top.global.host, "unix:///x.sock");
+        assert_eq!(top.global.host.as_deref(), Some("unix:///x.sock"));
     }
 }

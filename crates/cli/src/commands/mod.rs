@@ -28,7 +28,15 @@ use crate::{Command, ContainerCommand, GlobalArgs, ImageCommand, SystemCommand};
 
 /// Connects (negotiating the API version) and runs `command`.
 pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
-    let mut client = Client::new(&global.host, &global.tls)?;
+    if let Command::Context(args) = command {
+        return crate::context::run(global.context.as_deref(), args);
+    }
+    let (host, tls) = crate::context::resolve(
+        global.host.as_deref(),
+        global.context.as_deref(),
+        &global.tls,
+    )?;
+    let mut client = Client::new(&host, &tls)?;
     // `version` prints the client section even when the daemon is down, so it negotiates itself.
     let dial =
         matches!(&command, Command::System(s) if matches!(s.command, SystemCommand::DialStdio));
@@ -36,6 +44,8 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         client.negotiate().await?;
     }
     match command {
+        // Answered above, without a daemon.
+        Command::Context(_) => Ok(()),
         Command::Images(args) => images::run(&client, args).await,
         Command::Image(image) => match image.command {
             ImageCommand::Ls(args) => images::run(&client, args).await,
