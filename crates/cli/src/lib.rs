@@ -33,6 +33,9 @@ pub use commands::image_ops::{
 pub use commands::images::ImagesArgs;
 pub use commands::inspect::{ContainerInspectArgs, ImageInspectArgs, InspectArgs};
 pub use commands::network::{NetworkArgs, NetworkCommand, PortArgs};
+pub use commands::prune::{
+    BuilderArgs, BuilderCommand, BuilderPruneArgs, ContainerPruneArgs, SystemPruneArgs,
+};
 pub use commands::run::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
 pub use commands::update::UpdateArgs;
@@ -150,6 +153,8 @@ pub enum Command {
     Volume(VolumeArgs),
     /// Manage contexts
     Context(context::ContextArgs),
+    /// Manage builds
+    Builder(BuilderArgs),
 }
 
 /// `container` and its subcommands.
@@ -213,6 +218,8 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
 }
 
 /// `image` and its subcommands.
@@ -271,6 +278,8 @@ pub enum SystemCommand {
     Info(InfoArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
     /// Proxy the stdio stream to the daemon connection. Should not be invoked manually.
     #[command(hide = true)]
     DialStdio,

@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod network;
 mod ports;
 mod progress;
+pub mod prune;
 pub mod run;
 pub mod session;
 pub mod system;
@@ -46,6 +47,9 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
     match command {
         // Answered above, without a daemon.
         Command::Context(_) => Ok(()),
+        Command::Builder(b) => match b.command {
+            prune::BuilderCommand::Prune(args) => prune::builder_prune(&client, args).await,
+        },
         Command::Images(args) => images::run(&client, args).await,
         Command::Image(image) => match image.command {
             ImageCommand::Ls(args) => images::run(&client, args).await,
@@ -80,6 +84,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             SystemCommand::Info(args) => system::info(&client, args).await,
             SystemCommand::Events(args) => events::run(&client, args).await,
             SystemCommand::DialStdio => dial_stdio::run(&client).await,
+            SystemCommand::Prune(args) => prune::system_prune(&client, args).await,
         },
         Command::Events(args) => events::run(&client, args).await,
         Command::Network(n) => network::run(&client, n.command).await,
@@ -132,6 +137,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Diff(args) => archive::diff(&client, args).await,
             ContainerCommand::Commit(args) => commit::commit(&client, args).await,
             ContainerCommand::Export(args) => archive::export(&client, args).await,
+            ContainerCommand::Prune(args) => prune::container_prune(&client, args).await,
         },
     }
 }
