@@ -9,7 +9,7 @@ use crate::error::CliError;
 use crate::format::duration::ago;
 use crate::format::size::{bytes_size, human_size};
 use crate::format::table::align;
-use crate::format::template::Format;
+use crate::format::template::{Format, Kind};
 use crate::output::print;
 use stdio::frame::Demux;
 
@@ -97,7 +97,7 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<(), CliError> {
         } else {
             PS_TABLE.to_string()
         };
-        Format::parse(args.format.as_deref(), &default)?
+        Format::parse_as(args.format.as_deref(), &default, Kind::CONTAINERS)?
     };
     let rows: Vec<Value> = containers
         .iter()

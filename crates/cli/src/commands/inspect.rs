@@ -203,7 +203,8 @@ pub fn render(raws: &[Bytes], format: Option<&str>) -> Result<String, CliError> 
         let parts: Vec<String> = raws.iter().map(|r| compact(r)).collect();
         return Ok(format!("[{}]\n", parts.join(",")));
     }
-    let renderer = Renderer::new(format)?;
+    // The docker CLI's inspect exits 64 when the template does not parse.
+    let renderer = Renderer::new(format).map_err(|e| CliError::WithStatus(e.to_string(), 64))?;
     let mut out = String::new();
     for raw in raws {
         let value: serde_json::Value =
