@@ -164,12 +164,9 @@ fn current_name(flag: Option<&str>) -> Result<String, CliError> {
     Ok(config_current()?.unwrap_or_else(|| DEFAULT_CONTEXT.into()))
 }
 
-/// As the docker CLI: says so when the environment hides a context chosen with `context use`.
-fn warn_env_overrides(flag: Option<&str>) {
-    if flag.is_none()
-        && env_host().is_some()
-        && matches!(config_current(), Ok(Some(c)) if c != DEFAULT_CONTEXT)
-    {
+/// As the docker CLI's `context ls`: says that DOCKER_HOST decides, whatever context is current.
+fn warn_env_overrides() {
+    if env("DOCKER_HOST").is_some() {
         eprintln!("Warning: DOCKER_HOST environment variable overrides the active context. To use a context, either set the global --context flag, or unset DOCKER_HOST environment variable.");
     }
 }
@@ -189,7 +186,6 @@ pub fn resolve(
         }
         return Ok((h.to_owned(), tls.clone()));
     }
-    warn_env_overrides(context);
     let name = current_name(context)?;
     if name == DEFAULT_CONTEXT {
         return Ok((
@@ -304,7 +300,6 @@ pub struct UseArgs {
 
 /// Runs a `context` subcommand; `flag` is the global `--context`.
 pub fn run(flag: Option<&str>, args: ContextArgs) -> Result<(), CliError> {
-    warn_env_overrides(flag);
     match args.command {
         ContextCommand::Create(a) => create(a),
         ContextCommand::Inspect(a) => inspect(flag, a),
@@ -491,7 +486,9 @@ fn ls(flag: Option<&str>, a: LsArgs) -> Result<(), CliError> {
             .iter()
             .map(|m| format!("{}\n", m["Name"].as_str().unwrap_or("")))
             .collect();
-        return print(&names);
+        print(&names)?;
+        warn_env_overrides();
+        return Ok(());
     }
     let items: Vec<Value> = metas
         .iter()
@@ -524,7 +521,9 @@ fn ls(flag: Option<&str>, a: LsArgs) -> Result<(), CliError> {
                 i["Error"].as_str().unwrap_or(""),
             ));
         }
-        return print(&table::align(&out, 10, 3));
+        print(&table::align(&out, 10, 3))?;
+        warn_env_overrides();
+        return Ok(());
     }
     let headers = [
         ("Name", "NAME"),
@@ -533,7 +532,9 @@ fn ls(flag: Option<&str>, a: LsArgs) -> Result<(), CliError> {
         ("Current", "CURRENT"),
         ("Error", "ERROR"),
     ];
-    print(&Format::parse(Some(format), "")?.render(&items, &headers)?)
+    print(&Format::parse(Some(format), "")?.render(&items, &headers)?)?;
+    warn_env_overrides();
+    Ok(())
 }
 
 fn inspect(flag: Option<&str>, a: ContextInspectArgs) -> Result<(), CliError> {
@@ -678,22 +679,27 @@ fn use_context(a: UseArgs) -> Result<(), CliError> {
         load_meta(&a.name).map_err(|e| CliError::WithStatus(e.to_string(), 1))?;
     }
     let mut config = read_config()?;
+    let before = config.get("currentContext").cloned();
     if a.name == DEFAULT_CONTEXT {
         config.remove("currentContext");
     } else {
         config.insert("currentContext".into(), Value::String(a.name.clone()));
     }
-    if !config.contains_key("auths") {
+    // As the docker CLI: an unchanged choice writes nothing (nor creates the directory).
+    let changed = before != config.get("currentContext").cloned();
+    if changed && !config.contains_key("auths") {
         // First, as the docker CLI writes its config's fields.
         let mut first = Map::new();
         first.insert("auths".into(), Value::Object(Map::new()));
         first.extend(config);
         config = first;
     }
-    write_config(&config)?;
+    if changed {
+        write_config(&config)?;
+    }
     print(&format!("{}\n", a.name))?;
     eprintln!("Current context is now \"{}\"", a.name);
-    if a.name != DEFAULT_CONTEXT && env_host().is_some() {
+    if a.name != DEFAULT_CONTEXT && env("DOCKER_HOST").is_some() {
         eprintln!("Warning: DOCKER_HOST environment variable overrides the active context. To use \"{}\", either set the global --context flag, or unset DOCKER_HOST environment variable.", a.name);
     }
     Ok(())
