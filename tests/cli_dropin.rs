@@ -129,6 +129,18 @@ fn contexts_made_by_either_cli_are_used_by_the_other() {
         std::fs::read_to_string(c1.join(meta)).unwrap()
     );
 
+    // --config names the directory as DOCKER_CONFIG does.
+    let c1_arg = c1.to_str().unwrap();
+    assert_eq!(
+        common::out(&bare(
+            &berth,
+            &config,
+            &[],
+            &["--config", c1_arg, "context", "ls", "-q"]
+        )),
+        "default\nsame\n"
+    );
+
     // Listing and inspecting print the same (with DOCKER_HOST, the default context's endpoint is the same).
     let env = [("DOCKER_HOST", host.as_str())];
     for args in [

@@ -55,6 +55,9 @@ pub struct GlobalArgs {
     /// context set with "docker context use")
     #[arg(short = 'c', long = "context", value_name = "string")]
     pub context: Option<String>,
+    /// Location of client config files
+    #[arg(long = "config", value_name = "string")]
+    pub config: Option<std::path::PathBuf>,
     /// TLS for `tcp://` hosts.
     #[command(flatten)]
     pub tls: transport::TlsArgs,
@@ -288,6 +291,11 @@ pub enum SystemCommand {
 /// Runs one client command against the daemon at `global.host`; errors are printed on stderr as Docker
 /// prints them, and the returned status is Docker's (0 ok, 1 failure, 125 usage error).
 pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
+    if let Some(dir) = &global.config {
+        // Every reader of the config directory (contexts, credentials, TLS defaults) looks at
+        // DOCKER_CONFIG, as the docker CLI's --config sets it; no other thread runs yet.
+        std::env::set_var("DOCKER_CONFIG", dir);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -370,7 +370,7 @@ fn inside_action(source: &str, at: usize) -> bool {
     match (before.rfind("{{"), before.rfind("}}")) {
         (Some(open), close) if close.is_none_or(|c| c < open) => {
             // An odd number of quotes since the action opened: inside a string.
-            before[open..].matches('"').count() % 2 == 0
+            before[open..].matches('"').count().is_multiple_of(2)
         }
         _ => false,
     }
