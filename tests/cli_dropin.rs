@@ -518,6 +518,32 @@ fn load_closed_pipes_and_fractional_since_as_docker() {
     let out = d.berth(&["load", "-i", tar.to_str().unwrap()]);
     assert_eq!(common::out(&out), "Loaded image: busybox:latest\n");
 
+    // On a terminal (of 150 columns, so with bars), the same bytes as the docker CLI's progress.
+    common::require("script", "bsdutils");
+    let on_terminal = |cli: String| -> Vec<u8> {
+        assert!(d.docker(&["rmi", "-f", "busybox"]).status.success());
+        let program = format!("stty cols 150; {cli} load -i {}", tar.display());
+        let out = Command::new("script")
+            .args(["-qec", &program, "/dev/null"])
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cli}: {:?}", text(&out));
+        out.stdout
+    };
+    let docker = on_terminal(common::docker_bin().display().to_string());
+    let berth = on_terminal(format!("{} -H {}", common::berth_bin().display(), d.host()));
+    assert!(
+        String::from_utf8_lossy(&docker).contains("Loading layer [="),
+        "{docker:?}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&berth),
+        String::from_utf8_lossy(&docker)
+    );
+
     // Lines 0.3 s apart, then the container stays up (so `logs -f` follows forever).
     let out = d.docker(&[
         "run", "-d", "--name", "lg", "busybox", "sh", "-c",
