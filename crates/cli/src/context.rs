@@ -415,12 +415,26 @@ fn create(a: CreateArgs) -> Result<(), CliError> {
         "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip_verify}},
     });
     if !files.is_empty() {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        // Private to the user, as the docker CLI keeps them: a client key is a credential.
         let dir = tls_dir(&a.name).join("docker");
-        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, &e))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| io_err(&dir, &e))?;
         for (name, src) in files {
             let data = std::fs::read(&src).map_err(|e| io_err(&src, &e))?;
             let dst = dir.join(name);
-            std::fs::write(&dst, data).map_err(|e| io_err(&dst, &e))?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&dst)
+                .and_then(|mut f| f.write_all(&data))
+                .map_err(|e| io_err(&dst, &e))?;
         }
     }
     let dir = meta_dir(&a.name);
