@@ -293,6 +293,26 @@ fn tls_daemon_serves_clients_with_certificates_and_refuses_the_others() {
         ],
     );
     assert_eq!(ok(&o).trim(), "busybox");
+    // A TLS context made by the docker CLI (its certificates copied into the context store) serves the
+    // berth CLI with no other flag or variable.
+    let config = d.dir.path().join("context-config");
+    let spec = format!(
+        "host={TLS_HOST},ca={},cert={},key={}",
+        good.join("ca.pem").display(),
+        good.join("cert.pem").display(),
+        good.join("key.pem").display()
+    );
+    let mut cmd = Command::new(docker_bin());
+    cmd.args(["context", "create", "tlsctx", "--docker", &spec])
+        .env("DOCKER_CONFIG", &config)
+        .env_remove("DOCKER_HOST");
+    ok(&output_within(cmd, None, LIMIT));
+    let o = berth_remote(
+        &d,
+        &[("DOCKER_CONFIG", config.as_path())],
+        &["-c", "tlsctx", "images", "--format", "{{.Repository}}"],
+    );
+    assert_eq!(ok(&o).trim(), "busybox");
     for name in ["nocert", "roguecert"] {
         let e = verify(&pki.client_dir(name));
         let o = berth_remote(&d, &as_refs(&e), &["-H", TLS_HOST, "ps"]);

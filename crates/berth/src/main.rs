@@ -31,8 +31,35 @@ enum TopCommand {
     /// Supervise one container (started by the daemon)
     #[command(hide = true)]
     Shim(shim_args::ShimArgs),
+    /// Generate the autocompletion script for the specified shell
+    Completion(CompletionArgs),
     #[command(flatten)]
     Cli(cli::Command),
+}
+
+/// `berth completion SHELL`.
+#[derive(Debug, clap::Args)]
+struct CompletionArgs {
+    /// The shell to complete in (bash, zsh, fish, powershell, elvish)
+    shell: clap_complete::Shell,
+}
+
+/// Prints the completion script of the whole command tree (every subcommand and flag) for `shell`.
+fn completion(shell: clap_complete::Shell) -> std::process::ExitCode {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Top::command(), "berth", &mut script);
+    let mut out = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut out, &script)
+        .and_then(|()| std::io::Write::flush(&mut out))
+    {
+        // A closed pipe (`berth completion bash | head`) is not an error, as for every command.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("writing the completion script: {e}");
+            std::process::ExitCode::from(1)
+        }
+        _ => std::process::ExitCode::SUCCESS,
+    }
 }
 
 // `berth shim …` alone: how the daemon starts every shim.
@@ -93,6 +120,7 @@ fn main() -> std::process::ExitCode {
             init_stderr_log();
             std::process::ExitCode::from(runtime::cli::run(args.into()) as u8)
         }
+        TopCommand::Completion(args) => completion(args.shell),
         TopCommand::Cli(cmd) => cli::run(top.global, cmd),
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod client;
 mod commands;
+pub mod context;
 pub mod error;
 pub mod format;
 mod output;
@@ -32,21 +33,31 @@ pub use commands::image_ops::{
 pub use commands::images::ImagesArgs;
 pub use commands::inspect::{ContainerInspectArgs, ImageInspectArgs, InspectArgs};
 pub use commands::network::{NetworkArgs, NetworkCommand, PortArgs};
+pub use commands::prune::{
+    BuilderArgs, BuilderCommand, BuilderPruneArgs, ContainerPruneArgs, SystemPruneArgs,
+};
 pub use commands::run::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 pub use commands::system::{DfArgs, InfoArgs, VersionArgs};
 pub use commands::update::UpdateArgs;
 pub use commands::volumes::{VolumeArgs, VolumeCommand};
 pub use error::CliError;
 
-/// The daemon address used when neither `-H` nor `BERTH_HOST` is given.
+/// The daemon address used when neither `-H`, `BERTH_HOST`, `DOCKER_HOST` nor a context names one.
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
 /// Options that apply to every client command (placed before the command name).
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
     /// Daemon socket to connect to
-    #[arg(short = 'H', long = "host", env = "BERTH_HOST", default_value = DEFAULT_HOST)]
-    pub host: String,
+    #[arg(short = 'H', long = "host", value_name = "list")]
+    pub host: Option<String>,
+    /// Name of the context to use to connect to the daemon (overrides DOCKER_HOST env var and default
+    /// context set with "docker context use")
+    #[arg(short = 'c', long = "context", value_name = "string")]
+    pub context: Option<String>,
+    /// Location of client config files
+    #[arg(long = "config", value_name = "string")]
+    pub config: Option<std::path::PathBuf>,
     /// TLS for `tcp://` hosts.
     #[command(flatten)]
     pub tls: transport::TlsArgs,
@@ -143,6 +154,10 @@ pub enum Command {
     Port(PortArgs),
     /// Manage volumes
     Volume(VolumeArgs),
+    /// Manage contexts
+    Context(context::ContextArgs),
+    /// Manage builds
+    Builder(BuilderArgs),
 }
 
 /// `container` and its subcommands.
@@ -206,6 +221,8 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
 }
 
 /// `image` and its subcommands.
@@ -264,6 +281,8 @@ pub enum SystemCommand {
     Info(InfoArgs),
     /// Get real time events from the server
     Events(EventsArgs),
+    /// Remove unused data
+    Prune(SystemPruneArgs),
     /// Proxy the stdio stream to the daemon connection. Should not be invoked manually.
     #[command(hide = true)]
     DialStdio,
@@ -272,6 +291,11 @@ pub enum SystemCommand {
 /// Runs one client command against the daemon at `global.host`; errors are printed on stderr as Docker
 /// prints them, and the returned status is Docker's (0 ok, 1 failure, 125 usage error).
 pub fn run(global: GlobalArgs, command: Command) -> ExitCode {
+    if let Some(dir) = &global.config {
+        // Every reader of the config directory (contexts, credentials, TLS defaults) looks at
+        // DOCKER_CONFIG, as the docker CLI's --config sets it; no other thread runs yet.
+        std::env::set_var("DOCKER_CONFIG", dir);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -375,7 +399,7 @@ mod tests {
         BinaryTop::command().debug_assert();
         let top =
             BinaryTop::try_parse_from(["berth", "-H", "unix:///s", "rmi", "-f", "a", "b"]).unwrap();
-        assert_eq!(top.global.host, "unix:///s");
+        assert_eq!(top.global.host.as_deref(), Some("unix:///s"));
         assert!(
             matches!(top.cmd, BinaryCmd::Cli(Command::Rmi(ref r)) if r.force && r.images.len() == 2)
         );
@@ -391,12 +415,12 @@ mod tests {
     #[test]
     fn host_defaults_to_berth_socket_and_history_human_takes_equals_value() {
         let top = Top::try_parse_from(["berth", "history", "-H=false", "img"]).unwrap();
-        assert_eq!(top.global.host, DEFAULT_HOST);
+        assert_eq!(top.global.host, None);
         match top.cmd {
             Command::History(h) => assert!(!h.human),
             _ => panic!("parsed as another command"),
         }
         let top = Top::try_parse_from(["berth", "-H", "unix:///x.sock", "image", "list"]).unwrap();
-        assert_eq!(top.global.host, "unix:///x.sock");
+        assert_eq!(top.global.host.as_deref(), Some("unix:///x.sock"));
     }
 }

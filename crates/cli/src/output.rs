@@ -4,13 +4,34 @@ use std::io::{IsTerminal, Write};
 
 use crate::error::CliError;
 
-/// Writes `text` to stdout; a closed pipe (`berth images | head`) is not an error.
+/// Writes `text` to stdout; a closed pipe (`berth images | head`) ends the process quietly.
 pub fn print(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
+}
+
+/// The error for a failed write to stdout; a closed pipe is no error but the end, as for the docker CLI.
+pub fn stdout_error(e: std::io::Error) -> CliError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        end_on_closed_pipe();
     }
+    e.into()
+}
+
+/// Ends the process as the docker CLI ends when the reader of its stdout is gone (`berth logs -f c |
+/// head`): killed by SIGPIPE, printing nothing, status 141 in a shell. Rust ignores SIGPIPE so that
+/// writes fail instead; a streaming command would otherwise keep reading the daemon with nowhere to
+/// write.
+pub fn end_on_closed_pipe() -> ! {
+    // SAFETY: restoring SIGPIPE's default action and raising it touch no memory of this process; the
+    // signal then terminates it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    std::process::exit(141)
 }
 
 /// Whether stdout is a terminal.

@@ -122,10 +122,10 @@ pub async fn export(client: &Client, args: ExportArgs) -> Result<(), CliError> {
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| CliError::Http(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
-            out.write_all(&data)?;
+            out.write_all(&data).map_err(crate::output::stdout_error)?;
         }
     }
-    out.flush()?;
+    out.flush().map_err(crate::output::stdout_error)?;
     Ok(())
 }
 
@@ -378,10 +378,10 @@ async fn from_container(
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| CliError::Http(e.to_string()))?;
             if let Ok(data) = frame.into_data() {
-                out.write_all(&data)?;
+                out.write_all(&data).map_err(crate::output::stdout_error)?;
             }
         }
-        out.flush()?;
+        out.flush().map_err(crate::output::stdout_error)?;
         return Ok(());
     }
     // The local destination, as Docker's `CopyInfoDestinationPath` finds it.

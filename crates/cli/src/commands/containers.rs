@@ -9,7 +9,7 @@ use crate::error::CliError;
 use crate::format::duration::ago;
 use crate::format::size::{bytes_size, human_size};
 use crate::format::table::align;
-use crate::format::template::Format;
+use crate::format::template::{Format, Kind};
 use crate::output::print;
 use stdio::frame::Demux;
 
@@ -97,7 +97,7 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<(), CliError> {
         } else {
             PS_TABLE.to_string()
         };
-        Format::parse(args.format.as_deref(), &default)?
+        Format::parse_as(args.format.as_deref(), &default, Kind::CONTAINERS)?
     };
     let rows: Vec<Value> = containers
         .iter()
@@ -550,39 +550,15 @@ pub fn top_table(answer: &Value) -> String {
     align(&text, 20, 3)
 }
 
-/// A `--since`/`--until` value for the API: relative durations (`10m`, `1h30m`) become unix times.
-pub fn log_time(value: &str, now: i64) -> String {
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut matched = false;
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let unit = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            0.001
-        } else {
-            match c {
-                'h' => 3600.0,
-                'm' => 60.0,
-                's' => 1.0,
-                _ => return value.to_string(),
-            }
-        };
-        let Ok(n) = number.parse::<f64>() else {
-            return value.to_string();
-        };
-        total += n * unit;
-        number.clear();
-        matched = true;
-    }
-    if !matched || !number.is_empty() {
-        return value.to_string();
-    }
-    (now - total as i64).to_string()
+/// A `--since`/`--until` value of `logs` for the API (`seconds.nanoseconds`), as the docker CLI
+/// converts it: fractions of a second kept, relative durations (`10m`, `1h30m`) and RFC 3339 dates.
+fn log_time(
+    flag: &str,
+    value: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, CliError> {
+    super::events::timestamp(value, now)
+        .map_err(|e| CliError::WithStatus(format!("invalid value for \"{flag}\": {e}"), 1))
 }
 
 /// Prints a container's logs, demultiplexed unless it has a TTY.
@@ -592,9 +568,17 @@ pub async fn logs(client: &Client, args: LogsArgs) -> Result<(), CliError> {
         .get_json(&format!("/containers/{escaped}/json"))
         .await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
-    let now = chrono::Utc::now().timestamp();
-    let since = args.since.as_deref().map(|s| log_time(s, now));
-    let until = args.until.as_deref().map(|s| log_time(s, now));
+    let now = chrono::Utc::now();
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| log_time("since", s, now))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|s| log_time("until", s, now))
+        .transpose()?;
     let mut params: Vec<(&str, &str)> = vec![("stdout", "1"), ("stderr", "1")];
     if let Some(s) = &since {
         params.push(("since", s));
@@ -876,10 +860,21 @@ mod tests {
     }
 
     #[test]
-    fn relative_log_times_become_unix_seconds() {
-        assert_eq!(log_time("10m", 1000), "400");
-        assert_eq!(log_time("1h1s", 10_000), "6399");
-        assert_eq!(log_time("2026-01-02T13:23:37Z", 0), "2026-01-02T13:23:37Z");
-        assert_eq!(log_time("1700000000", 0), "1700000000");
+    fn log_times_keep_fractions_and_word_errors_as_docker() {
+        let now = chrono::DateTime::from_timestamp(1000, 500_000_000).unwrap();
+        assert_eq!(log_time("since", "10m", now).unwrap(), "400.500000000");
+        assert_eq!(log_time("since", "1.5s", now).unwrap(), "999.000000000");
+        assert_eq!(
+            log_time("since", "2026-01-02T13:23:37.25Z", now).unwrap(),
+            "1767360217.250000000"
+        );
+        assert_eq!(
+            log_time("until", "1700000000.5", now).unwrap(),
+            "1700000000.5"
+        );
+        assert_eq!(
+            log_time("since", "yesterday", now).unwrap_err().to_string(),
+            "invalid value for \"since\": failed to parse value as time or duration: \"yesterday\""
+        );
     }
 }

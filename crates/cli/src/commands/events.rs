@@ -167,9 +167,10 @@ pub fn timestamp(value: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Stri
             return Ok(format!("{}.000000000", t.and_utc().timestamp()));
         }
     }
-    Err(CliError::Usage(format!(
-        "invalid value for timestamp: \"{value}\""
-    )))
+    Err(CliError::WithStatus(
+        format!("failed to parse value as time or duration: \"{value}\""),
+        1,
+    ))
 }
 
 /// Parses Go durations like "10m", "1h30m", "1.5s".

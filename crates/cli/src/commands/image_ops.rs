@@ -158,10 +158,10 @@ pub async fn save(client: &Client, args: SaveArgs) -> Result<(), CliError> {
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| CliError::Http(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
-            out.write_all(&data)?;
+            out.write_all(&data).map_err(crate::output::stdout_error)?;
         }
     }
-    out.flush()?;
+    out.flush().map_err(crate::output::stdout_error)?;
     Ok(())
 }
 

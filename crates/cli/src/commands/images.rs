@@ -8,7 +8,7 @@ use crate::client::{filters_json, query, Client};
 use crate::error::CliError;
 use crate::format::duration::ago;
 use crate::format::size::{human_size, human_size_4};
-use crate::format::template::Format;
+use crate::format::template::{Format, Kind};
 use crate::output::print;
 
 /// Flags of `images` / `image ls`.
@@ -81,7 +81,7 @@ pub async fn run(client: &Client, args: ImagesArgs) -> Result<(), CliError> {
         } else {
             DEFAULT_TABLE
         };
-        Format::parse(args.format.as_deref(), default)?
+        Format::parse_as(args.format.as_deref(), default, Kind::IMAGES)?
     };
     sort_newest_first(&mut images);
     let rows = rows(&images, args.digests, !args.no_trunc);

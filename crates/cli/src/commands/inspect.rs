@@ -142,11 +142,33 @@ pub(crate) async fn inspect_all(
     format: Option<&str>,
     generic_not_found: Option<&str>,
 ) -> Result<(), CliError> {
+    // A template runs per object as it is found, and an object it fails on is one more error, after
+    // which the others still print (an empty line when none did), as in the docker CLI.
+    let renderer = match format {
+        Some(f) if !f.is_empty() && f != "json" => {
+            Some(Renderer::new(f).map_err(|e| CliError::WithStatus(e.to_string(), 64))?)
+        }
+        _ => None,
+    };
     let mut found = Vec::new();
     let mut errors = Vec::new();
+    let mut templated = String::new();
     for name in names {
         match lookup(client, name, kinds).await {
-            Ok(raw) => found.push(raw),
+            Ok(raw) => match &renderer {
+                Some(r) => {
+                    let value: serde_json::Value = serde_json::from_slice(&raw)
+                        .map_err(|e| CliError::Decode(e.to_string()))?;
+                    match r.render(&value) {
+                        Ok(text) => {
+                            templated.push_str(&text);
+                            templated.push('\n');
+                        }
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                }
+                None => found.push(raw),
+            },
             Err(e @ CliError::Daemon { status: 404, .. }) => match generic_not_found {
                 Some(what) => errors.push(format!("Error: No such {what}: {name}")),
                 None => errors.push(e.to_string()),
@@ -155,7 +177,15 @@ pub(crate) async fn inspect_all(
         }
     }
     // Docker prints what it found before reporting what it did not.
-    print(&render(&found, format)?)?;
+    if renderer.is_some() {
+        print(if templated.is_empty() {
+            "\n"
+        } else {
+            &templated
+        })?;
+    } else {
+        print(&render(&found, format)?)?;
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -203,7 +233,8 @@ pub fn render(raws: &[Bytes], format: Option<&str>) -> Result<String, CliError> 
         let parts: Vec<String> = raws.iter().map(|r| compact(r)).collect();
         return Ok(format!("[{}]\n", parts.join(",")));
     }
-    let renderer = Renderer::new(format)?;
+    // The docker CLI's inspect exits 64 when the template does not parse.
+    let renderer = Renderer::new(format).map_err(|e| CliError::WithStatus(e.to_string(), 64))?;
     let mut out = String::new();
     for raw in raws {
         let value: serde_json::Value =

@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod network;
 mod ports;
 mod progress;
+pub mod prune;
 pub mod run;
 pub mod session;
 pub mod system;
@@ -28,7 +29,15 @@ use crate::{Command, ContainerCommand, GlobalArgs, ImageCommand, SystemCommand};
 
 /// Connects (negotiating the API version) and runs `command`.
 pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
-    let mut client = Client::new(&global.host, &global.tls)?;
+    if let Command::Context(args) = command {
+        return crate::context::run(global.context.as_deref(), args);
+    }
+    let (host, tls) = crate::context::resolve(
+        global.host.as_deref(),
+        global.context.as_deref(),
+        &global.tls,
+    )?;
+    let mut client = Client::new(&host, &tls)?;
     // `version` prints the client section even when the daemon is down, so it negotiates itself.
     let dial =
         matches!(&command, Command::System(s) if matches!(s.command, SystemCommand::DialStdio));
@@ -36,6 +45,11 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
         client.negotiate().await?;
     }
     match command {
+        // Answered above, without a daemon.
+        Command::Context(_) => Ok(()),
+        Command::Builder(b) => match b.command {
+            prune::BuilderCommand::Prune(args) => prune::builder_prune(&client, args).await,
+        },
         Command::Images(args) => images::run(&client, args).await,
         Command::Image(image) => match image.command {
             ImageCommand::Ls(args) => images::run(&client, args).await,
@@ -70,6 +84,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             SystemCommand::Info(args) => system::info(&client, args).await,
             SystemCommand::Events(args) => events::run(&client, args).await,
             SystemCommand::DialStdio => dial_stdio::run(&client).await,
+            SystemCommand::Prune(args) => prune::system_prune(&client, args).await,
         },
         Command::Events(args) => events::run(&client, args).await,
         Command::Network(n) => network::run(&client, n.command).await,
@@ -122,6 +137,7 @@ pub async fn dispatch(global: &GlobalArgs, command: Command) -> Result<(), CliEr
             ContainerCommand::Diff(args) => archive::diff(&client, args).await,
             ContainerCommand::Commit(args) => commit::commit(&client, args).await,
             ContainerCommand::Export(args) => archive::export(&client, args).await,
+            ContainerCommand::Prune(args) => prune::container_prune(&client, args).await,
         },
     }
 }

@@ -8,7 +8,7 @@ use super::inspect::{inspect_all, ObjectKind};
 use super::path_escape;
 use crate::client::{filters_json, query, read_all, Client, ReqBody};
 use crate::error::CliError;
-use crate::format::template::Format;
+use crate::format::template::{Format, Kind};
 use crate::output::{confirm, print};
 
 /// Flags of `network create`.
@@ -310,9 +310,10 @@ async fn ls(client: &Client, a: NetworkLsArgs) -> Result<(), CliError> {
     let format = if a.quiet {
         Format::parse(Some("{{.ID}}"), "")?
     } else {
-        Format::parse(
+        Format::parse_as(
             a.format.as_deref(),
             "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+            Kind::NETWORKS,
         )?
     };
     let rows: Vec<Value> = nets.iter().map(|n| ls_row(n, !a.no_trunc)).collect();

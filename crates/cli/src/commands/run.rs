@@ -1252,8 +1252,11 @@ pub fn write_stream(stream: u8, data: &[u8]) {
         let _ = err.flush();
     } else {
         let mut out = std::io::stdout().lock();
-        let _ = out.write_all(data);
-        let _ = out.flush();
+        if let Err(e) = out.write_all(data).and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                crate::output::end_on_closed_pipe();
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use super::inspect::render;
 use crate::client::{filters_json, query, read_all, Client, ReqBody};
 use crate::error::CliError;
 use crate::format::size::human_size_4;
-use crate::format::template::Format;
+use crate::format::template::{Format, Kind};
 use crate::output::{confirm, print};
 
 /// `volume` and its subcommands.
@@ -196,7 +196,7 @@ async fn ls(client: &Client, args: VolumeLsArgs) -> Result<(), CliError> {
     let source = args.format.as_deref().unwrap_or("");
     let format = match source {
         "" | "table" if args.quiet => Format::parse(Some("{{.Name}}"), "")?,
-        _ => Format::parse(Some(source), "{{.Driver}}\t{{.Name}}")?,
+        _ => Format::parse_as(Some(source), "{{.Driver}}\t{{.Name}}", Kind::VOLUMES)?,
     };
     let rows: Vec<Value> = volumes.iter().map(row).collect();
     print(&format.render(&rows, &HEADERS)?)
