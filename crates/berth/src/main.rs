@@ -24,7 +24,7 @@ struct Top {
 #[derive(Debug, clap::Subcommand)]
 enum TopCommand {
     /// Run the Berth daemon
-    Daemon(daemon::DaemonArgs),
+    Daemon(Box<daemon::DaemonArgs>),
     /// Run OCI bundles with the built-in runtime
     Runtime(runtime_args::RuntimeArgs),
     /// Supervise one container (started by the daemon)
@@ -83,7 +83,7 @@ fn main() -> std::process::ExitCode {
         Err(e) => return cli::exit_for_parse_error(&e),
     };
     match top.command {
-        TopCommand::Daemon(args) => run_daemon(args),
+        TopCommand::Daemon(args) => run_daemon(*args),
         TopCommand::Shim(args) => {
             init_stderr_log();
             shim::run(args.into())

@@ -56,7 +56,7 @@ fn reconcile_builds_the_tables_and_cleanup_removes_them() {
         proto: Proto::Tcp,
         host_ip: None,
         host_port: 8080,
-        container_ip: Ipv4Addr::new(172, 17, 0, 2),
+        container_ip: Ipv4Addr::new(172, 17, 0, 2).into(),
         container_port: 80,
         bridge: "berth-f1".into(),
     }];
@@ -78,7 +78,15 @@ fn reconcile_builds_the_tables_and_cleanup_removes_them() {
     assert!(filter.contains("\"hook\":\"forward\""), "{filter}");
     let mut tables = fw.tables().unwrap();
     tables.sort();
-    assert_eq!(tables, ["bridge berth", "inet berth", "ip berth-nat"]);
+    assert_eq!(
+        tables,
+        [
+            "bridge berth",
+            "inet berth",
+            "ip berth-nat",
+            "ip6 berth-nat"
+        ]
+    );
 
     fw.cleanup().unwrap();
     assert!(fw.tables().unwrap().is_empty());
@@ -232,7 +240,7 @@ fn published_port_is_dnated_from_another_bridge_without_the_proxy() {
         proto: Proto::Tcp,
         host_ip: None,
         host_port: 8080,
-        container_ip: es.ip,
+        container_ip: es.ip.into(),
         container_port: 80,
         bridge: "berth-d1".into(),
     };

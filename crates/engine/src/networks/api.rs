@@ -84,6 +84,11 @@ struct IpamConfigView {
     ip_range: Option<String>,
     #[serde(rename = "Gateway")]
     gateway: String,
+    #[serde(
+        rename = "AuxiliaryAddresses",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    aux: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,11 +171,28 @@ impl State {
                 };
                 let rec = net.record();
                 let mut v = base(&rec.name, &rec.id, &rec.created, "bridge");
+                let aux = |v6: bool| -> BTreeMap<String, String> {
+                    rec.aux_addresses
+                        .iter()
+                        .filter(|(_, ip)| ip.is_ipv6() == v6)
+                        .map(|(k, ip)| (k.clone(), ip.to_string()))
+                        .collect()
+                };
                 v.ipam.config.push(IpamConfigView {
                     subnet: rec.subnet.to_string(),
                     ip_range: rec.ip_range.map(|r| r.to_string()),
                     gateway: rec.gateway.to_string(),
+                    aux: aux(false),
                 });
+                if let (Some(s6), Some(g6)) = (rec.subnet6, rec.gateway6) {
+                    v.enable_ipv6 = true;
+                    v.ipam.config.push(IpamConfigView {
+                        subnet: s6.to_string(),
+                        ip_range: rec.ip_range6.map(|r| r.to_string()),
+                        gateway: g6.to_string(),
+                        aux: aux(true),
+                    });
+                }
                 v.internal = rec.internal;
                 v.attachable = rec.attachable;
                 v.labels = rec.labels.clone();
@@ -188,7 +210,10 @@ impl State {
                                 endpoint_id: ep.endpoint_id.clone(),
                                 mac_address: ep.mac.clone(),
                                 ipv4_address: format!("{}/{}", ep.ip, ep.prefix_len),
-                                ipv6_address: String::new(),
+                                ipv6_address: ep
+                                    .ip6
+                                    .map(|ip| format!("{ip}/{}", ep.prefix_len6))
+                                    .unwrap_or_default(),
                             },
                         );
                     }
@@ -203,6 +228,91 @@ impl State {
         v.push(NetRef::Special("host"));
         v.push(NetRef::Special("none"));
         v
+    }
+}
+
+/// One address family's IPAM request: subnet, gateway, range.
+#[derive(Debug)]
+struct FamilyPlan<N, A> {
+    subnet: Option<N>,
+    gateway: Option<A>,
+    ip_range: Option<N>,
+}
+
+impl<N, A> Default for FamilyPlan<N, A> {
+    fn default() -> Self {
+        FamilyPlan {
+            subnet: None,
+            gateway: None,
+            ip_range: None,
+        }
+    }
+}
+
+/// `IPAM.Config` split by family (at most one entry each, as Berth's bridge supports), with the auxiliary
+/// addresses of all entries.
+#[derive(Debug, Default)]
+struct IpamPlan {
+    v4: Option<FamilyPlan<ipnetwork::Ipv4Network, Ipv4Addr>>,
+    v6: Option<FamilyPlan<ipnetwork::Ipv6Network, std::net::Ipv6Addr>>,
+    aux: BTreeMap<String, std::net::IpAddr>,
+}
+
+impl IpamPlan {
+    fn parse(configs: &[bollard_stubs::models::IpamConfig]) -> Result<IpamPlan> {
+        fn opt(s: &Option<String>) -> Option<&str> {
+            s.as_deref().filter(|s| !s.is_empty())
+        }
+        fn parse<T: std::str::FromStr>(v: Option<&str>, what: &str) -> Result<Option<T>> {
+            v.map(|v| {
+                v.parse()
+                    .map_err(|_| Error::InvalidParameter(format!("invalid {what}: {v}")))
+            })
+            .transpose()
+        }
+        let mut plan = IpamPlan::default();
+        for cfg in configs {
+            let Some(subnet) = opt(&cfg.subnet) else {
+                if opt(&cfg.gateway).is_some() || opt(&cfg.ip_range).is_some() {
+                    return Err(Error::InvalidParameter(
+                        "invalid pool request: gateway and ip-range need a subnet".into(),
+                    ));
+                }
+                continue;
+            };
+            let dup = || {
+                Error::NotImplemented(
+                    "more than one IPAM config per address family is not supported by Berth yet"
+                        .into(),
+                )
+            };
+            if subnet.contains(':') {
+                if plan.v6.is_some() {
+                    return Err(dup());
+                }
+                plan.v6 = Some(FamilyPlan {
+                    subnet: parse(Some(subnet), "subnet")?,
+                    gateway: parse(opt(&cfg.gateway), "gateway address")?,
+                    ip_range: parse(opt(&cfg.ip_range), "ip-range")?,
+                });
+            } else {
+                if plan.v4.is_some() {
+                    return Err(dup());
+                }
+                plan.v4 = Some(FamilyPlan {
+                    subnet: parse(Some(subnet), "subnet")?,
+                    gateway: parse(opt(&cfg.gateway), "gateway address")?,
+                    ip_range: parse(opt(&cfg.ip_range), "ip-range")?,
+                });
+            }
+            for (k, v) in cfg.auxiliary_addresses.iter().flatten() {
+                let ip = v.parse().map_err(|_| {
+                    Error::InvalidParameter(format!("invalid auxiliary address {k}: {v}"))
+                })?;
+                plan.aux.insert(k.clone(), ip);
+            }
+        }
+        Ok(plan)
     }
 }
 
@@ -256,6 +366,7 @@ impl Manager {
             &netns,
             AttachRequest {
                 ip: a.ipv4,
+                ip6: a.ipv6,
                 mac: a
                     .mac
                     .as_deref()
@@ -396,67 +507,49 @@ impl Engine {
             }
             d => return Err(Error::NotFound(format!("plugin \"{d}\" not found"))),
         }
-        if req.enable_ipv6 == Some(true) {
-            return Err(Error::NotImplemented(
-                "IPv6 networks are not supported by Berth yet".into(),
-            ));
-        }
         if req.config_only == Some(true) || req.config_from.is_some() || req.ingress == Some(true) {
             return Err(Error::NotImplemented(
                 "config-only, config-from and ingress networks are not supported by Berth".into(),
             ));
         }
-        let configs = req
-            .ipam
-            .as_ref()
-            .and_then(|i| i.config.clone())
-            .unwrap_or_default();
-        if configs.len() > 1 {
+        if req.enable_ipv4 == Some(false) {
             return Err(Error::NotImplemented(
-                "more than one IPAM config per network is not supported by Berth yet".into(),
+                "IPv6-only networks (--ipv4=false) are not supported by Berth yet".into(),
             ));
         }
+        let ipv6 = req.enable_ipv6 == Some(true);
         if let Some(d) = req.ipam.as_ref().and_then(|i| i.driver.clone()) {
             if !d.is_empty() && d != "default" {
                 return Err(Error::NotFound(format!("plugin \"{d}\" not found")));
             }
         }
-        let parse_net =
-            |s: &Option<String>, what: &str| -> Result<Option<ipnetwork::Ipv4Network>> {
-                match s.as_deref().filter(|s| !s.is_empty()) {
-                    None => Ok(None),
-                    Some(v) if v.contains(':') => Err(Error::NotImplemented(
-                        "IPv6 networks are not supported by Berth yet".into(),
-                    )),
-                    Some(v) => v
-                        .parse()
-                        .map(Some)
-                        .map_err(|_| Error::InvalidParameter(format!("invalid {what}: {v}"))),
-                }
-            };
-        let cfg = configs.first().cloned().unwrap_or_default();
-        let subnet = parse_net(&cfg.subnet, "subnet")?;
-        let ip_range = parse_net(&cfg.ip_range, "ip-range")?;
-        let gateway =
-            match cfg.gateway.as_deref().filter(|s| !s.is_empty()) {
-                None => None,
-                Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| {
-                    Error::InvalidParameter(format!("invalid gateway address: {g}"))
-                })?),
-            };
-        if (gateway.is_some() || ip_range.is_some()) && subnet.is_none() {
+        let plan = IpamPlan::parse(
+            &req.ipam
+                .as_ref()
+                .and_then(|i| i.config.clone())
+                .unwrap_or_default(),
+        )?;
+        if plan.v6.is_some() && !ipv6 {
             return Err(Error::InvalidParameter(
-                "invalid pool request: gateway and ip-range need a subnet".into(),
+                "an IPv6 subnet was given but IPv6 is not enabled on the network (--ipv6)".into(),
             ));
         }
+        let v4 = plan.v4.unwrap_or_default();
+        let v6 = plan.v6.unwrap_or_default();
         let id = crate::containers::random_id()?;
         let opts = NetworkOptions {
             id: id.clone(),
             name: name.clone(),
-            subnet,
-            gateway,
-            ip_range,
+            subnet: v4.subnet,
+            gateway: v4.gateway,
+            ip_range: v4.ip_range,
             internal: req.internal.unwrap_or(false),
+            ipv6,
+            subnet6: v6.subnet,
+            gateway6: v6.gateway,
+            ip_range6: v6.ip_range,
+            ipv6_pool: self.net.ula,
+            aux_addresses: plan.aux,
             driver_options: req
                 .options
                 .clone()
@@ -479,9 +572,18 @@ impl Engine {
                 )));
             }
             let others: Vec<_> = st.nets.values().map(|n| n.record().subnet).collect();
-            let created = Network::create(&net.dir, None, opts, &others).map_err(net_err)?;
+            let others6: Vec<_> = st
+                .nets
+                .values()
+                .filter_map(|n| n.record().subnet6)
+                .collect();
+            let created =
+                Network::create_dual(&net.dir, None, opts, &others, &others6).map_err(net_err)?;
             if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
                 tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
+            }
+            if created.record().subnet6.is_some() {
+                super::enable_ipv6_forwarding();
             }
             st.nets.insert(created.record().id.clone(), created);
             st.reconcile_firewall();
@@ -607,7 +709,7 @@ impl Engine {
         }
         let ep = req.endpoint_config.clone().unwrap_or_default();
         let a = super::settings::attachment_from(&net_id, &ep)?;
-        if default && (!a.aliases.is_empty() || a.ipv4.is_some()) {
+        if default && (!a.aliases.is_empty() || a.ipv4.is_some() || a.ipv6.is_some()) {
             return Err(Error::InvalidParameter(
                 "network-scoped alias is supported only for containers in user defined networks"
                     .into(),

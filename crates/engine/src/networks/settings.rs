@@ -2,7 +2,7 @@
 //! and `ps` show (`NetworkSettings` with `Ports` and `Networks`, in Docker's shapes).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bollard_stubs::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkSettings, Port,
@@ -91,7 +91,7 @@ impl Engine {
                         "network-scoped alias is supported only for containers in user defined networks".into(),
                     ));
                 }
-                if a.ipv4.is_some() {
+                if a.ipv4.is_some() || a.ipv6.is_some() {
                     return Err(Error::InvalidParameter(
                         "user specified IP address is supported on user defined networks only"
                             .into(),
@@ -178,11 +178,11 @@ impl Engine {
             secondary_ipv6_addresses: None,
             endpoint_id: Some(top.endpoint_id.unwrap_or_default()),
             gateway: Some(top.gateway.unwrap_or_default()),
-            global_ipv6_address: Some(String::new()),
-            global_ipv6_prefix_len: Some(0),
+            global_ipv6_address: Some(top.global_ipv6_address.unwrap_or_default()),
+            global_ipv6_prefix_len: Some(top.global_ipv6_prefix_len.unwrap_or(0)),
             ip_address: Some(top.ip_address.unwrap_or_default()),
             ip_prefix_len: Some(top.ip_prefix_len.unwrap_or(0)),
-            ipv6_gateway: Some(String::new()),
+            ipv6_gateway: Some(top.ipv6_gateway.unwrap_or_default()),
             mac_address: Some(top.mac_address.unwrap_or_default()),
             networks: Some(networks),
         }
@@ -230,6 +230,18 @@ pub(crate) fn attachment_from(network_id: &str, ep: &EndpointSettings) -> Result
         ),
         None => None,
     };
+    let ipv6 = match ep
+        .ipam_config
+        .as_ref()
+        .and_then(|i| i.ipv6_address.clone())
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => Some(
+            s.parse::<Ipv6Addr>()
+                .map_err(|_| Error::InvalidParameter(format!("invalid IPv6 address: {s}")))?,
+        ),
+        None => None,
+    };
     if let Some(m) = ep.mac_address.as_deref().filter(|m| !m.is_empty()) {
         super::endpoints::check_mac(m)?;
     }
@@ -241,6 +253,7 @@ pub(crate) fn attachment_from(network_id: &str, ep: &EndpointSettings) -> Result
         network_id: network_id.to_owned(),
         aliases: ep.aliases.clone().unwrap_or_default(),
         ipv4,
+        ipv6,
         mac: ep.mac_address.clone().filter(|m| !m.is_empty()),
         links,
     })
@@ -260,8 +273,9 @@ fn endpoint_settings(
         n
     });
     EndpointSettings {
-        ipam_config: a.ipv4.map(|ip| EndpointIpamConfig {
-            ipv4_address: Some(ip.to_string()),
+        ipam_config: (a.ipv4.is_some() || a.ipv6.is_some()).then(|| EndpointIpamConfig {
+            ipv4_address: a.ipv4.map(|ip| ip.to_string()),
+            ipv6_address: a.ipv6.map(|ip| ip.to_string()),
             ..Default::default()
         }),
         links: (!a.links.is_empty()).then(|| a.links.clone()),
@@ -282,9 +296,22 @@ fn endpoint_settings(
         ),
         ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
         ip_prefix_len: Some(ep.map(|e| i64::from(e.prefix_len)).unwrap_or(0)),
-        ipv6_gateway: Some(String::new()),
-        global_ipv6_address: Some(String::new()),
-        global_ipv6_prefix_len: Some(0),
+        ipv6_gateway: Some(
+            ep.filter(|e| e.ip6.is_some())
+                .and_then(|e| e.gateway6)
+                .map(|g| g.to_string())
+                .unwrap_or_default(),
+        ),
+        global_ipv6_address: Some(
+            ep.and_then(|e| e.ip6)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+        ),
+        global_ipv6_prefix_len: Some(
+            ep.filter(|e| e.ip6.is_some())
+                .map(|e| i64::from(e.prefix_len6))
+                .unwrap_or(0),
+        ),
         dns_names,
     }
 }

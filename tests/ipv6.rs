@@ -1,0 +1,308 @@
+//! IPv6 end to end with the real docker CLI (issue 12.7): dual-stack user networks (`--ipv6 --subnet`), IPAM
+//! for IPv6 and `--ip6`, what inspect shows (`GlobalIPv6Address`, `IPv6Gateway`, `IPv6Address`), traffic
+//! between containers over IPv6, the embedded DNS answering AAAA, published ports on `[::1]`, NAT66, and the
+//! daemon's `--ipv6 --fixed-cidr-v6` for the default bridge.
+//!
+//! Every daemon runs in a network namespace of its own (see `common::Daemon`); addresses are ULAs
+//! (`fd00:db8:…`) that never leave it. Containers get `--dns 127.0.0.1` so no lookup can leave the machine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{err, ok, Daemon};
+
+const HTTPD: &str =
+    "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(o)).unwrap()
+}
+
+fn run_on(d: &Daemon, net: &str, extra: &[&str], script: &str) -> Output {
+    let mut args = vec!["run", "--rm", "--network", net, "--dns", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    d.docker(&args)
+}
+
+/// `nft list table FAMILY NAME` in the daemon's namespace.
+fn nft_table(d: &Daemon, family: &str, name: &str) -> String {
+    let mut nft = Command::new("nft");
+    nft.args(["list", "table", family, name]);
+    d.netns_command(&mut nft);
+    let out = nft
+        .output()
+        .expect("nft is needed by these tests (package nftables)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One HTTP GET from inside the daemon's namespace, retried for 10 s (the server may be starting).
+fn http_get(d: &Daemon, addr: &str) -> std::io::Result<String> {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = d.in_netns(move || -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        });
+        match got {
+            Ok(body) if !body.is_empty() => return Ok(body),
+            Ok(_) | Err(_) if Instant::now() < deadline => {}
+            other => return other,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn dual_stack_network_gives_ipv6_addresses_routes_dns_and_traffic_between_containers() {
+    let d = common::docker_daemon();
+    ok(&d.docker(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:db8:1::/64",
+        "n6",
+    ]));
+    // Dual stack: the IPv4 subnet still comes from the default pools, listed before the IPv6 one.
+    let n = &json(&d.docker(&["network", "inspect", "n6"]))[0];
+    assert_eq!(n["EnableIPv6"], true);
+    assert_eq!(n["EnableIPv4"], true);
+    let cfg = n["IPAM"]["Config"].as_array().unwrap();
+    assert_eq!(cfg.len(), 2, "{cfg:?}");
+    assert_eq!(cfg[0]["Subnet"], "172.18.0.0/16");
+    assert_eq!(cfg[0]["Gateway"], "172.18.0.1");
+    assert_eq!(cfg[1]["Subnet"], "fd00:db8:1::/64");
+    assert_eq!(cfg[1]["Gateway"], "fd00:db8:1::1");
+    assert_eq!(n["Options"], serde_json::json!({}));
+
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "n6",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    let id = id.trim();
+    let short = &id[..12];
+    let c = &json(&d.docker(&["inspect", "web"]))[0];
+    let ep = &c["NetworkSettings"]["Networks"]["n6"];
+    assert_eq!(ep["GlobalIPv6Address"], "fd00:db8:1::2");
+    assert_eq!(ep["GlobalIPv6PrefixLen"], 64);
+    assert_eq!(ep["IPv6Gateway"], "fd00:db8:1::1");
+    assert_eq!(ep["IPAddress"], "172.18.0.2");
+    // The top-level fields are the default bridge's only, as in Docker.
+    assert_eq!(c["NetworkSettings"]["GlobalIPv6Address"], "");
+    let n = &json(&d.docker(&["network", "inspect", "n6"]))[0];
+    assert_eq!(n["Containers"][id]["IPv6Address"], "fd00:db8:1::2/64");
+    assert_eq!(n["Containers"][id]["IPv4Address"], "172.18.0.2/16");
+
+    // A second container with --ip6: its interface has the address, its default route is the gateway, and
+    // it reaches the first by name over IPv6 (ping and TCP); AAAA is answered by the embedded DNS server.
+    let script = "ip -6 addr show dev eth0 scope global | grep -o 'inet6 [^ ]*'; \
+         ip -6 route show default | cut -d' ' -f1-3; \
+         nslookup -type=AAAA web 127.0.0.11 | grep Address | tail -1; \
+         nslookup -type=A web 127.0.0.11 | grep Address | tail -1; \
+         ping -6 -c 1 -W 5 web >/dev/null && echo ping-ok; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - 'http://[fd00:db8:1::2]/' && break; sleep 0.3; done; \
+         grep fd00 /etc/hosts";
+    let out = ok(&run_on(
+        &d,
+        "n6",
+        &["--ip6", "fd00:db8:1::99", "--hostname", "client"],
+        script,
+    ));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "inet6 fd00:db8:1::99/64",
+            "default via fd00:db8:1::1",
+            "Address: fd00:db8:1::2",
+            "Address: 172.18.0.2",
+            "ping-ok",
+            &format!("hello-from-{short}"),
+            "fd00:db8:1::99\tclient",
+        ],
+        "{out}"
+    );
+
+    // The requested address shows in IPAMConfig; a taken one is refused with Docker's words.
+    let cid = ok(&d.docker(&[
+        "create",
+        "--network",
+        "n6",
+        "--ip6",
+        "fd00:db8:1::50",
+        "busybox",
+    ]));
+    let c = &json(&d.docker(&["inspect", cid.trim()]))[0];
+    assert_eq!(
+        c["NetworkSettings"]["Networks"]["n6"]["IPAMConfig"]["IPv6Address"],
+        "fd00:db8:1::50"
+    );
+    let out = run_on(&d, "n6", &["--ip6", "fd00:db8:1::2"], "true");
+    assert!(!out.status.success());
+    assert!(
+        err(&out).contains("Address already in use"),
+        "{}",
+        err(&out)
+    );
+
+    // --ip6 on an IPv4-only network, or an IPv6 subnet without --ipv6, is a clear error.
+    ok(&d.docker(&["network", "create", "v4only"]));
+    let out = run_on(&d, "v4only", &["--ip6", "fd00:db8:1::7"], "true");
+    assert!(!out.status.success());
+    assert!(err(&out).contains("IPv6"), "{}", err(&out));
+    let out = d.docker(&["network", "create", "--subnet", "fd00:db8:2::/64", "bad"]);
+    assert!(!out.status.success());
+    assert!(err(&out).contains("IPv6"), "{}", err(&out));
+    // An overlapping IPv6 subnet is refused, as Docker refuses an overlapping IPv4 one.
+    let out = d.docker(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:db8:1::/48",
+        "overlap",
+    ]);
+    assert!(!out.status.success());
+    assert!(err(&out).contains("overlaps"), "{}", err(&out));
+
+    // NAT66: the IPv6 subnet is masqueraded when it leaves through another interface, as dockerd's
+    // ip6tables rules do.
+    let nat6 = nft_table(&d, "ip6", "berth-nat");
+    assert!(
+        nat6.contains("ip6 saddr fd00:db8:1::/64 oifname != \"br-"),
+        "{nat6}"
+    );
+    assert!(nat6.contains("masquerade"), "{nat6}");
+
+    // --ipv6 without a subnet: a /64 of the daemon's unique local prefix.
+    ok(&d.docker(&["network", "create", "--ipv6", "auto6"]));
+    let n = &json(&d.docker(&["network", "inspect", "auto6"]))[0];
+    let s6 = n["IPAM"]["Config"][1]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(s6.starts_with("fd") && s6.ends_with("::/64"), "{s6}");
+    let out = ok(&run_on(
+        &d,
+        "auto6",
+        &[],
+        "ip -6 addr show dev eth0 scope global | grep -o 'inet6 [^ ]*'",
+    ));
+    let want = format!("inet6 {}2/64", s6.trim_end_matches("/64"));
+    assert_eq!(out.trim(), want);
+
+    // Everything is given back: after the containers go, the network can be removed.
+    ok(&d.docker(&["rm", "-f", "web", cid.trim()]));
+    ok(&d.docker(&["network", "rm", "n6", "auto6", "v4only"]));
+}
+
+#[test]
+fn ports_published_on_ipv6_reach_dual_stack_and_ipv4_only_containers() {
+    let d = common::docker_daemon();
+    ok(&d.docker(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:db8:3::/64",
+        "n6",
+    ]));
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--network",
+        "n6",
+        "-p",
+        "[::1]:8080:80",
+        "-p",
+        "8081:80",
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]));
+    let short = &id.trim()[..12];
+    let want = format!("hello-from-{short}");
+    for addr in ["[::1]:8080", "[::1]:8081", "127.0.0.1:8081"] {
+        let body = http_get(&d, addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+        assert!(body.contains(&want), "{addr}: {body}");
+    }
+    // Nothing listens on the IPv4 loopback for a port published on [::1] only.
+    assert!(d
+        .in_netns(|| TcpStream::connect_timeout(
+            &"127.0.0.1:8080".parse().unwrap(),
+            Duration::from_secs(1)
+        ))
+        .is_err());
+    let ports = ok(&d.docker(&["port", id.trim()]));
+    assert!(ports.contains("80/tcp -> [::1]:8080"), "{ports}");
+    assert!(ports.contains("80/tcp -> 0.0.0.0:8081"), "{ports}");
+    assert!(ports.contains("80/tcp -> [::]:8081"), "{ports}");
+    // The wildcard IPv6 binding of a dual-stack container is also DNATed to its IPv6 address.
+    let nat6 = nft_table(&d, "ip6", "berth-nat");
+    assert!(
+        nat6.contains("tcp dport 8081 dnat to [fd00:db8:3::2]:80"),
+        "{nat6}"
+    );
+
+    // An IPv4-only container's port is reachable on [::1] too (the proxy forwards to its IPv4 address).
+    let id4 = ok(&d.docker(&["run", "-d", "-p", "8082:80", "busybox", "sh", "-c", HTTPD]));
+    let body = http_get(&d, "[::1]:8082").unwrap();
+    assert!(
+        body.contains(&format!("hello-from-{}", &id4.trim()[..12])),
+        "{body}"
+    );
+}
+
+#[test]
+fn daemon_ipv6_and_fixed_cidr_v6_make_the_default_bridge_dual_stack() {
+    common::docker_bin();
+    let d = Daemon::start_with(&["--ipv6", "--fixed-cidr-v6", "fd00:db8:9::/64"]);
+    d.import_busybox();
+    let n = &json(&d.docker(&["network", "inspect", "bridge"]))[0];
+    assert_eq!(n["EnableIPv6"], true);
+    assert_eq!(n["IPAM"]["Config"][1]["Subnet"], "fd00:db8:9::/64");
+    assert_eq!(n["IPAM"]["Config"][1]["Gateway"], "fd00:db8:9::1");
+    ok(&d.docker(&["run", "-d", "--name", "c1", "busybox", "sleep", "60"]));
+    let c = &json(&d.docker(&["inspect", "c1"]))[0];
+    let s = &c["NetworkSettings"];
+    assert_eq!(s["GlobalIPv6Address"], "fd00:db8:9::2");
+    assert_eq!(s["GlobalIPv6PrefixLen"], 64);
+    assert_eq!(s["IPv6Gateway"], "fd00:db8:9::1");
+    assert_eq!(
+        s["Networks"]["bridge"]["GlobalIPv6Address"],
+        "fd00:db8:9::2"
+    );
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -6 -c 1 -W 5 fd00:db8:9::2 >/dev/null && echo ok",
+    ]));
+    assert_eq!(out.trim(), "ok");
+    ok(&d.docker(&["rm", "-f", "c1"]));
+}
