@@ -167,14 +167,43 @@ fn dual_stack_network_gives_ipv6_addresses_routes_dns_and_traffic_between_contai
         err(&out)
     );
 
-    // --ip6 on an IPv4-only network, or an IPv6 subnet without --ipv6, is a clear error.
+    // --ip6 on an IPv4-only network is refused at create with dockerd 28's words; an IPv6 subnet without
+    // --ipv6 is discarded without an error, as dockerd does, and so is the driver option's false.
     ok(&d.docker(&["network", "create", "v4only"]));
-    let out = run_on(&d, "v4only", &["--ip6", "fd00:db8:1::7"], "true");
+    let out = d.docker(&[
+        "create",
+        "--network",
+        "v4only",
+        "--ip6",
+        "fd00:db8:1::7",
+        "busybox",
+    ]);
     assert!(!out.status.success());
-    assert!(err(&out).contains("IPv6"), "{}", err(&out));
-    let out = d.docker(&["network", "create", "--subnet", "fd00:db8:2::/64", "bad"]);
-    assert!(!out.status.success());
-    assert!(err(&out).contains("IPv6"), "{}", err(&out));
+    assert!(
+        err(&out).contains(
+            "invalid endpoint settings:\nno configured subnet contains IP address fd00:db8:1::7"
+        ),
+        "{}",
+        err(&out)
+    );
+    ok(&d.docker(&["network", "create", "--subnet", "fd00:db8:2::/64", "nov6"]));
+    let n = &json(&d.docker(&["network", "inspect", "nov6"]))[0];
+    assert_eq!(n["EnableIPv6"], false);
+    let cfg = n["IPAM"]["Config"].as_array().unwrap();
+    assert_eq!(cfg.len(), 1, "{cfg:?}");
+    assert!(!cfg[0]["Subnet"].as_str().unwrap().contains(':'), "{cfg:?}");
+    ok(&d.docker(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.enable_ipv6=true",
+        "--subnet",
+        "fd00:db8:4::/64",
+        "byopt",
+    ]));
+    let n = &json(&d.docker(&["network", "inspect", "byopt"]))[0];
+    assert_eq!(n["EnableIPv6"], true);
+    assert_eq!(n["IPAM"]["Config"][1]["Subnet"], "fd00:db8:4::/64");
     // An overlapping IPv6 subnet is refused, as Docker refuses an overlapping IPv4 one.
     let out = d.docker(&[
         "network",
@@ -215,7 +244,7 @@ fn dual_stack_network_gives_ipv6_addresses_routes_dns_and_traffic_between_contai
 
     // Everything is given back: after the containers go, the network can be removed.
     ok(&d.docker(&["rm", "-f", "web", cid.trim()]));
-    ok(&d.docker(&["network", "rm", "n6", "auto6", "v4only"]));
+    ok(&d.docker(&["network", "rm", "n6", "auto6", "v4only", "nov6", "byopt"]));
 }
 
 #[test]

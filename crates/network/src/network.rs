@@ -424,9 +424,9 @@ impl Network {
             });
         }
         let name = self.record.name.clone();
-        if req.ip6.is_some() && self.record.subnet6.is_none() {
+        if let Some(ip6) = req.ip6.filter(|_| self.record.subnet6.is_none()) {
             return Err(Error::InvalidConfig(format!(
-                "invalid endpoint settings: user specified IPv6 address is supported only on networks with IPv6 enabled ({name})"
+                "invalid endpoint settings:\nno configured subnet contains IP address {ip6}"
             )));
         }
         let (ip, ip6) = self.pool.update(|p| {

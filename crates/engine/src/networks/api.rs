@@ -316,6 +316,15 @@ impl IpamPlan {
     }
 }
 
+/// Go's `strconv.ParseBool`, which dockerd uses for boolean driver options.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
@@ -517,22 +526,38 @@ impl Engine {
                 "IPv6-only networks (--ipv4=false) are not supported by Berth yet".into(),
             ));
         }
-        let ipv6 = req.enable_ipv6 == Some(true);
+        // As dockerd: EnableIPv6, else the driver option com.docker.network.enable_ipv6.
+        let ipv6 = match req.enable_ipv6 {
+            Some(v) => v,
+            None => match req
+                .options
+                .as_ref()
+                .and_then(|o| o.get("com.docker.network.enable_ipv6"))
+            {
+                None => false,
+                Some(v) => parse_go_bool(v).ok_or_else(|| {
+                    Error::InvalidParameter(format!(
+                        "driver-opt \"com.docker.network.enable_ipv6\" is not a valid bool"
+                    ))
+                })?,
+            },
+        };
         if let Some(d) = req.ipam.as_ref().and_then(|i| i.driver.clone()) {
             if !d.is_empty() && d != "default" {
                 return Err(Error::NotFound(format!("plugin \"{d}\" not found")));
             }
         }
-        let plan = IpamPlan::parse(
+        let mut plan = IpamPlan::parse(
             &req.ipam
                 .as_ref()
                 .and_then(|i| i.config.clone())
                 .unwrap_or_default(),
         )?;
-        if plan.v6.is_some() && !ipv6 {
-            return Err(Error::InvalidParameter(
-                "an IPv6 subnet was given but IPv6 is not enabled on the network (--ipv6)".into(),
-            ));
+        if !ipv6 {
+            // dockerd discards an IPv6 IPAM config (and its auxiliary addresses) without an error when the
+            // network does not enable IPv6.
+            plan.v6 = None;
+            plan.aux.retain(|_, ip| ip.is_ipv4());
         }
         let v4 = plan.v4.unwrap_or_default();
         let v6 = plan.v6.unwrap_or_default();
@@ -714,6 +739,9 @@ impl Engine {
                 "network-scoped alias is supported only for containers in user defined networks"
                     .into(),
             ));
+        }
+        if let Some(n) = self.net.lock().nets.get(&net_id) {
+            super::settings::check_static_addresses(n.record(), &a)?;
         }
         if matches!(c.state.status, Status::Running | Status::Paused) {
             let net = Arc::clone(&self.net);

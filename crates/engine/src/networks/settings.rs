@@ -98,6 +98,7 @@ impl Engine {
                     ));
                 }
             }
+            check_static_addresses(st.nets[&id].record(), &a)?;
             out.insert(name, a);
         }
         Ok(out)
@@ -214,6 +215,31 @@ impl Engine {
             s.networks.unwrap_or_default(),
         )
     }
+}
+
+/// Refuses a `--ip`/`--ip6` outside the network's subnets at create and connect, as dockerd 28 does.
+pub(crate) fn check_static_addresses(rec: &network::NetworkRecord, a: &Attachment) -> Result<()> {
+    let mut bad = Vec::new();
+    if let Some(ip) = a.ipv4.filter(|ip| !rec.subnet.contains(*ip)) {
+        bad.push(ip.to_string());
+    }
+    if let Some(ip) = a
+        .ipv6
+        .filter(|ip| !rec.subnet6.is_some_and(|s| s.contains(*ip)))
+    {
+        bad.push(ip.to_string());
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = bad
+        .iter()
+        .map(|ip| format!("no configured subnet contains IP address {ip}"))
+        .collect();
+    Err(Error::InvalidParameter(format!(
+        "invalid endpoint settings:\n{}",
+        lines.join("\n")
+    )))
 }
 
 /// An attachment from the client's `EndpointSettings` (`IPAMConfig.IPv4Address`, `Aliases`, `MacAddress`).
