@@ -536,9 +536,9 @@ impl Engine {
             {
                 None => false,
                 Some(v) => parse_go_bool(v).ok_or_else(|| {
-                    Error::InvalidParameter(format!(
-                        "driver-opt \"com.docker.network.enable_ipv6\" is not a valid bool"
-                    ))
+                    Error::InvalidParameter(
+                        "driver-opt \"com.docker.network.enable_ipv6\" is not a valid bool".into(),
+                    )
                 })?,
             },
         };
