@@ -335,3 +335,57 @@ fn daemon_ipv6_and_fixed_cidr_v6_make_the_default_bridge_dual_stack() {
     assert_eq!(out.trim(), "ok");
     ok(&d.docker(&["rm", "-f", "c1"]));
 }
+
+#[test]
+fn daemon_json_ipv6_settings_apply_and_a_setting_given_twice_is_refused() {
+    common::docker_bin();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("daemon.json");
+    std::fs::write(
+        &cfg,
+        r#"{"ipv6": true, "fixed-cidr-v6": "fd00:db8:8::/64"}"#,
+    )
+    .unwrap();
+    let cfg_arg = cfg.to_str().unwrap();
+    let d = Daemon::start_with(&["--config-file", cfg_arg]);
+    let n = &json(&d.docker(&["network", "inspect", "bridge"]))[0];
+    assert_eq!(n["EnableIPv6"], true);
+    assert_eq!(n["IPAM"]["Config"][1]["Subnet"], "fd00:db8:8::/64");
+
+    // dockerd's rule: a directive given as a flag and in the file stops the daemon, naming both values.
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new(common::berth_bin())
+        .args(["daemon", "--data-root"])
+        .arg(root.path().join("data"))
+        .arg("--exec-root")
+        .arg(root.path().join("exec"))
+        .arg("-H")
+        .arg(format!("unix://{}", root.path().join("s.sock").display()))
+        .args([
+            "--fixed-cidr-v6",
+            "fd00:db8:7::/64",
+            "--config-file",
+            cfg_arg,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        err(&out).contains(
+            "the following directives are specified both as a flag and in the configuration file: \
+             fixed-cidr-v6: (from flag: fd00:db8:7::/64, from file: fd00:db8:8::/64)"
+        ),
+        "{}",
+        err(&out)
+    );
+    // A configuration file the user names must exist.
+    let out = Command::new(common::berth_bin())
+        .args(["daemon", "--data-root"])
+        .arg(root.path().join("data"))
+        .arg("--config-file")
+        .arg(root.path().join("missing.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(err(&out).contains("missing.json"), "{}", err(&out));
+}

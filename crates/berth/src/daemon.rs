@@ -30,6 +30,9 @@ pub struct DaemonArgs {
     /// Log as JSON lines instead of text
     #[arg(long)]
     log_json: bool,
+    /// Daemon configuration file (default /etc/berth/daemon.json)
+    #[arg(long, value_name = "string")]
+    config_file: Option<PathBuf>,
     /// Bridge device of the default network ("none" for no default network)
     #[arg(short = 'b', long, value_name = "string")]
     bridge: Option<String>,
@@ -125,7 +128,32 @@ async fn trim_heap_periodically() {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
+/// Applies `daemon.json` to the flags, as dockerd does: a setting may come from either, not both.
+fn apply_config_file(args: &mut DaemonArgs) -> anyhow::Result<()> {
+    let (path, explicit) = match &args.config_file {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(crate::daemon_config::DEFAULT_PATH), false),
+    };
+    let file = crate::daemon_config::load(&path, explicit)?;
+    let mut conflicts = Vec::new();
+    use crate::daemon_config::merge;
+    args.bridge = merge("bridge", args.bridge.take(), file.bridge, &mut conflicts);
+    args.bip = merge("bip", args.bip.take(), file.bip, &mut conflicts);
+    args.fixed_cidr_v6 = merge(
+        "fixed-cidr-v6",
+        args.fixed_cidr_v6.take(),
+        file.fixed_cidr_v6,
+        &mut conflicts,
+    );
+    match (args.ipv6, file.ipv6) {
+        (true, Some(f)) => conflicts.push(format!("ipv6: (from flag: true, from file: {f})")),
+        (false, Some(f)) => args.ipv6 = f,
+        _ => {}
+    }
+    crate::daemon_config::check_conflicts(&conflicts)
+}
+
+pub fn run(mut args: DaemonArgs) -> anyhow::Result<()> {
     // Two malloc arenas, not eight per core: tokio's threads take turns, and each arena keeps its own
     // high-water mark of resident memory.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -134,6 +162,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     init_logging(&args.log_level, args.log_json);
+    apply_config_file(&mut args)?;
     // Every listener is decided (TLS files read, plain TCP refused) before anything is touched on disk.
     let plan = crate::listen::plan(&args.host, &args.listen, &args.exec_root)?;
     let sockets: Vec<PathBuf> = plan

@@ -1,6 +1,7 @@
 //! `berth`: the Docker-compatible CLI (crate `cli`), and `berth daemon`, the engine behind it.
 
 mod daemon;
+mod daemon_config;
 mod listen;
 mod runtime_args;
 mod shim_args;
