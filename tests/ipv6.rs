@@ -1,7 +1,10 @@
 //! IPv6 end to end with the real docker CLI (issue 12.7): dual-stack user networks (`--ipv6 --subnet`), IPAM
 //! for IPv6 and `--ip6`, what inspect shows (`GlobalIPv6Address`, `IPv6Gateway`, `IPv6Address`), traffic
 //! between containers over IPv6, the embedded DNS answering AAAA, published ports on `[::1]`, NAT66, and the
-//! daemon's `--ipv6 --fixed-cidr-v6` for the default bridge.
+//! daemon's `--ipv6 --fixed-cidr-v6` for the default bridge (and in `daemon.json`); with the network details
+//! issue 12.7 lists beside them: `--mac-address` per container and per endpoint, `--link-local-ip`, IPAM
+//! auxiliary addresses, `Options` echoed as given, the network names dockerd accepts, and `Aliases`/`DNSNames`
+//! per API version.
 //!
 //! Every daemon runs in a network namespace of its own (see `common::Daemon`); addresses are ULAs
 //! (`fd00:db8:…`) that never leave it. Containers get `--dns 127.0.0.1` so no lookup can leave the machine.
@@ -388,4 +391,177 @@ fn daemon_json_ipv6_settings_apply_and_a_setting_given_twice_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(err(&out).contains("missing.json"), "{}", err(&out));
+}
+
+#[test]
+fn network_details_macs_link_local_aux_addresses_options_names_and_dns_names_are_dockers() {
+    let d = common::docker_daemon();
+    // dockerd accepts any name that is not blank or predefined, spaces included.
+    ok(&d.docker(&["network", "create", "my net"]));
+    let n = &json(&d.docker(&["network", "inspect", "my net"]))[0];
+    assert_eq!(n["Name"], "my net");
+    assert_eq!(n["Options"], serde_json::json!({}));
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "my net",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 addr show eth0 | grep -c inet",
+    ]));
+    assert_eq!(out.trim(), "1");
+    let out = d.docker(&["network", "create", "bridge"]);
+    assert!(!out.status.success());
+    assert!(
+        err(&out).contains("operation is not permitted on predefined bridge network"),
+        "{}",
+        err(&out)
+    );
+
+    // Auxiliary addresses are shown and never given to a container; driver options are echoed as given.
+    ok(&d.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.77.0.0/24",
+        "--aux-address",
+        "printer=10.77.0.2",
+        "--aux-address",
+        "nas=10.77.0.3",
+        "-o",
+        "com.example.note=kept",
+        "aux",
+    ]));
+    let n = &json(&d.docker(&["network", "inspect", "aux"]))[0];
+    assert_eq!(
+        n["IPAM"]["Config"][0]["AuxiliaryAddresses"],
+        serde_json::json!({"printer": "10.77.0.2", "nas": "10.77.0.3"})
+    );
+    assert_eq!(
+        n["Options"],
+        serde_json::json!({"com.example.note": "kept"})
+    );
+    // The docker CLI checks this itself; through the API dockerd's words come back.
+    let r = d.request(
+        "POST",
+        "/v1.50/networks/create",
+        br#"{"Name":"auxbad","IPAM":{"Config":[{"Subnet":"10.78.0.0/24","AuxiliaryAddresses":{"x":"10.99.0.2"}}]}}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains(
+            "invalid network config:\\ninvalid auxiliary address x: parent subnet 10.78.0.0/24 doesn't contain this address"
+        ),
+        "{}",
+        r.text()
+    );
+
+    // A container's MAC (legacy --mac-address on its first network, and per endpoint), its link-local
+    // addresses, and its names: DNSNames is name, aliases, short ID and hostname (all resolvable), Aliases only
+    // the given ones since API 1.45 and also the short ID and hostname before.
+    ok(&d.docker(&["network", "create", "other"]));
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--hostname",
+        "hn",
+        "--network",
+        "name=aux,mac-address=02:11:22:33:44:55,alias=al,link-local-ip=169.254.10.10,link-local-ip=fe80::10",
+        "--network",
+        "name=other,mac-address=02:66:77:88:99:aa",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "sleep",
+        "300",
+    ]));
+    let id = id.trim();
+    let short = &id[..12];
+    let out = ok(&d.docker(&[
+        "exec",
+        "srv",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/address /sys/class/net/eth1/address; \
+         ip addr show eth0 | grep -o 'inet6\\? \\(169.254\\|fe80::10/\\|10.77\\)[^ ]*'",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "02:11:22:33:44:55",
+            "02:66:77:88:99:aa",
+            "inet 10.77.0.4/24",
+            "inet 169.254.10.10/16",
+            "inet6 fe80::10/64",
+        ],
+        "{out}"
+    );
+    let c = d.get_json("/v1.50/containers/srv/json");
+    let ep = &c["NetworkSettings"]["Networks"]["aux"];
+    assert_eq!(ep["MacAddress"], "02:11:22:33:44:55");
+    assert_eq!(ep["IPAddress"], "10.77.0.4");
+    assert_eq!(
+        ep["IPAMConfig"]["LinkLocalIPs"],
+        serde_json::json!(["169.254.10.10", "fe80::10"])
+    );
+    assert_eq!(ep["Aliases"], serde_json::json!(["al"]));
+    assert_eq!(
+        ep["DNSNames"],
+        serde_json::json!(["srv", "al", short, "hn"])
+    );
+    assert_eq!(
+        c["NetworkSettings"]["Networks"]["other"]["Aliases"],
+        serde_json::Value::Null
+    );
+    let old = d.get_json("/v1.44/containers/srv/json");
+    assert_eq!(
+        old["NetworkSettings"]["Networks"]["aux"]["Aliases"],
+        serde_json::json!(["al", short, "hn"])
+    );
+    let out = ok(&run_on(
+        &d,
+        "aux",
+        &[],
+        "nslookup hn 127.0.0.11 | grep Address | tail -1",
+    ));
+    assert_eq!(out.trim(), "Address: 10.77.0.4");
+
+    // network connect with EndpointSettings.MacAddress (the API; the docker CLI has no flag for it).
+    ok(&d.docker(&["network", "create", "third"]));
+    let body =
+        format!(r#"{{"Container":"{id}","EndpointConfig":{{"MacAddress":"02:00:00:00:00:33"}}}}"#);
+    let r = d.request("POST", "/v1.50/networks/third/connect", body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let out = ok(&d.docker(&["exec", "srv", "cat", "/sys/class/net/eth2/address"]));
+    assert_eq!(out.trim(), "02:00:00:00:00:33");
+    let c = d.get_json("/v1.50/containers/srv/json");
+    assert_eq!(
+        c["NetworkSettings"]["Networks"]["third"]["MacAddress"],
+        "02:00:00:00:00:33"
+    );
+
+    // The container-wide --mac-address applies to the default bridge as well.
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "legacy",
+        "--mac-address",
+        "02:42:de:ad:be:ef",
+        "busybox",
+        "sleep",
+        "300",
+    ]));
+    let c = &json(&d.docker(&["inspect", "legacy"]))[0];
+    assert_eq!(
+        c["NetworkSettings"]["Networks"]["bridge"]["MacAddress"],
+        "02:42:de:ad:be:ef"
+    );
+    assert_eq!(c["NetworkSettings"]["MacAddress"], "02:42:de:ad:be:ef");
+    ok(&d.docker(&["rm", "-f", "srv", "legacy"]));
 }

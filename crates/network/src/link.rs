@@ -474,6 +474,9 @@ pub struct VethSpec {
     pub address6: Option<Ipv6Network>,
     /// IPv6 default gateway, when the network has IPv6 and the interface routes.
     pub gateway6: Option<Ipv6Addr>,
+    /// Extra link-local addresses (`--link-local-ip`), added as dockerd adds them: IPv4 with a `/16`,
+    /// IPv6 with a `/64`.
+    pub link_local: Vec<std::net::IpAddr>,
     /// MTU of both ends.
     pub mtu: u32,
 }
@@ -540,6 +543,24 @@ fn configure_container_side(container: &NetNs, spec: &VethSpec) -> Result<()> {
     add_address(&mut nl, index, &spec.container_ifname, spec.address)?;
     if let Some(a6) = spec.address6 {
         add_address6(&mut nl, index, &spec.container_ifname, a6)?;
+    }
+    for ip in &spec.link_local {
+        let bad =
+            |e: ipnetwork::IpNetworkError| Error::InvalidConfig(format!("link-local IP {ip}: {e}"));
+        match *ip {
+            std::net::IpAddr::V4(v4) => add_address(
+                &mut nl,
+                index,
+                &spec.container_ifname,
+                Ipv4Network::new(v4, 16).map_err(bad)?,
+            )?,
+            std::net::IpAddr::V6(v6) => add_address6(
+                &mut nl,
+                index,
+                &spec.container_ifname,
+                Ipv6Network::new(v6, 64).map_err(bad)?,
+            )?,
+        }
     }
     set_up(&mut nl, index, &spec.container_ifname)?;
     if let Some(gw) = spec.gateway {

@@ -98,6 +98,8 @@ pub struct AttachRequest {
     pub ip: Option<Ipv4Addr>,
     /// A fixed IPv6 address (`--ip6`), on a dual-stack network.
     pub ip6: Option<Ipv6Addr>,
+    /// Extra link-local addresses for the interface (`--link-local-ip`).
+    pub link_local: Vec<std::net::IpAddr>,
     /// A fixed MAC (`--mac-address`); random otherwise, as in Docker 28.
     pub mac: Option<Mac>,
     /// Interface name inside the container, `eth0` when `None`.
@@ -233,16 +235,28 @@ impl Network {
             pool.v6 = Some(Pool6::new(subnet6, opts.gateway6, opts.ip_range6)?);
         }
         for (name, ip) in &opts.aux_addresses {
+            // dockerd's validateIpamConfig wording.
+            let outside = |subnet: String| {
+                Error::InvalidConfig(format!(
+                    "invalid network config:\ninvalid auxiliary address {name}: parent subnet {subnet} doesn't contain this address"
+                ))
+            };
             match (ip, pool.v6.as_mut()) {
-                (std::net::IpAddr::V4(v4), _) if pool.subnet.contains(*v4) => {
+                (std::net::IpAddr::V4(v4), _) => {
+                    if !pool.subnet.contains(*v4) {
+                        return Err(outside(pool.subnet.to_string()));
+                    }
                     pool.reserved.push(*v4)
                 }
-                (std::net::IpAddr::V6(v6), Some(p6)) if p6.subnet.contains(*v6) => {
+                (std::net::IpAddr::V6(v6), Some(p6)) => {
+                    if !p6.subnet.contains(*v6) {
+                        return Err(outside(p6.subnet.to_string()));
+                    }
                     p6.reserved.push(*v6)
                 }
-                _ => {
+                (std::net::IpAddr::V6(_), None) => {
                     return Err(Error::InvalidConfig(format!(
-                        "invalid auxiliary address {name}={ip}: not in any of the network's subnets"
+                        "invalid network config:\ninvalid auxiliary address {name}: parent subnet is an IPv4 block"
                     )))
                 }
             }
@@ -461,6 +475,7 @@ impl Network {
             gateway: routes.then_some(self.record.gateway),
             address6,
             gateway6: self.record.gateway6.filter(|_| routes),
+            link_local: req.link_local,
             mtu: self.record.mtu,
         };
         if let Err(e) = link::create_endpoint(self.host.as_deref(), netns, &spec) {

@@ -325,10 +325,21 @@ fn parse_go_bool(v: &str) -> Option<bool> {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+/// Checks a new network's name as dockerd does: any name that is not blank and not one of the predefined
+/// networks' (spaces and other characters included; the name is never used as a path or device name).
+fn check_name(name: &str) -> Result<()> {
+    if matches!(name, "bridge" | "host" | "none" | "default") {
+        // dockerd's PredefinedNetworkError, trailing space included.
+        return Err(Error::Forbidden(format!(
+            "operation is not permitted on predefined {name} network "
+        )));
+    }
+    if name.trim().is_empty() {
+        return Err(Error::InvalidParameter(
+            "invalid name: name is empty".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Manager {
@@ -336,7 +347,7 @@ impl Manager {
     fn connect_blocking(
         &self,
         cid: &str,
-        cname: &str,
+        (cname, hostname): (&str, &str),
         pid: i64,
         a: &Attachment,
         resolv: &std::path::Path,
@@ -376,6 +387,7 @@ impl Manager {
             AttachRequest {
                 ip: a.ipv4,
                 ip6: a.ipv6,
+                link_local: a.link_local.clone(),
                 mac: a
                     .mac
                     .as_deref()
@@ -392,6 +404,7 @@ impl Manager {
             .entry(cid.to_owned())
             .or_insert_with(|| super::Live {
                 name: cname.to_owned(),
+                hostname: hostname.to_owned(),
                 netns: netns.clone(),
                 ports: Vec::new(),
                 port_bridge: None,
@@ -502,11 +515,7 @@ impl Engine {
     /// `POST /networks/create`.
     pub async fn create_network(self: &Arc<Self>, req: NetworkCreate) -> Result<CreatedNetwork> {
         let name = req.name.clone();
-        if !valid_name(&name) {
-            return Err(Error::InvalidParameter(format!(
-                "invalid name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
-        }
+        check_name(&name)?;
         match req.driver.as_deref().unwrap_or("") {
             "" | "bridge" => {}
             d @ ("host" | "null") => {
@@ -746,10 +755,11 @@ impl Engine {
         if matches!(c.state.status, Status::Running | Status::Paused) {
             let net = Arc::clone(&self.net);
             let (cid, cname, pid, a2) = (c.id.clone(), c.name.clone(), c.state.pid, a.clone());
+            let hostname = c.config.hostname.clone().unwrap_or_default();
             let dir = self.containers.dir(&c.id);
             let resolv = dir.join("resolv.conf");
             let started_dns = tokio::task::spawn_blocking(move || {
-                net.connect_blocking(&cid, &cname, pid, &a2, &resolv)
+                net.connect_blocking(&cid, (&cname, &hostname), pid, &a2, &resolv)
             })
             .await??;
             if started_dns {

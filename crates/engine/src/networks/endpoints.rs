@@ -108,8 +108,13 @@ impl State {
                     let Some(ol) = self.live.get(other) else {
                         continue;
                     };
-                    let mut names = vec![ol.name.clone(), other[..12.min(other.len())].to_owned()];
+                    // dockerd's DNSNames: name, aliases, short ID, hostname.
+                    let mut names = vec![ol.name.clone()];
                     names.extend(ol.aliases.get(&rec.id).cloned().unwrap_or_default());
+                    names.push(other[..12.min(other.len())].to_owned());
+                    if !ol.hostname.is_empty() && !names.contains(&ol.hostname) {
+                        names.push(ol.hostname.clone());
+                    }
                     if let Some(ip6) = ep.ip6 {
                         entries.push((names.clone(), IpAddr::V6(ip6)));
                     }
@@ -184,6 +189,7 @@ impl Manager {
                 let req = AttachRequest {
                     ip: a.ipv4,
                     ip6: a.ipv6,
+                    link_local: a.link_local.clone(),
                     mac: a.mac.as_deref().map(parse_mac).transpose()?,
                     ifname: Some(format!("eth{i}")),
                     no_default_route: i > 0,
@@ -253,6 +259,7 @@ impl Manager {
             p.id.clone(),
             Live {
                 name: p.name.clone(),
+                hostname: p.hostname.clone(),
                 netns,
                 ports: bindings,
                 port_bridge,
@@ -517,6 +524,7 @@ impl Engine {
                 c.id.clone(),
                 Live {
                     name: c.name.clone(),
+                    hostname: c.config.hostname.clone().unwrap_or_default(),
                     netns,
                     ports: bindings,
                     port_bridge: primary.map(|p| p.2),

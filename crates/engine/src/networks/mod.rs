@@ -56,6 +56,9 @@ pub struct Attachment {
     /// `--ip6`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Addr>,
+    /// `--link-local-ip`: extra addresses on the interface.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local: Vec<std::net::IpAddr>,
     /// `--mac-address`.
     #[serde(default)]
     pub mac: Option<String>,
@@ -77,6 +80,8 @@ struct Predefined {
 /// A running container's networking: its namespace, published ports and DNS server.
 struct Live {
     name: String,
+    /// The container's hostname, one of its DNS names on user-defined networks (dockerd's `DNSNames`).
+    hostname: String,
     netns: Arc<NetNs>,
     ports: Vec<PortBinding>,
     /// The bridge the published ports lead to (for the DNAT rules' hairpin exception).

@@ -268,6 +268,22 @@ pub(crate) fn attachment_from(network_id: &str, ep: &EndpointSettings) -> Result
         ),
         None => None,
     };
+    let mut link_local = Vec::new();
+    for s in ep
+        .ipam_config
+        .as_ref()
+        .and_then(|i| i.link_local_ips.clone())
+        .unwrap_or_default()
+    {
+        match s.parse::<std::net::IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() => link_local.push(ip),
+            _ => {
+                return Err(Error::InvalidParameter(format!(
+                    "invalid endpoint settings:\ninvalid link-local IP address: {s}"
+                )))
+            }
+        }
+    }
     if let Some(m) = ep.mac_address.as_deref().filter(|m| !m.is_empty()) {
         super::endpoints::check_mac(m)?;
     }
@@ -280,6 +296,7 @@ pub(crate) fn attachment_from(network_id: &str, ep: &EndpointSettings) -> Result
         aliases: ep.aliases.clone().unwrap_or_default(),
         ipv4,
         ipv6,
+        link_local,
         mac: ep.mac_address.clone().filter(|m| !m.is_empty()),
         links,
     })
@@ -292,18 +309,30 @@ fn endpoint_settings(
     ep: Option<&network::Endpoint>,
     user_defined: bool,
 ) -> EndpointSettings {
+    // dockerd's buildEndpointDNSNames: name, aliases, short ID, hostname, without repeats.
     let dns_names = user_defined.then(|| {
-        let mut n = vec![c.name.clone()];
-        n.extend(a.aliases.iter().cloned());
-        n.push(c.id[..12].to_owned());
+        let mut n: Vec<String> = Vec::new();
+        let hostname = c.config.hostname.clone().unwrap_or_default();
+        let all = std::iter::once(c.name.clone())
+            .chain(a.aliases.iter().cloned())
+            .chain(std::iter::once(c.id[..12].to_owned()))
+            .chain(std::iter::once(hostname));
+        for name in all {
+            if !name.is_empty() && !n.contains(&name) {
+                n.push(name);
+            }
+        }
         n
     });
     EndpointSettings {
-        ipam_config: (a.ipv4.is_some() || a.ipv6.is_some()).then(|| EndpointIpamConfig {
-            ipv4_address: a.ipv4.map(|ip| ip.to_string()),
-            ipv6_address: a.ipv6.map(|ip| ip.to_string()),
-            ..Default::default()
-        }),
+        ipam_config: (a.ipv4.is_some() || a.ipv6.is_some() || !a.link_local.is_empty()).then(
+            || EndpointIpamConfig {
+                ipv4_address: a.ipv4.map(|ip| ip.to_string()),
+                ipv6_address: a.ipv6.map(|ip| ip.to_string()),
+                link_local_ips: (!a.link_local.is_empty())
+                    .then(|| a.link_local.iter().map(|ip| ip.to_string()).collect()),
+            },
+        ),
         links: (!a.links.is_empty()).then(|| a.links.clone()),
         mac_address: Some(
             ep.map(|e| e.mac.clone())
