@@ -173,6 +173,22 @@ fn dual_stack_network_gives_ipv6_addresses_routes_dns_and_traffic_between_contai
     // --ip6 on an IPv4-only network is refused at create with dockerd 28's words; an IPv6 subnet without
     // --ipv6 is discarded without an error, as dockerd does, and so is the driver option's false.
     ok(&d.docker(&["network", "create", "v4only"]));
+    // As dockerd, IPv6 is off on the interface of an IPv4-only network (no multicast groups, no router
+    // advertisements), on on a dual-stack one.
+    let off = ok(&run_on(
+        &d,
+        "v4only",
+        &[],
+        "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6",
+    ));
+    assert_eq!(off.trim(), "1");
+    let on = ok(&run_on(
+        &d,
+        "n6",
+        &[],
+        "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6",
+    ));
+    assert_eq!(on.trim(), "0");
     let out = d.docker(&[
         "create",
         "--network",
@@ -252,7 +268,7 @@ fn dual_stack_network_gives_ipv6_addresses_routes_dns_and_traffic_between_contai
 
 #[test]
 fn ports_published_on_ipv6_reach_dual_stack_and_ipv4_only_containers() {
-    let d = common::docker_daemon();
+    let mut d = common::docker_daemon();
     ok(&d.docker(&[
         "network",
         "create",
@@ -293,6 +309,19 @@ fn ports_published_on_ipv6_reach_dual_stack_and_ipv4_only_containers() {
     assert!(ports.contains("80/tcp -> 0.0.0.0:8081"), "{ports}");
     assert!(ports.contains("80/tcp -> [::]:8081"), "{ports}");
     // The wildcard IPv6 binding of a dual-stack container is also DNATed to its IPv6 address.
+    let nat6 = nft_table(&d, "ip6", "berth-nat");
+    assert!(
+        nat6.contains("tcp dport 8081 dnat to [fd00:db8:3::2]:80"),
+        "{nat6}"
+    );
+
+    // The bindings, DNAT rules and DNS names come back after a daemon restart (live restore).
+    d.kill();
+    d.spawn();
+    for addr in ["[::1]:8080", "[::1]:8081"] {
+        let body = http_get(&d, addr).unwrap_or_else(|e| panic!("{addr} after restart: {e}"));
+        assert!(body.contains(&want), "{addr}: {body}");
+    }
     let nat6 = nft_table(&d, "ip6", "berth-nat");
     assert!(
         nat6.contains("tcp dport 8081 dnat to [fd00:db8:3::2]:80"),

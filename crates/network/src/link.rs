@@ -538,8 +538,18 @@ fn configure_container_side(container: &NetNs, spec: &VethSpec) -> Result<()> {
     // recycled IP with an old MAC learn the new one; arp_notify makes the kernel send it when
     // the link comes up. Best effort: a read-only /proc/sys only loses the announcement.
     let ifname = spec.container_ifname.clone();
-    let _ = container
-        .run(move || std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/arp_notify"), "1"));
+    // As dockerd: IPv6 is on for an interface if and only if its network has IPv6 (or it is given an
+    // IPv6 link-local address); an IPv4-only interface with IPv6 on would join IPv6 multicast groups
+    // and take router advertisements, open to NDP spoofing from other containers. Best effort too: a
+    // kernel without IPv6 has no such file.
+    let ipv6 = spec.address6.is_some() || spec.link_local.iter().any(|ip| ip.is_ipv6());
+    let _ = container.run(move || {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/arp_notify"), "1");
+        let _ = std::fs::write(
+            format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+            if ipv6 { "0" } else { "1" },
+        );
+    });
     add_address(&mut nl, index, &spec.container_ifname, spec.address)?;
     if let Some(a6) = spec.address6 {
         add_address6(&mut nl, index, &spec.container_ifname, a6)?;
