@@ -1,7 +1,6 @@
 //! `/networks`: list, inspect, create, remove, prune, connect and disconnect, in Docker's shapes and words.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use bollard_stubs::models::{EndpointSettings, NetworkCreateRequest};
@@ -228,91 +227,6 @@ impl State {
         v.push(NetRef::Special("host"));
         v.push(NetRef::Special("none"));
         v
-    }
-}
-
-/// One address family's IPAM request: subnet, gateway, range.
-#[derive(Debug)]
-struct FamilyPlan<N, A> {
-    subnet: Option<N>,
-    gateway: Option<A>,
-    ip_range: Option<N>,
-}
-
-impl<N, A> Default for FamilyPlan<N, A> {
-    fn default() -> Self {
-        FamilyPlan {
-            subnet: None,
-            gateway: None,
-            ip_range: None,
-        }
-    }
-}
-
-/// `IPAM.Config` split by family (at most one entry each, as Berth's bridge supports), with the auxiliary
-/// addresses of all entries.
-#[derive(Debug, Default)]
-struct IpamPlan {
-    v4: Option<FamilyPlan<ipnetwork::Ipv4Network, Ipv4Addr>>,
-    v6: Option<FamilyPlan<ipnetwork::Ipv6Network, std::net::Ipv6Addr>>,
-    aux: BTreeMap<String, std::net::IpAddr>,
-}
-
-impl IpamPlan {
-    fn parse(configs: &[bollard_stubs::models::IpamConfig]) -> Result<IpamPlan> {
-        fn opt(s: &Option<String>) -> Option<&str> {
-            s.as_deref().filter(|s| !s.is_empty())
-        }
-        fn parse<T: std::str::FromStr>(v: Option<&str>, what: &str) -> Result<Option<T>> {
-            v.map(|v| {
-                v.parse()
-                    .map_err(|_| Error::InvalidParameter(format!("invalid {what}: {v}")))
-            })
-            .transpose()
-        }
-        let mut plan = IpamPlan::default();
-        for cfg in configs {
-            let Some(subnet) = opt(&cfg.subnet) else {
-                if opt(&cfg.gateway).is_some() || opt(&cfg.ip_range).is_some() {
-                    return Err(Error::InvalidParameter(
-                        "invalid pool request: gateway and ip-range need a subnet".into(),
-                    ));
-                }
-                continue;
-            };
-            let dup = || {
-                Error::NotImplemented(
-                    "more than one IPAM config per address family is not supported by Berth yet"
-                        .into(),
-                )
-            };
-            if subnet.contains(':') {
-                if plan.v6.is_some() {
-                    return Err(dup());
-                }
-                plan.v6 = Some(FamilyPlan {
-                    subnet: parse(Some(subnet), "subnet")?,
-                    gateway: parse(opt(&cfg.gateway), "gateway address")?,
-                    ip_range: parse(opt(&cfg.ip_range), "ip-range")?,
-                });
-            } else {
-                if plan.v4.is_some() {
-                    return Err(dup());
-                }
-                plan.v4 = Some(FamilyPlan {
-                    subnet: parse(Some(subnet), "subnet")?,
-                    gateway: parse(opt(&cfg.gateway), "gateway address")?,
-                    ip_range: parse(opt(&cfg.ip_range), "ip-range")?,
-                });
-            }
-            for (k, v) in cfg.auxiliary_addresses.iter().flatten() {
-                let ip = v.parse().map_err(|_| {
-                    Error::InvalidParameter(format!("invalid auxiliary address {k}: {v}"))
-                })?;
-                plan.aux.insert(k.clone(), ip);
-            }
-        }
-        Ok(plan)
     }
 }
 
@@ -556,11 +470,12 @@ impl Engine {
                 return Err(Error::NotFound(format!("plugin \"{d}\" not found")));
             }
         }
-        let mut plan = IpamPlan::parse(
+        let mut plan = super::ipam_request::IpamPlan::parse(
             &req.ipam
                 .as_ref()
                 .and_then(|i| i.config.clone())
                 .unwrap_or_default(),
+            ipv6,
         )?;
         if !ipv6 {
             // dockerd discards an IPv6 IPAM config (and its auxiliary addresses) without an error when the

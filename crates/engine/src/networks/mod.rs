@@ -8,6 +8,7 @@
 
 mod api;
 mod endpoints;
+mod ipam_request;
 mod ports;
 mod settings;
 

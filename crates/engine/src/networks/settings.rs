@@ -238,7 +238,7 @@ pub(crate) fn check_static_addresses(rec: &network::NetworkRecord, a: &Attachmen
         .collect();
     Err(Error::InvalidParameter(format!(
         "invalid endpoint settings:\n{}",
-        lines.join("\n")
+        super::ipam_request::join_errors(&lines)
     )))
 }
 
