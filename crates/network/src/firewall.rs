@@ -389,33 +389,42 @@ impl Firewall {
     /// comment and are replaced on every reconcile; isolation still happens in Berth's own chain,
     /// which runs first. Nothing is touched where no such chain exists or it accepts by default.
     pub fn open_forward(&self, networks: &[NetworkSpec]) -> Result<()> {
-        let Ok(forward) = self.run(&["-j", "list", "chain", "ip", "filter", "FORWARD"], None)
-        else {
+        // dockerd 28 sets the policy of both ip and ip6 filter FORWARD (ip6tables is on by default);
+        // the ip6 accepts are for Berth's dual-stack bridges.
+        for fam in ["ip", "ip6"] {
+            let nets: Vec<&NetworkSpec> = networks
+                .iter()
+                .filter(|n| !n.internal && (fam == "ip" || n.subnet6.is_some()))
+                .collect();
+            self.open_forward_family(fam, &nets)?;
+        }
+        Ok(())
+    }
+
+    fn open_forward_family(&self, fam: &str, networks: &[&NetworkSpec]) -> Result<()> {
+        let Ok(forward) = self.run(&["-j", "list", "chain", fam, "filter", "FORWARD"], None) else {
             return Ok(());
         };
         let drops =
             forward.contains("\"policy\": \"drop\"") || forward.contains("\"policy\":\"drop\"");
         let chain = if self
-            .run(
-                &["-j", "list", "chain", "ip", "filter", "DOCKER-USER"],
-                None,
-            )
+            .run(&["-j", "list", "chain", fam, "filter", "DOCKER-USER"], None)
             .is_ok()
         {
             "DOCKER-USER"
         } else {
             "FORWARD"
         };
-        let mut script = self.stale_marked_rules(chain)?;
+        let mut script = self.stale_marked_rules(fam, chain)?;
         if drops {
             let marker = self.marker();
-            for n in networks.iter().filter(|n| !n.internal) {
+            for n in networks {
                 let b = quote(&n.bridge);
                 // Inserted at the top, so written in reverse of the order they end up in.
                 script.push_str(&format!(
-                    "insert rule ip filter {chain} oifname {b} ct state established,related accept comment \"{marker}\"\n\
-                     insert rule ip filter {chain} oifname {b} ct status dnat accept comment \"{marker}\"\n\
-                     insert rule ip filter {chain} iifname {b} accept comment \"{marker}\"\n"
+                    "insert rule {fam} filter {chain} oifname {b} ct state established,related accept comment \"{marker}\"\n\
+                     insert rule {fam} filter {chain} oifname {b} ct status dnat accept comment \"{marker}\"\n\
+                     insert rule {fam} filter {chain} iifname {b} accept comment \"{marker}\"\n"
                 ));
             }
         }
@@ -425,13 +434,13 @@ impl Firewall {
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
     }
 
-    /// `delete rule` lines for the rules of `ip filter CHAIN` carrying this firewall's marker.
-    fn stale_marked_rules(&self, chain: &str) -> Result<String> {
-        let Ok(text) = self.run(&["-a", "-j", "list", "chain", "ip", "filter", chain], None) else {
+    /// `delete rule` lines for the rules of `FAMILY filter CHAIN` carrying this firewall's marker.
+    fn stale_marked_rules(&self, fam: &str, chain: &str) -> Result<String> {
+        let Ok(text) = self.run(&["-a", "-j", "list", "chain", fam, "filter", chain], None) else {
             return Ok(String::new());
         };
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Nft {
-            op: format!("list chain ip filter {chain}"),
+            op: format!("list chain {fam} filter {chain}"),
             reason: format!("bad JSON from nft: {e}"),
         })?;
         let marker = self.marker();
@@ -440,7 +449,7 @@ impl Firewall {
             let rule = &item["rule"];
             if rule["comment"].as_str() == Some(marker.as_str()) {
                 if let Some(h) = rule["handle"].as_u64() {
-                    script.push_str(&format!("delete rule ip filter {chain} handle {h}\n"));
+                    script.push_str(&format!("delete rule {fam} filter {chain} handle {h}\n"));
                 }
             }
         }
@@ -453,8 +462,10 @@ impl Firewall {
         for (fam, name) in self.tables.all() {
             script.push_str(&format!("table {fam} {name}\ndelete table {fam} {name}\n"));
         }
-        for chain in ["DOCKER-USER", "FORWARD"] {
-            script.push_str(&self.stale_marked_rules(chain)?);
+        for fam in ["ip", "ip6"] {
+            for chain in ["DOCKER-USER", "FORWARD"] {
+                script.push_str(&self.stale_marked_rules(fam, chain)?);
+            }
         }
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
     }

@@ -403,11 +403,33 @@ fn ipv6_traffic_leaving_a_dual_stack_network_is_masqueraded() {
     };
     // Without Berth's tables the container's own address arrives (routed, not translated).
     assert_eq!(seen(), "fd00:201::2");
+    // What dockerd 28 leaves with ip6tables-nft: ip6 filter FORWARD dropping, jumping to DOCKER-USER.
+    let docker = "table ip6 filter {\n chain DOCKER-USER {\n }\n chain FORWARD {\n  type filter hook forward priority filter; policy drop;\n  jump DOCKER-USER\n }\n}\n";
+    host.run(|| {
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(docker.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    })
+    .unwrap();
+    assert!(!reachable(&c, target), "the ip6 FORWARD drop applies");
     let fw = firewall(&host);
     fw.reconcile(&[n1.spec()], &[]).unwrap();
-    // NAT66: the host's address on the way out.
+    // NAT66 (and Berth's accepts in ip6 DOCKER-USER): the host's address on the way out.
     assert_eq!(seen(), "fd00:202::1");
+    let user = fw.list_table("ip6", "filter").unwrap().to_string();
+    assert_eq!(user.matches("berth:berth").count(), 3, "{user}");
     fw.cleanup().unwrap();
+    let user = fw.list_table("ip6", "filter").unwrap().to_string();
+    assert!(!user.contains("berth:"), "{user}");
     n1.detach("c").unwrap();
     lan.detach("outside").unwrap();
     n1.remove().unwrap();
