@@ -214,7 +214,8 @@ impl Pool {
         gateway: Option<Ipv4Addr>,
         ip_range: Option<Ipv4Network>,
     ) -> Result<Self> {
-        // Docker accepts a subnet written with host bits (10.1.2.3/16) and uses its network.
+        // A subnet written with host bits (the daemon's --bip 10.1.2.3/16) stands for its network; the API
+        // refuses one with dockerd's words before it gets here (engine/src/networks/ipam_request.rs).
         let subnet = Ipv4Network::new(subnet.network(), subnet.prefix())
             .map_err(|e| Error::InvalidConfig(format!("invalid subnet {subnet}: {e}")))?;
         if subnet.prefix() > 30 {
