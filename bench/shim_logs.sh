@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The shim's CPU per MB of container output written to its json-file log, through the real docker CLI
+# The shim's CPU per MB of container output written to its json-file (or local) log, through the real docker CLI
 # against `berth daemon` (private root, busybox image imported from Debian's busybox-static):
 #   1. short lines: `yes` (two-byte lines, the worst case: one log entry per two bytes);
 #   2. long lines: 100-byte lines;
@@ -10,8 +10,10 @@
 #
 #   bench/shim_logs.sh [MB]   (root; installs busybox-static if missing)
 #   BERTH=target/debug/berth bench/shim_logs.sh   to use another build (skips cargo build)
+#   LOG_DRIVER=local bench/shim_logs.sh           the local driver instead (rotated files gzipped)
 set -euo pipefail
 MB=${1:-200}
+DRIVER=${LOG_DRIVER:-json-file}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 [ -x /bin/busybox ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null; }
@@ -48,12 +50,18 @@ BYTES=$((MB * 1024 * 1024))
 measure() {
     local name=$1 gen=$2 id shim d0 log
     d0=$(ticks "$DAEMON_PID")
-    id=$(docker run -d --name "$name" --log-opt max-size=10m --log-opt max-file=3 busybox \
+    id=$(docker run -d --name "$name" --log-driver "$DRIVER" --log-opt max-size=10m --log-opt max-file=3 busybox \
         sh -c "$gen | head -c $BYTES; echo DONE >&2; exec sleep 1000")
     shim=$(pgrep -f " shim --id $id")
-    log=$(docker inspect -f '{{.LogPath}}' "$name")
+    local done_mark='"DONE\\n","stream":"stderr"'
+    if [ "$DRIVER" = local ]; then
+        log=$T/data/containers/$id/local-logs/container.log
+        done_mark=DONE
+    else
+        log=$(docker inspect -f '{{.LogPath}}' "$name")
+    fi
     local t0=$SECONDS
-    until grep -q '"DONE\\n","stream":"stderr"' "$log" 2>/dev/null; do
+    until grep -aq "$done_mark" "$log" 2>/dev/null; do
         sleep 0.2
         [ $((SECONDS - t0)) -lt 600 ] || { echo "$name: no DONE after 600 s" >&2; exit 1; }
     done
@@ -78,7 +86,7 @@ reference() {
 }
 
 LONG="yes $(printf 'x%.0s' $(seq 99))"
-echo "== $MB MiB of output, json-file max-size=10m max-file=3; BERTH=$BERTH"
+echo "== $MB MiB of output, $DRIVER max-size=10m max-file=3; BERTH=$BERTH"
 measure short yes
 measure long "$LONG"
 if command -v /usr/bin/time >/dev/null; then

@@ -6,6 +6,9 @@ mod common;
 
 use common::Daemon;
 
+/// dockerd 28's answer to what needs a swarm manager on a node in no swarm (moby daemon/cluster).
+const NOT_SWARM_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+
 #[test]
 fn ping_answers_ok_with_negotiation_headers() {
     let d = Daemon::start();
@@ -147,33 +150,77 @@ fn an_unread_request_body_is_drained_before_the_answer() {
     }
 }
 
+/// The routes of what Berth does not have answer as dockerd does on a node in no swarm and with no plugin
+/// installed, or with a 501 naming the feature; never a bare "page not found".
 #[test]
-fn swarm_and_plugin_routes_answer_503_with_a_message() {
+fn swarm_plugin_and_missing_feature_routes_answer_as_dockerd() {
     let d = Daemon::start();
-    for path in [
-        "/swarm",
-        "/services",
-        "/nodes",
-        "/tasks",
-        "/secrets",
-        "/configs",
-        "/plugins/pull",
-    ] {
-        let method = if path.starts_with("/plugins") {
-            "POST"
-        } else {
-            "GET"
-        };
+    let answer = |method: &str, path: &str| {
         let r = d.request(method, &format!("/v1.50{path}"), &[]);
-        assert_eq!(r.status, 503, "{path}");
-        assert!(!r.json()["message"].as_str().unwrap().is_empty());
+        let message = r.json()["message"].as_str().unwrap_or("").to_owned();
+        (r.status, message)
+    };
+    for (method, path) in [
+        ("GET", "/swarm"),
+        ("GET", "/swarm/unlockkey"),
+        ("POST", "/swarm/update"),
+        ("GET", "/services"),
+        ("POST", "/services/create"),
+        ("GET", "/services/web/logs"),
+        ("GET", "/nodes"),
+        ("DELETE", "/nodes/n1"),
+        ("GET", "/tasks"),
+        ("GET", "/secrets"),
+        ("POST", "/configs/create"),
+    ] {
+        assert_eq!(
+            answer(method, path),
+            (503, NOT_SWARM_MANAGER.to_owned()),
+            "{method} {path}"
+        );
     }
-    // No plugin is installed: none listed, and an unknown one is not found (so `docker inspect` goes on).
+    assert_eq!(
+        answer("POST", "/swarm/leave"),
+        (503, "This node is not part of a swarm".to_owned())
+    );
+    for (method, path, feature) in [
+        ("POST", "/swarm/init", "swarm mode"),
+        ("POST", "/swarm/join", "swarm mode"),
+        ("POST", "/plugins/pull", "plugins"),
+        ("POST", "/plugins/create", "plugins"),
+        ("GET", "/plugins/privileges", "plugins"),
+        ("GET", "/containers/x/checkpoints", "checkpoint"),
+        ("DELETE", "/containers/x/checkpoints/c1", "checkpoint"),
+        ("GET", "/containers/x/attach/ws", "websocket"),
+        ("POST", "/session", "BuildKit"),
+        ("POST", "/grpc", "BuildKit"),
+    ] {
+        let (status, message) = answer(method, path);
+        assert_eq!(status, 501, "{method} {path}: {message}");
+        assert!(
+            message.starts_with("Berth does not support") && message.contains(feature),
+            "{method} {path}: {message}"
+        );
+    }
+    // No plugin is installed: none listed, and a named one is not found (so `docker inspect` goes on).
     let r = d.request("GET", "/v1.50/plugins", &[]);
     assert_eq!((r.status, r.text().trim()), (200, "[]"));
-    let r = d.request("GET", "/v1.50/plugins/nope/json", &[]);
-    assert_eq!(r.status, 404);
-    assert_eq!(r.json()["message"], "plugin \"nope\" not found");
+    for (method, path) in [
+        ("GET", "/plugins/vieux/sshfs:latest/json"),
+        ("DELETE", "/plugins/vieux/sshfs:latest"),
+        ("POST", "/plugins/vieux/sshfs:latest/enable"),
+        ("POST", "/plugins/vieux/sshfs:latest/disable"),
+        ("POST", "/plugins/vieux/sshfs:latest/set"),
+    ] {
+        assert_eq!(
+            answer(method, path),
+            (404, "plugin \"vieux/sshfs:latest\" not found".to_owned()),
+            "{method} {path}"
+        );
+    }
+    // A CORS preflight gets dockerd's empty 200 on any path.
+    let r = d.request("OPTIONS", "/v1.50/containers/json", &[]);
+    assert_eq!((r.status, r.body.len()), (200, 0));
 }
 
 #[test]
@@ -182,10 +229,7 @@ fn cluster_volumes_answer_503_from_the_engine_and_create_nothing() {
     let body = br#"{"Name":"cv","ClusterVolumeSpec":{"Group":"g"}}"#;
     let r = d.request("POST", "/v1.50/volumes/create", body);
     assert_eq!(r.status, 503, "{}", r.text());
-    assert_eq!(
-        r.json()["message"],
-        "cluster volumes need swarm mode, which Berth does not support"
-    );
+    assert_eq!(r.json()["message"], NOT_SWARM_MANAGER);
     let r = d.request("GET", "/v1.50/volumes/cv", &[]);
     assert_eq!(r.status, 404, "{}", r.text());
 }
@@ -282,6 +326,259 @@ fn live_events_stream_as_they_happen() {
         }
     }
     assert!(seen.contains("live:latest"), "{seen}");
+}
+
+/// Starts `d` again with `env` added to the daemon's environment (the proxies `info` reports).
+fn respawn_with_env(d: &mut Daemon, env: &[(&str, &str)]) {
+    d.kill();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.dir.path().join("daemon.log"))
+        .unwrap();
+    let mut cmd = d.daemon_command();
+    cmd.envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    d.child = Some(cmd.spawn().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while d
+        .try_request("GET", "/_ping", &[])
+        .map_or(true, |r| r.status != 200)
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// JSON types match, `null` standing for an empty list or map (Go writes a nil slice as `null`).
+fn same_shape(path: &str, want: &serde_json::Value, got: &serde_json::Value, dropped: &[&str]) {
+    use serde_json::Value;
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                let p = format!("{path}.{k}");
+                if dropped.contains(&p.as_str()) {
+                    continue;
+                }
+                let gv = g.get(k).unwrap_or_else(|| panic!("{p} missing: {got}"));
+                // Keys whose values are data (runtimes, registries) only need to be maps.
+                if !["Runtimes", "IndexConfigs"].contains(&k.as_str()) {
+                    same_shape(&p, wv, gv, dropped);
+                }
+            }
+        }
+        (Value::Null, _) | (_, Value::Null) => {}
+        (w, g) => assert_eq!(
+            std::mem::discriminant(w),
+            std::mem::discriminant(g),
+            "{path}: dockerd {w}, berth {g}"
+        ),
+    }
+}
+
+/// Every field of dockerd's `/info` (recorded, tests/fixtures/docker-cli-output/api/info.json) that API 1.50
+/// still has is in Berth's with the same shape, and says what Docker says in the same state: no swarm, the
+/// overlay2 driver, the built-in seccomp profile, docker-init, the registry settings and proxies the daemon
+/// was started with.
+#[test]
+fn info_has_every_field_dockerd_reports_and_the_daemons_settings() {
+    let mut d = Daemon::start_with(&[
+        "--insecure-registry",
+        "10.9.0.0/16",
+        "--insecure-registry",
+        "reg.test:5000",
+        "--registry-mirror",
+        "https://mirror.test",
+    ]);
+    respawn_with_env(
+        &mut d,
+        &[
+            ("HTTP_PROXY", "http://user:secret@proxy.test:3128"),
+            ("https_proxy", "http://proxy.test:3129"),
+            ("NO_PROXY", "localhost,.test"),
+        ],
+    );
+    let info = d.get_json("/info");
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::fixtures_dir().join("docker-cli-output/api/info.json")).unwrap(),
+    )
+    .unwrap();
+    // What API 1.50 dropped, or leaves out when false.
+    let dropped = [
+        ".KernelMemory",
+        ".KernelMemoryTCP",
+        ".BridgeNfIptables",
+        ".BridgeNfIp6tables",
+        ".RegistryConfig.AllowNondistributableArtifactsCIDRs",
+        ".RegistryConfig.AllowNondistributableArtifactsHostnames",
+        ".ContainerdCommit.Expected",
+        ".RuncCommit.Expected",
+        ".InitCommit.Expected",
+    ];
+    same_shape("", &want, &info, &dropped);
+
+    assert_eq!(info["Driver"], "overlay2");
+    let status: Vec<&str> = info["DriverStatus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        status,
+        [
+            "Backing Filesystem",
+            "Supports d_type",
+            "Using metacopy",
+            "Native Overlay Diff",
+            "userxattr"
+        ]
+    );
+    assert_eq!(
+        info["Swarm"],
+        serde_json::json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+            "ControlAvailable": false, "Error": "", "RemoteManagers": null})
+    );
+    let security: Vec<&str> = info["SecurityOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    // Private cgroup namespaces are the default on a cgroup v2 host only, as in dockerd.
+    let mut expected = vec!["name=seccomp,profile=builtin"];
+    if info["CgroupVersion"] == "2" {
+        expected.push("name=cgroupns");
+    }
+    assert_eq!(security, expected);
+    assert_eq!(info["InitBinary"], "docker-init");
+    for c in ["ContainerdCommit", "RuncCommit", "InitCommit"] {
+        assert!(!info[c]["ID"].as_str().unwrap().is_empty(), "{c}: {info}");
+    }
+    assert_eq!(info["ContainerdCommit"]["ID"], "N/A");
+    assert_eq!(
+        info["Plugins"],
+        serde_json::json!({"Volume": ["local"], "Network": ["bridge", "host", "null"],
+            "Log": info["Plugins"]["Log"], "Authorization": null})
+    );
+    assert!(info["Plugins"]["Log"]
+        .as_array()
+        .unwrap()
+        .contains(&"json-file".into()));
+    let reg = &info["RegistryConfig"];
+    assert_eq!(
+        reg["InsecureRegistryCIDRs"],
+        serde_json::json!(["10.9.0.0/16", "::1/128", "127.0.0.0/8"])
+    );
+    assert_eq!(reg["Mirrors"], serde_json::json!(["https://mirror.test/"]));
+    assert_eq!(
+        reg["IndexConfigs"],
+        serde_json::json!({
+            "docker.io": {"Name": "docker.io", "Mirrors": ["https://mirror.test/"], "Secure": true, "Official": true},
+            "reg.test:5000": {"Name": "reg.test:5000", "Mirrors": [], "Secure": false, "Official": false}
+        })
+    );
+    assert_eq!(info["HttpProxy"], "http://xxxxx:xxxxx@proxy.test:3128");
+    assert_eq!(info["HttpsProxy"], "http://proxy.test:3129");
+    assert_eq!(info["NoProxy"], "localhost,.test");
+}
+
+/// `/version` names the commit and time the daemon was built from (read from git by the build script) and
+/// the components containers run with, as dockerd lists containerd, runc and docker-init.
+#[test]
+fn version_reports_the_build_commit_time_and_components() {
+    let d = Daemon::start();
+    let v = d.get_json("/version");
+    let want: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::fixtures_dir().join("docker-cli-output/api/version.json")).unwrap(),
+    )
+    .unwrap();
+    same_shape("", &want, &v, &[]);
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short=7", "HEAD"]) {
+        Some(commit) => {
+            // Built from this checkout: its commit, and that commit's time in dockerd's format.
+            assert_eq!(v["GitCommit"], commit.as_str(), "{v}");
+            let secs: i64 = git(&["log", "-1", "--format=%ct", "HEAD"])
+                .unwrap()
+                .parse()
+                .unwrap();
+            let t = chrono::DateTime::parse_from_rfc3339(v["BuildTime"].as_str().unwrap())
+                .unwrap_or_else(|e| panic!("{v}: {e}"));
+            assert_eq!(t.timestamp(), secs);
+            assert!(v["BuildTime"]
+                .as_str()
+                .unwrap()
+                .ends_with(".000000000+00:00"));
+        }
+        // A tree without git builds too, and says it does not know.
+        None => assert_eq!(
+            (v["GitCommit"].as_str(), v["BuildTime"].as_str()),
+            (Some(""), Some(""))
+        ),
+    }
+    assert!(
+        v["GoVersion"].as_str().unwrap().starts_with("rustc "),
+        "{v}"
+    );
+    let components = v["Components"].as_array().unwrap();
+    let names: Vec<&str> = components
+        .iter()
+        .map(|c| c["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Engine", "berth", "docker-init"]);
+    let engine = &components[0]["Details"];
+    for k in ["GitCommit", "BuildTime", "GoVersion"] {
+        assert_eq!(engine[k], v[k], "{k}");
+    }
+    assert_eq!(components[1]["Details"]["GitCommit"], v["GitCommit"]);
+}
+
+/// With runc as the default runtime, `version` lists it and `info` gives its commit, read from
+/// `runc --version` as dockerd reads it.
+#[test]
+fn version_and_info_name_an_external_default_runtime() {
+    common::require("runc", "runc");
+    let d = Daemon::start_with(&["--default-runtime", "runc"]);
+    let out = std::process::Command::new("runc")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit_once("version"))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap();
+    let commit = text
+        .lines()
+        .find_map(|l| l.strip_prefix("commit:"))
+        .map(|c| c.trim().to_owned())
+        .unwrap_or_default();
+    let v = d.get_json("/version");
+    let runc = v["Components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Name"] == "runc")
+        .unwrap_or_else(|| panic!("{v}"))
+        .clone();
+    assert_eq!(runc["Version"], version.as_str());
+    assert_eq!(runc["Details"]["GitCommit"], commit.as_str());
+    let info = d.get_json("/info");
+    assert_eq!(info["DefaultRuntime"], "runc");
+    assert_eq!(info["RuncCommit"]["ID"], commit.as_str());
 }
 
 /// Sends `head` (a request line and headers) on a fresh connection and returns the whole answer as text;

@@ -462,12 +462,65 @@ fn run_mounts_and_heredocs_go_beyond_the_classic_builder() {
     let o = build(&d, &["--no-cache", "-t", "m:2", ctx_s]);
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     assert_eq!(show("m:2", "/count"), "2\n");
+    // `system df` lists it as BuildKit lists a cache mount, sized as the prune then reclaims it.
+    let df = d.get_json("/system/df?type=build-cache");
+    let caches = df["BuildCache"].as_array().unwrap();
+    assert_eq!(caches.len(), 1, "{df}");
+    assert_eq!(caches[0]["Type"], "exec.cachemount", "{df}");
+    assert_eq!(caches[0]["InUse"], false, "{df}");
+    let cache_size = caches[0]["Size"].as_u64().unwrap();
+    assert!(cache_size > 0, "{df}");
+    assert_eq!(
+        df["Images"],
+        serde_json::Value::Null,
+        "only what was asked: {df}"
+    );
+    let summary = ok(&d.docker(&["system", "df"]));
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap();
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>()[2..4],
+        ["1", "0"],
+        "{summary}"
+    );
+    // What the filters and the space to keep spare stays: used just now, and smaller than 1 GB.
+    let kept = "Total reclaimed space: 0B\n";
+    let prune = |args: &[&str]| {
+        let mut cmd = vec!["builder", "prune", "-f"];
+        cmd.extend_from_slice(args);
+        let o = d.docker(&cmd);
+        (ok(&o), err(&o))
+    };
+    assert_eq!(prune(&["--filter", "until=1h"]).0, kept);
+    assert_eq!(prune(&["--keep-storage", "1GB"]).0, kept);
+    assert_eq!(prune(&["--filter", "type=regular"]).0, kept);
+    let o = d.docker(&["builder", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(
+        err(&o).ends_with("Error response from daemon: invalid filter 'bogus'\n"),
+        "{}",
+        err(&o)
+    );
+    let r = d.request(
+        "POST",
+        "/build/prune?filters=%7B%22until%22%3A%7B%221h%22%3Atrue%7D%2C%22unused-for%22%3A%7B%221h%22%3Atrue%7D%7D",
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.json()["message"].as_str().unwrap()),
+        (400, "conflicting filters: \"until\" and \"unused-for\"")
+    );
     // `docker builder prune` empties it.
     let pruned = d.request("POST", "/build/prune", b"");
     assert_eq!(pruned.status, 200);
     let v: serde_json::Value = serde_json::from_slice(&pruned.body).unwrap();
     assert_eq!(v["CachesDeleted"].as_array().unwrap().len(), 1, "{v}");
-    assert!(v["SpaceReclaimed"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["SpaceReclaimed"].as_u64(), Some(cache_size), "{v}");
+    assert_eq!(
+        d.get_json("/system/df?type=build-cache")["BuildCache"],
+        serde_json::json!([])
+    );
     let o = build(&d, &["--no-cache", "-t", "m:3", ctx_s]);
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     assert_eq!(show("m:3", "/count"), "1\n");
@@ -783,4 +836,61 @@ fn image_prune_leaves_the_images_of_a_build_under_way() {
     // Released with the build's end: the first stage's image is dangling now, and prune takes it.
     let pruned = ok(&d.docker(&["image", "prune", "-f"]));
     assert!(pruned.contains("deleted:"), "{pruned}");
+}
+
+/// A cache a running build uses is `InUse` in `system df`, and `builder prune` leaves it, as BuildKit never
+/// prunes a record in use; once the build ends it can go.
+#[test]
+fn builder_prune_never_takes_a_cache_a_build_is_using() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("busy");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:latest\n\
+         RUN --mount=type=cache,target=/cache sh -c 'echo kept > /cache/f; i=0; while [ $i -lt 300 ] && [ ! -e /cache/go ]; do sleep 0.1; i=$((i+1)); done; cat /cache/f'\n",
+    )
+    .unwrap();
+    let ctx_s = ctx.to_str().unwrap().to_owned();
+    let builder = {
+        let host = d.host();
+        let config = d.dir.path().join("docker-config");
+        std::thread::spawn(move || {
+            Command::new(common::docker_bin())
+                .args(["build", "-t", "busy:1", &ctx_s])
+                .env("DOCKER_HOST", host)
+                .env("DOCKER_CONFIG", config)
+                .env("DOCKER_BUILDKIT", "0")
+                .output()
+                .unwrap()
+        })
+    };
+    // Wait until the step runs with its cache.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let cache = loop {
+        let df = d.get_json("/system/df?type=build-cache");
+        if let Some(c) = df["BuildCache"].as_array().and_then(|a| a.first()) {
+            if c["Size"].as_u64() > Some(0) {
+                break c.clone();
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "{df}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(cache["InUse"], true, "{cache}");
+    let pruned = d.request("POST", "/build/prune?all=1", b"");
+    assert_eq!(
+        pruned.json(),
+        serde_json::json!({"CachesDeleted": [], "SpaceReclaimed": 0})
+    );
+    // Let the step finish: it still reads what it wrote.
+    let id = cache["ID"].as_str().unwrap();
+    std::fs::write(d.data_root().join("build-cache").join(id).join("go"), b"").unwrap();
+    let o = builder.join().unwrap();
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert!(out(&o).contains("kept"), "{}", out(&o));
+    let df = d.get_json("/system/df?type=build-cache");
+    assert_eq!(df["BuildCache"][0]["InUse"], false, "{df}");
+    let pruned = d.request("POST", "/build/prune", b"").json();
+    assert_eq!(pruned["CachesDeleted"], serde_json::json!([id]), "{pruned}");
 }

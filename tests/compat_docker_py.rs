@@ -61,6 +61,18 @@ fn docker_py_containers_run_logs_top_stats_stop_attach_remove() {
 }
 
 #[test]
+fn docker_py_log_drivers_local_none_and_bad_options() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(
+        &d,
+        "docker_py_logdrivers.py",
+        &[("ROOTFS", rootfs.as_os_str())],
+    );
+}
+
+#[test]
 fn docker_py_exec_run_and_low_level_exec_streams() {
     let d = Daemon::start();
     let rootfs = d.dir.path().join("rootfs.tar");
@@ -134,4 +146,12 @@ fn docker_py_builds_and_commits() {
     let rootfs = d.dir.path().join("rootfs.tar");
     common::busybox_rootfs_tar(&rootfs);
     run_script(&d, "docker_py_build.py", &[("ROOTFS", rootfs.as_os_str())]);
+}
+
+#[test]
+fn docker_py_info_version_df_and_prunes() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(&d, "docker_py_system.py", &[("ROOTFS", rootfs.as_os_str())]);
 }

@@ -16,7 +16,14 @@
 //! mapped once. Names the file lists that a build no longer has (renamed or re-instantiated functions) are
 //! ignored, so a stale file costs memory, never correctness; regenerate it when `bench/memory.sh` shows the
 //! text growing.
+//!
+//! It also embeds what `docker version` and `docker info` report about the build, as dockerd's build
+//! embeds them: `BERTH_GIT_COMMIT` (the commit, abbreviated to 7 digits), `BERTH_BUILD_TIME` (that
+//! commit's time, so the same tree always builds the same binary) and `BERTH_RUSTC_VERSION`. Set in the
+//! environment they win (a packager's values); built from a tarball without `.git` and without them, the
+//! commit and time are empty and the build goes on.
 fn main() {
+    embed_build_info();
     println!("cargo:rerun-if-env-changed=BERTH_PIE");
     println!("cargo:rerun-if-changed=text-order.txt");
     let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("text-order.txt");
@@ -32,4 +39,71 @@ fn main() {
     {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
+}
+
+fn embed_build_info() {
+    for var in ["BERTH_GIT_COMMIT", "BERTH_BUILD_TIME", "SOURCE_DATE_EPOCH"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    // Build again when HEAD moves: its file, and the branch it names (loose or packed).
+    if let Some(git_dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        let git_dir = std::path::PathBuf::from(git_dir);
+        let common = git(&["rev-parse", "--git-common-dir"])
+            .map(|c| dir.join(c))
+            .unwrap_or_else(|| git_dir.clone());
+        let mut watch = vec![git_dir.join("HEAD"), common.join("packed-refs")];
+        if let Some(branch) = std::fs::read_to_string(git_dir.join("HEAD"))
+            .ok()
+            .and_then(|h| h.trim().strip_prefix("ref: ").map(str::to_owned))
+        {
+            watch.push(common.join(branch));
+        }
+        for p in watch.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", p.display());
+        }
+    }
+    let commit = std::env::var("BERTH_GIT_COMMIT")
+        .ok()
+        .or_else(|| git(&["rev-parse", "--short=7", "HEAD"]))
+        .unwrap_or_default();
+    let time = std::env::var("BERTH_BUILD_TIME")
+        .ok()
+        .or_else(|| {
+            let epoch = std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .or_else(|| git(&["log", "-1", "--format=%ct", "HEAD"]))?;
+            epoch.parse::<i64>().ok().map(rfc3339_utc)
+        })
+        .unwrap_or_default();
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let compiler = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        // `rustc 1.89.0 (29483883e 2025-08-04)`: the name and version.
+        .map(|v| v.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    println!("cargo:rustc-env=BERTH_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=BERTH_BUILD_TIME={time}");
+    println!("cargo:rustc-env=BERTH_RUSTC_VERSION={compiler}");
+}
+
+/// Unix seconds as dockerd's `BuildTime` (`2025-05-30T12:07:14.000000000+00:00`).
+fn rfc3339_utc(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.9f+00:00").to_string())
+        .unwrap_or_default()
 }

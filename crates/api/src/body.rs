@@ -33,6 +33,21 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Response<Body> {
     json_status(StatusCode::OK, value)
 }
 
+/// A 200 with a JSON value written as it is ordered: for values already put in dockerd's order (through
+/// [`crate::json::Sorted`] and then shaped), which [`json`] would sort again as a map.
+pub fn json_value(value: &serde_json::Value) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(mut v) => {
+            v.push(b'\n');
+            with_type(StatusCode::OK, "application/json", full(v))
+        }
+        Err(e) => error_response(&ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding response: {e}"),
+        )),
+    }
+}
+
 /// A response with a JSON body and the given status.
 pub fn json_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
     match crate::json::to_vec(value) {

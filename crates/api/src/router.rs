@@ -65,6 +65,14 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
     };
     let method = req.method().clone();
     let m = &method;
+    if m == Method::OPTIONS {
+        // dockerd answers a CORS preflight on any path with an empty 200.
+        return Ok(crate::body::with_type(
+            http::StatusCode::OK,
+            "text/plain; charset=utf-8",
+            crate::body::full(""),
+        ));
+    }
     match path.as_str() {
         "/_ping" if m == Method::GET || m == Method::HEAD => Ok(routes::system::ping(m)),
         "/version" if m == Method::GET => Ok(routes::system::version(&ctx)),
@@ -126,18 +134,7 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
                 _ => Err(ApiError::page_not_found()),
             }
         }
-        // No plugin is installed, truthfully: `docker plugin ls` lists none, and `docker inspect` of an
-        // unknown name goes on to "No such object" (a 503 here would end it with this error instead).
-        "/plugins" if m == Method::GET => Ok(crate::body::json(&Vec::<serde_json::Value>::new())),
-        p if m == Method::GET && p.starts_with("/plugins/") && p.ends_with("/json") => {
-            let name = &p["/plugins/".len()..p.len() - "/json".len()];
-            Err(ApiError::new(
-                http::StatusCode::NOT_FOUND,
-                format!("plugin \"{name}\" not found"),
-            ))
-        }
-        p if routes::unsupported::is_swarm_or_plugin(p) => Err(routes::unsupported::error(p)),
-        _ => Err(ApiError::page_not_found()),
+        p => routes::unsupported::answer(m, p).unwrap_or_else(|| Err(ApiError::page_not_found())),
     }
 }
 
@@ -151,7 +148,11 @@ async fn container_route(
     let m = req.method().clone();
     // A removal names the whole rest, as dockerd's `DELETE /containers/{name:.*}`: `docker rm --link`
     // sends the link's name, `/PARENT/ALIAS`, unescaped.
-    if m == Method::DELETE {
+    // A link's name has two parts, so `NAME/checkpoints/ID` can only be a checkpoint.
+    let checkpoint = rest.split_once("/checkpoints/").is_some_and(|(n, c)| {
+        !n.is_empty() && !n.contains('/') && !c.is_empty() && !c.contains('/')
+    });
+    if m == Method::DELETE && !checkpoint {
         return c::remove(ctx, rest).await;
     }
     let (name, action) = match rest.split_once('/') {
@@ -180,6 +181,14 @@ async fn container_route(
         ("changes", &Method::GET) => routes::archive::changes(ctx, name).await,
         ("export", &Method::GET) => routes::archive::export(ctx, name).await,
         ("exec", &Method::POST) => routes::exec::create(ctx, req, name).await,
+        ("checkpoints", &Method::GET | &Method::POST) => Err(routes::unsupported::checkpoints()),
+        (a, &Method::DELETE)
+            if a.strip_prefix("checkpoints/")
+                .is_some_and(|c| !c.is_empty()) =>
+        {
+            Err(routes::unsupported::checkpoints())
+        }
+        ("attach/ws", &Method::GET) => Err(routes::unsupported::attach_websocket()),
         _ => Err(ApiError::page_not_found()),
     }
 }

@@ -30,9 +30,6 @@ pub struct DaemonArgs {
     /// Log as JSON lines instead of text
     #[arg(long)]
     log_json: bool,
-    /// Daemon configuration file (default /etc/berth/daemon.json)
-    #[arg(long, value_name = "string")]
-    config_file: Option<PathBuf>,
     /// Bridge device of the default network ("none" for no default network)
     #[arg(short = 'b', long, value_name = "string")]
     bridge: Option<String>,
@@ -51,7 +48,7 @@ pub struct DaemonArgs {
     /// Default OCI runtime for containers
     #[arg(long, default_value = engine::BUILTIN_RUNTIME)]
     default_runtime: String,
-    /// Enable insecure registry communication (a CIDR or host[:port]); 127.0.0.0/8 always is
+    /// Enable insecure registry communication (a CIDR or host[:port]); 127.0.0.0/8 and ::1/128 always are
     #[arg(long = "insecure-registry", value_name = "list")]
     insecure_registries: Vec<String>,
     /// Preferred registry mirror for docker.io
@@ -60,6 +57,15 @@ pub struct DaemonArgs {
     /// Per-registry CA and client certificates (<dir>/<host:port>/ca.crt, client.cert, client.key)
     #[arg(long, default_value = "/etc/berth/certs.d")]
     registry_certs_dir: PathBuf,
+    /// Default driver for container logs (json-file, local, syslog, journald, none)
+    #[arg(long, value_name = "string")]
+    log_driver: Option<String>,
+    /// Default log driver options for containers
+    #[arg(long, value_name = "map")]
+    log_opt: Vec<String>,
+    /// Daemon configuration file (default /etc/berth/daemon.json)
+    #[arg(long, value_name = "string")]
+    config_file: Option<PathBuf>,
 }
 
 /// The registry settings from the flags, as dockerd reads its own.
@@ -128,32 +134,7 @@ async fn trim_heap_periodically() {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-/// Applies `daemon.json` to the flags, as dockerd does: a setting may come from either, not both.
-fn apply_config_file(args: &mut DaemonArgs) -> anyhow::Result<()> {
-    let (path, explicit) = match &args.config_file {
-        Some(p) => (p.clone(), true),
-        None => (PathBuf::from(crate::daemon_config::DEFAULT_PATH), false),
-    };
-    let file = crate::daemon_config::load(&path, explicit)?;
-    let mut conflicts = Vec::new();
-    use crate::daemon_config::merge;
-    args.bridge = merge("bridge", args.bridge.take(), file.bridge, &mut conflicts);
-    args.bip = merge("bip", args.bip.take(), file.bip, &mut conflicts);
-    args.fixed_cidr_v6 = merge(
-        "fixed-cidr-v6",
-        args.fixed_cidr_v6.take(),
-        file.fixed_cidr_v6,
-        &mut conflicts,
-    );
-    match (args.ipv6, file.ipv6) {
-        (true, Some(f)) => conflicts.push(format!("ipv6: (from flag: true, from file: {f})")),
-        (false, Some(f)) => args.ipv6 = f,
-        _ => {}
-    }
-    crate::daemon_config::check_conflicts(&conflicts)
-}
-
-pub fn run(mut args: DaemonArgs) -> anyhow::Result<()> {
+pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
     // Two malloc arenas, not eight per core: tokio's threads take turns, and each arena keeps its own
     // high-water mark of resident memory.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -162,7 +143,11 @@ pub fn run(mut args: DaemonArgs) -> anyhow::Result<()> {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     init_logging(&args.log_level, args.log_json);
-    apply_config_file(&mut args)?;
+    engine::set_build_info(engine::BuildInfo {
+        git_commit: env!("BERTH_GIT_COMMIT").to_owned(),
+        build_time: env!("BERTH_BUILD_TIME").to_owned(),
+        compiler: env!("BERTH_RUSTC_VERSION").to_owned(),
+    });
     // Every listener is decided (TLS files read, plain TCP refused) before anything is touched on disk.
     let plan = crate::listen::plan(&args.host, &args.listen, &args.exec_root)?;
     let sockets: Vec<PathBuf> = plan
@@ -204,20 +189,25 @@ pub fn run(mut args: DaemonArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: &DaemonArgs, plan: &crate::listen::Plan) -> anyhow::Result<()> {
+    let file = crate::daemon_config::load(args.config_file.as_deref())?;
     let config = engine::EngineConfig {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
-        network: engine::networks::NetworkConfig {
-            bridge: args.bridge.clone(),
-            bip: args.bip.clone(),
-            ipv6: args.ipv6,
-            fixed_cidr_v6: args.fixed_cidr_v6.clone(),
-        },
+        network: crate::daemon_config::network_config(
+            engine::networks::NetworkConfig {
+                bridge: args.bridge.clone(),
+                bip: args.bip.clone(),
+                ipv6: args.ipv6,
+                fixed_cidr_v6: args.fixed_cidr_v6.clone(),
+            },
+            &file,
+        )?,
         runtimes: runtimes(args)?,
         default_runtime: args.default_runtime.clone(),
         registry: registry_config(args)?,
         exec_root_group: plan.exec_root_group(&args.exec_root),
         api_warnings: plan.api_warnings(),
+        log: crate::daemon_config::log_defaults(args.log_driver.as_deref(), &args.log_opt, &file)?,
     };
     let engine = tokio::task::spawn_blocking(move || engine::Engine::open(config))
         .await?

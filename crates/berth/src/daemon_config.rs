@@ -1,21 +1,31 @@
-//! `daemon.json`, dockerd's configuration file (`--config-file`, by default `/etc/berth/daemon.json`): the
-//! daemon settings Berth understands, merged with the flags as dockerd merges them (a setting given both ways
-//! is an error naming both values).
+//! The daemon's configuration file (`--config-file`, dockerd's daemon.json): the settings Berth reads
+//! from it, merged with the flags as dockerd merges them (a setting given both ways is an error).
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde_json::{Map, Value};
 
-/// The default configuration file (dockerd's is `/etc/docker/daemon.json`).
+/// Where the file is looked for when `--config-file` is not given (a missing file there is no error).
 pub const DEFAULT_PATH: &str = "/etc/berth/daemon.json";
 
-/// The keys of `daemon.json` Berth applies.
-const KNOWN: &[&str] = &["bridge", "bip", "ipv6", "fixed-cidr-v6"];
+/// The keys Berth reads; others are left alone with a warning (dockerd has many Berth does not).
+const KNOWN: [&str; 6] = [
+    "log-driver",
+    "log-opts",
+    "bridge",
+    "bip",
+    "ipv6",
+    "fixed-cidr-v6",
+];
 
-/// The settings read from a configuration file.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// The file's settings.
+#[derive(Debug, Default)]
 pub struct FileConfig {
+    /// `log-driver`.
+    pub log_driver: Option<String>,
+    /// `log-opts`.
+    pub log_opts: Option<HashMap<String, String>>,
     /// `bridge`.
     pub bridge: Option<String>,
     /// `bip`.
@@ -26,84 +36,161 @@ pub struct FileConfig {
     pub fixed_cidr_v6: Option<String>,
 }
 
-/// Reads `path`; a missing file is no configuration when it is the default path (`explicit` false), an error
-/// when the user named it, as in dockerd.
-pub fn load(path: &Path, explicit: bool) -> anyhow::Result<FileConfig> {
-    let text = match std::fs::read_to_string(path) {
+/// Reads the file: `explicit` is `--config-file`, whose absence is an error; without it a missing
+/// default file is an empty configuration.
+pub fn load(explicit: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let path = explicit.map_or_else(|| PathBuf::from(DEFAULT_PATH), Path::to_path_buf);
+    let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
             return Ok(FileConfig::default())
         }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "unable to configure the daemon with file {}",
+                    path.display()
+                )
+            })
+        }
     };
     parse(&text).with_context(|| {
         format!(
-            "unable to configure the Berth daemon with file {}",
+            "unable to configure the daemon with file {}",
             path.display()
         )
     })
 }
 
-/// Parses the text of a configuration file.
-pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
-    if text.trim().is_empty() {
-        return Ok(FileConfig::default());
+fn parse(text: &str) -> anyhow::Result<FileConfig> {
+    let v: serde_json::Value = serde_json::from_str(text).context("invalid JSON")?;
+    let Some(map) = v.as_object() else {
+        bail!("the configuration is not a JSON object");
+    };
+    for key in map.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
+        tracing::warn!(key = %key, "daemon.json: Berth does not read this setting; it is ignored");
     }
-    let map: Map<String, Value> = serde_json::from_str(text).context("invalid JSON")?;
-    let unknown: Vec<&str> = map
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !KNOWN.contains(k))
-        .collect();
-    if !unknown.is_empty() {
-        // dockerd refuses keys it does not know; Berth only knows a few of dockerd's, so the others are
-        // named in the log rather than keeping the daemon from starting.
-        tracing::warn!(keys = ?unknown, "daemon.json settings Berth does not apply");
-    }
+    let log_driver = match map.get("log-driver") {
+        None => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(_) => bail!("log-driver: a string is expected"),
+    };
+    let log_opts = match map.get("log-opts") {
+        None => None,
+        Some(serde_json::Value::Object(o)) => Some(
+            o.iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+                    _ => bail!("log-opts: the value of {k} must be a string"),
+                })
+                .collect::<anyhow::Result<_>>()?,
+        ),
+        Some(_) => bail!("log-opts: an object of strings is expected"),
+    };
     let string = |k: &str| -> anyhow::Result<Option<String>> {
         match map.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => bail!("{k}: want a string, got {other}"),
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => bail!("{k}: a string is expected"),
         }
     };
     Ok(FileConfig {
+        log_driver,
+        log_opts,
         bridge: string("bridge")?,
         bip: string("bip")?,
         ipv6: match map.get("ipv6") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(other) => bail!("ipv6: want true or false, got {other}"),
+            None => None,
+            Some(serde_json::Value::Bool(b)) => Some(*b),
+            Some(_) => bail!("ipv6: true or false is expected"),
         },
         fixed_cidr_v6: string("fixed-cidr-v6")?,
     })
 }
 
-/// Merges one string setting: the flag or the file, an error if both (dockerd's wording).
-pub fn merge(
-    name: &str,
-    flag: Option<String>,
-    file: Option<String>,
-    conflicts: &mut Vec<String>,
-) -> Option<String> {
-    match (flag, file) {
-        (Some(f), Some(c)) => {
-            conflicts.push(format!("{name}: (from flag: {f}, from file: {c})"));
-            Some(f)
+/// The default network's settings from the flags (`flags`) and the file, as dockerd merges them: each from
+/// one or the other, and an error naming both values when a setting is given both ways.
+pub fn network_config(
+    flags: engine::networks::NetworkConfig,
+    file: &FileConfig,
+) -> anyhow::Result<engine::networks::NetworkConfig> {
+    let mut conflicts = Vec::new();
+    let mut merge =
+        |name: &str, flag: Option<String>, from_file: &Option<String>| match (flag, from_file) {
+            (Some(f), Some(c)) => {
+                conflicts.push(format!("{name}: (from flag: {f}, from file: {c})"));
+                Some(f)
+            }
+            (f, c) => f.or_else(|| c.clone()),
+        };
+    let bridge = merge("bridge", flags.bridge, &file.bridge);
+    let bip = merge("bip", flags.bip, &file.bip);
+    let fixed_cidr_v6 = merge("fixed-cidr-v6", flags.fixed_cidr_v6, &file.fixed_cidr_v6);
+    let ipv6 = match (flags.ipv6, file.ipv6) {
+        (true, Some(f)) => {
+            conflicts.push(format!("ipv6: (from flag: true, from file: {f})"));
+            true
         }
-        (f, c) => f.or(c),
+        (flag, f) => flag || f.unwrap_or(false),
+    };
+    if !conflicts.is_empty() {
+        bail!(
+            "unable to configure the daemon: the following directives are specified both as a flag and in the configuration file: {}",
+            conflicts.join(", ")
+        );
     }
+    Ok(engine::networks::NetworkConfig {
+        bridge,
+        bip,
+        ipv6,
+        fixed_cidr_v6,
+    })
 }
 
-/// The error for settings given both as flags and in the file, if any.
-pub fn check_conflicts(conflicts: &[String]) -> anyhow::Result<()> {
-    if conflicts.is_empty() {
-        return Ok(());
+/// The default log config from `--log-driver`/`--log-opt` and the file, checked as dockerd checks it.
+pub fn log_defaults(
+    flag_driver: Option<&str>,
+    flag_opts: &[String],
+    file: &FileConfig,
+) -> anyhow::Result<engine::LogDefaults> {
+    let mut conflicts = Vec::new();
+    if let (Some(f), Some(d)) = (flag_driver, &file.log_driver) {
+        conflicts.push(format!("log-driver: (from flag: {f}, from file: {d})"));
     }
-    bail!(
-        "the following directives are specified both as a flag and in the configuration file: {}",
-        conflicts.join(", ")
-    )
+    let mut opts = HashMap::new();
+    for kv in flag_opts {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("invalid argument \"{kv}\" for \"--log-opt\" flag: bad format for log-opt, expected key=value");
+        };
+        opts.insert(k.to_owned(), v.to_owned());
+    }
+    if let (false, Some(o)) = (flag_opts.is_empty(), &file.log_opts) {
+        let mut from_flag: Vec<_> = opts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        from_flag.sort();
+        let mut from_file: Vec<_> = o.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        from_file.sort();
+        conflicts.push(format!(
+            "log-opts: (from flag: map[{}], from file: map[{}])",
+            from_flag.join(" "),
+            from_file.join(" ")
+        ));
+    }
+    if !conflicts.is_empty() {
+        bail!(
+            "unable to configure the daemon: the following directives are specified both as a flag and in the configuration file: {}",
+            conflicts.join(", ")
+        );
+    }
+    if flag_opts.is_empty() {
+        opts = file.log_opts.clone().unwrap_or_default();
+    }
+    let driver = flag_driver
+        .map(str::to_owned)
+        .or_else(|| file.log_driver.clone())
+        .unwrap_or_else(|| "json-file".to_owned());
+    engine::containers::logdriver::validate(&driver, &opts)
+        .map_err(|e| anyhow::anyhow!("failed to set log opts: {e}"))?;
+    Ok(engine::LogDefaults { driver, opts })
 }
 
 #[cfg(test)]
@@ -111,29 +198,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn known_keys_are_read_and_bad_types_refused() {
-        let c = parse(r#"{"ipv6": true, "fixed-cidr-v6": "fd00:1::/64", "bip": "10.9.0.1/24", "log-driver": "x"}"#)
+    fn network_settings_come_from_the_flags_or_the_file_not_both() {
+        let file = parse(r#"{"ipv6": true, "fixed-cidr-v6": "fd00:1::/64", "bip": "10.9.0.1/24"}"#)
             .unwrap();
-        assert_eq!(c.ipv6, Some(true));
+        let c = network_config(engine::networks::NetworkConfig::default(), &file).unwrap();
+        assert!(c.ipv6);
         assert_eq!(c.fixed_cidr_v6.as_deref(), Some("fd00:1::/64"));
         assert_eq!(c.bip.as_deref(), Some("10.9.0.1/24"));
         assert!(parse(r#"{"ipv6": "yes"}"#).is_err());
-        assert!(parse("{").is_err());
-        assert_eq!(parse("").unwrap(), FileConfig::default());
+        let flags = engine::networks::NetworkConfig {
+            bip: Some("10.8.0.1/24".into()),
+            ..Default::default()
+        };
+        let e = network_config(flags, &file).unwrap_err().to_string();
+        assert!(
+            e.ends_with("specified both as a flag and in the configuration file: bip: (from flag: 10.8.0.1/24, from file: 10.9.0.1/24)"),
+            "{e}"
+        );
     }
 
     #[test]
-    fn a_setting_given_twice_is_an_error_naming_both() {
-        let mut c = Vec::new();
-        assert_eq!(
-            merge("bip", None, Some("b".into()), &mut c).as_deref(),
-            Some("b")
+    fn the_file_and_the_flags_make_the_default_and_may_not_both_set_it() {
+        let file =
+            parse(r#"{"log-driver":"local","log-opts":{"max-size":"1m"},"debug":true}"#).unwrap();
+        let d = log_defaults(None, &[], &file).unwrap();
+        assert_eq!(d.driver, "local");
+        assert_eq!(d.opts.get("max-size").map(String::as_str), Some("1m"));
+        let e = log_defaults(Some("syslog"), &[], &file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("log-driver: (from flag: syslog, from file: local)"),
+            "{e}"
         );
-        assert!(check_conflicts(&c).is_ok());
-        merge("bip", Some("a".into()), Some("b".into()), &mut c);
+        let d = log_defaults(
+            Some("local"),
+            &["max-file=2".into()],
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(d.opts.get("max-file").map(String::as_str), Some("2"));
+        let e = log_defaults(Some("nope"), &[], &FileConfig::default())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
-            check_conflicts(&c).unwrap_err().to_string(),
-            "the following directives are specified both as a flag and in the configuration file: bip: (from flag: a, from file: b)"
+            e,
+            "failed to set log opts: logger: no log driver named 'nope' is registered"
         );
     }
 }

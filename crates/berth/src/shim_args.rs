@@ -18,15 +18,9 @@ pub struct ShimArgs {
     /// The control socket (kept short: unix socket paths are limited to 107 bytes).
     #[arg(long)]
     socket: PathBuf,
-    /// json-file log path.
-    #[arg(long)]
-    log_path: PathBuf,
-    /// Rotate the log at this size (bytes; 0 = never).
-    #[arg(long, default_value_t = 10 * 1024 * 1024)]
-    log_max_size: u64,
-    /// Keep at most this many log files.
-    #[arg(long, default_value_t = 3)]
-    log_max_files: u32,
+    /// The log driver and its settings, as JSON ([`shim::LogDriver`]).
+    #[arg(long, value_parser = parse_log_driver)]
+    log_driver: shim::LogDriver,
     /// Give the container a stdin pipe (`-i`).
     #[arg(long)]
     stdin: bool,
@@ -45,12 +39,14 @@ impl From<ShimArgs> for shim::ShimConfig {
             bundle: a.bundle,
             state_dir: a.state_dir,
             socket: a.socket,
-            log_path: a.log_path,
-            log_max_size: a.log_max_size,
-            log_max_files: a.log_max_files,
+            log: a.log_driver,
             stdin: a.stdin,
             seccomp_cache: a.seccomp_cache,
             runtime: a.runtime,
         }
     }
+}
+
+fn parse_log_driver(s: &str) -> Result<shim::LogDriver, String> {
+    serde_json::from_str(s).map_err(|e| format!("--log-driver {s}: {e}"))
 }

@@ -25,6 +25,7 @@ pub mod stages;
 
 mod quote;
 
+pub use instructions::duration::go_duration_nanos;
 use instructions::{InstructionError, StagedFile};
 use parser::{Dockerfile, ParseError};
 

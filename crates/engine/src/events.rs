@@ -58,6 +58,17 @@ pub struct Actor {
 }
 
 impl Event {
+    /// The `prune` event dockerd publishes after a prune of `typ` (container, image, network, builder): no
+    /// actor ID, the bytes reclaimed as the `reclaimed` attribute.
+    pub(crate) fn pruned(typ: &'static str, reclaimed: u64) -> Event {
+        Event::new(
+            typ,
+            "prune",
+            "",
+            BTreeMap::from([("reclaimed".to_owned(), reclaimed.to_string())]),
+        )
+    }
+
     /// A new event stamped with the current time.
     pub fn new(
         typ: &'static str,

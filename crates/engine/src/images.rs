@@ -23,6 +23,8 @@ pub struct ImageListOptions {
     pub all: bool,
     /// The `filters` query parameter.
     pub filters: Filters,
+    /// `shared-size`: fill `SharedSize` (else -1, "not computed", as dockerd).
+    pub shared_size: bool,
 }
 
 /// What `POST /images/create?fromSrc=-` asks for.
@@ -100,6 +102,12 @@ impl Engine {
             .filter(|img| until.iter().all(|&t| created_unix(img) < t))
             .map(summary)
             .collect();
+        if opts.shared_size {
+            let shared = shared_sizes(&images);
+            for s in &mut out {
+                s.shared_size = shared.get(&s.id).copied().unwrap_or(0);
+            }
+        }
         out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
         Ok(out)
     }
@@ -213,6 +221,8 @@ impl Engine {
             }
             deleted.push(delete_item(item));
         }
+        self.events
+            .publish(Event::pruned("image", report.space_reclaimed));
         Ok(ImagePruneResponse {
             images_deleted: Some(deleted),
             space_reclaimed: Some(report.space_reclaimed as i64),
@@ -358,6 +368,28 @@ impl Engine {
     }
 }
 
+/// Each image's `SharedSize`, by ID: the sizes of its layers that other images (any image in the store,
+/// intermediate ones included, as dockerd counts them) also stack, layer identity being the chain ID.
+pub(crate) fn shared_sizes(all: &[Image]) -> HashMap<String, i64> {
+    let mut refs: HashMap<&image::Digest, usize> = HashMap::new();
+    for img in all {
+        for l in &img.layers {
+            *refs.entry(&l.chain_id).or_default() += 1;
+        }
+    }
+    all.iter()
+        .map(|img| {
+            let shared = img
+                .layers
+                .iter()
+                .filter(|l| refs.get(&l.chain_id).is_some_and(|n| *n > 1))
+                .map(|l| l.size as i64)
+                .sum();
+            (img.id.to_string(), shared)
+        })
+        .collect()
+}
+
 fn delete_item(item: DeleteItem) -> ImageDeleteResponseItem {
     match item {
         DeleteItem::Untagged(r) => ImageDeleteResponseItem {
@@ -402,13 +434,32 @@ pub(crate) fn created_unix(img: &Image) -> i64 {
         .unwrap_or(0)
 }
 
-/// Docker's timestamps in filters and `since`/`until`: unix seconds with optional fraction, or RFC 3339.
-/// Returns unix nanoseconds.
+/// Docker's timestamps in filters (`until`) and `since`/`until`, read as dockerd's `GetTimestamp` reads
+/// them: a Go duration before now (`24h`, `1h30m`), RFC 3339, a date or date-time without a zone (in local
+/// time), or unix seconds with an optional fraction. Returns unix nanoseconds.
 pub fn parse_timestamp(s: &str) -> Result<i64> {
-    let bad = || Error::InvalidParameter(format!("invalid timestamp: {s}"));
+    let bad = || {
+        Error::InvalidParameter(format!(
+            "failed to parse value as time or duration: \"{s}\""
+        ))
+    };
+    if s != "0" {
+        if let Ok(ago) = build::go_duration_nanos(s) {
+            // dockerd keeps whole seconds of `now - duration`.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| bad())?
+                .as_nanos() as i64;
+            return Ok((now - ago).div_euclid(1_000_000_000) * 1_000_000_000);
+        }
+    }
     if let Some(t) = image::timefmt::parse(s) {
         let d = t.duration_since(std::time::UNIX_EPOCH).map_err(|_| bad())?;
         return Ok(d.as_nanos() as i64);
+    }
+    let zoned = s.contains(['z', 'Z', '+']) || s.matches('-').count() == 3;
+    if !zoned && s.contains('-') {
+        return local_time_nanos(s).ok_or_else(bad);
     }
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
     let secs: i64 = secs.parse().map_err(|_| bad())?;
@@ -419,6 +470,26 @@ pub fn parse_timestamp(s: &str) -> Result<i64> {
         digits.parse::<i64>().map_err(|_| bad())?
     };
     Ok(secs * 1_000_000_000 + frac)
+}
+
+/// `2006-01-02`, `2006-01-02T15`, `…T15:04`, `…T15:04:05` and `…T15:04:05.999999999` in local time.
+fn local_time_nanos(s: &str) -> Option<i64> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    let naive = match s.split_once('T') {
+        None => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()?
+            .and_hms_opt(0, 0, 0)?,
+        Some((_, time)) => {
+            let full = match time.matches(':').count() {
+                0 => format!("{s}:00:00"),
+                1 => format!("{s}:00"),
+                _ => s.to_owned(),
+            };
+            NaiveDateTime::parse_from_str(&full, "%Y-%m-%dT%H:%M:%S%.f").ok()?
+        }
+    };
+    let t = chrono::Local.from_local_datetime(&naive).earliest()?;
+    t.timestamp_nanos_opt()
 }
 
 fn summary(img: &Image) -> ImageSummary {
@@ -485,7 +556,7 @@ fn inspect(img: &Image, dirs: &[std::path::PathBuf]) -> ImageInspect {
         os_version: c.os_version.clone(),
         size: Some(img.size as i64),
         graph_driver: Some(DriverData {
-            name: "overlayfs".into(),
+            name: crate::system::STORAGE_DRIVER.into(),
             data,
         }),
         root_fs: Some(ImageInspectRootFs {
@@ -507,6 +578,33 @@ mod tests {
     fn timestamps_accept_unix_fractions_and_rfc3339() {
         assert_eq!(parse_timestamp("10").unwrap(), 10_000_000_000);
         assert_eq!(parse_timestamp("10.5").unwrap(), 10_500_000_000);
-        assert!(parse_timestamp("soon").is_err());
+        assert_eq!(
+            parse_timestamp("soon").unwrap_err().to_string(),
+            "failed to parse value as time or duration: \"soon\""
+        );
+        // Durations count back from now, in whole seconds.
+        let now = chrono::Utc::now().timestamp();
+        let day_ago = parse_timestamp("24h").unwrap() / 1_000_000_000;
+        assert!((now - 86_400 - day_ago).abs() <= 1, "{day_ago}");
+        let mixed = parse_timestamp("1h30m").unwrap() / 1_000_000_000;
+        assert!((now - 5_400 - mixed).abs() <= 1);
+        // "0" is the epoch, not a zero duration.
+        assert_eq!(parse_timestamp("0").unwrap(), 0);
+        // Dates without a zone are local time.
+        let local = chrono::NaiveDate::from_ymd_opt(2024, 3, 1)
+            .unwrap()
+            .and_hms_opt(12, 30, 0)
+            .unwrap()
+            .and_local_timezone(chrono::Local)
+            .unwrap()
+            .timestamp();
+        assert_eq!(
+            parse_timestamp("2024-03-01T12:30").unwrap(),
+            local * 1_000_000_000
+        );
+        assert_eq!(
+            parse_timestamp("2024-03-01T12:30:00Z").unwrap(),
+            1_709_296_200_000_000_000
+        );
     }
 }

@@ -5,6 +5,7 @@
 pub mod builds;
 pub mod containers;
 mod distribution;
+mod du;
 mod error;
 pub mod events;
 pub mod filters;
@@ -19,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use containers::logdriver::LogDefaults;
 pub use distribution::{
     DistributionInspect, LoginResponse, Progress, ProgressDetail, ProgressSender, PullRequest,
     PushRequest, RegistryConfig,
@@ -30,7 +32,10 @@ pub use host::HostInfo;
 /// Progress of an image load, as the image store reports it (the API streams it as Docker's JSON lines).
 pub use image::LoadProgress;
 pub use images::{parse_timestamp, ImageListOptions, ImportRequest, LoadedImage};
-pub use system::{API_VERSION, MIN_API_VERSION, VERSION};
+pub use system::{
+    set_build_info, BuildInfo, DiskUsageKinds, API_VERSION, MIN_API_VERSION, STORAGE_DRIVER,
+    VERSION,
+};
 
 /// Where the engine keeps its state; the daemon fills it from its flags.
 #[derive(Debug, Clone)]
@@ -55,7 +60,13 @@ pub struct EngineConfig {
     /// What `docker info` warns about how the API is served (a TCP port without TLS or without client
     /// certificates, which the operator asked for explicitly), as dockerd warns.
     pub api_warnings: Vec<String>,
+    /// The log driver and options of containers that name none (`--log-driver`, `--log-opt`,
+    /// daemon.json's `log-driver` and `log-opts`).
+    pub log: LogDefaults,
 }
+
+/// dockerd's answer (a 503) to what needs a swarm manager on a node in no swarm; Berth is always such a node.
+pub const NOT_SWARM_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
 /// The built-in runtime's name (`--runtime berth`).
 pub const BUILTIN_RUNTIME: &str = "berth";

@@ -1,5 +1,5 @@
 //! Registry configuration as Docker's daemon takes it: insecure registries (CIDRs or host:port,
-//! 127.0.0.0/8 by default), mirrors for docker.io, per-registry certificates in `certs.d`.
+//! 127.0.0.0/8 and ::1/128 by default), mirrors for docker.io, per-registry certificates in `certs.d`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -62,10 +62,13 @@ pub struct RegistryConfig {
 
 impl Default for RegistryConfig {
     fn default() -> RegistryConfig {
-        let loopback = IpNetwork::from_str("127.0.0.0/8").ok();
+        // dockerd's: registries on loopback, v4 and v6, are always insecure.
+        let loopback = ["::1/128", "127.0.0.0/8"]
+            .into_iter()
+            .filter_map(|n| IpNetwork::from_str(n).ok());
         let system_ca = Path::new(SYSTEM_CA_BUNDLE);
         RegistryConfig {
-            insecure_cidrs: loopback.into_iter().collect(),
+            insecure_cidrs: loopback.collect(),
             insecure_hosts: Vec::new(),
             certs_dir: None,
             system_ca_file: system_ca.exists().then(|| system_ca.to_path_buf()),

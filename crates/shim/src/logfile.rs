@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 /// dockerd splits lines longer than this into several entries.
 const MAX_LINE: usize = 16 * 1024;
 
+/// Entries are written out once this many bytes of them wait: one `write` for many short lines, and a
+/// flood's batch does not grow the shim's heap past it (the heap's top stays resident after a free).
+pub(crate) const BATCH_LIMIT: usize = 64 * 1024;
+
 /// Writes a container's output as json-file logs.
 pub struct JsonLog {
     path: PathBuf,
@@ -19,6 +23,8 @@ pub struct JsonLog {
     /// Entries made from one chunk of output, written with one `write` (a flood of short lines would
     /// otherwise cost a syscall per line).
     batch: Vec<u8>,
+    /// `"attrs":{…},` of every entry (`--log-opt labels/env`), encoded once; empty without attributes.
+    attrs: Vec<u8>,
 }
 
 /// Which stream a chunk came from.
@@ -52,7 +58,28 @@ impl JsonLog {
             max_files: max_files.max(1),
             partial: [Vec::new(), Vec::new()],
             batch: Vec::new(),
+            attrs: Vec::new(),
         })
+    }
+
+    /// Adds extra attributes to every entry, as dockerd's json-file writes them (`"attrs"` between
+    /// `"stream"` and `"time"`, keys sorted).
+    pub fn with_attrs(mut self, attrs: &[(String, String)]) -> JsonLog {
+        if attrs.is_empty() {
+            return self;
+        }
+        let map: std::collections::BTreeMap<&str, &str> = attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.attrs.extend_from_slice(b"\"attrs\":");
+        // A map of strings always serializes.
+        if serde_json::to_writer(&mut self.attrs, &map).is_ok() {
+            self.attrs.push(b',');
+        } else {
+            self.attrs.clear();
+        }
+        self
     }
 
     /// Logs a chunk of output; complete lines are written, a trailing partial line waits for more. The
@@ -107,7 +134,9 @@ impl JsonLog {
             .map_err(std::io::Error::other)?;
         self.batch.extend_from_slice(b",\"stream\":\"");
         self.batch.extend_from_slice(stream.name().as_bytes());
-        self.batch.extend_from_slice(b"\",\"time\":\"");
+        self.batch.extend_from_slice(b"\",");
+        self.batch.extend_from_slice(&self.attrs);
+        self.batch.extend_from_slice(b"\"time\":\"");
         self.batch.extend_from_slice(time.as_bytes());
         self.batch.extend_from_slice(b"\"}\n");
         let len = (self.batch.len() - start) as u64;
@@ -117,6 +146,9 @@ impl JsonLog {
             self.write_batch()?;
             self.rotate()?;
             self.batch = entry;
+        }
+        if self.batch.len() >= BATCH_LIMIT {
+            self.write_batch()?;
         }
         Ok(())
     }
@@ -128,10 +160,6 @@ impl JsonLog {
         let written = self.file.write_all(&self.batch);
         self.size += self.batch.len() as u64;
         self.batch.clear();
-        // One flood's worth of entries is not kept for the container's whole life.
-        if self.batch.capacity() > 1 << 20 {
-            self.batch = Vec::new();
-        }
         written
     }
 
@@ -210,6 +238,24 @@ mod tests {
         assert_eq!(l[2]["log"], "world\n");
         assert_eq!(l[3]["log"], "tail");
         assert!(l[0]["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn attributes_sit_between_stream_and_time_as_dockerd_writes_them() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c-json.log");
+        let mut log = JsonLog::open(&p, 0, 1)
+            .unwrap()
+            .with_attrs(&[("b".into(), "2".into()), ("a".into(), "1 \"x\"".into())]);
+        log.write(Stream::Stdout, b"hi\n").unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with(
+                r#"{"log":"hi\n","stream":"stdout","attrs":{"a":"1 \"x\"","b":"2"},"time":""#
+            ),
+            "{text}"
+        );
+        assert_eq!(lines(&p)[0]["attrs"]["b"], "2");
     }
 
     #[test]

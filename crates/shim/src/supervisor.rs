@@ -12,8 +12,9 @@ use runtime::{Container, CreateOptions, ExitStatus, Stdio};
 
 use crate::backend::{wait_pid, Backend, External};
 use crate::buffers::{Input, Queue};
+use crate::drivers::{LogDriver, Logger};
 use crate::error::{Error, Result};
-use crate::logfile::{JsonLog, Stream};
+use crate::logfile::Stream;
 use crate::protocol::{self, ExitRecord};
 
 /// What the daemon tells a shim (the binary parses it from `berth shim`'s flags).
@@ -27,12 +28,8 @@ pub struct ShimConfig {
     pub state_dir: PathBuf,
     /// The control socket (kept short: unix socket paths are limited to 107 bytes).
     pub socket: PathBuf,
-    /// json-file log path.
-    pub log_path: PathBuf,
-    /// Rotate the log at this size (bytes; 0 = never).
-    pub log_max_size: u64,
-    /// Keep at most this many log files.
-    pub log_max_files: u32,
+    /// Where the container's output is logged.
+    pub log: LogDriver,
     /// Give the container a stdin pipe (`-i`).
     pub stdin: bool,
     /// Where compiled seccomp filters are cached.
@@ -175,7 +172,7 @@ struct Shim {
     console: Option<OwnedFd>,
     stdin: Input,
     pidfd: Option<OwnedFd>,
-    log: JsonLog,
+    log: Logger,
     exited: Option<(ExitStatus, Instant)>,
     execs: Vec<ExecSession>,
 }
@@ -197,8 +194,9 @@ fn setup(args: &ShimConfig) -> Result<Shim> {
         tracing::warn!(error = %e, "starting a session of our own");
     }
     std::fs::create_dir_all(&args.state_dir).map_err(|e| Error::io("creating state dir", e))?;
-    let log = JsonLog::open(&args.log_path, args.log_max_size, args.log_max_files)
-        .map_err(|e| Error::io(format!("opening log {}", args.log_path.display()), e))?;
+    // dockerd's words when a driver cannot start (a syslog server that refuses, no journal).
+    let log =
+        Logger::open(&args.log).map_err(|e| Error::io("failed to initialize logging driver", e))?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (stdin_r, stdin_w) = if args.stdin {
@@ -854,8 +852,8 @@ impl Shim {
 
     /// Records the exit, tells waiters, flushes attached clients, removes the container, and returns.
     fn finish(&mut self) {
-        if let Err(e) = self.log.flush_partial() {
-            tracing::warn!(path = %self.args.log_path.display(), error = %e, "writing the last partial line to the log");
+        if let Err(e) = self.log.finish() {
+            tracing::warn!(id = %self.args.id, error = %e, "writing the last partial line to the log");
         }
         let Some((status, _)) = self.exited else {
             return;

@@ -61,7 +61,35 @@ pub async fn cancel(ctx: &Ctx) -> ApiResult<Response<Body>> {
 
 /// `POST /build/prune`.
 pub async fn prune(ctx: &Ctx) -> ApiResult<Response<Body>> {
-    Ok(json(&ctx.engine.prune_build_cache()?))
+    let q = &ctx.query;
+    let bytes = |name: &str| -> ApiResult<u64> {
+        match q.get(name).filter(|v| !v.is_empty()) {
+            None => Ok(0),
+            Some(v) => v.parse::<i64>().map(|n| n.max(0) as u64).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{name} is in bytes and expects an integer, got {v}: {e}"
+                ))
+            }),
+        }
+    };
+    // reserved-space, max-used-space and min-free-space came with API 1.48; keep-storage before.
+    let (reserved, max_used) = if ctx.version.before(48) {
+        (bytes("keep-storage")?, 0)
+    } else {
+        let reserved = match bytes("reserved-space")? {
+            0 => bytes("keep-storage")?,
+            n => n,
+        };
+        bytes("min-free-space")?;
+        (reserved, bytes("max-used-space")?)
+    };
+    let opts = engine::builds::BuildPruneOptions {
+        all: q.bool("all"),
+        filters: engine::Filters::parse(q.get("filters"))?,
+        reserved_space: reserved,
+        max_used_space: max_used,
+    };
+    Ok(json(&ctx.engine.prune_build_cache(opts).await?))
 }
 
 /// The dispatcher's output as dockerd's JSON lines.

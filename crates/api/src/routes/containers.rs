@@ -78,13 +78,17 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
             .filter(|l| *l > 0)
             .map(|l| l as usize),
         filters: Filters::parse(ctx.query.get("filters"))?,
+        size: ctx.query.bool("size"),
     };
     Ok(json(&ctx.engine.list_containers(opts).await?))
 }
 
 /// `GET /containers/{id}/json`.
 pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
-    let mut c = ctx.engine.inspect_container(name).await?;
+    let mut c = ctx
+        .engine
+        .inspect_container(name, ctx.query.bool("size"))
+        .await?;
     if ctx.version.before(45) {
         legacy_aliases(&mut c);
     }
@@ -240,6 +244,7 @@ pub async fn logs(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
             .get("tail")
             .filter(|t| *t != "all")
             .and_then(|t| t.parse().ok()),
+        details: q.bool("details"),
     };
     let (tty, mut frames) = ctx.engine.container_logs(name, opts).await?;
     let (tx, body) = body::channel();

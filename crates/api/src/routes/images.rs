@@ -21,6 +21,8 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
     let opts = ImageListOptions {
         all: ctx.query.bool("all"),
         filters: Filters::parse(ctx.query.get("filters"))?,
+        // Added in API 1.42, as dockerd reads it.
+        shared_size: !ctx.version.before(42) && ctx.query.bool("shared-size"),
     };
     let mut images = ctx.engine.list_images(opts).await?;
     if ctx.version.before(44) {

@@ -8,8 +8,9 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::body::{self, full, json, Body};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
+use serde_json::Value;
 
 /// `GET|HEAD /_ping`: "OK" plus the headers clients negotiate with.
 pub fn ping(method: &Method) -> Response<Body> {
@@ -34,21 +35,58 @@ pub fn version(ctx: &Ctx) -> Response<Body> {
     json(&ctx.engine.version())
 }
 
-/// `GET /info`.
+/// `GET /info`, with the `null`s dockerd writes for what is not set (the models leave those keys out).
 pub async fn info(ctx: &Ctx) -> ApiResult<Response<Body>> {
-    Ok(json(&ctx.engine.info().await?))
+    let info = ctx.engine.info().await?;
+    let mut v = serde_json::to_value(crate::json::Sorted(&info)).map_err(encoding)?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("GenericResources").or_insert(Value::Null);
+        if let Some(p) = o.get_mut("Plugins").and_then(Value::as_object_mut) {
+            p.entry("Authorization").or_insert(Value::Null);
+        }
+        if let Some(s) = o.get_mut("Swarm").and_then(Value::as_object_mut) {
+            s.entry("RemoteManagers").or_insert(Value::Null);
+        }
+        if o.get("Warnings")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
+            o.insert("Warnings".into(), Value::Null);
+        }
+    }
+    Ok(body::json_value(&v))
 }
 
-/// `GET /system/df`.
+/// `GET /system/df[?type=…]`: the parts asked for (`type` since API 1.42), the others `null` as dockerd
+/// writes them.
 pub async fn df(ctx: &Ctx) -> ApiResult<Response<Body>> {
-    let mut usage = ctx.engine.disk_usage().await?;
-    if !ctx.version.before(44) {
-        return Ok(json(&usage));
+    let types = if ctx.version.before(42) {
+        Vec::new()
+    } else {
+        ctx.query.all("type")
+    };
+    let kinds = engine::DiskUsageKinds::parse(&types)?;
+    let mut usage = ctx.engine.disk_usage(kinds).await?;
+    if ctx.version.before(44) {
+        for img in usage.images.iter_mut().flatten() {
+            img.virtual_size = Some(img.size);
+        }
     }
-    for img in usage.images.iter_mut().flatten() {
-        img.virtual_size = Some(img.size);
+    let mut v = serde_json::to_value(crate::json::Sorted(&usage)).map_err(encoding)?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("LayersSize").or_insert(Value::from(0));
+        for k in ["Images", "Containers", "Volumes", "BuildCache"] {
+            o.entry(k).or_insert(Value::Null);
+        }
     }
-    Ok(json(&usage))
+    Ok(body::json_value(&v))
+}
+
+fn encoding(e: serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("encoding response: {e}"),
+    )
 }
 
 /// `GET /events`: past events since `since`, then live ones until `until` (or until the client leaves),

@@ -3,7 +3,8 @@
 //! `None` out). `container-inspect.json` is the skeleton of a real dockerd 28 `GET /containers/{id}/json`
 //! (`shared/reference/docker-cli-output/api/container-inspect-httpd.json`, Docker's output used as data):
 //! every key in dockerd's order, `null` where the value is data (ports, labels, lists) rather than structure,
-//! and `*` standing for every network under `Networks`.
+//! `*` standing for every network under `Networks`, and `"?"` for a key dockerd writes only when it has a
+//! value (`SizeRw` and `SizeRootFs`, with `?size=1`).
 
 use serde_json::{Map, Value};
 
@@ -30,6 +31,9 @@ fn conform(v: Value, template: &Value) -> Value {
     }
     let mut out = Map::new();
     for (k, sub) in t {
+        if sub.as_str() == Some("?") && !obj.contains_key(k) {
+            continue;
+        }
         let value = obj.remove(k).unwrap_or(Value::Null);
         let value = if sub.is_object() {
             conform(value, sub)
@@ -65,5 +69,18 @@ mod tests {
         assert_eq!(n1["IPAddress"], "10.0.0.2");
         assert!(n1.get("Aliases").is_some());
         assert_eq!(n1.as_object().unwrap().keys().next().unwrap(), "IPAMConfig");
+        assert!(got.get("SizeRw").is_none(), "written only when asked for");
+    }
+
+    #[test]
+    fn sizes_follow_the_graph_driver_when_present() {
+        let got =
+            container_inspect(json!({"Id": "abc", "SizeRootFs": 30, "SizeRw": 5, "Mounts": []}));
+        let keys: Vec<&String> = got.as_object().unwrap().keys().collect();
+        let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+        assert_eq!(at("SizeRw") + 1, at("SizeRootFs"));
+        assert_eq!(at("GraphDriver") + 1, at("SizeRw"));
+        assert_eq!(at("SizeRootFs") + 1, at("Mounts"));
+        assert_eq!(got["SizeRw"], 5);
     }
 }

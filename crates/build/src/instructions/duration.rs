@@ -1,11 +1,21 @@
-//! Go `time.ParseDuration` syntax for `HEALTHCHECK --interval=1m30s` and friends, with Go's error
-//! texts (Docker passes them through). Written here because the Rust duration crates
-//! (humantime, ...) accept a different syntax (`1min`, spaces) and refuse Go's (`1.5h`, `µs`).
+//! Go `time.ParseDuration` syntax, with Go's error texts (Docker passes them through): for
+//! `HEALTHCHECK --interval=1m30s` here, and for the daemon's and the CLI's `until=24h`, `--since 10m` and
+//! `--health-interval` (one parser for all, through [`crate::go_duration_nanos`]). Written here because the
+//! Rust duration crates (humantime, ...) accept a different syntax (`1min`, spaces) and refuse Go's (`1.5h`,
+//! `µs`).
 
 use std::time::Duration;
 
 /// Parses a Go duration string (`300ms`, `1.5h`, `2h45m`); negative durations are refused.
 pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    match go_duration_nanos(s)? {
+        n if n < 0 => Err(format!("negative duration {s}")), // Docker's word for a negative one.
+        n => Ok(Duration::from_nanos(n as u64)),
+    }
+}
+
+/// Parses a Go duration string, signed (`-2m`), into nanoseconds.
+pub fn go_duration_nanos(s: &str) -> Result<i64, String> {
     let invalid = || format!("time: invalid duration {}", crate::quote::go_quote(s));
     let mut rest = s;
     let mut negative = false;
@@ -16,7 +26,7 @@ pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
         rest = r;
     }
     if rest == "0" {
-        return Ok(Duration::ZERO);
+        return Ok(0);
     }
     if rest.is_empty() {
         return Err(invalid());
@@ -62,16 +72,28 @@ pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
     if total > i64::MAX as f64 {
         return Err(invalid());
     }
-    if negative && total > 0.0 {
-        // Docker accepts a negative duration syntactically and then reports it as too short.
-        return Err(format!("negative duration {s}"));
-    }
-    Ok(Duration::from_nanos(total as u64))
+    let nanos = total.round() as i64;
+    Ok(if negative { -nanos } else { nanos })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_nanoseconds() {
+        assert_eq!(go_duration_nanos("1.5s"), Ok(1_500_000_000));
+        assert_eq!(go_duration_nanos("-2m"), Ok(-120_000_000_000));
+        assert_eq!(go_duration_nanos("+1h2m3.5s"), Ok(3_723_500_000_000));
+        assert_eq!(go_duration_nanos("1µs1us"), Ok(2_000));
+        assert!(go_duration_nanos("10").is_err());
+        assert!(go_duration_nanos("h").is_err());
+        assert!(go_duration_nanos("").is_err());
+        assert_eq!(
+            parse_go_duration("-2s").unwrap_err(),
+            "negative duration -2s"
+        );
+    }
 
     #[test]
     fn go_duration_syntax() {

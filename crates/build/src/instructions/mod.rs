@@ -4,7 +4,7 @@
 //! Values are kept as written: variable expansion happens at dispatch time, when the build
 //! arguments and the stage's environment are known ([`crate::shell`]).
 
-mod duration;
+pub(crate) mod duration;
 mod expand;
 mod flags;
 pub mod mount;

@@ -36,9 +36,9 @@ impl HealthOptions {
     pub fn config(&self) -> Result<Option<Value>, CliError> {
         let dur = |flag: &str, v: &Option<String>| -> Result<i64, CliError> {
             let Some(text) = v else { return Ok(0) };
-            let ns = parse_go_duration(text).ok_or_else(|| {
+            let ns = build::go_duration_nanos(text).map_err(|e| {
                 CliError::Usage(format!(
-                    "invalid argument \"{text}\" for \"--{flag}\" flag: time: invalid duration \"{text}\""
+                    "invalid argument \"{text}\" for \"--{flag}\" flag: {e}"
                 ))
             })?;
             if ns < 0 {
@@ -90,56 +90,9 @@ impl HealthOptions {
     }
 }
 
-/// Go's `time.ParseDuration` in nanoseconds: `1h2m3.5s`, `300ms`, `-1s`, `0`.
-pub fn parse_go_duration(text: &str) -> Option<i64> {
-    let (neg, mut s) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !s.is_empty() {
-        let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let number: f64 = s[..num_end].parse().ok()?;
-        let rest = &s[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += number * unit;
-        s = &rest[unit_end..];
-    }
-    let ns = total.round() as i64;
-    Some(if neg { -ns } else { ns })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(parse_go_duration("300ms"), Some(300_000_000));
-        assert_eq!(parse_go_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(parse_go_duration("1.5s"), Some(1_500_000_000));
-        assert_eq!(parse_go_duration("-2s"), Some(-2_000_000_000));
-        assert_eq!(parse_go_duration("0"), Some(0));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("1x"), None);
-    }
 
     #[test]
     fn flags_become_docker_s_healthcheck() {

@@ -200,6 +200,11 @@ impl EngineBackend {
                     ..
                 } => {
                     let dir = cache_dir(&self.engine.config.data_root, id);
+                    // In use from now on: a prune leaves it alone (and, having decided before, has
+                    // removed it already, so it is made again).
+                    if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
+                        self.engine.builds.hold_cache(name, &self.id);
+                    }
                     if !dir.exists() {
                         make_cache_dir(&dir, *mode, *uid, *gid)?;
                     }

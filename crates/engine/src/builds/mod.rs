@@ -7,16 +7,20 @@
 //! start after a crash.
 
 mod backend;
+mod cache;
 mod context;
 
-use std::collections::{BTreeMap, HashMap};
+pub(crate) use cache::records as cache_records;
+pub use cache::BuildPruneOptions;
+
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use build::dispatch::ProgressSink;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::Engine;
 
 /// The options of a build and the limits of its RUN containers, as the `build` crate takes them (re-exported
@@ -78,6 +82,9 @@ pub(crate) struct Running {
     by_id: Mutex<HashMap<String, Vec<BuildCancel>>>,
     /// Image ID → the builds holding it (by their work IDs).
     held: Mutex<HashMap<String, Vec<String>>>,
+    /// Cache-mount directory (its name under `build-cache`) → the builds using it. A prune holds the lock
+    /// while it decides and removes, so it never takes a cache a build has started to use.
+    caches: Arc<Mutex<HashMap<String, Vec<String>>>>,
     /// Big context files' tarsums, for the next build of the same files.
     memo: context::SumMemo,
 }
@@ -101,12 +108,28 @@ impl Running {
             .push(build.to_owned());
     }
 
-    /// Releases what `build` held.
+    /// Releases what `build` held (images and caches).
     pub(crate) fn release(&self, build: &str) {
-        lock(&self.held).retain(|_, builds| {
-            builds.retain(|b| b != build);
-            !builds.is_empty()
-        });
+        for map in [&self.held, &*self.caches] {
+            lock(map).retain(|_, builds| {
+                builds.retain(|b| b != build);
+                !builds.is_empty()
+            });
+        }
+    }
+
+    /// Marks the cache directory `name` as used by `build` until it ends; call before making or mounting
+    /// the directory.
+    pub(crate) fn hold_cache(&self, name: &str, build: &str) {
+        lock(&self.caches)
+            .entry(name.to_owned())
+            .or_default()
+            .push(build.to_owned());
+    }
+
+    /// The caches builds use, shared with a prune's blocking work.
+    pub(crate) fn cache_users(&self) -> Arc<Mutex<HashMap<String, Vec<String>>>> {
+        Arc::clone(&self.caches)
     }
 
     /// The images builds hold, each with a build holding it.
@@ -229,43 +252,5 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// `POST /build/prune`: the build cache outside images, that is the directories of `RUN
-    /// --mount=type=cache` (classic builds also cache in images, through their parent links, which `image
-    /// prune` handles). Answers dockerd's shape: the caches deleted and the bytes reclaimed.
-    pub fn prune_build_cache(&self) -> Result<BTreeMap<String, serde_json::Value>> {
-        let root = self.config.data_root.join("build-cache");
-        let mut deleted = Vec::new();
-        let mut reclaimed = 0u64;
-        if let Ok(entries) = std::fs::read_dir(&root) {
-            for e in entries.flatten() {
-                let path = e.path();
-                reclaimed += disk_usage(&path);
-                std::fs::remove_dir_all(&path)
-                    .with_context(|| format!("removing {}", path.display()))?;
-                deleted.push(e.file_name().to_string_lossy().into_owned());
-            }
-        }
-        let mut out = BTreeMap::new();
-        out.insert("CachesDeleted".to_owned(), serde_json::json!(deleted));
-        out.insert("SpaceReclaimed".to_owned(), serde_json::json!(reclaimed));
-        Ok(out)
-    }
-}
-
-/// Bytes of the regular files below `p` (symlinks not followed).
-fn disk_usage(p: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(p) else {
-        return 0;
-    };
-    if meta.is_dir() {
-        std::fs::read_dir(p)
-            .map(|d| d.flatten().map(|e| disk_usage(&e.path())).sum())
-            .unwrap_or(0)
-    } else if meta.is_file() {
-        meta.len()
-    } else {
-        0
     }
 }

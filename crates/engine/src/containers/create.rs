@@ -56,6 +56,10 @@ impl Engine {
                 })?
         };
         let mut host = body.host_config.clone().unwrap_or_default();
+        host.log_config = Some(super::logdriver::merge(
+            &self.config.log,
+            host.log_config.as_ref(),
+        ));
         validate_host_config(&host)?;
         match host.runtime.as_deref() {
             None | Some("") => host.runtime = Some(self.config.default_runtime.clone()),
@@ -329,12 +333,10 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     }
     super::restart::validate(h.restart_policy.as_ref(), h.auto_remove == Some(true))?;
     if let Some(HostConfigLogConfig { typ, config }) = &h.log_config {
-        match typ.as_deref() {
-            None | Some("") | Some("json-file") => {
-                super::limits::check_json_file_options(&config.clone().unwrap_or_default())?
-            }
-            Some(t) => return refuse(&format!("log driver {t:?}")),
-        }
+        super::logdriver::validate(
+            typ.as_deref().unwrap_or("json-file"),
+            &config.clone().unwrap_or_default(),
+        )?;
     }
     super::limits::Limits::of_host(h).check(true)?;
     if h.storage_opt.as_ref().is_some_and(|s| !s.is_empty()) {
@@ -370,21 +372,6 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
 fn fill_host_defaults(h: &mut HostConfig) {
     if h.network_mode.as_deref().is_none_or(str::is_empty) {
         h.network_mode = Some("default".into());
-    }
-    if h.log_config
-        .as_ref()
-        .and_then(|l| l.typ.as_deref())
-        .is_none_or(str::is_empty)
-    {
-        h.log_config = Some(HostConfigLogConfig {
-            typ: Some("json-file".into()),
-            config: Some(
-                h.log_config
-                    .as_ref()
-                    .and_then(|l| l.config.clone())
-                    .unwrap_or_default(),
-            ),
-        });
     }
     if h.restart_policy
         .as_ref()

@@ -18,9 +18,6 @@ use crate::error::{Context, Error, Result};
 use crate::events::Event;
 use crate::Engine;
 
-/// The default log size bound when the client gives none (Docker's json-file is unbounded; Berth is not).
-const DEFAULT_LOG_MAX_SIZE: u64 = 10 * 1024 * 1024;
-const DEFAULT_LOG_MAX_FILES: u32 = 3;
 /// How long a `kill` (SIGKILL) waits for the exit before it reports a failure (dockerd waits as long).
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -275,9 +272,12 @@ impl Engine {
         let t0 = std::time::Instant::now();
         self.prime_cgroup_attach(c);
         let id = c.id.clone();
+        // The log driver's settings first: an option that cannot work (a tag template, a regex) fails
+        // the start before anything is mounted.
+        let log = super::logdriver::shim_driver(c, &self.containers.dir(&id))?;
         let bundle = self.prepare_bundle(c).await?;
         let t_prepared = t0.elapsed();
-        let pid = self.spawn_shim(c, &bundle).await?;
+        let pid = self.spawn_shim(c, &bundle, &log).await?;
         let t_created = t0.elapsed();
         let sock = self.shim_socket(&id);
         self.start_network(c, pid, &sock).await?;
@@ -310,10 +310,15 @@ impl Engine {
     }
 
     /// The `berth shim` command for the container: its bundle, state, socket, log and runtime.
-    fn shim_command(&self, c: &Container, bundle: &Path) -> Result<tokio::process::Command> {
+    fn shim_command(
+        &self,
+        c: &Container,
+        bundle: &Path,
+        log: &shim::LogDriver,
+    ) -> Result<tokio::process::Command> {
         let id = &c.id;
-        let log_path = self.containers.dir(id).join(format!("{id}-json.log"));
-        let (max_size, max_files) = log_limits(c);
+        let log = serde_json::to_string(log)
+            .map_err(|e| Error::System(format!("encoding the log driver's settings: {e}")))?;
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg("shim")
             .arg("--id")
@@ -324,12 +329,8 @@ impl Engine {
             .arg(self.state_dir(id))
             .arg("--socket")
             .arg(self.shim_socket(id))
-            .arg("--log-path")
-            .arg(&log_path)
-            .arg("--log-max-size")
-            .arg(max_size.to_string())
-            .arg("--log-max-files")
-            .arg(max_files.to_string())
+            .arg("--log-driver")
+            .arg(log)
             .arg("--seccomp-cache")
             .arg(self.config.exec_root.join("seccomp"));
         if c.config.open_stdin == Some(true) {
@@ -344,9 +345,9 @@ impl Engine {
     /// Step 2: the shim started and the container created, its init waiting before exec; returns the init's
     /// pid. When the shim reports a failure, the rootfs is unmounted and the error recorded. (A shim that
     /// cannot be spawned at all leaves the mounts to the next start or removal.)
-    async fn spawn_shim(&self, c: &Container, bundle: &Path) -> Result<i64> {
+    async fn spawn_shim(&self, c: &Container, bundle: &Path, log: &shim::LogDriver) -> Result<i64> {
         let id = &c.id;
-        let mut cmd = self.shim_command(c, bundle)?;
+        let mut cmd = self.shim_command(c, bundle, log)?;
         let shim_log = std::fs::File::create(self.state_dir(id).join("shim.log"))
             .context("creating the shim's log")?;
         cmd.stdin(std::process::Stdio::null())
@@ -979,25 +980,6 @@ async fn wait_exit(
     }
 }
 
-/// `--log-opt max-size=10m max-file=3`, with Berth's bounded defaults.
-fn log_limits(c: &Container) -> (u64, u32) {
-    let opts = c
-        .host_config
-        .log_config
-        .as_ref()
-        .and_then(|l| l.config.clone())
-        .unwrap_or_default();
-    let size = opts
-        .get("max-size")
-        .and_then(|s| parse_size(s))
-        .unwrap_or(DEFAULT_LOG_MAX_SIZE);
-    let files = opts
-        .get("max-file")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_LOG_MAX_FILES);
-    (size, files)
-}
-
 /// Docker's `RAMInBytes`: `10m`, `1g`, `512k`, `100` (binary units).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
@@ -1067,6 +1049,7 @@ impl Engine {
         filters.validate(&["label", "label!", "until"])?;
         let until = filters.times("until")?;
         let mut deleted = Vec::new();
+        let mut reclaimed = 0i64;
         for c in self.containers.list() {
             if !matches!(
                 c.state.status,
@@ -1094,13 +1077,22 @@ impl Engine {
             if until.iter().any(|&u| created >= u) {
                 continue;
             }
+            // Measured before the removal, as dockerd does; a layer that could not be read counts nothing.
+            let size = self
+                .layer_sizes(&[&c])
+                .await?
+                .pop()
+                .map_or(0, |s| s.rw.max(0));
             if self.remove_stopped(&c, false).await.is_ok() {
                 deleted.push(c.id.clone());
+                reclaimed += size;
             }
         }
+        self.events
+            .publish(crate::Event::pruned("container", reclaimed as u64));
         Ok(bollard_stubs::models::ContainerPruneResponse {
             containers_deleted: Some(deleted),
-            space_reclaimed: Some(0),
+            space_reclaimed: Some(reclaimed),
         })
     }
 }

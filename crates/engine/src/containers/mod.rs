@@ -15,6 +15,7 @@ mod inroot;
 mod lifecycle;
 mod limits;
 mod links;
+pub mod logdriver;
 mod logs;
 pub(crate) mod mounts;
 mod names;

@@ -13,6 +13,7 @@ use super::record::{Container, Status};
 use super::rootfs::Layout;
 use crate::error::Result;
 use crate::filters::Filters;
+use crate::system::STORAGE_DRIVER;
 use crate::Engine;
 
 /// What `GET /containers/json` asks for.
@@ -24,6 +25,18 @@ pub struct ContainerListOptions {
     pub limit: Option<usize>,
     /// `filters`.
     pub filters: Filters,
+    /// `size`: report `SizeRw` and `SizeRootFs` (walks each container's writable layer).
+    pub size: bool,
+}
+
+/// A container's `SizeRw` (the bytes in its writable layer, -1 if it could not be read) and `SizeRootFs`
+/// (that plus its image's size), as dockerd computes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerSizes {
+    /// Bytes in the writable layer, or -1.
+    pub rw: i64,
+    /// The image's size plus `rw` (the image's size alone when `rw` is -1).
+    pub root_fs: i64,
 }
 
 impl Engine {
@@ -71,7 +84,7 @@ impl Engine {
             let v = f.get(key);
             v.is_empty() || v.iter().any(|x| pred(x))
         };
-        let mut out: Vec<ContainerSummary> = list
+        let mut selected: Vec<&Container> = list
             .iter()
             .filter(|c| {
                 // Restarting counts as running, as in dockerd.
@@ -114,12 +127,40 @@ impl Engine {
             })
             .filter(|c| before.iter().all(|b| c.created < *b))
             .filter(|c| since.iter().all(|s| c.created > *s))
-            .map(|c| self.summary(c, link_names.get(&c.id)))
             .collect();
         if let Some(n) = opts.limit.filter(|n| *n > 0) {
-            out.truncate(n);
+            selected.truncate(n);
+        }
+        let mut out: Vec<ContainerSummary> = selected
+            .iter()
+            .map(|c| self.summary(c, link_names.get(&c.id)))
+            .collect();
+        if opts.size {
+            let sizes = self.layer_sizes(&selected).await?;
+            for (summary, s) in out.iter_mut().zip(sizes) {
+                // dockerd's list leaves zero sizes out (`omitempty`).
+                summary.size_rw = Some(s.rw).filter(|v| *v != 0);
+                summary.size_root_fs = Some(s.root_fs).filter(|v| *v != 0);
+            }
         }
         Ok(out)
+    }
+
+    /// The sizes of these containers' layers (see [`LayerSizes`]), walked on the blocking pool.
+    pub(crate) async fn layer_sizes(&self, containers: &[&Container]) -> Result<Vec<LayerSizes>> {
+        let work: Vec<(std::path::PathBuf, i64)> = containers
+            .iter()
+            .map(|c| {
+                let image_size = self.images.get(&c.image_id).map_or(0, |i| i.size as i64);
+                (Layout::new(&self.containers.dir(&c.id)).upper, image_size)
+            })
+            .collect();
+        Ok(tokio::task::spawn_blocking(move || {
+            work.iter()
+                .map(|(upper, image_size)| layer_sizes_of(upper, *image_size))
+                .collect()
+        })
+        .await?)
     }
 
     /// One row of `docker ps`; `links` are the `/PARENT/ALIAS` names other containers' links give it.
@@ -161,9 +202,18 @@ impl Engine {
         }
     }
 
-    /// `GET /containers/{id}/json`.
-    pub async fn inspect_container(&self, name: &str) -> Result<ContainerInspectResponse> {
+    /// `GET /containers/{id}/json`; `size` adds `SizeRw` and `SizeRootFs`.
+    pub async fn inspect_container(
+        &self,
+        name: &str,
+        size: bool,
+    ) -> Result<ContainerInspectResponse> {
         let c = self.containers.resolve(name)?;
+        let sizes = if size {
+            self.layer_sizes(&[&c]).await?.pop()
+        } else {
+            None
+        };
         let dir = self.containers.dir(&c.id);
         let etc = EtcPaths::new(&dir);
         let layout = Layout::new(&dir);
@@ -213,10 +263,24 @@ impl Engine {
             resolv_conf_path: Some(etc.resolv_conf.display().to_string()),
             hostname_path: Some(etc.hostname.display().to_string()),
             hosts_path: Some(etc.hosts.display().to_string()),
-            log_path: Some(dir.join(format!("{}-json.log", c.id)).display().to_string()),
+            // dockerd sets it for json-file only.
+            log_path: Some(
+                if c.host_config
+                    .log_config
+                    .as_ref()
+                    .and_then(|l| l.typ.as_deref())
+                    .is_none_or(|t| t == "json-file")
+                {
+                    super::logdriver::json_path(&dir, &c.id)
+                        .display()
+                        .to_string()
+                } else {
+                    String::new()
+                },
+            ),
             name: Some(format!("/{}", c.name)),
             restart_count: Some(c.restart_count),
-            driver: Some("overlayfs".into()),
+            driver: Some(STORAGE_DRIVER.into()),
             platform: Some("linux".into()),
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
@@ -227,14 +291,39 @@ impl Engine {
                 ..c.host_config.clone()
             }),
             graph_driver: Some(DriverData {
-                name: "overlayfs".into(),
+                name: STORAGE_DRIVER.into(),
                 data,
             }),
+            size_rw: sizes.map(|s| s.rw),
+            size_root_fs: sizes.map(|s| s.root_fs),
             mounts: Some(c.mounts.clone()),
             config: Some(c.config.clone()),
             network_settings: Some(self.network_settings(&c)),
             ..Default::default()
         })
+    }
+}
+
+/// dockerd's `SizeRw` and `SizeRootFs` for a writable layer at `upper` over an image of `image_size` bytes.
+fn layer_sizes_of(upper: &std::path::Path, image_size: i64) -> LayerSizes {
+    // A container never started (nor written to by `cp`) has no upper dir yet: its layer is empty.
+    let walked = match crate::du::dir_size(upper) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        other => other,
+    };
+    match walked {
+        Ok(rw) => LayerSizes {
+            rw: rw as i64,
+            root_fs: image_size + rw as i64,
+        },
+        Err(e) => {
+            // dockerd logs and reports -1 rather than failing the listing.
+            tracing::warn!(path = %upper.display(), error = %e, "computing the size of a container's writable layer");
+            LayerSizes {
+                rw: -1,
+                root_fs: image_size,
+            }
+        }
     }
 }
 

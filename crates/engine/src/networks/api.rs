@@ -621,6 +621,7 @@ impl Engine {
                 deleted.push(name);
             }
         }
+        self.events.publish(crate::Event::pruned("network", 0));
         Ok(PrunedNetworks {
             networks_deleted: deleted,
         })

@@ -126,9 +126,8 @@ impl Engine {
     /// `com.docker.volume.anonymous` label. An existing volume of that name is answered as is.
     pub async fn create_volume(&self, req: VolumeCreateOptions) -> Result<Volume> {
         if req.cluster_volume_spec.is_some() {
-            return Err(Error::Unavailable(
-                "cluster volumes need swarm mode, which Berth does not support".into(),
-            ));
+            // dockerd hands these to its swarm manager, which a node outside a swarm does not have.
+            return Err(Error::Unavailable(crate::NOT_SWARM_MANAGER.into()));
         }
         let sorted = |m: Option<std::collections::HashMap<String, String>>| {
             m.map(|m| m.into_iter().collect::<BTreeMap<_, _>>())

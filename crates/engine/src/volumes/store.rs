@@ -380,7 +380,7 @@ impl VolumeStore {
     /// Bytes used by a volume's data (each inode counted once, directories not counted; as dockerd), or -1
     /// when it cannot be read.
     pub fn size(&self, name: &str) -> i64 {
-        dir_size(&self.data_path(name)).map_or(-1, |s| s as i64)
+        crate::du::dir_size(&self.data_path(name)).map_or(-1, |s| s as i64)
     }
 }
 
@@ -479,30 +479,6 @@ fn make_dir(path: &Path, mode: u32) -> Result<()> {
 
 fn dir_is_empty(path: &Path) -> bool {
     std::fs::read_dir(path).map_or(true, |mut d| d.next().is_none())
-}
-
-/// Sums the sizes of the files under `root`, without following symlinks, each inode once.
-fn dir_size(root: &Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0u64;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if dir != root && e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if meta.len() > 0 && seen.insert((meta.dev(), meta.ino())) {
-                total += meta.len();
-            }
-        }
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
