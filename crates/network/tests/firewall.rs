@@ -435,3 +435,63 @@ fn ipv6_traffic_leaving_a_dual_stack_network_is_masqueraded() {
     n1.remove().unwrap();
     lan.remove().unwrap();
 }
+
+#[test]
+fn published_port_is_dnated_to_the_containers_ipv6_address() {
+    let host = netns("host");
+    enable_forwarding(&host);
+    host.run(|| std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1"))
+        .unwrap()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dual = |id: &str, v4: &str, v6: &str| network::NetworkOptions {
+        subnet: Some(v4.parse().unwrap()),
+        ipv6: true,
+        subnet6: Some(v6.parse().unwrap()),
+        ..opts(id, id, &[(OPT_BRIDGE_NAME, &format!("berth-{id}"))])
+    };
+    let mut n1 = Network::create_dual(
+        dir.path(),
+        Some(host.clone()),
+        dual("e1", "10.203.0.0/24", "fd00:203::/64"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    let mut n2 = Network::create_dual(
+        dir.path(),
+        Some(host.clone()),
+        dual("e2", "10.204.0.0/24", "fd00:204::/64"),
+        &[n1.record().subnet],
+        &[n1.record().subnet6.unwrap()],
+    )
+    .unwrap();
+    let (server, client) = (netns("srv"), netns("cli"));
+    let es = n1.attach("srv", &server, AttachRequest::default()).unwrap();
+    n2.attach("cli", &client, AttachRequest::default()).unwrap();
+    let ip6 = es.ip6.unwrap();
+    serve_once(&server, SocketAddr::new(ip6.into(), 80));
+    let fw = firewall(&host);
+    let rule = DnatRule {
+        proto: Proto::Tcp,
+        host_ip: None,
+        host_port: 8080,
+        container_ip: ip6.into(),
+        container_port: 80,
+        bridge: "berth-e1".into(),
+    };
+    fw.reconcile(&[n1.spec(), n2.spec()], &[rule]).unwrap();
+    // The client dials its IPv6 gateway (a local address of the host) on the published port;
+    // nothing listens there, so only the ip6 DNAT rule can make this work. As in the NAT66 test, the
+    // first neighbour solicitation in a fresh namespace can be lost: a few tries.
+    let published = SocketAddr::new(n2.record().gateway6.unwrap().into(), 8080);
+    assert!((0..4).any(|_| reachable(&client, published)));
+    // Direct access to the container across bridges stays blocked.
+    assert!(!reachable(&client, SocketAddr::new(ip6.into(), 80)));
+    fw.cleanup().unwrap();
+    assert!(!reachable(&client, published));
+    n1.detach("srv").unwrap();
+    n2.detach("cli").unwrap();
+    n1.remove().unwrap();
+    n2.remove().unwrap();
+}
