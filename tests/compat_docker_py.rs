@@ -125,6 +125,14 @@ fn docker_py_networks_create_get_list_remove_connect_and_ports() {
 }
 
 #[test]
+fn docker_py_ipv6_network_fixed_address_aux_addresses_and_port_on_ipv6_loopback() {
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(&d, "docker_py_ipv6.py", &[("ROOTFS", rootfs.as_os_str())]);
+}
+
+#[test]
 fn docker_py_legacy_links_and_links_on_user_networks() {
     let d = Daemon::start();
     let rootfs = d.dir.path().join("rootfs.tar");

@@ -897,7 +897,7 @@ fn daemons_on_one_host_share_no_bridge_reuse_its_address_and_remove_what_they_ma
 
     // A bridge that is already there with an address keeps it: the new data root's default network takes it.
     a.in_netns(|| {
-        network::link::ensure_bridge(None, "berth0", "10.123.4.1/24".parse().unwrap(), 1500)
+        network::link::ensure_bridge(None, "berth0", "10.123.4.1/24".parse().unwrap(), None, 1500)
     })
     .expect("make berth0 by hand");
     let mut c = neighbour(&a);

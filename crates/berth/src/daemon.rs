@@ -36,6 +36,12 @@ pub struct DaemonArgs {
     /// Address and prefix of the default network's bridge (e.g. 10.99.0.1/24)
     #[arg(long, value_name = "string")]
     bip: Option<String>,
+    /// Enable IPv6 networking on the default bridge
+    #[arg(long)]
+    ipv6: bool,
+    /// IPv6 subnet of the default bridge (e.g. fd00:1::/64; default: a /64 of the daemon's ULA prefix)
+    #[arg(long, value_name = "string")]
+    fixed_cidr_v6: Option<String>,
     /// Register an additional OCI runtime (NAME=PATH); runc, crun and youki are found in PATH
     #[arg(long, value_name = "NAME=PATH")]
     add_runtime: Vec<String>,
@@ -187,10 +193,15 @@ async fn serve(args: &DaemonArgs, plan: &crate::listen::Plan) -> anyhow::Result<
     let config = engine::EngineConfig {
         data_root: args.data_root.clone(),
         exec_root: args.exec_root.clone(),
-        network: engine::networks::NetworkConfig {
-            bridge: args.bridge.clone(),
-            bip: args.bip.clone(),
-        },
+        network: crate::daemon_config::network_config(
+            engine::networks::NetworkConfig {
+                bridge: args.bridge.clone(),
+                bip: args.bip.clone(),
+                ipv6: args.ipv6,
+                fixed_cidr_v6: args.fixed_cidr_v6.clone(),
+            },
+            &file,
+        )?,
         runtimes: runtimes(args)?,
         default_runtime: args.default_runtime.clone(),
         registry: registry_config(args)?,

@@ -10,7 +10,14 @@ use anyhow::{bail, Context};
 pub const DEFAULT_PATH: &str = "/etc/berth/daemon.json";
 
 /// The keys Berth reads; others are left alone with a warning (dockerd has many Berth does not).
-const KNOWN: [&str; 2] = ["log-driver", "log-opts"];
+const KNOWN: [&str; 6] = [
+    "log-driver",
+    "log-opts",
+    "bridge",
+    "bip",
+    "ipv6",
+    "fixed-cidr-v6",
+];
 
 /// The file's settings.
 #[derive(Debug, Default)]
@@ -19,6 +26,14 @@ pub struct FileConfig {
     pub log_driver: Option<String>,
     /// `log-opts`.
     pub log_opts: Option<HashMap<String, String>>,
+    /// `bridge`.
+    pub bridge: Option<String>,
+    /// `bip`.
+    pub bip: Option<String>,
+    /// `ipv6`.
+    pub ipv6: Option<bool>,
+    /// `fixed-cidr-v6`.
+    pub fixed_cidr_v6: Option<String>,
 }
 
 /// Reads the file: `explicit` is `--config-file`, whose absence is an error; without it a missing
@@ -72,9 +87,63 @@ fn parse(text: &str) -> anyhow::Result<FileConfig> {
         ),
         Some(_) => bail!("log-opts: an object of strings is expected"),
     };
+    let string = |k: &str| -> anyhow::Result<Option<String>> {
+        match map.get(k) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => bail!("{k}: a string is expected"),
+        }
+    };
     Ok(FileConfig {
         log_driver,
         log_opts,
+        bridge: string("bridge")?,
+        bip: string("bip")?,
+        ipv6: match map.get("ipv6") {
+            None => None,
+            Some(serde_json::Value::Bool(b)) => Some(*b),
+            Some(_) => bail!("ipv6: true or false is expected"),
+        },
+        fixed_cidr_v6: string("fixed-cidr-v6")?,
+    })
+}
+
+/// The default network's settings from the flags (`flags`) and the file, as dockerd merges them: each from
+/// one or the other, and an error naming both values when a setting is given both ways.
+pub fn network_config(
+    flags: engine::networks::NetworkConfig,
+    file: &FileConfig,
+) -> anyhow::Result<engine::networks::NetworkConfig> {
+    let mut conflicts = Vec::new();
+    let mut merge =
+        |name: &str, flag: Option<String>, from_file: &Option<String>| match (flag, from_file) {
+            (Some(f), Some(c)) => {
+                conflicts.push(format!("{name}: (from flag: {f}, from file: {c})"));
+                Some(f)
+            }
+            (f, c) => f.or_else(|| c.clone()),
+        };
+    let bridge = merge("bridge", flags.bridge, &file.bridge);
+    let bip = merge("bip", flags.bip, &file.bip);
+    let fixed_cidr_v6 = merge("fixed-cidr-v6", flags.fixed_cidr_v6, &file.fixed_cidr_v6);
+    let ipv6 = match (flags.ipv6, file.ipv6) {
+        (true, Some(f)) => {
+            conflicts.push(format!("ipv6: (from flag: true, from file: {f})"));
+            true
+        }
+        (flag, f) => flag || f.unwrap_or(false),
+    };
+    if !conflicts.is_empty() {
+        bail!(
+            "unable to configure the daemon: the following directives are specified both as a flag and in the configuration file: {}",
+            conflicts.join(", ")
+        );
+    }
+    Ok(engine::networks::NetworkConfig {
+        bridge,
+        bip,
+        ipv6,
+        fixed_cidr_v6,
     })
 }
 
@@ -127,6 +196,26 @@ pub fn log_defaults(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_settings_come_from_the_flags_or_the_file_not_both() {
+        let file = parse(r#"{"ipv6": true, "fixed-cidr-v6": "fd00:1::/64", "bip": "10.9.0.1/24"}"#)
+            .unwrap();
+        let c = network_config(engine::networks::NetworkConfig::default(), &file).unwrap();
+        assert!(c.ipv6);
+        assert_eq!(c.fixed_cidr_v6.as_deref(), Some("fd00:1::/64"));
+        assert_eq!(c.bip.as_deref(), Some("10.9.0.1/24"));
+        assert!(parse(r#"{"ipv6": "yes"}"#).is_err());
+        let flags = engine::networks::NetworkConfig {
+            bip: Some("10.8.0.1/24".into()),
+            ..Default::default()
+        };
+        let e = network_config(flags, &file).unwrap_err().to_string();
+        assert!(
+            e.ends_with("specified both as a flag and in the configuration file: bip: (from flag: 10.8.0.1/24, from file: 10.9.0.1/24)"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_file_and_the_flags_make_the_default_and_may_not_both_set_it() {

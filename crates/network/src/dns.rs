@@ -4,11 +4,13 @@
 //! Docker listens on 127.0.0.11:53 inside each container's namespace; the engine starts one
 //! [`Server`] there with the container's network's [`Table`]. It serves UDP and TCP on the same
 //! port; forwarded queries go upstream over UDP (a truncated upstream answer is relayed as is, and
-//! the client retries over TCP, which Berth forwards over UDP again). Answers carry a TTL of 600 s, as Docker's do; a known
-//! name asked for AAAA gets an empty NOERROR answer (IPv4-only networks), like Docker.
+//! the client retries over TCP, which Berth forwards over UDP again). Answers carry a TTL of 600 s, as Docker's do; A
+//! answers a name's IPv4 addresses and AAAA its IPv6 ones (a container on a dual-stack network has
+//! both); a known name without an address of the asked family gets an empty NOERROR answer, like
+//! Docker.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -34,7 +36,7 @@ fn normalise(name: &str) -> String {
 /// Names known on one network: each name (container name, alias, short ID) maps to addresses.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    inner: Arc<RwLock<BTreeMap<String, BTreeSet<Ipv4Addr>>>>,
+    inner: Arc<RwLock<BTreeMap<String, BTreeSet<IpAddr>>>>,
 }
 
 impl Table {
@@ -44,7 +46,8 @@ impl Table {
     }
 
     /// Add `names` (name, aliases, short ID) for a container at `ip`.
-    pub fn add(&self, names: &[&str], ip: Ipv4Addr) {
+    pub fn add(&self, names: &[&str], ip: impl Into<IpAddr>) {
+        let ip = ip.into();
         if let Ok(mut t) = self.inner.write() {
             for n in names {
                 t.entry(normalise(n)).or_default().insert(ip);
@@ -54,8 +57,8 @@ impl Table {
 
     /// Replace the whole table with `entries` (names and the address they point at), in one
     /// step so a query never sees it half-built.
-    pub fn replace(&self, entries: &[(Vec<String>, Ipv4Addr)]) {
-        let mut fresh: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+    pub fn replace(&self, entries: &[(Vec<String>, IpAddr)]) {
+        let mut fresh: BTreeMap<String, BTreeSet<IpAddr>> = BTreeMap::new();
         for (names, ip) in entries {
             for n in names {
                 fresh.entry(normalise(n)).or_default().insert(*ip);
@@ -67,7 +70,8 @@ impl Table {
     }
 
     /// Remove every name that points at `ip` (the container left the network).
-    pub fn remove_ip(&self, ip: Ipv4Addr) {
+    pub fn remove_ip(&self, ip: impl Into<IpAddr>) {
+        let ip = ip.into();
         if let Ok(mut t) = self.inner.write() {
             t.retain(|_, ips| {
                 ips.remove(&ip);
@@ -77,7 +81,7 @@ impl Table {
     }
 
     /// Addresses of `name`.
-    pub fn lookup(&self, name: &str) -> Vec<Ipv4Addr> {
+    pub fn lookup(&self, name: &str) -> Vec<IpAddr> {
         self.inner
             .read()
             .ok()
@@ -86,7 +90,7 @@ impl Table {
     }
 
     /// The first name (alphabetically) that points at `ip`, for PTR queries.
-    pub fn reverse(&self, ip: Ipv4Addr) -> Option<String> {
+    pub fn reverse(&self, ip: IpAddr) -> Option<String> {
         let t = self.inner.read().ok()?;
         t.iter()
             .find(|(_, ips)| ips.contains(&ip))
@@ -165,15 +169,31 @@ fn reply(query: &[u8], q: &Question, rcode: u8, answers: &[(u16, Vec<u8>)]) -> V
     out
 }
 
-fn ptr_ip(name: &str) -> Option<Ipv4Addr> {
+fn ptr_ip(name: &str) -> Option<IpAddr> {
     let rest = normalise(name);
+    if let Some(nibbles) = rest.strip_suffix(".ip6.arpa") {
+        // 32 nibbles, least significant first.
+        let n: Vec<u8> = nibbles
+            .split('.')
+            .map(|p| u8::from_str_radix(p, 16))
+            .collect::<std::result::Result<_, _>>()
+            .ok()?;
+        if n.len() != 32 || n.iter().any(|x| *x > 15) {
+            return None;
+        }
+        let v = n
+            .iter()
+            .rev()
+            .fold(0u128, |acc, x| (acc << 4) | u128::from(*x));
+        return Some(IpAddr::V6(Ipv6Addr::from(v)));
+    }
     let rest = rest.strip_suffix(".in-addr.arpa")?;
     let o: Vec<u8> = rest
         .split('.')
         .map(|p| p.parse::<u8>())
         .collect::<std::result::Result<_, _>>()
         .ok()?;
-    (o.len() == 4).then(|| Ipv4Addr::new(o[3], o[2], o[1], o[0]))
+    (o.len() == 4).then(|| IpAddr::V4(Ipv4Addr::new(o[3], o[2], o[1], o[0])))
 }
 
 /// What to do with a query: answer it locally, or forward it.
@@ -196,13 +216,16 @@ fn resolve(table: &Table, query: &[u8]) -> Action {
             if ips.is_empty() {
                 return Action::Forward;
             }
-            let answers: Vec<(u16, Vec<u8>)> = if q.qtype == TYPE_A {
-                ips.iter()
-                    .map(|ip| (TYPE_A, ip.octets().to_vec()))
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let answers: Vec<(u16, Vec<u8>)> = ips
+                .iter()
+                .filter_map(|ip| match ip {
+                    IpAddr::V4(v4) if q.qtype == TYPE_A => Some((TYPE_A, v4.octets().to_vec())),
+                    IpAddr::V6(v6) if q.qtype == TYPE_AAAA => {
+                        Some((TYPE_AAAA, v6.octets().to_vec()))
+                    }
+                    _ => None,
+                })
+                .collect();
             Action::Answer(reply(query, &q, 0, &answers))
         }
         TYPE_PTR => match ptr_ip(&q.name).and_then(|ip| table.reverse(ip)) {
@@ -430,6 +453,29 @@ mod tests {
             Action::Forward
         ));
         assert!(matches!(resolve(&t, &[1, 2, 3]), Action::Drop));
+    }
+
+    #[test]
+    fn aaaa_answers_the_ipv6_address_and_a_only_the_ipv4_one() {
+        let t = Table::new();
+        let v6: Ipv6Addr = "fd00:db8::2".parse().unwrap();
+        t.add(&["web"], Ipv4Addr::new(172, 18, 0, 2));
+        t.add(&["web"], v6);
+        let Action::Answer(r) = resolve(&t, &query(3, "web", TYPE_AAAA)) else {
+            panic!("not answered")
+        };
+        assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1);
+        assert_eq!(&r[r.len() - 16..], &v6.octets());
+        let Action::Answer(r) = resolve(&t, &query(4, "web", TYPE_A)) else {
+            panic!("not answered")
+        };
+        assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1);
+        assert_eq!(&r[r.len() - 4..], &[172, 18, 0, 2]);
+        let ptr = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.0.0.d.f.ip6.arpa";
+        let Action::Answer(r) = resolve(&t, &query(5, ptr, TYPE_PTR)) else {
+            panic!("not answered")
+        };
+        assert!(r.ends_with(&[3, b'w', b'e', b'b', 0]));
     }
 
     #[test]

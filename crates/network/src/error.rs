@@ -54,6 +54,17 @@ pub enum Error {
         "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
     )]
     NoPoolAvailable,
+    /// No free `/64` was left in the daemon's IPv6 pool (Docker's wording).
+    #[error("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network")]
+    NoPoolAvailable6,
+    /// Every address of the network's IPv6 pool is taken.
+    #[error("no available IPv6 addresses on this network's address pools: {network} ({subnet})")]
+    AddressesExhausted6 {
+        /// The network's name.
+        network: String,
+        /// The pool that is full.
+        subnet: String,
+    },
     /// A requested subnet overlaps another Berth network (Docker's wording).
     #[error("Pool overlaps with other one on this address space")]
     PoolOverlap,

@@ -28,12 +28,12 @@
 //!   (which would expose martian-source risks on every interface of the bridge).
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 
 use crate::error::{Error, Result};
 use crate::netns::{run_in, NetNs};
@@ -53,6 +53,8 @@ pub struct NetworkSpec {
     pub bridge: String,
     /// The subnet.
     pub subnet: Ipv4Network,
+    /// The IPv6 subnet of a dual-stack network.
+    pub subnet6: Option<Ipv6Network>,
     /// `--internal`: no NAT, no forwarding in or out.
     pub internal: bool,
     /// Inter-container traffic allowed on this bridge.
@@ -64,12 +66,12 @@ pub struct NetworkSpec {
 pub struct DnatRule {
     /// `tcp` or `udp`.
     pub proto: Proto,
-    /// The host address bound, `None` for all.
-    pub host_ip: Option<Ipv4Addr>,
+    /// The host address bound, `None` for all of the container address's family.
+    pub host_ip: Option<IpAddr>,
     /// The host port.
     pub host_port: u16,
-    /// The container's address.
-    pub container_ip: Ipv4Addr,
+    /// The container's address (IPv4 rules go to the `ip` NAT table, IPv6 ones to `ip6`).
+    pub container_ip: IpAddr,
     /// The container's port.
     pub container_port: u16,
     /// The container's bridge: traffic from that bridge is left to the proxy (hairpin).
@@ -136,11 +138,12 @@ impl Tables {
         }
     }
 
-    fn all(&self) -> [(&'static str, &str); 3] {
+    fn all(&self) -> [(&'static str, &str); 4] {
         [
             ("inet", self.filter.as_str()),
             ("bridge", self.bridge.as_str()),
             ("ip", self.nat.as_str()),
+            ("ip6", self.nat.as_str()),
         ]
     }
 }
@@ -212,26 +215,49 @@ pub fn render_tables(t: &Tables, networks: &[NetworkSpec], dnat: &[DnatRule]) ->
             "    ip saddr {0} ip daddr {0} drop comment \"icc off on {1}\"\n",
             n.subnet, n.bridge
         ));
+        if let Some(s6) = n.subnet6 {
+            s.push_str(&format!(
+                "    ip6 saddr {0} ip6 daddr {0} drop comment \"icc off on {1}\"\n",
+                s6, n.bridge
+            ));
+        }
     }
     s.push_str("  }\n}\n");
 
-    s.push_str(&format!("table ip {} {{\n", t.nat));
+    render_nat(&mut s, "ip", &t.nat, networks, dnat);
+    render_nat(&mut s, "ip6", &t.nat, networks, dnat);
+    s
+}
+
+/// One NAT table: `ip` (IPv4) or `ip6` (NAT66, as dockerd's ip6tables rules do for IPv6 networks).
+fn render_nat(s: &mut String, fam: &str, name: &str, networks: &[NetworkSpec], dnat: &[DnatRule]) {
+    let v6 = fam == "ip6";
+    // Loopback is served by the userland proxy (no route_localnet, and IPv6 has no equivalent).
+    let loopback = if v6 { "::1" } else { "127.0.0.0/8" };
+    s.push_str(&format!("table {fam} {name} {{\n"));
     s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n");
-    s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump publish\n  }\n");
+    s.push_str(&format!("  chain output {{\n    type nat hook output priority -100; policy accept;\n    {fam} daddr != {loopback} fib daddr type local jump publish\n  }}\n"));
     s.push_str("  chain publish {\n");
-    for r in dnat {
+    // A rule whose host address is of the other family than its container's would not parse.
+    for r in dnat.iter().filter(|r| {
+        r.container_ip.is_ipv6() == v6
+            && r.host_ip
+                .is_none_or(|h| h.is_unspecified() || h.is_ipv6() == v6)
+    }) {
         let daddr = r
             .host_ip
-            .filter(|ip| !ip.is_unspecified())
-            .map(|ip| format!("ip daddr {ip} "))
+            .filter(|ip| !ip.is_unspecified() && ip.is_ipv6() == v6)
+            .map(|ip| format!("{fam} daddr {ip} "))
             .unwrap_or_default();
+        let to = match r.container_ip {
+            IpAddr::V4(ip) => format!("{ip}:{}", r.container_port),
+            IpAddr::V6(ip) => format!("[{ip}]:{}", r.container_port),
+        };
         s.push_str(&format!(
-            "    {daddr}iifname != {} {} dport {} dnat to {}:{}\n",
+            "    {daddr}iifname != {} {} dport {} dnat to {to}\n",
             quote(&r.bridge),
             r.proto,
             r.host_port,
-            r.container_ip,
-            r.container_port
         ));
     }
     s.push_str("  }\n");
@@ -239,14 +265,20 @@ pub fn render_tables(t: &Tables, networks: &[NetworkSpec], dnat: &[DnatRule]) ->
         "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
     );
     for n in networks.iter().filter(|n| !n.internal) {
+        let subnet = if v6 {
+            match n.subnet6 {
+                Some(s6) => s6.to_string(),
+                None => continue,
+            }
+        } else {
+            n.subnet.to_string()
+        };
         s.push_str(&format!(
-            "    ip saddr {} oifname != {} masquerade\n",
-            n.subnet,
+            "    {fam} saddr {subnet} oifname != {} masquerade\n",
             quote(&n.bridge)
         ));
     }
     s.push_str("  }\n}\n");
-    s
 }
 
 impl Firewall {
@@ -357,33 +389,42 @@ impl Firewall {
     /// comment and are replaced on every reconcile; isolation still happens in Berth's own chain,
     /// which runs first. Nothing is touched where no such chain exists or it accepts by default.
     pub fn open_forward(&self, networks: &[NetworkSpec]) -> Result<()> {
-        let Ok(forward) = self.run(&["-j", "list", "chain", "ip", "filter", "FORWARD"], None)
-        else {
+        // dockerd 28 sets the policy of both ip and ip6 filter FORWARD (ip6tables is on by default);
+        // the ip6 accepts are for Berth's dual-stack bridges.
+        for fam in ["ip", "ip6"] {
+            let nets: Vec<&NetworkSpec> = networks
+                .iter()
+                .filter(|n| !n.internal && (fam == "ip" || n.subnet6.is_some()))
+                .collect();
+            self.open_forward_family(fam, &nets)?;
+        }
+        Ok(())
+    }
+
+    fn open_forward_family(&self, fam: &str, networks: &[&NetworkSpec]) -> Result<()> {
+        let Ok(forward) = self.run(&["-j", "list", "chain", fam, "filter", "FORWARD"], None) else {
             return Ok(());
         };
         let drops =
             forward.contains("\"policy\": \"drop\"") || forward.contains("\"policy\":\"drop\"");
         let chain = if self
-            .run(
-                &["-j", "list", "chain", "ip", "filter", "DOCKER-USER"],
-                None,
-            )
+            .run(&["-j", "list", "chain", fam, "filter", "DOCKER-USER"], None)
             .is_ok()
         {
             "DOCKER-USER"
         } else {
             "FORWARD"
         };
-        let mut script = self.stale_marked_rules(chain)?;
+        let mut script = self.stale_marked_rules(fam, chain)?;
         if drops {
             let marker = self.marker();
-            for n in networks.iter().filter(|n| !n.internal) {
+            for n in networks {
                 let b = quote(&n.bridge);
                 // Inserted at the top, so written in reverse of the order they end up in.
                 script.push_str(&format!(
-                    "insert rule ip filter {chain} oifname {b} ct state established,related accept comment \"{marker}\"\n\
-                     insert rule ip filter {chain} oifname {b} ct status dnat accept comment \"{marker}\"\n\
-                     insert rule ip filter {chain} iifname {b} accept comment \"{marker}\"\n"
+                    "insert rule {fam} filter {chain} oifname {b} ct state established,related accept comment \"{marker}\"\n\
+                     insert rule {fam} filter {chain} oifname {b} ct status dnat accept comment \"{marker}\"\n\
+                     insert rule {fam} filter {chain} iifname {b} accept comment \"{marker}\"\n"
                 ));
             }
         }
@@ -393,13 +434,13 @@ impl Firewall {
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
     }
 
-    /// `delete rule` lines for the rules of `ip filter CHAIN` carrying this firewall's marker.
-    fn stale_marked_rules(&self, chain: &str) -> Result<String> {
-        let Ok(text) = self.run(&["-a", "-j", "list", "chain", "ip", "filter", chain], None) else {
+    /// `delete rule` lines for the rules of `FAMILY filter CHAIN` carrying this firewall's marker.
+    fn stale_marked_rules(&self, fam: &str, chain: &str) -> Result<String> {
+        let Ok(text) = self.run(&["-a", "-j", "list", "chain", fam, "filter", chain], None) else {
             return Ok(String::new());
         };
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Nft {
-            op: format!("list chain ip filter {chain}"),
+            op: format!("list chain {fam} filter {chain}"),
             reason: format!("bad JSON from nft: {e}"),
         })?;
         let marker = self.marker();
@@ -408,7 +449,7 @@ impl Firewall {
             let rule = &item["rule"];
             if rule["comment"].as_str() == Some(marker.as_str()) {
                 if let Some(h) = rule["handle"].as_u64() {
-                    script.push_str(&format!("delete rule ip filter {chain} handle {h}\n"));
+                    script.push_str(&format!("delete rule {fam} filter {chain} handle {h}\n"));
                 }
             }
         }
@@ -421,8 +462,10 @@ impl Firewall {
         for (fam, name) in self.tables.all() {
             script.push_str(&format!("table {fam} {name}\ndelete table {fam} {name}\n"));
         }
-        for chain in ["DOCKER-USER", "FORWARD"] {
-            script.push_str(&self.stale_marked_rules(chain)?);
+        for fam in ["ip", "ip6"] {
+            for chain in ["DOCKER-USER", "FORWARD"] {
+                script.push_str(&self.stale_marked_rules(fam, chain)?);
+            }
         }
         self.run(&["-f", "-"], Some(&script)).map(|_| ())
     }
@@ -450,6 +493,7 @@ impl Firewall {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn rendered_ruleset_isolates_bridges_and_masquerades_only_external_networks() {
@@ -457,12 +501,14 @@ mod tests {
             NetworkSpec {
                 bridge: "berth0".into(),
                 subnet: "172.17.0.0/16".parse().unwrap(),
+                subnet6: None,
                 internal: false,
                 icc: true,
             },
             NetworkSpec {
                 bridge: "br-int".into(),
                 subnet: "172.18.0.0/16".parse().unwrap(),
+                subnet6: None,
                 internal: true,
                 icc: false,
             },
@@ -481,13 +527,41 @@ mod tests {
             proto: Proto::Tcp,
             host_ip,
             host_port: 8080,
-            container_ip: Ipv4Addr::new(172, 17, 0, 2),
+            container_ip: IpAddr::V4(Ipv4Addr::new(172, 17, 0, 2)),
             container_port: 80,
             bridge: "berth0".into(),
         };
-        let s = render(&[], &[r(None), r(Some(Ipv4Addr::new(10, 0, 0, 1)))]);
+        let s = render(&[], &[r(None), r(Some(Ipv4Addr::new(10, 0, 0, 1).into()))]);
         assert!(s.contains("    iifname != \"berth0\" tcp dport 8080 dnat to 172.17.0.2:80\n"));
         assert!(s.contains("ip daddr 10.0.0.1 iifname != \"berth0\" tcp dport 8080 dnat to"));
+    }
+
+    #[test]
+    fn ipv6_networks_get_nat66_and_ipv6_dnat_in_the_ip6_table() {
+        let nets = [NetworkSpec {
+            bridge: "br-v6".into(),
+            subnet: "172.18.0.0/16".parse().unwrap(),
+            subnet6: Some("fd00:db8::/64".parse().unwrap()),
+            internal: false,
+            icc: false,
+        }];
+        let r = DnatRule {
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            container_ip: "fd00:db8::2".parse().unwrap(),
+            container_port: 80,
+            bridge: "br-v6".into(),
+        };
+        let s = render(&nets, &[r]);
+        let v6 = &s[s.find("table ip6 berth-nat {").unwrap()..];
+        assert!(v6.contains("ip6 saddr fd00:db8::/64 oifname != \"br-v6\" masquerade"));
+        assert!(v6.contains("iifname != \"br-v6\" tcp dport 8080 dnat to [fd00:db8::2]:80"));
+        assert!(v6.contains("ip6 daddr != ::1 fib daddr type local jump publish"));
+        let v4 =
+            &s[s.find("table ip berth-nat {").unwrap()..s.find("table ip6 berth-nat {").unwrap()];
+        assert!(!v4.contains("fd00"));
+        assert!(s.contains("ip6 saddr fd00:db8::/64 ip6 daddr fd00:db8::/64 drop"));
     }
 
     #[test]

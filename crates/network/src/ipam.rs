@@ -4,10 +4,10 @@
 //! atomically on every change so a daemon restart finds the same allocations.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -50,6 +50,144 @@ pub fn select_subnet(routes: &[Ipv4Network], taken: &[Ipv4Network]) -> Result<Ip
         .ok_or(Error::NoPoolAvailable)
 }
 
+/// Whether two IPv6 subnets share any address.
+pub fn overlaps6(a: Ipv6Network, b: Ipv6Network) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+/// The `/48` of unique local addresses (RFC 4193, `fdXX:XXXX:XXXX::/48`) a daemon carves its
+/// automatic IPv6 subnets from, its 40-bit global ID taken from `seed` (Docker 28 derives it from
+/// the daemon's host ID the same way, so each host gets its own prefix and it stays stable).
+pub fn ula_base(seed: &[u8; 5]) -> Result<Ipv6Network> {
+    let mut b = [0u8; 16];
+    b[0] = 0xfd;
+    b[1..6].copy_from_slice(seed);
+    Ipv6Network::new(Ipv6Addr::from(b), 48).map_err(|e| Error::InvalidConfig(e.to_string()))
+}
+
+/// Choose the first `/64` of `base` that overlaps neither a route of the host nor another
+/// network's IPv6 subnet (Docker 28's default IPv6 pool for `--ipv6` without `--subnet`).
+pub fn select_subnet6(
+    base: Ipv6Network,
+    routes: &[Ipv6Network],
+    taken: &[Ipv6Network],
+) -> Result<Ipv6Network> {
+    let start = u128::from(base.network());
+    let count: u128 = 1 << (64u32.saturating_sub(u32::from(base.prefix())));
+    for i in 0..count.min(1 << 16) {
+        let Ok(cand) = Ipv6Network::new(Ipv6Addr::from(start + (i << 64)), 64) else {
+            continue;
+        };
+        let clash = routes
+            .iter()
+            .filter(|r| r.prefix() != 0)
+            .any(|r| overlaps6(cand, *r))
+            || taken.iter().any(|t| overlaps6(cand, *t));
+        if !clash {
+            return Ok(cand);
+        }
+    }
+    Err(Error::NoPoolAvailable6)
+}
+
+/// The IPv6 half of a dual-stack network's pool: the gateway is the subnet's first address and
+/// containers get the next ones, as in Docker (there is no broadcast address to skip).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool6 {
+    /// The IPv6 subnet (`--subnet fd00::/64`).
+    pub subnet: Ipv6Network,
+    /// The gateway, the bridge's IPv6 address.
+    pub gateway: Ipv6Addr,
+    /// `--ip-range` for IPv6, the whole subnet if `None`.
+    pub ip_range: Option<Ipv6Network>,
+    /// Addresses never handed out (IPAM `AuxiliaryAddresses`).
+    #[serde(default)]
+    pub reserved: Vec<Ipv6Addr>,
+    /// Allocated addresses and their owner.
+    pub allocated: BTreeMap<Ipv6Addr, String>,
+}
+
+impl Pool6 {
+    /// Validate an IPv6 subnet/gateway/range triple and make an empty pool.
+    pub fn new(
+        subnet: Ipv6Network,
+        gateway: Option<Ipv6Addr>,
+        ip_range: Option<Ipv6Network>,
+    ) -> Result<Self> {
+        let subnet = Ipv6Network::new(subnet.network(), subnet.prefix())
+            .map_err(|e| Error::InvalidConfig(format!("invalid subnet {subnet}: {e}")))?;
+        if subnet.prefix() > 126 {
+            return Err(Error::InvalidConfig(format!(
+                "invalid subnet {subnet}: too small for a gateway and an endpoint"
+            )));
+        }
+        if let Some(range) = ip_range {
+            if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
+                return Err(Error::InvalidConfig(format!(
+                    "invalid pool request: ip-range {range} is not within subnet {subnet}"
+                )));
+            }
+        }
+        let gateway = gateway.unwrap_or(Ipv6Addr::from(u128::from(subnet.network()) + 1));
+        if !subnet.contains(gateway) || gateway == subnet.network() {
+            return Err(Error::InvalidConfig(format!(
+                "invalid gateway {gateway}: not a host address of subnet {subnet}"
+            )));
+        }
+        Ok(Pool6 {
+            subnet,
+            gateway,
+            ip_range,
+            reserved: Vec::new(),
+            allocated: BTreeMap::new(),
+        })
+    }
+
+    fn taken(&self, ip: Ipv6Addr) -> bool {
+        ip == self.gateway || self.allocated.contains_key(&ip) || self.reserved.contains(&ip)
+    }
+
+    /// Allocate the lowest free address of the range.
+    pub fn allocate_next(&mut self, owner: &str, network_name: &str) -> Result<Ipv6Addr> {
+        let range = self.ip_range.unwrap_or(self.subnet);
+        let start = u128::from(range.network());
+        let end = u128::from(range.broadcast());
+        // Bounded: a /64 has 2^64 addresses, and a walk that long means the pool is full anyway.
+        let mut n = start;
+        let mut steps = 0u32;
+        while n <= end && steps < 1 << 20 {
+            let ip = Ipv6Addr::from(n);
+            if ip != self.subnet.network() && !self.taken(ip) {
+                self.allocated.insert(ip, owner.to_string());
+                return Ok(ip);
+            }
+            n += 1;
+            steps += 1;
+        }
+        Err(Error::AddressesExhausted6 {
+            network: network_name.to_string(),
+            subnet: self.subnet.to_string(),
+        })
+    }
+
+    /// Allocate one given address (`--ip6`).
+    pub fn allocate_specific(&mut self, ip: Ipv6Addr, owner: &str) -> Result<Ipv6Addr> {
+        if !self.subnet.contains(ip) || ip == self.subnet.network() {
+            return Err(Error::AddressOutOfRange { ip: ip.to_string() });
+        }
+        if self.taken(ip) {
+            return Err(Error::AddressInUse);
+        }
+        self.allocated.insert(ip, owner.to_string());
+        Ok(ip)
+    }
+
+    /// Give an address back.
+    pub fn release(&mut self, ip: Ipv6Addr) {
+        self.allocated.remove(&ip);
+    }
+}
+
 /// The address pool of one network and who holds which address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
@@ -61,6 +199,12 @@ pub struct Pool {
     pub ip_range: Option<Ipv4Network>,
     /// Allocated addresses and their owner (a container ID).
     pub allocated: BTreeMap<Ipv4Addr, String>,
+    /// Addresses never handed out (IPAM `AuxiliaryAddresses`).
+    #[serde(default)]
+    pub reserved: Vec<Ipv4Addr>,
+    /// The IPv6 pool of a dual-stack network (`--ipv6`).
+    #[serde(default)]
+    pub v6: Option<Pool6>,
 }
 
 impl Pool {
@@ -70,7 +214,8 @@ impl Pool {
         gateway: Option<Ipv4Addr>,
         ip_range: Option<Ipv4Network>,
     ) -> Result<Self> {
-        // Docker accepts a subnet written with host bits (10.1.2.3/16) and uses its network.
+        // A subnet written with host bits (the daemon's --bip 10.1.2.3/16) stands for its network; the API
+        // refuses one with dockerd's words before it gets here (engine/src/networks/ipam_request.rs).
         let subnet = Ipv4Network::new(subnet.network(), subnet.prefix())
             .map_err(|e| Error::InvalidConfig(format!("invalid subnet {subnet}: {e}")))?;
         if subnet.prefix() > 30 {
@@ -98,6 +243,8 @@ impl Pool {
             gateway,
             ip_range,
             allocated: BTreeMap::new(),
+            reserved: Vec::new(),
+            v6: None,
         })
     }
 
@@ -106,6 +253,7 @@ impl Pool {
             && ip != self.subnet.network()
             && ip != self.subnet.broadcast()
             && ip != self.gateway
+            && !self.reserved.contains(&ip)
     }
 
     /// Allocate the lowest free address of the range (Docker reuses freed addresses first).
@@ -132,7 +280,7 @@ impl Pool {
         {
             return Err(Error::AddressOutOfRange { ip: ip.to_string() });
         }
-        if ip == self.gateway || self.allocated.contains_key(&ip) {
+        if ip == self.gateway || self.allocated.contains_key(&ip) || self.reserved.contains(&ip) {
             return Err(Error::AddressInUse);
         }
         self.allocated.insert(ip, owner.to_string());
@@ -322,6 +470,51 @@ mod tests {
         let p = Pool::new(net("10.9.0.7/24"), Some(Ipv4Addr::new(10, 9, 0, 254)), None).unwrap();
         assert_eq!(p.subnet, net("10.9.0.0/24"));
         assert_eq!(p.gateway, Ipv4Addr::new(10, 9, 0, 254));
+    }
+
+    #[test]
+    fn ipv6_gateway_is_the_first_address_and_containers_get_the_next() {
+        let mut p = Pool6::new("fd00:1::/64".parse().unwrap(), None, None).unwrap();
+        assert_eq!(p.gateway, "fd00:1::1".parse::<Ipv6Addr>().unwrap());
+        p.reserved.push("fd00:1::3".parse().unwrap());
+        let a = p.allocate_next("a", "n").unwrap();
+        let b = p.allocate_next("b", "n").unwrap();
+        assert_eq!(a, "fd00:1::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(b, "fd00:1::4".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            p.allocate_specific("fd00:1::4".parse().unwrap(), "c")
+                .unwrap_err()
+                .to_string(),
+            "Address already in use"
+        );
+        assert!(p
+            .allocate_specific("fd00:2::4".parse().unwrap(), "c")
+            .is_err());
+        p.release(a);
+        assert_eq!(p.allocate_next("d", "n").unwrap(), a);
+    }
+
+    #[test]
+    fn automatic_ipv6_subnets_are_slash_64s_of_the_ula_base() {
+        let base = ula_base(&[1, 2, 3, 4, 5]).unwrap();
+        assert_eq!(base.to_string(), "fd01:203:405::/48");
+        let first = select_subnet6(base, &[], &[]).unwrap();
+        assert_eq!(first.to_string(), "fd01:203:405::/64");
+        let second = select_subnet6(base, &[], &[first]).unwrap();
+        assert_eq!(second.to_string(), "fd01:203:405:1::/64");
+    }
+
+    #[test]
+    fn reserved_ipv4_addresses_are_never_handed_out() {
+        let mut p = Pool::new(net("10.9.0.0/29"), None, None).unwrap();
+        p.reserved.push(Ipv4Addr::new(10, 9, 0, 2));
+        assert_eq!(
+            p.allocate_next("a", "n").unwrap(),
+            Ipv4Addr::new(10, 9, 0, 3)
+        );
+        assert!(p
+            .allocate_specific(Ipv4Addr::new(10, 9, 0, 2), "b")
+            .is_err());
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! made); container-side work uses a socket opened inside the container's namespace by a
 //! short-lived thread, so no long-lived thread ever changes namespace.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -165,6 +165,43 @@ fn add_address(nl: &mut Netlink, index: u32, name: &str, addr: Ipv4Network) -> R
     )
 }
 
+fn add_address6(nl: &mut Netlink, index: u32, name: &str, addr: Ipv6Network) -> Result<()> {
+    let mut msg = AddressMessage::default();
+    msg.header.family = AddressFamily::Inet6;
+    msg.header.prefix_len = addr.prefix();
+    msg.header.index = index;
+    // No duplicate address detection: the address is IPAM's to give, and DAD would leave it
+    // "tentative" (unusable) for the first second or two of the container's life.
+    msg.attributes = vec![
+        AddressAttribute::Local(addr.ip().into()),
+        AddressAttribute::Address(addr.ip().into()),
+        AddressAttribute::Flags(AddressFlags::Nodad),
+    ];
+    nl.ack(
+        RouteNetlinkMessage::NewAddress(msg),
+        NLM_F_CREATE | NLM_F_REPLACE,
+        &format!("add address {addr} to {name}"),
+    )
+}
+
+fn add_default_route6(nl: &mut Netlink, index: u32, gateway: Ipv6Addr) -> Result<()> {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = AddressFamily::Inet6;
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.protocol = RouteProtocol::Boot;
+    msg.header.scope = RouteScope::Universe;
+    msg.header.kind = RouteType::Unicast;
+    msg.attributes = vec![
+        RouteAttribute::Gateway(RouteAddress::Inet6(gateway)),
+        RouteAttribute::Oif(index),
+    ];
+    nl.ack(
+        RouteNetlinkMessage::NewRoute(msg),
+        NLM_F_CREATE | NLM_F_EXCL,
+        &format!("add IPv6 default route via {gateway}"),
+    )
+}
+
 fn add_default_route(nl: &mut Netlink, index: u32, gateway: Ipv4Addr) -> Result<()> {
     let mut msg = RouteMessage::default();
     msg.header.address_family = AddressFamily::Inet;
@@ -277,6 +314,36 @@ pub fn ipv4_routes(ns: Option<&NetNs>) -> Result<Vec<Ipv4Network>> {
     Ok(main_routes(ns)?.into_iter().map(|(n, _)| n).collect())
 }
 
+/// IPv6 destinations of the main routing table in `ns`, for IPv6 pool selection.
+pub fn ipv6_routes(ns: Option<&NetNs>) -> Result<Vec<Ipv6Network>> {
+    let mut nl = Netlink::open(ns)?;
+    let mut req = RouteMessage::default();
+    req.header.address_family = AddressFamily::Inet6;
+    let msgs = nl.dump(RouteNetlinkMessage::GetRoute(req), "list IPv6 routes")?;
+    let mut out = Vec::new();
+    for m in msgs {
+        let RouteNetlinkMessage::NewRoute(r) = m else {
+            continue;
+        };
+        let mut table = u32::from(r.header.table);
+        let mut dst = Ipv6Addr::UNSPECIFIED;
+        for a in &r.attributes {
+            match a {
+                RouteAttribute::Table(t) => table = *t,
+                RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = *d,
+                _ => {}
+            }
+        }
+        if table != u32::from(RouteHeader::RT_TABLE_MAIN) || dst.is_unicast_link_local() {
+            continue;
+        }
+        if let Ok(n) = Ipv6Network::new(dst, r.header.destination_prefix_length) {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
 fn main_routes(ns: Option<&NetNs>) -> Result<Vec<(Ipv4Network, Option<u32>)>> {
     let mut nl = Netlink::open(ns)?;
     let mut req = RouteMessage::default();
@@ -337,8 +404,15 @@ pub fn default_route_mtu(ns: Option<&NetNs>) -> Result<u32> {
 }
 
 /// Create (or adopt, if it exists) a bridge named `name` in `ns`, give it `address` (the gateway
-/// with the subnet's prefix), set its MTU and bring it up. Idempotent, for reconcile at start.
-pub fn ensure_bridge(ns: Option<&NetNs>, name: &str, address: Ipv4Network, mtu: u32) -> Result<()> {
+/// with the subnet's prefix, and `address6` the same for a dual-stack network), set its MTU and
+/// bring it up. Idempotent, for reconcile at start.
+pub fn ensure_bridge(
+    ns: Option<&NetNs>,
+    name: &str,
+    address: Ipv4Network,
+    address6: Option<Ipv6Network>,
+    mtu: u32,
+) -> Result<()> {
     let mut nl = Netlink::open(ns)?;
     let mut msg = link_by_name_msg(name);
     msg.attributes.push(LinkAttribute::Mtu(mtu));
@@ -361,6 +435,9 @@ pub fn ensure_bridge(ns: Option<&NetNs>, name: &str, address: Ipv4Network, mtu: 
     }
     let index = require_index(&mut nl, name)?;
     add_address(&mut nl, index, name, address)?;
+    if let Some(a6) = address6 {
+        add_address6(&mut nl, index, name, a6)?;
+    }
     set_up(&mut nl, index, name)
 }
 
@@ -393,6 +470,13 @@ pub struct VethSpec {
     pub mac: Mac,
     /// Default gateway for the container, `None` for `--internal` networks.
     pub gateway: Option<Ipv4Addr>,
+    /// The container's IPv6 address with the subnet's prefix, on a dual-stack network.
+    pub address6: Option<Ipv6Network>,
+    /// IPv6 default gateway, when the network has IPv6 and the interface routes.
+    pub gateway6: Option<Ipv6Addr>,
+    /// Extra link-local addresses (`--link-local-ip`), added as dockerd adds them: IPv4 with a `/16`,
+    /// IPv6 with a `/64`.
+    pub link_local: Vec<std::net::IpAddr>,
     /// MTU of both ends.
     pub mtu: u32,
 }
@@ -454,12 +538,46 @@ fn configure_container_side(container: &NetNs, spec: &VethSpec) -> Result<()> {
     // recycled IP with an old MAC learn the new one; arp_notify makes the kernel send it when
     // the link comes up. Best effort: a read-only /proc/sys only loses the announcement.
     let ifname = spec.container_ifname.clone();
-    let _ = container
-        .run(move || std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/arp_notify"), "1"));
+    // As dockerd: IPv6 is on for an interface if and only if its network has IPv6 (or it is given an
+    // IPv6 link-local address); an IPv4-only interface with IPv6 on would join IPv6 multicast groups
+    // and take router advertisements, open to NDP spoofing from other containers. Best effort too: a
+    // kernel without IPv6 has no such file.
+    let ipv6 = spec.address6.is_some() || spec.link_local.iter().any(|ip| ip.is_ipv6());
+    let _ = container.run(move || {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/arp_notify"), "1");
+        let _ = std::fs::write(
+            format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+            if ipv6 { "0" } else { "1" },
+        );
+    });
     add_address(&mut nl, index, &spec.container_ifname, spec.address)?;
+    if let Some(a6) = spec.address6 {
+        add_address6(&mut nl, index, &spec.container_ifname, a6)?;
+    }
+    for ip in &spec.link_local {
+        let bad =
+            |e: ipnetwork::IpNetworkError| Error::InvalidConfig(format!("link-local IP {ip}: {e}"));
+        match *ip {
+            std::net::IpAddr::V4(v4) => add_address(
+                &mut nl,
+                index,
+                &spec.container_ifname,
+                Ipv4Network::new(v4, 16).map_err(bad)?,
+            )?,
+            std::net::IpAddr::V6(v6) => add_address6(
+                &mut nl,
+                index,
+                &spec.container_ifname,
+                Ipv6Network::new(v6, 64).map_err(bad)?,
+            )?,
+        }
+    }
     set_up(&mut nl, index, &spec.container_ifname)?;
     if let Some(gw) = spec.gateway {
         add_default_route(&mut nl, index, gw)?;
+    }
+    if let Some(gw6) = spec.gateway6 {
+        add_default_route6(&mut nl, index, gw6)?;
     }
     Ok(())
 }

@@ -1,16 +1,16 @@
 //! A bridge network as the engine sees it: its record, its pool, its bridge and its endpoints.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::firewall::NetworkSpec;
-use crate::ipam::{self, Pool, PoolStore};
+use crate::ipam::{self, Pool, Pool6, PoolStore};
 use crate::link::{self, Mac};
 use crate::netns::NetNs;
 use crate::state;
@@ -37,6 +37,18 @@ pub struct NetworkOptions {
     pub ip_range: Option<Ipv4Network>,
     /// `--internal`: no default route, no NAT, no outbound forwarding.
     pub internal: bool,
+    /// `--ipv6`: a dual-stack network.
+    pub ipv6: bool,
+    /// The IPv6 `--subnet`; a `/64` of `ipv6_pool` when `None`.
+    pub subnet6: Option<Ipv6Network>,
+    /// The IPv6 `--gateway`; the subnet's first address when `None`.
+    pub gateway6: Option<Ipv6Addr>,
+    /// The IPv6 `--ip-range`.
+    pub ip_range6: Option<Ipv6Network>,
+    /// Where automatic IPv6 subnets come from (the daemon's ULA `/48`, see [`ipam::ula_base`]).
+    pub ipv6_pool: Option<Ipv6Network>,
+    /// IPAM `AuxiliaryAddresses` (`--aux-address name=ip`): reserved, never given to a container.
+    pub aux_addresses: BTreeMap<String, std::net::IpAddr>,
     /// Driver options (`-o`), of which the `com.docker.network.bridge.*` and
     /// `com.docker.network.driver.mtu` ones are understood.
     pub driver_options: BTreeMap<String, String>,
@@ -68,6 +80,15 @@ pub struct Endpoint {
     /// The endpoint's ID (64 hex digits), as `inspect` shows it.
     #[serde(default)]
     pub endpoint_id: String,
+    /// The container's IPv6 address on a dual-stack network.
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
+    /// The IPv6 subnet's prefix length (`GlobalIPv6PrefixLen`).
+    #[serde(default)]
+    pub prefix_len6: u8,
+    /// The IPv6 gateway, `None` on internal or IPv4-only networks.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// Per-attach choices (`--ip`, `--mac-address`, interface name).
@@ -75,6 +96,10 @@ pub struct Endpoint {
 pub struct AttachRequest {
     /// A fixed address (`--ip`).
     pub ip: Option<Ipv4Addr>,
+    /// A fixed IPv6 address (`--ip6`), on a dual-stack network.
+    pub ip6: Option<Ipv6Addr>,
+    /// Extra link-local addresses for the interface (`--link-local-ip`).
+    pub link_local: Vec<std::net::IpAddr>,
     /// A fixed MAC (`--mac-address`); random otherwise, as in Docker 28.
     pub mac: Option<Mac>,
     /// Interface name inside the container, `eth0` when `None`.
@@ -117,8 +142,35 @@ pub struct NetworkRecord {
     /// Creation time (RFC 3339 with nanoseconds).
     #[serde(default)]
     pub created: String,
+    /// The IPv6 subnet of a dual-stack network (`--ipv6`).
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Network>,
+    /// The IPv6 gateway (the bridge's IPv6 address).
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    /// The IPv6 `--ip-range`.
+    #[serde(default)]
+    pub ip_range6: Option<Ipv6Network>,
+    /// IPAM `AuxiliaryAddresses` as given, for `inspect`.
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, std::net::IpAddr>,
     /// Endpoints by container ID.
     pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+impl NetworkRecord {
+    /// The bridge's addresses: the gateways with their subnets' prefixes.
+    fn bridge_addresses(&self) -> Result<(Ipv4Network, Option<Ipv6Network>)> {
+        let v4 = Ipv4Network::new(self.gateway, self.subnet.prefix())
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let v6 = match (self.gateway6, self.subnet6) {
+            (Some(g), Some(s)) => Some(
+                Ipv6Network::new(g, s.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        Ok((v4, v6))
+    }
 }
 
 /// A live bridge network.
@@ -145,6 +197,18 @@ impl Network {
         opts: NetworkOptions,
         others: &[Ipv4Network],
     ) -> Result<Network> {
+        Self::create_dual(state_dir, host, opts, others, &[])
+    }
+
+    /// [`Network::create`] for a network that may be dual-stack (`opts.ipv6`): its IPv6 subnet
+    /// must not overlap `others6`, the IPv6 subnets of the other networks.
+    pub fn create_dual(
+        state_dir: &Path,
+        host: Option<Arc<NetNs>>,
+        opts: NetworkOptions,
+        others: &[Ipv4Network],
+        others6: &[Ipv6Network],
+    ) -> Result<Network> {
         let subnet = match opts.subnet {
             Some(s) => {
                 if others.iter().any(|o| ipam::overlaps(*o, s)) {
@@ -154,7 +218,49 @@ impl Network {
             }
             None => ipam::select_subnet(&link::ipv4_routes(host.as_deref())?, others)?,
         };
-        let pool = Pool::new(subnet, opts.gateway, opts.ip_range)?;
+        let mut pool = Pool::new(subnet, opts.gateway, opts.ip_range)?;
+        if opts.ipv6 {
+            let subnet6 = match opts.subnet6 {
+                Some(s) => {
+                    if others6.iter().any(|o| ipam::overlaps6(*o, s)) {
+                        return Err(Error::PoolOverlap);
+                    }
+                    s
+                }
+                None => {
+                    let base = opts.ipv6_pool.ok_or(Error::NoPoolAvailable6)?;
+                    ipam::select_subnet6(base, &link::ipv6_routes(host.as_deref())?, others6)?
+                }
+            };
+            pool.v6 = Some(Pool6::new(subnet6, opts.gateway6, opts.ip_range6)?);
+        }
+        for (name, ip) in &opts.aux_addresses {
+            // dockerd's validateIpamConfig wording.
+            let outside = |subnet: String| {
+                Error::InvalidConfig(format!(
+                    "invalid network config:\ninvalid auxiliary address {name}: parent subnet {subnet} doesn't contain this address"
+                ))
+            };
+            match (ip, pool.v6.as_mut()) {
+                (std::net::IpAddr::V4(v4), _) => {
+                    if !pool.subnet.contains(*v4) {
+                        return Err(outside(pool.subnet.to_string()));
+                    }
+                    pool.reserved.push(*v4)
+                }
+                (std::net::IpAddr::V6(v6), Some(p6)) => {
+                    if !p6.subnet.contains(*v6) {
+                        return Err(outside(p6.subnet.to_string()));
+                    }
+                    p6.reserved.push(*v6)
+                }
+                (std::net::IpAddr::V6(_), None) => {
+                    return Err(Error::InvalidConfig(format!(
+                        "invalid network config:\ninvalid auxiliary address {name}: parent subnet is an IPv4 block"
+                    )))
+                }
+            }
+        }
         let icc = match opts.driver_options.get(OPT_ENABLE_ICC).map(String::as_str) {
             None | Some("true") => true,
             Some("false") => false,
@@ -189,11 +295,14 @@ impl Network {
             labels: opts.labels,
             attachable: opts.attachable,
             created: opts.created,
+            subnet6: pool.v6.as_ref().map(|p| p.subnet),
+            gateway6: pool.v6.as_ref().map(|p| p.gateway),
+            ip_range6: pool.v6.as_ref().and_then(|p| p.ip_range),
+            aux_addresses: opts.aux_addresses,
             endpoints: BTreeMap::new(),
         };
-        let gw_net = Ipv4Network::new(record.gateway, record.subnet.prefix())
-            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        link::ensure_bridge(host.as_deref(), &record.bridge, gw_net, mtu)?;
+        let (gw_net, gw6_net) = record.bridge_addresses()?;
+        link::ensure_bridge(host.as_deref(), &record.bridge, gw_net, gw6_net, mtu)?;
         let made = (|| {
             let pool = PoolStore::create(state_dir, &record.id, pool)?;
             state::write_json(&record_path(state_dir, &record.id), &record)?;
@@ -242,15 +351,27 @@ impl Network {
                 None => {
                     // The pool record is rebuilt from the endpoints if it went missing.
                     let mut pool = Pool::new(record.subnet, Some(record.gateway), record.ip_range)?;
+                    if let Some(s6) = record.subnet6 {
+                        pool.v6 = Some(Pool6::new(s6, record.gateway6, record.ip_range6)?);
+                    }
+                    for ip in record.aux_addresses.values() {
+                        match (ip, pool.v6.as_mut()) {
+                            (std::net::IpAddr::V4(v4), _) => pool.reserved.push(*v4),
+                            (std::net::IpAddr::V6(v6), Some(p6)) => p6.reserved.push(*v6),
+                            _ => {}
+                        }
+                    }
                     for ep in record.endpoints.values() {
                         pool.allocated.insert(ep.ip, ep.container_id.clone());
+                        if let (Some(ip6), Some(p6)) = (ep.ip6, pool.v6.as_mut()) {
+                            p6.allocated.insert(ip6, ep.container_id.clone());
+                        }
                     }
                     PoolStore::create(state_dir, &record.id, pool)?
                 }
             };
-            let gw_net = Ipv4Network::new(record.gateway, record.subnet.prefix())
-                .map_err(|e| Error::InvalidConfig(e.to_string()))?;
-            link::ensure_bridge(host.as_deref(), &record.bridge, gw_net, record.mtu)?;
+            let (gw_net, gw6_net) = record.bridge_addresses()?;
+            link::ensure_bridge(host.as_deref(), &record.bridge, gw_net, gw6_net, record.mtu)?;
             out.push(Network {
                 state_dir: state_dir.to_path_buf(),
                 host: host.clone(),
@@ -277,6 +398,7 @@ impl Network {
         NetworkSpec {
             bridge: self.record.bridge.clone(),
             subnet: self.record.subnet,
+            subnet6: self.record.subnet6,
             internal: self.record.internal,
             icc: self.record.icc,
         }
@@ -285,9 +407,12 @@ impl Network {
     /// Saves the record after an endpoint change (no fsync: endpoints die with the kernel).
     /// Gives an address back to the pool after a failed attach; a failure to record that is logged (the
     /// address stays taken until the pool is next rewritten).
-    fn release_address(&mut self, ip: Ipv4Addr) {
+    fn release_address(&mut self, ip: Ipv4Addr, ip6: Option<Ipv6Addr>) {
         if let Err(e) = self.pool.update(|p| {
             p.release(ip);
+            if let (Some(ip6), Some(p6)) = (ip6, p.v6.as_mut()) {
+                p6.release(ip6);
+            }
             Ok(())
         }) {
             tracing::warn!(network = %self.record.name, %ip, error = %e, "releasing an address");
@@ -313,12 +438,33 @@ impl Network {
             });
         }
         let name = self.record.name.clone();
-        let ip = self.pool.update(|p| match req.ip {
-            Some(ip) => p.allocate_specific(ip, container_id),
-            None => p.allocate_next(container_id, &name),
+        if let Some(ip6) = req.ip6.filter(|_| self.record.subnet6.is_none()) {
+            return Err(Error::InvalidConfig(format!(
+                "invalid endpoint settings:\nno configured subnet contains IP address {ip6}"
+            )));
+        }
+        let (ip, ip6) = self.pool.update(|p| {
+            let ip = match req.ip {
+                Some(ip) => p.allocate_specific(ip, container_id)?,
+                None => p.allocate_next(container_id, &name)?,
+            };
+            let ip6 = match p.v6.as_mut() {
+                None => None,
+                Some(p6) => Some(match req.ip6 {
+                    Some(ip6) => p6.allocate_specific(ip6, container_id)?,
+                    None => p6.allocate_next(container_id, &name)?,
+                }),
+            };
+            Ok((ip, ip6))
         })?;
         let address = Ipv4Network::new(ip, self.record.subnet.prefix())
             .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let prefix6 = self.record.subnet6.map(|s| s.prefix()).unwrap_or(0);
+        let address6 = ip6
+            .map(|ip6| Ipv6Network::new(ip6, prefix6))
+            .transpose()
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let routes = !self.record.internal && !req.no_default_route;
         let mac = req.mac.unwrap_or_else(link::random_mac);
         let spec = link::VethSpec {
             host_name: link::random_veth_name(),
@@ -326,12 +472,14 @@ impl Network {
             container_ifname: req.ifname.unwrap_or_else(|| "eth0".to_string()),
             address,
             mac,
-            gateway: (!self.record.internal && !req.no_default_route)
-                .then_some(self.record.gateway),
+            gateway: routes.then_some(self.record.gateway),
+            address6,
+            gateway6: self.record.gateway6.filter(|_| routes),
+            link_local: req.link_local,
             mtu: self.record.mtu,
         };
         if let Err(e) = link::create_endpoint(self.host.as_deref(), netns, &spec) {
-            self.release_address(ip);
+            self.release_address(ip, ip6);
             return Err(e);
         }
         let ep = Endpoint {
@@ -343,6 +491,9 @@ impl Network {
             veth: spec.host_name,
             ifname: spec.container_ifname,
             endpoint_id: link::random_hex(32),
+            ip6,
+            prefix_len6: if ip6.is_some() { prefix6 } else { 0 },
+            gateway6: self.record.gateway6.filter(|_| !self.record.internal),
         };
         self.record
             .endpoints
@@ -352,7 +503,7 @@ impl Network {
                 tracing::warn!(link = %ep.veth, error = %err, "deleting the veth of an endpoint that could not be saved");
             }
             self.record.endpoints.remove(container_id);
-            self.release_address(ip);
+            self.release_address(ip, ip6);
             return Err(e);
         }
         Ok(ep)
@@ -370,6 +521,9 @@ impl Network {
         link::delete_link(self.host.as_deref(), &ep.veth)?;
         self.pool.update(|p| {
             p.release(ep.ip);
+            if let (Some(ip6), Some(p6)) = (ep.ip6, p.v6.as_mut()) {
+                p6.release(ip6);
+            }
             Ok(())
         })?;
         self.record.endpoints.remove(container_id);

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -182,8 +182,9 @@ pub struct PortBinding {
     pub host_ip: IpAddr,
     /// The host port bound.
     pub host_port: u16,
-    /// The container's address.
-    pub container_ip: Ipv4Addr,
+    /// The container's address the proxy forwards to: its IPv6 address for an IPv6 host address
+    /// when it has one, else its IPv4 address.
+    pub container_ip: IpAddr,
     /// The container's port.
     pub container_port: u16,
     /// The protocol.
@@ -194,13 +195,13 @@ pub struct PortBinding {
 
 impl PortBinding {
     /// The DNAT rule the firewall adds for this binding, for a container on `bridge`.
-    /// `None` for IPv6 host addresses (including the `[::]` twin of a wildcard binding), which
-    /// Berth serves through the proxy only.
+    /// `None` for an IPv6 host address of a container without IPv6 (the `[::]` twin of a
+    /// wildcard binding), which Berth serves through the proxy only, as dockerd does.
     pub fn dnat_rule(&self, bridge: &str) -> Option<crate::firewall::DnatRule> {
-        let host_ip = match self.host_ip {
-            IpAddr::V4(ip) => Some(ip).filter(|ip| !ip.is_unspecified()),
-            IpAddr::V6(_) => return None,
-        };
+        if self.host_ip.is_ipv6() != self.container_ip.is_ipv6() {
+            return None;
+        }
+        let host_ip = Some(self.host_ip).filter(|ip| !ip.is_unspecified());
         Some(crate::firewall::DnatRule {
             proto: self.proto,
             host_ip,
@@ -271,13 +272,29 @@ impl PortMapper {
         specs: &[PortSpec],
         container_ip: Ipv4Addr,
     ) -> Result<Vec<PortBinding>> {
+        self.publish_dual(endpoint, specs, container_ip, None)
+    }
+
+    /// [`PortMapper::publish`] for a container that may also have an IPv6 address: IPv6 host
+    /// addresses (`[::1]:8080:80` and the `[::]` twin of `8080:80`) then lead to it.
+    pub fn publish_dual(
+        &self,
+        endpoint: &str,
+        specs: &[PortSpec],
+        container_ip: Ipv4Addr,
+        container_ip6: Option<Ipv6Addr>,
+    ) -> Result<Vec<PortBinding>> {
+        let target = |host: Option<IpAddr>| match (host, container_ip6) {
+            (Some(IpAddr::V6(_)), Some(ip6)) => IpAddr::V6(ip6),
+            _ => IpAddr::V4(container_ip),
+        };
         let wrap = |e| Error::ExternalConnectivity {
             endpoint: endpoint.to_string(),
             source: Box::new(e),
         };
         let mut out = Vec::new();
         for spec in specs {
-            let binding = self.publish_one(spec, container_ip).map_err(wrap)?;
+            let binding = self.publish_one(spec, target(spec.host_ip)).map_err(wrap)?;
             // Docker 28 publishes a port without a host address on `0.0.0.0` and `[::]`, same
             // port, proxying IPv6 clients to the container's IPv4 address.
             if spec.host_ip.is_none() && self.ipv6 {
@@ -287,7 +304,7 @@ impl PortMapper {
                     ..*spec
                 };
                 out.push(binding);
-                match self.publish_one(&v6, container_ip) {
+                match self.publish_one(&v6, target(v6.host_ip)) {
                     Ok(b) => out.push(b),
                     // No IPv6 in this namespace (disabled or no address family): IPv4 only.
                     Err(Error::Io { source, .. })
@@ -304,7 +321,7 @@ impl PortMapper {
         Ok(out)
     }
 
-    fn publish_one(&self, spec: &PortSpec, container_ip: Ipv4Addr) -> Result<PortBinding> {
+    fn publish_one(&self, spec: &PortSpec, container_ip: IpAddr) -> Result<PortBinding> {
         let host_ip = spec.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         if spec.proto == Proto::Sctp {
             return Err(Error::PortSpec(
@@ -315,7 +332,7 @@ impl PortMapper {
             (0, 0) => ((self.range.0..=self.range.1).collect(), false),
             (a, b) => ((a..=b).collect(), a == b),
         };
-        let target = SocketAddr::new(IpAddr::V4(container_ip), spec.container_port);
+        let target = SocketAddr::new(container_ip, spec.container_port);
         let mut taken = self
             .taken
             .lock()

@@ -249,6 +249,7 @@ fn bridge_mtu_follows_the_default_route_interface() {
         Some(&host),
         "uplink0",
         "10.99.0.1/24".parse().unwrap(),
+        None,
         1400,
     )
     .unwrap();

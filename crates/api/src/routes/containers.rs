@@ -85,10 +85,13 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
 
 /// `GET /containers/{id}/json`.
 pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
-    let c = ctx
+    let mut c = ctx
         .engine
         .inspect_container(name, ctx.query.bool("size"))
         .await?;
+    if ctx.version.before(45) {
+        legacy_aliases(&mut c);
+    }
     // Encoded with Go's map order first, then put in dockerd's key order with its nulls (the object keeps
     // the order it is given: serde_json's preserve_order).
     let internal = |e: serde_json::Error| {
@@ -106,6 +109,41 @@ pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
         "application/json",
         body::full(bytes),
     ))
+}
+
+/// Before API 1.45 dockerd listed the short ID and the hostname among each user-defined network's `Aliases`
+/// (since then they are in `DNSNames` only).
+fn legacy_aliases(c: &mut bollard_stubs::models::ContainerInspectResponse) {
+    let short: String =
+        c.id.as_deref()
+            .unwrap_or_default()
+            .chars()
+            .take(12)
+            .collect();
+    let hostname = c
+        .config
+        .as_ref()
+        .and_then(|cfg| cfg.hostname.clone())
+        .unwrap_or_default();
+    let Some(nets) = c
+        .network_settings
+        .as_mut()
+        .and_then(|s| s.networks.as_mut())
+    else {
+        return;
+    };
+    for (name, ep) in nets.iter_mut() {
+        if matches!(name.as_str(), "bridge" | "host" | "none" | "default") {
+            continue;
+        }
+        let mut aliases = ep.aliases.take().unwrap_or_default();
+        for extra in [&short, &hostname] {
+            if !extra.is_empty() && !aliases.contains(extra) {
+                aliases.push(extra.clone());
+            }
+        }
+        ep.aliases = Some(aliases);
+    }
 }
 
 /// `POST /containers/{id}/start`: 204, or 304 when already running.

@@ -1,7 +1,6 @@
 //! `/networks`: list, inspect, create, remove, prune, connect and disconnect, in Docker's shapes and words.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use bollard_stubs::models::{EndpointSettings, NetworkCreateRequest};
@@ -84,6 +83,11 @@ struct IpamConfigView {
     ip_range: Option<String>,
     #[serde(rename = "Gateway")]
     gateway: String,
+    #[serde(
+        rename = "AuxiliaryAddresses",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    aux: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,11 +170,28 @@ impl State {
                 };
                 let rec = net.record();
                 let mut v = base(&rec.name, &rec.id, &rec.created, "bridge");
+                let aux = |v6: bool| -> BTreeMap<String, String> {
+                    rec.aux_addresses
+                        .iter()
+                        .filter(|(_, ip)| ip.is_ipv6() == v6)
+                        .map(|(k, ip)| (k.clone(), ip.to_string()))
+                        .collect()
+                };
                 v.ipam.config.push(IpamConfigView {
                     subnet: rec.subnet.to_string(),
                     ip_range: rec.ip_range.map(|r| r.to_string()),
                     gateway: rec.gateway.to_string(),
+                    aux: aux(false),
                 });
+                if let (Some(s6), Some(g6)) = (rec.subnet6, rec.gateway6) {
+                    v.enable_ipv6 = true;
+                    v.ipam.config.push(IpamConfigView {
+                        subnet: s6.to_string(),
+                        ip_range: rec.ip_range6.map(|r| r.to_string()),
+                        gateway: g6.to_string(),
+                        aux: aux(true),
+                    });
+                }
                 v.internal = rec.internal;
                 v.attachable = rec.attachable;
                 v.labels = rec.labels.clone();
@@ -188,7 +209,10 @@ impl State {
                                 endpoint_id: ep.endpoint_id.clone(),
                                 mac_address: ep.mac.clone(),
                                 ipv4_address: format!("{}/{}", ep.ip, ep.prefix_len),
-                                ipv6_address: String::new(),
+                                ipv6_address: ep
+                                    .ip6
+                                    .map(|ip| format!("{ip}/{}", ep.prefix_len6))
+                                    .unwrap_or_default(),
                             },
                         );
                     }
@@ -206,10 +230,30 @@ impl State {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+/// Go's `strconv.ParseBool`, which dockerd uses for boolean driver options.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Checks a new network's name as dockerd does: any name that is not blank and not one of the predefined
+/// networks' (spaces and other characters included; the name is never used as a path or device name).
+fn check_name(name: &str) -> Result<()> {
+    if matches!(name, "bridge" | "host" | "none" | "default") {
+        // dockerd's PredefinedNetworkError, trailing space included.
+        return Err(Error::Forbidden(format!(
+            "operation is not permitted on predefined {name} network "
+        )));
+    }
+    if name.trim().is_empty() {
+        return Err(Error::InvalidParameter(
+            "invalid name: name is empty".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Manager {
@@ -217,7 +261,7 @@ impl Manager {
     fn connect_blocking(
         &self,
         cid: &str,
-        cname: &str,
+        (cname, hostname): (&str, &str),
         pid: i64,
         a: &Attachment,
         resolv: &std::path::Path,
@@ -256,6 +300,8 @@ impl Manager {
             &netns,
             AttachRequest {
                 ip: a.ipv4,
+                ip6: a.ipv6,
+                link_local: a.link_local.clone(),
                 mac: a
                     .mac
                     .as_deref()
@@ -272,6 +318,7 @@ impl Manager {
             .entry(cid.to_owned())
             .or_insert_with(|| super::Live {
                 name: cname.to_owned(),
+                hostname: hostname.to_owned(),
                 netns: netns.clone(),
                 ports: Vec::new(),
                 port_bridge: None,
@@ -382,11 +429,7 @@ impl Engine {
     /// `POST /networks/create`.
     pub async fn create_network(self: &Arc<Self>, req: NetworkCreate) -> Result<CreatedNetwork> {
         let name = req.name.clone();
-        if !valid_name(&name) {
-            return Err(Error::InvalidParameter(format!(
-                "invalid name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
-        }
+        check_name(&name)?;
         match req.driver.as_deref().unwrap_or("") {
             "" | "bridge" => {}
             d @ ("host" | "null") => {
@@ -396,67 +439,66 @@ impl Engine {
             }
             d => return Err(Error::NotFound(format!("plugin \"{d}\" not found"))),
         }
-        if req.enable_ipv6 == Some(true) {
-            return Err(Error::NotImplemented(
-                "IPv6 networks are not supported by Berth yet".into(),
-            ));
-        }
         if req.config_only == Some(true) || req.config_from.is_some() || req.ingress == Some(true) {
             return Err(Error::NotImplemented(
                 "config-only, config-from and ingress networks are not supported by Berth".into(),
             ));
         }
-        let configs = req
-            .ipam
-            .as_ref()
-            .and_then(|i| i.config.clone())
-            .unwrap_or_default();
-        if configs.len() > 1 {
+        if req.enable_ipv4 == Some(false) {
             return Err(Error::NotImplemented(
-                "more than one IPAM config per network is not supported by Berth yet".into(),
+                "IPv6-only networks (--ipv4=false) are not supported by Berth yet".into(),
             ));
         }
+        // As dockerd: EnableIPv6, else the driver option com.docker.network.enable_ipv6.
+        let ipv6 = match req.enable_ipv6 {
+            Some(v) => v,
+            None => match req
+                .options
+                .as_ref()
+                .and_then(|o| o.get("com.docker.network.enable_ipv6"))
+            {
+                None => false,
+                Some(v) => parse_go_bool(v).ok_or_else(|| {
+                    Error::InvalidParameter(
+                        "driver-opt \"com.docker.network.enable_ipv6\" is not a valid bool".into(),
+                    )
+                })?,
+            },
+        };
         if let Some(d) = req.ipam.as_ref().and_then(|i| i.driver.clone()) {
             if !d.is_empty() && d != "default" {
                 return Err(Error::NotFound(format!("plugin \"{d}\" not found")));
             }
         }
-        let parse_net =
-            |s: &Option<String>, what: &str| -> Result<Option<ipnetwork::Ipv4Network>> {
-                match s.as_deref().filter(|s| !s.is_empty()) {
-                    None => Ok(None),
-                    Some(v) if v.contains(':') => Err(Error::NotImplemented(
-                        "IPv6 networks are not supported by Berth yet".into(),
-                    )),
-                    Some(v) => v
-                        .parse()
-                        .map(Some)
-                        .map_err(|_| Error::InvalidParameter(format!("invalid {what}: {v}"))),
-                }
-            };
-        let cfg = configs.first().cloned().unwrap_or_default();
-        let subnet = parse_net(&cfg.subnet, "subnet")?;
-        let ip_range = parse_net(&cfg.ip_range, "ip-range")?;
-        let gateway =
-            match cfg.gateway.as_deref().filter(|s| !s.is_empty()) {
-                None => None,
-                Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| {
-                    Error::InvalidParameter(format!("invalid gateway address: {g}"))
-                })?),
-            };
-        if (gateway.is_some() || ip_range.is_some()) && subnet.is_none() {
-            return Err(Error::InvalidParameter(
-                "invalid pool request: gateway and ip-range need a subnet".into(),
-            ));
+        let mut plan = super::ipam_request::IpamPlan::parse(
+            &req.ipam
+                .as_ref()
+                .and_then(|i| i.config.clone())
+                .unwrap_or_default(),
+            ipv6,
+        )?;
+        if !ipv6 {
+            // dockerd discards an IPv6 IPAM config (and its auxiliary addresses) without an error when the
+            // network does not enable IPv6.
+            plan.v6 = None;
+            plan.aux.retain(|_, ip| ip.is_ipv4());
         }
+        let v4 = plan.v4.unwrap_or_default();
+        let v6 = plan.v6.unwrap_or_default();
         let id = crate::containers::random_id()?;
         let opts = NetworkOptions {
             id: id.clone(),
             name: name.clone(),
-            subnet,
-            gateway,
-            ip_range,
+            subnet: v4.subnet,
+            gateway: v4.gateway,
+            ip_range: v4.ip_range,
             internal: req.internal.unwrap_or(false),
+            ipv6,
+            subnet6: v6.subnet,
+            gateway6: v6.gateway,
+            ip_range6: v6.ip_range,
+            ipv6_pool: self.net.ula,
+            aux_addresses: plan.aux,
             driver_options: req
                 .options
                 .clone()
@@ -479,9 +521,18 @@ impl Engine {
                 )));
             }
             let others: Vec<_> = st.nets.values().map(|n| n.record().subnet).collect();
-            let created = Network::create(&net.dir, None, opts, &others).map_err(net_err)?;
+            let others6: Vec<_> = st
+                .nets
+                .values()
+                .filter_map(|n| n.record().subnet6)
+                .collect();
+            let created =
+                Network::create_dual(&net.dir, None, opts, &others, &others6).map_err(net_err)?;
             if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
                 tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
+            }
+            if created.record().subnet6.is_some() {
+                super::enable_ipv6_forwarding();
             }
             st.nets.insert(created.record().id.clone(), created);
             st.reconcile_firewall();
@@ -608,19 +659,23 @@ impl Engine {
         }
         let ep = req.endpoint_config.clone().unwrap_or_default();
         let a = super::settings::attachment_from(&net_id, &ep)?;
-        if default && (!a.aliases.is_empty() || a.ipv4.is_some()) {
+        if default && (!a.aliases.is_empty() || a.ipv4.is_some() || a.ipv6.is_some()) {
             return Err(Error::InvalidParameter(
                 "network-scoped alias is supported only for containers in user defined networks"
                     .into(),
             ));
         }
+        if let Some(n) = self.net.lock().nets.get(&net_id) {
+            super::settings::check_static_addresses(n.record(), &a)?;
+        }
         if matches!(c.state.status, Status::Running | Status::Paused) {
             let net = Arc::clone(&self.net);
             let (cid, cname, pid, a2) = (c.id.clone(), c.name.clone(), c.state.pid, a.clone());
+            let hostname = c.config.hostname.clone().unwrap_or_default();
             let dir = self.containers.dir(&c.id);
             let resolv = dir.join("resolv.conf");
             let started_dns = tokio::task::spawn_blocking(move || {
-                net.connect_blocking(&cid, &cname, pid, &a2, &resolv)
+                net.connect_blocking(&cid, (&cname, &hostname), pid, &a2, &resolv)
             })
             .await??;
             if started_dns {

@@ -108,17 +108,25 @@ impl State {
                     let Some(ol) = self.live.get(other) else {
                         continue;
                     };
-                    let mut names = vec![ol.name.clone(), other[..12.min(other.len())].to_owned()];
+                    // dockerd's DNSNames: name, aliases, short ID, hostname.
+                    let mut names = vec![ol.name.clone()];
                     names.extend(ol.aliases.get(&rec.id).cloned().unwrap_or_default());
-                    entries.push((names, ep.ip));
+                    names.push(other[..12.min(other.len())].to_owned());
+                    if !ol.hostname.is_empty() && !names.contains(&ol.hostname) {
+                        names.push(ol.hostname.clone());
+                    }
+                    if let Some(ip6) = ep.ip6 {
+                        entries.push((names.clone(), IpAddr::V6(ip6)));
+                    }
+                    entries.push((names, IpAddr::V4(ep.ip)));
                 }
                 // This container's links on the network: the alias answers with the address the linked
                 // name has there (libnetwork's endpoint aliases).
                 let mut linked = Vec::new();
                 for (target, alias) in live.links.get(&rec.id).into_iter().flatten() {
-                    if let Some((_, ip)) = entries[first..]
+                    for (_, ip) in entries[first..]
                         .iter()
-                        .find(|(names, _)| names.iter().any(|n| n == target))
+                        .filter(|(names, _)| names.iter().any(|n| n == target))
                     {
                         linked.push((vec![alias.clone()], *ip));
                     }
@@ -180,6 +188,8 @@ impl Manager {
                     .ok_or_else(|| Error::NotFound(format!("network {name} not found")))?;
                 let req = AttachRequest {
                     ip: a.ipv4,
+                    ip6: a.ipv6,
+                    link_local: a.link_local.clone(),
                     mac: a.mac.as_deref().map(parse_mac).transpose()?,
                     ifname: Some(format!("eth{i}")),
                     no_default_route: i > 0,
@@ -207,7 +217,7 @@ impl Manager {
         let bindings = match (&primary, p.specs.is_empty()) {
             (Some(ep), false) => {
                 let label = format!("{} ({})", p.name, ep.endpoint_id);
-                match st.mapper.publish(&label, &p.specs, ep.ip) {
+                match st.mapper.publish_dual(&label, &p.specs, ep.ip, ep.ip6) {
                     Ok(b) => b,
                     Err(e) => {
                         rollback(&mut st);
@@ -249,6 +259,7 @@ impl Manager {
             p.id.clone(),
             Live {
                 name: p.name.clone(),
+                hostname: p.hostname.clone(),
                 netns,
                 ports: bindings,
                 port_bridge,
@@ -345,6 +356,9 @@ fn write_etc(
         out.push_str(&format!("{ip}\t{names}\n"));
     }
     out.push_str(&format!("{}\t{hostname}\n", ep.ip));
+    if let Some(ip6) = ep.ip6 {
+        out.push_str(&format!("{ip6}\t{hostname}\n"));
+    }
     std::fs::write(&hosts_path, out)?;
     if dns {
         use_embedded_dns(dir)?;
@@ -481,14 +495,14 @@ impl Engine {
                     primary = st
                         .nets
                         .get(&a.network_id)
-                        .and_then(|n| n.record().endpoints.get(&c.id).map(|e| (e.ip, n.record().bridge.clone())));
+                        .and_then(|n| n.record().endpoints.get(&c.id).map(|e| (e.ip, e.ip6, n.record().bridge.clone())));
                 }
             }
             let saved = load_ports(&net.ports_file(&c.id));
             let mut bindings = Vec::new();
-            if let Some((ip, _)) = &primary {
+            if let Some((ip, ip6, _)) = &primary {
                 let specs: Vec<_> = saved.iter().map(Saved::spec).collect();
-                match st.mapper.publish(&c.name, &specs, *ip) {
+                match st.mapper.publish_dual(&c.name, &specs, *ip, *ip6) {
                     Ok(b) => bindings = b,
                     Err(e) => tracing::warn!(id = %c.id, error = %e, "republishing ports failed"),
                 }
@@ -510,9 +524,10 @@ impl Engine {
                 c.id.clone(),
                 Live {
                     name: c.name.clone(),
+                    hostname: c.config.hostname.clone().unwrap_or_default(),
                     netns,
                     ports: bindings,
-                    port_bridge: primary.map(|p| p.1),
+                    port_bridge: primary.map(|p| p.2),
                     dns: server,
                     table,
                     aliases,

@@ -8,11 +8,12 @@
 
 mod api;
 mod endpoints;
+mod ipam_request;
 mod ports;
 mod settings;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -36,6 +37,10 @@ pub struct NetworkConfig {
     pub bridge: Option<String>,
     /// `--bip`: the default bridge's address with prefix (`10.99.0.1/24`).
     pub bip: Option<String>,
+    /// `--ipv6`: the default bridge is dual-stack.
+    pub ipv6: bool,
+    /// `--fixed-cidr-v6`: the default bridge's IPv6 subnet (`fd00:1::/64`).
+    pub fixed_cidr_v6: Option<String>,
 }
 
 /// What a container asks of one network, kept in its record (by network name) from create on.
@@ -49,6 +54,12 @@ pub struct Attachment {
     /// `--ip`.
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
+    /// `--link-local-ip`: extra addresses on the interface.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local: Vec<std::net::IpAddr>,
     /// `--mac-address`.
     #[serde(default)]
     pub mac: Option<String>,
@@ -70,6 +81,8 @@ struct Predefined {
 /// A running container's networking: its namespace, published ports and DNS server.
 struct Live {
     name: String,
+    /// The container's hostname, one of its DNS names on user-defined networks (dockerd's `DNSNames`).
+    hostname: String,
     netns: Arc<NetNs>,
     ports: Vec<PortBinding>,
     /// The bridge the published ports lead to (for the DNAT rules' hairpin exception).
@@ -103,6 +116,8 @@ pub struct Manager {
     bridge: Option<(String, bool)>,
     /// Held while the daemon runs: no second daemon takes the same bridge in this network namespace.
     _bridge_lock: Option<std::fs::File>,
+    /// The unique local `/48` automatic IPv6 subnets come from (from the engine ID, so stable per daemon).
+    ula: Option<ipnetwork::Ipv6Network>,
 }
 
 impl Manager {
@@ -115,6 +130,7 @@ impl Manager {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
         let predefined = load_predefined(&dir)?;
+        let ula = ula_base(data_root);
         // Networking that cannot come up (no CAP_NET_ADMIN, no free pool) must not keep the daemon from
         // serving: say why, and run containers without a default network.
         let mut nets: BTreeMap<String, Network> = match Network::load_all(&dir, None) {
@@ -138,7 +154,7 @@ impl Manager {
         let default_id = if bridge == "none" {
             None
         } else {
-            match ensure_default(&dir, &mut nets, &bridge, cfg.bip.as_deref()) {
+            match ensure_default(&dir, &mut nets, &bridge, cfg, ula) {
                 Ok(id) => Some(id),
                 // A bad --bip is the user's to fix.
                 Err(Error::InvalidParameter(m)) => return Err(Error::InvalidParameter(m)),
@@ -153,6 +169,9 @@ impl Manager {
             if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
                 tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
             }
+        }
+        if nets.values().any(|n| n.record().subnet6.is_some()) {
+            enable_ipv6_forwarding();
         }
         let tables = if bridge == DEFAULT_BRIDGE || bridge == "none" {
             Tables::default()
@@ -180,6 +199,7 @@ impl Manager {
             no_firewall,
             bridge: (bridge != "none").then(|| (bridge.clone(), !bridge_existed)),
             _bridge_lock: bridge_lock,
+            ula,
         })
     }
 
@@ -293,7 +313,9 @@ pub(crate) fn net_err(e: network::Error) -> Error {
         E::InvalidConfig(_) | E::PortSpec(_) | E::AddressOutOfRange { .. } => {
             Error::InvalidParameter(e.to_string())
         }
-        E::PoolOverlap | E::NoPoolAvailable => Error::Forbidden(e.to_string()),
+        E::PoolOverlap | E::NoPoolAvailable | E::NoPoolAvailable6 => {
+            Error::Forbidden(e.to_string())
+        }
         E::AddressInUse | E::EndpointExists { .. } => Error::Conflict(e.to_string()),
         E::ActiveEndpoints { .. } => Error::Forbidden(e.to_string()),
         E::NoSuchEndpoint { .. } => Error::NotFound(e.to_string()),
@@ -326,6 +348,29 @@ fn lock_bridge(bridge: &str, data_root: &Path) -> Result<std::fs::File> {
         })
 }
 
+/// Docker turns IPv6 forwarding on for IPv6 networks; without it nothing leaves a container over IPv6.
+fn enable_ipv6_forwarding() {
+    if let Err(e) = std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1") {
+        tracing::warn!(error = %e, "cannot enable IPv6 forwarding");
+    }
+}
+
+/// The daemon's unique local `/48` for automatic IPv6 subnets: its 40-bit global ID is the start of the
+/// (random, persistent) engine ID, as Docker 28 derives its default IPv6 pool from the host's ID.
+fn ula_base(data_root: &Path) -> Option<ipnetwork::Ipv6Network> {
+    let id = crate::system::engine_id(data_root).ok()?;
+    let hex: String = id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(10)
+        .collect();
+    let mut seed = [0u8; 5];
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    network::ipam::ula_base(&seed).ok()
+}
+
 fn now() -> String {
     image::timefmt::rfc3339_nano(std::time::SystemTime::now())
 }
@@ -355,9 +400,19 @@ fn ensure_default(
     dir: &Path,
     nets: &mut BTreeMap<String, Network>,
     bridge: &str,
-    bip: Option<&str>,
+    cfg: &NetworkConfig,
+    ula: Option<ipnetwork::Ipv6Network>,
 ) -> Result<String> {
-    let bip: Option<ipnetwork::Ipv4Network> = match bip {
+    let cidr6: Option<ipnetwork::Ipv6Network> =
+        match cfg.fixed_cidr_v6.as_deref() {
+            Some(c) => Some(c.parse().map_err(|e| {
+                Error::InvalidParameter(format!("invalid --fixed-cidr-v6 {c}: {e}"))
+            })?),
+            None => None,
+        }
+        // Without --ipv6 the IPv6 subnet is not used, as in dockerd.
+        .filter(|_| cfg.ipv6);
+    let bip: Option<ipnetwork::Ipv4Network> = match cfg.bip.as_deref() {
         Some(b) => Some(
             b.parse()
                 .map_err(|e| Error::InvalidParameter(format!("invalid --bip {b}: {e}")))?,
@@ -372,7 +427,9 @@ fn ensure_default(
         let rec = nets[&id].record();
         let same_bip =
             bip.is_none_or(|b| b.ip() == rec.gateway && b.prefix() == rec.subnet.prefix());
-        if rec.bridge == bridge && same_bip {
+        let same_v6 = rec.subnet6.is_some() == cfg.ipv6
+            && cidr6.is_none_or(|c| Some(c.network()) == rec.subnet6.map(|s| s.network()));
+        if rec.bridge == bridge && same_bip && same_v6 {
             return Ok(id);
         }
         if !rec.endpoints.is_empty() {
@@ -391,6 +448,7 @@ fn ensure_default(
         Some(first)
     });
     let others: Vec<_> = nets.values().map(|n| n.record().subnet).collect();
+    let others6: Vec<_> = nets.values().filter_map(|n| n.record().subnet6).collect();
     let mut options = BTreeMap::new();
     for (k, v) in [
         ("com.docker.network.bridge.default_bridge", "true"),
@@ -406,11 +464,14 @@ fn ensure_default(
         name: DEFAULT_NETWORK.into(),
         subnet: bip.map(|b| ipnetwork::Ipv4Network::new(b.network(), b.prefix()).unwrap_or(b)),
         gateway: bip.map(|b| b.ip()),
+        ipv6: cfg.ipv6,
+        subnet6: cidr6,
+        ipv6_pool: ula,
         driver_options: options,
         created: now(),
         ..Default::default()
     };
-    let net = Network::create(dir, None, opts, &others).map_err(net_err)?;
+    let net = Network::create_dual(dir, None, opts, &others, &others6).map_err(net_err)?;
     let id = net.record().id.clone();
     tracing::info!(bridge, subnet = %net.record().subnet, "default bridge network created");
     nets.insert(id.clone(), net);

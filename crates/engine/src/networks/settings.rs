@@ -2,7 +2,7 @@
 //! and `ps` show (`NetworkSettings` with `Ports` and `Networks`, in Docker's shapes).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bollard_stubs::models::{
     ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkSettings, Port,
@@ -91,13 +91,14 @@ impl Engine {
                         "network-scoped alias is supported only for containers in user defined networks".into(),
                     ));
                 }
-                if a.ipv4.is_some() {
+                if a.ipv4.is_some() || a.ipv6.is_some() {
                     return Err(Error::InvalidParameter(
                         "user specified IP address is supported on user defined networks only"
                             .into(),
                     ));
                 }
             }
+            check_static_addresses(st.nets[&id].record(), &a)?;
             out.insert(name, a);
         }
         Ok(out)
@@ -178,11 +179,11 @@ impl Engine {
             secondary_ipv6_addresses: None,
             endpoint_id: Some(top.endpoint_id.unwrap_or_default()),
             gateway: Some(top.gateway.unwrap_or_default()),
-            global_ipv6_address: Some(String::new()),
-            global_ipv6_prefix_len: Some(0),
+            global_ipv6_address: Some(top.global_ipv6_address.unwrap_or_default()),
+            global_ipv6_prefix_len: Some(top.global_ipv6_prefix_len.unwrap_or(0)),
             ip_address: Some(top.ip_address.unwrap_or_default()),
             ip_prefix_len: Some(top.ip_prefix_len.unwrap_or(0)),
-            ipv6_gateway: Some(String::new()),
+            ipv6_gateway: Some(top.ipv6_gateway.unwrap_or_default()),
             mac_address: Some(top.mac_address.unwrap_or_default()),
             networks: Some(networks),
         }
@@ -216,6 +217,31 @@ impl Engine {
     }
 }
 
+/// Refuses a `--ip`/`--ip6` outside the network's subnets at create and connect, as dockerd 28 does.
+pub(crate) fn check_static_addresses(rec: &network::NetworkRecord, a: &Attachment) -> Result<()> {
+    let mut bad = Vec::new();
+    if let Some(ip) = a.ipv4.filter(|ip| !rec.subnet.contains(*ip)) {
+        bad.push(ip.to_string());
+    }
+    if let Some(ip) = a
+        .ipv6
+        .filter(|ip| !rec.subnet6.is_some_and(|s| s.contains(*ip)))
+    {
+        bad.push(ip.to_string());
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = bad
+        .iter()
+        .map(|ip| format!("no configured subnet contains IP address {ip}"))
+        .collect();
+    Err(Error::InvalidParameter(format!(
+        "invalid endpoint settings:\n{}",
+        super::ipam_request::join_errors(&lines)
+    )))
+}
+
 /// An attachment from the client's `EndpointSettings` (`IPAMConfig.IPv4Address`, `Aliases`, `MacAddress`).
 pub(crate) fn attachment_from(network_id: &str, ep: &EndpointSettings) -> Result<Attachment> {
     let ipv4 = match ep
@@ -230,6 +256,34 @@ pub(crate) fn attachment_from(network_id: &str, ep: &EndpointSettings) -> Result
         ),
         None => None,
     };
+    let ipv6 = match ep
+        .ipam_config
+        .as_ref()
+        .and_then(|i| i.ipv6_address.clone())
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => Some(
+            s.parse::<Ipv6Addr>()
+                .map_err(|_| Error::InvalidParameter(format!("invalid IPv6 address: {s}")))?,
+        ),
+        None => None,
+    };
+    let mut link_local = Vec::new();
+    for s in ep
+        .ipam_config
+        .as_ref()
+        .and_then(|i| i.link_local_ips.clone())
+        .unwrap_or_default()
+    {
+        match s.parse::<std::net::IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() => link_local.push(ip),
+            _ => {
+                return Err(Error::InvalidParameter(format!(
+                    "invalid endpoint settings:\ninvalid link-local IP address: {s}"
+                )))
+            }
+        }
+    }
     if let Some(m) = ep.mac_address.as_deref().filter(|m| !m.is_empty()) {
         super::endpoints::check_mac(m)?;
     }
@@ -241,6 +295,8 @@ pub(crate) fn attachment_from(network_id: &str, ep: &EndpointSettings) -> Result
         network_id: network_id.to_owned(),
         aliases: ep.aliases.clone().unwrap_or_default(),
         ipv4,
+        ipv6,
+        link_local,
         mac: ep.mac_address.clone().filter(|m| !m.is_empty()),
         links,
     })
@@ -253,17 +309,30 @@ fn endpoint_settings(
     ep: Option<&network::Endpoint>,
     user_defined: bool,
 ) -> EndpointSettings {
+    // dockerd's buildEndpointDNSNames: name, aliases, short ID, hostname, without repeats.
     let dns_names = user_defined.then(|| {
-        let mut n = vec![c.name.clone()];
-        n.extend(a.aliases.iter().cloned());
-        n.push(c.id[..12].to_owned());
+        let mut n: Vec<String> = Vec::new();
+        let hostname = c.config.hostname.clone().unwrap_or_default();
+        let all = std::iter::once(c.name.clone())
+            .chain(a.aliases.iter().cloned())
+            .chain(std::iter::once(c.id[..12].to_owned()))
+            .chain(std::iter::once(hostname));
+        for name in all {
+            if !name.is_empty() && !n.contains(&name) {
+                n.push(name);
+            }
+        }
         n
     });
     EndpointSettings {
-        ipam_config: a.ipv4.map(|ip| EndpointIpamConfig {
-            ipv4_address: Some(ip.to_string()),
-            ..Default::default()
-        }),
+        ipam_config: (a.ipv4.is_some() || a.ipv6.is_some() || !a.link_local.is_empty()).then(
+            || EndpointIpamConfig {
+                ipv4_address: a.ipv4.map(|ip| ip.to_string()),
+                ipv6_address: a.ipv6.map(|ip| ip.to_string()),
+                link_local_ips: (!a.link_local.is_empty())
+                    .then(|| a.link_local.iter().map(|ip| ip.to_string()).collect()),
+            },
+        ),
         links: (!a.links.is_empty()).then(|| a.links.clone()),
         mac_address: Some(
             ep.map(|e| e.mac.clone())
@@ -282,9 +351,22 @@ fn endpoint_settings(
         ),
         ip_address: Some(ep.map(|e| e.ip.to_string()).unwrap_or_default()),
         ip_prefix_len: Some(ep.map(|e| i64::from(e.prefix_len)).unwrap_or(0)),
-        ipv6_gateway: Some(String::new()),
-        global_ipv6_address: Some(String::new()),
-        global_ipv6_prefix_len: Some(0),
+        ipv6_gateway: Some(
+            ep.filter(|e| e.ip6.is_some())
+                .and_then(|e| e.gateway6)
+                .map(|g| g.to_string())
+                .unwrap_or_default(),
+        ),
+        global_ipv6_address: Some(
+            ep.and_then(|e| e.ip6)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+        ),
+        global_ipv6_prefix_len: Some(
+            ep.filter(|e| e.ip6.is_some())
+                .map(|e| i64::from(e.prefix_len6))
+                .unwrap_or(0),
+        ),
         dns_names,
     }
 }
