@@ -13,15 +13,10 @@
 //! the kernel maps a binary's text in 64 KB windows around each page that runs (fault-around), and with the
 //! daemon's code scattered among the CLI's, the builder's and the registry client's, those windows made 11 of
 //! its 16 MB resident while it ran 5 MB of pages; laid out, 2.5 MB is. Packed together, the daemon's code is
-//! mapped once. Names the file lists that a build no longer has (renamed or re-instantiated functions) are
-//! ignored, so a stale file costs memory, never correctness; regenerate it when `bench/memory.sh` shows the
-//! text growing.
-//!
-//! It also embeds what `docker version` and `docker info` report about the build, as dockerd's build
-//! embeds them: `BERTH_GIT_COMMIT` (the commit, abbreviated to 7 digits), `BERTH_BUILD_TIME` (that
-//! commit's time, so the same tree always builds the same binary) and `BERTH_RUSTC_VERSION`. Set in the
-//! environment they win (a packager's values); built from a tarball without `.git` and without them, the
-//! commit and time are empty and the build goes on.
+//! mapped once. The list names symbols of the build it was taken from; a symbol's hash moves whenever its
+//! crate's dependencies change, so the link goes through `ordered-cc.sh` (the repository's linker, set in
+//! `.cargo/config.toml`), which maps the list onto the symbols this build really has. What maps to nothing
+//! costs memory, never correctness; regenerate the list when `bench/memory.sh` shows the text growing.
 fn main() {
     embed_build_info();
     println!("cargo:rerun-if-env-changed=BERTH_PIE");
