@@ -133,7 +133,7 @@ pub fn timestamp(value: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Stri
     if value.parse::<f64>().is_ok() {
         return Ok(value.to_string());
     }
-    if let Some(d) = go_duration(value) {
+    if let Ok(d) = build::go_duration_nanos(value).map(chrono::Duration::nanoseconds) {
         let t = now - d;
         return Ok(format!(
             "{}.{:09}",
@@ -171,37 +171,6 @@ pub fn timestamp(value: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Stri
         format!("failed to parse value as time or duration: \"{value}\""),
         1,
     ))
-}
-
-/// Parses Go durations like "10m", "1h30m", "1.5s".
-fn go_duration(s: &str) -> Option<chrono::Duration> {
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * factor;
-        rest = &rest[unit_len..];
-    }
-    Some(chrono::Duration::nanoseconds((total * 1e9) as i64))
 }
 
 #[cfg(test)]
