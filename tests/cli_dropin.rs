@@ -590,7 +590,10 @@ fn load_closed_pipes_and_fractional_since_as_docker() {
     }
     let since = common::out(&d.berth(&["logs", "--since", &t4, "--until", &t6, "lg"]));
     // Both bounds are inclusive, as in dockerd (an entry stamped exactly `--until` is shown).
-    assert_eq!(since, "line4\nline5\nline6\n", "fractions of a second count");
+    assert_eq!(
+        since, "line4\nline5\nline6\n",
+        "fractions of a second count"
+    );
 
     // A closed pipe ends the client quietly, as the docker CLI ends (SIGPIPE: 141 in the shell).
     for cli_args in [
