@@ -697,12 +697,11 @@ mod tests {
 
     #[test]
     fn labels_and_env_become_attributes_as_dockerd_picks_them() {
-        let c = Container {
-            id: "0123456789abcdef0123".into(),
-            name: "web".into(),
-            created: String::new(),
-            image_id: String::new(),
-            config: bollard_stubs::models::ContainerConfig {
+        let c = Container::for_test(
+            "0123456789abcdef0123",
+            "web",
+            "",
+            bollard_stubs::models::ContainerConfig {
                 labels: Some(HashMap::from([
                     ("com.example.app".to_owned(), "shop".to_owned()),
                     ("tier".to_owned(), "front".to_owned()),
@@ -711,17 +710,7 @@ mod tests {
                 env: Some(vec!["REGION=eu".into(), "_PRIV=1".into(), "NOVALUE".into()]),
                 ..Default::default()
             },
-            host_config: Default::default(),
-            path: String::new(),
-            args: Vec::new(),
-            state: Default::default(),
-            restart_count: 0,
-            manually_stopped: false,
-            mounts: Vec::new(),
-            networks: Default::default(),
-            read_only_non_recursive: false,
-            links: Vec::new(),
-        };
+        );
         let o = opts(&[
             ("labels", "tier,missing"),
             ("labels-regex", "^com\\."),
@@ -760,26 +749,15 @@ mod tests {
 
     #[test]
     fn tags_render_the_container_fields() {
-        let c = Container {
-            id: "0123456789abcdef0123".into(),
-            name: "web".into(),
-            created: String::new(),
-            image_id: "sha256:fedcba9876543210".into(),
-            config: bollard_stubs::models::ContainerConfig {
+        let c = Container::for_test(
+            "0123456789abcdef0123",
+            "web",
+            "sha256:fedcba9876543210",
+            bollard_stubs::models::ContainerConfig {
                 image: Some("busybox".into()),
                 ..Default::default()
             },
-            host_config: Default::default(),
-            path: String::new(),
-            args: Vec::new(),
-            state: Default::default(),
-            restart_count: 0,
-            manually_stopped: false,
-            mounts: Vec::new(),
-            networks: Default::default(),
-            read_only_non_recursive: false,
-            links: Vec::new(),
-        };
+        );
         let t = |tpl: &str| tag(&c, &opts(&[("tag", tpl)]), "{{.ID}}");
         assert_eq!(tag(&c, &HashMap::new(), "{{.ID}}").unwrap(), "0123456789ab");
         assert_eq!(

@@ -124,6 +124,36 @@ pub struct Container {
     pub links: Vec<super::links::LegacyLink>,
 }
 
+#[cfg(test)]
+impl Container {
+    /// A record for unit tests: `id`, `name`, `image_id` and `config` as given, everything else empty, so that a
+    /// field added to the record is added here once rather than in every test that builds one.
+    pub(crate) fn for_test(
+        id: &str,
+        name: &str,
+        image_id: &str,
+        config: ContainerConfig,
+    ) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            created: String::new(),
+            image_id: image_id.into(),
+            config,
+            host_config: Default::default(),
+            path: String::new(),
+            args: Vec::new(),
+            state: State::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            mounts: Vec::new(),
+            read_only_non_recursive: false,
+            networks: Default::default(),
+            links: Vec::new(),
+        }
+    }
+}
+
 impl Container {
     /// Writes the record with temp + fsync + rename, so a crash leaves the old or the new one.
     pub fn save(&self, dir: &Path) -> Result<()> {

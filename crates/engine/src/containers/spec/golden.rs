@@ -12,7 +12,7 @@ use bollard_stubs::models::{
 use serde_json::Value;
 
 use super::super::mounts::{Recursion, UserMount};
-use super::super::record::{Container, State};
+use super::super::record::Container;
 use super::super::user::ResolvedUser;
 use super::*;
 
@@ -25,21 +25,15 @@ fn container(
     args: &[&str],
 ) -> Container {
     Container {
-        id: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
-        name: "golden".into(),
-        created: String::new(),
-        image_id: "sha256:00".into(),
-        config,
         host_config,
         path: path.into(),
         args: args.iter().map(|a| a.to_string()).collect(),
-        state: State::default(),
-        restart_count: 0,
-        manually_stopped: false,
-        read_only_non_recursive: false,
-        mounts: Vec::new(),
-        networks: Default::default(),
-        links: Vec::new(),
+        ..Container::for_test(
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "golden",
+            "sha256:00",
+            config,
+        )
     }
 }
 
