@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -107,6 +107,28 @@ pub struct Pool6 {
     pub allocated: BTreeMap<Ipv6Addr, String>,
 }
 
+/// Docker's checks of a pool request that both families share: the subnet (already its own network) leaves
+/// room for a gateway and an endpoint (a prefix of at most `max_prefix`), and the ip-range lies within it.
+fn check_room_and_range(
+    subnet: IpNetwork,
+    max_prefix: u8,
+    ip_range: Option<IpNetwork>,
+) -> Result<()> {
+    if subnet.prefix() > max_prefix {
+        return Err(Error::InvalidConfig(format!(
+            "invalid subnet {subnet}: too small for a gateway and an endpoint"
+        )));
+    }
+    if let Some(range) = ip_range {
+        if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
+            return Err(Error::InvalidConfig(format!(
+                "invalid pool request: ip-range {range} is not within subnet {subnet}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Pool6 {
     /// Validate an IPv6 subnet/gateway/range triple and make an empty pool.
     pub fn new(
@@ -116,18 +138,7 @@ impl Pool6 {
     ) -> Result<Self> {
         let subnet = Ipv6Network::new(subnet.network(), subnet.prefix())
             .map_err(|e| Error::InvalidConfig(format!("invalid subnet {subnet}: {e}")))?;
-        if subnet.prefix() > 126 {
-            return Err(Error::InvalidConfig(format!(
-                "invalid subnet {subnet}: too small for a gateway and an endpoint"
-            )));
-        }
-        if let Some(range) = ip_range {
-            if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
-                return Err(Error::InvalidConfig(format!(
-                    "invalid pool request: ip-range {range} is not within subnet {subnet}"
-                )));
-            }
-        }
+        check_room_and_range(subnet.into(), 126, ip_range.map(IpNetwork::from))?;
         let gateway = gateway.unwrap_or(Ipv6Addr::from(u128::from(subnet.network()) + 1));
         if !subnet.contains(gateway) || gateway == subnet.network() {
             return Err(Error::InvalidConfig(format!(
@@ -218,18 +229,7 @@ impl Pool {
         // refuses one with dockerd's words before it gets here (engine/src/networks/ipam_request.rs).
         let subnet = Ipv4Network::new(subnet.network(), subnet.prefix())
             .map_err(|e| Error::InvalidConfig(format!("invalid subnet {subnet}: {e}")))?;
-        if subnet.prefix() > 30 {
-            return Err(Error::InvalidConfig(format!(
-                "invalid subnet {subnet}: too small for a gateway and an endpoint"
-            )));
-        }
-        if let Some(range) = ip_range {
-            if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
-                return Err(Error::InvalidConfig(format!(
-                    "invalid pool request: ip-range {range} is not within subnet {subnet}"
-                )));
-            }
-        }
+        check_room_and_range(subnet.into(), 30, ip_range.map(IpNetwork::from))?;
         let first_host = Ipv4Addr::from(u32::from(subnet.network()) + 1);
         let gateway = gateway.unwrap_or(first_host);
         if !subnet.contains(gateway) || gateway == subnet.network() || gateway == subnet.broadcast()
