@@ -134,3 +134,20 @@ fn only_the_binary_and_the_cli_parse_flags() {
     users.sort();
     assert_eq!(users, ["berth", "cli"], "crates that depend on clap");
 }
+
+/// The binary defines `pow` itself (see `crates/berth/src/main.rs`) so that it loads no `libm.so`: a
+/// dependency that comes back (a crate calling another libm function) puts 0.5 MB back into every daemon.
+#[test]
+fn the_binary_loads_no_libm() {
+    let out = Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .output()
+        .expect("ldd (Debian's libc-bin) runs");
+    assert!(out.status.success(), "ldd failed: {out:?}");
+    let libs = String::from_utf8_lossy(&out.stdout);
+    assert!(libs.contains("libc.so"), "ldd shows no libc: {libs}");
+    assert!(
+        !libs.contains("libm.so"),
+        "berth needs libm again; find the caller with `nm -D --undefined-only`: {libs}"
+    );
+}

@@ -8,6 +8,18 @@ mod shim_args;
 
 use clap::Parser;
 
+/// The C library's `pow`, defined here so that the binary needs nothing from glibc's `libm.so`.
+///
+/// Its one user is tokio's multi-thread scheduler (`f64::powf` in its task poll-time average). Loading
+/// `libm.so` for that runs its IFUNC resolvers over the whole library at start, which left 0.5 MB of
+/// libm resident in every daemon and shim. The `libm` crate (the Rust project's port of musl's libm)
+/// computes the same function in a few kilobytes; with no symbol left to take from `libm.so`, the
+/// linker's `--as-needed` drops it from the binary's needed libraries (`tests/architecture.rs` checks).
+#[no_mangle]
+pub extern "C" fn pow(x: f64, y: f64) -> f64 {
+    libm::pow(x, y)
+}
+
 /// The whole command line: the client's global flags, and either `daemon` or a client command.
 #[derive(Debug, Parser)]
 #[command(
