@@ -68,6 +68,9 @@ pub struct EngineConfig {
 /// dockerd's answer (a 503) to what needs a swarm manager on a node in no swarm; Berth is always such a node.
 pub const NOT_SWARM_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
 
+/// How many blocking teardown steps run at once ([`Engine::teardown_blocking`]).
+const TEARDOWN_PARALLELISM: usize = 2;
+
 /// The built-in runtime's name (`--runtime berth`).
 pub const BUILTIN_RUNTIME: &str = "berth";
 
@@ -96,6 +99,9 @@ pub struct Engine {
     registry: registry::Client,
     /// Builds under way that `POST /build/cancel` can stop, by the ID their client gave them.
     builds: builds::Running,
+    /// Bounds the blocking work of taking containers down (network release, unmounts, record removal):
+    /// see [`Engine::teardown_blocking`].
+    teardown: tokio::sync::Semaphore,
 }
 
 impl Engine {
@@ -133,6 +139,7 @@ impl Engine {
             image_use: tokio::sync::RwLock::new(()),
             registry: registry::Client::new(config.registry.clone()),
             builds: builds::Running::default(),
+            teardown: tokio::sync::Semaphore::new(TEARDOWN_PARALLELISM),
             config,
             id,
         })
@@ -159,6 +166,20 @@ impl Engine {
     /// The engine's configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Runs one blocking step of taking a container down on tokio's blocking pool, at most
+    /// [`TEARDOWN_PARALLELISM`] at a time. `docker rm -f` of 50 containers asks for 50 removals at once;
+    /// their steps wait on the kernel's mount lock and the network state's mutex anyway, so running them
+    /// all at once only started a thread for each (20 threads, whose cached stacks and allocator arenas
+    /// stayed resident after the burst) without finishing sooner.
+    pub(crate) async fn teardown_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::result::Result<T, tokio::task::JoinError> {
+        // The semaphore is never closed, so acquiring fails only if it were; run unbounded then.
+        let _permit = self.teardown.acquire().await.ok();
+        tokio::task::spawn_blocking(f).await
     }
 
     /// Runs blocking store work on tokio's blocking pool.

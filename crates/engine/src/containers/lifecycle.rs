@@ -528,7 +528,7 @@ impl Engine {
 
     async fn unmount_quietly(&self, id: &str) {
         let layout = Layout::new(&self.containers.dir(id));
-        match tokio::task::spawn_blocking(move || layout.unmount()).await {
+        match self.teardown_blocking(move || layout.unmount()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(id = %id, error = %e, "unmounting the container's rootfs"),
             Err(e) => tracing::warn!(id = %id, error = %e, "unmounting the container's rootfs"),
@@ -849,7 +849,8 @@ impl Engine {
         remove_state_dir(&self.state_dir(&c.id));
         let store_id = c.id.clone();
         let engine = Arc::clone(self);
-        tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
+        self.teardown_blocking(move || engine.containers.remove(&store_id))
+            .await??;
         self.release_container_volumes(c, volumes).await;
         self.drop_hub(&c.id, true);
         self.forget_stats(&c.id);

@@ -439,25 +439,26 @@ impl Engine {
     pub(crate) async fn net_stop(self: &Arc<Self>, id: &str) {
         let net = Arc::clone(&self.net);
         let cid = id.to_owned();
-        let detached = tokio::task::spawn_blocking(move || {
-            let t0 = std::time::Instant::now();
-            let mut st = net.lock();
-            let live = st.live.remove(&cid);
-            let detached = st.detach_all(&cid);
-            tracing::debug!(
-                elapsed_us = t0.elapsed().as_micros() as u64,
-                "network released"
-            );
-            remove_ports_file(&net.ports_file(&cid));
-            if live.as_ref().is_some_and(|l| !l.ports.is_empty()) {
-                st.reconcile_firewall();
-            }
-            st.refresh_dns();
-            drop(live);
-            detached
-        })
-        .await
-        .unwrap_or_default();
+        let detached = self
+            .teardown_blocking(move || {
+                let t0 = std::time::Instant::now();
+                let mut st = net.lock();
+                let live = st.live.remove(&cid);
+                let detached = st.detach_all(&cid);
+                tracing::debug!(
+                    elapsed_us = t0.elapsed().as_micros() as u64,
+                    "network released"
+                );
+                remove_ports_file(&net.ports_file(&cid));
+                if live.as_ref().is_some_and(|l| !l.ports.is_empty()) {
+                    st.reconcile_firewall();
+                }
+                st.refresh_dns();
+                drop(live);
+                detached
+            })
+            .await
+            .unwrap_or_default();
         for (net_id, net_name) in detached {
             self.network_event("disconnect", &net_id, &net_name, Some(id));
         }

@@ -443,7 +443,7 @@ impl Engine {
             }
             let volumes = Arc::clone(&self.volumes);
             let n = name.to_owned();
-            match tokio::task::spawn_blocking(move || volumes.remove(&n)).await {
+            match self.teardown_blocking(move || volumes.remove(&n)).await {
                 Ok(Ok(r)) => self.volume_event("destroy", &r.name, &[("driver", &r.driver)]),
                 Ok(Err(Error::Conflict(_) | Error::NotFound(_))) => {}
                 Ok(Err(e)) => {
