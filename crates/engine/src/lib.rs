@@ -5,6 +5,7 @@
 pub mod builds;
 pub mod containers;
 mod distribution;
+pub mod crash;
 mod du;
 mod error;
 pub mod events;
