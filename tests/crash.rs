@@ -255,8 +255,14 @@ fn check_host_matches_records(d: &Daemon, known: &BTreeSet<String>) -> Result<()
         }
         if listed_running {
             let pid = i["State"]["Pid"].as_i64().unwrap_or(0);
-            if pid <= 0 || !Path::new(&format!("/proc/{pid}")).exists() {
-                return Err(format!("{id}: running with pid {pid}, which does not live"));
+            // Its process runs its command (not a runtime's init still waiting to execute it).
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            if pid <= 0 || argv0 != i["Path"].as_str().unwrap_or("?").as_bytes() {
+                return Err(format!(
+                    "{id}: running with pid {pid}, whose command is {:?}",
+                    String::from_utf8_lossy(&cmdline)
+                ));
             }
             running.insert(id.clone());
         }
