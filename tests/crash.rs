@@ -129,7 +129,11 @@ fn spawn_crashing(d: &mut Daemon, point: &str) {
         .try_request("GET", "/_ping", &[])
         .is_ok_and(|r| r.status == 200)
     {
-        assert!(Instant::now() < deadline, "daemon did not come up: {}", d.log());
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not come up: {}",
+            d.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -151,7 +155,10 @@ fn expect_crash(d: &mut Daemon, point: &str) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{point}: the daemon never reached the crash point: {}", d.log());
+            panic!(
+                "{point}: the daemon never reached the crash point: {}",
+                d.log()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -168,7 +175,11 @@ fn create_body() -> Vec<u8> {
 }
 
 fn create(d: &Daemon, name: &str) -> String {
-    let r = d.request("POST", &format!("/containers/create?name={name}"), &create_body());
+    let r = d.request(
+        "POST",
+        &format!("/containers/create?name={name}"),
+        &create_body(),
+    );
     assert_eq!(r.status, 201, "create {name}: {}", r.text());
     r.json()["Id"].as_str().unwrap().to_owned()
 }
@@ -251,7 +262,10 @@ fn check_host_matches_records(d: &Daemon, known: &BTreeSet<String>) -> Result<()
         let i = d.get_json(&format!("/containers/{id}/json"));
         let listed_running = c["State"] == "running";
         if listed_running != (i["State"]["Running"] == true) {
-            return Err(format!("{id}: ps says {}, inspect {}", c["State"], i["State"]));
+            return Err(format!(
+                "{id}: ps says {}, inspect {}",
+                c["State"], i["State"]
+            ));
         }
         if listed_running {
             let pid = i["State"]["Pid"].as_i64().unwrap_or(0);
@@ -284,19 +298,32 @@ fn check_host_matches_records(d: &Daemon, known: &BTreeSet<String>) -> Result<()
             return Err(format!("shim {pid} of {id} left, running: {running:?}"));
         }
     }
-    let stopped: BTreeSet<String> = known.union(&all).filter(|id| !running.contains(*id)).cloned().collect();
+    let stopped: BTreeSet<String> = known
+        .union(&all)
+        .filter(|id| !running.contains(*id))
+        .cloned()
+        .collect();
     let cgroups = cgroups_of(&stopped);
     if !cgroups.is_empty() {
         return Err(format!("cgroups left: {cgroups:?}"));
     }
-    for e in std::fs::read_dir(d.exec_root().join("containers")).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(d.exec_root().join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let id = e.file_name().to_string_lossy().into_owned();
         if !running.contains(&id) {
             return Err(format!("runtime state of {id} left"));
         }
     }
     let net = d.get_json(&format!("/networks/{NET}"));
-    for id in net["Containers"].as_object().into_iter().flatten().map(|(k, _)| k) {
+    for id in net["Containers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
         if !running.contains(id) {
             return Err(format!("endpoint of {id} left on {NET}"));
         }
@@ -382,11 +409,19 @@ fn sigkill_at_every_step_of_create_start_stop_kill_and_rm_leaves_host_and_record
             }
         }
         let (method, path, body) = match op {
-            Op::Create => ("POST", format!("/containers/create?name={name}"), create_body()),
+            Op::Create => (
+                "POST",
+                format!("/containers/create?name={name}"),
+                create_body(),
+            ),
             Op::Start => ("POST", format!("/containers/{name}/start"), Vec::new()),
             Op::Stop => ("POST", format!("/containers/{name}/stop?t=1"), Vec::new()),
             Op::Kill => ("POST", format!("/containers/{name}/kill"), Vec::new()),
-            Op::ForceRemove => ("DELETE", format!("/containers/{name}?force=1&v=1"), Vec::new()),
+            Op::ForceRemove => (
+                "DELETE",
+                format!("/containers/{name}?force=1&v=1"),
+                Vec::new(),
+            ),
         };
         // The connection drops with the daemon; whatever came back is not looked at.
         let _ = d.try_request(method, &path, &body);
@@ -407,7 +442,10 @@ fn sigkill_at_every_step_of_create_start_stop_kill_and_rm_leaves_host_and_record
         let probe = d.get_json("/containers/probe/json");
         known.insert(probe["Id"].as_str().unwrap().to_owned());
         let ip = &probe["NetworkSettings"]["Networks"][NET]["IPAddress"];
-        assert!(ip.as_str().is_some_and(|s| !s.is_empty()), "{what}: probe address {ip}");
+        assert!(
+            ip.as_str().is_some_and(|s| !s.is_empty()),
+            "{what}: probe address {ip}"
+        );
         if found.status == 200 {
             // Whole: its volume exists, and it starts (again) and is removed.
             let c = found.json();
@@ -418,7 +456,11 @@ fn sigkill_at_every_step_of_create_start_stop_kill_and_rm_leaves_host_and_record
                 .iter()
                 .find(|m| m["Destination"] == "/data")
                 .unwrap_or_else(|| panic!("{what}: no /data volume: {c}"));
-            let v = d.request("GET", &format!("/volumes/{}", volume["Name"].as_str().unwrap()), &[]);
+            let v = d.request(
+                "GET",
+                &format!("/volumes/{}", volume["Name"].as_str().unwrap()),
+                &[],
+            );
             assert_eq!(v.status, 200, "{what}: {}", v.text());
             if c["State"]["Running"] != true {
                 start(&d, &name);
@@ -426,7 +468,10 @@ fn sigkill_at_every_step_of_create_start_stop_kill_and_rm_leaves_host_and_record
             let i = d.get_json(&format!("/containers/{name}/json"));
             assert_eq!(i["State"]["Status"], "running", "{what}");
             let ip2 = &i["NetworkSettings"]["Networks"][NET]["IPAddress"];
-            assert!(ip2.as_str().is_some_and(|s| !s.is_empty()) && ip2 != ip, "{what}: {ip2} {ip}");
+            assert!(
+                ip2.as_str().is_some_and(|s| !s.is_empty()) && ip2 != ip,
+                "{what}: {ip2} {ip}"
+            );
         }
         assert_host_matches_records(&d, &known, &what);
         remove_all(&d);
@@ -501,6 +546,7 @@ fn recorded_status(record: &Path) -> String {
 
 #[test]
 fn a_stop_on_a_full_disk_stops_the_container_reports_the_failure_and_records_it_later() {
+    common::docker_bin();
     let mut d = Daemon::start();
     d.kill();
     let data = d.data_root();
@@ -524,15 +570,23 @@ fn a_stop_on_a_full_disk_stops_the_container_reports_the_failure_and_records_it_
 
     let filler = data.join("filler");
     assert!(fill(&filler) > 0);
-    let r = d.request("POST", "/containers/full/stop?t=1", &[]);
-    assert_eq!(r.status, 500, "a stop whose record cannot be written: {}", r.text());
-    let msg = r.json()["message"].as_str().unwrap().to_owned();
+    // `docker stop` fails, in Docker's words, where it once said nothing and returned 0.
+    let out = d.docker(&["stop", "-t", "1", "full"]);
+    let msg = common::err(&out);
     assert!(
-        msg.contains("cannot stop container: full") && msg.contains("No space left on device"),
+        !out.status.success(),
+        "a stop whose record cannot be written succeeded"
+    );
+    assert!(
+        msg.contains("Error response from daemon: cannot stop container: full")
+            && msg.contains("No space left on device"),
         "{msg}"
     );
     // Stopped for real, and the API says so; the record on disk could not follow yet.
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the container still runs");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the container still runs"
+    );
     let state = d.get_json("/containers/full/json")["State"].clone();
     assert_eq!(state["Status"], "exited", "{state}");
     assert_eq!(state["Running"], false, "{state}");
@@ -545,13 +599,20 @@ fn a_stop_on_a_full_disk_stops_the_container_reports_the_failure_and_records_it_
     std::fs::remove_file(&filler).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while recorded_status(&record) != "exited" {
-        assert!(Instant::now() < deadline, "the record was never written: {}", d.log());
+        assert!(
+            Instant::now() < deadline,
+            "the record was never written: {}",
+            d.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // A restart finds it exited, and it starts and is removed as any other.
     d.kill();
     d.spawn();
-    assert_eq!(d.get_json("/containers/full/json")["State"]["Status"], "exited");
+    assert_eq!(
+        d.get_json("/containers/full/json")["State"]["Status"],
+        "exited"
+    );
     start(&d, "full");
     let r = d.request("DELETE", "/containers/full?force=1", &[]);
     assert_eq!(r.status, 204, "{}", r.text());

@@ -80,7 +80,10 @@ mod tests {
             }
         }
         for (name, file) in &used {
-            assert!(POINTS.contains(&name.as_str()), "{file}: {name} not in POINTS");
+            assert!(
+                POINTS.contains(&name.as_str()),
+                "{file}: {name} not in POINTS"
+            );
         }
         for p in POINTS {
             let n = used.iter().filter(|(u, _)| u == p).count();

@@ -4,8 +4,8 @@
 
 pub mod builds;
 pub mod containers;
-mod distribution;
 pub mod crash;
+mod distribution;
 mod du;
 mod error;
 pub mod events;

@@ -999,7 +999,10 @@ impl Engine {
         self.unmount_quietly(id).await;
         let dir = self.state_dir(id);
         if dir.exists() {
-            tracing::info!(id, "removing the runtime state of a container that is not running");
+            tracing::info!(
+                id,
+                "removing the runtime state of a container that is not running"
+            );
             remove_state_dir(&dir);
         }
     }
@@ -1021,7 +1024,11 @@ impl Engine {
             .map(|c| c.id)
             .collect();
         let state_root = self.config.exec_root.join("containers");
-        for entry in std::fs::read_dir(&state_root).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(&state_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
@@ -1059,7 +1066,8 @@ impl Engine {
             tick.tick().await;
             if self.containers.has_pending() {
                 let engine = Arc::clone(&self);
-                let _ = tokio::task::spawn_blocking(move || engine.containers.write_pending()).await;
+                let _ =
+                    tokio::task::spawn_blocking(move || engine.containers.write_pending()).await;
             }
         }
     }

@@ -394,7 +394,9 @@ impl VolumeStore {
                     inner.mounted.remove(&name);
                     done.push(name);
                 }
-                Err(e) => tracing::warn!(volume = %name, error = %e, "unmounting an unused volume failed"),
+                Err(e) => {
+                    tracing::warn!(volume = %name, error = %e, "unmounting an unused volume failed")
+                }
             }
         }
         done
