@@ -21,10 +21,14 @@ pub struct Store {
     /// Containers whose in-memory record holds a change that has happened (an exit) but could not be
     /// written (a full disk), with the write's error: [`Store::write_pending`] retries them.
     pending: Mutex<BTreeMap<String, String>>,
+    /// The anonymous volumes made by creates that a crash interrupted (their containers were removed at
+    /// open): for the engine to remove once the volume store is open.
+    abandoned: Mutex<Vec<String>>,
 }
 
 /// The mark of a container whose create has not finished (its volumes are not in its record yet): a
 /// directory holding it is removed at the next start, so a create is whole or gone after a crash.
+/// It lists the anonymous volumes the create made, one name a line.
 const CREATING: &str = "creating";
 
 #[derive(Default)]
@@ -39,11 +43,16 @@ impl Store {
     pub fn open(root: PathBuf) -> Result<Store> {
         std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
         let mut index = Index::default();
+        let mut abandoned = Vec::new();
         let entries =
             std::fs::read_dir(&root).with_context(|| format!("reading {}", root.display()))?;
         for entry in entries.flatten() {
             let dir = entry.path();
-            let loaded = if dir.join(CREATING).exists() {
+            let mark = dir.join(CREATING);
+            let loaded = if mark.exists() {
+                // The anonymous volumes it had made go with it.
+                let made = std::fs::read_to_string(&mark).unwrap_or_default();
+                abandoned.extend(made.lines().filter(|l| !l.is_empty()).map(str::to_owned));
                 Err(Error::System("its create did not finish".into()))
             } else {
                 Container::load(&dir)
@@ -72,6 +81,7 @@ impl Store {
             root,
             inner: Mutex::new(index),
             pending: Mutex::new(BTreeMap::new()),
+            abandoned: Mutex::new(abandoned),
         })
     }
 
@@ -120,11 +130,34 @@ impl Store {
         let dir = self.root.join(&c.id);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mark = dir.join(CREATING);
-        std::fs::File::create(&mark).with_context(|| format!("creating {}", mark.display()))?;
-        c.save(&dir)?;
+        let written = std::fs::File::create(&mark)
+            .with_context(|| format!("creating {}", mark.display()))
+            .and_then(|_| c.save(&dir));
+        if let Err(e) = written {
+            // Nothing of a create that failed is left (a full disk fails here).
+            let _ = remove_dir(&dir);
+            return Err(e);
+        }
         idx.names.insert(c.name.clone(), c.id.clone());
         idx.by_id.insert(c.id.clone(), c);
         Ok(())
+    }
+
+    /// Notes an anonymous volume that container `id`'s create is about to make, so that a crash before
+    /// [`Store::finish_create`] takes the volume with the container.
+    pub fn note_created_volume(&self, id: &str, volume: &str) -> Result<()> {
+        use std::io::Write;
+        let mark = self.root.join(id).join(CREATING);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&mark)
+            .and_then(|mut f| writeln!(f, "{volume}"))
+            .with_context(|| format!("writing {}", mark.display()))
+    }
+
+    /// The anonymous volumes of creates a crash interrupted (see [`Store::open`]); returned once.
+    pub fn take_abandoned_volumes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Ends a container's create: from now on a restart keeps it.
