@@ -19,6 +19,9 @@ use crate::error::{Context, Error, Result};
 use crate::events::Event;
 use crate::Engine;
 
+/// The mark in a container's directory of a removal that takes its anonymous volumes (`rm -v`).
+const REMOVE_VOLUMES: &str = "remove-volumes";
+
 /// How long a `kill` (SIGKILL) waits for the exit before it reports a failure (dockerd waits as long).
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -898,7 +901,17 @@ impl Engine {
         self.remove_stopped(&c, volumes).await
     }
 
+    /// Removes a container that is not running, with its anonymous volumes if `volumes`. Each step is
+    /// idempotent, so that a restart after a crash finishes the removal (see [`Engine::recover`]); the
+    /// volumes go before the record, so that none is left behind by a crash between the two.
     async fn remove_stopped(self: &Arc<Self>, c: &Container, volumes: bool) -> Result<()> {
+        if volumes {
+            // The only place `-v` outlives this request, for a restart that finishes the removal.
+            let mark = self.containers.dir(&c.id).join(REMOVE_VOLUMES);
+            if let Err(e) = std::fs::File::create(&mark) {
+                tracing::warn!(id = %c.id, error = %e, "marking a removal with its volumes");
+            }
+        }
         // Gone from the store already (a removal racing this one): the steps below are idempotent.
         let _ = self
             .containers
@@ -909,11 +922,11 @@ impl Engine {
         self.unmount_quietly(&c.id).await;
         crash_point("rm:after-unmount");
         remove_state_dir(&self.state_dir(&c.id));
+        self.release_container_volumes(c, volumes).await;
         let store_id = c.id.clone();
         let engine = Arc::clone(self);
         tokio::task::spawn_blocking(move || engine.containers.remove(&store_id)).await??;
         crash_point("rm:after-record");
-        self.release_container_volumes(c, volumes).await;
         self.drop_hub(&c.id, true);
         self.forget_stats(&c.id);
         self.forget_execs(&c.id);
@@ -951,7 +964,8 @@ impl Engine {
                 continue;
             }
             if c.state.status == Status::Removing {
-                if let Err(e) = self.remove_stopped(&c, false).await {
+                let volumes = self.containers.dir(&c.id).join(REMOVE_VOLUMES).exists();
+                if let Err(e) = self.remove_stopped(&c, volumes).await {
                     tracing::warn!(id = %c.id, error = %e, "finishing an interrupted removal");
                 }
                 continue;
