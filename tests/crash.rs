@@ -378,7 +378,7 @@ fn must_exist(point: &str) -> bool {
 
 #[test]
 fn sigkill_at_every_step_of_create_start_stop_kill_and_rm_leaves_host_and_records_agreeing() {
-    let mut d = Daemon::with_busybox();
+    let mut d = common::docker_daemon();
     let r = d.request(
         "POST",
         "/networks/create",
@@ -408,23 +408,31 @@ fn sigkill_at_every_step_of_create_start_stop_kill_and_rm_leaves_host_and_record
                 start(&d, &name);
             }
         }
-        let (method, path, body) = match op {
-            Op::Create => (
-                "POST",
-                format!("/containers/create?name={name}"),
-                create_body(),
-            ),
-            Op::Start => ("POST", format!("/containers/{name}/start"), Vec::new()),
-            Op::Stop => ("POST", format!("/containers/{name}/stop?t=1"), Vec::new()),
-            Op::Kill => ("POST", format!("/containers/{name}/kill"), Vec::new()),
-            Op::ForceRemove => (
-                "DELETE",
-                format!("/containers/{name}?force=1&v=1"),
-                Vec::new(),
-            ),
+        // Through the docker CLI, which fails as the connection drops with the daemon.
+        let args: Vec<&str> = match op {
+            Op::Create => vec![
+                "create",
+                "--name",
+                &name,
+                "-v",
+                "/data",
+                "--network",
+                NET,
+                "busybox",
+                "sleep",
+                "1000",
+            ],
+            Op::Start => vec!["start", &name],
+            Op::Stop => vec!["stop", "-t", "1", &name],
+            Op::Kill => vec!["kill", &name],
+            Op::ForceRemove => vec!["rm", "-fv", &name],
         };
-        // The connection drops with the daemon; whatever came back is not looked at.
-        let _ = d.try_request(method, &path, &body);
+        let out = d.docker_within(&args, None, Duration::from_secs(60));
+        assert!(
+            !out.status.success(),
+            "{what}: docker {args:?} succeeded: {}",
+            common::out(&out)
+        );
         expect_crash(&mut d, point);
         d.spawn();
 

@@ -1301,7 +1301,11 @@ fn stray_mounts(root: &Path, live: &std::collections::HashSet<String>) -> Vec<Pa
             Err(_) => false,
         })
         .collect();
-    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    // Deepest first (a mount on a mount goes before its parent); equal paths side by side for dedup.
+    out.sort_by(|a, b| {
+        let depth = |p: &PathBuf| p.components().count();
+        depth(b).cmp(&depth(a)).then_with(|| a.cmp(b))
+    });
     out.dedup();
     out
 }
