@@ -317,6 +317,20 @@ fn check_host_matches_records(d: &Daemon, known: &BTreeSet<String>) -> Result<()
             return Err(format!("runtime state of {id} left"));
         }
     }
+    // Every container here is on NET, with one veth pair each while it runs.
+    let mut ip = std::process::Command::new("ip");
+    ip.args(["-o", "link", "show", "type", "veth"]);
+    d.netns_command(&mut ip);
+    let links = ip.output().expect("ip (iproute2) is needed");
+    assert!(links.status.success(), "{}", common::err(&links));
+    let veths = String::from_utf8_lossy(&links.stdout).lines().count();
+    if veths != running.len() {
+        return Err(format!(
+            "{veths} veth pairs for {} running containers: {}",
+            running.len(),
+            String::from_utf8_lossy(&links.stdout)
+        ));
+    }
     let net = d.get_json(&format!("/networks/{NET}"));
     for id in net["Containers"]
         .as_object()
