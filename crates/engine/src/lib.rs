@@ -4,6 +4,7 @@
 
 pub mod builds;
 pub mod containers;
+pub mod crash;
 mod distribution;
 mod du;
 mod error;
@@ -117,6 +118,17 @@ impl Engine {
         let containers = containers::store::Store::open(config.data_root.join("containers"))?;
         let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?;
         volumes::rebuild_refs(&volumes, &containers.list());
+        for name in containers.take_abandoned_volumes() {
+            match volumes.remove(&name) {
+                Ok(_) => {
+                    tracing::info!(volume = %name, "removed the volume of an unfinished create")
+                }
+                Err(Error::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(volume = %name, error = %e, "removing the volume of an unfinished create")
+                }
+            }
+        }
         let id = system::engine_id(&config.data_root)?;
         let net = networks::Manager::open(&config.data_root, &config.exec_root, &config.network)?;
         // The shim is this same binary; resolve it once, before anything can replace the file.

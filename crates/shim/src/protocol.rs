@@ -26,7 +26,8 @@
 //! log keeps everything).
 //!
 //! The shim also writes `exit.json` ([`ExitRecord`]) in its state dir when the container exits, so a daemon
-//! that was down at the time learns the outcome on restart.
+//! that was down at the time learns the outcome on restart, and `started` ([`STARTED_FILE`]) once `start`
+//! has succeeded.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,9 @@ use serde::{Deserialize, Serialize};
 pub const EXIT_FILE: &str = "exit.json";
 /// Name of the file holding the container init's host pid.
 pub const PID_FILE: &str = "init.pid";
+/// Name of the (empty) file the shim writes once `start` has executed the container's process: a daemon
+/// restarted after a crash tells by it a started container from one whose init still waits for `start`.
+pub const STARTED_FILE: &str = "started";
 
 /// How a container ended, as recorded by its shim.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -611,7 +611,13 @@ impl Shim {
                     }
                 }
                 Some("start") => match self.container.start() {
-                    Ok(()) => "ok".to_owned(),
+                    Ok(()) => {
+                        let mark = self.args.state_dir.join(protocol::STARTED_FILE);
+                        if let Err(e) = write_file(&mark, b"") {
+                            tracing::warn!(id = %self.args.id, error = %e, "writing the started mark");
+                        }
+                        "ok".to_owned()
+                    }
                     Err(e) => format!("err {}", e.to_string().replace('\n', " ")),
                 },
                 Some("wait") => {

@@ -144,12 +144,22 @@ impl Engine {
             record.mounts.push(m);
         }
         self.containers.insert(record.clone())?;
+        crate::crash::crash_point("create:after-record");
         if let Err(e) = super::rootfs::Layout::new(&self.containers.dir(&id)).make_dockerenv() {
             // Every start makes it too: a create does not fail for it.
             tracing::warn!(id = %id, error = %e, "making /.dockerenv");
         }
         // Volumes (with their `volume create` events) come before the container's `create`, as in Docker.
         let record = self.setup_container_volumes(record).await?;
+        crate::crash::crash_point("create:after-volumes");
+        if let Err(e) = self.containers.finish_create(&id) {
+            // Left marked, the container would vanish at the next start: gone now, and said so.
+            if let Err(e) = self.containers.remove(&id) {
+                tracing::warn!(id = %id, error = %e, "removing a container whose create failed");
+            }
+            return Err(e);
+        }
+        crate::crash::crash_point("create:after-commit");
         self.container_event("create", &record);
         Ok(ContainerCreateResponse { id, warnings })
     }

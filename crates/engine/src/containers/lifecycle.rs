@@ -14,9 +14,13 @@ use super::hub::Hub;
 use super::record::{Container, Status};
 use super::rootfs::Layout;
 use super::{shim_client, spec, user, StateChange};
+use crate::crash::crash_point;
 use crate::error::{Context, Error, Result};
 use crate::events::Event;
 use crate::Engine;
+
+/// The mark in a container's directory of a removal that takes its anonymous volumes (`rm -v`).
+const REMOVE_VOLUMES: &str = "remove-volumes";
 
 /// How long a `kill` (SIGKILL) waits for the exit before it reports a failure (dockerd waits as long).
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -192,10 +196,19 @@ impl Engine {
     }
 
     /// A container recorded as created or exited whose shim still answers (the daemon died between the
-    /// shim's start and the record of it): recorded as running with the shim's pid.
+    /// shim's start and the record of it): recorded as running with the shim's pid if the shim executed its
+    /// process; if its init still waits for `start` (the daemon died before sending it, perhaps before its
+    /// network was set up), the start is undone: the init killed, so that its shim removes its cgroup and
+    /// ends.
     async fn adopt_started(&self, c: &Container) -> Option<Container> {
         let sock = self.shim_socket(&c.id);
         if !sock.exists() || tokio::net::UnixStream::connect(&sock).await.is_err() {
+            return None;
+        }
+        let state_dir = self.state_dir(&c.id);
+        if !state_dir.join(shim::protocol::STARTED_FILE).exists() {
+            tracing::info!(id = %c.id, "undoing a start that did not reach its process");
+            end_shim(&sock).await;
             return None;
         }
         let pid: i64 =
@@ -276,14 +289,25 @@ impl Engine {
         // the start before anything is mounted.
         let log = super::logdriver::shim_driver(c, &self.containers.dir(&id))?;
         let bundle = self.prepare_bundle(c).await?;
+        crash_point("start:after-mount");
         let t_prepared = t0.elapsed();
         let pid = self.spawn_shim(c, &bundle, &log).await?;
+        crash_point("start:after-shim");
         let t_created = t0.elapsed();
         let sock = self.shim_socket(&id);
         self.start_network(c, pid, &sock).await?;
+        crash_point("start:after-network");
         self.attach_and_exec(c, &sock).await?;
+        crash_point("start:after-exec");
         let t_started = t0.elapsed();
-        let c = self.record_started(&id, pid)?;
+        let c = match self.record_started(&id, pid) {
+            Ok(c) => c,
+            Err(e) => {
+                self.undo_start(&id, &sock).await;
+                return Err(e);
+            }
+        };
+        crash_point("start:after-record");
         tracing::debug!(
             id = &id[..12],
             prepare_us = t_prepared.as_micros() as u64,
@@ -431,18 +455,36 @@ impl Engine {
         Err(Error::InvalidParameter(msg))
     }
 
+    /// A start whose record could not be written (a full disk) is undone rather than half-applied: the
+    /// process killed and everything of its run released, so that the container is what its record says.
+    async fn undo_start(self: &Arc<Self>, id: &str, sock: &Path) {
+        let _ = shim_client::ok_command(sock, &format!("kill {}", libc::SIGKILL)).await;
+        let _ = tokio::time::timeout(KILL_WAIT, shim_client::wait(sock)).await;
+        self.net_stop(id).await;
+        self.unmount_quietly(id).await;
+        self.drop_hub(id, false);
+        remove_state_dir(&self.state_dir(id));
+    }
+
     /// Step 5: the container recorded as running and the change announced.
     fn record_started(&self, id: &str, pid: i64) -> Result<Container> {
         let now = image::timefmt::rfc3339_nano(std::time::SystemTime::now());
         // Not synced: if this write is lost in a crash, recovery finds the shim alive and records the start
         // again (see `recover`).
-        let c = self.containers.update_unsynced(id, |c| {
-            c.state.status = Status::Running;
-            c.state.pid = pid;
-            c.state.started_at = now.clone();
-            c.state.error.clear();
-            c.state.oom_killed = false;
-        })?;
+        let c = self
+            .containers
+            .update_unsynced(id, |c| {
+                c.state.status = Status::Running;
+                c.state.pid = pid;
+                c.state.started_at = now.clone();
+                c.state.error.clear();
+                c.state.oom_killed = false;
+            })
+            .map_err(|e| {
+                Error::System(format!(
+                    "cannot start container {id}: recording its start: {e}"
+                ))
+            })?;
         let _ = self.states.send(StateChange::Started(id.to_owned()));
         Ok(c)
     }
@@ -559,7 +601,9 @@ impl Engine {
             .resolve(id)
             .ok()
             .and_then(|c| self.plan_restart(&c, code));
-        let c = match self.containers.update(id, |c| {
+        // The exit has happened: the record in memory says so even when the disk is full (the write is
+        // retried, and a `stop` waiting for this exit reports the failure).
+        let c = match self.containers.record_fact(id, |c| {
             if restart.is_some() {
                 c.state.status = Status::Restarting;
                 c.restart_count += 1;
@@ -571,11 +615,14 @@ impl Engine {
             c.state.oom_killed = oom;
             c.state.finished_at = now.clone();
         }) {
-            Ok(c) => c,
+            Ok((c, _)) => c,
             Err(_) => return,
         };
+        crash_point("exit:after-record");
         self.net_stop(id).await;
+        crash_point("exit:after-network");
         self.unmount_quietly(id).await;
+        crash_point("exit:after-unmount");
         self.drop_hub(id, false);
         remove_state_dir(&self.state_dir(id));
         if oom {
@@ -624,6 +671,7 @@ impl Engine {
         let timeout = timeout.or(c.config.stop_timeout).unwrap_or(10);
         let mut states = self.states.subscribe();
         self.signal(&c, sig).await?;
+        crash_point("stop:after-signal");
         let exited = if timeout < 0 {
             wait_exit(&mut states, &c.id, None).await
         } else {
@@ -639,8 +687,21 @@ impl Engine {
             wait_exit(&mut states, &c.id, Some(Duration::from_secs(30))).await;
         }
         let c = self.containers.resolve(&c.id).unwrap_or(c);
+        self.unwritten_exit(&c.id, "stop", name)?;
         self.container_event("stop", &c);
         Ok(())
+    }
+
+    /// An error when the container's exit is known but its record could not be written (a full disk):
+    /// the container is stopped, but the operation did not complete as Docker's would (its record on disk
+    /// still says running until the retried write succeeds).
+    fn unwritten_exit(&self, id: &str, op: &str, name: &str) -> Result<()> {
+        match self.containers.pending_error(id) {
+            Some(e) => Err(Error::System(format!(
+                "cannot {op} container: {name}: the container stopped, but its record could not be written: {e}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn is_running(&self, id: &str) -> bool {
@@ -674,8 +735,9 @@ impl Engine {
         // after sees it exited (137). Subscribed before the signal, so the exit cannot slip between.
         let mut states = self.states.subscribe();
         self.signal(&c, sig).await?;
+        crash_point("kill:after-signal");
         if wait_exit(&mut states, &c.id, Some(KILL_WAIT)).await || !self.is_running(&c.id) {
-            return Ok(());
+            return self.unwritten_exit(&c.id, "kill", name);
         }
         Err(Error::System(format!(
             "tried to kill container {}, but did not receive an exit event",
@@ -839,19 +901,33 @@ impl Engine {
         self.remove_stopped(&c, volumes).await
     }
 
+    /// Removes a container that is not running, with its anonymous volumes if `volumes`. Each step is
+    /// idempotent, so that a restart after a crash finishes the removal (see [`Engine::recover`]); the
+    /// volumes go before the record, so that none is left behind by a crash between the two.
     async fn remove_stopped(self: &Arc<Self>, c: &Container, volumes: bool) -> Result<()> {
+        if volumes {
+            // The only place `-v` outlives this request, for a restart that finishes the removal.
+            let mark = self.containers.dir(&c.id).join(REMOVE_VOLUMES);
+            if let Err(e) = std::fs::File::create(&mark) {
+                tracing::warn!(id = %c.id, error = %e, "marking a removal with its volumes");
+            }
+        }
         // Gone from the store already (a removal racing this one): the steps below are idempotent.
         let _ = self
             .containers
             .update(&c.id, |c| c.state.status = Status::Removing);
+        crash_point("rm:after-removing");
         self.net_stop(&c.id).await;
+        crash_point("rm:after-network");
         self.unmount_quietly(&c.id).await;
+        crash_point("rm:after-unmount");
         remove_state_dir(&self.state_dir(&c.id));
+        self.release_container_volumes(c, volumes).await;
         let store_id = c.id.clone();
         let engine = Arc::clone(self);
         self.teardown_blocking(move || engine.containers.remove(&store_id))
             .await??;
-        self.release_container_volumes(c, volumes).await;
+        crash_point("rm:after-record");
         self.drop_hub(&c.id, true);
         self.forget_stats(&c.id);
         self.forget_execs(&c.id);
@@ -863,14 +939,23 @@ impl Engine {
     }
 
     /// Finds the containers that were running when the daemon last stopped: those whose shim still answers
-    /// are watched again (live restore); the others are recorded as exited with what their shim left.
+    /// are watched again (live restore); the others are recorded as exited with what their shim left. Then
+    /// reconciles what is on the host with the records, whatever step a crash interrupted: nothing of a
+    /// run (rootfs mount, runtime state, shim, network endpoint, volume mount) is left for a container that
+    /// is not running or no longer exists.
     pub async fn recover(self: &Arc<Self>) {
         for mut c in self.containers.list() {
-            if matches!(c.state.status, Status::Created | Status::Exited) {
+            if matches!(
+                c.state.status,
+                Status::Created | Status::Exited | Status::Dead
+            ) {
                 // A start whose record was not written before the daemon died: the shim runs the container.
                 match self.adopt_started(&c).await {
                     Some(updated) => c = updated,
-                    None => continue,
+                    None => {
+                        self.clean_stopped(&c.id).await;
+                        continue;
+                    }
                 }
             }
             if !matches!(
@@ -880,7 +965,8 @@ impl Engine {
                 continue;
             }
             if c.state.status == Status::Removing {
-                if let Err(e) = self.remove_stopped(&c, false).await {
+                let volumes = self.containers.dir(&c.id).join(REMOVE_VOLUMES).exists();
+                if let Err(e) = self.remove_stopped(&c, volumes).await {
                     tracing::warn!(id = %c.id, error = %e, "finishing an interrupted removal");
                 }
                 continue;
@@ -907,14 +993,98 @@ impl Engine {
                 {
                     tracing::warn!(id = %c.id, error = %e, "recording a restarting container as exited");
                 }
+                self.clean_stopped(&c.id).await;
             } else {
                 let (code, oom) = self.exit_record(&c.id).unwrap_or((255, false));
                 tracing::info!(id = %c.id, code, "container exited while the daemon was down");
                 self.on_exit(&c.id, code, oom).await;
             }
         }
+        self.sweep_orphans().await;
         self.net_sweep().await;
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.write_pending_records().await });
         self.restart_on_boot().await;
+    }
+
+    /// After a restart, for a container that is not running: what a run leaves (its rootfs and
+    /// `/dev/shm` mounts, its runtime state directory) is released, as its exit would have released it had
+    /// the daemon lived. Its network endpoints go in [`Engine::net_sweep`].
+    async fn clean_stopped(&self, id: &str) {
+        self.unmount_quietly(id).await;
+        let dir = self.state_dir(id);
+        if dir.exists() {
+            tracing::info!(
+                id,
+                "removing the runtime state of a container that is not running"
+            );
+            remove_state_dir(&dir);
+        }
+    }
+
+    /// After a restart: the runtime state (and any shim still serving it) of containers that no longer
+    /// exist; mounts under the containers' directories that no running container owns; volumes mounted
+    /// for containers that no longer run.
+    async fn sweep_orphans(&self) {
+        let live: std::collections::HashSet<String> = self
+            .containers
+            .list()
+            .into_iter()
+            .filter(|c| {
+                matches!(
+                    c.state.status,
+                    Status::Running | Status::Paused | Status::Restarting
+                )
+            })
+            .map(|c| c.id)
+            .collect();
+        let state_root = self.config.exec_root.join("containers");
+        for entry in std::fs::read_dir(&state_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if self.containers.resolve(&id).is_ok_and(|c| c.id == id) {
+                continue;
+            }
+            let sock = self.shim_socket(&id);
+            if tokio::net::UnixStream::connect(&sock).await.is_ok() {
+                tracing::info!(id, "stopping the shim of a container that no longer exists");
+                end_shim(&sock).await;
+            }
+            remove_state_dir(&entry.path());
+        }
+        let containers_root = self.config.data_root.join("containers");
+        let stray = tokio::task::spawn_blocking(move || stray_mounts(&containers_root, &live))
+            .await
+            .unwrap_or_default();
+        for m in stray {
+            tracing::info!(mount = %m.display(), "unmounting what no running container uses");
+            if let Err(e) = rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH) {
+                tracing::warn!(mount = %m.display(), error = %e, "unmounting a stray mount");
+            }
+        }
+        for name in self.volumes.unmount_unused() {
+            tracing::info!(volume = %name, "unmounted a volume no running container uses");
+        }
+    }
+
+    /// Retries, every second, the container records whose write failed (a full disk), so that a record
+    /// says what happened once it can be written.
+    async fn write_pending_records(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.containers.has_pending() {
+                let engine = Arc::clone(&self);
+                let _ =
+                    tokio::task::spawn_blocking(move || engine.containers.write_pending()).await;
+            }
+        }
     }
 
     /// Publishes a container event (Actor attributes: name, image and the container's labels).
@@ -1098,6 +1268,73 @@ impl Engine {
     }
 }
 
+/// Ends a shim whose container must not run: its init killed, then waited for (the shim removes the
+/// container's cgroup and its socket, then exits).
+async fn end_shim(sock: &Path) {
+    if let Err(e) = shim_client::ok_command(sock, &format!("kill {}", libc::SIGKILL)).await {
+        tracing::warn!(socket = %sock.display(), error = %e, "killing a container that must not run");
+    }
+    if tokio::time::timeout(KILL_WAIT, shim_client::wait(sock))
+        .await
+        .is_err()
+    {
+        tracing::warn!(socket = %sock.display(), "a killed container did not exit in time");
+    }
+}
+
+/// The mount points under `root` (`DATA_ROOT/containers`) in this process's mount table that belong to no
+/// container in `live` (each container's mounts lie under `root/<id>/`), deepest first.
+fn stray_mounts(root: &Path, live: &std::collections::HashSet<String>) -> Vec<PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .map(PathBuf::from)
+        .filter(|p| match p.strip_prefix(root) {
+            Ok(rest) => rest
+                .components()
+                .next()
+                .and_then(|c| c.as_os_str().to_str())
+                .is_some_and(|id| !live.contains(id)),
+            Err(_) => false,
+        })
+        .collect();
+    // Deepest first (a mount on a mount goes before its parent); equal paths side by side for dedup.
+    out.sort_by(|a, b| {
+        let depth = |p: &PathBuf| p.components().count();
+        depth(b).cmp(&depth(a)).then_with(|| a.cmp(b))
+    });
+    out.dedup();
+    out
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, and so on for tab, newline and backslash).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let code = b.get(i + 1..i + 4).and_then(|d| {
+            let d = std::str::from_utf8(d).ok()?;
+            u8::from_str_radix(d, 8).ok()
+        });
+        match code {
+            Some(c) if b[i] == b'\\' => {
+                out.push(c);
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Removes a container's runtime state directory (the shim's socket, pid and exit files, the OCI spec); it
 /// may not exist.
 fn remove_state_dir(dir: &Path) {
@@ -1119,6 +1356,14 @@ mod tests {
         assert_eq!(parse_signal("kill").unwrap(), 9);
         assert_eq!(parse_signal("10").unwrap(), 10);
         assert!(parse_signal("SIGNOPE").is_err());
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo("/a\\040b/c"), "/a b/c");
+        assert_eq!(unescape_mountinfo("/a\\134b"), "/a\\b");
+        assert_eq!(unescape_mountinfo("/plain\\"), "/plain\\");
+        assert_eq!(unescape_mountinfo("/x\\9"), "/x\\9");
     }
 
     #[test]

@@ -18,7 +18,18 @@ enum Persist {
 pub struct Store {
     root: PathBuf,
     inner: Mutex<Index>,
+    /// Containers whose in-memory record holds a change that has happened (an exit) but could not be
+    /// written (a full disk), with the write's error: [`Store::write_pending`] retries them.
+    pending: Mutex<BTreeMap<String, String>>,
+    /// The anonymous volumes made by creates that a crash interrupted (their containers were removed at
+    /// open): for the engine to remove once the volume store is open.
+    abandoned: Mutex<Vec<String>>,
 }
+
+/// The mark of a container whose create has not finished (its volumes are not in its record yet): a
+/// directory holding it is removed at the next start, so a create is whole or gone after a crash.
+/// It lists the anonymous volumes the create made, one name a line.
+const CREATING: &str = "creating";
 
 #[derive(Default)]
 struct Index {
@@ -32,11 +43,21 @@ impl Store {
     pub fn open(root: PathBuf) -> Result<Store> {
         std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
         let mut index = Index::default();
+        let mut abandoned = Vec::new();
         let entries =
             std::fs::read_dir(&root).with_context(|| format!("reading {}", root.display()))?;
         for entry in entries.flatten() {
             let dir = entry.path();
-            match Container::load(&dir) {
+            let mark = dir.join(CREATING);
+            let loaded = if mark.exists() {
+                // The anonymous volumes it had made go with it.
+                let made = std::fs::read_to_string(&mark).unwrap_or_default();
+                abandoned.extend(made.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+                Err(Error::System("its create did not finish".into()))
+            } else {
+                Container::load(&dir)
+            };
+            match loaded {
                 Ok(c) => {
                     // Records an older version wrote world-readable are tightened.
                     super::record::make_private(&dir.join("container.json"));
@@ -45,6 +66,11 @@ impl Store {
                 }
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "removing half-made container directory");
+                    // Never remove through a mount: a rootfs left mounted would be emptied through it.
+                    if let Err(e) = super::rootfs::Layout::new(&dir).unmount() {
+                        tracing::warn!(dir = %dir.display(), error = %e, "unmounting in a half-made container directory");
+                        continue;
+                    }
                     if let Err(e) = std::fs::remove_dir_all(&dir) {
                         tracing::warn!(dir = %dir.display(), error = %e, "removing half-made container directory failed");
                     }
@@ -54,6 +80,8 @@ impl Store {
         Ok(Store {
             root,
             inner: Mutex::new(index),
+            pending: Mutex::new(BTreeMap::new()),
+            abandoned: Mutex::new(abandoned),
         })
     }
 
@@ -93,7 +121,7 @@ impl Store {
         }
     }
 
-    /// Adds a new container; its name must be free.
+    /// Adds a new container, marked as being created until [`Store::finish_create`]; its name must be free.
     pub fn insert(&self, c: Container) -> Result<()> {
         let mut idx = self.lock();
         if let Some(holder) = idx.names.get(&c.name) {
@@ -101,10 +129,105 @@ impl Store {
         }
         let dir = self.root.join(&c.id);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        c.save(&dir)?;
+        let mark = dir.join(CREATING);
+        let written = std::fs::File::create(&mark)
+            .with_context(|| format!("creating {}", mark.display()))
+            .and_then(|_| c.save(&dir));
+        if let Err(e) = written {
+            // Nothing of a create that failed is left (a full disk fails here).
+            let _ = remove_dir(&dir);
+            return Err(e);
+        }
         idx.names.insert(c.name.clone(), c.id.clone());
         idx.by_id.insert(c.id.clone(), c);
         Ok(())
+    }
+
+    /// Notes an anonymous volume that container `id`'s create is about to make, so that a crash before
+    /// [`Store::finish_create`] takes the volume with the container.
+    pub fn note_created_volume(&self, id: &str, volume: &str) -> Result<()> {
+        use std::io::Write;
+        let mark = self.root.join(id).join(CREATING);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&mark)
+            .and_then(|mut f| writeln!(f, "{volume}"))
+            .with_context(|| format!("writing {}", mark.display()))
+    }
+
+    /// The anonymous volumes of creates a crash interrupted (see [`Store::open`]); returned once.
+    pub fn take_abandoned_volumes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.abandoned.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Ends a container's create: from now on a restart keeps it.
+    pub fn finish_create(&self, id: &str) -> Result<()> {
+        let mark = self.root.join(id).join(CREATING);
+        std::fs::remove_file(&mark).with_context(|| format!("removing {}", mark.display()))
+    }
+
+    /// Records a change that has already happened (a process exited): it is the record in memory whatever
+    /// the disk says, since the API must tell the truth. If writing it fails, it is kept to be written by
+    /// [`Store::write_pending`] (and by any later change) and the write's error is returned with it.
+    pub fn record_fact(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Container),
+    ) -> Result<(Container, Option<Error>)> {
+        let mut idx = self.lock();
+        let c = idx
+            .by_id
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("No such container: {id}")))?;
+        f(c);
+        let next = c.clone();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match next.save(&self.root.join(id)) {
+            Ok(()) => {
+                pending.remove(id);
+                Ok((next, None))
+            }
+            Err(e) => {
+                tracing::warn!(id, error = %e, "writing a container's record failed: retrying later");
+                pending.insert(id.to_owned(), e.to_string());
+                Ok((next, Some(e)))
+            }
+        }
+    }
+
+    /// Why a change of the container known in memory is not yet written, if one is not.
+    pub fn pending_error(&self, id: &str) -> Option<String> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Whether any record waits to be written again.
+    pub fn has_pending(&self) -> bool {
+        !self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// Writes the records that [`Store::record_fact`] could not; returns how many are still unwritten.
+    pub fn write_pending(&self) -> usize {
+        let idx = self.lock();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|id, _| match idx.by_id.get(id) {
+            Some(c) => match c.save(&self.root.join(id)) {
+                Ok(()) => {
+                    tracing::info!(id, "wrote a container's record that had failed before");
+                    false
+                }
+                Err(_) => true,
+            },
+            None => false,
+        });
+        pending.len()
     }
 
     /// Changes a container and persists it; returns the new record.
@@ -144,6 +267,13 @@ impl Store {
             Persist::No => {}
         }
         *c = next.clone();
+        if !matches!(persist, Persist::No) {
+            // The record written holds every change known in memory, a pending one too.
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id);
+        }
         Ok(next)
     }
 
@@ -173,6 +303,10 @@ impl Store {
         if let Some(c) = idx.by_id.remove(id) {
             idx.names.remove(&c.name);
         }
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         remove_dir(&self.root.join(id))
     }
 

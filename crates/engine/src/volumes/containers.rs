@@ -312,6 +312,7 @@ impl Engine {
                 labels
                     .get_or_insert_with(BTreeMap::new)
                     .insert(ANONYMOUS_LABEL.into(), String::new());
+                self.containers.note_created_volume(&c.id, &name)?;
             }
             let record = self
                 .make_volume(

@@ -377,6 +377,31 @@ impl VolumeStore {
         released
     }
 
+    /// Unmounts the volumes mounted (by a previous daemon) that no container uses now; returns their names.
+    /// Run after a restart once the running containers are counted again.
+    pub fn unmount_unused(&self) -> Vec<String> {
+        let mut inner = self.lock();
+        let unused: Vec<String> = inner
+            .mounted
+            .iter()
+            .filter(|n| inner.active.get(*n).is_none_or(|users| users.is_empty()))
+            .cloned()
+            .collect();
+        let mut done = Vec::new();
+        for name in unused {
+            match local::unmount(&self.data_path(&name)) {
+                Ok(()) => {
+                    inner.mounted.remove(&name);
+                    done.push(name);
+                }
+                Err(e) => {
+                    tracing::warn!(volume = %name, error = %e, "unmounting an unused volume failed")
+                }
+            }
+        }
+        done
+    }
+
     /// Bytes used by a volume's data (each inode counted once, directories not counted; as dockerd), or -1
     /// when it cannot be read.
     pub fn size(&self, name: &str) -> i64 {
