@@ -14,6 +14,7 @@ pub use host::lock_exclusive;
 mod images;
 pub mod networks;
 mod system;
+pub mod userns;
 pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
@@ -63,6 +64,9 @@ pub struct EngineConfig {
     /// The log driver and options of containers that name none (`--log-driver`, `--log-opt`,
     /// daemon.json's `log-driver` and `log-opts`).
     pub log: LogDefaults,
+    /// `--userns-remap`, resolved: containers' ids are mapped onto these subordinate ids, and the data
+    /// root's state lives in `<data-root>/<uid>.<gid>` as dockerd keeps it.
+    pub userns_remap: Option<userns::Remap>,
 }
 
 /// dockerd's answer (a 503) to what needs a swarm manager on a node in no swarm; Berth is always such a node.
@@ -105,11 +109,39 @@ impl Engine {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        host::confine_roots(&config.data_root, &config.exec_root, config.exec_root_group)?;
+        let mut config = config;
+        let remap_root = config.userns_remap.as_ref().map(userns::Remap::root);
+        host::confine_roots(
+            &config.data_root,
+            &config.exec_root,
+            config.exec_root_group,
+            remap_root.map(|(_, gid)| gid),
+        )?;
+        if let Some((uid, gid)) = remap_root {
+            // dockerd's layout: everything a remapped daemon keeps is below `<uid>.<gid>`, so images
+            // stored shifted for one mapping are never used by a daemon with another (or none).
+            let sub = config.data_root.join(format!("{uid}.{gid}"));
+            std::fs::create_dir_all(&sub)
+                .with_context(|| format!("Cannot create daemon root: {}", sub.display()))?;
+            host::confine(&sub, 0o710, rustix::fs::Gid::from_raw(gid))?;
+            config.data_root = sub;
+        }
         Engine::clean_builds(&config.data_root);
-        let images = image::ImageStore::open(config.data_root.join("image"))?;
+        let images = image::ImageStore::open_remapped(
+            config.data_root.join("image"),
+            config.userns_remap.as_ref().map(|r| r.map.clone()),
+        )?;
         let containers = containers::store::Store::open(config.data_root.join("containers"))?;
-        let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?;
+        let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?
+            .with_data_owner(remap_root);
+        if let Some((_, gid)) = remap_root {
+            // As dockerd's `containers` directory under remapping: the remapped root searches it.
+            host::confine(
+                &config.data_root.join("containers"),
+                0o710,
+                rustix::fs::Gid::from_raw(gid),
+            )?;
+        }
         volumes::rebuild_refs(&volumes, &containers.list());
         let id = system::engine_id(&config.data_root)?;
         let net = networks::Manager::open(&config.data_root, &config.exec_root, &config.network)?;
@@ -159,6 +191,21 @@ impl Engine {
     /// The engine's configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The user-namespace mapping of containers that do not opt out with `--userns host`.
+    pub(crate) fn id_map(&self) -> Option<&archive::IdMap> {
+        self.config.userns_remap.as_ref().map(|r| &r.map)
+    }
+
+    /// The mapping a container with this host config runs under: the daemon's, unless it opts out with
+    /// `--userns host`.
+    pub(crate) fn container_id_map(
+        &self,
+        h: &bollard_stubs::models::HostConfig,
+    ) -> Option<&archive::IdMap> {
+        self.id_map()
+            .filter(|_| h.userns_mode.as_deref() != Some("host"))
     }
 
     /// Runs blocking store work on tokio's blocking pool.

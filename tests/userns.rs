@@ -1,0 +1,419 @@
+//! `--userns-remap`: root in a container is the first subordinate id of the remap user on the host, layers
+//! and containers are stored shifted below `<data-root>/<uid>.<gid>`, and archives (`cp`, `export`,
+//! `commit`, `save`) carry the ids the container sees. Driven by the real docker CLI, as dockerd is.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{err, ok, out, Daemon};
+
+fn all(o: &Output) -> String {
+    format!("{}{}", out(o), err(o))
+}
+
+/// The first range of `user` in a subordinate-id file.
+fn first_range(file: &str, user: &str) -> (u32, u32) {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("reading {file}: {e}"));
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() == 3 && f[0] == user).then(|| (f[1].parse().unwrap(), f[2].parse().unwrap()))
+        })
+        .unwrap_or_else(|| panic!("{file} has no range for {user}:\n{text}"))
+}
+
+/// A daemon remapped onto `dockremap` (made if missing), with busybox, and the host ids of its root.
+fn remapped() -> (Daemon, u32, u32) {
+    common::docker_bin();
+    let d = Daemon::start_with(&["--userns-remap", "default"]);
+    d.import_busybox();
+    let (uid, _) = first_range("/etc/subuid", "dockremap");
+    let (gid, _) = first_range("/etc/subgid", "dockremap");
+    (d, uid, gid)
+}
+
+/// `(uid, gid)` of a host path, not followed.
+fn owner(p: &Path) -> (u32, u32) {
+    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
+    (m.uid(), m.gid())
+}
+
+/// The real (first) uid and gid of a host process, from its status file.
+fn process_ids(pid: &str) -> (String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (field("Uid:"), field("Gid:"))
+}
+
+fn docker_root_dir(d: &Daemon) -> PathBuf {
+    PathBuf::from(d.get_json("/info")["DockerRootDir"].as_str().unwrap())
+}
+
+/// Entries of a tar as (name, uid, gid).
+fn tar_owners(tar: &[u8]) -> Vec<(String, u64, u64)> {
+    let mut a = tar::Archive::new(tar);
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn owner_in(entries: &[(String, u64, u64)], name: &str) -> (u64, u64) {
+    entries
+        .iter()
+        .find(|(n, _, _)| n.trim_start_matches("./").trim_end_matches('/') == name)
+        .map(|&(_, u, g)| (u, g))
+        .unwrap_or_else(|| panic!("{name} not in the archive: {entries:?}"))
+}
+
+#[test]
+fn root_in_a_container_is_the_subordinate_base_on_the_host() {
+    let (d, uid, gid) = remapped();
+    // docker info: dockerd's security option and data root.
+    let info = d.get_json("/info");
+    let opts = info["SecurityOptions"].to_string();
+    assert!(opts.contains("name=userns"), "{opts}");
+    let root = docker_root_dir(&d);
+    assert_eq!(root, d.data_root().join(format!("{uid}.{gid}")));
+    let o = ok(&d.docker(&[
+        "info",
+        "--format",
+        "{{.DockerRootDir}} {{.SecurityOptions}}",
+    ]));
+    assert!(
+        o.contains(&format!("{uid}.{gid}")) && o.contains("name=userns"),
+        "{o}"
+    );
+    // The data root stays closed to other users; the remapped root's group may search it.
+    let meta = std::fs::metadata(d.data_root()).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.gid()), (0o710, gid));
+
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /made-by-root; exec sleep 1000",
+    ]));
+    let id = id.trim();
+    assert_eq!(ok(&d.docker(&["exec", id, "id", "-u"])), "0\n");
+    assert_eq!(
+        ok(&d.docker(&["exec", id, "cat", "/proc/self/uid_map"]))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0", &uid.to_string(), "65536"]
+    );
+    let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", id]));
+    let (u, g) = process_ids(pid.trim());
+    assert_eq!(u, format!("{uid} {uid} {uid} {uid}"));
+    assert_eq!(g, format!("{gid} {gid} {gid} {gid}"));
+
+    // What root makes in the container is the base id's on the host.
+    let rootfs = root.join("containers").join(id).join("rootfs");
+    assert_eq!(owner(&rootfs.join("made-by-root")), (uid, gid));
+    // The image's root-owned files are stored shifted.
+    assert_eq!(owner(&rootfs.join("bin")), (uid, gid));
+    // A setuid-root binary made in the container (the host's `id`, copied in) gives the base id, not
+    // root, even to the host's root.
+    ok(&d.docker(&["cp", "/usr/bin/id", &format!("{id}:/suid-id")]));
+    ok(&d.docker(&["exec", id, "chmod", "4755", "/suid-id"]));
+    let suid = rootfs.join("suid-id");
+    let m = std::fs::metadata(&suid).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (uid, 0o4755));
+    let as_host_root = Command::new(&suid).arg("-u").output().unwrap();
+    assert_eq!(ok(&as_host_root), format!("{uid}\n"));
+    ok(&d.docker(&["rm", "-f", id]));
+}
+
+#[test]
+fn userns_host_opts_out_and_dockerds_conflicts_are_refused() {
+    let (d, uid, _) = remapped();
+    let id = ok(&d.docker(&["run", "-d", "--userns", "host", "busybox", "sleep", "1000"]));
+    let id = id.trim();
+    let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", id]));
+    assert_eq!(process_ids(pid.trim()).0, "0 0 0 0");
+    assert_eq!(
+        ok(&d.docker(&["exec", id, "cat", "/proc/self/uid_map"]))
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+    ok(&d.docker(&["rm", "-f", id]));
+    // Privileged containers and the host's network or PID namespace need the host's user namespace.
+    for (opts, msg) in [
+        (
+            &["--privileged"][..],
+            "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode",
+        ),
+        (
+            &["--net", "host"][..],
+            "cannot share the host's network namespace when user namespaces are enabled",
+        ),
+        (
+            &["--pid", "host"][..],
+            "cannot share the host PID namespace when user namespaces are enabled",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["busybox", "true"]);
+        let o = d.docker(&args);
+        assert!(!o.status.success() && all(&o).contains(msg), "{opts:?}: {}", all(&o));
+        let mut args = vec!["run", "--rm", "--userns", "host"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["busybox", "id", "-u"]);
+        assert_eq!(ok(&d.docker(&args)), "0\n", "{opts:?} with --userns host");
+    }
+    let o = d.request(
+        "POST",
+        "/containers/create",
+        br#"{"Image":"busybox","HostConfig":{"UsernsMode":"private"}}"#,
+    );
+    assert_eq!(o.status, 400, "{}", o.text());
+    assert!(o.text().contains("invalid USER mode"), "{}", o.text());
+    // A volume's data directory is the remapped root's: root in the container writes to it.
+    ok(&d.docker(&["volume", "create", "vol"]));
+    assert_eq!(
+        ok(&d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "vol:/v",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /v/f && stat -c %u /v/f"
+        ])),
+        "0\n"
+    );
+    let data = docker_root_dir(&d).join("volumes/vol/_data/f");
+    assert_eq!(owner(&data).0, uid);
+}
+
+#[test]
+fn cp_export_and_commit_carry_the_ids_the_container_sees() {
+    let (d, uid, gid) = remapped();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /d && touch /d/root /d/user && chown 1000:2000 /d/user; exec sleep 1000",
+    ]));
+    let id = id.trim();
+    // Wait for the script's files.
+    let mut tries = 0;
+    while d
+        .docker(&["exec", id, "test", "-e", "/d/user"])
+        .status
+        .code()
+        != Some(0)
+    {
+        tries += 1;
+        assert!(tries < 100, "the container never made /d/user");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let rootfs = docker_root_dir(&d)
+        .join("containers")
+        .join(id)
+        .join("rootfs");
+    assert_eq!(owner(&rootfs.join("d/user")), (uid + 1000, gid + 2000));
+
+    let o = d.docker(&["cp", &format!("{id}:/d"), "-"]);
+    let entries = tar_owners(&o.stdout);
+    assert_eq!(owner_in(&entries, "d/root"), (0, 0), "{entries:?}");
+    assert_eq!(owner_in(&entries, "d/user"), (1000, 2000), "{entries:?}");
+    let o = d.docker(&["export", id]);
+    assert!(o.status.success(), "{}", err(&o));
+    let entries = tar_owners(&o.stdout);
+    assert_eq!(owner_in(&entries, "d/user"), (1000, 2000));
+    assert_eq!(owner_in(&entries, "bin"), (0, 0));
+    assert_eq!(owner_in(&entries, ".dockerenv"), (0, 0));
+
+    // cp into the container: the archive's ids are the container's.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_uid(1234);
+    h.set_gid(4321);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "copied", &b"hi"[..]).unwrap();
+    let tar = d.dir.path().join("in.tar");
+    std::fs::write(&tar, b.into_inner().unwrap()).unwrap();
+    let o = d.docker_stdin(&["cp", "-", &format!("{id}:/d")], Some(&tar));
+    assert!(o.status.success(), "{}", all(&o));
+    assert_eq!(
+        ok(&d.docker(&["exec", id, "stat", "-c", "%u:%g", "/d/copied"])),
+        "1234:4321\n"
+    );
+    assert_eq!(owner(&rootfs.join("d/copied")), (uid + 1234, gid + 4321));
+
+    // commit: the layer carries the container's ids, and a container of the new image sees them again.
+    ok(&d.docker(&["commit", id, "committed:1"]));
+    ok(&d.docker(&["rm", "-f", id]));
+    assert_eq!(
+        ok(&d.docker(&[
+            "run",
+            "--rm",
+            "committed:1",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/d/user",
+            "/d/root"
+        ])),
+        "1000:2000\n0:0\n"
+    );
+    let saved = d.dir.path().join("committed.tar");
+    ok(&d.docker(&["save", "-o", saved.to_str().unwrap(), "committed:1"]));
+    let layers = saved_layers(&saved);
+    let top = layers
+        .iter()
+        .find(|l| l.iter().any(|(n, _, _)| n.ends_with("d/user")))
+        .expect("a layer with /d/user");
+    assert_eq!(owner_in(top, "d/user"), (1000, 2000));
+}
+
+/// The layer tars of a `docker save` archive, each as its entries' owners.
+fn saved_layers(saved: &Path) -> Vec<Vec<(String, u64, u64)>> {
+    let data = std::fs::read(saved).unwrap();
+    let mut a = tar::Archive::new(&data[..]);
+    let mut layers = Vec::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+        // Layers are the members that are tars themselves ("ustar" at offset 257).
+        if body.len() > 262 && &body[257..262] == b"ustar" {
+            layers.push(tar_owners(&body));
+        }
+    }
+    layers
+}
+
+#[test]
+fn an_image_loaded_under_remapping_keeps_its_owners_inside() {
+    // The image is made without remapping: a file owned by 1000 in its layer.
+    let plain = common::docker_daemon();
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, uid) in [("home/", 0u64), ("home/user-file", 1000), ("root-file", 0)] {
+        let mut h = tar::Header::new_gnu();
+        let dir = name.ends_with('/');
+        h.set_entry_type(if dir {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        h.set_mode(if dir { 0o755 } else { 0o644 });
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_size(0);
+        b.append_data(&mut h, name, &b""[..]).unwrap();
+    }
+    let layer = plain.dir.path().join("layer.tar");
+    std::fs::write(&layer, b.into_inner().unwrap()).unwrap();
+    ok(&plain.docker_stdin(&["import", "-", "owned:1"], Some(&layer)));
+    let saved = plain.dir.path().join("owned.tar");
+    ok(&plain.docker(&["save", "-o", saved.to_str().unwrap(), "owned:1"]));
+
+    let (d, uid, gid) = remapped();
+    ok(&d.docker(&["load", "-i", saved.to_str().unwrap()]));
+    // Run with busybox's files bound in: the image holds no shell.
+    let bb = common::which("busybox").expect("busybox-static");
+    let bind = format!("{}:/busybox:ro", bb.display());
+    assert_eq!(
+        ok(&d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &bind,
+            "owned:1",
+            "/busybox",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/home/user-file",
+            "/root-file"
+        ])),
+        "1000:1000\n0:0\n"
+    );
+    // Stored shifted on the host, and saved back with the original ids.
+    let snapshots = docker_root_dir(&d).join("image/snapshots");
+    let found: Vec<_> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("fs/home/user-file"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(owner(&found[0]), (uid + 1000, gid + 1000));
+    let again = d.dir.path().join("again.tar");
+    ok(&d.docker(&["save", "-o", again.to_str().unwrap(), "owned:1"]));
+    let layers = saved_layers(&again);
+    assert_eq!(layers.len(), 1);
+    assert_eq!(owner_in(&layers[0], "home/user-file"), (1000, 1000));
+}
+
+#[test]
+fn a_user_without_subordinate_ranges_is_refused_in_dockerds_words() {
+    let dir = tempfile::tempdir().unwrap();
+    // `nobody` has no subordinate ranges on a host set up as Debian sets one up.
+    let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+    assert!(
+        !subuid
+            .lines()
+            .any(|l| l.starts_with("nobody:") || l.starts_with("65534:")),
+        "this host gives nobody subordinate ids: {subuid}"
+    );
+    let o = Command::new(common::berth_bin())
+        .args(["daemon", "--userns-remap", "nobody:nogroup", "--data-root"])
+        .arg(dir.path().join("data"))
+        .arg("--exec-root")
+        .arg(dir.path().join("exec"))
+        .arg("-H")
+        .arg(format!("unix://{}", dir.path().join("s.sock").display()))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        all(&o).contains("error creating ID mappings: no subuid ranges found for user \"nobody\""),
+        "{}",
+        all(&o)
+    );
+    let o = Command::new(common::berth_bin())
+        .args(["daemon", "--userns-remap", "a:b:c"])
+        .output()
+        .unwrap();
+    assert!(
+        all(&o).contains("Invalid user/group specification in --userns-remap: \"a:b:c\""),
+        "{}",
+        all(&o)
+    );
+}
