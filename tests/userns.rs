@@ -417,3 +417,122 @@ fn a_user_without_subordinate_ranges_is_refused_in_dockerds_words() {
         all(&o)
     );
 }
+
+#[test]
+fn builds_store_shifted_layers_in_the_containers_ids() {
+    let (d, uid, _) = remapped();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("f"), "x").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN mkdir /made && touch /made/by-root && chown 1000:1000 /made\n\
+         COPY f /copied/f\n\
+         COPY --chown=1234:1234 f /chowned\n\
+         WORKDIR /work/dir\n\
+         RUN --mount=type=cache,target=/cache,uid=1000 stat -c %u /cache > /cache-owner\n",
+    )
+    .unwrap();
+    let o = Command::new(common::docker_bin())
+        .args(["build", "-t", "built:1"])
+        .arg(&ctx)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", all(&o));
+    assert_eq!(
+        ok(&d.docker(&[
+            "run", "--rm", "built:1", "sh", "-c",
+            "stat -c %u:%g /made /made/by-root /copied /copied/f /chowned /work/dir; cat /cache-owner",
+        ])),
+        "1000:1000\n0:0\n0:0\n0:0\n1234:1234\n0:0\n1000\n"
+    );
+    // On the host the built layers hold the shifted ids.
+    let snapshots = docker_root_dir(&d).join("image/snapshots");
+    let chowned: Vec<_> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("fs/chowned"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(chowned.len(), 1, "{chowned:?}");
+    assert_eq!(owner(&chowned[0]).0, uid + 1234);
+}
+
+#[test]
+fn shared_namespaces_init_and_restarts_work_under_remapping() {
+    let (mut d, uid, _) = remapped();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sleep",
+        "1000",
+    ]));
+    let id = id.trim();
+    // Joining the donor's network and IPC namespaces joins its user namespace too.
+    let uid_map = |d: &Daemon, c: &str| {
+        ok(&d.docker(&["exec", c, "cat", "/proc/self/uid_map"]))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let joined = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--net",
+        &format!("container:{id}"),
+        "--ipc",
+        &format!("container:{id}"),
+        "busybox",
+        "sh",
+        "-c",
+        "touch /dev/shm/from-joined; exec sleep 1000",
+    ]));
+    let joined = joined.trim();
+    assert_eq!(uid_map(&d, joined), format!("0 {uid} 65536"));
+    let ns = |c: &str, n: &str| {
+        let pid = ok(&d.docker(&["inspect", "-f", "{{.State.Pid}}", c]));
+        std::fs::read_link(format!("/proc/{}/ns/{n}", pid.trim())).unwrap()
+    };
+    assert_eq!(ns(id, "user"), ns(joined, "user"));
+    assert_eq!(ns(id, "net"), ns(joined, "net"));
+    let mut tries = 0;
+    while d
+        .docker(&["exec", id, "test", "-e", "/dev/shm/from-joined"])
+        .status
+        .code()
+        != Some(0)
+    {
+        tries += 1;
+        assert!(tries < 100, "the shared /dev/shm never showed the file");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // --init: the init binary is bound from where the remapped root reaches it.
+    assert_eq!(
+        ok(&d.docker(&[
+            "run",
+            "--rm",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; cat /proc/1/comm"
+        ])),
+        "0\ndocker-init\n"
+    );
+    // A restarted daemon finds its remapped state and running containers again.
+    d.kill();
+    d.spawn();
+    assert_eq!(uid_map(&d, id), format!("0 {uid} 65536"));
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "busybox", "id", "-u"])),
+        "0\n"
+    );
+}
