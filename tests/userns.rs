@@ -407,6 +407,26 @@ fn a_user_without_subordinate_ranges_is_refused_in_dockerds_words() {
         "{}",
         all(&o)
     );
+    // daemon.json's key is read as the flag.
+    let config = dir.path().join("daemon.json");
+    std::fs::write(&config, r#"{"userns-remap": "nobody:nogroup"}"#).unwrap();
+    let o = Command::new(common::berth_bin())
+        .args(["daemon", "--config-file"])
+        .arg(&config)
+        .arg("--data-root")
+        .arg(dir.path().join("data"))
+        .arg("--exec-root")
+        .arg(dir.path().join("exec"))
+        .arg("-H")
+        .arg(format!("unix://{}", dir.path().join("s.sock").display()))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        all(&o).contains("no subuid ranges found for user \"nobody\""),
+        "{}",
+        all(&o)
+    );
     let o = Command::new(common::berth_bin())
         .args(["daemon", "--userns-remap", "a:b:c"])
         .output()

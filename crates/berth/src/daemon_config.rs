@@ -245,6 +245,31 @@ mod tests {
     }
 
     #[test]
+    fn userns_remap_comes_from_the_flag_or_the_file_not_both() {
+        let file = parse(r#"{"userns-remap": "a:b:c"}"#).unwrap();
+        assert_eq!(file.userns_remap.as_deref(), Some("a:b:c"));
+        let e = userns_remap(None, &file).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Invalid user/group specification in --userns-remap: \"a:b:c\""
+        );
+        let e = userns_remap(Some("default"), &file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("userns-remap: (from flag: default, from file: a:b:c)"),
+            "{e}"
+        );
+        assert!(userns_remap(None, &FileConfig::default())
+            .unwrap()
+            .is_none());
+        assert!(userns_remap(Some(""), &FileConfig::default())
+            .unwrap()
+            .is_none());
+        assert!(parse(r#"{"userns-remap": 1}"#).is_err());
+    }
+
+    #[test]
     fn the_file_and_the_flags_make_the_default_and_may_not_both_set_it() {
         let file =
             parse(r#"{"log-driver":"local","log-opts":{"max-size":"1m"},"debug":true}"#).unwrap();
