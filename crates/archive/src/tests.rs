@@ -778,7 +778,7 @@ fn an_id_map_shifts_owners_in_and_back_out() {
     // Written back through the map: the container's ids again; a host id outside it shows as the
     // kernel's overflow id; the overlay whiteout is 0:0.
     rustix::fs::chown(
-        &s.root.join("root-file"),
+        s.root.join("root-file"),
         Some(rustix::fs::Uid::from_raw(5)),
         None,
     )
