@@ -381,9 +381,27 @@ fn an_image_loaded_under_remapping_keeps_its_owners_inside() {
     assert_eq!(owner_in(&layers[0], "home/user-file"), (1000, 1000));
 }
 
+/// Starts `berth daemon` with `args` on roots below `dir`, and returns what it printed; it must refuse to
+/// start (a daemon that does start fails the test after a few seconds instead of hanging it).
+fn refused_start(dir: &Path, data_root: &Path, args: &[&str]) -> String {
+    let mut cmd = Command::new(common::berth_bin());
+    cmd.arg("daemon")
+        .args(args)
+        .arg("--data-root")
+        .arg(data_root)
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("-H")
+        .arg(format!("unix://{}", dir.join("s.sock").display()));
+    let o = common::output_within(cmd, None, std::time::Duration::from_secs(20));
+    assert!(!o.status.success(), "the daemon started: {}", all(&o));
+    all(&o)
+}
+
 #[test]
 fn a_user_without_subordinate_ranges_is_refused_in_dockerds_words() {
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
     // `nobody` has no subordinate ranges on a host set up as Debian sets one up.
     let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
     assert!(
@@ -392,49 +410,42 @@ fn a_user_without_subordinate_ranges_is_refused_in_dockerds_words() {
             .any(|l| l.starts_with("nobody:") || l.starts_with("65534:")),
         "this host gives nobody subordinate ids: {subuid}"
     );
-    let o = Command::new(common::berth_bin())
-        .args(["daemon", "--userns-remap", "nobody:nogroup", "--data-root"])
-        .arg(dir.path().join("data"))
-        .arg("--exec-root")
-        .arg(dir.path().join("exec"))
-        .arg("-H")
-        .arg(format!("unix://{}", dir.path().join("s.sock").display()))
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
+    let o = refused_start(dir.path(), &data, &["--userns-remap", "nobody:nogroup"]);
     assert!(
-        all(&o).contains("error creating ID mappings: no subuid ranges found for user \"nobody\""),
-        "{}",
-        all(&o)
+        o.contains("error creating ID mappings: no subuid ranges found for user \"nobody\""),
+        "{o}"
     );
     // daemon.json's key is read as the flag.
     let config = dir.path().join("daemon.json");
     std::fs::write(&config, r#"{"userns-remap": "nobody:nogroup"}"#).unwrap();
-    let o = Command::new(common::berth_bin())
-        .args(["daemon", "--config-file"])
-        .arg(&config)
-        .arg("--data-root")
-        .arg(dir.path().join("data"))
-        .arg("--exec-root")
-        .arg(dir.path().join("exec"))
-        .arg("-H")
-        .arg(format!("unix://{}", dir.path().join("s.sock").display()))
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(
-        all(&o).contains("no subuid ranges found for user \"nobody\""),
-        "{}",
-        all(&o)
+    let o = refused_start(
+        dir.path(),
+        &data,
+        &["--config-file", config.to_str().unwrap()],
     );
-    let o = Command::new(common::berth_bin())
-        .args(["daemon", "--userns-remap", "a:b:c"])
-        .output()
-        .unwrap();
     assert!(
-        all(&o).contains("Invalid user/group specification in --userns-remap: \"a:b:c\""),
-        "{}",
-        all(&o)
+        o.contains("no subuid ranges found for user \"nobody\""),
+        "{o}"
+    );
+    let o = refused_start(dir.path(), &data, &["--userns-remap", "a:b:c"]);
+    assert!(
+        o.contains("Invalid user/group specification in --userns-remap: \"a:b:c\""),
+        "{o}"
+    );
+    // A data root below a directory the remapped root cannot search: every start would fail, so the daemon
+    // refuses to start, as dockerd.
+    use std::os::unix::fs::PermissionsExt;
+    let private = dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = refused_start(
+        dir.path(),
+        &private.join("data"),
+        &["--userns-remap", "default"],
+    );
+    assert!(
+        o.contains("restricts access to the remapped root uid/gid; please fix by allowing 'o+x' permissions on existing directories"),
+        "{o}"
     );
 }
 

@@ -175,6 +175,19 @@ pub(crate) fn confine_roots(
     Ok(())
 }
 
+/// Whether `uid:gid` may search the directory `dir` by its mode bits (dockerd's `canAccess`: other, owner or
+/// group execute permission; supplementary groups are not considered).
+pub(crate) fn can_search(dir: &Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(dir) else {
+        return false;
+    };
+    let mode = m.mode();
+    mode & 0o001 != 0
+        || (m.uid() == uid && mode & 0o100 != 0)
+        || (m.gid() == gid && mode & 0o010 != 0)
+}
+
 /// Makes `dir` the daemon's, in group `gid`, with `mode`.
 pub(crate) fn confine(dir: &Path, mode: u32, gid: rustix::fs::Gid) -> crate::Result<()> {
     use std::os::unix::fs::PermissionsExt;

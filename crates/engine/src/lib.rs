@@ -124,6 +124,21 @@ impl Engine {
             std::fs::create_dir_all(&sub)
                 .with_context(|| format!("Cannot create daemon root: {}", sub.display()))?;
             host::confine(&sub, 0o710, rustix::fs::Gid::from_raw(gid))?;
+            // The containers' init searches its way to its rootfs as the remapped root: a directory on
+            // the way that shuts it out would fail every start, so the daemon refuses to start (dockerd's
+            // check and words).
+            if let Some(dir) = sub
+                .ancestors()
+                .skip(1)
+                .take_while(|d| *d != std::path::Path::new("/"))
+                .find(|d| !host::can_search(d, uid, gid))
+            {
+                tracing::error!(dir = %dir.display(), "the remapped root cannot search this directory");
+                return Err(Error::InvalidParameter(format!(
+                    "a subdirectory in your graphroot path ({}) restricts access to the remapped root uid/gid; please fix by allowing 'o+x' permissions on existing directories",
+                    sub.display()
+                )));
+            }
             config.data_root = sub;
         }
         Engine::clean_builds(&config.data_root);
