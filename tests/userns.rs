@@ -161,6 +161,18 @@ fn userns_host_opts_out_and_dockerds_conflicts_are_refused() {
         ["0", "0", "4294967295"]
     );
     ok(&d.docker(&["rm", "-f", id]));
+    // The berth CLI alike.
+    let uid_map = |opts: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["busybox", "cat", "/proc/self/uid_map"]);
+        ok(&d.berth(&args))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(uid_map(&["--userns", "host"]), "0 0 4294967295");
+    assert_eq!(uid_map(&[]), format!("0 {uid} 65536"));
     // Privileged containers and the host's network or PID namespace need the host's user namespace.
     for (opts, msg) in [
         (
