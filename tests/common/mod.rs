@@ -119,6 +119,10 @@ impl Daemon {
             .arg(self.host())
             .args(&self.args)
             .env("BERTH_LOG", "debug");
+        // scripts/test.sh runs the escape, confinement and crash tests again with every daemon remapped.
+        if let Some(remap) = std::env::var_os("BERTH_TEST_USERNS_REMAP").filter(|r| !r.is_empty()) {
+            cmd.arg("--userns-remap").arg(remap);
+        }
         self.netns_command(&mut cmd);
         cmd
     }

@@ -107,6 +107,10 @@ pub struct Options {
     /// Start the disk writing a big file every few MiB as it is extracted (an image layer, which
     /// the store syncs before it commits: the sync then waits for little more than the last MiB).
     pub start_writeback: bool,
+    /// The owners an entry names (or [`Owner::Fixed`] gives) are ids inside a user namespace: each is
+    /// written as the host id this mapping gives it (dockerd's `--userns-remap` layers and containers),
+    /// an id outside it is refused, and the parents an extraction makes belong to the mapped root.
+    pub id_map: Option<crate::IdMap>,
 }
 
 impl Options {
@@ -131,6 +135,7 @@ impl Options {
             path_prefix: None,
             force_walk: false,
             start_writeback: true,
+            id_map: None,
         }
     }
 
@@ -318,6 +323,17 @@ struct Meta {
     gid: Option<Gid>,
     mtime: i64,
     xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// dockerd's error for an id outside the daemon's user-namespace mapping.
+fn unmappable(raw: &[u8], id: u64) -> Error {
+    Error::Read(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{}: container ID {id} cannot be mapped to a host ID",
+            path::shown(raw)
+        ),
+    ))
 }
 
 fn os(b: &[u8]) -> &OsStr {
@@ -658,13 +674,26 @@ impl Extractor<'_, '_> {
         let mode =
             Mode::from_bits_truncate(self.opts.mode.unwrap_or(h.mode().unwrap_or(0)) & 0o7777);
         let mtime = i64::try_from(h.mtime().unwrap_or(0)).unwrap_or(0);
-        let (uid, gid) = match self.opts.owner {
-            Owner::Unchanged => (None, None),
-            Owner::Fixed { uid, gid } => (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))),
-            Owner::FromArchive => {
+        let ids = match self.opts.owner {
+            Owner::Unchanged => None,
+            Owner::Fixed { uid, gid } => Some((u64::from(uid), u64::from(gid))),
+            Owner::FromArchive => Some((h.uid().unwrap_or(0), h.gid().unwrap_or(0))),
+        };
+        let ids = match (ids, &self.opts.id_map) {
+            (Some((u, g)), Some(map)) => match (map.uid_to_host(u), map.gid_to_host(g)) {
+                (Some(u), Some(g)) => Some((u64::from(u), u64::from(g))),
+                // dockerd's words for an id its mapping does not cover.
+                (None, _) => return Err(unmappable(raw, u)),
+                (_, None) => return Err(unmappable(raw, g)),
+            },
+            (ids, _) => ids,
+        };
+        let (uid, gid) = match ids {
+            None => (None, None),
+            Some((u, g)) => {
                 // -1 would mean "unchanged" to chown.
                 let conv = |v: u64| u32::try_from(v).ok().filter(|&v| v != u32::MAX);
-                match (conv(h.uid().unwrap_or(0)), conv(h.gid().unwrap_or(0))) {
+                match (conv(u), conv(g)) {
                     (Some(u), Some(g)) => (Some(Uid::from_raw(u)), Some(Gid::from_raw(g))),
                     _ => {
                         return Err(Error::Read(io::Error::new(
@@ -775,9 +804,13 @@ impl Extractor<'_, '_> {
                 Err(Error::Io { source, .. })
                     if source.raw_os_error() == Some(Errno::NOENT.raw_os_error()) =>
                 {
-                    match rustix::fs::mkdirat(&cur, os(&parent[i]), Mode::from_bits_truncate(0o755))
-                    {
-                        Ok(()) | Err(Errno::EXIST) => {}
+                    let made = match rustix::fs::mkdirat(
+                        &cur,
+                        os(&parent[i]),
+                        Mode::from_bits_truncate(0o755),
+                    ) {
+                        Ok(()) => true,
+                        Err(Errno::EXIST) => false,
                         Err(e) => {
                             return Err(Error::io(
                                 "mkdir",
@@ -785,10 +818,19 @@ impl Extractor<'_, '_> {
                                 e,
                             ))
                         }
-                    }
+                    };
                     // Opened again through the resolver: what was just made (or raced in) is checked
                     // like everything else.
                     cur = self.open_existing_dir(&parent[..=i], raw, OFlags::RDONLY)?;
+                    // Under a user namespace the implied parents are the container root's, as dockerd
+                    // makes them (its `RootPair`), so that root in the container may write into them.
+                    if let (true, Some(map)) = (made, &self.opts.id_map) {
+                        let (u, g) = map.root();
+                        rustix::fs::fchown(&cur, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))
+                            .map_err(|e| {
+                                Error::io("chown", self.full(&path::join(&parent[..=i])), e)
+                            })?;
+                    }
                 }
                 Err(e) => return Err(e),
             }

@@ -20,6 +20,7 @@
 
 mod error;
 mod extract;
+mod idmap;
 pub mod memtar;
 mod path;
 mod read;
@@ -35,6 +36,7 @@ pub use extract::{
     extract, extract_into, extract_observed, Devices, ObservedEntry, Observer, Options, Owner,
     Stats, Whiteouts,
 };
+pub use idmap::{IdMap, IdRange, OVERFLOW_ID};
 pub use path::{DotDot, Rebase};
 pub use read::{read_members, Member, MemberKind, ReadError};
 pub use resolve::Resolution;

@@ -713,3 +713,99 @@ fn overlay_whiteouts_are_written_in_aufs_form_and_read_back() {
         Some(1)
     );
 }
+
+#[test]
+fn an_id_map_shifts_owners_in_and_back_out() {
+    let s = sandbox();
+    let range = |container, host, size| IdRange {
+        container,
+        host,
+        size,
+    };
+    let map = IdMap {
+        uids: vec![range(0, 100_000, 65536)],
+        gids: vec![range(0, 200_000, 65536)],
+    };
+    let mut w = Writer::new(Vec::new(), WriteOptions::default());
+    let mut h = EntryHeader::new(EntryType::Regular, 0o4755);
+    h.uid = 1000;
+    h.gid = 1001;
+    // `implied/` has no entry of its own: the extraction makes it.
+    w.append(&h, b"implied/suid", None, std::io::empty())
+        .unwrap();
+    w.append(
+        &EntryHeader::new(EntryType::Regular, 0o644),
+        b"root-file",
+        None,
+        std::io::empty(),
+    )
+    .unwrap();
+    w.append(
+        &EntryHeader::new(EntryType::Regular, 0o600),
+        b".wh.gone",
+        None,
+        std::io::empty(),
+    )
+    .unwrap();
+    let t = w.finish().unwrap();
+    let opts = Options {
+        id_map: Some(map.clone()),
+        ..Options::layer()
+    };
+    extract_into(&s.root, &t[..], &opts).unwrap();
+    let owner = |p: &str| {
+        let m = std::fs::symlink_metadata(s.root.join(p)).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(owner("implied/suid"), (101_000, 201_001, 0o4755));
+    assert_eq!(owner("implied"), (100_000, 200_000, 0o755));
+    assert_eq!(owner("root-file"), (100_000, 200_000, 0o644));
+    // A file the mapping cannot hold: the archive's ids are outside it. Refused in dockerd's words.
+    let mut w = Writer::new(Vec::new(), WriteOptions::default());
+    let mut h = EntryHeader::new(EntryType::Regular, 0o644);
+    h.uid = 70_000;
+    w.append(&h, b"far", None, std::io::empty()).unwrap();
+    let far = w.finish().unwrap();
+    let e = extract_into(&s.root, &far[..], &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("container ID 70000 cannot be mapped to a host ID"),
+        "{e}"
+    );
+    assert!(!s.root.join("far").exists());
+
+    // Written back through the map: the container's ids again; a host id outside it shows as the
+    // kernel's overflow id; the overlay whiteout is 0:0.
+    rustix::fs::chown(
+        s.root.join("root-file"),
+        Some(rustix::fs::Uid::from_raw(5)),
+        None,
+    )
+    .unwrap();
+    let mut w = Writer::new(
+        Vec::new(),
+        WriteOptions {
+            id_map: Some(map),
+            aufs_whiteouts: true,
+            ..WriteOptions::default()
+        },
+    );
+    let root =
+        rustix::fs::open(&s.root, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    w.append_dir(&root, b"", None).unwrap();
+    let out = w.finish().unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(&out[..]).entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        seen.insert(
+            e.path().unwrap().to_string_lossy().into_owned(),
+            (h.uid().unwrap(), h.gid().unwrap()),
+        );
+    }
+    assert_eq!(seen["implied/suid"], (1000, 1001), "{seen:?}");
+    assert_eq!(seen["implied/"], (0, 0), "{seen:?}");
+    assert_eq!(seen["root-file"], (u64::from(OVERFLOW_ID), 0), "{seen:?}");
+    assert_eq!(seen[".wh.gone"], (0, 0), "{seen:?}");
+}

@@ -60,6 +60,10 @@ pub struct WriteOptions {
     /// Names (as a directory walk makes them, before any rebase) left out with everything below them: a
     /// layer diff leaves out the mount points the runtime made, which Docker keeps in a separate layer.
     pub exclude: Vec<Vec<u8>>,
+    /// The tree's owners are host ids of a user namespace's files (a `--userns-remap` container or
+    /// layer): entries carry the ids the container sees instead, an id the mapping does not cover as
+    /// the kernel shows it inside ([`crate::OVERFLOW_ID`]). Whiteouts stay root's.
+    pub id_map: Option<crate::IdMap>,
 }
 
 /// The description of one entry for [`Writer::append`].
@@ -130,6 +134,15 @@ fn child_name(name: &[u8], child: &[u8]) -> Vec<u8> {
 }
 
 impl<W: Write> Writer<W> {
+    /// The header of a file found on disk, its owners seen through [`WriteOptions::id_map`].
+    fn header_of(&self, st: &Stat, kind: EntryType) -> EntryHeader {
+        let mut h = EntryHeader::from_stat(st, kind);
+        if let Some(map) = &self.opts.id_map {
+            (h.uid, h.gid) = map.shown_in_container(h.uid, h.gid);
+        }
+        h
+    }
+
     /// A writer to `w`.
     pub fn new(w: W, opts: WriteOptions) -> Self {
         let mut builder = tar::Builder::new(w);
@@ -195,7 +208,7 @@ impl<W: Write> Writer<W> {
                 if self.hard_link(&st, name)? {
                     return Ok(());
                 }
-                let mut h = EntryHeader::from_stat(&st, EntryType::Regular);
+                let mut h = self.header_of(&st, EntryType::Regular);
                 h.size = st.st_size.max(0) as u64;
                 let xattrs = self.xattrs_of(&fd);
                 // Exactly the size announced, whatever the file does meanwhile.
@@ -211,7 +224,7 @@ impl<W: Write> Writer<W> {
                     Err(Errno::NOENT) | Err(Errno::INVAL) => return Ok(()),
                     Err(e) => return Err(fail("readlink", e)),
                 };
-                let h = EntryHeader::from_stat(&st, EntryType::Symlink);
+                let h = self.header_of(&st, EntryType::Symlink);
                 self.put(&h, name, Some(target.as_bytes()), &[], io::empty())
             }
             FileType::CharacterDevice if self.opts.aufs_whiteouts && st.st_rdev == 0 => {
@@ -222,8 +235,13 @@ impl<W: Write> Writer<W> {
                 let mut wh = dir.to_vec();
                 wh.extend_from_slice(WHITEOUT_PREFIX);
                 wh.extend_from_slice(base);
-                let mut h = EntryHeader::from_stat(&st, EntryType::Regular);
+                let mut h = self.header_of(&st, EntryType::Regular);
                 h.mode = 0o600;
+                // The kernel makes whiteouts as the mounter (the host's root), which no mapping covers;
+                // dockerd leaves them unmapped, so they read 0:0 whatever the mapping.
+                if self.opts.id_map.is_some() {
+                    (h.uid, h.gid) = (0, 0);
+                }
                 self.put(&h, &wh, None, &[], io::empty())
             }
             FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice => {
@@ -238,7 +256,7 @@ impl<W: Write> Writer<W> {
                     FileType::CharacterDevice => EntryType::Char,
                     _ => EntryType::Block,
                 };
-                let mut h = EntryHeader::from_stat(&st, kind);
+                let mut h = self.header_of(&st, kind);
                 if kind != EntryType::Fifo {
                     h.device = Some((rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)));
                 }
@@ -260,7 +278,7 @@ impl<W: Write> Writer<W> {
         let fail = |op: &'static str, e: Errno| Error::io(op, path::shown(name), e);
         let st = rustix::fs::fstat(dir).map_err(|e| fail("stat", e))?;
         if !name.is_empty() {
-            let h = EntryHeader::from_stat(&st, EntryType::Directory);
+            let h = self.header_of(&st, EntryType::Directory);
             let mut shown = name.to_vec();
             if !shown.ends_with(b"/") {
                 shown.push(b'/');
@@ -268,7 +286,7 @@ impl<W: Write> Writer<W> {
             let xattrs = self.xattrs_of(dir);
             self.put(&h, &shown, None, &xattrs, io::empty())?;
             if self.opts.aufs_whiteouts && is_opaque(dir) {
-                let mut h = EntryHeader::from_stat(&st, EntryType::Regular);
+                let mut h = self.header_of(&st, EntryType::Regular);
                 h.mode &= 0o777;
                 let marker = child_name(name, OPAQUE_MARKER);
                 self.put(&h, &marker, None, &[], io::empty())?;

@@ -63,6 +63,9 @@ pub struct DaemonArgs {
     /// Default log driver options for containers
     #[arg(long, value_name = "map")]
     log_opt: Vec<String>,
+    /// User/Group setting for user namespaces ("default", user[:group], uid[:gid])
+    #[arg(long, value_name = "string")]
+    userns_remap: Option<String>,
     /// Daemon configuration file (default /etc/berth/daemon.json)
     #[arg(long, value_name = "string")]
     config_file: Option<PathBuf>,
@@ -208,6 +211,7 @@ async fn serve(args: &DaemonArgs, plan: &crate::listen::Plan) -> anyhow::Result<
         exec_root_group: plan.exec_root_group(&args.exec_root),
         api_warnings: plan.api_warnings(),
         log: crate::daemon_config::log_defaults(args.log_driver.as_deref(), &args.log_opt, &file)?,
+        userns_remap: crate::daemon_config::userns_remap(args.userns_remap.as_deref(), &file)?,
     };
     let engine = tokio::task::spawn_blocking(move || engine::Engine::open(config))
         .await?

@@ -10,7 +10,8 @@ use anyhow::{bail, Context};
 pub const DEFAULT_PATH: &str = "/etc/berth/daemon.json";
 
 /// The keys Berth reads; others are left alone with a warning (dockerd has many Berth does not).
-const KNOWN: [&str; 6] = [
+const KNOWN: [&str; 7] = [
+    "userns-remap",
     "log-driver",
     "log-opts",
     "bridge",
@@ -34,6 +35,8 @@ pub struct FileConfig {
     pub ipv6: Option<bool>,
     /// `fixed-cidr-v6`.
     pub fixed_cidr_v6: Option<String>,
+    /// `userns-remap`.
+    pub userns_remap: Option<String>,
 }
 
 /// Reads the file: `explicit` is `--config-file`, whose absence is an error; without it a missing
@@ -105,6 +108,7 @@ fn parse(text: &str) -> anyhow::Result<FileConfig> {
             Some(_) => bail!("ipv6: true or false is expected"),
         },
         fixed_cidr_v6: string("fixed-cidr-v6")?,
+        userns_remap: string("userns-remap")?,
     })
 }
 
@@ -145,6 +149,29 @@ pub fn network_config(
         ipv6,
         fixed_cidr_v6,
     })
+}
+
+/// `--userns-remap` from the flag or the file (not both, as dockerd), resolved onto the user's
+/// subordinate ids; `None` without remapping (or remapping onto root, which dockerd turns off).
+pub fn userns_remap(
+    flag: Option<&str>,
+    file: &FileConfig,
+) -> anyhow::Result<Option<engine::userns::Remap>> {
+    let spec = match (flag, &file.userns_remap) {
+        (Some(f), Some(c)) => bail!(
+            "unable to configure the daemon: the following directives are specified both as a flag and in the configuration file: userns-remap: (from flag: {f}, from file: {c})"
+        ),
+        (Some(f), None) => f.to_owned(),
+        (None, Some(c)) => c.clone(),
+        (None, None) => return Ok(None),
+    };
+    if spec.is_empty() {
+        return Ok(None);
+    }
+    Ok(engine::userns::resolve(
+        &spec,
+        &engine::userns::Files::host(),
+    )?)
 }
 
 /// The default log config from `--log-driver`/`--log-opt` and the file, checked as dockerd checks it.
@@ -215,6 +242,31 @@ mod tests {
             e.ends_with("specified both as a flag and in the configuration file: bip: (from flag: 10.8.0.1/24, from file: 10.9.0.1/24)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn userns_remap_comes_from_the_flag_or_the_file_not_both() {
+        let file = parse(r#"{"userns-remap": "a:b:c"}"#).unwrap();
+        assert_eq!(file.userns_remap.as_deref(), Some("a:b:c"));
+        let e = userns_remap(None, &file).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Invalid user/group specification in --userns-remap: \"a:b:c\""
+        );
+        let e = userns_remap(Some("default"), &file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("userns-remap: (from flag: default, from file: a:b:c)"),
+            "{e}"
+        );
+        assert!(userns_remap(None, &FileConfig::default())
+            .unwrap()
+            .is_none());
+        assert!(userns_remap(Some(""), &FileConfig::default())
+            .unwrap()
+            .is_none());
+        assert!(parse(r#"{"userns-remap": 1}"#).is_err());
     }
 
     #[test]

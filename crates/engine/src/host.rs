@@ -155,33 +155,56 @@ pub(crate) fn is_mount_point(path: &Path) -> bool {
 /// With `exec_root_group` (the API socket's group, when the socket lies in the exec root), the exec root is
 /// 0710 in that group instead, so that the group's members reach the socket. They gain nothing else: the
 /// socket already gives them everything the daemon can do.
+///
+/// With `--userns-remap`, the data root's group is the remapped root's (`data_root_group`), as dockerd makes
+/// it: containers' root must search its way to their file systems and mounts, and nobody else may.
 pub(crate) fn confine_roots(
     data_root: &Path,
     exec_root: &Path,
     exec_root_group: Option<u32>,
+    data_root_group: Option<u32>,
 ) -> crate::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let exec = match exec_root_group {
         Some(gid) => (exec_root, 0o710, rustix::fs::Gid::from_raw(gid)),
         None => (exec_root, 0o700, rustix::fs::Gid::ROOT),
     };
-    for (dir, mode, gid) in [(data_root, 0o710, rustix::fs::Gid::ROOT), exec] {
-        let uid = rustix::process::geteuid();
-        // Group root, as dockerd: with mode 0710, only root's group may search the directory.
-        rustix::fs::chown(dir, Some(uid), Some(gid))
-            .or_else(|e| {
-                // Without CAP_CHOWN (tests as an ordinary user), the mode alone keeps others out.
-                if e == rustix::io::Errno::PERM {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
-            .with_context(|| format!("chown {}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("chmod {}", dir.display()))?;
+    let data_gid = data_root_group.map_or(rustix::fs::Gid::ROOT, rustix::fs::Gid::from_raw);
+    for (dir, mode, gid) in [(data_root, 0o710, data_gid), exec] {
+        confine(dir, mode, gid)?;
     }
     Ok(())
+}
+
+/// Whether `uid:gid` may search the directory `dir` by its mode bits (dockerd's `canAccess`: other, owner or
+/// group execute permission; supplementary groups are not considered).
+pub(crate) fn can_search(dir: &Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(dir) else {
+        return false;
+    };
+    let mode = m.mode();
+    mode & 0o001 != 0
+        || (m.uid() == uid && mode & 0o100 != 0)
+        || (m.gid() == gid && mode & 0o010 != 0)
+}
+
+/// Makes `dir` the daemon's, in group `gid`, with `mode`.
+pub(crate) fn confine(dir: &Path, mode: u32, gid: rustix::fs::Gid) -> crate::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let uid = rustix::process::geteuid();
+    // Group root, as dockerd: with mode 0710, only root's group may search the directory.
+    rustix::fs::chown(dir, Some(uid), Some(gid))
+        .or_else(|e| {
+            // Without CAP_CHOWN (tests as an ordinary user), the mode alone keeps others out.
+            if e == rustix::io::Errno::PERM {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .with_context(|| format!("chown {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", dir.display()))
 }
 
 #[cfg(test)]

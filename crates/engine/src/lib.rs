@@ -15,6 +15,7 @@ pub use host::lock_exclusive;
 mod images;
 pub mod networks;
 mod system;
+pub mod userns;
 pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
@@ -64,6 +65,9 @@ pub struct EngineConfig {
     /// The log driver and options of containers that name none (`--log-driver`, `--log-opt`,
     /// daemon.json's `log-driver` and `log-opts`).
     pub log: LogDefaults,
+    /// `--userns-remap`, resolved: containers' ids are mapped onto these subordinate ids, and the data
+    /// root's state lives in `<data-root>/<uid>.<gid>` as dockerd keeps it.
+    pub userns_remap: Option<userns::Remap>,
 }
 
 /// dockerd's answer (a 503) to what needs a swarm manager on a node in no swarm; Berth is always such a node.
@@ -112,11 +116,54 @@ impl Engine {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        host::confine_roots(&config.data_root, &config.exec_root, config.exec_root_group)?;
+        let mut config = config;
+        let remap_root = config.userns_remap.as_ref().map(userns::Remap::root);
+        host::confine_roots(
+            &config.data_root,
+            &config.exec_root,
+            config.exec_root_group,
+            remap_root.map(|(_, gid)| gid),
+        )?;
+        if let Some((uid, gid)) = remap_root {
+            // dockerd's layout: everything a remapped daemon keeps is below `<uid>.<gid>`, so images
+            // stored shifted for one mapping are never used by a daemon with another (or none).
+            let sub = config.data_root.join(format!("{uid}.{gid}"));
+            std::fs::create_dir_all(&sub)
+                .with_context(|| format!("Cannot create daemon root: {}", sub.display()))?;
+            host::confine(&sub, 0o710, rustix::fs::Gid::from_raw(gid))?;
+            // The containers' init searches its way to its rootfs as the remapped root: a directory on
+            // the way that shuts it out would fail every start, so the daemon refuses to start (dockerd's
+            // check and words).
+            if let Some(dir) = sub
+                .ancestors()
+                .skip(1)
+                .take_while(|d| *d != std::path::Path::new("/"))
+                .find(|d| !host::can_search(d, uid, gid))
+            {
+                tracing::error!(dir = %dir.display(), "the remapped root cannot search this directory");
+                return Err(Error::InvalidParameter(format!(
+                    "a subdirectory in your graphroot path ({}) restricts access to the remapped root uid/gid; please fix by allowing 'o+x' permissions on existing directories",
+                    sub.display()
+                )));
+            }
+            config.data_root = sub;
+        }
         Engine::clean_builds(&config.data_root);
-        let images = image::ImageStore::open(config.data_root.join("image"))?;
+        let images = image::ImageStore::open_remapped(
+            config.data_root.join("image"),
+            config.userns_remap.as_ref().map(|r| r.map.clone()),
+        )?;
         let containers = containers::store::Store::open(config.data_root.join("containers"))?;
-        let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?;
+        let volumes = volumes::store::VolumeStore::open(config.data_root.join("volumes"))?
+            .with_data_owner(remap_root);
+        if let Some((_, gid)) = remap_root {
+            // As dockerd's `containers` directory under remapping: the remapped root searches it.
+            host::confine(
+                &config.data_root.join("containers"),
+                0o710,
+                rustix::fs::Gid::from_raw(gid),
+            )?;
+        }
         volumes::rebuild_refs(&volumes, &containers.list());
         for name in containers.take_abandoned_volumes() {
             match volumes.remove(&name) {
@@ -183,8 +230,8 @@ impl Engine {
     /// Runs one blocking step of taking a container down on tokio's blocking pool, at most
     /// [`TEARDOWN_PARALLELISM`] at a time. `docker rm -f` of 50 containers asks for 50 removals at once;
     /// their steps wait on the kernel's mount lock and the network state's mutex anyway, so running them
-    /// all at once only started a thread for each (20 threads, whose cached stacks and allocator arenas
-    /// stayed resident after the burst) without finishing sooner.
+    /// all at once only started a thread for each to wait its turn (20 threads, whose cached stacks and
+    /// allocator arenas stayed resident after the burst).
     pub(crate) async fn teardown_blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
@@ -192,6 +239,21 @@ impl Engine {
         // The semaphore is never closed, so acquiring fails only if it were; run unbounded then.
         let _permit = self.teardown.acquire().await.ok();
         tokio::task::spawn_blocking(f).await
+    }
+
+    /// The user-namespace mapping of containers that do not opt out with `--userns host`.
+    pub(crate) fn id_map(&self) -> Option<&archive::IdMap> {
+        self.config.userns_remap.as_ref().map(|r| &r.map)
+    }
+
+    /// The mapping a container with this host config runs under: the daemon's, unless it opts out with
+    /// `--userns host`.
+    pub(crate) fn container_id_map(
+        &self,
+        h: &bollard_stubs::models::HostConfig,
+    ) -> Option<&archive::IdMap> {
+        self.id_map()
+            .filter(|_| h.userns_mode.as_deref() != Some("host"))
     }
 
     /// Runs blocking store work on tokio's blocking pool.

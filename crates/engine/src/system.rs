@@ -325,7 +325,10 @@ impl Engine {
             containerd_commit: Some(commit("")),
             runc_commit: Some(commit(&self.default_runtime_version().commit)),
             init_commit: Some(commit(git_commit)),
-            security_options: Some(security_options(h.cgroup_version)),
+            security_options: Some(security_options(
+                h.cgroup_version,
+                self.config.userns_remap.is_some(),
+            )),
             firewall_backend: Some(bollard_stubs::models::FirewallInfo {
                 driver: Some(
                     if self.net.firewall_missing().is_some() {
@@ -445,9 +448,13 @@ fn parse_runtime_version(out: &str) -> RuntimeVersion {
 
 /// dockerd's `SecurityOptions` for what Berth applies: Docker's default seccomp profile, compiled in
 /// (`profile=builtin`), and private cgroup namespaces, which containers get by default on a cgroup v2
-/// host only. Berth runs as root, without AppArmor, SELinux or user namespaces.
-fn security_options(cgroup_version: &str) -> Vec<String> {
+/// host only; `name=userns` with `--userns-remap`, in dockerd's place for it. Berth runs as root, without
+/// AppArmor or SELinux.
+fn security_options(cgroup_version: &str, userns: bool) -> Vec<String> {
     let mut opts = vec!["name=seccomp,profile=builtin".to_owned()];
+    if userns {
+        opts.push("name=userns".to_owned());
+    }
     if cgroup_version == "2" && Path::new("/proc/self/ns/cgroup").exists() {
         opts.push("name=cgroupns".to_owned());
     }

@@ -106,7 +106,7 @@ impl ImageStore {
             inner: tar,
             out: &mut writer,
         };
-        let stats = apply_layer(&snap.fs(), &mut tee)?;
+        let stats = apply_layer(&snap.fs(), &mut tee, self.snapshots.id_map.as_ref())?;
         io::copy(&mut tee, &mut io::sink())
             .map_err(|e| Error::InvalidArchive(format!("reading layer: {e}")))?;
         let (diff_id, blob_size) = writer.commit(None)?;

@@ -34,6 +34,8 @@ pub struct SnapshotMeta {
 #[derive(Clone, Debug)]
 pub struct Snapshots {
     dir: PathBuf,
+    /// A `--userns-remap` store's mapping: layers are unpacked with their owners shifted onto it.
+    pub(crate) id_map: Option<::archive::IdMap>,
 }
 
 impl Snapshots {
@@ -41,7 +43,7 @@ impl Snapshots {
     pub fn open(root: &Path) -> Result<Snapshots> {
         let dir = root.join("snapshots");
         fs::create_dir_all(&dir).ctx("create", &dir)?;
-        Ok(Snapshots { dir })
+        Ok(Snapshots { dir, id_map: None })
     }
 
     /// Directory of a snapshot.
@@ -105,13 +107,13 @@ impl Snapshots {
         // byte, so the rest is read through both.
         let (stats, split, diff_id) = if c == Compression::None && !hash_plain {
             let mut rec = SplitRecorder::new(reader);
-            let stats = apply_layer_split(&snap.fs(), &mut rec)?;
+            let stats = apply_layer_split(&snap.fs(), &mut rec, self.id_map.as_ref())?;
             std::io::copy(&mut rec, &mut std::io::sink()).map_err(read_err)?;
             (stats, rec.finish(), None)
         } else {
             // The diff ID is hashed on a helper thread while this one decompresses and unpacks.
             let mut rec = SplitRecorder::new(BackgroundHashingReader::new(reader)?);
-            let stats = apply_layer_split(&snap.fs(), &mut rec)?;
+            let stats = apply_layer_split(&snap.fs(), &mut rec, self.id_map.as_ref())?;
             std::io::copy(&mut rec, &mut std::io::sink()).map_err(read_err)?;
             let (hashing, split) = rec.into_parts();
             (stats, split, Some(hashing.finish()?.0))

@@ -56,14 +56,31 @@ impl State {
 }
 
 impl ImageStore {
+    /// The user-namespace mapping layers are stored shifted by (`--userns-remap`), if any.
+    pub fn id_map(&self) -> Option<&::archive::IdMap> {
+        self.snapshots.id_map.as_ref()
+    }
+
     /// Opens (creating) the store under `root`; removes leftovers of interrupted operations (temp/ingest dirs,
     /// blobs and snapshots no image record references) so a SIGKILL mid-load leaves nothing half-made.
     pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore> {
+        Self::open_remapped(root, None)
+    }
+
+    /// [`ImageStore::open`] for a daemon with `--userns-remap`: layers are stored with their owners
+    /// shifted onto `id_map`'s host ids (dockerd's layers under `<data-root>/<uid>.<gid>`), so a
+    /// container's root owns its image's root-owned files. What the store gives back as tars (save,
+    /// push) is rebuilt from the recorded headers or kept blobs, so it carries the original ids.
+    pub fn open_remapped(
+        root: impl Into<PathBuf>,
+        id_map: Option<::archive::IdMap>,
+    ) -> Result<ImageStore> {
         let root = root.into();
         let images_dir = root.join("images");
         fs::create_dir_all(&images_dir).ctx("create", &images_dir)?;
         let content = ContentStore::open(&root)?;
-        let snapshots = Snapshots::open(&root)?;
+        let mut snapshots = Snapshots::open(&root)?;
+        snapshots.id_map = id_map;
         let mut state = State::default();
         for e in fs::read_dir(&images_dir).ctx("read dir", &images_dir)? {
             let p = e.ctx("read dir", &images_dir)?.path();

@@ -158,6 +158,11 @@ impl Container {
             RootfsPlan::prepare(spec, &bundle.rootfs, &bundle.dir, ns.new_userns(), &view)?;
         let mut process = ProcessPlan::prepare(spec)?;
         process.set_default_home(&bundle.rootfs);
+        let runner_oom_score_adj = if ns.new_userns() {
+            process.take_oom_score_adj()
+        } else {
+            None
+        };
         let program = seccomp::program_for(spec, opts.seccomp_cache.as_deref())?;
         let (sync_r, sync_w) = pipe()?;
         let (report_r, report_w) = pipe()?;
@@ -224,6 +229,10 @@ impl Container {
         };
         let released = (|| -> Result<()> {
             namespaces::write_id_maps(pid, ns)?;
+            if let Some(v) = &runner_oom_score_adj {
+                let path = format!("/proc/{pid}/oom_score_adj");
+                std::fs::write(&path, v.as_bytes()).map_err(|e| Error::io("write", path, e))?;
+            }
             release("release init")?;
             if let (Some(cg), false) = (cgroup, in_cgroup) {
                 cg.add_task(pid)?;

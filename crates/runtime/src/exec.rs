@@ -71,7 +71,11 @@ fn namespaces_of(target: libc::pid_t) -> Result<NamespacePlan> {
         let (fd, theirs) = open(&target, name)?;
         let (_, ours) = open("self", name)?;
         if !same_namespace(&theirs, &ours) {
-            plan.joins.push((fd, flag));
+            if flag == libc::CLONE_NEWUSER {
+                plan.user_join = Some(fd);
+            } else {
+                plan.joins.push((fd, flag));
+            }
         }
     }
     let (fd, theirs) = open(&target, "pid")?;
@@ -224,6 +228,8 @@ fn setup(ctx: &ExecContext) -> std::result::Result<(), Failure> {
     crate::init::wait_byte(ctx.sync_r, Stage::Sync)?;
     sys::close(ctx.sync_r);
     crate::namespaces::join(ctx.ns).map_err(|(i, e)| Failure::new(Stage::Setns, i, e))?;
+    crate::namespaces::join_user(ctx.ns)
+        .map_err(|e| Failure::new(Stage::Setns, ctx.ns.joins.len() as u32, e))?;
     if ctx.console_w >= 0 {
         crate::tty::setup_in_init(ctx.console_w, ctx.process.console_size())?;
         sys::close(ctx.console_w);

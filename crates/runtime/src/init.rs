@@ -307,6 +307,8 @@ fn setup(ctx: &InitContext) -> Result<(), Failure> {
         wait_byte(ctx.sync_r, Stage::Sync)?;
         sys::close(ctx.sync_r);
     }
+    crate::namespaces::join_user(ctx.ns)
+        .map_err(|e| Failure::new(Stage::Setns, ctx.ns.joins.len() as u32, e))?;
     let nnp = ctx.process.no_new_privs();
     if let (Some(p), false) = (ctx.seccomp, nnp) {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in before the

@@ -18,8 +18,12 @@ pub struct NamespacePlan {
     /// Unshare the cgroup namespace in the init once the runner has put it in its cgroup,
     /// so that the namespace's root is the container's cgroup.
     pub new_cgroupns: bool,
-    /// Namespaces to join, opened from their paths; the user namespace comes first.
+    /// Namespaces to join, opened from their paths (the user namespace apart).
     pub joins: Vec<(OwnedFd, libc::c_int)>,
+    /// A user namespace to join (a container sharing a remapped donor's namespaces). It is joined last,
+    /// once the process no longer needs the host's privileges: the namespaces the init makes itself
+    /// belong to the host's user namespace, and its mounts and hostname need root there.
+    pub user_join: Option<OwnedFd>,
     /// A PID namespace to join: done by the runner before clone (it applies to children).
     pub pid_join: Option<OwnedFd>,
     /// `uid_map` contents, if a new user namespace is created.
@@ -89,7 +93,7 @@ pub fn plan(linux: Option<&Linux>) -> Result<NamespacePlan> {
                 if f == libc::CLONE_NEWPID {
                     p.pid_join = Some(fd);
                 } else if f == libc::CLONE_NEWUSER {
-                    p.joins.insert(0, (fd, f));
+                    p.user_join = Some(fd);
                 } else {
                     p.joins.push((fd, f));
                 }
@@ -126,6 +130,18 @@ pub fn write_id_maps(pid: libc::pid_t, plan: &NamespacePlan) -> Result<()> {
         if let Some(map) = map {
             let path = format!("/proc/{pid}/{file}");
             std::fs::write(&path, map).map_err(|e| Error::io("write", path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Joins the user namespace given by path, if any: the last join, after everything that needs the
+/// host's root (init and exec side).
+pub(crate) fn join_user(plan: &NamespacePlan) -> std::result::Result<(), Errno> {
+    if let Some(fd) = &plan.user_join {
+        // SAFETY: `fd` is an open namespace file descriptor; the caller is single-threaded.
+        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWUSER) } < 0 {
+            return Err(sys::errno());
         }
     }
     Ok(())

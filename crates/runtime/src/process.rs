@@ -312,6 +312,14 @@ impl ProcessPlan {
         Ok(())
     }
 
+    /// Takes oom_score_adj out of what the init sets itself, for the runner to write instead: in a new
+    /// user namespace the init, once its ids are the mapped ones, may not write its own
+    /// `/proc/self/oom_score_adj` (a process that changed its ids is not dumpable, so its proc files
+    /// stay the host root's), and runc writes it from outside too.
+    pub fn take_oom_score_adj(&mut self) -> Option<CString> {
+        self.oom_score_adj.take()
+    }
+
     /// oom_score_adj, rlimits, umask, and the working directory created if missing.
     pub(crate) fn prepare_self(&self) -> std::result::Result<(), Failure> {
         if let Some(v) = &self.oom_score_adj {

@@ -162,6 +162,9 @@ pub struct ContainerOptions {
     /// UTS namespace to use
     #[arg(long, value_name = "string")]
     pub uts: Option<String>,
+    /// User namespace to use ("host" opts out of the daemon's --userns-remap)
+    #[arg(long, value_name = "string")]
+    pub userns: Option<String>,
     /// Cgroup namespace to use (host|private)
     #[arg(long, value_name = "string")]
     pub cgroupns: Option<String>,
@@ -540,12 +543,13 @@ fn restart_policy(opts: &ContainerOptions) -> Result<Value, CliError> {
     Ok(restart)
 }
 
-/// The namespace modes (`--pid`, `--ipc`, `--uts`, `--cgroupns`) and the cgroup placement.
+/// The namespace modes (`--pid`, `--ipc`, `--uts`, `--userns`, `--cgroupns`) and the cgroup placement.
 fn namespace_fields(opts: &ContainerOptions, host: &mut Value) {
     for (key, value) in [
         ("PidMode", &opts.pid),
         ("IpcMode", &opts.ipc),
         ("UTSMode", &opts.uts),
+        ("UsernsMode", &opts.userns),
         ("CgroupnsMode", &opts.cgroupns),
         ("CgroupParent", &opts.cgroup_parent),
         ("CpusetMems", &opts.cpuset_mems),

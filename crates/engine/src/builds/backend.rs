@@ -206,7 +206,15 @@ impl EngineBackend {
                         self.engine.builds.hold_cache(name, &self.id);
                     }
                     if !dir.exists() {
-                        make_cache_dir(&dir, *mode, *uid, *gid)?;
+                        // The step's ids, as the host stores them under `--userns-remap`.
+                        let (uid, gid) = match self.engine.id_map() {
+                            Some(m) => (
+                                m.uid_to_host((*uid).into()).unwrap_or(*uid),
+                                m.gid_to_host((*gid).into()).unwrap_or(*gid),
+                            ),
+                            None => (*uid, *gid),
+                        };
+                        make_cache_dir(&dir, *mode, uid, gid)?;
                     }
                     out.push(bind(&dir, target, *read_only));
                 }
@@ -497,7 +505,8 @@ impl Backend for EngineBackend {
         layout
             .acquire(&self.engine.images.layer_dirs(&img))
             .map_err(other)?;
-        let made = ensure_dir_in(&layout.merged, path, 0, 0);
+        let (uid, gid) = self.engine.id_map().map_or((0, 0), archive::IdMap::root);
+        let made = ensure_dir_in(&layout.merged, path, uid, gid);
         // A step container never started: nothing else needs its rootfs.
         layout.release(|| false);
         made.map_err(other)
@@ -519,7 +528,10 @@ impl Backend for EngineBackend {
             .unwrap_or_default();
         self.copies
             .insert(id.clone(), CopyLayer { dir: dir.clone() });
-        let copied = copies.iter().try_for_each(|c| copy_one(&layout.merged, c));
+        let id_map = self.engine.id_map();
+        let copied = copies
+            .iter()
+            .try_for_each(|c| copy_one(&layout.merged, c, id_map));
         unmount(&layout.merged);
         copied?;
         Ok(StepContainer { id })
@@ -614,10 +626,19 @@ fn convert(c: &image::ImageConfig) -> Result<ImageConfig, BackendError> {
 
 /// Copies one source into the root `root` (an overlay being filled): a tar of the source, extracted
 /// through the archive crate so that the destination's symlinks resolve inside the root.
-fn copy_one(root: &Path, c: &CopySource) -> Result<(), BackendError> {
+///
+/// With `id_map` (`--userns-remap`), the owners (the archive's, `--chown`'s or root) are container ids,
+/// stored shifted.
+fn copy_one(
+    root: &Path,
+    c: &CopySource,
+    id_map: Option<&archive::IdMap>,
+) -> Result<(), BackendError> {
     let root_fd = open_dir(root)?;
     let dest = c.dest.trim_end_matches('/');
+    let (ruid, rgid) = id_map.map_or((0, 0), archive::IdMap::root);
     let mut opts = archive::Options::container(if dest.is_empty() { "/" } else { dest });
+    opts.id_map = id_map.cloned();
     opts.owner = match c.owner {
         Some(o) => archive::Owner::Fixed {
             uid: o.uid,
@@ -627,7 +648,7 @@ fn copy_one(root: &Path, c: &CopySource) -> Result<(), BackendError> {
     };
     opts.mode = c.mode;
     if c.extract {
-        ensure_dir_in(root, &c.dest, 0, 0).map_err(other)?;
+        ensure_dir_in(root, &c.dest, ruid, rgid).map_err(other)?;
         let f =
             std::fs::File::open(&c.src).map_err(|e| other(format!("{}: {e}", c.src.display())))?;
         let (_, tar) = image::layer::compress::decompress(std::io::BufReader::new(f))
@@ -642,7 +663,7 @@ fn copy_one(root: &Path, c: &CopySource) -> Result<(), BackendError> {
     }
     match c.kind {
         SourceKind::Dir => {
-            ensure_dir_in(root, dest_or_root(dest), 0, 0).map_err(other)?;
+            ensure_dir_in(root, dest_or_root(dest), ruid, rgid).map_err(other)?;
             let src = open_dir(&c.src)?;
             stream(root_fd, dest_or_root(dest), &opts, move |w| {
                 w.append_dir(&src.0, b"", None)
@@ -664,7 +685,7 @@ fn copy_one(root: &Path, c: &CopySource) -> Result<(), BackendError> {
                     None => ("/".to_owned(), dest.to_owned()),
                 }
             };
-            ensure_dir_in(root, &dir, 0, 0).map_err(other)?;
+            ensure_dir_in(root, &dir, ruid, rgid).map_err(other)?;
             opts.dest_name = dir.clone();
             let parent = c.src.parent().unwrap_or(Path::new("/")).to_path_buf();
             let parent = open_dir(&parent)?;

@@ -69,6 +69,8 @@ pub struct ExtractRequest {
 pub struct ArchiveJob {
     root: RootGuard,
     kind: JobKind,
+    /// `--userns-remap`: the entries carry the ids the container sees, as dockerd's archives do.
+    id_map: Option<::archive::IdMap>,
 }
 
 enum JobKind {
@@ -88,6 +90,7 @@ impl ArchiveJob {
         // A running container's /proc and /sys are the kernel's: archived as empty directories.
         let opts = ::archive::WriteOptions {
             skip_pseudo_fs: true,
+            id_map: self.id_map.clone(),
             ..Default::default()
         };
         let mut tw = ::archive::Writer::new(w, opts);
@@ -168,7 +171,8 @@ impl Engine {
                 leaf,
                 name: inroot::base(&abs),
             };
-            Ok::<_, Error>((stat, ArchiveJob { root, kind }))
+            let id_map = engine.id_map().cloned();
+            Ok::<_, Error>((stat, ArchiveJob { root, kind, id_map }))
         })
         .await??;
         self.container_event("archive-path", &c);
@@ -223,6 +227,8 @@ impl Engine {
             ));
         }
         check_writable(c, &resolved)?;
+        // `--userns-remap`: the archive's ids (or the user's) are the container's, stored shifted.
+        let id_map = self.id_map();
         let owner = if req.copy_uid_gid {
             let proc_root = format!(
                 "/proc/self/fd/{}",
@@ -243,6 +249,7 @@ impl Engine {
         let opts = ::archive::Options {
             no_overwrite_dir_non_dir: req.no_overwrite_dir_non_dir,
             owner,
+            id_map: id_map.cloned(),
             path_prefix: Some(resolved.trim_end_matches('/').to_owned()),
             ..::archive::Options::container(&req.path)
         };
@@ -273,6 +280,7 @@ impl Engine {
         Ok(ArchiveJob {
             root,
             kind: JobKind::Export,
+            id_map: self.id_map().cloned(),
         })
     }
 

@@ -144,7 +144,8 @@ pub(crate) fn commit_upper(
 ) -> Result<image::Image> {
     let (mut rx, tx) = std::io::pipe().context("commit: making a pipe")?;
     let upper = upper.to_path_buf();
-    let writer = std::thread::spawn(move || write_diff(&upper, tx));
+    let id_map = store.id_map().cloned();
+    let writer = std::thread::spawn(move || write_diff(&upper, tx, id_map));
     let made = store.commit(request, Some(&mut rx as &mut dyn Read));
     // Whatever the store did, the writer ends: its pipe's reader is gone once `rx` is dropped.
     drop(rx);
@@ -158,7 +159,13 @@ pub(crate) fn commit_upper(
 
 /// Writes the container's upper dir as a layer tar (overlay whiteouts in the AUFS form layers carry, the
 /// runtime's mount points left out).
-fn write_diff(upper: &std::path::Path, out: impl Write) -> Result<()> {
+///
+/// With `id_map` (`--userns-remap`), the layer carries the ids the container sees, as dockerd commits it.
+fn write_diff(
+    upper: &std::path::Path,
+    out: impl Write,
+    id_map: Option<::archive::IdMap>,
+) -> Result<()> {
     let fail = |e: ::archive::Error| Error::system("commit: reading the changes", e);
     let dir = match rustix::fs::open(
         upper,
@@ -181,6 +188,7 @@ fn write_diff(upper: &std::path::Path, out: impl Write) -> Result<()> {
             aufs_whiteouts: true,
             xattrs: true,
             exclude: INIT_PATHS.iter().map(|p| p.as_bytes().to_vec()).collect(),
+            id_map,
             ..::archive::WriteOptions::default()
         },
     );

@@ -61,6 +61,9 @@ impl Engine {
             host.log_config.as_ref(),
         ));
         validate_host_config(&host)?;
+        if self.container_id_map(&host).is_some() {
+            userns_conflicts(&host)?;
+        }
         match host.runtime.as_deref() {
             None | Some("") => host.runtime = Some(self.config.default_runtime.clone()),
             Some(name) => {
@@ -308,6 +311,23 @@ impl Engine {
     }
 }
 
+/// dockerd's refusals of what cannot work inside a remapped user namespace (`--userns host` lifts them).
+fn userns_conflicts(h: &HostConfig) -> Result<()> {
+    let refuse = |m: &str| Err(Error::InvalidParameter(m.to_owned()));
+    if h.privileged == Some(true) {
+        return refuse("privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode");
+    }
+    if h.network_mode.as_deref() == Some("host") {
+        return refuse(
+            "cannot share the host's network namespace when user namespaces are enabled",
+        );
+    }
+    if h.pid_mode.as_deref() == Some("host") {
+        return refuse("cannot share the host PID namespace when user namespaces are enabled");
+    }
+    Ok(())
+}
+
 /// Refuses what Berth cannot honour yet, naming the option, instead of silently ignoring it.
 fn validate_host_config(h: &HostConfig) -> Result<()> {
     let refuse = |what: &str| {
@@ -338,8 +358,14 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
             Some(other) => return refuse(&format!("{what} {other}")),
         }
     }
-    if h.userns_mode.as_deref().is_some_and(|m| !m.is_empty()) {
-        return refuse("--userns");
+    match h.userns_mode.as_deref() {
+        None | Some("") | Some("host") => {}
+        // The docker CLI's words (dockerd itself takes anything that is not "host" as private).
+        Some(_) => {
+            return Err(Error::InvalidParameter(
+                "--userns: invalid USER mode".into(),
+            ))
+        }
     }
     super::restart::validate(h.restart_policy.as_ref(), h.auto_remove == Some(true))?;
     if let Some(HostConfigLogConfig { typ, config }) = &h.log_config {

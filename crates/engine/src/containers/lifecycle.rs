@@ -156,6 +156,17 @@ impl Engine {
                 None => None,
             },
             ipc: ipc.as_ref().map(|o| ns(o, "ipc")),
+            // A remapped container that shares a donor's namespace joins the donor's user namespace too,
+            // as dockerd does.
+            user: match self.container_id_map(h) {
+                Some(_) => [&net, &ipc, &pid]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map(|o| ns(o, "user")),
+                None => None,
+            },
+            id_map: self.container_id_map(h).cloned(),
         })
     }
 
@@ -494,6 +505,11 @@ impl Engine {
         let img = self.images.get(&c.image_id)?;
         let layers = self.images.layer_dirs(&img);
         let layout = Layout::new(dir);
+        let id_map = self.container_id_map(&c.host_config).cloned();
+        let remapped_root = id_map.as_ref().map(archive::IdMap::root);
+        if let Some(root) = remapped_root {
+            layout.give_to_remapped_root(dir, root)?;
+        }
         layout.mount(&layers)?;
         let result = (|| {
             // Before anything is written: a link to a container that is not running fails the start.
@@ -503,6 +519,12 @@ impl Engine {
             let etc = EtcPaths::new(dir);
             let hostname = c.config.hostname.clone().unwrap_or_default();
             etc.write(&hostname, &c.host_config)?;
+            if let Some(root) = remapped_root {
+                // Root in the container may edit them, as without remapping.
+                for f in [&etc.hostname, &etc.hosts, &etc.resolv_conf] {
+                    super::rootfs::chown(f, root)?;
+                }
+            }
             let group_add = c.host_config.group_add.clone().unwrap_or_default();
             let user = user::resolve(
                 &layout.merged,
@@ -510,9 +532,17 @@ impl Engine {
                 &group_add,
             )?;
             if let Some(w) = c.config.working_dir.as_deref().filter(|w| !w.is_empty()) {
-                super::rootfs::ensure_dir_in(&layout.merged, w, user.uid, user.gid)?;
+                // The user's ids as the host stores them.
+                let (uid, gid) = match &id_map {
+                    Some(m) => (
+                        m.uid_to_host(user.uid.into()).unwrap_or(user.uid),
+                        m.gid_to_host(user.gid.into()).unwrap_or(user.gid),
+                    ),
+                    None => (user.uid, user.gid),
+                };
+                super::rootfs::ensure_dir_in(&layout.merged, w, uid, gid)?;
             }
-            super::rootfs::ensure_dockerenv(&layout.merged)?;
+            super::rootfs::ensure_dockerenv(&layout.merged, remapped_root)?;
             let files = spec::EtcFiles {
                 hostname: &etc.hostname,
                 hosts: &etc.hosts,
@@ -538,6 +568,9 @@ impl Engine {
             let joined = self.joined_namespaces(c)?;
             if c.host_config.ipc_mode.as_deref() == Some("shareable") {
                 layout.mount_shm(c.host_config.shm_size.unwrap_or(64 << 20))?;
+                if let Some(root) = remapped_root {
+                    super::rootfs::chown(&layout.shm, root)?;
+                }
             }
             let mut spec = spec::build(
                 c,
@@ -549,7 +582,13 @@ impl Engine {
                 self.host.go_arch,
             )?;
             if c.host_config.init == Some(true) {
-                let init = super::init::install(&self.config.exec_root)?;
+                // A remapped container's init must reach the file it binds: the exec root is the
+                // daemon's alone, the (remapped) data root is searchable by the remapped root's group.
+                let init_root = match id_map {
+                    Some(_) => &self.config.data_root,
+                    None => &self.config.exec_root,
+                };
+                let init = super::init::install(init_root)?;
                 super::init::apply(&mut spec, &init)?;
             }
             remove_state_dir(state_dir);

@@ -47,7 +47,18 @@ impl Layout {
     pub fn make_dockerenv(&self) -> Result<()> {
         std::fs::create_dir_all(&self.upper)
             .with_context(|| format!("creating {}", self.upper.display()))?;
-        ensure_dockerenv(&self.upper)
+        ensure_dockerenv(&self.upper, None)
+    }
+
+    /// With `--userns-remap` (`root` the remapped root's host ids): the container's directory is searchable
+    /// by the remapped root's group alone (0710, as dockerd makes it), so that the container's init, which
+    /// becomes that root before it mounts anything, reaches its rootfs and the files bound into it; and
+    /// the writable layer's top (the container's `/`) is that root's.
+    pub fn give_to_remapped_root(&self, dir: &Path, (uid, gid): (u32, u32)) -> Result<()> {
+        crate::host::confine(dir, 0o710, rustix::fs::Gid::from_raw(gid))?;
+        std::fs::create_dir_all(&self.upper)
+            .with_context(|| format!("creating {}", self.upper.display()))?;
+        chown(&self.upper, (uid, gid))
     }
 
     /// Mounts the overlay; `lower` is topmost first, as overlayfs wants it.
@@ -166,9 +177,22 @@ impl Layout {
     }
 }
 
+/// Gives `path` (never followed if a symlink) to `uid:gid`.
+pub fn chown(path: &Path, (uid, gid): (u32, u32)) -> Result<()> {
+    rustix::fs::chownat(
+        rustix::fs::CWD,
+        path,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .with_context(|| format!("chown {}", path.display()))
+}
+
 /// Makes `/.dockerenv`, the empty file by which programs tell they run in a container (dockerd puts it in
 /// every container's init layer). Never through a symlink the image may have there.
-pub fn ensure_dockerenv(root: &Path) -> Result<()> {
+/// With `owner` (host ids), the file is given to them (a remapped container's root).
+pub fn ensure_dockerenv(root: &Path, owner: Option<(u32, u32)>) -> Result<()> {
     use rustix::fs::{Mode, OFlags};
     let dir = rustix::fs::open(
         root,
@@ -182,8 +206,17 @@ pub fn ensure_dockerenv(root: &Path) -> Result<()> {
         OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
         Mode::from_raw_mode(0o755),
     ) {
+        Ok(fd) => match owner {
+            Some((uid, gid)) => rustix::fs::fchown(
+                &fd,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .map_err(|e| Error::system("giving /.dockerenv to the container's root", e)),
+            None => Ok(()),
+        },
         // A symlink (ELOOP) or anything else the image put there is left as it is.
-        Ok(_) | Err(rustix::io::Errno::LOOP | rustix::io::Errno::ISDIR) => Ok(()),
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::ISDIR) => Ok(()),
         Err(e) => Err(Error::system("making /.dockerenv", e)),
     }
 }

@@ -7,10 +7,10 @@ use bollard_stubs::models::HostConfig;
 use oci_spec::runtime::{
     BoxBuilder, Capabilities, Capability, Linux, LinuxBlockIoBuilder, LinuxBuilder,
     LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpu, LinuxCpuBuilder, LinuxDeviceCgroup,
-    LinuxDeviceType, LinuxMemory, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, LinuxSeccomp,
-    Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxDeviceType, LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxMemoryBuilder,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources,
+    LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use oci_spec::OciSpecError;
 
@@ -113,6 +113,13 @@ pub struct Joined {
     pub ipc: Option<PathBuf>,
     /// The donor's `/dev/shm`, with `ipc`.
     pub shm: Option<PathBuf>,
+    /// The donor's user namespace, when the container shares a namespace with a remapped container (a
+    /// namespace belongs to the user namespace it was made in, so both must be in the same one, as dockerd
+    /// does it).
+    pub user: Option<PathBuf>,
+    /// `--userns-remap` in effect for this container: a user namespace is made with this mapping
+    /// (unless `user` joins one).
+    pub id_map: Option<archive::IdMap>,
 }
 
 /// Builds the spec for `c` with its rootfs at `rootfs`.
@@ -391,6 +398,24 @@ fn linux(c: &Container, joined: &Joined, caps: &[String], arch: &str) -> Result<
     if let Some(profile) = seccomp(h, caps, arch)? {
         linux = linux.seccomp(profile);
     }
+    if let (Some(map), None) = (&joined.id_map, &joined.user) {
+        let oci = |ranges: &[archive::IdRange]| -> Result<Vec<LinuxIdMapping>> {
+            ranges
+                .iter()
+                .map(|r| {
+                    LinuxIdMappingBuilder::default()
+                        .container_id(r.container)
+                        .host_id(r.host)
+                        .size(r.size)
+                        .build()
+                        .map_err(oci_error)
+                })
+                .collect()
+        };
+        linux = linux
+            .uid_mappings(oci(&map.uids)?)
+            .gid_mappings(oci(&map.gids)?);
+    }
     linux.build().map_err(oci_error)
 }
 
@@ -428,6 +453,11 @@ fn namespaces(h: &HostConfig, joined: &Joined) -> Result<Vec<LinuxNamespace>> {
             &joined.net,
         ),
         (LinuxNamespaceType::Cgroup, cgroupns_private, &None),
+        (
+            LinuxNamespaceType::User,
+            joined.id_map.is_some() || joined.user.is_some(),
+            &joined.user,
+        ),
     ];
     wanted
         .into_iter()

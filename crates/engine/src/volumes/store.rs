@@ -57,6 +57,9 @@ impl Record {
 pub struct VolumeStore {
     root: PathBuf,
     inner: Mutex<Inner>,
+    /// Who gets a new volume's `_data` (`--userns-remap`: the remapped root, as dockerd's local driver
+    /// gives it); the daemon's user otherwise.
+    data_owner: Option<(u32, u32)>,
 }
 
 #[derive(Default)]
@@ -128,7 +131,14 @@ impl VolumeStore {
         Ok(VolumeStore {
             root,
             inner: Mutex::new(inner),
+            data_owner: None,
         })
+    }
+
+    /// New volumes' data directories go to `owner` (host ids).
+    pub fn with_data_owner(mut self, owner: Option<(u32, u32)>) -> Self {
+        self.data_owner = owner;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -207,6 +217,9 @@ impl VolumeStore {
             // As dockerd: the volume's own directory is closed to others, its data directory is not.
             make_dir(&dir, 0o701)?;
             make_dir(&dir.join(DATA_DIR), 0o755)?;
+            if let Some(owner) = self.data_owner {
+                crate::containers::rootfs::chown(&dir.join(DATA_DIR), owner)?;
+            }
             save(&dir, &record)
         })();
         if let Err(e) = made {

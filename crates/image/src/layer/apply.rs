@@ -21,9 +21,14 @@ pub struct ApplyStats {
 ///
 /// Refuses hostile entries with [`Error::UnsafePath`] and never writes outside `root`; the caller
 /// discards `root` on error.
-pub fn apply_layer(root: &Path, tar: impl Read) -> Result<ApplyStats> {
-    let stats =
-        ::archive::extract_into(root, tar, &::archive::Options::layer()).map_err(layer_error)?;
+///
+/// With `id_map` (a `--userns-remap` store), owners are shifted onto the mapping's host ids.
+pub fn apply_layer(
+    root: &Path,
+    tar: impl Read,
+    id_map: Option<&::archive::IdMap>,
+) -> Result<ApplyStats> {
+    let stats = ::archive::extract_into(root, tar, &layer_options(id_map)).map_err(layer_error)?;
     Ok(ApplyStats {
         size: stats.size,
         entries: stats.entries,
@@ -34,13 +39,21 @@ pub fn apply_layer(root: &Path, tar: impl Read) -> Result<ApplyStats> {
 pub fn apply_layer_split<R: Read>(
     root: &Path,
     tar: &mut ::archive::SplitRecorder<R>,
+    id_map: Option<&::archive::IdMap>,
 ) -> Result<ApplyStats> {
-    let stats = ::archive::extract_into_split(root, tar, &::archive::Options::layer())
-        .map_err(layer_error)?;
+    let stats =
+        ::archive::extract_into_split(root, tar, &layer_options(id_map)).map_err(layer_error)?;
     Ok(ApplyStats {
         size: stats.size,
         entries: stats.entries,
     })
+}
+
+fn layer_options(id_map: Option<&::archive::IdMap>) -> ::archive::Options {
+    ::archive::Options {
+        id_map: id_map.cloned(),
+        ..::archive::Options::layer()
+    }
 }
 
 /// The archive crate's refusals in the image store's words.
@@ -74,14 +87,14 @@ pub(crate) mod tests {
     #[test]
     fn hostile_layers_are_refused_in_the_image_stores_words() {
         let d = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let err = super::apply_layer(d.path(), &build_tar(&[E::File("../x", b"x")])[..])
+        let err = super::apply_layer(d.path(), &build_tar(&[E::File("../x", b"x")])[..], None)
             .err()
             .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("unsafe path \"../x\" in layer: path contains a '..' component")
         );
-        let err = super::apply_layer(d.path(), &build_tar(&[E::Char("dev/mem", 1, 1)])[..])
+        let err = super::apply_layer(d.path(), &build_tar(&[E::Char("dev/mem", 1, 1)])[..], None)
             .err()
             .map(|e| e.to_string());
         assert_eq!(

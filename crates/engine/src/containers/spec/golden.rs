@@ -194,6 +194,8 @@ fn rich() -> Value {
         pid: None,
         ipc: Some(PathBuf::from("/proc/42/ns/ipc")),
         shm: Some(PathBuf::from("/var/lib/berth/donor/shm")),
+        user: None,
+        id_map: None,
     };
     let spec = build(
         &c,
