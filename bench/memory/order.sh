@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes crates/berth/text-order.txt: the functions the daemon runs, from uprobes on every function of a
 # release build (bench/memory/uprobes.py), first those of start-up and five `docker run --rm`, then those
-# of 50 `docker run -d` and their `rm -f`. Rebuild afterwards (`cargo build --release -p berth`) and check
+# of 50 `docker run -d`, what bench/containers.sh does with them running (ps, exec,
+# stats, run --rm, through the docker CLI and berth's), and their `rm -f`. Rebuild afterwards (`cargo build --release -p berth`) and check
 # with bench/memory.sh.
 #
 #   bench/memory/order.sh [BINARY]   (root; default target/release/berth)
@@ -33,6 +34,18 @@ sleep 3
 python3 "$ROOT/bench/memory/uprobes.py" read "$BERTH" "$OUT.new"
 ids=()
 for _ in $(seq 50); do ids+=("$(docker run -d busybox sleep 1000)"); done
+# What bench/containers.sh also does with them running, through both CLIs.
+for _ in 1 2 3; do
+    docker ps >/dev/null
+    "$BERTH" -H "unix://$S" ps >/dev/null
+    docker exec "${ids[0]}" true
+    "$BERTH" -H "unix://$S" exec "${ids[0]}" true
+    docker stats --no-stream "${ids[0]}" >/dev/null
+    "$BERTH" -H "unix://$S" stats --no-stream "${ids[0]}" >/dev/null
+    docker run --rm --network none --security-opt seccomp=unconfined busybox true
+    "$BERTH" -H "unix://$S" run --rm --network none busybox true
+done
+ids+=("$("$BERTH" -H "unix://$S" run -d busybox sleep 1000)")
 docker rm -f "${ids[@]}" >/dev/null
 sleep 5
 python3 "$ROOT/bench/memory/uprobes.py" read "$BERTH" "$OUT.new"
