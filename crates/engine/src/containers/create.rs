@@ -398,8 +398,10 @@ pub fn fill_host_defaults(h: &mut HostConfig) {
     if h.memory.unwrap_or(0) > 0 && h.memory_swap.unwrap_or(0) == 0 {
         // As dockerd: memory plus swap defaults to twice the memory, or unlimited where the kernel does
         // not account swap (`docker update` later checks a new memory limit against it).
+        // Saturating: twice a limit above 2^62 bytes wrapped to a negative swap limit, which means
+        // "unlimited" further down (and panicked in a debug build).
         h.memory_swap = Some(if swap_accounting() {
-            h.memory.unwrap_or(0) * 2
+            h.memory.unwrap_or(0).saturating_mul(2)
         } else {
             -1
         });
@@ -499,6 +501,21 @@ mod tests {
         assert_eq!(path, "true");
         assert!(args.is_empty());
         assert!(cfg.cmd.is_none());
+    }
+
+    #[test]
+    fn a_huge_memory_limit_keeps_a_swap_limit_no_smaller() {
+        // Seen while writing the api_request fuzz target, which catches it (its input is kept as
+        // fuzz/corpus/api_request/regression-memory-swap-overflow).
+        let memory = 1i64 << 62;
+        let mut h = HostConfig {
+            memory: Some(memory),
+            ..Default::default()
+        };
+        check_host_config(&h).unwrap();
+        fill_host_defaults(&mut h);
+        let swap = h.memory_swap.unwrap();
+        assert!(swap == -1 || swap >= memory, "memory {memory}, swap {swap}");
     }
 
     #[test]
