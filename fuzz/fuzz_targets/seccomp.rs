@@ -70,8 +70,16 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|e| panic!("{text:?}: the program fails to run: {e}"))
     };
     assert_eq!(verdict(AUDIT_ARCH_I386, 0, [0; 6]), default, "i386 call");
-    assert_eq!(verdict(AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, [0; 6]), default, "x32 call");
-    assert_eq!(verdict(AUDIT_ARCH_X86_64, UNNAMED_NR, [0; 6]), default, "unnamed call");
+    assert_eq!(
+        verdict(AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, [0; 6]),
+        default,
+        "x32 call"
+    );
+    assert_eq!(
+        verdict(AUDIT_ARCH_X86_64, UNNAMED_NR, [0; 6]),
+        default,
+        "unnamed call"
+    );
 
     // For each call number: the rules naming it, and whether every one is unconditional.
     let calls = spec.syscalls().as_deref().unwrap_or(&[]);
