@@ -50,13 +50,23 @@ fuzz_target!(|data: &[u8]| {
         .map(|e| e.expect("entry").file_name())
         .collect();
     next_to_root.sort();
-    assert_eq!(next_to_root, ["a", "outside", "victim"], "something appeared outside the root");
     assert_eq!(
-        std::fs::read_dir(dir.path().join("a")).expect("read a").count(),
+        next_to_root,
+        ["a", "outside", "victim"],
+        "something appeared outside the root"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("a"))
+            .expect("read a")
+            .count(),
         1,
         "something appeared next to the root"
     );
     let v = std::fs::symlink_metadata(&victim).expect("victim");
     assert_eq!(v.nlink(), 1, "a host file was hard-linked");
-    assert_eq!(std::fs::read(&victim).expect("victim"), b"host file", "a host file was written");
+    assert_eq!(
+        std::fs::read(&victim).expect("victim"),
+        b"host file",
+        "a host file was written"
+    );
 });

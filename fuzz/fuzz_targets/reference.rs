@@ -11,8 +11,12 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(r) = Reference::parse_normalized(text) {
         let printed = r.to_string();
-        let again = Reference::parse_normalized(&printed)
-            .unwrap_or_else(|e| panic!("{text:?} parsed, but its printed form {printed:?} does not: {e}"));
-        assert!(again == r, "{text:?} -> {printed:?} parses to another reference");
+        let again = Reference::parse_normalized(&printed).unwrap_or_else(|e| {
+            panic!("{text:?} parsed, but its printed form {printed:?} does not: {e}")
+        });
+        assert!(
+            again == r,
+            "{text:?} -> {printed:?} parses to another reference"
+        );
     }
 });

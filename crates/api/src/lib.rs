@@ -3,6 +3,7 @@
 //! decides anything about images or containers.
 
 mod body;
+pub mod decode;
 mod error;
 mod head_limits;
 mod json;
@@ -17,5 +18,6 @@ pub mod tls;
 mod version;
 
 pub use error::ApiError;
+pub use query::Query;
 pub use server::{serve, Listener};
 pub use version::ApiVersion;

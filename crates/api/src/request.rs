@@ -125,10 +125,5 @@ pub async fn read_bytes(req: Request<ReqBody>) -> ApiResult<Bytes> {
 pub async fn read_json<T: serde::de::DeserializeOwned + Default>(
     req: Request<ReqBody>,
 ) -> ApiResult<T> {
-    let bytes = read_bytes(req).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
+    crate::decode::json_body(&read_bytes(req).await?)
 }

@@ -32,13 +32,22 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::syscall_table;
 
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// `AUDIT_ARCH_X86_64`: the `arch` of a native call in `struct seccomp_data`.
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// The bit x32 system call numbers carry.
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JEQ_K: u16 = 0x15;
 const BPF_JMP_JGE_K: u16 = 0x35;
 const BPF_JMP_JA: u16 = 0x05;
+const BPF_JMP_JGT_K: u16 = 0x25;
+const BPF_JMP_JSET_K: u16 = 0x45;
+const BPF_ALU_AND_K: u16 = 0x54;
 const BPF_RET_K: u16 = 0x06;
+/// The kernel's `BPF_MAXINSNS`.
+const BPF_MAXINSNS: usize = 4096;
+/// `sizeof(struct seccomp_data)`: nr, arch, instruction pointer, six arguments.
+const SECCOMP_DATA_LEN: u32 = 64;
 /// A return value no real rule uses (SECCOMP_RET_TRACE with data 0xbe7): marks "no match" in a
 /// per-action sub-filter, to be rewritten into a jump to the next sub-filter.
 const NO_MATCH: u32 = 0x7ff0_0be7;
@@ -81,6 +90,95 @@ impl Program {
             Err(std::io::Error::last_os_error())
         } else {
             Ok(())
+        }
+    }
+
+    /// Checks the program as the kernel does when it is installed (`bpf_check_classic` and
+    /// `seccomp_check_filter`), for the instructions [`compile`] emits: 1 to 4096 instructions,
+    /// loads only of aligned words inside `struct seccomp_data`, jumps that land inside the
+    /// program, a `RET` last. It also refuses what the kernel would take but Berth never means:
+    /// an opcode [`compile`] does not emit, and a leftover "no match" marker. For tests and
+    /// fuzzing: a program that fails here would fail `install` with `EINVAL`, or misbehave.
+    pub fn check(&self) -> Result<()> {
+        let bad = |pc: usize, why: String| Err(Error::Seccomp(format!("instruction {pc}: {why}")));
+        let len = self.filter.len();
+        if len == 0 || len > BPF_MAXINSNS {
+            return Err(Error::Seccomp(format!(
+                "program has {len} instructions (1 to {BPF_MAXINSNS} allowed)"
+            )));
+        }
+        for (pc, ins) in self.filter.iter().enumerate() {
+            // Classic BPF jumps only forward, relative to the next instruction.
+            let lands = |off: u32| (pc as u64 + 1 + u64::from(off)) < len as u64;
+            match ins.code {
+                BPF_LD_W_ABS if ins.k >= SECCOMP_DATA_LEN || ins.k % 4 != 0 => {
+                    return bad(pc, format!("load at offset {} outside seccomp_data", ins.k));
+                }
+                BPF_LD_W_ABS | BPF_ALU_AND_K => {}
+                BPF_JMP_JA if !lands(ins.k) => {
+                    return bad(pc, format!("jump by {} leaves the program", ins.k));
+                }
+                BPF_JMP_JA => {}
+                BPF_JMP_JEQ_K | BPF_JMP_JGE_K | BPF_JMP_JGT_K | BPF_JMP_JSET_K => {
+                    if !lands(ins.jt.into()) || !lands(ins.jf.into()) {
+                        return bad(
+                            pc,
+                            format!("jump by {}/{} leaves the program", ins.jt, ins.jf),
+                        );
+                    }
+                }
+                BPF_RET_K if ins.k == NO_MATCH => {
+                    return bad(pc, "a sub-filter's no-match marker was left in".into());
+                }
+                BPF_RET_K => {}
+                code => return bad(pc, format!("opcode {code:#x} is not one Berth emits")),
+            }
+        }
+        match self.filter.last() {
+            Some(ins) if ins.code == BPF_RET_K => Ok(()),
+            _ => Err(Error::Seccomp("program does not end in RET".into())),
+        }
+    }
+
+    /// Runs the program on one system call as the kernel would (`arch` is `AUDIT_ARCH_*`), returning
+    /// the action value. Only the instructions [`Program::check`] accepts are known; for tests and
+    /// fuzzing, to say what a compiled profile does to a call.
+    pub fn evaluate(&self, arch: u32, nr: u32, args: [u64; 6]) -> Result<u32> {
+        let mut data = [0u8; SECCOMP_DATA_LEN as usize];
+        data[0..4].copy_from_slice(&nr.to_ne_bytes());
+        data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + i * 8..24 + i * 8].copy_from_slice(&a.to_ne_bytes());
+        }
+        let (mut acc, mut pc) = (0u32, 0usize);
+        loop {
+            let Some(ins) = self.filter.get(pc) else {
+                return Err(Error::Seccomp(format!("ran off the program at {pc}")));
+            };
+            pc += 1;
+            match ins.code {
+                BPF_LD_W_ABS => {
+                    let o = ins.k as usize;
+                    let word = data
+                        .get(o..o + 4)
+                        .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                        .ok_or_else(|| Error::Seccomp(format!("load at offset {o}")))?;
+                    acc = u32::from_ne_bytes(word);
+                }
+                BPF_RET_K => return Ok(ins.k),
+                BPF_JMP_JA => pc += ins.k as usize,
+                BPF_JMP_JEQ_K | BPF_JMP_JGE_K | BPF_JMP_JGT_K | BPF_JMP_JSET_K => {
+                    let taken = match ins.code {
+                        BPF_JMP_JEQ_K => acc == ins.k,
+                        BPF_JMP_JGE_K => acc >= ins.k,
+                        BPF_JMP_JGT_K => acc > ins.k,
+                        _ => acc & ins.k != 0,
+                    };
+                    pc += usize::from(if taken { ins.jt } else { ins.jf });
+                }
+                BPF_ALU_AND_K => acc &= ins.k,
+                code => return Err(Error::Seccomp(format!("opcode {code:#x} at {}", pc - 1))),
+            }
         }
     }
 
@@ -138,8 +236,9 @@ pub fn syscall_number(name: &str) -> Option<u32> {
         .map(|i| syscall_table::X86_64[i].1)
 }
 
-/// The kernel's return value for an OCI action (`errno` for ERRNO and TRACE).
-fn action_value(action: LinuxSeccompAction, errno: Option<u32>) -> Result<u32> {
+/// The kernel's return value for an OCI action (`errno` for ERRNO and TRACE), as [`compile`] writes
+/// it into the program's `RET`s.
+pub fn action_value(action: LinuxSeccompAction, errno: Option<u32>) -> Result<u32> {
     let data = |default: u32| errno.unwrap_or(default) & 0xffff;
     Ok(match action {
         LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => 0,
@@ -305,7 +404,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         }
     }
     prog.push(stmt(BPF_RET_K, default));
-    if prog.len() > 4096 {
+    if prog.len() > BPF_MAXINSNS {
         return Err(Error::Seccomp(format!(
             "program too long: {} instructions",
             prog.len()
@@ -712,38 +811,9 @@ mod tests {
         assert!(names(&amd).iter().any(|n| n == "ptrace"));
     }
 
-    /// Runs a BPF program on a fake `seccomp_data`, as the kernel would.
     fn run(p: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-        let mut data = [0u8; 64];
-        data[0..4].copy_from_slice(&nr.to_ne_bytes());
-        data[4..8].copy_from_slice(&arch.to_ne_bytes());
-        for (i, a) in args.iter().enumerate() {
-            data[16 + i * 8..24 + i * 8].copy_from_slice(&a.to_ne_bytes());
-        }
-        let (mut acc, mut pc) = (0u32, 0usize);
-        loop {
-            let ins = &p.filter[pc];
-            pc += 1;
-            match ins.code {
-                0x20 => {
-                    let o = ins.k as usize;
-                    acc = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
-                }
-                0x06 => return ins.k,
-                0x05 => pc += ins.k as usize,
-                0x15 | 0x35 | 0x25 | 0x45 => {
-                    let t = match ins.code {
-                        0x15 => acc == ins.k,
-                        0x35 => acc >= ins.k,
-                        0x25 => acc > ins.k,
-                        _ => acc & ins.k != 0,
-                    };
-                    pc += if t { ins.jt } else { ins.jf } as usize;
-                }
-                0x54 => acc &= ins.k,
-                c => panic!("opcode {c:#x} not in the test interpreter"),
-            }
-        }
+        p.check().unwrap();
+        p.evaluate(arch, nr, args).unwrap()
     }
 
     #[test]

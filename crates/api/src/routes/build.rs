@@ -3,10 +3,9 @@
 //! it comes; the output is dockerd's JSON-lines stream (`stream`, `aux`, and errors inside the 200 as
 //! `errorDetail`). A client that goes away cancels its build.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use engine::builds::{BuildOptions, BuildProgress, BuildRequest, RunHost};
+use engine::builds::BuildProgress;
 use engine::Engine;
 use http::{Request, Response, StatusCode};
 use serde_json::json;
@@ -19,7 +18,7 @@ use crate::router::Ctx;
 
 /// `POST /build?t=&dockerfile=&buildargs=&…`.
 pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
-    let request = parse(ctx)?;
+    let request = crate::decode::build_request(&ctx.query)?;
     let mut context = blocking_reader(req.into_body());
     let (tx, body) = body::channel();
     let engine: Arc<Engine> = Arc::clone(&ctx.engine);
@@ -105,86 +104,4 @@ impl BuildProgress for Sink {
     fn aux_id(&mut self, id: &str) {
         send_line(&self.tx, &json!({ "aux": { "ID": id } }));
     }
-}
-
-/// The query as dockerd reads it.
-fn parse(ctx: &Ctx) -> ApiResult<BuildRequest> {
-    let q = &ctx.query;
-    if q.get("version") == Some("2") {
-        return Err(ApiError::bad_request(
-            "BuildKit (version=2) is not supported by Berth: Berth builds with the classic builder \
-             (DOCKER_BUILDKIT=0)",
-        ));
-    }
-    if q.get("remote").is_some_and(|r| !r.is_empty()) {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "remote build contexts (a URL or a git repository) are not supported by Berth yet",
-        ));
-    }
-    let json_map = |key: &str| -> ApiResult<BTreeMap<String, Option<String>>> {
-        match q.get(key).filter(|v| !v.is_empty() && *v != "null") {
-            None => Ok(BTreeMap::new()),
-            Some(v) => serde_json::from_str(v)
-                .map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}"))),
-        }
-    };
-    let int = |key: &str| -> ApiResult<i64> {
-        match q.get(key).filter(|v| !v.is_empty()) {
-            None => Ok(0),
-            Some(v) => v
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid {key}: {v}"))),
-        }
-    };
-    let extra_hosts = match q.get("extrahosts").filter(|v| !v.is_empty()) {
-        None => Vec::new(),
-        // The docker CLI sends them comma-separated; the API also knows a JSON list.
-        Some(v) if v.starts_with('[') => serde_json::from_str(v)
-            .map_err(|e| ApiError::bad_request(format!("invalid extrahosts: {e}")))?,
-        Some(v) => v.split(',').map(str::to_owned).collect(),
-    };
-    let cache_from: Vec<String> = match q.get("cachefrom").filter(|v| !v.is_empty() && *v != "null")
-    {
-        None => Vec::new(),
-        Some(v) => serde_json::from_str(v)
-            .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?,
-    };
-    let options = BuildOptions {
-        cache_from,
-        build_args: json_map("buildargs")?,
-        target: q.get("target").filter(|t| !t.is_empty()).map(str::to_owned),
-        no_cache: q.bool("nocache"),
-        pull: q.bool("pull"),
-        labels: json_map("labels")?
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .collect(),
-        platform: q
-            .get("platform")
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned),
-        tags: q.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
-        // `rm` is on unless the client says otherwise.
-        rm: q.get("rm").is_none() || q.bool("rm"),
-        force_rm: q.bool("forcerm"),
-        quiet: q.bool("q"),
-        host: RunHost {
-            network_mode: q.get("networkmode").unwrap_or_default().to_owned(),
-            extra_hosts,
-            memory: int("memory")?,
-            memory_swap: int("memswap")?,
-            cpu_shares: int("cpushares")?,
-            cpuset_cpus: q.get("cpusetcpus").unwrap_or_default().to_owned(),
-            cpu_period: int("cpuperiod")?,
-            cpu_quota: int("cpuquota")?,
-            shm_size: int("shmsize")?,
-        },
-    };
-    Ok(BuildRequest {
-        dockerfile: q.get("dockerfile").unwrap_or_default().to_owned(),
-        options,
-        build_id: q.get("buildid").unwrap_or_default().to_owned(),
-        cancel: Default::default(),
-    })
 }

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use engine::containers::hub::{Frame, Subscription};
 use engine::containers::record::Container;
 use engine::containers::{
-    check_raw_policy, parse_signal, AttachTarget, ContainerListOptions, CreateRequest, LogOptions,
-    Stdin, WaitCondition,
+    parse_signal, AttachTarget, ContainerListOptions, CreateRequest, LogOptions, Stdin,
+    WaitCondition,
 };
 use engine::{parse_timestamp, Engine, Filters};
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -23,45 +23,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::router::Ctx;
 use crate::stdin::InputEnd;
 
-/// A create or update body. An unknown restart policy name (at `policy`, a JSON pointer) fails the
-/// model's parse: it is answered in dockerd's words.
-fn parse_with_policy<T: serde::de::DeserializeOwned>(bytes: &[u8], policy: &str) -> ApiResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(bytes) {
-            if let Err(p) = check_raw_policy(&raw, policy) {
-                return ApiError::from(p);
-            }
-        }
-        ApiError::bad_request(format!("invalid JSON in the request body: {e}"))
-    })
-}
-
 /// `POST /containers/create?name=…`.
 pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
-    let body: bollard_stubs::models::ContainerCreateBody =
-        parse_with_policy(&read_bytes(req).await?, "/HostConfig/RestartPolicy")?;
-    // Recursive read-only binds came with API 1.44 (Docker 25): older clients keep read-only binds
-    // read-only at the top only, and cannot insist on recursion, as dockerd answers them.
-    let legacy = ctx.version.before(44);
-    if legacy
-        && body
-            .host_config
-            .iter()
-            .flat_map(|h| h.mounts.iter().flatten())
-            .any(|m| {
-                m.bind_options
-                    .as_ref()
-                    .is_some_and(|b| b.read_only_force_recursive == Some(true))
-            })
-    {
-        return Err(ApiError::bad_request(
-            "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer",
-        ));
-    }
+    let body = crate::decode::container_create(&read_bytes(req).await?, ctx.version)?;
     let req = CreateRequest {
         name: ctx.query.get("name").map(str::to_owned),
         body,
-        read_only_non_recursive: legacy,
+        read_only_non_recursive: ctx.version.before(44),
     };
     let created = ctx.engine.create_container(req).await?;
     Ok(json_status(StatusCode::CREATED, &created))
@@ -183,7 +151,7 @@ pub async fn kill(ctx: &Ctx, name: &str) -> ApiResult<Response<Body>> {
 
 /// `POST /containers/{id}/update`: new resources and restart policy; `{"Warnings": []}`.
 pub async fn update(ctx: &Ctx, req: Request<ReqBody>, name: &str) -> ApiResult<Response<Body>> {
-    let body = parse_with_policy(&read_bytes(req).await?, "/RestartPolicy")?;
+    let body = crate::decode::container_update(&read_bytes(req).await?)?;
     Ok(json(&ctx.engine.update_container(name, body).await?))
 }
 

@@ -1,7 +1,6 @@
 //! `/volumes`: list, create, inspect, remove and prune (local volumes; no cluster volumes, no plugins).
 
 use crate::request::{read_bytes, ReqBody};
-use bollard_stubs::models::VolumeCreateOptions;
 use engine::Filters;
 use http::{Request, Response, StatusCode};
 
@@ -17,13 +16,7 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
 
 /// `POST /volumes/create`: 201 with the volume (a new one, or the existing one of that name).
 pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
-    let bytes = read_bytes(req).await?;
-    let opts: VolumeCreateOptions = if bytes.iter().all(u8::is_ascii_whitespace) {
-        VolumeCreateOptions::default()
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
-    };
+    let opts = crate::decode::volume_create(&read_bytes(req).await?)?;
     let v = ctx.engine.create_volume(opts).await?;
     Ok(json_status(StatusCode::CREATED, &v))
 }

@@ -55,12 +55,8 @@ impl Engine {
                     e => e,
                 })?
         };
-        let mut host = body.host_config.clone().unwrap_or_default();
-        host.log_config = Some(super::logdriver::merge(
-            &self.config.log,
-            host.log_config.as_ref(),
-        ));
-        validate_host_config(&host)?;
+        let mut host = create_host_config(&body, &self.config.log)?;
+        super::devices::from_host_config(&host)?;
         if self.container_id_map(&host).is_some() {
             userns_conflicts(&host)?;
         }
@@ -87,11 +83,6 @@ impl Engine {
             &image.config.config.clone().unwrap_or_default(),
             &image_name,
         )?;
-        if host.memory.unwrap_or(0) > 0 && host.memory.unwrap_or(0) < 6 * 1024 * 1024 {
-            return Err(Error::InvalidParameter(
-                "Minimum memory limit allowed is 6MB".into(),
-            ));
-        }
         let id = random_id()?;
         let name = match req.name.filter(|n| !n.is_empty()) {
             Some(n) => names::validate(&n)?,
@@ -182,9 +173,23 @@ impl Engine {
     }
 }
 
-/// The image's defaults under the request's values, as dockerd merges them; returns the config Docker
-/// shows, and the process's path and arguments.
-fn merge_config(
+/// The host config a create request gets: the body's, with the daemon's log defaults (`log`) under its
+/// log config, checked with [`check_host_config`]. Needs no daemon state, so the API's fuzz target runs
+/// it on every body it decodes, as the engine does.
+pub fn create_host_config(
+    body: &ContainerCreateBody,
+    log: &super::logdriver::LogDefaults,
+) -> Result<HostConfig> {
+    let mut host = body.host_config.clone().unwrap_or_default();
+    host.log_config = Some(super::logdriver::merge(log, host.log_config.as_ref()));
+    check_host_config(&host)?;
+    Ok(host)
+}
+
+/// The image's defaults (`img`) under the request's values, as dockerd merges them; returns the config
+/// Docker shows, and the process's path and arguments. Refuses a request left without a command and a
+/// bad health check. Pure, so that the API's fuzz target runs it too.
+pub fn merge_config(
     body: &ContainerCreateBody,
     img: &image::ContainerConfig,
     image_name: &str,
@@ -328,8 +333,10 @@ fn userns_conflicts(h: &HostConfig) -> Result<()> {
     Ok(())
 }
 
-/// Refuses what Berth cannot honour yet, naming the option, instead of silently ignoring it.
-fn validate_host_config(h: &HostConfig) -> Result<()> {
+/// Checks a create request's host config: refuses what Berth cannot honour yet, naming the option,
+/// instead of silently ignoring it, and values Docker refuses. Reads nothing of the host, so a
+/// `--device` naming a missing node passes here and fails at create (`devices::from_host_config`).
+pub fn check_host_config(h: &HostConfig) -> Result<()> {
     let refuse = |what: &str| {
         Err(Error::InvalidParameter(format!(
             "{what} is not supported by Berth yet"
@@ -341,7 +348,7 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     if some_vec(&h.device_requests) {
         return refuse("--gpus (device requests)");
     }
-    super::devices::from_host_config(h)?;
+    super::devices::check_mappings(h)?;
     super::devices::cgroup_rules(h)?;
     // Network modes (user-defined networks, `container:X`) are checked against the networks at create.
     for (what, mode) in [
@@ -375,6 +382,11 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
         )?;
     }
     super::limits::Limits::of_host(h).check(true)?;
+    if h.memory.unwrap_or(0) > 0 && h.memory.unwrap_or(0) < 6 * 1024 * 1024 {
+        return Err(Error::InvalidParameter(
+            "Minimum memory limit allowed is 6MB".into(),
+        ));
+    }
     if h.storage_opt.as_ref().is_some_and(|s| !s.is_empty()) {
         return refuse("--storage-opt");
     }
@@ -404,8 +416,9 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
     Ok(())
 }
 
-/// Docker's defaults for what the client left out (inspect shows them).
-fn fill_host_defaults(h: &mut HostConfig) {
+/// Docker's defaults for what the client left out (inspect shows them); the engine fills them in once the
+/// request is checked, before the record is stored.
+pub fn fill_host_defaults(h: &mut HostConfig) {
     if h.network_mode.as_deref().is_none_or(str::is_empty) {
         h.network_mode = Some("default".into());
     }
@@ -421,8 +434,10 @@ fn fill_host_defaults(h: &mut HostConfig) {
     if h.memory.unwrap_or(0) > 0 && h.memory_swap.unwrap_or(0) == 0 {
         // As dockerd: memory plus swap defaults to twice the memory, or unlimited where the kernel does
         // not account swap (`docker update` later checks a new memory limit against it).
+        // Saturating: twice a limit above 2^62 bytes wrapped to a negative swap limit, which means
+        // "unlimited" further down (and panicked in a debug build).
         h.memory_swap = Some(if swap_accounting() {
-            h.memory.unwrap_or(0) * 2
+            h.memory.unwrap_or(0).saturating_mul(2)
         } else {
             -1
         });
@@ -525,12 +540,27 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_memory_limit_keeps_a_swap_limit_no_smaller() {
+        // Seen while writing the api_request fuzz target, which catches it (its input is kept as
+        // fuzz/corpus/api_request/regression-memory-swap-overflow).
+        let memory = 1i64 << 62;
+        let mut h = HostConfig {
+            memory: Some(memory),
+            ..Default::default()
+        };
+        check_host_config(&h).unwrap();
+        fill_host_defaults(&mut h);
+        let swap = h.memory_swap.unwrap();
+        assert!(swap == -1 || swap >= memory, "memory {memory}, swap {swap}");
+    }
+
+    #[test]
     fn unsupported_options_are_refused_by_name() {
         let h = HostConfig {
             uts_mode: Some("container:other".into()),
             ..Default::default()
         };
-        let e = validate_host_config(&h).unwrap_err().to_string();
+        let e = check_host_config(&h).unwrap_err().to_string();
         assert!(e.contains("--uts container:other"), "{e}");
     }
 }

@@ -42,7 +42,16 @@ pub fn from_host_config(h: &HostConfig) -> Result<Vec<Device>> {
     Ok(out)
 }
 
-fn mapping(d: &DeviceMapping) -> Result<Vec<Device>> {
+/// Checks every `--device` mapping's container path and permissions without looking at the host.
+pub fn check_mappings(h: &HostConfig) -> Result<()> {
+    for d in h.devices.iter().flatten() {
+        checked(d)?;
+    }
+    Ok(())
+}
+
+/// A mapping's host path, container path and cgroup permissions, checked as dockerd does.
+fn checked(d: &DeviceMapping) -> Result<(String, String, String)> {
     let host = d.path_on_host.clone().unwrap_or_default();
     let ctr = d
         .path_in_container
@@ -64,6 +73,11 @@ fn mapping(d: &DeviceMapping) -> Result<Vec<Device>> {
             "{ctr} is not an absolute path"
         )));
     }
+    Ok((host, ctr, access))
+}
+
+fn mapping(d: &DeviceMapping) -> Result<Vec<Device>> {
+    let (host, ctr, access) = checked(d)?;
     let meta = std::fs::metadata(&host)
         .map_err(|e| gather_error(&host, runtime::error::go_errno_text(&e)))?;
     if meta.is_dir() {

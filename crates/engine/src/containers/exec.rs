@@ -28,7 +28,7 @@ use crate::Engine;
 const KEEP_FINISHED: Duration = Duration::from_secs(10 * 60);
 
 /// `POST /containers/{id}/exec` body (Docker's ExecConfig).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ExecConfig {
     /// Attach stdin.
@@ -57,7 +57,7 @@ pub struct ExecConfig {
 }
 
 /// `POST /exec/{id}/start` body.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ExecStartConfig {
     /// Start and return at once.
@@ -115,14 +115,7 @@ impl Engine {
         let c = self.containers.resolve(name)?;
         check_running(&c)?;
         self.prime_cgroup_attach(&c);
-        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
-            return Err(Error::InvalidParameter("No exec command specified".into()));
-        }
-        if let Some(k) = config.detach_keys.as_deref().filter(|k| !k.is_empty()) {
-            stdio::detach::parse_keys(k).map_err(|_| {
-                Error::InvalidParameter(format!("Invalid escape keys ({k}) provided"))
-            })?;
-        }
+        check_exec_config(&config)?;
         // dockerd makes the links' variables at create: a linked container that stopped fails the exec.
         self.link_env_of(&c)?;
         let id = super::create::random_id()?;
@@ -404,6 +397,18 @@ impl Engine {
 /// Docker's exec environment: the container's (PATH default, HOSTNAME, TERM with a TTY, its Env), with the
 /// exec's variables replacing or adding to it. HOME comes from the exec user's passwd entry (the runtime).
 /// The links' variables are made again for each exec, as dockerd does (a stopped linked container fails it).
+/// Checks an exec's config on its own (a command, detach keys that parse), before it meets the container.
+pub fn check_exec_config(config: &ExecConfig) -> Result<()> {
+    if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+        return Err(Error::InvalidParameter("No exec command specified".into()));
+    }
+    if let Some(k) = config.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        stdio::detach::parse_keys(k)
+            .map_err(|_| Error::InvalidParameter(format!("Invalid escape keys ({k}) provided")))?;
+    }
+    Ok(())
+}
+
 fn exec_env(c: &Container, link_env: &[String], cfg: &ExecConfig, tty: bool) -> Vec<String> {
     let c = super::links::with_link_env(c, link_env.to_vec());
     let mut env = super::spec::container_env(&c, tty);

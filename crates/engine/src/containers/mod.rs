@@ -38,13 +38,17 @@ pub(crate) use commit::commit_upper;
 pub use commit::CommitRequest;
 pub(crate) use create::fill_random;
 pub(crate) use create::random_id;
-pub use create::CreateRequest;
-pub use exec::{ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
+pub use create::{
+    check_host_config, create_host_config, fill_host_defaults, merge_config, CreateRequest,
+};
+pub use exec::{check_exec_config, ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};
 pub(crate) use links::parse_link;
 pub use logs::LogOptions;
 pub use restart::check_raw_policy;
+pub use spec::resources;
 pub use stdin::Stdin;
+pub use update::check_update;
 pub use views::ContainerListOptions;
 
 /// A lifecycle change, broadcast to waiters.

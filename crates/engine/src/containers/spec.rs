@@ -565,8 +565,9 @@ pub(crate) fn host_capabilities() -> Vec<String> {
         .collect()
 }
 
-/// `linux.resources` from Docker's resource fields; devices follow Docker's default allow list.
-pub(crate) fn resources(h: &HostConfig) -> Result<LinuxResources> {
+/// `linux.resources` from Docker's resource fields (what a start and a live update apply); devices follow
+/// Docker's default allow list.
+pub fn resources(h: &HostConfig) -> Result<LinuxResources> {
     let mut r = LinuxResourcesBuilder::default().devices(default_device_rules(h));
     if let Some(memory) = memory(h)? {
         r = r.memory(memory);

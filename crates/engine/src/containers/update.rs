@@ -18,8 +18,7 @@ impl Engine {
         body: ContainerUpdateBody,
     ) -> Result<ContainerUpdateResponse> {
         let c = self.containers.resolve(name)?;
-        super::limits::Limits::of_update(&body).check(false)?;
-        super::restart::validate(body.restart_policy.as_ref(), false)?;
+        check_update(&body)?;
         if matches!(c.state.status, Status::Removing | Status::Dead) {
             return Err(Error::Conflict(format!(
                 "Cannot update container {}: container is marked for removal and cannot be \"update\"",
@@ -52,6 +51,12 @@ impl Engine {
             warnings: Some(Vec::new()),
         })
     }
+}
+
+/// Checks an update body on its own (limits, restart policy), before it meets the container's record.
+pub fn check_update(body: &ContainerUpdateBody) -> Result<()> {
+    super::limits::Limits::of_update(body).check(false)?;
+    super::restart::validate(body.restart_policy.as_ref(), false)
 }
 
 /// dockerd's merge: zero (or absent) means "unchanged"; NanoCpus and a CFS period or quota exclude each

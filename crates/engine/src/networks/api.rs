@@ -18,7 +18,7 @@ use crate::Engine;
 pub type NetworkCreate = NetworkCreateRequest;
 
 /// `POST /networks/{id}/connect`'s body.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, Serialize)]
 pub struct ConnectRequest {
     /// The container (name or ID).
     #[serde(rename = "Container", default)]
@@ -230,6 +230,77 @@ impl State {
     }
 }
 
+/// Checks a `POST /networks/create` body on its own (name, driver, IPv6, IPAM config), before it meets
+/// the other networks: what `create_network` refuses without looking at any state.
+pub fn check_network_create(req: &NetworkCreate) -> Result<()> {
+    network_plan(req).map(drop)
+}
+
+/// Whether a new network has IPv6, and its checked IPAM request (IPv6 entries dropped without IPv6).
+fn network_plan(req: &NetworkCreate) -> Result<(bool, super::ipam_request::IpamPlan)> {
+    check_name(&req.name)?;
+    match req.driver.as_deref().unwrap_or("") {
+        "" | "bridge" => {}
+        d @ ("host" | "null") => {
+            return Err(Error::Forbidden(format!(
+                "only one instance of \"{d}\" network is allowed"
+            )))
+        }
+        d => return Err(Error::NotFound(format!("plugin \"{d}\" not found"))),
+    }
+    if req.config_only == Some(true) || req.config_from.is_some() || req.ingress == Some(true) {
+        return Err(Error::NotImplemented(
+            "config-only, config-from and ingress networks are not supported by Berth".into(),
+        ));
+    }
+    if req.enable_ipv4 == Some(false) {
+        return Err(Error::NotImplemented(
+            "IPv6-only networks (--ipv4=false) are not supported by Berth yet".into(),
+        ));
+    }
+    // As dockerd: EnableIPv6, else the driver option com.docker.network.enable_ipv6.
+    let ipv6 = match req.enable_ipv6 {
+        Some(v) => v,
+        None => match req
+            .options
+            .as_ref()
+            .and_then(|o| o.get("com.docker.network.enable_ipv6"))
+        {
+            None => false,
+            Some(v) => parse_go_bool(v).ok_or_else(|| {
+                Error::InvalidParameter(
+                    "driver-opt \"com.docker.network.enable_ipv6\" is not a valid bool".into(),
+                )
+            })?,
+        },
+    };
+    if let Some(d) = req.ipam.as_ref().and_then(|i| i.driver.clone()) {
+        if !d.is_empty() && d != "default" {
+            return Err(Error::NotFound(format!("plugin \"{d}\" not found")));
+        }
+    }
+    let mut plan = super::ipam_request::IpamPlan::parse(
+        &req.ipam
+            .as_ref()
+            .and_then(|i| i.config.clone())
+            .unwrap_or_default(),
+        ipv6,
+    )?;
+    if !ipv6 {
+        // dockerd discards an IPv6 IPAM config (and its auxiliary addresses) without an error when the
+        // network does not enable IPv6.
+        plan.v6 = None;
+        plan.aux.retain(|_, ip| ip.is_ipv4());
+    }
+    Ok((ipv6, plan))
+}
+
+/// Checks a `POST /networks/{id}/connect` body's endpoint config on its own (addresses, MAC, links),
+/// before it meets the network.
+pub fn check_endpoint_config(ep: &EndpointSettings) -> Result<()> {
+    super::settings::attachment_from("", ep).map(drop)
+}
+
 /// Go's `strconv.ParseBool`, which dockerd uses for boolean driver options.
 fn parse_go_bool(v: &str) -> Option<bool> {
     match v {
@@ -429,60 +500,7 @@ impl Engine {
     /// `POST /networks/create`.
     pub async fn create_network(self: &Arc<Self>, req: NetworkCreate) -> Result<CreatedNetwork> {
         let name = req.name.clone();
-        check_name(&name)?;
-        match req.driver.as_deref().unwrap_or("") {
-            "" | "bridge" => {}
-            d @ ("host" | "null") => {
-                return Err(Error::Forbidden(format!(
-                    "only one instance of \"{d}\" network is allowed"
-                )))
-            }
-            d => return Err(Error::NotFound(format!("plugin \"{d}\" not found"))),
-        }
-        if req.config_only == Some(true) || req.config_from.is_some() || req.ingress == Some(true) {
-            return Err(Error::NotImplemented(
-                "config-only, config-from and ingress networks are not supported by Berth".into(),
-            ));
-        }
-        if req.enable_ipv4 == Some(false) {
-            return Err(Error::NotImplemented(
-                "IPv6-only networks (--ipv4=false) are not supported by Berth yet".into(),
-            ));
-        }
-        // As dockerd: EnableIPv6, else the driver option com.docker.network.enable_ipv6.
-        let ipv6 = match req.enable_ipv6 {
-            Some(v) => v,
-            None => match req
-                .options
-                .as_ref()
-                .and_then(|o| o.get("com.docker.network.enable_ipv6"))
-            {
-                None => false,
-                Some(v) => parse_go_bool(v).ok_or_else(|| {
-                    Error::InvalidParameter(
-                        "driver-opt \"com.docker.network.enable_ipv6\" is not a valid bool".into(),
-                    )
-                })?,
-            },
-        };
-        if let Some(d) = req.ipam.as_ref().and_then(|i| i.driver.clone()) {
-            if !d.is_empty() && d != "default" {
-                return Err(Error::NotFound(format!("plugin \"{d}\" not found")));
-            }
-        }
-        let mut plan = super::ipam_request::IpamPlan::parse(
-            &req.ipam
-                .as_ref()
-                .and_then(|i| i.config.clone())
-                .unwrap_or_default(),
-            ipv6,
-        )?;
-        if !ipv6 {
-            // dockerd discards an IPv6 IPAM config (and its auxiliary addresses) without an error when the
-            // network does not enable IPv6.
-            plan.v6 = None;
-            plan.aux.retain(|_, ip| ip.is_ipv4());
-        }
+        let (ipv6, plan) = network_plan(&req)?;
         let v4 = plan.v4.unwrap_or_default();
         let v6 = plan.v6.unwrap_or_default();
         let id = crate::containers::random_id()?;

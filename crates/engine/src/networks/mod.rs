@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
 
-pub use api::{ConnectRequest, NetworkCreate};
+pub use api::{check_endpoint_config, check_network_create, ConnectRequest, NetworkCreate};
 
 /// The default bridge device when the daemon is given none (Docker's is `docker0`).
 pub const DEFAULT_BRIDGE: &str = "berth0";

@@ -20,6 +20,7 @@ use crate::filters::Filters;
 use crate::Engine;
 pub use containers::VolumeSpec;
 pub(crate) use containers::{is_volume_bind, parse_specs, rebuild_refs};
+pub use local::validate as validate_local_options;
 use store::{Record, ANONYMOUS_LABEL};
 
 /// A volume as the API shows it (Docker's `volume.Volume`, fields in Go's order; `Labels` and `Options` are

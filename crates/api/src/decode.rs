@@ -1,0 +1,165 @@
+//! Request bodies and query strings decoded and checked as the handlers need them, before any of the
+//! daemon's state is consulted. Public so that the fuzz targets (`fuzz/`) feed bytes through the very
+//! functions the handlers call; nothing here reads the connection.
+
+use std::collections::BTreeMap;
+
+use bollard_stubs::models::{ContainerCreateBody, ContainerUpdateBody, VolumeCreateOptions};
+use engine::builds::{BuildOptions, BuildRequest, RunHost};
+use engine::containers::check_raw_policy;
+use http::StatusCode;
+
+use crate::error::ApiError;
+use crate::query::Query;
+use crate::version::ApiVersion;
+
+/// Whether a body holds nothing but whitespace: such a body reads as the type's default.
+fn blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
+/// A JSON body; an empty one reads as `T::default()` (exec create and start, network create and
+/// connect, disconnect).
+pub fn json_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if blank(bytes) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
+}
+
+/// A create or update body. An unknown restart policy name (at `policy`, a JSON pointer) fails the
+/// model's parse: it is answered in dockerd's words.
+fn parse_with_policy<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    policy: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            if let Err(p) = check_raw_policy(&raw, policy) {
+                return ApiError::from(p);
+            }
+        }
+        ApiError::bad_request(format!("invalid JSON in the request body: {e}"))
+    })
+}
+
+/// `POST /containers/create`'s body, as a client speaking `version` sent it.
+pub fn container_create(
+    bytes: &[u8],
+    version: ApiVersion,
+) -> Result<ContainerCreateBody, ApiError> {
+    let body: ContainerCreateBody = parse_with_policy(bytes, "/HostConfig/RestartPolicy")?;
+    // Recursive read-only binds came with API 1.44 (Docker 25): older clients keep read-only binds
+    // read-only at the top only, and cannot insist on recursion, as dockerd answers them.
+    if version.before(44)
+        && body
+            .host_config
+            .iter()
+            .flat_map(|h| h.mounts.iter().flatten())
+            .any(|m| {
+                m.bind_options
+                    .as_ref()
+                    .is_some_and(|b| b.read_only_force_recursive == Some(true))
+            })
+    {
+        return Err(ApiError::bad_request(
+            "BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer",
+        ));
+    }
+    Ok(body)
+}
+
+/// `POST /containers/{id}/update`'s body.
+pub fn container_update(bytes: &[u8]) -> Result<ContainerUpdateBody, ApiError> {
+    parse_with_policy(bytes, "/RestartPolicy")
+}
+
+/// `POST /volumes/create`'s body; an empty one creates an anonymous volume.
+pub fn volume_create(bytes: &[u8]) -> Result<VolumeCreateOptions, ApiError> {
+    if blank(bytes) {
+        return Ok(VolumeCreateOptions::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+/// `POST /build`'s query as dockerd reads it (the context tar is the body, read by the engine).
+pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
+    if q.get("version") == Some("2") {
+        return Err(ApiError::bad_request(
+            "BuildKit (version=2) is not supported by Berth: Berth builds with the classic builder \
+             (DOCKER_BUILDKIT=0)",
+        ));
+    }
+    if q.get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "remote build contexts (a URL or a git repository) are not supported by Berth yet",
+        ));
+    }
+    let json_map = |key: &str| -> Result<BTreeMap<String, Option<String>>, ApiError> {
+        match q.get(key).filter(|v| !v.is_empty() && *v != "null") {
+            None => Ok(BTreeMap::new()),
+            Some(v) => serde_json::from_str(v)
+                .map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}"))),
+        }
+    };
+    let int = |key: &str| -> Result<i64, ApiError> {
+        match q.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(0),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid {key}: {v}"))),
+        }
+    };
+    let extra_hosts = match q.get("extrahosts").filter(|v| !v.is_empty()) {
+        None => Vec::new(),
+        // The docker CLI sends them comma-separated; the API also knows a JSON list.
+        Some(v) if v.starts_with('[') => serde_json::from_str(v)
+            .map_err(|e| ApiError::bad_request(format!("invalid extrahosts: {e}")))?,
+        Some(v) => v.split(',').map(str::to_owned).collect(),
+    };
+    let cache_from: Vec<String> = match q.get("cachefrom").filter(|v| !v.is_empty() && *v != "null")
+    {
+        None => Vec::new(),
+        Some(v) => serde_json::from_str(v)
+            .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?,
+    };
+    let options = BuildOptions {
+        cache_from,
+        build_args: json_map("buildargs")?,
+        target: q.get("target").filter(|t| !t.is_empty()).map(str::to_owned),
+        no_cache: q.bool("nocache"),
+        pull: q.bool("pull"),
+        labels: json_map("labels")?
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect(),
+        platform: q
+            .get("platform")
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned),
+        tags: q.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
+        // `rm` is on unless the client says otherwise.
+        rm: q.get("rm").is_none() || q.bool("rm"),
+        force_rm: q.bool("forcerm"),
+        quiet: q.bool("q"),
+        host: RunHost {
+            network_mode: q.get("networkmode").unwrap_or_default().to_owned(),
+            extra_hosts,
+            memory: int("memory")?,
+            memory_swap: int("memswap")?,
+            cpu_shares: int("cpushares")?,
+            cpuset_cpus: q.get("cpusetcpus").unwrap_or_default().to_owned(),
+            cpu_period: int("cpuperiod")?,
+            cpu_quota: int("cpuquota")?,
+            shm_size: int("shmsize")?,
+        },
+    };
+    Ok(BuildRequest {
+        dockerfile: q.get("dockerfile").unwrap_or_default().to_owned(),
+        options,
+        build_id: q.get("buildid").unwrap_or_default().to_owned(),
+        cancel: Default::default(),
+    })
+}
