@@ -493,7 +493,8 @@ pub(crate) fn shim_driver(c: &Container, dir: &Path) -> Result<shim::LogDriver> 
             path: json_path(dir, &c.id),
             max_size: opts
                 .get("max-size")
-                .and_then(|s| super::lifecycle::parse_size(s))
+                // dockerd's json-file reads it with `units.FromHumanSize`: `10m` is 10,000,000 bytes.
+                .and_then(|s| super::limits::human_size(s))
                 .unwrap_or(JSON_MAX_SIZE),
             max_files: opts
                 .get("max-file")
@@ -745,6 +746,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("failed to initialize logging driver: error parsing regexp"));
+    }
+
+    #[test]
+    fn json_file_max_size_is_decimal_as_dockerds() {
+        let mut c = Container::for_test(
+            "0123456789abcdef0123",
+            "web",
+            "",
+            bollard_stubs::models::ContainerConfig::default(),
+        );
+        c.host_config.log_config = Some(bollard_stubs::models::HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(opts(&[("max-size", "10m"), ("max-file", "3")])),
+        });
+        match shim_driver(&c, Path::new("/nonexistent")).unwrap() {
+            shim::LogDriver::JsonFile {
+                max_size,
+                max_files,
+                ..
+            } => {
+                assert_eq!(max_size, 10_000_000);
+                assert_eq!(max_files, 3);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
