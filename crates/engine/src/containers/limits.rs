@@ -354,9 +354,12 @@ mod tests {
         assert_eq!(cpu_list("0-2,4"), Some(vec![(0, 2), (4, 4)]));
     }
 
+    /// A change to an update's body.
+    type Edit = fn(&mut ContainerUpdateBody);
+
     #[test]
     fn update_checks_the_values_create_checks() {
-        let upd = |f: fn(&mut ContainerUpdateBody)| {
+        let upd = |f: Edit| {
             let mut b = ContainerUpdateBody::default();
             f(&mut b);
             Limits::of_update(&b)
@@ -364,7 +367,7 @@ mod tests {
                 .err()
                 .map(|e| e.to_string())
         };
-        let cases: [(fn(&mut ContainerUpdateBody), &str); 9] = [
+        let cases: [(Edit, &str); 9] = [
             (|b| b.memory = Some(1 << 20), "Minimum memory limit allowed is 6MB"),
             (|b| b.memory = Some(-2), "Minimum memory limit allowed is 6MB"),
             (
