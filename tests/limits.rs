@@ -122,6 +122,10 @@ fn settings_dockerd_refuses_are_refused_at_create_and_update() {
             "sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace",
         ),
         (
+            &["-w", "rel"][..],
+            "the working directory 'rel' is invalid, it needs to be an absolute path",
+        ),
+        (
             &["-m", "64m", "--memory-swap", "32m"][..],
             "Minimum memoryswap limit should be larger than memory limit, see usage",
         ),

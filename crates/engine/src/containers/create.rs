@@ -234,6 +234,15 @@ fn merge_config(
         }
     }
     let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
+    let working_dir = nonempty(&body.working_dir)
+        .or_else(|| img.working_dir.clone())
+        .unwrap_or_default();
+    // dockerd's check: a relative directory would be resolved against whatever the runtime starts in.
+    if !working_dir.is_empty() && !working_dir.starts_with('/') {
+        return Err(Error::InvalidParameter(format!(
+            "the working directory '{working_dir}' is invalid, it needs to be an absolute path"
+        )));
+    }
     let healthcheck = super::health::merge(body.healthcheck.clone(), img.healthcheck.as_ref());
     super::health::validate(healthcheck.as_ref())?;
     let config = ContainerConfig {
@@ -257,11 +266,7 @@ fn merge_config(
         args_escaped: body.args_escaped,
         image: Some(image_name.to_owned()),
         volumes: (!volumes.is_empty()).then_some(volumes),
-        working_dir: Some(
-            nonempty(&body.working_dir)
-                .or_else(|| img.working_dir.clone())
-                .unwrap_or_default(),
-        ),
+        working_dir: Some(working_dir),
         entrypoint,
         network_disabled: body.network_disabled,
         mac_address: None,
@@ -584,6 +589,19 @@ mod tests {
         assert_eq!(cfg.working_dir.as_deref(), Some("/srv"));
         assert_eq!(cfg.user.as_deref(), Some("app"));
         assert_eq!(cfg.labels.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_relative_working_directory_is_refused() {
+        let body = ContainerCreateBody {
+            working_dir: Some("srv".into()),
+            ..Default::default()
+        };
+        let e = merge_config(&body, &image_cfg(), "img").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the working directory 'srv' is invalid, it needs to be an absolute path"
+        );
     }
 
     #[test]
