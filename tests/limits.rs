@@ -97,3 +97,97 @@ fn a_huge_json_body_is_refused_with_413_and_costs_no_memory() {
     assert!(hwm_kb < 64 * 1024, "peak RSS {hwm_kb} kB");
     assert_eq!(d.request("GET", "/_ping", &[]).status, 200);
 }
+
+/// What dockerd (or runc, at start) refuses is refused at create and update, with a 400 and the same words,
+/// through the docker CLI and the API; nothing is recorded.
+#[test]
+fn settings_dockerd_refuses_are_refused_at_create_and_update() {
+    let d = common::docker_daemon();
+    // Through the docker CLI, which sends these as they are (it checks none of them itself).
+    for (args, want) in [
+        (
+            &["--cpuset-cpus", "4095"][..],
+            "Requested CPUs are not available - requested 4095, available: 0",
+        ),
+        (
+            &["--cpuset-cpus", "1-0"][..],
+            "Invalid value 1-0 for cpuset cpus: invalid format: 1-0",
+        ),
+        (
+            &["--oom-score-adj", "1001"][..],
+            "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+        ),
+        (
+            &["--net", "host", "--sysctl", "net.ipv4.ip_forward=1"][..],
+            "sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace",
+        ),
+        (
+            &["-w", "rel"][..],
+            "the working directory 'rel' is invalid, it needs to be an absolute path",
+        ),
+        (
+            &["-m", "64m", "--memory-swap", "32m"][..],
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+    ] {
+        let mut argv = vec!["create"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["busybox", "true"]);
+        let o = d.docker(&argv);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+        assert!(
+            err(&o).contains(&format!("Error response from daemon: {want}")),
+            "{args:?}: {}",
+            err(&o)
+        );
+    }
+    // Through the API, for what the docker CLI would refuse before sending.
+    for (host, want) in [
+        (r#"{"ShmSize":-1}"#, "SHM size can not be less than 0"),
+        (
+            r#"{"Ulimits":[{"Name":"nofiles","Soft":1,"Hard":1}]}"#,
+            "invalid ulimit type: nofiles",
+        ),
+        (
+            r#"{"Ulimits":[{"Name":"nofile","Soft":20,"Hard":10}]}"#,
+            "ulimit soft limit must be less than or equal to hard limit: 20 > 10",
+        ),
+        (
+            r#"{"Sysctls":{"kernel.panic":"1"}}"#,
+            "sysctl 'kernel.panic=1' is not allowed",
+        ),
+    ] {
+        let body = format!(r#"{{"Image":"busybox","Cmd":["true"],"HostConfig":{host}}}"#);
+        let r = d.request("POST", "/containers/create", body.as_bytes());
+        let text = String::from_utf8_lossy(&r.body);
+        assert_eq!(r.status, 400, "{host}: {text}");
+        assert!(text.contains(want), "{host}: {text}");
+    }
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "", "nothing was created");
+
+    // `docker update` checks the cpuset and the memory values as create does.
+    ok(&d.docker(&["create", "--name", "upd", "busybox", "true"]));
+    for (args, want) in [
+        (
+            &["--cpuset-cpus", "4095"][..],
+            "Requested CPUs are not available - requested 4095, available: 0",
+        ),
+        (
+            &["--cpuset-mems", "x"][..],
+            "Invalid value x for cpuset mems: invalid format: x",
+        ),
+        (
+            &["--memory-reservation", "1k"][..],
+            "Minimum memory reservation allowed is 6MB",
+        ),
+    ] {
+        let mut argv = vec!["update"];
+        argv.extend_from_slice(args);
+        argv.push("upd");
+        let o = d.docker(&argv);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+        assert!(err(&o).contains(want), "{args:?}: {}", err(&o));
+    }
+    let cpus = ok(&d.docker(&["inspect", "-f", "{{.HostConfig.CpusetCpus}}", "upd"]));
+    assert_eq!(cpus.trim(), "", "a refused update changed nothing");
+}

@@ -244,6 +244,15 @@ pub fn merge_config(
         }
     }
     let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
+    let working_dir = nonempty(&body.working_dir)
+        .or_else(|| img.working_dir.clone())
+        .unwrap_or_default();
+    // dockerd's check: a relative directory would be resolved against whatever the runtime starts in.
+    if !working_dir.is_empty() && !working_dir.starts_with('/') {
+        return Err(Error::InvalidParameter(format!(
+            "the working directory '{working_dir}' is invalid, it needs to be an absolute path"
+        )));
+    }
     let healthcheck = super::health::merge(body.healthcheck.clone(), img.healthcheck.as_ref());
     super::health::validate(healthcheck.as_ref())?;
     let config = ContainerConfig {
@@ -267,11 +276,7 @@ pub fn merge_config(
         args_escaped: body.args_escaped,
         image: Some(image_name.to_owned()),
         volumes: (!volumes.is_empty()).then_some(volumes),
-        working_dir: Some(
-            nonempty(&body.working_dir)
-                .or_else(|| img.working_dir.clone())
-                .unwrap_or_default(),
-        ),
+        working_dir: Some(working_dir),
         entrypoint,
         network_disabled: body.network_disabled,
         mac_address: None,
@@ -382,11 +387,7 @@ pub fn check_host_config(h: &HostConfig) -> Result<()> {
         )?;
     }
     super::limits::Limits::of_host(h).check(true)?;
-    if h.memory.unwrap_or(0) > 0 && h.memory.unwrap_or(0) < 6 * 1024 * 1024 {
-        return Err(Error::InvalidParameter(
-            "Minimum memory limit allowed is 6MB".into(),
-        ));
-    }
+    check_platform_settings(h)?;
     if h.storage_opt.as_ref().is_some_and(|s| !s.is_empty()) {
         return refuse("--storage-opt");
     }
@@ -412,6 +413,84 @@ pub fn check_host_config(h: &HostConfig) -> Result<()> {
     // the capabilities and architecture it is evaluated for matter at start only.
     if let choice @ super::spec::Seccomp::Custom(_) = super::spec::seccomp_choice(h) {
         super::spec::seccomp_profile(choice, &[], "amd64")?;
+    }
+    Ok(())
+}
+
+/// The rlimit names `--ulimit` takes (go-units' list, as the docker CLI checks them).
+const ULIMITS: [&str; 15] = [
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// The settings only a create carries, checked as dockerd's `verifyPlatformContainerSettings` and the
+/// docker CLI do: what dockerd leaves for the runtime to refuse at start (a bad rlimit or sysctl) is
+/// refused here, so that a create never records a container that cannot start.
+fn check_platform_settings(h: &HostConfig) -> Result<()> {
+    let bad = |m: String| Err(Error::InvalidParameter(m));
+    if h.shm_size.unwrap_or(0) < 0 {
+        return bad("SHM size can not be less than 0".into());
+    }
+    let adj = h.oom_score_adj.unwrap_or(0);
+    if !(-1000..=1000).contains(&adj) {
+        return bad(format!(
+            "Invalid value {adj}, range for oom score adj is [-1000, 1000]"
+        ));
+    }
+    for u in h.ulimits.iter().flatten() {
+        let name = u.name.as_deref().unwrap_or("");
+        if !ULIMITS.contains(&name) {
+            return bad(format!("invalid ulimit type: {name}"));
+        }
+        // Compared as the kernel does: a negative value is RLIM_INFINITY.
+        let (soft, hard) = (u.soft.unwrap_or(0), u.hard.unwrap_or(0));
+        if soft as u64 > hard as u64 {
+            return bad(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            ));
+        }
+    }
+    let host_net = h.network_mode.as_deref() == Some("host");
+    let host_ipc = h.ipc_mode.as_deref() == Some("host");
+    for (key, value) in h.sysctls.iter().flatten() {
+        let ipc = key.starts_with("fs.mqueue.")
+            || matches!(
+                key.as_str(),
+                "kernel.msgmax"
+                    | "kernel.msgmnb"
+                    | "kernel.msgmni"
+                    | "kernel.sem"
+                    | "kernel.shmall"
+                    | "kernel.shmmax"
+                    | "kernel.shmmni"
+                    | "kernel.shm_rmid_forced"
+            );
+        let net = key.starts_with("net.");
+        if !(ipc || net) {
+            return bad(format!("sysctl '{key}={value}' is not allowed"));
+        }
+        // runc's refusals, made at create instead of at start.
+        if net && host_net {
+            return bad(format!(
+                "sysctl {key:?} not allowed in host network namespace"
+            ));
+        }
+        if ipc && host_ipc {
+            return bad(format!("sysctl {key:?} not allowed in host IPC namespace"));
+        }
     }
     Ok(())
 }
@@ -528,6 +607,19 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_working_directory_is_refused() {
+        let body = ContainerCreateBody {
+            working_dir: Some("srv".into()),
+            ..Default::default()
+        };
+        let e = merge_config(&body, &image_cfg(), "img").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the working directory 'srv' is invalid, it needs to be an absolute path"
+        );
+    }
+
+    #[test]
     fn a_new_entrypoint_drops_the_image_cmd() {
         let body = ContainerCreateBody {
             entrypoint: Some(vec!["true".into()]),
@@ -552,6 +644,123 @@ mod tests {
         fill_host_defaults(&mut h);
         let swap = h.memory_swap.unwrap();
         assert!(swap == -1 || swap >= memory, "memory {memory}, swap {swap}");
+    }
+
+    #[test]
+    fn platform_settings_are_refused_as_dockerd_and_runc_refuse_them() {
+        use bollard_stubs::models::ResourcesUlimits;
+        let ulimit = |name: &str, soft: i64, hard: i64| {
+            Some(vec![ResourcesUlimits {
+                name: Some(name.into()),
+                soft: Some(soft),
+                hard: Some(hard),
+            }])
+        };
+        let sysctl = |k: &str| Some(HashMap::from([(k.to_owned(), "1".to_owned())]));
+        let cases: Vec<(HostConfig, Option<&str>)> = vec![
+            (
+                HostConfig {
+                    shm_size: Some(-1),
+                    ..Default::default()
+                },
+                Some("SHM size can not be less than 0"),
+            ),
+            (
+                HostConfig {
+                    oom_score_adj: Some(1001),
+                    ..Default::default()
+                },
+                Some("Invalid value 1001, range for oom score adj is [-1000, 1000]"),
+            ),
+            (
+                HostConfig {
+                    oom_score_adj: Some(-1001),
+                    ..Default::default()
+                },
+                Some("Invalid value -1001, range for oom score adj is [-1000, 1000]"),
+            ),
+            (
+                HostConfig {
+                    oom_score_adj: Some(-1000),
+                    shm_size: Some(1 << 20),
+                    ..Default::default()
+                },
+                None,
+            ),
+            (
+                HostConfig {
+                    ulimits: ulimit("nofiles", 1, 2),
+                    ..Default::default()
+                },
+                Some("invalid ulimit type: nofiles"),
+            ),
+            (
+                HostConfig {
+                    ulimits: ulimit("nofile", 20, 10),
+                    ..Default::default()
+                },
+                Some("ulimit soft limit must be less than or equal to hard limit: 20 > 10"),
+            ),
+            (
+                HostConfig {
+                    ulimits: ulimit("nofile", -1, 10),
+                    ..Default::default()
+                },
+                Some("ulimit soft limit must be less than or equal to hard limit: -1 > 10"),
+            ),
+            (
+                HostConfig {
+                    ulimits: ulimit("nofile", 10, -1),
+                    ..Default::default()
+                },
+                None,
+            ),
+            (
+                HostConfig {
+                    sysctls: sysctl("kernel.panic"),
+                    ..Default::default()
+                },
+                Some("sysctl 'kernel.panic=1' is not allowed"),
+            ),
+            (
+                HostConfig {
+                    sysctls: sysctl("vm.swappiness"),
+                    ..Default::default()
+                },
+                Some("sysctl 'vm.swappiness=1' is not allowed"),
+            ),
+            (
+                HostConfig {
+                    sysctls: sysctl("net.ipv4.ip_forward"),
+                    network_mode: Some("host".into()),
+                    ..Default::default()
+                },
+                Some("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace"),
+            ),
+            (
+                HostConfig {
+                    sysctls: sysctl("kernel.shmmax"),
+                    ipc_mode: Some("host".into()),
+                    ..Default::default()
+                },
+                Some("sysctl \"kernel.shmmax\" not allowed in host IPC namespace"),
+            ),
+            (
+                HostConfig {
+                    sysctls: Some(HashMap::from([
+                        ("net.ipv4.ip_forward".to_owned(), "1".to_owned()),
+                        ("kernel.shmmax".to_owned(), "1".to_owned()),
+                        ("fs.mqueue.msg_max".to_owned(), "1".to_owned()),
+                    ])),
+                    ..Default::default()
+                },
+                None,
+            ),
+        ];
+        for (h, want) in cases {
+            let got = check_host_config(&h).err().map(|e| e.to_string());
+            assert_eq!(got.as_deref(), want, "{h:?}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
 /// The resource values both create and update carry.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Limits {
     memory: i64,
     memory_swap: i64,
@@ -22,6 +22,8 @@ pub(crate) struct Limits {
     cpu_period: i64,
     cpu_quota: i64,
     blkio_weight: i64,
+    cpuset_cpus: String,
+    cpuset_mems: String,
 }
 
 impl Limits {
@@ -36,6 +38,8 @@ impl Limits {
             cpu_period: h.cpu_period.unwrap_or(0),
             cpu_quota: h.cpu_quota.unwrap_or(0),
             blkio_weight: h.blkio_weight.unwrap_or(0) as i64,
+            cpuset_cpus: h.cpuset_cpus.clone().unwrap_or_default(),
+            cpuset_mems: h.cpuset_mems.clone().unwrap_or_default(),
         }
     }
 
@@ -50,6 +54,8 @@ impl Limits {
             cpu_period: b.cpu_period.unwrap_or(0),
             cpu_quota: b.cpu_quota.unwrap_or(0),
             blkio_weight: b.blkio_weight.unwrap_or(0) as i64,
+            cpuset_cpus: b.cpuset_cpus.clone().unwrap_or_default(),
+            cpuset_mems: b.cpuset_mems.clone().unwrap_or_default(),
         }
     }
 
@@ -113,11 +119,72 @@ impl Limits {
         if self.cpu_quota > 0 && self.cpu_quota < 1000 {
             return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)".into());
         }
+        check_cpuset(
+            &self.cpuset_cpus,
+            "cpus",
+            "CPUs",
+            "/sys/devices/system/cpu/online",
+        )?;
+        check_cpuset(
+            &self.cpuset_mems,
+            "mems",
+            "memory nodes",
+            "/sys/devices/system/node/online",
+        )?;
         if self.blkio_weight > 0 && !(10..=1000).contains(&self.blkio_weight) {
             return bad("Range of blkio weight is from 10 to 1000".into());
         }
         Ok(())
     }
+}
+
+/// `--cpuset-cpus`/`--cpuset-mems`: a list such as `0-2,4`, naming only what the host has online (dockerd's
+/// `IsCpusetCpusAvailable`); a bad list would otherwise fail only when the cgroup is written at start.
+fn check_cpuset(requested: &str, what: &str, plural: &str, online: &str) -> Result<()> {
+    if requested.is_empty() {
+        return Ok(());
+    }
+    let Some(ranges) = cpu_list(requested) else {
+        return Err(Error::InvalidParameter(format!(
+            "Invalid value {requested} for cpuset {what}: invalid format: {requested}"
+        )));
+    };
+    // Where the host does not say what it has (no sysfs), the kernel is left to judge at start.
+    let Some((text, available)) = std::fs::read_to_string(online).ok().and_then(|s| {
+        let text = s.trim().to_owned();
+        cpu_list(&text).map(|l| (text, l))
+    }) else {
+        return Ok(());
+    };
+    let has = |n: u32| available.iter().any(|&(a, b)| (a..=b).contains(&n));
+    let max = available.iter().map(|&(_, b)| b).max().unwrap_or(0);
+    // Bounded by the host's highest number, so a request of `0-4000000000` costs nothing to check.
+    if !ranges.iter().all(|&(a, b)| b <= max && (a..=b).all(has)) {
+        return Err(Error::InvalidParameter(format!(
+            "Requested {plural} are not available - requested {requested}, available: {text}"
+        )));
+    }
+    Ok(())
+}
+
+/// A kernel CPU or node list (`0-2,4`) as inclusive ranges; `None` for anything else (an empty item, a
+/// reversed range, a sign, a number past `u32`).
+fn cpu_list(s: &str) -> Option<Vec<(u32, u32)>> {
+    let num = |t: &str| {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse::<u32>().ok()
+    };
+    s.split(',')
+        .map(|item| match item.split_once('-') {
+            None => num(item).map(|n| (n, n)),
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                (a <= b).then_some((a, b))
+            }
+        })
+        .collect()
 }
 
 /// The json-file driver's options, checked at create (dockerd checks the values only when the container
@@ -223,6 +290,126 @@ mod tests {
         assert!(msg(host(|h| h.nano_cpus = Some(-1))).contains("Range of CPUs"));
         assert!(msg(host(|h| h.cpu_period = Some(10))).contains("cfs period"));
         assert!(msg(host(|h| h.blkio_weight = Some(5))).contains("blkio weight"));
+    }
+
+    #[test]
+    fn cpusets_are_lists_of_what_the_host_has() {
+        let cpus = |v: &str| {
+            host(|h| h.cpuset_cpus = Some(v.into()))
+                .err()
+                .map(|e| e.to_string())
+        };
+        let mems = |v: &str| {
+            host(|h| h.cpuset_mems = Some(v.into()))
+                .err()
+                .map(|e| e.to_string())
+        };
+        // CPU 0 and node 0 exist on every host.
+        for ok in ["", "0", "0-0", "0,0"] {
+            assert_eq!(cpus(ok), None, "{ok}");
+            assert_eq!(mems(ok), None, "{ok}");
+        }
+        for bad in [
+            "a",
+            "-1",
+            "1-0",
+            "0-",
+            ",",
+            "0,",
+            " 0",
+            "0-1-2",
+            "99999999999",
+        ] {
+            assert_eq!(
+                cpus(bad).as_deref(),
+                Some(
+                    format!("Invalid value {bad} for cpuset cpus: invalid format: {bad}").as_str()
+                )
+            );
+            assert!(
+                mems(bad).is_some_and(|e| e.contains("for cpuset mems")),
+                "{bad}"
+            );
+        }
+        for absent in ["4095", "0-4000000000", "0,4095"] {
+            let e = cpus(absent).expect("refused");
+            assert!(
+                e.starts_with(&format!(
+                    "Requested CPUs are not available - requested {absent}, available: 0"
+                )),
+                "{e}"
+            );
+            let e = mems(absent).expect("refused");
+            assert!(
+                e.starts_with("Requested memory nodes are not available"),
+                "{e}"
+            );
+        }
+        // `docker update` checks the same lists.
+        let b = ContainerUpdateBody {
+            cpuset_cpus: Some("4095".into()),
+            ..Default::default()
+        };
+        assert!(msg(Limits::of_update(&b).check(false)).contains("Requested CPUs"));
+        assert_eq!(cpu_list("0-2,4"), Some(vec![(0, 2), (4, 4)]));
+    }
+
+    /// A change to an update's body.
+    type Edit = fn(&mut ContainerUpdateBody);
+
+    #[test]
+    fn update_checks_the_values_create_checks() {
+        let upd = |f: Edit| {
+            let mut b = ContainerUpdateBody::default();
+            f(&mut b);
+            Limits::of_update(&b)
+                .check(false)
+                .err()
+                .map(|e| e.to_string())
+        };
+        let cases: [(Edit, &str); 9] = [
+            (|b| b.memory = Some(1 << 20), "Minimum memory limit allowed is 6MB"),
+            (|b| b.memory = Some(-2), "Minimum memory limit allowed is 6MB"),
+            (
+                |b| {
+                    b.memory = Some(64 << 20);
+                    b.memory_swap = Some(32 << 20);
+                },
+                "Minimum memoryswap limit should be larger than memory limit, see usage",
+            ),
+            (
+                |b| b.memory_reservation = Some(1),
+                "Minimum memory reservation allowed is 6MB",
+            ),
+            (
+                |b| b.memory_swappiness = Some(200),
+                "Invalid value: 200, valid memory swappiness range is 0-100",
+            ),
+            (
+                |b| b.cpu_quota = Some(10),
+                "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+            ),
+            (
+                |b| b.cpu_period = Some(2_000_000),
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ),
+            (
+                |b| b.blkio_weight = Some(1001),
+                "Range of blkio weight is from 10 to 1000",
+            ),
+            (
+                |b| {
+                    b.nano_cpus = Some(1_000_000_000);
+                    b.cpu_quota = Some(50_000);
+                },
+                "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+            ),
+        ];
+        for (f, want) in cases {
+            assert_eq!(upd(f).as_deref(), Some(want));
+        }
+        // An update may set swap alone (over a memory limit set before).
+        assert_eq!(upd(|b| b.memory_swap = Some(256 << 20)), None);
     }
 
     #[test]
