@@ -249,12 +249,21 @@ fn rlimits(h: &HostConfig) -> Result<Vec<PosixRlimit>> {
                 .map_err(|e| Error::System(format!("building the OCI spec: {typ}: {e}")))?;
             PosixRlimitBuilder::default()
                 .typ(typ)
-                .soft(u.soft.unwrap_or(0).max(0) as u64)
-                .hard(u.hard.unwrap_or(0).max(0) as u64)
+                // A negative value is unlimited (RLIM_INFINITY), as dockerd passes it on.
+                .soft(rlimit_value(u.soft))
+                .hard(rlimit_value(u.hard))
                 .build()
                 .map_err(oci_error)
         })
         .collect()
+}
+
+/// A `--ulimit` value as the kernel takes it: negative means unlimited, as for dockerd (`-1:-1`).
+fn rlimit_value(v: Option<i64>) -> u64 {
+    match v.unwrap_or(0) {
+        n if n < 0 => u64::MAX,
+        n => n as u64,
+    }
 }
 
 /// `--security-opt no-new-privileges` in any of the spellings the docker CLI accepts.
@@ -764,6 +773,20 @@ mod golden;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_negative_ulimit_is_unlimited() {
+        let h = HostConfig {
+            ulimits: Some(vec![bollard_stubs::models::ResourcesUlimits {
+                name: Some("nofile".into()),
+                soft: Some(-1),
+                hard: Some(-1),
+            }]),
+            ..Default::default()
+        };
+        let r = rlimits(&h).unwrap();
+        assert_eq!((r[0].soft(), r[0].hard()), (u64::MAX, u64::MAX));
+    }
 
     #[test]
     fn env_has_dockers_order() {
