@@ -621,10 +621,31 @@ fn load_closed_pipes_and_fractional_since_as_docker() {
             d.host()
         ));
         let docker = run(&common::docker_bin().display().to_string());
-        assert_eq!(berth, docker, "{cli_args}");
-        assert_ne!(
-            berth.0, "status=124",
-            "{cli_args}: still running after the pipe closed"
+        // Whether the writer meets the closed pipe (141) or has written everything before `head` exits
+        // (0) is a race, for the docker CLI as for Berth; what must hold is a quiet end, no error text,
+        // and `events`, which never ends on its own, killed by the pipe.
+        let follows = cli_args.starts_with("events");
+        let expected: &[&str] = if follows {
+            &["status=141"]
+        } else {
+            &["status=0", "status=141"]
+        };
+        assert!(
+            expected.contains(&berth.0.as_str()),
+            "{cli_args}: {berth:?}"
         );
+        assert_eq!(
+            berth.1, docker.1,
+            "{cli_args}: the same error text as the docker CLI's"
+        );
+        // The docker CLI notices a closed pipe only at its next write: when the event history it wrote
+        // fits in the pipe before `head` exits, it waits for an event that never comes (the timeout's
+        // 124). Berth watches for the reader going.
+        if !(docker.0 == "status=124" && cli_args.starts_with("events")) {
+            assert!(
+                expected.contains(&docker.0.as_str()),
+                "{cli_args}: docker {docker:?}"
+            );
+        }
     }
 }

@@ -34,6 +34,39 @@ pub fn end_on_closed_pipe() -> ! {
     std::process::exit(141)
 }
 
+/// For a command that follows a stream which may go quiet (`events`): ends the process as
+/// [`end_on_closed_pipe`] does as soon as stdout is a pipe whose reader has gone, not at the next write,
+/// which may never come (`berth events | head -1` once the history has been written). A thread waits in
+/// `poll` for the pipe's error condition; stdout that is no pipe is not watched.
+pub fn end_when_stdout_reader_goes() {
+    // SAFETY: fstat writes only into the zeroed stat buffer it is given.
+    let is_pipe = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(libc::STDOUT_FILENO, &mut st) == 0
+            && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+    };
+    if !is_pipe {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("stdout-watch".into())
+        .spawn(|| loop {
+            let mut fds = libc::pollfd {
+                fd: libc::STDOUT_FILENO,
+                events: 0,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, for the duration of the call.
+            let n = unsafe { libc::poll(&mut fds, 1, -1) };
+            if n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                end_on_closed_pipe();
+            }
+            if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return;
+            }
+        });
+}
+
 /// Whether stdout is a terminal.
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()

@@ -63,6 +63,7 @@ pub async fn run(client: &Client, args: EventsArgs) -> Result<(), CliError> {
             None,
         )
         .await?;
+    crate::output::end_when_stdout_reader_goes();
     let mut stream = JsonStream::new(resp);
     while let Some(item) = stream.next().await {
         let (value, raw) = item?;
