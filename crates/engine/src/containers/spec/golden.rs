@@ -114,9 +114,10 @@ fn rich() -> Value {
                     hard: Some(2048),
                 },
                 ResourcesUlimits {
+                    // Unlimited, as dockerd passes -1 on (RLIM_INFINITY).
                     name: Some("nproc".into()),
                     soft: Some(-1),
-                    hard: Some(100),
+                    hard: Some(-1),
                 },
             ]),
             memory: Some(64 << 20),
