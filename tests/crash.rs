@@ -236,37 +236,6 @@ fn shims(exec_root: &Path) -> Vec<(u32, String)> {
         .collect()
 }
 
-/// Mount points under `dir`.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = format!("{}/", dir.display());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Cgroup directories named after any of `ids`, on every hierarchy.
-fn cgroups_of(ids: &BTreeSet<String>) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if ids.contains(&name) {
-                    found.push(e.path().display().to_string());
-                } else if dir.components().count() < 8 {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-    found
-}
-
 /// What the host holds against what the daemon says: every mount under the data root, every shim, every
 /// cgroup, runtime state directory and network endpoint belongs to a container the daemon reports
 /// running, whose process lives. `known` are the IDs this round has seen (for the cgroups of removed ones).
@@ -299,7 +268,7 @@ fn check_host_matches_records(d: &Daemon, known: &BTreeSet<String>) -> Result<()
         all.insert(id);
     }
     let containers = state_root(d).join("containers");
-    for m in mounts_under(&d.data_root()) {
+    for m in common::mounts_under(&d.data_root()) {
         let owner = Path::new(&m)
             .strip_prefix(&containers)
             .ok()
@@ -319,7 +288,7 @@ fn check_host_matches_records(d: &Daemon, known: &BTreeSet<String>) -> Result<()
         .filter(|id| !running.contains(*id))
         .cloned()
         .collect();
-    let cgroups = cgroups_of(&stopped);
+    let cgroups = common::cgroups_of(&stopped);
     if !cgroups.is_empty() {
         return Err(format!("cgroups left: {cgroups:?}"));
     }
@@ -532,7 +501,11 @@ fn sigkill_at_every_step_of_create_start_stop_kill_and_rm_leaves_host_and_record
         assert_host_matches_records(&d, &known, &what);
         remove_all(&d);
         assert_host_matches_records(&d, &known, &format!("{what}, after rm"));
-        assert_eq!(mounts_under(&d.data_root()), Vec::<String>::new(), "{what}");
+        assert_eq!(
+            common::mounts_under(&d.data_root()),
+            Vec::<String>::new(),
+            "{what}"
+        );
     }
 }
 
@@ -653,7 +626,7 @@ fn a_stop_on_a_full_disk_stops_the_container_reports_the_failure_and_records_it_
     assert_eq!(ps.as_array().unwrap().len(), 0, "{ps}");
     assert_eq!(recorded_status(&record), "running", "the disk was not full");
     assert_eq!(
-        mounts_under(&state_root(&d).join("containers")),
+        common::mounts_under(&state_root(&d).join("containers")),
         Vec::<String>::new()
     );
 
@@ -678,7 +651,7 @@ fn a_stop_on_a_full_disk_stops_the_container_reports_the_failure_and_records_it_
     start(&d, "full");
     let r = d.request("DELETE", "/containers/full?force=1", &[]);
     assert_eq!(r.status, 204, "{}", r.text());
-    assert_eq!(mounts_under(&data), Vec::<String>::new());
+    assert_eq!(common::mounts_under(&data), Vec::<String>::new());
     d.kill();
     drop(tmpfs);
 }

@@ -22,37 +22,6 @@ fn shims(exec_root: &std::path::Path) -> Vec<u32> {
         .collect()
 }
 
-/// Mount points under `dir`.
-fn mounts_under(dir: &std::path::Path) -> Vec<String> {
-    let prefix = format!("{}/", dir.display());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Cgroup directories named after any of `ids`, on every hierarchy.
-fn cgroups_of(ids: &[String]) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if ids.contains(&name) {
-                    found.push(e.path().display().to_string());
-                } else if dir.components().count() < 8 {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn twenty_containers_survive_a_daemon_kill_and_leave_nothing_after_rm() {
     let mut d = common::docker_daemon();
@@ -80,8 +49,12 @@ fn twenty_containers_survive_a_daemon_kill_and_leave_nothing_after_rm() {
         .collect();
     assert_eq!(shims(&d.exec_root()).len(), 20);
     // The probes below see what they look for while it exists.
-    assert!(cgroups_of(&ids).len() >= 20, "{:?}", cgroups_of(&ids));
-    assert!(mounts_under(d.dir.path()).len() >= 20);
+    assert!(
+        common::cgroups_of(&ids).len() >= 20,
+        "{:?}",
+        common::cgroups_of(&ids)
+    );
+    assert!(common::mounts_under(d.dir.path()).len() >= 20);
 
     d.kill();
     d.spawn();
@@ -114,11 +87,15 @@ fn twenty_containers_survive_a_daemon_kill_and_leave_nothing_after_rm() {
     }
     assert_eq!(shims(&d.exec_root()), Vec::<u32>::new(), "shims left");
     assert_eq!(
-        mounts_under(d.dir.path()),
+        common::mounts_under(d.dir.path()),
         Vec::<String>::new(),
         "mounts left"
     );
-    assert_eq!(cgroups_of(&ids), Vec::<String>::new(), "cgroups left");
+    assert_eq!(
+        common::cgroups_of(&ids),
+        Vec::<String>::new(),
+        "cgroups left"
+    );
 }
 
 #[test]

@@ -709,3 +709,35 @@ impl Daemon {
         output_within(cmd, stdin, limit)
     }
 }
+
+/// The mount points under `dir` (not `dir` itself), from this process's mountinfo.
+pub fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let prefix = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Cgroup directories named after any of `ids`, on every hierarchy.
+pub fn cgroups_of<'a>(ids: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let ids: std::collections::HashSet<&String> = ids.into_iter().collect();
+    let mut found = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if ids.contains(&name) {
+                    found.push(e.path().display().to_string());
+                } else if dir.components().count() < 8 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    found
+}
