@@ -17,23 +17,6 @@ use runtime::seccomp::{
     action_value, compile, docker_profile, syscall_number, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT,
 };
 
-/// Docker's default capabilities.
-const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
 /// `AUDIT_ARCH_I386`: a call through `int 0x80`.
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 /// Below the x32 bit and above every x86_64 call: no rule can name it.
@@ -48,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut caps: Vec<String> = Vec::new();
     if mode % 3 >= 1 {
-        caps.extend(DEFAULT_CAPS.iter().map(|c| c.to_string()));
+        caps.extend(runtime::spec::DOCKER_DEFAULT_CAPS.iter().map(|c| c.to_string()));
     }
     if mode % 3 == 2 {
         caps.extend(["CAP_SYS_ADMIN".to_string(), "CAP_SYS_PTRACE".to_string()]);
