@@ -331,25 +331,7 @@ fn live_events_stream_as_they_happen() {
 /// Starts `d` again with `env` added to the daemon's environment (the proxies `info` reports).
 fn respawn_with_env(d: &mut Daemon, env: &[(&str, &str)]) {
     d.kill();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(d.dir.path().join("daemon.log"))
-        .unwrap();
-    let mut cmd = d.daemon_command();
-    cmd.envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log);
-    d.child = Some(cmd.spawn().unwrap());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while d
-        .try_request("GET", "/_ping", &[])
-        .map_or(true, |r| r.status != 200)
-    {
-        assert!(std::time::Instant::now() < deadline, "{}", d.log());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    d.spawn_with_env(env);
 }
 
 /// JSON types match, `null` standing for an empty list or map (Go writes a nil slice as `null`).

@@ -12,7 +12,6 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::archive::{layer, legacy_archive, Entry};
@@ -126,32 +125,7 @@ const NET: &str = "crashnet";
 /// Restarts the daemon with `BERTH_CRASH_AT=point` (the daemon kills itself when it reaches that step).
 fn spawn_crashing(d: &mut Daemon, point: &str) {
     d.kill();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(d.dir.path().join("daemon.log"))
-        .unwrap();
-    let child = d
-        .daemon_command()
-        .env(engine::crash::ENV, point)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    d.child = Some(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !d
-        .try_request("GET", "/_ping", &[])
-        .is_ok_and(|r| r.status == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "daemon did not come up: {}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    d.spawn_with_env(&[(engine::crash::ENV, point)]);
 }
 
 /// Waits for the daemon to die of the SIGKILL of crash point `point`: a point never reached fails the test.

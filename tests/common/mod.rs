@@ -129,6 +129,11 @@ impl Daemon {
 
     /// Starts the daemon process (again, after a `kill`).
     pub fn spawn(&mut self) {
+        self.spawn_with_env(&[]);
+    }
+
+    /// [`Daemon::spawn`] with `env` added to the daemon's environment.
+    pub fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -136,6 +141,7 @@ impl Daemon {
             .expect("log file");
         let child = self
             .daemon_command()
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
