@@ -14,7 +14,8 @@ use clap::Parser;
 /// `libm.so` for that runs its IFUNC resolvers over the whole library at start, which left 0.5 MB of
 /// libm resident in every daemon and shim. The `libm` crate (the Rust project's port of musl's libm)
 /// computes the same function in a few kilobytes; with no symbol left to take from `libm.so`, the
-/// linker's `--as-needed` drops it from the binary's needed libraries (`tests/architecture.rs` checks).
+/// linker's `--as-needed` drops it from a dynamically linked build's needed libraries (`BERTH_PIE=1`; the
+/// default build is static, see `build.rs`, and takes nothing of glibc's libm either).
 #[no_mangle]
 pub extern "C" fn pow(x: f64, y: f64) -> f64 {
     libm::pow(x, y)
