@@ -33,6 +33,7 @@ if [ -z "${BERTH:-}" ]; then
     (cd "$ROOT" && cargo build --release -p berth >/dev/null 2>&1) || (cd "$ROOT" && cargo build --release -p berth)
     BERTH=$ROOT/target/release/berth
 fi
+BERTH=$(readlink -f "$BERTH")
 
 T=$(mktemp -d /tmp/bb.XXXX)          # short: the daemon's and the shims' unix sockets live under it
 S=$T/s
@@ -134,9 +135,13 @@ if [ "${BENCH_FS:-ext4}" = ext4 ]; then
 fi
 
 echo "== berth daemon on $T ($BERTH)"
+# BENCH_TOUCHED=1: each page of the daemon's text gets a mapping of its own (bench/memory/split-text.c), so
+# the breakdown after rm -f shows the text pages really executed rather than what fault-around mapped.
+[ -z "${BENCH_TOUCHED:-}" ] || gcc -shared -fPIC -O2 -o "$T/split-text.so" "$ROOT/bench/memory/split-text.c"
 # In a network namespace of its own: the default bridge, its subnet and firewall rules meet nobody else's
 # (the CLIs reach the daemon through its unix socket all the same).
-unshare -n sh -c 'ip link set lo up && exec "$0" daemon --data-root "$1/d" --exec-root "$1/e" -H "unix://$2"' \
+${BENCH_TOUCHED:+env LD_PRELOAD=$T/split-text.so SPLIT_TEXT=1} \
+    unshare -n sh -c 'ip link set lo up && exec "$0" daemon --data-root "$1/d" --exec-root "$1/e" -H "unix://$2"' \
     "$BERTH" "$T" "$S" 2>"$T/daemon.log" &
 DAEMON_PID=$!
 for _ in $(seq 200); do [ -S "$S" ] && break; kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.05; done
@@ -235,6 +240,8 @@ t1=$(now)
 RM_S=$(echo "$t1 - $t0" | bc)
 sleep 5 # issue 9's point: back to the idle figure within five seconds of the removals
 RSS_AFTER_RM=$(rss_kb "$DAEMON_PID")
+echo "   daemon memory by kind, 5 s after rm -f:"
+python3 "$ROOT/bench/memory/pages.py" "$DAEMON_PID" "$BERTH" ${BENCH_TOUCHED:+--touched} | sed 's/^/   /'
 
 echo "== leak check"
 LEAKS=0

@@ -1,6 +1,7 @@
 """Where a process's resident memory goes: its smaps summed by kind, and with --touched, the text pages it
 really executed (needs the process to run with split-text.so, which gives each text page a VMA of its own so
-the kernel's 64 KiB fault-around cannot map pages the code never ran), attributed to crates.
+the kernel's 64 KiB fault-around cannot map pages the code never ran), attributed to crates; and each
+anonymous mapping that holds resident pages (heap, malloc arenas, thread stacks), largest first.
 
     python3 pages.py PID BINARY [--touched]
 """
@@ -13,6 +14,7 @@ pid, binary = int(sys.argv[1]), sys.argv[2]
 touched_mode = "--touched" in sys.argv[3:]
 
 kinds = collections.Counter()
+anon = []  # (rss kB, size kB, name) of each anonymous mapping with resident pages
 text_pages = []  # (start, end) of each resident text VMA
 cur = None
 for line in open(f"/proc/{pid}/smaps"):
@@ -26,16 +28,22 @@ for line in open(f"/proc/{pid}/smaps"):
             kind = "shared libraries"
         else:
             kind = "anonymous (heap, stacks)"
-        cur = (kind, lo, hi)
+        cur = (kind, lo, hi, path)
     elif cur and line.startswith("Rss:"):
         kb = int(line.split()[1])
         kinds[cur[0]] += kb
+        if cur[0].startswith("anonymous") and kb:
+            anon.append((kb, (cur[2] - cur[1]) // 1024, cur[3]))
         if cur[0] == "berth text" and kb:
             text_pages.append((cur[1], cur[2]))
 total = sum(kinds.values())
 print(f"RSS {total} kB")
 for k, v in kinds.most_common():
     print(f"  {k:28} {v:7} kB")
+# A mapping of 64 MiB (or what is left of one) is a malloc arena of a thread's; 8 MiB plus a guard page is
+# the main thread's stack limit, 2 MiB a thread's stack (Rust's default).
+anon_lines = ", ".join(f"{r} of {s} kB {n if n != '[anon]' else ''}".strip() for r, s, n in sorted(anon, reverse=True)[:8])
+print(f"  anonymous mappings, resident of size: {anon_lines}")
 
 if touched_mode:
     syms = []
