@@ -10,7 +10,6 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, BodyStream, Full, StreamBody};
 use hyper::body::Frame;
 
-use crate::request::ReqBody;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -185,10 +184,14 @@ const BATCH_BYTES: usize = 1 << 20;
 
 /// A blocking reader over a request body, for engine operations that consume a stream (load, import).
 /// Must be read from a blocking thread: it waits for the connection task to deliver chunks.
-pub fn blocking_reader(body: ReqBody) -> impl Read + Send + 'static {
+pub fn blocking_reader<B>(body: B) -> impl Read + Send + 'static
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
     let (tx, rx) = mpsc::channel::<io::Result<VecDeque<Bytes>>>(4);
     tokio::spawn(async move {
-        let mut frames = BodyStream::new(body);
+        let mut frames = std::pin::pin!(BodyStream::new(body));
         let mut batch = VecDeque::new();
         let mut size = 0;
         while let Some(frame) = frames.next().await {
@@ -256,5 +259,80 @@ impl Read for ChannelReader {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body of these frames, then the error if given.
+    fn body_of(
+        frames: Vec<Bytes>,
+        error: Option<&'static str>,
+    ) -> StreamBody<impl futures_util::Stream<Item = Result<Frame<Bytes>, io::Error>>> {
+        let items = frames
+            .into_iter()
+            .map(|b| Ok(Frame::data(b)))
+            .chain(error.map(|e| Err(io::Error::other(e))));
+        StreamBody::new(stream::iter(items.collect::<Vec<_>>()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn blocking_reader_reads_across_frames_and_gives_the_error_after_the_data() {
+        // Three frames the size of a socket read, then a small one, then a failure.
+        let frames: Vec<Bytes> = (0..4u8)
+            .map(|i| Bytes::from(vec![i; if i < 3 { 400 << 10 } else { 10 }]))
+            .collect();
+        let want: Vec<u8> = frames.iter().flat_map(|b| b.iter().copied()).collect();
+        let mut r = blocking_reader(body_of(frames, Some("connection reset")));
+        let (got, first, err) = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 2 << 20];
+            let first = r.read(&mut buf).unwrap_or(0);
+            let mut got = buf[..first].to_vec();
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) => return (got, first, None),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => return (got, first, Some(e.to_string())),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("reader thread: {e}"));
+        // One read takes in a whole batch (the three frames that reached 1 MiB), not one frame.
+        assert_eq!(
+            first,
+            3 * (400 << 10),
+            "a read returns what the batch holds"
+        );
+        assert_eq!(got, want);
+        assert_eq!(err.as_deref(), Some("connection reset"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn blocking_reader_hands_over_a_mib_at_a_time_and_ends_cleanly() {
+        // 40 frames of 64 KiB: the reader's reads come in batches of at least 1 MiB.
+        let frames: Vec<Bytes> = (0..40u8).map(|i| Bytes::from(vec![i; 64 << 10])).collect();
+        let want: Vec<u8> = frames.iter().flat_map(|b| b.iter().copied()).collect();
+        let mut r = blocking_reader(body_of(frames, None));
+        let (got, reads) = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 4 << 20];
+            let (mut got, mut reads) = (Vec::new(), Vec::new());
+            loop {
+                match r.read(&mut buf) {
+                    Ok(0) => return (got, reads),
+                    Ok(n) => {
+                        reads.push(n);
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("reader thread: {e}"));
+        assert_eq!(got, want);
+        assert_eq!(reads, vec![1 << 20, 1 << 20, 512 << 10], "reads: {reads:?}");
     }
 }
