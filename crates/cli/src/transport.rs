@@ -195,7 +195,11 @@ impl Transport {
     /// Opens a new connection to the daemon.
     pub async fn connect(&self) -> std::io::Result<Box<dyn Io>> {
         match self {
-            Transport::Unix(p) => Ok(Box::new(tokio::net::UnixStream::connect(p).await?)),
+            Transport::Unix(p) => {
+                let s = tokio::net::UnixStream::connect(p).await?;
+                widen_send_buffer(&s);
+                Ok(Box::new(s))
+            }
             Transport::Tcp { addr, tls } => {
                 let s = tokio::net::TcpStream::connect(addr.as_str()).await?;
                 let _ = s.set_nodelay(true);
@@ -324,6 +328,28 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// What a unix socket to the daemon may hold unread (the kernel caps it at `net.core.wmem_max`).
+const UNIX_SEND_BUFFER: libc::c_int = 4 << 20;
+
+/// Lets a unix socket hold more than the default ~200 KiB in flight, so a streamed upload (`load`,
+/// `import`, `cp`, a build context) reaches the daemon in few, large reads rather than many wake-ups
+/// of both sides. Failure only loses that, so it is ignored.
+fn widen_send_buffer(s: &tokio::net::UnixStream) {
+    use std::os::fd::AsRawFd;
+    let size = UNIX_SEND_BUFFER;
+    // SAFETY: `s` keeps the fd open for the call; the option value is a c_int that lives across
+    // it, and its size is passed with it.
+    let _ = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            std::ptr::addr_of!(size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 #[cfg(test)]

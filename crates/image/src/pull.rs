@@ -198,7 +198,7 @@ impl ImageStore {
 
     /// Commits a pulled image: each layer's blob (digest checked) and snapshot (diff ID checked
     /// against the config), the config and manifest blobs, the record, the tag and the repo digest.
-    pub fn commit_pull(&self, pulled: PulledImage) -> Result<PullOutcome> {
+    pub fn commit_pull(&self, mut pulled: PulledImage) -> Result<PullOutcome> {
         let _gc = self
             .gc_lock
             .read()
@@ -213,6 +213,16 @@ impl ImageStore {
                 diff_ids.len()
             )));
         }
+        // Every unpacked layer reaches the disk in one sync, before any is committed.
+        self.snapshots
+            .sync_pending(pulled.layers.iter_mut().filter_map(|l| {
+                let r = l.received.as_mut()?;
+                let meta = SnapshotMeta {
+                    diff_id: r.diff_id.clone().unwrap_or_else(|| l.blob.clone()),
+                    size: r.size,
+                };
+                Some((r.snapshot.as_mut()?, meta))
+            }))?;
         let mut layers = Vec::new();
         let mut chain: Option<Digest> = None;
         for (l, want) in pulled.layers.into_iter().zip(diff_ids) {

@@ -70,6 +70,7 @@ impl Snapshots {
         Ok(PendingSnapshot {
             dir,
             committed: false,
+            synced: None,
         })
     }
 
@@ -153,6 +154,29 @@ impl Snapshots {
         fs::remove_dir_all(&tmp).ctx("remove", &tmp)
     }
 
+    /// Writes each pending snapshot's metadata and syncs the filesystem once for all of them, so
+    /// that committing them (with that same metadata) needs no sync of its own. A `syncfs` walks
+    /// the filesystem's inodes and waits for every writer on it: committing the 8 layers of a load
+    /// or pull one sync each spent ~50 ms of a 1 s load on the 7 syncs after the first.
+    pub fn sync_pending<'a>(
+        &self,
+        pending: impl IntoIterator<Item = (&'a mut PendingSnapshot, SnapshotMeta)>,
+    ) -> Result<()> {
+        let mut marked = Vec::new();
+        for (snap, meta) in pending {
+            snap.write_meta(&meta)?;
+            marked.push((snap, meta));
+        }
+        if marked.is_empty() {
+            return Ok(());
+        }
+        sync_fs(&self.dir)?;
+        for (snap, meta) in marked {
+            snap.synced = Some(meta);
+        }
+        Ok(())
+    }
+
     /// Chain IDs of committed snapshots; removes temp dirs and anything else that is not a snapshot.
     pub fn list_and_clean(&self) -> Result<Vec<Digest>> {
         let mut out = Vec::new();
@@ -178,17 +202,32 @@ fn remove_any(p: &Path) -> Result<()> {
     }
 }
 
+/// Syncs the filesystem holding `dir`.
+fn sync_fs(dir: &Path) -> Result<()> {
+    let fd = fs::File::open(dir).ctx("open", dir)?;
+    rustix::fs::syncfs(&fd).map_err(|e| Error::io("syncfs", dir, e.into()))
+}
+
 /// A snapshot being built; removed on drop unless committed.
 #[derive(Debug)]
 pub struct PendingSnapshot {
     dir: PathBuf,
     committed: bool,
+    /// The metadata written into it before a sync of the filesystem (by
+    /// [`Snapshots::sync_pending`]): its files and metadata are on disk already.
+    synced: Option<SnapshotMeta>,
 }
 
 impl PendingSnapshot {
     /// Where the layer is extracted.
     pub fn fs(&self) -> PathBuf {
         self.dir.join("fs")
+    }
+
+    fn write_meta(&self, meta: &SnapshotMeta) -> Result<()> {
+        let p = self.dir.join(META);
+        let data = serde_json::to_vec(meta).map_err(|e| Error::json("snapshot meta", e))?;
+        fs::write(&p, data).ctx("write", &p)
     }
 
     /// Keeps the layer's tar split with the snapshot (synced with it at commit).
@@ -206,13 +245,15 @@ impl PendingSnapshot {
         meta: &SnapshotMeta,
     ) -> Result<()> {
         let dest = snapshots.path(chain_id);
+        let synced = self.synced.as_ref() == Some(meta);
         if snapshots.meta(chain_id).is_some() {
             // Made meanwhile (or before splits were kept): give it this one's split if it lacks one,
             // since the caller may keep no blob for the layer.
             let ours = self.dir.join(SPLIT);
             if ours.is_file() && !snapshots.has_split(chain_id) {
-                let fd = fs::File::open(&self.dir).ctx("open", &self.dir)?;
-                rustix::fs::syncfs(&fd).map_err(|e| Error::io("syncfs", &self.dir, e.into()))?;
+                if !synced {
+                    sync_fs(&self.dir)?;
+                }
                 let theirs = dest.join(SPLIT);
                 fs::rename(&ours, &theirs).ctx("rename", &theirs)?;
             }
@@ -221,13 +262,12 @@ impl PendingSnapshot {
         if dest.exists() {
             remove_any(&dest)?;
         }
-        let meta_path = self.dir.join(META);
-        let data = serde_json::to_vec(meta).map_err(|e| Error::json("snapshot meta", e))?;
-        fs::write(&meta_path, data).ctx("write", &meta_path)?;
-        // One syncfs instead of an fsync per extracted file: the rename below must not reach the disk
-        // before the contents do.
-        let fd = fs::File::open(&self.dir).ctx("open", &self.dir)?;
-        rustix::fs::syncfs(&fd).map_err(|e| Error::io("syncfs", &self.dir, e.into()))?;
+        if !synced {
+            self.write_meta(meta)?;
+            // One syncfs instead of an fsync per extracted file: the rename below must not reach
+            // the disk before the contents do.
+            sync_fs(&self.dir)?;
+        }
         fs::rename(&self.dir, &dest).ctx("rename", &dest)?;
         self.committed = true;
         Ok(())
@@ -241,5 +281,58 @@ impl Drop for PendingSnapshot {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "removing an uncommitted snapshot");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(n: u8, size: u64) -> SnapshotMeta {
+        SnapshotMeta {
+            diff_id: Digest::of(&[n]),
+            size,
+        }
+    }
+
+    #[test]
+    fn snapshots_synced_together_commit_with_their_metadata() -> Result<()> {
+        let dir = tempfile::tempdir().ctx("create", "temp dir")?;
+        let snaps = Snapshots::open(dir.path())?;
+        let (mut a, mut b) = (snaps.begin()?, snaps.begin()?);
+        fs::write(a.fs().join("f"), b"a").ctx("write", "a")?;
+        fs::write(b.fs().join("f"), b"b").ctx("write", "b")?;
+        snaps.sync_pending([(&mut a, meta(1, 1)), (&mut b, meta(2, 1))])?;
+        // Not committed yet: a synced pending snapshot is still a temp dir, cleaned at open.
+        let (ca, cb) = (Digest::of(b"chain a"), Digest::of(b"chain b"));
+        assert_eq!(snaps.meta(&ca), None);
+        a.commit(&snaps, &ca, &meta(1, 1))?;
+        // Committed with other metadata than was synced: that metadata is what it records.
+        b.commit(&snaps, &cb, &meta(3, 7))?;
+        assert_eq!(snaps.meta(&ca), Some(meta(1, 1)));
+        assert_eq!(snaps.meta(&cb), Some(meta(3, 7)));
+        assert_eq!(
+            fs::read(snaps.fs_path(&cb).join("f")).ctx("read", "b")?,
+            b"b"
+        );
+        assert_eq!(snaps.list_and_clean()?.len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_synced_snapshot_dropped_uncommitted_leaves_nothing() -> Result<()> {
+        let dir = tempfile::tempdir().ctx("create", "temp dir")?;
+        let snaps = Snapshots::open(dir.path())?;
+        let mut a = snaps.begin()?;
+        snaps.sync_pending([(&mut a, meta(1, 1))])?;
+        drop(a);
+        assert!(snaps.list_and_clean()?.is_empty());
+        assert_eq!(
+            fs::read_dir(dir.path().join("snapshots"))
+                .ctx("read dir", "snapshots")?
+                .count(),
+            0
+        );
+        Ok(())
     }
 }

@@ -93,9 +93,19 @@ pub(crate) fn load(
         .gc_lock
         .read()
         .map_err(|_| Error::Conflict("image store lock poisoned".into()))?;
-    let staged = read_archive(store, archive, progress)?;
+    let mut staged = read_archive(store, archive, progress)?;
     let plans = plan(store, &staged)?;
-    let mut staged = staged;
+    // Every layer unpacked on the way reaches the disk in one sync, before any is committed.
+    store
+        .snapshots
+        .sync_pending(staged.unpacked.values_mut().filter_map(|u| {
+            let u = u.as_mut().ok()?;
+            let meta = SnapshotMeta {
+                diff_id: u.diff_id.clone(),
+                size: u.size,
+            };
+            Some((&mut u.snap, meta))
+        }))?;
     let mut prepared = Vec::new();
     for p in plans {
         prepared.push((prepare(store, &mut staged, &p)?, p.tags));
