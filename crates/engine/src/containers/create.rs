@@ -56,6 +56,9 @@ impl Engine {
                 })?
         };
         let mut host = create_host_config(&body, &self.config.log)?;
+        let mut warnings =
+            super::blkio::discard_unsupported(&mut host, super::blkio::Support::probe());
+        super::blkio::check_devices(&host)?;
         super::devices::from_host_config(&host)?;
         if self.container_id_map(&host).is_some() {
             userns_conflicts(&host)?;
@@ -71,7 +74,6 @@ impl Engine {
         fill_host_defaults(&mut host);
         let networks = self.net_plan(&body, &host)?;
         let links = self.legacy_links(&host)?;
-        let mut warnings = Vec::new();
         if host.network_mode.as_deref() == Some("host")
             && (host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
                 || host.publish_all_ports == Some(true))
@@ -387,6 +389,7 @@ pub fn check_host_config(h: &HostConfig) -> Result<()> {
         )?;
     }
     super::limits::Limits::of_host(h).check(true)?;
+    super::blkio::check_values(h)?;
     check_platform_settings(h)?;
     if h.storage_opt.as_ref().is_some_and(|s| !s.is_empty()) {
         return refuse("--storage-opt");

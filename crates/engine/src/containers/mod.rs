@@ -2,6 +2,7 @@
 //! hub behind attach, OCI spec generation, and recovery after a daemon restart.
 
 mod archive;
+mod blkio;
 mod changes;
 mod commit;
 mod create;

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use bollard_stubs::models::HostConfig;
 use oci_spec::runtime::{
-    BoxBuilder, Capabilities, Capability, Linux, LinuxBlockIoBuilder, LinuxBuilder,
-    LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpu, LinuxCpuBuilder, LinuxDeviceCgroup,
-    LinuxDeviceType, LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxMemoryBuilder,
-    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources,
+    BoxBuilder, Capabilities, Capability, Linux, LinuxBuilder, LinuxCapabilities,
+    LinuxCapabilitiesBuilder, LinuxCpu, LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxMemoryBuilder, LinuxNamespace,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources,
     LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder,
     PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
@@ -592,13 +592,8 @@ pub fn resources(h: &HostConfig) -> Result<LinuxResources> {
                 .map_err(oci_error)?,
         );
     }
-    if let Some(w) = h.blkio_weight.filter(|w| *w > 0) {
-        r = r.block_io(
-            LinuxBlockIoBuilder::default()
-                .weight(w)
-                .build()
-                .map_err(oci_error)?,
-        );
+    if let Some(b) = super::blkio::block_io(h)? {
+        r = r.block_io(b);
     }
     r.build().map_err(oci_error)
 }
