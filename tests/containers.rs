@@ -973,3 +973,74 @@ fn pid_and_ipc_namespaces_of_another_container_can_be_joined() {
     ok(&d.docker(&["rm", "-f", "donor"]));
     assert!(!shm_mounted(), "the shareable /dev/shm is left mounted");
 }
+
+/// `--annotation` reaches the OCI runtime's spec as dockerd 24+ passes it, and shows in inspect and (API
+/// 1.46+) in the list; a client older than API 1.43 cannot set it, as dockerd drops it.
+#[test]
+fn annotations_reach_the_runtime_spec_and_inspect() {
+    let d = daemon();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--annotation",
+        "org.example.colour=blue",
+        "--annotation",
+        "team=ops",
+        "busybox",
+        "sleep",
+        "60",
+    ]))
+    .trim()
+    .to_owned();
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            d.exec_root()
+                .join("containers")
+                .join(&id)
+                .join("config.json"),
+        )
+        .expect("the running container's config.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        spec["annotations"],
+        serde_json::json!({"org.example.colour": "blue", "team": "ops"})
+    );
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{json .HostConfig.Annotations}}", &id])).trim(),
+        r#"{"org.example.colour":"blue","team":"ops"}"#
+    );
+    let listed = |version: &str| {
+        let list = d.get_json(&format!("/{version}/containers/json"));
+        list[0]["HostConfig"]["Annotations"].clone()
+    };
+    assert_eq!(listed("v1.46")["team"], "ops");
+    assert_eq!(listed("v1.45"), serde_json::Value::Null);
+    ok(&d.docker(&["rm", "-f", &id]));
+
+    // Without annotations the spec has none (not oci-spec's example ones).
+    let plain = ok(&d.docker(&["run", "-d", "busybox", "sleep", "60"]))
+        .trim()
+        .to_owned();
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            d.exec_root()
+                .join("containers")
+                .join(&plain)
+                .join("config.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec.get("annotations"), None, "{spec}");
+    ok(&d.docker(&["rm", "-f", &plain]));
+
+    let body = br#"{"Image":"busybox","HostConfig":{"Annotations":{"a":"b"}}}"#;
+    let r = d.request("POST", "/v1.42/containers/create", body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let old = r.json()["Id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{json .HostConfig.Annotations}}", &old])).trim(),
+        "null"
+    );
+}

@@ -49,7 +49,13 @@ pub fn container_create(
     bytes: &[u8],
     version: ApiVersion,
 ) -> Result<ContainerCreateBody, ApiError> {
-    let body: ContainerCreateBody = parse_with_policy(bytes, "/HostConfig/RestartPolicy")?;
+    let mut body: ContainerCreateBody = parse_with_policy(bytes, "/HostConfig/RestartPolicy")?;
+    // Annotations came with API 1.43: dockerd drops what an older client sends.
+    if version.before(43) {
+        if let Some(h) = body.host_config.as_mut() {
+            h.annotations = None;
+        }
+    }
     // Recursive read-only binds came with API 1.44 (Docker 25): older clients keep read-only binds
     // read-only at the top only, and cannot insist on recursion, as dockerd answers them.
     if version.before(44)

@@ -48,7 +48,16 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
         filters: Filters::parse(ctx.query.get("filters"))?,
         size: ctx.query.bool("size"),
     };
-    Ok(json(&ctx.engine.list_containers(opts).await?))
+    let mut list = ctx.engine.list_containers(opts).await?;
+    // The list shows annotations from API 1.46 on, as dockerd's does.
+    if ctx.version.before(46) {
+        for c in &mut list {
+            if let Some(h) = c.host_config.as_mut() {
+                h.annotations = None;
+            }
+        }
+    }
+    Ok(json(&list))
 }
 
 /// `GET /containers/{id}/json`.

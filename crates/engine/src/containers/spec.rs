@@ -149,8 +149,9 @@ pub fn build(
         .linux(linux(c, joined, &caps, arch)?)
         .build()
         .map_err(oci_error)?;
-    // The builders start from oci-spec's example container; what Docker leaves out is taken out again.
-    spec.set_annotations(None);
+    // The builders start from oci-spec's example container, whose annotations are replaced by the
+    // container's own (`--annotation`, which dockerd 24+ passes to the runtime as they are).
+    spec.set_annotations(h.annotations.clone().filter(|a| !a.is_empty()));
     Ok(spec)
 }
 
