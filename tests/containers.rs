@@ -1044,3 +1044,69 @@ fn annotations_reach_the_runtime_spec_and_inspect() {
         "null"
     );
 }
+
+/// `--platform` at create takes the local image only when it is for that platform (dockerd's 404 and
+/// words otherwise, which the docker CLI prints under `--pull never`); clients older than API 1.41
+/// cannot ask.
+#[test]
+fn create_with_a_platform_the_image_is_not_for_is_refused_as_dockerd_refuses_it() {
+    let d = daemon();
+    let arch = ok(&d.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Os}}/{{.Architecture}}",
+        "busybox",
+    ]))
+    .trim()
+    .to_owned();
+    assert_eq!(arch, "linux/amd64", "the test's busybox is an amd64 image");
+    assert_eq!(
+        ok(&d.docker(&[
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "--platform",
+            "linux/amd64",
+            "busybox",
+            "echo",
+            "same"
+        ])),
+        "same\n"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--platform",
+        "linux/arm64",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(
+        err(&o).contains("Error response from daemon: image with reference busybox was found but does not match the specified platform: wanted linux/arm64, actual: linux/amd64"),
+        "{}",
+        err(&o)
+    );
+    let body = br#"{"Image":"busybox"}"#;
+    let r = d.request("POST", "/containers/create?platform=linux/arm/v7", body);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("wanted linux/arm/v7, actual: linux/amd64"),
+        "{}",
+        r.text()
+    );
+    let r = d.request("POST", "/containers/create?platform=linux/x/y/z", body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    // API 1.40 has no platform: it is not read.
+    let r = d.request(
+        "POST",
+        "/v1.40/containers/create?platform=linux/arm64",
+        body,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+}

@@ -30,6 +30,10 @@ pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body
         name: ctx.query.get("name").map(str::to_owned),
         body,
         read_only_non_recursive: ctx.version.before(44),
+        // The platform came with API 1.41; older clients' is not read, as dockerd does not.
+        platform: (!ctx.version.before(41))
+            .then(|| ctx.query.get("platform").map(str::to_owned))
+            .flatten(),
     };
     let created = ctx.engine.create_container(req).await?;
     Ok(json_status(StatusCode::CREATED, &created))

@@ -424,6 +424,7 @@ impl Backend for EngineBackend {
                 name: None,
                 body,
                 read_only_non_recursive: false,
+                platform: None,
             }))
             .map_err(other)?;
         self.steps.push(made.id.clone());

@@ -22,6 +22,8 @@ pub struct CreateRequest {
     pub body: ContainerCreateBody,
     /// The client speaks an API older than 1.44: read-only binds are not made recursively read-only.
     pub read_only_non_recursive: bool,
+    /// `?platform=` (API 1.41+): the platform the image must be for.
+    pub platform: Option<String>,
 }
 
 impl Engine {
@@ -55,6 +57,9 @@ impl Engine {
                     e => e,
                 })?
         };
+        if let Some(p) = req.platform.as_deref().filter(|p| !p.is_empty()) {
+            check_image_platform(&image_name, &image.config, p)?;
+        }
         let mut host = create_host_config(&body, &self.config.log)?;
         let mut warnings =
             super::blkio::discard_unsupported(&mut host, super::blkio::Support::probe());
@@ -186,6 +191,31 @@ pub fn create_host_config(
     host.log_config = Some(super::logdriver::merge(log, host.log_config.as_ref()));
     check_host_config(&host)?;
     Ok(host)
+}
+
+/// `--platform` at create: the local image must be for that platform or one it runs (Berth keeps one
+/// platform per image, as dockerd's graphdriver store), else dockerd's 404, on which the docker CLI
+/// pulls the platform asked for unless told `--pull never`.
+fn check_image_platform(image_name: &str, img: &image::ImageConfig, asked: &str) -> Result<()> {
+    let asked =
+        registry::PlatformSpec::parse(asked).map_err(|e| Error::InvalidParameter(e.to_string()))?;
+    let actual = registry::Platform {
+        architecture: img.architecture.clone(),
+        os: img.os.clone(),
+        variant: img.variant.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    if asked.runs(&actual) {
+        return Ok(());
+    }
+    let mut shown = format!("{}/{}", actual.os, actual.architecture);
+    if !actual.variant.is_empty() {
+        shown = format!("{shown}/{}", actual.variant);
+    }
+    Err(Error::NotFound(format!(
+        "image with reference {image_name} was found but does not match the specified platform: wanted {}, actual: {shown}",
+        asked.docker_format()
+    )))
 }
 
 /// The image's defaults (`img`) under the request's values, as dockerd merges them; returns the config
