@@ -1110,3 +1110,26 @@ fn create_with_a_platform_the_image_is_not_for_is_refused_as_dockerd_refuses_it(
     );
     assert_eq!(r.status, 201, "{}", r.text());
 }
+
+/// Isolation other than the default is Windows': refused with dockerd's words, at create.
+#[test]
+fn isolation_other_than_default_is_refused_as_dockerd_refuses_it() {
+    let d = daemon();
+    for value in ["hyperv", "process", "bogus"] {
+        let o = d.docker(&["create", "--isolation", value, "busybox", "true"]);
+        assert_eq!(o.status.code(), Some(1), "{value}: {}", err(&o));
+        assert!(
+            err(&o).contains(&format!(
+                "Error response from daemon: Invalid isolation: \"{value}\" - linux only supports 'default'"
+            )),
+            "{value}: {}",
+            err(&o)
+        );
+    }
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "", "nothing was created");
+    let id = ok(&d.docker(&["create", "--isolation", "default", "busybox", "true"]));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.HostConfig.Isolation}}", id.trim()])).trim(),
+        "default"
+    );
+}

@@ -44,12 +44,26 @@ fn parse_with_policy<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// dockerd's refusal of an isolation that is not Linux's (a value the typed body cannot even hold, such as
+/// `--isolation bogus`, gets the same words as `hyperv`), for a body that failed to decode.
+fn isolation_refused(bytes: &[u8]) -> Option<ApiError> {
+    let raw: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let isolation = raw.pointer("/HostConfig/Isolation")?.as_str()?;
+    if isolation.is_empty() || isolation.eq_ignore_ascii_case("default") {
+        return None;
+    }
+    Some(ApiError::bad_request(engine::containers::isolation_error(
+        isolation,
+    )))
+}
+
 /// `POST /containers/create`'s body, as a client speaking `version` sent it.
 pub fn container_create(
     bytes: &[u8],
     version: ApiVersion,
 ) -> Result<ContainerCreateBody, ApiError> {
-    let mut body: ContainerCreateBody = parse_with_policy(bytes, "/HostConfig/RestartPolicy")?;
+    let mut body: ContainerCreateBody = parse_with_policy(bytes, "/HostConfig/RestartPolicy")
+        .map_err(|e| isolation_refused(bytes).unwrap_or(e))?;
     // Annotations came with API 1.43: dockerd drops what an older client sends.
     if version.before(43) {
         if let Some(h) = body.host_config.as_mut() {

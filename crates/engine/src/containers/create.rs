@@ -4,8 +4,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use bollard_stubs::models::{
-    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig, HostConfigLogConfig,
-    MountPoint, MountPointTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig,
+    HostConfigIsolationEnum, HostConfigLogConfig, MountPoint, MountPointTypeEnum, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 
 use super::names;
@@ -412,6 +413,12 @@ pub fn check_host_config(h: &HostConfig) -> Result<()> {
         }
     }
     super::restart::validate(h.restart_policy.as_ref(), h.auto_remove == Some(true))?;
+    // Hyper-V and process isolation are Windows'; dockerd on Linux takes the default only.
+    if let Some(i @ (HostConfigIsolationEnum::HYPERV | HostConfigIsolationEnum::PROCESS)) =
+        h.isolation
+    {
+        return Err(Error::InvalidParameter(isolation_error(i.as_ref())));
+    }
     if let Some(HostConfigLogConfig { typ, config }) = &h.log_config {
         super::logdriver::validate(
             typ.as_deref().unwrap_or("json-file"),
@@ -448,6 +455,11 @@ pub fn check_host_config(h: &HostConfig) -> Result<()> {
         super::spec::seccomp_profile(choice, &[], "amd64")?;
     }
     Ok(())
+}
+
+/// dockerd's refusal of an isolation other than the default, on Linux.
+pub fn isolation_error(isolation: &str) -> String {
+    format!("Invalid isolation: {isolation:?} - linux only supports 'default'")
 }
 
 /// The rlimit names `--ulimit` takes (go-units' list, as the docker CLI checks them).
