@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{err, Daemon};
 
 fn text(out: &std::process::Output) -> (String, String, Option<i32>) {
     (
@@ -509,4 +509,31 @@ fn cidfile_gets_the_id_and_is_never_overwritten() {
         berth.trim(),
         "the file was left as it was"
     );
+}
+
+/// An unknown flag before the image is a usage error, as in the docker CLI (not an image named "--x"):
+/// the same words and usage line (with the CLI's own name), and status 125, for run and create.
+#[test]
+fn an_unknown_flag_before_the_image_is_a_usage_error_as_in_the_docker_cli() {
+    common::docker_bin();
+    let d = daemon();
+    for command in ["run", "create"] {
+        for (flag, words) in [
+            ("--bogus", "unknown flag: --bogus"),
+            ("--bogus=1", "unknown flag: --bogus"),
+            ("-Z", "unknown shorthand flag: 'Z' in -Z"),
+        ] {
+            let by_docker = d.docker(&[command, flag, "busybox", "true"]);
+            let by_berth = d.berth(&[command, flag, "busybox", "true"]);
+            assert_eq!(by_docker.status.code(), Some(125), "{}", err(&by_docker));
+            assert!(err(&by_docker).starts_with(words), "{}", err(&by_docker));
+            assert_eq!(
+                err(&by_berth).replace("berth ", "docker "),
+                err(&by_docker),
+                "{command} {flag}"
+            );
+            assert_eq!(by_berth.status.code(), Some(125), "{command} {flag}");
+        }
+    }
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "", "nothing was created");
 }
