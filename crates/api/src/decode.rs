@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use bollard_stubs::models::{ContainerCreateBody, ContainerUpdateBody, VolumeCreateOptions};
-use engine::builds::{BuildOptions, BuildRequest, RunHost};
+use engine::builds::{BuildOptions, BuildRequest, RunHost, RunUlimit};
 use engine::containers::check_raw_policy;
 use http::StatusCode;
 
@@ -139,6 +139,32 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("invalid extrahosts: {e}")))?,
         Some(v) => v.split(',').map(str::to_owned).collect(),
     };
+    // The classic builder on Linux: dockerd's checks and words (security options are Windows' credential
+    // specs only; isolation is the default only).
+    if q.all("securityopt").iter().any(|o| !o.is_empty()) {
+        return Err(ApiError::bad_request(
+            "The daemon on this platform does not support setting security options on build",
+        ));
+    }
+    if let Some(i) = q.get("isolation").filter(|i| !i.is_empty()) {
+        if !i.eq_ignore_ascii_case("default") {
+            return Err(ApiError::bad_request(format!(
+                "unsupported isolation: {i:?}"
+            )));
+        }
+    }
+    let ulimits = match q.get("ulimits").filter(|v| !v.is_empty() && *v != "null") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_str::<Vec<bollard_stubs::models::ResourcesUlimits>>(v)
+            .map_err(|e| ApiError::bad_request(format!("error reading ulimit settings: {e}")))?
+            .into_iter()
+            .map(|u| RunUlimit {
+                name: u.name.unwrap_or_default(),
+                soft: u.soft.unwrap_or(0),
+                hard: u.hard.unwrap_or(0),
+            })
+            .collect(),
+    };
     let cache_from: Vec<String> = match q.get("cachefrom").filter(|v| !v.is_empty() && *v != "null")
     {
         None => Vec::new(),
@@ -174,6 +200,9 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
             cpu_period: int("cpuperiod")?,
             cpu_quota: int("cpuquota")?,
             shm_size: int("shmsize")?,
+            cpuset_mems: q.get("cpusetmems").unwrap_or_default().to_owned(),
+            cgroup_parent: q.get("cgroupparent").unwrap_or_default().to_owned(),
+            ulimits,
         },
     };
     Ok(BuildRequest {
