@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 requirements=(
     "cgroup-v2|[ \"\$(stat -fc %T /sys/fs/cgroup)\" = cgroup2fs ]|test(=cgroups::v2::tests::cgroup_v2_real_hierarchy_applies_limits_and_removes)"
     "cgroup-v1|[ \"\$(stat -fc %T /sys/fs/cgroup)\" != cgroup2fs ]|test(=cgroups::v1::tests::the_standard_layout_matches_what_mountinfo_says)"
-    "block-device|[ -n \"\$(find /sys/block -mindepth 1 -maxdepth 1 ! -name 'loop*' ! -name 'ram*' ! -name 'zram*' -print -quit)\" ]|test(=io_throttle_swappiness_and_oom_settings_match_runc)"
+    "block-device|[ -n \"\$(find /sys/block -mindepth 1 -maxdepth 1 ! -name 'loop*' ! -name 'ram*' ! -name 'zram*' -print -quit)\" ]|test(=io_throttle_swappiness_and_oom_settings_match_runc) | test(=block_io_limits_reach_the_cgroup_as_dockerd_writes_them)"
     "mount_setattr (Linux 5.12)|python3 -c 'import platform,sys; v=tuple(int(x) for x in platform.release().split(\"-\")[0].split(\".\")[:2]); sys.exit(v < (5, 12))'|test(=recursive_read_only_binds_reach_submounts)"
 )
 

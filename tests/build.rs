@@ -894,3 +894,73 @@ fn builder_prune_never_takes_a_cache_a_build_is_using() {
     let pruned = d.request("POST", "/build/prune", b"").json();
     assert_eq!(pruned["CachesDeleted"], serde_json::json!([id]), "{pruned}");
 }
+
+/// The step containers' settings a classic build takes (`--ulimit`, `--cgroup-parent`, `--cpuset-mems`) reach
+/// its RUN steps; `--security-opt` and an isolation other than the default are refused with dockerd's words.
+#[test]
+fn build_ulimits_cgroup_parent_and_cpuset_mems_reach_the_run_steps() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("limits-ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:latest\n\
+         RUN echo \"$(ulimit -Sn):$(ulimit -Hn)\" > /nofile && cat /proc/self/cgroup > /cgroup \
+         && cat /sys/fs/cgroup/cpuset/cpuset.mems /sys/fs/cgroup/cpuset.mems 2>/dev/null > /mems; true\n",
+    )
+    .unwrap();
+    let ctx = ctx.display().to_string();
+    let o = build(
+        &d,
+        &[
+            "-t",
+            "limited",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--cgroup-parent",
+            "berth-build-test",
+            "--cpuset-mems",
+            "0",
+            &ctx,
+        ],
+    );
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    let seen = |file: &str| {
+        ok(&d.docker(&["run", "--rm", "limited", "cat", file]))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(seen("/nofile"), "1024:2048");
+    assert_eq!(seen("/mems"), "0");
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        // v1: the host's cgroup namespace, so the step's own path shows under the parent asked for.
+        let cgroup = seen("/cgroup");
+        assert!(
+            cgroup
+                .lines()
+                .any(|l| l.contains(":memory:/berth-build-test/")),
+            "{cgroup}"
+        );
+    }
+
+    for (args, want) in [
+        (
+            &["--security-opt", "seccomp=unconfined"][..],
+            "The daemon on this platform does not support setting security options on build",
+        ),
+        (
+            &["--isolation", "hyperv"][..],
+            "unsupported isolation: \"hyperv\"",
+        ),
+    ] {
+        let mut argv = args.to_vec();
+        argv.push(&ctx);
+        let o = build(&d, &argv);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(
+            err(&o).contains(&format!("Error response from daemon: {want}")),
+            "{args:?}: {}",
+            err(&o)
+        );
+    }
+}

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{err, Daemon};
 
 fn text(out: &std::process::Output) -> (String, String, Option<i32>) {
     (
@@ -432,12 +432,29 @@ fn run_flags_reach_the_daemon_as_the_docker_clis_do() {
     let (by_docker, by_berth) = (inspect(&create("docker")), inspect(&create("berth")));
     assert_eq!(by_berth, by_docker);
     // And the values are the flags' (not two CLIs agreeing on leaving them out).
+    // dockerd discards a weight the host's cgroups cannot hold (v1 without the CFQ or BFQ files).
+    let weight_held = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .unwrap()
+            .split_whitespace()
+            .any(|c| c == "io")
+    } else {
+        ["blkio.weight", "blkio.bfq.weight"].iter().any(|f| {
+            std::path::Path::new("/sys/fs/cgroup/blkio")
+                .join(f)
+                .exists()
+        })
+    };
+    let resources = format!(
+        "[\"c 1:3 r\"] {{\"Config\":{{\"max-size\":\"1m\"}},\"Type\":\"json-file\"}} 100 true 10 100000 50000 \"0\" {}",
+        if weight_held { 300 } else { 0 }
+    );
     for part in [
         "\"host\" \"shareable\" \"host\" \"private\" \"berth-flags-test\" 134217728",
         "{\"net.ipv4.ip_forward\":\"1\"} [\"1234\"]",
         "{\"CgroupPermissions\":\"rw\",\"PathInContainer\":\"/dev/mynull\",\"PathOnHost\":\"/dev/null\"}",
         "{\"CgroupPermissions\":\"rwm\",\"PathInContainer\":\"/dev/zero\",\"PathOnHost\":\"/dev/zero\"}",
-        "[\"c 1:3 r\"] {\"Config\":{\"max-size\":\"1m\"},\"Type\":\"json-file\"} 100 true 10 100000 50000 \"0\" 300",
+        resources.as_str(),
         "\"example.org\" {\"colour\":\"blue\"}",
     ] {
         assert!(by_berth.contains(part), "{part} not in {by_berth}");
@@ -492,4 +509,31 @@ fn cidfile_gets_the_id_and_is_never_overwritten() {
         berth.trim(),
         "the file was left as it was"
     );
+}
+
+/// An unknown flag before the image is a usage error, as in the docker CLI (not an image named "--x"):
+/// the same words and usage line (with the CLI's own name), and status 125, for run and create.
+#[test]
+fn an_unknown_flag_before_the_image_is_a_usage_error_as_in_the_docker_cli() {
+    common::docker_bin();
+    let d = daemon();
+    for command in ["run", "create"] {
+        for (flag, words) in [
+            ("--bogus", "unknown flag: --bogus"),
+            ("--bogus=1", "unknown flag: --bogus"),
+            ("-Z", "unknown shorthand flag: 'Z' in -Z"),
+        ] {
+            let by_docker = d.docker(&[command, flag, "busybox", "true"]);
+            let by_berth = d.berth(&[command, flag, "busybox", "true"]);
+            assert_eq!(by_docker.status.code(), Some(125), "{}", err(&by_docker));
+            assert!(err(&by_docker).starts_with(words), "{}", err(&by_docker));
+            assert_eq!(
+                err(&by_berth).replace("berth ", "docker "),
+                err(&by_docker),
+                "{command} {flag}"
+            );
+            assert_eq!(by_berth.status.code(), Some(125), "{command} {flag}");
+        }
+    }
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "", "nothing was created");
 }

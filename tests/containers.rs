@@ -973,3 +973,163 @@ fn pid_and_ipc_namespaces_of_another_container_can_be_joined() {
     ok(&d.docker(&["rm", "-f", "donor"]));
     assert!(!shm_mounted(), "the shareable /dev/shm is left mounted");
 }
+
+/// `--annotation` reaches the OCI runtime's spec as dockerd 24+ passes it, and shows in inspect and (API
+/// 1.46+) in the list; a client older than API 1.43 cannot set it, as dockerd drops it.
+#[test]
+fn annotations_reach_the_runtime_spec_and_inspect() {
+    let d = daemon();
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--annotation",
+        "org.example.colour=blue",
+        "--annotation",
+        "team=ops",
+        "busybox",
+        "sleep",
+        "60",
+    ]))
+    .trim()
+    .to_owned();
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            d.exec_root()
+                .join("containers")
+                .join(&id)
+                .join("config.json"),
+        )
+        .expect("the running container's config.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        spec["annotations"],
+        serde_json::json!({"org.example.colour": "blue", "team": "ops"})
+    );
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{json .HostConfig.Annotations}}", &id])).trim(),
+        r#"{"org.example.colour":"blue","team":"ops"}"#
+    );
+    let listed = |version: &str| {
+        let list = d.get_json(&format!("/{version}/containers/json"));
+        list[0]["HostConfig"]["Annotations"].clone()
+    };
+    assert_eq!(listed("v1.46")["team"], "ops");
+    assert_eq!(listed("v1.45"), serde_json::Value::Null);
+    ok(&d.docker(&["rm", "-f", &id]));
+
+    // Without annotations the spec has none (not oci-spec's example ones).
+    let plain = ok(&d.docker(&["run", "-d", "busybox", "sleep", "60"]))
+        .trim()
+        .to_owned();
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            d.exec_root()
+                .join("containers")
+                .join(&plain)
+                .join("config.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec.get("annotations"), None, "{spec}");
+    ok(&d.docker(&["rm", "-f", &plain]));
+
+    let body = br#"{"Image":"busybox","HostConfig":{"Annotations":{"a":"b"}}}"#;
+    let r = d.request("POST", "/v1.42/containers/create", body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let old = r.json()["Id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{json .HostConfig.Annotations}}", &old])).trim(),
+        "null"
+    );
+}
+
+/// `--platform` at create takes the local image only when it is for that platform (dockerd's 404 and
+/// words otherwise, which the docker CLI prints under `--pull never`); clients older than API 1.41
+/// cannot ask.
+#[test]
+fn create_with_a_platform_the_image_is_not_for_is_refused_as_dockerd_refuses_it() {
+    let d = daemon();
+    let arch = ok(&d.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Os}}/{{.Architecture}}",
+        "busybox",
+    ]))
+    .trim()
+    .to_owned();
+    assert_eq!(arch, "linux/amd64", "the test's busybox is an amd64 image");
+    assert_eq!(
+        ok(&d.docker(&[
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "--platform",
+            "linux/amd64",
+            "busybox",
+            "echo",
+            "same"
+        ])),
+        "same\n"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--platform",
+        "linux/arm64",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", err(&o));
+    assert!(
+        err(&o).contains("Error response from daemon: image with reference busybox was found but does not match the specified platform: wanted linux/arm64, actual: linux/amd64"),
+        "{}",
+        err(&o)
+    );
+    let body = br#"{"Image":"busybox"}"#;
+    let r = d.request("POST", "/containers/create?platform=linux/arm/v7", body);
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("wanted linux/arm/v7, actual: linux/amd64"),
+        "{}",
+        r.text()
+    );
+    let r = d.request("POST", "/containers/create?platform=linux/x/y/z", body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    // API 1.40 has no platform: it is not read.
+    let r = d.request(
+        "POST",
+        "/v1.40/containers/create?platform=linux/arm64",
+        body,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// Isolation other than the default is Windows': refused with dockerd's words, at create.
+#[test]
+fn isolation_other_than_default_is_refused_as_dockerd_refuses_it() {
+    let d = daemon();
+    for value in ["hyperv", "process", "bogus"] {
+        let o = d.docker(&["create", "--isolation", value, "busybox", "true"]);
+        assert_eq!(o.status.code(), Some(1), "{value}: {}", err(&o));
+        assert!(
+            err(&o).contains(&format!(
+                "Error response from daemon: Invalid isolation: \"{value}\" - linux only supports 'default'"
+            )),
+            "{value}: {}",
+            err(&o)
+        );
+    }
+    assert_eq!(ok(&d.docker(&["ps", "-aq"])), "", "nothing was created");
+    let id = ok(&d.docker(&["create", "--isolation", "default", "busybox", "true"]));
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{.HostConfig.Isolation}}", id.trim()])).trim(),
+        "default"
+    );
+}

@@ -191,3 +191,171 @@ fn settings_dockerd_refuses_are_refused_at_create_and_update() {
     let cpus = ok(&d.docker(&["inspect", "-f", "{{.HostConfig.CpusetCpus}}", "upd"]));
     assert_eq!(cpus.trim(), "", "a refused update changed nothing");
 }
+
+/// A block device of this host to throttle (not a loop, ram or zram device), as `/dev/<name>` and its
+/// major:minor. A host without one leaves the test out by name (scripts/test.sh, "block-device").
+fn block_device() -> (String, String) {
+    let found = std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .flatten()
+        .find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if ["loop", "ram", "zram"].iter().any(|p| name.starts_with(p)) {
+                return None;
+            }
+            let numbers = std::fs::read_to_string(e.path().join("dev")).ok()?;
+            let node = format!("/dev/{name}");
+            std::path::Path::new(&node)
+                .exists()
+                .then(|| (node, numbers.trim().to_owned()))
+        });
+    found.expect("a block device to throttle (host requirement: block-device)")
+}
+
+/// Whether the host's cgroups offer a block I/O weight: the `io` controller on v2; on v1 one of `files`
+/// (the CFQ or the BFQ scheduler's) in the blkio hierarchy.
+fn blkio_weight_files(v2: bool, files: &[&str]) -> bool {
+    if v2 {
+        return std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .unwrap()
+            .split_whitespace()
+            .any(|c| c == "io");
+    }
+    let dir = std::path::Path::new("/sys/fs/cgroup/blkio");
+    files.iter().any(|f| dir.join(f).exists())
+}
+
+/// `--device-{read,write}-{bps,iops}` reach the container's cgroup with the device's major:minor, as
+/// dockerd writes them; `--blkio-weight-device` too where the host has the weight files, and is discarded
+/// with dockerd's warning where it has not; a device that is not there, or not a block device, is refused.
+#[test]
+fn block_io_limits_reach_the_cgroup_as_dockerd_writes_them() {
+    let d = common::docker_daemon();
+    let (dev, numbers) = block_device();
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let probe = if v2 {
+        "cat /sys/fs/cgroup/io.max; cat /sys/fs/cgroup/io.weight 2>/dev/null; true"
+    } else {
+        "cd /sys/fs/cgroup/blkio && cat blkio.throttle.read_bps_device blkio.throttle.write_bps_device \
+         blkio.throttle.read_iops_device blkio.throttle.write_iops_device; \
+         cat blkio.weight_device blkio.bfq.weight_device 2>/dev/null; true"
+    };
+    let (rbps, wbps, riops, wiops, weight) = (
+        format!("{dev}:1mb"),
+        format!("{dev}:2mb"),
+        format!("{dev}:100"),
+        format!("{dev}:200"),
+        format!("{dev}:300"),
+    );
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "io",
+        "--device-read-bps",
+        &rbps,
+        "--device-write-bps",
+        &wbps,
+        "--device-read-iops",
+        &riops,
+        "--device-write-iops",
+        &wiops,
+        "--blkio-weight-device",
+        &weight,
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    let seen = ok(&o);
+    if v2 {
+        assert!(
+            seen.contains(&format!(
+                "{numbers} rbps=1048576 wbps=2097152 riops=100 wiops=200"
+            )),
+            "{seen}"
+        );
+    } else {
+        for line in [
+            format!("{numbers} 1048576"),
+            format!("{numbers} 2097152"),
+            format!("{numbers} 100"),
+            format!("{numbers} 200"),
+        ] {
+            assert!(seen.lines().any(|l| l == line), "{line} not in {seen}");
+        }
+    }
+    let weights = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.BlkioWeightDevice}}",
+        "io",
+    ]));
+    if blkio_weight_files(v2, &["blkio.weight_device", "blkio.bfq.weight_device"]) {
+        assert!(seen.contains(&format!("{numbers} ")), "{seen}");
+        assert!(weights.contains("\"Weight\":300"), "{weights}");
+    } else {
+        assert!(
+            err(&o).contains("WARNING: Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded."),
+            "{}",
+            err(&o)
+        );
+        assert_eq!(weights.trim(), "[]");
+    }
+    let throttles = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.BlkioDeviceReadBps}} {{json .HostConfig.BlkioDeviceWriteIOps}}",
+        "io",
+    ]));
+    assert_eq!(
+        throttles.trim(),
+        format!(r#"[{{"Path":"{dev}","Rate":1048576}}] [{{"Path":"{dev}","Rate":200}}]"#)
+    );
+
+    // `--blkio-weight`: applied where the host has the weight file, else discarded with dockerd's warning;
+    // the container starts either way.
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "weighted",
+        "--blkio-weight",
+        "300",
+        "busybox",
+        "true",
+    ]);
+    ok(&o);
+    let weight = ok(&d.docker(&["inspect", "-f", "{{.HostConfig.BlkioWeight}}", "weighted"]));
+    let weight_file = blkio_weight_files(v2, &["blkio.weight", "blkio.bfq.weight"]);
+    if weight_file {
+        assert_eq!(weight.trim(), "300");
+    } else {
+        assert!(
+            err(&o).contains("WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."),
+            "{}",
+            err(&o)
+        );
+        assert_eq!(weight.trim(), "0");
+    }
+
+    for (arg, want) in [
+        (
+            "/dev/berth-no-such-disk:1mb",
+            "Error response from daemon: stat /dev/berth-no-such-disk: no such file or directory",
+        ),
+        (
+            "/dev/null:1mb",
+            "Error response from daemon: /dev/null is not a block device",
+        ),
+    ] {
+        let o = d.docker(&["create", "--device-write-bps", arg, "busybox", "true"]);
+        assert_eq!(o.status.code(), Some(1), "{arg}: {}", err(&o));
+        assert!(err(&o).contains(want), "{arg}: {}", err(&o));
+    }
+    // The API, which the docker CLI's own checks do not guard.
+    let body = format!(
+        r#"{{"Image":"busybox","HostConfig":{{"BlkioDeviceReadIOps":[{{"Path":"{dev}","Rate":-1}}]}}}}"#
+    );
+    let r = d.request("POST", "/containers/create", body.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("invalid rate for device"), "{}", r.text());
+}

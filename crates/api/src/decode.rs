@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use bollard_stubs::models::{ContainerCreateBody, ContainerUpdateBody, VolumeCreateOptions};
-use engine::builds::{BuildOptions, BuildRequest, RunHost};
+use engine::builds::{BuildOptions, BuildRequest, RunHost, RunUlimit};
 use engine::containers::check_raw_policy;
 use http::StatusCode;
 
@@ -44,12 +44,32 @@ fn parse_with_policy<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// dockerd's refusal of an isolation that is not Linux's (a value the typed body cannot even hold, such as
+/// `--isolation bogus`, gets the same words as `hyperv`), for a body that failed to decode.
+fn isolation_refused(bytes: &[u8]) -> Option<ApiError> {
+    let raw: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let isolation = raw.pointer("/HostConfig/Isolation")?.as_str()?;
+    if isolation.is_empty() || isolation.eq_ignore_ascii_case("default") {
+        return None;
+    }
+    Some(ApiError::bad_request(engine::containers::isolation_error(
+        isolation,
+    )))
+}
+
 /// `POST /containers/create`'s body, as a client speaking `version` sent it.
 pub fn container_create(
     bytes: &[u8],
     version: ApiVersion,
 ) -> Result<ContainerCreateBody, ApiError> {
-    let body: ContainerCreateBody = parse_with_policy(bytes, "/HostConfig/RestartPolicy")?;
+    let mut body: ContainerCreateBody = parse_with_policy(bytes, "/HostConfig/RestartPolicy")
+        .map_err(|e| isolation_refused(bytes).unwrap_or(e))?;
+    // Annotations came with API 1.43: dockerd drops what an older client sends.
+    if version.before(43) {
+        if let Some(h) = body.host_config.as_mut() {
+            h.annotations = None;
+        }
+    }
     // Recursive read-only binds came with API 1.44 (Docker 25): older clients keep read-only binds
     // read-only at the top only, and cannot insist on recursion, as dockerd answers them.
     if version.before(44)
@@ -119,6 +139,32 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("invalid extrahosts: {e}")))?,
         Some(v) => v.split(',').map(str::to_owned).collect(),
     };
+    // The classic builder on Linux: dockerd's checks and words (security options are Windows' credential
+    // specs only; isolation is the default only).
+    if q.all("securityopt").iter().any(|o| !o.is_empty()) {
+        return Err(ApiError::bad_request(
+            "The daemon on this platform does not support setting security options on build",
+        ));
+    }
+    if let Some(i) = q.get("isolation").filter(|i| !i.is_empty()) {
+        if !i.eq_ignore_ascii_case("default") {
+            return Err(ApiError::bad_request(format!(
+                "unsupported isolation: {i:?}"
+            )));
+        }
+    }
+    let ulimits = match q.get("ulimits").filter(|v| !v.is_empty() && *v != "null") {
+        None => Vec::new(),
+        Some(v) => serde_json::from_str::<Vec<bollard_stubs::models::ResourcesUlimits>>(v)
+            .map_err(|e| ApiError::bad_request(format!("error reading ulimit settings: {e}")))?
+            .into_iter()
+            .map(|u| RunUlimit {
+                name: u.name.unwrap_or_default(),
+                soft: u.soft.unwrap_or(0),
+                hard: u.hard.unwrap_or(0),
+            })
+            .collect(),
+    };
     let cache_from: Vec<String> = match q.get("cachefrom").filter(|v| !v.is_empty() && *v != "null")
     {
         None => Vec::new(),
@@ -154,6 +200,9 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
             cpu_period: int("cpuperiod")?,
             cpu_quota: int("cpuquota")?,
             shm_size: int("shmsize")?,
+            cpuset_mems: q.get("cpusetmems").unwrap_or_default().to_owned(),
+            cgroup_parent: q.get("cgroupparent").unwrap_or_default().to_owned(),
+            ulimits,
         },
     };
     Ok(BuildRequest {

@@ -74,6 +74,23 @@ pub struct RunHost {
     pub cpu_quota: i64,
     /// `/dev/shm` size in bytes (0: default).
     pub shm_size: i64,
+    /// Memory nodes allowed (`0-3`, `0,1`).
+    pub cpuset_mems: String,
+    /// The cgroup the step containers' cgroups go under (empty: the daemon's).
+    pub cgroup_parent: String,
+    /// `--ulimit`s of the step containers' processes.
+    pub ulimits: Vec<RunUlimit>,
+}
+
+/// One `--ulimit` of a build's step containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunUlimit {
+    /// The rlimit's name without `RLIMIT_` (`nofile`).
+    pub name: String,
+    /// Soft limit (-1: unlimited).
+    pub soft: i64,
+    /// Hard limit (-1: unlimited).
+    pub hard: i64,
 }
 
 /// A `RUN --mount`, resolved by the dispatcher, for the engine to set up in the step

@@ -403,6 +403,21 @@ impl PlatformSpec {
             .position(|(a, v)| *a == arch && *v == variant)
     }
 
+    /// True when an image built for `p` runs on this platform (itself or a compatible variant), as
+    /// containerd's matcher decides it for `--platform` at create.
+    pub fn runs(&self, p: &Platform) -> bool {
+        self.rank(p).is_some()
+    }
+
+    /// The platform as dockerd names it in errors (containerd's format: no `v8` for arm64).
+    pub fn docker_format(&self) -> String {
+        if self.architecture == "arm64" && self.variant == "v8" {
+            format!("{}/{}", self.os, self.architecture)
+        } else {
+            self.to_string()
+        }
+    }
+
     /// Picks the index entry for this platform: an exact match first, then the closest compatible
     /// variant; entries without a platform (attestations, artifacts) are never chosen.
     pub fn select<'a>(&self, index: &'a ImageIndex) -> Result<&'a Descriptor> {
@@ -454,6 +469,27 @@ mod tests {
             Ok(d) => d,
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_platform_runs_its_own_and_older_variants_only() {
+        let image = |arch: &str, variant: &str| Platform {
+            architecture: arch.into(),
+            os: "linux".into(),
+            variant: variant.into(),
+            ..Default::default()
+        };
+        let arm64 = PlatformSpec::parse("linux/arm64").unwrap();
+        assert!(arm64.runs(&image("aarch64", "")));
+        assert!(arm64.runs(&image("arm", "v7")));
+        assert!(!arm64.runs(&image("amd64", "")));
+        assert_eq!(arm64.docker_format(), "linux/arm64");
+        let v6 = PlatformSpec::parse("linux/arm/v6").unwrap();
+        assert!(!v6.runs(&image("arm", "v7")));
+        assert_eq!(v6.docker_format(), "linux/arm/v6");
+        assert!(PlatformSpec::parse("linux/amd64")
+            .unwrap()
+            .runs(&image("amd64", "")));
     }
 
     #[test]

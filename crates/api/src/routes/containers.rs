@@ -30,6 +30,10 @@ pub async fn create(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body
         name: ctx.query.get("name").map(str::to_owned),
         body,
         read_only_non_recursive: ctx.version.before(44),
+        // The platform came with API 1.41; older clients' is not read, as dockerd does not.
+        platform: (!ctx.version.before(41))
+            .then(|| ctx.query.get("platform").map(str::to_owned))
+            .flatten(),
     };
     let created = ctx.engine.create_container(req).await?;
     Ok(json_status(StatusCode::CREATED, &created))
@@ -48,7 +52,16 @@ pub async fn list(ctx: &Ctx) -> ApiResult<Response<Body>> {
         filters: Filters::parse(ctx.query.get("filters"))?,
         size: ctx.query.bool("size"),
     };
-    Ok(json(&ctx.engine.list_containers(opts).await?))
+    let mut list = ctx.engine.list_containers(opts).await?;
+    // The list shows annotations from API 1.46 on, as dockerd's does.
+    if ctx.version.before(46) {
+        for c in &mut list {
+            if let Some(h) = c.host_config.as_mut() {
+                h.annotations = None;
+            }
+        }
+    }
+    Ok(json(&list))
 }
 
 /// `GET /containers/{id}/json`.

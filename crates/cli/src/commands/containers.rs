@@ -718,7 +718,7 @@ pub const STATS_HEADERS: [(&str, &str); 9] = [
 
 const STATS_TABLE: &str = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
 
-/// Prints one sample of resource usage per container (streaming is not supported yet: `--no-stream`).
+/// Prints resource usage per container: one sample with `--no-stream`, else a live table redrawn twice a second.
 pub async fn stats(client: &Client, args: StatsArgs) -> Result<(), CliError> {
     if args.no_stream {
         return print(&stats_table(client, &args).await?);

@@ -1157,8 +1157,31 @@ pub fn normalize_name(name: &str) -> String {
     }
 }
 
+/// A flag clap did not know before the image lands in the trailing arguments, as the image: refused here
+/// with the docker CLI's words, usage line and status (125), not sent to the daemon as an image name.
+fn unknown_flag_before_image(args: &[String], command: &str) -> Result<(), CliError> {
+    let Some(first) = args.first().filter(|a| a.starts_with('-') && a.len() > 1) else {
+        return Ok(());
+    };
+    let what = match first.strip_prefix("--") {
+        Some(long) => {
+            let name = long.split_once('=').map_or(long, |(n, _)| n);
+            format!("unknown flag: --{name}")
+        }
+        None => {
+            let c = first.chars().nth(1).unwrap_or('-');
+            format!("unknown shorthand flag: '{c}' in {first}")
+        }
+    };
+    Err(CliError::Usage(format!(
+        "{what}\n\nUsage:  berth {command} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n\
+         Run 'berth {command} --help' for more information"
+    )))
+}
+
 /// Creates a container and prints its ID.
 pub async fn create(client: &Client, args: CreateArgs) -> Result<(), CliError> {
+    unknown_flag_before_image(&args.options.args, "create")?;
     // Docker's `create` records stdout/stderr (and stdin with `-i`) as attached, as for a foreground run.
     let id = create_container(client, &args.options, true).await?;
     print(&format!("{id}\n"))
@@ -1167,6 +1190,7 @@ pub async fn create(client: &Client, args: CreateArgs) -> Result<(), CliError> {
 /// Runs a container: create, attach, wait, start, copy output, exit with the container's status.
 pub async fn run(client: &Client, args: RunArgs) -> Result<(), CliError> {
     let opts = &args.options;
+    unknown_flag_before_image(&opts.args, "run")?;
     let attach = !args.detach;
     if attach && opts.tty && opts.interactive && !stdin_is_terminal() {
         return Err(CliError::WithStatus(

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bollard_stubs::models::{
-    ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountTypeEnum,
+    ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountTypeEnum, ResourcesUlimits,
 };
 use build::backend::{
     Backend, BackendError, Base, Committed, CopySource, Feature, RunMount, RunStep, SourceKind,
@@ -412,6 +412,19 @@ impl Backend for EngineBackend {
                 cpu_period: Some(h.cpu_period).filter(|m| *m != 0),
                 cpu_quota: Some(h.cpu_quota).filter(|m| *m != 0),
                 shm_size: Some(h.shm_size).filter(|m| *m != 0),
+                cpuset_mems: some(&h.cpuset_mems),
+                cgroup_parent: some(&h.cgroup_parent),
+                ulimits: Some(
+                    h.ulimits
+                        .iter()
+                        .map(|u| ResourcesUlimits {
+                            name: Some(u.name.clone()),
+                            soft: Some(u.soft),
+                            hard: Some(u.hard),
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .filter(|u| !u.is_empty()),
                 mounts: Some(mounts).filter(|m| !m.is_empty()),
                 ..HostConfig::default()
             }),
@@ -424,6 +437,7 @@ impl Backend for EngineBackend {
                 name: None,
                 body,
                 read_only_non_recursive: false,
+                platform: None,
             }))
             .map_err(other)?;
         self.steps.push(made.id.clone());

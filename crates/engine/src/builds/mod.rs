@@ -25,7 +25,7 @@ use crate::Engine;
 
 /// The options of a build and the limits of its RUN containers, as the `build` crate takes them (re-exported
 /// so the API needs no other crate).
-pub use build::backend::RunHost;
+pub use build::backend::{RunHost, RunUlimit};
 pub use build::dispatch::BuildOptions;
 /// Where a build's output goes.
 pub use build::dispatch::ProgressSink as BuildProgress;

@@ -4,8 +4,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use bollard_stubs::models::{
-    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig, HostConfigLogConfig,
-    MountPoint, MountPointTypeEnum, RestartPolicy, RestartPolicyNameEnum,
+    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, HostConfig,
+    HostConfigIsolationEnum, HostConfigLogConfig, MountPoint, MountPointTypeEnum, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 
 use super::names;
@@ -22,6 +23,8 @@ pub struct CreateRequest {
     pub body: ContainerCreateBody,
     /// The client speaks an API older than 1.44: read-only binds are not made recursively read-only.
     pub read_only_non_recursive: bool,
+    /// `?platform=` (API 1.41+): the platform the image must be for.
+    pub platform: Option<String>,
 }
 
 impl Engine {
@@ -55,7 +58,13 @@ impl Engine {
                     e => e,
                 })?
         };
+        if let Some(p) = req.platform.as_deref().filter(|p| !p.is_empty()) {
+            check_image_platform(&image_name, &image.config, p)?;
+        }
         let mut host = create_host_config(&body, &self.config.log)?;
+        let mut warnings =
+            super::blkio::discard_unsupported(&mut host, super::blkio::Support::probe());
+        super::blkio::check_devices(&host)?;
         super::devices::from_host_config(&host)?;
         if self.container_id_map(&host).is_some() {
             userns_conflicts(&host)?;
@@ -71,7 +80,6 @@ impl Engine {
         fill_host_defaults(&mut host);
         let networks = self.net_plan(&body, &host)?;
         let links = self.legacy_links(&host)?;
-        let mut warnings = Vec::new();
         if host.network_mode.as_deref() == Some("host")
             && (host.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
                 || host.publish_all_ports == Some(true))
@@ -184,6 +192,31 @@ pub fn create_host_config(
     host.log_config = Some(super::logdriver::merge(log, host.log_config.as_ref()));
     check_host_config(&host)?;
     Ok(host)
+}
+
+/// `--platform` at create: the local image must be for that platform or one it runs (Berth keeps one
+/// platform per image, as dockerd's graphdriver store), else dockerd's 404, on which the docker CLI
+/// pulls the platform asked for unless told `--pull never`.
+fn check_image_platform(image_name: &str, img: &image::ImageConfig, asked: &str) -> Result<()> {
+    let asked =
+        registry::PlatformSpec::parse(asked).map_err(|e| Error::InvalidParameter(e.to_string()))?;
+    let actual = registry::Platform {
+        architecture: img.architecture.clone(),
+        os: img.os.clone(),
+        variant: img.variant.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    if asked.runs(&actual) {
+        return Ok(());
+    }
+    let mut shown = format!("{}/{}", actual.os, actual.architecture);
+    if !actual.variant.is_empty() {
+        shown = format!("{shown}/{}", actual.variant);
+    }
+    Err(Error::NotFound(format!(
+        "image with reference {image_name} was found but does not match the specified platform: wanted {}, actual: {shown}",
+        asked.docker_format()
+    )))
 }
 
 /// The image's defaults (`img`) under the request's values, as dockerd merges them; returns the config
@@ -380,6 +413,12 @@ pub fn check_host_config(h: &HostConfig) -> Result<()> {
         }
     }
     super::restart::validate(h.restart_policy.as_ref(), h.auto_remove == Some(true))?;
+    // Hyper-V and process isolation are Windows'; dockerd on Linux takes the default only.
+    if let Some(i @ (HostConfigIsolationEnum::HYPERV | HostConfigIsolationEnum::PROCESS)) =
+        h.isolation
+    {
+        return Err(Error::InvalidParameter(isolation_error(i.as_ref())));
+    }
     if let Some(HostConfigLogConfig { typ, config }) = &h.log_config {
         super::logdriver::validate(
             typ.as_deref().unwrap_or("json-file"),
@@ -387,6 +426,7 @@ pub fn check_host_config(h: &HostConfig) -> Result<()> {
         )?;
     }
     super::limits::Limits::of_host(h).check(true)?;
+    super::blkio::check_values(h)?;
     check_platform_settings(h)?;
     if h.storage_opt.as_ref().is_some_and(|s| !s.is_empty()) {
         return refuse("--storage-opt");
@@ -415,6 +455,11 @@ pub fn check_host_config(h: &HostConfig) -> Result<()> {
         super::spec::seccomp_profile(choice, &[], "amd64")?;
     }
     Ok(())
+}
+
+/// dockerd's refusal of an isolation other than the default, on Linux.
+pub fn isolation_error(isolation: &str) -> String {
+    format!("Invalid isolation: {isolation:?} - linux only supports 'default'")
 }
 
 /// The rlimit names `--ulimit` takes (go-units' list, as the docker CLI checks them).

@@ -2,6 +2,7 @@
 //! hub behind attach, OCI spec generation, and recovery after a daemon restart.
 
 mod archive;
+mod blkio;
 mod changes;
 mod commit;
 mod create;
@@ -39,7 +40,8 @@ pub use commit::CommitRequest;
 pub(crate) use create::fill_random;
 pub(crate) use create::random_id;
 pub use create::{
-    check_host_config, create_host_config, fill_host_defaults, merge_config, CreateRequest,
+    check_host_config, create_host_config, fill_host_defaults, isolation_error, merge_config,
+    CreateRequest,
 };
 pub use exec::{check_exec_config, ExecConfig, ExecInstance, ExecIo, ExecStartConfig};
 pub use lifecycle::{parse_signal, AttachTarget, WaitCondition};

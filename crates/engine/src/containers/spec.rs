@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use bollard_stubs::models::HostConfig;
 use oci_spec::runtime::{
-    BoxBuilder, Capabilities, Capability, Linux, LinuxBlockIoBuilder, LinuxBuilder,
-    LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpu, LinuxCpuBuilder, LinuxDeviceCgroup,
-    LinuxDeviceType, LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxMemoryBuilder,
-    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources,
+    BoxBuilder, Capabilities, Capability, Linux, LinuxBuilder, LinuxCapabilities,
+    LinuxCapabilitiesBuilder, LinuxCpu, LinuxCpuBuilder, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxMemoryBuilder, LinuxNamespace,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResources,
     LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder,
     PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
@@ -149,8 +149,9 @@ pub fn build(
         .linux(linux(c, joined, &caps, arch)?)
         .build()
         .map_err(oci_error)?;
-    // The builders start from oci-spec's example container; what Docker leaves out is taken out again.
-    spec.set_annotations(None);
+    // The builders start from oci-spec's example container, whose annotations are replaced by the
+    // container's own (`--annotation`, which dockerd 24+ passes to the runtime as they are).
+    spec.set_annotations(h.annotations.clone().filter(|a| !a.is_empty()));
     Ok(spec)
 }
 
@@ -592,13 +593,8 @@ pub fn resources(h: &HostConfig) -> Result<LinuxResources> {
                 .map_err(oci_error)?,
         );
     }
-    if let Some(w) = h.blkio_weight.filter(|w| *w > 0) {
-        r = r.block_io(
-            LinuxBlockIoBuilder::default()
-                .weight(w)
-                .build()
-                .map_err(oci_error)?,
-        );
+    if let Some(b) = super::blkio::block_io(h)? {
+        r = r.block_io(b);
     }
     r.build().map_err(oci_error)
 }

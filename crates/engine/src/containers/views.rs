@@ -192,7 +192,7 @@ impl Engine {
             status: Some(status_text(c)),
             host_config: Some(ContainerSummaryHostConfig {
                 network_mode: c.host_config.network_mode.clone(),
-                annotations: None,
+                annotations: c.host_config.annotations.clone().filter(|a| !a.is_empty()),
             }),
             network_settings: Some(ContainerSummaryNetworkSettings {
                 networks: Some(networks),

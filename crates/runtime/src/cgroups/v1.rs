@@ -245,10 +245,15 @@ impl CgroupV1 {
             self.set("blkio", file, &w.to_string())?;
         }
         if let Some(b) = res.block_io() {
+            // As for the weight: BFQ names the file its own way, and CFQ's is gone from newer kernels.
+            let file = match self.dir_of("blkio") {
+                Some(d) if !d.join("blkio.weight_device").exists() => "blkio.bfq.weight_device",
+                _ => "blkio.weight_device",
+            };
             for d in b.weight_device().iter().flatten() {
                 if let Some(w) = d.weight() {
                     let line = format!("{}:{} {w}", d.major(), d.minor());
-                    self.set("blkio", "blkio.weight_device", &line)?;
+                    self.set("blkio", file, &line)?;
                 }
             }
             for (file, list) in [
