@@ -93,7 +93,8 @@ fn links_on_the_default_bridge_give_hosts_entries_env_and_dockers_inspect_form()
         "tr '\\0' '\\n' < /proc/1/environ",
     ]));
     assert!(pid1_env.contains("MY_DB_NAME=/web/my-db"), "{pid1_env}");
-    // The container's own Env wins over a link's variable of the same name.
+    // The container's own Env wins over a link's variable of the same name. (`grep -w`: the container's own
+    // line in /etc/hosts holds its hex ID, which may contain "db".)
     let out = ok(&d.docker(&[
         "run",
         "--rm",
@@ -106,7 +107,7 @@ fn links_on_the_default_bridge_give_hosts_entries_env_and_dockers_inspect_form()
         "busybox",
         "sh",
         "-c",
-        "echo $DB_NAME; grep -c db /etc/hosts",
+        "echo $DB_NAME; grep -cw db /etc/hosts",
     ]));
     assert_eq!(out, "mine\n1\n");
     // `--link NAME` without an alias: no repeated name in hosts.
@@ -119,6 +120,7 @@ fn links_on_the_default_bridge_give_hosts_entries_env_and_dockers_inspect_form()
         "db",
         "busybox",
         "grep",
+        "-w",
         "db",
         "/etc/hosts",
     ]));
