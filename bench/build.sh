@@ -18,7 +18,7 @@ fi
 docker=/usr/local/bin/docker
 [ -x "$docker" ] || docker=$(command -v docker)
 cargo build --release -p berth >/dev/null 2>&1 || cargo build --release -p berth
-berth=$PWD/target/release/berth
+berth=${CARGO_TARGET_DIR:-$PWD/target}/release/berth
 
 work=$(mktemp -d /var/tmp/berth-bench-build.XXXXXX)
 pids=()
