@@ -27,6 +27,9 @@ use crate::{OPAQUE_MARKER, OPAQUE_XATTR, PAX_XATTR_PREFIX, WHITEOUT_PREFIX};
 
 /// Buffer for copying file contents: large enough that a layer's big files take few syscalls.
 const BUF_SIZE: usize = 1 << 20;
+/// The pieces a file is compared with its candidate in: both sides stay in the CPU's cache between their
+/// copy and their comparison.
+const CMP_PIECE: usize = 256 << 10;
 
 /// What to do with character and block device entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -941,12 +944,12 @@ impl Extractor<'_, '_> {
         let same_size = candidate
             .metadata()
             .is_ok_and(|m| m.is_file() && m.len() == size);
-        let other = self.cmp_buf.get_or_insert_with(|| vec![0u8; BUF_SIZE]);
+        let other = self.cmp_buf.get_or_insert_with(|| vec![0u8; CMP_PIECE]);
         // The content matched so far, and a read piece that differs (the first not matched).
         let (mut matched, mut differs) = (0u64, 0usize);
         if same_size {
             loop {
-                let n = read_full(entry, &mut self.buf).map_err(Error::Read)?;
+                let n = read_full(entry, &mut self.buf[..CMP_PIECE]).map_err(Error::Read)?;
                 if n == 0 {
                     break;
                 }
