@@ -964,3 +964,65 @@ fn build_ulimits_cgroup_parent_and_cpuset_mems_reach_the_run_steps() {
         );
     }
 }
+
+/// A big context file (1 MiB or more) sent again is linked from the copy kept after the last build
+/// rather than written: the cache hits as before and the image is the same. A file changed in one byte,
+/// with the same name, size and time, misses at its COPY and the image holds the new content; sent back
+/// as it was, it hits the first build's cache again.
+#[test]
+fn a_big_context_file_sent_again_hits_the_cache_and_a_changed_one_is_copied_as_sent() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("bigctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:latest\nCOPY big.bin /big.bin\nRUN sha256sum /big.bin > /sum\nCMD [\"cat\", \"/sum\"]\n",
+    )
+    .unwrap();
+    let original: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let big = ctx.join("big.bin");
+    let put = |content: &[u8]| {
+        std::fs::write(&big, content).unwrap();
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&big)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    };
+    let host_sum = || {
+        let o = Command::new("sha256sum").arg(&big).output().unwrap();
+        out(&o).split_whitespace().next().unwrap().to_owned()
+    };
+    let ctx_s = ctx.to_str().unwrap();
+    let run = |want_cached: usize| {
+        let o = build(&d, &["-t", "big:1", ctx_s]);
+        let text = out(&o);
+        assert!(o.status.success(), "{text}{}", err(&o));
+        assert_eq!(cached(&text), want_cached, "{text}");
+        let shown = ok(&d.docker(&["run", "--rm", "--network", "none", "big:1"]));
+        assert!(shown.starts_with(&host_sum()), "{shown}");
+        image_id(&d, "big:1")
+    };
+
+    put(&original);
+    let first = run(0);
+    let kept = d.data_root().join("build-kept");
+    assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 1);
+    assert_eq!(run(3), first);
+
+    let mut changed = original.clone();
+    changed[1_500_000] ^= 0xff;
+    put(&changed);
+    let second = run(0);
+    assert_ne!(second, first);
+
+    put(&original);
+    assert_eq!(run(3), first);
+    assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 1);
+
+    // builder prune takes the kept files too.
+    ok(&d.docker(&["builder", "prune", "-f"]));
+    assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 0);
+}

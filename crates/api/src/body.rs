@@ -1,7 +1,6 @@
 //! Response bodies (JSON, text, streams) and the bridges between hyper's async bodies and the engine's
 //! blocking readers and writers.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
 use bytes::Bytes;
@@ -10,6 +9,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, BodyStream, Full, StreamBody};
 use hyper::body::Frame;
 
+use crate::request::ReqBody;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -174,90 +174,182 @@ impl ChannelWriter {
     }
 }
 
-/// How many body bytes the connection task gathers before it hands them to the blocking reader.
-/// A frame is one socket read or one chunk of the client's (32 KiB from the docker CLI), and waking
-/// the reading thread for each cost a `load` about a fifth of its CPU time on a 2-core machine
-/// (futex and epoll wake-ups on both sides); a MiB at a time makes that negligible. Every caller
-/// reads its stream to the end (an archive, a build context), so holding a MiB back delays nothing
-/// it could act on earlier.
-const BATCH_BYTES: usize = 1 << 20;
+/// A blocking reader over a request body, for engine operations that consume a stream (load, import,
+/// build contexts). Must be read from a blocking thread: it waits for the connection task to deliver
+/// chunks.
+///
+/// The body arrives in the client's chunks (the docker CLI's are 32 KiB: 3,000 for a 100 MB build
+/// context). Waking the reading thread for each cost as much CPU as the reading itself, so the task
+/// queues chunks and wakes the reader only once [`WAKE_AT`] bytes wait, or at the body's end or error;
+/// it waits itself while [`QUEUE_MAX`] bytes are queued. Every endpoint using it reads a whole upload
+/// before it answers, so a reader waiting for more than a pause in the upload has no cost but that pause.
+pub fn blocking_reader(body: ReqBody) -> impl Read + Send + 'static {
+    reader_of(body)
+}
 
-/// A blocking reader over a request body, for engine operations that consume a stream (load, import).
-/// Must be read from a blocking thread: it waits for the connection task to deliver chunks.
-pub fn blocking_reader<B>(body: B) -> impl Read + Send + 'static
+fn reader_of<B>(body: B) -> ChannelReader
 where
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (tx, rx) = mpsc::channel::<io::Result<VecDeque<Bytes>>>(4);
+    let shared = std::sync::Arc::new(Queue::default());
+    let producer = std::sync::Arc::clone(&shared);
     tokio::spawn(async move {
-        let mut frames = std::pin::pin!(BodyStream::new(body));
-        let mut batch = VecDeque::new();
-        let mut size = 0;
-        while let Some(frame) = frames.next().await {
-            let data = match frame {
-                Ok(f) => match f.into_data() {
-                    Ok(d) => d,
+        let mut frames = BodyStream::new(body);
+        loop {
+            let item = match frames.next().await {
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) => Ok(d),
                     Err(_) => continue,
                 },
-                Err(e) => {
-                    // What came before the failure is still delivered, then the error.
-                    if !batch.is_empty() && tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
-                        return;
-                    }
-                    let _ = tx.send(Err(io::Error::other(e))).await;
+                Some(Err(e)) => Err(io::Error::other(e)),
+                None => {
+                    producer.finish(Ok(()));
                     return;
                 }
             };
-            size += data.len();
-            batch.push_back(data);
-            if size >= BATCH_BYTES {
-                size = 0;
-                if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+            match item {
+                Ok(d) => {
+                    if !producer.push(d).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    producer.finish(Err(e));
                     return;
                 }
             }
         }
-        if !batch.is_empty() {
-            let _ = tx.send(Ok(batch)).await;
-        }
     });
     ChannelReader {
-        rx,
-        batch: VecDeque::new(),
+        shared,
+        current: Bytes::new(),
+        queued: std::collections::VecDeque::new(),
+    }
+}
+
+/// The reader is woken once this many bytes wait for it.
+const WAKE_AT: usize = 512 << 10;
+/// The task waits while this many bytes are queued.
+const QUEUE_MAX: usize = 4 << 20;
+
+#[derive(Default)]
+struct QueueState {
+    chunks: std::collections::VecDeque<Bytes>,
+    bytes: usize,
+    /// The body's end (`Ok`) or error; `None` while it goes on.
+    end: Option<io::Result<()>>,
+    /// The reader was dropped: the task stops.
+    reader_gone: bool,
+    /// The reader waits on [`Queue::ready`] (a notification with nobody waiting still costs a syscall).
+    reader_waiting: bool,
+}
+
+/// The chunks between the connection task and the blocking reader.
+#[derive(Default)]
+struct Queue {
+    state: std::sync::Mutex<QueueState>,
+    /// The reader waits on it for [`WAKE_AT`] bytes or the end.
+    ready: std::sync::Condvar,
+    /// The task waits on it for room.
+    room: tokio::sync::Notify,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // Plain data, each update complete before the guard goes: nothing a panic could leave half made.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `d`; false once the reader is gone.
+    async fn push(&self, d: Bytes) -> bool {
+        loop {
+            // Registered before the check, so a wake between the check and the wait is not lost.
+            let room = self.room.notified();
+            {
+                let mut st = self.lock();
+                if st.reader_gone {
+                    return false;
+                }
+                if st.bytes < QUEUE_MAX {
+                    st.bytes += d.len();
+                    st.chunks.push_back(d);
+                    if st.bytes >= WAKE_AT && st.reader_waiting {
+                        self.ready.notify_one();
+                    }
+                    return true;
+                }
+            }
+            room.await;
+        }
+    }
+
+    fn finish(&self, end: io::Result<()>) {
+        self.lock().end = Some(end);
+        self.ready.notify_one();
     }
 }
 
 struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<VecDeque<Bytes>>>,
-    /// What is left of the last batch received.
-    batch: VecDeque<Bytes>,
+    shared: std::sync::Arc<Queue>,
+    current: Bytes,
+    /// Chunks taken from the queue in one go, read before the next.
+    queued: std::collections::VecDeque<Bytes>,
+}
+
+impl Drop for ChannelReader {
+    fn drop(&mut self) {
+        self.shared.lock().reader_gone = true;
+        self.shared.room.notify_one();
+    }
+}
+
+impl ChannelReader {
+    /// Takes everything queued once there is [`WAKE_AT`] of it or the body ended; `Ok(false)` at the
+    /// end of the body.
+    fn refill(&mut self) -> io::Result<bool> {
+        let mut st = self.shared.lock();
+        loop {
+            if st.bytes >= WAKE_AT || (st.end.is_some() && !st.chunks.is_empty()) {
+                self.queued = std::mem::take(&mut st.chunks);
+                st.bytes = 0;
+                drop(st);
+                self.shared.room.notify_one();
+                return Ok(true);
+            }
+            match &st.end {
+                Some(Ok(())) => return Ok(false),
+                Some(Err(e)) => return Err(io::Error::new(e.kind(), e.to_string())),
+                None => {}
+            }
+            st.reader_waiting = true;
+            st = self
+                .shared
+                .ready
+                .wait(st)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.reader_waiting = false;
+        }
+    }
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.batch.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.batch = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+        while self.current.is_empty() {
+            match self.queued.pop_front() {
+                Some(b) => self.current = b,
+                None => {
+                    if !self.refill()? {
+                        return Ok(0);
+                    }
+                }
             }
         }
-        // Fill `out` from as many of the batch's chunks as fit: fewer, bigger reads downstream
-        // (a layer's files are written in pieces of what one read returns).
-        let mut n = 0;
-        while n < out.len() {
-            let Some(front) = self.batch.front_mut() else {
-                break;
-            };
-            let k = (out.len() - n).min(front.len());
-            out[n..n + k].copy_from_slice(&front[..k]);
-            bytes::Buf::advance(front, k);
-            n += k;
-            if front.is_empty() {
-                self.batch.pop_front();
-            }
-        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
         Ok(n)
     }
 }
@@ -266,73 +358,64 @@ impl Read for ChannelReader {
 mod tests {
     use super::*;
 
-    /// A body of these frames, then the error if given.
+    /// A body of `chunks`, then `fail` as its error if given, from a runtime like the server's.
     fn body_of(
-        frames: Vec<Bytes>,
-        error: Option<&'static str>,
-    ) -> StreamBody<impl futures_util::Stream<Item = Result<Frame<Bytes>, io::Error>>> {
-        let items = frames
+        chunks: Vec<Bytes>,
+        fail: Option<&'static str>,
+    ) -> impl hyper::body::Body<Data = Bytes, Error = io::Error> + Send + Unpin + 'static {
+        let items = chunks
             .into_iter()
-            .map(|b| Ok(Frame::data(b)))
-            .chain(error.map(|e| Err(io::Error::other(e))));
-        StreamBody::new(stream::iter(items.collect::<Vec<_>>()))
+            .map(|c| Ok(Frame::data(c)))
+            .chain(fail.map(|m| Err(io::Error::other(m))));
+        StreamBody::new(stream::iter(items))
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn blocking_reader_reads_across_frames_and_gives_the_error_after_the_data() {
-        // Three frames the size of a socket read, then a small one, then a failure.
-        let frames: Vec<Bytes> = (0..4u8)
-            .map(|i| Bytes::from(vec![i; if i < 3 { 400 << 10 } else { 10 }]))
-            .collect();
-        let want: Vec<u8> = frames.iter().flat_map(|b| b.iter().copied()).collect();
-        let mut r = blocking_reader(body_of(frames, Some("connection reset")));
-        let (got, first, err) = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; 2 << 20];
-            let first = r.read(&mut buf).unwrap_or(0);
-            let mut got = buf[..first].to_vec();
-            loop {
-                match r.read(&mut buf) {
-                    Ok(0) => return (got, first, None),
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                    Err(e) => return (got, first, Some(e.to_string())),
-                }
+    fn read_all(r: &mut impl Read) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7000];
+        loop {
+            match r.read(&mut buf)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
             }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("reader thread: {e}"));
-        // One read takes in a whole batch (the three frames that reached 1 MiB), not one frame.
-        assert_eq!(
-            first,
-            3 * (400 << 10),
-            "a read returns what the batch holds"
-        );
-        assert_eq!(got, want);
-        assert_eq!(err.as_deref(), Some("connection reset"));
+        }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn blocking_reader_hands_over_a_mib_at_a_time_and_ends_cleanly() {
-        // 40 frames of 64 KiB: the reader's reads come in batches of at least 1 MiB.
-        let frames: Vec<Bytes> = (0..40u8).map(|i| Bytes::from(vec![i; 64 << 10])).collect();
-        let want: Vec<u8> = frames.iter().flat_map(|b| b.iter().copied()).collect();
-        let mut r = blocking_reader(body_of(frames, None));
-        let (got, reads) = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; 4 << 20];
-            let (mut got, mut reads) = (Vec::new(), Vec::new());
-            loop {
-                match r.read(&mut buf) {
-                    Ok(0) => return (got, reads),
-                    Ok(n) => {
-                        reads.push(n);
-                        got.extend_from_slice(&buf[..n]);
-                    }
-                    Err(e) => panic!("read: {e}"),
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("reader thread: {e}"));
-        assert_eq!(got, want);
-        assert_eq!(reads, vec![1 << 20, 1 << 20, 512 << 10], "reads: {reads:?}");
+    /// Bodies shorter than the wake threshold, longer than the queue, and ending in an error are read
+    /// whole and in order (the error after the bytes before it), from a blocking thread.
+    #[test]
+    fn the_blocking_reader_gives_every_byte_in_order_then_the_end_or_the_error() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pattern = |n: usize| -> Vec<u8> { (0..n).map(|i| (i * 7 % 251) as u8).collect() };
+        for total in [0, 10, WAKE_AT - 1, WAKE_AT, QUEUE_MAX * 3 + 12345] {
+            let data = pattern(total);
+            let chunks: Vec<Bytes> = data.chunks(32 << 10).map(Bytes::copy_from_slice).collect();
+            let mut reader = rt.block_on(async { reader_of(body_of(chunks, None)) });
+            let got = rt
+                .block_on(async {
+                    tokio::task::spawn_blocking(move || read_all(&mut reader)).await
+                })
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{total}: {e}"));
+            assert!(got == data, "{total} bytes");
+        }
+        let data = pattern(100_000);
+        let chunks = vec![Bytes::copy_from_slice(&data)];
+        let mut reader = rt.block_on(async { reader_of(body_of(chunks, Some("cut off"))) });
+        let (got, err) = rt
+            .block_on(async {
+                tokio::task::spawn_blocking(move || {
+                    let mut got = vec![0u8; data.len()];
+                    let read = reader.read_exact(&mut got);
+                    (read.map(|()| got), read_all(&mut reader).map(|_| ()))
+                })
+                .await
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(got.is_ok_and(|g| g == pattern(100_000)));
+        assert!(err.is_err_and(|e| e.to_string().contains("cut off")));
     }
 }

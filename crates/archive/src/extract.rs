@@ -27,6 +27,9 @@ use crate::{OPAQUE_MARKER, OPAQUE_XATTR, PAX_XATTR_PREFIX, WHITEOUT_PREFIX};
 
 /// Buffer for copying file contents: large enough that a layer's big files take few syscalls.
 const BUF_SIZE: usize = 1 << 20;
+/// The pieces a file is compared with its candidate in: both sides stay in the CPU's cache between their
+/// copy and their comparison.
+const CMP_PIECE: usize = 256 << 10;
 
 /// What to do with character and block device entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +194,8 @@ pub struct ObservedEntry<'a> {
     pub gid: u64,
     /// The content size the header announces.
     pub size: u64,
+    /// The modification time the entry gets (seconds since the epoch).
+    pub mtime: i64,
     /// A symlink's target, or a hard link's target as the archive names it.
     pub link: &'a [u8],
 }
@@ -204,6 +209,24 @@ pub trait Observer {
     fn entry(&mut self, entry: &ObservedEntry<'_>);
     /// The next piece of the content of the regular file last announced by [`Observer::entry`].
     fn data(&mut self, chunk: &[u8]);
+    /// For the regular (not sparse) file just announced: an open file, on the destination's file system,
+    /// that may already hold the same content (a copy the observer kept from an earlier extraction), or
+    /// `None` (the default). The extraction then compares the content with it as it streams instead of
+    /// writing it. If all of it matches, the candidate itself is hard-linked at the entry's path (its
+    /// owner, mode and times then set from the entry, as for a file written), [`Observer::data`] is not
+    /// called and [`Observer::reused`] is. At the first difference, the matched part is copied from the
+    /// candidate and the extraction goes on as without one: `data` sees all of the content.
+    fn candidate(&mut self) -> Option<std::fs::File> {
+        None
+    }
+    /// The regular file last announced is its candidate's content, now at its path (see
+    /// [`Observer::candidate`]).
+    fn reused(&mut self) {}
+    /// The regular file last announced was written whole (not reused): `file` is it, for an observer
+    /// that keeps a link to it.
+    fn written(&mut self, file: BorrowedFd<'_>) {
+        let _ = file;
+    }
 }
 
 /// What an extraction did.
@@ -281,6 +304,7 @@ fn extract_with(
         dirs: Vec::new(),
         stats: Stats::default(),
         buf: vec![0u8; BUF_SIZE],
+        cmp_buf: None,
         observer,
     };
     let mut archive = tar::Archive::new(tar);
@@ -313,6 +337,8 @@ pub(crate) struct Extractor<'a, 'o> {
     dirs: Vec<(Vec<u8>, i64)>,
     stats: Stats,
     buf: Vec<u8>,
+    /// The candidate's side of a comparison (see [`Observer::candidate`]), made at the first.
+    cmp_buf: Option<Vec<u8>>,
     observer: Option<&'o mut (dyn Observer + 'o)>,
 }
 
@@ -470,6 +496,7 @@ impl Extractor<'_, '_> {
                 uid: h.uid().unwrap_or(0),
                 gid: h.gid().unwrap_or(0),
                 size: h.size().unwrap_or(0),
+                mtime: meta.mtime,
                 link,
             });
         }
@@ -490,32 +517,38 @@ impl Extractor<'_, '_> {
                 self.dirs.push((self.below_root(&rel), meta.mtime));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let fd = rustix::fs::openat(
-                    &dir,
-                    os(leaf),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(|e| Error::io("create", full.as_str(), e))?;
-                let mut file = std::fs::File::from(fd);
-                let written = copy(
-                    entry,
-                    &mut file,
-                    &mut self.buf,
-                    self.observer.as_deref_mut(),
-                    self.opts.start_writeback,
-                )
-                .map_err(|e| Error::io("write", full.as_str(), e))?;
-                let fd = OwnedFd::from(file);
+                let candidate = match (kind, self.observer.as_deref_mut()) {
+                    (EntryType::GNUSparse, _) | (_, None) => None,
+                    (_, Some(o)) => o.candidate(),
+                };
+                let size = entry.header().size().unwrap_or(0);
+                let (fd, written, reused) = match candidate {
+                    Some(c) => self.reuse_or_write(entry, c, size, &dir, leaf, &full)?,
+                    None => {
+                        let mut file = create_file(&dir, leaf, &full)?;
+                        let written = copy(
+                            entry,
+                            &mut file,
+                            &mut self.buf,
+                            self.observer.as_deref_mut(),
+                            self.opts.start_writeback,
+                        )
+                        .map_err(|e| Error::io("write", full.as_str(), e))?;
+                        (OwnedFd::from(file), written, false)
+                    }
+                };
                 self.set_meta(&fd, &meta, &full)?;
                 rustix::fs::futimens(&fd, &times(meta.mtime))
                     .map_err(|e| Error::io("set times of", full.as_str(), e))?;
                 self.stats.size += written;
                 self.files.insert(rel);
+                if let Some(o) = self.observer.as_deref_mut() {
+                    if reused {
+                        o.reused();
+                    } else {
+                        o.written(fd.as_fd());
+                    }
+                }
             }
             EntryType::Symlink => {
                 let target = link_target.unwrap_or_default();
@@ -881,6 +914,115 @@ impl Extractor<'_, '_> {
             }
         }
     }
+}
+
+/// Makes the regular file `leaf` in `dir` (it must not exist: the extraction removed what was there).
+fn create_file(dir: &impl AsFd, leaf: &[u8], full: &str) -> Result<std::fs::File> {
+    let fd = rustix::fs::openat(
+        dir,
+        os(leaf),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| Error::io("create", full, e))?;
+    Ok(std::fs::File::from(fd))
+}
+
+impl Extractor<'_, '_> {
+    /// A regular file's content read against `candidate` (see [`Observer::candidate`]). Returns the file
+    /// now at `leaf`, the bytes of content, and whether it is the candidate's content (then the observer
+    /// was given none of it).
+    fn reuse_or_write<R: Read>(
+        &mut self,
+        entry: &mut R,
+        mut candidate: std::fs::File,
+        size: u64,
+        dir: &impl AsFd,
+        leaf: &[u8],
+        full: &str,
+    ) -> Result<(OwnedFd, u64, bool)> {
+        let same_size = candidate
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.len() == size);
+        let other = self.cmp_buf.get_or_insert_with(|| vec![0u8; CMP_PIECE]);
+        // The content matched so far, and a read piece that differs (the first not matched).
+        let (mut matched, mut differs) = (0u64, 0usize);
+        if same_size {
+            loop {
+                let n = read_full(entry, &mut self.buf[..CMP_PIECE]).map_err(Error::Read)?;
+                if n == 0 {
+                    break;
+                }
+                let same = read_full(&mut candidate, &mut other[..n])
+                    .is_ok_and(|m| m == n && other[..n] == self.buf[..n]);
+                if !same {
+                    differs = n;
+                    break;
+                }
+                matched += n as u64;
+            }
+        }
+        let all = same_size && differs == 0 && matched == size;
+        if all {
+            // The candidate's own inode, linked in place: nothing is written.
+            let linked = rustix::fs::linkat(&candidate, "", dir, os(leaf), AtFlags::EMPTY_PATH);
+            if linked.is_ok() {
+                return Ok((OwnedFd::from(candidate), size, true));
+            }
+        }
+        let mut file = create_file(dir, leaf, full)?;
+        // The matched part (all of it if the link failed), copied from the candidate; the observer sees it
+        // unless the whole content is the candidate's.
+        let mut observer = if all {
+            None
+        } else {
+            self.observer.as_deref_mut()
+        };
+        let mut copied = 0u64;
+        while copied < matched {
+            let n = usize::try_from(matched - copied)
+                .unwrap_or(usize::MAX)
+                .min(other.len());
+            std::os::unix::fs::FileExt::read_exact_at(&candidate, &mut other[..n], copied)
+                .and_then(|()| file.write_all(&other[..n]))
+                .map_err(|e| Error::io("copy", full, e))?;
+            if let Some(o) = observer.as_deref_mut() {
+                o.data(&other[..n]);
+            }
+            copied += n as u64;
+        }
+        if all {
+            return Ok((OwnedFd::from(file), size, true));
+        }
+        file.write_all(&self.buf[..differs])
+            .map_err(|e| Error::io("write", full, e))?;
+        if let Some(o) = observer.as_deref_mut() {
+            o.data(&self.buf[..differs]);
+        }
+        let rest = copy(
+            entry,
+            &mut file,
+            &mut self.buf,
+            observer,
+            self.opts.start_writeback,
+        )
+        .map_err(|e| Error::io("write", full, e))?;
+        Ok((OwnedFd::from(file), matched + differs as u64 + rest, false))
+    }
+}
+
+/// Reads until `buf` is full or the end: fewer, larger pieces to compare.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 fn times(mtime: i64) -> Timestamps {

@@ -809,3 +809,95 @@ fn an_id_map_shifts_owners_in_and_back_out() {
     assert_eq!(seen["root-file"], (u64::from(OVERFLOW_ID), 0), "{seen:?}");
     assert_eq!(seen[".wh.gone"], (0, 0), "{seen:?}");
 }
+
+/// An observer that offers one file as the candidate of every regular file, and records what it is told.
+struct Offering {
+    candidate: PathBuf,
+    data: Vec<u8>,
+    reused: Vec<String>,
+    written: Vec<String>,
+    current: String,
+}
+
+impl Observer for Offering {
+    fn entry(&mut self, e: &ObservedEntry<'_>) {
+        self.current = String::from_utf8_lossy(e.path).into_owned();
+    }
+    fn data(&mut self, chunk: &[u8]) {
+        self.data.extend_from_slice(chunk);
+    }
+    fn candidate(&mut self) -> Option<std::fs::File> {
+        std::fs::File::open(&self.candidate).ok()
+    }
+    fn reused(&mut self) {
+        self.reused.push(self.current.clone());
+    }
+    fn written(&mut self, file: std::os::fd::BorrowedFd<'_>) {
+        assert!(rustix::fs::fstat(file).is_ok());
+        self.written.push(self.current.clone());
+    }
+}
+
+/// A regular file whose content is its candidate's is the candidate linked in place, with the entry's
+/// metadata, and the observer gets none of its content; one that differs anywhere (or in size) is
+/// written whole with the archive's content, all of which the observer sees, and the candidate is left
+/// as it was.
+#[test]
+fn a_candidate_with_the_same_content_is_linked_and_any_other_is_written() {
+    let content: Vec<u8> = (0..2_600_000u32).map(|i| (i % 241) as u8).collect();
+    let sb = sandbox();
+    let candidate = sb.outside.join("candidate");
+    std::fs::write(&candidate, &content).unwrap();
+    let cand_ino = std::fs::metadata(&candidate).unwrap().ino();
+    let mut observer = Offering {
+        candidate: candidate.clone(),
+        data: Vec::new(),
+        reused: Vec::new(),
+        written: Vec::new(),
+        current: String::new(),
+    };
+    let mut opts = Options::layer();
+    opts.xattrs = false;
+    let run = |observer: &mut Offering, name: &str, body: &[u8]| {
+        let t = tar(&[E::File(name, body)]);
+        extract_observed(sb.fd().as_fd(), "", &t[..], &opts, Some(observer)).unwrap();
+        std::fs::read(sb.root.join(name)).unwrap()
+    };
+
+    assert_eq!(run(&mut observer, "same", &content), content);
+    assert_eq!(
+        std::fs::metadata(sb.root.join("same")).unwrap().ino(),
+        cand_ino
+    );
+    assert_eq!(observer.reused, ["same"]);
+    assert!(observer.written.is_empty() && observer.data.is_empty());
+
+    for (at, name) in [
+        (0, "first"),
+        (1_300_000, "middle"),
+        (content.len() - 1, "last"),
+    ] {
+        let mut changed = content.clone();
+        changed[at] ^= 0x55;
+        observer.data.clear();
+        assert_eq!(run(&mut observer, name, &changed), changed, "{name}");
+        assert!(
+            observer.data == changed,
+            "{name}: the observer saw all of it"
+        );
+        assert_ne!(
+            std::fs::metadata(sb.root.join(name)).unwrap().ino(),
+            cand_ino
+        );
+        assert_eq!(observer.written.last().map(String::as_str), Some(name));
+    }
+    observer.data.clear();
+    let shorter = &content[..content.len() - 1];
+    assert_eq!(run(&mut observer, "shorter", shorter), shorter);
+    assert!(observer.data == shorter);
+    assert_eq!(observer.reused, ["same"]);
+    assert!(
+        std::fs::read(&candidate).unwrap() == content,
+        "the candidate is untouched"
+    );
+}

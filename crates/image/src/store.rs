@@ -433,11 +433,16 @@ impl ImageStore {
         if tags.is_empty() {
             return Ok(());
         }
+        let mut changed = false;
         for t in tags {
-            st.refs.insert(t.to_string(), id.clone());
+            changed |= st.refs.insert(t.to_string(), id.clone()).as_ref() != Some(id);
         }
-        self.write_refs(st)?;
-        st.sync_tags();
+        // A tag that already names the image (a rebuild with the same `-t`) leaves the references file as
+        // it is: rewriting the same content would only cost its two fsyncs.
+        if changed {
+            self.write_refs(st)?;
+            st.sync_tags();
+        }
         if let Some(img) = st.images.get_mut(id) {
             img.last_tag_time = Some(timefmt::rfc3339_nano(SystemTime::now()));
             let img = img.clone();
@@ -1035,6 +1040,33 @@ mod tests {
             store.tag("x", "Bad"),
             Err(Error::InvalidReference(_))
         ));
+        Ok(())
+    }
+
+    /// Tagging an image with a name it already has changes no reference: the references file is not
+    /// rewritten, the tag time is, and both hold after a reopen.
+    #[test]
+    fn a_tag_the_image_already_has_leaves_the_references_file_alone() -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tmp()?;
+        let store = ImageStore::open(dir.path())?;
+        let a = store.import(
+            &mut &build_tar(&[E::File("a", b"1")])[..],
+            &ImportOptions::default(),
+        )?;
+        let (first, _) = store.tag(a.id.as_str(), "x")?;
+        let refs = dir.path().join(REFS_FILE);
+        let inode = fs::metadata(&refs).ctx("stat", &refs)?.ino();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let (again, _) = store.tag(a.id.as_str(), "x:latest")?;
+        assert_eq!(fs::metadata(&refs).ctx("stat", &refs)?.ino(), inode);
+        assert_ne!(again.last_tag_time, first.last_tag_time);
+        assert_eq!(again.repo_tags, first.repo_tags);
+        drop(store);
+        let reopened = ImageStore::open(dir.path())?;
+        let got = reopened.get("x")?;
+        assert_eq!(got.id, a.id);
+        assert_eq!(got.last_tag_time, again.last_tag_time);
         Ok(())
     }
 

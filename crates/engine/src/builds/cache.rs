@@ -170,6 +170,9 @@ impl Engine {
         let users = self.builds.cache_users();
         let (deleted, reclaimed) =
             tokio::task::spawn_blocking(move || prune(&root, &users, &opts, cutoff)).await??;
+        // The big context files kept for the next build go too: a prune is asked to free the builder's
+        // disk, and they only make rebuilds faster. (A handful of unlinks, done in place.)
+        self.builds.kept.clear();
         self.events
             .publish(crate::Event::pruned("builder", reclaimed));
         let mut out = BTreeMap::new();

@@ -5,7 +5,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::path::Path;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use archive::{EntryType, ObservedEntry, Observer};
@@ -14,11 +15,14 @@ use build::context::{FileSum, HashHeader};
 use crate::error::{Context, Error, Result};
 
 /// Extracts `tar` into the new directory `dir`; returns the content hashes of what it made, as
-/// [`build::context::SourceTree::with_sums`] takes them.
+/// [`build::context::SourceTree::with_sums`] takes them. Big files `kept` from earlier builds are compared
+/// with rather than written again, and the big files this context brings are kept for the next build.
 pub(super) fn extract(
     tar: &mut dyn Read,
     dir: &Path,
     memo: &SumMemo,
+    kept: &Kept,
+    kept_dir: &Path,
 ) -> Result<HashMap<String, String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut head = [0u8; 6];
@@ -44,7 +48,7 @@ pub(super) fn extract(
         rustix::fs::Mode::empty(),
     )
     .with_context(|| format!("opening {}", dir.display()))?;
-    let mut sums = Sums::default();
+    let mut sums = Sums::new(kept, kept_dir);
     archive::extract_observed(
         std::os::fd::AsFd::as_fd(&root),
         "",
@@ -60,6 +64,155 @@ pub(super) fn extract(
         }
     })?;
     Ok(sums.finish(dir, memo))
+}
+
+/// Files at least this big are kept for the next build ([`Kept`]).
+const KEEP_MIN: u64 = MEMO_MIN;
+/// At most this many bytes of kept files (then the least recently used go): a build's big files usually
+/// fit, and the disk they hold is the disk the build's context took anyway while it ran.
+const KEEP_MAX_BYTES: u64 = 1 << 30;
+/// At most this many kept files (each extraction holds one descriptor per file until it ends).
+const KEEP_MAX_FILES: usize = 256;
+
+/// What identifies a kept file for a new context's entry: every header field its tarsum covers (for a
+/// regular file the others are fixed) and the modification time the extraction gives it, so that a file
+/// linked in place is exactly the file extraction would have made.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileKey {
+    name: String,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    size: u64,
+    mtime: i64,
+}
+
+struct KeptFile {
+    path: PathBuf,
+    /// The tarsum of its content under its key.
+    sum: String,
+    /// When it was last offered ([`KeptState::clock`]).
+    used: u64,
+}
+
+#[derive(Default)]
+struct KeptState {
+    files: HashMap<FileKey, KeptFile>,
+    bytes: u64,
+    clock: u64,
+}
+
+/// The big files of recent build contexts, hard links in `DATA_ROOT/build-kept` to the files extracted,
+/// with their tarsums. A rebuild sends the same big files again; each new entry with a kept file's key
+/// is compared with it as it streams (the archive crate's [`archive::Observer::candidate`]) and, if
+/// identical, that file is linked into the new context: no write, no hash, no delete afterwards. A file
+/// that differs anywhere is written as without it, so the context is always exactly the client's. Kept
+/// files are never written to (a context is only read: COPY reads it, RUN binds it read-only or copies
+/// it). The index lives in memory: the daemon's start empties the directory.
+#[derive(Default)]
+pub(crate) struct Kept {
+    state: Mutex<KeptState>,
+}
+
+impl Kept {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeptState> {
+        // The map and its byte count are updated together under the lock, with no call that can panic
+        // in between.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Removes the directory of kept files (at the daemon's start: the index is gone with the old
+    /// process).
+    pub(crate) fn clear_dir(dir: &Path) {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %dir.display(), error = %e, "removing the kept build context files");
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets every kept file and removes it (`builder prune`).
+    pub(crate) fn clear(&self) {
+        let mut st = self.lock();
+        for (_, f) in st.files.drain() {
+            let _ = std::fs::remove_file(&f.path);
+        }
+        st.bytes = 0;
+    }
+
+    /// The kept file for `key`, open, and its tarsum.
+    fn offer(&self, key: &FileKey) -> Option<(std::fs::File, String)> {
+        let mut st = self.lock();
+        st.clock += 1;
+        let clock = st.clock;
+        let f = st.files.get_mut(key)?;
+        f.used = clock;
+        let file = std::fs::File::open(&f.path).ok()?;
+        Some((file, f.sum.clone()))
+    }
+
+    /// Keeps the file `fd` (complete, with the tarsum `sum`) under `key` as a link in `dir`, in place of a
+    /// file kept under the same key; then the least recently used go while there are too many.
+    fn keep(&self, dir: &Path, key: FileKey, fd: BorrowedFd<'_>, sum: String) {
+        let same = rustix::fs::fstat(fd).is_ok_and(|st| {
+            u64::try_from(st.st_size).ok() == Some(key.size)
+                && rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::RegularFile
+        });
+        if !same || key.size > KEEP_MAX_BYTES {
+            return;
+        }
+        let mut st = self.lock();
+        st.clock += 1;
+        let clock = st.clock;
+        if let Some(old) = st.files.remove(&key) {
+            let _ = std::fs::remove_file(&old.path);
+            st.bytes -= key.size;
+        }
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!(path = %dir.display(), error = %e, "making the directory of kept build context files");
+            return;
+        }
+        let path = dir.join(format!("{clock:016x}"));
+        // The extracted inode itself, by its descriptor: the file whose content was hashed, whatever its
+        // path has become since.
+        if let Err(e) = rustix::fs::linkat(
+            fd,
+            "",
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::AtFlags::EMPTY_PATH,
+        ) {
+            tracing::debug!(path = %path.display(), error = %e, "keeping a build context file");
+            return;
+        }
+        st.bytes += key.size;
+        st.files.insert(
+            key,
+            KeptFile {
+                path,
+                sum,
+                used: clock,
+            },
+        );
+        while st.bytes > KEEP_MAX_BYTES || st.files.len() > KEEP_MAX_FILES {
+            let Some(oldest) = st
+                .files
+                .iter()
+                .min_by_key(|(_, f)| f.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(f) = st.files.remove(&oldest) {
+                let _ = std::fs::remove_file(&f.path);
+                st.bytes -= oldest.size;
+            }
+        }
+    }
 }
 
 /// The tarsum of the extracted regular file `name`, read back through no symlink (a later entry may have
@@ -124,6 +277,8 @@ enum Hashing {
     Tarsum(FileSum),
     /// A big file's memo key (boxed: a BLAKE3 state is ~2 KB, one per big file is nothing).
     Memo(Box<blake3::Hasher>),
+    /// A kept file's, its content having been found identical.
+    Known(String),
 }
 
 /// The tarsum of each entry as it is extracted: exactly what [`build::context::SourceTree`] would compute
@@ -132,22 +287,46 @@ enum Hashing {
 /// Entries whose file could differ from their header are left to the tree to hash from disk: hard links
 /// (hashed as plain files there), sparse files, non-UTF-8 names.
 /// Big files get a memo key instead ([`SumMemo`]).
-#[derive(Default)]
-struct Sums {
+/// Big files are compared with the files [`Kept`] from earlier builds, and kept in turn.
+struct Sums<'k> {
     sums: HashMap<String, String>,
     dirs: HashSet<String>,
     current: Option<(String, Hashing)>,
     /// Big files and their memo keys.
     keyed: Vec<(String, [u8; 32])>,
+    kept: &'k Kept,
+    kept_dir: &'k Path,
+    /// The big file being extracted: its key, and the kept file offered for it with that file's tarsum.
+    big: Option<(FileKey, Option<(std::fs::File, String)>)>,
+    /// Big files this extraction wrote, to keep once their tarsums are known: the extraction may still
+    /// fail, and then nothing is kept.
+    fresh: Vec<(FileKey, OwnedFd)>,
 }
 
-impl Sums {
+impl<'k> Sums<'k> {
+    fn new(kept: &'k Kept, kept_dir: &'k Path) -> Self {
+        Sums {
+            kept_dir,
+            sums: HashMap::new(),
+            dirs: HashSet::new(),
+            current: None,
+            keyed: Vec::new(),
+            kept,
+            big: None,
+            fresh: Vec::new(),
+        }
+    }
+
     fn close(&mut self) {
+        self.big = None;
         match self.current.take() {
             Some((name, Hashing::Tarsum(sum))) => {
                 self.sums.insert(name, sum.finish());
             }
             Some((name, Hashing::Memo(key))) => self.keyed.push((name, key.finalize().into())),
+            Some((name, Hashing::Known(sum))) => {
+                self.sums.insert(name, sum);
+            }
             None => {}
         }
     }
@@ -170,11 +349,16 @@ impl Sums {
             };
             self.sums.insert(name, sum);
         }
+        for (key, fd) in std::mem::take(&mut self.fresh) {
+            if let Some(sum) = self.sums.get(&key.name) {
+                self.kept.keep(self.kept_dir, key, fd.as_fd(), sum.clone());
+            }
+        }
         self.sums
     }
 }
 
-impl Observer for Sums {
+impl Observer for Sums<'_> {
     fn entry(&mut self, e: &ObservedEntry<'_>) {
         self.close();
         let Ok(name) = std::str::from_utf8(e.path) else {
@@ -183,10 +367,12 @@ impl Observer for Sums {
         // The entry replaces what was at its path; a directory replaced takes everything below it along.
         self.sums.remove(name);
         self.keyed.retain(|(k, _)| k != name);
+        self.fresh.retain(|(k, _)| k.name != name);
         if self.dirs.remove(name) && e.kind != EntryType::Directory {
             let below = format!("{name}/");
             self.sums.retain(|k, _| !k.starts_with(&below));
             self.keyed.retain(|(k, _)| !k.starts_with(&below));
+            self.fresh.retain(|(k, _)| !k.name.starts_with(&below));
             self.dirs.retain(|k| !k.starts_with(&below));
         }
         let (typeflag, mode, size, linkname) = match e.kind {
@@ -225,6 +411,18 @@ impl Observer for Sums {
         } else {
             Hashing::Tarsum(FileSum::new(&header))
         };
+        if typeflag == b'0' && size >= KEEP_MIN {
+            let key = FileKey {
+                name: name.to_owned(),
+                mode,
+                uid: e.uid,
+                gid: e.gid,
+                size,
+                mtime: e.mtime,
+            };
+            let offered = self.kept.offer(&key);
+            self.big = Some((key, offered));
+        }
         self.current = Some((name.to_owned(), hashing));
     }
 
@@ -234,7 +432,35 @@ impl Observer for Sums {
             Some((_, Hashing::Memo(key))) => {
                 key.update(chunk);
             }
-            None => {}
+            Some((_, Hashing::Known(_))) | None => {}
+        }
+    }
+
+    fn candidate(&mut self) -> Option<std::fs::File> {
+        let (_, offered) = self.big.as_mut()?;
+        let (file, _) = offered.as_mut()?;
+        file.try_clone().ok()
+    }
+
+    fn reused(&mut self) {
+        let sum = self
+            .big
+            .take()
+            .and_then(|(_, offered)| offered)
+            .map(|(_, sum)| sum);
+        if let (Some(sum), Some((_, hashing))) = (sum, self.current.as_mut()) {
+            *hashing = Hashing::Known(sum);
+        }
+    }
+
+    fn written(&mut self, file: BorrowedFd<'_>) {
+        let Some((key, _)) = self.big.take() else {
+            return;
+        };
+        if self.fresh.len() < KEEP_MAX_FILES {
+            if let Ok(fd) = file.try_clone_to_owned() {
+                self.fresh.push((key, fd));
+            }
         }
     }
 }
@@ -292,6 +518,125 @@ mod tests {
     use super::*;
     use archive::memtar::{tar_of, Entry};
     use build::context::SourceTree;
+    use std::os::unix::fs::MetadataExt;
+
+    /// [`extract`] with nothing kept from before (each call its own [`Kept`]).
+    fn extract_fresh(
+        tar: &mut dyn Read,
+        dir: &Path,
+        memo: &SumMemo,
+    ) -> Result<HashMap<String, String>> {
+        let kept_dir = dir.with_extension("kept");
+        extract(tar, dir, memo, &Kept::default(), &kept_dir)
+    }
+
+    fn big_tar(content: &[u8], mtime: u64) -> Vec<u8> {
+        let mut w = archive::Writer::new(Vec::new(), archive::WriteOptions::default());
+        let mut h = archive::EntryHeader::new(EntryType::Regular, 0o644);
+        h.size = content.len() as u64;
+        h.mtime = mtime;
+        w.append(&h, b"d/big", None, std::io::Cursor::new(content))
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.append(
+            &archive::EntryHeader::new(EntryType::Regular, 0o644),
+            b"small",
+            None,
+            std::io::Cursor::new(b""),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        w.finish().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A big file sent again is the kept file linked in place (no write), with the same sums; one that
+    /// differs anywhere, even under the same name, size and time, is written with the client's content
+    /// and hashed from it; a failed extraction keeps nothing.
+    #[test]
+    fn a_big_file_sent_again_is_linked_from_the_kept_copy_and_a_changed_one_is_written() {
+        let big: Vec<u8> = (0..3_500_000u32).map(|i| (i % 253) as u8).collect();
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let kept_dir = tmp.path().join("kept");
+        let (memo, kept) = (SumMemo::default(), Kept::default());
+        let run = |tar: &[u8], name: &str| {
+            let dir = tmp.path().join(name);
+            let sums = extract(
+                &mut std::io::Cursor::new(tar),
+                &dir,
+                &memo,
+                &kept,
+                &kept_dir,
+            );
+            (dir, sums)
+        };
+        let ino = |p: &Path| std::fs::metadata(p).unwrap_or_else(|e| panic!("{e}")).ino();
+        let (first, sums) = run(&big_tar(&big, 1000), "first");
+        let sums = sums.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kept.lock().files.len(), 1);
+        let (second, again) = run(&big_tar(&big, 1000), "second");
+        assert_eq!(again.unwrap_or_else(|e| panic!("{e}")), sums);
+        assert_eq!(
+            ino(&first.join("d/big")),
+            ino(&second.join("d/big")),
+            "the kept inode is linked in place"
+        );
+        let meta = std::fs::metadata(second.join("d/big")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((meta.mode() & 0o7777, meta.mtime()), (0o644, 1000));
+
+        // Changed at the start, in the middle, at the last byte: same name, size and time.
+        for (at, n) in [(0, "head"), (1_700_000, "middle"), (big.len() - 1, "tail")] {
+            let mut changed = big.clone();
+            changed[at] ^= 0xff;
+            let (dir, got) = run(&big_tar(&changed, 1000), n);
+            let got = got.unwrap_or_else(|e| panic!("{e}"));
+            let on_disk = std::fs::read(dir.join("d/big")).unwrap_or_else(|e| panic!("{e}"));
+            assert!(on_disk == changed, "{n}: the client's content");
+            assert_ne!(ino(&dir.join("d/big")), ino(&first.join("d/big")), "{n}");
+            assert_eq!(
+                got["d/big"],
+                SourceTree::new(&dir)
+                    .file_hash("d/big")
+                    .unwrap_or_else(|e| panic!("{e}")),
+                "{n}"
+            );
+            assert_ne!(got["d/big"], sums["d/big"], "{n}");
+        }
+        // Another time is another key: written, not linked, and the content is the same.
+        let (touched, got) = run(&big_tar(&big, 2000), "touched");
+        assert_eq!(
+            got.unwrap_or_else(|e| panic!("{e}"))["d/big"],
+            sums["d/big"]
+        );
+        assert_ne!(ino(&touched.join("d/big")), ino(&first.join("d/big")));
+
+        // A context cut short keeps nothing of its own.
+        let before: Vec<_> = std::fs::read_dir(&kept_dir)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|e| e.map(|e| e.file_name()).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let mut other = big.clone();
+        other.reverse();
+        let mut w = archive::Writer::new(Vec::new(), archive::WriteOptions::default());
+        for (name, content) in [(&b"d/big"[..], &other[..]), (b"next", &big[..100_000])] {
+            let mut h = archive::EntryHeader::new(EntryType::Regular, 0o644);
+            h.size = content.len() as u64;
+            w.append(&h, name, None, std::io::Cursor::new(content))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let tar = w.finish().unwrap_or_else(|e| panic!("{e}"));
+        // Cut in the middle of the second file: the big one was whole.
+        let (_, cut) = run(&tar[..other.len() + 2048 + 50_000], "cut");
+        assert!(cut.is_err());
+        let after = std::fs::read_dir(&kept_dir)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .count();
+        assert_eq!(after, before.len());
+        kept.clear();
+        assert_eq!(
+            std::fs::read_dir(&kept_dir)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .count(),
+            0
+        );
+    }
 
     /// The hashes computed while extracting are the ones the tree would compute from the extracted files,
     /// so keys (and so the cache) are the same whichever way they were made.
@@ -314,7 +659,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let dir = tmp.path().join("ctx");
         let memo = SumMemo::default();
-        let sums = extract(&mut std::io::Cursor::new(tar.clone()), &dir, &memo)
+        let sums = extract_fresh(&mut std::io::Cursor::new(tar.clone()), &dir, &memo)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut keys: Vec<&str> = sums.keys().map(String::as_str).collect();
         keys.sort_unstable();
@@ -341,13 +686,13 @@ mod tests {
         // is consulted (a forged entry shows through) ...
         assert_eq!(memo.lock().len(), 1, "only the big file is remembered");
         let again = tmp.path().join("again");
-        let second = extract(&mut std::io::Cursor::new(tar.clone()), &again, &memo)
+        let second = extract_fresh(&mut std::io::Cursor::new(tar.clone()), &again, &memo)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(second, sums);
         for v in memo.lock().values_mut() {
             *v = "forged".into();
         }
-        let third = extract(
+        let third = extract_fresh(
             &mut std::io::Cursor::new(tar),
             &tmp.path().join("third"),
             &memo,
@@ -365,7 +710,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             let tar = w.finish().unwrap_or_else(|e| panic!("{e}"));
             let dir = tmp.path().join(format!("changed-{mode:o}-{content}"));
-            let got = extract(&mut std::io::Cursor::new(tar), &dir, &memo)
+            let got = extract_fresh(&mut std::io::Cursor::new(tar), &dir, &memo)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_ne!(got["top"], "forged");
             assert_eq!(
@@ -391,7 +736,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let memo = SumMemo::default();
-        let sums = extract(&mut std::io::Cursor::new(tar), &tmp.path().join("c"), &memo)
+        let sums = extract_fresh(&mut std::io::Cursor::new(tar), &tmp.path().join("c"), &memo)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!sums.contains_key("a/big"), "{sums:?}");
         assert!(sums.contains_key("x/big"));

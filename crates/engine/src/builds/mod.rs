@@ -87,6 +87,8 @@ pub(crate) struct Running {
     caches: Arc<Mutex<HashMap<String, Vec<String>>>>,
     /// Big context files' tarsums, for the next build of the same files.
     memo: context::SumMemo,
+    /// Big context files themselves, for the next build to link rather than write.
+    kept: context::Kept,
 }
 
 /// Locks a map that holds no invariant a panicking holder could break.
@@ -168,6 +170,11 @@ fn trash_root(data_root: &Path) -> PathBuf {
     data_root.join("build-trash")
 }
 
+/// Where big files of recent contexts are kept ([`context::Kept`]).
+fn kept_root(data_root: &Path) -> PathBuf {
+    data_root.join("build-kept")
+}
+
 impl Engine {
     /// Runs a build of the context tar `context` (plain, gzip or zstd) and returns the image ID. Blocking:
     /// call it on a blocking thread. Output (and the final image's ID as `aux`) goes to `out`.
@@ -221,7 +228,13 @@ impl Engine {
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         let dir = work.join("context");
-        let sums = context::extract(context, &dir, &self.builds.memo)?;
+        let sums = context::extract(
+            context,
+            &dir,
+            &self.builds.memo,
+            &self.builds.kept,
+            &kept_root(&self.config.data_root),
+        )?;
         let name = if req.dockerfile.is_empty() {
             "Dockerfile".to_owned()
         } else {
@@ -243,8 +256,10 @@ impl Engine {
         built.map_err(|e| Error::InvalidParameter(e.to_string()))
     }
 
-    /// Removes what builds a crash interrupted left (their mounts first).
+    /// Removes what builds a crash interrupted left (their mounts first), and the context files kept by
+    /// the last process.
     pub(crate) fn clean_builds(data_root: &Path) {
+        context::Kept::clear_dir(&kept_root(data_root));
         for root in [build_root(data_root), trash_root(data_root)] {
             if let Ok(entries) = std::fs::read_dir(&root) {
                 for e in entries.flatten() {
