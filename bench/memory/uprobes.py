@@ -42,6 +42,11 @@ def functions(binary):
 def add(binary):
     if not os.path.exists(f"{T}/uprobe_events"):
         subprocess.run(["mount", "-t", "tracefs", "nodev", T], check=True)
+    # Probes of an earlier run still being removed (a grace period each: minutes) would be taken for ours,
+    # and that removal, which disables the whole group, would disable ours half-way: wait for it (reading
+    # the events waits while the kernel removes), then refuse if any are left.
+    if any(l.startswith(f"p:{GROUP}/") for l in open(f"{T}/uprobe_events")):
+        sys.exit(f"probes of group {GROUP} are still registered: `python3 {sys.argv[0]} remove` first")
     with open(f"{T}/tracing_on", "w") as f:
         f.write("0")  # hits are counted in uprobe_profile; nothing need reach the ring buffer
     fns = functions(binary)
