@@ -949,11 +949,12 @@ impl Extractor<'_, '_> {
         let (mut matched, mut differs) = (0u64, 0usize);
         if same_size {
             loop {
-                let n = read_full(entry, &mut self.buf[..CMP_PIECE]).map_err(Error::Read)?;
+                let n =
+                    crate::read_up_to(entry, &mut self.buf[..CMP_PIECE]).map_err(Error::Read)?;
                 if n == 0 {
                     break;
                 }
-                let same = read_full(&mut candidate, &mut other[..n])
+                let same = crate::read_up_to(&mut candidate, &mut other[..n])
                     .is_ok_and(|m| m == n && other[..n] == self.buf[..n]);
                 if !same {
                     differs = n;
@@ -1009,20 +1010,6 @@ impl Extractor<'_, '_> {
         .map_err(|e| Error::io("write", full, e))?;
         Ok((OwnedFd::from(file), matched + differs as u64 + rest, false))
     }
-}
-
-/// Reads until `buf` is full or the end: fewer, larger pieces to compare.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn times(mtime: i64) -> Timestamps {

@@ -38,7 +38,7 @@ pub use extract::{
 };
 pub use idmap::{IdMap, IdRange, OVERFLOW_ID};
 pub use path::{DotDot, Rebase};
-pub use read::{read_members, Member, MemberKind, ReadError};
+pub use read::{read_members, read_up_to, Member, MemberKind, ReadError};
 pub use resolve::Resolution;
 pub use split::{extract_into_split, Split, SplitReader, SplitRecorder};
 pub use write::{EntryHeader, WriteOptions, Writer};

@@ -80,6 +80,22 @@ pub fn read_members<R: Read, E>(
     Ok(count)
 }
 
+/// Reads until `buf` is full or the stream ends (retrying interrupted reads), and returns how many bytes it
+/// read: a format sniff needs the whole head even when the reader hands out short pieces, and a comparison
+/// goes faster in whole pieces.
+pub fn read_up_to<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

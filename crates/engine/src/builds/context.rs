@@ -497,20 +497,8 @@ pub(super) fn dockerfile(dir: &Path, name: &str) -> Result<Vec<u8>> {
 }
 
 fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(Error::InvalidParameter(format!(
-                    "reading the build context: {e}"
-                )))
-            }
-        }
-    }
-    Ok(n)
+    archive::read_up_to(r, buf)
+        .map_err(|e| Error::InvalidParameter(format!("reading the build context: {e}")))
 }
 
 #[cfg(test)]

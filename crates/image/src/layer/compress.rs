@@ -40,19 +40,7 @@ impl Compression {
     }
 }
 
-/// Reads up to `buf.len()` bytes, stopping early only at end of stream.
-pub fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
+pub use archive::read_up_to;
 
 /// Sniffs `r` and returns its compression and a reader of the uncompressed bytes.
 pub fn decompress<'a>(mut r: impl Read + 'a) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
