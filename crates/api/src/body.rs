@@ -197,6 +197,7 @@ where
     tokio::spawn(async move {
         let mut frames = BodyStream::new(body);
         loop {
+            // Converted first, so that no `B::Error` (not `Send`) is held across the push's await.
             let item = match frames.next().await {
                 Some(Ok(f)) => match f.into_data() {
                     Ok(d) => Ok(d),

@@ -17,21 +17,6 @@ use crate::transport::{TlsArgs, Transport};
 /// Size of the chunks a streamed request body is read in.
 const STREAM_CHUNK: usize = 1 << 20;
 
-/// Reads until `buf` is full or the stream ends; returns how much it read (less than `buf.len()` only
-/// at the end of the stream).
-fn fill(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// A chunk of a streamed body whose buffer goes back to the reading thread when hyper drops it.
 struct Chunk {
     buf: Vec<u8>,
@@ -118,7 +103,7 @@ impl ReqBody {
             let (spare_tx, spare) = std::sync::mpsc::channel::<Vec<u8>>();
             loop {
                 let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0u8; STREAM_CHUNK]);
-                match fill(&mut reader, &mut buf) {
+                match archive::read_up_to(&mut reader, &mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
                         let chunk = Bytes::from_owner(Chunk {

@@ -209,10 +209,12 @@ fn check_image_platform(image_name: &str, img: &image::ImageConfig, asked: &str)
     if asked.runs(&actual) {
         return Ok(());
     }
-    let mut shown = format!("{}/{}", actual.os, actual.architecture);
-    if !actual.variant.is_empty() {
-        shown = format!("{shown}/{}", actual.variant);
-    }
+    // As the image names it, without normalisation (`os/arch[/variant]`, PlatformSpec's display).
+    let shown = registry::PlatformSpec {
+        os: actual.os,
+        architecture: actual.architecture,
+        variant: actual.variant,
+    };
     Err(Error::NotFound(format!(
         "image with reference {image_name} was found but does not match the specified platform: wanted {}, actual: {shown}",
         asked.docker_format()
