@@ -41,6 +41,48 @@ pub struct BuildRequest {
     pub build_id: String,
     /// Stops the build: the API cancels it when the client goes away.
     pub cancel: BuildCancel,
+    /// The secrets `RUN --mount=type=secret` may ask for (none by default).
+    pub secrets: BuildSecrets,
+}
+
+/// Looks up one build secret by ID: `Ok(None)` when the client has no such secret.
+pub type SecretLookup = dyn Fn(&str) -> std::result::Result<Option<Vec<u8>>, String> + Send + Sync;
+
+/// A build's secrets (`RUN --mount=type=secret`): asked for by ID when a step needs one (from a BuildKit
+/// session of the docker CLI, or sent by `berth build --secret`), held only in memory and in the step's
+/// tmpfs, never written to a layer, the image config or the history.
+#[derive(Clone, Default)]
+pub struct BuildSecrets(Option<Arc<SecretLookup>>);
+
+impl BuildSecrets {
+    /// Secrets looked up by `lookup` (it may block: the build calls it on its own thread).
+    pub fn new(lookup: Arc<SecretLookup>) -> Self {
+        BuildSecrets(Some(lookup))
+    }
+
+    /// Secrets given up front, by ID.
+    pub fn from_map(map: HashMap<String, Vec<u8>>) -> Self {
+        BuildSecrets(Some(Arc::new(move |id: &str| Ok(map.get(id).cloned()))))
+    }
+
+    /// The secret `id`: `Ok(None)` when the build has none by that ID (or no secrets at all).
+    pub fn get(&self, id: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+        match &self.0 {
+            Some(lookup) => lookup(id),
+            None => Ok(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for BuildSecrets {
+    // Never the values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "BuildSecrets(..)"
+        } else {
+            "BuildSecrets(none)"
+        })
+    }
 }
 
 /// A build's cancellation, by `POST /build/cancel` or by the client going away: the build stops before its
