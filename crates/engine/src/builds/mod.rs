@@ -344,6 +344,7 @@ impl Engine {
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         let dir = work.join("context");
+        let started = std::time::Instant::now();
         let sums = context::extract(
             context,
             &dir,
@@ -351,6 +352,7 @@ impl Engine {
             &self.builds.kept,
             &kept_root(&self.config.data_root),
         )?;
+        let extracted = started.elapsed();
         let name = if req.dockerfile.is_empty() {
             "Dockerfile".to_owned()
         } else {
@@ -372,6 +374,12 @@ impl Engine {
         let tree = build::context::SourceTree::with_sums(&dir, sums);
         let built = build::dispatch::build_with(&loaded, &req.options, tree, &mut backend, out);
         backend.release();
+        tracing::debug!(
+            build = %id,
+            context_us = extracted.as_micros() as u64,
+            steps_us = (started.elapsed() - extracted).as_micros() as u64,
+            "build ran"
+        );
         built.map_err(|e| Error::InvalidParameter(e.to_string()))
     }
 
