@@ -261,6 +261,22 @@ pub enum UploadMode {
     Chunked(u64),
 }
 
+/// The first chunk size tried when a whole blob is refused as too large, and the smallest: chunks halve
+/// from the first down to the last while the server refuses them.
+const FIRST_CHUNK: u64 = 16 << 20;
+const SMALLEST_CHUNK: u64 = 256 << 10;
+
+/// The upload mode to try after `mode` was refused as too large: chunks, then smaller chunks; `None`
+/// once the chunks are as small as they go.
+fn smaller_chunks(mode: UploadMode, size: u64) -> Option<UploadMode> {
+    let next = match mode {
+        UploadMode::Monolithic => FIRST_CHUNK.min(size / 2),
+        UploadMode::Chunked(c) => c / 2,
+    };
+    (next >= SMALLEST_CHUNK || (matches!(mode, UploadMode::Monolithic) && next > 0))
+        .then_some(UploadMode::Chunked(next.max(1)))
+}
+
 /// A manifest as fetched: its bytes (exactly as served, to store and hash), digest, type.
 #[derive(Clone, Debug)]
 pub struct FetchedManifest {
@@ -1236,12 +1252,23 @@ impl Session {
         }
         let attempts = self.inner.config.retry.attempts.max(1);
         let mut attempt = 0;
+        let mut mode = mode;
         loop {
             attempt += 1;
             let r = self
                 .upload_once(repo, digest, size, mount_from, mode, &open, &scopes)
                 .await;
             match r {
+                Err(e) if e.is_too_large() => match smaller_chunks(mode, size) {
+                    // A cap on request bodies between us and the registry: the blob goes again, in
+                    // chunks it lets through (a refused request never reached the registry's upload).
+                    Some(m) => {
+                        tracing::info!("pushing {digest}: {e}; uploading it in chunks ({m:?})");
+                        mode = m;
+                        attempt -= 1;
+                    }
+                    None => return Err(e),
+                },
                 Err(e) if e.is_retryable() && attempt < attempts => {
                     tracing::debug!("pushing {digest}: {e}; retrying");
                     self.backoff(attempt).await;

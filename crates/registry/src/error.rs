@@ -174,6 +174,12 @@ impl Error {
         ) || self.status() == Some(404)
     }
 
+    /// True when the server refused a request for its body's size (413: a proxy's cap on request
+    /// bodies, such as nginx's default of 1 MiB, in front of the registry).
+    pub fn is_too_large(&self) -> bool {
+        self.status() == Some(413)
+    }
+
     /// True when credentials are missing, wrong or not enough (401, 403, `UNAUTHORIZED`,
     /// `DENIED`, no basic credentials, a refused login).
     pub fn is_auth(&self) -> bool {

@@ -1115,3 +1115,123 @@ async fn docker_io_pulls_go_through_mirrors_then_docker_io() {
         Some("manifest unknown: manifest unknown")
     );
 }
+
+/// A proxy in front of `target` that refuses any request whose body is over `cap` bytes with a 413 and an
+/// HTML page, as nginx does past `client_max_body_size` (1 MiB by default); it counts the refusals and the
+/// requests it passed. Every passed request is sent with `Connection: close`, so each one is looked at.
+async fn capping_proxy(
+    target: u16,
+    cap: u64,
+    refused: Arc<AtomicUsize>,
+    passed: Arc<AtomicUsize>,
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("proxy bind: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = listener.accept().await {
+            let (refused, passed) = (refused.clone(), passed.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = vec![0u8; 64 << 10];
+                let end = loop {
+                    if head.first() == Some(&0x16) {
+                        // A TLS hello (the client tries HTTPS first): no TLS here, as with a plain
+                        // HTTP port; the client falls back to HTTP.
+                        return;
+                    }
+                    if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match down.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+                let length: u64 = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if length > cap {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    // Read the body (as nginx reads before it closes), then refuse.
+                    let mut left = length.saturating_sub((head.len() - end) as u64);
+                    while left > 0 {
+                        match down.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => left = left.saturating_sub(n as u64),
+                        }
+                    }
+                    let page = b"<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>\r\n";
+                    let answer = format!(
+                        "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        page.len()
+                    );
+                    let _ = down.write_all(answer.as_bytes()).await;
+                    let _ = down.write_all(page).await;
+                    return;
+                }
+                passed.fetch_add(1, Ordering::SeqCst);
+                let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    return;
+                };
+                // The head with `Connection: close` in place of any connection header.
+                let first = String::from_utf8_lossy(&head[..end - 2]).into_owned();
+                let mut rewritten: String = first
+                    .split("\r\n")
+                    .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:"))
+                    .map(|l| format!("{l}\r\n"))
+                    .collect();
+                rewritten.push_str("Connection: close\r\n\r\n");
+                if up.write_all(rewritten.as_bytes()).await.is_err()
+                    || up.write_all(&head[end..]).await.is_err()
+                {
+                    return;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_capped_request_body_sends_the_blob_in_chunks_it_lets_through() {
+    let reg = Registry::start(Auth::None, None);
+    let client = Client::new(harness::client_config());
+    let (refused, passed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let port = capping_proxy(reg.port, 1 << 20, refused.clone(), passed.clone()).await;
+    let via = client
+        .push_session(&format!("127.0.0.1:{port}"), AuthConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("session via proxy: {e}"));
+    // 3 MiB: refused whole, then in 16 MiB chunks (capped at half the blob: 1.5 MiB, refused), then
+    // in 768 KiB chunks, which pass.
+    let data = Bytes::from(harness::blob(11, 3 << 20));
+    let pushed = push_bytes(&via, "berth/capped", &data, UploadMode::Monolithic).await;
+    assert!(matches!(pushed, BlobPush::Uploaded), "{pushed:?}");
+    assert_eq!(
+        refused.load(Ordering::SeqCst),
+        2,
+        "the whole blob, then 1.5 MiB chunks"
+    );
+    let back = via
+        .fetch_blob_bytes("berth/capped", &sha(&data), Some(data.len() as u64))
+        .await
+        .unwrap_or_else(|e| panic!("fetching it back: {e}"));
+    assert_eq!(
+        back, data,
+        "the registry assembled the chunks into the blob"
+    );
+    // A small blob goes whole, through the same proxy.
+    let small = Bytes::from(harness::blob(12, 1000));
+    let before = refused.load(Ordering::SeqCst);
+    push_bytes(&via, "berth/capped", &small, UploadMode::Monolithic).await;
+    assert_eq!(refused.load(Ordering::SeqCst), before);
+    let log = reg.log();
+    assert!(!log.contains("panic"), "{log}");
+}
