@@ -18,7 +18,10 @@ use crate::router::Ctx;
 
 /// `POST /build?t=&dockerfile=&buildargs=&…`.
 pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
-    let request = crate::decode::build_request(&ctx.query)?;
+    let mut request = crate::decode::build_request(&ctx.query)?;
+    if let Some(h) = req.headers().get(crate::decode::BUILD_SECRETS_HEADER) {
+        request.secrets = crate::decode::build_secrets(h.as_bytes())?;
+    }
     let mut context = blocking_reader(req.into_body());
     let (tx, body) = body::channel();
     let engine: Arc<Engine> = Arc::clone(&ctx.engine);
