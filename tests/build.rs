@@ -1302,3 +1302,35 @@ fn build_secrets_missing_fail_when_required_and_are_skipped_otherwise() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn build_secrets_of_64_kib_fit_in_the_request_head() {
+    let d = Daemon::with_busybox();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=secret,id=a --mount=type=secret,id=b,required cat /run/secrets/a /run/secrets/b | wc -c > /size\n",
+    )
+    .unwrap();
+    // 64 KiB of values in all, of every byte value: twice base64-encoded, 114 KiB of header.
+    let value: Vec<u8> = (0..32 * 1024).map(|i| (i % 256) as u8).collect();
+    let (a, b) = (d.dir.path().join("a"), d.dir.path().join("b"));
+    std::fs::write(&a, &value).unwrap();
+    std::fs::write(&b, &value).unwrap();
+    let o = d.berth(&[
+        "build",
+        "--secret",
+        &format!("id=a,src={}", a.display()),
+        "--secret",
+        &format!("id=b,src={}", b.display()),
+        "-t",
+        "big:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "big:1", "cat", "/size"])).trim(),
+        "65536"
+    );
+}
