@@ -687,14 +687,29 @@ fn build_until(
     dockerfile: &str,
     step: &str,
 ) -> std::os::unix::net::UnixStream {
+    build_until_with(d, query, &[], dockerfile, step)
+}
+
+/// [`build_until`] with the request headers `headers` added.
+fn build_until_with(
+    d: &Daemon,
+    query: &str,
+    headers: &[(&str, &str)],
+    dockerfile: &str,
+    step: &str,
+) -> std::os::unix::net::UnixStream {
     use std::io::{Read, Write};
     let tar = dockerfile_tar(dockerfile);
     let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "POST /build?{query} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "POST /build?{query} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         tar.len()
     )
     .unwrap();
@@ -1333,4 +1348,39 @@ fn build_secrets_of_64_kib_fit_in_the_request_head() {
         ok(&d.berth(&["run", "--rm", "big:1", "cat", "/size"])).trim(),
         "65536"
     );
+}
+
+#[test]
+fn a_daemon_killed_mid_build_unmounts_the_builds_secrets_at_its_next_start() {
+    use base64::Engine as _;
+    let mut d = Daemon::with_busybox();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let header = b64.encode(serde_json::json!({ "tok": b64.encode(SECRET) }).to_string());
+    let s = build_until_with(
+        &d,
+        "",
+        &[("X-Berth-Build-Secrets", &header)],
+        "FROM busybox\nRUN --mount=type=secret,id=tok sleep 30\n",
+        "Step 2/2",
+    );
+    let secrets = |d: &Daemon| -> Vec<String> {
+        common::mounts_under(&d.data_root())
+            .into_iter()
+            .filter(|m| m.ends_with("/secrets"))
+            .collect()
+    };
+    // The secret is on the build's tmpfs while the step runs, and nowhere on disk.
+    let mounted = secrets(&d);
+    assert_eq!(
+        mounted.len(),
+        1,
+        "{:?}",
+        common::mounts_under(&d.data_root())
+    );
+    assert_eq!(files_holding(Path::new(&mounted[0]), SECRET).len(), 1);
+    d.kill();
+    drop(s);
+    assert_eq!(secrets(&d), mounted, "the crash leaves it mounted");
+    d.spawn();
+    assert_eq!(secrets(&d), Vec::<String>::new(), "{}", d.log());
 }
