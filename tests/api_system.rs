@@ -192,7 +192,6 @@ fn swarm_plugin_and_missing_feature_routes_answer_as_dockerd() {
         ("GET", "/containers/x/checkpoints", "checkpoint"),
         ("DELETE", "/containers/x/checkpoints/c1", "checkpoint"),
         ("GET", "/containers/x/attach/ws", "websocket"),
-        ("POST", "/session", "BuildKit"),
         ("POST", "/grpc", "BuildKit"),
     ] {
         let (status, message) = answer(method, path);

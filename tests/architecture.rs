@@ -21,7 +21,8 @@ const ALLOWED: &[(&str, Option<&[&str]>)] = &[
     (
         "engine",
         Some(&[
-            "image", "runtime", "shim", "network", "init", "build", "registry", "archive", "stdio",
+            "image", "runtime", "shim", "network", "init", "build", "registry", "session",
+            "archive", "stdio",
         ]),
     ),
     ("shim", Some(&["runtime", "stdio"])),
@@ -32,6 +33,8 @@ const ALLOWED: &[(&str, Option<&[&str]>)] = &[
     ("init", Some(&[])),
     ("build", Some(&["archive"])),
     ("registry", Some(&[])),
+    // The daemon's side of a BuildKit session: it writes what the client sends as a tar stream.
+    ("session", Some(&["archive"])),
     ("archive", Some(&[])),
     ("stdio", Some(&[])),
 ];

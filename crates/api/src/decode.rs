@@ -105,13 +105,34 @@ pub fn volume_create(bytes: &[u8]) -> Result<VolumeCreateOptions, ApiError> {
 
 /// `POST /build`'s query as dockerd reads it (the context tar is the body, read by the engine).
 pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
-    if q.get("version") == Some("2") {
-        return Err(ApiError::bad_request(
-            "BuildKit (version=2) is not supported by Berth: Berth builds with the classic builder \
-             (DOCKER_BUILDKIT=0)",
-        ));
-    }
-    if q.get("remote").is_some_and(|r| !r.is_empty()) {
+    // BuildKit mode (the docker CLI with DOCKER_BUILDKIT=1): the files and secrets come over the session
+    // the client opened; the build itself is Berth's, with the classic builder's semantics.
+    let buildkit = q.get("version") == Some("2");
+    if buildkit {
+        if q.get("session").unwrap_or_default().is_empty() {
+            return Err(ApiError::bad_request(
+                "BuildKit (version=2) builds need a session (POST /session), which this client did not \
+                 give: build with the classic builder (DOCKER_BUILDKIT=0)",
+            ));
+        }
+        if q.get("remote")
+            .is_some_and(|r| !r.is_empty() && r != "client-session")
+        {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "Berth builds in BuildKit mode only from a local context (a directory the client \
+                 shares): build a piped tar or a URL with the classic builder (DOCKER_BUILDKIT=0)",
+            ));
+        }
+        if q.get("outputs")
+            .is_some_and(|o| !matches!(o, "" | "null" | "[]"))
+        {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "--output is not supported by Berth: the build's result is an image in the daemon",
+            ));
+        }
+    } else if q.get("remote").is_some_and(|r| !r.is_empty()) {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             "remote build contexts (a URL or a git repository) are not supported by Berth yet",
@@ -209,8 +230,7 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
         dockerfile: q.get("dockerfile").unwrap_or_default().to_owned(),
         options,
         build_id: q.get("buildid").unwrap_or_default().to_owned(),
-        cancel: Default::default(),
-        secrets: Default::default(),
+        ..BuildRequest::default()
     })
 }
 

@@ -102,6 +102,7 @@ async fn dispatch(engine: Arc<Engine>, req: Request<ReqBody>) -> ApiResult<Respo
         "/build" if m == Method::POST => routes::build::build(&ctx, req).await,
         "/build/prune" if m == Method::POST => routes::build::prune(&ctx).await,
         "/build/cancel" if m == Method::POST => routes::build::cancel(&ctx).await,
+        "/session" if m == Method::POST => routes::build::session(&ctx, req),
         p if p.starts_with("/containers/") => {
             let rest = p["/containers/".len()..].to_owned();
             container_route(&ctx, req, &rest).await

@@ -286,7 +286,7 @@ fn write_pidfile(path: &Path) -> anyhow::Result<()> {
 fn init_logging(level: &str, json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,h2=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

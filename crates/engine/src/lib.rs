@@ -104,6 +104,8 @@ pub struct Engine {
     registry: registry::Client,
     /// Builds under way that `POST /build/cancel` can stop, by the ID their client gave them.
     builds: builds::Running,
+    /// The BuildKit sessions clients opened (`POST /session`), for their builds to use.
+    pub sessions: session::Manager,
     /// Bounds the blocking work of taking containers down (network release, unmounts, record removal):
     /// see [`Engine::teardown_blocking`].
     teardown: tokio::sync::Semaphore,
@@ -198,6 +200,7 @@ impl Engine {
             image_use: tokio::sync::RwLock::new(()),
             registry: registry::Client::new(config.registry.clone()),
             builds: builds::Running::default(),
+            sessions: session::Manager::default(),
             teardown: tokio::sync::Semaphore::new(TEARDOWN_PARALLELISM),
             config,
             id,

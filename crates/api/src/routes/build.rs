@@ -4,6 +4,12 @@
 //! `errorDetail`). A client that goes away cancels its build.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use http::{header, HeaderValue};
+use hyper_util::rt::TokioIo;
 
 use engine::builds::BuildProgress;
 use engine::Engine;
@@ -16,9 +22,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::request::ReqBody;
 use crate::router::Ctx;
 
+/// How long a BuildKit-mode build waits for the client's session to attach.
+const SESSION_WAIT: Duration = Duration::from_secs(5);
+
 /// `POST /build?t=&dockerfile=&buildargs=&…`.
 pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     let mut request = crate::decode::build_request(&ctx.query)?;
+    if ctx.query.get("version") == Some("2") {
+        return build_in_session(ctx, request).await;
+    }
+    // `berth build --secret` (the docker CLI sends its secrets over the session instead).
     if let Some(h) = req.headers().get(crate::decode::BUILD_SECRETS_HEADER) {
         request.secrets = crate::decode::build_secrets(h.as_bytes())?;
     }
@@ -52,6 +65,93 @@ pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>
         let _ = std::io::copy(&mut context, &mut std::io::sink());
     });
     Ok(body::with_type(StatusCode::OK, "application/json", body))
+}
+
+/// A BuildKit-mode build: files and secrets from the client's session, progress as BuildKit's records.
+async fn build_in_session(
+    ctx: &Ctx,
+    request: engine::builds::BuildRequest,
+) -> ApiResult<Response<Body>> {
+    let id = ctx.query.get("session").unwrap_or_default();
+    let session = ctx
+        .engine
+        .sessions
+        .get(id, SESSION_WAIT)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let quiet = request.options.quiet;
+    let (tx, body) = body::channel();
+    let engine: Arc<Engine> = Arc::clone(&ctx.engine);
+    let rt = tokio::runtime::Handle::current();
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let (watched, cancel) = (tx.clone(), request.cancel.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = watched.closed() => {
+                tracing::info!("build client went away: cancelling the build");
+                cancel.cancel();
+            }
+            _ = finished => {}
+        }
+    });
+    let nonce = request.build_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let _rt = rt.enter();
+        let mut sink = TraceSink {
+            tx: tx.clone(),
+            progress: engine::builds::Progress::new(&nonce),
+            quiet,
+        };
+        let built = engine.build_from_session(request, &session, &mut sink);
+        let _ = done.send(());
+        match built {
+            Ok(_) => sink.end(None),
+            Err(e) => {
+                tracing::info!(error = %e, "build failed");
+                sink.end(Some(&e.to_string()));
+                send_error(&tx, &e.to_string());
+            }
+        }
+    });
+    Ok(body::with_type(StatusCode::OK, "application/json", body))
+}
+
+/// `POST /session`: the client hands the connection over to HTTP/2 (`Upgrade: h2c`) and serves the
+/// build's files and secrets on it until it closes it.
+pub fn session(ctx: &Ctx, mut req: Request<ReqBody>) -> ApiResult<Response<Body>> {
+    let proto = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if proto.is_empty() {
+        return Err(ApiError::bad_request("no upgrade proto in request"));
+    }
+    if !proto.eq_ignore_ascii_case("h2c") {
+        return Err(ApiError::bad_request(format!(
+            "protocol {proto} not supported"
+        )));
+    }
+    let headers = req.headers().clone();
+    let upgrade = hyper::upgrade::on(&mut req);
+    let engine = Arc::clone(&ctx.engine);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(io) => {
+                if let Err(e) = engine.sessions.serve(TokioIo::new(io), &headers).await {
+                    tracing::debug!(error = %e, "session ended with an error");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "session upgrade failed"),
+        }
+    });
+    let mut resp = body::empty(StatusCode::SWITCHING_PROTOCOLS);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    resp.headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+    Ok(resp)
 }
 
 /// `POST /build/cancel?id=`: stops the build started with `buildid=id`.
@@ -92,6 +192,48 @@ pub async fn prune(ctx: &Ctx) -> ApiResult<Response<Body>> {
         max_used_space: max_used,
     };
     Ok(json(&ctx.engine.prune_build_cache(opts).await?))
+}
+
+/// The dispatcher's output as BuildKit's progress records (`aux` of `moby.buildkit.trace`, base64 of a
+/// `StatusResponse`), which the docker CLI draws in BuildKit mode; with `-q` only the image ID, as text.
+struct TraceSink {
+    tx: StreamSender,
+    progress: engine::builds::Progress,
+    quiet: bool,
+}
+
+impl TraceSink {
+    fn send(&self, records: Vec<Vec<u8>>) {
+        for r in records {
+            send_line(
+                &self.tx,
+                &json!({ "id": "moby.buildkit.trace", "aux": BASE64.encode(r) }),
+            );
+        }
+    }
+
+    fn end(&mut self, error: Option<&str>) {
+        let records = self.progress.end(error);
+        self.send(records);
+    }
+}
+
+impl BuildProgress for TraceSink {
+    fn stream(&mut self, text: &str) {
+        if self.quiet {
+            send_stream(&self.tx, text);
+            return;
+        }
+        let records = self.progress.text(text);
+        self.send(records);
+    }
+
+    fn aux_id(&mut self, id: &str) {
+        send_line(
+            &self.tx,
+            &json!({ "id": "moby.image.id", "aux": { "ID": id } }),
+        );
+    }
 }
 
 /// The dispatcher's output as dockerd's JSON lines.

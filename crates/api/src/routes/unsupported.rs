@@ -8,7 +8,7 @@
 //! - plugins: none is installed, so the list is empty and a named plugin is not found (dockerd's 404, which
 //!   also lets `docker inspect NAME` go on to the other kinds of object); installing one (`pull`,
 //!   `create`, `privileges`) is a 501.
-//! - BuildKit's session and gRPC endpoints, checkpoints and websocket attach: 501.
+//! - BuildKit's gRPC endpoint (buildx), checkpoints and websocket attach: 501.
 
 use http::{Method, Response, StatusCode};
 
@@ -85,8 +85,8 @@ pub fn answer(method: &Method, path: &str) -> Option<ApiResult<Response<Body>>> 
         return plugin(method, rest);
     }
     match (method, path) {
-        (&Method::POST, "/session" | "/grpc") => Some(Err(not_implemented(
-            "Berth does not support BuildKit (its session and gRPC endpoints): build with the classic builder (DOCKER_BUILDKIT=0)",
+        (&Method::POST, "/grpc") => Some(Err(not_implemented(
+            "Berth does not support BuildKit's gRPC API (buildx's docker driver): build with the docker CLI's own builder",
         ))),
         _ => None,
     }

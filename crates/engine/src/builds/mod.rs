@@ -29,6 +29,8 @@ pub use build::backend::{RunHost, RunUlimit};
 pub use build::dispatch::BuildOptions;
 /// Where a build's output goes.
 pub use build::dispatch::ProgressSink as BuildProgress;
+/// BuildKit's progress records, made of a build's output (for a BuildKit-mode client).
+pub use session::trace::Progress;
 
 /// What `POST /build` asks for, beyond the context.
 #[derive(Debug, Default, Clone)]
@@ -43,6 +45,8 @@ pub struct BuildRequest {
     pub cancel: BuildCancel,
     /// The secrets `RUN --mount=type=secret` may ask for (none by default).
     pub secrets: BuildSecrets,
+    /// The Dockerfile itself, when it does not come in the context (a BuildKit session sends it apart).
+    pub dockerfile_text: Option<Vec<u8>>,
 }
 
 /// Looks up one build secret by ID: `Ok(None)` when the client has no such secret.
@@ -287,6 +291,76 @@ impl Engine {
         result
     }
 
+    /// A build in BuildKit mode (`version=2&session=…`, the docker CLI with `DOCKER_BUILDKIT=1`): the
+    /// Dockerfile, `.dockerignore` and context come from the client's `session` rather than the request's
+    /// body, and so do secrets. The build itself is the same as [`Engine::build_image`]'s. Blocking.
+    pub fn build_from_session(
+        self: &Arc<Self>,
+        mut req: BuildRequest,
+        session: &session::Session,
+        out: &mut dyn ProgressSink,
+    ) -> Result<String> {
+        use session::SyncRequest;
+        let rt = tokio::runtime::Handle::current();
+        let failed = |what: &str, e: session::Error| {
+            Error::InvalidParameter(format!(
+                "failed to read {what} from the client's session: {e}"
+            ))
+        };
+        let name = if req.dockerfile.is_empty() {
+            "Dockerfile".to_owned()
+        } else {
+            req.dockerfile.clone()
+        };
+        // The directory the client shares as `dockerfile` holds the Dockerfile (the context's, or the
+        // one `-f` names, or STDIN's in a directory of its own).
+        let mut include = vec![name.clone()];
+        if name == "Dockerfile" {
+            include.push("dockerfile".into());
+        }
+        let sync = |dir: &str, include: Vec<String>| SyncRequest {
+            dir: dir.into(),
+            include,
+            exclude: Vec::new(),
+        };
+        let mut files = session
+            .read_files(&sync("dockerfile", include), rt.clone(), 16 << 20)
+            .map_err(|e| failed("the Dockerfile", e))?;
+        let text = files
+            .remove(&name)
+            .or_else(|| files.remove("dockerfile").filter(|_| name == "Dockerfile"))
+            .ok_or_else(|| {
+                Error::InvalidParameter(format!(
+                    "failed to read dockerfile: open {name}: no such file or directory"
+                ))
+            })?;
+        let ignore = session
+            .read_files(
+                &sync("context", vec![".dockerignore".into()]),
+                rt.clone(),
+                1 << 20,
+            )
+            .map_err(|e| failed(".dockerignore", e))?;
+        let exclude = ignore
+            .get(".dockerignore")
+            .map(|t| build::dockerignore::read_patterns(&String::from_utf8_lossy(t)))
+            .unwrap_or_default();
+        req.dockerfile_text = Some(text);
+        let (from, handle) = (session.clone(), rt.clone());
+        req.secrets = BuildSecrets::new(Arc::new(move |id: &str| {
+            handle.block_on(from.secret(id)).map_err(|e| e.to_string())
+        }));
+        let mut context = session.tar(
+            SyncRequest {
+                dir: "context".into(),
+                include: Vec::new(),
+                exclude,
+            },
+            rt,
+        );
+        self.build_image(req, &mut context, out)
+    }
+
     /// `POST /build/cancel?id=`: cancels the builds the client started with `buildid=id`. As dockerd, an ID
     /// that names no build under way is not an error.
     pub fn cancel_build(&self, id: &str) -> Result<()> {
@@ -305,11 +379,12 @@ impl Engine {
         self: &Arc<Self>,
         work: &Path,
         id: &str,
-        req: BuildRequest,
+        mut req: BuildRequest,
         context: &mut dyn Read,
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         let dir = work.join("context");
+        let started = std::time::Instant::now();
         let sums = context::extract(
             context,
             &dir,
@@ -317,12 +392,16 @@ impl Engine {
             &self.builds.kept,
             &kept_root(&self.config.data_root),
         )?;
+        let extracted = started.elapsed();
         let name = if req.dockerfile.is_empty() {
             "Dockerfile".to_owned()
         } else {
             req.dockerfile.clone()
         };
-        let text = context::dockerfile(&dir, &name)?;
+        let text = match req.dockerfile_text.take() {
+            Some(text) => text,
+            None => context::dockerfile(&dir, &name)?,
+        };
         let loaded =
             build::load(&name, &text).map_err(|e| Error::InvalidParameter(e.to_string()))?;
         let mut backend = backend::EngineBackend::new(
@@ -336,6 +415,12 @@ impl Engine {
         let tree = build::context::SourceTree::with_sums(&dir, sums);
         let built = build::dispatch::build_with(&loaded, &req.options, tree, &mut backend, out);
         backend.release();
+        tracing::debug!(
+            build = %id,
+            context_us = extracted.as_micros() as u64,
+            steps_us = (started.elapsed() - extracted).as_micros() as u64,
+            "build ran"
+        );
         built.map_err(|e| Error::InvalidParameter(e.to_string()))
     }
 

@@ -1,0 +1,315 @@
+//! BuildKit mode: `docker build` with `DOCKER_BUILDKIT=1` opens a session (`POST /session`, HTTP/2 on the
+//! hijacked connection) and Berth fetches the context, the Dockerfile and secrets over it, then builds as
+//! the classic builder does and reports progress as BuildKit's records, which the CLI draws.
+//!
+//! Driven by Debian's docker 20.10 CLI (`/usr/bin/docker`, from `docker.io`): its BuildKit client is built
+//! in. Docker 23 and later hand BuildKit to the buildx plugin, which this machine does not have.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{err, ok, out, Daemon};
+
+/// Debian's docker 20.10 CLI; fails the test when it is missing (`.ci/run` installs `docker.io`).
+fn docker20() -> PathBuf {
+    let p = PathBuf::from("/usr/bin/docker");
+    let v = Command::new(&p)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}: .ci/run installs Debian's docker.io", p.display()));
+    let v = out(&v);
+    assert!(
+        v.contains(" 20.10."),
+        "{} is not docker 20.10: {v}",
+        p.display()
+    );
+    p
+}
+
+/// `docker build ARGS…` in BuildKit mode, run in `dir`, with plain progress.
+fn bk_build(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
+    Command::new(docker20())
+        .arg("build")
+        .arg("--progress=plain")
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "1")
+        .env_remove("DOCKER_API_VERSION")
+        .env_remove("BUILDKIT_PROGRESS")
+        .output()
+        .unwrap()
+}
+
+fn image_id(d: &Daemon, r: &str) -> String {
+    ok(&d.docker(&["image", "inspect", "--format", "{{.Id}}", r]))
+        .trim()
+        .to_owned()
+}
+
+/// Bytes no compression or dedup could fake: a xorshift stream.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn md5(data: &[u8], dir: &Path) -> String {
+    let f = dir.join("md5-input");
+    std::fs::write(&f, data).unwrap();
+    let o = Command::new("md5sum").arg(&f).output().unwrap();
+    out(&o).split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn buildkit_mode_builds_the_shared_context_with_progress_and_the_cache() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("sub/deep")).unwrap();
+    // 3 MiB: many data packets, asked for ahead of the files after it.
+    let big = noise(3 << 20, 7);
+    std::fs::write(ctx.join("big.bin"), &big).unwrap();
+    std::fs::write(ctx.join("exec.sh"), "#!/bin/sh\necho run\n").unwrap();
+    std::fs::set_permissions(ctx.join("exec.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("exec.sh", ctx.join("link")).unwrap();
+    std::fs::hard_link(ctx.join("exec.sh"), ctx.join("hard")).unwrap();
+    std::fs::write(ctx.join("sub/deep/f"), "deep v1\n").unwrap();
+    std::fs::write(ctx.join("empty"), "").unwrap();
+    std::fs::write(ctx.join("skip.log"), "left out by .dockerignore\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "*.log\n").unwrap();
+    // The Dockerfile is outside the context: the CLI shares its directory apart.
+    let df_dir = d.dir.path().join("df");
+    std::fs::create_dir_all(&df_dir).unwrap();
+    let dockerfile = df_dir.join("Dockerfile");
+    std::fs::write(
+        &dockerfile,
+        "FROM busybox\n\
+         COPY . /app\n\
+         RUN cd /app && stat -c '%n %a %s %h' big.bin exec.sh hard empty sub/deep/f > /stats \
+             && readlink link > /linktarget && md5sum big.bin > /md5 && ls -A /app > /listing \
+             && echo step output here\n",
+    )
+    .unwrap();
+    let iid = d.dir.path().join("iid");
+    let args = [
+        "-t",
+        "bk:1",
+        "-f",
+        dockerfile.to_str().unwrap(),
+        "--iidfile",
+        iid.to_str().unwrap(),
+        ".",
+    ];
+    let first = bk_build(&d, &ctx, &args);
+    let progress = err(&first);
+    assert!(first.status.success(), "{progress}\n{}", d.log());
+    for want in [
+        "[1/3] FROM busybox",
+        "[2/3] COPY . /app",
+        "[3/3] RUN cd /app",
+        "step output here",
+        "exporting to image",
+        "naming to bk:1",
+    ] {
+        assert!(progress.contains(want), "no {want:?} in:\n{progress}");
+    }
+    assert!(!progress.contains("CACHED"), "{progress}");
+    let id = image_id(&d, "bk:1");
+    assert_eq!(std::fs::read_to_string(&iid).unwrap().trim(), id);
+
+    let cat = |file: &str| ok(&d.docker(&["run", "--rm", "bk:1", "cat", file]));
+    assert_eq!(
+        cat("/stats"),
+        format!(
+            "big.bin 644 {} 1\nexec.sh 755 19 2\nhard 755 19 2\nempty 644 0 1\nsub/deep/f 644 8 1\n",
+            3 << 20
+        )
+    );
+    assert_eq!(cat("/linktarget"), "exec.sh\n");
+    assert_eq!(
+        cat("/md5"),
+        format!("{}  big.bin\n", md5(&big, d.dir.path()))
+    );
+    assert_eq!(
+        cat("/listing"),
+        ".dockerignore\nbig.bin\nempty\nexec.sh\nhard\nlink\nsub\n",
+        "the context as shared, less what .dockerignore leaves out"
+    );
+
+    // Unchanged: every step from the cache, the same image.
+    let again = bk_build(&d, &ctx, &args);
+    let progress = err(&again);
+    assert!(again.status.success(), "{progress}");
+    assert_eq!(progress.matches("CACHED").count(), 2, "{progress}");
+    assert_eq!(image_id(&d, "bk:1"), id);
+
+    // A changed file misses from the COPY on.
+    std::fs::write(ctx.join("sub/deep/f"), "deep v2\n").unwrap();
+    let changed = bk_build(&d, &ctx, &args);
+    let progress = err(&changed);
+    assert!(changed.status.success(), "{progress}");
+    assert!(!progress.contains("CACHED"), "{progress}");
+    assert_ne!(image_id(&d, "bk:1"), id);
+
+    // `-q` prints the ID alone, on stdout.
+    let quiet = bk_build(&d, &ctx, &["-q", "-f", dockerfile.to_str().unwrap(), "."]);
+    assert_eq!(out(&quiet).trim(), image_id(&d, "bk:1"), "{}", err(&quiet));
+}
+
+/// Every layer tar of `image`, from `docker save`.
+fn layers(d: &Daemon, image: &str) -> Vec<Vec<u8>> {
+    let save = d.dir.path().join("save.tar");
+    ok(&d.docker(&["save", "-o", save.to_str().unwrap(), image]));
+    let mut a = tar::Archive::new(std::fs::File::open(&save).unwrap());
+    let mut out = Vec::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("layer.tar") || name.starts_with("blobs/sha256/") {
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            out.push(data);
+        }
+    }
+    assert!(!out.is_empty());
+    out
+}
+
+fn entry_names(layer: &[u8]) -> Vec<String> {
+    let mut a = tar::Archive::new(layer);
+    match a.entries() {
+        Ok(entries) => entries
+            .filter_map(|e| Some(e.ok()?.path().ok()?.to_string_lossy().into_owned()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn buildkit_mode_secrets_reach_the_step_and_no_layer_config_or_history() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let value = "tok-5ecret-7f3a9";
+    let secret = d.dir.path().join("secret.txt");
+    std::fs::write(&secret, value).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN --mount=type=secret,id=tok md5sum < /run/secrets/tok > /secret.md5 \
+             && stat -c '%a %u' /run/secrets/tok > /secret.mode\n\
+         RUN --mount=type=secret,id=tok,target=/etc/tok.conf cat /etc/tok.conf | wc -c > /secret.len\n\
+         RUN --mount=type=secret,id=absent ls -A /run/secrets > /absent.listing 2>&1 || echo none > /absent.listing\n",
+    )
+    .unwrap();
+    let src = format!("id=tok,src={}", secret.display());
+    let built = bk_build(&d, &ctx, &["--secret", &src, "-t", "sec:1", "."]);
+    assert!(built.status.success(), "{}\n{}", err(&built), d.log());
+    let cat = |file: &str| ok(&d.docker(&["run", "--rm", "sec:1", "cat", file]));
+    assert_eq!(
+        cat("/secret.md5").split_whitespace().next().unwrap(),
+        md5(value.as_bytes(), d.dir.path()),
+        "the step read the secret"
+    );
+    assert_eq!(cat("/secret.mode"), "400 0\n");
+    assert_eq!(cat("/secret.len").trim(), value.len().to_string());
+    assert_eq!(
+        cat("/absent.listing"),
+        "none\n",
+        "a secret the client lacks is not mounted"
+    );
+
+    for layer in layers(&d, "sec:1") {
+        assert!(
+            !layer.windows(value.len()).any(|w| w == value.as_bytes()),
+            "the secret's value is in a layer"
+        );
+        for name in entry_names(&layer) {
+            assert!(
+                !name.contains("run/secrets") && !name.contains("tok.conf"),
+                "a secret's mount point is in a layer: {name}"
+            );
+        }
+    }
+    let history = ok(&d.docker(&["history", "--no-trunc", "sec:1"]));
+    let inspect = ok(&d.docker(&["image", "inspect", "sec:1"]));
+    for text in [&history, &inspect] {
+        assert!(!text.contains(value), "{text}");
+    }
+
+    // A required secret the client does not have fails the step.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=secret,id=absent,required true\n",
+    )
+    .unwrap();
+    let failed = bk_build(&d, &ctx, &["--secret", &src, "."]);
+    assert!(!failed.status.success());
+    assert!(
+        err(&failed).contains("secret absent: not found"),
+        "{}",
+        err(&failed)
+    );
+}
+
+#[test]
+fn buildkit_mode_failures_are_reported_and_sessions_are_checked() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo before && exit 3\n",
+    )
+    .unwrap();
+    let failed = bk_build(&d, &ctx, &["."]);
+    let progress = err(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{progress}");
+    assert!(progress.contains("before"), "{progress}");
+    assert!(
+        progress.contains(
+            "ERROR: The command '/bin/sh -c echo before && exit 3' returned a non-zero code: 3"
+        ),
+        "{progress}"
+    );
+    let missing = bk_build(&d, &ctx, &["-f", "Nope.Dockerfile", "."]);
+    assert!(!missing.status.success());
+    assert!(
+        err(&missing)
+            .contains("failed to read dockerfile: open Nope.Dockerfile: no such file or directory"),
+        "{}",
+        err(&missing)
+    );
+
+    // The API: BuildKit mode needs a session; `/session` needs an HTTP/2 upgrade.
+    let r = d.request("POST", "/v1.41/build?version=2", &[]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("need a session"), "{}", r.text());
+    let r = d.request("POST", "/v1.41/build?version=2&session=nobody", &[]);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("no active session for nobody"),
+        "{}",
+        r.text()
+    );
+    let r = d.request("POST", "/v1.41/session", &[]);
+    assert_eq!(
+        (r.status, r.text().contains("no upgrade proto in request")),
+        (400, true),
+        "{}",
+        r.text()
+    );
+}
