@@ -56,6 +56,9 @@ pub(super) struct EngineBackend {
     /// Step container → the targets of its `RUN --mount`s, whose mountpoints the runtime made in its
     /// upper dir: those the parent image lacks are taken out before the commit.
     targets: HashMap<String, Vec<String>>,
+    /// Step container → its secret files on the tmpfs, removed with the container (a long build's steps
+    /// would fill the tmpfs otherwise).
+    secret_files: HashMap<String, Vec<PathBuf>>,
 }
 
 /// What a RUN's `--mount`s give its step container.
@@ -67,6 +70,8 @@ struct StepMounts {
     env: Vec<String>,
     /// Every mount's target in the container.
     targets: Vec<String>,
+    /// The secret files written for the step.
+    files: Vec<PathBuf>,
 }
 
 fn other(e: impl std::fmt::Display) -> BackendError {
@@ -96,6 +101,7 @@ impl EngineBackend {
             secrets,
             secret_dir: None,
             targets: HashMap::new(),
+            secret_files: HashMap::new(),
         }
     }
 
@@ -162,6 +168,7 @@ impl EngineBackend {
     fn forget(&mut self, id: &str) {
         self.targets.remove(id);
         self.engine.builds.forget_secret_env(id);
+        remove_files(self.secret_files.remove(id).unwrap_or_default());
     }
 
     fn next(&mut self, what: &str) -> PathBuf {
@@ -287,6 +294,7 @@ impl EngineBackend {
                     }
                     if let Some(target) = target {
                         let file = self.secret_file(id, &value, *mode, *uid, *gid)?;
+                        out.files.push(file.clone());
                         out.mounts.push(bind(&file, target, true));
                         out.targets.push(target.clone());
                     }
@@ -378,6 +386,15 @@ impl EngineBackend {
         f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
             .map_err(fail)?;
         Ok(path)
+    }
+}
+
+/// Removes secret files of the build's tmpfs.
+fn remove_files(files: Vec<PathBuf>) {
+    for f in files {
+        if let Err(e) = std::fs::remove_file(&f) {
+            tracing::warn!(path = %f.display(), error = %e, "removing a build secret's file");
+        }
     }
 }
 
@@ -606,6 +623,7 @@ impl Backend for EngineBackend {
             mounts,
             env: secret_env,
             targets,
+            files,
         } = self.run_mounts(&run.mounts)?;
         let body = ContainerCreateBody {
             image: Some(parent.to_owned()),
@@ -645,16 +663,22 @@ impl Backend for EngineBackend {
             ..ContainerCreateBody::default()
         };
         let engine = Arc::clone(&self.engine);
-        let made = self
-            .rt
-            .block_on(engine.create_container(CreateRequest {
-                name: None,
-                body,
-                read_only_non_recursive: false,
-                platform: None,
-            }))
-            .map_err(other)?;
+        let made = match self.rt.block_on(engine.create_container(CreateRequest {
+            name: None,
+            body,
+            read_only_non_recursive: false,
+            platform: None,
+        })) {
+            Ok(made) => made,
+            Err(e) => {
+                remove_files(files);
+                return Err(other(e));
+            }
+        };
         self.steps.push(made.id.clone());
+        if !files.is_empty() {
+            self.secret_files.insert(made.id.clone(), files);
+        }
         if !targets.is_empty() {
             self.targets.insert(made.id.clone(), targets);
         }
