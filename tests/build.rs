@@ -687,14 +687,29 @@ fn build_until(
     dockerfile: &str,
     step: &str,
 ) -> std::os::unix::net::UnixStream {
+    build_until_with(d, query, &[], dockerfile, step)
+}
+
+/// [`build_until`] with the request headers `headers` added.
+fn build_until_with(
+    d: &Daemon,
+    query: &str,
+    headers: &[(&str, &str)],
+    dockerfile: &str,
+    step: &str,
+) -> std::os::unix::net::UnixStream {
     use std::io::{Read, Write};
     let tar = dockerfile_tar(dockerfile);
     let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "POST /build?{query} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "POST /build?{query} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         tar.len()
     )
     .unwrap();
@@ -1025,4 +1040,351 @@ fn a_big_context_file_sent_again_hits_the_cache_and_a_changed_one_is_copied_as_s
     // builder prune takes the kept files too.
     ok(&d.docker(&["builder", "prune", "-f"]));
     assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 0);
+}
+
+/// A secret value no step may leave anywhere: steps that read it write `SEEN-…` in its place (`sed`), so
+/// the image proves they saw it whole while a search for the value itself finds nothing.
+const SECRET: &str = "sekrit-5f3a9c1e";
+
+/// `berth build ARGS…` with the environment `env` added.
+fn berth_build_env(d: &Daemon, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(common::berth_bin());
+    cmd.arg("-H").arg(d.host()).arg("build").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Every layer tar of `image`, by `berth save`: (entry names, the layer's bytes).
+fn saved_layers(d: &Daemon, image: &str) -> Vec<(Vec<String>, Vec<u8>)> {
+    use std::io::Read;
+    let save = d
+        .dir
+        .path()
+        .join(format!("{}.tar", image.replace(':', "-")));
+    let o = d.berth(&["save", "-o", save.to_str().unwrap(), image]);
+    assert!(o.status.success(), "{}", err(&o));
+    let mut files = std::collections::HashMap::new();
+    let mut a = tar::Archive::new(std::fs::File::open(&save).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        files.insert(name, data);
+    }
+    let m: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let layers = m[0]["Layers"].as_array().unwrap();
+    assert!(!layers.is_empty(), "{m}");
+    layers
+        .iter()
+        .map(|l| {
+            let data = files[l.as_str().unwrap()].clone();
+            let names = tar::Archive::new(&data[..])
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+                .collect();
+            (names, data)
+        })
+        .collect()
+}
+
+/// Whether `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Every file under `dir` (not following symlinks) whose content holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                if let Ok(data) = std::fs::read(e.path()) {
+                    if contains(&data, needle) {
+                        found.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn build_secrets_reach_run_steps_and_leave_no_trace() {
+    let d = Daemon::with_busybox();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let secret_file = d.dir.path().join("tok.txt");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         ENV TOKEN=public\n\
+         RUN --mount=type=secret,id=tok sed s/sekrit/SEEN/ /run/secrets/tok > /out && stat -c '%a %u:%g' /run/secrets/tok > /perm\n\
+         RUN --mount=type=secret,id=tok,target=/s,mode=0440,uid=1000,gid=1001 sed s/sekrit/SEEN/ /s > /out2 && stat -c '%a %u:%g' /s > /perm2 && (echo x > /s || echo read-only > /ro)\n\
+         RUN --mount=type=secret,id=tok,env=TOKEN echo \"$TOKEN\" | sed s/sekrit/SEEN/ > /out3 && (test -e /run/secrets/tok || echo no-file > /nofile)\n\
+         RUN --mount=type=secret,id=fromenv,required=true sed s/sekrit/SEEN/ /run/secrets/fromenv > /out4 && echo mine > /run/mine\n\
+         RUN --mount=type=cache,target=/var/cache/c --mount=type=tmpfs,target=/scratch --mount=type=bind,source=Dockerfile,target=/in/df true\n",
+    )
+    .unwrap();
+    let src = format!("id=tok,src={}", secret_file.display());
+    let o = berth_build_env(
+        &d,
+        &[
+            "--secret",
+            &src,
+            "--secret",
+            "id=fromenv,env=BERTH_TEST_SECRET",
+            "-t",
+            "s:1",
+            ctx.to_str().unwrap(),
+        ],
+        &[("BERTH_TEST_SECRET", SECRET)],
+    );
+    assert!(o.status.success(), "{}{}\n{}", out(&o), err(&o), d.log());
+    assert!(!out(&o).contains(SECRET), "{}", out(&o));
+    // No tmpfs of the build stays: it goes with the build, before the build's answer ends.
+    let mounts = common::mounts_under(&d.data_root());
+    assert!(
+        !mounts.iter().any(|m| m.ends_with("/secrets")),
+        "{mounts:?}"
+    );
+    let show = |f: &str| ok(&d.berth(&["run", "--rm", "s:1", "cat", f]));
+    let seen = SECRET.replace("sekrit", "SEEN");
+    assert_eq!(show("/out"), seen);
+    assert_eq!(show("/perm"), "400 0:0\n");
+    assert_eq!(show("/out2"), seen);
+    assert_eq!(show("/perm2"), "440 1000:1001\n");
+    assert_eq!(show("/ro"), "read-only\n");
+    // The variable replaced the image's own for that step's process, and env= alone makes no file.
+    assert_eq!(show("/out3"), format!("{seen}\n"));
+    assert_eq!(show("/nofile"), "no-file\n");
+    assert_eq!(show("/out4"), seen);
+    assert_eq!(show("/run/mine"), "mine\n");
+
+    // Nothing of the secret in any layer: not its value, nor its mountpoints (the step's own file in /run
+    // stays, the /run/secrets the runtime made for the mount does not).
+    let layers = saved_layers(&d, "s:1");
+    for (names, data) in &layers {
+        assert!(!contains(data, SECRET), "the value in a layer: {names:?}");
+        // Nor those of the other mounts (made in a step that changes nothing else).
+        assert!(
+            !names.iter().any(|n| n.contains("secrets")
+                || n == "s"
+                || ["var", "scratch", "in"].contains(&n.split('/').next().unwrap_or(""))),
+            "a mountpoint in a layer: {names:?}"
+        );
+    }
+    assert!(
+        layers
+            .iter()
+            .any(|(names, _)| names.iter().any(|n| n == "run/mine")),
+        "{:?}",
+        layers.iter().map(|l| &l.0).collect::<Vec<_>>()
+    );
+    // Nor in the history, the image's config (the ENV stays the image's) or anywhere in the data root.
+    let history = ok(&d.berth(&["history", "--no-trunc", "s:1"]));
+    assert!(!history.contains(SECRET), "{history}");
+    assert!(history.contains("--mount=type=secret,id=tok"), "{history}");
+    let inspect = ok(&d.berth(&["image", "inspect", "s:1"]));
+    assert!(!inspect.contains(SECRET), "{inspect}");
+    let env = ok(&d.berth(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        "s:1",
+    ]));
+    assert!(env.contains("\"TOKEN=public\""), "{env}");
+    assert_eq!(files_holding(&d.data_root(), SECRET), Vec::<PathBuf>::new());
+
+    // The same build again is all from the cache: the secret's value is no part of a key.
+    let o = berth_build_env(
+        &d,
+        &[
+            "--secret",
+            &src,
+            "--secret",
+            "id=fromenv,env=BERTH_TEST_SECRET",
+            ctx.to_str().unwrap(),
+        ],
+        &[("BERTH_TEST_SECRET", "another value")],
+    );
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(cached(&out(&o)), 6, "{}", out(&o));
+
+    // A step that fails keeps its container (no --force-rm, as dockerd), whose record holds no secret.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=secret,id=tok,env=TOKEN test \"$(echo $TOKEN | sed s/sekrit/SEEN/)\" = SEEN-5f3a9c1e && exit 3\n",
+    )
+    .unwrap();
+    let o = berth_build_env(&d, &["--secret", &src, ctx.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("returned a non-zero code: 3"),
+        "{}",
+        err(&o)
+    );
+    let left = ok(&d.berth(&["ps", "-aq"]));
+    assert_eq!(left.lines().count(), 1, "{left}");
+    let inspect = ok(&d.berth(&["inspect", left.trim()]));
+    assert!(!inspect.contains(SECRET), "{inspect}");
+    assert_eq!(files_holding(&d.data_root(), SECRET), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn build_secrets_missing_fail_when_required_and_are_skipped_otherwise() {
+    let d = Daemon::with_busybox();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=secret,id=tok test ! -e /run/secrets/tok && echo skipped > /skipped\n",
+    )
+    .unwrap();
+    let ctx_s = ctx.to_str().unwrap();
+    let o = d.berth(&["build", "-t", "m:1", ctx_s]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "m:1", "cat", "/skipped"])),
+        "skipped\n"
+    );
+    // BuildKit's words, with or without other secrets given.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=secret,id=tok,required cat /run/secrets/tok\n",
+    )
+    .unwrap();
+    for extra in [&[][..], &["--secret", "id=other,env=BERTH_TEST_OTHER"][..]] {
+        let mut args = extra.to_vec();
+        args.push(ctx_s);
+        let o = berth_build_env(&d, &args, &[("BERTH_TEST_OTHER", "x")]);
+        assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+        assert!(err(&o).contains("secret tok: not found"), "{}", err(&o));
+    }
+    // A --secret whose variable is not set is no secret.
+    let o = berth_build_env(
+        &d,
+        &["--secret", "id=tok,env=BERTH_TEST_UNSET_VAR", ctx_s],
+        &[],
+    );
+    assert!(err(&o).contains("secret tok: not found"), "{}", err(&o));
+    // The CLI's own checks, in the docker CLI's words.
+    let o = d.berth(&[
+        "build",
+        "--secret",
+        "id=tok,src=/nonexistent/berth-secret",
+        ctx_s,
+    ]);
+    assert!(
+        err(&o).contains("failed to stat /nonexistent/berth-secret"),
+        "{}",
+        err(&o)
+    );
+    let o = d.berth(&["build", "--secret", "src=/etc/hostname", ctx_s]);
+    assert!(err(&o).contains("secret missing ID"), "{}", err(&o));
+    // A malformed header is a 400 naming it.
+    let r = common::http_request(
+        &d.socket(),
+        "POST",
+        "/build",
+        &[("X-Berth-Build-Secrets", "not base64!")],
+        &dockerfile_tar("FROM busybox\n"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("invalid x-berth-build-secrets header: not base64"),
+        "{}",
+        r.text()
+    );
+    // Nothing of the builds is left mounted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !common::mounts_under(&d.data_root().join("build")).is_empty()
+        || !common::mounts_under(&d.data_root().join("build-trash")).is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            common::mounts_under(&d.data_root())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn build_secrets_of_64_kib_fit_in_the_request_head() {
+    let d = Daemon::with_busybox();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=secret,id=a --mount=type=secret,id=b,required cat /run/secrets/a /run/secrets/b | wc -c > /size\n",
+    )
+    .unwrap();
+    // 64 KiB of values in all, of every byte value: twice base64-encoded, 114 KiB of header.
+    let value: Vec<u8> = (0..32 * 1024).map(|i| (i % 256) as u8).collect();
+    let (a, b) = (d.dir.path().join("a"), d.dir.path().join("b"));
+    std::fs::write(&a, &value).unwrap();
+    std::fs::write(&b, &value).unwrap();
+    let o = d.berth(&[
+        "build",
+        "--secret",
+        &format!("id=a,src={}", a.display()),
+        "--secret",
+        &format!("id=b,src={}", b.display()),
+        "-t",
+        "big:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}{}", out(&o), err(&o));
+    assert_eq!(
+        ok(&d.berth(&["run", "--rm", "big:1", "cat", "/size"])).trim(),
+        "65536"
+    );
+}
+
+#[test]
+fn a_daemon_killed_mid_build_unmounts_the_builds_secrets_at_its_next_start() {
+    use base64::Engine as _;
+    let mut d = Daemon::with_busybox();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let header = b64.encode(serde_json::json!({ "tok": b64.encode(SECRET) }).to_string());
+    let s = build_until_with(
+        &d,
+        "",
+        &[("X-Berth-Build-Secrets", &header)],
+        "FROM busybox\nRUN --mount=type=secret,id=tok sleep 30\n",
+        "Step 2/2",
+    );
+    let secrets = |d: &Daemon| -> Vec<String> {
+        common::mounts_under(&d.data_root())
+            .into_iter()
+            .filter(|m| m.ends_with("/secrets"))
+            .collect()
+    };
+    // The secret is on the build's tmpfs while the step runs, and nowhere on disk.
+    let mounted = secrets(&d);
+    assert_eq!(
+        mounted.len(),
+        1,
+        "{:?}",
+        common::mounts_under(&d.data_root())
+    );
+    assert_eq!(files_holding(Path::new(&mounted[0]), SECRET).len(), 1);
+    d.kill();
+    drop(s);
+    assert_eq!(secrets(&d), mounted, "the crash leaves it mounted");
+    d.spawn();
+    assert_eq!(secrets(&d), Vec::<String>::new(), "{}", d.log());
 }

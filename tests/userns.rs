@@ -507,6 +507,35 @@ fn builds_store_shifted_layers_in_the_containers_ids() {
 }
 
 #[test]
+fn build_secrets_reach_a_remapped_step_with_the_ids_it_sees() {
+    let (d, _, _) = remapped();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    let secret = d.dir.path().join("tok");
+    std::fs::write(&secret, "sekrit-remapped").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN --mount=type=secret,id=tok,uid=1000,mode=0440 stat -c '%a %u:%g' /run/secrets/tok > /perm && sed s/sekrit/SEEN/ /run/secrets/tok > /out\n",
+    )
+    .unwrap();
+    let src = format!("id=tok,src={}", secret.display());
+    let o = d.berth(&[
+        "build",
+        "--secret",
+        &src,
+        "-t",
+        "s:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", all(&o));
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "s:1", "cat", "/perm", "/out"])),
+        "440 1000:0\nSEEN-remapped"
+    );
+}
+
+#[test]
 fn shared_namespaces_init_and_restarts_work_under_remapping() {
     let (mut d, uid, _) = remapped();
     let id = ok(&d.docker(&[

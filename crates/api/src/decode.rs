@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use bollard_stubs::models::{ContainerCreateBody, ContainerUpdateBody, VolumeCreateOptions};
-use engine::builds::{BuildOptions, BuildRequest, RunHost, RunUlimit};
+use engine::builds::{BuildOptions, BuildRequest, BuildSecrets, RunHost, RunUlimit};
 use engine::containers::check_raw_policy;
 use http::StatusCode;
 
@@ -232,4 +232,71 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
         build_id: q.get("buildid").unwrap_or_default().to_owned(),
         ..BuildRequest::default()
     })
+}
+
+/// The header by which `berth build --secret` sends a build's secrets (the docker CLI sends them over a
+/// BuildKit session instead).
+pub const BUILD_SECRETS_HEADER: &str = "x-berth-build-secrets";
+
+/// The secrets of [`BUILD_SECRETS_HEADER`]: standard base64 of a JSON object mapping each secret's ID to
+/// the standard base64 of its value. The request's head bounds them (`head_limits::MAX_HEAD_BYTES`, 256
+/// KiB with every header; the berth CLI sends at most 192 KiB of secrets, about 100 KiB of values).
+pub fn build_secrets(header: &[u8]) -> Result<BuildSecrets, ApiError> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bad = |what: String| {
+        ApiError::bad_request(format!("invalid {BUILD_SECRETS_HEADER} header: {what}"))
+    };
+    let json = b64
+        .decode(header.trim_ascii())
+        .map_err(|e| bad(format!("not base64: {e}")))?;
+    let map: std::collections::HashMap<String, String> = serde_json::from_slice(&json)
+        .map_err(|e| bad(format!("not a JSON object of IDs and base64 values: {e}")))?;
+    let mut secrets = std::collections::HashMap::with_capacity(map.len());
+    for (id, value) in map {
+        if id.is_empty() {
+            return Err(bad("a secret without an ID".into()));
+        }
+        let value = b64
+            .decode(value)
+            .map_err(|e| bad(format!("secret {id}: not base64: {e}")))?;
+        secrets.insert(id, value);
+    }
+    Ok(BuildSecrets::from_map(secrets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn build_secrets_decodes_ids_and_binary_values() {
+        let json = format!(r#"{{"tok":"{}","e":""}}"#, b64(b"s3\x00\xff"));
+        let s = build_secrets(b64(json.as_bytes()).as_bytes()).unwrap();
+        assert_eq!(s.get("tok").unwrap().as_deref(), Some(&b"s3\x00\xff"[..]));
+        assert_eq!(s.get("e").unwrap().as_deref(), Some(&b""[..]));
+        assert_eq!(s.get("other").unwrap(), None);
+    }
+
+    #[test]
+    fn build_secrets_rejects_a_malformed_header_with_400() {
+        for (header, why) in [
+            ("%%%".to_owned(), "not base64"),
+            (b64(b"[1]"), "not a JSON object"),
+            (b64(br#"{"a":"%%"}"#), "secret a: not base64"),
+            (b64(br#"{"":"YQ=="}"#), "a secret without an ID"),
+        ] {
+            let e = build_secrets(header.as_bytes()).err().unwrap();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            assert!(e.message.contains(why), "{}", e.message);
+            assert!(e
+                .message
+                .starts_with("invalid x-berth-build-secrets header"));
+        }
+    }
 }

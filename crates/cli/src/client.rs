@@ -134,6 +134,8 @@ pub struct Client {
     version: String,
     /// `X-Registry-Auth` sent with every request (pull and push).
     registry_auth: Option<String>,
+    /// Other headers sent with every request (`X-Berth-Build-Secrets` for a build).
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Client {
@@ -144,6 +146,7 @@ impl Client {
             transport: Transport::new(host, tls)?,
             version: API_VERSION.to_string(),
             registry_auth: None,
+            headers: Vec::new(),
         })
     }
 
@@ -153,6 +156,13 @@ impl Client {
             registry_auth: auth,
             ..self.clone()
         }
+    }
+
+    /// This client sending the header `name: value` too.
+    pub fn with_header(&self, name: &'static str, value: String) -> Client {
+        let mut c = self.clone();
+        c.headers.push((name, value));
+        c
     }
 
     /// The API version requests are sent with (after [`Client::negotiate`]).
@@ -334,6 +344,9 @@ impl Client {
         }
         if let Some(a) = &self.registry_auth {
             builder = builder.header("x-registry-auth", a);
+        }
+        for (name, value) in &self.headers {
+            builder = builder.header(*name, value);
         }
         let req = builder
             .body(body)

@@ -27,9 +27,13 @@ const SESSION_WAIT: Duration = Duration::from_secs(5);
 
 /// `POST /build?t=&dockerfile=&buildargs=&…`.
 pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
-    let request = crate::decode::build_request(&ctx.query)?;
+    let mut request = crate::decode::build_request(&ctx.query)?;
     if ctx.query.get("version") == Some("2") {
         return build_in_session(ctx, request).await;
+    }
+    // `berth build --secret` (the docker CLI sends its secrets over the session instead).
+    if let Some(h) = req.headers().get(crate::decode::BUILD_SECRETS_HEADER) {
+        request.secrets = crate::decode::build_secrets(h.as_bytes())?;
     }
     let mut context = blocking_reader(req.into_body());
     let (tx, body) = body::channel();

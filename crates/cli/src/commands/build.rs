@@ -55,7 +55,7 @@ pub struct BuildArgs {
     /// Remove intermediate containers after a successful build
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub rm: bool,
-    /// Secret to expose to the build (only if BuildKit enabled)
+    /// Secret file to expose to the build: id=mysecret[,src=/local/secret]
     #[arg(long)]
     pub secret: Vec<String>,
     /// Name and optionally a tag in the "name:tag" format
@@ -71,11 +71,15 @@ pub struct BuildArgs {
 
 /// Builds an image.
 pub async fn build(client: &Client, args: BuildArgs) -> Result<(), CliError> {
-    if !args.secret.is_empty() {
-        return Err(CliError::Usage(
-            "--secret is not supported by Berth's classic builder yet".into(),
-        ));
-    }
+    let secrets = secrets_header(&args.secret)?;
+    let with_secrets;
+    let client = match secrets {
+        Some(h) => {
+            with_secrets = client.with_header(SECRETS_HEADER, h);
+            &with_secrets
+        }
+        None => client,
+    };
     if args.context.starts_with("http://")
         || args.context.starts_with("https://")
         || args.context.starts_with("git@")
@@ -346,4 +350,208 @@ fn single_file_tar(name: &str, data: &[u8]) -> Result<Vec<u8>, CliError> {
     let mut out = w.finish().map_err(|e| CliError::Io(e.to_string()))?;
     out.flush().map_err(|e| CliError::Io(e.to_string()))?;
     Ok(out)
+}
+
+/// The header carrying `--secret`s to the daemon: standard base64 of a JSON object mapping each secret's ID
+/// to the standard base64 of its value. A header rather than the body, which is the context tar, as
+/// `X-Registry-Config` carries a build's credentials.
+pub const SECRETS_HEADER: &str = "x-berth-build-secrets";
+
+/// The most the secrets header may take: the daemon takes at most 256 KiB of request head, and the rest
+/// (`X-Registry-Config` among it) needs room too. Values are encoded twice (base64 in JSON in base64), so
+/// about 100 KiB of secret values fit.
+const MAX_SECRETS_HEADER: usize = 192 * 1024;
+
+/// BuildKit's bound on one secret (its `MaxSecretSize`), which the docker CLI checks before a build.
+const MAX_SECRET_SIZE: u64 = 500 * 1024;
+
+/// Where one `--secret`'s value comes from.
+#[derive(Debug, PartialEq, Eq)]
+struct SecretSource {
+    id: String,
+    /// `src=`/`source=`: a file.
+    file: Option<String>,
+    /// `env=` (or `type=env`'s source): an environment variable.
+    env: Option<String>,
+}
+
+/// One `--secret id=x[,src=F|source=F][,type=file|env][,env=VAR]`, read as the docker CLI (20.10) and
+/// buildx read it: keys are case-insensitive, `type=env` takes `src` as the variable's name, and with
+/// neither a file nor a variable named, the variable `id` is used when it is set, else the file `id`.
+fn parse_secret(value: &str) -> Result<SecretSource, String> {
+    let (mut id, mut file, mut env, mut typ) = (None, None, None, None);
+    for field in value.split(',') {
+        let Some((key, v)) = field.split_once('=') else {
+            return Err(format!("invalid field '{field}' must be a key=value pair"));
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "type" if v == "file" || v == "env" => typ = Some(v.to_owned()),
+            "type" => return Err(format!("unsupported secret type {v:?}")),
+            "id" => id = Some(v.to_owned()),
+            "source" | "src" => file = Some(v.to_owned()),
+            "env" => env = Some(v.to_owned()),
+            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+        }
+    }
+    if typ.as_deref() == Some("env") && env.is_none() {
+        env = file.take();
+    }
+    let id = id
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| "secret missing ID".to_owned())?;
+    if env.is_none() && file.is_none() {
+        if std::env::var_os(&id).is_some() {
+            env = Some(id.clone());
+        } else {
+            file = Some(id.clone());
+        }
+    }
+    Ok(SecretSource { id, file, env })
+}
+
+/// The value of a secret: its file's content, or its variable's (`None` when the variable is not set:
+/// the daemon then has no such secret, and a step that requires it fails with BuildKit's `secret <id>:
+/// not found`).
+fn read_secret(s: &SecretSource) -> Result<Option<Vec<u8>>, String> {
+    if let Some(var) = &s.env {
+        use std::os::unix::ffi::OsStringExt;
+        return Ok(std::env::var_os(var).map(OsStringExt::into_vec));
+    }
+    let Some(path) = &s.file else {
+        return Ok(None);
+    };
+    let meta = std::fs::metadata(path).map_err(|e| format!("failed to stat {path}: {e}"))?;
+    if meta.len() > MAX_SECRET_SIZE {
+        return Err(format!("secret {} too big. max size 500KB", s.id));
+    }
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|e| format!("failed to read secret {}: {path}: {e}", s.id))
+}
+
+/// The [`SECRETS_HEADER`] value for `--secret`s, `None` without any.
+fn secrets_header(specs: &[String]) -> Result<Option<String>, CliError> {
+    use base64::Engine as _;
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut map = BTreeMap::new();
+    for spec in specs {
+        let source = parse_secret(spec)
+            .map_err(|e| CliError::Usage(format!("could not parse secrets: {spec}: {e}")))?;
+        // A later --secret of the same ID replaces an earlier one, as in the docker CLI's store.
+        match read_secret(&source).map_err(CliError::Io)? {
+            Some(value) => map.insert(source.id, b64.encode(value)),
+            None => map.remove(&source.id),
+        };
+    }
+    let json = serde_json::to_vec(&map).map_err(|e| CliError::Io(e.to_string()))?;
+    let header = b64.encode(json);
+    if header.len() > MAX_SECRETS_HEADER {
+        return Err(CliError::Usage(format!(
+            "build secrets too large: they take {} KiB encoded, and at most {} KiB fit in the request \
+             (about 100 KiB of secret values)",
+            header.len().div_ceil(1024),
+            MAX_SECRETS_HEADER / 1024
+        )));
+    }
+    Ok(Some(header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(id: &str, file: Option<&str>, env: Option<&str>) -> SecretSource {
+        SecretSource {
+            id: id.into(),
+            file: file.map(Into::into),
+            env: env.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn parse_secret_reads_docker_forms() {
+        assert_eq!(
+            parse_secret("id=tok,src=/f").unwrap(),
+            source("tok", Some("/f"), None)
+        );
+        assert_eq!(
+            parse_secret("ID=tok,Source=/f,type=file").unwrap(),
+            source("tok", Some("/f"), None)
+        );
+        assert_eq!(
+            parse_secret("id=tok,env=VAR").unwrap(),
+            source("tok", None, Some("VAR"))
+        );
+        // type=env takes src as the variable's name.
+        assert_eq!(
+            parse_secret("id=tok,type=env,src=VAR").unwrap(),
+            source("tok", None, Some("VAR"))
+        );
+    }
+
+    #[test]
+    fn parse_secret_without_source_uses_the_id() {
+        // No variable of that name: the file named by the ID.
+        let id = "BERTH_TEST_SURELY_UNSET_SECRET";
+        assert_eq!(
+            parse_secret(&format!("id={id}")).unwrap(),
+            source(id, Some(id), None)
+        );
+        // A variable of that name (PATH is always set in a test).
+        assert_eq!(
+            parse_secret("id=PATH").unwrap(),
+            source("PATH", None, Some("PATH"))
+        );
+    }
+
+    #[test]
+    fn parse_secret_rejects_bad_specs_in_dockers_words() {
+        assert_eq!(parse_secret("src=/f").unwrap_err(), "secret missing ID");
+        assert_eq!(
+            parse_secret("id=x,type=ssh").unwrap_err(),
+            "unsupported secret type \"ssh\""
+        );
+        assert_eq!(
+            parse_secret("id=x,bogus=1").unwrap_err(),
+            "unexpected key 'bogus' in 'bogus=1'"
+        );
+        assert_eq!(
+            parse_secret("id=x,src").unwrap_err(),
+            "invalid field 'src' must be a key=value pair"
+        );
+    }
+
+    #[test]
+    fn secrets_header_encodes_values_and_bounds_its_size() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s");
+        std::fs::write(&f, b"v\x00\xff").unwrap();
+        let h = secrets_header(&[format!("id=a,src={}", f.display())])
+            .unwrap()
+            .unwrap();
+        let map: BTreeMap<String, String> =
+            serde_json::from_slice(&b64.decode(h).unwrap()).unwrap();
+        assert_eq!(b64.decode(&map["a"]).unwrap(), b"v\x00\xff");
+        assert!(secrets_header(&[]).unwrap().is_none());
+        // Three files of 80 KiB: within BuildKit's bound each, too much for the request's head.
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 80 * 1024]).unwrap();
+        let specs: Vec<String> = (0..3)
+            .map(|i| format!("id=b{i},src={}", big.display()))
+            .collect();
+        let err = secrets_header(&specs).unwrap_err().to_string();
+        assert!(err.contains("build secrets too large"), "{err}");
+        let missing = secrets_header(&["id=m,src=/nonexistent/berth".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("failed to stat /nonexistent/berth"),
+            "{missing}"
+        );
+    }
 }

@@ -49,6 +49,29 @@ pub(super) struct EngineBackend {
     id: String,
     /// The images this build holds in use ([`super::Running::hold`]).
     held: std::collections::HashSet<String>,
+    /// What `RUN --mount=type=secret` looks up.
+    secrets: super::BuildSecrets,
+    /// The tmpfs holding the secret files of the build's steps (`<work>/secrets`), once one needs it.
+    secret_dir: Option<PathBuf>,
+    /// Step container → the targets of its `RUN --mount`s, whose mountpoints the runtime made in its
+    /// upper dir: those the parent image lacks are taken out before the commit.
+    targets: HashMap<String, Vec<String>>,
+    /// Step container → its secret files on the tmpfs, removed with the container (a long build's steps
+    /// would fill the tmpfs otherwise).
+    secret_files: HashMap<String, Vec<PathBuf>>,
+}
+
+/// What a RUN's `--mount`s give its step container.
+#[derive(Default)]
+struct StepMounts {
+    /// The container's mounts.
+    mounts: Vec<Mount>,
+    /// `NAME=value` of `type=secret,env=NAME`: for the process only.
+    env: Vec<String>,
+    /// Every mount's target in the container.
+    targets: Vec<String>,
+    /// The secret files written for the step.
+    files: Vec<PathBuf>,
 }
 
 fn other(e: impl std::fmt::Display) -> BackendError {
@@ -62,6 +85,7 @@ impl EngineBackend {
         work: PathBuf,
         id: String,
         cancel: super::BuildCancel,
+        secrets: super::BuildSecrets,
     ) -> Self {
         EngineBackend {
             engine,
@@ -74,6 +98,10 @@ impl EngineBackend {
             steps: Vec::new(),
             id,
             held: std::collections::HashSet::new(),
+            secrets,
+            secret_dir: None,
+            targets: HashMap::new(),
+            secret_files: HashMap::new(),
         }
     }
 
@@ -96,6 +124,7 @@ impl EngineBackend {
     /// Removes a step container (killing it if it runs), for a cancelled build.
     fn discard(&mut self, id: &str) {
         self.steps.retain(|s| s != id);
+        self.forget(id);
         let engine = Arc::clone(&self.engine);
         let owned = id.to_owned();
         match self
@@ -125,6 +154,21 @@ impl EngineBackend {
         for (_, c) in self.copies.drain() {
             unmount(&Layout::new(&c.dir).merged);
         }
+        // Step containers left behind (a failed step's) keep no secret variables for a later start.
+        for id in self.steps.clone() {
+            self.forget(&id);
+        }
+        // The secrets go with the build, not with the deletion of its directory later.
+        if let Some(dir) = self.secret_dir.take() {
+            unmount(&dir);
+        }
+    }
+
+    /// Drops what the build keeps for step container `id`.
+    fn forget(&mut self, id: &str) {
+        self.targets.remove(id);
+        self.engine.builds.forget_secret_env(id);
+        remove_files(self.secret_files.remove(id).unwrap_or_default());
     }
 
     fn next(&mut self, what: &str) -> PathBuf {
@@ -163,9 +207,10 @@ impl EngineBackend {
 }
 
 impl EngineBackend {
-    /// `RUN --mount`s as the step container's mounts: caches kept under `DATA_ROOT/build-cache`, tmpfs, and
-    /// binds of the context or of an image (read-only, or a throw-away copy when the step may write).
-    fn run_mounts(&mut self, mounts: &[RunMount]) -> Result<Vec<Mount>, BackendError> {
+    /// `RUN --mount`s as the step container's mounts: caches kept under `DATA_ROOT/build-cache`, tmpfs,
+    /// binds of the context or of an image (read-only, or a throw-away copy when the step may write), and
+    /// secrets (a file on the build's tmpfs, bound read-only, and/or a variable of the process).
+    fn run_mounts(&mut self, mounts: &[RunMount]) -> Result<StepMounts, BackendError> {
         let bind = |source: &Path, target: &str, read_only: bool| Mount {
             typ: Some(MountTypeEnum::BIND),
             source: Some(source.display().to_string()),
@@ -173,7 +218,7 @@ impl EngineBackend {
             read_only: Some(read_only),
             ..Mount::default()
         };
-        let mut out = Vec::new();
+        let mut out = StepMounts::default();
         for m in mounts {
             match m {
                 RunMount::Bind {
@@ -182,13 +227,14 @@ impl EngineBackend {
                     read_only,
                 } => {
                     if *read_only {
-                        out.push(bind(source, target, true));
+                        out.mounts.push(bind(source, target, true));
                     } else {
                         // Writes must not reach the context: the step gets a copy.
                         let copy = self.next("bind");
                         copy_tree(source, &copy)?;
-                        out.push(bind(&copy, target, false));
+                        out.mounts.push(bind(&copy, target, false));
                     }
+                    out.targets.push(target.clone());
                 }
                 RunMount::Cache {
                     id,
@@ -206,40 +252,221 @@ impl EngineBackend {
                         self.engine.builds.hold_cache(name, &self.id);
                     }
                     if !dir.exists() {
-                        // The step's ids, as the host stores them under `--userns-remap`.
-                        let (uid, gid) = match self.engine.id_map() {
-                            Some(m) => (
-                                m.uid_to_host((*uid).into()).unwrap_or(*uid),
-                                m.gid_to_host((*gid).into()).unwrap_or(*gid),
-                            ),
-                            None => (*uid, *gid),
-                        };
+                        let (uid, gid) = self.host_ids(*uid, *gid);
                         make_cache_dir(&dir, *mode, uid, gid)?;
                     }
-                    out.push(bind(&dir, target, *read_only));
+                    out.mounts.push(bind(&dir, target, *read_only));
+                    out.targets.push(target.clone());
                 }
-                RunMount::Tmpfs { target, size } => out.push(Mount {
-                    typ: Some(MountTypeEnum::TMPFS),
-                    target: Some(target.clone()),
-                    tmpfs_options: Some(MountTmpfsOptions {
-                        size_bytes: size.map(|s| s as i64),
-                        ..MountTmpfsOptions::default()
-                    }),
-                    ..Mount::default()
-                }),
-                RunMount::Secret { id, required, .. } => {
-                    // The classic build API has no way to carry secrets (BuildKit passes them over its
-                    // session); a build asking for one gets none.
-                    if *required {
-                        return Err(other(format!(
-                            "secret {id} not found: Berth's classic builder takes no build secrets yet"
-                        )));
+                RunMount::Tmpfs { target, size } => {
+                    out.mounts.push(Mount {
+                        typ: Some(MountTypeEnum::TMPFS),
+                        target: Some(target.clone()),
+                        tmpfs_options: Some(MountTmpfsOptions {
+                            size_bytes: size.map(|s| s as i64),
+                            ..MountTmpfsOptions::default()
+                        }),
+                        ..Mount::default()
+                    });
+                    out.targets.push(target.clone());
+                }
+                RunMount::Secret {
+                    id,
+                    target,
+                    env,
+                    required,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    // BuildKit's wording, for a missing secret and for a lookup that failed.
+                    let value = match self.secrets.get(id) {
+                        Ok(Some(v)) => v,
+                        Ok(None) if *required => {
+                            return Err(other(format!("secret {id}: not found")))
+                        }
+                        // Not required: the step runs without it.
+                        Ok(None) => continue,
+                        Err(e) => return Err(other(format!("secret {id}: {e}"))),
+                    };
+                    if let Some(name) = env {
+                        out.env.push(secret_env(id, name, &value)?);
+                    }
+                    if let Some(target) = target {
+                        let file = self.secret_file(id, &value, *mode, *uid, *gid)?;
+                        out.files.push(file.clone());
+                        out.mounts.push(bind(&file, target, true));
+                        out.targets.push(target.clone());
                     }
                 }
             }
         }
         Ok(out)
     }
+
+    /// Container ids `uid`/`gid` as the host stores them (shifted under `--userns-remap`).
+    fn host_ids(&self, uid: u32, gid: u32) -> (u32, u32) {
+        match self.engine.id_map() {
+            Some(m) => (
+                m.uid_to_host(uid.into()).unwrap_or(uid),
+                m.gid_to_host(gid.into()).unwrap_or(gid),
+            ),
+            None => (uid, gid),
+        }
+    }
+
+    /// The build's tmpfs for secret files, mounted at the first secret: secrets are never written to a
+    /// disk. Only root may enter it (under `--userns-remap`, also the remapped root's group, which binds
+    /// the files into the container).
+    fn secrets_tmpfs(&mut self) -> Result<PathBuf, BackendError> {
+        if let Some(dir) = &self.secret_dir {
+            return Ok(dir.clone());
+        }
+        use rustix::mount::MountFlags;
+        let dir = self.work.join("secrets");
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            other(format!(
+                "{what} the build's secrets tmpfs {}: {e}",
+                dir.display()
+            ))
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| fail("creating", &e))?;
+        let remapped = self.engine.id_map().map(archive::IdMap::root);
+        let mode = if remapped.is_some() { "0710" } else { "0700" };
+        // BuildKit takes secrets of up to 500 KiB each; a build's all fit in this many.
+        let data = std::ffi::CString::new(format!("mode={mode},size=16m"))
+            .map_err(|e| fail("mounting", &e))?;
+        rustix::mount::mount(
+            "tmpfs",
+            &dir,
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            data.as_c_str(),
+        )
+        .map_err(|e| fail("mounting", &e))?;
+        // Recorded at once, so that whatever fails next, the build's end unmounts it.
+        self.secret_dir = Some(dir.clone());
+        if let Some((_, gid)) = remapped {
+            rustix::fs::chown(&dir, None, Some(rustix::fs::Gid::from_raw(gid)))
+                .map_err(|e| fail("giving the remapped root", &e))?;
+        }
+        Ok(dir)
+    }
+
+    /// Writes the secret `id` to a new file of the build's tmpfs with the mount's mode and owner.
+    fn secret_file(
+        &mut self,
+        id: &str,
+        value: &[u8],
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<PathBuf, BackendError> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let dir = self.secrets_tmpfs()?;
+        self.seq += 1;
+        let path = dir.join(self.seq.to_string());
+        let fail = |e: std::io::Error| other(format!("secret {id}: writing it: {e}"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(fail)?;
+        f.write_all(value).map_err(fail)?;
+        let (uid, gid) = self.host_ids(uid, gid);
+        rustix::fs::fchown(
+            &f,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(|e| fail(e.into()))?;
+        // After the chown, which clears set-id bits; the umask played no part either.
+        f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(fail)?;
+        Ok(path)
+    }
+}
+
+/// Removes secret files of the build's tmpfs.
+fn remove_files(files: Vec<PathBuf>) {
+    for f in files {
+        if let Err(e) = std::fs::remove_file(&f) {
+            tracing::warn!(path = %f.display(), error = %e, "removing a build secret's file");
+        }
+    }
+}
+
+/// `NAME=value` for `RUN --mount=type=secret,env=NAME`: the value as text (an environment holds no
+/// NUL byte; other bytes that are not UTF-8 are replaced, as the API's `Env` is text).
+fn secret_env(id: &str, name: &str, value: &[u8]) -> Result<String, BackendError> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err(other(format!(
+            "secret {id}: invalid environment variable name {name:?}"
+        )));
+    }
+    if value.contains(&0) {
+        return Err(other(format!(
+            "secret {id}: a value with a NUL byte cannot be an environment variable"
+        )));
+    }
+    Ok(format!("{name}={}", String::from_utf8_lossy(value)))
+}
+
+/// Takes out of `upper` (a step's changes) the mountpoints the runtime made for its `RUN --mount`s at
+/// `targets`: each target and each of its parents that the step's parent image (at `parent`, its file
+/// system) lacks, while it is an empty file or directory, so the layer keeps no trace of the mounts
+/// (BuildKit removes its mount stubs likewise). What the step itself wrote there stays. A symlink on the
+/// way stops the walk: nothing outside `upper` is touched.
+fn remove_mount_stubs(upper: &Path, parent: &Path, targets: &[String]) -> Result<(), BackendError> {
+    let parent_fd = open_dir(parent)?;
+    for target in targets {
+        let rel: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
+        // The deepest path the upper dir has without a symlink or file on the way.
+        let mut have = 0;
+        for i in 1..=rel.len() {
+            let p = upper.join(rel[..i].join("/"));
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => have = i,
+                Ok(m) if m.is_file() && i == rel.len() => have = i,
+                _ => break,
+            }
+        }
+        for i in (1..=have).rev() {
+            let path = rel[..i].join("/");
+            if exists_in(&parent_fd, &path) {
+                break;
+            }
+            let p = upper.join(&path);
+            let removed = match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_file() && m.len() == 0 => std::fs::remove_file(&p),
+                // Fails when not empty: the step's own files stay, and so do their parents.
+                Ok(m) if m.is_dir() => std::fs::remove_dir(&p),
+                _ => break,
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => break,
+                Err(e) => return Err(other(format!("removing the mountpoint /{path}: {e}"))),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` exists in the tree at `root` (a symlink counts as itself), its symlinks on the way
+/// resolved inside it.
+fn exists_in(root: &RootFd, path: &str) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    rustix::fs::openat2(
+        root.as_fd_ref(),
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .is_ok()
 }
 
 /// The directory of the cache mount `id`, kept across builds (`POST /build/prune` empties them).
@@ -392,7 +619,12 @@ impl Backend for EngineBackend {
         let c = &run.config;
         let h = &run.host;
         let some = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
-        let mounts = self.run_mounts(&run.mounts)?;
+        let StepMounts {
+            mounts,
+            env: secret_env,
+            targets,
+            files,
+        } = self.run_mounts(&run.mounts)?;
         let body = ContainerCreateBody {
             image: Some(parent.to_owned()),
             cmd: c.cmd.clone(),
@@ -431,16 +663,28 @@ impl Backend for EngineBackend {
             ..ContainerCreateBody::default()
         };
         let engine = Arc::clone(&self.engine);
-        let made = self
-            .rt
-            .block_on(engine.create_container(CreateRequest {
-                name: None,
-                body,
-                read_only_non_recursive: false,
-                platform: None,
-            }))
-            .map_err(other)?;
+        let made = match self.rt.block_on(engine.create_container(CreateRequest {
+            name: None,
+            body,
+            read_only_non_recursive: false,
+            platform: None,
+        })) {
+            Ok(made) => made,
+            Err(e) => {
+                remove_files(files);
+                return Err(other(e));
+            }
+        };
         self.steps.push(made.id.clone());
+        if !files.is_empty() {
+            self.secret_files.insert(made.id.clone(), files);
+        }
+        if !targets.is_empty() {
+            self.targets.insert(made.id.clone(), targets);
+        }
+        if !secret_env.is_empty() {
+            self.engine.builds.set_secret_env(&made.id, secret_env);
+        }
         Ok(StepContainer { id: made.id })
     }
 
@@ -587,6 +831,18 @@ impl Backend for EngineBackend {
             Some(p) => Some(self.engine.images.get(p).map_err(other)?.id),
             None => None,
         };
+        if let Some(targets) = step.and_then(|s| self.targets.remove(&s.id)) {
+            if let Some(s) = step {
+                let root = self.mount_image(parent)?;
+                let removed = remove_mount_stubs(&self.upper(s), &root, &targets);
+                // A view of several layers is needed no longer.
+                if self.views.last() == Some(&root) {
+                    self.views.pop();
+                    unmount(&root);
+                }
+                removed?;
+            }
+        }
         let request = image::CommitRequest {
             parent: parent_id,
             config: cfg,
@@ -615,6 +871,7 @@ impl Backend for EngineBackend {
             unmount(&Layout::new(&c.dir).merged);
             return std::fs::remove_dir_all(&c.dir).map_err(other);
         }
+        self.forget(&step.id);
         let engine = Arc::clone(&self.engine);
         let id = step.id.clone();
         self.steps.retain(|s| *s != id);

@@ -135,6 +135,10 @@ pub(crate) struct Running {
     memo: context::SumMemo,
     /// Big context files themselves, for the next build to link rather than write.
     kept: context::Kept,
+    /// Step container ID → the `RUN --mount=type=secret,env=` variables its process gets. Held in memory
+    /// only, and added at its start to the OCI spec alone (in the exec root, as BuildKit's runc bundle
+    /// holds them): never in the container's record, so neither on disk nor in `inspect`.
+    secret_env: Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// Locks a map that holds no invariant a panicking holder could break.
@@ -178,6 +182,42 @@ impl Running {
     /// The caches builds use, shared with a prune's blocking work.
     pub(crate) fn cache_users(&self) -> Arc<Mutex<HashMap<String, Vec<String>>>> {
         Arc::clone(&self.caches)
+    }
+
+    /// Gives step container `container`'s process the variables `env` (`NAME=value`) at its start.
+    pub(crate) fn set_secret_env(&self, container: &str, env: Vec<String>) {
+        lock(&self.secret_env).insert(container.to_owned(), env);
+    }
+
+    /// Forgets step container `container`'s secret variables.
+    pub(crate) fn forget_secret_env(&self, container: &str) {
+        lock(&self.secret_env).remove(container);
+    }
+
+    /// Container `c` as its process is to see it: with its secret variables (if a build gave it some)
+    /// replacing any of the same name in its `Env`, as BuildKit sets them over the step's environment.
+    pub(crate) fn with_secret_env<'a>(
+        &self,
+        c: &'a crate::containers::record::Container,
+    ) -> std::borrow::Cow<'a, crate::containers::record::Container> {
+        let map = lock(&self.secret_env);
+        let Some(secrets) = map.get(&c.id) else {
+            return std::borrow::Cow::Borrowed(c);
+        };
+        let name = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_owned();
+        let names: std::collections::HashSet<String> = secrets.iter().map(|e| name(e)).collect();
+        let mut with = c.clone();
+        let mut env: Vec<String> = c
+            .config
+            .env
+            .iter()
+            .flatten()
+            .filter(|e| !names.contains(&name(e)))
+            .cloned()
+            .collect();
+        env.extend(secrets.iter().cloned());
+        with.config.env = Some(env);
+        std::borrow::Cow::Owned(with)
     }
 
     /// The images builds hold, each with a build holding it.
@@ -370,6 +410,7 @@ impl Engine {
             work.to_path_buf(),
             id.to_owned(),
             req.cancel.clone(),
+            req.secrets.clone(),
         );
         let tree = build::context::SourceTree::with_sums(&dir, sums);
         let built = build::dispatch::build_with(&loaded, &req.options, tree, &mut backend, out);

@@ -516,6 +516,9 @@ impl Engine {
             self.check_link_networks(c)?;
             let with_links = super::links::with_link_env(c, self.link_env_of(c)?);
             let c = &*with_links;
+            // A build step's secret variables reach the spec only (see `builds::Running`).
+            let with_secrets = self.builds.with_secret_env(c);
+            let c = &*with_secrets;
             let etc = EtcPaths::new(dir);
             let hostname = c.config.hostname.clone().unwrap_or_default();
             etc.write(&hostname, &c.host_config)?;
