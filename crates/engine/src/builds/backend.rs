@@ -299,7 +299,7 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<(), BackendError> {
 
 impl Backend for EngineBackend {
     fn supports(&self, feature: Feature) -> bool {
-        matches!(feature, Feature::RunMounts)
+        matches!(feature, Feature::RunMounts | Feature::CopyExclude)
     }
 
     fn image(
@@ -679,7 +679,15 @@ fn copy_one(
         SourceKind::Dir => {
             ensure_dir_in(root, dest_or_root(dest), ruid, rgid).map_err(other)?;
             let src = open_dir(&c.src)?;
-            stream(root_fd, dest_or_root(dest), &opts, move |w| {
+            let write = archive::WriteOptions {
+                exclude: if c.exclude.is_empty() {
+                    Vec::new()
+                } else {
+                    super::exclude::excluded_names(&c.src, &c.exclude)?
+                },
+                ..archive::WriteOptions::default()
+            };
+            stream_with(root_fd, dest_or_root(dest), &opts, write, move |w| {
                 w.append_dir(&src.0, b"", None)
             })
         }
@@ -725,9 +733,20 @@ fn stream(
     opts: &archive::Options,
     fill: impl FnOnce(&mut archive::Writer<std::io::PipeWriter>) -> archive::Result<()> + Send + 'static,
 ) -> Result<(), BackendError> {
+    stream_with(root, dest, opts, archive::WriteOptions::default(), fill)
+}
+
+/// [`stream`] with the writer's options (`COPY --exclude`'s names left out).
+fn stream_with(
+    root: RootFd,
+    dest: &str,
+    opts: &archive::Options,
+    write: archive::WriteOptions,
+    fill: impl FnOnce(&mut archive::Writer<std::io::PipeWriter>) -> archive::Result<()> + Send + 'static,
+) -> Result<(), BackendError> {
     let (rx, tx) = std::io::pipe().map_err(other)?;
     let writer = std::thread::spawn(move || {
-        let mut w = archive::Writer::new(tx, archive::WriteOptions::default());
+        let mut w = archive::Writer::new(tx, write);
         fill(&mut w)?;
         w.finish().map(drop)
     });
