@@ -19,7 +19,7 @@
 //!   [`Backend::download`] for URLs, `children`, [`Backend::copy`], `commit`, `remove`;
 //! - at the end: [`Backend::tag`] per `-t`.
 //!
-//! With `--cache-from`, the first probe looks the source images up with `image`, and a step a
+//! With `--cache-from`, the first probe looks the source images up with [`Backend::find_image`], and a step a
 //! source supplies is [`Backend::adopt`]ed or [`Backend::restore`]d instead of run.
 
 use std::io::Write;
@@ -275,6 +275,17 @@ pub trait Backend {
         platform: Option<&str>,
         pull: bool,
     ) -> Result<Base, BackendError>;
+
+    /// Looks up the image `name` (a reference or an ID) among those the engine has, never pulling it: the
+    /// `--cache-from` sources, which dockerd skips when it lacks them. `Ok(None)`: no such image. The default
+    /// asks [`Backend::image`], for engines that never pull.
+    fn find_image(&mut self, name: &str) -> Result<Option<Base>, BackendError> {
+        match self.image(name, None, false) {
+            Ok(base) => Ok(Some(base)),
+            Err(BackendError::Cancelled) => Err(BackendError::Cancelled),
+            Err(_) => Ok(None),
+        }
+    }
 
     /// The images whose parent is `parent` (`None`: images without a parent), for the cache:
     /// the dispatcher picks a child whose `container_config` matches the step

@@ -299,7 +299,10 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<(), BackendError> {
 
 impl Backend for EngineBackend {
     fn supports(&self, feature: Feature) -> bool {
-        matches!(feature, Feature::RunMounts | Feature::CopyExclude)
+        matches!(
+            feature,
+            Feature::RunMounts | Feature::CopyExclude | Feature::CacheFrom
+        )
     }
 
     fn image(
@@ -336,6 +339,23 @@ impl Backend for EngineBackend {
         let img = self.engine.images.get(name).map_err(other)?;
         self.hold(&img.id.to_string());
         self.base(&img)
+    }
+
+    fn find_image(&mut self, name: &str) -> Result<Option<Base>, BackendError> {
+        self.check()?;
+        let engine = Arc::clone(&self.engine);
+        let _using = self.rt.block_on(engine.image_use.read());
+        match self.engine.images.get(name) {
+            Ok(img) => {
+                self.hold(&img.id.to_string());
+                self.base(&img).map(Some)
+            }
+            Err(image::Error::NotFound(_) | image::Error::InvalidReference(_)) => {
+                tracing::info!(image = %name, "--cache-from: no such image, skipped");
+                Ok(None)
+            }
+            Err(e) => Err(other(e)),
+        }
     }
 
     fn children(&mut self, parent: Option<&str>) -> Result<Vec<Base>, BackendError> {
@@ -603,6 +623,53 @@ impl Backend for EngineBackend {
                 crate::containers::commit_upper(&store, request, &self.upper(s)).map_err(other)?
             }
         };
+        self.hold(&img.id.to_string());
+        Ok(Committed {
+            image: img.id.to_string(),
+            config: convert(&img.config)?,
+        })
+    }
+
+    fn adopt(&mut self, parent: Option<&str>, image: &str) -> Result<(), BackendError> {
+        self.check()?;
+        let engine = Arc::clone(&self.engine);
+        let _using = self.rt.block_on(engine.image_use.read());
+        let img = self.engine.images.get(image).map_err(other)?;
+        // As dockerd: only a parent to record makes a change (a first step FROM scratch has none).
+        if let Some(p) = parent {
+            let parent = self.engine.images.get(p).map_err(other)?;
+            self.engine
+                .images
+                .set_parent(&img.id, &parent.id)
+                .map_err(other)?;
+        }
+        self.hold(&img.id.to_string());
+        Ok(())
+    }
+
+    fn restore(
+        &mut self,
+        parent: Option<&str>,
+        config: &ImageConfig,
+        source: &str,
+    ) -> Result<Committed, BackendError> {
+        self.check()?;
+        let mut cfg: image::ImageConfig = serde_json::to_value(config)
+            .and_then(serde_json::from_value)
+            .map_err(|e| other(format!("the cached step's image config: {e}")))?;
+        cfg.docker_version = Some(crate::VERSION.to_owned());
+        let engine = Arc::clone(&self.engine);
+        let _using = self.rt.block_on(engine.image_use.read());
+        let parent_id = match parent {
+            Some(p) => Some(self.engine.images.get(p).map_err(other)?.id),
+            None => None,
+        };
+        let source_id = self.engine.images.get(source).map_err(other)?.id;
+        let img = self
+            .engine
+            .images
+            .commit_from(parent_id.as_ref(), cfg, &source_id)
+            .map_err(other)?;
         self.hold(&img.id.to_string());
         Ok(Committed {
             image: img.id.to_string(),
