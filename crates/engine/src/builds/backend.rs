@@ -49,6 +49,8 @@ pub(super) struct EngineBackend {
     id: String,
     /// The images this build holds in use ([`super::Running::hold`]).
     held: std::collections::HashSet<String>,
+    /// The credentials of the build's pulls (`X-Registry-Config`).
+    auths: super::RegistryAuths,
 }
 
 fn other(e: impl std::fmt::Display) -> BackendError {
@@ -74,7 +76,14 @@ impl EngineBackend {
             steps: Vec::new(),
             id,
             held: std::collections::HashSet::new(),
+            auths: super::RegistryAuths::default(),
         }
+    }
+
+    /// The credentials the build's pulls use (`X-Registry-Config`).
+    pub(super) fn with_registry_auths(mut self, auths: super::RegistryAuths) -> Self {
+        self.auths = auths;
+        self
     }
 
     /// Holds `image` in use until the build ends (see [`super::Running::hold`]: call with `image_use` held).
@@ -315,13 +324,13 @@ impl Backend for EngineBackend {
         let found = self.engine.images.get(name);
         let missing = matches!(found, Err(image::Error::NotFound(_)));
         if pull || missing {
-            // As dockerd's classic builder: a missing base image is pulled (anonymously: the build's
-            // X-Registry-Config is not read yet), and `--pull` pulls even a present one.
+            // As dockerd's classic builder: a missing base image is pulled (with the credentials the
+            // build's X-Registry-Config has for its registry), and `--pull` pulls even a present one.
             let request = crate::distribution::PullRequest {
                 image: name.to_owned(),
                 tag: None,
                 platform: platform.map(str::to_owned),
-                auth: None,
+                auth: self.auths.header_for(name),
                 all_tags: false,
             };
             let (tx, _progress) = tokio::sync::mpsc::unbounded_channel();
