@@ -125,6 +125,8 @@ pub enum RunMount {
         uid: u32,
         /// Group of a new cache directory.
         gid: u32,
+        /// `from=`/`source=`: what a new cache directory starts with (else it starts empty).
+        seed: Option<CacheSeed>,
     },
     /// `type=tmpfs`: an empty tmpfs.
     Tmpfs {
@@ -152,6 +154,17 @@ pub enum RunMount {
         /// File group.
         gid: u32,
     },
+}
+
+/// What a `RUN --mount=type=cache,from=STAGE|IMAGE,source=PATH` cache starts with: as BuildKit, a cache
+/// based on another file system is a cache of its own (the same `id` from another stage or image, or
+/// another `source`, is another cache), first filled with a copy of that directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSeed {
+    /// The directory to copy, on the host (inside a [`Backend::mount_image`] view, resolved inside it).
+    pub source: PathBuf,
+    /// What tells this cache from others of the same `id`: the `from` image's ID and the source path.
+    pub key: String,
 }
 
 /// A RUN step to execute.

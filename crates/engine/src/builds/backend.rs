@@ -206,9 +206,17 @@ impl EngineBackend {
                     mode,
                     uid,
                     gid,
+                    seed,
                     ..
                 } => {
-                    let dir = cache_dir(&self.engine.config.data_root, id);
+                    // A cache based on a stage or image is a cache of its own (BuildKit's keying).
+                    let dir = match seed {
+                        Some(s) => cache_dir(
+                            &self.engine.config.data_root,
+                            &format!("{id}\0from={}", s.key),
+                        ),
+                        None => cache_dir(&self.engine.config.data_root, id),
+                    };
                     // In use from now on: a prune leaves it alone (and, having decided before, has
                     // removed it already, so it is made again).
                     if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
@@ -223,7 +231,7 @@ impl EngineBackend {
                             ),
                             None => (*uid, *gid),
                         };
-                        make_cache_dir(&dir, *mode, uid, gid)?;
+                        make_cache_dir(&dir, *mode, uid, gid, seed.as_ref().map(|s| &*s.source))?;
                     }
                     out.push(bind(&dir, target, *read_only));
                 }
@@ -257,8 +265,15 @@ pub(super) fn cache_dir(data_root: &Path, id: &str) -> PathBuf {
     data_root.join("build-cache").join(&digest.hex()[..32])
 }
 
-/// Makes a cache directory with its first owner and mode, atomically (a rename into place).
-fn make_cache_dir(dir: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), BackendError> {
+/// Makes a cache directory with its first owner and mode, and a copy of `seed`'s contents if given,
+/// atomically (a rename into place).
+fn make_cache_dir(
+    dir: &Path,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    seed: Option<&Path>,
+) -> Result<(), BackendError> {
     use std::os::unix::fs::PermissionsExt;
     let parent = dir.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(other)?;
@@ -269,6 +284,12 @@ fn make_cache_dir(dir: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), Backe
         r.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ));
     std::fs::create_dir(&tmp).map_err(other)?;
+    if let Some(seed) = seed {
+        if let Err(e) = copy_tree(seed, &tmp) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    }
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode & 0o7777))
         .map_err(other)?;
     rustix::fs::chown(
