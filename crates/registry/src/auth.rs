@@ -216,8 +216,11 @@ impl AuthConfig {
             .decode(trimmed)
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
             .map_err(|e| Error::InvalidAuthHeader(e.to_string()))?;
+        // The docker CLI sends `null` when it has no logins (BuildKit mode).
         let mut map: std::collections::BTreeMap<String, AuthConfig> =
-            serde_json::from_slice(&raw).map_err(|e| Error::InvalidAuthHeader(e.to_string()))?;
+            serde_json::from_slice::<Option<_>>(&raw)
+                .map_err(|e| Error::InvalidAuthHeader(e.to_string()))?
+                .unwrap_or_default();
         for a in map.values_mut() {
             a.fill_from_auth()?;
         }
@@ -538,6 +541,8 @@ mod tests {
             assert_eq!(map["r:5000"].password, "b");
         }
         assert!(AuthConfig::map_from_header("").is_ok_and(|m| m.is_empty()));
+        let null = base64::engine::general_purpose::URL_SAFE.encode("null");
+        assert!(AuthConfig::map_from_header(&null).is_ok_and(|m| m.is_empty()));
         assert!(AuthConfig::map_from_header("!!!").is_err());
         let list = base64::engine::general_purpose::URL_SAFE.encode("[1]");
         assert!(AuthConfig::map_from_header(&list).is_err());
