@@ -236,6 +236,13 @@ fn cache_from_a_loaded_image_supplies_every_step_and_the_same_image() {
         ok(&d.docker(&["run", "--rm", "app:4", "cat", "/app/b.txt"])),
         "b2\n"
     );
+
+    // berth build sends --cache-from as the docker CLI does.
+    std::fs::write(ctx.join("b.txt"), "b\n").unwrap();
+    let o = d.berth(&["build", "--cache-from", "app:1", "-t", "app:5", ctx_s]);
+    let text = ok(&o);
+    assert_eq!(cached(&text), 6, "{text}");
+    assert_eq!(image_id(&d, "app:5"), original);
 }
 
 #[test]
