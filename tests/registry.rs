@@ -11,172 +11,28 @@ mod common;
 mod harness;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::registry::{Registry, PASSWORD, PORT, USER};
 use common::{docker_daemon, err, ok, out, Daemon};
-
-/// The registry's port inside the daemon's namespace (a fresh namespace: nothing else listens).
-const PORT: u16 = 5000;
-const USER: &str = "tester";
-const PASSWORD: &str = "s3cret-pass";
 
 /// `127.0.0.1:5000/<name>`.
 fn at(name: &str) -> String {
     format!("127.0.0.1:{PORT}/{name}")
 }
 
-/// A `docker-registry` serving from a temp root inside a daemon's network namespace; killed on drop.
-struct Registry {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    htpasswd: bool,
-    /// A token-auth `auth:` section (realm, service, issuer, the signer's certificate), if any.
-    token_auth: Option<String>,
-    /// `host:port` it listens on (inside the daemon's namespace).
-    addr: String,
-    /// Certificate and key when it serves https.
-    tls: Option<(PathBuf, PathBuf)>,
-}
-
-impl Registry {
-    fn start(d: &Daemon, htpasswd: bool) -> Registry {
-        Self::start_at(d, htpasswd, &format!("127.0.0.1:{PORT}"), None)
-    }
-
-    fn start_at(
-        d: &Daemon,
-        htpasswd: bool,
-        addr: &str,
-        tls: Option<(PathBuf, PathBuf)>,
-    ) -> Registry {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut r = Registry {
-            child: None,
-            dir,
-            htpasswd,
-            token_auth: None,
-            addr: addr.to_string(),
-            tls,
-        };
-        r.spawn(d);
-        r
-    }
-
-    /// Starts (or restarts, on the same storage) the registry.
-    fn spawn(&mut self, d: &Daemon) {
-        let bin = ["/usr/bin/docker-registry", "/usr/local/bin/docker-registry"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .unwrap_or_else(|| {
-                panic!("docker-registry is not installed (Debian package docker-registry): apt-get install -y docker-registry")
-            });
-        let mut auth = self.token_auth.clone().unwrap_or_default();
-        if self.htpasswd {
-            common::require("htpasswd", "apache2-utils");
-            let o = Command::new("htpasswd")
-                .args(["-Bbn", USER, PASSWORD])
-                .output()
-                .expect("htpasswd");
-            assert!(o.status.success(), "htpasswd: {}", err(&o));
-            let file = self.dir.path().join("htpasswd");
-            std::fs::write(&file, out(&o).trim()).expect("write htpasswd");
-            auth = format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                file.display()
-            );
-        }
-        let tls = match &self.tls {
-            Some((cert, key)) => format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                cert.display(),
-                key.display()
-            ),
-            None => String::new(),
-        };
-        let config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: {}\n  secret: berth-test\n{tls}{auth}",
-            self.data().display(),
-            self.addr
-        );
-        let cfg = self.dir.path().join("config.yml");
-        std::fs::write(&cfg, config).expect("write registry config");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("registry.log"))
-            .expect("registry log");
-        let mut cmd = Command::new(bin);
-        cmd.arg("serve").arg(&cfg).stdout(Stdio::null()).stderr(log);
-        d.netns_command(&mut cmd);
-        self.child = Some(cmd.spawn().expect("start docker-registry"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = self.addr.clone();
-        while !d.in_netns(|| std::net::TcpStream::connect(addr.as_str()).is_ok()) {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// A registry that trusts tokens from the registry crate's test token server.
-    fn start_token(d: &Daemon, realm: &str, signer_cert: &Path) -> Registry {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut r = Registry {
-            child: None,
-            dir,
-            htpasswd: false,
-            token_auth: Some(format!(
-                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
-                harness::SERVICE,
-                harness::ISSUER,
-                signer_cert.display()
-            )),
-            addr: format!("127.0.0.1:{PORT}"),
-            tls: None,
-        };
-        r.spawn(d);
-        r
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// The file holding a blob in the registry's storage.
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.data()
-            .join("docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("--- registry log ---\n{}", self.log());
-        }
-    }
+/// A registry that trusts tokens from the registry crate's test token server.
+fn start_token(d: &Daemon, realm: &str, signer_cert: &Path) -> Registry {
+    Registry::start_with_auth(
+        d,
+        format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            harness::SERVICE,
+            harness::ISSUER,
+            signer_cert.display()
+        ),
+    )
 }
 
 fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
@@ -1104,7 +960,7 @@ fn token_auth_login_gives_an_identity_token_used_for_push_and_pull() {
         .unwrap();
     // Bound inside the daemon's namespace, where the daemon fetches its tokens.
     let tokens = d.in_netns(|| rt.block_on(harness::TokenServer::start(key)));
-    let _reg = Registry::start_token(&d, &tokens.url, &cert);
+    let _reg = start_token(&d, &tokens.url, &cert);
     let server = at("").trim_end_matches('/').to_string();
     let target = at("tok:1");
     ok(&d.docker(&["tag", "busybox", &target]));

@@ -535,6 +535,7 @@ pub fn busybox_rootfs_tar(dest: &Path) {
     b.finish().expect("finish tar");
 }
 pub mod archive;
+pub mod registry;
 
 /// A terminal for `-it` tests: a detached tmux session on a tmux server of its own (`-L`), so no other
 /// tmux on the machine is involved. Fails the test when tmux is not installed.

@@ -19,7 +19,7 @@
 //!   [`Backend::download`] for URLs, `children`, [`Backend::copy`], `commit`, `remove`;
 //! - at the end: [`Backend::tag`] per `-t`.
 //!
-//! With `--cache-from`, the first probe looks the source images up with `image`, and a step a
+//! With `--cache-from`, the first probe looks the source images up with [`Backend::find_image`], and a step a
 //! source supplies is [`Backend::adopt`]ed or [`Backend::restore`]d instead of run.
 
 use std::io::Write;
@@ -125,6 +125,8 @@ pub enum RunMount {
         uid: u32,
         /// Group of a new cache directory.
         gid: u32,
+        /// `from=`/`source=`: what a new cache directory starts with (else it starts empty).
+        seed: Option<CacheSeed>,
     },
     /// `type=tmpfs`: an empty tmpfs.
     Tmpfs {
@@ -152,6 +154,17 @@ pub enum RunMount {
         /// File group.
         gid: u32,
     },
+}
+
+/// What a `RUN --mount=type=cache,from=STAGE|IMAGE,source=PATH` cache starts with: as BuildKit, a cache
+/// based on another file system is a cache of its own (the same `id` from another stage or image, or
+/// another `source`, is another cache), first filled with a copy of that directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSeed {
+    /// The directory to copy, on the host (inside a [`Backend::mount_image`] view, resolved inside it).
+    pub source: PathBuf,
+    /// What tells this cache from others of the same `id`: the `from` image's ID and the source path.
+    pub key: String,
 }
 
 /// A RUN step to execute.
@@ -275,6 +288,17 @@ pub trait Backend {
         platform: Option<&str>,
         pull: bool,
     ) -> Result<Base, BackendError>;
+
+    /// Looks up the image `name` (a reference or an ID) among those the engine has, never pulling it: the
+    /// `--cache-from` sources, which dockerd skips when it lacks them. `Ok(None)`: no such image. The default
+    /// asks [`Backend::image`], for engines that never pull.
+    fn find_image(&mut self, name: &str) -> Result<Option<Base>, BackendError> {
+        match self.image(name, None, false) {
+            Ok(base) => Ok(Some(base)),
+            Err(BackendError::Cancelled) => Err(BackendError::Cancelled),
+            Err(_) => Ok(None),
+        }
+    }
 
     /// The images whose parent is `parent` (`None`: images without a parent), for the cache:
     /// the dispatcher picks a child whose `container_config` matches the step

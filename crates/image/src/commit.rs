@@ -92,6 +92,102 @@ impl ImageStore {
         self.commit_image(image, &tags)
     }
 
+    /// `--cache-from`: records `parent` as the parent of the existing image `id`, as dockerd does when a
+    /// cache source (a loaded or pulled image, which has none) is found to be a step's result, so later
+    /// builds find it as the child of `parent`. A parent that would make a cycle is refused.
+    pub fn set_parent(&self, id: &Digest, parent: &Digest) -> Result<Image> {
+        let mut st = self.lock()?;
+        if !st.images.contains_key(id) {
+            return Err(Error::NotFound(format!("No such image: {id}")));
+        }
+        // Walk up from the new parent: meeting `id` would make the image its own ancestor.
+        let mut at = Some(parent.clone());
+        while let Some(p) = at {
+            if &p == id {
+                return Err(Error::InvalidArgument(format!(
+                    "{parent} cannot be the parent of {id}: it descends from it"
+                )));
+            }
+            at = match st.images.get(&p) {
+                Some(img) => img.parent.clone(),
+                None if &p == parent => return Err(Error::NotFound(format!("No such image: {p}"))),
+                None => None,
+            };
+        }
+        let Some(img) = st.images.get_mut(id) else {
+            return Err(Error::NotFound(format!("No such image: {id}")));
+        };
+        if img.parent.as_ref() != Some(parent) {
+            img.parent = Some(parent.clone());
+            let img = img.clone();
+            self.write_record(&img)?;
+        }
+        Ok(st.images[id].clone())
+    }
+
+    /// `--cache-from`: records the image whose config is exactly `config` as a child of `parent`, with no new
+    /// layer data: its layers are the parent's and, when `config.rootfs.diff_ids` lists one more, the layer
+    /// of `source` (an image this store has, whose layers start with the parent's) with that diff ID, shared.
+    /// dockerd's `restoreCachedImage`.
+    pub fn commit_from(
+        &self,
+        parent: Option<&Digest>,
+        mut config: ImageConfig,
+        source: &Digest,
+    ) -> Result<Image> {
+        let _gc = self
+            .gc_lock
+            .read()
+            .map_err(|_| Error::Conflict("image store lock poisoned".into()))?;
+        let mut layers = match parent {
+            Some(p) => self.get(p.as_str())?.layers,
+            None => Vec::new(),
+        };
+        let wanted = &config.rootfs.diff_ids;
+        let have: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
+        if wanted.len() < have.len() || wanted[..have.len()].iter().collect::<Vec<_>>() != have {
+            return Err(Error::InvalidArgument(
+                "restoring a cached image: the config's layers do not start with the parent's"
+                    .into(),
+            ));
+        }
+        match &wanted[have.len()..] {
+            [] => {}
+            [diff_id] => {
+                let src = self.get(source.as_str())?;
+                let chain = Digest::chain(layers.last().map(|l| &l.chain_id), diff_id);
+                // The same diff IDs below give the same chain ID: the source's snapshot is this layer's.
+                let layer = src
+                    .layers
+                    .get(layers.len())
+                    .filter(|l| &l.diff_id == diff_id && l.chain_id == chain)
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "restoring a cached image: {source} has no layer {diff_id} on the parent's layers"
+                        ))
+                    })?;
+                layers.push(layer.clone());
+            }
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "restoring a cached image: more than one new layer".into(),
+                ))
+            }
+        }
+        config.rootfs.kind = "layers".into();
+        let config_bytes =
+            serde_json::to_vec(&config).map_err(|e| Error::json("image config", e))?;
+        let id = self.content.write(&config_bytes)?;
+        let manifest_digest = crate::archive::load::store_oci_manifest(
+            self,
+            &id,
+            config_bytes.len() as u64,
+            &layers,
+        )?;
+        let image = Image::new_record(id, config, manifest_digest, layers, parent.cloned());
+        self.commit_image(image, &[])
+    }
+
     /// Unpacks one layer tar into a new snapshot above `parent_chain` and keeps the tar as its blob
     /// (uncompressed: its digest is the diff ID). `None` when the tar holds no entry, unless `keep_empty`.
     fn add_layer(
@@ -246,6 +342,56 @@ mod tests {
             )
             .is_err());
         assert_eq!(store.list()?.len(), before);
+        Ok(())
+    }
+
+    #[test]
+    fn cache_from_restores_an_image_on_a_sources_layer_and_adopts_a_loaded_one() -> Result<()> {
+        let dir = tempfile::tempdir().ctx("tempdir", "/tmp")?;
+        let store = ImageStore::open(dir.path())?;
+        let base_tar = build_tar(&[E::File("a", b"base")]);
+        let base = store.import(&mut &base_tar[..], &ImportOptions::default())?;
+        let mut config = base.config.clone();
+        config.history.push(History {
+            created_by: Some("/bin/sh -c #(nop) COPY file:x in /b ".into()),
+            ..History::default()
+        });
+        let layer = build_tar(&[E::File("b", b"copied")]);
+        let built = store.commit(
+            CommitRequest {
+                parent: Some(base.id.clone()),
+                config: config.clone(),
+                tags: vec![],
+                keep_empty_layer: false,
+            },
+            Some(&mut &layer[..]),
+        )?;
+
+        // Another config on the same layers, with the source's layer shared, not copied.
+        let mut restored_config = built.config.clone();
+        restored_config.author = Some("restored".into());
+        let restored = store.commit_from(Some(&base.id), restored_config.clone(), &built.id)?;
+        assert_ne!(restored.id, built.id);
+        assert_eq!(restored.parent, Some(base.id.clone()));
+        assert_eq!(restored.layers, built.layers);
+        assert_eq!(restored.config.author.as_deref(), Some("restored"));
+        let top = &store.layer_dirs(&restored)[0];
+        assert_eq!(std::fs::read(top.join("b")).ctx("read", top)?, b"copied");
+        // A layer the source lacks is refused.
+        let mut bad = restored_config.clone();
+        bad.rootfs.diff_ids[1] = Digest::of(b"other");
+        assert!(store.commit_from(Some(&base.id), bad, &built.id).is_err());
+
+        // A loaded image (no parent) adopted as a child of the base; never as its own ancestor.
+        let loose = store.import(&mut &layer[..], &ImportOptions::default())?;
+        assert_eq!(loose.parent, None);
+        let adopted = store.set_parent(&loose.id, &base.id)?;
+        assert_eq!(adopted.parent, Some(base.id.clone()));
+        drop(store);
+        let store = ImageStore::open(dir.path())?;
+        assert_eq!(store.get(loose.id.as_str())?.parent, Some(base.id.clone()));
+        assert!(store.set_parent(&base.id, &loose.id).is_err());
+        assert!(store.set_parent(&base.id, &Digest::of(b"missing")).is_err());
         Ok(())
     }
 }

@@ -205,6 +205,28 @@ impl AuthConfig {
         Ok(a)
     }
 
+    /// Decodes an `X-Registry-Config` header (`POST /build`): base64url (padded or not; the standard
+    /// alphabet too) of a JSON object mapping each registry, as the client names it, to its credentials.
+    pub fn map_from_header(value: &str) -> Result<std::collections::BTreeMap<String, AuthConfig>> {
+        let trimmed = value.trim().trim_end_matches('=');
+        if trimmed.is_empty() {
+            return Ok(Default::default());
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(trimmed)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
+            .map_err(|e| Error::InvalidAuthHeader(e.to_string()))?;
+        // The docker CLI sends `null` when it has no logins (BuildKit mode).
+        let mut map: std::collections::BTreeMap<String, AuthConfig> =
+            serde_json::from_slice::<Option<_>>(&raw)
+                .map_err(|e| Error::InvalidAuthHeader(e.to_string()))?
+                .unwrap_or_default();
+        for a in map.values_mut() {
+            a.fill_from_auth()?;
+        }
+        Ok(map)
+    }
+
     /// Encodes as an `X-Registry-Auth` header value (base64url JSON), as the docker CLI sends it.
     pub fn to_header(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
@@ -502,6 +524,28 @@ mod tests {
             AuthConfig::from_header(&round.to_header()).ok(),
             Some(round)
         );
+    }
+
+    #[test]
+    fn registry_config_header_decodes_a_map_of_credentials() {
+        use base64::Engine as _;
+        let json = r#"{"https://index.docker.io/v1/":{"auth":"dTpwOnE=","email":null},"r:5000":{"username":"a","password":"b"}}"#;
+        for enc in [
+            base64::engine::general_purpose::URL_SAFE.encode(json),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json),
+        ] {
+            let map = AuthConfig::map_from_header(&enc).unwrap_or_default();
+            assert_eq!(map.len(), 2);
+            let hub = &map["https://index.docker.io/v1/"];
+            assert_eq!((hub.username.as_str(), hub.password.as_str()), ("u", "p:q"));
+            assert_eq!(map["r:5000"].password, "b");
+        }
+        assert!(AuthConfig::map_from_header("").is_ok_and(|m| m.is_empty()));
+        let null = base64::engine::general_purpose::URL_SAFE.encode("null");
+        assert!(AuthConfig::map_from_header(&null).is_ok_and(|m| m.is_empty()));
+        assert!(AuthConfig::map_from_header("!!!").is_err());
+        let list = base64::engine::general_purpose::URL_SAFE.encode("[1]");
+        assert!(AuthConfig::map_from_header(&list).is_err());
     }
 
     #[test]

@@ -28,6 +28,13 @@ const SESSION_WAIT: Duration = Duration::from_secs(5);
 /// `POST /build?t=&dockerfile=&buildargs=&…`.
 pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
     let mut request = crate::decode::build_request(&ctx.query)?;
+    if let Some(v) = req
+        .headers()
+        .get("X-Registry-Config")
+        .and_then(|v| v.to_str().ok())
+    {
+        request.registry_auths = engine::builds::RegistryAuths::from_header(v);
+    }
     if ctx.query.get("version") == Some("2") {
         return build_in_session(ctx, request).await;
     }

@@ -315,6 +315,12 @@ impl Builder<'_> {
 
     /// The file system `--from` names: a finished stage (by name or index) or an image.
     pub(super) fn source_root_of(&mut self, from: &str) -> Result<std::path::PathBuf, BuildError> {
+        let image = self.source_image_of(from)?;
+        Ok(self.backend.mount_image(image.as_deref())?)
+    }
+
+    /// The image `--from` names (`None`: a stage `FROM scratch` with no step yet).
+    pub(super) fn source_image_of(&mut self, from: &str) -> Result<Option<String>, BuildError> {
         let lower = from.to_lowercase();
         let stage = self
             .finished
@@ -339,7 +345,7 @@ impl Builder<'_> {
                 Some(base.id)
             }
         };
-        Ok(self.backend.mount_image(image.as_deref())?)
+        Ok(image)
     }
 
     /// `--chown=user[:group]`: numbers as given, names looked up in the parent image's

@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use crate::backend::RunMount;
+use crate::backend::{CacheSeed, RunMount};
 use crate::context::SourceTree;
 use crate::instructions::mount::{CacheSharing, MountSpec, MountType};
 use crate::shell::EnvList;
@@ -74,11 +74,10 @@ impl Builder<'_> {
                     }
                 }
                 MountType::Cache => {
-                    if m.from.is_some() {
-                        return Err(BuildError::Invalid(
-                            "RUN --mount=type=cache with from= is not supported yet".into(),
-                        ));
-                    }
+                    let seed = match m.from.as_deref() {
+                        Some(from) => Some(self.cache_seed(from, m.source.as_deref())?),
+                        None => None,
+                    };
                     let target = target_of(m.target.as_ref())?;
                     RunMount::Cache {
                         id: m.id.clone().unwrap_or_else(|| target.clone()),
@@ -88,6 +87,7 @@ impl Builder<'_> {
                         mode: m.mode.unwrap_or(0o755),
                         uid: m.uid.unwrap_or(0),
                         gid: m.gid.unwrap_or(0),
+                        seed,
                     }
                 }
                 MountType::Tmpfs => RunMount::Tmpfs {
@@ -129,6 +129,38 @@ impl Builder<'_> {
             out.mounts.push(mount);
         }
         Ok(out)
+    }
+}
+
+impl Builder<'_> {
+    /// The directory `source` (the root by default) of the stage or image `from`, for a cache mount to
+    /// start with. Its contents are not part of the step's key: a cache's contents never are, and this
+    /// one is told apart by the image it comes from.
+    fn cache_seed(&mut self, from: &str, source: Option<&str>) -> Result<CacheSeed, BuildError> {
+        let source = source.unwrap_or("/");
+        let image = self.source_image_of(from)?;
+        let tree = SourceTree::new(self.backend.mount_image(image.as_deref())?);
+        let rel = tree
+            .resolve(source, true)
+            .map_err(|e| BuildError::Invalid(e.to_string()))?;
+        let host = tree.host_path(&rel);
+        match std::fs::metadata(&host) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(BuildError::Invalid(format!(
+                    "RUN --mount=type=cache source {source} is not a directory"
+                )))
+            }
+            Err(_) => {
+                return Err(BuildError::Invalid(format!(
+                    "RUN --mount source {source} not found"
+                )))
+            }
+        }
+        Ok(CacheSeed {
+            source: host,
+            key: format!("{}:/{rel}", image.unwrap_or_default()),
+        })
     }
 }
 

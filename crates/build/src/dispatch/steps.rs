@@ -1,7 +1,7 @@
 //! The cache probe and commit every step goes through, and the steps that need a container:
 //! RUN (run a command) and WORKDIR (create the directory).
 
-use crate::backend::{BackendError, Feature, RunStep, StepContainer};
+use crate::backend::{Feature, RunStep, StepContainer};
 use crate::image_config::RunConfig;
 use crate::instructions::{Run, RunNetwork};
 
@@ -76,10 +76,8 @@ impl Builder<'_> {
             }
             let mut found = Vec::new();
             for name in &self.opts.cache_from {
-                match self.backend.image(name, None, false) {
-                    Ok(base) => found.push(base),
-                    Err(BackendError::Cancelled) => return Err(BackendError::Cancelled.into()),
-                    Err(_) => {}
+                if let Some(base) = self.backend.find_image(name)? {
+                    found.push(base);
                 }
             }
             self.cache_from = Some(found);

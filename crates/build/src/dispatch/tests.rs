@@ -1313,6 +1313,7 @@ fn run_mounts_reach_the_engine_and_key_the_cache() {
                 mode: 0o755,
                 uid: 0,
                 gid: 0,
+                seed: None,
             },
             RunMount::Bind {
                 source: ctx.dir.path().join("src"),
@@ -1559,4 +1560,50 @@ fn features_the_engine_lacks_are_refused_not_ignored() {
             format!("{} is not supported by this engine", feature.what())
         );
     }
+}
+
+#[test]
+fn a_cache_mount_from_a_stage_is_seeded_from_its_directory() {
+    use crate::backend::RunMount;
+    let mut fake = Fake::with_busybox();
+    let ctx = Ctx::new(&[("x", "seeded")]);
+    let df = "FROM busybox AS seed\nCOPY x /s/x\nFROM busybox\nRUN --mount=type=cache,target=/c,from=seed,source=/s true\n";
+    let out = run_build(&mut fake, &ctx, df, &BuildOptions::default());
+    out.id();
+    let seed_image = fake
+        .images
+        .iter()
+        .find(|(_, i)| i.files.contains_key("/s/x"))
+        .map(|(id, _)| id.clone())
+        .unwrap_or_else(|| panic!("no seed stage image"));
+    let run = fake
+        .runs
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("no run"));
+    match &run.mounts[..] {
+        [RunMount::Cache {
+            id,
+            seed: Some(seed),
+            ..
+        }] => {
+            assert_eq!(id, "/c");
+            assert_eq!(seed.key, format!("{seed_image}:/s"));
+            assert_eq!(
+                fs::read_to_string(seed.source.join("x")).unwrap_or_default(),
+                "seeded"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let missing = "FROM busybox AS seed\nFROM busybox\nRUN --mount=type=cache,target=/c,from=seed,source=/nope true\n";
+    let out = run_build(&mut fake, &ctx, missing, &BuildOptions::default());
+    assert_eq!(out.err(), "RUN --mount source /nope not found");
+    let file = "FROM busybox AS seed\nCOPY x /s/x\nFROM busybox\nRUN --mount=type=cache,target=/c,from=seed,source=/s/x true\n";
+    let out = run_build(&mut fake, &ctx, file, &BuildOptions::default());
+    assert_eq!(
+        out.err(),
+        "RUN --mount=type=cache source /s/x is not a directory"
+    );
 }

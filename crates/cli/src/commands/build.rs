@@ -25,6 +25,9 @@ pub struct BuildArgs {
     /// Set build-time variables
     #[arg(long = "build-arg")]
     pub build_arg: Vec<String>,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
     /// Name of the Dockerfile (Default is 'PATH/Dockerfile')
     #[arg(short = 'f', long = "file")]
     pub file: Option<String>,
@@ -100,6 +103,12 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<(), CliError> {
     }
     pairs.push(("buildargs", build_args(&args.build_arg)?));
     pairs.push(("labels", labels(&args.label)?));
+    if !args.cache_from.is_empty() {
+        pairs.push((
+            "cachefrom",
+            serde_json::to_string(&args.cache_from).map_err(|e| CliError::Io(e.to_string()))?,
+        ));
+    }
     if let Some(t) = &args.target {
         pairs.push(("target", t.clone()));
     }

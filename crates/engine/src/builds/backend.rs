@@ -59,6 +59,8 @@ pub(super) struct EngineBackend {
     /// Step container → its secret files on the tmpfs, removed with the container (a long build's steps
     /// would fill the tmpfs otherwise).
     secret_files: HashMap<String, Vec<PathBuf>>,
+    /// The credentials of the build's pulls (`X-Registry-Config`).
+    auths: super::RegistryAuths,
 }
 
 /// What a RUN's `--mount`s give its step container.
@@ -102,7 +104,14 @@ impl EngineBackend {
             secret_dir: None,
             targets: HashMap::new(),
             secret_files: HashMap::new(),
+            auths: super::RegistryAuths::default(),
         }
+    }
+
+    /// The credentials the build's pulls use (`X-Registry-Config`).
+    pub(super) fn with_registry_auths(mut self, auths: super::RegistryAuths) -> Self {
+        self.auths = auths;
+        self
     }
 
     /// Holds `image` in use until the build ends (see [`super::Running::hold`]: call with `image_use` held).
@@ -243,9 +252,17 @@ impl EngineBackend {
                     mode,
                     uid,
                     gid,
+                    seed,
                     ..
                 } => {
-                    let dir = cache_dir(&self.engine.config.data_root, id);
+                    // A cache based on a stage or image is a cache of its own (BuildKit's keying).
+                    let dir = match seed {
+                        Some(s) => cache_dir(
+                            &self.engine.config.data_root,
+                            &format!("{id}\0from={}", s.key),
+                        ),
+                        None => cache_dir(&self.engine.config.data_root, id),
+                    };
                     // In use from now on: a prune leaves it alone (and, having decided before, has
                     // removed it already, so it is made again).
                     if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
@@ -253,7 +270,7 @@ impl EngineBackend {
                     }
                     if !dir.exists() {
                         let (uid, gid) = self.host_ids(*uid, *gid);
-                        make_cache_dir(&dir, *mode, uid, gid)?;
+                        make_cache_dir(&dir, *mode, uid, gid, seed.as_ref().map(|s| &*s.source))?;
                     }
                     out.mounts.push(bind(&dir, target, *read_only));
                     out.targets.push(target.clone());
@@ -475,8 +492,15 @@ pub(super) fn cache_dir(data_root: &Path, id: &str) -> PathBuf {
     data_root.join("build-cache").join(&digest.hex()[..32])
 }
 
-/// Makes a cache directory with its first owner and mode, atomically (a rename into place).
-fn make_cache_dir(dir: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), BackendError> {
+/// Makes a cache directory with its first owner and mode, and a copy of `seed`'s contents if given,
+/// atomically (a rename into place).
+fn make_cache_dir(
+    dir: &Path,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    seed: Option<&Path>,
+) -> Result<(), BackendError> {
     use std::os::unix::fs::PermissionsExt;
     let parent = dir.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(other)?;
@@ -487,6 +511,12 @@ fn make_cache_dir(dir: &Path, mode: u32, uid: u32, gid: u32) -> Result<(), Backe
         r.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ));
     std::fs::create_dir(&tmp).map_err(other)?;
+    if let Some(seed) = seed {
+        if let Err(e) = copy_tree(seed, &tmp) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    }
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode & 0o7777))
         .map_err(other)?;
     rustix::fs::chown(
@@ -526,7 +556,10 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<(), BackendError> {
 
 impl Backend for EngineBackend {
     fn supports(&self, feature: Feature) -> bool {
-        matches!(feature, Feature::RunMounts)
+        matches!(
+            feature,
+            Feature::RunMounts | Feature::CopyExclude | Feature::CacheFrom
+        )
     }
 
     fn image(
@@ -539,13 +572,13 @@ impl Backend for EngineBackend {
         let found = self.engine.images.get(name);
         let missing = matches!(found, Err(image::Error::NotFound(_)));
         if pull || missing {
-            // As dockerd's classic builder: a missing base image is pulled (anonymously: the build's
-            // X-Registry-Config is not read yet), and `--pull` pulls even a present one.
+            // As dockerd's classic builder: a missing base image is pulled (with the credentials the
+            // build's X-Registry-Config has for its registry), and `--pull` pulls even a present one.
             let request = crate::distribution::PullRequest {
                 image: name.to_owned(),
                 tag: None,
                 platform: platform.map(str::to_owned),
-                auth: None,
+                auth: self.auths.header_for(name),
                 all_tags: false,
             };
             let (tx, _progress) = tokio::sync::mpsc::unbounded_channel();
@@ -563,6 +596,23 @@ impl Backend for EngineBackend {
         let img = self.engine.images.get(name).map_err(other)?;
         self.hold(&img.id.to_string());
         self.base(&img)
+    }
+
+    fn find_image(&mut self, name: &str) -> Result<Option<Base>, BackendError> {
+        self.check()?;
+        let engine = Arc::clone(&self.engine);
+        let _using = self.rt.block_on(engine.image_use.read());
+        match self.engine.images.get(name) {
+            Ok(img) => {
+                self.hold(&img.id.to_string());
+                self.base(&img).map(Some)
+            }
+            Err(image::Error::NotFound(_) | image::Error::InvalidReference(_)) => {
+                tracing::info!(image = %name, "--cache-from: no such image, skipped");
+                Ok(None)
+            }
+            Err(e) => Err(other(e)),
+        }
     }
 
     fn children(&mut self, parent: Option<&str>) -> Result<Vec<Base>, BackendError> {
@@ -866,6 +916,53 @@ impl Backend for EngineBackend {
         })
     }
 
+    fn adopt(&mut self, parent: Option<&str>, image: &str) -> Result<(), BackendError> {
+        self.check()?;
+        let engine = Arc::clone(&self.engine);
+        let _using = self.rt.block_on(engine.image_use.read());
+        let img = self.engine.images.get(image).map_err(other)?;
+        // As dockerd: only a parent to record makes a change (a first step FROM scratch has none).
+        if let Some(p) = parent {
+            let parent = self.engine.images.get(p).map_err(other)?;
+            self.engine
+                .images
+                .set_parent(&img.id, &parent.id)
+                .map_err(other)?;
+        }
+        self.hold(&img.id.to_string());
+        Ok(())
+    }
+
+    fn restore(
+        &mut self,
+        parent: Option<&str>,
+        config: &ImageConfig,
+        source: &str,
+    ) -> Result<Committed, BackendError> {
+        self.check()?;
+        let mut cfg: image::ImageConfig = serde_json::to_value(config)
+            .and_then(serde_json::from_value)
+            .map_err(|e| other(format!("the cached step's image config: {e}")))?;
+        cfg.docker_version = Some(crate::VERSION.to_owned());
+        let engine = Arc::clone(&self.engine);
+        let _using = self.rt.block_on(engine.image_use.read());
+        let parent_id = match parent {
+            Some(p) => Some(self.engine.images.get(p).map_err(other)?.id),
+            None => None,
+        };
+        let source_id = self.engine.images.get(source).map_err(other)?.id;
+        let img = self
+            .engine
+            .images
+            .commit_from(parent_id.as_ref(), cfg, &source_id)
+            .map_err(other)?;
+        self.hold(&img.id.to_string());
+        Ok(Committed {
+            image: img.id.to_string(),
+            config: convert(&img.config)?,
+        })
+    }
+
     fn remove(&mut self, step: &StepContainer) -> Result<(), BackendError> {
         if let Some(c) = self.copies.remove(&step.id) {
             unmount(&Layout::new(&c.dir).merged);
@@ -936,7 +1033,15 @@ fn copy_one(
         SourceKind::Dir => {
             ensure_dir_in(root, dest_or_root(dest), ruid, rgid).map_err(other)?;
             let src = open_dir(&c.src)?;
-            stream(root_fd, dest_or_root(dest), &opts, move |w| {
+            let write = archive::WriteOptions {
+                exclude: if c.exclude.is_empty() {
+                    Vec::new()
+                } else {
+                    super::exclude::excluded_names(&c.src, &c.exclude)?
+                },
+                ..archive::WriteOptions::default()
+            };
+            stream_with(root_fd, dest_or_root(dest), &opts, write, move |w| {
                 w.append_dir(&src.0, b"", None)
             })
         }
@@ -982,9 +1087,20 @@ fn stream(
     opts: &archive::Options,
     fill: impl FnOnce(&mut archive::Writer<std::io::PipeWriter>) -> archive::Result<()> + Send + 'static,
 ) -> Result<(), BackendError> {
+    stream_with(root, dest, opts, archive::WriteOptions::default(), fill)
+}
+
+/// [`stream`] with the writer's options (`COPY --exclude`'s names left out).
+fn stream_with(
+    root: RootFd,
+    dest: &str,
+    opts: &archive::Options,
+    write: archive::WriteOptions,
+    fill: impl FnOnce(&mut archive::Writer<std::io::PipeWriter>) -> archive::Result<()> + Send + 'static,
+) -> Result<(), BackendError> {
     let (rx, tx) = std::io::pipe().map_err(other)?;
     let writer = std::thread::spawn(move || {
-        let mut w = archive::Writer::new(tx, archive::WriteOptions::default());
+        let mut w = archive::Writer::new(tx, write);
         fill(&mut w)?;
         w.finish().map(drop)
     });

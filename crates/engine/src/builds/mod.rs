@@ -9,9 +9,12 @@
 mod backend;
 mod cache;
 mod context;
+mod exclude;
+mod registry_auth;
 
 pub(crate) use cache::records as cache_records;
 pub use cache::BuildPruneOptions;
+pub use registry_auth::RegistryAuths;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -47,6 +50,9 @@ pub struct BuildRequest {
     pub secrets: BuildSecrets,
     /// The Dockerfile itself, when it does not come in the context (a BuildKit session sends it apart).
     pub dockerfile_text: Option<Vec<u8>>,
+    /// `X-Registry-Config`: the credentials the build's pulls (a missing `FROM` image, every one with
+    /// `pull`) use, by registry.
+    pub registry_auths: RegistryAuths,
 }
 
 /// Looks up one build secret by ID: `Ok(None)` when the client has no such secret.
@@ -411,7 +417,8 @@ impl Engine {
             id.to_owned(),
             req.cancel.clone(),
             req.secrets.clone(),
-        );
+        )
+        .with_registry_auths(req.registry_auths.clone());
         let tree = build::context::SourceTree::with_sums(&dir, sums);
         let built = build::dispatch::build_with(&loaded, &req.options, tree, &mut backend, out);
         backend.release();

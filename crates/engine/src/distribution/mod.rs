@@ -116,7 +116,7 @@ fn registry_error(e: registry::Error) -> Error {
 
 /// The registry a `docker login` names: `127.0.0.1:5000`, `https://registry.example/v2/`, or
 /// docker.io's legacy address `https://index.docker.io/v1/` (empty means docker.io too).
-fn login_domain(server: &str) -> String {
+pub(crate) fn login_domain(server: &str) -> String {
     let s = server.trim();
     let s = s
         .strip_prefix("https://")
