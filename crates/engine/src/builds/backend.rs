@@ -299,7 +299,12 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<(), BackendError> {
 
 impl Backend for EngineBackend {
     fn supports(&self, feature: Feature) -> bool {
-        matches!(feature, Feature::RunMounts)
+        matches!(feature, Feature::RunMounts | Feature::Download)
+    }
+
+    fn download(&mut self, url: &str, to: &Path) -> Result<(), BackendError> {
+        self.check()?;
+        super::remote::download(&self.engine.registry, &self.rt, &self.cancel, url, to)
     }
 
     fn image(

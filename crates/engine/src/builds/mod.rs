@@ -9,6 +9,7 @@
 mod backend;
 mod cache;
 mod context;
+mod remote;
 
 pub(crate) use cache::records as cache_records;
 pub use cache::BuildPruneOptions;

@@ -1,0 +1,258 @@
+//! What a build fetches over HTTP and git, as dockerd's classic builder does: `ADD http://…` (mode 0600,
+//! the `Last-Modified` time, never extracted, redirects followed, `--checksum`, dockerd's error on a 404, the
+//! cache), remote contexts (`POST /build?remote=` with a tar, a compressed tar, a plain Dockerfile, a git
+//! repository; `docker build URL`), and bzip2 and xz compressed contexts. The files are served from the
+//! test's own loopback server, inside the daemon's network namespace.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+
+use common::{err, ok, Daemon};
+
+/// What the server answers for one path.
+#[derive(Clone)]
+struct Answer {
+    status: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn ok(body: impl Into<Vec<u8>>) -> Answer {
+        Answer {
+            status: "200 OK",
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    fn with(mut self, name: &'static str, value: &str) -> Answer {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 in the daemon's network namespace: one connection at a time,
+/// `Connection: close`, a 404 with a body for what it does not have; it counts the GETs per path.
+struct Server {
+    port: u16,
+    files: Arc<Mutex<HashMap<String, Answer>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Server {
+    fn start(d: &Daemon) -> Server {
+        let listener = d.in_netns(|| TcpListener::bind("127.0.0.1:0").unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let files: Arc<Mutex<HashMap<String, Answer>>> = Arc::default();
+        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let (f, h) = (files.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
+                *h.lock().unwrap().entry(path.clone()).or_default() += 1;
+                let answer = f.lock().unwrap().get(&path).cloned().unwrap_or(Answer {
+                    status: "404 Not Found",
+                    headers: Vec::new(),
+                    body: b"no such file here\n".to_vec(),
+                });
+                let mut head = format!(
+                    "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    answer.status,
+                    answer.body.len()
+                );
+                for (k, v) in &answer.headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&answer.body);
+            }
+        });
+        Server { port, files, hits }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn serve(&self, path: &str, answer: Answer) {
+        self.files.lock().unwrap().insert(path.to_owned(), answer);
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+/// `docker build ARGS…` with the classic builder, in the daemon's network namespace (the CLI fetches a
+/// URL context itself).
+fn docker_build(d: &Daemon, args: &[&str]) -> Output {
+    let mut cmd = d.docker_command(&["build"]);
+    cmd.args(args).env("DOCKER_BUILDKIT", "0");
+    d.netns_command(&mut cmd);
+    cmd.output().unwrap()
+}
+
+/// A context directory holding only `dockerfile`.
+fn context_with(d: &Daemon, name: &str, dockerfile: &str) -> String {
+    let dir = d.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    dir.to_string_lossy().into_owned()
+}
+
+fn using_cache(o: &str) -> usize {
+    o.matches("Using cache").count()
+}
+
+fn run(d: &Daemon, image: &str, script: &str) -> String {
+    ok(&d.docker(&["run", "--rm", image, "sh", "-c", script]))
+}
+
+fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_600_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn add_url_fetches_a_file_as_dockerd_and_a_rebuild_uses_the_cache() {
+    let d = common::docker_daemon();
+    let s = Server::start(&d);
+    s.serve(
+        "/files/hello.txt",
+        Answer::ok("hello over http\n").with("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT"),
+    );
+    s.serve(
+        "/moved",
+        Answer {
+            status: "302 Found",
+            headers: vec![("Location", "/files/hello.txt".into())],
+            body: Vec::new(),
+        },
+    );
+    // A tar from a URL is copied as a file, never extracted.
+    s.serve(
+        "/files/app.tar",
+        Answer::ok(tar_of(&[("inner.txt", b"in the tar\n")])),
+    );
+    let df = format!(
+        "FROM busybox:latest\n\
+         ADD {hello} /dst/\n\
+         ADD {moved} /renamed\n\
+         ADD {tar} /tars/\n\
+         RUN stat -c '%a %Y %s %n' /dst/hello.txt /renamed /tars/app.tar && cat /dst/hello.txt && ls /tars\n",
+        hello = s.url("/files/hello.txt"),
+        moved = s.url("/moved"),
+        tar = s.url("/files/app.tar"),
+    );
+    let ctx = context_with(&d, "ctx-add", &df);
+    let first = docker_build(&d, &["-t", "addurl", &ctx]);
+    let text = ok(&first);
+    assert!(
+        text.contains("600 1445412480 16 /dst/hello.txt"),
+        "mode 0600 and the Last-Modified time: {text}"
+    );
+    assert!(text.contains("600 1445412480 16 /renamed"), "{text}");
+    assert!(text.contains(" /tars/app.tar"), "{text}");
+    assert!(text.contains("hello over http"), "{text}");
+    assert_eq!(run(&d, "addurl", "ls /tars"), "app.tar\n");
+    assert_eq!(using_cache(&text), 0, "{text}");
+
+    // Same content: every step from the cache, though the files are fetched again to be hashed.
+    let before = s.hits("/files/hello.txt");
+    let again = ok(&docker_build(&d, &["-t", "addurl", &ctx]));
+    assert_eq!(using_cache(&again), 4, "{again}");
+    assert!(
+        s.hits("/files/hello.txt") > before,
+        "fetched again for the key"
+    );
+
+    // Changed content: that step and the ones after it run again.
+    s.serve("/files/app.tar", Answer::ok("not a tar any more\n"));
+    let changed = ok(&docker_build(&d, &["-t", "addurl", &ctx]));
+    assert_eq!(using_cache(&changed), 2, "{changed}");
+    assert_eq!(
+        run(&d, "addurl", "cat /tars/app.tar"),
+        "not a tar any more\n"
+    );
+}
+
+#[test]
+fn add_url_failures_and_checksums_are_worded_as_docker() {
+    let d = common::docker_daemon();
+    let s = Server::start(&d);
+    let data = b"checked content\n";
+    s.serve("/sum.txt", Answer::ok(&data[..]));
+    let missing = s.url("/missing.txt");
+    let ctx = context_with(
+        &d,
+        "ctx-404",
+        &format!("FROM busybox:latest\nADD {missing} /x\n"),
+    );
+    let o = docker_build(&d, &[&ctx]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains(&format!(
+            "failed to GET {missing} with status 404 Not Found: no such file here"
+        )),
+        "{}",
+        err(&o)
+    );
+
+    let good = common::archive::sha256(data);
+    let ctx = context_with(
+        &d,
+        "ctx-sum",
+        &format!(
+            "FROM busybox:latest\nADD --checksum={good} {} /sum.txt\nRUN cat /sum.txt\n",
+            s.url("/sum.txt")
+        ),
+    );
+    let text = ok(&docker_build(&d, &["-t", "summed", &ctx]));
+    assert!(text.contains("checked content"), "{text}");
+
+    let wrong = common::archive::sha256(b"something else");
+    let ctx = context_with(
+        &d,
+        "ctx-badsum",
+        &format!(
+            "FROM busybox:latest\nADD --checksum={wrong} {} /sum.txt\n",
+            s.url("/sum.txt")
+        ),
+    );
+    let o = docker_build(&d, &[&ctx]);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains(&format!("digest mismatch {good}: {wrong}")),
+        "{}",
+        err(&o)
+    );
+}
