@@ -68,7 +68,9 @@ impl Server {
                         break;
                     }
                 }
-                let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
+                // The query is not looked at (git's dumb HTTP asks `info/refs?service=…`).
+                let target = line.split(' ').nth(1).unwrap_or("/");
+                let path = target.split('?').next().unwrap_or(target).to_owned();
                 *h.lock().unwrap().entry(path.clone()).or_default() += 1;
                 let answer = f.lock().unwrap().get(&path).cloned().unwrap_or(Answer {
                     status: "404 Not Found",
@@ -255,4 +257,74 @@ fn add_url_failures_and_checksums_are_worded_as_docker() {
         "{}",
         err(&o)
     );
+}
+
+/// `POST /build?QUERY` with `body` as the context; answers the stream's text.
+fn api_build(d: &Daemon, query: &str, body: &[u8]) -> String {
+    let r = d.request("POST", &format!("/build?{query}"), body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+/// The stream's `stream` text, joined, and its error if any.
+fn stream_and_error(text: &str) -> (String, Option<String>) {
+    let mut out = String::new();
+    let mut error = None;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(s) = v["stream"].as_str() {
+            out.push_str(s);
+        }
+        if let Some(e) = v["error"].as_str() {
+            error = Some(e.to_owned());
+        }
+    }
+    (out, error)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+fn bzip2(data: &[u8]) -> Vec<u8> {
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    bz.write_all(data).unwrap();
+    bz.finish().unwrap()
+}
+
+fn xz(data: &[u8]) -> Vec<u8> {
+    let mut w =
+        lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1)).unwrap();
+    w.write_all(data).unwrap();
+    w.finish().unwrap()
+}
+
+const CTX_DOCKERFILE: &str = "FROM busybox:latest\nCOPY app.txt /app.txt\nRUN cat /app.txt\n";
+
+#[test]
+fn bzip2_and_xz_contexts_build_like_gzip_ones() {
+    let d = common::docker_daemon();
+    let tar = tar_of(&[
+        ("Dockerfile", CTX_DOCKERFILE.as_bytes()),
+        ("app.txt", b"compressed context\n"),
+    ]);
+    let (first, error) = stream_and_error(&api_build(&d, "t=plainctx", &gzip(&tar)));
+    assert_eq!(error, None, "{first}");
+    for (name, body) in [("bzip2", bzip2(&tar)), ("xz", xz(&tar))] {
+        assert_ne!(body, tar);
+        let (text, error) = stream_and_error(&api_build(&d, &format!("t={name}ctx"), &body));
+        assert_eq!(error, None, "{name}: {text}");
+        // The same files: the same cache keys as the gzip context's build.
+        assert_eq!(using_cache(&text), 2, "{name}: {text}");
+        assert_eq!(
+            run(&d, &format!("{name}ctx"), "cat /app.txt"),
+            "compressed context\n"
+        );
+    }
+    // A truncated xz stream fails the build rather than building part of it.
+    let broken = xz(&tar);
+    let (_, error) = stream_and_error(&api_build(&d, "t=broken", &broken[..broken.len() / 2]));
+    assert!(error.is_some(), "a truncated context must fail");
 }

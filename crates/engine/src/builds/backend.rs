@@ -670,7 +670,7 @@ fn copy_one(
         ensure_dir_in(root, &c.dest, ruid, rgid).map_err(other)?;
         let f =
             std::fs::File::open(&c.src).map_err(|e| other(format!("{}: {e}", c.src.display())))?;
-        let (_, tar) = image::layer::compress::decompress(std::io::BufReader::new(f))
+        let tar = image::layer::compress::decompress_archive(std::io::BufReader::new(f))
             .map_err(|e| other(format!("{}: {e}", c.src.display())))?;
         // An archive's own owners are kept unless --chown says otherwise.
         if c.owner.is_none() {
