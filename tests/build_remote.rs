@@ -266,6 +266,10 @@ fn api_build(d: &Daemon, query: &str, body: &[u8]) -> String {
     r.text()
 }
 
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// The stream's `stream` text, joined, and its error if any.
 fn stream_and_error(text: &str) -> (String, Option<String>) {
     let mut out = String::new();
@@ -327,4 +331,213 @@ fn bzip2_and_xz_contexts_build_like_gzip_ones() {
     let broken = xz(&tar);
     let (_, error) = stream_and_error(&api_build(&d, "t=broken", &broken[..broken.len() / 2]));
     assert!(error.is_some(), "a truncated context must fail");
+}
+
+#[test]
+fn remote_tar_and_dockerfile_contexts_build_through_the_api_and_the_cli() {
+    let d = common::docker_daemon();
+    let s = Server::start(&d);
+    let tar = tar_of(&[
+        ("Dockerfile", CTX_DOCKERFILE.as_bytes()),
+        ("app.txt", b"remote context\n"),
+        (
+            "sub/Other.dockerfile",
+            b"FROM busybox:latest\nCOPY app.txt /other.txt\n",
+        ),
+    ]);
+    s.serve(
+        "/ctx.tar",
+        Answer::ok(tar.clone()).with("Content-Type", "application/x-tar"),
+    );
+    s.serve("/ctx.tar.gz", Answer::ok(gzip(&tar)));
+    s.serve("/ctx.tar.bz2", Answer::ok(bzip2(&tar)));
+    s.serve(
+        "/ctx.tar.xz",
+        Answer::ok(xz(&tar)).with("Content-Type", "application/octet-stream"),
+    );
+    s.serve(
+        "/Dockerfile",
+        Answer::ok("FROM busybox:latest\nRUN echo from a remote dockerfile > /r.txt\n")
+            .with("Content-Type", "text/plain; charset=utf-8"),
+    );
+
+    let (text, error) = stream_and_error(&api_build(
+        &d,
+        &format!("t=remote&remote={}", enc(&s.url("/ctx.tar"))),
+        &[],
+    ));
+    assert_eq!(error, None, "{text}");
+    assert!(text.contains("remote context"), "{text}");
+    assert_eq!(run(&d, "remote", "cat /app.txt"), "remote context\n");
+    for path in ["/ctx.tar.gz", "/ctx.tar.bz2", "/ctx.tar.xz"] {
+        let (text, error) = stream_and_error(&api_build(
+            &d,
+            &format!("t=remote2&remote={}", enc(&s.url(path))),
+            &[],
+        ));
+        assert_eq!(error, None, "{path}: {text}");
+        assert_eq!(
+            using_cache(&text),
+            2,
+            "{path}: same content, same cache: {text}"
+        );
+    }
+    // dockerfile= is a path in the fetched context.
+    let (text, error) = stream_and_error(&api_build(
+        &d,
+        &format!(
+            "t=other&dockerfile=sub/Other.dockerfile&remote={}",
+            enc(&s.url("/ctx.tar.gz"))
+        ),
+        &[],
+    ));
+    assert_eq!(error, None, "{text}");
+    assert_eq!(run(&d, "other", "cat /other.txt"), "remote context\n");
+
+    // A text answer is the Dockerfile alone.
+    let (text, error) = stream_and_error(&api_build(
+        &d,
+        &format!("t=dfonly&remote={}", enc(&s.url("/Dockerfile"))),
+        &[],
+    ));
+    assert_eq!(error, None, "{text}");
+    assert_eq!(
+        run(&d, "dfonly", "cat /r.txt"),
+        "from a remote dockerfile\n"
+    );
+
+    // dockerd's words for a missing context and for something that is no URL.
+    let missing = s.url("/nothing.tar");
+    let r = d.request("POST", &format!("/build?remote={}", enc(&missing)), &[]);
+    let all = r.text();
+    assert!(
+        all.contains(&format!(
+            "error downloading remote context {missing}: failed to GET {missing} with status 404 Not Found: no such file here"
+        )),
+        "{all}"
+    );
+    let r = d.request("POST", "/build?remote=ftp%3A%2F%2Fx%2Fy", &[]);
+    assert!(
+        r.text()
+            .contains("remoteURL (ftp://x/y) could not be recognized as URL"),
+        "{}",
+        r.text()
+    );
+
+    // The docker CLI fetches a URL context itself and sends it on; the daemon builds it from the cache.
+    let o = docker_build(&d, &["-t", "cliremote", &s.url("/ctx.tar.gz")]);
+    let text = ok(&o);
+    assert_eq!(using_cache(&text), 2, "{text}");
+}
+
+/// A git repository with a commit on `main` (a Dockerfile at the top, another in `sub/`), served over
+/// dumb HTTP by `s` as `/repo.git`.
+fn git_repo(d: &Daemon, s: &Server) -> std::path::PathBuf {
+    common::require("git", "git");
+    let src = d.dir.path().join("git-src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("Dockerfile"), CTX_DOCKERFILE).unwrap();
+    std::fs::write(src.join("app.txt"), "from git\n").unwrap();
+    std::fs::write(
+        src.join("sub/Dockerfile"),
+        "FROM busybox:latest\nCOPY inner.txt /inner.txt\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("sub/inner.txt"), "from a subdirectory\n").unwrap();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        ok(&o);
+    };
+    git(&src, &["init", "-q", "-b", "main"]);
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "context"]);
+    let bare = d.dir.path().join("repo.git");
+    git(
+        d.dir.path(),
+        &["clone", "-q", "--bare", "git-src", "repo.git"],
+    );
+    git(&bare, &["update-server-info"]);
+    // Every file of the bare repository, as a dumb-HTTP server has them.
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&bare, &bare, &mut files);
+    for (rel, data) in files {
+        s.serve(&format!("/repo.git/{rel}"), Answer::ok(data));
+    }
+    bare
+}
+
+#[test]
+fn git_contexts_are_cloned_with_a_ref_and_a_subdirectory() {
+    let d = common::docker_daemon();
+    let s = Server::start(&d);
+    git_repo(&d, &s);
+    let repo = s.url("/repo.git");
+
+    let (text, error) = stream_and_error(&api_build(
+        &d,
+        &format!("t=fromgit&remote={}", enc(&repo)),
+        &[],
+    ));
+    assert_eq!(error, None, "{text}");
+    assert_eq!(run(&d, "fromgit", "cat /app.txt"), "from git\n");
+
+    let (text, error) = stream_and_error(&api_build(
+        &d,
+        &format!("t=fromsub&remote={}", enc(&format!("{repo}#main:sub"))),
+        &[],
+    ));
+    assert_eq!(error, None, "{text}");
+    assert_eq!(
+        run(&d, "fromsub", "cat /inner.txt"),
+        "from a subdirectory\n"
+    );
+
+    // The same commit again: the same context, so the cache.
+    let (text, error) = stream_and_error(&api_build(
+        &d,
+        &format!("t=fromgit&remote={}", enc(&repo)),
+        &[],
+    ));
+    assert_eq!(error, None, "{text}");
+    assert_eq!(using_cache(&text), 2, "{text}");
+
+    // A reference the repository lacks: git's own words in the error.
+    let r = d.request(
+        "POST",
+        &format!("/build?remote={}", enc(&format!("{repo}#nosuchbranch"))),
+        &[],
+    );
+    assert!(r.text().contains("error fetching"), "{}", r.text());
+    assert!(r.text().contains("nosuchbranch"), "{}", r.text());
+    // A subdirectory that leaves the repository is refused.
+    let r = d.request(
+        "POST",
+        &format!("/build?remote={}", enc(&format!("{repo}#main:../.."))),
+        &[],
+    );
+    assert!(r.text().contains("not within git root"), "{}", r.text());
+
+    // The docker CLI clones a git URL itself (DOCKER_BUILDKIT=0) and sends the context on.
+    let o = docker_build(&d, &["-t", "cligit", &format!("{repo}#main:sub")]);
+    let text = ok(&o);
+    assert_eq!(using_cache(&text), 1, "{text}");
 }

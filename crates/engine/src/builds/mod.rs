@@ -48,6 +48,9 @@ pub struct BuildRequest {
     pub secrets: BuildSecrets,
     /// The Dockerfile itself, when it does not come in the context (a BuildKit session sends it apart).
     pub dockerfile_text: Option<Vec<u8>>,
+    /// `remote`: a URL (a tar, compressed or not, or a Dockerfile alone) or a git repository to fetch the
+    /// context from, instead of the request's body (empty: none).
+    pub remote: String,
 }
 
 /// Looks up one build secret by ID: `Ok(None)` when the client has no such secret.
@@ -223,7 +226,8 @@ fn kept_root(data_root: &Path) -> PathBuf {
 }
 
 impl Engine {
-    /// Runs a build of the context tar `context` (plain, gzip or zstd) and returns the image ID. Blocking:
+    /// Runs a build of the context tar `context` (plain, gzip, bzip2, xz or zstd), or of the context
+    /// `req.remote` names (then `context` is not read), and returns the image ID. Blocking:
     /// call it on a blocking thread. Output (and the final image's ID as `aux`) goes to `out`.
     pub fn build_image(
         self: &Arc<Self>,
@@ -345,6 +349,18 @@ impl Engine {
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         let dir = work.join("context");
+        let mut fetched;
+        let context: &mut dyn Read = if req.remote.is_empty() {
+            context
+        } else {
+            std::fs::create_dir_all(work)
+                .map_err(|e| Error::system(format!("creating {}", work.display()), e))?;
+            fetched = remote::context(self, &req.remote, work, &req.cancel)?;
+            if let Some(name) = fetched.dockerfile.take() {
+                req.dockerfile = name;
+            }
+            &mut fetched.tar
+        };
         let sums = context::extract(
             context,
             &dir,
