@@ -424,6 +424,12 @@ fn remote_tar_and_dockerfile_contexts_build_through_the_api_and_the_cli() {
         r.text()
     );
 
+    // berth's CLI has the daemon fetch it (`remote=`, as docker-py does).
+    let text = ok(&d.berth(&["build", "-t", "berthremote", &s.url("/ctx.tar.xz")]));
+    assert!(!text.contains("Sending build context"), "{text}");
+    assert_eq!(using_cache(&text), 2, "{text}");
+    assert_eq!(run(&d, "berthremote", "cat /app.txt"), "remote context\n");
+
     // The docker CLI fetches a URL context itself and sends it on; the daemon builds it from the cache.
     let o = docker_build(&d, &["-t", "cliremote", &s.url("/ctx.tar.gz")]);
     let text = ok(&o);
@@ -535,6 +541,13 @@ fn git_contexts_are_cloned_with_a_ref_and_a_subdirectory() {
         &[],
     );
     assert!(r.text().contains("not within git root"), "{}", r.text());
+
+    let text = ok(&d.berth(&["build", "-t", "berthgit", &format!("{repo}#main:sub")]));
+    assert_eq!(using_cache(&text), 1, "{text}");
+    assert_eq!(
+        run(&d, "berthgit", "cat /inner.txt"),
+        "from a subdirectory\n"
+    );
 
     // The docker CLI clones a git URL itself (DOCKER_BUILDKIT=0) and sends the context on.
     let o = docker_build(&d, &["-t", "cligit", &format!("{repo}#main:sub")]);
