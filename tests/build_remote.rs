@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::{err, ok, Daemon};
 
@@ -22,6 +23,8 @@ struct Answer {
     status: &'static str,
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
+    /// Send the head and half the body, then nothing for a minute (a transfer to cancel).
+    stall: bool,
 }
 
 impl Answer {
@@ -30,6 +33,7 @@ impl Answer {
             status: "200 OK",
             headers: Vec::new(),
             body: body.into(),
+            stall: false,
         }
     }
 
@@ -47,6 +51,51 @@ struct Server {
     hits: Arc<Mutex<HashMap<String, usize>>>,
 }
 
+/// Answers one request on `conn` (`Connection: close`).
+fn answer(
+    mut conn: std::net::TcpStream,
+    files: &Mutex<HashMap<String, Answer>>,
+    hits: &Mutex<HashMap<String, usize>>,
+) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+    }
+    // The query is not looked at (git's dumb HTTP asks `info/refs?service=…`).
+    let target = line.split(' ').nth(1).unwrap_or("/");
+    let path = target.split('?').next().unwrap_or(target).to_owned();
+    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let answer = files.lock().unwrap().get(&path).cloned().unwrap_or(Answer {
+        status: "404 Not Found",
+        headers: Vec::new(),
+        body: b"no such file here\n".to_vec(),
+        stall: false,
+    });
+    let mut head = format!(
+        "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        answer.status,
+        answer.body.len()
+    );
+    for (k, v) in &answer.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = conn.write_all(head.as_bytes());
+    if answer.stall {
+        let _ = conn.write_all(&answer.body[..answer.body.len() / 2]);
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let _ = conn.write_all(&answer.body);
+}
+
 impl Server {
     fn start(d: &Daemon) -> Server {
         let listener = d.in_netns(|| TcpListener::bind("127.0.0.1:0").unwrap());
@@ -56,38 +105,9 @@ impl Server {
         let (f, h) = (files.clone(), hits.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                // The query is not looked at (git's dumb HTTP asks `info/refs?service=…`).
-                let target = line.split(' ').nth(1).unwrap_or("/");
-                let path = target.split('?').next().unwrap_or(target).to_owned();
-                *h.lock().unwrap().entry(path.clone()).or_default() += 1;
-                let answer = f.lock().unwrap().get(&path).cloned().unwrap_or(Answer {
-                    status: "404 Not Found",
-                    headers: Vec::new(),
-                    body: b"no such file here\n".to_vec(),
-                });
-                let mut head = format!(
-                    "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-                    answer.status,
-                    answer.body.len()
-                );
-                for (k, v) in &answer.headers {
-                    head.push_str(&format!("{k}: {v}\r\n"));
-                }
-                head.push_str("\r\n");
-                let _ = conn.write_all(head.as_bytes());
-                let _ = conn.write_all(&answer.body);
+                let Ok(conn) = conn else { continue };
+                let (f, h) = (f.clone(), h.clone());
+                std::thread::spawn(move || answer(conn, &f, &h));
             }
         });
         Server { port, files, hits }
@@ -158,6 +178,7 @@ fn add_url_fetches_a_file_as_dockerd_and_a_rebuild_uses_the_cache() {
             status: "302 Found",
             headers: vec![("Location", "/files/hello.txt".into())],
             body: Vec::new(),
+            stall: false,
         },
     );
     // A tar from a URL is copied as a file, never extracted.
@@ -553,4 +574,50 @@ fn git_contexts_are_cloned_with_a_ref_and_a_subdirectory() {
     let o = docker_build(&d, &["-t", "cligit", &format!("{repo}#main:sub")]);
     let text = ok(&o);
     assert_eq!(using_cache(&text), 1, "{text}");
+}
+
+#[test]
+fn a_cancelled_build_stops_its_downloads() {
+    let d = common::docker_daemon();
+    let s = Server::start(&d);
+    let mut slow = Answer::ok(vec![b'x'; 1 << 20]);
+    slow.stall = true;
+    s.serve("/slow.bin", slow.clone());
+    s.serve("/slow.tar", slow);
+    let df = format!(
+        "FROM busybox:latest\nADD {} /slow.bin\n",
+        s.url("/slow.bin")
+    );
+    let add_ctx = tar_of(&[("Dockerfile", df.as_bytes())]);
+    for (id, query, body, path) in [
+        ("cancel-add", String::new(), add_ctx, "/slow.bin"),
+        (
+            "cancel-remote",
+            format!("&remote={}", enc(&s.url("/slow.tar"))),
+            Vec::new(),
+            "/slow.tar",
+        ),
+    ] {
+        let socket = d.socket();
+        let start = Instant::now();
+        let q = format!("/build?buildid={id}{query}");
+        let build =
+            std::thread::spawn(move || common::http_request(&socket, "POST", &q, &[], &body));
+        while s.hits(path) == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{path} never asked for"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let r = d.request("POST", &format!("/build/cancel?id={id}"), &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text = build.join().unwrap().unwrap().text();
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{id}: the stalled transfer held the build"
+        );
+        assert!(text.contains("cancelled"), "{id}: {text}");
+    }
 }
