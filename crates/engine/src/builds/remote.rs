@@ -16,8 +16,8 @@ use super::BuildCancel;
 use crate::error::{Context, Error, Result};
 use crate::Engine;
 
-/// Fetches `url` into the new file `to` with mode 0600 and, when the answer has `Last-Modified`,
-/// that modification time (dockerd's classic builder does both; the file's tarsum, the step's
+/// Fetches `url` into the new file `to` with mode 0600 and the modification time of the answer's
+/// `Last-Modified`, else the epoch (dockerd's classic builder does both; the file's tarsum, the step's
 /// cache key, is of the content and mode alone). Blocking, on the build's thread; a cancel stops
 /// the transfer.
 pub(super) fn download(
@@ -50,10 +50,13 @@ pub(super) fn download(
         // The umask may have taken bits off; dockerd's file is 0600 exactly.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(fail)?;
-        if let Some(t) = resp.header("last-modified").and_then(parse_http_date) {
-            file.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t))
-                .map_err(fail)?;
-        }
+        // Without a (readable) Last-Modified, dockerd sets Go's zero time, which lands on the epoch.
+        let t = resp
+            .header("last-modified")
+            .and_then(parse_http_date)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        file.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t))
+            .map_err(fail)?;
         Ok(())
     };
     rt.block_on(async {
@@ -442,8 +445,13 @@ mod git {
         if status.success() {
             return Ok(());
         }
+        // Git's output first, then how it ended, in Go's words, as dockerd's errors read.
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        Err(format!("{status}: {}", text.trim()))
+        let ended = match status.code() {
+            Some(code) => format!("exit status {code}"),
+            None => "signal: killed".to_owned(),
+        };
+        Err(format!("{}: {ended}", text.trim()))
     }
 }
 
