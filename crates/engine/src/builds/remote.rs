@@ -126,6 +126,10 @@ impl Read for BodyReader {
 /// much).
 const SNIFF_LEN: usize = 512;
 
+/// A Dockerfile served alone is read into memory; beyond this it is refused (no Dockerfile is that big, a
+/// text answer of unbounded length could be).
+const MAX_DOCKERFILE: u64 = 16 << 20;
+
 /// A remote context, made ready to be read as an uploaded one.
 pub(super) struct Remote {
     /// The context as a tar (compressed or not), as [`super::context::extract`] takes it.
@@ -192,8 +196,15 @@ pub(super) fn context(
         // dockerd takes a text answer as the Dockerfile alone, named `Dockerfile` whatever the request
         // said, in a context of its own.
         let mut text = head;
-        body.read_to_end(&mut text)
+        (&mut body)
+            .take(MAX_DOCKERFILE + 1)
+            .read_to_end(&mut text)
             .map_err(|e| failed(e.to_string()))?;
+        if text.len() as u64 > MAX_DOCKERFILE {
+            return Err(failed(format!(
+                "a Dockerfile larger than {MAX_DOCKERFILE} bytes"
+            )));
+        }
         let mut w = archive::Writer::new(Vec::new(), archive::WriteOptions::default());
         let mut h = archive::EntryHeader::new(archive::EntryType::Regular, 0o600);
         h.size = text.len() as u64;
