@@ -332,10 +332,13 @@ mod git {
             url.to_owned()
         };
         // Neither may pass for one of git's options.
-        if url.starts_with('-') || reference.starts_with('-') {
+        if reference.starts_with('-') {
             return Err(Error::InvalidParameter(format!(
-                "invalid git URL or reference: {remote}"
+                "invalid refspec: {reference}"
             )));
+        }
+        if url.starts_with('-') {
+            return Err(Error::InvalidParameter(format!("invalid git URL: {url}")));
         }
         Ok(GitRef {
             url,
@@ -433,9 +436,16 @@ mod git {
         let log = dir.with_extension("log");
         let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
+        // As dockerd: no repository on the daemon's file system (a hostile repository's submodule could
+        // name one), no transport only a user may ask for, none of the host's git configuration (its
+        // URL rewrites and credential helpers are not the client's), and never a prompt.
         let mut child = Command::new("git")
+            .args(["-c", "protocol.file.allow=never"])
             .args(args)
             .current_dir(dir)
+            .env("GIT_PROTOCOL_FROM_USER", "0")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", "/dev/null")
             .env("GIT_TERMINAL_PROMPT", "0")
             .stdin(Stdio::null())
             .stdout(out)
