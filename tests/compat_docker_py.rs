@@ -149,6 +149,19 @@ fn docker_py_builds_and_commits() {
 }
 
 #[test]
+fn docker_py_builds_from_urls_and_git_repositories() {
+    common::require("git", "git");
+    let d = Daemon::start();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    common::busybox_rootfs_tar(&rootfs);
+    run_script(
+        &d,
+        "docker_py_build_remote.py",
+        &[("ROOTFS", rootfs.as_os_str())],
+    );
+}
+
+#[test]
 fn docker_py_info_version_df_and_prunes() {
     let d = Daemon::start();
     let rootfs = d.dir.path().join("rootfs.tar");

@@ -132,11 +132,6 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
                 "--output is not supported by Berth: the build's result is an image in the daemon",
             ));
         }
-    } else if q.get("remote").is_some_and(|r| !r.is_empty()) {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "remote build contexts (a URL or a git repository) are not supported by Berth yet",
-        ));
     }
     let json_map = |key: &str| -> Result<BTreeMap<String, Option<String>>, ApiError> {
         match q.get(key).filter(|v| !v.is_empty() && *v != "null") {
@@ -230,6 +225,12 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
         dockerfile: q.get("dockerfile").unwrap_or_default().to_owned(),
         options,
         build_id: q.get("buildid").unwrap_or_default().to_owned(),
+        // In BuildKit mode `remote` names the session's context (`client-session`), not a URL.
+        remote: if buildkit {
+            String::new()
+        } else {
+            q.get("remote").unwrap_or_default().to_owned()
+        },
         ..BuildRequest::default()
     })
 }

@@ -56,6 +56,11 @@ impl Client {
         }
     }
 
+    /// The transport, shared with plain GETs ([`crate::web`]).
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
     /// The configuration this client was made with.
     pub fn config(&self) -> &RegistryConfig {
         &self.inner.config

@@ -38,6 +38,16 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A plain GET ([`crate::Client::get_url`]) answered 400 or more; dockerd's wording.
+    #[error("failed to GET {url} with status {status}: {body}")]
+    GetFailed {
+        /// The URL asked for.
+        url: String,
+        /// The status line, e.g. `404 Not Found`.
+        status: String,
+        /// The answer's body, trimmed.
+        body: String,
+    },
     /// A blob or manifest whose content does not hash to the digest it was asked by. Docker's
     /// text: `filesystem layer verification failed for digest sha256:...`.
     #[error("{what} verification failed for digest {expected}")]
@@ -160,7 +170,9 @@ impl Error {
         match self {
             Error::Registry(e) => Some(e.status),
             Error::UnparsableBody { status, .. } => Some(*status),
-            Error::UnexpectedStatus { status } => status.get(..3).and_then(|s| s.parse().ok()),
+            Error::UnexpectedStatus { status } | Error::GetFailed { status, .. } => {
+                status.get(..3).and_then(|s| s.parse().ok())
+            }
             _ => None,
         }
     }

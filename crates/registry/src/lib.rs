@@ -12,6 +12,7 @@ pub mod digest;
 pub mod error;
 pub mod manifest;
 mod transport;
+pub mod web;
 
 pub use auth::{AuthConfig, Challenge, Scope};
 pub use client::{
@@ -20,3 +21,4 @@ pub use client::{
 pub use config::{RegistryConfig, RetryPolicy};
 pub use error::{Error, Result};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, Platform, PlatformSpec};
+pub use web::WebResponse;

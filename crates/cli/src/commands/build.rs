@@ -67,7 +67,8 @@ pub struct BuildArgs {
     /// Set the target build stage to build
     #[arg(long)]
     pub target: Option<String>,
-    /// The build context: a directory, or `-` for a tar (or a Dockerfile alone) on STDIN
+    /// The build context: a directory, `-` for a tar (or a Dockerfile alone) on STDIN, or a URL (a tar or
+    /// a Dockerfile) or git repository (`URL#ref:dir`) for the daemon to fetch
     #[arg(value_name = "PATH | URL | -")]
     pub context: String,
 }
@@ -83,18 +84,21 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<(), CliError> {
         }
         None => client,
     };
-    if args.context.starts_with("http://")
-        || args.context.starts_with("https://")
-        || args.context.starts_with("git@")
-    {
-        return Err(CliError::Usage(
-            "remote build contexts (a URL or a git repository) are not supported by Berth yet"
-                .into(),
-        ));
-    }
-    let (tar, dockerfile) = context_tar(&args)?;
+    // A URL or a git repository is the daemon's to fetch (`remote=`, as docker-py sends it): the request
+    // carries no context.
+    let remote = ["http://", "https://", "git://", "git@", "github.com/"]
+        .iter()
+        .any(|p| args.context.starts_with(p));
+    let (tar, dockerfile) = if remote {
+        (Vec::new(), args.file.clone())
+    } else {
+        context_tar(&args)?
+    };
     let size = tar.len();
     let mut pairs: Vec<(&str, String)> = Vec::new();
+    if remote {
+        pairs.push(("remote", args.context.clone()));
+    }
     for t in &args.tag {
         pairs.push(("t", t.clone()));
     }
@@ -136,7 +140,7 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<(), CliError> {
     let q: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let path = format!("/build{}", query(&q));
     // The docker CLI ends this line as its progress output does, with "\r\r\n".
-    if !args.quiet {
+    if !args.quiet && !remote {
         print(&format!(
             "Sending build context to Docker daemon  {}\r\r\n",
             human_size_4(size as f64)

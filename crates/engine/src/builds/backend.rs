@@ -558,8 +558,13 @@ impl Backend for EngineBackend {
     fn supports(&self, feature: Feature) -> bool {
         matches!(
             feature,
-            Feature::RunMounts | Feature::CopyExclude | Feature::CacheFrom
+            Feature::RunMounts | Feature::CopyExclude | Feature::CacheFrom | Feature::Download
         )
+    }
+
+    fn download(&mut self, url: &str, to: &Path) -> Result<(), BackendError> {
+        self.check()?;
+        super::remote::download(&self.engine.registry, &self.rt, &self.cancel, url, to)
     }
 
     fn image(
@@ -1019,7 +1024,7 @@ fn copy_one(
         ensure_dir_in(root, &c.dest, ruid, rgid).map_err(other)?;
         let f =
             std::fs::File::open(&c.src).map_err(|e| other(format!("{}: {e}", c.src.display())))?;
-        let (_, tar) = image::layer::compress::decompress(std::io::BufReader::new(f))
+        let tar = image::layer::compress::decompress_archive(std::io::BufReader::new(f))
             .map_err(|e| other(format!("{}: {e}", c.src.display())))?;
         // An archive's own owners are kept unless --chown says otherwise.
         if c.owner.is_none() {

@@ -1,4 +1,4 @@
-//! The build context: the client's tar (plain, gzip or zstd), extracted below the build's directory with the
+//! The build context: the client's tar (plain, gzip, bzip2, xz or zstd), extracted below the build's directory with the
 //! archive crate's strict rules (no `..`, no absolute names, no symlink followed on the way, no devices), and
 //! the Dockerfile read from it. The COPY cache keys' content hashes are computed as the context streams in
 //! ([`Sums`]), so a build reads no context file back to hash it.
@@ -25,18 +25,8 @@ pub(super) fn extract(
     kept_dir: &Path,
 ) -> Result<HashMap<String, String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut head = [0u8; 6];
-    let n = read_up_to(tar, &mut head)?;
-    // bzip2 ("BZh") and xz (fd 37 7a 58 5a 00) contexts are what the API also allows; Berth reads the two
-    // compressions the docker CLI and docker-py use (gzip) and zstd.
-    if head[..n].starts_with(b"BZh") || head[..n].starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Err(Error::InvalidParameter(
-            "build context compressed with bzip2 or xz is not supported by Berth yet: send it plain, gzip or zstd"
-                .into(),
-        ));
-    }
-    let whole = std::io::Cursor::new(head[..n].to_vec()).chain(tar);
-    let (_, reader) = image::layer::compress::decompress(whole)
+    // Plain, gzip, bzip2, xz (the four dockerd takes) or zstd.
+    let reader = image::layer::compress::decompress_archive(tar)
         .map_err(|e| Error::InvalidParameter(format!("reading the build context: {e}")))?;
     let mut opts = archive::Options::layer();
     opts.whiteouts = archive::Whiteouts::Plain;
@@ -494,11 +484,6 @@ pub(super) fn dockerfile(dir: &Path, name: &str) -> Result<Vec<u8>> {
     Err(Error::InvalidParameter(format!(
         "Cannot locate specified Dockerfile: {name}"
     )))
-}
-
-fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
-    archive::read_up_to(r, buf)
-        .map_err(|e| Error::InvalidParameter(format!("reading the build context: {e}")))
 }
 
 #[cfg(test)]

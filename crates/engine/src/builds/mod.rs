@@ -11,6 +11,7 @@ mod cache;
 mod context;
 mod exclude;
 mod registry_auth;
+mod remote;
 
 pub(crate) use cache::records as cache_records;
 pub use cache::BuildPruneOptions;
@@ -53,6 +54,9 @@ pub struct BuildRequest {
     /// `X-Registry-Config`: the credentials the build's pulls (a missing `FROM` image, every one with
     /// `pull`) use, by registry.
     pub registry_auths: RegistryAuths,
+    /// `remote`: a URL (a tar, compressed or not, or a Dockerfile alone) or a git repository to fetch the
+    /// context from, instead of the request's body (empty: none).
+    pub remote: String,
 }
 
 /// Looks up one build secret by ID: `Ok(None)` when the client has no such secret.
@@ -268,7 +272,8 @@ fn kept_root(data_root: &Path) -> PathBuf {
 }
 
 impl Engine {
-    /// Runs a build of the context tar `context` (plain, gzip or zstd) and returns the image ID. Blocking:
+    /// Runs a build of the context tar `context` (plain, gzip, bzip2, xz or zstd), or of the context
+    /// `req.remote` names (then `context` is not read), and returns the image ID. Blocking:
     /// call it on a blocking thread. Output (and the final image's ID as `aux`) goes to `out`.
     pub fn build_image(
         self: &Arc<Self>,
@@ -390,6 +395,18 @@ impl Engine {
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         let dir = work.join("context");
+        let mut fetched;
+        let context: &mut dyn Read = if req.remote.is_empty() {
+            context
+        } else {
+            std::fs::create_dir_all(work)
+                .map_err(|e| Error::system(format!("creating {}", work.display()), e))?;
+            fetched = remote::context(self, &req.remote, work, &req.cancel)?;
+            if let Some(name) = fetched.dockerfile.take() {
+                req.dockerfile = name;
+            }
+            &mut fetched.tar
+        };
         let started = std::time::Instant::now();
         let sums = context::extract(
             context,

@@ -60,6 +60,29 @@ pub fn decompress<'a>(mut r: impl Read + 'a) -> io::Result<(Compression, Box<dyn
     Ok((c, reader))
 }
 
+/// Sniffs an archive that is not an image layer (a build context, an `ADD`ed local archive) and returns
+/// a reader of its uncompressed bytes: the layer compressions of [`decompress`], plus bzip2 and xz, which
+/// dockerd's builder also takes there (no image layer is bzip2 or xz, so [`Compression`] stays the
+/// layers' set).
+pub fn decompress_archive<'a>(mut r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0];
+    let mut head = [0u8; 6];
+    let n = read_up_to(&mut r, &mut head)?;
+    let head = &head[..n];
+    let whole = Cursor::new(head.to_vec()).chain(r);
+    Ok(if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(whole))
+    } else if head.starts_with(&XZ_MAGIC) {
+        // `true`: concatenated streams are read to the end, as xz(1) writes and reads them.
+        Box::new(lzma_rust2::XzReader::new(
+            BufReader::with_capacity(BUF_SIZE, whole),
+            true,
+        ))
+    } else {
+        decompress(whole)?.1
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +106,32 @@ mod tests {
             r.read_to_end(&mut out)?;
             assert_eq!(out, data);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn decompress_archive_reads_bzip2_and_xz_as_well() -> io::Result<()> {
+        let data = b"hello context".repeat(1000);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&data)?;
+        let bz = bz.finish()?;
+        let mut xz = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1))?;
+        xz.write_all(&data)?;
+        let xz = xz.finish()?;
+        let zs = zstd::stream::encode_all(&data[..], 1)?;
+        for input in [&data[..], &bz[..], &xz[..], &zs[..]] {
+            let mut out = Vec::new();
+            decompress_archive(input)?.read_to_end(&mut out)?;
+            assert_eq!(out, data);
+        }
+        // A corrupt xz stream is an error, not a short read.
+        let mut broken = xz.clone();
+        let mid = broken.len() / 2;
+        broken[mid] ^= 0xff;
+        let mut out = Vec::new();
+        assert!(decompress_archive(&broken[..])?
+            .read_to_end(&mut out)
+            .is_err());
         Ok(())
     }
 }
