@@ -15,14 +15,7 @@ use common::{err, ok, out, Daemon};
 
 /// `docker build ARGS…` with the classic builder.
 fn build(d: &Daemon, args: &[&str]) -> Output {
-    let mut cmd = Command::new(common::docker_bin());
-    cmd.arg("build")
-        .args(args)
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
-        .env("DOCKER_BUILDKIT", "0")
-        .env_remove("DOCKER_API_VERSION");
-    cmd.output().unwrap()
+    d.classic_build(args)
 }
 
 const DOCKERFILE: &str = r#"# a multi-stage app
@@ -63,9 +56,7 @@ fn cached(o: &str) -> usize {
 }
 
 fn image_id(d: &Daemon, r: &str) -> String {
-    ok(&d.docker(&["image", "inspect", "--format", "{{.Id}}", r]))
-        .trim()
-        .to_owned()
+    d.image_id(r)
 }
 
 #[test]

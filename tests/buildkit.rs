@@ -49,9 +49,7 @@ fn bk_build(d: &Daemon, dir: &Path, args: &[&str]) -> Output {
 }
 
 fn image_id(d: &Daemon, r: &str) -> String {
-    ok(&d.docker(&["image", "inspect", "--format", "{{.Id}}", r]))
-        .trim()
-        .to_owned()
+    d.image_id(r)
 }
 
 /// Bytes no compression or dedup could fake: a xorshift stream.

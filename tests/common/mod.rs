@@ -219,6 +219,25 @@ impl Daemon {
         run_with_stdin(cmd, stdin)
     }
 
+    /// `docker build ARGS…` with the classic builder (`DOCKER_BUILDKIT=0`).
+    pub fn classic_build(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(docker_bin());
+        cmd.arg("build")
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env("DOCKER_BUILDKIT", "0")
+            .env_remove("DOCKER_API_VERSION");
+        cmd.output().unwrap_or_else(|e| panic!("docker build: {e}"))
+    }
+
+    /// The ID of the image `reference`, from `docker image inspect`.
+    pub fn image_id(&self, reference: &str) -> String {
+        ok(&self.docker(&["image", "inspect", "--format", "{{.Id}}", reference]))
+            .trim()
+            .to_owned()
+    }
+
     /// One HTTP request to the API; panics if the daemon cannot be reached.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> HttpResponse {
         self.try_request(method, path, body)

@@ -46,19 +46,7 @@ pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>
     let (tx, body) = body::channel();
     let engine: Arc<Engine> = Arc::clone(&ctx.engine);
     let rt = tokio::runtime::Handle::current();
-    // The client going away (Ctrl-C on `docker build`) cancels the build, as with dockerd. The watch
-    // ends with the build, so that its copy of the sender does not hold the response open.
-    let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let (watched, cancel) = (tx.clone(), request.cancel.clone());
-    tokio::spawn(async move {
-        tokio::select! {
-            () = watched.closed() => {
-                tracing::info!("build client went away: cancelling the build");
-                cancel.cancel();
-            }
-            _ = finished => {}
-        }
-    });
+    let done = cancel_when_gone(&tx, &request.cancel);
     tokio::task::spawn_blocking(move || {
         let _rt = rt.enter();
         let mut sink = Sink { tx: tx.clone() };
@@ -72,6 +60,27 @@ pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>
         let _ = std::io::copy(&mut context, &mut std::io::sink());
     });
     Ok(body::with_type(StatusCode::OK, "application/json", body))
+}
+
+/// The client going away (Ctrl-C on `docker build`) cancels the build, as with dockerd. The watch ends
+/// when the returned sender is used or dropped (with the build), so that its copy of the stream's sender
+/// does not hold the response open.
+fn cancel_when_gone(
+    tx: &StreamSender,
+    cancel: &engine::builds::BuildCancel,
+) -> tokio::sync::oneshot::Sender<()> {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let (watched, cancel) = (tx.clone(), cancel.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = watched.closed() => {
+                tracing::info!("build client went away: cancelling the build");
+                cancel.cancel();
+            }
+            _ = finished => {}
+        }
+    });
+    done
 }
 
 /// A BuildKit-mode build: files and secrets from the client's session, progress as BuildKit's records.
@@ -90,17 +99,7 @@ async fn build_in_session(
     let (tx, body) = body::channel();
     let engine: Arc<Engine> = Arc::clone(&ctx.engine);
     let rt = tokio::runtime::Handle::current();
-    let (done, finished) = tokio::sync::oneshot::channel::<()>();
-    let (watched, cancel) = (tx.clone(), request.cancel.clone());
-    tokio::spawn(async move {
-        tokio::select! {
-            () = watched.closed() => {
-                tracing::info!("build client went away: cancelling the build");
-                cancel.cancel();
-            }
-            _ = finished => {}
-        }
-    });
+    let done = cancel_when_gone(&tx, &request.cancel);
     let nonce = request.build_id.clone();
     tokio::task::spawn_blocking(move || {
         let _rt = rt.enter();
