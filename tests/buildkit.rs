@@ -311,3 +311,44 @@ fn buildkit_mode_failures_are_reported_and_sessions_are_checked() {
         r.text()
     );
 }
+
+/// In BuildKit mode the CLI sends no `X-Registry-Config`: the build asks the session for the login of the
+/// registry a missing `FROM` image lives in (`Auth/Credentials`), and the CLI answers from its config file.
+#[test]
+fn buildkit_mode_pulls_with_the_logins_the_session_offers() {
+    use common::registry::{Registry, PASSWORD, PORT, USER};
+    let d = common::docker_daemon();
+    let _reg = Registry::start(&d, true);
+    let server = format!("127.0.0.1:{PORT}");
+    let base = format!("{server}/private/base:1");
+    ok(&d.docker(&["tag", "busybox", &base]));
+    let o = d.docker(&["login", "-u", USER, "-p", PASSWORD, &server]);
+    assert!(ok(&o).contains("Login Succeeded"), "{}", out(&o));
+    ok(&d.docker(&["push", &base]));
+    ok(&d.docker(&["rmi", &base]));
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo pulled > /ok\n"),
+    )
+    .unwrap();
+    let built = bk_build(&d, &ctx, &["-t", "pulled:1", "."]);
+    assert!(built.status.success(), "{}\n{}", err(&built), d.log());
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "pulled:1", "cat", "/ok"])),
+        "pulled\n"
+    );
+    assert_eq!(image_id(&d, &base), image_id(&d, "busybox"));
+
+    // Logged out, the session has no login to give, and the registry refuses the pull.
+    ok(&d.docker(&["rmi", &base, "pulled:1"]));
+    ok(&d.docker(&["logout", &server]));
+    let refused = bk_build(&d, &ctx, &["-t", "pulled:2", "."]);
+    assert!(!refused.status.success());
+    let text = err(&refused);
+    assert!(
+        text.contains("no basic auth credentials") || text.contains("unauthorized"),
+        "{text}"
+    );
+}

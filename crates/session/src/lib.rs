@@ -24,6 +24,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use filesync::{Stat, SyncRequest, TarReader};
+pub use secrets::Credentials;
 
 /// The header naming the session.
 pub const HEADER_ID: &str = "X-Docker-Expose-Session-Uuid";

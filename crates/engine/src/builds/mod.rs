@@ -361,6 +361,35 @@ impl Engine {
         req.secrets = BuildSecrets::new(Arc::new(move |id: &str| {
             handle.block_on(from.secret(id)).map_err(|e| e.to_string())
         }));
+        // The pulls' logins come from the client too (the CLI sends no X-Registry-Config in this mode).
+        let (from, handle) = (session.clone(), rt.clone());
+        req.registry_auths = RegistryAuths::from_lookup(Arc::new(move |domain: &str| {
+            // BuildKit names docker.io by its registry's host.
+            let host = if domain == "docker.io" {
+                "registry-1.docker.io"
+            } else {
+                domain
+            };
+            match handle.block_on(from.credentials(host)) {
+                Ok(Some(c)) => {
+                    let mut auth = registry::AuthConfig {
+                        serveraddress: domain.to_owned(),
+                        ..registry::AuthConfig::default()
+                    };
+                    if c.username.is_empty() {
+                        auth.identitytoken = c.secret;
+                    } else {
+                        (auth.username, auth.password) = (c.username, c.secret);
+                    }
+                    Some(auth)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::info!(error = %e, registry = %domain, "the session gave no login");
+                    None
+                }
+            }
+        }));
         let mut context = session.tar(
             SyncRequest {
                 dir: "context".into(),

@@ -6,7 +6,14 @@ use std::collections::BTreeMap;
 /// A build's registry credentials, by registry as the client names them (`https://index.docker.io/v1/`,
 /// `127.0.0.1:5000`, `https://registry.example/`).
 #[derive(Clone, Default)]
-pub struct RegistryAuths(BTreeMap<String, registry::AuthConfig>);
+pub struct RegistryAuths {
+    map: BTreeMap<String, registry::AuthConfig>,
+    /// Asks the client for a registry's login when the map has none (a BuildKit session's `Auth`).
+    lookup: Option<std::sync::Arc<AuthLookup>>,
+}
+
+/// Looks up the login for a registry by its domain (`docker.io`, `127.0.0.1:5000`); it may block.
+pub type AuthLookup = dyn Fn(&str) -> Option<registry::AuthConfig> + Send + Sync;
 
 impl RegistryAuths {
     /// Reads an `X-Registry-Config` header: base64url (padded or not; the standard alphabet too) of a JSON
@@ -14,7 +21,7 @@ impl RegistryAuths {
     /// than failing the build (the pulls go anonymous and fail on their own if they must).
     pub fn from_header(value: &str) -> Self {
         match registry::AuthConfig::map_from_header(value) {
-            Ok(map) => RegistryAuths(map),
+            Ok(map) => RegistryAuths { map, lookup: None },
             Err(e) => {
                 tracing::warn!(error = %e, "X-Registry-Config ignored");
                 RegistryAuths::default()
@@ -29,18 +36,29 @@ impl RegistryAuths {
         let domain = image::Reference::parse_normalized_named(image).ok()?;
         let domain = domain.domain().to_ascii_lowercase();
         // An exact key first, as dockerd looks it up before normalising the others.
-        let auth = self.0.get(&domain).or_else(|| {
-            self.0
+        let auth = self.map.get(&domain).or_else(|| {
+            self.map
                 .iter()
                 .find(|(k, _)| crate::distribution::login_domain(k) == domain)
                 .map(|(_, a)| a)
-        })?;
-        Some(auth.to_header())
+        });
+        match auth {
+            Some(a) => Some(a.to_header()),
+            None => self.lookup.as_ref()?(&domain).map(|a| a.to_header()),
+        }
+    }
+
+    /// Credentials asked for as pulls need them, by the registry's domain.
+    pub fn from_lookup(lookup: std::sync::Arc<AuthLookup>) -> Self {
+        RegistryAuths {
+            map: BTreeMap::new(),
+            lookup: Some(lookup),
+        }
     }
 
     /// Whether the client sent no credentials.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.map.is_empty() && self.lookup.is_none()
     }
 }
 
@@ -48,7 +66,7 @@ impl std::fmt::Debug for RegistryAuths {
     // The registries only: never the credentials.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("RegistryAuths")
-            .field(&self.0.keys().collect::<Vec<_>>())
+            .field(&self.map.keys().collect::<Vec<_>>())
             .finish()
     }
 }
