@@ -78,18 +78,7 @@ impl ImageStore {
                 }
             }
         }
-        config.rootfs.kind = "layers".into();
-        let config_bytes =
-            serde_json::to_vec(&config).map_err(|e| Error::json("image config", e))?;
-        let id = self.content.write(&config_bytes)?;
-        let manifest_digest = crate::archive::load::store_oci_manifest(
-            self,
-            &id,
-            config_bytes.len() as u64,
-            &layers,
-        )?;
-        let image = Image::new_record(id, config, manifest_digest, layers, req.parent);
-        self.commit_image(image, &tags)
+        self.record(config, layers, req.parent, &tags)
     }
 
     /// `--cache-from`: records `parent` as the parent of the existing image `id`, as dockerd does when a
@@ -132,7 +121,7 @@ impl ImageStore {
     pub fn commit_from(
         &self,
         parent: Option<&Digest>,
-        mut config: ImageConfig,
+        config: ImageConfig,
         source: &Digest,
     ) -> Result<Image> {
         let _gc = self
@@ -174,6 +163,18 @@ impl ImageStore {
                 ))
             }
         }
+        self.record(config, layers, parent.cloned(), &[])
+    }
+
+    /// Stores `config` (its layers `layers`, already in the store) with its OCI manifest and records the
+    /// image as a child of `parent`, tagged `tags`.
+    fn record(
+        &self,
+        mut config: ImageConfig,
+        layers: Vec<Layer>,
+        parent: Option<Digest>,
+        tags: &[Reference],
+    ) -> Result<Image> {
         config.rootfs.kind = "layers".into();
         let config_bytes =
             serde_json::to_vec(&config).map_err(|e| Error::json("image config", e))?;
@@ -184,8 +185,8 @@ impl ImageStore {
             config_bytes.len() as u64,
             &layers,
         )?;
-        let image = Image::new_record(id, config, manifest_digest, layers, parent.cloned());
-        self.commit_image(image, &[])
+        let image = Image::new_record(id, config, manifest_digest, layers, parent);
+        self.commit_image(image, tags)
     }
 
     /// Unpacks one layer tar into a new snapshot above `parent_chain` and keeps the tar as its blob
