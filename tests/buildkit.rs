@@ -352,3 +352,151 @@ fn buildkit_mode_pulls_with_the_logins_the_session_offers() {
         "{text}"
     );
 }
+
+/// The paths of the daemon's "build context synced" debug lines, as (sent entries, files, bytes).
+fn syncs(d: &Daemon) -> Vec<(u64, u64, u64)> {
+    let field = |line: &str, name: &str| -> u64 {
+        let at = line
+            .find(&format!(" {name}="))
+            .unwrap_or_else(|| panic!("no {name} in {line}"));
+        line[at + name.len() + 2..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    d.log()
+        .lines()
+        .filter(|l| l.contains("build context synced"))
+        .map(|l| (field(l, "sent"), field(l, "files"), field(l, "bytes")))
+        .collect()
+}
+
+#[test]
+fn buildkit_mode_rebuilds_fetch_only_what_changed_and_match_a_full_transfer() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    let w = |p: &str, data: &[u8]| {
+        let p = ctx.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    let big = noise(2 << 20, 11);
+    w("big.bin", &big);
+    w("sub/a", b"a v1\n");
+    w("sub/deep/b", b"b v1\n");
+    w("gone.txt", b"to be deleted\n");
+    w("gonedir/x", b"x\n");
+    w("gonedir/y/z", b"z\n");
+    w("swap", b"a file, then a directory\n");
+    w("swapd/child", b"in a directory that becomes a file\n");
+    w("hard1", b"linked v1\n");
+    std::fs::hard_link(ctx.join("hard1"), ctx.join("hard2")).unwrap();
+    std::os::unix::fs::symlink("sub/a", ctx.join("link")).unwrap();
+    w("Dockerfile", b"FROM busybox\nCOPY . /app\nRUN cd /app && find . | sort | while read f; do stat -c '%n %F %a %s %Y %h' \"$f\"; [ -f \"$f\" ] && [ ! -L \"$f\" ] && md5sum \"$f\"; readlink \"$f\"; done > /list; true\n");
+    // Less the context's root: its time is when the daemon made it, in either way of sending.
+    let listing = |tag: &str| {
+        let list = ok(&d.docker(&["run", "--rm", tag, "cat", "/list"]));
+        assert!(list.starts_with(". directory "), "{list}");
+        list.lines().skip(1).collect::<Vec<_>>().join("\n")
+    };
+
+    let first = bk_build(&d, &ctx, &["-t", "sync:1", "."]);
+    assert!(first.status.success(), "{}\n{}", err(&first), d.log());
+    let s = syncs(&d);
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert!(
+        s[0].2 >= big.len() as u64,
+        "the first build fetches everything: {s:?}"
+    );
+    // BuildKit's vertex for the context, with the bytes fetched (2 MiB and a little: "2.10MB").
+    let progress = err(&first);
+    assert!(
+        progress.contains("[internal] load build context"),
+        "{progress}"
+    );
+    assert!(progress.contains("transferring context: 2.1"), "{progress}");
+
+    // Unchanged: no file data at all, every step from the cache.
+    let again = bk_build(&d, &ctx, &["-t", "sync:1", "."]);
+    assert!(again.status.success(), "{}", err(&again));
+    assert_eq!(err(&again).matches("CACHED").count(), 2, "{}", err(&again));
+    assert_eq!(
+        syncs(&d)[1],
+        (0, 0, 0),
+        "an unchanged context sends nothing"
+    );
+    // No bytes: the CLI prints none.
+    assert!(
+        err(&again).contains("transferring context: done"),
+        "{}",
+        err(&again)
+    );
+
+    // Changes of every kind; the big file stays as it is.
+    w("sub/a", b"a v2, longer\n");
+    w("new/dir/file", b"new\n");
+    std::fs::remove_file(ctx.join("gone.txt")).unwrap();
+    std::fs::remove_dir_all(ctx.join("gonedir")).unwrap();
+    std::fs::remove_file(ctx.join("swap")).unwrap();
+    w("swap/inside", b"now a directory\n");
+    std::fs::remove_dir_all(ctx.join("swapd")).unwrap();
+    w("swapd", b"now a file\n");
+    // Rewritten in place: the other name of the same inode changes too.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(ctx.join("hard1"))
+        .unwrap();
+    std::fs::write(ctx.join("hard1"), b"linked v2\n").unwrap();
+    std::fs::set_permissions(
+        ctx.join("sub/deep/b"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let changed = bk_build(&d, &ctx, &["-t", "sync:2", "."]);
+    assert!(changed.status.success(), "{}\n{}", err(&changed), d.log());
+    let s = syncs(&d)[2];
+    assert!(
+        s.1 > 0 && s.2 < big.len() as u64,
+        "only what changed is fetched: {s:?}"
+    );
+    let incremental = listing("sync:2");
+    for want in [
+        "./new/dir/file regular file",
+        "./swap/inside",
+        "./sub/a regular file 644 13",
+    ] {
+        assert!(incremental.contains(want), "no {want:?} in {incremental}");
+    }
+    assert!(!incremental.contains("gone"), "{incremental}");
+    assert!(incremental.contains("./swap directory"), "{incremental}");
+    assert!(
+        incremental.contains("./swapd regular file"),
+        "{incremental}"
+    );
+    assert!(
+        incremental.contains("./sub/deep/b regular file 600"),
+        "{incremental}"
+    );
+    assert_eq!(
+        incremental
+            .matches(&md5(b"linked v2\n", d.dir.path()))
+            .count(),
+        2,
+        "both names of the rewritten inode: {incremental}"
+    );
+
+    // The same context sent whole (the prune drops the kept directory) gives the same files, modes,
+    // times and links.
+    ok(&d.docker(&["builder", "prune", "-af"]));
+    let full = bk_build(&d, &ctx, &["--no-cache", "-t", "sync:3", "."]);
+    assert!(full.status.success(), "{}", err(&full));
+    let s = syncs(&d)[3];
+    assert!(
+        s.2 >= big.len() as u64,
+        "after a prune everything comes again: {s:?}"
+    );
+    assert_eq!(listing("sync:3"), incremental);
+}

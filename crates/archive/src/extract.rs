@@ -1068,6 +1068,46 @@ fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
         unsafe { libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
+/// Removes the entry at `rel` (components joined by `/`) below the directory `root`, with everything below
+/// it if it is a directory, resolving no symlink on the way; then gives its parent directory the
+/// modification time `parent_mtime` (seconds), which the removal changed: what applying "this path is
+/// gone" to an extracted tree takes (a build context synced again, where the client deleted files).
+/// Returns whether something was removed. A path whose parent is gone, or is no longer a directory (an
+/// entry extracted since replaced it), has nothing left to remove.
+pub fn remove_below(root: BorrowedFd<'_>, rel: &str, parent_mtime: Option<i64>) -> Result<bool> {
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    let Some((leaf, parent)) = comps.split_last() else {
+        return Err(Error::unsafe_path(rel, "removing the root"));
+    };
+    if comps.iter().any(|c| *c == "." || *c == "..") {
+        return Err(Error::unsafe_path(rel, "'.' or '..' in a path to remove"));
+    }
+    let dup = root
+        .try_clone_to_owned()
+        .map_err(|e| Error::io("open", rel, e))?;
+    let resolver = crate::resolve::Resolver::new(dup, crate::Resolution::Beneath, false);
+    let dir = match resolver.open_dir(parent.join("/").as_bytes(), OFlags::RDONLY) {
+        Ok(d) => d,
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => return Ok(false),
+        Err(e) => return Err(Error::io("open", rel, e)),
+    };
+    let is_dir = match rustix::fs::statat(&dir, *leaf, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+        Err(Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(Error::io("lstat", rel, e)),
+    };
+    if is_dir {
+        remove_tree(&dir, leaf.as_bytes())
+    } else {
+        rustix::fs::unlinkat(&dir, *leaf, AtFlags::empty())
+    }
+    .map_err(|e| Error::io("remove", rel, e))?;
+    if let Some(mtime) = parent_mtime {
+        rustix::fs::futimens(&dir, &times(mtime)).map_err(|e| Error::io("set times of", rel, e))?;
+    }
+    Ok(true)
+}
+
 /// Removes the directory `name` below `dir` recursively, never following a symlink.
 pub(crate) fn remove_tree(dir: &impl AsFd, name: &[u8]) -> rustix::io::Result<()> {
     let fd = rustix::fs::openat(

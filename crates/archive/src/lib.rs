@@ -33,8 +33,8 @@ mod tests;
 
 pub use error::{Error, Result};
 pub use extract::{
-    extract, extract_into, extract_observed, Devices, ObservedEntry, Observer, Options, Owner,
-    Stats, Whiteouts,
+    extract, extract_into, extract_observed, remove_below, Devices, ObservedEntry, Observer,
+    Options, Owner, Stats, Whiteouts,
 };
 pub use idmap::{IdMap, IdRange, OVERFLOW_ID};
 pub use path::{DotDot, Rebase};

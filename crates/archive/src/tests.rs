@@ -901,3 +901,38 @@ fn a_candidate_with_the_same_content_is_linked_and_any_other_is_written() {
         "the candidate is untouched"
     );
 }
+
+#[test]
+fn remove_below_removes_trees_inside_only_and_gives_the_parent_its_time() {
+    let s = sandbox();
+    std::fs::create_dir_all(s.root.join("d/tree/deep")).unwrap();
+    std::fs::write(s.root.join("d/tree/deep/f"), "x").unwrap();
+    std::fs::write(s.root.join("d/file"), "y").unwrap();
+    std::fs::write(s.outside.join("keep"), "outside").unwrap();
+    std::os::unix::fs::symlink(&s.outside, s.root.join("out")).unwrap();
+    let fd = s.fd();
+
+    assert!(remove_below(fd.as_fd(), "d/tree", Some(1_000_000)).unwrap());
+    assert!(!s.root.join("d/tree").exists());
+    assert_eq!(
+        std::fs::metadata(s.root.join("d")).unwrap().mtime(),
+        1_000_000
+    );
+    assert!(remove_below(fd.as_fd(), "d/file", None).unwrap());
+    assert!(
+        !remove_below(fd.as_fd(), "d/file", None).unwrap(),
+        "already gone"
+    );
+    assert!(!remove_below(fd.as_fd(), "nothing/here", None).unwrap());
+
+    // Never through a symlink, never above the root.
+    assert!(!remove_below(fd.as_fd(), "out/keep", None).unwrap());
+    assert!(s.outside.join("keep").exists());
+    assert!(remove_below(fd.as_fd(), "../root", None).is_err());
+    assert!(remove_below(fd.as_fd(), "", None).is_err());
+    // The symlink itself is an entry like any other.
+    assert!(remove_below(fd.as_fd(), "out", None).unwrap());
+    assert!(s.outside.join("keep").exists());
+    std::fs::remove_file(s.outside.join("keep")).unwrap();
+    s.assert_nothing_outside();
+}

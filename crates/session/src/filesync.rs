@@ -6,9 +6,10 @@
 //! Berth turns the walk into a tar stream, which the build reads as it reads a context a client uploads:
 //! one way into the build, with its checks on names and links, whatever the transport.
 
+use std::collections::HashSet;
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -135,6 +136,11 @@ impl Stat {
     }
 }
 
+/// Whether `st` is the same as the earlier walk's entry at its path.
+fn unchanged(since: Option<&Walk>, st: &Stat) -> bool {
+    since.is_some_and(|w| w.entries.get(&st.path) == Some(st))
+}
+
 enum Packet {
     Stat(Option<Stat>),
     Data(u32, Bytes),
@@ -172,6 +178,44 @@ pub struct SyncRequest {
     pub include: Vec<String>,
     /// Leave these out (`.dockerignore` syntax).
     pub exclude: Vec<String>,
+    /// The walk of this directory's last transfer, whose result the receiver still has: an entry whose
+    /// stat is the same as then is not sent again (BuildKit's rule: the client's stat is the file's
+    /// identity), and the tar stream holds only what changed ([`Synced`] says what went).
+    pub since: Option<Arc<Walk>>,
+}
+
+/// A directory's entries as one transfer found them, by path.
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    entries: HashMap<String, Stat>,
+}
+
+impl Walk {
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// What a transfer against an earlier walk ([`SyncRequest::since`]) sent, once its tar stream has ended.
+#[derive(Debug, Clone, Default)]
+pub struct Synced {
+    /// This transfer's walk, for the next one.
+    pub walk: Arc<Walk>,
+    /// Paths of the earlier walk that are gone (the topmost of each tree gone), each with the
+    /// modification time (seconds) its parent directory now has, `None` at the top.
+    pub removed: Vec<(String, Option<i64>)>,
+    /// The paths the stream holds, and whether each is a directory: what the receiver's copy has anew.
+    pub sent: Vec<(String, bool)>,
+    /// Regular files whose data came.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 #[derive(Default)]
@@ -192,6 +236,8 @@ struct Receiver {
     pending: HashMap<u32, Pending>,
     /// Sizes of the files asked for that are not written yet.
     ahead_bytes: u64,
+    /// The earlier walk: files unchanged since are not asked for.
+    since: Option<Arc<Walk>>,
 }
 
 impl Receiver {
@@ -217,6 +263,7 @@ impl Receiver {
             walk_done: false,
             pending: HashMap::new(),
             ahead_bytes: 0,
+            since: req.since.clone(),
         })
     }
 
@@ -262,6 +309,12 @@ impl Receiver {
         Ok(())
     }
 
+    /// Whether `st`'s data is to be asked for: a file with data that is not the same as in the earlier
+    /// walk.
+    fn fetches(&self, st: &Stat) -> bool {
+        st.wants_data() && !unchanged(self.since.as_deref(), st)
+    }
+
     fn request(&mut self, index: u32, size: u64) -> Result<(), Error> {
         self.pending.insert(index, Pending::default());
         self.ahead_bytes += size;
@@ -280,7 +333,7 @@ impl Receiver {
         let Some((index, st)) = self.queue.pop_front() else {
             return Ok(None);
         };
-        if st.wants_data() && !self.pending.contains_key(&index) {
+        if self.fetches(&st) && !self.pending.contains_key(&index) {
             self.request(index, st.size as u64)?;
         }
         let mut asked = self.pending.len();
@@ -290,7 +343,7 @@ impl Receiver {
             }
             let (ix, wants, size) = {
                 let (ix, s) = &self.queue[i];
-                (*ix, s.wants_data(), s.size as u64)
+                (*ix, self.fetches(s), s.size as u64)
             };
             if wants && !self.pending.contains_key(&ix) {
                 self.request(ix, size)?;
@@ -370,7 +423,7 @@ pub(crate) fn receive(
 ) -> Result<(), Error> {
     let mut rx = Receiver::start(session, req, rt)?;
     while let Some((index, st)) = rx.next()? {
-        if st.wants_data() {
+        if rx.fetches(&st) {
             let size = st.size as u64;
             let mut data = FileData {
                 rx: &mut rx,
@@ -437,7 +490,10 @@ pub(crate) fn read_files(
     Ok(files)
 }
 
-/// The directory as a tar stream, made on a thread of its own as the build reads it.
+/// The directory as a tar stream, made on a thread of its own as the build reads it. Against an earlier
+/// walk ([`SyncRequest::since`]), the stream holds only what changed: entries new or with another stat,
+/// hard links to what is sent, and the directories above each (so that the receiver gives them back
+/// their times once their contents have changed); [`TarReader::synced`] tells the rest.
 pub(crate) fn tar_stream(
     session: Session,
     req: SyncRequest,
@@ -445,40 +501,54 @@ pub(crate) fn tar_stream(
 ) -> TarReader {
     let (tx, rx) = mpsc::sync_channel::<Result<Vec<u8>, String>>(8);
     let errors = tx.clone();
+    let synced = Arc::new(Mutex::new(None));
+    let result = Arc::clone(&synced);
     std::thread::spawn(move || {
         let out = ChannelWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
         };
         let mut w = archive::Writer::new(out, archive::WriteOptions::default());
+        let since = req.since.clone();
+        let mut walk = HashMap::new();
+        let mut sent: Vec<(String, bool)> = Vec::new();
+        let mut sent_set: HashSet<String> = HashSet::new();
+        let (mut files, mut bytes) = (0u64, 0u64);
         let made = receive(&session, &req, rt, |st, data| {
-            let (kind, perm) = st.tar_kind();
-            let mut h = archive::EntryHeader::new(kind, perm);
-            (h.uid, h.gid) = (u64::from(st.uid), u64::from(st.gid));
-            h.mtime = (st.mod_time.max(0) / 1_000_000_000) as u64;
-            let mut name = st.path.trim_start_matches('/').to_owned();
-            let link = match kind {
-                archive::EntryType::Directory => {
-                    name.push('/');
-                    None
+            let path = st.path.trim_start_matches('/').to_owned();
+            walk.insert(path.clone(), st.clone());
+            if let Some(since) = since.as_deref() {
+                let relinked = !st.linkname.is_empty()
+                    && st.can_request()
+                    && sent_set.contains(st.linkname.trim_start_matches('/'));
+                if unchanged(Some(since), st) && !relinked {
+                    return Ok(());
                 }
-                archive::EntryType::Symlink | archive::EntryType::Link => {
-                    Some(st.linkname.as_bytes())
+                // The directories above, as they are now, unless they went already.
+                let mut at = 0;
+                while let Some(i) = path[at..].find('/') {
+                    let dir = &path[..at + i];
+                    at += i + 1;
+                    if sent_set.contains(dir) {
+                        continue;
+                    }
+                    if let Some(d) = walk.get(dir).filter(|d| d.mode & MODE_DIR != 0) {
+                        append(&mut w, d, None)?;
+                        sent_set.insert(dir.to_owned());
+                        sent.push((dir.to_owned(), true));
+                    }
                 }
-                archive::EntryType::Char | archive::EntryType::Block => {
-                    h.device = Some((st.devmajor as u32, st.devminor as u32));
-                    None
-                }
-                _ => None,
-            };
-            match data {
-                Some(d) => {
-                    h.size = st.size as u64;
-                    w.append(&h, name.as_bytes(), link, d)
-                }
-                None => w.append(&h, name.as_bytes(), link, std::io::empty()),
             }
-            .map_err(|e| Error::Transport(format!("writing the context: {e}")))
+            if data.is_some() {
+                files += 1;
+                bytes += st.size as u64;
+            }
+            append(&mut w, st, data)?;
+            if since.is_some() {
+                sent_set.insert(path.clone());
+                sent.push((path, st.mode & MODE_DIR != 0));
+            }
+            Ok(())
         })
         .and_then(|()| {
             w.finish()
@@ -488,16 +558,94 @@ pub(crate) fn tar_stream(
                         .map_err(|e| Error::Transport(e.to_string()))
                 })
         });
-        if let Err(e) = made {
-            tracing::info!(error = %e, "session: the context transfer failed");
-            let _ = errors.send(Err(e.to_string()));
+        match made {
+            Ok(()) => {
+                let removed = since
+                    .as_deref()
+                    .map(|s| removed(s, &walk))
+                    .unwrap_or_default();
+                let done = Synced {
+                    walk: Arc::new(Walk { entries: walk }),
+                    removed,
+                    sent,
+                    files,
+                    bytes,
+                };
+                *result
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(done);
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "session: the context transfer failed");
+                let _ = errors.send(Err(e.to_string()));
+            }
         }
     });
     TarReader {
         rx,
         chunk: Vec::new(),
         at: 0,
+        synced,
     }
+}
+
+/// Writes `st` as a tar entry, with `data` (of `st.size` bytes) for a regular file.
+fn append(
+    w: &mut archive::Writer<ChannelWriter>,
+    st: &Stat,
+    data: Option<&mut dyn Read>,
+) -> Result<(), Error> {
+    let (kind, perm) = st.tar_kind();
+    let mut h = archive::EntryHeader::new(kind, perm);
+    (h.uid, h.gid) = (u64::from(st.uid), u64::from(st.gid));
+    h.mtime = (st.mod_time.max(0) / 1_000_000_000) as u64;
+    let mut name = st.path.trim_start_matches('/').to_owned();
+    let link = match kind {
+        archive::EntryType::Directory => {
+            name.push('/');
+            None
+        }
+        archive::EntryType::Symlink | archive::EntryType::Link => Some(st.linkname.as_bytes()),
+        archive::EntryType::Char | archive::EntryType::Block => {
+            h.device = Some((st.devmajor as u32, st.devminor as u32));
+            None
+        }
+        _ => None,
+    };
+    match data {
+        Some(d) => {
+            h.size = st.size as u64;
+            w.append(&h, name.as_bytes(), link, d)
+        }
+        None => w.append(&h, name.as_bytes(), link, std::io::empty()),
+    }
+    .map_err(|e| Error::Transport(format!("writing the context: {e}")))
+}
+
+/// The paths of `before` that `now` lacks, the topmost of each tree only (what is below goes with it),
+/// each with the time its parent has in `now`.
+fn removed(before: &Walk, now: &HashMap<String, Stat>) -> Vec<(String, Option<i64>)> {
+    let mut gone: Vec<&str> = before
+        .entries
+        .keys()
+        .map(|p| p.trim_start_matches('/'))
+        .filter(|p| !now.contains_key(*p))
+        .collect();
+    gone.sort_unstable();
+    let all: HashSet<&str> = gone.iter().copied().collect();
+    let mut out: Vec<(String, Option<i64>)> = Vec::new();
+    for p in gone {
+        let below_another = p.match_indices('/').any(|(i, _)| all.contains(&p[..i]));
+        if below_another {
+            continue;
+        }
+        let parent_mtime = p
+            .rsplit_once('/')
+            .and_then(|(parent, _)| now.get(parent))
+            .map(|d| d.mod_time.max(0) / 1_000_000_000);
+        out.push((p.to_owned(), parent_mtime));
+    }
+    out
 }
 
 const CHUNK: usize = 256 << 10;
@@ -538,6 +686,26 @@ pub struct TarReader {
     rx: mpsc::Receiver<Result<Vec<u8>, String>>,
     chunk: Vec<u8>,
     at: usize,
+    synced: Arc<Mutex<Option<Synced>>>,
+}
+
+impl TarReader {
+    /// What the transfer sent. Waits for its end: a reader of the tar may stop at the archive's end
+    /// marker, before the transfer has finished (the client's FIN, the call's status).
+    pub fn synced(&mut self) -> Result<Synced, Error> {
+        loop {
+            match self.rx.recv() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(Error::Transport(e)),
+                Err(_) => break,
+            }
+        }
+        self.synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .ok_or_else(|| Error::Transport("the transfer ended without its summary".into()))
+    }
 }
 
 impl Read for TarReader {
@@ -596,6 +764,45 @@ mod tests {
             "but the walk counts it as a file"
         );
         assert!(!st(MODE_DIR | 0o755, "").can_request());
+    }
+
+    #[test]
+    fn what_is_gone_is_named_by_the_top_of_each_tree() {
+        let st = |path: &str, dir: bool, secs: i64| {
+            let s = Stat {
+                path: path.into(),
+                mode: if dir { MODE_DIR | 0o755 } else { 0o644 },
+                mod_time: secs * 1_000_000_000 + 5,
+                ..Stat::default()
+            };
+            (path.to_owned(), s)
+        };
+        let before = Walk {
+            entries: [
+                st("a", true, 1),
+                st("a/b", true, 1),
+                st("a/b/c", false, 1),
+                st("a-x", false, 1),
+                st("d", true, 1),
+                st("d/e", false, 1),
+                st("f", false, 1),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let now: HashMap<String, Stat> =
+            [st("d", true, 7), st("f", false, 1)].into_iter().collect();
+        assert_eq!(
+            removed(&before, &now),
+            vec![
+                ("a".to_owned(), None),
+                ("a-x".to_owned(), None),
+                ("d/e".to_owned(), Some(7)),
+            ]
+        );
+        assert!(unchanged(Some(&before), &st("f", false, 1).1));
+        assert!(!unchanged(Some(&before), &st("f", false, 2).1));
+        assert!(!unchanged(None, &st("f", false, 1).1));
     }
 
     #[test]

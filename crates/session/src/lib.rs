@@ -23,11 +23,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use filesync::{Stat, SyncRequest, TarReader};
+pub use filesync::{Stat, SyncRequest, Synced, TarReader, Walk};
 pub use secrets::Credentials;
 
 /// The header naming the session.
 pub const HEADER_ID: &str = "X-Docker-Expose-Session-Uuid";
+/// The header with the key the client gives the directories it shares, the same each time it shares
+/// them (the docker CLI derives it from the context's path).
+pub const HEADER_SHARED_KEY: &str = "X-Docker-Expose-Session-Sharedkey";
 /// The headers listing the gRPC methods the client serves.
 pub const HEADER_METHOD: &str = "X-Docker-Expose-Session-Grpc-Method";
 
@@ -62,6 +65,8 @@ pub struct Session {
     client: h2::client::SendRequest<Bytes>,
     /// The methods the client serves, lower-cased.
     methods: Arc<HashSet<String>>,
+    /// [`HEADER_SHARED_KEY`]'s value (empty without one).
+    shared_key: Arc<str>,
 }
 
 impl std::fmt::Debug for Session {
@@ -76,6 +81,12 @@ impl Session {
     /// The session's ID.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The key the client gives the directories it shares ([`HEADER_SHARED_KEY`]), empty without one:
+    /// the same directory shared again, from the same client, has the same key.
+    pub fn shared_key(&self) -> &str {
+        &self.shared_key
     }
 
     /// Whether the client serves `method` (`/package.Service/Method`).
@@ -147,10 +158,16 @@ impl Manager {
             .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| Error::Transport(format!("HTTP/2 handshake: {e}")))?;
+        let shared_key: Arc<str> = headers
+            .get(HEADER_SHARED_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .into();
         let session = Session {
             id: id.clone(),
             client,
             methods: Arc::new(methods),
+            shared_key,
         };
         tracing::debug!(session = %id, "session attached");
         self.lock().insert(id.clone(), session);

@@ -47,11 +47,49 @@ impl Vertex {
     }
 }
 
+/// A vertex's progress in bytes (`transferring context: 2.10MB done`).
+#[derive(Debug, Clone, Default)]
+struct Transfer {
+    id: String,
+    vertex: String,
+    current: u64,
+    started: Option<SystemTime>,
+    completed: Option<SystemTime>,
+}
+
+impl Transfer {
+    fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.string(1, &self.id)
+            .string(2, &self.vertex)
+            .uint(4, self.current)
+            .bytes(
+                6,
+                &timestamp(self.completed.unwrap_or_else(SystemTime::now)),
+            );
+        if let Some(t) = self.started {
+            e.bytes(7, &timestamp(t));
+        }
+        if let Some(t) = self.completed {
+            e.bytes(8, &timestamp(t));
+        }
+        e.finish()
+    }
+}
+
 /// A `StatusResponse` of vertices and log lines.
 fn status_response(vertices: &[&Vertex], logs: &[(&str, &[u8])]) -> Vec<u8> {
+    status_with(vertices, &[], logs)
+}
+
+/// A `StatusResponse` of vertices, their byte progress and log lines.
+fn status_with(vertices: &[&Vertex], transfers: &[&Transfer], logs: &[(&str, &[u8])]) -> Vec<u8> {
     let mut e = Encoder::new();
     for v in vertices {
         e.bytes(1, &v.encode());
+    }
+    for t in transfers {
+        e.bytes(2, &t.encode());
     }
     let now = timestamp(SystemTime::now());
     for (vertex, msg) in logs {
@@ -118,6 +156,33 @@ impl Progress {
             }
             out.push(status_response(&[&v], &[]));
         }
+    }
+
+    /// The build context arrived from the client's session: `bytes` of file data in `took`. Returns the
+    /// records of BuildKit's `[internal] load build context` vertex, done, with its transfer.
+    pub fn context_loaded(&mut self, bytes: u64, took: std::time::Duration) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.complete(&mut out);
+        self.count += 1;
+        let name = "[internal] load build context".to_owned();
+        let now = SystemTime::now();
+        let started = now.checked_sub(took).unwrap_or(now);
+        let v = Vertex {
+            digest: self.digest(&name),
+            name,
+            started: Some(started),
+            completed: Some(now),
+            ..Vertex::default()
+        };
+        let t = Transfer {
+            id: "transferring context:".into(),
+            vertex: v.digest.clone(),
+            current: bytes,
+            started: Some(started),
+            completed: Some(now),
+        };
+        out.push(status_with(&[&v], &[&t], &[]));
+        out
     }
 
     /// Takes a piece of the classic output; returns the records to send.

@@ -240,6 +240,13 @@ impl BuildProgress for TraceSink {
             &json!({ "id": "moby.image.id", "aux": { "ID": id } }),
         );
     }
+
+    fn context_loaded(&mut self, bytes: u64, took: std::time::Duration) {
+        if !self.quiet {
+            let records = self.progress.context_loaded(bytes, took);
+            self.send(records);
+        }
+    }
 }
 
 /// The dispatcher's output as dockerd's JSON lines.

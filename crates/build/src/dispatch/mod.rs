@@ -88,6 +88,9 @@ pub trait ProgressSink {
     fn stream(&mut self, text: &str);
     /// The ID of a finished stage's image (`{"aux": {"ID": ...}}`).
     fn aux_id(&mut self, id: &str);
+    /// The context arrived, `bytes` of file data fetched for it in `took`. Nothing by default: a
+    /// classic client shows its own upload; a BuildKit-mode one draws it as the context's load.
+    fn context_loaded(&mut self, _bytes: u64, _took: std::time::Duration) {}
 }
 
 /// A build that failed, worded as dockerd words it.

@@ -173,6 +173,10 @@ impl Engine {
         // The big context files kept for the next build go too: a prune is asked to free the builder's
         // disk, and they only make rebuilds faster. (A handful of unlinks, done in place.)
         self.builds.kept.clear();
+        // And the context directories kept for BuildKit-mode rebuilds (whole trees: off the runtime).
+        let synced = self.builds.synced.take_idle();
+        tokio::task::spawn_blocking(move || synced.iter().for_each(|d| super::synced::remove(d)))
+            .await?;
         self.events
             .publish(crate::Event::pruned("builder", reclaimed));
         let mut out = BTreeMap::new();

@@ -12,6 +12,7 @@ mod context;
 mod exclude;
 mod registry_auth;
 mod remote;
+mod synced;
 
 pub(crate) use cache::records as cache_records;
 pub use cache::BuildPruneOptions;
@@ -145,6 +146,8 @@ pub(crate) struct Running {
     memo: context::SumMemo,
     /// Big context files themselves, for the next build to link rather than write.
     kept: context::Kept,
+    /// BuildKit-mode contexts, for the next build of the same directory to fetch only what changed.
+    synced: synced::SyncedContexts,
     /// Step container ID → the `RUN --mount=type=secret,env=` variables its process gets. Held in memory
     /// only, and added at its start to the OCI spec alone (in the exec root, as BuildKit's runc bundle
     /// holds them): never in the container's record, so neither on disk nor in `inspect`.
@@ -271,6 +274,21 @@ fn kept_root(data_root: &Path) -> PathBuf {
     data_root.join("build-kept")
 }
 
+/// Where BuildKit-mode contexts are kept ([`synced::SyncedContexts`]): below [`kept_root`], which the
+/// daemon's start empties.
+fn synced_root(data_root: &Path) -> PathBuf {
+    kept_root(data_root).join("contexts")
+}
+
+/// Where a build's context comes from.
+enum Source<'a> {
+    /// A tar (plain or compressed), or `remote` when the request names one, extracted into the build's
+    /// own directory.
+    Tar(&'a mut dyn Read),
+    /// A directory in place, with its entries' content hashes; the build only reads it.
+    Ready(&'a Path, HashMap<String, String>),
+}
+
 impl Engine {
     /// Runs a build of the context tar `context` (plain, gzip, bzip2, xz or zstd), or of the context
     /// `req.remote` names (then `context` is not read), and returns the image ID. Blocking:
@@ -279,6 +297,15 @@ impl Engine {
         self: &Arc<Self>,
         req: BuildRequest,
         context: &mut dyn Read,
+        out: &mut dyn ProgressSink,
+    ) -> Result<String> {
+        self.build_from(req, Source::Tar(context), out)
+    }
+
+    fn build_from(
+        self: &Arc<Self>,
+        req: BuildRequest,
+        context: Source<'_>,
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         let mut id = [0u8; 8];
@@ -332,7 +359,7 @@ impl Engine {
         let sync = |dir: &str, include: Vec<String>| SyncRequest {
             dir: dir.into(),
             include,
-            exclude: Vec::new(),
+            ..SyncRequest::default()
         };
         let mut files = session
             .read_files(&sync("dockerfile", include), rt.clone(), 16 << 20)
@@ -390,15 +417,58 @@ impl Engine {
                 }
             }
         }));
-        let mut context = session.tar(
+        // The context directory kept from this client's last build of the same directory, when no other
+        // build has it: only what changed since comes.
+        let kept = match session.shared_key() {
+            "" => None,
+            key => self
+                .builds
+                .synced
+                .take(&synced_root(&self.config.data_root), key),
+        };
+        let Some((slot_id, mut slot)) = kept else {
+            let mut context = session.tar(
+                SyncRequest {
+                    dir: "context".into(),
+                    exclude,
+                    ..SyncRequest::default()
+                },
+                rt,
+            );
+            return self.build_image(req, &mut context, out);
+        };
+        let started = std::time::Instant::now();
+        let mut tar = session.tar(
             SyncRequest {
                 dir: "context".into(),
-                include: Vec::new(),
                 exclude,
+                since: slot.walk.clone(),
+                ..SyncRequest::default()
             },
             rt,
         );
-        self.build_image(req, &mut context, out)
+        let synced = match synced::apply(&mut slot, &mut tar, |tar, dir| {
+            self.extract_context(tar, dir)
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                self.builds.synced.drop_slot(&slot_id, slot);
+                return Err(e);
+            }
+        };
+        tracing::debug!(
+            entries = synced.walk.len(),
+            sent = synced.sent.len(),
+            removed = synced.removed.len(),
+            files = synced.files,
+            bytes = synced.bytes,
+            us = started.elapsed().as_micros() as u64,
+            "build context synced"
+        );
+        out.context_loaded(synced.bytes, started.elapsed());
+        let built = self.build_from(req, Source::Ready(&slot.dir, slot.sums.clone()), out);
+        self.builds.synced.put(slot_id, slot);
+        built
     }
 
     /// `POST /build/cancel?id=`: cancels the builds the client started with `buildid=id`. As dockerd, an ID
@@ -420,30 +490,32 @@ impl Engine {
         work: &Path,
         id: &str,
         mut req: BuildRequest,
-        context: &mut dyn Read,
+        context: Source<'_>,
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
-        let dir = work.join("context");
+        let mut dir = work.join("context");
         let mut fetched;
-        let context: &mut dyn Read = if req.remote.is_empty() {
-            context
-        } else {
-            std::fs::create_dir_all(work)
-                .map_err(|e| Error::system(format!("creating {}", work.display()), e))?;
-            fetched = remote::context(self, &req.remote, work, &req.cancel)?;
-            if let Some(name) = fetched.dockerfile.take() {
-                req.dockerfile = name;
-            }
-            &mut fetched.tar
-        };
         let started = std::time::Instant::now();
-        let sums = context::extract(
-            context,
-            &dir,
-            &self.builds.memo,
-            &self.builds.kept,
-            &kept_root(&self.config.data_root),
-        )?;
+        let sums = match context {
+            Source::Ready(at, sums) => {
+                dir = at.to_path_buf();
+                sums
+            }
+            Source::Tar(context) => {
+                let context: &mut dyn Read = if req.remote.is_empty() {
+                    context
+                } else {
+                    std::fs::create_dir_all(work)
+                        .map_err(|e| Error::system(format!("creating {}", work.display()), e))?;
+                    fetched = remote::context(self, &req.remote, work, &req.cancel)?;
+                    if let Some(name) = fetched.dockerfile.take() {
+                        req.dockerfile = name;
+                    }
+                    &mut fetched.tar
+                };
+                self.extract_context(context, &dir)?
+            }
+        };
         let extracted = started.elapsed();
         let name = if req.dockerfile.is_empty() {
             "Dockerfile".to_owned()
@@ -475,6 +547,17 @@ impl Engine {
             "build ran"
         );
         built.map_err(|e| Error::InvalidParameter(e.to_string()))
+    }
+
+    /// Extracts the context tar `tar` into `dir`, with the content hashes of what it holds.
+    fn extract_context(&self, tar: &mut dyn Read, dir: &Path) -> Result<HashMap<String, String>> {
+        context::extract(
+            tar,
+            dir,
+            &self.builds.memo,
+            &self.builds.kept,
+            &kept_root(&self.config.data_root),
+        )
     }
 
     /// Removes what builds a crash interrupted left (their mounts first), and the context files kept by
