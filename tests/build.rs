@@ -351,9 +351,10 @@ fn berth_build_sends_the_context_as_the_docker_cli_does() {
     let o = d.berth(&["build", "-t", "b:1", ctx_s]);
     let berth_out = out(&o);
     assert!(o.status.success(), "{berth_out}{}", err(&o));
-    // .dockerignore applied (the Dockerfile and .dockerignore still sent, as the docker CLI sends them).
+    // .dockerignore applied. The Dockerfile is sent all the same, as the docker CLI sends it, for the
+    // daemon to read; then, as dockerd does, it leaves the context since .dockerignore lists it.
     assert!(
-        berth_out.contains("\n. .. .dockerignore Dockerfile keep.txt \n"),
+        berth_out.contains("\n. .. .dockerignore keep.txt \n"),
         "{berth_out}"
     );
     // The docker CLI's context gives the same cache keys: its build of it is all from the cache.
@@ -1378,4 +1379,54 @@ fn a_daemon_killed_mid_build_unmounts_the_builds_secrets_at_its_next_start() {
     assert_eq!(secrets(&d), mounted, "the crash leaves it mounted");
     d.spawn();
     assert_eq!(secrets(&d), Vec::<String>::new(), "{}", d.log());
+}
+
+/// dockerd reads the Dockerfile and `.dockerignore` of an uploaded context, then removes each from it when
+/// `.dockerignore` lists it; a Dockerfile from outside the context (the CLI adds it under a random name and
+/// lists that name in `.dockerignore`) leaves nothing behind. Observed with Debian's dockerd 20.10 and the
+/// docker CLI 28: `. .. .dockerignore keep.txt`, `. .. keep.txt logs`, `. .. Dockerfile keep.txt logs`.
+#[test]
+fn the_dockerfile_and_dockerignore_leave_the_context_when_dockerignore_lists_them() {
+    let d = common::docker_daemon();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("logs")).unwrap();
+    std::fs::write(ctx.join("logs/l"), "l").unwrap();
+    std::fs::write(ctx.join("keep.txt"), "k").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY . /ctx/\nRUN ls -a /ctx | sort | tr '\\n' ' '; echo\n",
+    )
+    .unwrap();
+    let listing = |args: &[&str]| {
+        let mut all = vec!["--no-cache"];
+        all.extend_from_slice(args);
+        let o = build(&d, &all);
+        let text = out(&o);
+        assert!(o.status.success(), "{text}{}", err(&o));
+        text.lines()
+            .find(|l| l.starts_with(". .. "))
+            .unwrap_or_else(|| panic!("no listing in {text}"))
+            .trim_end()
+            .to_owned()
+    };
+    let ctx_s = ctx.to_str().unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "logs\n*.secret\nDockerfile\n").unwrap();
+    assert_eq!(listing(&[ctx_s]), ". .. .dockerignore keep.txt");
+    std::fs::write(ctx.join(".dockerignore"), "Dockerfile\n.dockerignore\n").unwrap();
+    assert_eq!(listing(&[ctx_s]), ". .. keep.txt logs");
+    // An exception brings the Dockerfile back.
+    std::fs::write(ctx.join(".dockerignore"), "Docker*\n!Dockerfile\n").unwrap();
+    assert_eq!(
+        listing(&[ctx_s]),
+        ". .. .dockerignore Dockerfile keep.txt logs"
+    );
+    std::fs::remove_file(ctx.join(".dockerignore")).unwrap();
+    let outside = d.dir.path().join("df");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(ctx.join("Dockerfile"), outside.join("Dockerfile")).unwrap();
+    let df = outside.join("Dockerfile");
+    assert_eq!(
+        listing(&["-f", df.to_str().unwrap(), ctx_s]),
+        ". .. Dockerfile keep.txt logs"
+    );
 }

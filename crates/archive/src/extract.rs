@@ -307,10 +307,25 @@ fn extract_with(
         cmp_buf: None,
         observer,
     };
-    let mut archive = tar::Archive::new(tar);
+    let read = std::rc::Rc::new(ReadSoFar::default());
+    let mut archive = tar::Archive::new(Counting {
+        inner: tar,
+        read: std::rc::Rc::clone(&read),
+    });
     let entries = archive.entries().map_err(Error::Read)?;
+    // Where the last entry's data ends in the stream.
+    let mut data_end = 0u64;
     for entry in entries {
-        let mut entry = entry.map_err(Error::Read)?;
+        let mut entry = match entry {
+            Ok(e) => e,
+            // The docker CLI's context for a Dockerfile outside it (`docker build -f ../Dockerfile .`)
+            // ends right after the last file's data, without its padding or the end-of-archive
+            // blocks. Go's reader, dockerd's, takes an end there as the archive's end; so does this
+            // one. An end anywhere else (within data or a header) is an error.
+            Err(_) if read.ended_within_padding(data_end) => break,
+            Err(e) => return Err(Error::Read(e)),
+        };
+        data_end = entry.raw_file_position() + entry.size();
         x.stats.entries += 1;
         if let Some(h) = hook.as_deref_mut() {
             h.before(&x, &entry)?;
@@ -322,6 +337,39 @@ fn extract_with(
     }
     x.finish_dirs();
     Ok(x.stats)
+}
+
+/// How much of the stream was read, and whether it ended.
+#[derive(Default)]
+struct ReadSoFar {
+    bytes: std::cell::Cell<u64>,
+    ended: std::cell::Cell<bool>,
+}
+
+impl ReadSoFar {
+    /// Whether the stream ended after `data_end` (the end of an entry's data) but before the end of its
+    /// padding to the next 512-byte block.
+    fn ended_within_padding(&self, data_end: u64) -> bool {
+        let at = self.bytes.get();
+        self.ended.get() && at >= data_end && at <= data_end.next_multiple_of(512)
+    }
+}
+
+/// The archive's stream, counted.
+struct Counting<R> {
+    inner: R,
+    read: std::rc::Rc<ReadSoFar>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.read.ended.set(true);
+        }
+        self.read.bytes.set(self.read.bytes.get() + n as u64);
+        Ok(n)
+    }
 }
 
 pub(crate) struct Extractor<'a, 'o> {
@@ -537,6 +585,13 @@ impl Extractor<'_, '_> {
                         (OwnedFd::from(file), written, false)
                     }
                 };
+                if kind != EntryType::GNUSparse && written < size {
+                    // The stream ended within the file's data.
+                    return Err(Error::Read(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{full}: the archive ends within the file's data"),
+                    )));
+                }
                 self.set_meta(&fd, &meta, &full)?;
                 rustix::fs::futimens(&fd, &times(meta.mtime))
                     .map_err(|e| Error::io("set times of", full.as_str(), e))?;

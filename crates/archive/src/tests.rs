@@ -936,3 +936,37 @@ fn remove_below_removes_trees_inside_only_and_gives_the_parent_its_time() {
     std::fs::remove_file(s.outside.join("keep")).unwrap();
     s.assert_nothing_outside();
 }
+
+#[test]
+fn a_stream_may_end_right_after_the_last_files_data_but_nowhere_else() {
+    let full = tar(&[
+        E::File("a", b"first"),
+        E::File("b", b"the last file's data."),
+    ]);
+    // Header a, data a (one block), header b, data b: where b's data ends.
+    let data_end = 3 * 512 + 21;
+    for (cut, ok) in [
+        (data_end, true),       // no padding, no end blocks (the docker CLI's -f context)
+        (data_end + 100, true), // part of the padding
+        (4 * 512, true),        // the padding, no end blocks
+        (data_end - 1, false),  // a byte of data missing
+        (3 * 512 + 10, false),  // most of the data missing
+        (2 * 512 + 200, false), // within b's header
+    ] {
+        let s = sandbox();
+        let got = extract(s.fd().as_fd(), "", &full[..cut], &Options::layer());
+        assert_eq!(got.is_ok(), ok, "cut at {cut}: {got:?}");
+        if ok {
+            assert_eq!(
+                std::fs::read(s.root.join("b")).unwrap(),
+                b"the last file's data."
+            );
+        }
+    }
+    // Past the padding, a part of a block is a cut header, not an end.
+    let mut cut_header = full[..data_end].to_vec();
+    cut_header.extend_from_slice(&[0u8; 600]);
+    cut_header.extend_from_slice(b"junk");
+    let s = sandbox();
+    assert!(extract(s.fd().as_fd(), "", &cut_header[..], &Options::layer()).is_err());
+}

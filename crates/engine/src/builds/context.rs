@@ -457,33 +457,62 @@ impl Observer for Sums<'_> {
 
 /// The Dockerfile `name` (a path in the context); like dockerd, `dockerfile` is tried when the default
 /// `Dockerfile` is missing.
-pub(super) fn dockerfile(dir: &Path, name: &str) -> Result<Vec<u8>> {
+pub(super) fn dockerfile(dir: &Path, name: &str) -> Result<(String, Vec<u8>)> {
     let rel = name.trim_start_matches('/');
     if rel.split('/').any(|c| c == "..") {
         return Err(Error::InvalidParameter(format!(
             "Cannot locate specified Dockerfile: {name}"
         )));
     }
-    let root = std::fs::canonicalize(dir)
-        .with_context(|| format!("the build context {}", dir.display()))?;
     let mut candidates = vec![rel.to_owned()];
     if rel == "Dockerfile" {
         candidates.push("dockerfile".to_owned());
     }
     for c in candidates {
-        let p = dir.join(&c);
-        // The context was extracted with no symlink leaving it, but a Dockerfile that is a symlink could
-        // still point anywhere: it is read only if it resolves inside the context.
-        match std::fs::canonicalize(&p) {
-            Ok(real) if real.starts_with(&root) && real.is_file() => {
-                return std::fs::read(&real).with_context(|| format!("reading {c}"));
-            }
-            _ => continue,
+        if let Some(text) = read_inside(dir, &c)? {
+            return Ok((c, text));
         }
     }
     Err(Error::InvalidParameter(format!(
         "Cannot locate specified Dockerfile: {name}"
     )))
+}
+
+/// The regular file `rel` of the context `dir`, `None` when there is none. The context was extracted
+/// with no symlink leaving it, but a file that is a symlink could still point anywhere: it is read only
+/// if it resolves inside the context.
+fn read_inside(dir: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
+    let root = std::fs::canonicalize(dir)
+        .with_context(|| format!("the build context {}", dir.display()))?;
+    match std::fs::canonicalize(dir.join(rel)) {
+        Ok(real) if real.starts_with(&root) && real.is_file() => std::fs::read(&real)
+            .map(Some)
+            .with_context(|| format!("reading {rel}")),
+        _ => Ok(None),
+    }
+}
+
+/// What dockerd does to an uploaded or fetched context once it has read the Dockerfile: `.dockerignore`,
+/// and the Dockerfile (`dockerfile`, the name it was found at), leave the context when `.dockerignore`
+/// lists them. The docker CLI sends both whatever `.dockerignore` says, for the daemon to read; they are
+/// not meant for `COPY`. Returns the names removed.
+pub(super) fn drop_build_files(dir: &Path, dockerfile: Option<&str>) -> Result<Vec<String>> {
+    let Some(text) = read_inside(dir, ".dockerignore")? else {
+        return Ok(Vec::new());
+    };
+    let patterns = build::dockerignore::read_patterns(&String::from_utf8_lossy(&text));
+    let root = std::fs::File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    let mut removed = Vec::new();
+    for name in std::iter::once(".dockerignore").chain(dockerfile) {
+        let name = build::dockerignore::clean_path(name);
+        if build::dockerignore::matches(&name, &patterns).unwrap_or(false)
+            && archive::remove_below(std::os::fd::AsFd::as_fd(&root), &name, None)
+                .map_err(|e| Error::system(format!("removing {name} from the build context"), e))?
+        {
+            removed.push(name);
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

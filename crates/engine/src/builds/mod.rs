@@ -496,7 +496,8 @@ impl Engine {
         let mut dir = work.join("context");
         let mut fetched;
         let started = std::time::Instant::now();
-        let sums = match context {
+        let uploaded = matches!(context, Source::Tar(_));
+        let mut sums = match context {
             Source::Ready(at, sums) => {
                 dir = at.to_path_buf();
                 sums
@@ -522,10 +523,18 @@ impl Engine {
         } else {
             req.dockerfile.clone()
         };
-        let text = match req.dockerfile_text.take() {
-            Some(text) => text,
-            None => context::dockerfile(&dir, &name)?,
+        let (found, text) = match req.dockerfile_text.take() {
+            Some(text) => (None, text),
+            None => {
+                let (found, text) = context::dockerfile(&dir, &name)?;
+                (Some(found), text)
+            }
         };
+        if uploaded {
+            for gone in context::drop_build_files(&dir, found.as_deref())? {
+                sums.remove(&gone);
+            }
+        }
         let loaded =
             build::load(&name, &text).map_err(|e| Error::InvalidParameter(e.to_string()))?;
         let mut backend = backend::EngineBackend::new(
