@@ -1429,4 +1429,22 @@ fn the_dockerfile_and_dockerignore_leave_the_context_when_dockerignore_lists_the
         listing(&["-f", df.to_str().unwrap(), ctx_s]),
         ". .. Dockerfile keep.txt logs"
     );
+    // `berth build` sends the same context, with or without a .dockerignore of the context's own.
+    let berth_listing = || {
+        let o = d.berth(&["build", "--no-cache", "-f", df.to_str().unwrap(), ctx_s]);
+        let text = out(&o);
+        assert!(o.status.success(), "{text}{}", err(&o));
+        text.lines()
+            .find(|l| l.starts_with(". .. "))
+            .unwrap_or_else(|| panic!("no listing in {text}"))
+            .trim_end()
+            .to_owned()
+    };
+    assert_eq!(berth_listing(), ". .. Dockerfile keep.txt logs");
+    std::fs::write(ctx.join(".dockerignore"), "logs\n").unwrap();
+    assert_eq!(berth_listing(), ". .. .dockerignore Dockerfile keep.txt");
+    assert_eq!(
+        listing(&["-f", df.to_str().unwrap(), ctx_s]),
+        ". .. .dockerignore Dockerfile keep.txt"
+    );
 }

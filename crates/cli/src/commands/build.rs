@@ -285,9 +285,16 @@ fn context_tar(args: &BuildArgs) -> Result<(Vec<u8>, Option<String>), CliError> 
             ..archive::WriteOptions::default()
         },
     );
-    walk(&mut w, &dir, "", &matcher, &Default::default())?;
+    // A Dockerfile of its own goes with a `.dockerignore` that lists it (and, when the context has
+    // none, lists itself), as the docker CLI does: the daemon reads both, then drops what it lists.
+    let skip = extra.as_ref().map(|_| ".dockerignore");
+    walk(&mut w, &dir, "", &matcher, &Default::default(), skip)?;
     if let Some((n, data)) = &extra {
         append_file(&mut w, n, data)?;
+        let mut ignore =
+            std::fs::read(dir.join(".dockerignore")).unwrap_or_else(|_| b".dockerignore".to_vec());
+        ignore.extend_from_slice(format!("\n{n}\n").as_bytes());
+        append_file(&mut w, ".dockerignore", &ignore)?;
     }
     let tar = w.finish().map_err(|e| CliError::Io(e.to_string()))?;
     Ok((tar, name))
@@ -301,6 +308,7 @@ fn walk(
     rel: &str,
     matcher: &build::dockerignore::PatternMatcher,
     parent: &build::dockerignore::MatchInfo,
+    skip: Option<&str>,
 ) -> Result<(), CliError> {
     use build::dockerignore::WalkDecision;
     let io = |e: std::io::Error| CliError::Io(format!("error checking context: {e}"));
@@ -312,6 +320,9 @@ fn walk(
     let fd = std::fs::File::open(dir).map_err(io)?;
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
+        if skip == Some(name.as_str()) {
+            continue;
+        }
         let path = if rel.is_empty() {
             name.clone()
         } else {
@@ -326,12 +337,14 @@ fn walk(
             WalkDecision::Include if ft.is_dir() => {
                 let st = e.metadata().map_err(io)?;
                 append_dir(w, &path, &st)?;
-                walk(w, &e.path(), &path, matcher, &info)?;
+                walk(w, &e.path(), &path, matcher, &info, None)?;
             }
             WalkDecision::Include => w
                 .append_at(&fd, name.as_bytes(), path.as_bytes())
                 .map_err(|e| CliError::Io(format!("error checking context: {e}")))?,
-            WalkDecision::Exclude if ft.is_dir() => walk(w, &e.path(), &path, matcher, &info)?,
+            WalkDecision::Exclude if ft.is_dir() => {
+                walk(w, &e.path(), &path, matcher, &info, None)?
+            }
             WalkDecision::Exclude => {}
         }
     }
