@@ -315,3 +315,60 @@ fn a_private_cache_in_use_gives_another_step_its_own() {
     assert!(text.contains("a sees a\n"), "{text}");
     assert!(text.contains("b sees b\n"), "{text}");
 }
+
+/// A client that goes away stops every stage under way: their step containers, mounts and files go.
+#[test]
+fn a_client_gone_stops_every_stage() {
+    use std::io::{Read, Write};
+    let d = common::docker_daemon();
+    let tar = tar_of(&[(
+        "Dockerfile",
+        "FROM busybox AS a\nRUN --mount=type=cache,target=/c sleep 60\n\
+         FROM busybox AS b\nRUN --mount=type=tmpfs,target=/t sleep 61\n\
+         FROM busybox\nCOPY --from=a /bin/sh /a\nCOPY --from=b /bin/sh /b\n",
+    )]);
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    write!(
+        s,
+        "POST /build?t=gone:1 HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        tar.len()
+    )
+    .unwrap();
+    s.write_all(&tar).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("Running in") {
+        let n = s.read(&mut buf).unwrap();
+        assert_ne!(n, 0, "the build ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // Both stages' steps run.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ok(&d.docker(&["ps", "-q"])).lines().count() != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "two step containers do not run: {}",
+            ok(&d.docker(&["ps", "-a"]))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ps = ok(&d.docker(&["ps", "-aq"]));
+        let mounts = common::mounts_under(&d.data_root());
+        let builds = std::fs::read_dir(d.data_root().join("build"))
+            .map(|e| e.count())
+            .unwrap_or(0);
+        if ps.trim().is_empty() && mounts.is_empty() && builds == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the client left: containers {ps:?}, mounts {mounts:?}, {builds} build directories\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(d.log().contains("build cancelled"), "{}", d.log());
+}
