@@ -345,7 +345,15 @@ impl Builder<'_> {
                             shared: Some(shared),
                             current: index,
                         };
-                        let result = b.build_stage(staged, index, graph, meta_env, index == target);
+                        // A panic must still end the stage for the build's thread, which waits for it.
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            b.build_stage(staged, index, graph, meta_env, index == target)
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(BuildError::Invalid(format!(
+                                "building stage {index} failed: its thread panicked"
+                            )))
+                        });
                         match (&result, b.finished.pop()) {
                             (Ok(()), Some(f)) => shared.finished(f),
                             _ => shared.failed(index),
