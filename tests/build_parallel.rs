@@ -372,3 +372,36 @@ fn a_client_gone_stops_every_stage() {
     }
     assert!(d.log().contains("build cancelled"), "{}", d.log());
 }
+
+/// A stage whose base image's ONBUILD trigger copies from another stage (a reference the stage graph cannot
+/// see; the stage is built as the last one needs it) waits for that stage, which a sequential build would
+/// have finished by then.
+#[test]
+fn a_trigger_naming_a_stage_waits_for_it() {
+    let d = common::docker_daemon();
+    built(
+        &d,
+        "t=withtrigger:1",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nONBUILD COPY --from=maker /made /made\n",
+        )],
+    );
+    let df = "FROM busybox AS maker\nRUN sleep 1; echo made > /made\n\
+              FROM withtrigger:1 AS user\nRUN cat /made\n\
+              FROM busybox\nCOPY --from=user /made /got\nCOPY --from=maker /made /again\nRUN cat /got\n";
+    let text = built(&d, "t=triggered:1", &[("Dockerfile", df)]);
+    assert!(text.contains("# Executing 1 build trigger\n"), "{text}");
+    assert_eq!(text.matches("\nmade\n").count(), 2, "{text}");
+    let seq = daemon_with_parallel("1");
+    built(
+        &seq,
+        "t=withtrigger:1",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nONBUILD COPY --from=maker /made /made\n",
+        )],
+    );
+    let seq_text = built(&seq, "t=triggered:1", &[("Dockerfile", df)]);
+    assert_eq!(mask_ids(&text), mask_ids(&seq_text));
+}
