@@ -326,11 +326,17 @@ impl EngineBackend {
                     self.engine.builds.hold_cache(&name, &self.id);
                     let (uid, gid) = self.host_ids(*uid, *gid);
                     let seed = seed.as_ref().map(|s| &*s.source);
-                    let claimed = self
-                        .engine
-                        .builds
-                        .claim_cache(&name, *sharing, &self.cancel)?;
-                    let dir = if claimed {
+                    // The same cache mounted twice by one step is one use of it (a second
+                    // `sharing=locked` claim would wait for the first forever).
+                    let again = out.claims.iter().any(|c| c.name == name);
+                    let claimed = again
+                        || self
+                            .engine
+                            .builds
+                            .claim_cache(&name, *sharing, &self.cancel)?;
+                    let dir = if again {
+                        dir
+                    } else if claimed {
                         out.claims.push(CacheClaim {
                             name,
                             locked: *sharing == CacheSharing::Locked,
