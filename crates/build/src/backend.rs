@@ -397,4 +397,27 @@ pub trait Backend {
 
     /// Tags `image` as `reference` (`name:tag`, normalised by the engine).
     fn tag(&mut self, image: &str, reference: &str) -> Result<(), BackendError>;
+
+    /// How many stages may be built at once (each with its own [`Backend::fork`]). 1, the
+    /// default, builds them one after the other.
+    fn max_parallel_stages(&self) -> usize {
+        1
+    }
+
+    /// A handle of the same build for another thread, which builds one stage while others run:
+    /// it shares what the build shares (its images, cancellation, secrets, credentials) and has
+    /// its own step containers, layers and views, which it cleans up when dropped as the build's
+    /// end would. `None` (the default): stages are built one after the other.
+    fn fork(&self) -> Option<Forked> {
+        None
+    }
+}
+
+/// A [`Backend::fork`]: the handle and a way to stop it from another thread.
+pub struct Forked {
+    /// The handle, for the thread that builds a stage.
+    pub backend: Box<dyn Backend + Send>,
+    /// Stops what the handle runs (a step container is killed and removed) and makes its further
+    /// calls fail with [`BackendError::Cancelled`]; the rest of the build goes on.
+    pub stop: Box<dyn Fn() + Send + Sync>,
 }

@@ -321,18 +321,9 @@ impl Builder<'_> {
 
     /// The image `--from` names (`None`: a stage `FROM scratch` with no step yet).
     pub(super) fn source_image_of(&mut self, from: &str) -> Result<Option<String>, BuildError> {
-        let lower = from.to_lowercase();
-        let stage = self
-            .finished
-            .iter()
-            .find(|f| f.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| {
-                from.parse::<usize>()
-                    .ok()
-                    .and_then(|i| self.finished.iter().find(|f| f.index == i))
-            });
+        let stage = self.finished_stage(super::StageRef::From(from))?;
         let image = match stage {
-            Some(f) => f.image.clone(),
+            Some(f) => f.image,
             None => {
                 if from.parse::<i64>().is_ok() {
                     return Err(BuildError::Invalid(format!(

@@ -14,6 +14,7 @@ pub mod config;
 pub mod copy;
 pub mod format;
 pub mod mounts;
+mod parallel;
 pub mod state;
 pub mod steps;
 
@@ -167,6 +168,8 @@ pub fn build_with(
         step: 0,
         total: 0,
         cache_from: None,
+        shared: None,
+        current: usize::MAX,
     };
     b.run(loaded)
 }
@@ -256,6 +259,7 @@ mod output_tests {
 }
 
 /// A finished stage: its name and image.
+#[derive(Clone)]
 struct Finished {
     index: usize,
     name: Option<String>,
@@ -274,9 +278,63 @@ pub(crate) struct Builder<'a> {
     step: usize,
     total: usize,
     cache_from: Option<Vec<crate::backend::Base>>,
+    /// With stages built at once: the stages the others finished (this builder's own
+    /// `finished` holds none of them).
+    shared: Option<&'a parallel::Shared>,
+    /// The index of the stage this builder builds, with `shared` (the stages it may name are
+    /// those before it).
+    current: usize,
+}
+
+/// How a step names another stage.
+#[derive(Debug, Clone, Copy)]
+enum StageRef<'r> {
+    /// FROM an earlier stage, resolved by the stage graph.
+    Index(usize),
+    /// `--from=` a name or an index (a name wins).
+    From(&'r str),
+}
+
+impl StageRef<'_> {
+    /// The stage among `stages` (index and name, in order) below `below` that this names.
+    fn resolve<'s>(
+        self,
+        stages: impl Iterator<Item = (usize, Option<&'s str>)> + Clone,
+        below: usize,
+    ) -> Option<usize> {
+        let mut earlier = stages.filter(|(i, _)| *i < below);
+        match self {
+            StageRef::Index(i) => earlier.find(|(j, _)| *j == i).map(|(j, _)| j),
+            StageRef::From(from) => {
+                let lower = from.to_lowercase();
+                earlier
+                    .clone()
+                    .find(|(_, n)| *n == Some(lower.as_str()))
+                    .or_else(|| {
+                        let i = from.parse::<usize>().ok()?;
+                        earlier.find(|(j, _)| *j == i)
+                    })
+                    .map(|(j, _)| j)
+            }
+        }
+    }
 }
 
 impl Builder<'_> {
+    /// The finished stage `wanted` names, if it names one. With stages built at once, waits
+    /// for an earlier stage that is still being built (as it would be finished by now if the
+    /// stages were built one after the other).
+    fn finished_stage(&self, wanted: StageRef<'_>) -> Result<Option<Finished>, BuildError> {
+        let own = self.finished.iter().map(|f| (f.index, f.name.as_deref()));
+        if let Some(i) = wanted.resolve(own, usize::MAX) {
+            return Ok(self.finished.iter().find(|f| f.index == i).cloned());
+        }
+        match self.shared {
+            Some(shared) => Ok(shared.wait_finished(wanted, self.current)?),
+            None => Ok(None),
+        }
+    }
+
     fn run(&mut self, loaded: &Loaded) -> Result<String, BuildError> {
         let staged = &loaded.staged;
         let meta_lines: Vec<&crate::parser::Node> = loaded
@@ -311,8 +369,14 @@ impl Builder<'_> {
             self.print_step(&node.original);
         }
 
-        for &index in &needed {
-            self.build_stage(staged, index, &graph, &meta_env, index == target)?;
+        let limit = self.backend.max_parallel_stages();
+        let deps = parallel::schedule(staged, &graph, &needed);
+        if limit > 1 && parallel::has_concurrency(&deps) {
+            self.run_parallel(staged, &graph, &meta_env, &needed, &deps, target, limit)?;
+        } else {
+            for &index in &needed {
+                self.build_stage(staged, index, &graph, &meta_env, index == target)?;
+            }
         }
         self.finish(loaded)
     }
@@ -421,11 +485,9 @@ impl Builder<'_> {
         let (image, config) = match &graph.stages[index].base {
             Source::Stage(i) => {
                 let f = self
-                    .finished
-                    .iter()
-                    .find(|f| f.index == *i)
+                    .finished_stage(StageRef::Index(*i))?
                     .ok_or_else(|| BuildError::Invalid(format!("stage {i} was not built")))?;
-                (f.image.clone(), f.config.clone())
+                (f.image, f.config)
             }
             Source::Scratch => (None, scratch_config(self.opts.platform.as_deref())),
             Source::Image(name) => {

@@ -1607,3 +1607,138 @@ fn a_cache_mount_from_a_stage_is_seeded_from_its_directory() {
         "RUN --mount=type=cache source /s/x is not a directory"
     );
 }
+
+/// The fake engine behind a lock, forkable: stages run at once on threads of their own.
+#[derive(Clone)]
+struct Forking {
+    fake: std::sync::Arc<std::sync::Mutex<Fake>>,
+    limit: usize,
+}
+
+impl Forking {
+    fn with(&self) -> std::sync::MutexGuard<'_, Fake> {
+        self.fake.lock().unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl Backend for Forking {
+    fn image(&mut self, name: &str, p: Option<&str>, pull: bool) -> Result<Base, BackendError> {
+        self.with().image(name, p, pull)
+    }
+    fn children(&mut self, parent: Option<&str>) -> Result<Vec<Base>, BackendError> {
+        self.with().children(parent)
+    }
+    fn mount_image(&mut self, image: Option<&str>) -> Result<PathBuf, BackendError> {
+        self.with().mount_image(image)
+    }
+    fn create(
+        &mut self,
+        parent: Option<&str>,
+        run: &RunStep,
+    ) -> Result<StepContainer, BackendError> {
+        self.with().create(parent, run)
+    }
+    fn start(&mut self, step: &StepContainer, out: &mut dyn Write) -> Result<i64, BackendError> {
+        // Let the other stages interleave with this one.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        self.with().start(step, out)
+    }
+    fn mkdir(&mut self, step: &StepContainer, path: &str) -> Result<(), BackendError> {
+        self.with().mkdir(step, path)
+    }
+    fn copy(
+        &mut self,
+        parent: Option<&str>,
+        copies: &[CopySource],
+    ) -> Result<StepContainer, BackendError> {
+        self.with().copy(parent, copies)
+    }
+    fn commit(
+        &mut self,
+        parent: Option<&str>,
+        step: Option<&StepContainer>,
+        config: &ImageConfig,
+    ) -> Result<Committed, BackendError> {
+        self.with().commit(parent, step, config)
+    }
+    fn supports(&self, feature: crate::backend::Feature) -> bool {
+        self.with().supports(feature)
+    }
+    fn remove(&mut self, step: &StepContainer) -> Result<(), BackendError> {
+        self.with().remove(step)
+    }
+    fn tag(&mut self, image: &str, reference: &str) -> Result<(), BackendError> {
+        self.with().tag(image, reference)
+    }
+    fn max_parallel_stages(&self) -> usize {
+        self.limit
+    }
+    fn fork(&self) -> Option<crate::backend::Forked> {
+        Some(crate::backend::Forked {
+            backend: Box::new(self.clone()),
+            stop: Box::new(|| {}),
+        })
+    }
+}
+
+fn run_forking(limit: usize, ctx: &Ctx, dockerfile: &str, opts: &BuildOptions) -> Outcome {
+    let mut backend = Forking {
+        fake: std::sync::Arc::new(std::sync::Mutex::new(Fake::with_busybox())),
+        limit,
+    };
+    let loaded = crate::load("Dockerfile", dockerfile.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut sink = Sink::default();
+    let result = build(&loaded, opts, ctx.dir.path(), &mut backend, &mut sink);
+    Outcome {
+        result,
+        text: sink.text,
+        aux: sink.aux,
+    }
+}
+
+#[test]
+fn stages_at_once_print_what_stages_in_turn_print() {
+    let ctx = Ctx::new(&[("a.txt", "a\n")]);
+    let df = "ARG V=1\n\
+              FROM busybox AS one\nARG V\nRUN echo one $V\nRUN echo one again\n\
+              FROM busybox AS two\nCOPY a.txt /a\nRUN echo two\n\
+              FROM busybox AS three\nENV X=3\nRUN echo three\n\
+              FROM busybox\nCOPY --from=one /run /one\nCOPY --from=two /a /a\nCOPY --from=2 /run /three\n";
+    let opts = BuildOptions {
+        build_args: BTreeMap::from([
+            ("V".to_string(), Some("7".to_string())),
+            ("NOPE".to_string(), Some("x".to_string())),
+        ]),
+        labels: BTreeMap::from([("l".to_string(), "v".to_string())]),
+        ..BuildOptions::default()
+    };
+    let seq = run_forking(1, &ctx, df, &opts);
+    let par = run_forking(4, &ctx, df, &opts);
+    seq.id();
+    par.id();
+    assert_eq!(par.shape(), seq.shape());
+    assert!(
+        par.text.contains("ran: /bin/sh -c echo one $V"),
+        "{}",
+        par.text
+    );
+    assert!(
+        par.text
+            .contains("[Warning] One or more build-args [NOPE] were not consumed"),
+        "{}",
+        par.text
+    );
+    assert_eq!(par.aux.len(), 4);
+    assert_eq!(par.aux.len(), seq.aux.len());
+
+    // A later stage fails: the same error and output as in turn, and nothing of later stages.
+    let df = "FROM busybox AS one\nRUN echo one\nRUN echo one again\n\
+              FROM busybox AS two\nRUN exit 3\n\
+              FROM busybox AS three\nRUN echo three\n\
+              FROM busybox\nCOPY --from=one /run /one\nCOPY --from=two /run /two\nCOPY --from=three /run /3\n";
+    let seq = run_forking(1, &ctx, df, &BuildOptions::default());
+    let par = run_forking(4, &ctx, df, &BuildOptions::default());
+    assert_eq!(par.err(), seq.err());
+    assert_eq!(par.shape(), seq.shape());
+    assert!(!par.text.contains("Step 6/"), "{}", par.text);
+}

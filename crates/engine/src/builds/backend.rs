@@ -11,14 +11,15 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bollard_stubs::models::{
     ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountTypeEnum, ResourcesUlimits,
 };
 use build::backend::{
-    Backend, BackendError, Base, Committed, CopySource, Feature, RunMount, RunStep, SourceKind,
-    StepContainer,
+    Backend, BackendError, Base, CacheSharing, Committed, CopySource, Feature, Forked, RunMount,
+    RunStep, SourceKind, StepContainer,
 };
 use build::image_config::ImageConfig;
 
@@ -41,8 +42,14 @@ pub(super) struct EngineBackend {
     copies: HashMap<String, CopyLayer>,
     /// Read-only views of images (for `COPY --from`), unmounted when the build ends.
     views: Vec<PathBuf>,
-    seq: usize,
+    /// Numbers the paths under `work`, shared by the build's forks.
+    seq: Arc<AtomicUsize>,
+    /// The build's cancellation; for a fork, its own, which the build's cancels too.
     cancel: super::BuildCancel,
+    /// A fork (one stage of the build, [`Backend::fork`]), not the build's own backend.
+    is_fork: bool,
+    /// How many stages may be built at once.
+    stages_at_once: usize,
     /// Step containers made and not yet removed: a cancelled build removes them all.
     steps: Vec<String>,
     /// The build's ID (its work directory's name), as it holds images.
@@ -51,8 +58,9 @@ pub(super) struct EngineBackend {
     held: std::collections::HashSet<String>,
     /// What `RUN --mount=type=secret` looks up.
     secrets: super::BuildSecrets,
-    /// The tmpfs holding the secret files of the build's steps (`<work>/secrets`), once one needs it.
-    secret_dir: Option<PathBuf>,
+    /// The tmpfs holding the secret files of the build's steps (`<work>/secrets`), once one needs it;
+    /// shared by the build's forks, unmounted by the build's own backend.
+    secret_dir: Arc<Mutex<Option<PathBuf>>>,
     /// Step container → the targets of its `RUN --mount`s, whose mountpoints the runtime made in its
     /// upper dir: those the parent image lacks are taken out before the commit.
     targets: HashMap<String, Vec<String>>,
@@ -61,6 +69,15 @@ pub(super) struct EngineBackend {
     secret_files: HashMap<String, Vec<PathBuf>>,
     /// The credentials of the build's pulls (`X-Registry-Config`).
     auths: super::RegistryAuths,
+    /// Step container → the cache mounts it uses ([`super::Running::claim_cache`]), given back when its
+    /// process ends.
+    cache_claims: HashMap<String, Vec<CacheClaim>>,
+}
+
+/// A cache mount a step uses: the cache directory's name and whether the use is exclusive.
+struct CacheClaim {
+    name: String,
+    locked: bool,
 }
 
 /// What a RUN's `--mount`s give its step container.
@@ -74,6 +91,8 @@ struct StepMounts {
     targets: Vec<String>,
     /// The secret files written for the step.
     files: Vec<PathBuf>,
+    /// The cache mounts it uses.
+    claims: Vec<CacheClaim>,
 }
 
 fn other(e: impl std::fmt::Display) -> BackendError {
@@ -95,16 +114,19 @@ impl EngineBackend {
             work,
             copies: HashMap::new(),
             views: Vec::new(),
-            seq: 0,
+            seq: Arc::new(AtomicUsize::new(0)),
             cancel,
+            is_fork: false,
+            stages_at_once: stages_at_once(),
             steps: Vec::new(),
             id,
             held: std::collections::HashSet::new(),
             secrets,
-            secret_dir: None,
+            secret_dir: Arc::new(Mutex::new(None)),
             targets: HashMap::new(),
             secret_files: HashMap::new(),
             auths: super::RegistryAuths::default(),
+            cache_claims: HashMap::new(),
         }
     }
 
@@ -167,22 +189,36 @@ impl EngineBackend {
         for id in self.steps.clone() {
             self.forget(&id);
         }
-        // The secrets go with the build, not with the deletion of its directory later.
-        if let Some(dir) = self.secret_dir.take() {
-            unmount(&dir);
+        // The secrets go with the build, not with the deletion of its directory later (its forks have
+        // ended by then).
+        if !self.is_fork {
+            if let Some(dir) = super::lock(&self.secret_dir).take() {
+                unmount(&dir);
+            }
+        }
+    }
+
+    /// Gives back the cache mounts step container `id` uses.
+    fn unclaim(&mut self, id: &str) {
+        for c in self.cache_claims.remove(id).unwrap_or_default() {
+            self.engine.builds.unclaim_cache(&c.name, c.locked);
         }
     }
 
     /// Drops what the build keeps for step container `id`.
     fn forget(&mut self, id: &str) {
+        self.unclaim(id);
         self.targets.remove(id);
         self.engine.builds.forget_secret_env(id);
         remove_files(self.secret_files.remove(id).unwrap_or_default());
     }
 
     fn next(&mut self, what: &str) -> PathBuf {
-        self.seq += 1;
-        self.work.join(format!("{what}-{}", self.seq))
+        self.work.join(format!("{what}-{}", self.next_seq()))
+    }
+
+    fn next_seq(&self) -> usize {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     fn base(&self, img: &image::Image) -> Result<Base, BackendError> {
@@ -220,6 +256,24 @@ impl EngineBackend {
     /// binds of the context or of an image (read-only, or a throw-away copy when the step may write), and
     /// secrets (a file on the build's tmpfs, bound read-only, and/or a variable of the process).
     fn run_mounts(&mut self, mounts: &[RunMount]) -> Result<StepMounts, BackendError> {
+        let mut out = StepMounts::default();
+        match self.add_run_mounts(mounts, &mut out) {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                for c in out.claims {
+                    self.engine.builds.unclaim_cache(&c.name, c.locked);
+                }
+                remove_files(out.files);
+                Err(e)
+            }
+        }
+    }
+
+    fn add_run_mounts(
+        &mut self,
+        mounts: &[RunMount],
+        out: &mut StepMounts,
+    ) -> Result<(), BackendError> {
         let bind = |source: &Path, target: &str, read_only: bool| Mount {
             typ: Some(MountTypeEnum::BIND),
             source: Some(source.display().to_string()),
@@ -227,7 +281,6 @@ impl EngineBackend {
             read_only: Some(read_only),
             ..Mount::default()
         };
-        let mut out = StepMounts::default();
         for m in mounts {
             match m {
                 RunMount::Bind {
@@ -248,12 +301,12 @@ impl EngineBackend {
                 RunMount::Cache {
                     id,
                     target,
+                    sharing,
                     read_only,
                     mode,
                     uid,
                     gid,
                     seed,
-                    ..
                 } => {
                     // A cache based on a stage or image is a cache of its own (BuildKit's keying).
                     let dir = match seed {
@@ -265,13 +318,40 @@ impl EngineBackend {
                     };
                     // In use from now on: a prune leaves it alone (and, having decided before, has
                     // removed it already, so it is made again).
-                    if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
-                        self.engine.builds.hold_cache(name, &self.id);
-                    }
-                    if !dir.exists() {
-                        let (uid, gid) = self.host_ids(*uid, *gid);
-                        make_cache_dir(&dir, *mode, uid, gid, seed.as_ref().map(|s| &*s.source))?;
-                    }
+                    let name = dir
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.engine.builds.hold_cache(&name, &self.id);
+                    let (uid, gid) = self.host_ids(*uid, *gid);
+                    let seed = seed.as_ref().map(|s| &*s.source);
+                    // The same cache mounted twice by one step is one use of it (a second
+                    // `sharing=locked` claim would wait for the first forever).
+                    let again = out.claims.iter().any(|c| c.name == name);
+                    let claimed = again
+                        || self
+                            .engine
+                            .builds
+                            .claim_cache(&name, *sharing, &self.cancel)?;
+                    let dir = if again {
+                        dir
+                    } else if claimed {
+                        out.claims.push(CacheClaim {
+                            name,
+                            locked: *sharing == CacheSharing::Locked,
+                        });
+                        if !dir.exists() {
+                            make_cache_dir(&dir, *mode, uid, gid, seed)?;
+                        }
+                        dir
+                    } else {
+                        // `sharing=private` while another step uses it: an instance of its own, which
+                        // goes with the build's directory.
+                        let fresh = self.next("private-cache");
+                        make_cache_dir(&fresh, *mode, uid, gid, seed)?;
+                        fresh
+                    };
                     out.mounts.push(bind(&dir, target, *read_only));
                     out.targets.push(target.clone());
                 }
@@ -318,7 +398,7 @@ impl EngineBackend {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Container ids `uid`/`gid` as the host stores them (shifted under `--userns-remap`).
@@ -336,7 +416,8 @@ impl EngineBackend {
     /// disk. Only root may enter it (under `--userns-remap`, also the remapped root's group, which binds
     /// the files into the container).
     fn secrets_tmpfs(&mut self) -> Result<PathBuf, BackendError> {
-        if let Some(dir) = &self.secret_dir {
+        let mut shared = super::lock(&self.secret_dir);
+        if let Some(dir) = &*shared {
             return Ok(dir.clone());
         }
         use rustix::mount::MountFlags;
@@ -362,7 +443,7 @@ impl EngineBackend {
         )
         .map_err(|e| fail("mounting", &e))?;
         // Recorded at once, so that whatever fails next, the build's end unmounts it.
-        self.secret_dir = Some(dir.clone());
+        *shared = Some(dir.clone());
         if let Some((_, gid)) = remapped {
             rustix::fs::chown(&dir, None, Some(rustix::fs::Gid::from_raw(gid)))
                 .map_err(|e| fail("giving the remapped root", &e))?;
@@ -381,8 +462,7 @@ impl EngineBackend {
     ) -> Result<PathBuf, BackendError> {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let dir = self.secrets_tmpfs()?;
-        self.seq += 1;
-        let path = dir.join(self.seq.to_string());
+        let path = dir.join(self.next_seq().to_string());
         let fail = |e: std::io::Error| other(format!("secret {id}: writing it: {e}"));
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -679,6 +759,7 @@ impl Backend for EngineBackend {
             env: secret_env,
             targets,
             files,
+            claims,
         } = self.run_mounts(&run.mounts)?;
         let body = ContainerCreateBody {
             image: Some(parent.to_owned()),
@@ -727,10 +808,16 @@ impl Backend for EngineBackend {
             Ok(made) => made,
             Err(e) => {
                 remove_files(files);
+                for c in claims {
+                    self.engine.builds.unclaim_cache(&c.name, c.locked);
+                }
                 return Err(other(e));
             }
         };
         self.steps.push(made.id.clone());
+        if !claims.is_empty() {
+            self.cache_claims.insert(made.id.clone(), claims);
+        }
         if !files.is_empty() {
             self.secret_files.insert(made.id.clone(), files);
         }
@@ -792,10 +879,10 @@ impl Backend for EngineBackend {
             // The client may be gone (a cancel follows): the output is dropped, the wait goes on.
             let _ = out.write_all(&data);
         }
-        let code = self
-            .rt
-            .block_on(task)
-            .map_err(|e| other(format!("the step's container: {e}")))?;
+        let code = self.rt.block_on(task);
+        // The step has ended: its cache mounts are free for others (`sharing=locked`).
+        self.unclaim(&step.id);
+        let code = code.map_err(|e| other(format!("the step's container: {e}")))?;
         match code {
             Ok(Some(code)) => Ok(code),
             Ok(None) => {
@@ -987,6 +1074,75 @@ impl Backend for EngineBackend {
         let (img, r) = self.engine.images.tag(image, reference).map_err(other)?;
         self.engine.image_tagged(&img, &r.familiar());
         Ok(())
+    }
+
+    fn max_parallel_stages(&self) -> usize {
+        self.stages_at_once
+    }
+
+    fn fork(&self) -> Option<Forked> {
+        let own = super::BuildCancel::default();
+        // The fork stops with the build; the watch ends with the fork (its drop cancels `own`).
+        let (build, watch) = (self.cancel.clone(), own.clone());
+        self.rt.spawn(async move {
+            tokio::select! {
+                () = build.cancelled() => watch.cancel(),
+                () = watch.cancelled() => {}
+            }
+        });
+        let fork = EngineBackend {
+            engine: Arc::clone(&self.engine),
+            rt: self.rt.clone(),
+            work: self.work.clone(),
+            copies: HashMap::new(),
+            views: Vec::new(),
+            seq: Arc::clone(&self.seq),
+            cancel: own.clone(),
+            is_fork: true,
+            stages_at_once: self.stages_at_once,
+            steps: Vec::new(),
+            id: self.id.clone(),
+            held: std::collections::HashSet::new(),
+            secrets: self.secrets.clone(),
+            secret_dir: Arc::clone(&self.secret_dir),
+            targets: HashMap::new(),
+            secret_files: HashMap::new(),
+            auths: self.auths.clone(),
+            cache_claims: HashMap::new(),
+        };
+        Some(Forked {
+            backend: Box::new(fork),
+            stop: Box::new(move || own.cancel()),
+        })
+    }
+}
+
+impl Drop for EngineBackend {
+    // A fork is dropped by its stage's thread, however the stage ended: it cleans up as the build's end
+    // does (after a stop, its step containers go too). For the build's own backend this repeats
+    // `release`, which is harmless.
+    fn drop(&mut self) {
+        self.release();
+        for id in self.cache_claims.keys().cloned().collect::<Vec<_>>() {
+            self.unclaim(&id);
+        }
+        if self.is_fork {
+            self.cancel.cancel();
+        }
+    }
+}
+
+/// How many stages of a build may run at once: `BERTH_BUILD_PARALLEL` in the daemon's environment (1
+/// builds them one after the other), else the number of CPUs, at least 2.
+fn stages_at_once() -> usize {
+    match std::env::var("BERTH_BUILD_PARALLEL")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        Some(n) if n >= 1 => n,
+        _ => std::thread::available_parallelism()
+            .map_or(2, std::num::NonZeroUsize::get)
+            .max(2),
     }
 }
 

@@ -152,6 +152,18 @@ pub(crate) struct Running {
     /// only, and added at its start to the OCI spec alone (in the exec root, as BuildKit's runc bundle
     /// holds them): never in the container's record, so neither on disk nor in `inspect`.
     secret_env: Mutex<HashMap<String, Vec<String>>>,
+    /// Cache-mount directory (its name) → the steps using it now, for `RUN --mount=type=cache,sharing=`.
+    cache_use: Mutex<HashMap<String, CacheUse>>,
+    /// Signalled when a cache mount's use ends.
+    cache_freed: std::sync::Condvar,
+}
+
+/// The steps using one cache mount.
+#[derive(Default)]
+struct CacheUse {
+    users: usize,
+    /// One `sharing=locked` step has it to itself.
+    locked: bool,
 }
 
 /// Locks a map that holds no invariant a panicking holder could break.
@@ -190,6 +202,66 @@ impl Running {
             .entry(name.to_owned())
             .or_default()
             .push(build.to_owned());
+    }
+
+    /// Starts a step's use of the cache directory `name` with `sharing`: `shared` uses it alongside others
+    /// (waiting while a `locked` step has it), `locked` waits until no other step uses it, and `private`
+    /// uses it when no other step does, else gets `false`: the step is to use an instance of its own.
+    /// Blocking; fails when `cancel` fires while it waits. Each `true` is to be ended with
+    /// [`Running::unclaim_cache`].
+    pub(crate) fn claim_cache(
+        &self,
+        name: &str,
+        sharing: build::backend::CacheSharing,
+        cancel: &BuildCancel,
+    ) -> std::result::Result<bool, build::backend::BackendError> {
+        use build::backend::CacheSharing;
+        let mut map = lock(&self.cache_use);
+        loop {
+            let u = map.entry(name.to_owned()).or_default();
+            match sharing {
+                CacheSharing::Private if u.users == 0 => {
+                    u.users = 1;
+                    return Ok(true);
+                }
+                CacheSharing::Private => return Ok(false),
+                CacheSharing::Shared if !u.locked => {
+                    u.users += 1;
+                    return Ok(true);
+                }
+                CacheSharing::Locked if u.users == 0 => {
+                    u.users = 1;
+                    u.locked = true;
+                    return Ok(true);
+                }
+                CacheSharing::Shared | CacheSharing::Locked => {}
+            }
+            if cancel.is_cancelled() {
+                return Err(build::backend::BackendError::Cancelled);
+            }
+            // The timeout only lets a cancel be seen.
+            map = self
+                .cache_freed
+                .wait_timeout(map, std::time::Duration::from_millis(100))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Ends a use [`Running::claim_cache`] started (`locked`: with `sharing=locked`).
+    pub(crate) fn unclaim_cache(&self, name: &str, locked: bool) {
+        let mut map = lock(&self.cache_use);
+        if let Some(u) = map.get_mut(name) {
+            u.users = u.users.saturating_sub(1);
+            if locked || u.users == 0 {
+                u.locked = false;
+            }
+            if u.users == 0 {
+                map.remove(name);
+            }
+        }
+        drop(map);
+        self.cache_freed.notify_all();
     }
 
     /// The caches builds use, shared with a prune's blocking work.
