@@ -626,3 +626,72 @@ fn a_cancelled_build_stops_its_downloads() {
         assert!(text.contains("cancelled"), "{id}: {text}");
     }
 }
+
+/// `docker build` in BuildKit mode (Debian's docker 20.10 CLI, `DOCKER_BUILDKIT=1`).
+fn buildkit_build(d: &Daemon, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let cli = std::path::Path::new("/usr/bin/docker");
+    assert!(
+        cli.exists(),
+        "{} is missing: .ci/run installs Debian's docker.io",
+        cli.display()
+    );
+    let mut cmd = std::process::Command::new(cli);
+    cmd.arg("build")
+        .arg("--progress=plain")
+        .args(args)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "1")
+        .env_remove("DOCKER_API_VERSION")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    d.netns_command(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.unwrap_or_default().to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    // A build that hangs fails the test rather than the run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docker build {args:?} did not end in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    feeder.join().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn buildkit_mode_builds_url_and_piped_contexts() {
+    let d = common::docker_daemon();
+    let s = Server::start(&d);
+    let tar = tar_of(&[
+        ("Dockerfile", CTX_DOCKERFILE.as_bytes()),
+        ("app.txt", b"remote context\n"),
+    ]);
+    s.serve("/ctx.tar.gz", Answer::ok(gzip(&tar)));
+    let o = buildkit_build(&d, &["-t", "bkremote", &s.url("/ctx.tar.gz")], None);
+    assert!(o.status.success(), "{}\n{}", err(&o), d.log());
+    assert!(err(&o).contains("COPY"), "BuildKit's progress: {}", err(&o));
+    assert_eq!(run(&d, "bkremote", "cat /app.txt"), "remote context\n");
+    assert_eq!(s.hits("/ctx.tar.gz"), 1, "the daemon fetched it");
+
+    // A piped tar comes in a request of its own, paired with the build by the session's ID.
+    let piped = tar_of(&[
+        ("Dockerfile", CTX_DOCKERFILE.as_bytes()),
+        ("app.txt", b"piped context\n"),
+    ]);
+    let o = buildkit_build(&d, &["-t", "bkpiped", "-"], Some(&piped));
+    assert!(o.status.success(), "{}\n{}", err(&o), d.log());
+    assert_eq!(run(&d, "bkpiped", "cat /app.txt"), "piped context\n");
+    // Compressed too, and from the cache the second time.
+    let o = buildkit_build(&d, &["-t", "bkpiped2", "-"], Some(&gzip(&piped)));
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(err(&o).contains("CACHED"), "{}", err(&o));
+    assert_eq!(d.image_id("bkpiped2"), d.image_id("bkpiped"));
+}

@@ -115,15 +115,6 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
                  give: build with the classic builder (DOCKER_BUILDKIT=0)",
             ));
         }
-        if q.get("remote")
-            .is_some_and(|r| !r.is_empty() && r != "client-session")
-        {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "Berth builds in BuildKit mode only from a local context (a directory the client \
-                 shares): build a piped tar or a URL with the classic builder (DOCKER_BUILDKIT=0)",
-            ));
-        }
         if q.get("outputs")
             .is_some_and(|o| !matches!(o, "" | "null" | "[]"))
         {
@@ -225,11 +216,10 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, ApiError> {
         dockerfile: q.get("dockerfile").unwrap_or_default().to_owned(),
         options,
         build_id: q.get("buildid").unwrap_or_default().to_owned(),
-        // In BuildKit mode `remote` names the session's context (`client-session`), not a URL.
-        remote: if buildkit {
-            String::new()
-        } else {
-            q.get("remote").unwrap_or_default().to_owned()
+        // In BuildKit mode `remote=client-session` names the session's context, not a URL.
+        remote: match q.get("remote").unwrap_or_default() {
+            "client-session" if buildkit => String::new(),
+            r => r.to_owned(),
         },
         ..BuildRequest::default()
     })

@@ -117,6 +117,19 @@ impl Session {
 pub struct Manager {
     sessions: Mutex<HashMap<String, Session>>,
     arrived: tokio::sync::Notify,
+    /// Contexts uploaded apart (`docker build - < ctx.tar` in BuildKit mode), by build ID.
+    uploads: Mutex<HashMap<String, Upload>>,
+    uploaded: tokio::sync::Notify,
+}
+
+/// A build context the client uploaded in a request of its own (`POST /build?buildid=upload-request:ID`)
+/// for the build it names `ID` (`buildid=ID`): the request's body, and the signal that answers that request once the
+/// build has finished with it.
+pub struct Upload {
+    /// The context tar, as the request's body streams in.
+    pub body: Box<dyn std::io::Read + Send>,
+    /// Dropped or sent when the build is done with the body.
+    pub done: tokio::sync::oneshot::Sender<()>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -176,6 +189,46 @@ impl Manager {
         self.lock().remove(&id);
         tracing::debug!(session = %id, "session ended");
         ended.map_err(|e| Error::Transport(e.to_string()))
+    }
+
+    /// Holds `upload` for the build `id` (see [`Manager::take_upload`]).
+    pub fn offer_upload(&self, id: &str, upload: Upload) {
+        self.uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), upload);
+        self.uploaded.notify_waiters();
+    }
+
+    /// Forgets the upload for build `id` that no build took; true if it was still there.
+    pub fn withdraw_upload(&self, id: &str) -> bool {
+        self.uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id)
+            .is_some()
+    }
+
+    /// The context uploaded for build `id`, waiting up to `wait` for it (the docker CLI sends the upload
+    /// and the build at once, in no fixed order).
+    pub async fn take_upload(&self, id: &str, wait: Duration) -> Option<Upload> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let arrived = self.uploaded.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let found = self
+                .uploads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(id);
+            if found.is_some() {
+                return found;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// The session `id`, waiting up to `wait` for the client to attach it (the docker CLI opens it

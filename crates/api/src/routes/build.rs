@@ -27,6 +27,15 @@ const SESSION_WAIT: Duration = Duration::from_secs(5);
 
 /// `POST /build?t=&dockerfile=&buildargs=&…`.
 pub async fn build(ctx: &Ctx, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
+    if ctx.query.get("version") == Some("2") {
+        if let Some(id) = ctx
+            .query
+            .get("buildid")
+            .and_then(|b| b.strip_prefix("upload-request:"))
+        {
+            return upload_for_build(ctx, id, req).await;
+        }
+    }
     let mut request = crate::decode::build_request(&ctx.query)?;
     if let Some(v) = req
         .headers()
@@ -83,6 +92,35 @@ fn cancel_when_gone(
     done
 }
 
+/// How long an uploaded context waits for its build to take it.
+const UPLOAD_WAIT: Duration = Duration::from_secs(30);
+
+/// `POST /build?version=2&buildid=upload-request:ID`: in BuildKit mode, the docker CLI sends a piped
+/// context (`docker build - < ctx.tar`) in a request of its own, beside the build it names `ID`
+/// (`buildid=ID&remote=upload-request`). The body is handed to that build; the answer comes when it is
+/// done with it.
+async fn upload_for_build(ctx: &Ctx, id: &str, req: Request<ReqBody>) -> ApiResult<Response<Body>> {
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let body = Box::new(blocking_reader(req.into_body()));
+    ctx.engine
+        .sessions
+        .offer_upload(id, engine::builds::Upload { body, done });
+    let mut finished = std::pin::pin!(finished);
+    if tokio::time::timeout(UPLOAD_WAIT, &mut finished)
+        .await
+        .is_err()
+    {
+        if ctx.engine.sessions.withdraw_upload(id) {
+            return Err(ApiError::bad_request(format!(
+                "no build {id:?} took the uploaded context"
+            )));
+        }
+        // Taken: its build ends it (sent or dropped).
+        let _ = finished.await;
+    }
+    Ok(body::empty(StatusCode::OK))
+}
+
 /// A BuildKit-mode build: files and secrets from the client's session, progress as BuildKit's records.
 async fn build_in_session(
     ctx: &Ctx,
@@ -95,6 +133,22 @@ async fn build_in_session(
         .get(id, SESSION_WAIT)
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A piped context comes in a request of its own, under this build's ID (see `upload_for_build`).
+    let mut upload = None;
+    if request.remote.starts_with("upload-request") {
+        upload = Some(
+            ctx.engine
+                .sessions
+                .take_upload(&request.build_id, SESSION_WAIT)
+                .await
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "no context was uploaded for build {:?}",
+                        request.build_id
+                    ))
+                })?,
+        );
+    }
     let quiet = request.options.quiet;
     let (tx, body) = body::channel();
     let engine: Arc<Engine> = Arc::clone(&ctx.engine);
@@ -108,7 +162,15 @@ async fn build_in_session(
             progress: engine::builds::Progress::new(&nonce),
             quiet,
         };
-        let built = engine.build_from_session(request, &session, &mut sink);
+        let built = match upload {
+            Some(mut u) => {
+                let built =
+                    engine.build_from_session(request, &session, Some(&mut u.body), &mut sink);
+                let _ = u.done.send(());
+                built
+            }
+            None => engine.build_from_session(request, &session, None, &mut sink),
+        };
         let _ = done.send(());
         match built {
             Ok(_) => sink.end(None),

@@ -36,6 +36,8 @@ pub use build::dispatch::BuildOptions;
 pub use build::dispatch::ProgressSink as BuildProgress;
 /// BuildKit's progress records, made of a build's output (for a BuildKit-mode client).
 pub use session::trace::Progress;
+/// A context uploaded apart for a BuildKit-mode build (`docker build - < ctx.tar`).
+pub use session::Upload;
 
 /// What `POST /build` asks for, beyond the context.
 #[derive(Debug, Default, Clone)]
@@ -408,6 +410,7 @@ impl Engine {
         self: &Arc<Self>,
         mut req: BuildRequest,
         session: &session::Session,
+        upload: Option<&mut dyn Read>,
         out: &mut dyn ProgressSink,
     ) -> Result<String> {
         use session::SyncRequest;
@@ -417,6 +420,49 @@ impl Engine {
                 "failed to read {what} from the client's session: {e}"
             ))
         };
+        let (from, handle) = (session.clone(), rt.clone());
+        req.secrets = BuildSecrets::new(Arc::new(move |id: &str| {
+            handle.block_on(from.secret(id)).map_err(|e| e.to_string())
+        }));
+        // The pulls' logins come from the client too (the CLI sends no X-Registry-Config in this mode).
+        let (from, handle) = (session.clone(), rt.clone());
+        req.registry_auths = RegistryAuths::from_lookup(Arc::new(move |domain: &str| {
+            // BuildKit names docker.io by its registry's host.
+            let host = if domain == "docker.io" {
+                "registry-1.docker.io"
+            } else {
+                domain
+            };
+            match handle.block_on(from.credentials(host)) {
+                Ok(Some(c)) => {
+                    let mut auth = registry::AuthConfig {
+                        serveraddress: domain.to_owned(),
+                        ..registry::AuthConfig::default()
+                    };
+                    if c.username.is_empty() {
+                        auth.identitytoken = c.secret;
+                    } else {
+                        (auth.username, auth.password) = (c.username, c.secret);
+                    }
+                    Some(auth)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::info!(error = %e, registry = %domain, "the session gave no login");
+                    None
+                }
+            }
+        }));
+        // A context the client uploaded apart (`docker build - < ctx.tar`), read as a classic upload is;
+        // or a URL or git repository, which the engine fetches as in the classic builder's mode. The
+        // session gives the secrets, logins and progress.
+        if let Some(tar) = upload {
+            req.remote.clear();
+            return self.build_image(req, tar, out);
+        }
+        if !req.remote.is_empty() {
+            return self.build_image(req, &mut std::io::empty(), out);
+        }
         let name = if req.dockerfile.is_empty() {
             "Dockerfile".to_owned()
         } else {
@@ -456,39 +502,6 @@ impl Engine {
             .map(|t| build::dockerignore::read_patterns(&String::from_utf8_lossy(t)))
             .unwrap_or_default();
         req.dockerfile_text = Some(text);
-        let (from, handle) = (session.clone(), rt.clone());
-        req.secrets = BuildSecrets::new(Arc::new(move |id: &str| {
-            handle.block_on(from.secret(id)).map_err(|e| e.to_string())
-        }));
-        // The pulls' logins come from the client too (the CLI sends no X-Registry-Config in this mode).
-        let (from, handle) = (session.clone(), rt.clone());
-        req.registry_auths = RegistryAuths::from_lookup(Arc::new(move |domain: &str| {
-            // BuildKit names docker.io by its registry's host.
-            let host = if domain == "docker.io" {
-                "registry-1.docker.io"
-            } else {
-                domain
-            };
-            match handle.block_on(from.credentials(host)) {
-                Ok(Some(c)) => {
-                    let mut auth = registry::AuthConfig {
-                        serveraddress: domain.to_owned(),
-                        ..registry::AuthConfig::default()
-                    };
-                    if c.username.is_empty() {
-                        auth.identitytoken = c.secret;
-                    } else {
-                        (auth.username, auth.password) = (c.username, c.secret);
-                    }
-                    Some(auth)
-                }
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::info!(error = %e, registry = %domain, "the session gave no login");
-                    None
-                }
-            }
-        }));
         // The context directory kept from this client's last build of the same directory, when no other
         // build has it: only what changed since comes.
         let kept = match session.shared_key() {
