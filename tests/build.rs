@@ -1381,6 +1381,17 @@ fn a_daemon_killed_mid_build_unmounts_the_builds_secrets_at_its_next_start() {
     assert_eq!(secrets(&d), Vec::<String>::new(), "{}", d.log());
 }
 
+/// The `ls -a` line (`. .. …`) a successful build printed.
+fn listing_of(o: &Output) -> String {
+    let text = out(o);
+    assert!(o.status.success(), "{text}{}", err(o));
+    text.lines()
+        .find(|l| l.starts_with(". .. "))
+        .unwrap_or_else(|| panic!("no listing in {text}"))
+        .trim_end()
+        .to_owned()
+}
+
 /// dockerd reads the Dockerfile and `.dockerignore` of an uploaded context, then removes each from it when
 /// `.dockerignore` lists it; a Dockerfile from outside the context (the CLI adds it under a random name and
 /// lists that name in `.dockerignore`) leaves nothing behind. Observed with Debian's dockerd 20.10 and the
@@ -1400,14 +1411,7 @@ fn the_dockerfile_and_dockerignore_leave_the_context_when_dockerignore_lists_the
     let listing = |args: &[&str]| {
         let mut all = vec!["--no-cache"];
         all.extend_from_slice(args);
-        let o = build(&d, &all);
-        let text = out(&o);
-        assert!(o.status.success(), "{text}{}", err(&o));
-        text.lines()
-            .find(|l| l.starts_with(". .. "))
-            .unwrap_or_else(|| panic!("no listing in {text}"))
-            .trim_end()
-            .to_owned()
+        listing_of(&build(&d, &all))
     };
     let ctx_s = ctx.to_str().unwrap();
     std::fs::write(ctx.join(".dockerignore"), "logs\n*.secret\nDockerfile\n").unwrap();
@@ -1430,16 +1434,8 @@ fn the_dockerfile_and_dockerignore_leave_the_context_when_dockerignore_lists_the
         ". .. Dockerfile keep.txt logs"
     );
     // `berth build` sends the same context, with or without a .dockerignore of the context's own.
-    let berth_listing = || {
-        let o = d.berth(&["build", "--no-cache", "-f", df.to_str().unwrap(), ctx_s]);
-        let text = out(&o);
-        assert!(o.status.success(), "{text}{}", err(&o));
-        text.lines()
-            .find(|l| l.starts_with(". .. "))
-            .unwrap_or_else(|| panic!("no listing in {text}"))
-            .trim_end()
-            .to_owned()
-    };
+    let berth_listing =
+        || listing_of(&d.berth(&["build", "--no-cache", "-f", df.to_str().unwrap(), ctx_s]));
     assert_eq!(berth_listing(), ". .. Dockerfile keep.txt logs");
     std::fs::write(ctx.join(".dockerignore"), "logs\n").unwrap();
     assert_eq!(berth_listing(), ". .. .dockerignore Dockerfile keep.txt");

@@ -14,16 +14,8 @@ use common::{ok, Daemon};
 
 /// A tar of `files` (path, content): a build context.
 fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(1_600_000_000);
-        h.set_cksum();
-        b.append_data(&mut h, name, data.as_bytes()).unwrap();
-    }
-    b.into_inner().unwrap()
+    let bytes: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (*n, d.as_bytes())).collect();
+    common::context_tar(&bytes)
 }
 
 /// What a build's JSON stream says, as text: the `stream` pieces joined, `AUX <id>` and `ERROR <message>`

@@ -767,3 +767,18 @@ pub fn cgroups_of<'a>(ids: impl IntoIterator<Item = &'a String>) -> Vec<String> 
     }
     found
 }
+
+/// A tar of `files` (path, content), each a regular file with mode 0644 and one fixed mtime: a build
+/// context the same from run to run.
+pub fn context_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_600_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
