@@ -1259,7 +1259,7 @@ fn stream_with(
     write: archive::WriteOptions,
     fill: impl FnOnce(&mut archive::Writer<std::io::PipeWriter>) -> archive::Result<()> + Send + 'static,
 ) -> Result<(), BackendError> {
-    let (rx, tx) = std::io::pipe().map_err(other)?;
+    let (rx, tx) = crate::containers::layer_pipe().map_err(other)?;
     let writer = std::thread::spawn(move || {
         let mut w = archive::Writer::new(tx, write);
         fill(&mut w)?;

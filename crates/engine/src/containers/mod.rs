@@ -35,8 +35,8 @@ mod views;
 
 pub use archive::{ArchiveJob, ExtractRequest, PathStat};
 pub use changes::{Change, ChangeKind};
-pub(crate) use commit::commit_upper;
 pub use commit::CommitRequest;
+pub(crate) use commit::{commit_upper, layer_pipe};
 pub(crate) use create::fill_random;
 pub(crate) use create::random_id;
 pub use create::{
