@@ -127,6 +127,11 @@ fn buildkit_mode_builds_the_shared_context_with_progress_and_the_cache() {
     assert!(!progress.contains("CACHED"), "{progress}");
     let id = image_id(&d, "bk:1");
     assert_eq!(std::fs::read_to_string(&iid).unwrap().trim(), id);
+    // The whole ID, as BuildKit writes it.
+    assert!(
+        progress.contains(&format!("writing image {id}")),
+        "{progress}"
+    );
 
     let cat = |file: &str| ok(&d.docker(&["run", "--rm", "bk:1", "cat", file]));
     assert_eq!(

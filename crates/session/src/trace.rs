@@ -114,6 +114,8 @@ pub struct Progress {
     line: Vec<u8>,
     /// The step's own output started (after ` ---> Running in …`).
     count: u32,
+    /// The last image ID the build gave (`sha256:…`, whole), which `writing image` names.
+    image: Option<String>,
 }
 
 impl Progress {
@@ -124,6 +126,7 @@ impl Progress {
             current: None,
             line: Vec::new(),
             count: 0,
+            image: None,
         }
     }
 
@@ -185,6 +188,11 @@ impl Progress {
         out
     }
 
+    /// A stage's image (`sha256:…`), as the build reports it; the last is the result.
+    pub fn image_id(&mut self, id: &str) {
+        self.image = Some(id.to_owned());
+    }
+
     /// Takes a piece of the classic output; returns the records to send.
     pub fn text(&mut self, text: &str) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -222,7 +230,15 @@ impl Progress {
         }
         if let Some(id) = t.strip_prefix("Successfully built ") {
             self.start("exporting to image".into(), out);
-            self.log(&format!("writing image sha256:{id}\n"), out);
+            // The whole ID, as BuildKit writes it, when the build gave it (the line has the short one).
+            let whole = self
+                .image
+                .as_deref()
+                .and_then(|i| i.strip_prefix("sha256:"))
+                .filter(|i| i.starts_with(id))
+                .unwrap_or(id)
+                .to_owned();
+            self.log(&format!("writing image sha256:{whole}\n"), out);
             return;
         }
         if let Some(tag) = t.strip_prefix("Successfully tagged ") {
@@ -295,7 +311,9 @@ mod tests {
             "Step 1/2 : FROM busybox\n ---> 0123\nStep 2/2 : RUN echo hi\n ---> Using cache\n",
         );
         rec.extend(p.text(" ---> Running in ab\nh"));
-        rec.extend(p.text("i\nSuccessfully built 4567\n"));
+        rec.extend(p.text("i\n"));
+        p.image_id("sha256:4567abcd");
+        rec.extend(p.text("Successfully built 4567\n"));
         rec.extend(p.end(None));
         let v = vertices(&rec);
         let names: Vec<&str> = v.iter().map(|x| x.0.as_str()).collect();
@@ -322,7 +340,10 @@ mod tests {
             .map(|(_, v)| v.bytes())
             .collect();
         assert_eq!(logs[0], Bytes::from_static(b"hi\n"));
-        assert_eq!(logs[1], Bytes::from_static(b"writing image sha256:4567\n"));
+        assert_eq!(
+            logs[1],
+            Bytes::from_static(b"writing image sha256:4567abcd\n")
+        );
     }
 
     #[test]

@@ -297,6 +297,7 @@ impl BuildProgress for TraceSink {
     }
 
     fn aux_id(&mut self, id: &str) {
+        self.progress.image_id(id);
         send_line(
             &self.tx,
             &json!({ "id": "moby.image.id", "aux": { "ID": id } }),
