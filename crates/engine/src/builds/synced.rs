@@ -164,19 +164,16 @@ pub(super) fn apply(
         slot.sums.remove(path);
         below(&mut slot.sums, path);
     }
-    if slot.walk.is_none() {
-        slot.sums = fresh;
-    } else {
-        // What was sent replaced what was there (a directory's contents stay unless it became something
-        // else); entries the extraction did not hash (hard links, ...) are hashed from disk when needed.
-        for (path, is_dir) in &synced.sent {
-            slot.sums.remove(path);
-            if !is_dir {
-                below(&mut slot.sums, path);
-            }
+    // What was sent replaced what was there (a directory's contents stay unless it became something
+    // else); entries the extraction did not hash (hard links, ...) are hashed from disk when needed. A
+    // first transfer starts from no sums and lists nothing as sent: its sums are the extraction's.
+    for (path, is_dir) in &synced.sent {
+        slot.sums.remove(path);
+        if !is_dir {
+            below(&mut slot.sums, path);
         }
-        slot.sums.extend(fresh);
     }
+    slot.sums.extend(fresh);
     slot.walk = Some(Arc::clone(&synced.walk));
     Ok(synced)
 }
