@@ -850,14 +850,11 @@ fn image_prune_leaves_the_images_of_a_build_under_way() {
 #[test]
 fn builder_prune_never_takes_a_cache_a_build_is_using() {
     let d = common::docker_daemon();
-    let ctx = d.dir.path().join("busy");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = d.context(
+        "busy",
         "FROM busybox:latest\n\
          RUN --mount=type=cache,target=/cache sh -c 'echo kept > /cache/f; i=0; while [ $i -lt 300 ] && [ ! -e /cache/go ]; do sleep 0.1; i=$((i+1)); done; cat /cache/f'\n",
-    )
-    .unwrap();
+    );
     let ctx_s = ctx.to_str().unwrap().to_owned();
     let builder = {
         let host = d.host();
@@ -907,15 +904,12 @@ fn builder_prune_never_takes_a_cache_a_build_is_using() {
 #[test]
 fn build_ulimits_cgroup_parent_and_cpuset_mems_reach_the_run_steps() {
     let d = common::docker_daemon();
-    let ctx = d.dir.path().join("limits-ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = d.context(
+        "limits-ctx",
         "FROM busybox:latest\n\
          RUN echo \"$(ulimit -Sn):$(ulimit -Hn)\" > /nofile && cat /proc/self/cgroup > /cgroup \
          && cat /sys/fs/cgroup/cpuset/cpuset.mems /sys/fs/cgroup/cpuset.mems 2>/dev/null > /mems; true\n",
-    )
-    .unwrap();
+    );
     let ctx = ctx.display().to_string();
     let o = build(
         &d,
@@ -979,13 +973,10 @@ fn build_ulimits_cgroup_parent_and_cpuset_mems_reach_the_run_steps() {
 #[test]
 fn a_big_context_file_sent_again_hits_the_cache_and_a_changed_one_is_copied_as_sent() {
     let d = common::docker_daemon();
-    let ctx = d.dir.path().join("bigctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = d.context(
+        "bigctx",
         "FROM busybox:latest\nCOPY big.bin /big.bin\nRUN sha256sum /big.bin > /sum\nCMD [\"cat\", \"/sum\"]\n",
-    )
-    .unwrap();
+    );
     let original: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let big = ctx.join("big.bin");
     let put = |content: &[u8]| {
@@ -1236,13 +1227,10 @@ fn build_secrets_reach_run_steps_and_leave_no_trace() {
 #[test]
 fn build_secrets_missing_fail_when_required_and_are_skipped_otherwise() {
     let d = Daemon::with_busybox();
-    let ctx = d.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = d.context(
+        "ctx",
         "FROM busybox\nRUN --mount=type=secret,id=tok test ! -e /run/secrets/tok && echo skipped > /skipped\n",
-    )
-    .unwrap();
+    );
     let ctx_s = ctx.to_str().unwrap();
     let o = d.berth(&["build", "-t", "m:1", ctx_s]);
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
@@ -1317,13 +1305,10 @@ fn build_secrets_missing_fail_when_required_and_are_skipped_otherwise() {
 #[test]
 fn build_secrets_of_64_kib_fit_in_the_request_head() {
     let d = Daemon::with_busybox();
-    let ctx = d.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = d.context(
+        "ctx",
         "FROM busybox\nRUN --mount=type=secret,id=a --mount=type=secret,id=b,required cat /run/secrets/a /run/secrets/b | wc -c > /size\n",
-    )
-    .unwrap();
+    );
     // 64 KiB of values in all, of every byte value: twice base64-encoded, 114 KiB of header.
     let value: Vec<u8> = (0..32 * 1024).map(|i| (i % 256) as u8).collect();
     let (a, b) = (d.dir.path().join("a"), d.dir.path().join("b"));

@@ -137,10 +137,7 @@ fn docker_build(d: &Daemon, args: &[&str]) -> Output {
 
 /// A context directory holding only `dockerfile`.
 fn context_with(d: &Daemon, name: &str, dockerfile: &str) -> String {
-    let dir = d.dir.path().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
-    dir.to_string_lossy().into_owned()
+    d.context(name, dockerfile).to_string_lossy().into_owned()
 }
 
 fn using_cache(o: &str) -> usize {

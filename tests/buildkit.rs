@@ -271,13 +271,7 @@ fn buildkit_mode_secrets_reach_the_step_and_no_layer_config_or_history() {
 #[test]
 fn buildkit_mode_failures_are_reported_and_sessions_are_checked() {
     let d = common::docker_daemon();
-    let ctx = d.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM busybox\nRUN echo before && exit 3\n",
-    )
-    .unwrap();
+    let ctx = d.context("ctx", "FROM busybox\nRUN echo before && exit 3\n");
     let failed = bk_build(&d, &ctx, &["."]);
     let progress = err(&failed);
     assert_eq!(failed.status.code(), Some(1), "{progress}");
@@ -331,13 +325,7 @@ fn buildkit_mode_pulls_with_the_logins_the_session_offers() {
     assert!(ok(&o).contains("Login Succeeded"), "{}", out(&o));
     ok(&d.docker(&["push", &base]));
     ok(&d.docker(&["rmi", &base]));
-    let ctx = d.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {base}\nRUN echo pulled > /ok\n"),
-    )
-    .unwrap();
+    let ctx = d.context("ctx", format!("FROM {base}\nRUN echo pulled > /ok\n"));
     let built = bk_build(&d, &ctx, &["-t", "pulled:1", "."]);
     assert!(built.status.success(), "{}\n{}", err(&built), d.log());
     assert_eq!(

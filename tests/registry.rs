@@ -1068,13 +1068,10 @@ fn a_build_pulls_its_missing_base_image() {
     let (id, _) = push_busybox(&d, "base");
     let base = at("base:1");
     ok(&d.docker(&["rmi", "busybox", &base]));
-    let ctx = d.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    let ctx = d.context(
+        "ctx",
         format!("FROM {base}\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n"),
-    )
-    .unwrap();
+    );
     let o = d.berth(&["build", "-t", "pulled:1", ctx.to_str().unwrap()]);
     assert!(o.status.success(), "{}{}", out(&o), err(&o));
     assert_eq!(inspect(&d, &base)["Id"], id.as_str());

@@ -187,6 +187,15 @@ impl Daemon {
         c.wait().expect("wait daemon")
     }
 
+    /// A build context: the directory `name` in the test's directory, holding `dockerfile` as its
+    /// `Dockerfile`.
+    pub fn context(&self, name: &str, dockerfile: impl AsRef<[u8]>) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+        dir
+    }
+
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
