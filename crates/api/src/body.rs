@@ -176,24 +176,17 @@ impl ChannelWriter {
 
 /// A blocking reader over a request body, for engine operations that consume a stream (load, import,
 /// build contexts). Must be read from a blocking thread: it waits for the connection task to deliver
-/// chunks.
-///
-/// The body arrives in the client's chunks (the docker CLI's are 32 KiB: 3,000 for a 100 MB build
-/// context). Waking the reading thread for each cost as much CPU as the reading itself, so the task
-/// queues chunks and wakes the reader only once [`WAKE_AT`] bytes wait, or at the body's end or error;
-/// it waits itself while [`QUEUE_MAX`] bytes are queued. Every endpoint using it reads a whole upload
-/// before it answers, so a reader waiting for more than a pause in the upload has no cost but that pause.
+/// chunks (through [`engine::chunks`], which wakes it only for a good run of them).
 pub fn blocking_reader(body: ReqBody) -> impl Read + Send + 'static {
     reader_of(body)
 }
 
-fn reader_of<B>(body: B) -> ChannelReader
+fn reader_of<B>(body: B) -> engine::chunks::ChunkReader
 where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let shared = std::sync::Arc::new(Queue::default());
-    let producer = std::sync::Arc::clone(&shared);
+    let (producer, reader) = engine::chunks::pipe();
     tokio::spawn(async move {
         let mut frames = BodyStream::new(body);
         loop {
@@ -222,142 +215,13 @@ where
             }
         }
     });
-    ChannelReader {
-        shared,
-        current: Bytes::new(),
-        queued: std::collections::VecDeque::new(),
-    }
-}
-
-/// The reader is woken once this many bytes wait for it.
-const WAKE_AT: usize = 512 << 10;
-/// The task waits while this many bytes are queued.
-const QUEUE_MAX: usize = 4 << 20;
-
-#[derive(Default)]
-struct QueueState {
-    chunks: std::collections::VecDeque<Bytes>,
-    bytes: usize,
-    /// The body's end (`Ok`) or error; `None` while it goes on.
-    end: Option<io::Result<()>>,
-    /// The reader was dropped: the task stops.
-    reader_gone: bool,
-    /// The reader waits on [`Queue::ready`] (a notification with nobody waiting still costs a syscall).
-    reader_waiting: bool,
-}
-
-/// The chunks between the connection task and the blocking reader.
-#[derive(Default)]
-struct Queue {
-    state: std::sync::Mutex<QueueState>,
-    /// The reader waits on it for [`WAKE_AT`] bytes or the end.
-    ready: std::sync::Condvar,
-    /// The task waits on it for room.
-    room: tokio::sync::Notify,
-}
-
-impl Queue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
-        // Plain data, each update complete before the guard goes: nothing a panic could leave half made.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Queues `d`; false once the reader is gone.
-    async fn push(&self, d: Bytes) -> bool {
-        loop {
-            // Registered before the check, so a wake between the check and the wait is not lost.
-            let room = self.room.notified();
-            {
-                let mut st = self.lock();
-                if st.reader_gone {
-                    return false;
-                }
-                if st.bytes < QUEUE_MAX {
-                    st.bytes += d.len();
-                    st.chunks.push_back(d);
-                    if st.bytes >= WAKE_AT && st.reader_waiting {
-                        self.ready.notify_one();
-                    }
-                    return true;
-                }
-            }
-            room.await;
-        }
-    }
-
-    fn finish(&self, end: io::Result<()>) {
-        self.lock().end = Some(end);
-        self.ready.notify_one();
-    }
-}
-
-struct ChannelReader {
-    shared: std::sync::Arc<Queue>,
-    current: Bytes,
-    /// Chunks taken from the queue in one go, read before the next.
-    queued: std::collections::VecDeque<Bytes>,
-}
-
-impl Drop for ChannelReader {
-    fn drop(&mut self) {
-        self.shared.lock().reader_gone = true;
-        self.shared.room.notify_one();
-    }
-}
-
-impl ChannelReader {
-    /// Takes everything queued once there is [`WAKE_AT`] of it or the body ended; `Ok(false)` at the
-    /// end of the body.
-    fn refill(&mut self) -> io::Result<bool> {
-        let mut st = self.shared.lock();
-        loop {
-            if st.bytes >= WAKE_AT || (st.end.is_some() && !st.chunks.is_empty()) {
-                self.queued = std::mem::take(&mut st.chunks);
-                st.bytes = 0;
-                drop(st);
-                self.shared.room.notify_one();
-                return Ok(true);
-            }
-            match &st.end {
-                Some(Ok(())) => return Ok(false),
-                Some(Err(e)) => return Err(io::Error::new(e.kind(), e.to_string())),
-                None => {}
-            }
-            st.reader_waiting = true;
-            st = self
-                .shared
-                .ready
-                .wait(st)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            st.reader_waiting = false;
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.queued.pop_front() {
-                Some(b) => self.current = b,
-                None => {
-                    if !self.refill()? {
-                        return Ok(0);
-                    }
-                }
-            }
-        }
-        let n = out.len().min(self.current.len());
-        out[..n].copy_from_slice(&self.current[..n]);
-        bytes::Buf::advance(&mut self.current, n);
-        Ok(n)
-    }
+    reader
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::chunks::{QUEUE_MAX, WAKE_AT};
 
     /// A body of `chunks`, then `fail` as its error if given, from a runtime like the server's.
     fn body_of(

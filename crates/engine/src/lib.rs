@@ -3,6 +3,7 @@
 //! flow back up through [`Events`].
 
 pub mod builds;
+pub mod chunks;
 pub mod containers;
 pub mod crash;
 mod distribution;

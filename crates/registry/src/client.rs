@@ -1078,7 +1078,24 @@ impl Session {
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64>
     where
-        W: AsyncWrite + Unpin + ?Sized,
+        W: AsyncWrite + Unpin + Send + ?Sized,
+    {
+        self.fetch_blob_chunks(repo, digest, size, &mut WriteSink(sink), progress)
+            .await
+    }
+
+    /// [`Session::fetch_blob`] into a [`ChunkSink`]: the connection's chunks are handed on as they
+    /// come, without a copy.
+    pub async fn fetch_blob_chunks<S>(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: Option<u64>,
+        sink: &mut S,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64>
+    where
+        S: ChunkSink + ?Sized,
     {
         let mut hasher = Digester::for_digest(check_digest(digest)?)?;
         let url = self.api_url(repo, &format!("blobs/{}", check_digest(digest)?))?;
@@ -1169,7 +1186,7 @@ impl Session {
                     }
                 }
                 hasher.update(&data);
-                sink.write_all(&data)
+                sink.put(data)
                     .await
                     .map_err(|e| Error::io(format!("writing blob {digest}"), e))?;
                 written = new_len;
@@ -1587,6 +1604,29 @@ fn next_link(v: &str) -> Option<&str> {
             .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
         is_next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>'))
     })
+}
+
+/// Where [`Session::fetch_blob_chunks`] puts a blob's bytes: each chunk as the connection gave it.
+pub trait ChunkSink: Send {
+    /// Takes the next chunk.
+    fn put(&mut self, data: Bytes) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Called once after the last chunk.
+    fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// An `AsyncWrite` as a [`ChunkSink`] (each chunk copied in).
+struct WriteSink<'a, W: ?Sized>(&'a mut W);
+
+impl<W: AsyncWrite + Unpin + Send + ?Sized> ChunkSink for WriteSink<'_, W> {
+    async fn put(&mut self, data: Bytes) -> std::io::Result<()> {
+        self.0.write_all(&data).await
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().await
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub mod web;
 
 pub use auth::{AuthConfig, Challenge, Scope};
 pub use client::{
-    BlobPush, Client, FetchedManifest, SearchResult, SearchResults, Session, UploadMode,
+    BlobPush, ChunkSink, Client, FetchedManifest, SearchResult, SearchResults, Session, UploadMode,
 };
 pub use config::{RegistryConfig, RetryPolicy};
 pub use error::{Error, Result};

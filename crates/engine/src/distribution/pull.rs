@@ -19,8 +19,6 @@ use crate::Engine;
 const CONCURRENT_LAYERS: usize = 6;
 /// How often a layer's `Downloading` line is sent at most.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
-/// The pipe between a layer's download and its unpacking thread.
-const PIPE_SIZE: usize = 1 << 20;
 
 /// What `POST /images/create?fromImage=…` asks for.
 #[derive(Debug, Default, Clone)]
@@ -265,8 +263,7 @@ impl Engine {
         tx: &ProgressSender,
     ) -> Result<image::ReceivedLayer> {
         let short = blob.hex()[..12].to_string();
-        let (mut sink, source) = tokio::io::duplex(PIPE_SIZE);
-        let mut reader = tokio_util::io::SyncIoBridge::new(source);
+        let (sink, mut reader) = crate::chunks::pipe();
         let store = Arc::clone(&self.images);
         // The registry client checks the digest as the bytes pass (its result is awaited below
         // before anything is kept), so the store does not hash the blob again.
@@ -281,11 +278,17 @@ impl Engine {
                 send(tx, Progress::bytes(&short, "Downloading", done, size));
             }
         };
+        let mut sink = Sink(Some(sink));
         let fetched = s
-            .fetch_blob(r.path(), digest, Some(size), &mut sink, &mut progress)
+            .fetch_blob_chunks(r.path(), digest, Some(size), &mut sink, &mut progress)
             .await;
         // End of stream for the unpacker: it finishes the tar (or fails on a cut one).
-        drop(sink);
+        if let Some(sink) = sink.0.take() {
+            sink.finish(match &fetched {
+                Ok(_) => Ok(()),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            });
+        }
         let received = receiving.await?;
         match (fetched, received) {
             (Ok(_), Ok(layer)) => {
@@ -299,6 +302,27 @@ impl Engine {
             (Err(registry::Error::Io { .. }), Err(e)) => Err(e.into()),
             (Err(e), _) => Err(pull_error(r, e)),
             (Ok(_), Err(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// A blob's way from the registry client to the store's blocking unpacker.
+struct Sink(Option<crate::chunks::ChunkSender>);
+
+impl registry::ChunkSink for Sink {
+    async fn put(&mut self, data: bytes::Bytes) -> std::io::Result<()> {
+        let pushed = match &self.0 {
+            Some(s) => s.push(data).await,
+            None => false,
+        };
+        if pushed {
+            Ok(())
+        } else {
+            // The unpacker stopped reading (a hostile or broken tar): its error says why.
+            Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the layer's unpacker stopped",
+            ))
         }
     }
 }
