@@ -1092,7 +1092,13 @@ fn copy<'o>(
     let mut started = 0u64;
     loop {
         let n = match r.read(buf) {
-            Ok(0) => return Ok(total),
+            Ok(0) => {
+                // The rest of a big file goes to the disk now, not when the caller syncs.
+                if writeback && total >= PREALLOCATE_MIN && total > started {
+                    start_writeback(w, started, total - started);
+                }
+                return Ok(total);
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),

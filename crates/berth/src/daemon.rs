@@ -173,6 +173,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| args.exec_root.join("berth.pid"));
     write_pidfile(&pidfile)?;
 
+    engine::memory::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // A burst of blocking work (50 `rm -f` at once) starts one thread each; tokio's default keeps them
