@@ -235,10 +235,8 @@ impl Engine {
         archive: &mut dyn Read,
         progress: &mut dyn FnMut(image::LoadProgress),
     ) -> Result<Vec<LoadedImage>> {
-        let loaded = self.images.load(archive, progress);
-        crate::memory::give_back();
+        let loaded = self.images.load(archive, progress)?;
         let mut out = Vec::new();
-        let loaded = loaded?;
         for l in loaded {
             let tags: Vec<String> = l.tags.iter().map(|r| r.familiar()).collect();
             if let Ok(img) = self.images.get(&l.id.to_string()) {

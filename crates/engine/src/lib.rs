@@ -14,7 +14,6 @@ pub mod filters;
 mod host;
 pub use host::lock_exclusive;
 mod images;
-pub mod memory;
 pub mod networks;
 mod system;
 pub mod userns;

@@ -396,7 +396,6 @@ impl Engine {
             self.builds.remove(&build_id, &cancel);
         }
         backend::clean_later(&work, &trash_root(&self.config.data_root));
-        crate::memory::give_back();
         if cancel.is_cancelled() {
             tracing::info!(build = %id, buildid = %build_id, "build cancelled; its step containers and files are removed");
             return Err(Error::System("build cancelled".into()));

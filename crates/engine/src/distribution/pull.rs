@@ -54,13 +54,6 @@ impl Engine {
     /// Pulls an image, sending dockerd's progress lines to `tx`. An error before the first line
     /// (a name that does not resolve, refused credentials) is for the caller to answer with a status.
     pub async fn pull_image(&self, req: PullRequest, tx: ProgressSender) -> Result<()> {
-        let result = self.pull_request(req, tx).await;
-        // The layers' buffers are all free now.
-        tokio::task::spawn_blocking(crate::memory::give_back);
-        result
-    }
-
-    async fn pull_request(&self, req: PullRequest, tx: ProgressSender) -> Result<()> {
         let auth = parse_auth(req.auth.as_deref())?;
         let asked = match req.platform.as_deref().filter(|p| !p.is_empty()) {
             Some(p) => Some(PlatformSpec::parse(p).map_err(registry_error)?),
