@@ -6,9 +6,8 @@
 # Everything runs in a network namespace of its own (loopback only).
 #
 # The disk rate is `dd conv=fsync` of a file as big as the image, of random bytes (a virtual disk may
-# write zeros for free), into the directory that holds the daemons' data roots, at the start of each run
-# and again just before each load: this machine's disk rate swings run to run, so each figure is a median
-# over the same runs.
+# write zeros for free), into the directory that holds the daemons' data roots, once per run: this
+# machine's disk rate swings run to run, so each figure is a median over the same runs.
 # skopeo stores pulled layers as they come (`--dest-oci-accept-uncompressed-layers`) but gzips
 # uncompressed ones when it pushes to a registry (skopeo 1.9 has no way not to); dockerd gzips every
 # layer it pushes. With BENCH_LAYERS=gzip the registry holds gzip layers (seeded by skopeo), so all
@@ -145,7 +144,7 @@ else
         "$base/manifests/1" >/dev/null
 fi
 
-pull_t=(); sk_pull_t=(); push_t=(); sk_push_t=(); load_t=(); dk_pull_t=(); dk_push_t=(); disk_t=(); disk_l=()
+pull_t=(); sk_pull_t=(); push_t=(); sk_push_t=(); load_t=(); dk_pull_t=(); dk_push_t=(); disk_t=()
 for i in $(seq "$runs"); do
     disk_t+=("$(disk_rate)")
     start_daemon "d$i"; d=$sock
@@ -181,9 +180,6 @@ for i in $(seq "$runs"); do
 
     "$berth" -H "$d" save -o "$work/save.tar" 127.0.0.1:5100/bench:1
     start_daemon "l$i"
-    # The pushes and the save before this leave the disk busy for a while (this virtual disk's rate
-    # then drops by up to half): the load is paired with a dd run just before it.
-    disk_l+=("$(disk_rate)")
     sync; t0=$(now); "$berth" -H "$sock" load -q -i "$work/save.tar" >/dev/null; t1=$(now)
     load_t+=("$(elapsed "$t0" "$t1")")
     stop_last; stop_last
@@ -197,7 +193,7 @@ disk=$(ms "${disk_t[@]}")
 echo
 echo "image: $((size / 1000000)) MB in 8 layers ($kind in the registry), ${runs} runs each, medians"
 echo "  (pull ${pull_t[*]} | skopeo pull ${sk_pull_t[*]} | push ${push_t[*]} | skopeo push ${sk_push_t[*]} | load ${load_t[*]}"
-echo "   | dockerd pull ${dk_pull_t[*]:-} | dockerd push ${dk_push_t[*]:-} | dd ${disk_t[*]} | dd before load ${disk_l[*]})"
+echo "   | dockerd pull ${dk_pull_t[*]:-} | dockerd push ${dk_push_t[*]:-} | dd ${disk_t[*]})"
 printf '%-40s %8.2f s  %6s MB/s\n' "berth pull" "$p" "$(rate "$p")"
 printf '%-40s %8.2f s  %6s MB/s\n' "skopeo copy docker:// -> oci:" "$sp" "$(rate "$sp")"
 if [ "$dockerd" = 1 ]; then
@@ -218,11 +214,11 @@ fi
 printf 'ratios: pull %.2fx skopeo, push %.2fx skopeo (target >= 2); pull %.2f, load %.2f of the disk rate (target >= 0.8)\n' \
     "$(echo "$sp / $p" | bc -l)" "$(echo "$su / $u" | bc -l)" \
     "$(echo "$disk / $p * $size / ($mib * 1048576)" | bc -l)" "$(echo "$disk / $l * $size / ($mib * 1048576)" | bc -l)"
-# The disk's rate drifts with what else the machine does: each run's pull against the dd at the start of
-# the run, each load against the dd just before it, then the median of those ratios.
+# The disk's rate drifts with what else the machine does: each run's own dd against the same run's
+# pull and load, then the median of those ratios.
 pr=(); lr=()
 for i in "${!disk_t[@]}"; do
     pr+=("$(echo "${disk_t[$i]} / ${pull_t[$i]} * $size / ($mib * 1048576)" | bc -l)")
-    lr+=("$(echo "${disk_l[$i]} / ${load_t[$i]} * $size / ($mib * 1048576)" | bc -l)")
+    lr+=("$(echo "${disk_t[$i]} / ${load_t[$i]} * $size / ($mib * 1048576)" | bc -l)")
 done
 printf 'paired with each run'"'"'s dd (median): pull %.2f, load %.2f of the disk rate\n' "$(ms "${pr[@]}")" "$(ms "${lr[@]}")"
