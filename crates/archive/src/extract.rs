@@ -574,7 +574,12 @@ impl Extractor<'_, '_> {
                     Some(c) => self.reuse_or_write(entry, c, size, &dir, leaf, &full)?,
                     None => {
                         let mut file = create_file(&dir, leaf, &full)?;
-                        if self.opts.start_writeback && size >= PREALLOCATE_MIN {
+                        // Not a sparse file: its size in the header is its stored data's, and
+                        // allocating that from offset 0 would fill holes.
+                        if self.opts.start_writeback
+                            && size >= PREALLOCATE_MIN
+                            && kind != EntryType::GNUSparse
+                        {
                             preallocate(&file, size);
                         }
                         let written = copy(

@@ -970,3 +970,34 @@ fn a_stream_may_end_right_after_the_last_files_data_but_nowhere_else() {
     let s = sandbox();
     assert!(extract(s.fd().as_fd(), "", &cut_header[..], &Options::layer()).is_err());
 }
+
+#[test]
+fn a_big_layer_file_gets_its_bytes_and_size_and_a_cut_one_only_what_came() {
+    // Big enough for the layer path's preallocation and its writeback steps (8 MiB), not a multiple of
+    // either, nor of a block.
+    let big: Vec<u8> = (0..(9 << 20) + 777).map(|i| (i * 31 % 253) as u8).collect();
+    let full = tar(&[E::File("big", &big), E::File("small", b"after")]);
+    let s = sandbox();
+    extract(s.fd().as_fd(), "", &full[..], &Options::layer()).unwrap();
+    let got = std::fs::read(s.root.join("big")).unwrap();
+    assert!(got == big, "{} bytes read back", got.len());
+    assert_eq!(std::fs::read(s.root.join("small")).unwrap(), b"after");
+    // Blocks allocated up front beyond what a file holds would show in its allocated size.
+    let meta = std::fs::metadata(s.root.join("big")).unwrap();
+    assert!(
+        meta.blocks() * 512 < big.len() as u64 + (1 << 20),
+        "{} blocks",
+        meta.blocks()
+    );
+
+    // The stream ends 2 MiB into the file's data: an error, and the file holds what came (the header's
+    // size was never given to it).
+    let s = sandbox();
+    let cut = 512 + (2 << 20);
+    let err = extract(s.fd().as_fd(), "", &full[..cut], &Options::layer());
+    assert!(err.is_err());
+    assert_eq!(
+        std::fs::metadata(s.root.join("big")).unwrap().len(),
+        2 << 20
+    );
+}
