@@ -481,7 +481,41 @@ fn buildkit_mode_rebuilds_fetch_only_what_changed_and_match_a_full_transfer() {
         "both names of the rewritten inode: {incremental}"
     );
 
-    // The same context sent whole (the prune drops the kept directory) gives the same files, modes,
+    // The kept directory is build cache, as BuildKit lists its local sources: `system df` counts it, and
+    // the prune that drops it says what it reclaimed.
+    let contexts = |df: &serde_json::Value| -> Vec<serde_json::Value> {
+        df["BuildCache"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r["Type"] == "source.local")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let kept = contexts(&d.get_json("/system/df?type=build-cache"));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["Description"], "local source for context");
+    assert_eq!(kept[0]["InUse"], false);
+    let size = kept[0]["Size"].as_u64().unwrap_or(0);
+    assert!(size >= big.len() as u64, "{kept:?}");
+    let pruned = d.request("POST", "/build/prune?all=1", b"");
+    assert_eq!(pruned.status, 200, "{}", pruned.text());
+    let pruned = pruned.json();
+    assert!(
+        pruned["SpaceReclaimed"].as_u64().unwrap_or(0) >= size,
+        "{pruned}"
+    );
+    assert!(
+        pruned["CachesDeleted"]
+            .as_array()
+            .is_some_and(|ids| ids.contains(&kept[0]["ID"])),
+        "{pruned}"
+    );
+    assert!(contexts(&d.get_json("/system/df?type=build-cache")).is_empty());
+
+    // The same context sent whole (the prune dropped the kept directory) gives the same files, modes,
     // times and links.
     ok(&d.docker(&["builder", "prune", "-af"]));
     let full = bk_build(&d, &ctx, &["--no-cache", "-t", "sync:3", "."]);

@@ -399,12 +399,7 @@ impl Engine {
             out.volumes = Some(self.volume_usage().await?);
         }
         if kinds.build_cache {
-            let root = self.config.data_root.clone();
-            let users = self.builds.cache_users();
-            out.build_cache = Some(
-                tokio::task::spawn_blocking(move || crate::builds::cache_records(&root, &users))
-                    .await?,
-            );
+            out.build_cache = Some(self.build_cache_records().await?);
         }
         Ok(out)
     }

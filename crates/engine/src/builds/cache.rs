@@ -3,7 +3,7 @@
 //! dockerd's BuildKit lists and prunes its cache-mount records (type `exec.cachemount`); classic builds also
 //! cache in images, through their parent links, which `image prune` handles.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -38,8 +38,27 @@ struct Entry {
     last_used: SystemTime,
 }
 
-/// The caches under `root`; those named in `in_use` are marked so.
-fn entries(root: &Path, in_use: &HashMap<String, Vec<String>>) -> Vec<Entry> {
+/// What a record stands for: BuildKit's type and description for it.
+struct Kind {
+    typ: BuildCacheTypeEnum,
+    description: &'static str,
+}
+
+/// A cache mount's directory (`DATA_ROOT/build-cache`).
+const CACHE_MOUNT: Kind = Kind {
+    typ: BuildCacheTypeEnum::EXEC_CACHEMOUNT,
+    description: "cached mount (RUN --mount=type=cache)",
+};
+
+/// A BuildKit-mode context kept for the next build (`DATA_ROOT/build-kept/contexts`), which BuildKit
+/// lists as its local source records.
+const CONTEXT: Kind = Kind {
+    typ: BuildCacheTypeEnum::SOURCE_LOCAL,
+    description: "local source for context",
+};
+
+/// The directories under `root`, as records of `kind`; those named in `in_use` are marked so.
+fn entries(root: &Path, kind: &Kind, in_use: &dyn Fn(&str) -> bool) -> Vec<Entry> {
     let Ok(dirs) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -60,10 +79,10 @@ fn entries(root: &Path, in_use: &HashMap<String, Vec<String>>) -> Vec<Entry> {
             let name = e.file_name().to_string_lossy().into_owned();
             Some(Entry {
                 record: BuildCache {
-                    in_use: Some(in_use.contains_key(&name)),
+                    in_use: Some(in_use(&name)),
                     id: Some(name),
-                    typ: Some(BuildCacheTypeEnum::EXEC_CACHEMOUNT),
-                    description: Some("cached mount (RUN --mount=type=cache)".into()),
+                    typ: Some(kind.typ),
+                    description: Some(kind.description.into()),
                     shared: Some(false),
                     size: Some(size as i64),
                     created_at: Some(image::timefmt::rfc3339_nano(created)),
@@ -80,19 +99,26 @@ fn entries(root: &Path, in_use: &HashMap<String, Vec<String>>) -> Vec<Entry> {
     out
 }
 
-/// The records `system df` lists; those running builds use are `InUse`.
-pub(crate) fn records(
+/// The records `system df` lists: cache mounts, then kept contexts (`busy`: those a build has); those
+/// running builds use are `InUse`.
+fn records(
     data_root: &Path,
     users: &Mutex<HashMap<String, Vec<String>>>,
+    busy: &HashSet<String>,
 ) -> Vec<BuildCache> {
     let in_use = users
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    entries(&data_root.join("build-cache"), &in_use)
-        .into_iter()
-        .map(|e| e.record)
-        .collect()
+    entries(&data_root.join("build-cache"), &CACHE_MOUNT, &|n| {
+        in_use.contains_key(n)
+    })
+    .into_iter()
+    .chain(entries(&super::synced_root(data_root), &CONTEXT, &|n| {
+        busy.contains(n)
+    }))
+    .map(|e| e.record)
+    .collect()
 }
 
 /// Whether a record passes the cache-field filters, as BuildKit compares them (`id` as a substring,
@@ -117,6 +143,14 @@ fn matches(f: &Filters, r: &BuildCache) -> Result<bool> {
 }
 
 impl Engine {
+    /// The build cache `system df` lists.
+    pub(crate) async fn build_cache_records(&self) -> Result<Vec<BuildCache>> {
+        let root = self.config.data_root.clone();
+        let users = self.builds.cache_users();
+        let busy = self.builds.synced.busy();
+        Ok(tokio::task::spawn_blocking(move || records(&root, &users, &busy)).await?)
+    }
+
     /// `POST /build/prune`: removes the caches the options select and answers dockerd's shape, the IDs
     /// deleted and the bytes reclaimed, publishing the builder's `prune` event.
     pub async fn prune_build_cache(
@@ -173,10 +207,24 @@ impl Engine {
         // The big context files kept for the next build go too: a prune is asked to free the builder's
         // disk, and they only make rebuilds faster. (A handful of unlinks, done in place.)
         self.builds.kept.clear();
-        // And the context directories kept for BuildKit-mode rebuilds (whole trees: off the runtime).
+        // And the context directories kept for BuildKit-mode rebuilds (whole trees: off the runtime),
+        // counted as BuildKit counts its local sources.
         let synced = self.builds.synced.take_idle();
-        tokio::task::spawn_blocking(move || synced.iter().for_each(|d| super::synced::remove(d)))
-            .await?;
+        let (contexts, context_bytes) = tokio::task::spawn_blocking(move || {
+            let mut ids = Vec::new();
+            let mut bytes = 0;
+            for d in &synced {
+                bytes += crate::du::dir_size(d).unwrap_or(0);
+                super::synced::remove(d);
+                ids.extend(d.file_name().map(|n| n.to_string_lossy().into_owned()));
+            }
+            (ids, bytes)
+        })
+        .await?;
+        let (deleted, reclaimed) = (
+            deleted.into_iter().chain(contexts).collect::<Vec<_>>(),
+            reclaimed + context_bytes,
+        );
         self.events
             .publish(crate::Event::pruned("builder", reclaimed));
         let mut out = BTreeMap::new();
@@ -199,7 +247,7 @@ fn prune(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut candidates: Vec<Entry> = Vec::new();
-    for e in entries(root, &in_use) {
+    for e in entries(root, &CACHE_MOUNT, &|n| in_use.contains_key(n)) {
         let used = e
             .last_used
             .duration_since(SystemTime::UNIX_EPOCH)

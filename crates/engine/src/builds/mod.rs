@@ -14,7 +14,6 @@ mod registry_auth;
 mod remote;
 mod synced;
 
-pub(crate) use cache::records as cache_records;
 pub use cache::BuildPruneOptions;
 pub use registry_auth::RegistryAuths;
 

@@ -112,6 +112,16 @@ impl SyncedContexts {
         remove(&slot.dir);
     }
 
+    /// The directories builds have now, by name.
+    pub(crate) fn busy(&self) -> std::collections::HashSet<String> {
+        self.lock()
+            .0
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Busy))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Forgets every idle directory and returns them, for the caller to remove (`builder prune`); one in
     /// use stays with its build.
     pub(crate) fn take_idle(&self) -> Vec<PathBuf> {
