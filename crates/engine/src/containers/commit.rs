@@ -135,8 +135,6 @@ impl Engine {
     }
 }
 
-/// Commits the changes in the upper dir `upper` as a layer with `request` (blocking): the layer is read from
-/// the upper dir while the store writes it, through a pipe. `POST /commit` and every build step use it.
 /// A pipe for a layer's stream between two threads, with a 1 MiB buffer where the kernel allows it: with
 /// the default 64 KiB, a 100 MB layer costs thousands of switches between writer and reader.
 pub(crate) fn layer_pipe() -> std::io::Result<(std::io::PipeReader, std::io::PipeWriter)> {
@@ -146,6 +144,8 @@ pub(crate) fn layer_pipe() -> std::io::Result<(std::io::PipeReader, std::io::Pip
     Ok((rx, tx))
 }
 
+/// Commits the changes in the upper dir `upper` as a layer with `request` (blocking): the layer is read from
+/// the upper dir while the store writes it, through a pipe. `POST /commit` and every build step use it.
 pub(crate) fn commit_upper(
     store: &image::ImageStore,
     request: image::CommitRequest,
