@@ -162,15 +162,14 @@ async fn build_in_session(
             progress: engine::builds::Progress::new(&nonce),
             quiet,
         };
-        let built = match upload {
-            Some(mut u) => {
-                let built =
-                    engine.build_from_session(request, &session, Some(&mut u.body), &mut sink);
-                let _ = u.done.send(());
-                built
-            }
-            None => engine.build_from_session(request, &session, None, &mut sink),
-        };
+        let context = upload
+            .as_mut()
+            .map(|u| &mut u.body as &mut dyn std::io::Read);
+        let built = engine.build_from_session(request, &session, context, &mut sink);
+        // The upload's own request is answered now that the build is done with its body.
+        if let Some(u) = upload {
+            let _ = u.done.send(());
+        }
         let _ = done.send(());
         match built {
             Ok(_) => sink.end(None),

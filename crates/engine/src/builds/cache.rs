@@ -202,7 +202,7 @@ impl Engine {
             .transpose()?;
         let root = self.config.data_root.join("build-cache");
         let users = self.builds.cache_users();
-        let (deleted, reclaimed) =
+        let (mut deleted, mut reclaimed) =
             tokio::task::spawn_blocking(move || prune(&root, &users, &opts, cutoff)).await??;
         // The big context files kept for the next build go too: a prune is asked to free the builder's
         // disk, and they only make rebuilds faster. (A handful of unlinks, done in place.)
@@ -221,10 +221,8 @@ impl Engine {
             (ids, bytes)
         })
         .await?;
-        let (deleted, reclaimed) = (
-            deleted.into_iter().chain(contexts).collect::<Vec<_>>(),
-            reclaimed + context_bytes,
-        );
+        deleted.extend(contexts);
+        reclaimed += context_bytes;
         self.events
             .publish(crate::Event::pruned("builder", reclaimed));
         let mut out = BTreeMap::new();

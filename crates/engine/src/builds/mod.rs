@@ -61,6 +61,17 @@ pub struct BuildRequest {
     pub remote: String,
 }
 
+impl BuildRequest {
+    /// The Dockerfile's path in the context: `dockerfile`, or `Dockerfile` when it is empty.
+    fn dockerfile_name(&self) -> String {
+        if self.dockerfile.is_empty() {
+            "Dockerfile".to_owned()
+        } else {
+            self.dockerfile.clone()
+        }
+    }
+}
+
 /// Looks up one build secret by ID: `Ok(None)` when the client has no such secret.
 pub type SecretLookup = dyn Fn(&str) -> std::result::Result<Option<Vec<u8>>, String> + Send + Sync;
 
@@ -462,11 +473,7 @@ impl Engine {
         if !req.remote.is_empty() {
             return self.build_image(req, &mut std::io::empty(), out);
         }
-        let name = if req.dockerfile.is_empty() {
-            "Dockerfile".to_owned()
-        } else {
-            req.dockerfile.clone()
-        };
+        let name = req.dockerfile_name();
         // The directory the client shares as `dockerfile` holds the Dockerfile (the context's, or the
         // one `-f` names, or STDIN's in a directory of its own).
         let mut include = vec![name.clone()];
@@ -602,11 +609,7 @@ impl Engine {
             }
         };
         let extracted = started.elapsed();
-        let name = if req.dockerfile.is_empty() {
-            "Dockerfile".to_owned()
-        } else {
-            req.dockerfile.clone()
-        };
+        let name = req.dockerfile_name();
         let (found, text) = match req.dockerfile_text.take() {
             Some(text) => (None, text),
             None => {
