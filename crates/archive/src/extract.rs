@@ -577,7 +577,7 @@ impl Extractor<'_, '_> {
                         // Not a sparse file: its size in the header is its stored data's, and
                         // allocating that from offset 0 would fill holes.
                         if self.opts.start_writeback
-                            && size >= PREALLOCATE_MIN
+                            && size >= BIG_FILE
                             && kind != EntryType::GNUSparse
                         {
                             preallocate(&file, size);
@@ -1099,7 +1099,7 @@ fn copy<'o>(
         let n = match r.read(buf) {
             Ok(0) => {
                 // The rest of a big file goes to the disk now, not when the caller syncs.
-                if writeback && total >= PREALLOCATE_MIN && total > started {
+                if writeback && total >= BIG_FILE && total > started {
                     start_writeback(w, started, total - started);
                 }
                 return Ok(total);
@@ -1120,13 +1120,14 @@ fn copy<'o>(
     }
 }
 
-/// Files of an image layer at least this big have their blocks allocated before they are written.
-const PREALLOCATE_MIN: u64 = 1 << 20;
+/// Files of an image layer at least this big have their blocks allocated before they are written, and
+/// their last bytes sent to the disk when they are closed.
+const BIG_FILE: u64 = 1 << 20;
 
 /// Allocates `size` bytes of blocks for the empty file `f` without changing its size
 /// (`FALLOC_FL_KEEP_SIZE`, so a file cut short by the stream still shows what was written). The
 /// filesystem then maps each page written to a block already allocated instead of reserving one per
-/// page (a third less CPU per written byte on ext4 here). Failure (a filesystem without `fallocate`,
+/// page (about 30% less kernel CPU per written byte on ext4 here). Failure (a filesystem without `fallocate`,
 /// or too little space: the writes will say so) only loses that.
 fn preallocate(f: &std::fs::File, size: u64) {
     let _ = rustix::fs::fallocate(f, rustix::fs::FallocateFlags::KEEP_SIZE, 0, size);
