@@ -8,12 +8,16 @@
 # The disk rate is `dd conv=fsync` of a file as big as the image, of random bytes (a virtual disk may
 # write zeros for free), into the directory that holds the daemons' data roots, once per run: this
 # machine's disk rate swings run to run, so each figure is a median over the same runs.
+# The disk of these machines is a virtual one that writes ~1.3 GB/s when rested and slows to 0.3-0.8
+# GB/s for a while after a few gigabytes (seen: 537 MB took 0.39 s, then 2.1 s right after 1 GB more,
+# and 0.42 s again 30 s later). So every timed step starts after `sync` and BENCH_REST seconds of rest
+# (default 30): each meets the disk in the same, rested state, none pays for the step before it.
 # skopeo stores pulled layers as they come (`--dest-oci-accept-uncompressed-layers`) but gzips
 # uncompressed ones when it pushes to a registry (skopeo 1.9 has no way not to); dockerd gzips every
 # layer it pushes. With BENCH_LAYERS=gzip the registry holds gzip layers (seeded by skopeo), so all
 # three move the same gzip blobs and none compresses on push.
 # Usage: bench/registry.sh [RUNS] [TOTAL_MIB]     (root; BERTH_BIN=path overrides the release build;
-#        BENCH_DOCKERD=0 leaves dockerd out; BENCH_LAYERS=plain|gzip, default plain)
+#        BENCH_DOCKERD=0 leaves dockerd out; BENCH_LAYERS=plain|gzip, default plain; BENCH_REST=seconds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -21,6 +25,7 @@ mib=${2:-512}
 # plain: the registry holds the layers uncompressed, as made (uploaded with curl); gzip: as skopeo
 # pushes them (it gzips uncompressed layers), so every tool moves gzip blobs.
 kind=${BENCH_LAYERS:-plain}
+rest=${BENCH_REST:-30}
 
 if [ -z "${BERTH_BENCH_NETNS:-}" ]; then
     export BERTH_BENCH_NETNS=1
@@ -103,8 +108,8 @@ size=$(du -sb "$layout/blobs" | cut -f1)
 
 # The disk's own rate: random bytes from the page cache to a file on the data roots' filesystem, fsync'd.
 head -c "$((mib << 20))" /dev/urandom >"$work/random"
-disk_rate() {
-    sync
+settle() { sync; sleep "$rest"; }
+dd_once() {
     dd if="$work/random" of="$work/dd" bs=1M conv=fsync 2>"$work/dd.log"
     awk '/copied/ {for (i = 1; i <= NF; i++) if ($i ~ /s,$/) t = $(i - 1)} END {print t}' "$work/dd.log"
     rm -f "$work/dd"
@@ -146,41 +151,42 @@ fi
 
 pull_t=(); sk_pull_t=(); push_t=(); sk_push_t=(); load_t=(); dk_pull_t=(); dk_push_t=(); disk_t=()
 for i in $(seq "$runs"); do
-    disk_t+=("$(disk_rate)")
+    settle
+    disk_t+=("$(dd_once)")
     start_daemon "d$i"; d=$sock
-    sync; t0=$(now); "$berth" -H "$d" pull -q 127.0.0.1:5100/bench:1 >/dev/null; t1=$(now)
+    settle; t0=$(now); "$berth" -H "$d" pull -q 127.0.0.1:5100/bench:1 >/dev/null; t1=$(now)
     pull_t+=("$(elapsed "$t0" "$t1")")
 
-    rm -rf "$work/sk"; sync
+    rm -rf "$work/sk"; settle
     t0=$(now); skopeo --insecure-policy copy -q --src-tls-verify=false --dest-oci-accept-uncompressed-layers \
         docker://127.0.0.1:5100/bench:1 "oci:$work/sk:1" >/dev/null; t1=$(now)
     sk_pull_t+=("$(elapsed "$t0" "$t1")")
 
     start_registry 5200 "push$i"
     "$berth" -H "$d" tag 127.0.0.1:5100/bench:1 127.0.0.1:5200/bench:1
-    t0=$(now); "$berth" -H "$d" push -q 127.0.0.1:5200/bench:1 >/dev/null; t1=$(now)
+    settle; t0=$(now); "$berth" -H "$d" push -q 127.0.0.1:5200/bench:1 >/dev/null; t1=$(now)
     push_t+=("$(elapsed "$t0" "$t1")")
     stop_last
 
     start_registry 5200 "skpush$i"
-    t0=$(now); skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/sk:1" docker://127.0.0.1:5200/bench:1 >/dev/null; t1=$(now)
+    settle; t0=$(now); skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$work/sk:1" docker://127.0.0.1:5200/bench:1 >/dev/null; t1=$(now)
     sk_push_t+=("$(elapsed "$t0" "$t1")")
     stop_last
 
     if [ "$dockerd" = 1 ]; then
         docker_ rmi -f 127.0.0.1:5100/bench:1 127.0.0.1:5200/bench:1 >/dev/null 2>&1 || true
-        sync; t0=$(now); docker_ pull -q 127.0.0.1:5100/bench:1 >/dev/null; t1=$(now)
+        settle; t0=$(now); docker_ pull -q 127.0.0.1:5100/bench:1 >/dev/null; t1=$(now)
         dk_pull_t+=("$(elapsed "$t0" "$t1")")
         start_registry 5200 "dkpush$i"
         docker_ tag 127.0.0.1:5100/bench:1 127.0.0.1:5200/bench:1
-        t0=$(now); docker_ push -q 127.0.0.1:5200/bench:1 >/dev/null; t1=$(now)
+        settle; t0=$(now); docker_ push -q 127.0.0.1:5200/bench:1 >/dev/null; t1=$(now)
         dk_push_t+=("$(elapsed "$t0" "$t1")")
         stop_last
     fi
 
     "$berth" -H "$d" save -o "$work/save.tar" 127.0.0.1:5100/bench:1
     start_daemon "l$i"
-    sync; t0=$(now); "$berth" -H "$sock" load -q -i "$work/save.tar" >/dev/null; t1=$(now)
+    settle; t0=$(now); "$berth" -H "$sock" load -q -i "$work/save.tar" >/dev/null; t1=$(now)
     load_t+=("$(elapsed "$t0" "$t1")")
     stop_last; stop_last
     rm -rf "$work/d$i" "$work/l$i" "$work/save.tar"
