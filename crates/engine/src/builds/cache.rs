@@ -1,6 +1,7 @@
 //! The build cache outside images: the directories of `RUN --mount=type=cache`, kept under
-//! `DATA_ROOT/build-cache` between builds. `system df` lists them and `POST /build/prune` removes them as
-//! dockerd's BuildKit lists and prunes its cache-mount records (type `exec.cachemount`); classic builds also
+//! `DATA_ROOT/build-cache` between builds, and the contexts kept for BuildKit-mode rebuilds. `system df`
+//! lists them and `POST /build/prune` selects and removes them as dockerd's BuildKit lists and prunes its
+//! cache-mount records (type `exec.cachemount`) and local sources (`source.local`); classic builds also
 //! cache in images, through their parent links, which `image prune` handles.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -13,9 +14,6 @@ use bollard_stubs::models::{BuildCache, BuildCacheTypeEnum};
 use crate::error::{Context, Error, Result};
 use crate::filters::Filters;
 use crate::Engine;
-
-/// BuildKit's type name for these records.
-const CACHE_TYPE: &str = "exec.cachemount";
 
 /// What `POST /build/prune` asks for.
 #[derive(Debug, Default)]
@@ -122,7 +120,7 @@ fn records(
 }
 
 /// Whether a record passes the cache-field filters, as BuildKit compares them (`id` as a substring,
-/// the others by equality).
+/// the others by equality, `type` with the record's own).
 fn matches(f: &Filters, r: &BuildCache) -> Result<bool> {
     let one = |key: &str| f.get(key).first().map(String::as_str);
     let flag = |key: &str, value: bool| -> Result<bool> {
@@ -133,7 +131,7 @@ fn matches(f: &Filters, r: &BuildCache) -> Result<bool> {
     };
     let id = r.id.as_deref().unwrap_or_default();
     Ok(one("id").is_none_or(|v| id.contains(v))
-        && one("type").is_none_or(|v| v == CACHE_TYPE)
+        && one("type").is_none_or(|v| r.typ.is_some_and(|t| t.to_string() == v))
         && one("description").is_none_or(|v| Some(v) == r.description.as_deref())
         // These records have no parent.
         && one("parent").is_none()
@@ -200,29 +198,19 @@ impl Engine {
             .map(|t| crate::parse_timestamp(t))
             .next()
             .transpose()?;
-        let root = self.config.data_root.join("build-cache");
+        let unfiltered = f.is_empty();
+        let root = self.config.data_root.clone();
         let users = self.builds.cache_users();
-        let (mut deleted, mut reclaimed) =
-            tokio::task::spawn_blocking(move || prune(&root, &users, &opts, cutoff)).await??;
-        // The big context files kept for the next build go too: a prune is asked to free the builder's
-        // disk, and they only make rebuilds faster. (A handful of unlinks, done in place.)
-        self.builds.kept.clear();
-        // And the context directories kept for BuildKit-mode rebuilds (whole trees: off the runtime),
-        // counted as BuildKit counts its local sources.
-        let synced = self.builds.synced.take_idle();
-        let (contexts, context_bytes) = tokio::task::spawn_blocking(move || {
-            let mut ids = Vec::new();
-            let mut bytes = 0;
-            for d in &synced {
-                bytes += crate::du::dir_size(d).unwrap_or(0);
-                super::synced::remove(d);
-                ids.extend(d.file_name().map(|n| n.to_string_lossy().into_owned()));
-            }
-            (ids, bytes)
-        })
-        .await?;
-        deleted.extend(contexts);
-        reclaimed += context_bytes;
+        let synced = self.builds.synced_contexts();
+        let (deleted, reclaimed) =
+            tokio::task::spawn_blocking(move || prune(&root, &users, &synced, &opts, cutoff))
+                .await??;
+        // The big context files kept for the next classic build go too when nothing narrows the prune:
+        // it is asked to free the builder's disk, and they only make rebuilds faster. They are no record
+        // a filter could select. (A handful of unlinks, done in place.)
+        if unfiltered {
+            self.builds.kept.clear();
+        }
         self.events
             .publish(crate::Event::pruned("builder", reclaimed));
         let mut out = BTreeMap::new();
@@ -232,20 +220,29 @@ impl Engine {
     }
 }
 
-/// Removes the caches `opts` and `cutoff` select, least recently used first, never one a build uses;
-/// returns their IDs and the bytes they held. Holds the users' lock throughout, so no build starts using
-/// a cache while it goes.
+/// Removes the caches and kept contexts `opts` and `cutoff` select, least recently used first, never one
+/// a build uses; returns their IDs and the bytes they held. Holds the cache users' lock throughout, so no
+/// build starts using a cache while it goes; a kept context is claimed from `synced` before it is
+/// removed, so one a build took meanwhile stays.
 fn prune(
-    root: &Path,
+    data_root: &Path,
     users: &Mutex<HashMap<String, Vec<String>>>,
+    synced: &super::synced::SyncedContexts,
     opts: &BuildPruneOptions,
     cutoff: Option<i64>,
 ) -> Result<(Vec<String>, u64)> {
     let in_use = users
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let busy = synced.busy();
+    let mounts = entries(&data_root.join("build-cache"), &CACHE_MOUNT, &|n| {
+        in_use.contains_key(n)
+    });
+    let contexts = entries(&super::synced_root(data_root), &CONTEXT, &|n| {
+        busy.contains(n)
+    });
     let mut candidates: Vec<Entry> = Vec::new();
-    for e in entries(root, &CACHE_MOUNT, &|n| in_use.contains_key(n)) {
+    for e in mounts.into_iter().chain(contexts) {
         let used = e
             .last_used
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -273,11 +270,19 @@ fn prune(
         if target.is_some_and(|t| remaining <= t) {
             break;
         }
-        std::fs::remove_dir_all(&e.path)
-            .with_context(|| format!("removing {}", e.path.display()))?;
+        let id = e.record.id.clone().unwrap_or_default();
+        if e.record.typ == Some(CONTEXT.typ) {
+            let Some(dir) = synced.take_idle(&id) else {
+                continue; // a build has it now
+            };
+            super::synced::remove(&dir);
+        } else {
+            std::fs::remove_dir_all(&e.path)
+                .with_context(|| format!("removing {}", e.path.display()))?;
+        }
         remaining -= size(&e);
         reclaimed += size(&e);
-        deleted.push(e.record.id.unwrap_or_default());
+        deleted.push(id);
     }
     Ok((deleted, reclaimed))
 }
@@ -290,6 +295,7 @@ mod tests {
         BuildCache {
             id: Some(id.into()),
             in_use: Some(false),
+            typ: Some(BuildCacheTypeEnum::EXEC_CACHEMOUNT),
             description: Some("cached mount (RUN --mount=type=cache)".into()),
             ..Default::default()
         }
@@ -303,6 +309,14 @@ mod tests {
         assert!(!matches(&f(r#"{"id":{"ffff":true}}"#), &r).unwrap());
         assert!(matches(&f(r#"{"type":{"exec.cachemount":true}}"#), &r).unwrap());
         assert!(!matches(&f(r#"{"type":{"regular":true}}"#), &r).unwrap());
+        assert!(!matches(&f(r#"{"type":{"source.local":true}}"#), &r).unwrap());
+        let context = BuildCache {
+            typ: Some(CONTEXT.typ),
+            description: Some(CONTEXT.description.into()),
+            ..record("0123abcd")
+        };
+        assert!(matches(&f(r#"{"type":{"source.local":true}}"#), &context).unwrap());
+        assert!(!matches(&f(r#"{"type":{"exec.cachemount":true}}"#), &context).unwrap());
         assert!(matches(&f(r#"{"inuse":{"false":true}}"#), &r).unwrap());
         assert!(!matches(&f(r#"{"inuse":{"true":true}}"#), &r).unwrap());
         assert!(matches(&f(r#"{"private":{"true":true}}"#), &r).unwrap());

@@ -159,7 +159,7 @@ pub(crate) struct Running {
     /// Big context files themselves, for the next build to link rather than write.
     kept: context::Kept,
     /// BuildKit-mode contexts, for the next build of the same directory to fetch only what changed.
-    synced: synced::SyncedContexts,
+    synced: Arc<synced::SyncedContexts>,
     /// Step container ID → the `RUN --mount=type=secret,env=` variables its process gets. Held in memory
     /// only, and added at its start to the OCI spec alone (in the exec root, as BuildKit's runc bundle
     /// holds them): never in the container's record, so neither on disk nor in `inspect`.
@@ -279,6 +279,11 @@ impl Running {
     /// The caches builds use, shared with a prune's blocking work.
     pub(crate) fn cache_users(&self) -> Arc<Mutex<HashMap<String, Vec<String>>>> {
         Arc::clone(&self.caches)
+    }
+
+    /// The BuildKit-mode contexts kept for rebuilds (for `system df` and `builder prune`).
+    pub(crate) fn synced_contexts(&self) -> Arc<synced::SyncedContexts> {
+        Arc::clone(&self.synced)
     }
 
     /// Gives step container `container`'s process the variables `env` (`NAME=value`) at its start.

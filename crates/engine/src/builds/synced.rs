@@ -122,18 +122,17 @@ impl SyncedContexts {
             .collect()
     }
 
-    /// Forgets every idle directory and returns them, for the caller to remove (`builder prune`); one in
-    /// use stays with its build.
-    pub(crate) fn take_idle(&self) -> Vec<PathBuf> {
-        let mut gone = Vec::new();
-        self.lock().0.retain(|_, e| match e {
-            Entry::Idle { slot, .. } => {
-                gone.push(std::mem::take(&mut slot.dir));
-                false
-            }
-            Entry::Busy => true,
-        });
-        gone
+    /// Forgets the directory `id` and returns it, for the caller to remove (`builder prune`), if it is
+    /// kept and idle; one a build has stays with its build.
+    pub(crate) fn take_idle(&self, id: &str) -> Option<PathBuf> {
+        let mut st = self.lock();
+        match st.0.get(id) {
+            Some(Entry::Idle { .. }) => match st.0.remove(id) {
+                Some(Entry::Idle { slot, .. }) => Some(slot.dir),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }
 
