@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{err, ok, out, Daemon};
+use common::{err, ok, out, urlencode, Daemon};
 
 /// Debian's docker 20.10 CLI; fails the test when it is missing (`.ci/run` installs `docker.io`).
 fn docker20() -> PathBuf {
@@ -503,14 +503,11 @@ fn buildkit_mode_rebuilds_fetch_only_what_changed_and_match_a_full_transfer() {
     // A prune the filters narrow to other records, or to caches unused since long ago, leaves it; one
     // narrowed to local sources takes it.
     let prune = |filters: &str| {
-        let enc: String = filters
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let r = d.request("POST", &format!("/build/prune?all=1&filters={enc}"), b"");
+        let r = d.request(
+            "POST",
+            &format!("/build/prune?all=1&filters={}", urlencode(filters)),
+            b"",
+        );
         assert_eq!(r.status, 200, "{filters}: {}", r.text());
         r.json()
     };

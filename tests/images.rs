@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{urlencode, Daemon};
 use serde_json::Value;
 
 const WEBAPP_ID: &str = "sha256:577d8034c8e21de40e24ea4b7edef267879a8020c636d9def665075be53de13a";
@@ -306,17 +306,6 @@ fn system_df_counts_images() {
     let df = d.get_json("/system/df");
     assert_eq!(df["Images"].as_array().unwrap().len(), 1);
     assert_eq!(df["LayersSize"], fixture_inspect()["Size"]);
-}
-
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn tar_names(bytes: &[u8]) -> Vec<String> {

@@ -9,8 +9,8 @@ mod common;
 
 use std::path::Path;
 
-use common::Daemon;
 use common::{err, ok, out};
+use common::{urlencode, Daemon};
 use serde_json::Value;
 
 fn daemon() -> Daemon {
@@ -591,15 +591,6 @@ fn the_api_answers_with_dockers_shapes_and_statuses() {
         "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}}",
     ]));
     assert!(o.contains("Local Volumes 1 1 5B"), "{o}");
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[test]

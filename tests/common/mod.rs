@@ -642,6 +642,19 @@ impl Drop for Terminal {
 }
 
 /// A command's stdout as text.
+/// `s` percent-encoded for a query string (RFC 3986's unreserved bytes kept): a filters or other JSON
+/// parameter.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -97,6 +97,22 @@ fn entries(root: &Path, kind: &Kind, in_use: &dyn Fn(&str) -> bool) -> Vec<Entry
     out
 }
 
+/// Every record's entry: the cache mounts (in use while `in_use` names them), then the kept contexts
+/// (while `busy` names them).
+fn all_entries(
+    data_root: &Path,
+    in_use: &HashMap<String, Vec<String>>,
+    busy: &HashSet<String>,
+) -> Vec<Entry> {
+    let mut out = entries(&data_root.join("build-cache"), &CACHE_MOUNT, &|n| {
+        in_use.contains_key(n)
+    });
+    out.extend(entries(&super::synced_root(data_root), &CONTEXT, &|n| {
+        busy.contains(n)
+    }));
+    out
+}
+
 /// The records `system df` lists: cache mounts, then kept contexts (`busy`: those a build has); those
 /// running builds use are `InUse`.
 fn records(
@@ -108,15 +124,10 @@ fn records(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    entries(&data_root.join("build-cache"), &CACHE_MOUNT, &|n| {
-        in_use.contains_key(n)
-    })
-    .into_iter()
-    .chain(entries(&super::synced_root(data_root), &CONTEXT, &|n| {
-        busy.contains(n)
-    }))
-    .map(|e| e.record)
-    .collect()
+    all_entries(data_root, &in_use, busy)
+        .into_iter()
+        .map(|e| e.record)
+        .collect()
 }
 
 /// Whether a record passes the cache-field filters, as BuildKit compares them (`id` as a substring,
@@ -234,15 +245,8 @@ fn prune(
     let in_use = users
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let busy = synced.busy();
-    let mounts = entries(&data_root.join("build-cache"), &CACHE_MOUNT, &|n| {
-        in_use.contains_key(n)
-    });
-    let contexts = entries(&super::synced_root(data_root), &CONTEXT, &|n| {
-        busy.contains(n)
-    });
     let mut candidates: Vec<Entry> = Vec::new();
-    for e in mounts.into_iter().chain(contexts) {
+    for e in all_entries(data_root, &in_use, &synced.busy()) {
         let used = e
             .last_used
             .duration_since(SystemTime::UNIX_EPOCH)
